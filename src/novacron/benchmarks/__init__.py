@@ -1,0 +1,1 @@
+"""Benchmarks behind ``novacron bench …``; each returns one JSON-serialisable dict."""

@@ -1,0 +1,1 @@
+"""The controller: wires the flow on one asyncio loop."""

@@ -1,0 +1,1 @@
+"""Sample HTTP services and a chaos monkey for ``novacron demo`` and the healing benchmark."""

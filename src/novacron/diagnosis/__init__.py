@@ -1,0 +1,1 @@
+"""Root-cause ranking over the dependency graph."""

@@ -1,0 +1,75 @@
+"""One exception tree for the whole project.
+
+Every error raised on purpose by NovaCron derives from :class:`NovacronError`. The two
+branches carry retry policy: a :class:`PermanentError` will fail again if retried with the
+same input, a :class:`TemporaryError` may succeed later and says after how long.
+Third-party errors are wrapped (``raise X(...) from exc``) so callers only catch ours.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "ActuatorError",
+    "ConfigError",
+    "InputError",
+    "NotEnoughDataError",
+    "NotFoundError",
+    "NovacronError",
+    "PermanentError",
+    "SafetyBlockedError",
+    "StoreError",
+    "TemporaryError",
+]
+
+
+class NovacronError(Exception):
+    """Root of every error NovaCron raises on purpose."""
+
+
+class PermanentError(NovacronError):
+    """Retrying with the same input will fail the same way."""
+
+
+class TemporaryError(NovacronError):
+    """A transient failure; ``delay`` is the suggested wait in seconds before a retry."""
+
+    def __init__(self, message: str, *, delay: float = 1.0) -> None:
+        super().__init__(message)
+        self.delay = delay
+
+
+class InputError(PermanentError):
+    """Bad input from a user: names the offending field or location in ``where``."""
+
+    def __init__(self, message: str, *, where: str = "") -> None:
+        super().__init__(f"{where}: {message}" if where else message)
+        self.where = where
+        self.reason = message
+
+
+class ConfigError(InputError):
+    """An invalid fleet spec, runbook or settings file."""
+
+
+class NotEnoughDataError(InputError):
+    """A computation needs more history than it was given."""
+
+
+class NotFoundError(PermanentError):
+    """A named record (target, incident, action, token) does not exist."""
+
+
+class SafetyBlockedError(PermanentError):
+    """The safety gate refused an action; ``reason`` says which rail."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+class ActuatorError(TemporaryError):
+    """An actuator could not carry out an action right now."""
+
+
+class StoreError(TemporaryError):
+    """The store could not complete an operation."""

@@ -1,0 +1,1 @@
+"""Time-to-exhaustion and leak detection, capacity forecasts, and component-failure prediction."""

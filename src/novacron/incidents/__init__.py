@@ -1,0 +1,1 @@
+"""Incident lifecycle: deduplication of faults into episodes, timelines, priority."""

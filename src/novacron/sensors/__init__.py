@@ -1,0 +1,1 @@
+"""Where observations come from: process exits, active probes, heartbeats, metrics."""

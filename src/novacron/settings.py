@@ -1,0 +1,281 @@
+"""The fleet spec: typed, validated, frozen (pydantic).
+
+A spec is YAML with a ``policy`` block, a ``controller`` block and a list of ``targets``.
+:func:`load_spec` / :func:`parse_spec` are the only ways in; every error is a
+:class:`~novacron.errors.ConfigError` naming the field's path (``targets[2].checks[0].url``)
+and the reason, and nothing is started from an invalid spec.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from novacron.errors import ConfigError
+from novacron.model import ActionKind, RiskLevel
+
+__all__ = [
+    "BackoffPolicy",
+    "CheckSpec",
+    "ControllerSettings",
+    "ExecCheck",
+    "FlapPolicy",
+    "FleetSpec",
+    "HeartbeatCheck",
+    "HttpCheck",
+    "Policy",
+    "TargetSpec",
+    "TcpCheck",
+    "load_spec",
+    "parse_spec",
+    "spec_to_yaml",
+]
+
+
+RiskName = Literal["low", "medium", "high", "critical"]
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class _Probe(_Frozen):
+    interval_s: float = Field(1.0, ge=0.05, le=3600, description="Time between probes.")
+    timeout_s: float = Field(1.0, gt=0, le=300, description="A probe slower than this fails.")
+    failures: int = Field(1, ge=1, le=100, description="Consecutive failures before unhealthy.")
+
+
+class HttpCheck(_Probe):
+    """GET ``url``; healthy when the status equals ``expect_status`` within the timeout."""
+
+    type: Literal["http"] = "http"
+    url: str
+    expect_status: int = Field(200, ge=100, le=599)
+
+    @field_validator("url")
+    @classmethod
+    def _http_url(cls, v: str) -> str:
+        if not v.startswith(("http://", "https://")):
+            raise ValueError("must start with http:// or https://")
+        return v
+
+
+class TcpCheck(_Probe):
+    """Open a TCP connection to ``host:port``."""
+
+    type: Literal["tcp"] = "tcp"
+    host: str = "127.0.0.1"
+    port: int | str = Field(description="Port number, or '{port}' for the replica's port.")
+
+
+class ExecCheck(_Probe):
+    """Run ``command``; healthy on exit status 0."""
+
+    type: Literal["exec"] = "exec"
+    command: list[str] = Field(min_length=1)
+
+
+class HeartbeatCheck(_Frozen):
+    """The target pushes heartbeats (UDP datagram or HTTP POST carrying its name).
+
+    Suspicion uses the phi-accrual detector; defaults follow Akka (threshold 8,
+    min std dev 100 ms).
+    """
+
+    type: Literal["heartbeat"] = "heartbeat"
+    expected_interval_s: float = Field(1.0, gt=0, le=3600)
+    phi_threshold: float = Field(8.0, gt=0)
+    min_std_s: float = Field(0.1, gt=0)
+    acceptable_pause_s: float = Field(0.0, ge=0)
+    window: int = Field(1000, ge=2, le=100_000)
+
+
+CheckSpec = Annotated[HttpCheck | TcpCheck | ExecCheck | HeartbeatCheck, Field(discriminator="type")]
+
+
+class TargetSpec(_Frozen):
+    """One supervised target. Only ``kind: process`` is built in today.
+
+    ``{port}`` and ``{replica}`` in the command, env values, URLs and ports are filled per
+    replica: replica *i* gets ``port + i``.
+    """
+
+    name: str = Field(pattern=r"^[a-z0-9]([a-z0-9_.-]{0,62})$")
+    kind: Literal["process"] = "process"
+    command: list[str] = Field(min_length=1)
+    env: dict[str, str] = Field(default_factory=dict)
+    cwd: str | None = None
+    replicas: int = Field(1, ge=0, le=1000)
+    max_replicas: int = Field(10, ge=1, le=1000)
+    port: int | None = Field(None, ge=1, le=65535)
+    start_timeout_s: float = Field(10.0, gt=0, le=3600)
+    stop_timeout_s: float = Field(5.0, gt=0, le=600)
+    checks: list[CheckSpec] = Field(default_factory=list)
+    depends_on: list[str] = Field(default_factory=list)
+    labels: dict[str, str] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _replica_bounds(self) -> TargetSpec:
+        if self.replicas > self.max_replicas:
+            raise ValueError(f"replicas ({self.replicas}) exceeds max_replicas ({self.max_replicas})")
+        return self
+
+
+class BackoffPolicy(_Frozen):
+    """Exponential backoff between actions on one target: base·2^n capped, with jitter."""
+
+    base_s: float = Field(0.5, ge=0)
+    cap_s: float = Field(60.0, gt=0)
+    jitter: float = Field(0.2, ge=0, le=1, description="Fraction of the delay randomised.")
+
+
+class FlapPolicy(_Frozen):
+    """``threshold`` incidents within ``window_s`` on one target → quarantine."""
+
+    window_s: float = Field(300.0, gt=0)
+    threshold: int = Field(5, ge=2)
+    quarantine_s: float = Field(900.0, gt=0)
+
+
+_DEFAULT_LADDER = (ActionKind.RESTART, ActionKind.REPLACE, ActionKind.ESCALATE)
+
+
+class Policy(_Frozen):
+    """Safety rails for every automated action."""
+
+    max_actions_per_target_per_hour: int = Field(20, ge=0)
+    backoff: BackoffPolicy = Field(default_factory=BackoffPolicy)
+    flap: FlapPolicy = Field(default_factory=FlapPolicy)
+    blast_radius: float = Field(
+        0.5, gt=0, le=1, description="Largest share of targets under remediation at once."
+    )
+    dry_run: bool = False
+    approval_required: list[RiskName] = Field(default_factory=lambda: list[RiskName](["critical"]))
+    verify_timeout_s: float = Field(10.0, gt=0, le=3600)
+    ladder: list[ActionKind] = Field(default_factory=lambda: list(_DEFAULT_LADDER), min_length=1)
+
+    def needs_approval(self, risk: RiskLevel) -> bool:
+        """Whether an action of this risk level waits for a human."""
+        return risk.label in self.approval_required
+
+
+class ControllerSettings(_Frozen):
+    """Where the controller keeps state and listens."""
+
+    store_url: str = "sqlite:///novacron.db"
+    heartbeat_udp_port: int = Field(0, ge=0, le=65535, description="0 picks a free port.")
+    metrics_port: int | None = Field(None, ge=0, le=65535)
+    api_port: int | None = Field(None, ge=0, le=65535)
+
+
+class FleetSpec(_Frozen):
+    """A whole fleet: targets, the policy that guards them, and controller settings."""
+
+    name: str = "fleet"
+    policy: Policy = Field(default_factory=Policy)
+    controller: ControllerSettings = Field(default_factory=ControllerSettings)
+    targets: list[TargetSpec] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _graph(self) -> FleetSpec:
+        names = [t.name for t in self.targets]
+        seen: set[str] = set()
+        for i, name in enumerate(names):
+            if name in seen:
+                raise ValueError(f"targets[{i}].name: duplicate target name {name!r}")
+            seen.add(name)
+        for i, t in enumerate(self.targets):
+            for j, dep in enumerate(t.depends_on):
+                if dep not in seen:
+                    raise ValueError(f"targets[{i}].depends_on[{j}]: unknown target {dep!r}")
+                if dep == t.name:
+                    raise ValueError(f"targets[{i}].depends_on[{j}]: a target cannot depend on itself")
+        cycle = _find_cycle({t.name: t.depends_on for t in self.targets})
+        if cycle:
+            raise ValueError("depends_on: dependency cycle " + " -> ".join(cycle))
+        return self
+
+    def target(self, name: str) -> TargetSpec:
+        """The target called ``name`` (KeyError if absent)."""
+        for t in self.targets:
+            if t.name == name:
+                return t
+        raise KeyError(name)
+
+
+def _find_cycle(graph: Mapping[str, list[str]]) -> list[str]:
+    """Return one dependency cycle as a path, or [] if the graph is acyclic."""
+    state: dict[str, int] = {}
+    stack: list[str] = []
+
+    def visit(node: str) -> list[str]:
+        state[node] = 1
+        stack.append(node)
+        for dep in graph.get(node, []):
+            if state.get(dep) == 1:
+                return [*stack[stack.index(dep) :], dep]
+            if dep not in state and (found := visit(dep)):
+                return found
+        stack.pop()
+        state[node] = 2
+        return []
+
+    for node in graph:
+        if node not in state and (found := visit(node)):
+            return found
+    return []
+
+
+def _loc(loc: tuple[int | str, ...]) -> str:
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        elif part in {"http", "tcp", "exec", "heartbeat"} and out.endswith("]"):
+            continue  # discriminator tag: not part of the user's path
+        else:
+            out += f".{part}" if out else str(part)
+    return out or "spec"
+
+
+def _errors(exc: ValidationError) -> Iterator[str]:
+    for err in exc.errors():
+        msg = str(err["msg"]).removeprefix("Value error, ")
+        where = _loc(tuple(err["loc"]))
+        yield msg if msg.startswith(("targets[", "depends_on")) else f"{where}: {msg}"
+
+
+def parse_spec(data: Any, *, source: str = "spec") -> FleetSpec:
+    """Validate an already-parsed mapping into a :class:`FleetSpec`."""
+    if not isinstance(data, Mapping):
+        raise ConfigError("the top level must be a mapping with a 'targets' list", where=source)
+    try:
+        return FleetSpec.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError("; ".join(_errors(exc)), where=source) from exc
+
+
+def load_spec(text_or_path: str | Path) -> FleetSpec:
+    """Load a fleet spec from a YAML file path (``Path``) or YAML text (``str``)."""
+    if isinstance(text_or_path, Path):
+        source = str(text_or_path)
+        try:
+            text = text_or_path.read_text(encoding="utf-8")
+        except OSError as exc:
+            raise ConfigError(f"cannot read spec: {exc.strerror}", where=source) from exc
+    else:
+        source, text = "spec", text_or_path
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"not valid YAML: {exc}", where=source) from exc
+    return parse_spec(data, source=source)
+
+
+def spec_to_yaml(spec: FleetSpec) -> str:
+    """Serialise a spec back to YAML (kept in the store as a config version)."""
+    return yaml.safe_dump(spec.model_dump(mode="json"), sort_keys=False)
