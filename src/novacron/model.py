@@ -139,6 +139,7 @@ class Observation:
     source: str  # "process", "probe:http", "heartbeat", "metrics", …
     time: float
     healthy: bool | None = None
+    replica: int = 0
     latency_s: float | None = None
     metrics: Mapping[str, float] = field(default_factory=lambda: EMPTY)
     detail: str = ""

@@ -117,6 +117,9 @@ class TargetSpec(_Frozen):
     checks: list[CheckSpec] = Field(default_factory=list)
     depends_on: list[str] = Field(default_factory=list)
     labels: dict[str, str] = Field(default_factory=dict)
+    cleanup_paths: list[str] = Field(
+        default_factory=list, description="Directories the cleanup action may empty (nothing else)."
+    )
 
     @model_validator(mode="after")
     def _replica_bounds(self) -> TargetSpec:
@@ -166,7 +169,8 @@ class Policy(_Frozen):
 class ControllerSettings(_Frozen):
     """Where the controller keeps state and listens."""
 
-    store_url: str = "sqlite:///novacron.db"
+    store_url: str = "sqlite:///.novacron/novacron.db"
+    workdir: str = Field(".novacron", description="Where process logs and controller files go.")
     heartbeat_udp_port: int = Field(0, ge=0, le=65535, description="0 picks a free port.")
     metrics_port: int | None = Field(None, ge=0, le=65535)
     api_port: int | None = Field(None, ge=0, le=65535)

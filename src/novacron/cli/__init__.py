@@ -13,6 +13,11 @@ from rich.console import Console
 
 from novacron.cli import (  # noqa: F401  (imported for their command registrations)
     core,
+    nab,
+    demo,
+    bench_core,
+    twin,
+    runbooks,
 )
 from novacron.cli._app import app
 from novacron.errors import InputError, NovacronError

@@ -1,1 +1,6 @@
 """Persistence: SQLAlchemy tables and repositories, Alembic migrations (SQLite by default, PostgreSQL)."""
+
+from novacron.store.records import ActionRecord
+from novacron.store.repo import AuditEntry, ConfigVersion, ProcessRecord, Store, TargetStatusRow
+
+__all__ = ["ActionRecord", "AuditEntry", "ConfigVersion", "ProcessRecord", "Store", "TargetStatusRow"]

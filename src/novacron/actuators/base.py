@@ -1,0 +1,53 @@
+"""The Actuator contract and routing by target kind.
+
+An actuator is to actions what an httpx transport is to requests: ``apply`` carries one
+action out and reports an :class:`~novacron.model.Outcome`; ``observe`` reports what is
+really running. The router picks the actuator by the target's kind (``process``,
+``sim``, …) so the executor never knows which world it acts on.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Protocol, runtime_checkable
+
+from novacron.errors import ConfigError
+from novacron.model import Action, Outcome, TargetId, TargetState
+
+__all__ = ["Actuator", "ActuatorRouter"]
+
+
+@runtime_checkable
+class Actuator(Protocol):
+    """Carries out actions on one kind of target."""
+
+    async def apply(self, action: Action) -> Outcome:
+        """Carry out ``action``; never raises for an action that simply failed."""
+        ...
+
+    async def observe(self, target: TargetId) -> TargetState:
+        """What is actually running for ``target``."""
+        ...
+
+
+class ActuatorRouter:
+    """Routes each action to the actuator registered for its target's kind."""
+
+    def __init__(self, kind_of: Callable[[TargetId], str], actuators: Mapping[str, Actuator]) -> None:
+        self._kind_of = kind_of
+        self._actuators = dict(actuators)
+
+    def _for(self, target: TargetId) -> Actuator:
+        kind = self._kind_of(target)
+        try:
+            return self._actuators[kind]
+        except KeyError:
+            raise ConfigError(f"no actuator for target kind {kind!r}", where=str(target)) from None
+
+    async def apply(self, action: Action) -> Outcome:
+        """Apply through the actuator of the action's target kind."""
+        return await self._for(action.target).apply(action)
+
+    async def observe(self, target: TargetId) -> TargetState:
+        """Observe through the actuator of the target's kind."""
+        return await self._for(target).observe(target)

@@ -1,0 +1,76 @@
+"""Throughput of every registered detector: streaming (score_one + learn_one) and batch.
+
+Streaming is timed on the Python loop a controller would run; batch on ``score_many``.
+Slow detectors are stopped after ``budget_s`` seconds per mode and their rate is computed
+from the points actually processed, which the result reports next to the rate.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from novacron.detectors import REGISTRY
+from novacron.detectors.base import Detector, FloatArray
+
+__all__ = ["run"]
+
+_CHUNK = 10_000
+
+
+def _series(name: str, points: int, seed: int) -> FloatArray:
+    rng = np.random.default_rng(seed)
+    if name == "phi_accrual":  # heartbeat arrival times, ~1 s apart
+        return np.cumsum(rng.normal(1.0, 0.05, points).clip(0.5))
+    if name == "slo_burn":  # per-step error ratios
+        return rng.beta(1.0, 2000.0, points)
+    values = rng.normal(100.0, 5.0, points) + 10.0 * np.sin(np.arange(points) * 2 * np.pi / 288)
+    spikes = rng.random(points) < 0.001
+    values[spikes] += rng.normal(0.0, 60.0, int(spikes.sum()))
+    return values
+
+
+def _streaming(det: Detector, data: FloatArray, budget_s: float) -> tuple[float, int]:
+    score, learn = det.score_one, det.learn_one
+    done = 0
+    start = time.perf_counter()
+    for lo in range(0, data.shape[0], _CHUNK):
+        for x in data[lo : lo + _CHUNK].tolist():
+            score(x)
+            learn(x)
+        done = min(lo + _CHUNK, data.shape[0])
+        if time.perf_counter() - start > budget_s:
+            break
+    return done / (time.perf_counter() - start), done
+
+
+def _batch(det: Detector, data: FloatArray, budget_s: float) -> tuple[float, int]:
+    done = 0
+    step = max(_CHUNK, data.shape[0] // 10)
+    start = time.perf_counter()
+    for lo in range(0, data.shape[0], step):
+        det.score_many(data[lo : lo + step])
+        done = min(lo + step, data.shape[0])
+        if time.perf_counter() - start > budget_s:
+            break
+    return done / (time.perf_counter() - start), done
+
+
+def run(*, points: int = 1_000_000, names: Sequence[str] | None = None, budget_s: float = 30.0) -> dict[str, Any]:
+    """``{"points": n, "detectors": {name: {"streaming_points_per_s", "batch_points_per_s", ...}}}``."""
+    chosen = list(names) if names else list(REGISTRY)
+    out: dict[str, dict[str, float]] = {}
+    for name in chosen:
+        data = _series(name, points, seed=7)
+        s_rate, s_n = _streaming(REGISTRY.create(name), data, budget_s)
+        b_rate, b_n = _batch(REGISTRY.create(name), data, budget_s)
+        out[name] = {
+            "streaming_points_per_s": round(s_rate),
+            "batch_points_per_s": round(b_rate),
+            "streaming_points_measured": s_n,
+            "batch_points_measured": b_n,
+        }
+    return {"points": points, "detectors": out}

@@ -1,0 +1,167 @@
+"""``novacron bench healing``: inject real faults into real services and time detect → heal.
+
+MTTD runs from the injection to the fault's record (the incident's ``opened_at``), MTTR
+from the injection to verified healthy (``resolved_at``). Faults are injected one at a
+time, round-robin over the targets, each into a healthy target with no open incident.
+The benchmark's policy relaxes the flap and rate rails (they would rightly quarantine a
+service killed every few seconds) because it measures detection and repair, not them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from novacron.controller import Controller
+from novacron.demo.fleet import demo_spec, free_port_block
+from novacron.errors import InputError
+from novacron.model import Incident, IncidentStatus
+from novacron.settings import FleetSpec, Policy
+from novacron.telemetry import configure_logging
+
+from ._stats import percentiles
+
+__all__ = ["KINDS", "run_healing_bench"]
+
+KINDS = ("crash", "hang")
+_SIGNALS = {"crash": signal.SIGKILL, "hang": signal.SIGSTOP}
+_PER_FAULT_TIMEOUT_S = 15.0
+
+
+@dataclass
+class _Tally:
+    mttd: dict[str, list[float]] = field(default_factory=lambda: {k: [] for k in KINDS})
+    mttr: dict[str, list[float]] = field(default_factory=lambda: {k: [] for k in KINDS})
+    injected: int = 0
+    detected: int = 0
+    healed: int = 0
+    matched: set[str] = field(default_factory=set)
+
+
+def _bench_policy(policy: Policy) -> Policy:
+    flap = policy.flap.model_copy(update={"threshold": 1_000_000})
+    return policy.model_copy(update={"flap": flap, "max_actions_per_target_per_hour": 1_000_000})
+
+
+def _prepare(spec: FleetSpec | None, target: str | None, workdir: Path) -> tuple[FleetSpec, list[str]]:
+    if spec is None:
+        spec = demo_spec(free_port_block(10), workdir)
+        names = [t.name for t in spec.targets]
+    else:
+        names = [t.name for t in spec.targets]
+        if target is None or target not in names:
+            raise InputError(f"name one of the spec's targets ({', '.join(names)})", where="--target")
+        names = [target]
+    spec = spec.model_copy(update={"policy": _bench_policy(spec.policy)})
+    return spec, names
+
+
+async def _wait_ready(controller: Controller, target: str, timeout: float) -> bool:
+    loop = asyncio.get_running_loop()
+    end = loop.time() + timeout
+    while loop.time() < end:
+        if controller.health.is_healthy(target) and controller.incidents.open_for(target) is None:
+            return True
+        await asyncio.sleep(0.02)
+    return False
+
+
+async def _inject_one(controller: Controller, target: str, kind: str, tally: _Tally) -> None:
+    pids = controller.actuator.pids(target)
+    if not pids:
+        return
+    injected_at = controller.clock.now()
+    os.kill(pids[0], _SIGNALS[kind])
+    tally.injected += 1
+    incident = await _await_incident(controller, target, injected_at)
+    if incident is None:
+        return
+    tally.detected += 1
+    tally.matched.add(incident.id)
+    tally.mttd[kind].append(incident.opened_at - injected_at)
+    resolved = await _await_resolution(controller, incident)
+    if resolved is not None and resolved.resolved_at is not None:
+        tally.healed += 1
+        tally.mttr[kind].append(resolved.resolved_at - injected_at)
+
+
+async def _await_incident(controller: Controller, target: str, since: float) -> Incident | None:
+    loop = asyncio.get_running_loop()
+    end = loop.time() + _PER_FAULT_TIMEOUT_S
+    while loop.time() < end:
+        inc = controller.incidents.open_for(target)
+        if inc is not None and inc.opened_at >= since:
+            return inc
+        await asyncio.sleep(0.005)
+    return None
+
+
+async def _await_resolution(controller: Controller, incident: Incident) -> Incident | None:
+    loop = asyncio.get_running_loop()
+    end = loop.time() + _PER_FAULT_TIMEOUT_S
+    while loop.time() < end:
+        current = controller.store.incident(incident.id)
+        if current.status is IncidentStatus.RESOLVED:
+            return current
+        if current.status is IncidentStatus.NEEDS_HUMAN:
+            return None
+        await asyncio.sleep(0.01)
+    return None
+
+
+def _false_actions(controller: Controller, matched: set[str]) -> int:
+    """Actions taken for incidents no injection explains (a healthy target was touched)."""
+    return sum(
+        1
+        for rec in controller.store.actions(limit=1_000_000)
+        if rec.action.incident_id not in matched and rec.action.requested_by == "controller"
+    )
+
+
+async def _bench(spec: FleetSpec, names: list[str], faults: int, kinds: list[str], workdir: Path) -> dict[str, Any]:
+    controller = Controller(spec, workdir=workdir, store_url=f"sqlite:///{workdir / 'bench.db'}", seed=7)
+    tally = _Tally()
+    await controller.start()
+    try:
+        for i in range(faults):
+            target, kind = names[i % len(names)], kinds[(i // len(names)) % len(kinds)]
+            if not await _wait_ready(controller, target, _PER_FAULT_TIMEOUT_S):
+                continue
+            await asyncio.sleep(0.3)  # let the probes settle into their normal rhythm
+            await _inject_one(controller, target, kind, tally)
+        await controller.wait_idle(5.0)
+        false_actions = _false_actions(controller, tally.matched)
+    finally:
+        await controller.stop()
+    return {
+        "injected": tally.injected,
+        "detected": tally.detected,
+        "healed": tally.healed,
+        "false_actions": false_actions,
+        "mttd_ms": {k: percentiles(tally.mttd[k], scale=1000) for k in kinds},
+        "mttr_ms": {k: percentiles(tally.mttr[k], scale=1000) for k in kinds},
+        "targets": names,
+    }
+
+
+def run_healing_bench(
+    *, faults: int, kinds: list[str], spec: FleetSpec | None = None, target: str | None = None
+) -> dict[str, Any]:
+    """Run the benchmark and return its JSON-ready result."""
+    unknown = [k for k in kinds if k not in KINDS]
+    if unknown or not kinds:
+        raise InputError(f"unknown fault kind(s) {unknown}; choose from {', '.join(KINDS)}", where="--kinds")
+    if faults < 1:
+        raise InputError("must be at least 1", where="--faults")
+    workdir = Path(tempfile.mkdtemp(prefix="novacron-bench-"))
+    with (workdir / "controller.log").open("w") as log:
+        configure_logging(stream=log)
+        full_spec, names = _prepare(spec, target, workdir)
+        result = asyncio.run(_bench(full_spec, names, faults, kinds, workdir))
+    result["workdir"] = str(workdir)
+    return result

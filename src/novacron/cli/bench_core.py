@@ -1,0 +1,44 @@
+"""``novacron bench healing`` and ``novacron bench probes``."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from novacron.cli._app import bench_app
+
+
+@bench_app.command("healing")
+def bench_healing(
+    faults: Annotated[int, typer.Option("--faults", min=1, help="Faults to inject.")] = 40,
+    kinds: Annotated[str, typer.Option("--kinds", help="Comma-separated: crash,hang.")] = "crash,hang",
+    config: Annotated[Path | None, typer.Option("--config", "-c", help="Your own fleet spec.")] = None,
+    target: Annotated[str | None, typer.Option("--target", help="With -c: the target to inject into.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON (the default output).")] = True,
+) -> None:
+    """Inject faults into real services; print detection and repair times as JSON."""
+    from novacron.benchmarks.healing import run_healing_bench
+    from novacron.settings import load_spec
+
+    spec = load_spec(config) if config is not None else None
+    result = run_healing_bench(
+        faults=faults, kinds=[k.strip() for k in kinds.split(",") if k.strip()], spec=spec, target=target
+    )
+    typer.echo(json.dumps(result, indent=None if as_json else 2))
+
+
+@bench_app.command("probes")
+def bench_probes(
+    targets: Annotated[int, typer.Option("--targets", help="HTTP targets to probe.")] = 500,
+    interval_ms: Annotated[float, typer.Option("--interval-ms", help="Probe interval per target.")] = 100.0,
+    duration: Annotated[float, typer.Option("--duration", min=1.0, help="Measured seconds.")] = 10.0,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON (the default output).")] = True,
+) -> None:
+    """Probe many targets at a high rate; print throughput, loop lag and CPU as JSON."""
+    from novacron.benchmarks.probes import run_probe_bench
+
+    result = run_probe_bench(targets=targets, interval_ms=interval_ms, duration_s=duration)
+    typer.echo(json.dumps(result, indent=None if as_json else 2))

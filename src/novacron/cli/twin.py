@@ -1,0 +1,256 @@
+"""``novacron twin …`` (run, forecast, what-if) and ``novacron bench twin``.
+
+This module is the twin's edge: it parses durations, reads trace CSVs from disk and hands
+plain arrays to the pure :mod:`novacron.twin` library.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from novacron.cli._app import app, bench_app
+from novacron.errors import InputError
+
+if TYPE_CHECKING:
+    import numpy as np
+    import numpy.typing as npt
+
+    from novacron.twin import RunSummary
+
+__all__ = ["load_trace", "parse_duration"]
+
+twin_app = typer.Typer(help="Digital twin: simulate a fleet, ask what-if, look ahead.", no_args_is_help=True)
+app.add_typer(twin_app, name="twin")
+
+_UNITS = {"s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhd]?)\s*$")
+
+
+def parse_duration(text: str, *, where: str = "duration") -> float:
+    """``"24h"``, ``"90m"``, ``"3600"`` or ``"1.5d"`` → seconds (> 0)."""
+    match = _DURATION.match(text)
+    if not match:
+        raise InputError(f"expected a number with an optional unit s/m/h/d, got {text!r}", where=where)
+    seconds = float(match.group(1)) * _UNITS[match.group(2) or "s"]
+    if seconds <= 0:
+        raise InputError(f"must be > 0, got {text!r}", where=where)
+    return seconds
+
+
+def load_trace(path: Path, column: str | None) -> tuple[npt.NDArray[np.float64], str]:
+    """Read one numeric column of a trace CSV (default: the first usage column)."""
+    import numpy as np  # noqa: PLC0415  (keep `novacron --help` fast)
+
+    if not path.is_file():
+        raise InputError("no such file", where=str(path))
+    with path.open(encoding="utf-8") as fh:
+        header = [h.strip() for h in fh.readline().split(",")]
+    usable = [h for h in header if h != "timestamp"]
+    name = column or (usable[0] if usable else "")
+    if name not in header:
+        raise InputError(f"no column {name!r} (columns: {', '.join(header)})", where=str(path))
+    try:
+        values = np.loadtxt(path, delimiter=",", skiprows=1, usecols=header.index(name), ndmin=1)
+    except ValueError as exc:
+        raise InputError(f"column {name!r} is not numeric: {exc}", where=str(path)) from exc
+    return values.astype(np.float64), name
+
+
+HostsOpt = Annotated[int, typer.Option("--hosts", help="Number of hosts.")]
+VmsOpt = Annotated[int, typer.Option("--vms", help="Number of VMs.")]
+SeedOpt = Annotated[int, typer.Option("--seed", help="Random seed (placement, faults, bursts).")]
+TraceOpt = Annotated[
+    Path | None, typer.Option("--trace", help="Trace CSV (5-minute rows) for the workload shape.")
+]
+ColumnOpt = Annotated[str | None, typer.Option("--column", help="Trace column (default: first).")]
+
+
+def _check_sizes(hosts: int, vms: int) -> None:
+    if hosts < 1:
+        raise InputError(f"must be >= 1, got {hosts}", where="--hosts")
+    if vms < 0:
+        raise InputError(f"must be >= 0, got {vms}", where="--vms")
+
+
+def _workload(trace: Path | None, column: str | None, groups: int) -> Any:
+    from novacron.twin import SyntheticWorkload, TraceWorkload  # noqa: PLC0415
+
+    if trace is None:
+        return SyntheticWorkload(n_groups=groups)
+    values, name = load_trace(trace, column)
+    return TraceWorkload.from_array(values, n_groups=groups, name=f"{trace}:{name}")
+
+
+@twin_app.command("run")
+def run(
+    hosts: HostsOpt = 1000,
+    vms: VmsOpt = 10_000,
+    fault_rate: Annotated[float, typer.Option("--fault-rate", help="Faults per hour, fleet-wide.")] = 60.0,
+    duration: Annotated[str, typer.Option("--duration", help="Simulated time, e.g. 24h, 90m.")] = "24h",
+    seed: SeedOpt = 0,
+    trace: TraceOpt = None,
+    column: ColumnOpt = None,
+    probe_interval: Annotated[float, typer.Option("--probe-interval", help="Seconds.")] = 5.0,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
+) -> None:
+    """Run a fleet with random faults and the built-in healer as fast as possible."""
+    import time  # noqa: PLC0415
+
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn  # noqa: PLC0415
+
+    from novacron.twin import HealerParams, Simulator, build_fleet, burst_arrivals  # noqa: PLC0415
+
+    _check_sizes(hosts, vms)
+    horizon = parse_duration(duration, where="--duration")
+    topo = build_fleet(hosts, vms, seed=seed)
+    sim = Simulator(
+        topo, healer=HealerParams(probe_interval_s=probe_interval), workload=_workload(trace, column, 8), seed=seed
+    )
+    sim.schedule_random_faults(fault_rate, horizon)
+    sim.schedule_bursts(burst_arrivals(sim.rng, topo.n_vms, horizon, per_hour=2 * fault_rate))
+    chunk = max(sim.params.dt_s, min(600.0, horizon / 100))
+    start = time.perf_counter()
+    columns = (TextColumn("[bold]twin"), BarColumn(), TextColumn("{task.fields[sim]}"), TimeElapsedColumn())
+    with Progress(*columns, console=Console(stderr=True), disable=as_json) as bar:
+        task = bar.add_task("run", total=horizon, sim="")
+        while sim.now < horizon - 1e-9:
+            sim.advance_to(min(horizon, sim.now + chunk))
+            bar.update(task, completed=sim.now, sim=f"{sim.now / 3600:.1f} h, {len(sim.records)} faults")
+    wall = time.perf_counter() - start
+    summary = sim.summary()
+    if as_json:
+        print(json.dumps({**summary.as_dict(), "wall_s": wall, "speedup_vs_realtime": horizon / wall}))
+        return
+    _print_summary(summary, wall)
+
+
+def _print_summary(s: RunSummary, wall: float) -> None:
+    console = Console()
+    console.print(
+        f"[bold]{s.sim_seconds / 3600:.1f} h simulated in {wall:.1f} s "
+        f"({s.sim_seconds / max(wall, 1e-9):,.0f}× real time)[/]"
+    )
+    console.print(
+        f"faults {s.faults} · healed {s.healed} · prevented {s.prevented} · open {s.open} · "
+        f"availability {s.availability:.5f}"
+    )
+    table = Table(title="Faults")
+    for col in ("kind", "count", "mean downtime s"):
+        table.add_column(col, justify="right" if col != "kind" else "left")
+    for kind, count in s.faults_by_kind.items():
+        mttr = s.mttr_by_kind.get(kind)
+        table.add_row(kind, str(count), "—" if mttr is None else f"{mttr:.1f}")
+    console.print(table)
+    dist = Table(title="Time to detect / repair (s)")
+    for col in ("", "mean", "p50", "p90", "p99", "max"):
+        dist.add_column(col, justify="right")
+    for label, stats in (("MTTD", s.mttd_s), ("MTTR", s.mttr_s)):
+        dist.add_row(label, *(f"{stats[k]:.1f}" if k in stats else "—" for k in ("mean", "p50", "p90", "p99", "max")))
+    console.print(dist)
+    acts = Table(title="Actions")
+    acts.add_column("kind")
+    acts.add_column("count", justify="right")
+    for kind, count in s.actions_by_kind.items():
+        acts.add_row(kind, str(count))
+    console.print(acts)
+
+
+@bench_app.command("twin")
+def bench_twin(
+    hosts: HostsOpt = 1000,
+    vms: VmsOpt = 10_000,
+    horizon: Annotated[str, typer.Option("--horizon", help="Simulated time of the full run.")] = "1h",
+    simpy_horizon: Annotated[str, typer.Option("--simpy-horizon", help="SimPy comparison horizon.")] = "60s",
+    fault_rate: Annotated[float, typer.Option("--fault-rate", help="Faults per hour.")] = 100.0,
+    seed: SeedOpt = 0,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON (always JSON).")] = True,
+) -> None:
+    """Twin speed: vs real time (with faults and healing), steps/s, vs a SimPy model; peak RSS."""
+    from novacron.benchmarks.twin import run_twin_bench  # noqa: PLC0415
+
+    _check_sizes(hosts, vms)
+    result = run_twin_bench(
+        hosts,
+        vms,
+        horizon_s=parse_duration(horizon, where="--horizon"),
+        simpy_horizon_s=parse_duration(simpy_horizon, where="--simpy-horizon"),
+        fault_rate_per_hour=fault_rate,
+        seed=seed,
+    )
+    print(json.dumps(result, indent=None if as_json else 2))
+
+
+def _parse_injection(text: str) -> tuple[str, int]:
+    kind, sep, vm = text.partition(":")
+    if not sep or not vm.strip().isdigit():
+        raise InputError(f"expected KIND:VM (e.g. disk_fill:12), got {text!r}", where="--inject")
+    return kind.strip(), int(vm)
+
+
+@twin_app.command("forecast")
+def forecast_cmd(
+    hours: Annotated[float, typer.Option("--hours", help="Hours to look ahead.")] = 24.0,
+    hosts: HostsOpt = 1000,
+    vms: VmsOpt = 10_000,
+    seed: SeedOpt = 0,
+    trace: TraceOpt = None,
+    column: ColumnOpt = None,
+    at: Annotated[
+        str | None, typer.Option("--at", help="'Now' within the trace (default: its end), e.g. 7d.")
+    ] = None,
+    inject: Annotated[
+        list[str] | None, typer.Option("--inject", help="Fault present now, KIND:VM (repeatable).")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print rows as JSON.")] = False,
+) -> None:
+    """Project fleet state hour by hour from now under a seasonal-naive workload forecast."""
+    import dataclasses  # noqa: PLC0415
+    import math  # noqa: PLC0415
+
+    from novacron.twin import HealerParams, Simulator, TraceWorkload, build_fleet  # noqa: PLC0415
+    from novacron.twin.forecast import forecast  # noqa: PLC0415
+
+    if not (hours > 0 and math.isfinite(hours)):
+        raise InputError(f"must be > 0, got {hours}", where="--hours")
+    _check_sizes(hosts, vms)
+    injections = [_parse_injection(x) for x in inject or []]
+    workload = _workload(trace, column, 8)
+    is_trace = isinstance(workload, TraceWorkload)
+    if at is not None:
+        now = parse_duration(at, where="--at")
+    else:
+        now = workload.span_s if is_trace else 0.0
+    topo = build_fleet(hosts, vms, seed=seed)
+    sim = Simulator(topo, workload=workload, healer=HealerParams(enabled=False), seed=seed, t0=now - 3600.0)
+    sim.fork(dt_s=60.0)  # validates the step before the warm-up
+    sim.advance_to(now)  # an hour of history so temperatures and queues settle
+    for kind, vm in injections:
+        sim.inject_fault(vm, kind)
+    ahead = workload.seasonal_naive(now) if is_trace else workload
+    rows = forecast(sim, hours, workload=ahead)
+    if as_json:
+        print(json.dumps([dataclasses.asdict(r) for r in rows]))
+        return
+    table = Table(title=f"Fleet forecast: {hosts} hosts, {vms} VMs, next {hours:g} h")
+    heads = ("hour", "cpu", "peak", ">80%", "sat", "hot", "°C", "p95 ms", "disk", "mem", "avail")
+    for head in heads:
+        table.add_column(head, justify="right")
+    for r in rows:
+        table.add_row(
+            str(r.hour), f"{r.mean_util:.0%}", f"{r.peak_util:.0%}", str(r.hosts_over_80),
+            str(r.hosts_saturated), str(r.hosts_throttled), f"{r.peak_temp_c:.0f}",
+            f"{r.p95_latency_ms:.0f}", f"{r.peak_disk_fill:.0%}", f"{r.peak_mem_fill:.0%}",
+            f"{r.availability:.2%}",
+        )  # fmt: skip
+    Console().print(table)
+    Console().print(
+        "cpu/peak: mean and busiest host CPU; >80%, sat(urated), hot (throttled): host counts; "
+        "disk/mem: fullest host; avail: VMs passing probes"
+    )

@@ -1,0 +1,155 @@
+"""A calibrated ensemble: several detectors, each turned into a tail probability, combined.
+
+Each member's raw score goes through its own :class:`Likelihood`; the smallest tail
+probability is corrected for having looked ``k`` times (Bonferroni: ``min(1, k·p_min)``),
+so the output stays a conservative tail probability, reported on the same [0, 1] log scale
+as :class:`Likelihood`. After an alarm (score ≥ ``alarm``) the output is held at 0 for
+``refractory`` steps: one incident should raise one alarm, not a burst of them.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import numpy as np
+import numpy.typing as npt
+
+from novacron.detectors.base import (
+    Detector,
+    FloatArray,
+    check_positive,
+    finish_scores,
+    register,
+    sanitize_batch,
+)
+from novacron.detectors.changepoint import CUSUM
+from novacron.detectors.likelihood import Likelihood, p_to_score
+from novacron.detectors.robust import RobustZScore
+from novacron.detectors.smoothing import HoltWinters
+from novacron.errors import InputError
+
+__all__ = ["Ensemble", "default_members"]
+
+
+def default_members() -> tuple[Detector, ...]:
+    """The general-purpose trio: spikes (robust z), seasonal residual, sustained shifts."""
+    return (RobustZScore(), HoltWinters(), CUSUM())
+
+
+@register("ensemble")
+class Ensemble(Detector):
+    """Bonferroni-combined anomaly likelihoods of its members, in [0, 1]."""
+
+    default_threshold = 0.5
+    unit_interval = True
+
+    def __init__(
+        self,
+        *,
+        members: Sequence[Detector] | None = None,
+        history: int = 2000,
+        short: int = 10,
+        min_history: int = 100,
+        min_std: float = 0.05,
+        decades: float = 10.0,
+        alarm: float = 0.5,
+        refractory: int = 0,
+    ) -> None:
+        if members is not None and not all(isinstance(m, Detector) for m in members):
+            raise InputError("members must be detectors", where="members")
+        if members is not None and len(members) == 0:
+            raise InputError("at least one member is needed", where="members")
+        check_positive("decades", decades)
+        if refractory < 0:
+            raise InputError(f"must be >= 0, got {refractory!r}", where="refractory")
+        self.members = tuple(members) if members is not None else None
+        self.history = history
+        self.short = short
+        self.min_history = min_history
+        self.min_std = min_std
+        self.decades = decades
+        self.alarm = alarm
+        self.refractory = int(refractory)
+        self.default_threshold = alarm
+        self._calibrated: list[Likelihood] | None = None
+        self._quiet = 0
+        self._cache: tuple[float, float] | None = None
+
+    def _state(self) -> list[Likelihood]:
+        if self._calibrated is None:
+            members = self.members if self.members is not None else default_members()
+            self._calibrated = [
+                Likelihood(
+                    detector=m,
+                    history=self.history,
+                    short=self.short,
+                    min_history=self.min_history,
+                    min_std=self.min_std,
+                    decades=self.decades,
+                )
+                for m in members
+            ]
+        return self._calibrated
+
+    def _combined(self, x: float) -> float:
+        if self._cache is not None and self._cache[0] == x:
+            return self._cache[1]
+        cals = self._state()
+        p = min(1.0, len(cals) * min(c.p_one(x) for c in cals))
+        s = p_to_score(p, self.decades)
+        self._cache = (x, s)
+        return s
+
+    def score_one(self, x: float) -> float:
+        """Combined likelihood score of ``x`` (0 while an earlier alarm is cooling down)."""
+        if not math.isfinite(x):
+            return 0.0
+        s = self._combined(x)
+        return 0.0 if self._quiet > 0 else s
+
+    def learn_one(self, x: float) -> None:
+        """Let every member learn ``x`` and advance the refractory timer."""
+        if not math.isfinite(x):
+            return
+        s = self._combined(x)
+        if self._quiet > 0:
+            self._quiet -= 1
+        elif s >= self.alarm:
+            self._quiet = self.refractory
+        self._cache = None
+        for c in self._state():
+            c.learn_one(x)
+
+    def score_many(self, xs: npt.ArrayLike) -> FloatArray:
+        """Vectorised members; the refractory pass only visits candidate alarms."""
+        vals, ok = sanitize_batch(xs)
+        good = vals[ok]
+        self._cache = None
+        cals = self._state()
+        if good.shape[0] == 0:
+            return np.zeros(vals.shape[0])
+        p_min = np.min(np.vstack([c.p_many(good) for c in cals]), axis=0)
+        p = np.minimum(1.0, len(cals) * p_min)
+        s = np.clip(-np.log10(np.maximum(p, 1e-300)) / self.decades, 0.0, 1.0)
+        s = self._apply_refractory(s)
+        out = np.zeros(vals.shape[0])
+        out[ok] = s
+        return finish_scores(out)
+
+    def _apply_refractory(self, s: FloatArray) -> FloatArray:
+        out = s.copy()
+        m = s.shape[0]
+        quiet_until = min(self._quiet, m)  # steps [0, quiet_until) are held at 0
+        out[:quiet_until] = 0.0
+        remaining = self._quiet - quiet_until
+        i = quiet_until
+        for j in np.flatnonzero(s >= self.alarm).tolist():
+            if j < i:
+                continue
+            end = min(j + 1 + self.refractory, m)
+            out[j + 1 : end] = 0.0
+            remaining = j + 1 + self.refractory - end
+            i = end
+        self._quiet = remaining if i >= m or remaining > 0 else 0
+        return out

@@ -1,0 +1,109 @@
+"""The action catalog: risk, inverse and verification for every action kind.
+
+Risk decides approval (policy ``approval_required``); the inverse is what a failed,
+unverified action is rolled back with, where undoing makes sense (a restart has nothing
+to undo; a scale-out that did not help is scaled back in).
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from novacron.errors import InputError
+from novacron.model import Action, ActionId, ActionKind, IncidentId, RiskLevel, TargetId
+
+__all__ = ["CATALOG", "ActionSpec", "Verification", "inverse_of", "new_action"]
+
+
+class Verification:
+    """How an action is verified."""
+
+    HEALTHY = "healthy"  # every selected replica passes its checks again within the deadline
+    NONE = "none"  # nothing to verify (escalate, stop)
+
+
+@dataclass(frozen=True, slots=True)
+class ActionSpec:
+    """Static facts about one action kind."""
+
+    kind: ActionKind
+    risk: RiskLevel
+    inverse: ActionKind | None
+    verification: str
+    summary: str
+
+
+CATALOG: Mapping[ActionKind, ActionSpec] = {
+    s.kind: s
+    for s in (
+        ActionSpec(ActionKind.RESTART, RiskLevel.LOW, None, Verification.HEALTHY, "graceful stop, then start"),
+        ActionSpec(ActionKind.START, RiskLevel.LOW, ActionKind.STOP, Verification.HEALTHY, "start missing replicas"),
+        ActionSpec(ActionKind.STOP, RiskLevel.MEDIUM, ActionKind.START, Verification.NONE, "graceful stop"),
+        ActionSpec(ActionKind.REPLACE, RiskLevel.MEDIUM, None, Verification.HEALTHY, "SIGKILL, then a fresh start"),
+        ActionSpec(ActionKind.SCALE_OUT, RiskLevel.LOW, ActionKind.SCALE_IN, Verification.HEALTHY, "add replicas"),
+        ActionSpec(
+            ActionKind.SCALE_IN,
+            RiskLevel.MEDIUM,
+            ActionKind.SCALE_OUT,
+            Verification.HEALTHY,
+            "remove replicas",
+        ),
+        ActionSpec(
+            ActionKind.CONFIG_ROLLBACK,
+            RiskLevel.HIGH,
+            ActionKind.CONFIG_ROLLBACK,
+            Verification.HEALTHY,
+            "run the previous spec version",
+        ),
+        ActionSpec(ActionKind.CLEANUP, RiskLevel.LOW, None, Verification.HEALTHY, "empty a declared scratch path"),
+        ActionSpec(ActionKind.ESCALATE, RiskLevel.LOW, None, Verification.NONE, "hand over to a human"),
+    )
+}
+
+
+def new_action(
+    kind: ActionKind,
+    target: TargetId,
+    *,
+    key: str,
+    incident_id: IncidentId | None = None,
+    params: Mapping[str, Any] | None = None,
+    reason: str = "",
+    requested_by: str = "controller",
+    inverse_of: ActionId | None = None,
+) -> Action:
+    """Build an action with the catalog's risk level and a fresh id."""
+    if kind not in CATALOG:
+        raise InputError(f"unknown action {kind!r}", where="action")
+    return Action(
+        id=ActionId(f"act-{uuid.uuid4().hex[:12]}"),
+        kind=kind,
+        target=target,
+        risk=CATALOG[kind].risk,
+        idempotency_key=key,
+        incident_id=incident_id,
+        params=dict(params or {}),
+        reason=reason,
+        requested_by=requested_by,
+        inverse_of=inverse_of,
+    )
+
+
+def inverse_of(action: Action, *, params: Mapping[str, Any] | None = None) -> Action | None:
+    """The action that undoes ``action``, or None if it has no inverse."""
+    inverse = CATALOG[action.kind].inverse
+    if inverse is None:
+        return None
+    return new_action(
+        inverse,
+        action.target,
+        key=f"{action.idempotency_key}/rollback",
+        incident_id=action.incident_id,
+        params=params if params is not None else action.params,
+        reason=f"roll back {action.kind} {action.id}",
+        requested_by=action.requested_by,
+        inverse_of=action.id,
+    )

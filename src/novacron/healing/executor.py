@@ -1,0 +1,211 @@
+"""The one executor: plan → safety gate → apply → verify → roll back.
+
+Every way to act — the controller's ladder, a manual heal, a runbook step, a preventive
+action — calls :meth:`Executor.execute`. The action's idempotency key is committed to
+the store *before* the action is applied, so a controller that crashes mid-action and
+restarts finds the key and never applies the same action twice.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from novacron.actuators.base import Actuator
+from novacron.clock import Clock
+from novacron.healing.approvals import Approvals
+from novacron.healing.catalog import CATALOG, Verification, inverse_of
+from novacron.healing.health import HealthTracker
+from novacron.healing.safety import Decision, SafetyGate, Verdict
+from novacron.incidents.lifecycle import IncidentManager
+from novacron.model import Action, ActionStatus, Incident, Outcome
+from novacron.store import Store
+from novacron.telemetry import Metrics
+
+__all__ = ["ExecResult", "Executor"]
+
+_INFLIGHT = (
+    ActionStatus.PLANNED,
+    ActionStatus.APPLYING,
+    ActionStatus.APPLIED,
+    ActionStatus.AWAITING_APPROVAL,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class ExecResult:
+    """How one action ended."""
+
+    action: Action
+    status: ActionStatus
+    detail: str
+    decision: Decision | None = None
+    outcome: Outcome | None = None
+    replayed: bool = False  # the key was already in the store: nothing was applied now
+    rolled_back: bool = False
+    notes: tuple[str, ...] = field(default=())
+
+    @property
+    def verified(self) -> bool:
+        """The action ran and the target was verified healthy."""
+        return self.status is ActionStatus.VERIFIED
+
+
+class Executor:
+    """Applies actions through the actuator, behind the safety gate, with verification."""
+
+    def __init__(
+        self,
+        *,
+        store: Store,
+        actuator: Actuator,
+        gate: SafetyGate,
+        health: HealthTracker,
+        incidents: IncidentManager,
+        approvals: Approvals,
+        metrics: Metrics,
+        clock: Clock,
+    ) -> None:
+        self.store = store
+        self.actuator = actuator
+        self.gate = gate
+        self.health = health
+        self.incidents = incidents
+        self.approvals = approvals
+        self.metrics = metrics
+        self.clock = clock
+        self._deferred: set[str] = set()
+
+    async def execute(self, action: Action, *, incident: Incident | None = None) -> ExecResult:
+        """Run one action end to end and return how it ended."""
+        previous = self.store.action_by_key(action.idempotency_key)
+        if previous is not None:
+            if previous.status in _INFLIGHT:
+                return await self._reconcile(previous.action, incident)
+            return ExecResult(previous.action, previous.status, previous.detail or "already recorded", replayed=True)
+        decision = self.gate.check(action)
+        if decision.verdict is Verdict.DEFER:
+            if action.idempotency_key not in self._deferred:  # audit a deferral once, not every retry
+                self._deferred.add(action.idempotency_key)
+                self._audit(action, decision.verdict.value, decision.reason)
+            return ExecResult(action, ActionStatus.PLANNED, decision.reason, decision)
+        self._deferred.discard(action.idempotency_key)
+        self._audit(action, decision.verdict.value, decision.reason)
+        if decision.verdict in (Verdict.DENY, Verdict.DRY_RUN):
+            status = ActionStatus.BLOCKED if decision.verdict is Verdict.DENY else ActionStatus.DRY_RUN
+            return self._record_unapplied(action, status, decision, incident)
+        if self.store.claim_action(action, ActionStatus.PLANNED, now=self.clock.now()) is not None:
+            return await self.execute(action, incident=incident)  # lost a race: report the winner
+        if decision.verdict is Verdict.APPROVAL and not await self._approved(action, incident):
+            self.store.set_action_status(action.id, ActionStatus.BLOCKED, detail="rejected")
+            return ExecResult(action, ActionStatus.BLOCKED, "rejected by a human", decision)
+        return await self._apply_and_verify(action, decision, incident)
+
+    async def _reconcile(self, action: Action, incident: Incident | None) -> ExecResult:
+        """An action found in flight after a controller restart: never re-applied, only judged.
+
+        The real state decides: if the target becomes healthy within the verification
+        deadline the action counts as verified, otherwise as failed, and the caller moves on.
+        """
+        ok, why = await self.health.wait_healthy(action.target, _replicas(action), self.gate.policy.verify_timeout_s)
+        status = ActionStatus.VERIFIED if ok else ActionStatus.FAILED
+        detail = f"reconciled after controller restart: {why}"
+        self.store.set_action_status(action.id, status, finished_at=self.clock.now(), detail=detail)
+        self._event(incident, "reconciled", f"{action.kind} {action.id}: {detail}", action_id=action.id)
+        self._audit(action, status.value, detail, actor="controller")
+        return ExecResult(action, status, detail, replayed=True)
+
+    async def _approved(self, action: Action, incident: Incident | None) -> bool:
+        self.store.set_action_status(action.id, ActionStatus.AWAITING_APPROVAL)
+        self._event(incident, "approval_requested", f"{action.kind} ({action.risk.label} risk)", action_id=action.id)
+        approve, who = await self.approvals.request(action)
+        self._audit(action, "approved" if approve else "rejected", f"by {who}", actor=who)
+        self._event(incident, "approval", f"{'approved' if approve else 'rejected'} by {who}", action_id=action.id)
+        return approve
+
+    async def _apply_and_verify(self, action: Action, decision: Decision, incident: Incident | None) -> ExecResult:
+        started = self.clock.now()
+        self.store.set_action_status(action.id, ActionStatus.APPLYING, started_at=started)
+        self._event(incident, "action_started", f"{action.kind} {action.target}", action_id=action.id)
+        self.gate.record_action(action)
+        outcome = await self.actuator.apply(action)
+        if not outcome.ok:
+            return self._finish(action, ActionStatus.FAILED, outcome.detail, decision, outcome, incident)
+        self.store.set_action_status(action.id, ActionStatus.APPLIED, detail=outcome.detail)
+        self._event(incident, "action_finished", outcome.detail, action_id=action.id)
+        if CATALOG[action.kind].verification == Verification.NONE:
+            return self._finish(action, ActionStatus.VERIFIED, outcome.detail, decision, outcome, incident)
+        ok, why = await self.health.wait_healthy(action.target, _replicas(action), self.gate.policy.verify_timeout_s)
+        if ok:
+            self.gate.record_success(action.target)
+            return self._finish(action, ActionStatus.VERIFIED, why, decision, outcome, incident)
+        rolled_back = await self._roll_back(action, incident)
+        status = ActionStatus.ROLLED_BACK if rolled_back else ActionStatus.FAILED
+        return self._finish(action, status, why, decision, outcome, incident, rolled_back=rolled_back)
+
+    async def _roll_back(self, action: Action, incident: Incident | None) -> bool:
+        undo = inverse_of(action)
+        if undo is None:
+            return False
+        result = await self.execute(undo, incident=incident)
+        return result.status in (ActionStatus.VERIFIED, ActionStatus.APPLIED)
+
+    def _finish(
+        self,
+        action: Action,
+        status: ActionStatus,
+        detail: str,
+        decision: Decision,
+        outcome: Outcome,
+        incident: Incident | None,
+        *,
+        rolled_back: bool = False,
+    ) -> ExecResult:
+        self.store.set_action_status(action.id, status, finished_at=self.clock.now(), detail=detail)
+        self.metrics.action(action.kind.value, status.value)
+        kind = {"verified": "verified", "rolled_back": "rolled_back"}.get(status.value, "verification_failed")
+        if status is ActionStatus.FAILED and not outcome.ok:
+            kind = "action_failed"
+        elapsed_ms = round((self.clock.now() - outcome.started_at) * 1000, 1)
+        self._event(incident, kind, f"{action.kind}: {detail}", action_id=action.id, elapsed_ms=elapsed_ms)
+        self._audit(action, status.value, detail)
+        return ExecResult(action, status, detail, decision, outcome, rolled_back=rolled_back)
+
+    def _record_unapplied(
+        self, action: Action, status: ActionStatus, decision: Decision, incident: Incident | None
+    ) -> ExecResult:
+        self.store.claim_action(action, status, now=self.clock.now())
+        self.store.set_action_status(action.id, status, detail=decision.reason)
+        self.metrics.action(action.kind.value, status.value)
+        word = "would" if status is ActionStatus.DRY_RUN else "blocked:"
+        self._event(
+            incident,
+            status.value,
+            f"{word} {action.kind} {action.target} — {decision.reason}",
+            rail=decision.rail,
+        )
+        return ExecResult(action, status, decision.reason, decision)
+
+    def _event(self, incident: Incident | None, kind: str, detail: str, **data: object) -> None:
+        if incident is not None:
+            self.incidents.event(incident, kind, detail, **data)
+
+    def _audit(self, action: Action, result: str, detail: str, *, actor: str | None = None) -> None:
+        self.store.audit(
+            now=self.clock.now(),
+            actor=actor or action.requested_by,
+            verb=f"action.{action.kind}",
+            subject=action.target,
+            result=result,
+            action_id=action.id,
+            key=action.idempotency_key,
+            detail=detail,
+        )
+
+
+def _replicas(action: Action) -> Iterable[int] | None:
+    if "replicas" in action.params:
+        return [int(r) for r in action.params["replicas"]]
+    if "replica" in action.params:
+        return [int(action.params["replica"])]
+    return None

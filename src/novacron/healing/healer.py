@@ -1,0 +1,112 @@
+"""The escalation ladder: cheapest action first, verified, then the next, then a human.
+
+One :meth:`Healer.heal` task runs per open incident. Steps have deterministic idempotency
+keys (``<incident>/<step>/<kind>``), so after a controller restart the ladder resumes at
+the step it had reached and a step that already ran is never applied again.
+"""
+
+from __future__ import annotations
+
+from novacron.clock import Clock
+from novacron.healing.catalog import new_action
+from novacron.healing.executor import ExecResult, Executor
+from novacron.healing.safety import SafetyGate, Verdict
+from novacron.incidents.lifecycle import IncidentManager
+from novacron.model import Action, ActionKind, ActionStatus, Incident, IncidentStatus, Priority, TargetId
+
+__all__ = ["Healer"]
+
+_SLOT_POLL_S = 0.1
+
+
+class Healer:
+    """Walks the policy's ladder for an incident through the one executor."""
+
+    def __init__(self, executor: Executor, incidents: IncidentManager, clock: Clock) -> None:
+        self.executor = executor
+        self.incidents = incidents
+        self.clock = clock
+
+    @property
+    def _gate(self) -> SafetyGate:
+        return self.executor.gate
+
+    async def heal(self, incident: Incident, replicas: list[int] | None = None) -> None:
+        """Drive ``incident`` to resolution or to a human."""
+        if not await self._take_slot(incident):
+            return
+        try:
+            await self._ladder(incident, replicas)
+        finally:
+            self._gate.release(incident.target)
+
+    async def _take_slot(self, incident: Incident) -> bool:
+        """Wait for a blast-radius slot; escalate a P0 once while the fleet is over the cap."""
+        warned = False
+        while not self._gate.acquire(incident.target):
+            if not warned:
+                warned = True
+                cap = self._gate.blast_cap
+                self.incidents.raise_priority(
+                    incident,
+                    Priority.P0,
+                    f"blast radius: {len(self._gate.remediating)} targets under remediation, cap {cap}; waiting",
+                )
+            if self._recovered(incident):
+                return False
+            await self.clock.sleep(_SLOT_POLL_S)
+        return True
+
+    def _recovered(self, incident: Incident) -> bool:
+        current = self.incidents.open_for(incident.target)
+        return current is None or current.id != incident.id
+
+    async def _ladder(self, incident: Incident, replicas: list[int] | None) -> None:
+        ladder = self._gate.policy.ladder
+        params = {"replicas": replicas} if replicas else {}
+        for step, kind in enumerate(ladder):
+            if self._recovered(incident):
+                return
+            if kind is ActionKind.ESCALATE:
+                break
+            current = self.incidents.open_for(incident.target) or incident
+            if step == 0 and current.status is IncidentStatus.OPEN:
+                current = self.incidents.set_status(current, IncidentStatus.MITIGATING)
+            action = new_action(
+                kind,
+                TargetId(incident.target),
+                key=f"{incident.id}/{step}/{kind}",
+                incident_id=incident.id,
+                params=params,
+                reason=f"ladder step {step + 1}/{len(ladder)} for {incident.kind}",
+            )
+            result = await self._until_decided(action, current)
+            if result.verified:
+                self._resolve(incident, f"{kind} verified")
+                return
+            if result.status in (ActionStatus.BLOCKED, ActionStatus.DRY_RUN):
+                self._stop_automation(current, result)
+                return
+        if not self._recovered(incident):
+            self.incidents.escalate(incident, "every step of the ladder failed verification", priority=Priority.P1)
+
+    async def _until_decided(self, action: Action, incident: Incident) -> ExecResult:
+        """Execute, waiting out deferrals (backoff, blast radius) with the same action."""
+        while True:
+            result = await self.executor.execute(action, incident=incident)
+            if result.decision is None or result.decision.verdict is not Verdict.DEFER:
+                return result
+            retry_at = result.decision.retry_at or (self.clock.monotonic() + _SLOT_POLL_S)
+            await self.clock.sleep(max(0.0, retry_at - self.clock.monotonic()))
+            if self._recovered(incident):
+                return result
+
+    def _stop_automation(self, incident: Incident, result: ExecResult) -> None:
+        if result.status is ActionStatus.DRY_RUN:
+            self.incidents.event(incident, "dry_run_end", "dry run: no action taken; the incident stays open")
+            return
+        self.incidents.escalate(incident, f"automation stopped: {result.detail}", priority=Priority.P1)
+
+    def _resolve(self, incident: Incident, how: str) -> None:
+        if not self._recovered(incident):
+            self.incidents.resolve(incident, healed_by=how)

@@ -1,0 +1,245 @@
+"""Per-replica health from observations: the source of faults and of verification.
+
+A replica is healthy when its process is alive and every check source has fewer
+consecutive failures than its threshold, and it has passed its checks at least once
+since it started. Transitions into failure produce a :class:`~novacron.model.Fault`
+(crash, hang, unhealthy, heartbeat lost, start failed); transitions back let waiters
+(the executor's verification) proceed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+
+from novacron.clock import Clock
+from novacron.model import Fault, FaultId, FaultKind, Health, Observation, TargetId
+
+__all__ = ["HealthTracker", "ReplicaHealth"]
+
+_ids = itertools.count(1)
+
+
+@dataclass
+class ReplicaHealth:
+    """What is known about one replica."""
+
+    thresholds: dict[str, int]
+    start_timeout_s: float
+    alive: bool = False
+    started_at: float = 0.0
+    ever_healthy: bool = False
+    failing: dict[str, int] = field(default_factory=dict)
+    first_fail: dict[str, float] = field(default_factory=dict)
+    crashes: int = 0
+    detail: str = ""
+    faulted: bool = False
+
+    @property
+    def checks_pass(self) -> bool:
+        """No source at or over its failure threshold."""
+        return all(self.failing.get(s, 0) < n for s, n in self.thresholds.items())
+
+    @property
+    def healthy(self) -> bool:
+        """Alive, passing, and proven since the last start."""
+        return self.alive and self.ever_healthy and self.checks_pass
+
+
+class HealthTracker:
+    """Turns observations and process events into health, faults and recoveries."""
+
+    def __init__(
+        self,
+        clock: Clock,
+        *,
+        on_fault: Callable[[Fault], None],
+        on_recovered: Callable[[TargetId], None],
+    ) -> None:
+        self._clock = clock
+        self._on_fault = on_fault
+        self._on_recovered = on_recovered
+        self._replicas: dict[str, dict[int, ReplicaHealth]] = {}
+        self._waiters: dict[str, set[asyncio.Event]] = {}
+
+    # -- configuration -----------------------------------------------------------------
+    def configure(self, target: str, replica: int, thresholds: dict[str, int], start_timeout_s: float) -> None:
+        """Declare a replica and its check sources (source → consecutive failures allowed)."""
+        self._replicas.setdefault(target, {})[replica] = ReplicaHealth(dict(thresholds), start_timeout_s)
+
+    def remove(self, target: str, replica: int) -> None:
+        """Forget a replica (scaled in)."""
+        self._replicas.get(target, {}).pop(replica, None)
+        self._notify(target)
+
+    def replicas(self, target: str) -> dict[int, ReplicaHealth]:
+        """The replicas of ``target``."""
+        return self._replicas.get(target, {})
+
+    # -- inputs ------------------------------------------------------------------------
+    def process_started(self, target: str, replica: int) -> None:
+        """A replica's process was (re)started: it must prove itself healthy again."""
+        rep = self._replicas[target][replica]
+        rep.alive, rep.started_at, rep.ever_healthy, rep.faulted = True, self._clock.monotonic(), False, False
+        rep.failing.clear()
+        rep.first_fail.clear()
+        if not rep.thresholds:  # nothing to prove: alive is healthy
+            rep.ever_healthy = True
+        self._notify(target)
+
+    def process_exited(self, target: str, replica: int, code: int | None, *, expected: bool) -> None:
+        """A replica's process exited; unexpected exits are faults."""
+        rep = self._replicas.get(target, {}).get(replica)
+        if rep is None:
+            return
+        was_healthy = rep.ever_healthy
+        rep.alive = False
+        if not expected:
+            rep.crashes += 1
+            kind = FaultKind.CRASH if was_healthy else FaultKind.START_FAILED
+            self._fault(target, replica, rep, kind, self._clock.now(), {"exit_code": code})
+        self._notify(target)
+
+    def observe(self, obs: Observation) -> None:
+        """Fold one probe/heartbeat observation into the replica's health."""
+        rep = self._replicas.get(obs.target, {}).get(obs.replica)
+        if rep is None or obs.healthy is None or not rep.alive:
+            return
+        before = rep.healthy
+        if obs.healthy:
+            self._passed(obs, rep)
+        else:
+            self._failed(obs, rep)
+        if rep.healthy != before:
+            self._notify(obs.target)
+            if rep.healthy and self.is_healthy(obs.target):
+                self._on_recovered(obs.target)
+
+    def _passed(self, obs: Observation, rep: ReplicaHealth) -> None:
+        rep.failing[obs.source] = 0
+        rep.first_fail.pop(obs.source, None)
+        if rep.checks_pass:
+            rep.ever_healthy = True
+            rep.faulted = False
+
+    def _failed(self, obs: Observation, rep: ReplicaHealth) -> None:
+        rep.failing[obs.source] = rep.failing.get(obs.source, 0) + 1
+        rep.first_fail.setdefault(obs.source, obs.time - (obs.latency_s or 0.0))
+        rep.detail = f"{obs.source}: {obs.detail}"
+        threshold = rep.thresholds.get(obs.source, 1)
+        if rep.ever_healthy and rep.failing[obs.source] >= threshold and not rep.faulted:
+            kind = _kind_of(obs)
+            evidence = {
+                "source": obs.source,
+                "detail": obs.detail,
+                "consecutive_failures": rep.failing[obs.source],
+            }
+            self._fault(obs.target, obs.replica, rep, kind, rep.first_fail[obs.source], evidence)
+
+    def check_start_timeouts(self) -> None:
+        """Raise START_FAILED for replicas alive but never healthy past their start timeout."""
+        now = self._clock.monotonic()
+        for target, reps in self._replicas.items():
+            for index, rep in reps.items():
+                overdue = now - rep.started_at > rep.start_timeout_s
+                if rep.alive and not rep.ever_healthy and overdue and not rep.faulted:
+                    evidence = {"start_timeout_s": rep.start_timeout_s, "detail": rep.detail}
+                    self._fault(target, index, rep, FaultKind.START_FAILED, self._clock.now(), evidence)
+
+    # -- queries -----------------------------------------------------------------------
+    def is_healthy(self, target: str, replicas: Iterable[int] | None = None) -> bool:
+        """Whether the selected (default: all) replicas are healthy."""
+        reps = self._replicas.get(target, {})
+        chosen = reps.keys() if replicas is None else replicas
+        return bool(reps) and all(i in reps and reps[i].healthy for i in chosen)
+
+    def health(self, target: str) -> Health:
+        """A one-word summary for status displays."""
+        reps = self._replicas.get(target, {}).values()
+        if not reps:
+            return Health.UNKNOWN
+        if all(r.healthy for r in reps):
+            return Health.HEALTHY
+        if any(r.alive and not r.ever_healthy and not r.faulted for r in reps):
+            return Health.STARTING
+        if not any(r.alive for r in reps):
+            return Health.STOPPED
+        return Health.UNHEALTHY
+
+    def crash_count(self, target: str) -> int:
+        """Unexpected exits seen for the target so far."""
+        return sum(r.crashes for r in self._replicas.get(target, {}).values())
+
+    async def wait_healthy(self, target: str, replicas: Iterable[int] | None, timeout: float) -> tuple[bool, str]:
+        """Wait until the replicas are healthy; fail early on a new crash or start failure."""
+        chosen = None if replicas is None else list(replicas)
+        crashes = self.crash_count(target)
+        deadline = self._clock.monotonic() + timeout
+        event = asyncio.Event()
+        waiters = self._waiters.setdefault(target, set())
+        waiters.add(event)
+        try:
+            while True:
+                event.clear()  # cleared before the checks, so no change can slip between them
+                verdict = self._verdict(target, chosen, crashes)
+                if verdict is not None:
+                    return verdict
+                remaining = deadline - self._clock.monotonic()
+                if remaining <= 0:
+                    return False, f"not healthy within {timeout:g}s: {self._detail(target, chosen)}"
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(event.wait(), remaining)
+        finally:
+            waiters.discard(event)
+
+    def _verdict(self, target: str, chosen: list[int] | None, crashes: int) -> tuple[bool, str] | None:
+        if self.is_healthy(target, chosen):
+            return True, "healthy again"
+        if self.crash_count(target) > crashes:
+            return False, "the process exited again during verification"
+        if any(r.faulted and not r.ever_healthy for r in self._selected(target, chosen)):
+            return False, "did not become healthy within its start timeout"
+        return None
+
+    def _selected(self, target: str, chosen: list[int] | None) -> list[ReplicaHealth]:
+        reps = self._replicas.get(target, {})
+        return [reps[i] for i in (reps if chosen is None else chosen) if i in reps]
+
+    def _detail(self, target: str, chosen: list[int] | None) -> str:
+        bad = [r.detail or ("not running" if not r.alive else "unproven") for r in self._selected(target, chosen)]
+        return "; ".join(sorted(set(bad))) or "no replicas"
+
+    def _fault(
+        self,
+        target: str,
+        replica: int,
+        rep: ReplicaHealth,
+        kind: FaultKind,
+        since: float,
+        evidence: dict[str, object],
+    ) -> None:
+        rep.faulted = True
+        fault = Fault(
+            id=FaultId(f"flt-{next(_ids):06d}-{int(self._clock.now() * 1000) % 10**9}"),
+            target=TargetId(target),
+            kind=kind,
+            detected_at=self._clock.now(),
+            since=min(since, self._clock.now()),
+            evidence={"replica": replica, **evidence},
+        )
+        self._on_fault(fault)
+
+    def _notify(self, target: str) -> None:
+        for event in self._waiters.get(target, ()):
+            event.set()
+
+
+def _kind_of(obs: Observation) -> FaultKind:
+    if obs.source == "heartbeat":
+        return FaultKind.HEARTBEAT_LOST
+    if obs.detail.startswith("timeout"):
+        return FaultKind.HANG
+    return FaultKind.UNHEALTHY

@@ -1,0 +1,192 @@
+"""The safety gate: every action passes here before anything is touched.
+
+Rails, in the order they are checked: the global kill switch, flap quarantine, the
+per-target hourly rate limit, the fleet-wide blast-radius cap, per-target exponential
+backoff with jitter, approval for risky actions, and dry-run (decide and record, touch
+nothing). Automated actions face every rail; an operator's manual action is itself the
+human decision, so it skips the automation rails and only dry-run still applies.
+"""
+
+from __future__ import annotations
+
+import enum
+import math
+import random
+from collections import deque
+from dataclasses import dataclass
+
+from novacron.clock import Clock
+from novacron.model import Action
+from novacron.settings import Policy
+
+__all__ = ["Decision", "SafetyGate", "Verdict"]
+
+_HOUR = 3600.0
+
+
+class Verdict(enum.StrEnum):
+    """What the gate decided."""
+
+    ALLOW = "allow"
+    DEFER = "defer"  # not now: retry at ``retry_at``
+    DENY = "deny"  # not automatically: a human must act
+    DRY_RUN = "dry_run"
+    APPROVAL = "approval"  # wait for a human's yes
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """The gate's answer, with the rail that produced it."""
+
+    verdict: Verdict
+    reason: str
+    retry_at: float | None = None
+    rail: str = ""
+
+
+class SafetyGate:
+    """Holds the rails' state and judges each action against the policy."""
+
+    def __init__(self, policy: Policy, clock: Clock, *, fleet_size: int, seed: int | None = None) -> None:
+        self.policy = policy
+        self._clock = clock
+        self.fleet_size = fleet_size
+        self._rng = random.Random(seed)
+        self.enabled = True
+        self._actions: dict[str, deque[float]] = {}
+        self._attempts: dict[str, int] = {}
+        self._not_before: dict[str, float] = {}
+        self._incidents: dict[str, deque[float]] = {}
+        self._quarantine: dict[str, float] = {}
+        self._remediating: set[str] = set()
+
+    # -- decisions ---------------------------------------------------------------------
+    def check(self, action: Action) -> Decision:
+        """Judge ``action`` now."""
+        if action.requested_by == "controller":
+            for rail in (
+                self._kill_switch,
+                self._quarantined,
+                self._rate_limit,
+                self._blast_radius,
+                self._backoff,
+            ):
+                decision = rail(action)
+                if decision is not None:
+                    return decision
+            if self.policy.needs_approval(action.risk):
+                return Decision(
+                    Verdict.APPROVAL,
+                    f"{action.risk.label}-risk {action.kind} needs approval",
+                    rail="approval",
+                )
+        if self.policy.dry_run:
+            return Decision(Verdict.DRY_RUN, "dry run: decided and recorded, nothing touched", rail="dry_run")
+        return Decision(Verdict.ALLOW, "all rails passed")
+
+    def _kill_switch(self, action: Action) -> Decision | None:
+        if self.enabled:
+            return None
+        return Decision(Verdict.DENY, "autonomous healing is disabled (kill switch)", rail="kill_switch")
+
+    def _quarantined(self, action: Action) -> Decision | None:
+        until = self._quarantine.get(action.target, 0.0)
+        if self._clock.monotonic() >= until:
+            return None
+        return Decision(Verdict.DENY, f"{action.target} is quarantined for flapping", rail="quarantine")
+
+    def _rate_limit(self, action: Action) -> Decision | None:
+        log = self._recent(self._actions, action.target, _HOUR)
+        limit = self.policy.max_actions_per_target_per_hour
+        if len(log) < limit:
+            return None
+        return Decision(Verdict.DENY, f"{action.target} reached {limit} actions in the last hour", rail="rate_limit")
+
+    def _blast_radius(self, action: Action) -> Decision | None:
+        if action.target in self._remediating or len(self._remediating) < self.blast_cap:
+            return None
+        return Decision(
+            Verdict.DEFER,
+            f"blast radius: {len(self._remediating)} of {self.fleet_size} targets already under remediation "
+            f"(cap {self.blast_cap})",
+            retry_at=self._clock.monotonic() + 0.25,
+            rail="blast_radius",
+        )
+
+    def _backoff(self, action: Action) -> Decision | None:
+        not_before = self._not_before.get(action.target, 0.0)
+        now = self._clock.monotonic()
+        if now >= not_before:
+            return None
+        return Decision(Verdict.DEFER, f"backing off {not_before - now:.2f}s", retry_at=not_before, rail="backoff")
+
+    # -- state updates -----------------------------------------------------------------
+    @property
+    def blast_cap(self) -> int:
+        """How many targets may be under remediation at once (at least one)."""
+        return max(1, math.floor(self.policy.blast_radius * self.fleet_size + 1e-9))
+
+    def acquire(self, target: str) -> bool:
+        """Take a blast-radius slot for ``target``; False when the cap is reached."""
+        if target in self._remediating:
+            return True
+        if len(self._remediating) >= self.blast_cap:
+            return False
+        self._remediating.add(target)
+        return True
+
+    def release(self, target: str) -> None:
+        """Give a target's blast-radius slot back."""
+        self._remediating.discard(target)
+
+    @property
+    def remediating(self) -> frozenset[str]:
+        """Targets currently holding a blast-radius slot."""
+        return frozenset(self._remediating)
+
+    def record_action(self, action: Action) -> None:
+        """Count an applied automated action and schedule the target's next backoff."""
+        if action.requested_by != "controller":
+            return
+        now = self._clock.monotonic()
+        self._recent(self._actions, action.target, _HOUR).append(now)
+        attempt = self._attempts.get(action.target, 0)
+        self._attempts[action.target] = attempt + 1
+        self._not_before[action.target] = now + self.backoff_delay(attempt)
+
+    def record_success(self, target: str) -> None:
+        """A verified recovery resets the target's backoff."""
+        self._attempts.pop(target, None)
+        self._not_before.pop(target, None)
+
+    def backoff_delay(self, attempt: int) -> float:
+        """Delay after the ``attempt``-th consecutive action (0-based): base·2^n, capped, jittered."""
+        b = self.policy.backoff
+        delay = min(b.cap_s, b.base_s * (2.0**attempt))
+        return delay * (1.0 - b.jitter * self._rng.random())
+
+    def record_incident(self, target: str) -> bool:
+        """Count a new incident; True when it pushes the target into quarantine."""
+        flap = self.policy.flap
+        log = self._recent(self._incidents, target, flap.window_s)
+        log.append(self._clock.monotonic())
+        if len(log) < flap.threshold:
+            return False
+        self._quarantine[target] = self._clock.monotonic() + flap.quarantine_s
+        log.clear()
+        return True
+
+    def is_quarantined(self, target: str) -> bool:
+        """Whether the target is in flap quarantine now."""
+        return self._clock.monotonic() < self._quarantine.get(target, 0.0)
+
+    def lift_quarantine(self, target: str) -> None:
+        """End a quarantine early (operator decision)."""
+        self._quarantine.pop(target, None)
+
+    def _recent(self, logs: dict[str, deque[float]], target: str, window: float) -> deque[float]:
+        log = logs.setdefault(target, deque())
+        horizon = self._clock.monotonic() - window
+        while log and log[0] < horizon:
+            log.popleft()
+        return log

@@ -1,0 +1,188 @@
+"""Escalation policies: who is told, after how long, how often, until someone acknowledges.
+
+A policy is a list of levels. Level *i* pages its receivers ``after_s`` seconds after
+escalation starts, then every ``repeat_every_s`` up to ``max_repeats`` more times; later
+levels fire on their own schedule, so an unanswered page widens the circle. An
+acknowledgement or resolution stops all further pages. :func:`pages_due` is the pure
+schedule ("what should have been sent by now"); :class:`Escalator` remembers what was
+already sent per incident and turns new pages into notifications for
+:class:`~novacron.notify.Notifier`, plus acknowledge/resolve follow-ups to everyone paged.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from novacron.errors import ConfigError
+from novacron.model import Incident, IncidentStatus, Priority
+from novacron.notify import Event, Notification, Notifier, Severity
+
+__all__ = [
+    "EscalationLevel",
+    "EscalationPolicy",
+    "Escalator",
+    "Page",
+    "pages_due",
+    "parse_policy",
+    "severity_for",
+]
+
+
+class EscalationLevel(BaseModel):
+    """One rung: which channels/receivers, when, and how often to repeat."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    notify: list[str] = Field(min_length=1, description="Channel names to page.")
+    after_s: float = Field(0.0, ge=0, description="Delay from escalation start.")
+    repeat_every_s: float | None = Field(None, gt=0)
+    max_repeats: int = Field(0, ge=0, le=1000)
+
+
+class EscalationPolicy(BaseModel):
+    """Levels in order, and the priorities that escalate (NEEDS_HUMAN always does)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    name: str = "default"
+    levels: list[EscalationLevel] = Field(min_length=1)
+    priorities: list[Priority] = Field(default_factory=lambda: [Priority.P0])
+
+    def applies(self, incident: Incident) -> bool:
+        """Whether this incident should page anyone at all."""
+        if not incident.is_open:
+            return False
+        return incident.status is IncidentStatus.NEEDS_HUMAN or incident.priority in self.priorities
+
+
+def parse_policy(data: Any, *, source: str = "escalation") -> EscalationPolicy:
+    """Validate a mapping (e.g. from YAML) into a policy; errors name the field."""
+    try:
+        return EscalationPolicy.model_validate(data)
+    except ValidationError as exc:
+        msgs = [f"{'.'.join(str(p) for p in e['loc']) or 'policy'}: {e['msg']}" for e in exc.errors()]
+        raise ConfigError("; ".join(msgs), where=source) from exc
+
+
+@dataclass(frozen=True, slots=True)
+class Page:
+    """One due page: level, repeat number (0 = first), receivers and when it fell due."""
+
+    level: int
+    repeat: int
+    receivers: tuple[str, ...]
+    due_at: float
+
+    @property
+    def key(self) -> str:
+        """Identity within one incident's escalation."""
+        return f"{self.level}.{self.repeat}"
+
+
+def pages_due(
+    policy: EscalationPolicy, *, started_at: float, now: float, stopped_at: float | None = None
+) -> list[Page]:
+    """Every page that falls due in [started_at, min(now, stopped_at)], in time order."""
+    until = now if stopped_at is None else min(now, stopped_at)
+    out: list[Page] = []
+    for i, level in enumerate(policy.levels):
+        first = started_at + level.after_s
+        repeats = level.max_repeats if level.repeat_every_s is not None else 0
+        for r in range(repeats + 1):
+            due = first + r * (level.repeat_every_s or 0.0)
+            if due > until:
+                break
+            out.append(Page(i, r, tuple(level.notify), due))
+    return sorted(out, key=lambda p: (p.due_at, p.level, p.repeat))
+
+
+_SEVERITY: Mapping[Priority, Severity] = {
+    Priority.P0: "critical",
+    Priority.P1: "error",
+    Priority.P2: "warning",
+    Priority.P3: "info",
+    Priority.P4: "info",
+}
+
+
+def severity_for(priority: Priority) -> Severity:
+    """Notification severity for an incident priority."""
+    return _SEVERITY[priority]
+
+
+@dataclass
+class _State:
+    started_at: float
+    sent: set[str] = field(default_factory=set)
+    paged: set[str] = field(default_factory=set)
+    acked_at: float | None = None
+
+
+class Escalator:
+    """Per-incident escalation state; :meth:`poll` regularly, :meth:`acknowledge` / :meth:`resolve` on change.
+
+    With a ``notifier``, due pages are queued for delivery directly; either way the
+    methods return what was (or should be) sent, so callers can record it on the timeline.
+    """
+
+    def __init__(self, policy: EscalationPolicy, notifier: Notifier | None = None) -> None:
+        self.policy = policy
+        self.notifier = notifier
+        self._states: dict[str, _State] = {}
+
+    def poll(self, incident: Incident, now: float) -> list[Page]:
+        """Pages newly due for ``incident`` (none if it does not escalate or is acknowledged)."""
+        if not self.policy.applies(incident):
+            return []
+        state = self._states.setdefault(incident.id, _State(started_at=now))
+        due = pages_due(self.policy, started_at=state.started_at, now=now, stopped_at=state.acked_at)
+        new = [p for p in due if p.key not in state.sent]
+        for page in new:
+            state.sent.add(page.key)
+            state.paged.update(page.receivers)
+            self._send(incident, "trigger", page.receivers, now, {"level": page.level, "repeat": page.repeat})
+        return new
+
+    def acknowledge(self, incident: Incident, now: float, by: str = "") -> list[str]:
+        """Stop paging; tell everyone already paged. Returns those receivers."""
+        state = self._states.get(incident.id)
+        if state is None or state.acked_at is not None:
+            return []
+        state.acked_at = now
+        receivers = sorted(state.paged)
+        self._send(incident, "acknowledge", tuple(receivers), now, {"by": by} if by else {})
+        return receivers
+
+    def resolve(self, incident: Incident, now: float) -> list[str]:
+        """Close the escalation; tell everyone already paged. Returns those receivers."""
+        state = self._states.pop(incident.id, None)
+        if state is None:
+            return []
+        receivers = sorted(state.paged)
+        self._send(incident, "resolve", tuple(receivers), now, {})
+        return receivers
+
+    def _send(
+        self,
+        incident: Incident,
+        event: Event,
+        receivers: tuple[str, ...],
+        now: float,
+        extra: Mapping[str, Any],
+    ) -> None:
+        if self.notifier is None or not receivers:
+            return
+        note = Notification(
+            dedup_key=f"novacron-{incident.id}",
+            event=event,
+            summary=incident.summary or f"{incident.kind.value} on {incident.target}",
+            source=incident.target,
+            time=now,
+            severity=severity_for(incident.priority),
+            details={"incident": incident.id, "priority": incident.priority.name, **extra},
+        )
+        self.notifier.notify(note, list(receivers))

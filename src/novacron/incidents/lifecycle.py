@@ -1,0 +1,149 @@
+"""Incident lifecycle: one incident per fault episode, its timeline, resolution and escalation.
+
+Repeated signals about a target with an open incident are folded into it (counted, and
+kept as faults) rather than opening new incidents. Every change is written to the store
+at once, so a restarted controller picks the episode up where it was.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from dataclasses import replace
+from typing import Any
+
+from novacron.clock import Clock
+from novacron.model import Fault, Incident, IncidentId, IncidentStatus, Priority, TimelineEvent
+from novacron.store import Store
+from novacron.telemetry import Metrics, get_logger
+
+__all__ = ["IncidentManager"]
+
+_INITIAL_PRIORITY = Priority.P2  # automated, fully handled; raised when automation fails
+
+
+class IncidentManager:
+    """Opens, deduplicates, annotates, resolves and escalates incidents."""
+
+    def __init__(
+        self,
+        store: Store,
+        clock: Clock,
+        metrics: Metrics,
+        *,
+        on_change: Callable[[Incident, TimelineEvent], None] | None = None,
+    ) -> None:
+        self._store = store
+        self._clock = clock
+        self._metrics = metrics
+        self._on_change = on_change
+        self._open: dict[str, Incident] = {}
+
+    def load_open(self) -> list[Incident]:
+        """Reload open incidents from the store (controller start)."""
+        self._open = {inc.target: inc for inc in self._store.open_incidents()}
+        self._metrics.open_incidents.set(len(self._open))
+        return list(self._open.values())
+
+    def open_for(self, target: str) -> Incident | None:
+        """The open incident of ``target``, if any."""
+        return self._open.get(target)
+
+    def open_incidents(self) -> list[Incident]:
+        """Every open incident."""
+        return list(self._open.values())
+
+    def on_fault(self, fault: Fault) -> tuple[Incident, bool]:
+        """File a fault: into the target's open incident, or a new one. Returns (incident, new)."""
+        current = self._open.get(fault.target)
+        if current is not None:
+            updated = replace(current, fault_count=current.fault_count + 1)
+            self._save(updated)
+            self._store.add_fault(fault, updated.id)
+            self.event(updated, "signal", f"{fault.kind}: {_describe(fault)}", deduplicated=True)
+            return updated, False
+        incident = Incident(
+            id=IncidentId(f"inc-{uuid.uuid4().hex[:10]}"),
+            target=fault.target,
+            kind=fault.kind,
+            status=IncidentStatus.OPEN,
+            priority=Priority.P3 if fault.preventive else _INITIAL_PRIORITY,
+            opened_at=fault.detected_at,
+            since=fault.since,
+            preventive=fault.preventive,
+            summary=f"{fault.kind} on {fault.target}: {_describe(fault)}",
+        )
+        self._store.insert_incident(incident)
+        self._store.add_fault(fault, incident.id)
+        self._open[incident.target] = incident
+        self._metrics.open_incidents.set(len(self._open))
+        self._metrics.fault(fault.kind.value, fault.detected_at - fault.since)
+        self.event(
+            incident,
+            "detected",
+            incident.summary,
+            fault_id=fault.id,
+            mttd_ms=round(incident.mttd_s * 1000, 1),
+            preventive=fault.preventive,
+            evidence=dict(fault.evidence),
+        )
+        return incident, True
+
+    def event(self, incident: Incident, kind: str, detail: str = "", **data: Any) -> None:
+        """Append a timeline line (and log it, bound to the incident id)."""
+        ev = TimelineEvent(self._clock.now(), kind, detail, data)
+        self._store.add_event(incident.id, ev)
+        get_logger(incident=incident.id, target=incident.target).info(kind, detail=detail, **_loggable(data))
+        if self._on_change is not None:
+            self._on_change(incident, ev)
+
+    def set_status(self, incident: Incident, status: IncidentStatus, *, priority: Priority | None = None) -> Incident:
+        """Move an open incident to ``status`` (and priority)."""
+        current = self._open.get(incident.target, incident)
+        updated = replace(current, status=status, priority=current.priority if priority is None else priority)
+        self._save(updated)
+        return updated
+
+    def resolve(self, incident: Incident, *, healed_by: str, at: float | None = None) -> Incident:
+        """Close the incident as recovered (verified healthy)."""
+        current = self._open.pop(incident.target, incident)
+        resolved = replace(current, status=IncidentStatus.RESOLVED, resolved_at=at or self._clock.now())
+        self._store.update_incident(resolved)
+        self._metrics.open_incidents.set(len(self._open))
+        self._metrics.incident_closed(healed=current.status is not IncidentStatus.NEEDS_HUMAN, mttr_s=resolved.mttr_s)
+        mttr = resolved.mttr_s or 0.0
+        self.event(resolved, "resolved", f"healthy again ({healed_by})", mttr_ms=round(mttr * 1000, 1))
+        return resolved
+
+    def escalate(self, incident: Incident, reason: str, *, priority: Priority = Priority.P1) -> Incident:
+        """Hand the incident to a human: marked needs-human, priority raised."""
+        current = self._open.get(incident.target, incident)
+        updated = self.set_status(current, IncidentStatus.NEEDS_HUMAN, priority=min(priority, current.priority))
+        self.event(updated, "escalated", reason, priority=f"P{int(updated.priority)}")
+        return updated
+
+    def raise_priority(self, incident: Incident, priority: Priority, reason: str) -> Incident:
+        """Raise (never lower) an open incident's priority, with a timeline note."""
+        current = self._open.get(incident.target, incident)
+        if priority >= current.priority:
+            return current
+        updated = self.set_status(current, current.status, priority=priority)
+        self.event(updated, "priority", reason, priority=f"P{int(priority)}")
+        return updated
+
+    def _save(self, incident: Incident) -> None:
+        self._open[incident.target] = incident
+        self._store.update_incident(incident)
+
+
+def _describe(fault: Fault) -> str:
+    detail = fault.evidence.get("detail")
+    if detail:
+        return str(detail)
+    if "exit_code" in fault.evidence:
+        return f"exited with {fault.evidence['exit_code']}"
+    return str(fault.kind)
+
+
+def _loggable(data: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in data.items() if k not in {"event", "detail"}}

@@ -1,0 +1,375 @@
+"""The store: every durable fact of the controller, behind small synchronous methods.
+
+Writes are single short transactions (SQLite in WAL mode commits in well under a
+millisecond), so the controller calls them inline; anything a crash must not lose —
+an action's idempotency key above all — is committed before the effect it guards.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Engine, delete, func, insert, select, update
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
+
+from novacron.errors import NotFoundError, StoreError
+from novacron.model import (
+    Action,
+    ActionId,
+    ActionStatus,
+    Fault,
+    Incident,
+    IncidentId,
+    IncidentStatus,
+    TimelineEvent,
+)
+from novacron.store import tables as t
+from novacron.store.db import make_engine, migrate
+from novacron.store.records import (
+    ActionRecord,
+    action_from_row,
+    incident_from_row,
+    incident_values,
+    timeline_from_row,
+)
+
+__all__ = ["AuditEntry", "ConfigVersion", "ProcessRecord", "Store", "TargetStatusRow"]
+
+_INFLIGHT = (ActionStatus.PLANNED.value, ActionStatus.APPLYING.value, ActionStatus.APPLIED.value)
+
+
+@dataclass(frozen=True, slots=True)
+class ConfigVersion:
+    """One stored version of the fleet spec."""
+
+    version: int
+    created_at: float
+    sha256: str
+    source: str
+    body: str
+
+
+@dataclass(frozen=True, slots=True)
+class AuditEntry:
+    """Who did what, when, with what result."""
+
+    id: int
+    time: float
+    actor: str
+    verb: str
+    subject: str
+    result: str
+    detail: Mapping[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class ProcessRecord:
+    """A process the controller started, kept so a restarted controller can adopt it."""
+
+    target: str
+    replica: int
+    pid: int
+    create_time: float
+    port: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class TargetStatusRow:
+    """The controller's latest view of a target, for `novacron status` and the API."""
+
+    target: str
+    health: str
+    running: int
+    desired: int
+    updated_at: float
+    detail: str
+
+
+class Store:
+    """Repository over the schema in :mod:`novacron.store.tables`."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    @classmethod
+    def open(cls, url: str) -> Store:
+        """Connect to ``url`` and migrate the schema to the newest revision."""
+        engine = make_engine(url)
+        migrate(engine)
+        return cls(engine)
+
+    def close(self) -> None:
+        """Release connections."""
+        self.engine.dispose()
+
+    def _exec(self, stmt: Any) -> Any:
+        try:
+            with self.engine.begin() as conn:
+                return conn.execute(stmt)
+        except IntegrityError:
+            raise
+        except SQLAlchemyError as exc:
+            raise StoreError(f"store write failed: {exc}", delay=0.5) from exc
+
+    def _rows(self, stmt: Any) -> list[Mapping[str, Any]]:
+        try:
+            with self.engine.connect() as conn:
+                return [dict(r._mapping) for r in conn.execute(stmt)]
+        except SQLAlchemyError as exc:
+            raise StoreError(f"store read failed: {exc}", delay=0.5) from exc
+
+    # -- config versions ---------------------------------------------------------------
+    def save_config(self, body: str, *, source: str, now: float) -> ConfigVersion:
+        """Keep ``body`` as a new version unless it equals the newest one."""
+        sha = hashlib.sha256(body.encode()).hexdigest()
+        latest = self.latest_config()
+        if latest is not None and latest.sha256 == sha:
+            return latest
+        self._exec(insert(t.config_versions).values(created_at=now, sha256=sha, source=source, body=body))
+        newest = self.latest_config()
+        assert newest is not None
+        return newest
+
+    def latest_config(self) -> ConfigVersion | None:
+        """The newest stored spec version."""
+        rows = self._rows(select(t.config_versions).order_by(t.config_versions.c.version.desc()).limit(1))
+        return ConfigVersion(**rows[0]) if rows else None
+
+    def config_versions(self) -> list[ConfigVersion]:
+        """Every stored version, oldest first."""
+        return [ConfigVersion(**r) for r in self._rows(select(t.config_versions).order_by("version"))]
+
+    def config_before(self, version: int) -> ConfigVersion | None:
+        """The newest version older than ``version`` (the target of a rollback)."""
+        stmt = (
+            select(t.config_versions)
+            .where(t.config_versions.c.version < version)
+            .order_by(t.config_versions.c.version.desc())
+            .limit(1)
+        )
+        rows = self._rows(stmt)
+        return ConfigVersion(**rows[0]) if rows else None
+
+    # -- incidents ---------------------------------------------------------------------
+    def insert_incident(self, inc: Incident) -> None:
+        """Persist a new incident."""
+        self._exec(insert(t.incidents).values(**incident_values(inc)))
+
+    def update_incident(self, inc: Incident) -> None:
+        """Persist an incident's new state."""
+        values = incident_values(inc)
+        del values["id"]
+        self._exec(update(t.incidents).where(t.incidents.c.id == inc.id).values(**values))
+
+    def incident(self, incident_id: str) -> Incident:
+        """The incident called ``incident_id``."""
+        rows = self._rows(select(t.incidents).where(t.incidents.c.id == incident_id))
+        if not rows:
+            raise NotFoundError(f"no incident {incident_id!r}")
+        return incident_from_row(rows[0])
+
+    def incidents(self, *, status: IncidentStatus | None = None, limit: int = 100) -> list[Incident]:
+        """Incidents, newest first, optionally of one status."""
+        stmt = select(t.incidents).order_by(t.incidents.c.opened_at.desc()).limit(limit)
+        if status is not None:
+            stmt = stmt.where(t.incidents.c.status == status.value)
+        return [incident_from_row(r) for r in self._rows(stmt)]
+
+    def open_incidents(self) -> list[Incident]:
+        """Every incident not yet resolved."""
+        stmt = select(t.incidents).where(t.incidents.c.status != IncidentStatus.RESOLVED.value)
+        return [incident_from_row(r) for r in self._rows(stmt.order_by(t.incidents.c.opened_at))]
+
+    def add_event(self, incident_id: IncidentId, event: TimelineEvent) -> None:
+        """Append one timeline line."""
+        self._exec(
+            insert(t.timeline).values(
+                incident_id=incident_id,
+                time=event.time,
+                kind=event.kind,
+                detail=event.detail,
+                data=dict(event.data),
+            )
+        )
+
+    def timeline(self, incident_id: str) -> list[TimelineEvent]:
+        """An incident's timeline in order."""
+        stmt = select(t.timeline).where(t.timeline.c.incident_id == incident_id).order_by(t.timeline.c.id)
+        return [timeline_from_row(r) for r in self._rows(stmt)]
+
+    def add_fault(self, fault: Fault, incident_id: IncidentId) -> None:
+        """Record a fault and the incident it belongs to."""
+        self._exec(
+            insert(t.faults).values(
+                id=fault.id,
+                incident_id=incident_id,
+                target=fault.target,
+                kind=fault.kind.value,
+                detected_at=fault.detected_at,
+                since=fault.since,
+                preventive=fault.preventive,
+                evidence=_jsonable(fault.evidence),
+            )
+        )
+
+    def faults(self, incident_id: str) -> list[Mapping[str, Any]]:
+        """The faults recorded for an incident, oldest first."""
+        return self._rows(select(t.faults).where(t.faults.c.incident_id == incident_id).order_by("detected_at"))
+
+    # -- actions -----------------------------------------------------------------------
+    def claim_action(self, action: Action, status: ActionStatus, *, now: float) -> ActionRecord | None:
+        """Persist ``action`` under its idempotency key.
+
+        Returns None when the key was free (the caller may apply the action), or the
+        existing record when an action with the same key was already stored.
+        """
+        try:
+            self._exec(
+                insert(t.actions).values(
+                    id=action.id,
+                    idempotency_key=action.idempotency_key,
+                    incident_id=action.incident_id,
+                    target=action.target,
+                    kind=action.kind.value,
+                    risk=int(action.risk),
+                    status=status.value,
+                    params=_jsonable(action.params),
+                    reason=action.reason,
+                    requested_by=action.requested_by,
+                    inverse_of=action.inverse_of,
+                    created_at=now,
+                )
+            )
+        except IntegrityError:
+            return self.action_by_key(action.idempotency_key)
+        return None
+
+    def set_action_status(
+        self,
+        action_id: ActionId,
+        status: ActionStatus,
+        *,
+        started_at: float | None = None,
+        finished_at: float | None = None,
+        detail: str | None = None,
+    ) -> None:
+        """Move an action to ``status``, recording timings and detail when given."""
+        values: dict[str, Any] = {"status": status.value}
+        if started_at is not None:
+            values["started_at"] = started_at
+        if finished_at is not None:
+            values["finished_at"] = finished_at
+        if detail is not None:
+            values["detail"] = detail
+        self._exec(update(t.actions).where(t.actions.c.id == action_id).values(**values))
+
+    def action(self, action_id: str) -> ActionRecord:
+        """The action called ``action_id``."""
+        rows = self._rows(select(t.actions).where(t.actions.c.id == action_id))
+        if not rows:
+            raise NotFoundError(f"no action {action_id!r}")
+        return action_from_row(rows[0])
+
+    def action_by_key(self, key: str) -> ActionRecord | None:
+        """The action stored under idempotency key ``key``, if any."""
+        rows = self._rows(select(t.actions).where(t.actions.c.idempotency_key == key))
+        return action_from_row(rows[0]) if rows else None
+
+    def actions(self, *, incident_id: str | None = None, limit: int = 100) -> list[ActionRecord]:
+        """Actions, newest first, optionally for one incident."""
+        stmt = select(t.actions).order_by(t.actions.c.created_at.desc()).limit(limit)
+        if incident_id is not None:
+            stmt = stmt.where(t.actions.c.incident_id == incident_id)
+        return [action_from_row(r) for r in self._rows(stmt)]
+
+    def inflight_actions(self) -> list[ActionRecord]:
+        """Actions that were planned or applying when the controller last stopped."""
+        stmt = select(t.actions).where(t.actions.c.status.in_(_INFLIGHT)).order_by(t.actions.c.created_at)
+        return [action_from_row(r) for r in self._rows(stmt)]
+
+    def count_actions(self, *, status: ActionStatus | None = None) -> int:
+        """How many actions are stored (of one status)."""
+        stmt = select(func.count()).select_from(t.actions)
+        if status is not None:
+            stmt = stmt.where(t.actions.c.status == status.value)
+        return int(self._rows(stmt.with_only_columns(func.count().label("n")))[0]["n"])
+
+    # -- audit -------------------------------------------------------------------------
+    def audit(self, *, now: float, actor: str, verb: str, subject: str, result: str, **detail: Any) -> None:
+        """Append to the audit trail."""
+        self._exec(
+            insert(t.audit).values(
+                time=now, actor=actor, verb=verb, subject=subject, result=result, detail=_jsonable(detail)
+            )
+        )
+
+    def audit_log(self, *, limit: int = 200) -> list[AuditEntry]:
+        """Newest audit entries first."""
+        rows = self._rows(select(t.audit).order_by(t.audit.c.id.desc()).limit(limit))
+        return [AuditEntry(**r) for r in rows]
+
+    # -- processes and target status ---------------------------------------------------
+    def set_process(self, rec: ProcessRecord) -> None:
+        """Remember a started process (replacing the replica's previous one)."""
+        self.remove_process(rec.target, rec.replica)
+        self._exec(
+            insert(t.processes).values(
+                target=rec.target,
+                replica=rec.replica,
+                pid=rec.pid,
+                create_time=rec.create_time,
+                port=rec.port,
+            )
+        )
+
+    def remove_process(self, target: str, replica: int) -> None:
+        """Forget a replica's process."""
+        self._exec(delete(t.processes).where((t.processes.c.target == target) & (t.processes.c.replica == replica)))
+
+    def processes(self) -> list[ProcessRecord]:
+        """Every remembered process."""
+        cols = ("target", "replica", "pid", "create_time", "port")
+        return [ProcessRecord(**{c: r[c] for c in cols}) for r in self._rows(select(t.processes))]
+
+    def set_target_status(self, row: TargetStatusRow) -> None:
+        """Upsert a target's status line."""
+        self._exec(delete(t.target_status).where(t.target_status.c.target == row.target))
+        self._exec(
+            insert(t.target_status).values(
+                target=row.target,
+                health=row.health,
+                running=row.running,
+                desired=row.desired,
+                updated_at=row.updated_at,
+                detail=row.detail,
+            )
+        )
+
+    def target_statuses(self) -> list[TargetStatusRow]:
+        """Every target's latest status line."""
+        return [TargetStatusRow(**r) for r in self._rows(select(t.target_status).order_by("target"))]
+
+    # -- settings ----------------------------------------------------------------------
+    def get_setting(self, key: str, default: Any = None) -> Any:
+        """A persisted controller setting (e.g. the kill switch)."""
+        rows = self._rows(select(t.settings_kv.c.value).where(t.settings_kv.c.key == key))
+        return rows[0]["value"] if rows else default
+
+    def put_setting(self, key: str, value: Any, *, now: float) -> None:
+        """Persist a controller setting."""
+        self._exec(delete(t.settings_kv).where(t.settings_kv.c.key == key))
+        self._exec(insert(t.settings_kv).values(key=key, value=value, updated_at=now))
+
+
+def _jsonable(data: Mapping[str, Any] | Sequence[Any] | Any) -> Any:
+    """Convert mappings/sequences of simple values into plain JSON types."""
+    if isinstance(data, Mapping):
+        return {str(k): _jsonable(v) for k, v in data.items()}
+    if isinstance(data, list | tuple):
+        return [_jsonable(v) for v in data]
+    if isinstance(data, str | int | float | bool) or data is None:
+        return data
+    return str(data)

@@ -1,0 +1,152 @@
+"""SQLAlchemy table definitions (Core): the single source of the schema.
+
+Alembic migrations under ``migrations/`` create exactly these tables; a test checks that
+the migrated schema and this metadata agree.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    Column,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+)
+
+__all__ = [
+    "actions",
+    "audit",
+    "config_versions",
+    "faults",
+    "incidents",
+    "metadata",
+    "processes",
+    "settings_kv",
+    "target_status",
+    "timeline",
+]
+
+metadata = MetaData()
+
+config_versions = Table(
+    "config_versions",
+    metadata,
+    Column("version", Integer, primary_key=True, autoincrement=True),
+    Column("created_at", Float, nullable=False),
+    Column("sha256", String(64), nullable=False, index=True),
+    Column("source", String(255), nullable=False, default=""),
+    Column("body", Text, nullable=False),
+)
+
+incidents = Table(
+    "incidents",
+    metadata,
+    Column("id", String(40), primary_key=True),
+    Column("target", String(128), nullable=False),
+    Column("kind", String(32), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("priority", Integer, nullable=False),
+    Column("opened_at", Float, nullable=False),
+    Column("since", Float, nullable=False),
+    Column("resolved_at", Float),
+    Column("fault_count", Integer, nullable=False, default=1),
+    Column("preventive", Boolean, nullable=False, default=False),
+    Column("summary", Text, nullable=False, default=""),
+    Index("ix_incidents_target_status", "target", "status"),
+    Index("ix_incidents_opened", "opened_at"),
+)
+
+timeline = Table(
+    "timeline",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("incident_id", String(40), ForeignKey("incidents.id"), nullable=False, index=True),
+    Column("time", Float, nullable=False),
+    Column("kind", String(32), nullable=False),
+    Column("detail", Text, nullable=False, default=""),
+    Column("data", JSON, nullable=False, default=dict),
+)
+
+faults = Table(
+    "faults",
+    metadata,
+    Column("id", String(40), primary_key=True),
+    Column("incident_id", String(40), ForeignKey("incidents.id"), index=True),
+    Column("target", String(128), nullable=False),
+    Column("kind", String(32), nullable=False),
+    Column("detected_at", Float, nullable=False),
+    Column("since", Float, nullable=False),
+    Column("preventive", Boolean, nullable=False, default=False),
+    Column("evidence", JSON, nullable=False, default=dict),
+)
+
+actions = Table(
+    "actions",
+    metadata,
+    Column("id", String(40), primary_key=True),
+    # Persisted before the action is applied: a restarted controller that finds the key
+    # knows the action already ran (or may have) and never applies it a second time.
+    Column("idempotency_key", String(200), nullable=False, unique=True),
+    Column("incident_id", String(40), ForeignKey("incidents.id"), index=True),
+    Column("target", String(128), nullable=False, index=True),
+    Column("kind", String(32), nullable=False),
+    Column("risk", Integer, nullable=False),
+    Column("status", String(24), nullable=False),
+    Column("params", JSON, nullable=False, default=dict),
+    Column("reason", Text, nullable=False, default=""),
+    Column("requested_by", String(64), nullable=False, default="controller"),
+    Column("inverse_of", String(40)),
+    Column("created_at", Float, nullable=False),
+    Column("started_at", Float),
+    Column("finished_at", Float),
+    Column("detail", Text, nullable=False, default=""),
+)
+
+audit = Table(
+    "audit",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("time", Float, nullable=False, index=True),
+    Column("actor", String(128), nullable=False),
+    Column("verb", String(64), nullable=False),
+    Column("subject", String(255), nullable=False, default=""),
+    Column("result", String(64), nullable=False),
+    Column("detail", JSON, nullable=False, default=dict),
+)
+
+processes = Table(
+    "processes",
+    metadata,
+    Column("target", String(128), primary_key=True),
+    Column("replica", Integer, primary_key=True),
+    Column("pid", Integer, nullable=False),
+    Column("create_time", Float, nullable=False),
+    Column("port", Integer),
+    Column("config_version", Integer),
+)
+
+target_status = Table(
+    "target_status",
+    metadata,
+    Column("target", String(128), primary_key=True),
+    Column("health", String(16), nullable=False),
+    Column("running", Integer, nullable=False, default=0),
+    Column("desired", Integer, nullable=False, default=0),
+    Column("updated_at", Float, nullable=False),
+    Column("detail", Text, nullable=False, default=""),
+)
+
+settings_kv = Table(
+    "settings_kv",
+    metadata,
+    Column("key", String(64), primary_key=True),
+    Column("value", JSON, nullable=False),
+    Column("updated_at", Float, nullable=False),
+)

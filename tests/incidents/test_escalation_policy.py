@@ -1,0 +1,90 @@
+"""Escalation: a pure schedule of pages, stopped by acknowledgement, delivered via the notifier."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+
+from novacron.errors import ConfigError
+from novacron.incidents.escalation import Escalator, pages_due, parse_policy
+from novacron.model import FaultKind, Incident, IncidentId, IncidentStatus, Priority, TargetId
+from novacron.notify import MemoryOutbox, Notifier, SlackChannel
+
+POLICY = parse_policy(
+    {
+        "name": "ops",
+        "levels": [
+            {"notify": ["pd-primary"], "after_s": 0, "repeat_every_s": 300, "max_repeats": 2},
+            {"notify": ["pd-secondary", "slack"], "after_s": 900},
+        ],
+    }
+)
+
+
+def incident(priority: Priority = Priority.P0, status: IncidentStatus = IncidentStatus.OPEN) -> Incident:
+    return Incident(
+        id=IncidentId("inc-9"),
+        target=TargetId("db-0"),
+        kind=FaultKind.CRASH,
+        status=status,
+        priority=priority,
+        opened_at=1000.0,
+        since=990.0,
+        summary="db-0 keeps crashing",
+    )
+
+
+def test_schedule_repeats_then_widens() -> None:
+    due = pages_due(POLICY, started_at=0.0, now=1000.0)
+    assert [(p.level, p.repeat, p.due_at) for p in due] == [(0, 0, 0.0), (0, 1, 300.0), (0, 2, 600.0), (1, 0, 900.0)]
+    assert due[-1].receivers == ("pd-secondary", "slack")
+    assert [p.key for p in pages_due(POLICY, started_at=0.0, now=1000.0, stopped_at=350.0)] == ["0.0", "0.1"]
+
+
+def test_escalator_sends_each_page_once_and_stops_on_ack() -> None:
+    outbox = MemoryOutbox()
+    channels = [SlackChannel(n, "http://unused") for n in ("pd-primary", "pd-secondary", "slack")]
+    esc = Escalator(POLICY, Notifier(outbox, channels))
+    inc = incident()
+    assert [p.key for p in esc.poll(inc, now=0.0)] == ["0.0"]
+    assert esc.poll(inc, now=10.0) == []
+    assert [p.key for p in esc.poll(inc, now=310.0)] == ["0.1"]
+    assert esc.acknowledge(inc, now=320.0, by="alice") == ["pd-primary"]
+    assert esc.poll(inc, now=5000.0) == []
+    assert esc.acknowledge(inc, now=5001.0) == []
+    assert esc.resolve(inc, now=6000.0) == ["pd-primary"]
+    events = [(i.channel, i.notification.event) for i in outbox.pending()]
+    assert events == [
+        ("pd-primary", "trigger"),
+        ("pd-primary", "trigger"),
+        ("pd-primary", "acknowledge"),
+        ("pd-primary", "resolve"),
+    ]
+    first = outbox.pending()[0].notification
+    assert first.dedup_key == "novacron-inc-9"
+    assert first.severity == "critical"
+    assert first.summary == "db-0 keeps crashing"
+
+
+def test_only_escalating_incidents_page() -> None:
+    esc = Escalator(POLICY)
+    assert esc.poll(incident(Priority.P2), now=0.0) == []
+    assert [p.key for p in esc.poll(incident(Priority.P3, IncidentStatus.NEEDS_HUMAN), now=0.0)] == ["0.0"]
+    resolved = dataclasses.replace(incident(), status=IncidentStatus.RESOLVED, resolved_at=5.0)
+    assert Escalator(POLICY).poll(resolved, now=0.0) == []
+
+
+@pytest.mark.parametrize(
+    ("data", "field"),
+    [
+        ({"levels": []}, "levels"),
+        ({"levels": [{"notify": []}]}, "levels.0.notify"),
+        ({"levels": [{"notify": ["a"], "after_s": -1}]}, "levels.0.after_s"),
+        ({"levels": [{"notify": ["a"]}], "priorities": [7]}, "priorities.0"),
+        ({"levels": [{"notify": ["a"], "pager": "x"}]}, "levels.0.pager"),
+    ],
+)
+def test_bad_policy_names_the_field(data: dict[str, object], field: str) -> None:
+    with pytest.raises(ConfigError, match=field.replace(".", r"\.")):
+        parse_policy(data)

@@ -1,0 +1,132 @@
+"""Impossible fleets and parameters are refused with errors naming the item."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from novacron.errors import InputError
+from novacron.twin import HealerParams, PhysicsParams, Simulator, Topology, TraceWorkload, build_fleet
+
+
+def _fleet(**override: object) -> dict[str, dict[str, object]]:
+    hosts: dict[str, object] = {
+        "cores": [8.0, 8.0], "mem_gb": [64.0, 64.0], "iops": [1e4, 1e4],
+        "disk_gb": [100.0, 100.0], "net_gbps": [10.0, 10.0],
+    }  # fmt: skip
+    vms: dict[str, object] = {
+        "host": [0, 1, 1], "cpu": [1.0, 1.0, 2.0], "mem_gb": [4.0, 4.0, 8.0],
+        "iops": [100.0, 100.0, 100.0], "net_gbps": [0.1, 0.1, 0.1],
+    }  # fmt: skip
+    links: dict[str, object] = {"src": [0], "dst": [1], "gbps": [10.0]}
+    tables = {"hosts": hosts, "vms": vms, "links": links}
+    for key, value in override.items():
+        table, col = key.split("__")
+        tables[table][col] = value
+    return tables
+
+
+def _create(**override: object) -> Topology:
+    t = _fleet(**override)
+    return Topology.create(t["hosts"], t["vms"], t["links"])  # type: ignore[arg-type]
+
+
+def test_a_good_fleet_builds() -> None:
+    topo = _create()
+    assert (topo.n_hosts, topo.n_vms, topo.n_links) == (2, 3, 1)
+
+
+@given(st.floats(max_value=0.0, allow_nan=False), st.sampled_from(["cores", "mem_gb", "iops", "disk_gb"]))
+@settings(max_examples=25, deadline=None)
+def test_non_positive_host_capacity_names_the_host(value: float, column: str) -> None:
+    caps = [8.0, value]
+    with pytest.raises(InputError, match=rf"hosts\.{column}\[1\]"):
+        _create(**{f"hosts__{column}": caps})
+
+
+@given(st.integers().filter(lambda i: i < 0 or i > 1))
+@settings(max_examples=25, deadline=None)
+def test_links_to_unknown_hosts_are_refused(host: int) -> None:
+    with pytest.raises(InputError, match=r"links\.dst\[0\].*not a known host"):
+        _create(links__dst=[host])
+
+
+def test_self_loop_link_is_refused() -> None:
+    with pytest.raises(InputError, match=r"links\[0\]"):
+        _create(links__dst=[0])
+
+
+def test_vm_without_host_is_refused() -> None:
+    with pytest.raises(InputError, match=r"vms\.host\[2\].*no host"):
+        _create(vms__host=[0, 1, -1])
+    with pytest.raises(InputError, match=r"vms\.host\[0\].*not a known host"):
+        _create(vms__host=[7, 1, 1])
+
+
+def test_negative_vm_demand_and_nan_are_refused() -> None:
+    with pytest.raises(InputError, match=r"vms\.cpu\[1\]"):
+        _create(vms__cpu=[1.0, -2.0, 1.0])
+    with pytest.raises(InputError, match=r"hosts\.mem_gb\[0\]"):
+        _create(hosts__mem_gb=[float("nan"), 64.0])
+
+
+def test_missing_and_misshaped_columns() -> None:
+    t = _fleet()
+    del t["hosts"]["iops"]
+    with pytest.raises(InputError, match=r"hosts\.iops"):
+        Topology.create(t["hosts"], t["vms"], t["links"])  # type: ignore[arg-type]
+    with pytest.raises(InputError, match=r"vms\.cpu"):
+        _create(vms__cpu=[1.0])
+
+
+@given(st.floats(max_value=0.0, allow_nan=False))
+@settings(max_examples=20, deadline=None)
+def test_zero_width_steps_are_refused(dt: float) -> None:
+    with pytest.raises(InputError, match=r"PhysicsParams\.dt_s"):
+        PhysicsParams(dt_s=dt)
+
+
+def test_bad_policy_and_workload_parameters() -> None:
+    with pytest.raises(InputError, match=r"HealerParams\.probe_interval_s"):
+        HealerParams(probe_interval_s=0.0)
+    with pytest.raises(InputError, match="throttle_c"):
+        PhysicsParams(throttle_c=120.0)
+    with pytest.raises(InputError, match=r"row 1"):
+        TraceWorkload.from_array([1.0, -1.0, 2.0], n_groups=2)
+    with pytest.raises(InputError, match="groups"):
+        Simulator(build_fleet(2, 4, n_groups=3), workload=TraceWorkload.from_array([1.0, 2.0], n_groups=2))
+
+
+def test_time_cannot_run_backwards() -> None:
+    sim = Simulator(build_fleet(2, 4), healer=HealerParams(enabled=False))
+    sim.advance_to(10)
+    with pytest.raises(InputError, match="advance_to"):
+        sim.advance_to(5)
+
+
+def test_random_faults_need_a_sane_rate() -> None:
+    sim = Simulator(build_fleet(2, 4), healer=HealerParams(enabled=False))
+    with pytest.raises(InputError, match="fault_rate"):
+        sim.schedule_random_faults(-1.0, 60.0)
+    with pytest.raises(InputError, match="fault_rate"):
+        sim.schedule_random_faults(float(np.inf), 60.0)
+
+
+@pytest.mark.parametrize(
+    ("args", "needle"),
+    [
+        (["twin", "run", "--duration", "0h"], "--duration"),
+        (["twin", "run", "--hosts", "0"], "--hosts"),
+        (["twin", "forecast", "--hours", "-3"], "--hours"),
+    ],
+)
+def test_cli_exits_2_naming_the_option(args: list[str], needle: str) -> None:
+    code = "import sys; from novacron.cli import main; sys.argv = ['novacron', *sys.argv[1:]]; main()"
+    proc = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, check=False)
+    assert proc.returncode == 2, proc.stderr
+    assert needle in proc.stderr
