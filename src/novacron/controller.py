@@ -12,7 +12,7 @@ import asyncio
 import contextlib
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +22,7 @@ from novacron.clock import Clock, MonotonicClock
 from novacron.diagnosis.rootcause import rank_root_causes
 from novacron.errors import InputError, NotFoundError
 from novacron.healing.approvals import Approvals
-from novacron.healing.catalog import new_action
+from novacron.healing.catalog import inverse_of, new_action
 from novacron.healing.executor import ExecResult, Executor
 from novacron.healing.healer import Healer
 from novacron.healing.health import HealthTracker
@@ -40,7 +40,7 @@ from novacron.model import (
 )
 from novacron.sensors.heartbeat import HeartbeatMonitor
 from novacron.sensors.probes import Prober, make_probe
-from novacron.settings import FleetSpec, HeartbeatCheck, TargetSpec, spec_to_yaml
+from novacron.settings import FleetSpec, HeartbeatCheck, TargetSpec, load_spec, spec_to_yaml
 from novacron.store import ProcessRecord, Store, TargetStatusRow
 from novacron.telemetry import Metrics, get_logger
 
@@ -192,6 +192,10 @@ class Controller:
             self.heartbeats.unregister(target, replica)
             asyncio.get_running_loop().create_task(self.prober.remove(target, replica))
 
+    def on_spawn_failed(self, target: str, replica: int, error: str) -> None:
+        """A replica could not be spawned: a start failure, handled like any fault."""
+        self.health.spawn_failed(target, replica, error)
+
     # -- the flow ----------------------------------------------------------------------
     def _on_fault(self, fault: Fault) -> None:
         self._replica_faults.setdefault(fault.target, set()).add(int(fault.evidence.get("replica", 0)))
@@ -302,6 +306,35 @@ class Controller:
         if result.verified and incident is not None and self.incidents.open_for(target) is incident:
             self.incidents.resolve(incident, healed_by=f"manual {kind} by {who}")
         return result
+
+    async def rollback(self, *, who: str, target: str | None = None, action_id: str | None = None) -> ExecResult:
+        """Undo an action (its inverse), or roll a target back to the previous spec version."""
+        if (target is None) == (action_id is None):
+            raise InputError("name exactly one of target or action_id", where="rollback")
+        if action_id is not None:
+            rec = self.store.action(action_id)
+            undo = inverse_of(rec.action)
+            if undo is None:
+                raise InputError(f"{rec.action.kind} has no inverse to roll back to", where="action_id")
+            undo = replace(undo, requested_by=who, reason=f"rollback of {action_id} requested by {who}")
+            return await self.executor.execute(undo, incident=self.incidents.open_for(rec.action.target))
+        assert target is not None
+        return await self.heal(target, ActionKind.CONFIG_ROLLBACK, who=who, params=self._previous_config(target))
+
+    def _previous_config(self, target: str) -> dict[str, Any]:
+        previous = self.store.config_before(self.config_version)
+        if previous is None:
+            raise InputError("there is no earlier spec version to roll back to", where="target")
+        try:
+            old = load_spec(previous.body).target(target)
+        except KeyError:
+            raise InputError(f"{target} does not exist in spec version {previous.version}", where="target") from None
+        return {
+            "target_spec": old.model_dump(mode="json"),
+            "version": previous.version,
+            "from_target_spec": self.actuator.spec_of(target).model_dump(mode="json"),
+            "from_version": self.config_version,
+        }
 
     def set_autonomous(self, enabled: bool, *, who: str) -> None:
         """The global kill switch (persisted, audited)."""

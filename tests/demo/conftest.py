@@ -5,7 +5,8 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-from demo_helpers import Services
+
+from tests.demo.demo_helpers import Services
 
 
 @pytest.fixture

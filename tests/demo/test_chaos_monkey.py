@@ -10,7 +10,6 @@ from pathlib import Path
 
 import httpx
 import pytest
-from demo_helpers import Running, Services, wait_until
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -19,6 +18,7 @@ from novacron.demo.chaos import ChaosError, ChaosKind, ChaosMonkey, ChaosTarget,
 from novacron.demo.fleet import demo_spec
 from novacron.demo.service import _hostport, _url
 from novacron.settings import HttpCheck, TargetSpec
+from tests.demo.demo_helpers import Running, Services, wait_until
 
 
 def _state(pid: int) -> str:

@@ -9,7 +9,6 @@ from pathlib import Path
 
 import httpx
 import pytest
-from demo_helpers import Services, wait_until
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -23,6 +22,7 @@ from novacron.demo.fleet import (
     free_port_block,
 )
 from novacron.settings import HeartbeatCheck, HttpCheck, load_spec, spec_to_yaml
+from tests.demo.demo_helpers import Services, wait_until
 
 
 def test_spec_has_a_dependency_graph_of_real_services(tmp_path: Path) -> None:

@@ -7,11 +7,11 @@ from collections.abc import Iterator
 
 import httpx
 import pytest
-from demo_helpers import Running, Services
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from novacron.demo.startup import measure_startup
+from tests.demo.demo_helpers import Running, Services
 
 pytestmark = pytest.mark.slow
 

@@ -8,12 +8,15 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
-from demo_helpers import Running, Services, wait_until
 from prometheus_client.parser import text_string_to_metric_families
+
+from novacron.demo.service import parse_args
+from tests.demo.demo_helpers import Running, Services, wait_until
 
 pytestmark = pytest.mark.slow
 
@@ -29,6 +32,16 @@ def metric(svc: Running, name: str, **labels: str) -> float:
                 seen = True
     assert seen, f"no sample {name}{labels} in /metrics"
     return total
+
+
+@pytest.fixture(scope="module")
+def shared() -> Iterator[Running]:
+    """One service for tests that leave no state behind."""
+    services = Services()
+    try:
+        yield services.start("shared")
+    finally:
+        services.close()
 
 
 def chaos(svc: Running, **body: object) -> httpx.Response:
@@ -105,8 +118,8 @@ def test_spin_burns_cpu_while_still_answering(services: Services) -> None:
     "body",
     [b"not json", b"[1, 2]", b'{"mode": "explode"}', b'{"mode": "slow", "duration_s": -1}'],
 )
-def test_bad_chaos_request_is_rejected(services: Services, body: bytes) -> None:
-    svc = services.start("alpha")
+def test_bad_chaos_request_is_rejected(shared: Running, body: bytes) -> None:
+    svc = shared
     resp = httpx.post(svc.url + "/chaos", content=body, timeout=5)
     assert resp.status_code == 400
     assert "error" in resp.json()
@@ -151,6 +164,8 @@ def test_busy_port_is_reported_and_exit_1(services: Services) -> None:
     "args",
     [
         ["--name", "x"],
+        ["--name", "x", "--port", "70000"],
+        ["--name", "x", "--port", "-1"],
         ["--name", "x", "--port", "1", "--upstream", "ftp://a:1"],
         ["--name", "x", "--port", "1", "--upstream", "http://nohost"],
         ["--name", "x", "--port", "1", "--leak-mb-per-s", "-2"],
@@ -158,9 +173,18 @@ def test_busy_port_is_reported_and_exit_1(services: Services) -> None:
         ["--name", "x", "--port", "1", "--heartbeat-udp", "nowhere"],
     ],
 )
-def test_bad_flags_exit_2(args: list[str]) -> None:
-    cmd = [sys.executable, "-m", "novacron.demo.service", *args]
-    assert subprocess.run(cmd, capture_output=True, timeout=30, check=False).returncode == 2
+def test_bad_flags_are_usage_errors(args: list[str], capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exc:
+        parse_args(args)
+    assert exc.value.code == 2
+    assert "error:" in capsys.readouterr().err
+
+
+def test_bad_flags_exit_2() -> None:
+    cmd = [sys.executable, "-m", "novacron.demo.service", "--name", "x", "--port", "nope"]
+    done = subprocess.run(cmd, capture_output=True, timeout=30, check=False)
+    assert done.returncode == 2
+    assert b"--port" in done.stderr
 
 
 def test_leak_grows_resident_memory_until_the_limit_kills_it(services: Services) -> None:

@@ -5,7 +5,8 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-from loopback_receiver import Receiver, start_receiver, stop_receiver
+
+from tests.incidents.loopback_receiver import Receiver, start_receiver, stop_receiver
 
 
 @pytest.fixture

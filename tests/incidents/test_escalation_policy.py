@@ -6,10 +6,10 @@ import dataclasses
 
 import pytest
 
-from novacron.errors import ConfigError
+from novacron.errors import ConfigError, InputError
 from novacron.incidents.escalation import Escalator, pages_due, parse_policy
 from novacron.model import FaultKind, Incident, IncidentId, IncidentStatus, Priority, TargetId
-from novacron.notify import MemoryOutbox, Notifier, SlackChannel
+from novacron.notify import MemoryOutbox, Notification, Notifier, SlackChannel
 
 POLICY = parse_policy(
     {
@@ -67,6 +67,35 @@ def test_escalator_sends_each_page_once_and_stops_on_ack() -> None:
     assert first.summary == "db-0 keeps crashing"
 
 
+def test_state_survives_a_restart_without_repaging() -> None:
+    first = Escalator(POLICY)
+    inc = incident()
+    first.poll(inc, now=0.0)
+    first.poll(inc, now=310.0)
+    snapshot = first.state(inc.id)
+    assert snapshot is not None
+    assert snapshot.sent == {"0.0", "0.1"}
+    second = Escalator(POLICY)
+    second.restore(inc.id, snapshot)
+    assert [p.key for p in second.poll(inc, now=620.0)] == ["0.2"]
+    assert second.resolve(inc, now=700.0) == ["pd-primary"]
+    assert second.state(inc.id) is None
+
+
+def test_policy_channels_must_exist() -> None:
+    with pytest.raises(ConfigError, match=r"levels\.1\.notify: unknown channel\(s\) pd-secondary, slack"):
+        Escalator(POLICY, Notifier(MemoryOutbox(), [SlackChannel("pd-primary", "http://unused")]))
+    with pytest.raises(InputError, match="channels"):
+        Notifier(MemoryOutbox(), [SlackChannel("a", "http://unused")]).notify(
+            Notification("k", "trigger", "s", "src", 0.0), ["b"]
+        )
+
+
+def test_priorities_by_name_or_number() -> None:
+    named = parse_policy({"levels": [{"notify": ["a"]}], "priorities": ["P0", "p1", 2]})
+    assert named.priorities == [Priority.P0, Priority.P1, Priority.P2]
+
+
 def test_only_escalating_incidents_page() -> None:
     esc = Escalator(POLICY)
     assert esc.poll(incident(Priority.P2), now=0.0) == []
@@ -82,6 +111,7 @@ def test_only_escalating_incidents_page() -> None:
         ({"levels": [{"notify": []}]}, "levels.0.notify"),
         ({"levels": [{"notify": ["a"], "after_s": -1}]}, "levels.0.after_s"),
         ({"levels": [{"notify": ["a"]}], "priorities": [7]}, "priorities.0"),
+        ({"levels": [{"notify": ["a"]}], "priorities": ["P9"]}, "priorities.0"),
         ({"levels": [{"notify": ["a"], "pager": "x"}]}, "levels.0.pager"),
     ],
 )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import random
 import socket
@@ -11,7 +12,6 @@ from pathlib import Path
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from loopback_receiver import Receiver, start_receiver, stop_receiver
 
 from novacron.errors import InputError
 from novacron.notify import (
@@ -31,6 +31,7 @@ from novacron.notify import (
     sign,
     verify_signature,
 )
+from tests.incidents.loopback_receiver import Receiver, start_receiver, stop_receiver
 
 FAST = RetryPolicy(base_s=0.01, cap_s=0.05, max_attempts=4, timeout_s=2.0)
 SECRET = b"s3cret"
@@ -225,3 +226,23 @@ async def test_queue_survives_a_restart_while_the_receiver_is_down(tmp_path: Pat
         assert JsonlOutbox(path).pending() == []
     finally:
         stop_receiver(rx)
+
+
+async def test_background_sender_delivers_as_items_arrive(receiver: Receiver) -> None:
+    notifier = Notifier(MemoryOutbox(), [SlackChannel("slack", receiver.url)], policy=FAST)
+    stop = asyncio.Event()
+    task = asyncio.create_task(notifier.run(stop, idle_s=0.05))
+    notifier.notify(note(summary="first"))
+    for _ in range(200):
+        if receiver.requests:
+            break
+        await asyncio.sleep(0.01)
+    notifier.notify(note(summary="second"))
+    for _ in range(200):
+        if len(receiver.requests) == 2:
+            break
+        await asyncio.sleep(0.01)
+    stop.set()
+    await asyncio.wait_for(task, timeout=5)
+    assert ["first" in json.loads(r.body)["text"] for r in receiver.requests] == [True, False]
+    assert notifier.outbox.pending() == []

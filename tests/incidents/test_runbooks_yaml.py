@@ -128,6 +128,8 @@ def test_rollback_undoes_succeeded_steps_newest_first() -> None:
     assert "check" not in undo.params
     assert actions[1].target == "cache-1"
     assert result.status == "rolled_back"  # type: ignore[attr-defined]
+    _, failed_undo = drive(SCALE, [{"replicas": 3}, {}, {"ok": False}, {"ok": False}])
+    assert "rollback failed for scale" in failed_undo.detail  # type: ignore[attr-defined]
 
 
 def test_ids_are_deterministic_per_incident() -> None:

@@ -3,8 +3,19 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
-from novacron.twin import HealerParams, PhysicsParams, Simulator, Topology, TwinFault, VmStatus, build_fleet
+from novacron.twin import (
+    Burst,
+    HealerParams,
+    PhysicsParams,
+    Simulator,
+    Topology,
+    TraceWorkload,
+    TwinFault,
+    VmStatus,
+    build_fleet,
+)
 
 
 def _vm_on(sim: Simulator, host: int) -> int:
@@ -123,3 +134,24 @@ def test_congested_link_drops_and_slows(topo: Topology) -> None:
     sim.step()
     assert (sim.state.link_util > 1).any()
     assert sim.state.net_latency_s.max() > params.probe_timeout_s * 0.5
+
+
+def test_trace_workload_drives_utilisation() -> None:
+    topo = build_fleet(2, 20, seed=0, n_groups=1)
+    trace = TraceWorkload.from_array([1.0, 1.0, 3.0, 3.0], step_s=300.0, n_groups=1)
+    sim = Simulator(topo, healer=HealerParams(enabled=False), workload=trace)
+    sim.advance_to(60)
+    quiet_util = sim.state.util.copy()
+    sim.advance_to(660)
+    assert (sim.state.util > 2.0 * quiet_util).all()
+
+
+def test_bursts_add_and_remove_demand(quiet: Simulator) -> None:
+    host = int(quiet.state.vm_host[0])
+    quiet.advance_to(5)
+    base = quiet.state.util[host]
+    quiet.schedule_bursts([Burst(t=10.0, vm=0, cores=6.0, duration_s=20.0)])
+    quiet.advance_to(15)
+    assert quiet.state.util[host] > base
+    quiet.advance_to(40)
+    assert quiet.state.util[host] == pytest.approx(base, rel=0.05)

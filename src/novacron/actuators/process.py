@@ -38,6 +38,9 @@ class ProcessListener(Protocol):
     def on_exited(self, target: str, replica: int, pid: int, code: int | None, expected: bool) -> None:
         """A replica's process exited; ``expected`` when we stopped it."""
 
+    def on_spawn_failed(self, target: str, replica: int, error: str) -> None:
+        """A replica's process could not be started at all (bad command, cwd, permissions)."""
+
 
 @dataclass
 class _Replica:
@@ -126,9 +129,18 @@ class ProcessActuator:
         return None
 
     async def start_all(self) -> None:
-        """Start every desired replica of every target that is not running."""
+        """Start every desired replica of every target that is not running.
+
+        A replica that cannot be spawned is reported to the listener, not raised: one bad
+        command must not keep the rest of the fleet from starting.
+        """
         for name in self._specs:
-            await self._ensure(name)
+            for i in range(self._desired[name]):
+                try:
+                    self._spawn_if_missing(name, i)
+                except OSError as exc:
+                    self._replicas[name].pop(i, None)
+                    self._listener.on_spawn_failed(name, i, f"cannot start: {exc}")
 
     async def stop_all(self) -> None:
         """Stop every replica gracefully (then forcibly), e.g. at shutdown."""
@@ -231,7 +243,11 @@ class ProcessActuator:
         tspec = self._specs[target]
         rep = _Replica(index, self._port(tspec, index))
         self._replicas[target][index] = rep
-        self._spawn(tspec, rep)
+        try:
+            self._spawn(tspec, rep)
+        except OSError:
+            del self._replicas[target][index]
+            raise
         return True
 
     def _spawn(self, tspec: TargetSpec, rep: _Replica) -> None:
@@ -283,7 +299,8 @@ class ProcessActuator:
         _signal_group(rep.pid, signal.SIGCONT)
         _signal_group(rep.pid, signal.SIGTERM)
         try:
-            await asyncio.wait_for(rep.exited.wait(), self._specs[target].stop_timeout_s)
+            async with asyncio.timeout(self._specs[target].stop_timeout_s):
+                await rep.exited.wait()
         except TimeoutError:
             await self._kill(rep)
 
@@ -293,7 +310,8 @@ class ProcessActuator:
         rep.stopping = True
         _signal_group(rep.pid, signal.SIGKILL)
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(rep.exited.wait(), 5.0)
+            async with asyncio.timeout(5.0):
+                await rep.exited.wait()
 
 
 def _signal_group(pid: int, sig: signal.Signals) -> None:

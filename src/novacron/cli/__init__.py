@@ -13,6 +13,7 @@ from rich.console import Console
 
 from novacron.cli import (  # noqa: F401  (imported for their command registrations)
     core,
+    forecast,
     nab,
     demo,
     bench_core,

@@ -46,7 +46,7 @@ def parse_duration(text: str, *, where: str = "duration") -> float:
 
 def load_trace(path: Path, column: str | None) -> tuple[npt.NDArray[np.float64], str]:
     """Read one numeric column of a trace CSV (default: the first usage column)."""
-    import numpy as np  # noqa: PLC0415  (keep `novacron --help` fast)
+    import numpy as np
 
     if not path.is_file():
         raise InputError("no such file", where=str(path))
@@ -66,9 +66,7 @@ def load_trace(path: Path, column: str | None) -> tuple[npt.NDArray[np.float64],
 HostsOpt = Annotated[int, typer.Option("--hosts", help="Number of hosts.")]
 VmsOpt = Annotated[int, typer.Option("--vms", help="Number of VMs.")]
 SeedOpt = Annotated[int, typer.Option("--seed", help="Random seed (placement, faults, bursts).")]
-TraceOpt = Annotated[
-    Path | None, typer.Option("--trace", help="Trace CSV (5-minute rows) for the workload shape.")
-]
+TraceOpt = Annotated[Path | None, typer.Option("--trace", help="Trace CSV (5-minute rows) for the workload shape.")]
 ColumnOpt = Annotated[str | None, typer.Option("--column", help="Trace column (default: first).")]
 
 
@@ -80,7 +78,7 @@ def _check_sizes(hosts: int, vms: int) -> None:
 
 
 def _workload(trace: Path | None, column: str | None, groups: int) -> Any:
-    from novacron.twin import SyntheticWorkload, TraceWorkload  # noqa: PLC0415
+    from novacron.twin import SyntheticWorkload, TraceWorkload
 
     if trace is None:
         return SyntheticWorkload(n_groups=groups)
@@ -101,11 +99,11 @@ def run(
     as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
 ) -> None:
     """Run a fleet with random faults and the built-in healer as fast as possible."""
-    import time  # noqa: PLC0415
+    import time
 
-    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn  # noqa: PLC0415
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from novacron.twin import HealerParams, Simulator, build_fleet, burst_arrivals  # noqa: PLC0415
+    from novacron.twin import HealerParams, Simulator, build_fleet, burst_arrivals
 
     _check_sizes(hosts, vms)
     horizon = parse_duration(duration, where="--duration")
@@ -173,7 +171,7 @@ def bench_twin(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON (always JSON).")] = True,
 ) -> None:
     """Twin speed: vs real time (with faults and healing), steps/s, vs a SimPy model; peak RSS."""
-    from novacron.benchmarks.twin import run_twin_bench  # noqa: PLC0415
+    from novacron.benchmarks.twin import run_twin_bench
 
     _check_sizes(hosts, vms)
     result = run_twin_bench(
@@ -202,20 +200,18 @@ def forecast_cmd(
     seed: SeedOpt = 0,
     trace: TraceOpt = None,
     column: ColumnOpt = None,
-    at: Annotated[
-        str | None, typer.Option("--at", help="'Now' within the trace (default: its end), e.g. 7d.")
-    ] = None,
+    at: Annotated[str | None, typer.Option("--at", help="'Now' within the trace (default: its end), e.g. 7d.")] = None,
     inject: Annotated[
         list[str] | None, typer.Option("--inject", help="Fault present now, KIND:VM (repeatable).")
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print rows as JSON.")] = False,
 ) -> None:
     """Project fleet state hour by hour from now under a seasonal-naive workload forecast."""
-    import dataclasses  # noqa: PLC0415
-    import math  # noqa: PLC0415
+    import dataclasses
+    import math
 
-    from novacron.twin import HealerParams, Simulator, TraceWorkload, build_fleet  # noqa: PLC0415
-    from novacron.twin.forecast import forecast  # noqa: PLC0415
+    from novacron.twin import HealerParams, Simulator, TraceWorkload, build_fleet
+    from novacron.twin.forecast import forecast
 
     if not (hours > 0 and math.isfinite(hours)):
         raise InputError(f"must be > 0, got {hours}", where="--hours")
@@ -223,10 +219,8 @@ def forecast_cmd(
     injections = [_parse_injection(x) for x in inject or []]
     workload = _workload(trace, column, 8)
     is_trace = isinstance(workload, TraceWorkload)
-    if at is not None:
-        now = parse_duration(at, where="--at")
-    else:
-        now = workload.span_s if is_trace else 0.0
+    default_now = workload.span_s if is_trace else 0.0
+    now = parse_duration(at, where="--at") if at is not None else default_now
     topo = build_fleet(hosts, vms, seed=seed)
     sim = Simulator(topo, workload=workload, healer=HealerParams(enabled=False), seed=seed, t0=now - 3600.0)
     sim.fork(dt_s=60.0)  # validates the step before the warm-up
@@ -254,3 +248,43 @@ def forecast_cmd(
         "cpu/peak: mean and busiest host CPU; >80%, sat(urated), hot (throttled): host counts; "
         "disk/mem: fullest host; avail: VMs passing probes"
     )
+
+
+@twin_app.command("what-if")
+def what_if_cmd(
+    plan: Annotated[
+        list[str] | None,
+        typer.Option("--plan", help="Candidate plan, comma-separated KIND:VM (repeatable)."),
+    ] = None,
+    fault: Annotated[list[str] | None, typer.Option("--fault", help="Fault present now, KIND:VM.")] = None,
+    horizon: Annotated[str, typer.Option("--horizon", help="How far to look, e.g. 1h.")] = "1h",
+    hosts: HostsOpt = 100,
+    vms: VmsOpt = 1000,
+    seed: SeedOpt = 0,
+) -> None:
+    """Rank candidate plans (and doing nothing) by predicted SLO, cost and risk."""
+    from novacron.twin import HealerParams, Simulator, build_fleet
+    from novacron.twin.whatif import PlannedAction, rank_actions
+
+    _check_sizes(hosts, vms)
+    horizon_s = parse_duration(horizon, where="--horizon")
+    sim = Simulator(build_fleet(hosts, vms, seed=seed), healer=HealerParams(enabled=False), seed=seed)
+    sim.advance_to(600.0)  # let temperatures and queues settle
+    for kind, vm in (_parse_injection(x) for x in fault or []):
+        sim.inject_fault(vm, kind)
+    plans: list[list[PlannedAction]] = [[]]
+    for text in plan or []:
+        steps = [_parse_injection(part) for part in text.split(",") if part.strip()]
+        plans.append([PlannedAction(kind, vm) for kind, vm in steps])
+    ranked = rank_actions(sim, plans, horizon_s, dt_s=5.0)
+    table = Table(title=f"What-if over {horizon}: best first")
+    for head in ("plan", "SLO", "avail", "p95 ms", "peak", "down", "cost", "risk"):
+        table.add_column(head, justify="left" if head == "plan" else "right")
+    for index, result in ranked:
+        label = ", ".join(f"{a.kind}:{a.vm}" for a in plans[index]) or "none"
+        table.add_row(
+            label, "ok" if result.slo_ok else "miss", f"{result.availability:.2%}",
+            f"{1000 * result.p95_latency_s:.0f}", f"{result.peak_util:.0%}", str(result.vms_down_at_end),
+            f"{result.cost:.1f}", f"{result.risk:.3f}",
+        )  # fmt: skip
+    Console().print(table)

@@ -156,7 +156,8 @@ async def _run(
             end = loop.time() + duration_s
             while not stop.is_set() and loop.time() < end:
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(stop.wait(), 0.25)
+                    async with asyncio.timeout(0.25):
+                        await stop.wait()
                 live.update(_live_table(controller, result))
     finally:
         chaos.cancel()

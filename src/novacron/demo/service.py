@@ -24,6 +24,7 @@ import sys
 import threading
 import time
 
+from novacron.demo._http import get_status, read_headers, response
 from novacron.demo._runtime import (
     CHAOS_MODES,
     ChaosState,
@@ -41,18 +42,12 @@ __all__ = ["Service", "main", "parse_args"]
 _MB = 1024 * 1024
 _MAX_BODY = 64 * 1024
 _MAX_CONNECTIONS = 512
-_MAX_HEADERS = 100
 _IDLE_TIMEOUT_S = 60.0
-_UPSTREAM_TIMEOUT_S = 0.5
 _DRAIN_S = 0.1  # on SIGTERM, in-flight answers get this long to finish
-_REASONS = {200: "OK", 400: "Bad Request", 404: "Not Found", 405: "Method Not Allowed",
-            413: "Payload Too Large", 431: "Request Header Fields Too Large",
-            500: "Internal Server Error", 502: "Bad Gateway",
-            503: "Service Unavailable"}  # fmt: skip
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections.abc import Callable, Sequence
+    from collections.abc import Sequence
     from io import BufferedReader
 
     _Reply = tuple[int, str, bytes]
@@ -83,6 +78,12 @@ def _hostport(text: str) -> tuple[str, int]:
     return host, int(port)
 
 
+def _port(text: str) -> int:
+    if not (text.isascii() and text.isdigit()) or int(text) > 65535:
+        raise argparse.ArgumentTypeError(f"{text!r}: a port is a number in [0, 65535]")
+    return int(text)
+
+
 def _positive(text: str) -> float:
     value = float(text)
     if not value >= 0:  # also rejects NaN
@@ -94,7 +95,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     """Parse the command line (exit 2 with a message on bad flags)."""
     p = argparse.ArgumentParser(prog="python -m novacron.demo.service", description="A demo HTTP service.")
     p.add_argument("--name", required=True, help="service name, also the heartbeat payload")
-    p.add_argument("--port", required=True, type=int)
+    p.add_argument("--port", required=True, type=_port)
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--upstream", action="append", default=[], type=_url, metavar="URL")
     p.add_argument("--fail-start-file", metavar="PATH", help="if this file exists, refuse to start")
@@ -128,7 +129,8 @@ class Service:
         self.stop = threading.Event()
         self.leaked: list[bytearray] = []
         self.scratch = Scratch(opts.scratch_dir, int(opts.scratch_cap_mb * _MB)) if opts.scratch_dir else None
-        self._active = 0
+        self._active = 0  # open connections
+        self._inflight = 0  # requests being answered
         self._active_lock = threading.Lock()
 
     # --- lifecycle -------------------------------------------------------------------
@@ -150,13 +152,21 @@ class Service:
     def serve(self, listener: socket.socket) -> None:
         """Accept connections forever (until a signal raises :class:`_Stop`)."""
         while True:
-            conn, _ = listener.accept()
-            threading.Thread(target=self._connection, args=(conn,), daemon=True).start()
+            try:
+                conn, _ = listener.accept()
+            except OSError as exc:  # out of descriptors or similar: back off, keep serving
+                sys.stderr.write(f"{self.opts.name}: accept failed: {exc}\n")
+                time.sleep(0.05)
+                continue
+            try:
+                threading.Thread(target=self._connection, args=(conn,), daemon=True).start()
+            except RuntimeError:  # no more threads: shed this connection, not the service
+                conn.close()
 
     def drain(self) -> None:
-        """Give in-flight answers a short moment to finish."""
+        """Give in-flight answers (not idle keep-alive connections) a moment to finish."""
         deadline = time.monotonic() + _DRAIN_S
-        while self._active and time.monotonic() < deadline:
+        while self._inflight and time.monotonic() < deadline:
             time.sleep(0.005)
 
     # --- HTTP/1.1 --------------------------------------------------------------------
@@ -168,7 +178,7 @@ class Service:
             conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             conn.settimeout(_IDLE_TIMEOUT_S)
             if crowded:
-                conn.sendall(_response(503, "text/plain", b"too many connections\n", close=True))
+                conn.sendall(response(503, "text/plain", b"too many connections\n", close=True))
                 return
             rfile = conn.makefile("rb")
             while self._one_request(conn, rfile):
@@ -188,30 +198,36 @@ class Service:
             return False
         t0 = time.perf_counter()
         parts = line.decode("latin-1").split()
-        headers = _read_headers(readline)
+        headers = read_headers(readline)
         if headers is None:
-            conn.sendall(_response(431, "text/plain", b"too many headers\n", close=True))
+            conn.sendall(response(431, "text/plain", b"too many headers\n", close=True))
             return False
         if len(parts) != 3 or not parts[2].startswith("HTTP/1."):
-            conn.sendall(_response(400, "text/plain", b"malformed request line\n", close=True))
+            conn.sendall(response(400, "text/plain", b"malformed request line\n", close=True))
             return False
         method, target, version = parts
         path = target.split("?", 1)[0]
         keep = headers.get("connection", "").lower() != "close" and version == "HTTP/1.1"
         length_text = headers.get("content-length", "0") or "0"
         if not (length_text.isascii() and length_text.isdigit()):
-            conn.sendall(_response(400, "text/plain", b"bad Content-Length\n", close=True))
+            conn.sendall(response(400, "text/plain", b"bad Content-Length\n", close=True))
             return False
         length = int(length_text)
         if length > _MAX_BODY:
-            conn.sendall(_response(413, "text/plain", b"body too large\n", close=True))
+            conn.sendall(response(413, "text/plain", b"body too large\n", close=True))
             return False
         body = rfile.read(length) if length else b""
+        with self._active_lock:
+            self._inflight += 1
         try:
             code, ctype, payload = self.dispatch(method, path, body)
         except Exception as exc:  # a bug must cost one answer, not the connection's thread
             code, ctype, payload = 500, "text/plain", f"internal error: {exc!r}\n".encode()
-        conn.sendall(_response(code, ctype, b"" if method == "HEAD" else payload, close=not keep))
+        try:
+            conn.sendall(response(code, ctype, b"" if method == "HEAD" else payload, close=not keep))
+        finally:
+            with self._active_lock:
+                self._inflight -= 1
         self.metrics.observe(path, code, time.perf_counter() - t0)
         return keep
 
@@ -262,7 +278,7 @@ class Service:
         work = sum(i * i for i in range(2000))  # a little CPU per request, like real work
         upstreams: dict[str, int] = {}
         for host, port, prefix in self.opts.upstream:
-            status = _get_status(host, port, prefix + "/health")
+            status = get_status(host, port, prefix + "/health")
             upstreams[f"{host}:{port}"] = status
             if status != 200:
                 self.metrics.upstream_failed()
@@ -287,44 +303,8 @@ class Service:
         return _json(200, self.chaos.describe())
 
 
-def _read_headers(readline: Callable[[int], bytes]) -> dict[str, str] | None:
-    """Header lines up to the blank line, lower-cased names; None past ``_MAX_HEADERS``."""
-    headers: dict[str, str] = {}
-    for _ in range(_MAX_HEADERS):
-        line = readline(8193)
-        if line in (b"\r\n", b"\n", b""):
-            return headers
-        key, _, value = line.decode("latin-1").partition(":")
-        headers[key.strip().lower()] = value.strip()
-    return None
-
-
-def _response(code: int, ctype: str, body: bytes, *, close: bool) -> bytes:
-    head = (
-        f"HTTP/1.1 {code} {_REASONS.get(code, 'Unknown')}\r\nContent-Type: {ctype}\r\n"
-        f"Content-Length: {len(body)}\r\n{'Connection: close' if close else 'Connection: keep-alive'}\r\n\r\n"
-    )
-    return head.encode("latin-1") + body
-
-
 def _json(code: int, obj: object) -> _Reply:
     return code, "application/json", json.dumps(obj).encode()
-
-
-def _get_status(host: str, port: int, path: str) -> int:
-    """GET ``path`` from an upstream; its status code, or 0 if it did not answer in time."""
-    try:
-        with socket.create_connection((host, port), timeout=_UPSTREAM_TIMEOUT_S) as s:
-            s.sendall(f"GET {path} HTTP/1.1\r\nHost: {host}:{port}\r\nConnection: close\r\n\r\n".encode())
-            data = b""
-            while b"\r\n" not in data and len(data) < 8192:
-                chunk = s.recv(4096)
-                if not chunk:
-                    break
-                data += chunk
-        return int(data.split(b" ", 2)[1])
-    except (OSError, ValueError, IndexError):
-        return 0
 
 
 def _bind(host: str, port: int, retry_s: float) -> socket.socket:

@@ -65,7 +65,7 @@ def finish_scores(scores: FloatArray) -> FloatArray:
 
 def finish_score(score: float) -> float:
     """Scalar twin of :func:`finish_scores`."""
-    if score != score or score < 0.0:  # NaN compares unequal to itself
+    if math.isnan(score) or score < 0.0:
         return 0.0
     return min(score, SCORE_LIMIT)
 

@@ -14,7 +14,7 @@ import numpy as np
 import numpy.typing as npt
 from scipy.signal import lfilter
 
-from novacron.detectors._ew import EWState, ew_batch
+from novacron.detectors._ew import EWState, ew_batch, ew_update
 from novacron.detectors.base import (
     Detector,
     FloatArray,
@@ -102,14 +102,7 @@ class CUSUM(Detector):
         z = self._z(x)
         self._up = max(0.0, self._up + z - self.k)
         self._down = max(0.0, self._down - z - self.k)
-        s = self._s
-        if s.n == 0:
-            s.mean = x
-        a = self.alpha
-        d = x - s.mean
-        s.mean += a * d
-        s.var = (1.0 - a) * (s.var + a * d * d)
-        s.n += 1
+        ew_update(self._s, x, self.alpha)
 
     def score_one(self, x: float) -> float:
         """The CUSUM statistic as it would stand after ``x``."""

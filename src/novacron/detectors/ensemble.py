@@ -4,7 +4,9 @@ Each member's raw score goes through its own :class:`Likelihood`; the smallest t
 probability is corrected for having looked ``k`` times (Bonferroni: ``min(1, k·p_min)``),
 so the output stays a conservative tail probability, reported on the same [0, 1] log scale
 as :class:`Likelihood`. After an alarm (score ≥ ``alarm``) the output is held at 0 for
-``refractory`` steps: one incident should raise one alarm, not a burst of them.
+``refractory`` steps: one incident should raise one alarm, not a burst of them. Only a
+clearly worse event (at least ``escalate`` above the last alarm's score, i.e. that many
+tenths of the ``decades`` scale) breaks through the hold and restarts it.
 """
 
 from __future__ import annotations
@@ -53,8 +55,11 @@ class Ensemble(Detector):
         min_history: int = 100,
         min_std: float = 0.05,
         decades: float = 10.0,
+        familiar_count: int = 3,
+        familiar_cap: float = 1e-3,
         alarm: float = 0.5,
         refractory: int = 0,
+        escalate: float = 0.3,
     ) -> None:
         if members is not None and not all(isinstance(m, Detector) for m in members):
             raise InputError("members must be detectors", where="members")
@@ -69,11 +74,15 @@ class Ensemble(Detector):
         self.min_history = min_history
         self.min_std = min_std
         self.decades = decades
+        self.familiar_count = familiar_count
+        self.familiar_cap = familiar_cap
         self.alarm = alarm
         self.refractory = int(refractory)
+        self.escalate = escalate
         self.default_threshold = alarm
         self._calibrated: list[Likelihood] | None = None
         self._quiet = 0
+        self._level = 0.0
         self._cache: tuple[float, float] | None = None
 
     def _state(self) -> list[Likelihood]:
@@ -87,6 +96,8 @@ class Ensemble(Detector):
                     min_history=self.min_history,
                     min_std=self.min_std,
                     decades=self.decades,
+                    familiar_count=self.familiar_count,
+                    familiar_cap=self.familiar_cap,
                 )
                 for m in members
             ]
@@ -106,17 +117,20 @@ class Ensemble(Detector):
         if not math.isfinite(x):
             return 0.0
         s = self._combined(x)
-        return 0.0 if self._quiet > 0 else s
+        return s if self._quiet == 0 or self._breaks_through(s) else 0.0
+
+    def _breaks_through(self, s: float) -> bool:
+        return s >= self.alarm and s >= self._level + self.escalate
 
     def learn_one(self, x: float) -> None:
         """Let every member learn ``x`` and advance the refractory timer."""
         if not math.isfinite(x):
             return
         s = self._combined(x)
-        if self._quiet > 0:
+        if (self._quiet == 0 and s >= self.alarm) or (self._quiet > 0 and self._breaks_through(s)):
+            self._quiet, self._level = self.refractory, s
+        elif self._quiet > 0:
             self._quiet -= 1
-        elif s >= self.alarm:
-            self._quiet = self.refractory
         self._cache = None
         for c in self._state():
             c.learn_one(x)
@@ -138,18 +152,18 @@ class Ensemble(Detector):
         return finish_scores(out)
 
     def _apply_refractory(self, s: FloatArray) -> FloatArray:
-        out = s.copy()
+        """Batch twin of the hold in ``learn_one``; visits only scores at or above ``alarm``."""
         m = s.shape[0]
-        quiet_until = min(self._quiet, m)  # steps [0, quiet_until) are held at 0
-        out[:quiet_until] = 0.0
-        remaining = self._quiet - quiet_until
-        i = quiet_until
+        quiet = np.zeros(m, dtype=bool)
+        quiet[: self._quiet] = True
+        until = self._quiet - 1  # last held index
+        level = self._level
         for j in np.flatnonzero(s >= self.alarm).tolist():
-            if j < i:
+            if j <= until and s[j] < level + self.escalate:
                 continue
-            end = min(j + 1 + self.refractory, m)
-            out[j + 1 : end] = 0.0
-            remaining = j + 1 + self.refractory - end
-            i = end
-        self._quiet = remaining if i >= m or remaining > 0 else 0
-        return out
+            quiet[j + 1 : j + 1 + self.refractory] = True
+            quiet[j] = False  # an alarm that breaks through is shown
+            until, level = j + self.refractory, float(s[j])
+        self._quiet = max(0, until - m + 1)
+        self._level = level
+        return np.where(quiet, 0.0, s)

@@ -40,7 +40,7 @@ def _features(windows: FloatArray) -> FloatArray:
     prev, x = windows[:, :-1], windows[:, -1]
     mean = prev.mean(axis=1)
     feats = np.column_stack([x, x - prev[:, -1], x - mean, prev.std(axis=1)])
-    return np.clip(feats, -_FEATURE_LIMIT, _FEATURE_LIMIT)
+    return np.asarray(np.clip(feats, -_FEATURE_LIMIT, _FEATURE_LIMIT), dtype=np.float64)
 
 
 @register("iforest")
@@ -96,7 +96,7 @@ class IsolationForestDetector(Detector):
         return _features(np.array([[*hist, x]]))
 
     def _fit(self) -> None:
-        from sklearn.ensemble import IsolationForest  # heavy import, only when first needed
+        from sklearn.ensemble import IsolationForest  # noqa: PLC0415 - heavy, only on first fit
 
         _, rows = self._state()
         data = np.vstack(list(rows))
@@ -159,11 +159,8 @@ class IsolationForestDetector(Detector):
         if len(hist) < self.window:  # still filling the first window: one at a time
             self.learn_one(float(good[i]))
             return i + 1
-        if self._model is None:
-            room = self.min_train - len(rows)
-        else:
-            room = self.refit_every - self._since_fit
-        j = min(m, i + max(room, 1))
+        room = self.min_train - len(rows) if self._model is None else self.refit_every - self._since_fit
+        j = int(min(m, i + max(room, 1)))
         seq = np.concatenate([np.asarray(hist, dtype=np.float64), good[i:j]])
         feats = _features(sliding_window_view(seq, self.window + 1))
         if self._model is not None:

@@ -9,12 +9,20 @@ to [0, 1] (so 0.5 with ``decades=10`` means p = 1e-5).
 
 Raw scores are compressed with ``log1p`` first: z-like scores are heavy-tailed and the
 Gaussian model of their average fits far better on a log scale.
+
+Familiarity: a Gaussian tail calls every big spike a one-in-a-million event, even when
+the same spike comes every few hours (a cron job, a batch flush). So when a value's tail
+is below ``familiar_cap`` but at least ``familiar_count`` values in the history were as
+large, its probability is raised to the empirical frequency (capped at
+``familiar_cap``): the first such spike alarms, its regular repeats do not.
 """
 
 from __future__ import annotations
 
 import math
+from bisect import bisect_left, insort
 from collections import deque
+from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
@@ -23,12 +31,14 @@ from scipy.special import ndtr
 from novacron.detectors.base import (
     Detector,
     FloatArray,
+    check_fraction,
     check_positive,
     finish_scores,
     register,
     sanitize_batch,
 )
 from novacron.detectors.robust import RobustZScore
+from novacron.errors import InputError
 
 __all__ = ["Likelihood", "p_to_score"]
 
@@ -63,6 +73,63 @@ class _Prefix:
         return allp
 
 
+class _Familiar:
+    """The last ``size`` values, also kept sorted, to count how many were at least ``v``."""
+
+    __slots__ = ("order", "ranked")
+
+    def __init__(self, size: int) -> None:
+        self.order: deque[float] = deque(maxlen=size)
+        self.ranked: list[float] = []
+
+    def at_least(self, v: float) -> int:
+        """How many remembered values are >= ``v``."""
+        return len(self.ranked) - bisect_left(self.ranked, v)
+
+    def push(self, v: float) -> None:
+        """Remember ``v``, forgetting the oldest value when full."""
+        order, ranked = self.order, self.ranked
+        if len(order) == order.maxlen:
+            del ranked[bisect_left(ranked, order[0])]
+        order.append(v)
+        insort(ranked, v)
+
+    def counts(
+        self, values: FloatArray, idx: npt.NDArray[np.intp]
+    ) -> tuple[npt.NDArray[np.intp], npt.NDArray[np.intp]]:
+        """For ``values[j]``, j in ``idx``: (#values >= it, window size) over the values before it."""
+        hist = np.asarray(self.order, dtype=np.float64)
+        seq = np.concatenate([hist, values])
+        size = self.order.maxlen or 1
+        cnt = np.zeros(idx.shape[0], dtype=np.intp)
+        width = np.zeros(idx.shape[0], dtype=np.intp)
+        for n, j in enumerate(idx.tolist()):
+            end = hist.shape[0] + j
+            lo = max(0, end - size)
+            cnt[n] = np.count_nonzero(seq[lo:end] >= values[j])
+            width[n] = end - lo
+        return cnt, width
+
+    def extend(self, values: FloatArray) -> None:
+        """Remember a batch of values."""
+        self.order.extend(values.tolist())
+        self.ranked = sorted(self.order)
+
+
+@dataclass(slots=True)
+class _State:
+    """The wrapped detector and the bounded prefix sums the calibration needs."""
+
+    base: Detector
+    raw: _Prefix  # raw scores, for the short average
+    avg: _Prefix  # short averages and their squares, for their long-run distribution
+    avg_sq: _Prefix
+    point: _Prefix  # raw scores and squares, for the single-point distribution
+    point_sq: _Prefix
+    avg_seen: _Familiar  # the same values again, for familiarity counts
+    point_seen: _Familiar
+
+
 @register("likelihood")
 class Likelihood(Detector):
     """Anomaly likelihood of another detector's raw scores, in [0, 1]."""
@@ -79,47 +146,42 @@ class Likelihood(Detector):
         min_history: int = 100,
         min_std: float = 0.05,
         decades: float = 10.0,
+        familiar_count: int = 3,
+        familiar_cap: float = 1e-3,
     ) -> None:
         check_positive("history", history)
         check_positive("short", short)
         check_positive("min_history", min_history)
         check_positive("min_std", min_std)
         check_positive("decades", decades)
+        check_fraction("familiar_cap", familiar_cap)
+        if familiar_count < 0:
+            raise InputError(f"must be >= 0 (0 = off), got {familiar_count!r}", where="familiar_count")
         self.detector = detector
         self.history = int(history)
         self.short = int(short)
         self.min_history = int(min_history)
         self.min_std = min_std
         self.decades = decades
-        self._base: Detector | None = None
-        self._raw: _Prefix | None = None
-        self._avg: _Prefix | None = None
-        self._sq: _Prefix | None = None
-        self._pt: _Prefix | None = None
-        self._pt_sq: _Prefix | None = None
+        self.familiar_count = int(familiar_count)
+        self.familiar_cap = familiar_cap
+        self._st: _State | None = None
         self._n = 0
         self._cache: tuple[float, float] | None = None
 
-    def _state(self) -> tuple[Detector, _Prefix, _Prefix, _Prefix]:
-        if self._base is None or self._raw is None or self._avg is None or self._sq is None:
-            self._base = self.detector if self.detector is not None else RobustZScore()
-            self._raw = _Prefix(self.short)
-            self._avg = _Prefix(self.history)
-            self._sq = _Prefix(self.history)
-            self._pt = _Prefix(self.history)
-            self._pt_sq = _Prefix(self.history)
-        return self._base, self._raw, self._avg, self._sq
-
-    def _points(self) -> tuple[_Prefix, _Prefix]:
-        self._state()
-        assert self._pt is not None and self._pt_sq is not None
-        return self._pt, self._pt_sq
+    def _state(self) -> _State:
+        if self._st is None:
+            base = self.detector if self.detector is not None else RobustZScore()
+            h = self.history
+            self._st = _State(
+                base, _Prefix(self.short), _Prefix(h), _Prefix(h), _Prefix(h), _Prefix(h), _Familiar(h), _Familiar(h)
+            )
+        return self._st
 
     def _raw_one(self, x: float) -> float:
         if self._cache is not None and self._cache[0] == x:
             return self._cache[1]
-        base = self._state()[0]
-        r = math.log1p(min(base.score_one(x), _RAW_CAP))
+        r = math.log1p(min(self._state().base.score_one(x), _RAW_CAP))
         self._cache = (x, r)
         return r
 
@@ -127,16 +189,24 @@ class Likelihood(Detector):
         """Tail probability of ``x``'s recent average raw score (1.0 until warmed up)."""
         if not math.isfinite(x):
             return 1.0
-        _, raw, avg_p, sq_p = self._state()
-        s, k = raw.window(self._raw_one(x), self.short)
+        st = self._state()
+        r = self._raw_one(x)
+        s, k = st.raw.window(r, self.short)
         if self._n < self.min_history:
             return 1.0
-        p_avg = self._tail(s / k, avg_p, sq_p)
+        p_avg = self._familiar(s / k, self._tail(s / k, st.avg, st.avg_sq), st.avg_seen)
         # A lone spike barely moves a 10-point average; judge the point itself too and
         # pay for the second look with a factor of two.
-        pt, pt_sq = self._points()
-        p_pt = self._tail(self._raw_one(x), pt, pt_sq)
+        p_pt = self._familiar(r, self._tail(r, st.point, st.point_sq), st.point_seen)
         return min(1.0, 2.0 * min(p_avg, p_pt))
+
+    def _familiar(self, value: float, p: float, seen: _Familiar) -> float:
+        if p >= self.familiar_cap or self.familiar_count == 0:
+            return p
+        cnt = seen.at_least(value)
+        if cnt < self.familiar_count:
+            return p
+        return max(p, min((1 + cnt) / (len(seen.order) + 1), self.familiar_cap))
 
     def _tail(self, value: float, sums: _Prefix, squares: _Prefix) -> float:
         h = len(sums.sums) - 1
@@ -153,35 +223,33 @@ class Likelihood(Detector):
         """Record ``x``'s raw score and averages, then let the base detector learn it."""
         if not math.isfinite(x):
             return
-        base, raw, avg_p, sq_p = self._state()
+        st = self._state()
         r = self._raw_one(x)
-        s, k = raw.window(r, self.short)
-        raw.sums.append(raw.sums[-1] + r)
+        s, k = st.raw.window(r, self.short)
         avg = s / k
-        avg_p.sums.append(avg_p.sums[-1] + avg)
-        sq_p.sums.append(sq_p.sums[-1] + avg * avg)
-        pt, pt_sq = self._points()
-        pt.sums.append(pt.sums[-1] + r)
-        pt_sq.sums.append(pt_sq.sums[-1] + r * r)
+        for prefix, v in ((st.raw, r), (st.avg, avg), (st.avg_sq, avg * avg), (st.point, r), (st.point_sq, r * r)):
+            prefix.sums.append(prefix.sums[-1] + v)
+        st.avg_seen.push(avg)
+        st.point_seen.push(r)
         self._n += 1
         self._cache = None
-        base.learn_one(x)
+        st.base.learn_one(x)
 
     def p_many(self, good: FloatArray) -> FloatArray:
         """Tail probabilities for finite values, learning them (the batch path)."""
-        base, raw, avg_p, sq_p = self._state()
+        st = self._state()
         self._cache = None
         m = good.shape[0]
         if m == 0:
             return np.ones(0)
-        r = np.log1p(np.minimum(base.score_many(good), _RAW_CAP))
-        h0 = len(raw.sums)
-        allr = raw.extend(r)
+        r = np.log1p(np.minimum(st.base.score_many(good), _RAW_CAP))
+        h0 = len(st.raw.sums)
+        allr = st.raw.extend(r)
         ends = h0 + np.arange(m)
         k = np.minimum(self.short, ends)
         avg = (allr[ends] - allr[ends - k]) / k
-        p_avg = self._tails(avg, avg_p, sq_p)
-        p_pt = self._tails(r, *self._points())
+        p_avg = self._familiar_many(avg, self._tails(avg, st.avg, st.avg_sq), st.avg_seen)
+        p_pt = self._familiar_many(r, self._tails(r, st.point, st.point_sq), st.point_seen)
         p = np.minimum(1.0, 2.0 * np.minimum(p_avg, p_pt))
         counts = self._n + np.arange(m)
         self._n += m
@@ -200,6 +268,18 @@ class Likelihood(Detector):
         var = (allq[last] - allq[last - h]) / safe_h - mean * mean
         std = np.maximum(np.sqrt(np.maximum(var, 0.0)), self.min_std)
         return np.asarray(ndtr(-(values - mean) / std), dtype=np.float64)
+
+    def _familiar_many(self, values: FloatArray, p: FloatArray, seen: _Familiar) -> FloatArray:
+        """Batch twin of :meth:`_familiar`; only the rare candidates are counted."""
+        out = p.copy()
+        if self.familiar_count > 0:
+            idx = np.flatnonzero(p < self.familiar_cap)
+            cnt, width = seen.counts(values, idx)
+            hit = cnt >= self.familiar_count
+            freq = np.minimum((1 + cnt[hit]) / (width[hit] + 1), self.familiar_cap)
+            out[idx[hit]] = np.maximum(p[idx[hit]], freq)
+        seen.extend(values)
+        return out
 
     def score_many(self, xs: npt.ArrayLike) -> FloatArray:
         """Vectorised score-then-learn."""

@@ -215,9 +215,7 @@ def score_corpus(
     (a detection is ``score >= t``) plus +inf ("never fire"); ties go to the higher one.
     """
     preps = [_prepare(c) for c in cases]
-    cand = np.unique(
-        np.concatenate([np.asarray(c.scores, dtype=np.float64) for c in cases] + [np.array([np.inf])])
-    )
+    cand = np.unique(np.concatenate([np.asarray(c.scores, dtype=np.float64) for c in cases] + [np.array([np.inf])]))
     cand = cand[~np.isnan(cand)][::-1]
     totals, _ = _totals(preps, cand, profiles)
     at_default = _totals(preps, np.array([threshold]), profiles)[0]

@@ -47,8 +47,15 @@ def _parse_float(text: str, where: str, *, allow_empty: bool) -> float:
         raise InputError(f"bad number {text!r}", where=where) from exc
 
 
+def _read_csv(text: str, name: str) -> list[list[str]]:
+    try:
+        return list(csv.reader(io.StringIO(text)))
+    except csv.Error as exc:
+        raise InputError(f"not valid CSV ({exc})", where=name) from exc
+
+
 def _rows(text: str, name: str, header: tuple[str, ...]) -> list[list[str]]:
-    rows = list(csv.reader(io.StringIO(text)))
+    rows = _read_csv(text, name)
     if not rows:
         raise InputError("empty file (expected a header row)", where=name)
     got = tuple(c.strip() for c in rows[0])
@@ -80,7 +87,7 @@ def parse_series(text: str, name: str) -> Series:
 
 def parse_results(text: str, name: str, expected_rows: int) -> FloatArray:
     """The ``anomaly_score`` column of a results CSV; must have ``expected_rows`` rows."""
-    rows = list(csv.reader(io.StringIO(text)))
+    rows = _read_csv(text, name)
     if not rows:
         raise InputError("empty results file", where=name)
     header = [c.strip() for c in rows[0]]

@@ -67,11 +67,8 @@ class SLOBurnRate(Detector):
         self._prefix: deque[float] | None = None
 
     def _windows(self) -> list[tuple[int, int, float]]:
-        pts = [
-            (max(1, round(lg / self.step_s)), max(1, round(sh / self.step_s)), burn)
-            for lg, sh, burn in self.rules
-        ]
-        return pts
+        step = self.step_s
+        return [(max(1, round(lg / step)), max(1, round(sh / step)), burn) for lg, sh, burn in self.rules]
 
     def _state(self) -> deque[float]:
         if self._prefix is None:
@@ -113,10 +110,8 @@ class SLOBurnRate(Detector):
         """Vectorised score-then-learn over prefix sums."""
         vals, ok = sanitize_batch(xs)
         good = vals[ok]
-        if self.bad_above is not None:
-            bad = (good > self.bad_above).astype(np.float64)
-        else:
-            bad = np.clip(good, 0.0, 1.0)
+        limit = self.bad_above
+        bad = (good > limit).astype(np.float64) if limit is not None else np.clip(good, 0.0, 1.0)
         prefix = self._state()
         hist = np.asarray(prefix, dtype=np.float64)
         seq = np.concatenate([[hist[-1]], bad])

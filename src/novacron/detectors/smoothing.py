@@ -6,8 +6,10 @@ import math
 
 import numpy as np
 import numpy.typing as npt
+from scipy.signal import lfilter
 
-from novacron.detectors._ew import EWState, ew_batch
+from novacron.detectors._ew import EWState, ew_batch, ew_update
+from novacron.detectors._seasonal import phase_smooth
 from novacron.detectors.base import (
     Detector,
     FloatArray,
@@ -70,14 +72,7 @@ class EWMA(Detector):
         if not math.isfinite(x):
             return
         x = clip_value(x)
-        s = self._s
-        if s.n == 0:
-            s.mean = x
-        a = self.alpha
-        d = x - s.mean
-        s.mean += a * d
-        s.var = (1.0 - a) * (s.var + a * d * d)
-        s.n += 1
+        ew_update(self._s, x, self.alpha)
 
     def score_one(self, x: float) -> float:
         """Standardised distance of ``x`` from the running mean (0 during warm-up)."""
@@ -169,10 +164,10 @@ class HoltWinters(Detector):
         pd = t % self.period_daily if self.period_daily else -1
         pw = t % self.period_weekly if self.period_weekly else -1
         total, k = 0.0, 0
-        if pd >= 0 and daily[pd] == daily[pd]:
+        if pd >= 0 and not math.isnan(daily[pd]):
             total += daily[pd]
             k += 1
-        if pw >= 0 and weekly[pw] == weekly[pw]:
+        if pw >= 0 and not math.isnan(weekly[pw]):
             total += weekly[pw]
             k += 1
         return (total / k if k else 0.0), pd, pw
@@ -188,23 +183,16 @@ class HoltWinters(Detector):
         season, pd, pw = self._seasonal()
         level = self._level
         r = x - level - season
-        s = self._res
-        if s.n == 0:
-            s.mean = r
-        b = self.beta
-        d = r - s.mean
-        s.mean += b * d
-        s.var = (1.0 - b) * (s.var + b * d * d)
-        s.n += 1
+        ew_update(self._res, r, self.beta)
         e = x - level
         daily, weekly = self._profiles()
         g = self.gamma
         if pd >= 0:
             old = daily[pd]
-            daily[pd] = e if old != old else old + g * (e - old)
+            daily[pd] = e if math.isnan(old) else old + g * (e - old)
         if pw >= 0:
             old = weekly[pw]
-            weekly[pw] = e if old != old else old + g * (e - old)
+            weekly[pw] = e if math.isnan(old) else old + g * (e - old)
         self._level = level + self.alpha * (x - level)
         self._t += 1
 
@@ -217,3 +205,53 @@ class HoltWinters(Detector):
         r = clip_value(x) - self._level - season
         scale = max(math.sqrt(s.var), self.min_scale, self.rel_scale * abs(self._level))
         return finish_score(_one_sided(r - s.mean, self.side) / scale)
+
+    def score_many(self, xs: npt.ArrayLike) -> FloatArray:
+        """Vectorised score-then-learn; batches with missing values take the streaming loop.
+
+        A missing value advances the phase without learning, which breaks the regular
+        season layout the vectorised path relies on.
+        """
+        arr = np.asarray(xs, dtype=np.float64).reshape(-1)
+        vals, ok = sanitize_batch(arr)
+        if not ok.all() or vals.shape[0] == 0:
+            return super().score_many(arr)
+        m = vals.shape[0]
+        a = self.alpha
+        level0 = self._level if self._level is not None else float(vals[0])
+        after = lfilter([a], [1.0, -(1.0 - a)], vals, zi=[(1.0 - a) * level0])[0]
+        level = np.concatenate([[level0], after[:-1]])
+        e = vals - level
+        season = self._season_many(e)
+        r = vals - level - season
+        n0 = self._res.n
+        mean, var = ew_batch(r, self.beta, self._res)
+        scale = np.maximum(np.sqrt(var), np.maximum(self.min_scale, self.rel_scale * np.abs(level)))
+        d = r - mean
+        if self.side == "up":
+            d = np.maximum(d, 0.0)
+        elif self.side == "down":
+            d = np.maximum(-d, 0.0)
+        z = np.abs(d) / scale
+        z[(n0 + np.arange(m)) < self.warmup] = 0.0
+        self._level = float(after[-1])
+        self._t += m
+        return finish_scores(z)
+
+    def _season_many(self, e: FloatArray) -> FloatArray:
+        """Seasonal forecast per point (mean of the seen profiles), updating the profiles."""
+        daily, weekly = self._profiles()
+        total = np.zeros(e.shape[0])
+        k = np.zeros(e.shape[0])
+        updated = []
+        for prof in (daily, weekly):
+            if not prof:
+                updated.append(prof)
+                continue
+            before, final = phase_smooth(e, self._t, self.gamma, np.asarray(prof, dtype=np.float64))
+            seen = ~np.isnan(before)
+            total += np.where(seen, before, 0.0)
+            k += seen
+            updated.append(final.tolist())
+        self._daily, self._weekly = updated
+        return np.where(k > 0, total / np.maximum(k, 1), 0.0)

@@ -84,7 +84,7 @@ def _thin(t: FloatArray, y: FloatArray, max_points: int = 400) -> tuple[FloatArr
 
 
 def _ets(y: FloatArray, season: int, h: int) -> FloatArray:
-    from statsmodels.tsa.holtwinters import ExponentialSmoothing
+    from statsmodels.tsa.holtwinters import ExponentialSmoothing  # noqa: PLC0415 - heavy, only when forecasting
 
     seasonal = season > 1 and y.size >= 2 * season
     model = ExponentialSmoothing(
@@ -110,7 +110,7 @@ MODELS: tuple[Forecaster, ...] = (
 
 
 COMBINATION = "combination"
-COMBINED = ("seasonal_profile", "seasonal_profile_trend", "holt_winters_damped")
+COMBINED = ("seasonal_naive", "seasonal_profile", "seasonal_profile_trend", "holt_winters_damped")
 
 
 def origins(n: int, h: int, season: int, count: int) -> list[int]:

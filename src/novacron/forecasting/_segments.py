@@ -15,22 +15,28 @@ from novacron.forecasting._stats import FloatArray, robust_sigma
 
 __all__ = ["Teeth", "find_drops", "teeth"]
 
+_CONFIRM = 3  # points each side of a fall that must differ by the threshold too
+
 
 def find_drops(y: FloatArray, limit: float, sigmas: float, min_fraction: float) -> list[int]:
-    """Indices ``i`` where ``y[i]`` fell sharply from ``y[i-1]``.
+    """Indices ``i`` where ``y`` fell sharply and stayed down from ``i`` on.
 
     A fall counts when it exceeds both ``sigmas`` robust standard deviations of the
     step-to-step changes (so noise never counts) and ``min_fraction`` of the limit (so
-    tiny wiggles on a clean series never count). Falls spread over consecutive samples
-    are merged into one, at the last of them.
+    tiny wiggles on a clean series never count), and when the few points after it stay
+    that much below the few before it (so a one-sample dip is no clean-up). Falls spread
+    over consecutive samples are merged into one, at the last of them.
     """
     if y.size < 2:
         return []
     d = np.diff(y)
     threshold = max(sigmas * robust_sigma(d), min_fraction * limit)
-    idx = np.flatnonzero(d < -threshold) + 1
     merged: list[int] = []
-    for i in idx.tolist():
+    for i in (np.flatnonzero(d < -threshold) + 1).tolist():
+        before = np.median(y[max(0, i - _CONFIRM) : i])
+        after = np.median(y[i : i + _CONFIRM])
+        if before - after < threshold:
+            continue
         if merged and i - merged[-1] <= 1:
             merged[-1] = i
         else:

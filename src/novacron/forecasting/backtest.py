@@ -33,9 +33,7 @@ class Backtest:
     points: int
 
 
-def backtest_capacity(
-    values: FloatArray, *, interval_s: float, test_fraction: float = 0.2
-) -> Backtest:
+def backtest_capacity(values: FloatArray, *, interval_s: float, test_fraction: float = 0.2) -> Backtest:
     """Forecast the last ``test_fraction`` of a series from the rest, as the planner would."""
     setup = prepare(values, interval_s)
     y, season = setup.y, setup.season

@@ -27,9 +27,11 @@ import numpy as np
 from novacron.forecasting._segments import find_drops, teeth
 from novacron.forecasting._stats import (
     FloatArray,
+    MannKendall,
     TrendFit,
     block_reduce,
     mann_kendall,
+    seasonal_trend,
     theil_sen,
 )
 from novacron.forecasting.errors import AlreadyExhaustedError, check_history
@@ -46,8 +48,9 @@ _KILLED_FRACTION = 0.9
 class ExhaustionConfig:
     """Tuning for leak tests; the defaults suit seconds-to-hours sampling of one process.
 
-    ``min_window_s`` should cover one seasonal cycle when the resource has one (a day for
-    daily traffic), so a morning ramp is never read as a leak.
+    ``season_s`` is the length of the resource's cycle if it has one (a day for daily
+    traffic): windows then span whole cycles and at least one, so a morning ramp is never
+    read as a leak. ``min_window_s`` is a plain lower bound on the window.
     """
 
     min_points: int = 20
@@ -56,6 +59,7 @@ class ExhaustionConfig:
     min_tau: float = 0.3
     confidence: float = 0.9
     min_window_s: float = 0.0
+    season_s: float = 0.0
     drop_sigmas: float = 6.0
     min_drop_fraction: float = 0.02
     min_teeth: int = 6
@@ -68,7 +72,8 @@ class ExhaustionAssessment:
 
     ``leak`` is the decision; ``reason`` says why not when it is False. ``eta_s`` and
     ``interval`` are seconds from ``at``; ``mode`` is ``"trend"`` (raw points after the
-    last change point) or ``"floors"`` (tooth floors of a sawtooth).
+    last change point), ``"seasonal"`` (the same, compared phase by phase of the cycle) or
+    ``"floors"`` (tooth floors of a sawtooth).
     """
 
     leak: bool
@@ -89,8 +94,21 @@ class ExhaustionAssessment:
 
 
 def _windows(t: FloatArray, cfg: ExhaustionConfig) -> list[int]:
-    """Start indices of candidate windows, longest first, each half the previous."""
+    """Start indices of candidate windows, longest first, each about half the previous.
+
+    With a season, every window spans whole cycles, so a partial day never tilts the
+    slope; without one, windows halve down to twice ``min_points``.
+    """
     n = t.size
+    if cfg.season_s > 0:
+        cycles = int((t[-1] - t[0]) // cfg.season_s)
+        starts: list[int] = []
+        while cycles >= 1:
+            start = int(np.searchsorted(t, t[-1] - cycles * cfg.season_s, side="right"))
+            if n - start >= cfg.min_points and start not in starts:
+                starts.append(start)
+            cycles //= 2
+        return starts or [0]
     starts = [0]
     length = n // 2
     while length >= 2 * cfg.min_points and t[-1] - t[n - length] >= cfg.min_window_s:
@@ -131,15 +149,14 @@ def _judge(
     t: FloatArray,
     y: FloatArray,
     fit: TrendFit,
+    mk: MannKendall,
     *,
     limit: float,
     level: float,
     cfg: ExhaustionConfig,
     mode: str,
 ) -> ExhaustionAssessment:
-    """Turn a fitted window into a verdict (tests, effect size, ETA)."""
-    tb, yb = block_reduce(t, y, cfg.max_points)
-    mk = mann_kendall(tb, yb, fit.slope)
+    """Turn a fitted window and its trend test into a verdict (effect size, ETA)."""
     head = ExhaustionAssessment(
         leak=False,
         reason="",
@@ -188,7 +205,8 @@ def _floors(
         return None
     fit = theil_sen(tooth.floor_t, tooth.floor_y, cfg.confidence)
     level = fit.level_at(float(t[-1])) + tooth.amplitude
-    verdict = _judge(tooth.floor_t, tooth.floor_y, fit, limit=limit, level=level, cfg=cfg, mode="floors")
+    mk = mann_kendall(tooth.floor_t, tooth.floor_y, fit.slope)
+    verdict = _judge(tooth.floor_t, tooth.floor_y, fit, mk, limit=limit, level=level, cfg=cfg, mode="floors")
     extra = {"tooth_height": tooth.amplitude, "tooth_period_s": tooth.period_s}
     return replace(verdict, evidence={**verdict.evidence, **extra})
 
@@ -201,14 +219,32 @@ def _current(
     ts, ys = t[start:], y[start:]
     if ts.size < cfg.min_points:
         return _not_leak(t, y, limit, f"not enough history: need {cfg.min_points} points")
-    if ts[-1] - ts[0] < cfg.min_window_s:
-        return _not_leak(t, y, limit, f"not enough history: need {cfg.min_window_s:.0f} s")
-    offset, fit = _adaptive_fit(ts, ys, cfg)
-    level = fit.level_at(float(ts[-1]))
-    verdict = _judge(ts[offset:], ys[offset:], fit, limit=limit, level=level, cfg=cfg, mode="trend")
+    need_s = max(cfg.min_window_s, cfg.season_s)
+    if ts[-1] - ts[0] < need_s:
+        return _not_leak(t, y, limit, f"not enough history: need {need_s:.0f} s")
+    if cfg.season_s > 0:
+        verdict = _seasonal(ts, ys, limit, cfg)
+    else:
+        offset, fit = _adaptive_fit(ts, ys, cfg)
+        level = fit.level_at(float(ts[-1]))
+        mk = mann_kendall(*block_reduce(ts[offset:], ys[offset:], cfg.max_points), fit.slope)
+        verdict = _judge(ts[offset:], ys[offset:], fit, mk, limit=limit, level=level, cfg=cfg, mode="trend")
     if verdict.leak and drops and _cleanup_expected(t, y, drops, verdict.level, limit):
         return _not_leak(t, y, limit, "a periodic clean-up is due before the limit")
     return verdict
+
+
+def _seasonal(ts: FloatArray, ys: FloatArray, limit: float, cfg: ExhaustionConfig) -> ExhaustionAssessment:
+    """Seasonal trend over the longest window no newer whole-cycle window contradicts."""
+    starts = [0, *(s for s in _windows(ts, cfg) if ts[-1] - ts[s] >= 2 * cfg.season_s and s > 0)]
+    trends = [seasonal_trend(ts[s:], ys[s:], cfg.season_s, confidence=cfg.confidence) for s in starts]
+    chosen = len(starts) - 1
+    for i, tr in enumerate(trends):
+        if not any(o.fit.slope_low > tr.fit.slope for o in trends[i + 1 :]):
+            chosen = i
+            break
+    tr, start = trends[chosen], starts[chosen]
+    return _judge(ts[start:], ys[start:], tr.fit, tr.test, limit=limit, level=tr.level, cfg=cfg, mode="seasonal")
 
 
 def _cleanup_expected(t: FloatArray, y: FloatArray, drops: list[int], level: float, limit: float) -> bool:

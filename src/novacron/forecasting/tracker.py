@@ -138,9 +138,7 @@ class ExhaustionMonitor:
         key = (target, resource)
         tracker = self._trackers.get(key)
         if tracker is None or tracker.limit != limit:
-            tracker = ExhaustionTracker(
-                resource, limit, target=target, config=self.config, max_gap_s=self.max_gap_s
-            )
+            tracker = ExhaustionTracker(resource, limit, target=target, config=self.config, max_gap_s=self.max_gap_s)
             self._trackers[key] = tracker
         tracker.update(t, value)
 

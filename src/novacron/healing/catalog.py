@@ -92,17 +92,29 @@ def new_action(
     )
 
 
+def _swap_config(params: Mapping[str, Any]) -> dict[str, Any]:
+    """A config rollback is undone by rolling forward to the version it replaced."""
+    return {
+        "target_spec": params.get("from_target_spec"),
+        "version": params.get("from_version"),
+        "from_target_spec": params.get("target_spec"),
+        "from_version": params.get("version"),
+    }
+
+
 def inverse_of(action: Action, *, params: Mapping[str, Any] | None = None) -> Action | None:
     """The action that undoes ``action``, or None if it has no inverse."""
     inverse = CATALOG[action.kind].inverse
     if inverse is None:
         return None
+    if params is None:
+        params = _swap_config(action.params) if action.kind is ActionKind.CONFIG_ROLLBACK else action.params
     return new_action(
         inverse,
         action.target,
         key=f"{action.idempotency_key}/rollback",
         incident_id=action.incident_id,
-        params=params if params is not None else action.params,
+        params=params,
         reason=f"roll back {action.kind} {action.id}",
         requested_by=action.requested_by,
         inverse_of=action.id,

@@ -133,7 +133,9 @@ class Executor:
             return self._finish(action, ActionStatus.FAILED, outcome.detail, decision, outcome, incident)
         self.store.set_action_status(action.id, ActionStatus.APPLIED, detail=outcome.detail)
         self._event(incident, "action_finished", outcome.detail, action_id=action.id)
-        if CATALOG[action.kind].verification == Verification.NONE:
+        # A rollback restores the previous configuration; the target was unhealthy before it
+        # too, so its success is the actuator's, and it is never rolled back in turn.
+        if CATALOG[action.kind].verification == Verification.NONE or action.inverse_of is not None:
             return self._finish(action, ActionStatus.VERIFIED, outcome.detail, decision, outcome, incident)
         ok, why = await self.health.wait_healthy(action.target, _replicas(action), self.gate.policy.verify_timeout_s)
         if ok:

@@ -103,6 +103,15 @@ class HealthTracker:
             self._fault(target, replica, rep, kind, self._clock.now(), {"exit_code": code})
         self._notify(target)
 
+    def spawn_failed(self, target: str, replica: int, error: str) -> None:
+        """The replica could not even be started: a start failure."""
+        rep = self._replicas.get(target, {}).get(replica)
+        if rep is None or rep.faulted:
+            return
+        rep.alive, rep.ever_healthy, rep.detail = False, False, error
+        self._fault(target, replica, rep, FaultKind.START_FAILED, self._clock.now(), {"detail": error})
+        self._notify(target)
+
     def observe(self, obs: Observation) -> None:
         """Fold one probe/heartbeat observation into the replica's health."""
         rep = self._replicas.get(obs.target, {}).get(obs.replica)
@@ -191,7 +200,8 @@ class HealthTracker:
                 if remaining <= 0:
                     return False, f"not healthy within {timeout:g}s: {self._detail(target, chosen)}"
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(event.wait(), remaining)
+                    async with asyncio.timeout(remaining):
+                        await event.wait()
         finally:
             waiters.discard(event)
 

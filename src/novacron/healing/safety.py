@@ -4,7 +4,8 @@ Rails, in the order they are checked: the global kill switch, flap quarantine, t
 per-target hourly rate limit, the fleet-wide blast-radius cap, per-target exponential
 backoff with jitter, approval for risky actions, and dry-run (decide and record, touch
 nothing). Automated actions face every rail; an operator's manual action is itself the
-human decision, so it skips the automation rails and only dry-run still applies.
+human decision, so it skips the automation rails and only dry-run still applies, and so
+does the rollback of an action that already passed the gate.
 """
 
 from __future__ import annotations
@@ -63,7 +64,9 @@ class SafetyGate:
     # -- decisions ---------------------------------------------------------------------
     def check(self, action: Action) -> Decision:
         """Judge ``action`` now."""
-        if action.requested_by == "controller":
+        # A rollback finishes a remediation that already passed the gate; holding it back
+        # (backoff, rate limit) would leave the half-done change in place.
+        if action.requested_by == "controller" and action.inverse_of is None:
             for rail in (
                 self._kill_switch,
                 self._quarantined,

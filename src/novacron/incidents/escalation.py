@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from novacron.errors import ConfigError
 from novacron.model import Incident, IncidentStatus, Priority
@@ -24,6 +24,7 @@ from novacron.notify import Event, Notification, Notifier, Severity
 __all__ = [
     "EscalationLevel",
     "EscalationPolicy",
+    "EscalationState",
     "Escalator",
     "Page",
     "pages_due",
@@ -51,6 +52,14 @@ class EscalationPolicy(BaseModel):
     name: str = "default"
     levels: list[EscalationLevel] = Field(min_length=1)
     priorities: list[Priority] = Field(default_factory=lambda: [Priority.P0])
+
+    @field_validator("priorities", mode="before")
+    @classmethod
+    def _names(cls, v: Any) -> Any:
+        """Accept ``P0``…``P4`` as written in YAML, as well as the numbers."""
+        if isinstance(v, list):
+            return [Priority[p.upper()] if isinstance(p, str) and p.upper() in Priority.__members__ else p for p in v]
+        return v
 
     def applies(self, incident: Incident) -> bool:
         """Whether this incident should page anyone at all."""
@@ -122,6 +131,19 @@ class _State:
     acked_at: float | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class EscalationState:
+    """What an :class:`Escalator` knows about one incident, to store and restore on restart.
+
+    Without it a restarted controller would page everyone again for pages already sent.
+    """
+
+    started_at: float
+    sent: frozenset[str] = frozenset()
+    paged: frozenset[str] = frozenset()
+    acked_at: float | None = None
+
+
 class Escalator:
     """Per-incident escalation state; :meth:`poll` regularly, :meth:`acknowledge` / :meth:`resolve` on change.
 
@@ -130,9 +152,25 @@ class Escalator:
     """
 
     def __init__(self, policy: EscalationPolicy, notifier: Notifier | None = None) -> None:
+        if notifier is not None:
+            for i, level in enumerate(policy.levels):
+                missing = [name for name in level.notify if name not in notifier.channels]
+                if missing:
+                    raise ConfigError(f"unknown channel(s) {', '.join(missing)}", where=f"levels.{i}.notify")
         self.policy = policy
         self.notifier = notifier
         self._states: dict[str, _State] = {}
+
+    def state(self, incident_id: str) -> EscalationState | None:
+        """A snapshot of one incident's escalation (None if it never escalated or is resolved)."""
+        s = self._states.get(incident_id)
+        if s is None:
+            return None
+        return EscalationState(s.started_at, frozenset(s.sent), frozenset(s.paged), s.acked_at)
+
+    def restore(self, incident_id: str, state: EscalationState) -> None:
+        """Resume an incident's escalation from a snapshot taken before a restart."""
+        self._states[incident_id] = _State(state.started_at, set(state.sent), set(state.paged), state.acked_at)
 
     def poll(self, incident: Incident, now: float) -> list[Page]:
         """Pages newly due for ``incident`` (none if it does not escalate or is acknowledged)."""

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 import httpx
 
 from novacron.clock import Clock, MonotonicClock
+from novacron.errors import InputError
 from novacron.notify.channels import Channel
 from novacron.notify.message import Notification
 from novacron.notify.outbox import Outbox, OutboxItem
@@ -93,7 +94,7 @@ class Notifier:
         names = list(self.channels) if channels is None else channels
         unknown = [n for n in names if n not in self.channels]
         if unknown:
-            raise KeyError(f"unknown channel(s): {', '.join(unknown)}")
+            raise InputError(f"unknown channel(s): {', '.join(unknown)}", where="channels")
         now = self.clock.now()
         queued = [self.outbox.put(name, notification, now=now) for name in names]
         self._wake.set()

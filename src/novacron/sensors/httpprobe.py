@@ -91,7 +91,10 @@ class HttpProbeClient:
         deadline = loop.time() + timeout
         try:
             if self._conn is None or not self._conn.open:
-                self._conn = await asyncio.wait_for(self._connect(), timeout)
+                # asyncio.timeout, not wait_for: on Python 3.11 wait_for can swallow a
+                # cancellation that races with completion, leaving the probe loop running.
+                async with asyncio.timeout(timeout):
+                    self._conn = await self._connect()
             conn = self._conn
             conn.buf.clear()
             waiter: asyncio.Future[int] = loop.create_future()

@@ -45,7 +45,8 @@ def _http_probe(client: HttpProbeClient, expect: int) -> ProbeFn:
 
 def _tcp_probe(host: str, port: int) -> ProbeFn:
     async def probe(timeout: float) -> tuple[bool, str]:
-        _, writer = await asyncio.wait_for(asyncio.open_connection(host, port), timeout)
+        async with asyncio.timeout(timeout):
+            _, writer = await asyncio.open_connection(host, port)
         writer.close()
         return True, "connected"
 
@@ -58,7 +59,8 @@ def _exec_probe(argv: list[str]) -> ProbeFn:
             *argv, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL
         )
         try:
-            code = await asyncio.wait_for(proc.wait(), timeout)
+            async with asyncio.timeout(timeout):
+                code = await proc.wait()
         except TimeoutError:
             proc.kill()
             await proc.wait()

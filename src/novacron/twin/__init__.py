@@ -9,20 +9,27 @@ times of the demo fleet with :func:`predict_mttx`.
 
 from novacron.twin.clock import SimClock
 from novacron.twin.faults import TwinAction, TwinFault
+from novacron.twin.fidelity import DemoFleetParams, predict_mttx, simulate_mttx
+from novacron.twin.forecast import ForecastRow, forecast
 from novacron.twin.params import HealerParams, PhysicsParams
 from novacron.twin.records import FaultRecord, RunSummary
 from novacron.twin.sim import DEFAULT_FAULT_MIX, Simulator
 from novacron.twin.state import FleetState, VmStatus
 from novacron.twin.topology import Topology, build_fleet
+from novacron.twin.whatif import CostModel, PlannedAction, WhatIfResult, rank_actions, what_if
 from novacron.twin.workload import Burst, SyntheticWorkload, TraceWorkload, burst_arrivals
 
 __all__ = [
     "DEFAULT_FAULT_MIX",
     "Burst",
+    "CostModel",
+    "DemoFleetParams",
     "FaultRecord",
     "FleetState",
+    "ForecastRow",
     "HealerParams",
     "PhysicsParams",
+    "PlannedAction",
     "RunSummary",
     "SimClock",
     "Simulator",
@@ -32,6 +39,12 @@ __all__ = [
     "TwinAction",
     "TwinFault",
     "VmStatus",
+    "WhatIfResult",
     "build_fleet",
     "burst_arrivals",
+    "forecast",
+    "predict_mttx",
+    "rank_actions",
+    "simulate_mttx",
+    "what_if",
 ]

@@ -31,9 +31,7 @@ class TwinFault(enum.StrEnum):
     HOST_FAILURE = "host_failure"
 
 
-HOST_FAULTS = frozenset(
-    {TwinFault.DISK_FILL, TwinFault.PARTITION, TwinFault.THERMAL_RUNAWAY, TwinFault.HOST_FAILURE}
-)
+HOST_FAULTS = frozenset({TwinFault.DISK_FILL, TwinFault.PARTITION, TwinFault.THERMAL_RUNAWAY, TwinFault.HOST_FAILURE})
 
 
 class TwinAction(enum.StrEnum):
@@ -77,7 +75,7 @@ def apply_fault(state: FleetState, params: PhysicsParams, vm: int, kind: TwinFau
         if state.status[vm] == VmStatus.UP:
             state.set_status(vm, VmStatus.HUNG)
     elif kind is TwinFault.LEAK:
-        state.leak_gb_s[vm] = params.leak_gb_per_s
+        state.set_leak(vm, params.leak_gb_per_s)
     elif kind is TwinFault.NOISY_NEIGHBOUR:
         state.set_vm_extra_cpu(vm, params.noisy_extra_cores)
     elif kind is TwinFault.DISK_FILL:
@@ -111,7 +109,7 @@ def finish_action(
     if kind in (TwinAction.RESTART, TwinAction.MIGRATE):
         # A fresh process: leaked memory, hang and runaway threads are gone.
         state.reset_vm_memory(vm)
-        state.leak_gb_s[vm] = 0.0
+        state.set_leak(vm, 0.0)
         state.set_vm_extra_cpu(vm, 0.0)
         if kind is TwinAction.MIGRATE and dst >= 0:
             state.move_vm(vm, dst)

@@ -119,7 +119,7 @@ class BuiltinHealer:
     def _proactive(self) -> None:
         sim, s, p = self.sim, self.sim.state, self.params
         topo = sim.topo
-        if s.leak_gb_s.any():
+        if s.leaking.size:
             idx = np.flatnonzero(s.mem_extra_gb > 0)
             near = (topo.vm_mem_gb[idx] + s.mem_extra_gb[idx]) > p.memory_high * topo.vm_mem_limit_gb[idx]
             for vm in idx[near & ~self.busy[idx] & (s.status[idx] == VmStatus.UP)]:

@@ -91,18 +91,15 @@ class Physics:
         if topo.n_links == 0:
             state.net_latency_s = np.zeros(topo.n_hosts)
             return
-        deg = state.host_degree
-        share = np.divide(egress * state.host_up, deg, out=np.zeros_like(deg), where=deg > 0)
+        share = egress * state.host_up * state.inv_degree
         load = (share[topo.link_src] + share[topo.link_dst]) * state.link_up
         u = load / topo.link_gbps
         state.link_util = u
         drop = np.maximum(0.0, 1.0 - 1.0 / np.maximum(u, 1.0))
-        lat = (p.net_base_latency_s / (1.0 - np.minimum(u, _RHO_CAP)) + drop * p.probe_timeout_s) * (
-            state.link_up
-        )
+        lat = (p.net_base_latency_s / (1.0 - np.minimum(u, _RHO_CAP)) + drop * p.probe_timeout_s) * (state.link_up)
         h = topo.n_hosts
         total = np.bincount(topo.link_src, lat, minlength=h) + np.bincount(topo.link_dst, lat, minlength=h)
-        state.net_latency_s = np.divide(total, deg, out=np.zeros_like(deg), where=deg > 0)
+        state.net_latency_s = total * state.inv_degree
 
     def _thermal(self, state: FleetState, factor: FloatArray, dt: float) -> IntArray:
         p = self.params
@@ -116,16 +113,17 @@ class Physics:
         return np.flatnonzero(hot) if hot.any() else _NONE
 
     def _memory(self, state: FleetState, dt: float) -> IntArray:
-        if not state.leak_gb_s.any():
+        idx = state.leaking
+        if idx.size == 0:
             return _NONE
-        idx = np.flatnonzero(state.leak_gb_s)
         live = (state.status[idx] == VmStatus.UP) | (state.status[idx] == VmStatus.HUNG)
         idx = idx[live & state.host_up[state.vm_host[idx]]]
         grow = state.leak_gb_s[idx] * dt
         state.mem_extra_gb[idx] += grow
         np.add.at(state.host_mem_gb, state.vm_host[idx], grow)
         used = self.topo.vm_mem_gb[idx] + state.mem_extra_gb[idx]
-        return idx[used > self.topo.vm_mem_limit_gb[idx]]
+        oom: IntArray = idx[used > self.topo.vm_mem_limit_gb[idx]]
+        return oom
 
 
 _EMPTY_EVENTS = StepEvents(overheated_hosts=_NONE, oom_vms=_NONE)

@@ -66,8 +66,8 @@ class RunSummary:
         """A JSON-serialisable view."""
         return {
             "sim_seconds": self.sim_seconds, "faults": self.faults, "healed": self.healed,
-            "prevented": self.prevented, "open": self.open, "faults_by_kind": self.faults_by_kind, "mttr_s": self.mttr_s,
-            "mttd_s": self.mttd_s, "mttr_by_kind": self.mttr_by_kind,
+            "prevented": self.prevented, "open": self.open, "faults_by_kind": self.faults_by_kind,
+            "mttr_s": self.mttr_s, "mttd_s": self.mttd_s, "mttr_by_kind": self.mttr_by_kind,
             "actions_by_kind": self.actions_by_kind, "availability": self.availability, **self.extra,
         }  # fmt: skip
 
@@ -83,9 +83,7 @@ def _stats(values: list[float]) -> dict[str, float]:
     }  # fmt: skip
 
 
-def summarise(
-    records: list[FaultRecord], actions: Counter[str], availability: float, sim_seconds: float
-) -> RunSummary:
+def summarise(records: list[FaultRecord], actions: Counter[str], availability: float, sim_seconds: float) -> RunSummary:
     """Aggregate fault records and action counts into a :class:`RunSummary`."""
     ttr = [r.ttr_s for r in records if r.ttr_s is not None]
     prevented = sum(r.prevented for r in records)

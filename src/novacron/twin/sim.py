@@ -12,6 +12,7 @@ The small API a controller needs — :meth:`inject_fault`, :meth:`apply_action`,
 from __future__ import annotations
 
 import dataclasses
+import functools
 import heapq
 import itertools
 from collections import Counter
@@ -175,7 +176,7 @@ class Simulator:
         """Inject a fault at simulated time ``t``."""
         fault = parse_fault(kind)
         self._check_vm(vm)
-        self.schedule(t, lambda: self._inject_at(t, vm, fault))
+        self.schedule(t, functools.partial(self._inject_at, t, vm, fault))
 
     def _inject_at(self, t: float, vm: int, fault: TwinFault) -> None:
         rec = self.records[self.inject_fault(vm, fault)]
@@ -206,8 +207,8 @@ class Simulator:
         """Add demand spikes (start and end events) to the heap."""
         for b in bursts:
             self._check_vm(b.vm)
-            self.schedule(b.t, lambda b=b: self._burst(b.vm, b.cores))
-            self.schedule(b.t + b.duration_s, lambda b=b: self._burst(b.vm, -b.cores))
+            self.schedule(b.t, functools.partial(self._burst, b.vm, b.cores))
+            self.schedule(b.t + b.duration_s, functools.partial(self._burst, b.vm, -b.cores))
 
     def _burst(self, vm: int, cores: float) -> None:
         self.state.set_vm_extra_cpu(vm, max(0.0, self.state.vm_extra_cpu[vm] + cores))
@@ -246,7 +247,7 @@ class Simulator:
         running[key] = (action, done, vm, host, target)
         self.actions[action.value] += 1
         begin_action(state, action, vm)
-        self.schedule(done, lambda: self._finish(action, vm, host, target))
+        self.schedule(done, functools.partial(self._finish, action, vm, host, target))
         return done
 
     def fork(self, *, workload: Workload | None = None, dt_s: float | None = None) -> Simulator:
@@ -265,7 +266,7 @@ class Simulator:
         for table, mine in ((twin.host_actions, self.host_actions), (twin.vm_actions, self.vm_actions)):
             for key, (kind, done, vm, host, target) in mine.items():
                 table[key] = (kind, done, vm, host, target)
-                twin.schedule(done, lambda k=kind, v=vm, h=host, g=target: twin._finish(k, v, h, g))
+                twin.schedule(done, functools.partial(twin._finish, kind, vm, host, target))
         return twin
 
     def _migration_target(self, vm: int, host: int, dst: int | None) -> int:
@@ -302,7 +303,8 @@ class Simulator:
         reachable = self.topo.n_links == 0 or s.host_degree[h] > 0
         disk_ok = s.disk_used_gb[h] < self.topo.host_disk_gb[h]
         latency = s.cpu_latency_s[h] + s.io_latency_s[h] + s.net_latency_s[h]
-        return bool(reachable and disk_ok and latency <= self.params.probe_timeout_s)
+        fast = float(latency) <= self.params.probe_timeout_s
+        return bool(reachable) and bool(disk_ok) and fast
 
     def note_detected(self, vm: int) -> None:
         """The healer noticed VM ``vm``: stamp open faults on it (or on its host) as detected."""
@@ -316,15 +318,19 @@ class Simulator:
         kind = rec.kind
         if kind in HOST_FAULTS and s.vm_host[vm] != h:
             return True  # the VM was moved away from the broken host
-        return {
-            TwinFault.CRASH: True, TwinFault.HANG: True,
-            TwinFault.LEAK: s.leak_gb_s[vm] == 0.0,
-            TwinFault.NOISY_NEIGHBOUR: s.vm_extra_cpu[vm] < self.params.noisy_extra_cores,
-            TwinFault.DISK_FILL: s.disk_fill_gb_s[h] == 0.0,
-            TwinFault.PARTITION: self.topo.n_links == 0 or s.host_degree[h] > 0,
-            TwinFault.THERMAL_RUNAWAY: s.cooling[h] >= 1.0,
-            TwinFault.HOST_FAILURE: bool(s.host_up[h]),
-        }[kind]  # fmt: skip
+        if kind is TwinFault.LEAK:
+            return bool(s.leak_gb_s[vm] == 0.0)
+        if kind is TwinFault.NOISY_NEIGHBOUR:
+            return bool(s.vm_extra_cpu[vm] < self.params.noisy_extra_cores)
+        if kind is TwinFault.DISK_FILL:
+            return bool(s.disk_fill_gb_s[h] == 0.0)
+        if kind is TwinFault.PARTITION:
+            return self.topo.n_links == 0 or bool(s.host_degree[h] > 0)
+        if kind is TwinFault.THERMAL_RUNAWAY:
+            return bool(s.cooling[h] >= 1.0)
+        if kind is TwinFault.HOST_FAILURE:
+            return bool(s.host_up[h])
+        return True  # crash, hang: a healthy probe is all it takes
 
     def _check_recoveries(self, ok: BoolArray | None) -> None:
         if not self.open_faults:
@@ -334,9 +340,15 @@ class Simulator:
             healthy = bool(ok[rec.vm]) if ok is not None else self.vm_health(rec.vm)
             if not healthy and rec.t_impact is None:
                 rec.t_impact = self.state.t
-            if healthy and self._cause_gone(rec):
+            if not healthy:
+                continue
+            if self._cause_gone(rec):
                 rec.t_recover = self.state.t
                 done.append(fid)
+            elif rec.kind not in _IMMEDIATE:
+                # Serving again while the cause still builds up: that outage was something
+                # else (a restart, a burst); this fault's impact has not begun.
+                rec.t_impact = None
         for fid in done:
             del self.open_faults[fid]
 

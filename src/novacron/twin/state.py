@@ -63,11 +63,13 @@ class FleetState:
     status: npt.NDArray[np.int8]
     mem_extra_gb: FloatArray
     leak_gb_s: FloatArray
+    leaking: IntArray  # indices with leak_gb_s > 0, kept so a step need not scan every VM
     vm_extra_cpu: FloatArray
     # links
     link_up: BoolArray
     link_util: FloatArray
     host_degree: FloatArray  # up links per host (cached; changes only on partition events)
+    inv_degree: FloatArray  # 1 / host_degree, 0 where a host has no up link
 
     @classmethod
     def initial(cls, topo: Topology, params: PhysicsParams, t0: float = 0.0) -> FleetState:
@@ -82,8 +84,10 @@ class FleetState:
             throttled=np.zeros(h, dtype=bool), cpu_latency_s=zeros_h.copy(),
             io_latency_s=zeros_h.copy(), net_latency_s=zeros_h.copy(),
             vm_host=topo.vm_host.copy(), status=np.zeros(n, dtype=np.int8),
-            mem_extra_gb=np.zeros(n), leak_gb_s=np.zeros(n), vm_extra_cpu=np.zeros(n),
+            mem_extra_gb=np.zeros(n), leak_gb_s=np.zeros(n), leaking=np.zeros(0, dtype=np.int64),
+            vm_extra_cpu=np.zeros(n),
             link_up=np.ones(lk, dtype=bool), link_util=np.zeros(lk), host_degree=zeros_h.copy(),
+            inv_degree=zeros_h.copy(),
         )  # fmt: skip
         state.rebuild_aggregates()
         state.refresh_links()
@@ -92,7 +96,7 @@ class FleetState:
     def copy(self) -> FleetState:
         """A deep copy of every array (the topology is immutable and shared)."""
         new = copy.copy(self)
-        for name in self.__slots__:  # type: ignore[attr-defined]
+        for name in self.__slots__:
             value = getattr(self, name)
             if isinstance(value, np.ndarray):
                 setattr(new, name, value.copy())
@@ -102,7 +106,8 @@ class FleetState:
 
     def running(self) -> BoolArray:
         """VMs whose process exists (up or hung), regardless of their host's state."""
-        return (self.status == VmStatus.UP) | (self.status == VmStatus.HUNG)
+        running: BoolArray = (self.status == VmStatus.UP) | (self.status == VmStatus.HUNG)
+        return running
 
     def rebuild_aggregates(self) -> None:
         """Recompute per-host aggregates from the VM arrays (after bulk changes)."""
@@ -112,8 +117,8 @@ class FleetState:
         for row, base in ((CPU, topo.vm_cpu), (IOPS, topo.vm_iops), (NET, topo.vm_net_gbps)):
             self.agg[row] = np.bincount(flat, base * run, minlength=h * g).reshape(h, g)
         mem = (topo.vm_mem_gb + self.mem_extra_gb) * run
-        self.host_mem_gb = np.bincount(self.vm_host, mem, minlength=h)
-        self.extra_cpu = np.bincount(self.vm_host, self.vm_extra_cpu * run, minlength=h)
+        self.host_mem_gb = np.bincount(self.vm_host, mem, minlength=h).astype(np.float64)
+        self.extra_cpu = np.bincount(self.vm_host, self.vm_extra_cpu * run, minlength=h).astype(np.float64)
 
     def _contribute(self, vm: int, sign: float) -> None:
         topo, h, g = self.topo, int(self.vm_host[vm]), int(self.topo.vm_group[vm])
@@ -148,6 +153,11 @@ class FleetState:
             self.extra_cpu[self.vm_host[vm]] += cores - self.vm_extra_cpu[vm]
         self.vm_extra_cpu[vm] = cores
 
+    def set_leak(self, vm: int, gb_per_s: float) -> None:
+        """Start (rate > 0) or stop (0) a VM's memory leak."""
+        self.leak_gb_s[vm] = gb_per_s
+        self.leaking = np.flatnonzero(self.leak_gb_s)
+
     def reset_vm_memory(self, vm: int) -> None:
         """Forget leaked memory (a restart starts a fresh process)."""
         if self.status[vm] in (VmStatus.UP, VmStatus.HUNG):
@@ -159,9 +169,9 @@ class FleetState:
     def refresh_links(self) -> None:
         """Recompute each host's count of up links (after a partition or repair)."""
         h, up = self.topo.n_hosts, self.link_up.astype(np.float64)
-        self.host_degree = np.bincount(self.topo.link_src, up, minlength=h) + np.bincount(
-            self.topo.link_dst, up, minlength=h
-        )
+        degree = np.bincount(self.topo.link_src, up, minlength=h) + np.bincount(self.topo.link_dst, up, minlength=h)
+        self.host_degree = degree.astype(np.float64)
+        self.inv_degree = np.divide(1.0, degree, out=np.zeros(h), where=degree > 0)
 
     def reachable(self) -> BoolArray:
         """Hosts with at least one up link (a one-host fleet is trivially reachable)."""
@@ -181,4 +191,5 @@ class FleetState:
 
     def vm_ok(self, params: PhysicsParams) -> BoolArray:
         """VMs that would pass their health probe now."""
-        return (self.status == VmStatus.UP) & self.host_ok(params)[self.vm_host]
+        ok: BoolArray = (self.status == VmStatus.UP) & self.host_ok(params)[self.vm_host]
+        return ok

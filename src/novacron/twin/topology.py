@@ -7,6 +7,7 @@ without a host are refused with an :class:`~novacron.errors.InputError` naming t
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
@@ -42,9 +43,16 @@ def _ints(values: npt.ArrayLike, where: str, n: int) -> IntArray:
     arr = np.asarray(values)
     if arr.ndim != 1 or arr.shape[0] != n:
         raise InputError(f"expected a 1-D array of length {n}, got shape {arr.shape}", where=where)
-    if arr.size and not np.issubdtype(arr.dtype, np.integer):
-        if not np.all(np.isfinite(arr)) or not np.all(arr == np.round(arr)):
-            raise InputError("must hold integer indices", where=where)
+    if arr.size == 0:
+        return np.zeros(0, dtype=np.int64)
+    if arr.dtype.kind not in "iuf":
+        raise InputError(f"must hold integer indices (got {arr.dtype})", where=where)
+    if arr.dtype.kind == "f" and not (np.all(np.isfinite(arr)) and np.all(arr == np.round(arr))):
+        raise InputError("must hold integer indices", where=where)
+    limit = np.iinfo(np.int64).max
+    if arr.dtype.kind != "i" and (arr > limit).any():
+        i = int(np.flatnonzero(arr > limit)[0])
+        raise InputError(f"{arr[i]} is not a known index", where=f"{where}[{i}]")
     return arr.astype(np.int64)
 
 
@@ -94,9 +102,9 @@ class Topology:
     @classmethod
     def create(
         cls,
-        hosts: dict[str, npt.ArrayLike],
-        vms: dict[str, npt.ArrayLike],
-        links: dict[str, npt.ArrayLike],
+        hosts: Mapping[str, npt.ArrayLike],
+        vms: Mapping[str, npt.ArrayLike],
+        links: Mapping[str, npt.ArrayLike],
         *,
         n_groups: int = 1,
     ) -> Topology:
@@ -141,19 +149,19 @@ class Topology:
         )  # fmt: skip
 
 
-def _check_col(table: dict[str, npt.ArrayLike], name: str, key: str, n: int | None) -> FloatArray:
+def _check_col(table: Mapping[str, npt.ArrayLike], name: str, key: str, n: int | None) -> FloatArray:
     if key not in table:
         raise InputError("missing column", where=f"{name}.{key}")
     return _floats(table[key], f"{name}.{key}", n)
 
 
-def _column_len(table: dict[str, npt.ArrayLike], name: str, key: str) -> int:
+def _column_len(table: Mapping[str, npt.ArrayLike], name: str, key: str) -> int:
     if key not in table:
         raise InputError("missing column", where=f"{name}.{key}")
     return int(np.asarray(table[key]).shape[0]) if np.ndim(table[key]) else 0
 
 
-def _vm_columns(vms: dict[str, npt.ArrayLike], n_vms: int) -> dict[str, FloatArray]:
+def _vm_columns(vms: Mapping[str, npt.ArrayLike], n_vms: int) -> dict[str, FloatArray]:
     cols: dict[str, FloatArray] = {}
     for k in ("cpu", "mem_gb", "iops", "net_gbps"):
         cols[k] = _check_col(vms, "vms", k, n_vms)

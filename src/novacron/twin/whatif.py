@@ -9,6 +9,7 @@ horizon can run on a coarser step.
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -39,8 +40,12 @@ class CostModel:
 
     per_action: dict[str, float] = field(
         default_factory=lambda: {
-            "restart": 1.0, "migrate": 3.0, "cleanup": 2.0, "reroute": 2.0, "replace": 50.0,
-        }  # fmt: skip
+            "restart": 1.0,
+            "migrate": 3.0,
+            "cleanup": 2.0,
+            "reroute": 2.0,
+            "replace": 50.0,
+        }
     )
     per_vm_hour_down: float = 10.0
 
@@ -128,13 +133,25 @@ def _schedule(twin: Simulator, actions: Sequence[PlannedAction]) -> int:
         if a.at_s == 0:
             twin.apply_action(a.vm, kind, dst=a.dst)
         else:
-            twin.schedule(twin.now + a.at_s, lambda a=a, k=kind: twin.apply_action(a.vm, k, dst=a.dst))
+            twin.schedule(twin.now + a.at_s, functools.partial(_start, twin, a.vm, kind, a.dst))
     return disrupted
 
 
+def _start(twin: Simulator, vm: int, kind: TwinAction, dst: int | None) -> None:
+    twin.apply_action(vm, kind, dst=dst)
+
+
 def rank_actions(
-    sim: Simulator, candidates: Sequence[Sequence[PlannedAction]], horizon_s: float, **kwargs: float
+    sim: Simulator,
+    candidates: Sequence[Sequence[PlannedAction]],
+    horizon_s: float,
+    *,
+    dt_s: float | None = None,
+    slo_availability: float = 0.999,
 ) -> list[tuple[int, WhatIfResult]]:
     """Score candidate plans; best first (meets SLO, then lowest cost, then lowest risk)."""
-    scored = [(i, what_if(sim, plan, horizon_s, **kwargs)) for i, plan in enumerate(candidates)]  # type: ignore[arg-type]
+    scored = [
+        (i, what_if(sim, plan, horizon_s, dt_s=dt_s, slo_availability=slo_availability))
+        for i, plan in enumerate(candidates)
+    ]
     return sorted(scored, key=lambda item: (not item[1].slo_ok, item[1].cost, item[1].risk))

@@ -10,7 +10,7 @@ first, and stops. Load-time validation has ruled out cycles, so every run termin
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Generator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -97,7 +97,9 @@ class YamlRunbook:
                 i += 1
                 continue
             if step.on_failure == "rollback":
-                yield from self._rollback(ctx, done)
+                undo_failed = yield from self._rollback(ctx, done)
+                if undo_failed:
+                    why += f"; rollback failed for {', '.join(undo_failed)}"
                 return RunbookResult("rolled_back", tuple(executed), tuple(failed), why)
             if step.on_failure == "escalate":
                 yield ctx.action(ActionKind.ESCALATE, step=step.name, params={"reason": why}, reason=why)
@@ -105,18 +107,22 @@ class YamlRunbook:
             return RunbookResult("failed", tuple(executed), tuple(failed), why)
         return RunbookResult("succeeded", tuple(executed), tuple(failed))
 
-    def _rollback(self, ctx: RunbookContext, done: list[tuple[StepSpec, Action]]) -> RunbookGenerator:
-        """Undo succeeded steps newest first; a failed undo is recorded, not retried."""
+    def _rollback(
+        self, ctx: RunbookContext, done: list[tuple[StepSpec, Action]]
+    ) -> Generator[Action, Outcome, list[str]]:
+        """Undo succeeded steps newest first; returns the steps whose undo failed (not retried)."""
+        undo_failed: list[str] = []
         for step, action in reversed(done):
             if step.rollback is not None:
-                kind, params = step.rollback.action, dict(step.rollback.params)
+                kind = step.rollback.action
+                params = {k: _fill(ctx, v) for k, v in step.rollback.params.items()}
             elif step.action in INVERSE:
                 # The forward step's check describes the forward state, so it is not carried over.
                 kind = INVERSE[step.action]
                 params = {k: v for k, v in action.params.items() if k not in {"step", "runbook", "check"}}
             else:
                 continue
-            yield ctx.action(
+            outcome = yield ctx.action(
                 kind,
                 step=f"{step.name}.rollback",
                 risk=DEFAULT_RISK[kind],
@@ -124,7 +130,9 @@ class YamlRunbook:
                 params=params,
                 inverse_of=action.id,
             )
-        return None
+            if not outcome.ok:
+                undo_failed.append(step.name)
+        return undo_failed
 
 
 def _fill(ctx: RunbookContext, value: Any) -> Any:

@@ -1,0 +1,128 @@
+"""PNG figures for capacity plans and exhaustion forecasts (matplotlib, Agg backend)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from novacron.forecasting._stats import FloatArray
+from novacron.forecasting.capacity import DAY_S, CapacityPlan
+from novacron.forecasting.exhaustion import ExhaustionAssessment
+
+__all__ = ["capacity_figure", "exhaustion_figure", "write_figures"]
+
+
+def _pyplot() -> Any:  # matplotlib's pyplot module, untyped here
+    import matplotlib as mpl
+
+    mpl.use("Agg")  # files only, never a window
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def capacity_figure(plan: CapacityPlan, path: Path, title: str) -> Path:
+    """History, forecast median, 80 % band, capacity line and the horizons."""
+    plt = _pyplot()
+    step_d = plan.step_s / DAY_S
+    hist_t = (np.arange(plan.history.size) - plan.history.size + 1) * step_d
+    fc_t = np.arange(1, plan.median.size + 1) * step_d
+    fig, ax = plt.subplots(figsize=(10, 4.5))
+    ax.plot(hist_t, plan.history, color="0.3", lw=0.8, label="history (hourly mean)")
+    ax.plot(fc_t, plan.median, color="tab:blue", lw=1.2, label=f"forecast ({plan.model})")
+    ax.fill_between(fc_t, plan.low, plan.high, color="tab:blue", alpha=0.2, label="80 % interval")
+    ax.axhline(plan.capacity, color="tab:red", ls="--", lw=1, label="capacity")
+    for h in plan.horizons:
+        ax.axvline(h.days, color="0.6", ls=":", lw=0.8)
+        ax.annotate(
+            f"{h.days:.3g} d\nrisk {h.saturation_risk:.0%}",
+            (h.days, plan.capacity),
+            fontsize=8,
+            ha="right",
+            va="top",
+            xytext=(-2, -3),
+            textcoords="offset points",
+        )
+    ax.set_xlabel("days from last observation")
+    ax.set_title(title if plan.horizon_scale == 1 else f"{title}\n{plan.note}", fontsize=10)
+    ax.legend(loc="upper left", fontsize=8)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def exhaustion_figure(
+    t: FloatArray,
+    y: FloatArray,
+    verdict: ExhaustionAssessment,
+    path: Path,
+    title: str,
+) -> Path:
+    """The series, the fitted trend over its window, the limit and the ETA with its interval."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(10, 4.5))
+    t0 = float(t[0])
+    ax.plot(t - t0, y, color="0.3", lw=0.8, label="usage")
+    ax.axhline(verdict.limit, color="tab:red", ls="--", lw=1, label="limit")
+    if verdict.leak and verdict.eta_s > 0:
+        start = verdict.window[0]
+        at_eta = verdict.at + verdict.eta_s
+        xs = np.array([start, at_eta])
+        ax.plot(
+            xs - t0,
+            verdict.level + verdict.slope * (xs - verdict.at),
+            color="tab:orange",
+            lw=1.4,
+            label=f"trend ({verdict.mode})",
+        )
+        low, high = verdict.interval
+        ax.axvspan(verdict.at + low - t0, verdict.at + high - t0, color="tab:orange", alpha=0.15, label="ETA interval")
+        ax.axvline(at_eta - t0, color="tab:orange", ls=":", lw=1)
+    ax.set_xlabel("seconds from first observation")
+    ax.set_title(f"{title}: {verdict.reason}", fontsize=10)
+    ax.legend(loc="upper left", fontsize=8)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def write_figures(data_dir: Path, out: Path) -> list[Path]:
+    """The figures in ``docs/forecasting.md``: a capacity plan and two leak forecasts."""
+    from novacron.benchmarks.forecast_data import TRACES, read_series
+    from novacron.forecasting.capacity import plan_capacity
+    from novacron.forecasting.exhaustion import ExhaustionConfig, assess_exhaustion
+    from novacron.forecasting.synthetic import make_series
+
+    paths: list[Path] = []
+    _, cpu = read_series(data_dir / "traces" / TRACES["google2019"], "avg_cpu")
+    plan = plan_capacity(cpu, interval_s=300.0, capacity=round(1.1 * float(np.max(cpu)), 2))
+    paths.append(capacity_figure(plan, out / "capacity_google_avg_cpu.png", "google2019 avg_cpu"))
+    s = make_series("sawtooth_leak", seed=3)
+    k = s.t.size // 5
+    verdict = assess_exhaustion(s.t[:k], s.y[:k], s.limit)
+    paths.append(
+        exhaustion_figure(
+            s.t[:k], s.y[:k], verdict, out / "exhaustion_sawtooth.png", "synthetic leak under GC, 20 % observed"
+        )
+    )
+    _, net = read_series(data_dir / "traces" / TRACES["alibaba2018"], "net_in")
+    t = np.arange(net.size, dtype=np.float64) * 300.0
+    k = int(0.2 * 0.9 * net.size)
+    limit = float(np.mean(net[int(0.9 * net.size) - 144 : int(0.9 * net.size) + 144]))
+    verdict = assess_exhaustion(t[:k], net[:k], limit, ExhaustionConfig(min_window_s=86_400.0))
+    paths.append(
+        exhaustion_figure(
+            t[:k],
+            net[:k],
+            verdict,
+            out / "exhaustion_alibaba_net_in.png",
+            "alibaba2018 net_in, 20 % of the run-up observed",
+        )
+    )
+    return paths

@@ -1,0 +1,5 @@
+"""``python -m novacron.cli``: the same as the ``novacron`` command."""
+
+from novacron.cli import main
+
+main()
