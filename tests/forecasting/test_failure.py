@@ -9,33 +9,7 @@ import pytest
 from novacron.errors import InputError, NotEnoughDataError
 from novacron.forecasting.failure import DriveDays, evaluate_failure, features, label_within
 
-
-def _fleet(drives: int = 500, days: int = 40, failing: int = 60, seed: int = 0) -> DriveDays:
-    rng = np.random.default_rng(seed)
-    rows: list[tuple[int, int, float, int]] = []
-    fail_days = dict(
-        zip(rng.choice(drives, failing, replace=False).tolist(), rng.integers(10, days, failing).tolist(), strict=True)
-    )
-    noisy = rng.random(drives) < 0.2  # healthy drives with a stable non-zero counter
-    for d in range(drives):
-        last = fail_days.get(d, days - 1)
-        base = float(rng.integers(1, 50)) if noisy[d] else 0.0
-        for day in range(last + 1):
-            value = base
-            if d in fail_days and last - day <= 3:
-                value += 20.0 * (4 - (last - day)) ** 2
-            rows.append((day, d, value, int(d in fail_days and day == last)))
-    arr = np.array(rows, dtype=np.float64)
-    n = arr.shape[0]
-    return DriveDays(
-        day=arr[:, 0].astype(np.int64),
-        drive=arr[:, 1].astype(np.int64),
-        model=np.zeros(n, dtype=np.int64),
-        capacity=np.full(n, 3e12),
-        failure=arr[:, 3].astype(np.int64),
-        smart=np.column_stack([arr[:, 2], np.full(n, np.nan), rng.normal(30, 2, n)]),
-        smart_ids=(5, 187, 194),
-    )
+from .conftest import make_fleet
 
 
 def test_labels_cover_the_horizon_before_each_failure() -> None:
@@ -53,7 +27,7 @@ def test_labels_cover_the_horizon_before_each_failure() -> None:
 
 
 def test_features_include_counter_changes_and_skip_unreported_counters() -> None:
-    x, names = features(_fleet(drives=20, failing=2))
+    x, names = features(make_fleet(drives=20, failing=2))
     assert "smart_5_delta_1d" in names
     assert "smart_5_delta_7d" in names
     assert not any(n.startswith("smart_187") for n in names)
@@ -62,7 +36,7 @@ def test_features_include_counter_changes_and_skip_unreported_counters() -> None
 
 @pytest.mark.parametrize("split", ["time", "drive"])
 def test_model_beats_the_baseline_rule(split: str) -> None:
-    report = evaluate_failure(_fleet(), split=split)
+    report = evaluate_failure(make_fleet(), split=split)
     assert report.test_failures > 0
     assert report.model.auc_pr > report.baseline.auc_pr
     assert report.model.precision > report.baseline.precision
@@ -72,12 +46,12 @@ def test_model_beats_the_baseline_rule(split: str) -> None:
 
 def test_too_few_failures_is_a_clear_error() -> None:
     with pytest.raises(NotEnoughDataError, match="not enough failures"):
-        evaluate_failure(_fleet(drives=50, failing=1))
+        evaluate_failure(make_fleet(drives=50, failing=1))
 
 
 def test_unknown_split_is_rejected() -> None:
     with pytest.raises(InputError, match="split"):
-        evaluate_failure(_fleet(drives=100, failing=20), split="random")
+        evaluate_failure(make_fleet(drives=100, failing=20), split="random")
 
 
 def test_mismatched_columns_are_rejected() -> None:

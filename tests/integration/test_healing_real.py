@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+import itertools
 import signal
 import sys
+from pathlib import Path
 
+from novacron.controller import Controller
 from novacron.model import ActionKind, ActionStatus, FaultKind, IncidentStatus, Priority
-from novacron.settings import FlapPolicy
+from novacron.settings import FlapPolicy, spec_to_yaml
+from novacron.store import Store
 from novacron.testing import fleet, http_service_target
 
 from .conftest import Factory, eventually, healthy, incidents_of, kill, resolved
 
 
-def _events(c, incident_id: str) -> list[str]:  # type: ignore[no-untyped-def]
+def _events(c: Controller, incident_id: str) -> list[str]:
     return [e.kind for e in c.store.timeline(incident_id)]
 
 
@@ -23,7 +27,8 @@ async def test_a_crash_is_healed_and_verified(controller: Factory, ports: int) -
     await eventually(resolved(c, "api"), what="crash incident resolved")
     inc = incidents_of(c, "api")[0]
     assert inc.kind is FaultKind.CRASH
-    assert c.actuator.pids("api") and c.actuator.pids("api")[0] != old
+    assert c.actuator.pids("api")
+    assert c.actuator.pids("api")[0] != old
     assert _events(c, inc.id)[:2] == ["detected", "diagnosed"]
     assert {"action_started", "action_finished", "verified", "resolved"} <= set(_events(c, inc.id))
     assert inc.mttr_s is not None
@@ -107,7 +112,7 @@ async def test_more_failures_than_the_blast_radius_wait_their_turn(controller: F
     windows = sorted(
         (r.started_at, r.finished_at) for r in c.store.actions(limit=100) if r.started_at and r.finished_at
     )
-    for (_, end), (start, _) in zip(windows, windows[1:], strict=False):
+    for (_, end), (start, _) in itertools.pairwise(windows):
         assert start >= end, "with a cap of one, remediations must not overlap"
     incs = [i for n in names[:3] for i in incidents_of(c, n)]
     assert any(i.priority is Priority.P0 for i in incs), "exceeding the cap escalates a P0"
@@ -153,11 +158,8 @@ async def test_approval_gates_a_risky_remediation(controller: Factory, ports: in
 
 
 async def test_a_config_rollback_runs_the_previous_version_and_can_be_undone(
-    controller: Factory, ports: int, tmp_path
-) -> None:  # type: ignore[no-untyped-def]
-    from novacron.settings import spec_to_yaml
-    from novacron.store import Store
-
+    controller: Factory, ports: int, tmp_path: Path
+) -> None:
     old = fleet(http_service_target("api", ports, env={"VERSION": "1"}))
     new = fleet(http_service_target("api", ports, env={"VERSION": "2"}))
     seed = Store.open(f"sqlite:///{tmp_path / 'n.db'}")

@@ -146,12 +146,15 @@ def failures(
     table = Table(title=f"fails within {horizon_h:g} h — split by {split}, {report.test_failures} test failures")
     for name in ("", "precision", "recall (failures)", "recall (drive-days)", "AUC-PR", "alarms"):
         table.add_column(name, justify="right")
-    for label, s in (("model", report.model), ("SMART > 0 rule", report.baseline)):
+    for label, s in (("model", report.model), ("baseline", report.baseline)):
         table.add_row(
             label, f"{s.precision:.3f}", f"{s.recall:.3f}", f"{s.row_recall:.3f}", f"{s.auc_pr:.3f}", str(s.alarms)
         )
     Console().print(table)
-    Console().print(f"train {report.train_rows} rows, test {report.test_rows} rows, threshold {report.threshold:.3g}")
+    Console().print(
+        f"baseline: any of SMART 5/187/197/198 raw > 0. train {report.train_rows} rows, "
+        f"test {report.test_rows} rows, threshold {report.threshold:.3g}"
+    )
 
 
 @bench_app.command("forecast")

@@ -12,6 +12,7 @@ from novacron.detectors.ensemble import Ensemble
 from novacron.detectors.heartbeat import PhiAccrualDetector
 from novacron.detectors.iforest import IsolationForestDetector
 from novacron.detectors.likelihood import Likelihood
+from novacron.detectors.lstm import LSTMDetector
 from novacron.detectors.phi import PhiAccrual
 from novacron.detectors.pipeline import (
     METRIC_TYPES,
@@ -34,6 +35,7 @@ __all__ = [
     "Ensemble",
     "HoltWinters",
     "IsolationForestDetector",
+    "LSTMDetector",
     "Likelihood",
     "PageHinkley",
     "PhiAccrual",

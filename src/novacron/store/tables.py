@@ -22,6 +22,7 @@ from sqlalchemy import (
 
 __all__ = [
     "actions",
+    "api_tokens",
     "audit",
     "config_versions",
     "faults",
@@ -149,4 +150,17 @@ settings_kv = Table(
     Column("key", String(64), primary_key=True),
     Column("value", JSON, nullable=False),
     Column("updated_at", Float, nullable=False),
+)
+
+api_tokens = Table(
+    "api_tokens",
+    metadata,
+    # The public half of a token ("nvc_<id>.<secret>"): rows are found by id, and only
+    # the SHA-256 of the secret is kept, so a leaked database grants no access.
+    Column("id", String(16), primary_key=True),
+    Column("name", String(64), nullable=False, unique=True),
+    Column("role", String(16), nullable=False),
+    Column("sha256", String(64), nullable=False),
+    Column("created_at", Float, nullable=False),
+    Column("revoked_at", Float),
 )

@@ -1,0 +1,68 @@
+"""Bearer-token authentication and role checks.
+
+Missing or invalid token → 401 with ``WWW-Authenticate: Bearer``; a valid token whose role
+is too low → 403, and the refusal is audited when the call would have changed something.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Annotated
+
+from fastapi import Depends, HTTPException, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from novacron.api.context import ApiContext, get_ctx
+from novacron.store.tokens import Role
+
+__all__ = ["Principal", "require"]
+
+_bearer = HTTPBearer(auto_error=False, description="An API token: `novacron tokens create --role R`.")
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    """Who is calling: the token's name and role."""
+
+    name: str
+    role: Role
+
+
+def _unauthorized(why: str) -> HTTPException:
+    return HTTPException(401, why, headers={"WWW-Authenticate": "Bearer"})
+
+
+def require(role: Role) -> Callable[..., Principal]:
+    """A dependency that admits tokens of ``role`` or higher."""
+
+    def check(
+        request: Request,
+        ctx: Annotated[ApiContext, Depends(get_ctx)],
+        cred: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+    ) -> Principal:
+        if cred is None:
+            raise _unauthorized("missing bearer token")
+        token = ctx.verify_token(cred.credentials)
+        if token is None:
+            raise _unauthorized("invalid or revoked token")
+        if not token.role.allows(role):
+            if request.method != "GET":
+                ctx.store.audit(
+                    now=ctx.clock.now(),
+                    actor=token.name,
+                    verb=f"api.{request.method.lower()} {request.url.path}",
+                    subject=request.url.path,
+                    result="forbidden",
+                    role=token.role.value,
+                    needed=role.value,
+                )
+            raise HTTPException(403, f"{role.value} role required; token {token.name!r} is {token.role.value}")
+        return Principal(token.name, token.role)
+
+    return check
+
+
+Viewer = Annotated[Principal, Depends(require(Role.VIEWER))]
+Operator = Annotated[Principal, Depends(require(Role.OPERATOR))]
+Admin = Annotated[Principal, Depends(require(Role.ADMIN))]

@@ -1,0 +1,277 @@
+"""Request and response models of the HTTP API (published in /openapi.json)."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from novacron.healing.executor import ExecResult
+from novacron.model import Action, ActionKind, Incident, TimelineEvent
+from novacron.store import ActionRecord, AuditEntry
+
+__all__ = [
+    "ActionOut",
+    "ApprovalIn",
+    "ApprovalOut",
+    "AuditOut",
+    "ErrorOut",
+    "ExecOut",
+    "HealIn",
+    "HealthOut",
+    "IncidentDetailOut",
+    "IncidentOut",
+    "IntakeOut",
+    "KillSwitchOut",
+    "OkOut",
+    "PendingApprovalOut",
+    "RollbackIn",
+    "TargetOut",
+    "TimelineOut",
+]
+
+_NAME = Field(min_length=1, max_length=128)
+
+
+class _In(BaseModel):
+    """Request bodies refuse unknown fields, so a typo is an error rather than ignored."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ErrorOut(BaseModel):
+    """Every error: what went wrong and, for bad input, which field."""
+
+    detail: str
+    field: str | None = None
+
+
+class HealthOut(BaseModel):
+    """Liveness of the API and whether a controller runs in this process."""
+
+    status: Literal["ok"] = "ok"
+    controller: bool
+    autonomous: bool | None
+    config_version: int | None
+
+
+class TargetOut(BaseModel):
+    """One target's health and replicas."""
+
+    target: str
+    health: str
+    running: int
+    desired: int
+    incident: str | None = None
+
+
+class IncidentOut(BaseModel):
+    """One incident, with its detection and repair times."""
+
+    id: str
+    target: str
+    kind: str
+    status: str
+    priority: str
+    opened_at: float
+    since: float
+    resolved_at: float | None
+    fault_count: int
+    preventive: bool
+    summary: str
+    mttd_ms: float
+    mttr_ms: float | None
+
+    @classmethod
+    def of(cls, inc: Incident) -> IncidentOut:
+        """From the record."""
+        mttr = inc.mttr_s
+        return cls(
+            id=inc.id,
+            target=inc.target,
+            kind=inc.kind.value,
+            status=inc.status.value,
+            priority=f"P{int(inc.priority)}",
+            opened_at=inc.opened_at,
+            since=inc.since,
+            resolved_at=inc.resolved_at,
+            fault_count=inc.fault_count,
+            preventive=inc.preventive,
+            summary=inc.summary,
+            mttd_ms=round(inc.mttd_s * 1000, 1),
+            mttr_ms=None if mttr is None else round(mttr * 1000, 1),
+        )
+
+
+class TimelineOut(BaseModel):
+    """One timeline line."""
+
+    time: float
+    kind: str
+    detail: str
+    data: dict[str, Any]
+
+    @classmethod
+    def of(cls, ev: TimelineEvent) -> TimelineOut:
+        """From the record."""
+        return cls(time=ev.time, kind=ev.kind, detail=ev.detail, data=dict(ev.data))
+
+
+class ActionOut(BaseModel):
+    """One action as stored."""
+
+    id: str
+    kind: str
+    target: str
+    risk: str
+    status: str
+    incident_id: str | None
+    requested_by: str
+    reason: str
+    params: dict[str, Any]
+    created_at: float
+    started_at: float | None
+    finished_at: float | None
+    detail: str
+
+    @classmethod
+    def of(cls, rec: ActionRecord) -> ActionOut:
+        """From the stored record."""
+        a = rec.action
+        return cls(
+            id=a.id,
+            kind=a.kind.value,
+            target=a.target,
+            risk=a.risk.label,
+            status=rec.status.value,
+            incident_id=a.incident_id,
+            requested_by=a.requested_by,
+            reason=a.reason,
+            params=dict(a.params),
+            created_at=rec.created_at,
+            started_at=rec.started_at,
+            finished_at=rec.finished_at,
+            detail=rec.detail,
+        )
+
+
+class IncidentDetailOut(BaseModel):
+    """An incident with its timeline, its actions and where its post-mortem is."""
+
+    incident: IncidentOut
+    timeline: list[TimelineOut]
+    actions: list[ActionOut]
+    acknowledged_by: str | None
+    postmortem_url: str
+
+
+class AuditOut(BaseModel):
+    """One audit line: who did what, when, with what result."""
+
+    id: int
+    time: float
+    actor: str
+    verb: str
+    subject: str
+    result: str
+    detail: dict[str, Any]
+
+    @classmethod
+    def of(cls, e: AuditEntry) -> AuditOut:
+        """From the stored entry."""
+        return cls(
+            id=e.id, time=e.time, actor=e.actor, verb=e.verb, subject=e.subject, result=e.result, detail=dict(e.detail)
+        )
+
+
+class PendingApprovalOut(BaseModel):
+    """An action waiting for a human's decision."""
+
+    id: str
+    kind: str
+    target: str
+    risk: str
+    incident_id: str | None
+    reason: str
+
+    @classmethod
+    def of(cls, a: Action) -> PendingApprovalOut:
+        """From the action."""
+        return cls(id=a.id, kind=a.kind.value, target=a.target, risk=a.risk.label, incident_id=a.incident_id, reason=a.reason)
+
+
+class HealIn(_In):
+    """A manual action on a target; it goes through the executor and safety gate."""
+
+    target: str = _NAME
+    action: ActionKind
+    params: dict[str, Any] = Field(default_factory=dict)
+    wait_s: float = Field(15.0, ge=0, le=120, description="How long to wait for the result before answering 202.")
+
+
+class RollbackIn(_In):
+    """Undo one action (``action_id``) or roll a target back to the previous spec version (``target``)."""
+
+    target: str | None = Field(None, min_length=1, max_length=128)
+    action_id: str | None = Field(None, min_length=1, max_length=64)
+    wait_s: float = Field(15.0, ge=0, le=120)
+
+
+class ExecOut(BaseModel):
+    """How an action ended, or that it is still running (``status: running``)."""
+
+    action_id: str | None
+    kind: str
+    target: str
+    status: str
+    detail: str
+    verified: bool
+
+    @classmethod
+    def of(cls, r: ExecResult) -> ExecOut:
+        """From the executor's result."""
+        return cls(
+            action_id=r.action.id,
+            kind=r.action.kind.value,
+            target=r.action.target,
+            status=r.status.value,
+            detail=r.detail,
+            verified=r.verified,
+        )
+
+
+class ApprovalIn(_In):
+    """A human's decision on a pending action."""
+
+    decision: Literal["approve", "reject"]
+
+
+class ApprovalOut(BaseModel):
+    """The decision as recorded."""
+
+    action_id: str
+    decision: Literal["approve", "reject"]
+    by: str
+
+
+class KillSwitchOut(BaseModel):
+    """The kill switch's new state."""
+
+    autonomous: bool
+    by: str
+
+
+class OkOut(BaseModel):
+    """A plain acknowledgement."""
+
+    ok: bool = True
+    detail: str = ""
+
+
+class IntakeOut(BaseModel):
+    """What an Alertmanager delivery did."""
+
+    received: int
+    opened: list[str]
+    repeated: int
+    resolved: list[str]

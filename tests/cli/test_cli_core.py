@@ -1,0 +1,71 @@
+"""The CLI: bad input exits 2 naming what is wrong; nothing is started from a bad spec."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+NOVACRON = [sys.executable, "-m", "novacron.cli"]
+
+
+def _run(*args: str, cwd: Path | None = None, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [*NOVACRON, *args], capture_output=True, text=True, timeout=timeout, check=False, cwd=cwd
+    )
+
+
+def test_validate_accepts_a_good_spec(tmp_path: Path) -> None:
+    spec = tmp_path / "ok.yaml"
+    spec.write_text("targets: [{name: a, command: [sleep, '1']}]\n")
+    res = _run("validate", "-c", str(spec))
+    assert res.returncode == 0, res.stderr
+    assert "valid" in res.stdout
+
+
+@pytest.mark.parametrize("command", ["validate", "run"])
+def test_an_invalid_spec_exits_2_with_the_field_path(tmp_path: Path, command: str) -> None:
+    spec = tmp_path / "bad.yaml"
+    spec.write_text("targets:\n  - name: a\n    command: [x]\n    checks: [{type: http, url: nope}]\n")
+    res = _run(command, "-c", str(spec), cwd=tmp_path)
+    assert res.returncode == 2
+    assert "targets[0].checks[0].url" in res.stderr
+    assert not (tmp_path / ".novacron").exists(), "nothing is started from an invalid spec"
+
+
+def test_a_missing_spec_file_is_named(tmp_path: Path) -> None:
+    res = _run("validate", "-c", str(tmp_path / "absent.yaml"))
+    assert res.returncode == 2
+    assert "absent.yaml" in res.stderr
+
+
+def test_an_unknown_flag_exits_2() -> None:
+    res = _run("demo", "--duraton", "5")
+    assert res.returncode == 2
+    assert "--duraton" in res.stderr
+
+
+def test_an_unknown_incident_exits_2(tmp_path: Path) -> None:
+    res = _run("incidents", "show", "inc-nope", "--store", f"sqlite:///{tmp_path / 'n.db'}")
+    assert res.returncode == 2
+    assert "inc-nope" in res.stderr
+
+
+def test_a_bad_benchmark_kind_exits_2() -> None:
+    res = _run("bench", "healing", "--faults", "2", "--kinds", "crash,meteor")
+    assert res.returncode == 2
+    assert "meteor" in res.stderr
+
+
+def test_incidents_list_on_an_empty_store(tmp_path: Path) -> None:
+    res = _run("incidents", "list", "--store", f"sqlite:///{tmp_path / 'n.db'}")
+    assert res.returncode == 0, res.stderr
+    assert "incidents" in res.stdout
+
+
+def test_status_before_any_run(tmp_path: Path) -> None:
+    res = _run("status", "--store", f"sqlite:///{tmp_path / 'n.db'}")
+    assert res.returncode == 0
+    assert "no status recorded yet" in res.stdout
