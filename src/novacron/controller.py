@@ -26,6 +26,7 @@ from novacron.healing.catalog import inverse_of, new_action
 from novacron.healing.executor import ExecResult, Executor
 from novacron.healing.healer import Healer
 from novacron.healing.health import HealthTracker
+from novacron.healing.metricfaults import MetricJudge
 from novacron.healing.safety import SafetyGate
 from novacron.incidents.lifecycle import IncidentManager
 from novacron.model import (
@@ -34,17 +35,27 @@ from novacron.model import (
     Health,
     Incident,
     IncidentStatus,
+    Observation,
     Priority,
     TargetId,
     TimelineEvent,
 )
 from novacron.sensors.heartbeat import HeartbeatMonitor
+from novacron.sensors.metrics import MetricsScraper
 from novacron.sensors.probes import Prober, make_probe
 from novacron.settings import FleetSpec, HeartbeatCheck, TargetSpec, load_spec, spec_to_yaml
 from novacron.store import ProcessRecord, Store, TargetStatusRow
 from novacron.telemetry import Metrics, get_logger
 
 __all__ = ["Controller", "TargetView"]
+
+
+def _remedy_plan(fault: Fault) -> tuple[list[ActionKind], dict[str, Any]]:
+    """The ladder a predicted fault asks for: its remedy first, then the usual fallbacks."""
+    remedy = ActionKind(fault.evidence["remedy"])
+    ladder = [remedy, ActionKind.REPLACE] if remedy is ActionKind.RESTART else [remedy]
+    return [*ladder, ActionKind.ESCALATE], dict(fault.evidence.get("remedy_params") or {})
+
 
 _STATUS_EVERY_S = 0.5
 _KILL_SWITCH_KEY = "autonomous_enabled"
@@ -98,8 +109,11 @@ class Controller:
             clock=self.clock,
         )
         self.healer = Healer(self.executor, self.incidents, self.clock)
-        self.prober = Prober(self.clock, self.health.observe)
+        self.judge = MetricJudge(spec, self.clock, self._on_fault)
+        self.prober = Prober(self.clock, self._observe)
         self.heartbeats = HeartbeatMonitor(self.clock, self.health.observe)
+        self.scraper = MetricsScraper(self.clock, self.judge.observe)
+        self._plans: dict[str, tuple[list[ActionKind], dict[str, Any]]] = {}
         self.listeners: list[Callable[[Incident, TimelineEvent], None]] = []
         self._healing: dict[str, asyncio.Task[None]] = {}
         self._tasks: list[asyncio.Task[None]] = []
@@ -135,6 +149,7 @@ class Controller:
         self._healing.clear()
         await self.prober.close()
         await self.heartbeats.close()
+        await self.scraper.close()
         if stop_targets:
             await self.actuator.stop_all()
         self._publish_status(force=True)
@@ -174,6 +189,15 @@ class Controller:
                 timeout=check.timeout_s,
             )
         self.health.configure(tspec.name, replica, thresholds, tspec.start_timeout_s)
+        if tspec.metrics is not None:
+            self.scraper.add(
+                TargetId(tspec.name),
+                replica,
+                url=fill(tspec.metrics.url) if tspec.metrics.url else None,
+                pid_of=lambda: self.actuator.pid_of(tspec.name, replica),
+                process=tspec.metrics.process,
+                interval_s=tspec.metrics.interval_s,
+            )
 
     # -- process listener (from the actuator) ------------------------------------------
     def on_started(self, target: str, replica: int, pid: int, port: int | None, create_time: float) -> None:
@@ -181,6 +205,7 @@ class Controller:
         self._configure_replica(self.spec.target(target), replica)
         self.store.set_process(ProcessRecord(target, replica, pid, create_time, port))
         self.health.process_started(target, replica)
+        self.heartbeats.reset(target, replica)
         self.prober.expedite(target, replica, self.spec.target(target).start_timeout_s)
 
     def on_exited(self, target: str, replica: int, pid: int, code: int | None, expected: bool) -> None:
@@ -197,8 +222,17 @@ class Controller:
         self.health.spawn_failed(target, replica, error)
 
     # -- the flow ----------------------------------------------------------------------
+    def _observe(self, obs: Observation) -> None:
+        """A probe result: health first, then (for watched targets) its latency as a metric."""
+        self.health.observe(obs)
+        if self.judge.watches(obs.target):
+            self.judge.observe(obs)
+
     def _on_fault(self, fault: Fault) -> None:
-        self._replica_faults.setdefault(fault.target, set()).add(int(fault.evidence.get("replica", 0)))
+        if "replica" in fault.evidence:
+            self._replica_faults.setdefault(fault.target, set()).add(int(fault.evidence["replica"]))
+        if "remedy" in fault.evidence:
+            self._plans[fault.target] = _remedy_plan(fault)
         incident, new = self.incidents.on_fault(fault)
         if not new:
             if fault.target not in self._healing and incident.status is IncidentStatus.OPEN:
@@ -236,7 +270,10 @@ class Controller:
         if incident.target in self._healing:
             return
         replicas = sorted(self._replica_faults.pop(incident.target, set())) or None
-        task = asyncio.get_running_loop().create_task(self.healer.heal(incident, replicas), name=f"heal:{incident.id}")
+        ladder, params = self._plans.pop(incident.target, (None, None))
+        task = asyncio.get_running_loop().create_task(
+            self.healer.heal(incident, replicas, ladder=ladder, params=params), name=f"heal:{incident.id}"
+        )
         self._healing[incident.target] = task
         task.add_done_callback(lambda t: self._healer_done(incident.target, t))
 
@@ -252,6 +289,8 @@ class Controller:
             self.incidents.resolve(incident, healed_by="recovered without further action")
 
     def _on_incident_change(self, incident: Incident, event: TimelineEvent) -> None:
+        if event.kind == "resolved":
+            self.judge.reset(incident.target)  # a repaired target starts a fresh baseline and trend
         for listener in self.listeners:
             listener(incident, event)
 

@@ -27,7 +27,10 @@ __all__ = [
     "FleetSpec",
     "HeartbeatCheck",
     "HttpCheck",
+    "MetricWatch",
+    "MetricsSpec",
     "Policy",
+    "ResourceLimit",
     "TargetSpec",
     "TcpCheck",
     "load_spec",
@@ -94,6 +97,43 @@ class HeartbeatCheck(_Frozen):
     window: int = Field(1000, ge=2, le=100_000)
 
 
+class MetricWatch(_Frozen):
+    """Run an anomaly detector over one metric of the target.
+
+    ``type`` picks a default pipeline (latency, error_ratio, cpu, rss, open_files, threads,
+    connections, heartbeat, generic); ``detector`` overrides it with an explicit one
+    (``{name: robust_zscore, window: 120, threshold: 6}``), checked when the controller starts.
+    """
+
+    metric: str = Field(min_length=1)
+    type: str = "generic"
+    detector: dict[str, Any] | None = None
+
+
+class ResourceLimit(_Frozen):
+    """A bounded resource: forecast its exhaustion and act ``lead_time_s`` before it."""
+
+    metric: str = Field(min_length=1)
+    limit: float = Field(gt=0)
+    action: ActionKind = ActionKind.RESTART
+    lead_time_s: float = Field(120.0, gt=0)
+
+
+class MetricsSpec(_Frozen):
+    """Where a target's metrics come from and what watches them.
+
+    Metrics are the target's own ``/metrics`` (Prometheus text, ``url``), the process's
+    psutil readings (``cpu_percent``, ``rss_bytes``, ``open_files``, ``threads``,
+    ``connections``) and the health probes' own latency (``probe_latency_s``).
+    """
+
+    interval_s: float = Field(1.0, ge=0.1, le=3600)
+    url: str | None = Field(None, description="Prometheus text endpoint; '{port}' is filled per replica.")
+    process: bool = True
+    watch: list[MetricWatch] = Field(default_factory=list)
+    limits: list[ResourceLimit] = Field(default_factory=list)
+
+
 CheckSpec = Annotated[HttpCheck | TcpCheck | ExecCheck | HeartbeatCheck, Field(discriminator="type")]
 
 
@@ -120,6 +160,7 @@ class TargetSpec(_Frozen):
     cleanup_paths: list[str] = Field(
         default_factory=list, description="Directories the cleanup action may empty (nothing else)."
     )
+    metrics: MetricsSpec | None = None
 
     @model_validator(mode="after")
     def _replica_bounds(self) -> TargetSpec:

@@ -121,6 +121,11 @@ class ProcessActuator:
         """How many replicas the target should have."""
         return self._desired[target]
 
+    def pid_of(self, target: str, replica: int) -> int | None:
+        """The live pid of one replica, if it runs."""
+        rep = self._replicas.get(target, {}).get(replica)
+        return None if rep is None else rep.pid
+
     def replica_of_pid(self, target: str, pid: int) -> int | None:
         """Which replica ``pid`` is."""
         for r in self._replicas.get(target, {}).values():

@@ -25,7 +25,9 @@ __all__ = [
     "KillSwitchOut",
     "OkOut",
     "PendingApprovalOut",
+    "RollbackActionIn",
     "RollbackIn",
+    "RollbackTargetIn",
     "TargetOut",
     "TimelineOut",
 ]
@@ -200,21 +202,37 @@ class PendingApprovalOut(BaseModel):
         return cls(id=a.id, kind=a.kind.value, target=a.target, risk=a.risk.label, incident_id=a.incident_id, reason=a.reason)
 
 
+# Every action kind a human may request (escalation is the controller's own hand-over).
+ManualAction = Literal[
+    "restart", "stop", "start", "replace", "scale_out", "scale_in", "config_rollback", "cleanup"
+]
+assert set(ManualAction.__args__) == {k.value for k in ActionKind} - {ActionKind.ESCALATE.value}
+
+
 class HealIn(_In):
     """A manual action on a target; it goes through the executor and safety gate."""
 
     target: str = _NAME
-    action: ActionKind
+    action: ManualAction
     params: dict[str, Any] = Field(default_factory=dict)
     wait_s: float = Field(15.0, ge=0, le=120, description="How long to wait for the result before answering 202.")
 
 
-class RollbackIn(_In):
-    """Undo one action (``action_id``) or roll a target back to the previous spec version (``target``)."""
+class RollbackTargetIn(_In):
+    """Roll a target back to the previous spec version."""
 
-    target: str | None = Field(None, min_length=1, max_length=128)
-    action_id: str | None = Field(None, min_length=1, max_length=64)
+    target: str = _NAME
     wait_s: float = Field(15.0, ge=0, le=120)
+
+
+class RollbackActionIn(_In):
+    """Undo one action by applying its inverse."""
+
+    action_id: str = Field(min_length=1, max_length=64)
+    wait_s: float = Field(15.0, ge=0, le=120)
+
+
+RollbackIn = RollbackTargetIn | RollbackActionIn
 
 
 class ExecOut(BaseModel):

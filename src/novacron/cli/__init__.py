@@ -19,6 +19,7 @@ from novacron.cli import (  # noqa: F401  (imported for their command registrati
     bench_core,
     twin,
     runbooks,
+    api,
 )
 from novacron.cli._app import app
 from novacron.errors import InputError, NovacronError

@@ -55,6 +55,10 @@ def run(
     config: ConfigOpt,
     store: StoreOpt = None,
     metrics_port: Annotated[int | None, typer.Option(help="Serve Prometheus /metrics on this port.")] = None,
+    api_port: Annotated[
+        int | None, typer.Option(help="Serve the HTTP API and dashboard on this port (default: the spec's api_port).")
+    ] = None,
+    api_host: Annotated[str, typer.Option(help="Address the API listens on.")] = "127.0.0.1",
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Decide and record, touch nothing.")] = False,
 ) -> None:
     """Supervise and heal the fleet in the spec until interrupted (SIGINT/SIGTERM)."""
@@ -67,10 +71,11 @@ def run(
     configure_logging()
     controller = Controller(spec, store_url=store, spec_source=str(config))
     port = metrics_port if metrics_port is not None else spec.controller.metrics_port
-    asyncio.run(_serve(controller, port))
+    api = api_port if api_port is not None else spec.controller.api_port
+    asyncio.run(_serve(controller, port, api, api_host))
 
 
-async def _serve(controller: object, metrics_port: int | None) -> None:
+async def _serve(controller: object, metrics_port: int | None, api_port: int | None = None, api_host: str = "") -> None:
     from prometheus_client import start_http_server
 
     from novacron.controller import Controller
@@ -83,9 +88,21 @@ async def _serve(controller: object, metrics_port: int | None) -> None:
     if metrics_port is not None:
         start_http_server(metrics_port, addr="127.0.0.1", registry=controller.metrics.registry)
     await controller.start()
+    server_task = None
+    if api_port is not None:
+        from novacron.api import create_app
+        from novacron.api.serve import make_server
+
+        # Same loop as the controller: API handlers read and steer it without locks.
+        server = make_server(create_app(controller), host=api_host or "127.0.0.1", port=api_port, embedded=True)
+        server_task = loop.create_task(server.serve(), name="api")
+        server_task.add_done_callback(lambda _t: stop.set())  # a failed bind must not leave a headless controller
     try:
         await stop.wait()
     finally:
+        if server_task is not None:
+            server.should_exit = True
+            await asyncio.gather(server_task, return_exceptions=True)
         await controller.stop()
 
 

@@ -97,6 +97,18 @@ def run(
     column: ColumnOpt = None,
     probe_interval: Annotated[float, typer.Option("--probe-interval", help="Seconds.")] = 5.0,
     as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
+    controller: Annotated[
+        bool,
+        typer.Option(
+            "--controller",
+            help="Heal with the real controller flow (probes, incidents, ladder, safety gate, store) "
+            "through sim:// sensors and actuators instead of the built-in healer; slower, size it down.",
+        ),
+    ] = False,
+    what_if: Annotated[
+        bool,
+        typer.Option("--what-if", help="With --controller: the twin ranks/vetoes each ladder step first."),
+    ] = False,
 ) -> None:
     """Run a fleet with random faults and the built-in healer as fast as possible."""
     import time
@@ -107,6 +119,13 @@ def run(
 
     _check_sizes(hosts, vms)
     horizon = parse_duration(duration, where="--duration")
+    if controller:
+        if trace is not None:
+            raise InputError("--trace is not supported with --controller", where="--trace")
+        _run_with_controller(hosts, vms, fault_rate, horizon, seed, probe_interval, as_json=as_json, what_if=what_if)
+        return
+    if what_if:
+        raise InputError("--what-if needs --controller", where="--what-if")
     topo = build_fleet(hosts, vms, seed=seed)
     sim = Simulator(
         topo, healer=HealerParams(probe_interval_s=probe_interval), workload=_workload(trace, column, 8), seed=seed
@@ -127,6 +146,75 @@ def run(
         print(json.dumps({**summary.as_dict(), "wall_s": wall, "speedup_vs_realtime": horizon / wall}))
         return
     _print_summary(summary, wall)
+
+
+def _run_with_controller(
+    hosts: int,
+    vms: int,
+    fault_rate: float,
+    horizon: float,
+    seed: int,
+    probe_interval: float,
+    *,
+    as_json: bool,
+    what_if: bool,
+) -> None:
+    import io
+    import logging
+
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from novacron.benchmarks.twin_controller import ControllerRun, run_twin_controller
+    from novacron.telemetry import configure_logging
+
+    configure_logging(stream=io.StringIO(), level=logging.ERROR)  # incidents go to the summary, not the tty
+    setup = ControllerRun(
+        hosts=hosts,
+        vms=vms,
+        fault_rate_per_hour=fault_rate,
+        horizon_s=horizon,
+        seed=seed,
+        probe_interval_s=probe_interval,
+        progress_every_s=max(1.0, min(600.0, horizon / 100)),
+        what_if=what_if,
+    )
+    columns = (TextColumn("[bold]twin+controller"), BarColumn(), TextColumn("{task.fields[sim]}"), TimeElapsedColumn())
+    with Progress(*columns, console=Console(stderr=True), disable=as_json) as bar:
+        task = bar.add_task("run", total=horizon, sim="")
+
+        def progress(now: float, faults: int) -> None:
+            bar.update(task, completed=now, sim=f"{now / 3600:.2f} h, {faults} faults")
+
+        result = run_twin_controller(setup, on_progress=progress)
+    if as_json:
+        print(json.dumps(result))
+        return
+    _print_controller_summary(result)
+
+
+def _print_controller_summary(result: dict[str, Any]) -> None:
+    import dataclasses
+
+    from novacron.twin import RunSummary
+
+    names = {f.name for f in dataclasses.fields(RunSummary)}
+    twin = {k: v for k, v in result["twin"].items() if k in names}
+    _print_summary(RunSummary(**twin), float(result["wall_s"]))
+    ctl = result["controller"]
+    console = Console()
+    console.print(
+        f"[bold]controller[/]: {ctl['incidents']} incidents "
+        + " · ".join(f"{k} {v}" for k, v in ctl["incidents_by_status"].items())
+        + f" · MTTD p50 {ctl['mttd_s']['p50']} s · MTTR p50 {ctl['mttr_s']['p50']} s"
+    )
+    table = Table(title="Controller actions (store)")
+    table.add_column("kind:status")
+    table.add_column("count", justify="right")
+    for key, count in ctl["actions_by_outcome"].items():
+        table.add_row(key, str(count))
+    console.print(table)
+    if result.get("what_if"):
+        console.print("what-if: " + " · ".join(f"{k} {v}" for k, v in result["what_if"].items()))
 
 
 def _print_summary(s: RunSummary, wall: float) -> None:
@@ -288,3 +376,17 @@ def what_if_cmd(
             f"{result.cost:.1f}", f"{result.risk:.3f}",
         )  # fmt: skip
     Console().print(table)
+
+
+@bench_app.command("twin-fidelity")
+def bench_twin_fidelity(
+    faults: Annotated[int, typer.Option("--faults", help="Faults injected into the real demo fleet.")] = 20,
+    startup_runs: Annotated[int, typer.Option("--startup-runs", help="Demo service start/stop samples.")] = 20,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON (always JSON).")] = True,
+) -> None:
+    """Twin vs real processes: the demo-fleet model's MTTD/MTTR against `bench healing`."""
+    from novacron.benchmarks.twin_fidelity import run_fidelity_bench
+
+    if faults < 1 or startup_runs < 1:
+        raise InputError("must be >= 1", where="--faults/--startup-runs")
+    print(json.dumps(run_fidelity_bench(faults=faults, startup_runs=startup_runs), indent=None if as_json else 2))

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from novacron.errors import TemporaryError
+from novacron.model import ActionKind
 from novacron.settings import (
     BackoffPolicy,
     CheckSpec,
@@ -28,7 +29,10 @@ from novacron.settings import (
     FleetSpec,
     HeartbeatCheck,
     HttpCheck,
+    MetricsSpec,
+    MetricWatch,
     Policy,
+    ResourceLimit,
     TargetSpec,
 )
 
@@ -166,6 +170,7 @@ def _target(
         labels[LABEL_SCRATCH_DIR] = str(scratch)
         cleanup.append(str(scratch))
         labels[LABEL_SCRATCH_LIMIT] = str(int(limits.scratch_limit_mb * _MB))
+    metrics = _metrics(svc, url, limits)
     if svc.heartbeat and heartbeat_udp_port:
         command += ["--heartbeat-udp", f"127.0.0.1:{heartbeat_udp_port}", "--heartbeat-interval-s", "0.1"]
         checks.append(HeartbeatCheck(expected_interval_s=0.1, phi_threshold=8.0, min_std_s=0.1))
@@ -182,7 +187,32 @@ def _target(
         depends_on=list(svc.upstreams),
         labels=labels,
         cleanup_paths=cleanup,
+        metrics=metrics,
     )
+
+
+# Latency creeps and CPU spins stay under the probe timeout: only these detectors see them.
+_WATCHES = (MetricWatch(metric="probe_latency_s", type="latency"), MetricWatch(metric="cpu_percent", type="cpu"))
+# Act this long before a forecast exhaustion: a restart or clean-up takes well under a second,
+# and a minute leaves room for the forecast's own error.
+_LEAD_TIME_S = 60.0
+
+
+def _metrics(svc: _Service, url: str, limits: _Limits) -> MetricsSpec:
+    """Metric watches for every service, plus the resource limit of the leak and fill services."""
+    bounded: list[ResourceLimit] = []
+    if svc.role == "memory-leak":
+        bounded.append(ResourceLimit(metric="rss_bytes", limit=limits.memory_limit_mb * _MB, lead_time_s=_LEAD_TIME_S))
+    if svc.role == "disk-fill":
+        bounded.append(
+            ResourceLimit(
+                metric="scratch_used_bytes",
+                limit=limits.scratch_limit_mb * _MB,
+                action=ActionKind.CLEANUP,
+                lead_time_s=_LEAD_TIME_S,
+            )
+        )
+    return MetricsSpec(interval_s=1.0, url=f"{url}/metrics", watch=list(_WATCHES), limits=bounded)
 
 
 def free_port_block(n: int, *, host: str = "127.0.0.1", attempts: int = 200) -> int:

@@ -54,7 +54,7 @@ def _one_thread() -> Iterator[None]:
 def _build(lookback: int, hidden: int, seed: int) -> Any:
     import torch  # noqa: PLC0415 - optional dependency, imported on first fit
 
-    class Net(torch.nn.Module):  # type: ignore[misc]
+    class Net(torch.nn.Module):  # type: ignore[misc,unused-ignore]  # Any without torch stubs
         def __init__(self) -> None:
             super().__init__()
             self.lstm = torch.nn.LSTM(1, hidden, batch_first=True)
@@ -78,10 +78,10 @@ def _train(net: Any, windows: FloatArray, targets: FloatArray, epochs: int, lr: 
     gen = torch.Generator().manual_seed(seed)
     with _one_thread():
         for _ in range(epochs):
-            for idx in torch.randperm(x.shape[0], generator=gen).split(64):
+            for idx in torch.randperm(x.shape[0], generator=gen).split(64):  # type: ignore[no-untyped-call,unused-ignore]
                 opt.zero_grad()
                 loss = torch.nn.functional.mse_loss(net(x[idx]), y[idx])
-                loss.backward()
+                loss.backward()  # type: ignore[no-untyped-call,unused-ignore]
                 opt.step()
 
 
@@ -140,6 +140,23 @@ class LSTMDetector(Detector):
         self._fits = 0
         self._res = EWState()
         self._cache: tuple[float, float | None] | None = None
+
+    def __getstate__(self) -> dict[str, Any]:
+        # The network class is defined lazily (torch is optional), so pickle its weights.
+        state = dict(self.__dict__)
+        if self._net is not None:
+            state["_net"] = {k: v.numpy().copy() for k, v in self._net.state_dict().items()}
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        weights = state.get("_net")
+        self.__dict__.update(state)
+        if weights is not None:
+            import torch  # noqa: PLC0415 - optional dependency
+
+            net = _build(self.lookback, self.hidden, 0)
+            net.load_state_dict({k: torch.from_numpy(v) for k, v in weights.items()})
+            self._net = net
 
     def _state(self) -> deque[float]:
         if self._hist is None:

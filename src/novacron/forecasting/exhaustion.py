@@ -40,6 +40,8 @@ __all__ = ["ExhaustionAssessment", "ExhaustionConfig", "assess_exhaustion", "tim
 
 _DAY_S = 86_400.0
 _SELECT_CONFIDENCE = 0.99
+# Windows shorter than this many times ``min_points`` are too noisy to overrule longer ones.
+_SHORTEST = 4
 # A tooth that peaked this close to the limit was probably killed, not cleaned up.
 _KILLED_FRACTION = 0.9
 
@@ -60,7 +62,7 @@ class ExhaustionConfig:
     confidence: float = 0.9
     min_window_s: float = 0.0
     season_s: float = 0.0
-    drop_sigmas: float = 6.0
+    drop_sigmas: float = 4.0
     min_drop_fraction: float = 0.02
     min_teeth: int = 6
     horizon_s: float = 365 * _DAY_S
@@ -97,7 +99,7 @@ def _windows(t: FloatArray, cfg: ExhaustionConfig) -> list[int]:
     """Start indices of candidate windows, longest first, each about half the previous.
 
     With a season, every window spans whole cycles, so a partial day never tilts the
-    slope; without one, windows halve down to twice ``min_points``.
+    slope; without one, windows halve down to four times ``min_points``.
     """
     n = t.size
     if cfg.season_s > 0:
@@ -111,7 +113,7 @@ def _windows(t: FloatArray, cfg: ExhaustionConfig) -> list[int]:
         return starts or [0]
     starts = [0]
     length = n // 2
-    while length >= 2 * cfg.min_points and t[-1] - t[n - length] >= cfg.min_window_s:
+    while length >= _SHORTEST * cfg.min_points and t[-1] - t[n - length] >= cfg.min_window_s:
         starts.append(n - length)
         length //= 2
     return starts
@@ -211,24 +213,27 @@ def _floors(
     return replace(verdict, evidence={**verdict.evidence, **extra})
 
 
+def _trend(ts: FloatArray, ys: FloatArray, limit: float, cfg: ExhaustionConfig) -> ExhaustionAssessment:
+    """Test raw points (plain or seasonal trend) over an adaptive window."""
+    if ts.size < cfg.min_points:
+        return _not_leak(ts, ys, limit, f"not enough history: need {cfg.min_points} points")
+    need_s = max(cfg.min_window_s, cfg.season_s)
+    if ts[-1] - ts[0] < need_s:
+        return _not_leak(ts, ys, limit, f"not enough history: need {need_s:.0f} s")
+    if cfg.season_s > 0:
+        return _seasonal(ts, ys, limit, cfg)
+    offset, fit = _adaptive_fit(ts, ys, cfg)
+    level = fit.level_at(float(ts[-1]))
+    mk = mann_kendall(*block_reduce(ts[offset:], ys[offset:], cfg.max_points), fit.slope)
+    return _judge(ts[offset:], ys[offset:], fit, mk, limit=limit, level=level, cfg=cfg, mode="trend")
+
+
 def _current(
     t: FloatArray, y: FloatArray, drops: list[int], limit: float, cfg: ExhaustionConfig
 ) -> ExhaustionAssessment:
     """Test the raw points since the last drop (the change point)."""
     start = drops[-1] if drops else 0
-    ts, ys = t[start:], y[start:]
-    if ts.size < cfg.min_points:
-        return _not_leak(t, y, limit, f"not enough history: need {cfg.min_points} points")
-    need_s = max(cfg.min_window_s, cfg.season_s)
-    if ts[-1] - ts[0] < need_s:
-        return _not_leak(t, y, limit, f"not enough history: need {need_s:.0f} s")
-    if cfg.season_s > 0:
-        verdict = _seasonal(ts, ys, limit, cfg)
-    else:
-        offset, fit = _adaptive_fit(ts, ys, cfg)
-        level = fit.level_at(float(ts[-1]))
-        mk = mann_kendall(*block_reduce(ts[offset:], ys[offset:], cfg.max_points), fit.slope)
-        verdict = _judge(ts[offset:], ys[offset:], fit, mk, limit=limit, level=level, cfg=cfg, mode="trend")
+    verdict = _trend(t[start:], y[start:], limit, cfg)
     if verdict.leak and drops and _cleanup_expected(t, y, drops, verdict.level, limit):
         return _not_leak(t, y, limit, "a periodic clean-up is due before the limit")
     return verdict

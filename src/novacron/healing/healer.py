@@ -7,6 +7,8 @@ the step it had reached and a step that already ran is never applied again.
 
 from __future__ import annotations
 
+from typing import Any
+
 from novacron.clock import Clock
 from novacron.healing.catalog import new_action
 from novacron.healing.executor import ExecResult, Executor
@@ -31,12 +33,23 @@ class Healer:
     def _gate(self) -> SafetyGate:
         return self.executor.gate
 
-    async def heal(self, incident: Incident, replicas: list[int] | None = None) -> None:
-        """Drive ``incident`` to resolution or to a human."""
+    async def heal(
+        self,
+        incident: Incident,
+        replicas: list[int] | None = None,
+        *,
+        ladder: list[ActionKind] | None = None,
+        params: dict[str, Any] | None = None,
+    ) -> None:
+        """Drive ``incident`` to resolution or to a human.
+
+        ``ladder`` overrides the policy's (a predicted fault brings its own remedy) and
+        ``params`` are passed to every step.
+        """
         if not await self._take_slot(incident):
             return
         try:
-            await self._ladder(incident, replicas)
+            await self._ladder(incident, replicas, ladder or list(self._gate.policy.ladder), params or {})
         finally:
             self._gate.release(incident.target)
 
@@ -61,9 +74,10 @@ class Healer:
         current = self.incidents.open_for(incident.target)
         return current is None or current.id != incident.id
 
-    async def _ladder(self, incident: Incident, replicas: list[int] | None) -> None:
-        ladder = self._gate.policy.ladder
-        params = {"replicas": replicas} if replicas else {}
+    async def _ladder(
+        self, incident: Incident, replicas: list[int] | None, ladder: list[ActionKind], extra: dict[str, Any]
+    ) -> None:
+        params = {**extra, **({"replicas": replicas} if replicas else {})}
         for step, kind in enumerate(ladder):
             if self._recovered(incident):
                 return

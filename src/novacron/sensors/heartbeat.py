@@ -1,9 +1,10 @@
 """Pushed heartbeats: a UDP receiver plus a phi-accrual detector per source.
 
 A source sends its name (``target`` or ``target#replica``) as a UDP datagram; the HTTP
-API feeds :meth:`HeartbeatMonitor.beat` the same way. A checker evaluates every source's
-suspicion level ``phi`` a few times per expected interval and reports an observation
-when a source crosses its threshold (and again when it comes back).
+API feeds :meth:`HeartbeatMonitor.beat` the same way. The first beat of a source reports
+it healthy; a checker evaluates every source's suspicion level ``phi`` every few tens of
+milliseconds and reports it unhealthy when it crosses its threshold (and healthy again at
+its next beat).
 """
 
 from __future__ import annotations
@@ -27,8 +28,19 @@ Emit = Callable[[Observation], None]
 class _Source:
     target: TargetId
     replica: int
+    check: HeartbeatCheck
     detector: PhiAccrual
-    suspected: bool = False
+    healthy: bool = False  # what was last reported: the first beat reports healthy
+
+
+def _detector(check: HeartbeatCheck) -> PhiAccrual:
+    return PhiAccrual(
+        threshold=check.phi_threshold,
+        min_std_s=check.min_std_s,
+        acceptable_pause_s=check.acceptable_pause_s,
+        window=check.window,
+        first_interval_s=check.expected_interval_s,
+    )
 
 
 class _Receiver(asyncio.DatagramProtocol):
@@ -54,14 +66,13 @@ class HeartbeatMonitor:
 
     def register(self, target: TargetId, replica: int, check: HeartbeatCheck) -> None:
         """Expect heartbeats from ``target#replica`` (``target`` alone means replica 0)."""
-        det = PhiAccrual(
-            threshold=check.phi_threshold,
-            min_std_s=check.min_std_s,
-            acceptable_pause_s=check.acceptable_pause_s,
-            window=check.window,
-            first_interval_s=check.expected_interval_s,
-        )
-        self._sources[f"{target}#{replica}"] = _Source(target, replica, det)
+        self._sources[f"{target}#{replica}"] = _Source(target, replica, check, _detector(check))
+
+    def reset(self, target: str, replica: int) -> None:
+        """A new process behind the source: forget the old rhythm; its first beat proves it."""
+        src = self._sources.get(f"{target}#{replica}")
+        if src is not None:
+            src.detector, src.healthy = _detector(src.check), False
 
     def unregister(self, target: str, replica: int) -> None:
         """Stop expecting a source."""
@@ -72,10 +83,9 @@ class HeartbeatMonitor:
         src = self._sources.get(name if "#" in name else f"{name}#0")
         if src is None:
             return False
-        now = self._clock.monotonic()
-        src.detector.heartbeat(now)
-        if src.suspected:
-            src.suspected = False
+        src.detector.heartbeat(self._clock.monotonic())
+        if not src.healthy:
+            src.healthy = True
             self._emit(Observation(src.target, "heartbeat", self._clock.now(), True, replica=src.replica))
         return True
 
@@ -106,11 +116,11 @@ class HeartbeatMonitor:
         now = self._clock.monotonic()
         for src in self._sources.values():
             det = src.detector
-            if det.last_heartbeat is None or src.suspected:
+            if det.last_heartbeat is None or not src.healthy:
                 continue
             phi = det.phi(now)
             if phi >= det.threshold:
-                src.suspected = True
+                src.healthy = False
                 detail = f"phi {phi:.1f} >= {det.threshold:g}; last beat {now - det.last_heartbeat:.2f}s ago"
                 self._emit(
                     Observation(src.target, "heartbeat", self._clock.now(), False, detail=detail, replica=src.replica)

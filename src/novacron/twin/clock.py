@@ -54,6 +54,10 @@ class SimClock:
             heapq.heappop(self._sleepers)  # cancelled sleepers
         return self._sleepers[0][0] if self._sleepers else None
 
+    def wake_due(self) -> None:
+        """Wake every sleeper whose deadline simulated time has reached (for external drivers)."""
+        self._wake_due()
+
     def _wake_due(self) -> None:
         now = self.sim.now + 1e-9
         while self._sleepers and self._sleepers[0][0] <= now:

@@ -6,11 +6,16 @@ healthy) from the timing parameters alone, so it can be set beside what
 ``novacron bench healing`` measures. :func:`simulate_mttx` runs the same scenario through
 the twin's simulator as a Monte Carlo cross-check of the formulas.
 
-Timeline of a repair: wait for the next probe (uniform phase, mean interval/2), collect
-``failure_threshold`` failures (each failing probe of a hung process costs the probe
-timeout; a crashed one is refused at once — or seen directly as a process exit), decide
-(diagnose, plan, safety gate), stop the process if it hangs (grace period), start it, wait
-until it is ready, and verify with ``success_threshold`` good probes.
+Timeline of a repair, following the controller's mechanism: wait for the next probe
+(uniform phase, mean interval/2); collect ``failure_threshold`` failures — a crashed
+process is refused at once (or, with the exit watch, seen as a process exit with no
+probing at all), while each probe of a hung one lasts the full timeout and the prober then
+waits for the first tick of its grid after the timed-out probe ended, so consecutive
+probes of a hung process are ``(floor(timeout/interval) + 1) · interval`` apart; decide
+(store the incident, diagnose, plan, pass the safety gate); stop the process if it hangs
+(SIGCONT + SIGTERM: it resumes and exits gracefully); start it and wait until it serves;
+the restart expedites the replica's probes to ``verify_interval_s``, so the first good
+probe comes on average half of that after the service is ready.
 """
 
 from __future__ import annotations
@@ -26,7 +31,7 @@ from novacron.twin.params import HealerParams, PhysicsParams
 from novacron.twin.sim import Simulator
 from novacron.twin.topology import build_fleet
 
-__all__ = ["DemoFleetParams", "predict_mttx", "simulate_mttx"]
+__all__ = ["DemoFleetParams", "predict_mttx", "simulate_mttx", "timed_out_probe_spacing"]
 
 _KINDS = (TwinFault.CRASH, TwinFault.HANG)
 
@@ -40,17 +45,18 @@ class DemoFleetParams:
     failure_threshold: int = 2  # consecutive failed probes before a fault is declared
     success_threshold: int = 1  # good probes before a repair counts as verified
     exit_watch: bool = True  # crashes are seen as a process exit, not by probes
-    exit_poll_s: float = 0.0  # 0: exits are delivered as events (no polling)
-    decision_s: float = 0.005  # diagnosis + plan + safety gate
-    stop_grace_s: float = 0.2  # SIGTERM → SIGKILL for a hung process
-    start_s: float = 0.15  # spawn until the process listens
+    exit_poll_s: float = 0.0  # 0: exits are delivered as events (pidfd, no polling)
+    decision_s: float = 0.005  # ~15 store commits (~0.12 ms each) + logging, diagnosis, gate
+    stop_s: float = 0.015  # SIGCONT + SIGTERM → exit of a hung (stopped) demo service
+    start_s: float = 0.035  # exec → first ``200`` on /health of a demo service
+    verify_interval_s: float = 0.02  # expedited probes after a start (EXPEDITED_INTERVAL_S)
 
     def __post_init__(self) -> None:
-        for name in ("probe_interval_s", "probe_timeout_s"):
+        for name in ("probe_interval_s", "probe_timeout_s", "verify_interval_s"):
             value = getattr(self, name)
             if not (value > 0 and math.isfinite(value)):
                 raise InputError(f"must be finite and > 0, got {value!r}", where=f"DemoFleetParams.{name}")
-        for name in ("exit_poll_s", "decision_s", "stop_grace_s", "start_s"):
+        for name in ("exit_poll_s", "decision_s", "stop_s", "start_s"):
             value = getattr(self, name)
             if not (value >= 0 and math.isfinite(value)):
                 raise InputError(f"must be finite and >= 0, got {value!r}", where=f"DemoFleetParams.{name}")
@@ -66,6 +72,22 @@ def _kind(kind: TwinFault | str) -> TwinFault:
     return fault
 
 
+def timed_out_probe_spacing(params: DemoFleetParams) -> float:
+    """Seconds between the starts of consecutive probes that each run to the timeout.
+
+    The prober keeps a fixed grid and skips the ticks a slow probe overran, so the next
+    probe starts at the first tick after the timed-out one ended.
+    """
+    interval, timeout = params.probe_interval_s, params.probe_timeout_s
+    if timeout <= interval:
+        return interval
+    return (math.floor(timeout / interval + 1e-9) + 1) * interval
+
+
+def _verify(p: DemoFleetParams) -> float:
+    return p.verify_interval_s / 2.0 + (p.success_threshold - 1) * p.verify_interval_s
+
+
 def predict_mttx(kind: TwinFault | str, params: DemoFleetParams | None = None) -> tuple[float, float]:
     """Mean (time to detect, time to repair) in seconds for ``kind`` on the demo fleet."""
     p = params or DemoFleetParams()
@@ -76,10 +98,9 @@ def predict_mttx(kind: TwinFault | str, params: DemoFleetParams | None = None) -
         mttd = p.exit_poll_s / 2.0 if p.exit_watch else by_probe
         stop = 0.0
     else:
-        mttd = phase + (p.failure_threshold - 1) * p.probe_interval_s + p.probe_timeout_s
-        stop = p.stop_grace_s
-    verify = phase + (p.success_threshold - 1) * p.probe_interval_s
-    return mttd, mttd + p.decision_s + stop + p.start_s + verify
+        mttd = phase + (p.failure_threshold - 1) * timed_out_probe_spacing(p) + p.probe_timeout_s
+        stop = p.stop_s
+    return mttd, mttd + p.decision_s + stop + p.start_s + _verify(p)
 
 
 def simulate_mttx(
@@ -87,9 +108,11 @@ def simulate_mttx(
 ) -> tuple[float, float]:
     """Monte Carlo of the same scenario on the twin's simulator (mean TTD, mean TTR).
 
-    The simulator probes on a fixed grid, so the fault lands at a random phase; the probe
-    timeout and the decision time become the healer's detection delay, stop + start its
-    restart time, and verification (not modelled by the simulator) is added as in the formula.
+    The simulator probes on a fixed grid, so the fault lands at a random phase; for a hang
+    the first failed probe is the simulator's, and the rest of detection (further probes
+    at the timed-out spacing, the timeout) plus the decision time become the healer's
+    detection delay; stop + start is its restart time, and verification on the expedited
+    probes (not modelled by the simulator) is added as in the formula.
     """
     p = params or DemoFleetParams()
     fault = _kind(kind)
@@ -98,11 +121,12 @@ def simulate_mttx(
     rng = np.random.default_rng(seed)
     hang = fault is TwinFault.HANG
     direct = fault is TwinFault.CRASH and p.exit_watch
+    extra = (p.failure_threshold - 1) * timed_out_probe_spacing(p) + p.probe_timeout_s if hang else 0.0
     healer = HealerParams(
         probe_interval_s=p.exit_poll_s if direct and p.exit_poll_s > 0 else p.probe_interval_s,
-        failure_threshold=1 if direct else p.failure_threshold,
-        detection_delay_s=p.decision_s + (p.probe_timeout_s if hang else 0.0),
-        restart_s=max(1e-3, p.start_s + (p.stop_grace_s if hang else 0.0)),
+        failure_threshold=1 if direct or hang else p.failure_threshold,
+        detection_delay_s=p.decision_s + extra,
+        restart_s=max(1e-3, p.start_s + (p.stop_s if hang else 0.0)),
     )
     dt = min(healer.probe_interval_s, 0.1) / 20.0
     ttd, ttr = [], []
@@ -115,13 +139,12 @@ def simulate_mttx(
         rec = sim.records[0]
         if rec.t_detect is None or rec.t_recover is None:
             continue
-        detect = rec.t_detect - rec.t_inject + (p.probe_timeout_s if hang else 0.0)
+        detect = rec.t_detect - rec.t_inject + extra
         if direct:
             detect = p.exit_poll_s / 2.0
         ttd.append(detect)
-        verify = p.probe_interval_s / 2.0 + (p.success_threshold - 1) * p.probe_interval_s
-        repair_from_detect = rec.t_recover - rec.t_detect - (p.probe_timeout_s if hang else 0.0)
-        ttr.append(detect + repair_from_detect + verify)
+        repair_from_detect = rec.t_recover - rec.t_detect - extra
+        ttr.append(detect + repair_from_detect + _verify(p))
     if not ttr:
         raise InputError("no trial recovered; check the parameters", where="params")
     return float(np.mean(ttd)), float(np.mean(ttr))

@@ -93,6 +93,8 @@ class Simulator:
         self.host_actions: dict[int, InFlight] = {}
         self.vm_actions: dict[int, InFlight] = {}
         self.on_action_done: list[Callable[[TwinAction, int, int], None]] = []
+        # Told the moment a VM's process dies (crash fault, OOM kill): the twin's pidfd.
+        self.on_vm_crashed: list[Callable[[int], None]] = []
         self._heap: list[tuple[float, int, Callable[[], None]]] = []
         self._seq = itertools.count()
         self._avail_sum = 0.0
@@ -145,6 +147,7 @@ class Simulator:
             if events.oom_vms.size:
                 for vm in events.oom_vms:
                     state.set_status(int(vm), VmStatus.CRASHED)
+                    self._crashed(int(vm))
             if state.t >= self.next_probe - _EPS:
                 self._probe()
         self._run_due()
@@ -167,10 +170,17 @@ class Simulator:
         rec = FaultRecord(len(self.records), fault, vm, int(self.state.vm_host[vm]), self.state.t)
         self.records.append(rec)
         self.open_faults[rec.id] = rec
+        was_crashed = self.state.status[vm] == VmStatus.CRASHED
         apply_fault(self.state, self.params, vm, fault)
         if fault in _IMMEDIATE:
             rec.t_impact = rec.t_inject
+        if not was_crashed and self.state.status[vm] == VmStatus.CRASHED:
+            self._crashed(vm)
         return rec.id
+
+    def _crashed(self, vm: int) -> None:
+        for hook in self.on_vm_crashed:
+            hook(vm)
 
     def schedule_fault(self, t: float, vm: int, kind: str | TwinFault) -> None:
         """Inject a fault at simulated time ``t``."""

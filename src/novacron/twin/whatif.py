@@ -21,7 +21,7 @@ from novacron.twin.faults import TwinAction, TwinFault, parse_action, parse_faul
 from novacron.twin.sim import Simulator
 from novacron.twin.state import VmStatus
 
-__all__ = ["CostModel", "PlannedAction", "WhatIfResult", "rank_actions", "what_if"]
+__all__ = ["CostModel", "PlannedAction", "WhatIfResult", "rank_actions", "time_to_healthy", "what_if"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -155,3 +155,28 @@ def rank_actions(
         for i, plan in enumerate(candidates)
     ]
     return sorted(scored, key=lambda item: (not item[1].slo_ok, item[1].cost, item[1].risk))
+
+
+def time_to_healthy(
+    sim: Simulator, vm: int, actions: Sequence[PlannedAction], horizon_s: float, *, step_s: float = 1.0
+) -> float | None:
+    """Seconds from now until VM ``vm`` passes its probe after ``actions``, or None within the horizon.
+
+    Runs on a fork of the present (as :func:`what_if`), checking the VM every ``step_s``,
+    so the answer is known to that granularity.
+    """
+    if not (horizon_s > 0 and math.isfinite(horizon_s)):
+        raise InputError(f"must be finite and > 0, got {horizon_s}", where="horizon_s")
+    if not (step_s > 0 and math.isfinite(step_s)):
+        raise InputError(f"must be finite and > 0, got {step_s}", where="step_s")
+    if not 0 <= vm < sim.topo.n_vms:
+        raise InputError(f"{vm} is not a VM (0..{sim.topo.n_vms - 1})", where="vm")
+    twin = sim.fork()
+    _schedule(twin, actions)
+    start, elapsed = twin.now, 0.0
+    while elapsed < horizon_s - 1e-9:
+        elapsed = min(horizon_s, elapsed + step_s)
+        twin.advance_to(start + elapsed)
+        if twin.vm_health(vm):
+            return elapsed
+    return None

@@ -1,0 +1,165 @@
+"""Mutating routes: the kill switch, manual heal and rollback, acknowledgements, approvals.
+
+Each call is audited with the token's name as the actor, what it asked, and the result
+(also when it is refused). Everything that acts goes through the controller's executor and
+safety gate; the API never touches a target itself.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Coroutine
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Response
+
+from novacron.api.auth import Admin, Operator, Principal
+from novacron.api.context import ApiContext, get_ctx
+from novacron.api.errors import ERROR_RESPONSES, ApiError
+from novacron.api.schemas import (
+    ApprovalIn,
+    ApprovalOut,
+    ErrorOut,
+    ExecOut,
+    HealIn,
+    KillSwitchOut,
+    OkOut,
+    RollbackActionIn,
+    RollbackIn,
+)
+from novacron.errors import InputError, NotFoundError, NovacronError
+from novacron.healing.executor import ExecResult
+from novacron.model import ActionKind, IncidentId, TimelineEvent
+
+__all__ = ["router"]
+
+router = APIRouter(responses=ERROR_RESPONSES)
+Ctx = Annotated[ApiContext, Depends(get_ctx)]
+_ACCEPTED: dict[int | str, dict[str, Any]] = {
+    202: {"model": ExecOut, "description": "Still running after `wait_s`; see /actions."},
+    409: {"model": ErrorOut, "description": "The fleet's state refuses the request (e.g. nothing to roll back to)."},
+}
+
+
+def _audit(ctx: ApiContext, who: Principal, verb: str, subject: str, result: str, **detail: Any) -> None:
+    ctx.store.audit(now=ctx.clock.now(), actor=who.name, verb=verb, subject=subject, result=result, **detail)
+
+
+@router.post("/autonomous/disable", tags=["control"])
+async def disable(ctx: Ctx, who: Admin) -> KillSwitchOut:
+    """The kill switch: stop all automated healing (manual actions still work). Admin only."""
+    ctx.live().set_autonomous(False, who=who.name)  # the controller audits the switch itself
+    return KillSwitchOut(autonomous=False, by=who.name)
+
+
+@router.post("/autonomous/enable", tags=["control"])
+async def enable(ctx: Ctx, who: Admin) -> KillSwitchOut:
+    """Turn automated healing back on. Admin only."""
+    ctx.live().set_autonomous(True, who=who.name)
+    return KillSwitchOut(autonomous=True, by=who.name)
+
+
+async def _settle(
+    ctx: ApiContext,
+    who: Principal,
+    job: Coroutine[Any, Any, ExecResult],
+    *,
+    verb: str,
+    subject: str,
+    wait_s: float,
+    response: Response,
+) -> ExecOut:
+    """Run an action, answer with its result, or 202 if it outlasts ``wait_s`` (audited either way)."""
+    task = asyncio.get_running_loop().create_task(job)
+
+    def finished(t: asyncio.Task[ExecResult]) -> None:
+        if t.cancelled():
+            _audit(ctx, who, verb, subject, "cancelled")
+        elif (exc := t.exception()) is not None:
+            _audit(ctx, who, verb, subject, "refused" if isinstance(exc, NovacronError) else "error", detail=str(exc))
+        else:
+            r = t.result()
+            _audit(ctx, who, verb, subject, r.status.value, action_id=r.action.id, detail=r.detail)
+
+    task.add_done_callback(finished)
+    done, _ = await asyncio.wait({task}, timeout=wait_s)
+    if task in done:
+        try:
+            return ExecOut.of(task.result())
+        except InputError as exc:  # a well-formed request the fleet's state refuses
+            raise ApiError(409, exc.reason, exc.where or None) from exc
+    holder = ctx.background
+    keep = asyncio.get_running_loop().create_task(_await_quietly(task))
+    holder.add(keep)
+    keep.add_done_callback(holder.discard)
+    response.status_code = 202
+    return ExecOut(action_id=None, kind=verb, target=subject, status="running", detail="still running", verified=False)
+
+
+async def _await_quietly(task: asyncio.Task[ExecResult]) -> None:
+    # The outcome was audited by the done callback; nobody awaits this result any more.
+    await asyncio.wait({task})
+
+
+@router.post("/autonomous/heal", tags=["control"], responses=_ACCEPTED)
+async def heal(body: HealIn, ctx: Ctx, who: Operator, response: Response) -> ExecOut:
+    """A manual action on a target, through the executor and safety gate."""
+    c = ctx.live()
+    if body.target not in {t.name for t in c.spec.targets}:
+        _audit(ctx, who, f"api.heal.{body.action}", body.target, "refused", detail="unknown target")
+        raise ApiError(404, f"no target {body.target!r} in the fleet", "target")
+    job = c.heal(body.target, ActionKind(body.action), who=who.name, params=dict(body.params))
+    return await _settle(
+        ctx, who, job, verb=f"api.heal.{body.action}", subject=body.target, wait_s=body.wait_s, response=response
+    )
+
+
+@router.post("/autonomous/rollback", tags=["control"], responses=_ACCEPTED)
+async def rollback(body: RollbackIn, ctx: Ctx, who: Operator, response: Response) -> ExecOut:
+    """Undo one action (``action_id``) or roll a target back to the previous spec version (``target``)."""
+    c = ctx.live()
+    if isinstance(body, RollbackActionIn):
+        try:
+            ctx.store.action(body.action_id)
+        except NotFoundError:
+            _audit(ctx, who, "api.rollback", body.action_id, "refused", detail="unknown action")
+            raise ApiError(404, f"no action {body.action_id!r}", "action_id") from None
+        job = c.rollback(who=who.name, action_id=body.action_id)
+        subject = body.action_id
+    else:
+        if body.target not in {t.name for t in c.spec.targets}:
+            _audit(ctx, who, "api.rollback", body.target, "refused", detail="unknown target")
+            raise ApiError(404, f"no target {body.target!r} in the fleet", "target")
+        job = c.rollback(who=who.name, target=body.target)
+        subject = body.target
+    return await _settle(ctx, who, job, verb="api.rollback", subject=subject, wait_s=body.wait_s, response=response)
+
+
+@router.post("/incidents/{incident_id}/ack", tags=["incidents"])
+async def acknowledge(incident_id: str, ctx: Ctx, who: Operator) -> OkOut:
+    """Acknowledge an incident: a human owns it now (recorded on its timeline)."""
+    try:
+        inc = ctx.store.incident(incident_id)
+    except NotFoundError:
+        _audit(ctx, who, "api.incident.ack", incident_id, "not_found")
+        raise ApiError(404, f"no incident {incident_id!r}", "incident_id") from None
+    detail = f"acknowledged by {who.name}"
+    if ctx.controller is not None:
+        ctx.controller.incidents.event(inc, "acknowledged", detail, by=who.name)
+    else:
+        ctx.store.add_event(IncidentId(inc.id), TimelineEvent(ctx.clock.now(), "acknowledged", detail, {"by": who.name}))
+    _audit(ctx, who, "api.incident.ack", incident_id, "ok", status=inc.status.value)
+    return OkOut(detail=detail)
+
+
+@router.post("/approvals/{action_id}", tags=["actions"])
+async def decide(action_id: str, body: ApprovalIn, ctx: Ctx, who: Operator) -> ApprovalOut:
+    """Approve or reject an action waiting for a human."""
+    c = ctx.live()
+    try:
+        c.approvals.decide(action_id, approve=body.decision == "approve", who=who.name)
+    except NotFoundError:
+        _audit(ctx, who, f"api.approval.{body.decision}", action_id, "not_found")
+        raise ApiError(404, f"no action {action_id!r} awaits approval", "action_id") from None
+    _audit(ctx, who, f"api.approval.{body.decision}", action_id, "ok")
+    return ApprovalOut(action_id=action_id, decision=body.decision, by=who.name)

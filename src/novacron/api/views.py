@@ -1,0 +1,43 @@
+"""Read models shared by the API and the CLI: post-mortems and incident details from the store."""
+
+from __future__ import annotations
+
+from novacron.incidents.postmortem import ActionRecord as PostmortemAction
+from novacron.incidents.postmortem import Postmortem, build_postmortem
+from novacron.model import ActionStatus, Outcome
+from novacron.store import ActionRecord, Store
+
+__all__ = ["acknowledged_by", "postmortem_for"]
+
+_WORKED = (ActionStatus.VERIFIED, ActionStatus.APPLIED)
+
+
+def _as_postmortem_action(rec: ActionRecord) -> PostmortemAction:
+    """The executor's stored record, with an outcome when the action actually ran."""
+    outcome = None
+    if rec.started_at is not None and rec.finished_at is not None:
+        outcome = Outcome(rec.action.id, rec.status in _WORKED, rec.started_at, rec.finished_at, rec.detail)
+    return PostmortemAction(rec.action, rec.status.value, outcome)
+
+
+def postmortem_for(store: Store, incident_id: str) -> Postmortem:
+    """The post-mortem of ``incident_id`` from its record (NotFoundError if there is none)."""
+    incident = store.incident(incident_id)
+    timeline = store.timeline(incident_id)
+    actions = [_as_postmortem_action(r) for r in reversed(store.actions(incident_id=incident_id, limit=1000))]
+    evidence: dict[str, object] = {}
+    faults = store.faults(incident_id)
+    if faults:
+        first = faults[0]
+        evidence["first signal"] = f"{first['kind']} ({first['id']})"
+        kinds = sorted({str(f["kind"]) for f in faults})
+        evidence["signal kinds"] = ", ".join(kinds)
+    return build_postmortem(incident, timeline, actions, evidence=evidence)
+
+
+def acknowledged_by(store: Store, incident_id: str) -> str | None:
+    """Who last acknowledged the incident, from its timeline."""
+    for ev in reversed(store.timeline(incident_id)):
+        if ev.kind == "acknowledged":
+            return str(ev.data.get("by", "")) or None
+    return None

@@ -1,0 +1,276 @@
+"""State replication: the twin's copy of the live fleet, kept within tens of milliseconds.
+
+:class:`TwinMirror` follows a running :class:`~novacron.controller.Controller` through
+three channels, fastest first: the controller's incident listeners (every timeline line
+arrives synchronously, so a new or resolved incident is mirrored at once); the health
+tracker's in-memory state, read every ``health_poll_s`` (10 ms: a dictionary walk); and
+the store, read every ``store_poll_s`` (50 ms), which also catches changes made by
+another process (an operator's CLI, an API replica). Each mirrored change records when
+the mirror saw it, so the propagation latency can be measured (:func:`bench_mirror_latency`).
+
+:meth:`TwinMirror.simulator` turns the mirror into a twin — one VM per target replica,
+its status from the live health — so what-if questions can be asked about the fleet as
+it is now.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import tempfile
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Protocol
+
+from novacron.clock import Clock
+from novacron.healing.health import HealthTracker
+from novacron.model import (
+    FaultKind,
+    Health,
+    Incident,
+    IncidentId,
+    IncidentStatus,
+    Priority,
+    TargetId,
+    TimelineEvent,
+)
+from novacron.settings import FleetSpec, TargetSpec
+from novacron.store import Store
+from novacron.telemetry import configure_logging
+from novacron.twin import HealerParams, Simulator, VmStatus, build_fleet
+
+from ._stats import percentiles
+
+__all__ = ["MirrorSource", "MirroredTarget", "TwinMirror", "bench_mirror_latency"]
+
+
+class MirrorSource(Protocol):
+    """What the mirror reads from a controller (``Controller`` satisfies it)."""
+
+    spec: FleetSpec
+    health: HealthTracker
+    store: Store
+    listeners: list[Callable[[Incident, TimelineEvent], None]]
+
+
+@dataclass(frozen=True, slots=True)
+class MirroredTarget:
+    """The mirror's view of one target."""
+
+    name: str
+    depends_on: tuple[str, ...]
+    health: str
+    replicas: int
+    healthy_replicas: int
+    incident: str | None = None
+    incident_status: str | None = None
+    seen_at: float = 0.0  # clock.monotonic() when the mirror last changed this entry
+
+
+class TwinMirror:
+    """A continuously updated copy of a controller's fleet."""
+
+    def __init__(
+        self, source: MirrorSource, clock: Clock, *, health_poll_s: float = 0.01, store_poll_s: float = 0.05
+    ) -> None:
+        self.source = source
+        self.clock = clock
+        self.health_poll_s = health_poll_s
+        self.store_poll_s = store_poll_s
+        self.targets: dict[str, MirroredTarget] = {
+            t.name: MirroredTarget(t.name, tuple(t.depends_on), Health.UNKNOWN.value, t.replicas, 0)
+            for t in source.spec.targets
+        }
+        self.version = 0
+        self.changes: list[tuple[str, str, float]] = []  # (target, what, seen_at)
+        self._task: asyncio.Task[None] | None = None
+
+    @property
+    def topology(self) -> dict[str, tuple[str, ...]]:
+        """Target → the targets it depends on."""
+        return {name: t.depends_on for name, t in self.targets.items()}
+
+    def attach(self) -> None:
+        """Subscribe to incident changes and start polling health and the store."""
+        self.source.listeners.append(self._on_incident)
+        self._refresh_store()
+        self._refresh_health()
+        self._task = asyncio.get_running_loop().create_task(self._poll(), name="twin-mirror")
+
+    async def close(self) -> None:
+        """Stop following the controller."""
+        with contextlib.suppress(ValueError):
+            self.source.listeners.remove(self._on_incident)
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+    # -- channels ----------------------------------------------------------------------
+    def _on_incident(self, incident: Incident, event: TimelineEvent) -> None:
+        self._set_incident(incident.target, incident, f"incident:{event.kind}")
+
+    async def _poll(self) -> None:
+        ticks_per_store = max(1, round(self.store_poll_s / self.health_poll_s))
+        tick = 0
+        while True:
+            await self.clock.sleep(self.health_poll_s)
+            self._refresh_health()
+            tick += 1
+            if tick % ticks_per_store == 0:
+                self._refresh_store()
+
+    def _refresh_health(self) -> None:
+        tracker = self.source.health
+        for name, old in self.targets.items():
+            reps = tracker.replicas(name)
+            new = replace(
+                old,
+                health=tracker.health(name).value,
+                replicas=len(reps),
+                healthy_replicas=sum(r.healthy for r in reps.values()),
+            )
+            if (new.health, new.replicas, new.healthy_replicas) != (old.health, old.replicas, old.healthy_replicas):
+                self._put(new, f"health:{new.health}")
+
+    def _refresh_store(self) -> None:
+        open_now = {i.target: i for i in self.source.store.open_incidents()}
+        for name, old in self.targets.items():
+            incident = open_now.get(name)
+            if incident is None and old.incident is not None:
+                self._set_incident(name, None, "store:closed")
+            elif incident is not None and (incident.id, incident.status.value) != (old.incident, old.incident_status):
+                self._set_incident(name, incident, "store:incident")
+
+    def _set_incident(self, name: str, incident: Incident | None, why: str) -> None:
+        old = self.targets.get(name)
+        if old is None:
+            return
+        if incident is None or not incident.is_open:
+            new = replace(old, incident=None, incident_status=None)
+        else:
+            new = replace(old, incident=incident.id, incident_status=incident.status.value)
+        if (new.incident, new.incident_status) != (old.incident, old.incident_status):
+            self._put(new, why)
+
+    def _put(self, target: MirroredTarget, why: str) -> None:
+        now = self.clock.monotonic()
+        self.targets[target.name] = replace(target, seen_at=now)
+        self.version += 1
+        self.changes.append((target.name, why, now))
+
+    # -- into the twin -----------------------------------------------------------------
+    def simulator(self) -> tuple[Simulator, dict[str, int]]:
+        """A twin of the fleet as mirrored now: one VM per replica; target → its first VM."""
+        names = list(self.targets)
+        counts = [max(1, self.targets[n].replicas) for n in names]
+        sim = Simulator(build_fleet(1, sum(counts), n_groups=1), healer=HealerParams(enabled=False))
+        first: dict[str, int] = {}
+        vm = 0
+        for name, count in zip(names, counts, strict=True):
+            first[name] = vm
+            t = self.targets[name]
+            for i in range(count):
+                if i >= t.healthy_replicas:
+                    stopped = t.health in (Health.STOPPED.value, Health.UNKNOWN.value)
+                    sim.state.set_status(vm + i, VmStatus.CRASHED if stopped else VmStatus.HUNG)
+            vm += count
+        return sim, first
+
+
+async def _wait_for(mirror: TwinMirror, target: str, what: str, after: int, limit_s: float = 5.0) -> float | None:
+    """The mirror's ``seen_at`` of the first change matching ``what`` after index ``after``."""
+    deadline = mirror.clock.monotonic() + limit_s
+    while mirror.clock.monotonic() < deadline:
+        for name, why, seen in mirror.changes[after:]:
+            if name == target and why.startswith(what):
+                return seen
+        await asyncio.sleep(0.001)
+    return None
+
+
+async def _measure(rounds: int, workdir: Path) -> dict[str, list[float]]:
+    from novacron.controller import Controller  # noqa: PLC0415  (the bench drives a real controller)
+
+    spec = FleetSpec(
+        name="mirror-bench",
+        targets=[TargetSpec(name=f"svc{i}", command=["sleep", "600"]) for i in range(4)],
+    )
+    ctl = Controller(spec, store_url=f"sqlite:///{workdir / 'novacron.db'}", workdir=workdir)
+    marks: dict[str, float] = {}
+    exited = ctl.health.process_exited
+
+    def stamped_exit(target: str, replica: int, code: int | None, *, expected: bool) -> None:
+        marks[target] = ctl.clock.monotonic()  # the instant the controller's health changes
+        exited(target, replica, code, expected=expected)
+
+    ctl.health.process_exited = stamped_exit  # type: ignore[method-assign]
+    await ctl.start()
+    mirror = TwinMirror(ctl, ctl.clock)
+    mirror.attach()
+    other = Store.open(f"sqlite:///{workdir / 'novacron.db'}")  # a second writer, as another process
+    out: dict[str, list[float]] = {"health_ms": [], "incident_ms": [], "store_ms": []}
+    try:
+        await asyncio.sleep(0.3)
+        for i in range(rounds):
+            target = f"svc{i % 4}"
+            await ctl.wait_idle(10.0)
+            after = len(mirror.changes)
+            os.kill(ctl.actuator.pids(target)[0], signal.SIGKILL)
+            seen_health = await _wait_for(mirror, target, "health:", after)
+            seen_incident = await _wait_for(mirror, target, "incident:", after)
+            if seen_health is not None and target in marks:
+                out["health_ms"].append((seen_health - marks[target]) * 1000)
+            if seen_incident is not None and target in marks:
+                out["incident_ms"].append((seen_incident - marks[target]) * 1000)
+            out["store_ms"].append(await _store_round(mirror, other, f"svc{(i + 1) % 4}", ctl.clock))
+    finally:
+        other.close()
+        await mirror.close()
+        await ctl.stop()
+    return out
+
+
+async def _store_round(mirror: TwinMirror, other: Store, target: str, clock: Clock) -> float:
+    await asyncio.sleep(0.02 + 0.03 * (len(mirror.changes) % 7) / 7)  # vary the phase against the poll
+    after = len(mirror.changes)
+    incident = Incident(
+        id=IncidentId(f"inc-ext-{uuid.uuid4().hex[:8]}"),
+        target=TargetId(target),
+        kind=FaultKind.ALERT,
+        status=IncidentStatus.OPEN,
+        priority=Priority.P3,
+        opened_at=clock.now(),
+        since=clock.now(),
+        summary="raised by another writer",
+    )
+    other.insert_incident(incident)
+    written = clock.monotonic()
+    seen = await _wait_for(mirror, target, "store:incident", after)
+    other.update_incident(replace(incident, status=IncidentStatus.RESOLVED, resolved_at=clock.now()))
+    return float("nan") if seen is None else (seen - written) * 1000
+
+
+def bench_mirror_latency(rounds: int = 12) -> dict[str, object]:
+    """Propagation latency (ms) of live changes into the mirror, by channel.
+
+    A real controller supervises four ``sleep`` processes; each round kills one (the
+    controller's health changes and an incident opens) and, separately, a second store
+    connection files an incident the controller never saw. Latency runs from the change
+    (health state changed; row committed) to the mirror's record of it.
+    """
+    if rounds < 1:
+        raise ValueError(f"rounds: must be >= 1, got {rounds}")
+    with tempfile.TemporaryDirectory(prefix="novacron-mirror-") as tmp, (Path(tmp) / "log").open("w") as log:
+        configure_logging(stream=log)
+        samples = asyncio.run(_measure(rounds, Path(tmp)))
+    result: dict[str, object] = {"rounds": rounds, "health_poll_ms": 10.0, "store_poll_ms": 50.0}
+    for name, values in samples.items():
+        clean = [v for v in values if v == v]  # NaN: the change was never seen
+        result[name] = {**percentiles(clean, (50, 95, 99)), "max": round(max(clean), 2) if clean else None}
+        result[f"{name.removesuffix('_ms')}_missed"] = len(values) - len(clean)
+    return result

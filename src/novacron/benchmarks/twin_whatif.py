@@ -1,0 +1,211 @@
+"""What-if before acting: the twin ranks and vetoes ladder steps, then is held to account.
+
+:class:`WhatIfAdvisor` asks the twin, for the target's VM, how long each candidate action
+(the remaining steps of the policy's ladder) would take to bring it back, and how the
+fleet would fare (:func:`~novacron.twin.what_if`: SLO, cost, risk). A step predicted not to
+restore service while a later step is predicted to is vetoed, so the ladder moves on
+without spending the attempt. After a real action the prediction is compared with what
+happened (verified or not, and how long from the action's start to verified) and the
+error is kept, so the twin's calibration is known.
+
+:class:`AdvisedExecutor` puts the advisor in front of the one executor; every prediction,
+veto and comparison goes on the incident's timeline. It is a subclass only because the
+healer has no hook yet: one call before ``executor.execute`` in the ladder
+(``review = advisor.review(action, incident)``; skip the step when vetoed) and one after
+(``advisor.settle(review, result)``) is all it needs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from novacron.actuators.sim import TWIN_ACTIONS, SimActuator
+from novacron.healing.executor import ExecResult, Executor
+from novacron.model import Action, ActionKind, ActionStatus, Incident
+from novacron.sensors.sim import SimSensor
+from novacron.twin.sim import Simulator
+from novacron.twin.whatif import PlannedAction, time_to_healthy, what_if
+
+__all__ = ["AdvisedExecutor", "Calibration", "Review", "WhatIfAdvisor"]
+
+
+@dataclass(frozen=True, slots=True)
+class Review:
+    """The twin's view of one action before it is applied."""
+
+    action_kind: str
+    predicted_recovery_s: float | None  # None: not healthy within the horizon
+    alternatives: dict[str, float | None]  # other ladder kinds → predicted recovery
+    slo_ok: bool
+    cost: float
+    risk: float
+    veto: bool
+    reason: str
+
+    def data(self) -> dict[str, Any]:
+        """What goes on the timeline."""
+        return {
+            "predicted_recovery_s": self.predicted_recovery_s,
+            "alternatives": self.alternatives,
+            "slo_ok": self.slo_ok,
+            "cost": round(self.cost, 3),
+            "risk": round(self.risk, 4),
+            "veto": self.veto,
+        }
+
+
+@dataclass
+class Calibration:
+    """Predicted vs actual outcomes of the actions that ran."""
+
+    pairs: list[tuple[float | None, float | None]] = field(default_factory=list)
+    vetoes: int = 0
+
+    def add(self, predicted: float | None, actual: float | None) -> None:
+        """Record one action's predicted and actual recovery (None: did not recover)."""
+        self.pairs.append((predicted, actual))
+
+    def summary(self) -> dict[str, Any]:
+        """Counts, outcome accuracy (recovered or not) and recovery-time error."""
+        both = [(p, a) for p, a in self.pairs if p is not None and a is not None]
+        errors = [abs(p - a) for p, a in both]
+        relative = [abs(p - a) / a for p, a in both if a > 0]
+        agree = sum((p is None) == (a is None) for p, a in self.pairs)
+        return {
+            "predictions": len(self.pairs),
+            "vetoes": self.vetoes,
+            "outcome_accuracy": round(agree / len(self.pairs), 3) if self.pairs else None,
+            "recovery_mae_s": round(sum(errors) / len(errors), 3) if errors else None,
+            "recovery_mean_relative_error": round(sum(relative) / len(relative), 4) if relative else None,
+        }
+
+
+class WhatIfAdvisor:
+    """Consults the twin about ladder steps on sim targets."""
+
+    def __init__(
+        self,
+        sim: Simulator,
+        sensor: SimSensor,
+        ladder: list[ActionKind],
+        *,
+        horizon_s: float = 300.0,
+        step_s: float = 1.0,
+        veto: bool = True,
+    ) -> None:
+        self.sim = sim
+        self.sensor = sensor
+        self.ladder = [k for k in ladder if k in TWIN_ACTIONS]
+        self.horizon_s = horizon_s
+        self.step_s = step_s
+        self.veto = veto
+        self.calibration = Calibration()
+
+    def _recovery(self, vm: int, kind: ActionKind) -> float | None:
+        plan = [PlannedAction(TWIN_ACTIONS[kind], vm)]
+        return time_to_healthy(self.sim, vm, plan, self.horizon_s, step_s=self.step_s)
+
+    def review(self, action: Action) -> Review | None:
+        """Predict ``action`` and its alternatives; None when the twin cannot model it."""
+        if action.kind not in TWIN_ACTIONS or action.target not in self.sensor.targets:
+            return None
+        vm = self.sensor.vm(action.target)
+        mine = self._recovery(vm, action.kind)
+        later = self.ladder[self.ladder.index(action.kind) + 1 :] if action.kind in self.ladder else []
+        alternatives = {k.value: self._recovery(vm, k) for k in later}
+        fleet = what_if(self.sim, [PlannedAction(TWIN_ACTIONS[action.kind], vm)], self.horizon_s, samples=10)
+        better = [k for k, t in alternatives.items() if t is not None]
+        veto = self.veto and mine is None and bool(better)
+        if veto:
+            reason = f"{action.kind} predicted not to restore service within {self.horizon_s:g}s; {better[0]} would"
+        elif mine is None:
+            reason = f"{action.kind} predicted not to restore service within {self.horizon_s:g}s (no better step)"
+        else:
+            reason = f"{action.kind} predicted to restore service in {mine:g}s"
+        return Review(action.kind.value, mine, alternatives, fleet.slo_ok, fleet.cost, fleet.risk, veto, reason)
+
+    def settle(self, review: Review, result: ExecResult, now: float) -> dict[str, Any]:
+        """Compare a review with how the real action ended; keep and return the error."""
+        actual = None
+        if result.verified and result.outcome is not None:
+            actual = now - result.outcome.started_at
+        self.calibration.add(review.predicted_recovery_s, actual)
+        predicted = review.predicted_recovery_s
+        error = None if predicted is None or actual is None else round(predicted - actual, 3)
+        return {
+            "predicted_recovery_s": predicted,
+            "actual_recovery_s": None if actual is None else round(actual, 3),
+            "error_s": error,
+            "outcome_matched": (predicted is None) == (actual is None),
+        }
+
+
+class AdvisedExecutor(Executor):
+    """The executor with the twin consulted before each automated ladder step."""
+
+    def __init__(self, *, advisor: WhatIfAdvisor, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.advisor = advisor
+        self._reviews: dict[str, Review | None] = {}
+
+    @classmethod
+    def factory(cls, *, horizon_s: float = 300.0, veto: bool = True) -> Callable[..., Executor]:
+        """An ``executor_factory`` for :class:`~novacron.benchmarks.simrun.SimController`."""
+
+        def build(**kwargs: Any) -> Executor:
+            actuator = kwargs["actuator"]
+            if not isinstance(actuator, SimActuator):
+                raise TypeError("the what-if advisor needs the sim actuator")
+            ladder = list(kwargs["gate"].policy.ladder)
+            advisor = WhatIfAdvisor(actuator.sim, actuator.sensor, ladder, horizon_s=horizon_s, veto=veto)
+            return cls(advisor=advisor, **kwargs)
+
+        return build
+
+    async def execute(self, action: Action, *, incident: Incident | None = None) -> ExecResult:
+        """Review (once per idempotency key), veto or run, then settle the prediction."""
+        automated = action.requested_by == "controller" and action.inverse_of is None
+        if incident is None or not automated or self.store.action_by_key(action.idempotency_key) is not None:
+            return await super().execute(action, incident=incident)
+        key = action.idempotency_key
+        if key not in self._reviews:
+            review = self._reviews[key] = self.advisor.review(action)
+            if review is not None:
+                self.incidents.event(incident, "what_if", review.reason, **review.data())
+        review = self._reviews[key]
+        if review is not None and review.veto:
+            return self._vetoed(action, review, incident)
+        result = await super().execute(action, incident=incident)
+        if review is not None and result.outcome is not None:
+            self._reviews.pop(key, None)
+            check = self.advisor.settle(review, result, self.clock.now())
+            self.incidents.event(incident, "what_if_checked", _describe(check), **check)
+        return result
+
+    def _vetoed(self, action: Action, review: Review, incident: Incident) -> ExecResult:
+        self._reviews.pop(action.idempotency_key, None)
+        self.advisor.calibration.vetoes += 1
+        detail = f"vetoed by what-if: {review.reason}"
+        self.store.claim_action(action, ActionStatus.FAILED, now=self.clock.now())
+        self.store.set_action_status(action.id, ActionStatus.FAILED, finished_at=self.clock.now(), detail=detail)
+        self.metrics.action(action.kind.value, "vetoed")
+        self.store.audit(
+            now=self.clock.now(),
+            actor="what-if",
+            verb=f"action.{action.kind}",
+            subject=action.target,
+            result="vetoed",
+            action_id=action.id,
+            key=action.idempotency_key,
+            detail=detail,
+        )
+        self.incidents.event(incident, "what_if_veto", detail, action_id=action.id)
+        return ExecResult(action, ActionStatus.FAILED, detail)
+
+
+def _describe(check: dict[str, Any]) -> str:
+    predicted, actual = check["predicted_recovery_s"], check["actual_recovery_s"]
+    word = "matched" if check["outcome_matched"] else "missed"
+    return f"prediction {word}: predicted {predicted} s, actual {actual} s"

@@ -1,0 +1,141 @@
+"""API commands: serve the API alone, manage tokens, write post-mortems."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from novacron.cli._app import app
+from novacron.cli.core import StoreOpt, incidents_app, store_url_for
+from novacron.errors import InputError, NotFoundError
+
+__all__: list[str] = []
+
+OptionalConfig = Annotated[Path | None, typer.Option("--config", "-c", help="Fleet spec (for its store URL).")]
+tokens_app = typer.Typer(help="API tokens: create (shown once), list, revoke.", no_args_is_help=True)
+app.add_typer(tokens_app, name="tokens")
+
+
+@app.command("api")
+def api(
+    config: OptionalConfig = None,
+    store: StoreOpt = None,
+    port: Annotated[int, typer.Option(min=0, max=65535, help="Port to listen on.")] = 8080,
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+) -> None:
+    """Serve the API and dashboard over a store, without a controller (read-only views and tokens).
+
+    Calls that steer the controller (kill switch, heal, rollback, approvals, intake) answer
+    503 here; `novacron run --api-port P` serves them beside the controller.
+    """
+    import asyncio
+
+    from novacron.api import create_app
+    from novacron.api.serve import make_server
+    from novacron.store import Store
+    from novacron.telemetry import configure_logging
+
+    configure_logging()
+    db = Store.open(store_url_for(store, config))
+    try:
+        asyncio.run(make_server(create_app(db), host=host, port=port).serve())
+    finally:
+        db.close()
+
+
+@tokens_app.command("create")
+def tokens_create(
+    role: Annotated[str, typer.Option("--role", "-r", help="viewer, operator or admin.")],
+    name: Annotated[str | None, typer.Option("--name", "-n", help="Shown in the audit trail (default: role-<time>).")] = None,
+    config: OptionalConfig = None,
+    store: StoreOpt = None,
+) -> None:
+    """Create a token and print it once; only its hash is stored."""
+    from novacron.store import Store
+    from novacron.store.tokens import TokenStore
+
+    db = Store.open(store_url_for(store, config))
+    try:
+        now = time.time()
+        record, secret = TokenStore(db).create(name or f"{role}-{int(now)}", role, now=now)
+        db.audit(now=now, actor="cli", verb="tokens.create", subject=record.name, result="ok", role=record.role.value)
+    finally:
+        db.close()
+    err = Console(stderr=True)
+    err.print(f"created token [bold]{record.name}[/] ({record.role}); it is shown only this once:")
+    typer.echo(secret)
+
+
+@tokens_app.command("list")
+def tokens_list(config: OptionalConfig = None, store: StoreOpt = None) -> None:
+    """Every token's name, role and state (never the secret)."""
+    from novacron.store import Store
+    from novacron.store.tokens import TokenStore
+
+    db = Store.open(store_url_for(store, config))
+    try:
+        tokens = TokenStore(db).list()
+    finally:
+        db.close()
+    table = Table(title="API tokens")
+    for col in ("name", "role", "id", "created", "state"):
+        table.add_column(col)
+    for tok in tokens:
+        created = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(tok.created_at))
+        table.add_row(tok.name, tok.role.value, tok.id, created, "active" if tok.active else "revoked")
+    Console().print(table)
+
+
+@tokens_app.command("revoke")
+def tokens_revoke(
+    name: Annotated[str, typer.Argument(help="The token's name.")],
+    config: OptionalConfig = None,
+    store: StoreOpt = None,
+) -> None:
+    """Revoke a token (running APIs stop accepting it within 5 s)."""
+    from novacron.store import Store
+    from novacron.store.tokens import TokenStore
+
+    db = Store.open(store_url_for(store, config))
+    try:
+        now = time.time()
+        try:
+            TokenStore(db).revoke(name, now=now)
+        except NotFoundError as exc:
+            raise InputError(str(exc), where="name") from exc
+        db.audit(now=now, actor="cli", verb="tokens.revoke", subject=name, result="ok")
+    finally:
+        db.close()
+    Console().print(f"revoked {name}")
+
+
+@incidents_app.command("postmortem")
+def incidents_postmortem(
+    incident_id: Annotated[str, typer.Argument(help="Incident id (inc-…).")],
+    output: Annotated[Path | None, typer.Option("--output", "-o", help="Write here instead of stdout.")] = None,
+    config: OptionalConfig = None,
+    store: StoreOpt = None,
+) -> None:
+    """Write an incident's post-mortem as Markdown, from its own record."""
+    from novacron.api.views import postmortem_for
+    from novacron.incidents.postmortem import render_markdown
+    from novacron.store import Store
+
+    db = Store.open(store_url_for(store, config))
+    try:
+        try:
+            text = render_markdown(postmortem_for(db, incident_id))
+        except NotFoundError as exc:
+            raise InputError(str(exc), where="incident id") from exc
+    finally:
+        db.close()
+    if output is None:
+        typer.echo(text)
+    else:
+        output.write_text(text, encoding="utf-8")
+        Console(stderr=True).print(f"wrote {output}")

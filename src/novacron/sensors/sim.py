@@ -1,0 +1,116 @@
+"""The ``sim://`` sensor: the twin's VMs seen the way the controller sees real services.
+
+Each target is one twin VM. :meth:`SimSensor.probe` builds a
+:data:`~novacron.sensors.probes.ProbeFn` for the real :class:`~novacron.sensors.probes.Prober`,
+so probing, expediting and the health tracker are the production code. A probe behaves
+like an HTTP health check against the VM would: a crashed or restarting VM refuses the
+connection at once, a hung VM (or one on a powered-off or cut-off host, or slower than
+the timeout) costs the full probe timeout, a full disk answers ``HTTP 500``, and a healthy
+VM answers ``HTTP 200`` after the host's modelled latency. Crashes are also delivered the
+moment they happen (:meth:`SimSensor.watch_exits`), as the pidfd exit watch does for
+real processes. Time is the loop's, so under a simulated event loop the probe's wait is
+simulated too.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Mapping
+
+from novacron.errors import InputError
+from novacron.model import Observation, TargetId
+from novacron.sensors.probes import ProbeFn
+from novacron.twin.sim import Simulator
+from novacron.twin.state import VmStatus
+
+__all__ = ["SIM_SCHEME", "SimSensor", "parse_sim_target", "sim_target"]
+
+SIM_SCHEME = "sim://"
+_REFUSED = (int(VmStatus.CRASHED), int(VmStatus.ACTING))
+
+
+def sim_target(vm: int) -> TargetId:
+    """The target name of twin VM ``vm`` (``vm-00042``)."""
+    return TargetId(f"vm-{vm:05d}")
+
+
+def parse_sim_target(text: str) -> int:
+    """``sim://vm-00042``, ``vm-00042`` or ``42`` → VM index 42."""
+    name = text.removeprefix(SIM_SCHEME).removeprefix("vm-")
+    if not (name.isascii() and name.isdigit()):
+        raise InputError(f"expected sim://vm-NNNNN, vm-NNNNN or a VM number, got {text!r}", where="target")
+    return int(name)
+
+
+class SimSensor:
+    """Health probes and exit notifications for twin VMs, by target name."""
+
+    def __init__(self, sim: Simulator, targets: Mapping[str, int]) -> None:
+        for name, vm in targets.items():
+            if not 0 <= vm < sim.topo.n_vms:
+                raise InputError(f"VM {vm} is not in the twin (0..{sim.topo.n_vms - 1})", where=name)
+        self.sim = sim
+        self.targets = dict(targets)
+        self._by_vm = {vm: name for name, vm in self.targets.items()}
+
+    def vm(self, target: str) -> int:
+        """The VM behind ``target``."""
+        try:
+            return self.targets[target]
+        except KeyError:
+            raise InputError(f"not a sim target: {target!r}", where="target") from None
+
+    def status(self, target: str) -> tuple[bool | None, str]:
+        """What a probe would get now: (True, 200), (False, 500), (False, refused) or (None, no answer)."""
+        sim, vm = self.sim, self.vm(target)
+        state = sim.state
+        if int(state.status[vm]) in _REFUSED:
+            return False, "ConnectionRefusedError: connection refused"
+        host = int(state.vm_host[vm])
+        reachable = sim.topo.n_links == 0 or bool(state.host_degree[host] > 0)
+        if int(state.status[vm]) == int(VmStatus.HUNG) or not state.host_up[host] or not reachable:
+            return None, "no answer"
+        if state.disk_used_gb[host] >= sim.topo.host_disk_gb[host]:
+            return False, "HTTP 500"
+        return True, "HTTP 200"
+
+    def latency(self, target: str) -> float:
+        """The modelled response time of ``target``'s host (compute + storage + network)."""
+        state, vm = self.sim.state, self.vm(target)
+        host = int(state.vm_host[vm])
+        return float(state.cpu_latency_s[host] + state.io_latency_s[host] + state.net_latency_s[host])
+
+    def probe(self, target: str) -> ProbeFn:
+        """A probe function for the real Prober (time passes on the running loop)."""
+        self.vm(target)
+
+        async def run(timeout: float) -> tuple[bool, str]:
+            ok, detail = self.status(target)
+            if ok is None:
+                await asyncio.sleep(timeout)
+                raise TimeoutError
+            if not ok:
+                return False, detail
+            latency = self.latency(target)
+            if latency > timeout:
+                await asyncio.sleep(timeout)
+                raise TimeoutError
+            await asyncio.sleep(latency)
+            return self.status(target)[0] is True, detail
+
+        return run
+
+    def observation(self, target: str, *, now: float, source: str = "sim") -> Observation:
+        """One instantaneous reading (no waiting), e.g. for a state mirror or a test."""
+        ok, detail = self.status(target)
+        return Observation(TargetId(target), source, now, ok is True, latency_s=self.latency(target), detail=detail)
+
+    def watch_exits(self, callback: Callable[[str], None]) -> None:
+        """Call ``callback(target)`` the moment one of our VMs' process dies."""
+
+        def crashed(vm: int) -> None:
+            name = self._by_vm.get(vm)
+            if name is not None:
+                callback(name)
+
+        self.sim.on_vm_crashed.append(crashed)
