@@ -253,6 +253,9 @@ class Controller:
         self._spawn_healer(incident)
 
     def _diagnose(self, incident: Incident) -> None:
+        if incident.preventive:
+            self.incidents.event(incident, "diagnosed", "preventive: a forecast, not a failure; acting ahead of it")
+            return
         graph = {t.name: t.depends_on for t in self.spec.targets}
         failing = {t.name for t in self.spec.targets if self.health.health(t.name) is not Health.HEALTHY}
         failing.add(incident.target)

@@ -51,9 +51,7 @@ async def test_every_mutating_call_is_audited_with_who_and_result(
     await client.post("/autonomous/disable", headers=bearer(tokens[Role.ADMIN]))
     await client.post("/autonomous/disable", headers=bearer(tokens[Role.OPERATOR]))  # forbidden
     await client.post("/incidents/inc-missing/ack", headers=bearer(tokens[Role.OPERATOR]))
-    await client.post(
-        "/approvals/act-missing", json={"decision": "approve"}, headers=bearer(tokens[Role.OPERATOR])
-    )
+    await client.post("/approvals/act-missing", json={"decision": "approve"}, headers=bearer(tokens[Role.OPERATOR]))
     r = await client.get("/audit", headers=bearer(tokens[Role.VIEWER]))
     rows = [(e["actor"], e["verb"], e["subject"], e["result"]) for e in reversed(r.json())]
     assert rows == [

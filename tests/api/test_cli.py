@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 import sys
@@ -42,7 +41,7 @@ def _serving(args: list[str], port: int) -> Iterator[str]:
             except httpx.TransportError:
                 pass
             if proc.poll() is not None or time.monotonic() > deadline:
-                out, err = proc.communicate(timeout=5)
+                _out, err = proc.communicate(timeout=5)
                 pytest.fail(f"server did not come up: {err[-2000:]}")
             time.sleep(0.1)
         yield base
@@ -121,4 +120,4 @@ def test_run_serves_the_api_beside_the_controller_and_api_serves_it_alone(tmp_pa
         assert len(httpx.get(f"{base}/incidents", headers=bearer(token)).json()) == 1
         assert httpx.post(f"{base}/autonomous/enable", headers=bearer(token)).status_code == 503
         assert "NovaCron" in httpx.get(f"{base}/dashboard").text
-    assert os.path.exists(tmp_path / "n.db")
+    assert (tmp_path / "n.db").exists()

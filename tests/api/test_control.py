@@ -97,12 +97,12 @@ async def test_pending_approvals_are_listed_and_decided(
     waiting = controller.approvals.request(action)
     listed = (await client.get("/approvals", headers=bearer(tokens[Role.VIEWER]))).json()
     assert [(a["id"], a["kind"], a["target"]) for a in listed] == [(action.id, "replace", "db")]
-    r = await client.post(
-        f"/approvals/{action.id}", json={"decision": "reject"}, headers=bearer(tokens[Role.OPERATOR])
-    )
+    r = await client.post(f"/approvals/{action.id}", json={"decision": "reject"}, headers=bearer(tokens[Role.OPERATOR]))
     assert r.json() == {"action_id": action.id, "decision": "reject", "by": "operator-1"}
     assert await asyncio.wait_for(waiting, 1) == (False, "operator-1")
-    bad = await client.post(f"/approvals/{action.id}", json={"decision": "maybe"}, headers=bearer(tokens[Role.OPERATOR]))
+    bad = await client.post(
+        f"/approvals/{action.id}", json={"decision": "maybe"}, headers=bearer(tokens[Role.OPERATOR])
+    )
     assert bad.status_code == 422
 
 

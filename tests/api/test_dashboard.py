@@ -91,4 +91,8 @@ def test_the_dashboard_shows_the_fleet_and_steers_it(tmp_path: Path) -> None:
         expect(page.locator("#fleet tbody tr[data-target='api']")).to_have_count(1)
         audit = httpx.get(f"{base}/audit", headers=op).json()
         verbs = {(e["actor"], e["verb"]) for e in audit}
-        assert {("admin-1", "api.incident.ack"), ("admin-1", "api.approval.approve"), ("admin-1", "autonomous.disable")} <= verbs
+        assert {
+            ("admin-1", "api.incident.ack"),
+            ("admin-1", "api.approval.approve"),
+            ("admin-1", "autonomous.disable"),
+        } <= verbs

@@ -49,9 +49,7 @@ async def test_a_resolved_alert_closes_its_incident(
     assert len(controller.store.incidents()) == 1
 
 
-async def test_a_restarted_api_does_not_file_an_open_episode_twice(
-    controller: Controller, tokens: Tokens
-) -> None:
+async def test_a_restarted_api_does_not_file_an_open_episode_twice(controller: Controller, tokens: Tokens) -> None:
     from novacron.api import create_app
 
     h = bearer(tokens[Role.OPERATOR])

@@ -10,8 +10,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import schemathesis
-from schemathesis.checks import positive_data_acceptance
 from hypothesis import HealthCheck, given, settings
+from schemathesis.checks import positive_data_acceptance
 
 from novacron.store.tokens import Role
 

@@ -95,3 +95,12 @@ def test_score_rejects_results_that_do_not_match(corpus: Path, tmp_path: Path) -
     assert FILES[0].split("/")[1] in _error(["nab", "score", "--data", str(corpus), "--results", str(out)])
     (corpus / "labels" / "combined_windows.json").write_text("{not json")
     assert "combined_windows.json" in _error(["nab", "score", "--data", str(corpus), "--results", str(out)])
+
+
+def test_streaming_run_writes_the_same_scores(corpus: Path, tmp_path: Path) -> None:
+    batch, stream = tmp_path / "b", tmp_path / "s"
+    for out, extra in ((batch, []), (stream, ["--streaming"])):
+        res = runner.invoke(app, ["nab", "run", "--data", str(corpus / "data"), "--out", str(out), *extra])
+        assert res.exit_code == 0, res.output
+    for rel in FILES:
+        assert (batch / rel).read_text() == (stream / rel).read_text()

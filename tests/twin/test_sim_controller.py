@@ -153,9 +153,12 @@ def test_probes_cost_the_timeout_for_a_hung_vm_and_nothing_for_a_crashed_one() -
         return out
 
     (healthy, t0), (crashed, t1), (hung, t2) = run_simulated(main(), clock)
-    assert healthy == "True:HTTP 200" and 0 < t0 < 0.25
-    assert crashed.startswith("False:ConnectionRefused") and t1 == 0
-    assert hung == "timeout" and t2 == pytest.approx(0.25)
+    assert healthy == "True:HTTP 200"
+    assert 0 < t0 < 0.25
+    assert crashed.startswith("False:ConnectionRefused")
+    assert t1 == 0
+    assert hung == "timeout"
+    assert t2 == pytest.approx(0.25)
 
 
 def test_crashes_reach_the_exit_watch_at_once() -> None:

@@ -96,7 +96,9 @@ class SimActuator:
         vm = self.sensor.vm(target)
         status = VmStatus(int(self.sim.state.status[vm]))
         running = int(status in (VmStatus.UP, VmStatus.HUNG))
-        return TargetState(target, running=running, desired=1, pids=(vm,) if running else (), detail=status.name.lower())
+        return TargetState(
+            target, running=running, desired=1, pids=(vm,) if running else (), detail=status.name.lower()
+        )
 
 
 def targets_for(vms: Iterable[int]) -> Mapping[str, int]:

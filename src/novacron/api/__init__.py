@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -16,7 +17,5 @@ __all__ = ["DEFAULT_MAX_BODY", "create_app"]
 
 def __getattr__(name: str) -> Any:
     if name in __all__:
-        from novacron.api import app
-
-        return getattr(app, name)
+        return getattr(importlib.import_module("novacron.api.app"), name)
     raise AttributeError(f"module 'novacron.api' has no attribute {name!r}")

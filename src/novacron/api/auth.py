@@ -36,7 +36,7 @@ def _unauthorized(why: str) -> HTTPException:
 def require(role: Role) -> Callable[..., Principal]:
     """A dependency that admits tokens of ``role`` or higher."""
 
-    def check(
+    async def check(
         request: Request,
         ctx: Annotated[ApiContext, Depends(get_ctx)],
         cred: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],

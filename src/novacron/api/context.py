@@ -57,7 +57,7 @@ class ApiContext:
         return record
 
 
-def get_ctx(request: Request) -> ApiContext:
+async def get_ctx(request: Request) -> ApiContext:
     """Dependency: the context of the app serving ``request``."""
     ctx = request.app.state.ctx
     assert isinstance(ctx, ApiContext)

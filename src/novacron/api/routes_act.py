@@ -147,7 +147,9 @@ async def acknowledge(incident_id: str, ctx: Ctx, who: Operator) -> OkOut:
     if ctx.controller is not None:
         ctx.controller.incidents.event(inc, "acknowledged", detail, by=who.name)
     else:
-        ctx.store.add_event(IncidentId(inc.id), TimelineEvent(ctx.clock.now(), "acknowledged", detail, {"by": who.name}))
+        ctx.store.add_event(
+            IncidentId(inc.id), TimelineEvent(ctx.clock.now(), "acknowledged", detail, {"by": who.name})
+        )
     _audit(ctx, who, "api.incident.ack", incident_id, "ok", status=inc.status.value)
     return OkOut(detail=detail)
 

@@ -38,7 +38,9 @@ async def health(ctx: Ctx) -> HealthOut:
     """Liveness; needs no token (for load balancers and probes)."""
     c = ctx.controller
     if c is None:
-        return HealthOut(controller=False, autonomous=bool(ctx.store.get_setting(_KILL_SWITCH_KEY, True)), config_version=None)
+        return HealthOut(
+            controller=False, autonomous=bool(ctx.store.get_setting(_KILL_SWITCH_KEY, True)), config_version=None
+        )
     return HealthOut(controller=True, autonomous=c.gate.enabled, config_version=c.config_version)
 
 
@@ -67,17 +69,23 @@ async def targets(ctx: Ctx, _who: Viewer) -> list[TargetOut]:
             )
             for v in ctx.controller.status()
         ]
-    open_by_target = {inc.target: inc.id for inc in ctx.store.open_incidents()}
+    open_by_target: dict[str, str] = {inc.target: inc.id for inc in ctx.store.open_incidents()}
     return [
         TargetOut(
-            target=r.target, health=r.health, running=r.running, desired=r.desired, incident=open_by_target.get(r.target)
+            target=r.target,
+            health=r.health,
+            running=r.running,
+            desired=r.desired,
+            incident=open_by_target.get(r.target),
         )
         for r in ctx.store.target_statuses()
     ]
 
 
 @router.get("/incidents", tags=["incidents"])
-async def incidents(ctx: Ctx, _who: Viewer, status: IncidentStatus | None = None, limit: Limit = 100) -> list[IncidentOut]:
+async def incidents(
+    ctx: Ctx, _who: Viewer, status: IncidentStatus | None = None, limit: Limit = 100
+) -> list[IncidentOut]:
     """Incidents, newest first, optionally of one status."""
     return [IncidentOut.of(i) for i in ctx.store.incidents(status=status, limit=limit)]
 
@@ -111,7 +119,7 @@ async def postmortem(
     _who: Viewer,
     incident_id: str,
     request: Request,
-    format: Annotated[Literal["markdown", "html"] | None, Query(description="Overrides the Accept header.")] = None,  # noqa: A002
+    format: Annotated[Literal["markdown", "html"] | None, Query(description="Overrides the Accept header.")] = None,
 ) -> Response:
     """The post-mortem, as Markdown (default) or HTML (``format=html`` or ``Accept: text/html``)."""
     pm = postmortem_for(ctx.store, incident_id)

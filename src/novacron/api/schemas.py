@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -199,14 +199,14 @@ class PendingApprovalOut(BaseModel):
     @classmethod
     def of(cls, a: Action) -> PendingApprovalOut:
         """From the action."""
-        return cls(id=a.id, kind=a.kind.value, target=a.target, risk=a.risk.label, incident_id=a.incident_id, reason=a.reason)
+        return cls(
+            id=a.id, kind=a.kind.value, target=a.target, risk=a.risk.label, incident_id=a.incident_id, reason=a.reason
+        )
 
 
 # Every action kind a human may request (escalation is the controller's own hand-over).
-ManualAction = Literal[
-    "restart", "stop", "start", "replace", "scale_out", "scale_in", "config_rollback", "cleanup"
-]
-assert set(ManualAction.__args__) == {k.value for k in ActionKind} - {ActionKind.ESCALATE.value}
+ManualAction = Literal["restart", "stop", "start", "replace", "scale_out", "scale_in", "config_rollback", "cleanup"]
+assert set(get_args(ManualAction)) == {k.value for k in ActionKind} - {ActionKind.ESCALATE.value}
 
 
 class HealIn(_In):

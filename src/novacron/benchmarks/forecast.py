@@ -30,7 +30,7 @@ from novacron.forecasting.exhaustion import ExhaustionConfig, assess_exhaustion
 from novacron.forecasting.failure import evaluate_failure
 from novacron.forecasting.synthetic import LEAK_KINDS, SAFE_KINDS, make_series
 
-__all__ = ["run"]
+__all__ = ["TRACE_CONFIG", "run"]
 
 _DAY = 86_400.0
 _STEP = 300.0
@@ -47,7 +47,7 @@ _FLAT = (
 )
 # Traces have a daily cycle: windows shorter than a day would read a morning as a leak.
 # Cluster aggregates have no collector; their dips of a few per cent are load, not clean-ups.
-_TRACE_CONFIG = ExhaustionConfig(season_s=_DAY, min_drop_fraction=0.15, horizon_s=30 * _DAY)
+TRACE_CONFIG = ExhaustionConfig(season_s=_DAY, min_drop_fraction=0.15, horizon_s=30 * _DAY)
 _SYNTH_CONFIG = ExhaustionConfig(horizon_s=30 * _DAY)
 
 
@@ -126,11 +126,11 @@ def _exhaustion(data_dir: Path) -> dict[str, Any]:
         line = float(level[int(0.9 * y.size)])
         cross = int(np.flatnonzero(level >= line)[0])
         k = int(_OBSERVED * cross)
-        traces.leak(t[:k], y[:k], line, float(t[cross]), _TRACE_CONFIG)
+        traces.leak(t[:k], y[:k], line, float(t[cross]), TRACE_CONFIG)
     for key, column in _FLAT:
         y = _trace(data_dir, key, column)
         t = np.arange(y.size, dtype=np.float64) * _STEP
-        traces.healthy(t, y, 1.5 * float(np.max(y)), _TRACE_CONFIG)
+        traces.healthy(t, y, 1.5 * float(np.max(y)), TRACE_CONFIG)
         for start in (0, y.size // 2):
             part = y[start : start + 10 * per_day]
             base = float(np.median(part))
@@ -138,7 +138,7 @@ def _exhaustion(data_dir: Path) -> dict[str, Any]:
             leaked = part + rise * np.arange(part.size) / (part.size - 1)
             tt = t[: part.size]
             k = int(_OBSERVED * part.size)
-            traces.leak(tt[:k], leaked[:k], base + rise, float(tt[-1]), _TRACE_CONFIG)
+            traces.leak(tt[:k], leaked[:k], base + rise, float(tt[-1]), TRACE_CONFIG)
     both = _Tally()
     for tally in (synth, traces):
         both.tp, both.fn, both.fp, both.tn = (

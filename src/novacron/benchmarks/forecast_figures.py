@@ -13,6 +13,8 @@ from novacron.forecasting.exhaustion import ExhaustionAssessment
 
 __all__ = ["capacity_figure", "exhaustion_figure", "write_figures"]
 
+_UNITS = (("days", 86_400.0), ("hours", 3_600.0), ("minutes", 60.0), ("seconds", 1.0))
+
 
 def _pyplot() -> Any:  # matplotlib's pyplot module, untyped here
     import matplotlib as mpl
@@ -61,28 +63,34 @@ def exhaustion_figure(
     verdict: ExhaustionAssessment,
     path: Path,
     title: str,
+    future: tuple[FloatArray, FloatArray] | None = None,
 ) -> Path:
-    """The series, the fitted trend over its window, the limit and the ETA with its interval."""
+    """The series, the fitted trend over its window, the limit and the ETA with its interval.
+
+    ``future`` (times, values), if given, is drawn faintly: what happened after the forecast.
+    """
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(10, 4.5))
     t0 = float(t[0])
-    ax.plot(t - t0, y, color="0.3", lw=0.8, label="usage")
+    span = float((future[0][-1] if future is not None else t[-1]) - t0)
+    unit, scale = next((u, f) for u, f in _UNITS if span >= 3 * f or f == 1.0)
+
+    def x(v: FloatArray | float) -> FloatArray | float:
+        return (v - t0) / scale
+
+    if future is not None:
+        ax.plot(x(future[0]), future[1], color="0.75", lw=0.6, label="what happened next")
+    ax.plot(x(t), y, color="0.3", lw=0.8, label="usage (observed)")
     ax.axhline(verdict.limit, color="tab:red", ls="--", lw=1, label="limit")
     if verdict.leak and verdict.eta_s > 0:
-        start = verdict.window[0]
         at_eta = verdict.at + verdict.eta_s
-        xs = np.array([start, at_eta])
-        ax.plot(
-            xs - t0,
-            verdict.level + verdict.slope * (xs - verdict.at),
-            color="tab:orange",
-            lw=1.4,
-            label=f"trend ({verdict.mode})",
-        )
+        xs = np.array([verdict.window[0], at_eta])
+        trend = verdict.level + verdict.slope * (xs - verdict.at)
+        ax.plot(x(xs), trend, color="tab:orange", lw=1.4, label=f"trend ({verdict.mode})")
         low, high = verdict.interval
-        ax.axvspan(verdict.at + low - t0, verdict.at + high - t0, color="tab:orange", alpha=0.15, label="ETA interval")
-        ax.axvline(at_eta - t0, color="tab:orange", ls=":", lw=1)
-    ax.set_xlabel("seconds from first observation")
+        ax.axvspan(x(verdict.at + low), x(verdict.at + high), color="tab:orange", alpha=0.15, label="ETA interval")
+        ax.axvline(x(at_eta), color="tab:orange", ls=":", lw=1)
+    ax.set_xlabel(f"{unit} from first observation")
     ax.set_title(f"{title}: {verdict.reason}", fontsize=10)
     ax.legend(loc="upper left", fontsize=8)
     fig.tight_layout()
@@ -94,9 +102,10 @@ def exhaustion_figure(
 
 def write_figures(data_dir: Path, out: Path) -> list[Path]:
     """The figures in ``docs/forecasting.md``: a capacity plan and two leak forecasts."""
+    from novacron.benchmarks.forecast import TRACE_CONFIG
     from novacron.benchmarks.forecast_data import TRACES, read_series
     from novacron.forecasting.capacity import plan_capacity
-    from novacron.forecasting.exhaustion import ExhaustionConfig, assess_exhaustion
+    from novacron.forecasting.exhaustion import assess_exhaustion
     from novacron.forecasting.synthetic import make_series
 
     paths: list[Path] = []
@@ -108,14 +117,20 @@ def write_figures(data_dir: Path, out: Path) -> list[Path]:
     verdict = assess_exhaustion(s.t[:k], s.y[:k], s.limit)
     paths.append(
         exhaustion_figure(
-            s.t[:k], s.y[:k], verdict, out / "exhaustion_sawtooth.png", "synthetic leak under GC, 20 % observed"
+            s.t[:k],
+            s.y[:k],
+            verdict,
+            out / "exhaustion_sawtooth.png",
+            "synthetic leak under GC, 20 % observed",
+            future=(s.t[k:], s.y[k:]),
         )
     )
     _, net = read_series(data_dir / "traces" / TRACES["alibaba2018"], "net_in")
     t = np.arange(net.size, dtype=np.float64) * 300.0
-    k = int(0.2 * 0.9 * net.size)
-    limit = float(np.mean(net[int(0.9 * net.size) - 144 : int(0.9 * net.size) + 144]))
-    verdict = assess_exhaustion(t[:k], net[:k], limit, ExhaustionConfig(min_window_s=86_400.0))
+    level = np.convolve(net, np.ones(288) / 288, mode="same")
+    limit = float(level[int(0.9 * net.size)])
+    k = int(0.2 * int(np.flatnonzero(level >= limit)[0]))
+    verdict = assess_exhaustion(t[:k], net[:k], limit, TRACE_CONFIG)
     paths.append(
         exhaustion_figure(
             t[:k],
@@ -123,6 +138,7 @@ def write_figures(data_dir: Path, out: Path) -> list[Path]:
             verdict,
             out / "exhaustion_alibaba_net_in.png",
             "alibaba2018 net_in, 20 % of the run-up observed",
+            future=(t[k:], net[k:]),
         )
     )
     return paths

@@ -85,7 +85,12 @@ def run_twin_controller(
 
     async def main() -> dict[str, Any]:
         ctl = SimController(
-            clock, targets, policy or Policy(), store_url=run.store_url, seed=run.seed, executor_factory=executor_factory
+            clock,
+            targets,
+            policy or Policy(),
+            store_url=run.store_url,
+            seed=run.seed,
+            executor_factory=executor_factory,
         )
         if setup is not None:
             setup(ctl)
@@ -131,4 +136,3 @@ def _summarise(ctl: SimController, sim: Simulator, run: ControllerRun, wall: flo
         },
         "what_if": ctl.executor.advisor.calibration.summary() if isinstance(ctl.executor, AdvisedExecutor) else None,
     }
-

@@ -76,8 +76,8 @@ def compare_with_bench(params: DemoFleetParams, healing: dict[str, Any]) -> dict
 
 def run_fidelity_bench(*, faults: int = 20, startup_runs: int = 20) -> dict[str, Any]:
     """Measure start/stop, run the real healing benchmark, and compare with the model."""
-    from novacron.benchmarks.healing import run_healing_bench  # noqa: PLC0415  (starts real processes)
-    from novacron.demo.startup import measure_startup  # noqa: PLC0415
+    from novacron.benchmarks.healing import run_healing_bench
+    from novacron.demo.startup import measure_startup
 
     startup = measure_startup(startup_runs)
     params = demo_fleet_params(startup)

@@ -17,16 +17,18 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
 import os
 import signal
 import tempfile
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Protocol
 
 from novacron.clock import Clock
+from novacron.errors import InputError
 from novacron.healing.health import HealthTracker
 from novacron.model import (
     FaultKind,
@@ -49,9 +51,8 @@ __all__ = ["MirrorSource", "MirroredTarget", "TwinMirror", "bench_mirror_latency
 
 
 class MirrorSource(Protocol):
-    """What the mirror reads from a controller (``Controller`` satisfies it)."""
+    """What the mirror reads from a controller (``Controller`` and ``SimController`` satisfy it)."""
 
-    spec: FleetSpec
     health: HealthTracker
     store: Store
     listeners: list[Callable[[Incident, TimelineEvent], None]]
@@ -75,19 +76,31 @@ class TwinMirror:
     """A continuously updated copy of a controller's fleet."""
 
     def __init__(
-        self, source: MirrorSource, clock: Clock, *, health_poll_s: float = 0.01, store_poll_s: float = 0.05
+        self,
+        source: MirrorSource,
+        clock: Clock,
+        topology: Mapping[str, Sequence[str]],
+        *,
+        health_poll_s: float = 0.01,
+        store_poll_s: float = 0.05,
     ) -> None:
+        if not (health_poll_s > 0 and store_poll_s > 0):
+            raise InputError("poll intervals must be > 0", where="health_poll_s/store_poll_s")
         self.source = source
         self.clock = clock
         self.health_poll_s = health_poll_s
         self.store_poll_s = store_poll_s
         self.targets: dict[str, MirroredTarget] = {
-            t.name: MirroredTarget(t.name, tuple(t.depends_on), Health.UNKNOWN.value, t.replicas, 0)
-            for t in source.spec.targets
+            name: MirroredTarget(name, tuple(deps), Health.UNKNOWN.value, 0, 0) for name, deps in topology.items()
         }
         self.version = 0
         self.changes: list[tuple[str, str, float]] = []  # (target, what, seen_at)
         self._task: asyncio.Task[None] | None = None
+
+    @classmethod
+    def for_spec(cls, source: MirrorSource, clock: Clock, spec: FleetSpec) -> TwinMirror:
+        """A mirror of a controller running ``spec`` (topology from ``depends_on``)."""
+        return cls(source, clock, {t.name: t.depends_on for t in spec.targets})
 
     @property
     def topology(self) -> dict[str, tuple[str, ...]]:
@@ -113,6 +126,7 @@ class TwinMirror:
     # -- channels ----------------------------------------------------------------------
     def _on_incident(self, incident: Incident, event: TimelineEvent) -> None:
         self._set_incident(incident.target, incident, f"incident:{event.kind}")
+        self._refresh_health()  # a timeline line usually follows a health change: take it now
 
     async def _poll(self) -> None:
         ticks_per_store = max(1, round(self.store_poll_s / self.health_poll_s))
@@ -138,7 +152,7 @@ class TwinMirror:
                 self._put(new, f"health:{new.health}")
 
     def _refresh_store(self) -> None:
-        open_now = {i.target: i for i in self.source.store.open_incidents()}
+        open_now: dict[str, Incident] = {i.target: i for i in self.source.store.open_incidents()}
         for name, old in self.targets.items():
             incident = open_now.get(name)
             if incident is None and old.incident is not None:
@@ -194,7 +208,7 @@ async def _wait_for(mirror: TwinMirror, target: str, what: str, after: int, limi
 
 
 async def _measure(rounds: int, workdir: Path) -> dict[str, list[float]]:
-    from novacron.controller import Controller  # noqa: PLC0415  (the bench drives a real controller)
+    from novacron.controller import Controller
 
     spec = FleetSpec(
         name="mirror-bench",
@@ -210,7 +224,7 @@ async def _measure(rounds: int, workdir: Path) -> dict[str, list[float]]:
 
     ctl.health.process_exited = stamped_exit  # type: ignore[method-assign]
     await ctl.start()
-    mirror = TwinMirror(ctl, ctl.clock)
+    mirror = TwinMirror.for_spec(ctl, ctl.clock, spec)
     mirror.attach()
     other = Store.open(f"sqlite:///{workdir / 'novacron.db'}")  # a second writer, as another process
     out: dict[str, list[float]] = {"health_ms": [], "incident_ms": [], "store_ms": []}
@@ -270,7 +284,7 @@ def bench_mirror_latency(rounds: int = 12) -> dict[str, object]:
         samples = asyncio.run(_measure(rounds, Path(tmp)))
     result: dict[str, object] = {"rounds": rounds, "health_poll_ms": 10.0, "store_poll_ms": 50.0}
     for name, values in samples.items():
-        clean = [v for v in values if v == v]  # NaN: the change was never seen
+        clean = [v for v in values if not math.isnan(v)]  # NaN: the change was never seen
         result[name] = {**percentiles(clean, (50, 95, 99)), "max": round(max(clean), 2) if clean else None}
         result[f"{name.removesuffix('_ms')}_missed"] = len(values) - len(clean)
     return result

@@ -10,7 +10,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from novacron.cli._app import app
+from novacron.cli._app import app, bench_app
 from novacron.cli.core import StoreOpt, incidents_app, store_url_for
 from novacron.errors import InputError, NotFoundError
 
@@ -51,7 +51,9 @@ def api(
 @tokens_app.command("create")
 def tokens_create(
     role: Annotated[str, typer.Option("--role", "-r", help="viewer, operator or admin.")],
-    name: Annotated[str | None, typer.Option("--name", "-n", help="Shown in the audit trail (default: role-<time>).")] = None,
+    name: Annotated[
+        str | None, typer.Option("--name", "-n", help="Shown in the audit trail (default: role-<time>).")
+    ] = None,
     config: OptionalConfig = None,
     store: StoreOpt = None,
 ) -> None:
@@ -139,3 +141,19 @@ def incidents_postmortem(
     else:
         output.write_text(text, encoding="utf-8")
         Console(stderr=True).print(f"wrote {output}")
+
+
+@bench_app.command("api")
+def bench_api(
+    intake: Annotated[int, typer.Option("--intake-requests", min=100, help="Webhook deliveries to send.")] = 20_000,
+    listing: Annotated[int, typer.Option("--list-requests", min=100, help="GET /incidents calls.")] = 4_000,
+    connections: Annotated[int, typer.Option(min=1, max=1000, help="Concurrent connections.")] = 200,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON (the default output).")] = True,
+) -> None:
+    """Alertmanager intake and incident listing on loopback; print throughput and latency as JSON."""
+    import json
+
+    from novacron.benchmarks.api import run_api_bench
+
+    result = run_api_bench(intake_requests=intake, list_requests=listing, connections=connections)
+    typer.echo(json.dumps(result, indent=None if as_json else 2))

@@ -19,6 +19,9 @@ _RUN_META = "run.json"
 DataOpt = Annotated[Path, typer.Option("--data", help="Folder of timestamp,value CSVs (searched recursively).")]
 OutOpt = Annotated[Path, typer.Option("--out", help="Folder for the result CSVs (same layout).")]
 DetOpt = Annotated[str, typer.Option("--detector", help="Registered detector name.")]
+StreamOpt = Annotated[
+    bool, typer.Option("--streaming", help="Feed points one by one (score_one/learn_one) instead of score_many.")
+]
 CorpusOpt = Annotated[Path, typer.Option("--data", help="NAB folder holding data/ and labels/.")]
 ResultsOpt = Annotated[Path, typer.Option("--results", help="Folder written by `nab run`.")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON object.")]
@@ -44,7 +47,7 @@ def _csvs(root: Path) -> list[Path]:
 
 
 @nab_app.command("run")
-def run(data: DataOpt, out: OutOpt, detector: DetOpt = "ensemble") -> None:
+def run(data: DataOpt, out: OutOpt, detector: DetOpt = "ensemble", streaming: StreamOpt = False) -> None:
     """Stream every CSV through a fresh detector; write timestamp,value,anomaly_score."""
     from novacron.detectors import REGISTRY
     from novacron.detectors.nab_data import parse_series, step_seconds
@@ -59,7 +62,7 @@ def run(data: DataOpt, out: OutOpt, detector: DetOpt = "ensemble") -> None:
         rel = path.relative_to(data)
         series = parse_series(_read(path), str(path))
         det = series_detector(detector, step_seconds(series.times))
-        scores, threshold = unit_scores(det, series.values)
+        scores, threshold = unit_scores(det, series.values, streaming=streaming)
         target = out / rel
         target.parent.mkdir(parents=True, exist_ok=True)
         lines = ["timestamp,value,anomaly_score"]

@@ -24,7 +24,7 @@ if TYPE_CHECKING:
 
     from novacron.twin import RunSummary
 
-__all__ = ["load_trace", "parse_duration"]
+__all__ = ["load_trace", "parse_duration", "print_summary"]
 
 twin_app = typer.Typer(help="Digital twin: simulate a fleet, ask what-if, look ahead.", no_args_is_help=True)
 app.add_typer(twin_app, name="twin")
@@ -122,7 +122,9 @@ def run(
     if controller:
         if trace is not None:
             raise InputError("--trace is not supported with --controller", where="--trace")
-        _run_with_controller(hosts, vms, fault_rate, horizon, seed, probe_interval, as_json=as_json, what_if=what_if)
+        from novacron.cli._twin_controller import run_with_controller
+
+        run_with_controller(hosts, vms, fault_rate, horizon, seed, probe_interval, as_json=as_json, what_if=what_if)
         return
     if what_if:
         raise InputError("--what-if needs --controller", where="--what-if")
@@ -145,79 +147,11 @@ def run(
     if as_json:
         print(json.dumps({**summary.as_dict(), "wall_s": wall, "speedup_vs_realtime": horizon / wall}))
         return
-    _print_summary(summary, wall)
+    print_summary(summary, wall)
 
 
-def _run_with_controller(
-    hosts: int,
-    vms: int,
-    fault_rate: float,
-    horizon: float,
-    seed: int,
-    probe_interval: float,
-    *,
-    as_json: bool,
-    what_if: bool,
-) -> None:
-    import io
-    import logging
-
-    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
-
-    from novacron.benchmarks.twin_controller import ControllerRun, run_twin_controller
-    from novacron.telemetry import configure_logging
-
-    configure_logging(stream=io.StringIO(), level=logging.ERROR)  # incidents go to the summary, not the tty
-    setup = ControllerRun(
-        hosts=hosts,
-        vms=vms,
-        fault_rate_per_hour=fault_rate,
-        horizon_s=horizon,
-        seed=seed,
-        probe_interval_s=probe_interval,
-        progress_every_s=max(1.0, min(600.0, horizon / 100)),
-        what_if=what_if,
-    )
-    columns = (TextColumn("[bold]twin+controller"), BarColumn(), TextColumn("{task.fields[sim]}"), TimeElapsedColumn())
-    with Progress(*columns, console=Console(stderr=True), disable=as_json) as bar:
-        task = bar.add_task("run", total=horizon, sim="")
-
-        def progress(now: float, faults: int) -> None:
-            bar.update(task, completed=now, sim=f"{now / 3600:.2f} h, {faults} faults")
-
-        result = run_twin_controller(setup, on_progress=progress)
-    if as_json:
-        print(json.dumps(result))
-        return
-    _print_controller_summary(result)
-
-
-def _print_controller_summary(result: dict[str, Any]) -> None:
-    import dataclasses
-
-    from novacron.twin import RunSummary
-
-    names = {f.name for f in dataclasses.fields(RunSummary)}
-    twin = {k: v for k, v in result["twin"].items() if k in names}
-    _print_summary(RunSummary(**twin), float(result["wall_s"]))
-    ctl = result["controller"]
-    console = Console()
-    console.print(
-        f"[bold]controller[/]: {ctl['incidents']} incidents "
-        + " · ".join(f"{k} {v}" for k, v in ctl["incidents_by_status"].items())
-        + f" · MTTD p50 {ctl['mttd_s']['p50']} s · MTTR p50 {ctl['mttr_s']['p50']} s"
-    )
-    table = Table(title="Controller actions (store)")
-    table.add_column("kind:status")
-    table.add_column("count", justify="right")
-    for key, count in ctl["actions_by_outcome"].items():
-        table.add_row(key, str(count))
-    console.print(table)
-    if result.get("what_if"):
-        console.print("what-if: " + " · ".join(f"{k} {v}" for k, v in result["what_if"].items()))
-
-
-def _print_summary(s: RunSummary, wall: float) -> None:
+def print_summary(s: RunSummary, wall: float) -> None:
+    """Print a twin run's summary tables."""
     console = Console()
     console.print(
         f"[bold]{s.sim_seconds / 3600:.1f} h simulated in {wall:.1f} s "
@@ -390,3 +324,16 @@ def bench_twin_fidelity(
     if faults < 1 or startup_runs < 1:
         raise InputError("must be >= 1", where="--faults/--startup-runs")
     print(json.dumps(run_fidelity_bench(faults=faults, startup_runs=startup_runs), indent=None if as_json else 2))
+
+
+@bench_app.command("twin-mirror")
+def bench_twin_mirror(
+    rounds: Annotated[int, typer.Option("--rounds", help="Changes per channel.")] = 12,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON (always JSON).")] = True,
+) -> None:
+    """How fast live changes (health, incidents, other writers) reach the twin's mirror (ms)."""
+    from novacron.benchmarks.twin_mirror import bench_mirror_latency
+
+    if rounds < 1:
+        raise InputError("must be >= 1", where="--rounds")
+    print(json.dumps(bench_mirror_latency(rounds), indent=None if as_json else 2))

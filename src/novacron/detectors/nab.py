@@ -135,7 +135,7 @@ class CorpusResult:
     per_file: dict[str, dict[str, object]]
 
 
-def _window_values(prep: _Prepared, thresholds: FloatArray) -> tuple[list[FloatArray], list[bool]]:
+def _window_values(prep: _Prepared, thresholds: FloatArray) -> list[FloatArray]:
     """Per window: the tp credit (σ(p)/σ(−1)) at each threshold, or NaN if missed."""
     out: list[FloatArray] = []
     for rm, tp in zip(prep.win_runmax, prep.win_tp, strict=True):
@@ -144,7 +144,7 @@ def _window_values(prep: _Prepared, thresholds: FloatArray) -> tuple[list[FloatA
         val = np.full(thresholds.shape[0], np.nan)
         val[hit] = tp[idx[hit]]
         out.append(val)
-    return out, [True] * len(out)
+    return out
 
 
 def _fp_sum(prep: _Prepared, thresholds: FloatArray) -> tuple[FloatArray, FloatArray]:
@@ -166,7 +166,7 @@ def _totals(
     missed = np.zeros(thresholds.shape[0])
     fp_sig = np.zeros(thresholds.shape[0])
     for prep in preps:
-        vals, _ = _window_values(prep, thresholds)
+        vals = _window_values(prep, thresholds)
         for v in vals:
             hit = ~np.isnan(v)
             tp_sum += np.where(hit, v, 0.0)
@@ -187,7 +187,7 @@ def _per_file(
     th = np.array([t])
     detail: dict[str, dict[str, object]] = {}
     for case, prep in zip(cases, preps, strict=True):
-        vals, _ = _window_values(prep, th)
+        vals = _window_values(prep, th)
         credits = [float(v[0]) for v in vals]
         fp_sig, fp_n = _fp_sum(prep, th)
         raw = {

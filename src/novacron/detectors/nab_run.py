@@ -19,13 +19,20 @@ def squash(score: float | FloatArray) -> FloatArray:
     return np.asarray(s / (1.0 + s), dtype=np.float64)
 
 
-def unit_scores(detector: Detector, values: FloatArray) -> tuple[FloatArray, float]:
+def unit_scores(detector: Detector, values: FloatArray, *, streaming: bool = False) -> tuple[FloatArray, float]:
     """Scores in [0, 1] for every row (score then learn, in order) and the matching threshold.
 
-    ``score_many`` is used for speed; the conformance suite holds it equal to the
-    streaming ``score_one``/``learn_one`` loop, so no row sees its own future.
+    By default ``score_many`` is used for speed; the conformance suite holds it equal to
+    the streaming ``score_one``/``learn_one`` loop (``streaming=True``), so either way no
+    row sees its own future.
     """
-    raw = detector.score_many(values)
+    if streaming:
+        raw = np.empty(values.shape[0])
+        for i, x in enumerate(values.tolist()):
+            raw[i] = detector.score_one(x)
+            detector.learn_one(x)
+    else:
+        raw = detector.score_many(values)
     threshold = detector.default_threshold
     if detector.unit_interval:
         return np.clip(raw, 0.0, 1.0), float(threshold)

@@ -18,9 +18,10 @@ import numpy as np
 
 from novacron.forecasting._stats import FloatArray, theil_sen
 
-__all__ = ["COMBINATION", "COMBINED", "MODELS", "Forecaster", "mae", "rolling_errors", "seasonal_naive_mean"]
+__all__ = ["COMBINATION", "MODELS", "Forecaster", "candidates", "mae", "rolling_errors", "seasonal_naive_mean"]
 
 ForecastFn = Callable[[FloatArray, int, int], FloatArray]
+ReplayFn = Callable[[FloatArray, int, int, list[int]], FloatArray]
 
 _PROFILE_DAYS = 7
 _TREND_DAYS = 14
@@ -28,10 +29,15 @@ _TREND_DAYS = 14
 
 @dataclass(frozen=True, slots=True)
 class Forecaster:
-    """A named point forecaster: ``forecast(history, season, h)`` → ``h`` values."""
+    """A named point forecaster: ``forecast(history, season, h)`` → ``h`` values.
+
+    ``replay``, if given, computes rolling-origin errors more cheaply than refitting at
+    every origin (see :func:`rolling_errors`).
+    """
 
     name: str
     forecast: ForecastFn
+    replay: ReplayFn | None = None
 
 
 def mae(a: FloatArray, b: FloatArray) -> float:
@@ -110,7 +116,18 @@ MODELS: tuple[Forecaster, ...] = (
 
 
 COMBINATION = "combination"
-COMBINED = ("seasonal_naive", "seasonal_profile", "seasonal_profile_trend", "holt_winters_damped")
+
+
+def candidates(history: int, season: int) -> tuple[Forecaster, ...]:
+    """The forecasters the planner combines: :data:`MODELS`, plus the LSTM if torch is
+    installed and ``history`` points (before the earliest replay origin) can train it;
+    on the trace back-tests the combination with it did best (see the docs)."""
+    from novacron.forecasting import lstm  # noqa: PLC0415 - cheap, but keeps torch optional
+
+    if not lstm.available() or history < lstm.LstmForecaster.min_points(season):
+        return MODELS
+    net = lstm.LstmForecaster()
+    return (*MODELS, Forecaster("lstm", net.forecast, net.replay))
 
 
 def origins(n: int, h: int, season: int, count: int) -> list[int]:
@@ -125,4 +142,6 @@ def origins(n: int, h: int, season: int, count: int) -> list[int]:
 
 def rolling_errors(model: Forecaster, y: FloatArray, season: int, h: int, starts: list[int]) -> FloatArray:
     """``(len(starts), h)`` errors (actual - forecast) of ``model`` from each origin."""
+    if model.replay is not None:
+        return model.replay(y, season, h, starts)
     return np.stack([y[o : o + h] - model.forecast(y[:o], season, h) for o in starts])

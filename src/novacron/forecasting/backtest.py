@@ -21,7 +21,8 @@ __all__ = ["Backtest", "backtest_capacity"]
 
 @dataclass(frozen=True, slots=True)
 class Backtest:
-    """Scores of one series' hold-out forecast."""
+    """Scores of one series' hold-out forecast; ``members`` is each candidate's own
+    relative MAE on the same hold-out, for comparing forecasters."""
 
     model: str
     horizon_days: float
@@ -31,6 +32,7 @@ class Backtest:
     mase: float
     coverage_80: float
     points: int
+    members: dict[str, float]
 
 
 def backtest_capacity(values: FloatArray, *, interval_s: float, test_fraction: float = 0.2) -> Backtest:
@@ -55,4 +57,5 @@ def backtest_capacity(values: FloatArray, *, interval_s: float, test_fraction: f
         mase=model_mae / in_sample if in_sample > 0 else float("inf"),
         coverage_80=float(np.mean((test >= low) & (test <= high))),
         points=int(n_test),
+        members={name: mae(f, test) / naive_mae if naive_mae > 0 else float("inf") for name, f in fc.members.items()},
     )

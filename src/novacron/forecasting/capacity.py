@@ -20,7 +20,7 @@ import numpy as np
 from scipy import stats
 
 from novacron.errors import InputError, NotEnoughDataError
-from novacron.forecasting._models import COMBINATION, COMBINED, MODELS, origins, rolling_errors
+from novacron.forecasting._models import COMBINATION, candidates, origins, rolling_errors
 from novacron.forecasting._stats import FloatArray, theil_sen
 from novacron.forecasting.errors import AlreadyExhaustedError
 
@@ -147,13 +147,15 @@ def prepare(values: FloatArray, interval_s: float, *, what: str = "history") -> 
 @dataclass(frozen=True, slots=True)
 class ForecastBand:
     """A forecast with its 80 % band; ``scores`` is each candidate's (and the
-    combination's) mean absolute error over the rolling origins."""
+    combination's) mean absolute error over the rolling origins, ``members`` each
+    candidate's own forecast."""
 
     model: str
     scores: dict[str, float]
     median: FloatArray
     low: FloatArray
     high: FloatArray
+    members: dict[str, FloatArray]
 
     def crossing_risk(self, capacity: float, steps: int) -> float:
         """Chance usage meets ``capacity`` at some step up to ``steps``.
@@ -190,20 +192,22 @@ def forecast_band(y: FloatArray, season: int, h: int, *, n_origins: int = 8) -> 
         raise NotEnoughDataError(
             f"not enough history: need {first + h_eval + max(1, season)} points at the planning step"
         )
-    errors = {m.name: rolling_errors(m, y, season, h_eval, starts) for m in MODELS}
+    models = candidates(min(starts), season)
+    errors = {m.name: rolling_errors(m, y, season, h_eval, starts) for m in models}
     # The forecast is the mean of all candidates: on the trace back-tests it beat picking
     # the best candidate per series (selection on a few origins is noisy), and its
     # errors are just the mean of theirs. Each candidate's score is kept as evidence.
-    errors[COMBINATION] = np.mean([errors[m.name] for m in MODELS if m.name in COMBINED], axis=0)
+    errors[COMBINATION] = np.mean([errors[m.name] for m in models], axis=0)
     scores = {name: float(np.mean(np.abs(e))) for name, e in errors.items()}
     best = COMBINATION
-    point = np.mean([m.forecast(y, season, h) for m in MODELS if m.name in COMBINED], axis=0)
+    members = {m.name: m.forecast(y, season, h) for m in models}
+    point = np.mean(list(members.values()), axis=0)
     q = _pooled_quantiles(errors[best], h, max(1, season // 2))
     # The band keeps any bias the replays showed, but the point forecast is not shifted by
     # it: on the trace back-tests that correction cost more accuracy than it gained.
     low = np.minimum(point + q[0], point)
     high = np.maximum(point + q[2], point)
-    return ForecastBand(model=best, scores=scores, median=point, low=low, high=high)
+    return ForecastBand(model=best, scores=scores, median=point, low=low, high=high, members=members)
 
 
 def _horizon(

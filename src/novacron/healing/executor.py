@@ -138,12 +138,13 @@ class Executor:
         if CATALOG[action.kind].verification == Verification.NONE or action.inverse_of is not None:
             return self._finish(action, ActionStatus.VERIFIED, outcome.detail, decision, outcome, incident)
         ok, why = await self.health.wait_healthy(action.target, _replicas(action), self.gate.policy.verify_timeout_s)
+        detail = f"{outcome.detail}; {why}"  # keep what the action did beside how it was judged
         if ok:
             self.gate.record_success(action.target)
-            return self._finish(action, ActionStatus.VERIFIED, why, decision, outcome, incident)
+            return self._finish(action, ActionStatus.VERIFIED, detail, decision, outcome, incident)
         rolled_back = await self._roll_back(action, incident)
         status = ActionStatus.ROLLED_BACK if rolled_back else ActionStatus.FAILED
-        return self._finish(action, status, why, decision, outcome, incident, rolled_back=rolled_back)
+        return self._finish(action, status, detail, decision, outcome, incident, rolled_back=rolled_back)
 
     async def _roll_back(self, action: Action, incident: Incident | None) -> bool:
         undo = inverse_of(action)

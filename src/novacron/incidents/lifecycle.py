@@ -71,7 +71,7 @@ class IncidentManager:
             opened_at=fault.detected_at,
             since=fault.since,
             preventive=fault.preventive,
-            summary=f"{fault.kind} on {fault.target}: {_describe(fault)}",
+            summary=f"{'preventive: ' if fault.preventive else ''}{fault.kind} on {fault.target}: {_describe(fault)}",
         )
         self._store.insert_incident(incident)
         self._store.add_fault(fault, incident.id)
