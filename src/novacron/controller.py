@@ -114,6 +114,7 @@ class Controller:
         self.heartbeats = HeartbeatMonitor(self.clock, self.health.observe)
         self.scraper = MetricsScraper(self.clock, self.judge.observe)
         self._plans: dict[str, tuple[list[ActionKind], dict[str, Any]]] = {}
+        self._target_names = frozenset(t.name for t in spec.targets)
         self.listeners: list[Callable[[Incident, TimelineEvent], None]] = []
         self._healing: dict[str, asyncio.Task[None]] = {}
         self._tasks: list[asyncio.Task[None]] = []
@@ -228,7 +229,17 @@ class Controller:
         if self.judge.watches(obs.target):
             self.judge.observe(obs)
 
-    def _on_fault(self, fault: Fault) -> None:
+    def file_fault(self, fault: Fault) -> tuple[Incident, bool]:
+        """A fault from outside (an Alertmanager alert): the same path as the controller's own.
+
+        A fault about a fleet target is diagnosed and healed like any other; one about
+        anything else is recorded as an incident for a human. Returns (incident, new).
+        """
+        if fault.target not in self._target_names:
+            return self.incidents.on_fault(fault)
+        return self._on_fault(fault)
+
+    def _on_fault(self, fault: Fault) -> tuple[Incident, bool]:
         if "replica" in fault.evidence:
             self._replica_faults.setdefault(fault.target, set()).add(int(fault.evidence["replica"]))
         if "remedy" in fault.evidence:
@@ -237,20 +248,20 @@ class Controller:
         if not new:
             if fault.target not in self._healing and incident.status is IncidentStatus.OPEN:
                 self._spawn_healer(incident)
-            return
+            return incident, False
         self._diagnose(incident)
         if self.gate.record_incident(fault.target):
-            self.incidents.escalate(
+            incident = self.incidents.escalate(
                 incident,
                 f"flapping: {self.spec.policy.flap.threshold} incidents within "
                 f"{self.spec.policy.flap.window_s:g}s; quarantined",
                 priority=Priority.P1,
             )
-            return
-        if self.gate.is_quarantined(fault.target):
-            self.incidents.escalate(incident, "target is quarantined for flapping", priority=Priority.P1)
-            return
-        self._spawn_healer(incident)
+        elif self.gate.is_quarantined(fault.target):
+            incident = self.incidents.escalate(incident, "target is quarantined for flapping", priority=Priority.P1)
+        else:
+            self._spawn_healer(incident)
+        return incident, True
 
     def _diagnose(self, incident: Incident) -> None:
         if incident.preventive:
@@ -330,7 +341,7 @@ class Controller:
         self, target: str, kind: ActionKind, *, who: str, params: dict[str, Any] | None = None
     ) -> ExecResult:
         """A manual action, through the same executor and gate."""
-        if target not in {t.name for t in self.spec.targets}:
+        if target not in self._target_names:
             raise NotFoundError(f"no target {target!r}")
         if kind is ActionKind.ESCALATE:
             raise InputError("escalate is not an action a human requests", where="action")

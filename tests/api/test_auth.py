@@ -70,7 +70,7 @@ def test_tokens_are_stored_only_as_hashes(tmp_path: object) -> None:
     record, secret = tokens.create("ci", Role.OPERATOR, now=1.0)
     assert secret.startswith(f"nvc_{record.id}.")
     with store.engine.connect() as conn:
-        dump = "\n".join(conn.connection.iterdump())  # type: ignore[attr-defined]
+        dump = "\n".join(conn.connection.iterdump())
     assert secret.split(".", 1)[1] not in dump
     assert tokens.verify(secret) == record
     tokens.revoke("ci", now=2.0)

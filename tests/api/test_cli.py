@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -121,3 +122,15 @@ def test_run_serves_the_api_beside_the_controller_and_api_serves_it_alone(tmp_pa
         assert httpx.post(f"{base}/autonomous/enable", headers=bearer(token)).status_code == 503
         assert "NovaCron" in httpx.get(f"{base}/dashboard").text
     assert (tmp_path / "n.db").exists()
+
+
+def test_run_stops_with_a_clear_error_when_the_api_port_is_taken(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        spec = {"name": "t", "controller": {"store_url": f"sqlite:///{tmp_path / 'n.db'}", "workdir": str(tmp_path)}}
+        (tmp_path / "fleet.yaml").write_text(yaml.safe_dump(spec))
+        r = _cli("run", "-c", str(tmp_path / "fleet.yaml"), "--api-port", str(port))
+    assert r.returncode == 2
+    assert f"api_port: cannot serve the API on port {port}" in r.stderr

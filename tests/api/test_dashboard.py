@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import httpx
 import pytest
-from playwright.sync_api import Page, expect, sync_playwright
+from playwright.sync_api import Page, Playwright, expect, sync_playwright
 
 from novacron.demo.fleet import free_port_block
 from novacron.healing.catalog import new_action
@@ -30,10 +29,10 @@ ARGS = [
 ]
 
 
-def _browser_page(pw: object) -> Page:
-    if not Path(CHROMIUM).exists() and shutil.which("chromium") is None:
+def _browser_page(pw: Playwright) -> Page:
+    if not Path(CHROMIUM).exists():
         pytest.fail(f"{CHROMIUM} is missing: install it with `apt-get install -y chromium`")
-    browser = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)  # type: ignore[attr-defined]
+    browser = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
     return browser.new_page()
 
 

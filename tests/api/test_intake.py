@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import AsyncIterator
 
 import httpx
 from hypothesis import HealthCheck, given, settings
@@ -31,6 +32,7 @@ async def test_the_same_alert_sent_200_times_is_one_incident(
     assert [i.id for i in incidents] == opened
     assert incidents[0].target == "checkout"  # not in the fleet: still an incident
     assert incidents[0].kind.value == "alert"
+    assert incidents[0].summary == "alert on checkout: HighLatency: HighLatency on checkout"
 
 
 async def test_a_resolved_alert_closes_its_incident(
@@ -90,7 +92,7 @@ async def test_oversized_bodies_are_refused_before_parsing(
     assert r.status_code == 413
     assert r.json()["field"] == "body"
 
-    async def chunks() -> object:
+    async def chunks() -> AsyncIterator[bytes]:
         for _ in range(20):
             yield b" " * 100_000
 

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
+from novacron.forecasting import lstm
 from novacron.forecasting.failure import DriveDays
 
 
@@ -34,3 +36,9 @@ def make_fleet(drives: int = 500, days: int = 40, failing: int = 60, seed: int =
         smart=np.column_stack([arr[:, 2], np.full(n, np.nan), rng.normal(30, 2, n)]),
         smart_ids=(5, 187, 194),
     )
+
+
+@pytest.fixture
+def no_lstm(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Plan without the optional LSTM (as without torch), which also keeps tests quick."""
+    monkeypatch.setattr(lstm, "available", lambda: False)

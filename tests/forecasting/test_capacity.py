@@ -16,6 +16,8 @@ from novacron.forecasting.capacity import CostModel, plan_capacity
 STEP = 3600.0
 PER_DAY = 24
 
+pytestmark = pytest.mark.usefixtures("no_lstm")
+
 
 def _growing(days: int, growth_per_day: float = 1.0, seed: int = 0) -> np.ndarray:
     rng = np.random.default_rng(seed)

@@ -19,6 +19,8 @@ from .conftest import make_fleet
 
 runner = CliRunner()
 
+pytestmark = pytest.mark.usefixtures("no_lstm")
+
 
 def _csv(path: Path, values: np.ndarray, step: float = 300.0) -> Path:
     lines = ["timestamp,used"] + [f"{i * step:.0f},{v:.4f}" for i, v in enumerate(values)]

@@ -161,6 +161,28 @@ def test_probes_cost_the_timeout_for_a_hung_vm_and_nothing_for_a_crashed_one() -
     assert t2 == pytest.approx(0.25)
 
 
+def test_an_observation_reads_the_vm_without_waiting() -> None:
+    sim, _ = _fleet()
+    sensor = SimSensor(sim, targets_for(range(sim.topo.n_vms)))
+    sim.inject_fault(2, "hang")
+    good = sensor.observation(sim_target(0), now=5.0)
+    bad = sensor.observation(sim_target(2), now=5.0)
+    assert (good.healthy, good.detail, good.time) == (True, "HTTP 200", 5.0)
+    assert (bad.healthy, bad.detail) == (False, "no answer")
+
+
+def test_a_full_disk_answers_500_and_a_quiet_run_summarises_to_valid_json() -> None:
+    sim, _ = _fleet()
+    sensor = SimSensor(sim, targets_for(range(sim.topo.n_vms)))
+    host = int(sim.state.vm_host[0])
+    sim.state.disk_used_gb[host] = sim.topo.host_disk_gb[host]
+    assert sensor.status(sim_target(0)) == (False, "HTTP 500")
+    quiet = run_twin_controller(ControllerRun(hosts=2, vms=3, fault_rate_per_hour=0, horizon_s=30))
+    assert quiet["controller"]["incidents"] == 0
+    assert quiet["controller"]["mttr_s"] == {}
+    json.dumps(quiet, allow_nan=False)
+
+
 def test_crashes_reach_the_exit_watch_at_once() -> None:
     sim, _ = _fleet()
     sensor = SimSensor(sim, {"a": 4})
@@ -213,3 +235,12 @@ def test_cli_runs_the_controller_on_the_twin() -> None:
     result = json.loads(done.stdout)
     assert result["sim_seconds"] == pytest.approx(600.0)
     assert "incidents" in result["controller"]
+    refused = subprocess.run(
+        [sys.executable, "-m", "novacron.cli", "twin", "run", "--what-if", "--duration", "1m"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert refused.returncode == 2
+    assert "--controller" in refused.stderr + refused.stdout

@@ -53,7 +53,8 @@ def create_app(
     )
     app.state.ctx = ctx
     install_error_handlers(app)
-    for module in (routes_read, routes_act, routes_intake, dashboard):
+    # Intake first: route matching is in order, and intake is the hot path.
+    for module in (routes_intake, routes_read, routes_act, dashboard):
         app.include_router(module.router)
     app.add_middleware(BodyLimit, max_bytes=max_body_bytes)
 

@@ -6,7 +6,7 @@ is too low → 403, and the refusal is audited when the call would have changed 
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Annotated
 
@@ -16,7 +16,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from novacron.api.context import ApiContext, get_ctx
 from novacron.store.tokens import Role
 
-__all__ = ["Principal", "require"]
+__all__ = ["Principal", "authorize", "require"]
 
 _bearer = HTTPBearer(auto_error=False, description="An API token: `novacron tokens create --role R`.")
 
@@ -33,32 +33,38 @@ def _unauthorized(why: str) -> HTTPException:
     return HTTPException(401, why, headers={"WWW-Authenticate": "Bearer"})
 
 
-def require(role: Role) -> Callable[..., Principal]:
+def authorize(ctx: ApiContext, request: Request, role: Role) -> Principal:
+    """The caller of ``request`` if its bearer token has ``role`` or higher; else 401/403."""
+    scheme, _, credentials = request.headers.get("authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not credentials:
+        raise _unauthorized("missing bearer token")
+    token = ctx.verify_token(credentials.strip())
+    if token is None:
+        raise _unauthorized("invalid or revoked token")
+    if not token.role.allows(role):
+        if request.method != "GET":
+            ctx.store.audit(
+                now=ctx.clock.now(),
+                actor=token.name,
+                verb=f"api.{request.method.lower()} {request.url.path}",
+                subject=request.url.path,
+                result="forbidden",
+                role=token.role.value,
+                needed=role.value,
+            )
+        raise HTTPException(403, f"{role.value} role required; token {token.name!r} is {token.role.value}")
+    return Principal(token.name, token.role)
+
+
+def require(role: Role) -> Callable[..., Awaitable[Principal]]:
     """A dependency that admits tokens of ``role`` or higher."""
 
     async def check(
         request: Request,
         ctx: Annotated[ApiContext, Depends(get_ctx)],
-        cred: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+        _cred: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],  # publishes the scheme
     ) -> Principal:
-        if cred is None:
-            raise _unauthorized("missing bearer token")
-        token = ctx.verify_token(cred.credentials)
-        if token is None:
-            raise _unauthorized("invalid or revoked token")
-        if not token.role.allows(role):
-            if request.method != "GET":
-                ctx.store.audit(
-                    now=ctx.clock.now(),
-                    actor=token.name,
-                    verb=f"api.{request.method.lower()} {request.url.path}",
-                    subject=request.url.path,
-                    result="forbidden",
-                    role=token.role.value,
-                    needed=role.value,
-                )
-            raise HTTPException(403, f"{role.value} role required; token {token.name!r} is {token.role.value}")
-        return Principal(token.name, token.role)
+        return authorize(ctx, request, role)
 
     return check
 

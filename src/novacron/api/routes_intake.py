@@ -9,17 +9,20 @@ timelines), not per delivery, so the audit trail is not flooded by resends.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends, Request, Response
 
-from novacron.api.auth import Operator
+from novacron.api.auth import Operator, authorize
 from novacron.api.context import ApiContext, get_ctx
 from novacron.api.errors import ERROR_RESPONSES, ApiError
 from novacron.api.schemas import IntakeOut, OkOut
 from novacron.controller import Controller
 from novacron.errors import InputError
+from novacron.model import Fault
 from novacron.sensors.alertmanager import AlertEvent, AlertSignal, parse_webhook
+from novacron.store.tokens import Role
 
 __all__ = ["router"]
 
@@ -40,6 +43,15 @@ def _already_filed(c: Controller, sig: AlertSignal) -> bool:
     return inc is not None and any(f["id"] == sig.fault_id for f in c.store.faults(inc.id))
 
 
+def _described(sig: AlertSignal) -> Fault:
+    """The alert's fault, with a one-line detail the incident summary can show."""
+    assert sig.fault is not None
+    ev = sig.event
+    summary = ev.annotations.get("summary") or ev.annotations.get("description") or ""
+    detail = f"{ev.name}: {summary}" if summary else ev.name or ev.fingerprint
+    return replace(sig.fault, evidence={**sig.fault.evidence, "detail": detail})
+
+
 def _resolve(c: Controller, sig: AlertSignal) -> str | None:
     """Close the target's incident if this alert opened it (other signals keep theirs open)."""
     inc = c.incidents.open_for(sig.event.target)
@@ -56,18 +68,23 @@ def _resolve(c: Controller, sig: AlertSignal) -> str | None:
 @router.post(
     "/webhooks/alertmanager",
     tags=["intake"],
+    response_model=IntakeOut,
     openapi_extra={
+        "security": [{"HTTPBearer": []}],
         "requestBody": {
             "required": True,
             "content": {"application/json": {"schema": {"$ref": "#/components/schemas/WebhookPayload"}}},
-        }
+        },
     },
 )
-async def alertmanager(request: Request, ctx: Ctx, _who: Operator) -> IntakeOut:
+async def alertmanager(request: Request) -> Response:
     """Alertmanager webhook receiver (payload version 4); idempotent under resends.
 
     Configure Alertmanager with ``http_config: {authorization: {credentials: <token>}}``.
     """
+    # The hot path takes only the request: no dependency solving, no response re-validation.
+    ctx: ApiContext = request.app.state.ctx
+    authorize(ctx, request, Role.OPERATOR)
     c = ctx.live()
     events = parse_webhook(await request.body())  # the whole payload is validated before anything applies
     _check_targets(events)
@@ -75,7 +92,7 @@ async def alertmanager(request: Request, ctx: Ctx, _who: Operator) -> IntakeOut:
     out = IntakeOut(received=len(events), opened=[], repeated=0, resolved=[])
     for sig in ctx.dedup.observe_all(events, now):
         if sig.kind == "opened" and sig.fault is not None and not _already_filed(c, sig):
-            inc, new = c.incidents.on_fault(sig.fault)
+            inc, new = c.file_fault(_described(sig))
             if new:
                 out.opened.append(inc.id)
         elif sig.kind == "resolved":
@@ -84,7 +101,7 @@ async def alertmanager(request: Request, ctx: Ctx, _who: Operator) -> IntakeOut:
                 out.resolved.append(closed)
         else:
             out.repeated += 1
-    return out
+    return Response(out.model_dump_json(), media_type="application/json")
 
 
 @router.post("/heartbeat/{name}", tags=["intake"])

@@ -46,8 +46,8 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def _webhook(i: int) -> bytes:
-    alert = {
+def _alert(i: int) -> dict[str, Any]:
+    return {
         "status": "firing",
         "labels": {"alertname": "BenchAlert", "target": f"svc-{i % 50}", "instance": f"10.0.0.{i % 250}:9100"},
         "annotations": {"summary": f"bench alert {i}"},
@@ -56,6 +56,9 @@ def _webhook(i: int) -> bytes:
         "generatorURL": "http://prometheus.local/graph",
         "fingerprint": f"bench{i:08x}",
     }
+
+
+def _webhook(i: int, per_webhook: int = 1) -> bytes:
     body = {
         "version": "4",
         "groupKey": '{}:{alertname="BenchAlert"}',
@@ -66,7 +69,7 @@ def _webhook(i: int) -> bytes:
         "commonLabels": {},
         "commonAnnotations": {},
         "externalURL": "http://alertmanager.local",
-        "alerts": [alert],
+        "alerts": [_alert(i * per_webhook + k) for k in range(per_webhook)],
     }
     return json.dumps(body, separators=(",", ":")).encode()
 
@@ -79,23 +82,51 @@ def _request(method: str, path: str, token: str, body: bytes = b"") -> bytes:
     return head.encode() + body
 
 
+async def _exchange(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, request: bytes) -> bytes:
+    """Send one request on a keep-alive connection; return the response's status code."""
+    writer.write(request)
+    head = await reader.readuntil(b"\r\n\r\n")
+    length = 0
+    for line in head.split(b"\r\n")[1:]:
+        name, _, value = line.partition(b":")
+        if name.strip().lower() == b"content-length":
+            length = int(value)
+    await reader.readexactly(length)
+    return head[9:12]
+
+
 async def _worker(
     port: int, requests: Sequence[bytes], take: itertools.count[int], total: int, lat: list[float], errors: list[str]
 ) -> None:
+    """Closed loop: the next request goes as soon as the previous answer is in."""
     reader, writer = await asyncio.open_connection(_HOST, port)
     try:
         while (i := next(take)) < total:
             start = time.perf_counter()
-            writer.write(requests[i % len(requests)])
-            head = await reader.readuntil(b"\r\n\r\n")
-            length = 0
-            for line in head.split(b"\r\n")[1:]:
-                name, _, value = line.partition(b":")
-                if name.strip().lower() == b"content-length":
-                    length = int(value)
-            await reader.readexactly(length)
+            status = await _exchange(reader, writer, requests[i % len(requests)])
             lat.append(time.perf_counter() - start)
-            status = head[9:12]
+            if status != b"200":
+                errors.append(status.decode())
+    finally:
+        writer.close()
+
+
+async def _paced_worker(
+    port: int, requests: Sequence[bytes], slots: Sequence[float], lat: list[float], errors: list[str]
+) -> None:
+    """Open loop: requests are due at fixed times; latency counts from the due time.
+
+    Counting from the due time (not the send time) charges queueing to the server, so
+    a slow server cannot hide behind a client that politely waits (coordinated omission).
+    """
+    reader, writer = await asyncio.open_connection(_HOST, port)
+    try:
+        for n, due in enumerate(slots):
+            delay = due - time.perf_counter()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            status = await _exchange(reader, writer, requests[n % len(requests)])
+            lat.append(time.perf_counter() - due)
             if status != b"200":
                 errors.append(status.decode())
     finally:
@@ -117,6 +148,27 @@ async def _load(port: int, requests: Sequence[bytes], total: int, connections: i
         "requests": len(lat),
         "errors": len(errors),
         "seconds": round(elapsed, 2),
+    }
+
+
+async def _load_at_rate(
+    port: int, requests: Sequence[bytes], rate: float, seconds: float, connections: int
+) -> dict[str, Any]:
+    lat: list[float] = []
+    errors: list[str] = []
+    total = int(rate * seconds)
+    t0 = time.perf_counter() + 0.2
+    slots = [[t0 + k / rate for k in range(c, total, connections)] for c in range(connections)]
+    await asyncio.gather(*(_paced_worker(port, requests, s, lat, errors) for s in slots))
+    elapsed = time.perf_counter() - t0
+    pct = percentiles(lat, (50, 99), scale=1000.0)
+    return {
+        "offered_per_s": rate,
+        "requests_per_s": round(len(lat) / elapsed, 1),
+        "p50_ms": pct["p50"],
+        "p99_ms": pct["p99"],
+        "requests": len(lat),
+        "errors": len(errors),
     }
 
 
@@ -146,8 +198,24 @@ def _wait_ready(proc: subprocess.Popen[bytes], port: int, timeout_s: float = 30.
     raise RuntimeError("the API server did not answer /health in time")
 
 
+def _parser() -> str:
+    """What uvicorn parses HTTP with here (httptools when installed, else h11)."""
+    try:
+        import httptools  # noqa: F401
+    except ImportError:
+        return "h11"
+    return "httptools"
+
+
 def run_api_bench(
-    *, intake_requests: int = 20_000, list_requests: int = 4_000, connections: int = 200, alerts: int = 500
+    *,
+    intake_requests: int = 20_000,
+    list_requests: int = 4_000,
+    connections: int = 200,
+    alerts: int = 500,
+    rate: float = 2_000.0,
+    rate_seconds: float = 5.0,
+    batch: int = 20,
 ) -> dict[str, Any]:
     """Serve the API in a subprocess and measure intake and listing; returns the JSON result."""
     with tempfile.TemporaryDirectory(prefix="novacron-bench-api-") as tmp:
@@ -163,6 +231,10 @@ def run_api_bench(
             listing = [_request("GET", "/incidents?limit=50", token)]
             asyncio.run(_load(port, intake[:50], 200, 20))  # warm-up: first deliveries, imports, caches
             result_intake = asyncio.run(_load(port, intake, intake_requests, connections))
+            paced = asyncio.run(_load_at_rate(port, intake, rate, rate_seconds, connections))
+            batched = [_request("POST", "/webhooks/alertmanager", token, _webhook(i, batch)) for i in range(50)]
+            result_batched = asyncio.run(_load(port, batched, max(200, intake_requests // batch), connections))
+            result_batched["alerts_per_s"] = round(result_batched["requests_per_s"] * batch, 1)
             result_list = asyncio.run(_load(port, listing, list_requests, connections))
         finally:
             proc.send_signal(signal.SIGTERM)
@@ -170,13 +242,18 @@ def run_api_bench(
                 proc.wait(timeout=20)
             except subprocess.TimeoutExpired:
                 proc.kill()
+    result_intake["alerts_per_s"] = result_intake["requests_per_s"]
     return {
         "intake": result_intake,
+        "intake_paced": paced,
+        "intake_batched": result_batched,
         "list_incidents": result_list,
         "config": {
             "connections": connections,
             "alerts_per_webhook": 1,
+            "batched_alerts_per_webhook": batch,
             "distinct_alerts": alerts,
+            "http_parser": _parser(),
             "server": "novacron run (controller + uvicorn, one process), SQLite store",
             "cpus": os.cpu_count(),
         },

@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 
 from novacron.benchmarks.forecast_data import TRACES, read_drive_days, read_series
+from novacron.forecasting import lstm
 from novacron.forecasting._stats import FloatArray
 from novacron.forecasting.backtest import backtest_capacity
 from novacron.forecasting.exhaustion import ExhaustionConfig, assess_exhaustion
@@ -155,6 +156,7 @@ def _exhaustion(data_dir: Path) -> dict[str, Any]:
 
 def _capacity(data_dir: Path) -> dict[str, Any]:
     per_series: dict[str, dict[str, Any]] = {}
+    members: dict[str, list[float]] = {}
     covered = points = 0.0
     for key, rel in TRACES.items():
         header = (data_dir / "traces" / rel).open().readline().strip().split(",")
@@ -169,10 +171,18 @@ def _capacity(data_dir: Path) -> dict[str, Any]:
             }
             covered += b.coverage_80 * b.points
             points += b.points
+            for name, value in {**b.members, "combination": b.relative_mae}.items():
+                members.setdefault(name, []).append(value)
     return {
         "per_series": per_series,
         "max_mase": max(s["mase"] for s in per_series.values()),
         "coverage_80": covered / points,
+        # Each forecaster alone on the same hold-outs (MAE relative to seasonal naive).
+        "forecasters": {
+            name: {"mean_mase": float(np.mean(v)), "max_mase": float(np.max(v)), "series": len(v)}
+            for name, v in members.items()
+        },
+        "lstm_available": lstm.available(),
     }
 
 

@@ -113,7 +113,11 @@ class SimEventLoop(asyncio.SelectorEventLoop):
 
 
 def run_simulated(main: Coroutine[Any, Any, T], clock: SimClock) -> T:
-    """Run ``main`` to completion on a fresh :class:`SimEventLoop` (in this thread)."""
+    """Run ``main`` to completion on a fresh :class:`SimEventLoop` (in this thread).
+
+    Call it from synchronous code (a CLI command, a plain test): like ``asyncio.run`` it
+    cannot run inside another running loop.
+    """
     loop = SimEventLoop(clock)
     try:
         return loop.run_until_complete(main)

@@ -128,11 +128,16 @@ def _summarise(ctl: SimController, sim: Simulator, run: ControllerRun, wall: flo
         "controller": {
             "incidents": len(incidents),
             "incidents_by_status": dict(sorted(by_status.items())),
-            "mttd_s": percentiles([i.mttd_s for i in incidents], (50, 90, 99)),
-            "mttr_s": percentiles([float(i.mttr_s) for i in resolved if i.mttr_s is not None], (50, 90, 99)),
+            "mttd_s": _quantiles([i.mttd_s for i in incidents]),
+            "mttr_s": _quantiles([float(i.mttr_s) for i in resolved if i.mttr_s is not None]),
             "actions_by_kind": dict(sorted(by_kind.items())),
             "actions_by_outcome": dict(sorted(by_outcome.items())),
             "twin_actions_applied": dict(sorted(ctl.actuator.applied.items())),
         },
         "what_if": ctl.executor.advisor.calibration.summary() if isinstance(ctl.executor, AdvisedExecutor) else None,
     }
+
+
+def _quantiles(values: list[float]) -> dict[str, float]:
+    """p50/p90/p99, or nothing when there is nothing to summarise (JSON has no NaN)."""
+    return percentiles(values, (50, 90, 99)) if values else {}

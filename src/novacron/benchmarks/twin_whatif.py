@@ -102,9 +102,26 @@ class WhatIfAdvisor:
         self.step_s = step_s
         self.veto = veto
         self.calibration = Calibration()
+        # Steps approved but not yet started, by idempotency key: other healers act at the
+        # same moment, and a fork without their actions misjudges a shared host.
+        self._pending: dict[str, PlannedAction] = {}
+        self._started: set[str] = set()
 
-    def _recovery(self, vm: int, kind: ActionKind) -> float | None:
-        plan = [PlannedAction(TWIN_ACTIONS[kind], vm)]
+    def _others(self, vm: int) -> list[PlannedAction]:
+        """Approved steps on other VMs that are not yet in flight (in flight, the fork has them)."""
+        plan = []
+        for key, planned in list(self._pending.items()):
+            in_flight = planned.vm in self.sim.vm_actions
+            if in_flight:
+                self._started.add(key)
+            elif key in self._started:
+                del self._pending[key]  # started and finished: part of the present now
+            elif planned.vm != vm:
+                plan.append(planned)
+        return plan
+
+    def _recovery(self, vm: int, kind: ActionKind, others: list[PlannedAction]) -> float | None:
+        plan = [PlannedAction(TWIN_ACTIONS[kind], vm), *others]
         return time_to_healthy(self.sim, vm, plan, self.horizon_s, step_s=self.step_s)
 
     def review(self, action: Action) -> Review | None:
@@ -112,12 +129,16 @@ class WhatIfAdvisor:
         if action.kind not in TWIN_ACTIONS or action.target not in self.sensor.targets:
             return None
         vm = self.sensor.vm(action.target)
-        mine = self._recovery(vm, action.kind)
+        others = self._others(vm)
+        mine = self._recovery(vm, action.kind, others)
         later = self.ladder[self.ladder.index(action.kind) + 1 :] if action.kind in self.ladder else []
-        alternatives = {k.value: self._recovery(vm, k) for k in later}
-        fleet = what_if(self.sim, [PlannedAction(TWIN_ACTIONS[action.kind], vm)], self.horizon_s, samples=10)
+        alternatives = {k.value: self._recovery(vm, k, others) for k in later}
+        planned = PlannedAction(TWIN_ACTIONS[action.kind], vm)
+        fleet = what_if(self.sim, [planned, *others], self.horizon_s, samples=10)
         better = [k for k, t in alternatives.items() if t is not None]
         veto = self.veto and mine is None and bool(better)
+        if not veto:
+            self._pending[action.idempotency_key] = planned
         if veto:
             reason = f"{action.kind} predicted not to restore service within {self.horizon_s:g}s; {better[0]} would"
         elif mine is None:
@@ -128,6 +149,8 @@ class WhatIfAdvisor:
 
     def settle(self, review: Review, result: ExecResult, now: float) -> dict[str, Any]:
         """Compare a review with how the real action ended; keep and return the error."""
+        self._pending.pop(result.action.idempotency_key, None)
+        self._started.discard(result.action.idempotency_key)
         actual = None
         if result.verified and result.outcome is not None:
             actual = now - result.outcome.started_at

@@ -12,14 +12,14 @@ import sys
 from rich.console import Console
 
 from novacron.cli import (  # noqa: F401  (imported for their command registrations)
+    api,
+    bench_core,
     core,
+    demo,
     forecast,
     nab,
-    demo,
-    bench_core,
-    twin,
     runbooks,
-    api,
+    twin,
 )
 from novacron.cli._app import app
 from novacron.errors import InputError, NovacronError

@@ -71,7 +71,7 @@ def _print_controller_summary(result: dict[str, Any]) -> None:
     console.print(
         f"[bold]controller[/]: {ctl['incidents']} incidents "
         + " · ".join(f"{k} {v}" for k, v in ctl["incidents_by_status"].items())
-        + f" · MTTD p50 {ctl['mttd_s']['p50']} s · MTTR p50 {ctl['mttr_s']['p50']} s"
+        + f" · MTTD p50 {ctl['mttd_s'].get('p50', '—')} s · MTTR p50 {ctl['mttr_s'].get('p50', '—')} s"
     )
     table = Table(title="Controller actions (store)")
     table.add_column("kind:status")

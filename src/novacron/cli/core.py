@@ -5,15 +5,16 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import signal
+from collections.abc import Coroutine
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
 from novacron.cli._app import app
-from novacron.errors import InputError
+from novacron.errors import ConfigError, InputError
 from novacron.model import Incident
 from novacron.settings import ControllerSettings, load_spec
 
@@ -95,7 +96,7 @@ async def _serve(controller: object, metrics_port: int | None, api_port: int | N
 
         # Same loop as the controller: API handlers read and steer it without locks.
         server = make_server(create_app(controller), host=api_host or "127.0.0.1", port=api_port, embedded=True)
-        server_task = loop.create_task(server.serve(), name="api")
+        server_task = loop.create_task(_serve_api(server.serve()), name="api")
         server_task.add_done_callback(lambda _t: stop.set())  # a failed bind must not leave a headless controller
     try:
         await stop.wait()
@@ -104,6 +105,16 @@ async def _serve(controller: object, metrics_port: int | None, api_port: int | N
             server.should_exit = True
             await asyncio.gather(server_task, return_exceptions=True)
         await controller.stop()
+    if server_task is not None and not server_task.cancelled() and server_task.exception() is not None:
+        raise ConfigError(f"cannot serve the API on port {api_port}", where="api_port") from server_task.exception()
+
+
+async def _serve_api(serving: Coroutine[Any, Any, None]) -> None:
+    """Run uvicorn; its start-up failures (a port in use) exit the process, so turn them into errors."""
+    try:
+        await serving
+    except SystemExit as exc:
+        raise RuntimeError(f"uvicorn exited with {exc.code}") from None
 
 
 @app.command()

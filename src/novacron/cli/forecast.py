@@ -74,7 +74,8 @@ def capacity(
     console = Console()
     console.print(table)
     console.print(
-        f"model {plan.model}; {plan.history_days:.1f} days of history; current {plan.current:.4g}; "
+        f"model {plan.model} of {', '.join(n for n in plan.model_scores if n != plan.model)}; "
+        f"{plan.history_days:.1f} days of history; current {plan.current:.4g}; "
         f"growth {plan.growth_per_day:+.4g}/day ({plan.growth_pct_per_30d:+.1f} % per 30 days); {plan.note}"
     )
     png = capacity_figure(plan, out or csv.with_suffix(f".{column}.capacity.png"), f"{csv.name}:{column}")

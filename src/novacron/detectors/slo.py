@@ -65,6 +65,7 @@ class SLOBurnRate(Detector):
         self.rules = tuple(tuple(float(v) for v in r) for r in rules)
         self.bad_above = bad_above
         self._prefix: deque[float] | None = None
+        self._win: list[tuple[int, int, float]] = []
 
     def _windows(self) -> list[tuple[int, int, float]]:
         step = self.step_s
@@ -76,6 +77,9 @@ class SLOBurnRate(Detector):
             # Prefix sums of the last ``longest`` points (plus the one before them), so any
             # window's sum is a difference of two entries.
             self._prefix = deque([0.0], maxlen=longest + 1)
+            # Per rule: window lengths in points and the rate that means "burn x budget".
+            budget = 1.0 - self.objective
+            self._win = [(lg, sh, budget * burn) for lg, sh, burn in self._windows()]
         return self._prefix
 
     def _bad(self, x: float) -> float:
@@ -97,13 +101,13 @@ class SLOBurnRate(Detector):
         prefix = self._state()
         total = prefix[-1] + self._bad(x)
         have = len(prefix)  # points available including x = len(prefix)
-        budget = 1.0 - self.objective
         best = 0.0
-        for lg, sh, burn in self._windows():
-            wl, ws = min(lg, have), min(sh, have)
-            long_rate = (total - prefix[have - wl]) / wl / budget
-            short_rate = (total - prefix[have - ws]) / ws / budget
-            best = max(best, min(long_rate, short_rate) / burn)
+        for lg, sh, limit in self._win:
+            wl = lg if lg < have else have
+            ws = sh if sh < have else have
+            rate = min((total - prefix[have - wl]) / wl, (total - prefix[have - ws]) / ws)
+            if rate > best * limit:
+                best = rate / limit
         return finish_score(best)
 
     def score_many(self, xs: npt.ArrayLike) -> FloatArray:

@@ -5,9 +5,10 @@ Pure computation (no I/O): callers pass arrays or points and get records back.
 * :class:`ExhaustionTracker` / :class:`ExhaustionMonitor` — streaming leak test and
   time-to-exhaustion, emitting :class:`novacron.model.Prediction` records;
   :func:`assess_exhaustion` is the one-shot form.
-* :func:`plan_capacity` — 30/60/90-day style forecasts with intervals, saturation risk,
-  capacity to add and its annual cost (``novacron.forecasting.capacity``).
-* :mod:`novacron.forecasting.failure` — "fails within H hours" from SMART history.
+* :func:`novacron.forecasting.capacity.plan_capacity` — 30/60/90-day style forecasts
+  with intervals, saturation risk, capacity to add and its annual cost.
+* :func:`novacron.forecasting.failure.evaluate_failure` — "fails within H hours" from
+  SMART history, beside the SMART > 0 rule.
 
 Heavy modules (statsmodels, scikit-learn) load only when their functions are used.
 """

@@ -32,12 +32,14 @@ class Forecaster:
     """A named point forecaster: ``forecast(history, season, h)`` → ``h`` values.
 
     ``replay``, if given, computes rolling-origin errors more cheaply than refitting at
-    every origin (see :func:`rolling_errors`).
+    every origin (see :func:`rolling_errors`); ``min_history`` is the fewest points it
+    can start from.
     """
 
     name: str
     forecast: ForecastFn
     replay: ReplayFn | None = None
+    min_history: int = 0
 
 
 def mae(a: FloatArray, b: FloatArray) -> float:
@@ -118,21 +120,20 @@ MODELS: tuple[Forecaster, ...] = (
 COMBINATION = "combination"
 
 
-def candidates(history: int, season: int) -> tuple[Forecaster, ...]:
+def candidates(season: int) -> tuple[Forecaster, ...]:
     """The forecasters the planner combines: :data:`MODELS`, plus the LSTM if torch is
-    installed and ``history`` points (before the earliest replay origin) can train it;
-    on the trace back-tests the combination with it did best (see the docs)."""
+    installed; on the trace back-tests the combination with it did best (see the docs)."""
     from novacron.forecasting import lstm  # noqa: PLC0415 - cheap, but keeps torch optional
 
-    if not lstm.available() or history < lstm.LstmForecaster.min_points(season):
+    if not lstm.available():
         return MODELS
     net = lstm.LstmForecaster()
-    return (*MODELS, Forecaster("lstm", net.forecast, net.replay))
+    return (*MODELS, Forecaster("lstm", net.forecast, net.replay, net.min_points(season)))
 
 
-def origins(n: int, h: int, season: int, count: int) -> list[int]:
-    """Up to ``count`` forecast origins, newest first, each leaving ``h`` points to score."""
-    first = max(2 * max(1, season), 24)
+def origins(n: int, h: int, season: int, count: int, first: int) -> list[int]:
+    """Up to ``count`` forecast origins, newest first, none before ``first``, each leaving
+    ``h`` points to score."""
     last = n - h
     if last < first:
         return []

@@ -20,7 +20,7 @@ import numpy as np
 from scipy import stats
 
 from novacron.errors import InputError, NotEnoughDataError
-from novacron.forecasting._models import COMBINATION, candidates, origins, rolling_errors
+from novacron.forecasting._models import COMBINATION, MODELS, candidates, origins, rolling_errors
 from novacron.forecasting._stats import FloatArray, theil_sen
 from novacron.forecasting.errors import AlreadyExhaustedError
 
@@ -185,14 +185,19 @@ def _pooled_quantiles(errors: FloatArray, h: int, window: int) -> FloatArray:
 
 def forecast_band(y: FloatArray, season: int, h: int, *, n_origins: int = 8) -> ForecastBand:
     """Replay every candidate from past origins; forecast their mean, banded by its errors."""
-    first = max(2 * max(1, season), 24)
-    h_eval = max(1, min(h, (y.size - first) * 2 // 3))
-    starts = origins(y.size, h_eval, season, n_origins)
-    if len(starts) < 2:
+    models = candidates(season)
+    starts: list[int] = []
+    for pool in (models, MODELS):
+        first = max(2 * max(1, season), 24, *(m.min_history for m in pool))
+        h_eval = max(1, min(h, (y.size - first) * 2 // 3))
+        starts = origins(y.size, h_eval, season, n_origins, first)
+        if len(starts) >= 2:
+            models = pool
+            break
+    else:
         raise NotEnoughDataError(
             f"not enough history: need {first + h_eval + max(1, season)} points at the planning step"
         )
-    models = candidates(min(starts), season)
     errors = {m.name: rolling_errors(m, y, season, h_eval, starts) for m in models}
     # The forecast is the mean of all candidates: on the trace back-tests it beat picking
     # the best candidate per series (selection on a few origins is noisy), and its

@@ -75,7 +75,7 @@ class LstmForecaster:
         opt = torch.optim.Adam(net.parameters(), lr=self.learning_rate)
         for _ in range(self.epochs):
             opt.zero_grad()
-            loss = torch.nn.functional.mse_loss(net(x), target)
+            loss: Any = torch.nn.functional.mse_loss(net(x), target)
             loss.backward()
             opt.step()
         return _State(net=net, mean=mean, std=std, lookback=lookback)

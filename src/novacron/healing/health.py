@@ -56,7 +56,7 @@ class HealthTracker:
         self,
         clock: Clock,
         *,
-        on_fault: Callable[[Fault], None],
+        on_fault: Callable[[Fault], object],
         on_recovered: Callable[[TargetId], None],
     ) -> None:
         self._clock = clock

@@ -62,7 +62,7 @@ def _factory(tspec: TargetSpec, index: int) -> Callable[[float], Decision]:
 class MetricJudge:
     """Turns metric observations into anomaly and predicted-exhaustion faults."""
 
-    def __init__(self, spec: FleetSpec, clock: Clock, on_fault: Callable[[Fault], None]) -> None:
+    def __init__(self, spec: FleetSpec, clock: Clock, on_fault: Callable[[Fault], object]) -> None:
         self._clock = clock
         self._on_fault = on_fault
         self._specs: dict[str, MetricsSpec] = {}

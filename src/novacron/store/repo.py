@@ -7,6 +7,7 @@ an action's idempotency key above all — is committed before the effect it guar
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -201,7 +202,11 @@ class Store:
         return [timeline_from_row(r) for r in self._rows(stmt)]
 
     def add_fault(self, fault: Fault, incident_id: IncidentId) -> None:
-        """Record a fault and the incident it belongs to."""
+        """Record a fault and the incident it belongs to; the same fault filed twice is one fault."""
+        with contextlib.suppress(IntegrityError):
+            self._add_fault(fault, incident_id)
+
+    def _add_fault(self, fault: Fault, incident_id: IncidentId) -> None:
         self._exec(
             insert(t.faults).values(
                 id=fault.id,

@@ -47,7 +47,7 @@ function ms(v) { return v === null || v === undefined ? "-" : v < 1000 ? v.toFix
 function drawBars(svgId, values, labels) {
   const svg = $(svgId);
   const ns = "http://www.w3.org/2000/svg";
-  const w = Number(svg.getAttribute("width")), h = Number(svg.getAttribute("height"));
+  const [, , w, h] = svg.getAttribute("viewBox").split(" ").map(Number);
   const pad = 24, top = 12;
   svg.replaceChildren();
   const known = values.filter((v) => v !== null);

@@ -1,0 +1,126 @@
+"""A real Alertmanager delivers to the API with a bearer token: one incident, then resolved.
+
+Needs the Debian package ``prometheus-alertmanager``; without it this test fails with the
+install hint instead of skipping.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import shutil
+import subprocess
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from novacron.controller import Controller
+from novacron.model import IncidentStatus
+from novacron.store.tokens import Role
+
+from .servers import free_port, on_loop, served
+
+
+@contextmanager
+def _alertmanager(tmp: Path, webhook_url: str, token: str) -> Iterator[str]:
+    binary = shutil.which("prometheus-alertmanager") or shutil.which("alertmanager")
+    if binary is None:
+        pytest.fail("the Alertmanager binary is missing: apt-get install -y prometheus-alertmanager")
+    config = tmp / "alertmanager.yml"
+    config.write_text(
+        "route:\n"
+        "  receiver: novacron\n"
+        "  group_by: [alertname]\n"
+        "  group_wait: 0s\n"
+        "  group_interval: 1s\n"
+        "  repeat_interval: 1h\n"
+        "receivers:\n"
+        "  - name: novacron\n"
+        "    webhook_configs:\n"
+        f"      - url: '{webhook_url}'\n"
+        "        send_resolved: true\n"
+        "        http_config:\n"
+        "          authorization:\n"
+        f"            credentials: '{token}'\n"
+    )
+    port = free_port()
+    log_path = tmp / "alertmanager.log"
+    with log_path.open("w") as log:
+        proc = subprocess.Popen(
+            [
+                binary,
+                f"--config.file={config}",
+                f"--storage.path={tmp / 'data'}",
+                f"--web.listen-address=127.0.0.1:{port}",
+                "--cluster.listen-address=",
+            ],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        url = f"http://127.0.0.1:{port}"
+        try:
+            deadline = time.monotonic() + 30
+            while True:
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    pytest.fail(f"alertmanager did not start:\n{log_path.read_text()[-2000:]}")
+                try:
+                    if httpx.get(f"{url}/-/ready").status_code == 200:
+                        break
+                except httpx.HTTPError:
+                    pass
+                time.sleep(0.1)
+            yield url
+        finally:
+            proc.terminate()
+            proc.wait(timeout=10)
+
+
+def _iso(t: float) -> str:
+    return dt.datetime.fromtimestamp(t, tz=dt.UTC).isoformat()
+
+
+def _wait(pred: Any, what: str, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not pred():
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out waiting for {what}")
+        time.sleep(0.1)
+
+
+def test_real_alertmanager_opens_one_incident_and_resolves_it(tmp_path: Path) -> None:
+    with served(tmp_path) as (base, c, tokens):
+        _deliver_and_resolve(tmp_path, base, c, tokens[Role.OPERATOR])
+
+
+def _deliver_and_resolve(tmp_path: Path, base: str, c: Controller, token: str) -> None:
+    with _alertmanager(tmp_path, f"{base}/webhooks/alertmanager", token) as am:
+        alert = {
+            "labels": {"alertname": "DiskFull", "target": "db-0", "severity": "page"},
+            "annotations": {"summary": "disk 97% full"},
+            "startsAt": _iso(time.time() - 5),
+        }
+
+        def incidents() -> list[Any]:
+            return on_loop(c, lambda: c.store.incidents(limit=10))
+
+        for _ in range(5):  # re-sent, as Prometheus does on every evaluation
+            assert httpx.post(f"{am}/api/v2/alerts", json=[alert]).status_code == 200
+        _wait(lambda: len(incidents()) == 1, "an incident from the alert")
+        time.sleep(1.5)  # at least one more group interval: resends must not open more
+        [inc] = incidents()
+        assert (inc.target, inc.kind.value, inc.status) == ("db-0", "alert", IncidentStatus.OPEN)
+
+        resolved = {**alert, "endsAt": _iso(time.time() - 1)}
+        assert httpx.post(f"{am}/api/v2/alerts", json=[resolved]).status_code == 200
+        _wait(lambda: incidents()[0].status is IncidentStatus.RESOLVED, "the incident resolved")
+        assert len(incidents()) == 1
+        _assert_no_refusals(c)
+
+
+def _assert_no_refusals(c: Controller) -> None:
+    audit = on_loop(c, lambda: c.store.audit_log(limit=50))
+    assert not [e for e in audit if e.result == "forbidden"]
