@@ -14,8 +14,10 @@ import socket
 import statistics
 import tempfile
 from collections import Counter
+from collections.abc import Coroutine
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from rich.console import Console, Group
 from rich.live import Live
@@ -24,7 +26,7 @@ from rich.text import Text
 
 from novacron.controller import Controller
 from novacron.demo.chaos import ChaosKind, ChaosMonkey, Injection, chaos_targets
-from novacron.demo.fleet import demo_spec, free_port_block
+from novacron.demo.fleet import METRIC_WARMUP_S, demo_spec, free_port_block
 from novacron.model import Health, Incident, IncidentStatus, TimelineEvent
 from novacron.store import Store
 from novacron.telemetry import configure_logging
@@ -32,6 +34,8 @@ from novacron.telemetry import configure_logging
 __all__ = ["DEMO_KINDS", "DemoResult", "run_demo"]
 
 DEMO_KINDS = (ChaosKind.CRASH, ChaosKind.HANG, ChaosKind.SLOW, ChaosKind.ERRORS, ChaosKind.BREAK_START)
+# Faults only the metric detectors can see, injected once their baselines are learned.
+METRIC_KINDS = (ChaosKind.CREEP, ChaosKind.SPIN)
 _COLOURS = {Health.HEALTHY: "green", Health.STARTING: "yellow", Health.UNHEALTHY: "red", Health.STOPPED: "red"}
 
 
@@ -135,6 +139,15 @@ def _final(workdir: Path) -> list[Incident]:
         store.close()
 
 
+async def _after(delay_s: float, work: Coroutine[Any, Any, None]) -> None:
+    try:
+        await asyncio.sleep(delay_s)
+    except asyncio.CancelledError:
+        work.close()
+        raise
+    await work
+
+
 async def _run(
     controller: Controller, result: DemoResult, *, duration_s: float, seed: int, rate: float, console: Console
 ) -> None:
@@ -151,6 +164,9 @@ async def _run(
         return [v.target for v in controller.status() if v.health is Health.HEALTHY and v.incident is None]
 
     chaos = loop.create_task(monkey.run(healthy, controller.clock, rate, DEMO_KINDS))
+    metric_chaos = loop.create_task(
+        _after(METRIC_WARMUP_S + 5, monkey.run(healthy, controller.clock, rate / 3, METRIC_KINDS))
+    )
     try:
         with Live(_live_table(controller, result), console=console, refresh_per_second=4) as live:
             end = loop.time() + duration_s
@@ -160,9 +176,10 @@ async def _run(
                         await stop.wait()
                 live.update(_live_table(controller, result))
     finally:
-        chaos.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await chaos
+        for task in (chaos, metric_chaos):
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
         await monkey.aclose()
         await controller.stop()
         for sig in (signal.SIGINT, signal.SIGTERM):

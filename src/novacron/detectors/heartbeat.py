@@ -67,8 +67,9 @@ class PhiAccrualDetector(PhiAccrual, Detector):
         if t.shape[0] == 0:
             return out
         intervals = self._state()
-        first = self._last is None
-        start = float(t[0]) if first else float(self._last)  # type: ignore[arg-type]
+        last = self._last
+        first = last is None
+        start = float(t[0]) if last is None else last
         # The latest heartbeat before each point is the running maximum of arrival times.
         latest = np.maximum.accumulate(np.concatenate([[start], t]))
         gaps = np.diff(latest)

@@ -37,22 +37,28 @@ _BLOCK = 2048
 
 
 def _median_rows(a: FloatArray) -> FloatArray:
-    """Row medians, partitioning ``a`` in place (cheaper than ``np.median``'s copies)."""
+    """Row medians, partitioning ``a`` in place.
+
+    One ``partition`` at the upper middle plus a max over the lower half is several times
+    faster than ``np.median`` (or a two-index partition) on many short rows.
+    """
     w = a.shape[1]
     k = w // 2
+    a.partition(k, axis=1)
+    upper = a[:, k].copy()
     if w % 2:
-        a.partition(k, axis=1)
-        return a[:, k].copy()
-    a.partition((k - 1, k), axis=1)
-    return (a[:, k - 1] + a[:, k]) / 2.0
+        return upper
+    return (a[:, :k].max(axis=1) + upper) / 2.0
 
 
 def _baselines(rows: FloatArray) -> tuple[FloatArray, FloatArray, FloatArray]:
     """Per row: (median, MAD-based scale, mean-absolute-deviation-based scale); clobbers rows."""
     med = _median_rows(rows)
-    dev = np.abs(rows - med[:, None])
-    mean_s = _MEANAD_TO_STD * dev.mean(axis=1)
-    return med, _MAD_TO_STD * _median_rows(dev), mean_s
+    # Deviations overwrite the rows: no second window-sized allocation.
+    np.subtract(rows, med[:, None], out=rows)
+    np.abs(rows, out=rows)
+    mean_s = _MEANAD_TO_STD * rows.mean(axis=1)
+    return med, _MAD_TO_STD * _median_rows(rows), mean_s
 
 
 def _baseline(values: list[float] | FloatArray) -> tuple[float, float, float]:

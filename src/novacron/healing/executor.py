@@ -101,6 +101,14 @@ class Executor:
             return ExecResult(action, ActionStatus.BLOCKED, "rejected by a human", decision)
         return await self._apply_and_verify(action, decision, incident)
 
+    def record_vetoed(self, action: Action, *, by: str, detail: str) -> ExecResult:
+        """Record a step an advisor vetoed: never applied, failed, so the ladder moves on."""
+        self.store.claim_action(action, ActionStatus.FAILED, now=self.clock.now())
+        self.store.set_action_status(action.id, ActionStatus.FAILED, finished_at=self.clock.now(), detail=detail)
+        self.metrics.action(action.kind.value, "vetoed")
+        self._audit(action, "vetoed", detail, actor=by)
+        return ExecResult(action, ActionStatus.FAILED, detail)
+
     async def _reconcile(self, action: Action, incident: Incident | None) -> ExecResult:
         """An action found in flight after a controller restart: never re-applied, only judged.
 

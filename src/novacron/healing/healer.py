@@ -3,6 +3,10 @@
 One :meth:`Healer.heal` task runs per open incident. Steps have deterministic idempotency
 keys (``<incident>/<step>/<kind>``), so after a controller restart the ladder resumes at
 the step it had reached and a step that already ran is never applied again.
+
+An optional :class:`~novacron.healing.advice.Advisor` reviews each new step before it
+runs (a veto skips it) and is held to account after it ran; every review, veto and
+comparison goes on the incident's timeline.
 """
 
 from __future__ import annotations
@@ -10,6 +14,7 @@ from __future__ import annotations
 from typing import Any
 
 from novacron.clock import Clock
+from novacron.healing.advice import Advisor, Review, event_kind
 from novacron.healing.catalog import new_action
 from novacron.healing.executor import ExecResult, Executor
 from novacron.healing.safety import SafetyGate, Verdict
@@ -24,10 +29,18 @@ _SLOT_POLL_S = 0.1
 class Healer:
     """Walks the policy's ladder for an incident through the one executor."""
 
-    def __init__(self, executor: Executor, incidents: IncidentManager, clock: Clock) -> None:
+    def __init__(
+        self,
+        executor: Executor,
+        incidents: IncidentManager,
+        clock: Clock,
+        *,
+        advisor: Advisor[Any] | None = None,
+    ) -> None:
         self.executor = executor
         self.incidents = incidents
         self.clock = clock
+        self.advisor = advisor
 
     @property
     def _gate(self) -> SafetyGate:
@@ -94,7 +107,7 @@ class Healer:
                 params=params,
                 reason=f"ladder step {step + 1}/{len(ladder)} for {incident.kind}",
             )
-            result = await self._until_decided(action, current)
+            result = await self._step(action, current)
             if result.verified:
                 self._resolve(incident, f"{kind} verified")
                 return
@@ -103,6 +116,27 @@ class Healer:
                 return
         if not self._recovered(incident):
             self.incidents.escalate(incident, "every step of the ladder failed verification", priority=Priority.P1)
+
+    async def _step(self, action: Action, incident: Incident) -> ExecResult:
+        """One ladder step: the advisor's review (a veto skips it), execution, then hindsight."""
+        advisor = self.advisor
+        # A step already in the store is replayed or reconciled, not decided again.
+        if advisor is None or self.executor.store.action_by_key(action.idempotency_key) is not None:
+            return await self._until_decided(action, incident)
+        review: Review | None = advisor.review(action, incident)
+        if review is None:
+            return await self._until_decided(action, incident)
+        self.incidents.event(incident, event_kind(advisor.name), review.reason, **review.data())
+        if review.veto:
+            detail = f"vetoed by {advisor.name}: {review.reason}"
+            vetoed = self.executor.record_vetoed(action, by=advisor.name, detail=detail)
+            self.incidents.event(incident, event_kind(advisor.name, "veto"), detail, action_id=action.id)
+            return vetoed
+        result = await self._until_decided(action, incident)
+        if result.outcome is not None:  # applied: hold the review to account
+            hindsight = advisor.settle(review, result, self.clock.now())
+            self.incidents.event(incident, event_kind(advisor.name, "checked"), hindsight.detail, **hindsight.data)
+        return result
 
     async def _until_decided(self, action: Action, incident: Incident) -> ExecResult:
         """Execute, waiting out deferrals (backoff, blast radius) with the same action."""

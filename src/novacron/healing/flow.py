@@ -1,0 +1,219 @@
+"""The fault flow every controller runs: fault → incident → diagnosis → healer → resolution.
+
+:class:`HealingFlow` owns the part of a controller that does not depend on what the
+targets are: the :class:`~novacron.healing.health.HealthTracker` and its callbacks, the
+:class:`~novacron.incidents.lifecycle.IncidentManager`, root-cause diagnosis over the
+dependency graph, flap quarantine, remedy plans carried by predicted faults, one healer
+task per target (spawned, tracked, resumed after a restart), and resolution when a target
+recovers on its own. What differs between the process controller and the twin's is passed
+in: the target names and their dependencies, the actuator, the clock, an optional advisor,
+and hooks for a new incident and a resolved one. Sensors, actuator wiring, start/stop of
+targets and status publishing stay with the controller that owns them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+from novacron.actuators.base import Actuator
+from novacron.clock import Clock
+from novacron.diagnosis.rootcause import rank_root_causes
+from novacron.healing.advice import Advisor
+from novacron.healing.approvals import Approvals
+from novacron.healing.executor import Executor
+from novacron.healing.healer import Healer
+from novacron.healing.health import HealthTracker
+from novacron.healing.safety import SafetyGate
+from novacron.incidents.lifecycle import IncidentManager
+from novacron.model import ActionKind, Fault, Health, Incident, IncidentStatus, Priority, TargetId, TimelineEvent
+from novacron.store import Store
+from novacron.telemetry import Metrics, get_logger
+
+__all__ = ["HOUSEKEEPING_S", "HealingFlow", "RemedyPlan", "remedy_plan"]
+
+HOUSEKEEPING_S = 0.5
+
+RemedyPlan = tuple[list[ActionKind], dict[str, Any]]
+
+
+def remedy_plan(fault: Fault) -> RemedyPlan:
+    """The ladder a predicted fault asks for: its remedy first, then the usual fallbacks."""
+    remedy = ActionKind(fault.evidence["remedy"])
+    ladder = [remedy, ActionKind.REPLACE] if remedy is ActionKind.RESTART else [remedy]
+    return [*ladder, ActionKind.ESCALATE], dict(fault.evidence.get("remedy_params") or {})
+
+
+class HealingFlow:
+    """Faults in, healed (or escalated) incidents out, through the one executor."""
+
+    def __init__(
+        self,
+        *,
+        graph: Mapping[str, Sequence[str]],
+        store: Store,
+        actuator: Actuator,
+        gate: SafetyGate,
+        approvals: Approvals,
+        metrics: Metrics,
+        clock: Clock,
+        advisor: Advisor[Any] | None = None,
+        on_new_incident: Callable[[Incident], None] | None = None,
+        on_resolved: Callable[[str], None] | None = None,
+        component: str = "controller",
+    ) -> None:
+        """``graph`` maps every fleet target to the targets it depends on.
+
+        ``on_new_incident`` hears a fleet incident as it opens (before diagnosis);
+        ``on_resolved`` hears the target of every resolved incident (e.g. to forget its
+        metric baselines).
+        """
+        self.graph = dict(graph)
+        self.clock = clock
+        self.gate = gate
+        self.health = HealthTracker(clock, on_fault=self.on_fault, on_recovered=self._on_recovered)
+        self.incidents = IncidentManager(store, clock, metrics, on_change=self._on_incident_change)
+        self.executor = Executor(
+            store=store,
+            actuator=actuator,
+            gate=gate,
+            health=self.health,
+            incidents=self.incidents,
+            approvals=approvals,
+            metrics=metrics,
+            clock=clock,
+        )
+        self.healer = Healer(self.executor, self.incidents, clock, advisor=advisor)
+        self.listeners: list[Callable[[Incident, TimelineEvent], None]] = []
+        self._on_new_incident = on_new_incident
+        self._on_resolved = on_resolved
+        self._plans: dict[str, RemedyPlan] = {}
+        self._replica_faults: dict[str, set[int]] = {}
+        self._healing: dict[str, asyncio.Task[None]] = {}
+        self._tasks: list[asyncio.Task[None]] = []
+        self._log = get_logger(component=component)
+
+    # -- lifecycle ---------------------------------------------------------------------
+    def resume(self) -> None:
+        """Reload open incidents from the store and resume their ladders (controller start)."""
+        for incident in self.incidents.load_open():
+            self._log.info("resuming incident", incident=incident.id, target=incident.target)
+            self._spawn_healer(incident)
+
+    def start(self, *, tick: Callable[[], None] | None = None) -> None:
+        """Start housekeeping: start timeouts, then ``tick`` (e.g. status publishing), twice a second."""
+        task = asyncio.get_running_loop().create_task(self._housekeeping(tick), name="housekeeping")
+        self._tasks.append(task)
+
+    async def stop(self) -> None:
+        """Cancel housekeeping and every running healer, and wait for them to end."""
+        for task in [*self._tasks, *self._healing.values()]:
+            task.cancel()
+        await asyncio.gather(*self._tasks, *self._healing.values(), return_exceptions=True)
+        self._tasks.clear()
+        self._healing.clear()
+
+    @property
+    def healing(self) -> int:
+        """Incidents with a healer running now."""
+        return len(self._healing)
+
+    async def wait_idle(self, timeout: float) -> bool:
+        """Wait until no healer is running (tests and benchmarks)."""
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(timeout):
+                while self._healing:
+                    await asyncio.wait(list(self._healing.values()))
+                return True
+        return False
+
+    # -- faults ------------------------------------------------------------------------
+    def file_fault(self, fault: Fault) -> tuple[Incident, bool]:
+        """A fault from outside (an Alertmanager alert): the same path as the flow's own.
+
+        A fault about a fleet target is diagnosed and healed like any other; one about
+        anything else is recorded as an incident for a human. Returns (incident, new).
+        """
+        if fault.target not in self.graph:
+            return self.incidents.on_fault(fault)
+        return self.on_fault(fault)
+
+    def on_fault(self, fault: Fault) -> tuple[Incident, bool]:
+        """File a fleet fault: fold it into the open incident, or open, diagnose and heal one."""
+        if "replica" in fault.evidence:
+            self._replica_faults.setdefault(fault.target, set()).add(int(fault.evidence["replica"]))
+        if "remedy" in fault.evidence:
+            self._plans[fault.target] = remedy_plan(fault)
+        incident, new = self.incidents.on_fault(fault)
+        if not new:
+            if fault.target not in self._healing and incident.status is IncidentStatus.OPEN:
+                self._spawn_healer(incident)
+            return incident, False
+        if self._on_new_incident is not None:
+            self._on_new_incident(incident)
+        self._diagnose(incident)
+        return self._quarantine_or_heal(incident), True
+
+    def _quarantine_or_heal(self, incident: Incident) -> Incident:
+        flap = self.gate.policy.flap
+        if self.gate.record_incident(incident.target):
+            reason = f"flapping: {flap.threshold} incidents within {flap.window_s:g}s; quarantined"
+            return self.incidents.escalate(incident, reason, priority=Priority.P1)
+        if self.gate.is_quarantined(incident.target):
+            return self.incidents.escalate(incident, "target is quarantined for flapping", priority=Priority.P1)
+        self._spawn_healer(incident)
+        return incident
+
+    def _diagnose(self, incident: Incident) -> None:
+        if incident.preventive:
+            self.incidents.event(incident, "diagnosed", "preventive: a forecast, not a failure; acting ahead of it")
+            return
+        failing = {name for name in self.graph if self.health.health(name) is not Health.HEALTHY}
+        failing.add(incident.target)
+        causes = rank_root_causes(incident.target, self.graph, failing)
+        best = causes[0]
+        self.incidents.event(
+            incident,
+            "diagnosed",
+            best.reason,
+            root_cause=best.target,
+            candidates=[{"target": c.target, "score": round(c.score, 2)} for c in causes[:5]],
+        )
+
+    # -- healers -----------------------------------------------------------------------
+    def _spawn_healer(self, incident: Incident) -> None:
+        if incident.target in self._healing:
+            return
+        replicas = sorted(self._replica_faults.pop(incident.target, set())) or None
+        ladder, params = self._plans.pop(incident.target, (None, None))
+        task = asyncio.get_running_loop().create_task(
+            self.healer.heal(incident, replicas, ladder=ladder, params=params), name=f"heal:{incident.id}"
+        )
+        self._healing[incident.target] = task
+        task.add_done_callback(lambda t: self._healer_done(incident.target, t))
+
+    def _healer_done(self, target: str, task: asyncio.Task[None]) -> None:
+        if self._healing.get(target) is task:
+            del self._healing[target]
+        if not task.cancelled() and task.exception() is not None:
+            self._log.error("healer failed", target=target, error=repr(task.exception()))
+
+    def _on_recovered(self, target: TargetId) -> None:
+        incident = self.incidents.open_for(target)
+        if incident is not None and target not in self._healing:
+            self.incidents.resolve(incident, healed_by="recovered without further action")
+
+    def _on_incident_change(self, incident: Incident, event: TimelineEvent) -> None:
+        if event.kind == "resolved" and self._on_resolved is not None:
+            self._on_resolved(incident.target)
+        for listener in self.listeners:
+            listener(incident, event)
+
+    async def _housekeeping(self, tick: Callable[[], None] | None) -> None:
+        while True:
+            self.health.check_start_timeouts()
+            if tick is not None:
+                tick()
+            await self.clock.sleep(HOUSEKEEPING_S)
