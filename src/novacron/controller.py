@@ -3,13 +3,14 @@
 It owns start/stop and crash recovery. On start it stores the spec as a config version,
 adopts processes a previous controller left running, reloads open incidents and resumes
 their ladders (in-flight actions are reconciled, never re-applied), then starts whatever
-is missing.
+is missing. The fault flow itself (incidents, diagnosis, quarantine, healers) is the
+healing layer's :class:`~novacron.healing.flow.HealingFlow`; the controller wires local
+processes, probes, heartbeats and metrics into it.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, replace
@@ -19,27 +20,14 @@ from typing import Any
 from novacron.actuators.base import ActuatorRouter
 from novacron.actuators.process import ProcessActuator, fill_placeholders
 from novacron.clock import Clock, MonotonicClock
-from novacron.diagnosis.rootcause import rank_root_causes
 from novacron.errors import InputError, NotFoundError
 from novacron.healing.approvals import Approvals
 from novacron.healing.catalog import inverse_of, new_action
-from novacron.healing.executor import ExecResult, Executor
-from novacron.healing.healer import Healer
-from novacron.healing.health import HealthTracker
+from novacron.healing.executor import ExecResult
+from novacron.healing.flow import HealingFlow
 from novacron.healing.metricfaults import MetricJudge
 from novacron.healing.safety import SafetyGate
-from novacron.incidents.lifecycle import IncidentManager
-from novacron.model import (
-    ActionKind,
-    Fault,
-    Health,
-    Incident,
-    IncidentStatus,
-    Observation,
-    Priority,
-    TargetId,
-    TimelineEvent,
-)
+from novacron.model import ActionKind, Fault, Health, Incident, Observation, TargetId, TimelineEvent
 from novacron.sensors.heartbeat import HeartbeatMonitor
 from novacron.sensors.metrics import MetricsScraper
 from novacron.sensors.probes import Prober, make_probe
@@ -49,15 +37,6 @@ from novacron.telemetry import Metrics, get_logger
 
 __all__ = ["Controller", "TargetView"]
 
-
-def _remedy_plan(fault: Fault) -> tuple[list[ActionKind], dict[str, Any]]:
-    """The ladder a predicted fault asks for: its remedy first, then the usual fallbacks."""
-    remedy = ActionKind(fault.evidence["remedy"])
-    ladder = [remedy, ActionKind.REPLACE] if remedy is ActionKind.RESTART else [remedy]
-    return [*ladder, ActionKind.ESCALATE], dict(fault.evidence.get("remedy_params") or {})
-
-
-_STATUS_EVERY_S = 0.5
 _KILL_SWITCH_KEY = "autonomous_enabled"
 
 
@@ -94,31 +73,26 @@ class Controller:
         self._spec_source = spec_source
         self.gate = SafetyGate(spec.policy, self.clock, fleet_size=len(spec.targets), seed=seed)
         self.approvals = Approvals()
-        self.health = HealthTracker(self.clock, on_fault=self._on_fault, on_recovered=self._on_recovered)
-        self.incidents = IncidentManager(self.store, self.clock, self.metrics, on_change=self._on_incident_change)
         self.actuator = ProcessActuator(spec, clock=self.clock, log_dir=self.workdir / "logs", listener=self)
-        router = ActuatorRouter(lambda t: spec.target(t).kind, {"process": self.actuator})
-        self.executor = Executor(
+        self.flow = HealingFlow(
+            graph={t.name: t.depends_on for t in spec.targets},
             store=self.store,
-            actuator=router,
+            actuator=ActuatorRouter(lambda t: spec.target(t).kind, {"process": self.actuator}),
             gate=self.gate,
-            health=self.health,
-            incidents=self.incidents,
             approvals=self.approvals,
             metrics=self.metrics,
             clock=self.clock,
+            on_resolved=self._on_resolved,
         )
-        self.healer = Healer(self.executor, self.incidents, self.clock)
-        self.judge = MetricJudge(spec, self.clock, self._on_fault)
+        self.health = self.flow.health
+        self.incidents = self.flow.incidents
+        self.executor = self.flow.executor
+        self.healer = self.flow.healer
+        self.listeners: list[Callable[[Incident, TimelineEvent], None]] = self.flow.listeners
+        self.judge = MetricJudge(spec, self.clock, self.flow.on_fault)
         self.prober = Prober(self.clock, self._observe)
         self.heartbeats = HeartbeatMonitor(self.clock, self.health.observe)
         self.scraper = MetricsScraper(self.clock, self.judge.observe)
-        self._plans: dict[str, tuple[list[ActionKind], dict[str, Any]]] = {}
-        self._target_names = frozenset(t.name for t in spec.targets)
-        self.listeners: list[Callable[[Incident, TimelineEvent], None]] = []
-        self._healing: dict[str, asyncio.Task[None]] = {}
-        self._tasks: list[asyncio.Task[None]] = []
-        self._replica_faults: dict[str, set[int]] = {}
         self._published: dict[str, tuple[str, int, int]] = {}
         self.config_version = 0
         self._log = get_logger(component="controller")
@@ -135,19 +109,13 @@ class Controller:
             for replica in range(tspec.replicas):
                 self._configure_replica(tspec, replica)
         self._adopt()
-        for incident in self.incidents.load_open():
-            self._log.info("resuming incident", incident=incident.id, target=incident.target)
-            self._spawn_healer(incident)
+        self.flow.resume()
         await self.actuator.start_all()
-        self._tasks.append(asyncio.get_running_loop().create_task(self._housekeeping(), name="housekeeping"))
+        self.flow.start(tick=self._publish_status)
 
     async def stop(self, *, stop_targets: bool = True) -> None:
         """Stop healing, sensors and (by default) every replica."""
-        for task in [*self._tasks, *self._healing.values()]:
-            task.cancel()
-        await asyncio.gather(*self._tasks, *self._healing.values(), return_exceptions=True)
-        self._tasks.clear()
-        self._healing.clear()
+        await self.flow.stop()
         await self.prober.close()
         await self.heartbeats.close()
         await self.scraper.close()
@@ -235,84 +203,10 @@ class Controller:
         A fault about a fleet target is diagnosed and healed like any other; one about
         anything else is recorded as an incident for a human. Returns (incident, new).
         """
-        if fault.target not in self._target_names:
-            return self.incidents.on_fault(fault)
-        return self._on_fault(fault)
+        return self.flow.file_fault(fault)
 
-    def _on_fault(self, fault: Fault) -> tuple[Incident, bool]:
-        if "replica" in fault.evidence:
-            self._replica_faults.setdefault(fault.target, set()).add(int(fault.evidence["replica"]))
-        if "remedy" in fault.evidence:
-            self._plans[fault.target] = _remedy_plan(fault)
-        incident, new = self.incidents.on_fault(fault)
-        if not new:
-            if fault.target not in self._healing and incident.status is IncidentStatus.OPEN:
-                self._spawn_healer(incident)
-            return incident, False
-        self._diagnose(incident)
-        if self.gate.record_incident(fault.target):
-            incident = self.incidents.escalate(
-                incident,
-                f"flapping: {self.spec.policy.flap.threshold} incidents within "
-                f"{self.spec.policy.flap.window_s:g}s; quarantined",
-                priority=Priority.P1,
-            )
-        elif self.gate.is_quarantined(fault.target):
-            incident = self.incidents.escalate(incident, "target is quarantined for flapping", priority=Priority.P1)
-        else:
-            self._spawn_healer(incident)
-        return incident, True
-
-    def _diagnose(self, incident: Incident) -> None:
-        if incident.preventive:
-            self.incidents.event(incident, "diagnosed", "preventive: a forecast, not a failure; acting ahead of it")
-            return
-        graph = {t.name: t.depends_on for t in self.spec.targets}
-        failing = {t.name for t in self.spec.targets if self.health.health(t.name) is not Health.HEALTHY}
-        failing.add(incident.target)
-        causes = rank_root_causes(incident.target, graph, failing)
-        best = causes[0]
-        self.incidents.event(
-            incident,
-            "diagnosed",
-            best.reason,
-            root_cause=best.target,
-            candidates=[{"target": c.target, "score": round(c.score, 2)} for c in causes[:5]],
-        )
-
-    def _spawn_healer(self, incident: Incident) -> None:
-        if incident.target in self._healing:
-            return
-        replicas = sorted(self._replica_faults.pop(incident.target, set())) or None
-        ladder, params = self._plans.pop(incident.target, (None, None))
-        task = asyncio.get_running_loop().create_task(
-            self.healer.heal(incident, replicas, ladder=ladder, params=params), name=f"heal:{incident.id}"
-        )
-        self._healing[incident.target] = task
-        task.add_done_callback(lambda t: self._healer_done(incident.target, t))
-
-    def _healer_done(self, target: str, task: asyncio.Task[None]) -> None:
-        if self._healing.get(target) is task:
-            del self._healing[target]
-        if not task.cancelled() and task.exception() is not None:
-            self._log.error("healer failed", target=target, error=repr(task.exception()))
-
-    def _on_recovered(self, target: TargetId) -> None:
-        incident = self.incidents.open_for(target)
-        if incident is not None and target not in self._healing:
-            self.incidents.resolve(incident, healed_by="recovered without further action")
-
-    def _on_incident_change(self, incident: Incident, event: TimelineEvent) -> None:
-        if event.kind == "resolved":
-            self.judge.reset(incident.target)  # a repaired target starts a fresh baseline and trend
-        for listener in self.listeners:
-            listener(incident, event)
-
-    async def _housekeeping(self) -> None:
-        while True:
-            self.health.check_start_timeouts()
-            self._publish_status()
-            await self.clock.sleep(_STATUS_EVERY_S)
+    def _on_resolved(self, target: str) -> None:
+        self.judge.reset(target)  # a repaired target starts a fresh baseline and trend
 
     def _publish_status(self, *, force: bool = False) -> None:
         for view in self.status():
@@ -341,7 +235,7 @@ class Controller:
         self, target: str, kind: ActionKind, *, who: str, params: dict[str, Any] | None = None
     ) -> ExecResult:
         """A manual action, through the same executor and gate."""
-        if target not in self._target_names:
+        if target not in self.flow.graph:
             raise NotFoundError(f"no target {target!r}")
         if kind is ActionKind.ESCALATE:
             raise InputError("escalate is not an action a human requests", where="action")
@@ -404,9 +298,4 @@ class Controller:
 
     async def wait_idle(self, timeout: float) -> bool:
         """Wait until no healer is running (tests and benchmarks)."""
-        with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(timeout):
-                while self._healing:
-                    await asyncio.wait(list(self._healing.values()))
-                return True
-        return False
+        return await self.flow.wait_idle(timeout)

@@ -7,7 +7,7 @@ import pytest
 from novacron.actuators.sim import targets_for
 from novacron.benchmarks.simloop import run_simulated
 from novacron.benchmarks.simrun import SimController, SimTargets
-from novacron.benchmarks.twin_whatif import AdvisedExecutor, Calibration, WhatIfAdvisor
+from novacron.benchmarks.twin_whatif import Calibration, WhatIfAdvisor
 from novacron.errors import InputError
 from novacron.model import ActionKind, ActionStatus
 from novacron.sensors.sim import SimSensor, sim_target
@@ -42,7 +42,7 @@ def _healed(fault: str) -> tuple[SimController, Simulator, list[tuple[str, dict[
     targets = SimTargets(targets_for(range(sim.topo.n_vms)), probe_interval_s=1.0, probe_timeout_s=0.5)
 
     async def main() -> tuple[SimController, list[tuple[str, dict[str, object]]]]:
-        ctl = SimController(clock, targets, Policy(), seed=1, executor_factory=AdvisedExecutor.factory())
+        ctl = SimController(clock, targets, Policy(), seed=1, advisor_factory=WhatIfAdvisor.factory())
         await ctl.start()
         try:
             await clock.sleep(300.0)
@@ -64,8 +64,8 @@ def test_a_restart_on_a_dead_host_is_vetoed_and_replace_heals() -> None:
     assert first["predicted_recovery_s"] is None
     assert first["veto"] is True
     assert first["alternatives"] == {"replace": pytest.approx(60.0)}
-    assert isinstance(ctl.executor, AdvisedExecutor)
-    summary = ctl.executor.advisor.calibration.summary()
+    assert isinstance(ctl.healer.advisor, WhatIfAdvisor)
+    summary = ctl.healer.advisor.calibration.summary()
     # Every VM on the dead host had its restart vetoed and its replace checked.
     assert summary["vetoes"] == summary["predictions"] >= 1
     assert summary["outcome_accuracy"] == 1.0

@@ -18,10 +18,9 @@ from typing import Any
 
 from novacron.actuators.sim import targets_for
 from novacron.benchmarks.simloop import SimEventLoop, run_simulated
-from novacron.benchmarks.simrun import SimController, SimTargets
-from novacron.benchmarks.twin_whatif import AdvisedExecutor
+from novacron.benchmarks.simrun import AdvisorFactory, SimController, SimTargets
+from novacron.benchmarks.twin_whatif import WhatIfAdvisor
 from novacron.errors import InputError
-from novacron.healing.executor import Executor
 from novacron.model import IncidentStatus
 from novacron.settings import Policy
 from novacron.twin import HealerParams, SimClock, Simulator, build_fleet
@@ -67,7 +66,7 @@ def run_twin_controller(
     *,
     policy: Policy | None = None,
     on_progress: Progress | None = None,
-    executor_factory: Callable[..., Executor] | None = None,
+    advisor_factory: AdvisorFactory | None = None,
     setup: Callable[[SimController], None] | None = None,
 ) -> dict[str, Any]:
     """Run the fleet under the controller and return a JSON-serialisable summary."""
@@ -79,8 +78,8 @@ def run_twin_controller(
     targets = SimTargets(
         targets_for(range(run.vms)), probe_interval_s=run.probe_interval_s, probe_timeout_s=run.probe_timeout_s
     )
-    if executor_factory is None:
-        executor_factory = AdvisedExecutor.factory() if run.what_if else Executor
+    if advisor_factory is None and run.what_if:
+        advisor_factory = WhatIfAdvisor.factory()
     wall = time.perf_counter()
 
     async def main() -> dict[str, Any]:
@@ -90,7 +89,7 @@ def run_twin_controller(
             policy or Policy(),
             store_url=run.store_url,
             seed=run.seed,
-            executor_factory=executor_factory,
+            advisor_factory=advisor_factory,
         )
         if setup is not None:
             setup(ctl)
@@ -134,7 +133,7 @@ def _summarise(ctl: SimController, sim: Simulator, run: ControllerRun, wall: flo
             "actions_by_outcome": dict(sorted(by_outcome.items())),
             "twin_actions_applied": dict(sorted(ctl.actuator.applied.items())),
         },
-        "what_if": ctl.executor.advisor.calibration.summary() if isinstance(ctl.executor, AdvisedExecutor) else None,
+        "what_if": ctl.healer.advisor.calibration.summary() if isinstance(ctl.healer.advisor, WhatIfAdvisor) else None,
     }
 
 

@@ -8,11 +8,10 @@ without spending the attempt. After a real action the prediction is compared wit
 happened (verified or not, and how long from the action's start to verified) and the
 error is kept, so the twin's calibration is known.
 
-:class:`AdvisedExecutor` puts the advisor in front of the one executor; every prediction,
-veto and comparison goes on the incident's timeline. It is a subclass only because the
-healer has no hook yet: one call before ``executor.execute`` in the ladder
-(``review = advisor.review(action, incident)``; skip the step when vetoed) and one after
-(``advisor.settle(review, result)``) is all it needs.
+:class:`WhatIfAdvisor` is a :class:`~novacron.healing.advice.Advisor`: give it to the
+healer (``SimController(..., advisor_factory=WhatIfAdvisor.factory())``) and the healer
+consults it before each automated ladder step and settles it after; every prediction,
+veto and comparison goes on the incident's timeline.
 """
 
 from __future__ import annotations
@@ -21,14 +20,16 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from novacron.actuators.sim import TWIN_ACTIONS, SimActuator
-from novacron.healing.executor import ExecResult, Executor
-from novacron.model import Action, ActionKind, ActionStatus, Incident
+from novacron.actuators.sim import TWIN_ACTIONS
+from novacron.healing.advice import Hindsight
+from novacron.healing.executor import ExecResult
+from novacron.model import Action, ActionKind, Incident
 from novacron.sensors.sim import SimSensor
+from novacron.settings import Policy
 from novacron.twin.sim import Simulator
 from novacron.twin.whatif import PlannedAction, time_to_healthy, what_if
 
-__all__ = ["AdvisedExecutor", "Calibration", "Review", "WhatIfAdvisor"]
+__all__ = ["Calibration", "Review", "WhatIfAdvisor"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,7 +84,9 @@ class Calibration:
 
 
 class WhatIfAdvisor:
-    """Consults the twin about ladder steps on sim targets."""
+    """Consults the twin about ladder steps on sim targets (a healer's advisor)."""
+
+    name = "what-if"
 
     def __init__(
         self,
@@ -107,6 +110,15 @@ class WhatIfAdvisor:
         self._pending: dict[str, PlannedAction] = {}
         self._started: set[str] = set()
 
+    @classmethod
+    def factory(cls, *, horizon_s: float = 300.0, veto: bool = True) -> Callable[[SimSensor, Policy], WhatIfAdvisor]:
+        """An ``advisor_factory`` for :class:`~novacron.benchmarks.simrun.SimController`."""
+
+        def build(sensor: SimSensor, policy: Policy) -> WhatIfAdvisor:
+            return cls(sensor.sim, sensor, list(policy.ladder), horizon_s=horizon_s, veto=veto)
+
+        return build
+
     def _others(self, vm: int) -> list[PlannedAction]:
         """Approved steps on other VMs that are not yet in flight (in flight, the fork has them)."""
         plan = []
@@ -124,8 +136,12 @@ class WhatIfAdvisor:
         plan = [PlannedAction(TWIN_ACTIONS[kind], vm), *others]
         return time_to_healthy(self.sim, vm, plan, self.horizon_s, step_s=self.step_s)
 
-    def review(self, action: Action) -> Review | None:
-        """Predict ``action`` and its alternatives; None when the twin cannot model it."""
+    def review(self, action: Action, incident: Incident | None = None) -> Review | None:
+        """Predict ``action`` and its alternatives; None when the twin cannot model it.
+
+        A vetoed review is counted in :attr:`calibration`; ``incident`` is not needed (the
+        target's VM says everything the twin can use).
+        """
         if action.kind not in TWIN_ACTIONS or action.target not in self.sensor.targets:
             return None
         vm = self.sensor.vm(action.target)
@@ -137,7 +153,9 @@ class WhatIfAdvisor:
         fleet = what_if(self.sim, [planned, *others], self.horizon_s, samples=10)
         better = [k for k, t in alternatives.items() if t is not None]
         veto = self.veto and mine is None and bool(better)
-        if not veto:
+        if veto:
+            self.calibration.vetoes += 1
+        else:
             self._pending[action.idempotency_key] = planned
         if veto:
             reason = f"{action.kind} predicted not to restore service within {self.horizon_s:g}s; {better[0]} would"
@@ -147,7 +165,7 @@ class WhatIfAdvisor:
             reason = f"{action.kind} predicted to restore service in {mine:g}s"
         return Review(action.kind.value, mine, alternatives, fleet.slo_ok, fleet.cost, fleet.risk, veto, reason)
 
-    def settle(self, review: Review, result: ExecResult, now: float) -> dict[str, Any]:
+    def settle(self, review: Review, result: ExecResult, now: float) -> Hindsight:
         """Compare a review with how the real action ended; keep and return the error."""
         self._pending.pop(result.action.idempotency_key, None)
         self._started.discard(result.action.idempotency_key)
@@ -157,75 +175,13 @@ class WhatIfAdvisor:
         self.calibration.add(review.predicted_recovery_s, actual)
         predicted = review.predicted_recovery_s
         error = None if predicted is None or actual is None else round(predicted - actual, 3)
-        return {
+        check = {
             "predicted_recovery_s": predicted,
             "actual_recovery_s": None if actual is None else round(actual, 3),
             "error_s": error,
             "outcome_matched": (predicted is None) == (actual is None),
         }
-
-
-class AdvisedExecutor(Executor):
-    """The executor with the twin consulted before each automated ladder step."""
-
-    def __init__(self, *, advisor: WhatIfAdvisor, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self.advisor = advisor
-        self._reviews: dict[str, Review | None] = {}
-
-    @classmethod
-    def factory(cls, *, horizon_s: float = 300.0, veto: bool = True) -> Callable[..., Executor]:
-        """An ``executor_factory`` for :class:`~novacron.benchmarks.simrun.SimController`."""
-
-        def build(**kwargs: Any) -> Executor:
-            actuator = kwargs["actuator"]
-            if not isinstance(actuator, SimActuator):
-                raise TypeError("the what-if advisor needs the sim actuator")
-            ladder = list(kwargs["gate"].policy.ladder)
-            advisor = WhatIfAdvisor(actuator.sim, actuator.sensor, ladder, horizon_s=horizon_s, veto=veto)
-            return cls(advisor=advisor, **kwargs)
-
-        return build
-
-    async def execute(self, action: Action, *, incident: Incident | None = None) -> ExecResult:
-        """Review (once per idempotency key), veto or run, then settle the prediction."""
-        automated = action.requested_by == "controller" and action.inverse_of is None
-        if incident is None or not automated or self.store.action_by_key(action.idempotency_key) is not None:
-            return await super().execute(action, incident=incident)
-        key = action.idempotency_key
-        if key not in self._reviews:
-            review = self._reviews[key] = self.advisor.review(action)
-            if review is not None:
-                self.incidents.event(incident, "what_if", review.reason, **review.data())
-        review = self._reviews[key]
-        if review is not None and review.veto:
-            return self._vetoed(action, review, incident)
-        result = await super().execute(action, incident=incident)
-        if review is not None and result.outcome is not None:
-            self._reviews.pop(key, None)
-            check = self.advisor.settle(review, result, self.clock.now())
-            self.incidents.event(incident, "what_if_checked", _describe(check), **check)
-        return result
-
-    def _vetoed(self, action: Action, review: Review, incident: Incident) -> ExecResult:
-        self._reviews.pop(action.idempotency_key, None)
-        self.advisor.calibration.vetoes += 1
-        detail = f"vetoed by what-if: {review.reason}"
-        self.store.claim_action(action, ActionStatus.FAILED, now=self.clock.now())
-        self.store.set_action_status(action.id, ActionStatus.FAILED, finished_at=self.clock.now(), detail=detail)
-        self.metrics.action(action.kind.value, "vetoed")
-        self.store.audit(
-            now=self.clock.now(),
-            actor="what-if",
-            verb=f"action.{action.kind}",
-            subject=action.target,
-            result="vetoed",
-            action_id=action.id,
-            key=action.idempotency_key,
-            detail=detail,
-        )
-        self.incidents.event(incident, "what_if_veto", detail, action_id=action.id)
-        return ExecResult(action, ActionStatus.FAILED, detail)
+        return Hindsight(_describe(check), check)
 
 
 def _describe(check: dict[str, Any]) -> str:

@@ -48,7 +48,7 @@ def _median_rows(a: FloatArray) -> FloatArray:
     upper = a[:, k].copy()
     if w % 2:
         return upper
-    return (a[:, :k].max(axis=1) + upper) / 2.0
+    return np.asarray((a[:, :k].max(axis=1) + upper) / 2.0, dtype=np.float64)
 
 
 def _baselines(rows: FloatArray) -> tuple[FloatArray, FloatArray, FloatArray]:

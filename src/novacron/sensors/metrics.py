@@ -108,12 +108,10 @@ class MetricsScraper:
         while True:
             await self._clock.sleep(interval_s)
             metrics = await self._sample(scrape)
-            if metrics:
-                self._emit(
-                    Observation(
-                        scrape.target, "metrics", self._clock.now(), None, metrics=metrics, replica=scrape.replica
-                    )
-                )
+            # Emitted even when empty: the tick is what closes a probe-latency interval.
+            self._emit(
+                Observation(scrape.target, "metrics", self._clock.now(), None, metrics=metrics, replica=scrape.replica)
+            )
 
     async def _sample(self, scrape: _Scrape) -> dict[str, float]:
         metrics: dict[str, float] = {}
