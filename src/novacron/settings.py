@@ -194,9 +194,7 @@ class Policy(_Frozen):
     max_actions_per_target_per_hour: int = Field(20, ge=0)
     backoff: BackoffPolicy = Field(default_factory=BackoffPolicy)
     flap: FlapPolicy = Field(default_factory=FlapPolicy)
-    blast_radius: float = Field(
-        0.5, gt=0, le=1, description="Largest share of targets under remediation at once."
-    )
+    blast_radius: float = Field(0.5, gt=0, le=1, description="Largest share of targets under remediation at once.")
     dry_run: bool = False
     approval_required: list[RiskName] = Field(default_factory=lambda: list[RiskName](["critical"]))
     verify_timeout_s: float = Field(10.0, gt=0, le=3600)

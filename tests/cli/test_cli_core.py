@@ -12,9 +12,7 @@ NOVACRON = [sys.executable, "-m", "novacron.cli"]
 
 
 def _run(*args: str, cwd: Path | None = None, timeout: float = 60) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [*NOVACRON, *args], capture_output=True, text=True, timeout=timeout, check=False, cwd=cwd
-    )
+    return subprocess.run([*NOVACRON, *args], capture_output=True, text=True, timeout=timeout, check=False, cwd=cwd)
 
 
 def test_validate_accepts_a_good_spec(tmp_path: Path) -> None:

@@ -100,17 +100,17 @@ def demo_spec(
     workdir: Path,
     *,
     heartbeat_udp_port: int | None = None,
-    leak_mb_per_s: float = 0.5,
+    leak_mb_per_s: float = 2.0,
     memory_limit_mb: float = 128.0,
-    fill_mb_per_s: float = 0.4,
+    fill_mb_per_s: float = 1.6,
     scratch_limit_mb: float = 96.0,
     gc_sawtooth: bool = False,
 ) -> FleetSpec:
     """The demo fleet on ports ``base_port .. base_port + 7``, its files under ``workdir``.
 
     ``cache`` leaks ``leak_mb_per_s`` towards ``memory_limit_mb`` and ``reports`` writes
-    ``fill_mb_per_s`` towards ``scratch_limit_mb``: with the defaults each takes about four
-    minutes to fail, long enough for a forecast to see it coming and act first.
+    ``fill_mb_per_s`` towards ``scratch_limit_mb``: with the defaults each takes about a
+    minute to fail, long enough for a forecast to see it coming and act first.
     Heartbeats (from ``worker``) are sent only when ``heartbeat_udp_port`` is given.
     With ``gc_sawtooth`` ``catalog`` grows 24 MB over 30 s and frees it, again and again:
     memory that climbs but is no leak, the case a leak forecast must leave alone.
@@ -232,8 +232,8 @@ _WATCHES = (
     ),
 )
 # Act this long before a forecast exhaustion: a restart or clean-up takes well under a second,
-# and a minute leaves room for the forecast's own error.
-_LEAD_TIME_S = 60.0
+# and half a minute leaves room for the forecast's own error.
+_LEAD_TIME_S = 30.0
 
 
 def _metrics(svc: _Service, url: str, limits: _Limits) -> MetricsSpec:

@@ -84,10 +84,8 @@ class PhiAccrual:
         y = (elapsed - (mean + self.acceptable_pause_s)) / std
         # Logistic approximation of the normal CDF tail used by Akka: fast and monotone.
         e = math.exp(-y * (1.5976 + 0.070566 * y * y)) if y > -30 else math.inf
-        if elapsed > mean + self.acceptable_pause_s:
-            p_later = e / (1.0 + e)
-        else:
-            p_later = 1.0 - 1.0 / (1.0 + e)
+        late = elapsed > mean + self.acceptable_pause_s
+        p_later = e / (1.0 + e) if late else 1.0 - 1.0 / (1.0 + e)
         if p_later <= 0.0:
             return _PHI_CAP
         return min(_PHI_CAP, max(0.0, -math.log10(p_later)))

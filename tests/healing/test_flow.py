@@ -1,0 +1,149 @@
+"""The shared fault flow (fault → incident → diagnosis → healer) and the healer's advisor hook."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from novacron.clock import MonotonicClock
+from novacron.healing.advice import Hindsight
+from novacron.healing.approvals import Approvals
+from novacron.healing.executor import ExecResult
+from novacron.healing.flow import HealingFlow
+from novacron.healing.safety import SafetyGate
+from novacron.model import (
+    Action,
+    ActionKind,
+    ActionStatus,
+    Fault,
+    FaultId,
+    FaultKind,
+    Incident,
+    IncidentStatus,
+    Observation,
+    TargetId,
+)
+from novacron.settings import Policy
+from novacron.store import Store
+from novacron.telemetry import Metrics
+from novacron.testing import FakeActuator
+
+
+@dataclass(frozen=True, slots=True)
+class _Review:
+    veto: bool
+    reason: str
+
+    def data(self) -> Mapping[str, Any]:
+        return {"veto": self.veto}
+
+
+@dataclass
+class _Advisor:
+    """Vetoes the kinds it is told to; remembers what it settled."""
+
+    vetoes: frozenset[ActionKind]
+    name: str = "fake-advisor"
+    settled: list[tuple[ActionKind, ActionStatus]] = field(default_factory=list)
+
+    def review(self, action: Action, incident: Incident) -> _Review:
+        return _Review(action.kind in self.vetoes, f"{action.kind} for {incident.target}")
+
+    def settle(self, review: _Review, result: ExecResult, now: float) -> Hindsight:
+        self.settled.append((result.action.kind, result.status))
+        return Hindsight(f"{result.action.kind} ended {result.status}", {"status": result.status.value})
+
+
+class _Rig:
+    """A flow over SQLite and a fake actuator whose restarts and replaces heal the target."""
+
+    def __init__(self, tmp_path: Path, advisor: _Advisor | None = None) -> None:
+        self.clock = MonotonicClock()
+        self.store = Store.open(f"sqlite:///{tmp_path / 'flow.db'}")
+        self.new: list[str] = []
+        self.resolved: list[str] = []
+        self.flow = HealingFlow(
+            graph={"db": [], "api": ["db"]},
+            store=self.store,
+            actuator=FakeActuator(script=self._heal),
+            gate=SafetyGate(Policy(verify_timeout_s=1.0), self.clock, fleet_size=2, seed=0),
+            approvals=Approvals(),
+            metrics=Metrics(),
+            clock=self.clock,
+            advisor=advisor,
+            on_new_incident=lambda inc: self.new.append(inc.target),
+            on_resolved=self.resolved.append,
+        )
+        for name in ("db", "api"):
+            self.flow.health.configure(name, 0, {"http:0": 1}, start_timeout_s=5)
+            self._up(name)
+
+    def _up(self, target: str) -> None:
+        self.flow.health.process_started(target, 0)
+        self.flow.health.observe(Observation(TargetId(target), "http:0", self.clock.now(), True, replica=0))
+
+    def _heal(self, action: Action) -> bool:
+        self._up(action.target)
+        return True
+
+    def timeline(self, target: str) -> list[tuple[str, str]]:
+        incident = next(i for i in self.store.incidents() if i.target == target)
+        return [(e.kind, e.detail) for e in self.store.timeline(incident.id)]
+
+
+async def test_a_crash_is_diagnosed_healed_and_resolved(tmp_path: Path) -> None:
+    rig = _Rig(tmp_path)
+    heard: list[str] = []
+    rig.flow.listeners.append(lambda inc, ev: heard.append(ev.kind))
+    rig.flow.health.process_exited("api", 0, 1, expected=False)
+    assert rig.flow.healing == 1
+    assert await rig.flow.wait_idle(5.0)
+    kinds = [k for k, _ in rig.timeline("api")]
+    assert kinds.index("detected") < kinds.index("diagnosed") < kinds.index("verified") < kinds.index("resolved")
+    assert rig.new == ["api"]
+    assert rig.resolved == ["api"]
+    assert "resolved" in heard
+    actions = rig.store.actions()
+    assert [(a.action.kind, a.status, a.action.params.get("replicas")) for a in actions] == [
+        (ActionKind.RESTART, ActionStatus.VERIFIED, [0])
+    ]
+
+
+async def test_a_fault_outside_the_fleet_is_recorded_for_a_human(tmp_path: Path) -> None:
+    rig = _Rig(tmp_path)
+    now = rig.clock.now()
+    fault = Fault(FaultId("f-1"), TargetId("billing"), FaultKind.ALERT, now, now, {"detail": "alert"})
+    incident, new = rig.flow.file_fault(fault)
+    again, second = rig.flow.file_fault(fault)
+    assert new
+    assert not second
+    assert again.id == incident.id
+    assert incident.status is IncidentStatus.OPEN
+    assert rig.flow.healing == 0
+    assert rig.new == []
+
+
+async def test_a_vetoed_step_is_recorded_not_applied_and_the_ladder_moves_on(tmp_path: Path) -> None:
+    advisor = _Advisor(vetoes=frozenset({ActionKind.RESTART}))
+    rig = _Rig(tmp_path, advisor)
+    rig.flow.health.process_exited("db", 0, None, expected=False)
+    assert await rig.flow.wait_idle(5.0)
+    timeline = rig.timeline("db")
+    kinds = [k for k, _ in timeline]
+    assert kinds.count("fake_advisor") == 2  # one review per step
+    assert kinds.index("fake_advisor_veto") < kinds.index("verified") < kinds.index("fake_advisor_checked")
+    veto = next(d for k, d in timeline if k == "fake_advisor_veto")
+    assert veto == "vetoed by fake-advisor: restart for db"
+    by_kind = {a.action.kind: a for a in rig.store.actions()}
+    assert by_kind[ActionKind.RESTART].status is ActionStatus.FAILED
+    assert by_kind[ActionKind.RESTART].detail == veto
+    assert by_kind[ActionKind.REPLACE].status is ActionStatus.VERIFIED
+    assert advisor.settled == [(ActionKind.REPLACE, ActionStatus.VERIFIED)]
+    audit = {(e.actor, e.verb, e.result) for e in rig.store.audit_log()}
+    assert ("fake-advisor", "action.restart", "vetoed") in audit
+    actuator = rig.flow.executor.actuator
+    assert isinstance(actuator, FakeActuator)
+    assert [a.kind for a in actuator.applied] == [ActionKind.REPLACE]
+    assert next(i for i in rig.store.incidents() if i.target == "db").status is IncidentStatus.RESOLVED
