@@ -74,7 +74,7 @@ async def test_a_command_that_cannot_start_backs_off_and_escalates(controller: F
 
 async def test_a_start_that_exits_at_once_is_escalated(controller: Factory, ports: int) -> None:
     failing = http_service_target("failing", ports, command=[sys.executable, "-c", "raise SystemExit(3)"])
-    c = await controller(fleet(failing, backoff={"base_s": 0.05, "cap_s": 0.1}))
+    c = await controller(fleet(failing, backoff={"base_s": 0.05, "cap_s": 5.0}))
     await eventually(
         lambda: any(i.status is IncidentStatus.NEEDS_HUMAN for i in incidents_of(c, "failing")),
         what="escalation",
@@ -173,3 +173,26 @@ async def test_a_config_rollback_runs_the_previous_version_and_can_be_undone(
     undo = await c.rollback(who="carol", action_id=result.action.id)
     assert undo.status is ActionStatus.VERIFIED
     assert c.actuator.spec_of("api").env == {"VERSION": "2"}
+
+
+async def test_after_escalation_a_fixed_start_recovers_on_the_next_retry(
+    controller: Factory, ports: int, tmp_path: Path
+) -> None:
+    broken = tmp_path / "api.broken"
+    command = [sys.executable, "-m", "novacron.demo.service", "--name", "api", "--port", str(ports)]
+    target = http_service_target("api", ports, command=[*command, "--fail-start-file", str(broken)])
+    c = await controller(fleet(target, backoff={"base_s": 0.05, "cap_s": 1.0, "jitter": 0.0}))
+    await healthy(c)
+    broken.write_text("bad config")
+    kill(c, "api")
+    await eventually(
+        lambda: bool(incidents_of(c, "api")) and incidents_of(c, "api")[0].status is IncidentStatus.NEEDS_HUMAN,
+        what="escalation",
+    )
+    assert c.actuator.pids("api") == ()
+    broken.unlink()  # the human fixes the config
+    await eventually(resolved(c, "api"), what="recovery on a retry")
+    inc = incidents_of(c, "api")[0]
+    retries = [a for a in c.store.actions(incident_id=inc.id) if "/retry/" in a.action.idempotency_key]
+    assert retries
+    assert retries[0].status is ActionStatus.VERIFIED

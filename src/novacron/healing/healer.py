@@ -11,6 +11,7 @@ comparison goes on the incident's timeline.
 
 from __future__ import annotations
 
+import itertools
 from typing import Any
 
 from novacron.clock import Clock
@@ -59,12 +60,51 @@ class Healer:
         ``ladder`` overrides the policy's (a predicted fault brings its own remedy) and
         ``params`` are passed to every step.
         """
+        steps = ladder or list(self._gate.policy.ladder)
         if not await self._take_slot(incident):
             return
         try:
-            await self._ladder(incident, replicas, ladder or list(self._gate.policy.ladder), params or {})
+            exhausted = await self._ladder(incident, replicas, steps, params or {})
         finally:
             self._gate.release(incident.target)
+        if exhausted and steps[0] is not ActionKind.ESCALATE:
+            await self._retry_while_down(incident, steps[0], params or {})
+
+    async def _retry_while_down(self, incident: Incident, kind: ActionKind, params: dict[str, Any]) -> None:
+        """After escalation, try the cheapest step again every backoff cap.
+
+        As Kubernetes' CrashLoopBackOff does: once a human fixes the cause (a bad config,
+        a missing dependency) the target recovers without a second page, while the cap
+        keeps the attempts slow and the hourly rate limit still bounds them.
+        """
+        for attempt in itertools.count():
+            await self.clock.sleep(self._gate.policy.backoff.cap_s)
+            if self._recovered(incident):
+                return
+            if self.executor.health.is_healthy(incident.target):
+                self._resolve(incident, "healthy again")
+                return
+            if not await self._take_slot(incident):
+                return
+            try:
+                current = self.incidents.open_for(incident.target) or incident
+                action = new_action(
+                    kind,
+                    TargetId(incident.target),
+                    key=f"{incident.id}/retry/{attempt}/{kind}",
+                    incident_id=incident.id,
+                    params=params,
+                    reason=f"retry {attempt + 1} after escalation",
+                )
+                result = await self._until_decided(action, current)
+            finally:
+                self._gate.release(incident.target)
+            if result.verified:
+                self._resolve(incident, f"{kind} verified on retry {attempt + 1}")
+                return
+            if result.status in (ActionStatus.BLOCKED, ActionStatus.DRY_RUN):
+                self.incidents.event(current, "retries_stopped", result.detail)
+                return
 
     async def _take_slot(self, incident: Incident) -> bool:
         """Wait for a blast-radius slot; escalate a P0 once while the fleet is over the cap."""
@@ -89,11 +129,12 @@ class Healer:
 
     async def _ladder(
         self, incident: Incident, replicas: list[int] | None, ladder: list[ActionKind], extra: dict[str, Any]
-    ) -> None:
+    ) -> bool:
+        """Walk the ladder; True when every step failed and the incident was escalated."""
         params = {**extra, **({"replicas": replicas} if replicas else {})}
         for step, kind in enumerate(ladder):
             if self._recovered(incident):
-                return
+                return False
             if kind is ActionKind.ESCALATE:
                 break
             current = self.incidents.open_for(incident.target) or incident
@@ -110,12 +151,14 @@ class Healer:
             result = await self._step(action, current)
             if result.verified:
                 self._resolve(incident, f"{kind} verified")
-                return
+                return False
             if result.status in (ActionStatus.BLOCKED, ActionStatus.DRY_RUN):
                 self._stop_automation(current, result)
-                return
-        if not self._recovered(incident):
-            self.incidents.escalate(incident, "every step of the ladder failed verification", priority=Priority.P1)
+                return False
+        if self._recovered(incident):
+            return False
+        self.incidents.escalate(incident, "every step of the ladder failed verification", priority=Priority.P1)
+        return True
 
     async def _step(self, action: Action, incident: Incident) -> ExecResult:
         """One ladder step: the advisor's review (a veto skips it), execution, then hindsight."""
