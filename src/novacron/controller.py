@@ -69,6 +69,9 @@ class Controller:
         self.clock = clock or MonotonicClock()
         self.metrics = metrics or Metrics()
         self.workdir = workdir or Path(spec.controller.workdir)
+        # Built first: it checks every detector named in the spec, and a bad one must stop
+        # the controller before anything (even the store) is touched.
+        self.judge = MetricJudge(spec, self.clock, lambda fault: self.flow.on_fault(fault))  # noqa: PLW0108 - flow comes later
         self.store = Store.open(store_url or spec.controller.store_url)
         self._spec_source = spec_source
         self.gate = SafetyGate(spec.policy, self.clock, fleet_size=len(spec.targets), seed=seed)
@@ -89,7 +92,6 @@ class Controller:
         self.executor = self.flow.executor
         self.healer = self.flow.healer
         self.listeners: list[Callable[[Incident, TimelineEvent], None]] = self.flow.listeners
-        self.judge = MetricJudge(spec, self.clock, self.flow.on_fault)
         self.prober = Prober(self.clock, self._observe)
         self.heartbeats = HeartbeatMonitor(self.clock, self.health.observe)
         self.scraper = MetricsScraper(self.clock, self.judge.observe)

@@ -67,3 +67,16 @@ def test_status_before_any_run(tmp_path: Path) -> None:
     res = _run("status", "--store", f"sqlite:///{tmp_path / 'n.db'}")
     assert res.returncode == 0
     assert "no status recorded yet" in res.stdout
+
+
+def test_an_unknown_detector_is_refused_before_anything_starts(tmp_path: Path) -> None:
+    spec = tmp_path / "bad.yaml"
+    spec.write_text(
+        "targets:\n  - name: api\n    command: [sleep, '100']\n"
+        "    metrics: {watch: [{metric: cpu_percent, detector: {detector: crystal_ball}}]}\n"
+    )
+    res = _run("run", "-c", str(spec), cwd=tmp_path)
+    assert res.returncode == 2
+    assert "targets[api].metrics.watch[0]" in res.stderr
+    assert "crystal_ball" in res.stderr
+    assert not (tmp_path / ".novacron").exists(), "not even the store is created"

@@ -10,6 +10,7 @@ from __future__ import annotations
 import sys
 
 from rich.console import Console
+from rich.markup import escape
 
 from novacron.cli import (  # noqa: F401  (imported for their command registrations)
     api,
@@ -33,8 +34,9 @@ def main() -> None:
     try:
         app()
     except InputError as exc:
-        err.print(f"[bold red]error:[/] {exc}", highlight=False, markup=True)
+        # Escaped: field paths such as ``targets[api]`` must not be read as Rich markup.
+        err.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
         sys.exit(2)
     except NovacronError as exc:
-        err.print(f"[bold red]failed:[/] {exc}", highlight=False)
+        err.print(f"[bold red]failed:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
         sys.exit(1)
