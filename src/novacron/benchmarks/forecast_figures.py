@@ -85,8 +85,17 @@ def exhaustion_figure(
     if verdict.leak and verdict.eta_s > 0:
         at_eta = verdict.at + verdict.eta_s
         xs = np.array([verdict.window[0], at_eta])
-        trend = verdict.level + verdict.slope * (xs - verdict.at)
-        ax.plot(x(xs), trend, color="tab:orange", lw=1.4, label=f"trend ({verdict.mode})")
+        ev = verdict.evidence
+        label = f"trend ({verdict.mode})"
+        if ev.get("trend_shape") == "accelerating":
+            label = f"trend ({verdict.mode}, accelerating)"
+            # The parabola that gave the ETA, from the window start to the ETA.
+            xs = np.linspace(verdict.window[0], at_eta, 200)
+            s = xs - verdict.at
+            trend = float(ev["curve_level"]) + float(ev["curve_slope"]) * s + float(ev["acceleration"]) * s**2
+        else:
+            trend = verdict.level + verdict.slope * (xs - verdict.at)
+        ax.plot(x(xs), trend, color="tab:orange", lw=1.4, label=label)
         low, high = verdict.interval
         ax.axvspan(x(verdict.at + low), x(verdict.at + high), color="tab:orange", alpha=0.15, label="ETA interval")
         ax.axvline(x(at_eta), color="tab:orange", ls=":", lw=1)

@@ -14,7 +14,9 @@ How a leak is told from normal behaviour:
   collection) are tested, so a healthy GC or clean-up cycle is not a leak however steep
   each tooth is, while a cycle whose floors creep up is;
 * growth must pass a one-sided Mann-Kendall test corrected for serial correlation, with
-  Kendall's tau as the effect size.
+  Kendall's tau as the effect size;
+* the ETA comes from the line unless a parabola fits the window clearly better (BIC) and
+  bends upwards: accelerating growth arrives sooner than its average slope says.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
+from novacron.forecasting._curvature import accelerating_eta, fit_curvature
 from novacron.forecasting._segments import find_drops, teeth
 from novacron.forecasting._stats import (
     FloatArray,
@@ -192,6 +195,39 @@ def _judge(
     return replace(head, leak=True, reason="leak", eta_s=eta, interval=interval, confidence=confidence)
 
 
+def _accelerated(
+    verdict: ExhaustionAssessment, t: FloatArray, y: FloatArray, *, season_s: float = 0.0
+) -> ExhaustionAssessment:
+    """Bring the ETA forward when growth since the last change point clearly accelerates.
+
+    ``t``/``y`` are all points since the change point; the line was fitted on the newest
+    part from ``verdict.window[0]``, which the curvature test also offers as a bend. The
+    leak decision stays with the line and its rank test; curvature only changes *when*.
+    The interval is widened to span both shapes: its early end from the parabola's
+    steepest plausible curvature, its late end from the line (growth that stops
+    accelerating).
+    """
+    if not verdict.leak or verdict.eta_s <= 0.0:
+        return verdict
+    curve = fit_curvature(t, y, season_s=season_s, knot=verdict.window[0])
+    if curve is None:
+        return verdict
+    evidence = {**verdict.evidence, "curvature_delta_bic": curve.delta_bic, "trend_shape": "linear"}
+    found = accelerating_eta(curve, verdict.limit)
+    if found is None or found[0] >= verdict.eta_s:
+        return replace(verdict, evidence=evidence)
+    eta, early = found
+    low, high = verdict.interval
+    evidence.update(
+        trend_shape="accelerating",
+        linear_eta_s=verdict.eta_s,
+        acceleration=curve.accel,
+        curve_level=curve.level,
+        curve_slope=curve.slope,
+    )
+    return replace(verdict, eta_s=eta, interval=(min(low, early), max(high, verdict.eta_s)), evidence=evidence)
+
+
 def _not_leak(t: FloatArray, y: FloatArray, limit: float, reason: str) -> ExhaustionAssessment:
     return ExhaustionAssessment(
         leak=False, reason=reason, at=float(t[-1]), level=float(y[-1]), limit=limit, points=int(t.size)
@@ -225,7 +261,8 @@ def _trend(ts: FloatArray, ys: FloatArray, limit: float, cfg: ExhaustionConfig) 
     offset, fit = _adaptive_fit(ts, ys, cfg)
     level = fit.level_at(float(ts[-1]))
     mk = mann_kendall(*block_reduce(ts[offset:], ys[offset:], cfg.max_points), fit.slope)
-    return _judge(ts[offset:], ys[offset:], fit, mk, limit=limit, level=level, cfg=cfg, mode="trend")
+    verdict = _judge(ts[offset:], ys[offset:], fit, mk, limit=limit, level=level, cfg=cfg, mode="trend")
+    return _accelerated(verdict, ts, ys)
 
 
 def _current(
@@ -249,7 +286,8 @@ def _seasonal(ts: FloatArray, ys: FloatArray, limit: float, cfg: ExhaustionConfi
             chosen = i
             break
     tr, start = trends[chosen], starts[chosen]
-    return _judge(ts[start:], ys[start:], tr.fit, tr.test, limit=limit, level=tr.level, cfg=cfg, mode="seasonal")
+    verdict = _judge(ts[start:], ys[start:], tr.fit, tr.test, limit=limit, level=tr.level, cfg=cfg, mode="seasonal")
+    return _accelerated(verdict, ts, ys, season_s=cfg.season_s)
 
 
 def _cleanup_expected(t: FloatArray, y: FloatArray, drops: list[int], level: float, limit: float) -> bool:
