@@ -88,13 +88,8 @@ class Healer:
                 return
             try:
                 current = self.incidents.open_for(incident.target) or incident
-                action = new_action(
-                    kind,
-                    TargetId(incident.target),
-                    key=f"{incident.id}/retry/{attempt}/{kind}",
-                    incident_id=incident.id,
-                    params=params,
-                    reason=f"retry {attempt + 1} after escalation",
+                action = _step_action(
+                    incident, kind, f"retry/{attempt}", params, f"retry {attempt + 1} after escalation"
                 )
                 result = await self._until_decided(action, current)
             finally:
@@ -140,14 +135,8 @@ class Healer:
             current = self.incidents.open_for(incident.target) or incident
             if step == 0 and current.status is IncidentStatus.OPEN:
                 current = self.incidents.set_status(current, IncidentStatus.MITIGATING)
-            action = new_action(
-                kind,
-                TargetId(incident.target),
-                key=f"{incident.id}/{step}/{kind}",
-                incident_id=incident.id,
-                params=params,
-                reason=f"ladder step {step + 1}/{len(ladder)} for {incident.kind}",
-            )
+            reason = f"ladder step {step + 1}/{len(ladder)} for {incident.kind}"
+            action = _step_action(incident, kind, str(step), params, reason)
             result = await self._step(action, current)
             if result.verified:
                 self._resolve(incident, f"{kind} verified")
@@ -201,3 +190,15 @@ class Healer:
     def _resolve(self, incident: Incident, how: str) -> None:
         if not self._recovered(incident):
             self.incidents.resolve(incident, healed_by=how)
+
+
+def _step_action(incident: Incident, kind: ActionKind, step: str, params: dict[str, Any], reason: str) -> Action:
+    """A step's action; its key ``<incident>/<step>/<kind>`` is what makes a resumed ladder idempotent."""
+    return new_action(
+        kind,
+        TargetId(incident.target),
+        key=f"{incident.id}/{step}/{kind}",
+        incident_id=incident.id,
+        params=params,
+        reason=reason,
+    )

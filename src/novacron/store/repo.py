@@ -8,6 +8,7 @@ an action's idempotency key above all — is committed before the effect it guar
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import hashlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -319,16 +320,8 @@ class Store:
     # -- processes and target status ---------------------------------------------------
     def set_process(self, rec: ProcessRecord) -> None:
         """Remember a started process (replacing the replica's previous one)."""
-        self.remove_process(rec.target, rec.replica)
-        self._exec(
-            insert(t.processes).values(
-                target=rec.target,
-                replica=rec.replica,
-                pid=rec.pid,
-                create_time=rec.create_time,
-                port=rec.port,
-            )
-        )
+        where = (t.processes.c.target == rec.target) & (t.processes.c.replica == rec.replica)
+        self._replace(t.processes, where, dataclasses.asdict(rec))
 
     def remove_process(self, target: str, replica: int) -> None:
         """Forget a replica's process."""
@@ -341,17 +334,7 @@ class Store:
 
     def set_target_status(self, row: TargetStatusRow) -> None:
         """Upsert a target's status line."""
-        self._exec(delete(t.target_status).where(t.target_status.c.target == row.target))
-        self._exec(
-            insert(t.target_status).values(
-                target=row.target,
-                health=row.health,
-                running=row.running,
-                desired=row.desired,
-                updated_at=row.updated_at,
-                detail=row.detail,
-            )
-        )
+        self._replace(t.target_status, t.target_status.c.target == row.target, dataclasses.asdict(row))
 
     def target_statuses(self) -> list[TargetStatusRow]:
         """Every target's latest status line."""
@@ -365,8 +348,16 @@ class Store:
 
     def put_setting(self, key: str, value: Any, *, now: float) -> None:
         """Persist a controller setting."""
-        self._exec(delete(t.settings_kv).where(t.settings_kv.c.key == key))
-        self._exec(insert(t.settings_kv).values(key=key, value=value, updated_at=now))
+        self._replace(t.settings_kv, t.settings_kv.c.key == key, {"key": key, "value": value, "updated_at": now})
+
+    def _replace(self, table: Any, where: Any, values: dict[str, Any]) -> None:
+        """Delete-then-insert in one transaction: a portable upsert for SQLite and PostgreSQL."""
+        try:
+            with self.engine.begin() as conn:
+                conn.execute(delete(table).where(where))
+                conn.execute(insert(table).values(**values))
+        except SQLAlchemyError as exc:
+            raise StoreError(f"store write failed: {exc}", delay=0.5) from exc
 
 
 def _jsonable(data: Mapping[str, Any] | Sequence[Any] | Any) -> Any:
