@@ -314,16 +314,20 @@ def what_if_cmd(
 
 @bench_app.command("twin-fidelity")
 def bench_twin_fidelity(
-    faults: Annotated[int, typer.Option("--faults", help="Faults injected into the real demo fleet.")] = 20,
+    faults: Annotated[int, typer.Option("--faults", help="Faults injected into the compared healing run.")] = 64,
+    calibration_faults: Annotated[
+        int, typer.Option("--calibration-faults", help="Faults in each of the two calibration runs.")
+    ] = 32,
     startup_runs: Annotated[int, typer.Option("--startup-runs", help="Demo service start/stop samples.")] = 20,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON (always JSON).")] = True,
 ) -> None:
     """Twin vs real processes: the demo-fleet model's MTTD/MTTR against `bench healing`."""
     from novacron.benchmarks.twin_fidelity import run_fidelity_bench
 
-    if faults < 1 or startup_runs < 1:
-        raise InputError("must be >= 1", where="--faults/--startup-runs")
-    print(json.dumps(run_fidelity_bench(faults=faults, startup_runs=startup_runs), indent=None if as_json else 2))
+    if faults < 1 or startup_runs < 1 or calibration_faults < 1:
+        raise InputError("must be >= 1", where="--faults/--calibration-faults/--startup-runs")
+    result = run_fidelity_bench(faults=faults, startup_runs=startup_runs, calibration_faults=calibration_faults)
+    print(json.dumps(result, indent=None if as_json else 2))
 
 
 @bench_app.command("twin-mirror")
