@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from novacron.actuators.base import ActuatorRouter
-from novacron.actuators.process import ProcessActuator, fill_placeholders
+from novacron.actuators.process import ProcessActuator, expand_target_vars
 from novacron.clock import Clock, MonotonicClock
 from novacron.errors import InputError, NotFoundError
 from novacron.healing.approvals import Approvals
@@ -141,7 +141,7 @@ class Controller:
         port = None if tspec.port is None else tspec.port + replica
 
         def fill(s: str) -> str:
-            return fill_placeholders(s, name=tspec.name, replica=replica, port=port)
+            return expand_target_vars(s, name=tspec.name, replica=replica, port=port)
 
         thresholds: dict[str, int] = {}
         for i, check in enumerate(tspec.checks):

@@ -26,7 +26,7 @@ from novacron.model import Action, ActionKind, Outcome, TargetId, TargetState
 from novacron.sensors.process import ExitWatcher
 from novacron.settings import FleetSpec, TargetSpec
 
-__all__ = ["ProcessActuator", "ProcessListener", "fill_placeholders"]
+__all__ = ["ProcessActuator", "ProcessListener", "expand_target_vars"]
 
 
 class ProcessListener(Protocol):
@@ -52,7 +52,7 @@ class _Replica:
     exited: asyncio.Event = field(default_factory=asyncio.Event)
 
 
-def fill_placeholders(text: str, *, name: str, replica: int, port: int | None) -> str:
+def expand_target_vars(text: str, *, name: str, replica: int, port: int | None) -> str:
     """Fill ``{name}``, ``{replica}`` and ``{port}`` (plain replacement: braces elsewhere stay)."""
     out = text.replace("{name}", name).replace("{replica}", str(replica))
     return out.replace("{port}", str(port)) if port is not None else out
@@ -257,7 +257,7 @@ class ProcessActuator:
 
     def _spawn(self, tspec: TargetSpec, rep: _Replica) -> None:
         def fill(s: str) -> str:
-            return fill_placeholders(s, name=tspec.name, replica=rep.index, port=rep.port)
+            return expand_target_vars(s, name=tspec.name, replica=rep.index, port=rep.port)
 
         env = {**os.environ, **{k: fill(v) for k, v in tspec.env.items()}}
         env.update(NOVACRON_TARGET=tspec.name, NOVACRON_REPLICA=str(rep.index))

@@ -25,6 +25,7 @@ __all__ = [
     "REGISTRY",
     "Detector",
     "FloatArray",
+    "RefitChunks",
     "Registry",
     "clip_value",
     "register",
@@ -117,6 +118,31 @@ class Detector(ABC):
     def __repr__(self) -> str:
         args = ", ".join(f"{k}={v!r}" for k, v in self.get_params().items())
         return f"{type(self).__name__}({args})"
+
+
+class RefitChunks(ABC):
+    """``score_many`` for detectors that refit periodically (Isolation Forest, LSTM).
+
+    The values between two refits score against one fitted model, so a batch is handled
+    chunk by chunk: ``_chunk(good, i, scores)`` scores and learns ``good[i:j]`` up to the
+    next refit and returns ``j``. Non-finite values score 0 and are not learned.
+    """
+
+    @abstractmethod
+    def _chunk(self, good: FloatArray, i: int, scores: FloatArray) -> int:
+        """Score and learn ``good[i:j]`` (up to the next refit) into ``scores``; return ``j``."""
+
+    def score_many(self, xs: npt.ArrayLike) -> FloatArray:
+        """Score-then-learn over ``xs``, one model call per chunk between refits."""
+        vals, ok = sanitize_batch(xs)
+        good = vals[ok]
+        scores = np.zeros(good.shape[0])
+        i = 0
+        while i < good.shape[0]:
+            i = self._chunk(good, i, scores)
+        out = np.zeros(vals.shape[0])
+        out[ok] = scores
+        return finish_scores(out)
 
 
 def _clone_value(v: Any) -> Any:

@@ -15,17 +15,15 @@ from collections import deque
 from typing import Any
 
 import numpy as np
-import numpy.typing as npt
 from numpy.lib.stride_tricks import sliding_window_view
 
 from novacron.detectors.base import (
     Detector,
     FloatArray,
+    RefitChunks,
     check_positive,
     clip_value,
-    finish_scores,
     register,
-    sanitize_batch,
 )
 
 __all__ = ["IsolationForestDetector"]
@@ -44,7 +42,7 @@ def _features(windows: FloatArray) -> FloatArray:
 
 
 @register("iforest")
-class IsolationForestDetector(Detector):
+class IsolationForestDetector(RefitChunks, Detector):
     """Isolation Forest anomaly score (0.5 ≈ ordinary, → 1 isolated) on window features."""
 
     default_threshold = 0.65
@@ -139,18 +137,6 @@ class IsolationForestDetector(Detector):
         if row is None:
             return 0.0
         return float(-self._model.score_samples(row)[0])
-
-    def score_many(self, xs: npt.ArrayLike) -> FloatArray:
-        """Score-then-learn in chunks between refits, each chunk in one forest call."""
-        vals, ok = sanitize_batch(xs)
-        good = vals[ok]
-        scores = np.zeros(good.shape[0])
-        i = 0
-        while i < good.shape[0]:
-            i = self._chunk(good, i, scores)
-        out = np.zeros(vals.shape[0])
-        out[ok] = scores
-        return finish_scores(out)
 
     def _chunk(self, good: FloatArray, i: int, scores: FloatArray) -> int:
         """Handle ``good[i:j]`` up to the next refit; return ``j``."""

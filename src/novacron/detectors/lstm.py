@@ -20,18 +20,16 @@ from contextlib import contextmanager
 from typing import Any
 
 import numpy as np
-import numpy.typing as npt
 
 from novacron.detectors._ew import EWState, ew_update
 from novacron.detectors.base import (
     Detector,
     FloatArray,
+    RefitChunks,
     check_positive,
     clip_value,
     finish_score,
-    finish_scores,
     register,
-    sanitize_batch,
 )
 
 __all__ = ["LSTMDetector"]
@@ -92,7 +90,7 @@ def _predict(net: Any, windows: FloatArray) -> FloatArray:
         return np.asarray(net(torch.from_numpy(np.ascontiguousarray(windows))).numpy(), dtype=np.float64)
 
 
-class LSTMDetector(Detector):
+class LSTMDetector(RefitChunks, Detector):
     """Standardised one-step-ahead LSTM forecast error (0 until the first fit)."""
 
     default_threshold = 4.0
@@ -220,18 +218,6 @@ class LSTMDetector(Detector):
             return 0.0
         s = self._res
         return finish_score(abs(r - s.mean) / max(math.sqrt(s.var), 1e-9))
-
-    def score_many(self, xs: npt.ArrayLike) -> FloatArray:
-        """Score-then-learn; the network runs once per refit interval over all its points."""
-        vals, ok = sanitize_batch(xs)
-        good = vals[ok]
-        scores = np.zeros(good.shape[0])
-        i = 0
-        while i < good.shape[0]:
-            i = self._chunk(good, i, scores)
-        out = np.zeros(vals.shape[0])
-        out[ok] = scores
-        return finish_scores(out)
 
     def _chunk(self, good: FloatArray, i: int, scores: FloatArray) -> int:
         hist = self._state()

@@ -27,7 +27,7 @@ EXPEDITED_INTERVAL_S = 0.02
 
 
 def make_probe(check: HttpCheck | TcpCheck | ExecCheck, fill: Callable[[str], str]) -> ProbeFn:
-    """Build the probe function for one check of one replica (placeholders filled)."""
+    """Build the probe function for one check of one replica ({port} and the like expanded)."""
     if isinstance(check, HttpCheck):
         return _http_probe(HttpProbeClient(fill(check.url)), check.expect_status)
     if isinstance(check, TcpCheck):
