@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -16,17 +15,12 @@ from novacron.api.serve import make_server
 from novacron.controller import Controller
 from novacron.settings import TargetSpec
 
+from ..binaries import free_port
 from .conftest import Tokens, make_tokens, start_controller
 
 T = TypeVar("T")
 _LOOPS: dict[int, asyncio.AbstractEventLoop] = {}
-
-
-def free_port() -> int:
-    """A free loopback TCP port."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+__all__ = ["free_port", "on_loop", "served"]
 
 
 @contextmanager

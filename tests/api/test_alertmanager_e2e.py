@@ -7,8 +7,6 @@ install hint instead of skipping.
 from __future__ import annotations
 
 import datetime as dt
-import shutil
-import subprocess
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -22,61 +20,21 @@ from novacron.controller import Controller
 from novacron.model import IncidentStatus
 from novacron.store.tokens import Role
 
-from .servers import free_port, on_loop, served
+from ..binaries import alertmanager
+from .servers import on_loop, served
 
 
 @contextmanager
 def _alertmanager(tmp: Path, webhook_url: str, token: str) -> Iterator[str]:
-    binary = shutil.which("prometheus-alertmanager") or shutil.which("alertmanager")
-    if binary is None:
-        pytest.fail("the Alertmanager binary is missing: apt-get install -y prometheus-alertmanager")
-    config = tmp / "alertmanager.yml"
-    config.write_text(
-        "route:\n"
-        "  receiver: novacron\n"
-        "  group_by: [alertname]\n"
-        "  group_wait: 0s\n"
-        "  group_interval: 1s\n"
-        "  repeat_interval: 1h\n"
-        "receivers:\n"
-        "  - name: novacron\n"
-        "    webhook_configs:\n"
+    webhook = (
         f"      - url: '{webhook_url}'\n"
         "        send_resolved: true\n"
         "        http_config:\n"
         "          authorization:\n"
         f"            credentials: '{token}'\n"
     )
-    port = free_port()
-    log_path = tmp / "alertmanager.log"
-    with log_path.open("w") as log:
-        proc = subprocess.Popen(
-            [
-                binary,
-                f"--config.file={config}",
-                f"--storage.path={tmp / 'data'}",
-                f"--web.listen-address=127.0.0.1:{port}",
-                "--cluster.listen-address=",
-            ],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-        url = f"http://127.0.0.1:{port}"
-        try:
-            deadline = time.monotonic() + 30
-            while True:
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    pytest.fail(f"alertmanager did not start:\n{log_path.read_text()[-2000:]}")
-                try:
-                    if httpx.get(f"{url}/-/ready").status_code == 200:
-                        break
-                except httpx.HTTPError:
-                    pass
-                time.sleep(0.1)
-            yield url
-        finally:
-            proc.terminate()
-            proc.wait(timeout=10)
+    with alertmanager(tmp, webhook) as url:
+        yield url
 
 
 def _iso(t: float) -> str:

@@ -8,14 +8,10 @@ from __future__ import annotations
 
 import datetime as dt
 import queue
-import shutil
-import socket
-import subprocess
 import threading
 import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -24,13 +20,9 @@ import pytest
 from novacron.model import FaultKind
 from novacron.sensors.alertmanager import AlertDeduplicator, AlertEvent, parse_webhook
 
+from ..binaries import alertmanager as running_alertmanager
+
 pytestmark = pytest.mark.slow
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @pytest.fixture(scope="module")
@@ -57,63 +49,9 @@ def inbox() -> Iterator[tuple[int, queue.Queue[bytes]]]:
 
 @pytest.fixture(scope="module")
 def alertmanager(inbox: tuple[int, queue.Queue[bytes]], tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    binary = shutil.which("prometheus-alertmanager") or shutil.which("alertmanager")
-    if binary is None:
-        pytest.fail("the Alertmanager binary is missing: apt-get install -y prometheus-alertmanager")
-    tmp = tmp_path_factory.mktemp("alertmanager")
-    config = tmp / "alertmanager.yml"
-    config.write_text(
-        "route:\n"
-        "  receiver: novacron\n"
-        "  group_by: [alertname]\n"
-        "  group_wait: 1s\n"
-        "  group_interval: 1s\n"
-        "  repeat_interval: 1h\n"
-        "receivers:\n"
-        "  - name: novacron\n"
-        "    webhook_configs:\n"
-        f"      - {{url: 'http://127.0.0.1:{inbox[0]}/alerts', send_resolved: true}}\n"
-    )
-    port = free_port()
-    log_path = tmp / "alertmanager.log"
-    log = log_path.open("w")
-    proc = subprocess.Popen(
-        [
-            binary,
-            f"--config.file={config}",
-            f"--storage.path={tmp / 'data'}",
-            f"--web.listen-address=127.0.0.1:{port}",
-            "--cluster.listen-address=",  # no gossip port: a single, private instance
-        ],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        _wait_ready(url, proc, log_path)
+    webhook = f"      - {{url: 'http://127.0.0.1:{inbox[0]}/alerts', send_resolved: true}}\n"
+    with running_alertmanager(tmp_path_factory.mktemp("alertmanager"), webhook, group_wait="1s") as url:
         yield url
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        log.close()
-
-
-def _wait_ready(url: str, proc: subprocess.Popen[bytes], log: Path) -> None:
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            pytest.fail(f"alertmanager exited with {proc.returncode}:\n{log.read_text()[-2000:]}")
-        try:
-            if httpx.get(f"{url}/-/ready").status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.2)
-    pytest.fail(f"alertmanager never became ready:\n{log.read_text()[-2000:]}")
 
 
 def _iso(t: float) -> str:

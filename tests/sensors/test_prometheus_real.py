@@ -7,12 +7,8 @@ binary this test fails with that hint instead of skipping.
 from __future__ import annotations
 
 import math
-import shutil
-import socket
-import subprocess
 import time
 from collections.abc import Iterator
-from pathlib import Path
 
 import httpx
 import pytest
@@ -25,13 +21,9 @@ from novacron.sensors.prometheus import (
     to_observations,
 )
 
+from ..binaries import free_port, require, running, wait_until
+
 pytestmark = pytest.mark.slow
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @pytest.fixture(scope="module")
@@ -52,9 +44,7 @@ def exporter() -> Iterator[int]:
 
 @pytest.fixture(scope="module")
 def prometheus(exporter: int, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    binary = shutil.which("prometheus")
-    if binary is None:
-        pytest.fail("the 'prometheus' binary is missing: apt-get install -y prometheus")
+    binary = require("prometheus", package="prometheus")
     tmp = tmp_path_factory.mktemp("prometheus")
     config = tmp / "prometheus.yml"
     config.write_text(
@@ -63,46 +53,23 @@ def prometheus(exporter: int, tmp_path_factory: pytest.TempPathFactory) -> Itera
         f"  - {{job_name: demo, static_configs: [{{targets: ['127.0.0.1:{exporter}']}}]}}\n"
     )
     port = free_port()
-    log = (tmp / "prometheus.log").open("w")
-    proc = subprocess.Popen(
-        [
-            binary,
-            f"--config.file={config}",
-            f"--storage.tsdb.path={tmp / 'data'}",
-            f"--web.listen-address=127.0.0.1:{port}",
-        ],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
+    argv = [
+        binary,
+        f"--config.file={config}",
+        f"--storage.tsdb.path={tmp / 'data'}",
+        f"--web.listen-address=127.0.0.1:{port}",
+    ]
     url = f"http://127.0.0.1:{port}"
-    try:
-        _wait_for_scrape(url, proc, tmp / "prometheus.log")
+    with running(argv, tmp / "prometheus.log") as proc:
+        wait_until(lambda: _scraped_twice(url), proc, tmp / "prometheus.log", "prometheus", 60)
         yield url
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        log.close()
 
 
-def _wait_for_scrape(url: str, proc: subprocess.Popen[bytes], log: Path) -> None:
-    """Poll until the exporter has been scraped at least twice (so rates and ranges exist)."""
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            pytest.fail(f"prometheus exited with {proc.returncode}:\n{log.read_text()[-2000:]}")
-        try:
-            r = httpx.get(f"{url}/api/v1/query", params={"query": "count_over_time(up{job='demo'}[1m])"})
-            result = r.json()["data"]["result"] if r.status_code == 200 else []
-            if result and float(result[0]["value"][1]) >= 2:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.25)
-    pytest.fail(f"prometheus never scraped the exporter:\n{log.read_text()[-2000:]}")
+def _scraped_twice(url: str) -> bool:
+    """The exporter has been scraped at least twice, so rates and ranges exist."""
+    r = httpx.get(f"{url}/api/v1/query", params={"query": "count_over_time(up{job='demo'}[1m])"})
+    result = r.json()["data"]["result"] if r.status_code == 200 else []
+    return bool(result) and float(result[0]["value"][1]) >= 2
 
 
 async def test_instant_vector_becomes_observations(prometheus: str) -> None:
