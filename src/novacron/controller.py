@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from novacron.actuators.base import ActuatorRouter
-from novacron.actuators.process import ProcessActuator, expand_target_vars
+from novacron.actuators.process import ProcessActuator, expand_target_vars, replica_port
 from novacron.clock import Clock, MonotonicClock
 from novacron.errors import InputError, NotFoundError
 from novacron.healing.approvals import Approvals
@@ -138,7 +138,7 @@ class Controller:
     def _configure_replica(self, tspec: TargetSpec, replica: int) -> None:
         if replica in self.health.replicas(tspec.name):
             return
-        port = None if tspec.port is None else tspec.port + replica
+        port = replica_port(tspec, replica)
 
         def fill(s: str) -> str:
             return expand_target_vars(s, name=tspec.name, replica=replica, port=port)

@@ -26,7 +26,7 @@ from novacron.model import Action, ActionKind, Outcome, TargetId, TargetState
 from novacron.sensors.process import ExitWatcher
 from novacron.settings import FleetSpec, TargetSpec
 
-__all__ = ["ProcessActuator", "ProcessListener", "expand_target_vars"]
+__all__ = ["ProcessActuator", "ProcessListener", "expand_target_vars", "replica_port"]
 
 
 class ProcessListener(Protocol):
@@ -112,11 +112,6 @@ class ProcessActuator:
         """Pids of the target's live replicas."""
         return tuple(r.pid for r in self._replicas.get(target, {}).values() if r.pid is not None)
 
-    def replica_ports(self, target: str) -> dict[int, int | None]:
-        """Each desired replica's index and port."""
-        tspec = self._specs[target]
-        return {i: self._port(tspec, i) for i in range(self._desired[target])}
-
     def desired(self, target: str) -> int:
         """How many replicas the target should have."""
         return self._desired[target]
@@ -125,13 +120,6 @@ class ProcessActuator:
         """The live pid of one replica, if it runs."""
         rep = self._replicas.get(target, {}).get(replica)
         return None if rep is None else rep.pid
-
-    def replica_of_pid(self, target: str, pid: int) -> int | None:
-        """Which replica ``pid`` is."""
-        for r in self._replicas.get(target, {}).values():
-            if r.pid == pid:
-                return r.index
-        return None
 
     async def start_all(self) -> None:
         """Start every desired replica of every target that is not running.
@@ -157,7 +145,7 @@ class ProcessActuator:
         """Take over a replica started by a previous controller process, if it still runs."""
         if target not in self._specs or not _same_process(pid, create_time):
             return False
-        rep = _Replica(replica, self._port(self._specs[target], replica), pid=pid, started_at=create_time)
+        rep = _Replica(replica, replica_port(self._specs[target], replica), pid=pid, started_at=create_time)
         self._replicas[target][replica] = rep
         return self._watch(target, rep)
 
@@ -233,10 +221,6 @@ class ProcessActuator:
         return f"freed {freed} bytes in {path}"
 
     # -- mechanics ---------------------------------------------------------------------
-    @staticmethod
-    def _port(tspec: TargetSpec, replica: int) -> int | None:
-        return None if tspec.port is None else tspec.port + replica
-
     async def _ensure(self, target: str) -> None:
         for i in range(self._desired[target]):
             self._spawn_if_missing(target, i)
@@ -246,7 +230,7 @@ class ProcessActuator:
         if rep is not None and rep.pid is not None:
             return False
         tspec = self._specs[target]
-        rep = _Replica(index, self._port(tspec, index))
+        rep = _Replica(index, replica_port(tspec, index))
         self._replicas[target][index] = rep
         try:
             self._spawn(tspec, rep)
@@ -317,6 +301,11 @@ class ProcessActuator:
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(5.0):
                 await rep.exited.wait()
+
+
+def replica_port(tspec: TargetSpec, replica: int) -> int | None:
+    """Replica *i* of a target with a ``port`` listens on ``port + i``."""
+    return None if tspec.port is None else tspec.port + replica
 
 
 def _signal_group(pid: int, sig: signal.Signals) -> None:

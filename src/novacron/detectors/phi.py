@@ -90,10 +90,6 @@ class PhiAccrual:
             return _PHI_CAP
         return min(_PHI_CAP, max(0.0, -math.log10(p_later)))
 
-    def is_available(self, t: float) -> bool:
-        """False once ``phi(t)`` reaches the threshold."""
-        return self.phi(t) < self.threshold
-
     def learn_one(self, x: float) -> None:
         """Detector contract: ``x`` is a heartbeat arrival time."""
         self.heartbeat(x)

@@ -9,7 +9,7 @@ restarts finds the key and never applies the same action twice.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from novacron.actuators.base import Actuator
 from novacron.clock import Clock
@@ -43,7 +43,6 @@ class ExecResult:
     outcome: Outcome | None = None
     replayed: bool = False  # the key was already in the store: nothing was applied now
     rolled_back: bool = False
-    notes: tuple[str, ...] = field(default=())
 
     @property
     def verified(self) -> bool:

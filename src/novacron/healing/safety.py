@@ -183,10 +183,6 @@ class SafetyGate:
         """Whether the target is in flap quarantine now."""
         return self._clock.monotonic() < self._quarantine.get(target, 0.0)
 
-    def lift_quarantine(self, target: str) -> None:
-        """End a quarantine early (operator decision)."""
-        self._quarantine.pop(target, None)
-
     def _recent(self, logs: dict[str, deque[float]], target: str, window: float) -> deque[float]:
         log = logs.setdefault(target, deque())
         horizon = self._clock.monotonic() - window

@@ -298,10 +298,10 @@ class Store:
 
     def count_actions(self, *, status: ActionStatus | None = None) -> int:
         """How many actions are stored (of one status)."""
-        stmt = select(func.count()).select_from(t.actions)
+        stmt = select(func.count().label("n")).select_from(t.actions)
         if status is not None:
             stmt = stmt.where(t.actions.c.status == status.value)
-        return int(self._rows(stmt.with_only_columns(func.count().label("n")))[0]["n"])
+        return int(self._rows(stmt)[0]["n"])
 
     # -- audit -------------------------------------------------------------------------
     def audit(self, *, now: float, actor: str, verb: str, subject: str, result: str, **detail: Any) -> None:
