@@ -29,24 +29,9 @@ __all__ = ["PhiAccrualDetector"]
 class PhiAccrualDetector(PhiAccrual, Detector):
     """:class:`PhiAccrual` as a registered detector; non-finite times are ignored."""
 
+    # The constructor is PhiAccrual's: the same keyword-only parameters, so get_params and
+    # clone introspect it as they do any detector's.
     default_threshold = 8.0
-
-    def __init__(
-        self,
-        *,
-        threshold: float = 8.0,
-        min_std_s: float = 0.1,
-        acceptable_pause_s: float = 0.0,
-        window: int = 1000,
-        first_interval_s: float = 1.0,
-    ) -> None:
-        super().__init__(
-            threshold=threshold,
-            min_std_s=min_std_s,
-            acceptable_pause_s=acceptable_pause_s,
-            window=window,
-            first_interval_s=first_interval_s,
-        )
 
     def learn_one(self, x: float) -> None:
         """Record a heartbeat at time ``x``; NaN/inf are not heartbeats."""
