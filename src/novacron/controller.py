@@ -196,8 +196,7 @@ class Controller:
     def _observe(self, obs: Observation) -> None:
         """A probe result: health first, then (for watched targets) its latency as a metric."""
         self.health.observe(obs)
-        if self.judge.watches(obs.target):
-            self.judge.observe(obs)
+        self.judge.observe(obs)  # returns at once for targets without a metrics block
 
     def file_fault(self, fault: Fault) -> tuple[Incident, bool]:
         """A fault from outside (an Alertmanager alert): the same path as the controller's own.

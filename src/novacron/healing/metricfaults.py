@@ -79,10 +79,6 @@ class MetricJudge:
         self._latency: dict[tuple[str, int], tuple[float, int]] = {}
         self._cleanup_paths = {t.name: t.cleanup_paths for t in spec.targets}
 
-    def watches(self, target: str) -> bool:
-        """Whether the target has any metric watch or limit."""
-        return target in self._specs
-
     def observe(self, obs: Observation) -> None:
         """Fold one observation (metrics, or a passing probe's latency) into the judges."""
         mspec = self._specs.get(obs.target)
