@@ -20,7 +20,7 @@ _EXPORTS = {
     "ActionStatus": "novacron.model",
     "Clock": "novacron.clock",
     "ConfigError": "novacron.errors",
-    "Controller": "novacron.controller",
+    "Controller": "novacron.runtime.controller",
     "FakeClock": "novacron.clock",
     "Fault": "novacron.model",
     "FaultKind": "novacron.model",
@@ -71,7 +71,6 @@ __all__ = [
 
 if TYPE_CHECKING:
     from novacron.clock import Clock, FakeClock, MonotonicClock
-    from novacron.controller import Controller
     from novacron.errors import ConfigError, InputError, NovacronError
     from novacron.model import (
         Action,
@@ -87,6 +86,7 @@ if TYPE_CHECKING:
         Priority,
         RiskLevel,
     )
+    from novacron.runtime.controller import Controller
     from novacron.settings import FleetSpec, Policy, TargetSpec, load_spec
     from novacron.store import Store
 

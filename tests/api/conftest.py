@@ -14,7 +14,7 @@ import psutil
 import pytest
 
 from novacron.api import create_app
-from novacron.controller import Controller
+from novacron.runtime.controller import Controller
 from novacron.settings import TargetSpec
 from novacron.store.tokens import Role, TokenStore
 from novacron.testing import fleet

@@ -12,7 +12,7 @@ from typing import Any, TypeVar
 
 from novacron.api import create_app
 from novacron.api.serve import make_server
-from novacron.controller import Controller
+from novacron.runtime.controller import Controller
 from novacron.settings import TargetSpec
 
 from ..binaries import free_port

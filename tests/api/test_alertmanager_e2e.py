@@ -16,8 +16,8 @@ from typing import Any
 import httpx
 import pytest
 
-from novacron.controller import Controller
 from novacron.model import IncidentStatus
+from novacron.runtime.controller import Controller
 from novacron.store.tokens import Role
 
 from ..binaries import alertmanager

@@ -9,8 +9,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from novacron.controller import Controller
 from novacron.errors import InputError, NotFoundError
+from novacron.runtime.controller import Controller
 from novacron.store import Store
 from novacron.store.tokens import Role, TokenStore
 

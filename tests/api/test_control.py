@@ -10,10 +10,10 @@ import httpx
 import pytest
 
 from novacron.api import create_app
-from novacron.controller import Controller
 from novacron.demo.fleet import free_port_block
 from novacron.healing.catalog import new_action
 from novacron.model import ActionKind, TargetId
+from novacron.runtime.controller import Controller
 from novacron.store import Store
 from novacron.store.tokens import Role
 from novacron.testing import http_service_target

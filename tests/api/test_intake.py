@@ -9,8 +9,8 @@ import httpx
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from novacron.controller import Controller
 from novacron.model import IncidentStatus, TargetId
+from novacron.runtime.controller import Controller
 from novacron.settings import HeartbeatCheck
 from novacron.store.tokens import Role
 

@@ -11,8 +11,10 @@ import pytest
 from novacron.clock import MonotonicClock
 from novacron.healing.approvals import Approvals
 from novacron.healing.catalog import new_action
+from novacron.healing.events import ActionEvent, ActionPhase
 from novacron.healing.executor import Executor
 from novacron.healing.health import HealthTracker
+from novacron.healing.recorders import standard_bus
 from novacron.healing.safety import SafetyGate
 from novacron.incidents.lifecycle import IncidentManager
 from novacron.model import Action, ActionKind, ActionStatus, Observation, TargetId
@@ -36,14 +38,17 @@ class Rig:
         policy.setdefault("verify_timeout_s", 0.3)
         self.gate = SafetyGate(Policy.model_validate(policy), self.clock, fleet_size=2, seed=0)
         self.approvals = Approvals()
+        self.events: list[ActionEvent] = []
+        incidents = IncidentManager(self.store, self.clock, Metrics())
+        bus = standard_bus(incidents=incidents, store=self.store, clock=self.clock, metrics=Metrics(), gate=self.gate)
+        bus.subscribe(self.events.append)
         self.executor = Executor(
             store=self.store,
             actuator=self.actuator,
             gate=self.gate,
             health=self.health,
-            incidents=IncidentManager(self.store, self.clock, Metrics()),
             approvals=self.approvals,
-            metrics=Metrics(),
+            events=bus,
             clock=self.clock,
         )
 
@@ -73,6 +78,15 @@ async def test_verified_action_is_recorded_and_audited(rig: Callable[..., Rig]) 
     verbs = {(e.verb, e.result) for e in r.store.audit_log()}
     assert ("action.restart", "allow") in verbs
     assert ("action.restart", "verified") in verbs
+    phases = [e.phase for e in r.events]
+    assert phases == [
+        ActionPhase.PLANNED,
+        ActionPhase.GATED,
+        ActionPhase.APPLYING,
+        ActionPhase.APPLIED,
+        ActionPhase.VERIFIED,
+    ], "one typed event per transition, in order"
+    assert r.events[-1].healthy
 
 
 async def test_an_idempotency_key_is_applied_once(rig: Callable[..., Rig]) -> None:

@@ -12,9 +12,9 @@ from typing import Any
 import psutil
 import pytest
 
-from novacron.controller import Controller
 from novacron.demo.fleet import free_port_block
 from novacron.model import Incident, IncidentStatus
+from novacron.runtime.controller import Controller
 from novacron.settings import FleetSpec
 
 Factory = Callable[[FleetSpec], Coroutine[Any, Any, Controller]]

@@ -7,8 +7,8 @@ import signal
 import sys
 from pathlib import Path
 
-from novacron.controller import Controller
 from novacron.model import ActionKind, ActionStatus, FaultKind, IncidentStatus, Priority
+from novacron.runtime.controller import Controller
 from novacron.settings import FlapPolicy, spec_to_yaml
 from novacron.store import Store
 from novacron.testing import fleet, http_service_target

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from novacron.twin import HealerParams, Simulator, Topology, build_fleet
+from novacron.twin import HealerParams, Simulator, Topology, build_fleet, with_healer
 
 
 @pytest.fixture
@@ -22,4 +22,4 @@ def quiet(topo: Topology) -> Simulator:
 @pytest.fixture
 def healed(topo: Topology) -> Simulator:
     """A simulator with the built-in healer probing every second."""
-    return Simulator(topo, healer=HealerParams(probe_interval_s=1.0), seed=1)
+    return with_healer(Simulator(topo, healer=HealerParams(probe_interval_s=1.0), seed=1))

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from novacron.errors import InputError
-from novacron.twin import HealerParams, Simulator, Topology, TwinAction, TwinFault, VmStatus
+from novacron.twin import HealerParams, Simulator, Topology, TwinAction, TwinFault, VmStatus, with_healer
 
 
 @pytest.mark.parametrize("kind", list(TwinFault))
@@ -35,7 +35,7 @@ def test_crash_is_restarted_within_probe_and_restart_time(healed: Simulator) -> 
 def test_detection_delay_adds_to_repair_time(topo: Topology) -> None:
     times = []
     for delay in (0.0, 20.0):
-        sim = Simulator(topo, healer=HealerParams(probe_interval_s=1.0, detection_delay_s=delay))
+        sim = with_healer(Simulator(topo, healer=HealerParams(probe_interval_s=1.0, detection_delay_s=delay)))
         fid = sim.inject_fault(3, TwinFault.HANG)
         sim.advance_to(300)
         ttr = sim.records[fid].ttr_s
@@ -93,7 +93,7 @@ def test_unknown_kinds_and_vms_are_refused(quiet: Simulator) -> None:
 
 
 def test_random_run_summary_adds_up(topo: Topology) -> None:
-    sim = Simulator(topo, healer=HealerParams(probe_interval_s=2.0), seed=4)
+    sim = with_healer(Simulator(topo, healer=HealerParams(probe_interval_s=2.0), seed=4))
     count = sim.schedule_random_faults(10.0, 3 * 3600)
     sim.advance_to(4 * 3600)
     s = sim.summary()

@@ -14,12 +14,12 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from novacron.actuators.sim import SimActuator, targets_for
-from novacron.benchmarks.simloop import SimEventLoop, run_simulated
-from novacron.benchmarks.simrun import SimController, SimTargets
 from novacron.benchmarks.twin_controller import ControllerRun, run_twin_controller
 from novacron.errors import InputError
 from novacron.healing.catalog import new_action
 from novacron.model import ActionKind, ActionStatus, IncidentStatus, TargetId
+from novacron.runtime.simcontroller import SimController, SimTargets
+from novacron.runtime.simloop import SimEventLoop, run_simulated
 from novacron.sensors.sim import SimSensor, parse_sim_target, sim_target
 from novacron.settings import Policy
 from novacron.twin import HealerParams, SimClock, Simulator, build_fleet

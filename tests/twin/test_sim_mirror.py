@@ -7,11 +7,11 @@ import dataclasses
 import pytest
 
 from novacron.actuators.sim import targets_for
-from novacron.benchmarks.simloop import run_simulated
-from novacron.benchmarks.simrun import SimController, SimTargets
-from novacron.benchmarks.twin_mirror import TwinMirror
 from novacron.errors import InputError
 from novacron.model import FaultKind, Incident, IncidentId, IncidentStatus, Priority, TargetId
+from novacron.runtime.mirror import TwinMirror
+from novacron.runtime.simcontroller import SimController, SimTargets
+from novacron.runtime.simloop import run_simulated
 from novacron.sensors.sim import sim_target
 from novacron.settings import Policy
 from novacron.twin import HealerParams, SimClock, Simulator, VmStatus, build_fleet

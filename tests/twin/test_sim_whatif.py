@@ -5,11 +5,11 @@ from __future__ import annotations
 import pytest
 
 from novacron.actuators.sim import targets_for
-from novacron.benchmarks.simloop import run_simulated
-from novacron.benchmarks.simrun import SimController, SimTargets
-from novacron.benchmarks.twin_whatif import Calibration, WhatIfAdvisor
 from novacron.errors import InputError
 from novacron.model import ActionKind, ActionStatus
+from novacron.runtime.simcontroller import SimController, SimTargets
+from novacron.runtime.simloop import run_simulated
+from novacron.runtime.whatif import Calibration, WhatIfAdvisor
 from novacron.sensors.sim import SimSensor, sim_target
 from novacron.settings import Policy
 from novacron.twin import HealerParams, SimClock, Simulator, build_fleet

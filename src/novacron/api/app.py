@@ -12,7 +12,7 @@ from novacron.api import dashboard, routes_act, routes_intake, routes_read
 from novacron.api.context import ApiContext
 from novacron.api.errors import BodyLimit, install_error_handlers
 from novacron.clock import Clock, MonotonicClock
-from novacron.controller import Controller
+from novacron.runtime.controller import Controller
 from novacron.sensors.alertmanager import WebhookPayload
 from novacron.store import Store
 from novacron.store.tokens import TokenStore

@@ -10,7 +10,7 @@ from fastapi import HTTPException, Request
 from prometheus_client import CollectorRegistry
 
 from novacron.clock import Clock, MonotonicClock
-from novacron.controller import Controller
+from novacron.runtime.controller import Controller
 from novacron.sensors.alertmanager import AlertDeduplicator
 from novacron.store import Store
 from novacron.store.tokens import ApiToken, TokenStore

@@ -18,9 +18,9 @@ from novacron.api.auth import Operator, authorize
 from novacron.api.context import ApiContext, get_ctx
 from novacron.api.errors import ERROR_RESPONSES, ApiError
 from novacron.api.schemas import IntakeOut, OkOut
-from novacron.controller import Controller
 from novacron.errors import InputError
 from novacron.model import Fault
+from novacron.runtime.controller import Controller
 from novacron.sensors.alertmanager import AlertEvent, AlertSignal, parse_webhook
 from novacron.store.tokens import Role
 

@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from novacron.benchmarks.forecast_data import TRACES, read_drive_days, read_series
+from novacron.benchmarks.forecast_data import TRACE_CONFIG, TRACES, read_drive_days, read_series
 from novacron.forecasting import lstm
 from novacron.forecasting._stats import FloatArray
 from novacron.forecasting.backtest import backtest_capacity
@@ -48,7 +48,6 @@ _FLAT = (
 )
 # Traces have a daily cycle: windows shorter than a day would read a morning as a leak.
 # Cluster aggregates have no collector; their dips of a few per cent are load, not clean-ups.
-TRACE_CONFIG = ExhaustionConfig(season_s=_DAY, min_drop_fraction=0.15, horizon_s=30 * _DAY)
 _SYNTH_CONFIG = ExhaustionConfig(horizon_s=30 * _DAY)
 
 

@@ -15,9 +15,10 @@ import numpy as np
 
 from novacron.errors import InputError
 from novacron.forecasting._stats import FloatArray
+from novacron.forecasting.exhaustion import ExhaustionConfig
 from novacron.forecasting.failure import DriveDays
 
-__all__ = ["TRACES", "read_drive_days", "read_series"]
+__all__ = ["TRACES", "TRACE_CONFIG", "read_drive_days", "read_series"]
 
 # Columns of the reference traces (5-minute steps), as "<file key>/<column>".
 TRACES: dict[str, str] = {
@@ -25,6 +26,9 @@ TRACES: dict[str, str] = {
     "google2019": "google2019/instance_usage_grouped_300_seconds_month.csv",
     "azure_v2": "azure_v2/vm_cpu_readings_month_aggregated_cpu_mem.csv",
 }
+_DAY = 86_400.0
+TRACE_CONFIG = ExhaustionConfig(season_s=_DAY, min_drop_fraction=0.15, horizon_s=30 * _DAY)
+"""How the reference traces are forecast: daily seasonality, a month ahead."""
 _TIME_COLUMNS = ("timestamp", "time", "ts")
 
 

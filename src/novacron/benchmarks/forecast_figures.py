@@ -111,8 +111,7 @@ def exhaustion_figure(
 
 def write_figures(data_dir: Path, out: Path) -> list[Path]:
     """The figures in ``docs/forecasting.md``: a capacity plan and two leak forecasts."""
-    from novacron.benchmarks.forecast import TRACE_CONFIG
-    from novacron.benchmarks.forecast_data import TRACES, read_series
+    from novacron.benchmarks.forecast_data import TRACE_CONFIG, TRACES, read_series
     from novacron.forecasting.capacity import plan_capacity
     from novacron.forecasting.exhaustion import assess_exhaustion
     from novacron.forecasting.synthetic import make_series

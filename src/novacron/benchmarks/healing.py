@@ -17,10 +17,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from novacron.controller import Controller
 from novacron.demo.fleet import demo_spec, free_port_block
 from novacron.errors import InputError
 from novacron.model import Incident, IncidentStatus
+from novacron.runtime.controller import Controller
 from novacron.settings import FleetSpec, Policy
 from novacron.telemetry import configure_logging
 

@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 import simpy
 
-from novacron.twin import HealerParams, PhysicsParams, Simulator, SyntheticWorkload, build_fleet
+from novacron.twin import HealerParams, PhysicsParams, Simulator, SyntheticWorkload, build_fleet, with_healer
 from novacron.twin.state import CPU, IOPS, NET
 from novacron.twin.topology import Topology
 from novacron.twin.workload import burst_arrivals
@@ -69,7 +69,7 @@ def _first(item: tuple[float, dict[str, Any]]) -> float:
 
 
 def _time_full(topo: Topology, horizon_s: float, rate: float, seed: int) -> dict[str, Any]:
-    sim = Simulator(topo, seed=seed)
+    sim = with_healer(Simulator(topo, seed=seed))
     sim.schedule_random_faults(rate, horizon_s)
     sim.schedule_bursts(burst_arrivals(sim.rng, topo.n_vms, horizon_s, per_hour=2 * rate))
     start = time.perf_counter()

@@ -1,7 +1,7 @@
 """``novacron twin run --controller``: a day of faults healed by the real controller flow.
 
-Builds a twin fleet, schedules random faults, and runs :class:`~novacron.benchmarks.simrun.SimController`
-on a :class:`~novacron.benchmarks.simloop.SimEventLoop`, so probes, health, incidents,
+Builds a twin fleet, schedules random faults, and runs :class:`~novacron.runtime.simcontroller.SimController`
+on a :class:`~novacron.runtime.simloop.SimEventLoop`, so probes, health, incidents,
 the escalation ladder, the safety gate and the store all run as in production while time
 is the twin's. The result puts the twin's ground truth (when each fault struck and when
 service came back) beside the controller's record (incidents and actions in the store).
@@ -17,11 +17,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from novacron.actuators.sim import targets_for
-from novacron.benchmarks.simloop import SimEventLoop, run_simulated
-from novacron.benchmarks.simrun import AdvisorFactory, SimController, SimTargets
-from novacron.benchmarks.twin_whatif import WhatIfAdvisor
 from novacron.errors import InputError
 from novacron.model import IncidentStatus
+from novacron.runtime.simcontroller import AdvisorFactory, SimController, SimTargets
+from novacron.runtime.simloop import SimEventLoop, run_simulated
+from novacron.runtime.whatif import WhatIfAdvisor
 from novacron.settings import Policy
 from novacron.twin import HealerParams, SimClock, Simulator, build_fleet
 from novacron.twin.faults import parse_fault

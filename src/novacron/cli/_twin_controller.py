@@ -63,7 +63,7 @@ def _print_controller_summary(result: dict[str, Any]) -> None:
 
     names = {f.name for f in dataclasses.fields(RunSummary)}
     twin = {k: v for k, v in result["twin"].items() if k in names}
-    from novacron.cli.twin import print_summary
+    from novacron.cli._twin_output import print_summary
 
     print_summary(RunSummary(**twin), float(result["wall_s"]))
     ctl = result["controller"]

@@ -63,7 +63,7 @@ def run(
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Decide and record, touch nothing.")] = False,
 ) -> None:
     """Supervise and heal the fleet in the spec until interrupted (SIGINT/SIGTERM)."""
-    from novacron.controller import Controller
+    from novacron.runtime.controller import Controller
     from novacron.telemetry import configure_logging
 
     spec = load_spec(config)
@@ -79,7 +79,7 @@ def run(
 async def _serve(controller: object, metrics_port: int | None, api_port: int | None = None, api_host: str = "") -> None:
     from prometheus_client import start_http_server
 
-    from novacron.controller import Controller
+    from novacron.runtime.controller import Controller
 
     assert isinstance(controller, Controller)
     stop = asyncio.Event()

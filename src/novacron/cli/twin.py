@@ -16,15 +16,15 @@ from rich.console import Console
 from rich.table import Table
 
 from novacron.cli._app import app, bench_app
+from novacron.cli._twin_output import print_summary
 from novacron.errors import InputError
 
 if TYPE_CHECKING:
     import numpy as np
     import numpy.typing as npt
 
-    from novacron.twin import RunSummary
 
-__all__ = ["load_trace", "parse_duration", "print_summary"]
+__all__ = ["load_trace", "parse_duration"]
 
 twin_app = typer.Typer(help="Digital twin: simulate a fleet, ask what-if, look ahead.", no_args_is_help=True)
 app.add_typer(twin_app, name="twin")
@@ -115,7 +115,7 @@ def run(
 
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from novacron.twin import HealerParams, Simulator, build_fleet, burst_arrivals
+    from novacron.twin import HealerParams, Simulator, build_fleet, burst_arrivals, with_healer
 
     _check_sizes(hosts, vms)
     horizon = parse_duration(duration, where="--duration")
@@ -129,8 +129,10 @@ def run(
     if what_if:
         raise InputError("--what-if needs --controller", where="--what-if")
     topo = build_fleet(hosts, vms, seed=seed)
-    sim = Simulator(
-        topo, healer=HealerParams(probe_interval_s=probe_interval), workload=_workload(trace, column, 8), seed=seed
+    sim = with_healer(
+        Simulator(
+            topo, healer=HealerParams(probe_interval_s=probe_interval), workload=_workload(trace, column, 8), seed=seed
+        )
     )
     sim.schedule_random_faults(fault_rate, horizon)
     sim.schedule_bursts(burst_arrivals(sim.rng, topo.n_vms, horizon, per_hour=2 * fault_rate))
@@ -148,38 +150,6 @@ def run(
         print(json.dumps({**summary.as_dict(), "wall_s": wall, "speedup_vs_realtime": horizon / wall}))
         return
     print_summary(summary, wall)
-
-
-def print_summary(s: RunSummary, wall: float) -> None:
-    """Print a twin run's summary tables."""
-    console = Console()
-    console.print(
-        f"[bold]{s.sim_seconds / 3600:.1f} h simulated in {wall:.1f} s "
-        f"({s.sim_seconds / max(wall, 1e-9):,.0f}× real time)[/]"
-    )
-    console.print(
-        f"faults {s.faults} · healed {s.healed} · prevented {s.prevented} · open {s.open} · "
-        f"availability {s.availability:.5f}"
-    )
-    table = Table(title="Faults")
-    for col in ("kind", "count", "mean downtime s"):
-        table.add_column(col, justify="right" if col != "kind" else "left")
-    for kind, count in s.faults_by_kind.items():
-        mttr = s.mttr_by_kind.get(kind)
-        table.add_row(kind, str(count), "—" if mttr is None else f"{mttr:.1f}")
-    console.print(table)
-    dist = Table(title="Time to detect / repair (s)")
-    for col in ("", "mean", "p50", "p90", "p99", "max"):
-        dist.add_column(col, justify="right")
-    for label, stats in (("MTTD", s.mttd_s), ("MTTR", s.mttr_s)):
-        dist.add_row(label, *(f"{stats[k]:.1f}" if k in stats else "—" for k in ("mean", "p50", "p90", "p99", "max")))
-    console.print(dist)
-    acts = Table(title="Actions")
-    acts.add_column("kind")
-    acts.add_column("count", justify="right")
-    for kind, count in s.actions_by_kind.items():
-        acts.add_row(kind, str(count))
-    console.print(acts)
 
 
 @bench_app.command("twin")

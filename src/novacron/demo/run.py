@@ -24,10 +24,10 @@ from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
-from novacron.controller import Controller
 from novacron.demo.chaos import ChaosKind, ChaosMonkey, Injection, chaos_targets
 from novacron.demo.fleet import METRIC_WARMUP_S, demo_spec, free_port_block
 from novacron.model import Health, Incident, IncidentStatus, TimelineEvent
+from novacron.runtime.controller import Controller
 from novacron.store import Store
 from novacron.telemetry import configure_logging
 

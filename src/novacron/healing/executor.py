@@ -1,7 +1,8 @@
 """The one executor: plan → safety gate → apply → verify → roll back.
 
 Every way to act — the controller's ladder, a manual heal, a runbook step, a preventive
-action — calls :meth:`Executor.execute`. The action's idempotency key is committed to
+action — calls :meth:`Executor.execute`. Each transition is one
+:class:`~novacron.healing.events.ActionEvent` on the executor's bus. The action's idempotency key is committed to
 the store *before* the action is applied, so a controller that crashes mid-action and
 restarts finds the key and never applies the same action twice.
 """
@@ -15,12 +16,11 @@ from novacron.actuators.base import Actuator
 from novacron.clock import Clock
 from novacron.healing.approvals import Approvals
 from novacron.healing.catalog import CATALOG, Verification, inverse_of
+from novacron.healing.events import ActionEvent, ActionEventBus, ActionPhase
 from novacron.healing.health import HealthTracker
 from novacron.healing.safety import Decision, SafetyGate, Verdict
-from novacron.incidents.lifecycle import IncidentManager
 from novacron.model import Action, ActionStatus, Incident, Outcome
 from novacron.store import Store
-from novacron.telemetry import Metrics
 
 __all__ = ["ExecResult", "Executor"]
 
@@ -51,7 +51,12 @@ class ExecResult:
 
 
 class Executor:
-    """Applies actions through the actuator, behind the safety gate, with verification."""
+    """Applies actions through the actuator, behind the safety gate, with verification.
+
+    It writes the action's row in the store itself (the idempotency key must be durable
+    before anything is applied) and states every transition once on its event bus; the
+    timeline, audit trail, metrics and gate are the bus's subscribers.
+    """
 
     def __init__(
         self,
@@ -60,18 +65,16 @@ class Executor:
         actuator: Actuator,
         gate: SafetyGate,
         health: HealthTracker,
-        incidents: IncidentManager,
         approvals: Approvals,
-        metrics: Metrics,
+        events: ActionEventBus,
         clock: Clock,
     ) -> None:
         self.store = store
         self.actuator = actuator
         self.gate = gate
         self.health = health
-        self.incidents = incidents
         self.approvals = approvals
-        self.metrics = metrics
+        self.events = events
         self.clock = clock
         self._deferred: set[str] = set()
 
@@ -84,15 +87,18 @@ class Executor:
             return ExecResult(previous.action, previous.status, previous.detail or "already recorded", replayed=True)
         decision = self.gate.check(action)
         if decision.verdict is Verdict.DEFER:
-            if action.idempotency_key not in self._deferred:  # audit a deferral once, not every retry
+            if action.idempotency_key not in self._deferred:  # state a deferral once, not every retry
                 self._deferred.add(action.idempotency_key)
-                self._audit(action, decision.verdict.value, decision.reason)
+                self._emit(ActionPhase.PLANNED, action, incident)
+                self._emit(ActionPhase.GATED, action, incident, decision.reason, decision=decision)
             return ExecResult(action, ActionStatus.PLANNED, decision.reason, decision)
+        if action.idempotency_key not in self._deferred:
+            self._emit(ActionPhase.PLANNED, action, incident)
         self._deferred.discard(action.idempotency_key)
-        self._audit(action, decision.verdict.value, decision.reason)
         if decision.verdict in (Verdict.DENY, Verdict.DRY_RUN):
             status = ActionStatus.BLOCKED if decision.verdict is Verdict.DENY else ActionStatus.DRY_RUN
             return self._record_unapplied(action, status, decision, incident)
+        self._emit(ActionPhase.GATED, action, incident, decision.reason, decision=decision)
         if self.store.claim_action(action, ActionStatus.PLANNED, now=self.clock.now()) is not None:
             return await self.execute(action, incident=incident)  # lost a race: report the winner
         if decision.verdict is Verdict.APPROVAL and not await self._approved(action, incident):
@@ -104,8 +110,7 @@ class Executor:
         """Record a step an advisor vetoed: never applied, failed, so the ladder moves on."""
         self.store.claim_action(action, ActionStatus.FAILED, now=self.clock.now())
         self.store.set_action_status(action.id, ActionStatus.FAILED, finished_at=self.clock.now(), detail=detail)
-        self.metrics.action(action.kind.value, "vetoed")
-        self._audit(action, "vetoed", detail, actor=by)
+        self._emit(ActionPhase.VETOED, action, None, detail, status=ActionStatus.FAILED, actor=by)
         return ExecResult(action, ActionStatus.FAILED, detail)
 
     async def _reconcile(self, action: Action, incident: Incident | None) -> ExecResult:
@@ -118,28 +123,26 @@ class Executor:
         status = ActionStatus.VERIFIED if ok else ActionStatus.FAILED
         detail = f"reconciled after controller restart: {why}"
         self.store.set_action_status(action.id, status, finished_at=self.clock.now(), detail=detail)
-        self._event(incident, "reconciled", f"{action.kind} {action.id}: {detail}", action_id=action.id)
-        self._audit(action, status.value, detail, actor="controller")
+        self._emit(ActionPhase.RECONCILED, action, incident, detail, status=status, actor="controller")
         return ExecResult(action, status, detail, replayed=True)
 
     async def _approved(self, action: Action, incident: Incident | None) -> bool:
         self.store.set_action_status(action.id, ActionStatus.AWAITING_APPROVAL)
-        self._event(incident, "approval_requested", f"{action.kind} ({action.risk.label} risk)", action_id=action.id)
+        self._emit(ActionPhase.AWAITING_APPROVAL, action, incident, status=ActionStatus.AWAITING_APPROVAL)
         approve, who = await self.approvals.request(action)
-        self._audit(action, "approved" if approve else "rejected", f"by {who}", actor=who)
-        self._event(incident, "approval", f"{'approved' if approve else 'rejected'} by {who}", action_id=action.id)
+        word = "approved" if approve else "rejected"
+        self._emit(ActionPhase.APPROVAL, action, incident, f"{word} by {who}", actor=who, data={"approved": approve})
         return approve
 
     async def _apply_and_verify(self, action: Action, decision: Decision, incident: Incident | None) -> ExecResult:
         started = self.clock.now()
         self.store.set_action_status(action.id, ActionStatus.APPLYING, started_at=started)
-        self._event(incident, "action_started", f"{action.kind} {action.target}", action_id=action.id)
-        self.gate.record_action(action)
+        self._emit(ActionPhase.APPLYING, action, incident, status=ActionStatus.APPLYING, decision=decision)
         outcome = await self.actuator.apply(action)
         if not outcome.ok:
             return self._finish(action, ActionStatus.FAILED, outcome.detail, decision, outcome, incident)
         self.store.set_action_status(action.id, ActionStatus.APPLIED, detail=outcome.detail)
-        self._event(incident, "action_finished", outcome.detail, action_id=action.id)
+        self._emit(ActionPhase.APPLIED, action, incident, outcome.detail, status=ActionStatus.APPLIED, outcome=outcome)
         # A rollback restores the previous configuration; the target was unhealthy before it
         # too, so its success is the actuator's, and it is never rolled back in turn.
         if CATALOG[action.kind].verification == Verification.NONE or action.inverse_of is not None:
@@ -147,8 +150,7 @@ class Executor:
         ok, why = await self.health.wait_healthy(action.target, _replicas(action), self.gate.policy.verify_timeout_s)
         detail = f"{outcome.detail}; {why}"  # keep what the action did beside how it was judged
         if ok:
-            self.gate.record_success(action.target)
-            return self._finish(action, ActionStatus.VERIFIED, detail, decision, outcome, incident)
+            return self._finish(action, ActionStatus.VERIFIED, detail, decision, outcome, incident, healthy=True)
         rolled_back = await self._roll_back(action, incident)
         status = ActionStatus.ROLLED_BACK if rolled_back else ActionStatus.FAILED
         return self._finish(action, status, detail, decision, outcome, incident, rolled_back=rolled_back)
@@ -170,15 +172,13 @@ class Executor:
         incident: Incident | None,
         *,
         rolled_back: bool = False,
+        healthy: bool = False,
     ) -> ExecResult:
         self.store.set_action_status(action.id, status, finished_at=self.clock.now(), detail=detail)
-        self.metrics.action(action.kind.value, status.value)
-        kind = {"verified": "verified", "rolled_back": "rolled_back"}.get(status.value, "verification_failed")
-        if status is ActionStatus.FAILED and not outcome.ok:
-            kind = "action_failed"
-        elapsed_ms = round((self.clock.now() - outcome.started_at) * 1000, 1)
-        self._event(incident, kind, f"{action.kind}: {detail}", action_id=action.id, elapsed_ms=elapsed_ms)
-        self._audit(action, status.value, detail)
+        phase = {ActionStatus.VERIFIED: ActionPhase.VERIFIED, ActionStatus.ROLLED_BACK: ActionPhase.ROLLED_BACK}.get(
+            status, ActionPhase.FAILED
+        )
+        self._emit(phase, action, incident, detail, status=status, decision=decision, outcome=outcome, healthy=healthy)
         return ExecResult(action, status, detail, decision, outcome, rolled_back=rolled_back)
 
     def _record_unapplied(
@@ -186,30 +186,37 @@ class Executor:
     ) -> ExecResult:
         self.store.claim_action(action, status, now=self.clock.now())
         self.store.set_action_status(action.id, status, detail=decision.reason)
-        self.metrics.action(action.kind.value, status.value)
-        word = "would" if status is ActionStatus.DRY_RUN else "blocked:"
-        self._event(
-            incident,
-            status.value,
-            f"{word} {action.kind} {action.target} — {decision.reason}",
-            rail=decision.rail,
-        )
+        self._emit(ActionPhase.GATED, action, incident, decision.reason, status=status, decision=decision)
         return ExecResult(action, status, decision.reason, decision)
 
-    def _event(self, incident: Incident | None, kind: str, detail: str, **data: object) -> None:
-        if incident is not None:
-            self.incidents.event(incident, kind, detail, **data)
-
-    def _audit(self, action: Action, result: str, detail: str, *, actor: str | None = None) -> None:
-        self.store.audit(
-            now=self.clock.now(),
-            actor=actor or action.requested_by,
-            verb=f"action.{action.kind}",
-            subject=action.target,
-            result=result,
-            action_id=action.id,
-            key=action.idempotency_key,
-            detail=detail,
+    def _emit(
+        self,
+        phase: ActionPhase,
+        action: Action,
+        incident: Incident | None,
+        detail: str = "",
+        *,
+        status: ActionStatus | None = None,
+        decision: Decision | None = None,
+        outcome: Outcome | None = None,
+        actor: str = "",
+        healthy: bool = False,
+        data: dict[str, object] | None = None,
+    ) -> None:
+        self.events.emit(
+            ActionEvent(
+                phase,
+                action,
+                self.clock.now(),
+                detail,
+                incident=incident,
+                status=status,
+                decision=decision,
+                outcome=outcome,
+                actor=actor,
+                healthy=healthy,
+                data=data or {},
+            )
         )
 
 

@@ -26,6 +26,7 @@ from novacron.healing.approvals import Approvals
 from novacron.healing.executor import Executor
 from novacron.healing.healer import Healer
 from novacron.healing.health import HealthTracker
+from novacron.healing.recorders import standard_bus
 from novacron.healing.safety import SafetyGate
 from novacron.incidents.lifecycle import IncidentManager
 from novacron.model import ActionKind, Fault, Health, Incident, IncidentStatus, Priority, TargetId, TimelineEvent
@@ -75,14 +76,14 @@ class HealingFlow:
         self.gate = gate
         self.health = HealthTracker(clock, on_fault=self.on_fault, on_recovered=self._on_recovered)
         self.incidents = IncidentManager(store, clock, metrics, on_change=self._on_incident_change)
+        self.events = standard_bus(incidents=self.incidents, store=store, clock=clock, metrics=metrics, gate=gate)
         self.executor = Executor(
             store=store,
             actuator=actuator,
             gate=gate,
             health=self.health,
-            incidents=self.incidents,
             approvals=approvals,
-            metrics=metrics,
+            events=self.events,
             clock=clock,
         )
         self.healer = Healer(self.executor, self.incidents, clock, advisor=advisor)

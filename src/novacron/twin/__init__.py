@@ -11,6 +11,7 @@ from novacron.twin.clock import SimClock
 from novacron.twin.faults import TwinAction, TwinFault
 from novacron.twin.fidelity import DemoFleetParams, predict_mttx, simulate_mttx
 from novacron.twin.forecast import ForecastRow, forecast
+from novacron.twin.healer import BuiltinHealer, with_healer
 from novacron.twin.params import HealerParams, PhysicsParams
 from novacron.twin.records import FaultRecord, RunSummary
 from novacron.twin.sim import DEFAULT_FAULT_MIX, Simulator
@@ -21,6 +22,7 @@ from novacron.twin.workload import Burst, SyntheticWorkload, TraceWorkload, burs
 
 __all__ = [
     "DEFAULT_FAULT_MIX",
+    "BuiltinHealer",
     "Burst",
     "CostModel",
     "DemoFleetParams",
@@ -47,4 +49,5 @@ __all__ = [
     "rank_actions",
     "simulate_mttx",
     "what_if",
+    "with_healer",
 ]

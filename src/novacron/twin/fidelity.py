@@ -36,6 +36,7 @@ import numpy as np
 
 from novacron.errors import InputError, NotEnoughDataError
 from novacron.twin.faults import TwinFault, parse_fault
+from novacron.twin.healer import with_healer
 from novacron.twin.params import HealerParams, PhysicsParams
 from novacron.twin.sim import Simulator
 from novacron.twin.topology import build_fleet
@@ -149,7 +150,7 @@ def simulate_mttx(
     ttd, ttr = [], []
     topo = build_fleet(1, 1, n_groups=1)
     for _ in range(trials):
-        sim = Simulator(topo, physics=PhysicsParams(dt_s=dt), healer=healer)
+        sim = with_healer(Simulator(topo, physics=PhysicsParams(dt_s=dt), healer=healer))
         at = float(rng.uniform(0.0, healer.probe_interval_s)) + 1.0
         sim.schedule_fault(at, 0, fault)
         sim.advance_to(at + 10.0 + healer.restart_s)

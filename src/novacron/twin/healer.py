@@ -19,7 +19,7 @@ from novacron.twin.faults import TwinAction, pick_target_host
 from novacron.twin.sim import Simulator
 from novacron.twin.state import BoolArray, VmStatus
 
-__all__ = ["BuiltinHealer"]
+__all__ = ["BuiltinHealer", "with_healer"]
 
 _RUNAWAY_RATIO = 2.0  # a VM using more than this multiple of its base CPU is a runaway
 
@@ -36,6 +36,7 @@ class BuiltinHealer:
         self.restarts = np.zeros(n, dtype=np.int32)
         self.no_capacity = 0  # overloads left alone because no host had room
         sim.on_action_done.append(self._action_done)
+        sim.on_probe.append(self.on_probe)
 
     def on_probe(self, ok: BoolArray) -> None:
         """Count failures, declare faults, and look for trouble before it bites."""
@@ -152,3 +153,10 @@ class BuiltinHealer:
         self.fail_count[released] = 0
         if action is TwinAction.MIGRATE:
             self.restarts[vm] = 0
+
+
+def with_healer(sim: Simulator) -> Simulator:
+    """Attach the built-in healer to ``sim`` when its ``HealerParams.enabled`` says so; returns ``sim``."""
+    if sim.healer_params.enabled:
+        BuiltinHealer(sim)
+    return sim

@@ -3,7 +3,9 @@
 Time advances in steps of ``PhysicsParams.dt_s``; discrete events (fault arrivals, action
 completions, bursts, delayed decisions) sit on a heap and fire at the first step boundary
 at or after their time (records keep the exact event time). Probes run every
-``HealerParams.probe_interval_s``: they sample availability and feed the built-in healer.
+``HealerParams.probe_interval_s``: they sample availability and tell every ``on_probe``
+listener (the built-in healer attaches itself there, see :func:`~novacron.twin.healer.with_healer`;
+the simulator knows only events, never who reacts to them).
 
 The small API a controller needs — :meth:`inject_fault`, :meth:`apply_action`,
 :meth:`vm_health`, :meth:`step`, :meth:`advance_to` — is what a ``sim://`` actuator drives.
@@ -17,7 +19,6 @@ import heapq
 import itertools
 from collections import Counter
 from collections.abc import Callable
-from typing import Protocol
 
 import numpy as np
 
@@ -100,11 +101,8 @@ class Simulator:
         self._avail_sum = 0.0
         self._avail_n = 0
         self.next_probe = t0 + self.healer_params.probe_interval_s
-        self.healer: BuiltinHealerLike | None = None
-        if self.healer_params.enabled:
-            from novacron.twin.healer import BuiltinHealer  # noqa: PLC0415  (mutual reference)
-
-            self.healer = BuiltinHealer(self)
+        # Told every probe round's health vector (a healer attaches here from outside).
+        self.on_probe: list[Callable[[BoolArray], None]] = []
         if state is None:
             self.physics.step(self.state, self.workload.multipliers(t0), 0.0)
 
@@ -158,8 +156,8 @@ class Simulator:
         self._avail_sum += float(ok.mean()) if ok.size else 1.0
         self._avail_n += 1
         self._check_recoveries(ok)
-        if self.healer is not None:
-            self.healer.on_probe(ok)
+        for listener in self.on_probe:
+            listener(ok)
 
     # -- faults ---------------------------------------------------------------------------
 
@@ -369,10 +367,3 @@ class Simulator:
     def summary(self) -> RunSummary:
         """Totals so far."""
         return summarise(self.records, self.actions, self.availability(), self.state.t)
-
-
-class BuiltinHealerLike(Protocol):
-    """What the simulator needs from a healer (see :class:`novacron.twin.healer.BuiltinHealer`)."""
-
-    def on_probe(self, ok: BoolArray) -> None:
-        """React to a probe round's health vector."""

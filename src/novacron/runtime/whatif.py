@@ -112,7 +112,7 @@ class WhatIfAdvisor:
 
     @classmethod
     def factory(cls, *, horizon_s: float = 300.0, veto: bool = True) -> Callable[[SimSensor, Policy], WhatIfAdvisor]:
-        """An ``advisor_factory`` for :class:`~novacron.benchmarks.simrun.SimController`."""
+        """An ``advisor_factory`` for :class:`~novacron.runtime.simcontroller.SimController`."""
 
         def build(sensor: SimSensor, policy: Policy) -> WhatIfAdvisor:
             return cls(sensor.sim, sensor, list(policy.ladder), horizon_s=horizon_s, veto=veto)

@@ -3,9 +3,10 @@
 It owns start/stop and crash recovery. On start it stores the spec as a config version,
 adopts processes a previous controller left running, reloads open incidents and resumes
 their ladders (in-flight actions are reconciled, never re-applied), then starts whatever
-is missing. The fault flow itself (incidents, diagnosis, quarantine, healers) is the
-healing layer's :class:`~novacron.healing.flow.HealingFlow`; the controller wires local
-processes, probes, heartbeats and metrics into it.
+is missing. The fault flow itself (incidents, diagnosis, quarantine, healers, the
+executor and its event consumers) is built by :func:`~novacron.runtime.compose.compose`,
+as for the simulated controller; this class wires local processes, probes, heartbeats
+and metrics into it.
 """
 
 from __future__ import annotations
@@ -21,18 +22,16 @@ from novacron.actuators.base import ActuatorRouter
 from novacron.actuators.process import ProcessActuator, expand_target_vars, replica_port
 from novacron.clock import Clock, MonotonicClock
 from novacron.errors import InputError, NotFoundError
-from novacron.healing.approvals import Approvals
 from novacron.healing.catalog import inverse_of, new_action
 from novacron.healing.executor import ExecResult
-from novacron.healing.flow import HealingFlow
 from novacron.healing.metricfaults import MetricJudge
-from novacron.healing.safety import SafetyGate
 from novacron.model import ActionKind, Fault, Health, Incident, Observation, TargetId, TimelineEvent
+from novacron.runtime.compose import compose
 from novacron.sensors.heartbeat import HeartbeatMonitor
 from novacron.sensors.metrics import MetricsScraper
 from novacron.sensors.probes import Prober, make_probe
 from novacron.settings import FleetSpec, HeartbeatCheck, TargetSpec, load_spec, spec_to_yaml
-from novacron.store import ProcessRecord, Store, TargetStatusRow
+from novacron.store import ProcessRecord, TargetStatusRow
 from novacron.telemetry import Metrics, get_logger
 
 __all__ = ["Controller", "TargetView"]
@@ -72,21 +71,19 @@ class Controller:
         # Built first: it checks every detector named in the spec, and a bad one must stop
         # the controller before anything (even the store) is touched.
         self.judge = MetricJudge(spec, self.clock, lambda fault: self.flow.on_fault(fault))  # noqa: PLW0108 - flow comes later
-        self.store = Store.open(store_url or spec.controller.store_url)
         self._spec_source = spec_source
-        self.gate = SafetyGate(spec.policy, self.clock, fleet_size=len(spec.targets), seed=seed)
-        self.approvals = Approvals()
         self.actuator = ProcessActuator(spec, clock=self.clock, log_dir=self.workdir / "logs", listener=self)
-        self.flow = HealingFlow(
+        parts = compose(
             graph={t.name: t.depends_on for t in spec.targets},
-            store=self.store,
+            policy=spec.policy,
+            store_url=store_url or spec.controller.store_url,
             actuator=ActuatorRouter(lambda t: spec.target(t).kind, {"process": self.actuator}),
-            gate=self.gate,
-            approvals=self.approvals,
-            metrics=self.metrics,
             clock=self.clock,
+            metrics=self.metrics,
+            seed=seed,
             on_resolved=self._on_resolved,
         )
+        self.store, self.gate, self.approvals, self.flow = parts.store, parts.gate, parts.approvals, parts.flow
         self.health = self.flow.health
         self.incidents = self.flow.incidents
         self.executor = self.flow.executor

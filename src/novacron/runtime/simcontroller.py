@@ -1,7 +1,7 @@
 """The real controller flow on a simulated fleet: ``sim://`` sensor and actuator, twin clock.
 
-:class:`SimController` runs the same :class:`~novacron.healing.flow.HealingFlow` as
-:class:`~novacron.controller.Controller` — :class:`~novacron.healing.health.HealthTracker`
+:class:`SimController` runs the same flow as :class:`~novacron.runtime.controller.Controller`,
+built by the same :func:`~novacron.runtime.compose.compose` — :class:`~novacron.healing.health.HealthTracker`
 → :class:`~novacron.incidents.lifecycle.IncidentManager` (root-cause diagnosis over
 ``depends_on``, flap quarantine) → :class:`~novacron.healing.healer.Healer` →
 :class:`~novacron.healing.executor.Executor` → :class:`~novacron.healing.safety.SafetyGate`
@@ -9,7 +9,7 @@
 :class:`~novacron.sensors.probes.Prober` — but with the twin's VMs as targets: probes come
 from :class:`~novacron.sensors.sim.SimSensor`, actions land in
 :class:`~novacron.actuators.sim.SimActuator`, and time is the twin's
-:class:`~novacron.twin.SimClock` (run it under :func:`~novacron.benchmarks.simloop.run_simulated`).
+:class:`~novacron.twin.SimClock` (run it under :func:`~novacron.runtime.simloop.run_simulated`).
 """
 
 from __future__ import annotations
@@ -20,14 +20,11 @@ from typing import Any
 
 from novacron.actuators.sim import SimActuator
 from novacron.healing.advice import Advisor
-from novacron.healing.approvals import Approvals
-from novacron.healing.flow import HealingFlow
-from novacron.healing.safety import SafetyGate
 from novacron.model import Incident, TargetId, TimelineEvent
+from novacron.runtime.compose import compose
 from novacron.sensors.probes import Prober
 from novacron.sensors.sim import SimSensor
 from novacron.settings import Policy
-from novacron.store import Store
 from novacron.telemetry import Metrics
 from novacron.twin.clock import SimClock
 
@@ -71,23 +68,21 @@ class SimController:
         self.targets = targets
         self.policy = policy
         self.metrics = metrics or Metrics()
-        self.store = Store.open(store_url)
-        self.gate = SafetyGate(policy, clock, fleet_size=len(targets.vms), seed=seed)
-        self.approvals = Approvals()
         self.sensor = SimSensor(self.sim, targets.vms)
         self.actuator = SimActuator(self.sim, clock, self.sensor, listener=self)
-        self.flow = HealingFlow(
+        parts = compose(
             graph={name: list(targets.depends_on.get(name, [])) for name in targets.vms},
-            store=self.store,
+            policy=policy,
+            store_url=store_url,
             actuator=self.actuator,
-            gate=self.gate,
-            approvals=self.approvals,
-            metrics=self.metrics,
             clock=clock,
+            metrics=self.metrics,
+            seed=seed,
             advisor=None if advisor_factory is None else advisor_factory(self.sensor, policy),
             on_new_incident=self._detected,
             component="sim-controller",
         )
+        self.store, self.gate, self.approvals, self.flow = parts.store, parts.gate, parts.approvals, parts.flow
         self.health = self.flow.health
         self.incidents = self.flow.incidents
         self.executor = self.flow.executor

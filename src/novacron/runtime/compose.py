@@ -1,0 +1,75 @@
+"""The composition root: one function builds the healing flow of every controller.
+
+:class:`~novacron.runtime.controller.Controller` (local processes) and
+:class:`~novacron.runtime.simcontroller.SimController` (the twin's fleet) differ only in
+their sensors and actuator; everything that decides and records — store, safety gate,
+approvals, health, incidents, executor and its event consumers, healers — is built here,
+the same way for both.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from novacron.actuators.base import Actuator
+from novacron.clock import Clock
+from novacron.healing.advice import Advisor
+from novacron.healing.approvals import Approvals
+from novacron.healing.flow import HealingFlow
+from novacron.healing.safety import SafetyGate
+from novacron.model import Incident
+from novacron.settings import Policy
+from novacron.store import Store
+from novacron.telemetry import Metrics
+
+__all__ = ["Composition", "compose"]
+
+
+@dataclass(frozen=True, slots=True)
+class Composition:
+    """What :func:`compose` built."""
+
+    store: Store
+    gate: SafetyGate
+    approvals: Approvals
+    flow: HealingFlow
+
+
+def compose(
+    *,
+    graph: Mapping[str, Sequence[str]],
+    policy: Policy,
+    store_url: str,
+    actuator: Actuator,
+    clock: Clock,
+    metrics: Metrics,
+    seed: int | None = None,
+    advisor: Advisor[Any] | None = None,
+    on_new_incident: Callable[[Incident], None] | None = None,
+    on_resolved: Callable[[str], None] | None = None,
+    component: str = "controller",
+) -> Composition:
+    """Open the store and build gate, approvals and the healing flow over ``graph``.
+
+    ``graph`` maps every target to the targets it depends on; its size is the fleet size
+    the blast-radius cap is taken from.
+    """
+    store = Store.open(store_url)
+    gate = SafetyGate(policy, clock, fleet_size=len(graph), seed=seed)
+    approvals = Approvals()
+    flow = HealingFlow(
+        graph=graph,
+        store=store,
+        actuator=actuator,
+        gate=gate,
+        approvals=approvals,
+        metrics=metrics,
+        clock=clock,
+        advisor=advisor,
+        on_new_incident=on_new_incident,
+        on_resolved=on_resolved,
+        component=component,
+    )
+    return Composition(store, gate, approvals, flow)
