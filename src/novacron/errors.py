@@ -12,6 +12,7 @@ __all__ = [
     "ActuatorError",
     "ConfigError",
     "InputError",
+    "MissingExtraError",
     "NotEnoughDataError",
     "NotFoundError",
     "NovacronError",
@@ -57,6 +58,14 @@ class NotEnoughDataError(InputError):
 
 class NotFoundError(PermanentError):
     """A named record (target, incident, action, token) does not exist."""
+
+
+class MissingExtraError(PermanentError):
+    """A feature needs an optional dependency that is not installed; ``extra`` names the extra to add."""
+
+    def __init__(self, message: str, *, extra: str) -> None:
+        super().__init__(message)
+        self.extra = extra
 
 
 class SafetyBlockedError(PermanentError):

@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from novacron.errors import InputError
+from novacron.extras import require
 from novacron.forecasting._stats import FloatArray
 from novacron.forecasting.exhaustion import ExhaustionConfig
 from novacron.forecasting.failure import DriveDays
@@ -88,7 +89,7 @@ def read_series(path: Path, column: str, *, time_column: str | None = None) -> t
 
 def read_drive_days(path: Path) -> DriveDays:
     """Read a Backblaze drive-stats table (``.csv`` or ``.csv.gz``) into :class:`DriveDays`."""
-    import pandas as pd  # type: ignore[import-untyped]  # no stubs; only used to parse fast
+    pd = require("pandas", feature="reading drive-stats tables")  # only used to parse fast
 
     if not path.is_file():
         raise InputError("no such file", where=str(path))

@@ -7,6 +7,7 @@ from typing import Any
 
 import numpy as np
 
+from novacron.extras import require
 from novacron.forecasting._stats import FloatArray
 from novacron.forecasting.capacity import DAY_S, CapacityPlan
 from novacron.forecasting.exhaustion import ExhaustionAssessment
@@ -17,12 +18,10 @@ _UNITS = (("days", 86_400.0), ("hours", 3_600.0), ("minutes", 60.0), ("seconds",
 
 
 def _pyplot() -> Any:  # matplotlib's pyplot module, untyped here
-    import matplotlib as mpl
+    mpl = require("matplotlib", feature="forecast figures")
 
     mpl.use("Agg")  # files only, never a window
-    import matplotlib.pyplot as plt
-
-    return plt
+    return require("matplotlib.pyplot", feature="forecast figures")
 
 
 def capacity_figure(plan: CapacityPlan, path: Path, title: str) -> Path:

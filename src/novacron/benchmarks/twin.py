@@ -17,15 +17,18 @@ import math
 import resource
 import time
 from collections.abc import Generator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import simpy
 
+from novacron.extras import require
 from novacron.twin import HealerParams, PhysicsParams, Simulator, SyntheticWorkload, build_fleet, with_healer
 from novacron.twin.state import CPU, IOPS, NET
 from novacron.twin.topology import Topology
 from novacron.twin.workload import burst_arrivals
+
+if TYPE_CHECKING:
+    import simpy
 
 __all__ = ["run_twin_bench"]
 
@@ -159,6 +162,7 @@ class _SimpyFleet:
 def _time_simpy(topo: Topology, horizon_s: float) -> tuple[float, dict[str, Any]]:
     params, workload, dt = PhysicsParams(), SyntheticWorkload(n_groups=topo.n_groups), 1.0
     fleet = _SimpyFleet(topo, params, workload)
+    simpy = require("simpy", feature="the SimPy baseline of `novacron bench twin`")
     env = simpy.Environment()
     # Creation order is the order SimPy fires same-time events: workload, hosts, links, sums.
     env.process(fleet.driver(env, dt))

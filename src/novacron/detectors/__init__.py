@@ -1,29 +1,42 @@
 """Streaming anomaly detectors (learn_one / score_one), the decision wrapper, ensembles and the NAB scorer.
 
-Importing the package registers every built-in detector in :data:`REGISTRY`. The
-Isolation Forest imports scikit-learn only when it first fits, and the LSTM detector
-(``ml`` extra) imports torch only when it first trains.
+Names are loaded on first use (PEP 562): importing one light module of the package (the
+phi-accrual detector the heartbeat sensor uses) does not pull in numpy and scipy. Asking
+for any name here, or building a pipeline, registers every built-in detector in
+:data:`REGISTRY`. The Isolation Forest imports scikit-learn only when it first fits
+(``forecast`` extra), and the LSTM detector (``ml`` extra) imports torch only when it first
+trains.
 """
 
-from novacron.detectors.base import REGISTRY, Detector, Registry, register
-from novacron.detectors.changepoint import CUSUM, PageHinkley
-from novacron.detectors.decision import Decision, Verdict
-from novacron.detectors.ensemble import Ensemble
-from novacron.detectors.heartbeat import PhiAccrualDetector
-from novacron.detectors.iforest import IsolationForestDetector
-from novacron.detectors.likelihood import Likelihood
-from novacron.detectors.lstm import LSTMDetector
-from novacron.detectors.phi import PhiAccrual
-from novacron.detectors.pipeline import (
-    METRIC_TYPES,
-    build_detector,
-    build_pipeline,
-    default_pipeline,
-    series_detector,
-)
-from novacron.detectors.robust import RobustZScore
-from novacron.detectors.slo import SLOBurnRate
-from novacron.detectors.smoothing import EWMA, HoltWinters
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from novacron.detectors._builtins import (
+        CUSUM,
+        EWMA,
+        Ensemble,
+        HoltWinters,
+        IsolationForestDetector,
+        Likelihood,
+        LSTMDetector,
+        PageHinkley,
+        PhiAccrualDetector,
+        RobustZScore,
+        SLOBurnRate,
+    )
+    from novacron.detectors.base import REGISTRY, Detector, Registry, register
+    from novacron.detectors.decision import Decision, Verdict
+    from novacron.detectors.phi import PhiAccrual
+    from novacron.detectors.pipeline import (
+        METRIC_TYPES,
+        build_detector,
+        build_pipeline,
+        default_pipeline,
+        series_detector,
+    )
 
 __all__ = [
     "CUSUM",
@@ -50,3 +63,25 @@ __all__ = [
     "register",
     "series_detector",
 ]
+
+_HOMES = {
+    "REGISTRY": "base",
+    "Detector": "base",
+    "Registry": "base",
+    "register": "base",
+    "Decision": "decision",
+    "Verdict": "decision",
+    "PhiAccrual": "phi",
+    "METRIC_TYPES": "pipeline",
+    "build_detector": "pipeline",
+    "build_pipeline": "pipeline",
+    "default_pipeline": "pipeline",
+    "series_detector": "pipeline",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name not in __all__:
+        raise AttributeError(f"module 'novacron.detectors' has no attribute {name!r}")
+    importlib.import_module("novacron.detectors._builtins")  # every name implies a full registry
+    return getattr(importlib.import_module(f"novacron.detectors.{_HOMES.get(name, '_builtins')}"), name)

@@ -25,6 +25,7 @@ from novacron.detectors.base import (
     clip_value,
     register,
 )
+from novacron.extras import require
 
 __all__ = ["IsolationForestDetector"]
 
@@ -94,7 +95,8 @@ class IsolationForestDetector(RefitChunks, Detector):
         return _features(np.array([[*hist, x]]))
 
     def _fit(self) -> None:
-        from sklearn.ensemble import IsolationForest  # noqa: PLC0415 - heavy, only on first fit
+        # Heavy, and only in the `forecast` extra: imported on the first fit.
+        IsolationForest = require("sklearn.ensemble", feature="the iforest detector").IsolationForest  # noqa: N806
 
         _, rows = self._state()
         data = np.vstack(list(rows))

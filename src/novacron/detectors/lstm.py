@@ -31,6 +31,7 @@ from novacron.detectors.base import (
     finish_score,
     register,
 )
+from novacron.extras import require
 
 __all__ = ["LSTMDetector"]
 
@@ -39,7 +40,7 @@ __all__ = ["LSTMDetector"]
 def _one_thread() -> Iterator[None]:
     """Run torch single-threaded: for matrices this small, handing work to other threads
     costs more than the arithmetic (25x slower training measured on a busy 2-core host)."""
-    import torch  # noqa: PLC0415 - optional dependency
+    torch = require("torch", feature="the LSTM detector")
 
     prev = torch.get_num_threads()
     torch.set_num_threads(1)
@@ -50,9 +51,10 @@ def _one_thread() -> Iterator[None]:
 
 
 def _build(lookback: int, hidden: int, seed: int) -> Any:
-    import torch  # noqa: PLC0415 - optional dependency, imported on first fit
+    torch = require("torch", feature="the LSTM detector")
+    module: Any = torch.nn.Module  # a base class only known at run time
 
-    class Net(torch.nn.Module):  # type: ignore[misc,unused-ignore]  # Any without torch stubs
+    class Net(module):  # type: ignore[misc,unused-ignore]  # Any without torch stubs
         def __init__(self) -> None:
             super().__init__()
             self.lstm = torch.nn.LSTM(1, hidden, batch_first=True)
@@ -68,7 +70,7 @@ def _build(lookback: int, hidden: int, seed: int) -> Any:
 
 
 def _train(net: Any, windows: FloatArray, targets: FloatArray, epochs: int, lr: float, seed: int) -> None:
-    import torch  # noqa: PLC0415 - optional dependency
+    torch = require("torch", feature="the LSTM detector")
 
     x = torch.from_numpy(windows)
     y = torch.from_numpy(targets)
@@ -84,7 +86,7 @@ def _train(net: Any, windows: FloatArray, targets: FloatArray, epochs: int, lr: 
 
 
 def _predict(net: Any, windows: FloatArray) -> FloatArray:
-    import torch  # noqa: PLC0415 - optional dependency
+    torch = require("torch", feature="the LSTM detector")
 
     with torch.no_grad(), _one_thread():
         return np.asarray(net(torch.from_numpy(np.ascontiguousarray(windows))).numpy(), dtype=np.float64)
@@ -150,7 +152,7 @@ class LSTMDetector(RefitChunks, Detector):
         weights = state.get("_net")
         self.__dict__.update(state)
         if weights is not None:
-            import torch  # noqa: PLC0415 - optional dependency
+            torch = require("torch", feature="the LSTM detector")
 
             net = _build(self.lookback, self.hidden, 0)
             net.load_state_dict({k: torch.from_numpy(v) for k, v in weights.items()})

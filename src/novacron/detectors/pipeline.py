@@ -12,6 +12,7 @@ import inspect
 from collections.abc import Mapping
 from typing import Any
 
+import novacron.detectors._builtins  # noqa: F401  (registers every built-in detector)
 from novacron.detectors.base import REGISTRY, Detector, Registry
 from novacron.detectors.changepoint import CUSUM, PageHinkley
 from novacron.detectors.decision import Decision

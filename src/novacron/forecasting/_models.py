@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from novacron.extras import require
 from novacron.forecasting._stats import FloatArray, theil_sen
 
 __all__ = ["COMBINATION", "MODELS", "Forecaster", "candidates", "mae", "rolling_errors", "seasonal_naive_mean"]
@@ -92,7 +93,8 @@ def _thin(t: FloatArray, y: FloatArray, max_points: int = 400) -> tuple[FloatArr
 
 
 def _ets(y: FloatArray, season: int, h: int) -> FloatArray:
-    from statsmodels.tsa.holtwinters import ExponentialSmoothing  # noqa: PLC0415 - heavy, only when forecasting
+    # Heavy, and only in the `forecast` extra: imported when an ETS forecast is made.
+    ExponentialSmoothing = require("statsmodels.tsa.holtwinters", feature="ETS capacity forecasts").ExponentialSmoothing  # noqa: N806
 
     seasonal = season > 1 and y.size >= 2 * season
     model = ExponentialSmoothing(

@@ -15,11 +15,13 @@ precision-recall curve, beside the usual rule of thumb "any of SMART 5/187/197/1
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
 from novacron.errors import InputError, NotEnoughDataError
+from novacron.extras import require
 from novacron.forecasting._stats import FloatArray
 
 __all__ = ["BASELINE_SMART", "DriveDays", "FailureReport", "Scores", "evaluate_failure", "label_within"]
@@ -154,9 +156,14 @@ def _split(dd: DriveDays, split: str, horizon_h: float, seed: int) -> tuple[IntA
     raise InputError(f"must be 'time' or 'drive', got {split!r}", where="split")
 
 
+def _sklearn(part: str) -> Any:
+    """A scikit-learn submodule (heavy, ``forecast`` extra): imported only when training or scoring."""
+    return require(f"sklearn.{part}", feature="failure prediction")
+
+
 def score(dd: DriveDays, rows: IntArray, y: IntArray, prob: FloatArray, threshold: float) -> Scores:
     """Scores of ``prob`` on ``rows`` (``y`` and ``prob`` are indexed like ``rows``)."""
-    from sklearn.metrics import average_precision_score  # noqa: PLC0415 - heavy, only when training
+    average_precision_score = _sklearn("metrics").average_precision_score
 
     alarm = prob >= threshold
     positives = y == 1
@@ -176,7 +183,7 @@ def score(dd: DriveDays, rows: IntArray, y: IntArray, prob: FloatArray, threshol
 
 def _fit(x: FloatArray, y: IntArray, seed: int) -> object:
     """Gradient boosting on all positives and a sample of negatives (for speed)."""
-    from sklearn.ensemble import HistGradientBoostingClassifier  # noqa: PLC0415 - heavy, only when training
+    HistGradientBoostingClassifier = _sklearn("ensemble").HistGradientBoostingClassifier  # noqa: N806
 
     rng = np.random.default_rng(seed)
     keep = (y == 1) | (rng.random(y.size) < _NEGATIVE_RATE)
@@ -200,7 +207,7 @@ def _probability(model: object, x: FloatArray) -> FloatArray:
 
 
 def _best_f1_threshold(y: IntArray, prob: FloatArray) -> float:
-    from sklearn.metrics import precision_recall_curve  # noqa: PLC0415 - heavy, only when training
+    precision_recall_curve = _sklearn("metrics").precision_recall_curve
 
     precision, recall, thresholds = precision_recall_curve(y, prob)
     f1 = 2 * precision * recall / np.maximum(precision + recall, 1e-12)

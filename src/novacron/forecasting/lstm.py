@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from novacron.errors import NotEnoughDataError
+from novacron.extras import require
 from novacron.forecasting._stats import FloatArray
 
 __all__ = ["LstmForecaster", "available"]
@@ -58,7 +59,7 @@ class LstmForecaster:
         return np.stack([y[o : o + h] - self._predict(state, y[:o], h) for o in starts])
 
     def _train(self, y: FloatArray, season: int) -> _State:
-        import torch  # noqa: PLC0415 - optional extra, loaded only when used
+        torch = require("torch", feature="the LSTM forecaster")
 
         out = max(1, season)
         lookback = 2 * out
@@ -82,7 +83,7 @@ class LstmForecaster:
 
     @staticmethod
     def _predict(state: _State, y: FloatArray, h: int) -> FloatArray:
-        import torch  # noqa: PLC0415 - optional extra, loaded only when used
+        torch = require("torch", feature="the LSTM forecaster")
 
         history = list((y[-state.lookback :] - state.mean) / state.std)
         produced: list[float] = []

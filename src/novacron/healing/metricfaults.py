@@ -18,15 +18,16 @@ import statistics
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from novacron.clock import Clock
-from novacron.detectors.decision import Decision
-from novacron.detectors.pipeline import build_pipeline, default_pipeline
 from novacron.errors import InputError, NovacronError
-from novacron.forecasting import ExhaustionMonitor
 from novacron.model import ActionKind, Fault, FaultId, FaultKind, Observation, Prediction, TargetId
 from novacron.settings import FleetSpec, MetricsSpec, TargetSpec
+
+if TYPE_CHECKING:
+    from novacron.detectors.decision import Decision
+    from novacron.forecasting import ExhaustionMonitor
 
 __all__ = ["PROBE_LATENCY", "MetricJudge"]
 
@@ -46,6 +47,10 @@ def _factory(tspec: TargetSpec, index: int) -> Callable[[float], Decision]:
     assert tspec.metrics is not None
     watch = tspec.metrics.watch[index]
     where = f"targets[{tspec.name}].metrics.watch[{index}]"
+
+    # Detectors pull in numpy and scipy: loaded only when a target watches a metric, so a
+    # controller without metric watches stays small and starts fast.
+    from novacron.detectors.pipeline import build_pipeline, default_pipeline  # noqa: PLC0415
 
     def make(step_s: float) -> Decision:
         try:
@@ -74,7 +79,7 @@ class MetricJudge:
             for i, watch in enumerate(tspec.metrics.watch):
                 self._factories[(tspec.name, watch.metric)] = (watch.type, _factory(tspec, i))
         self._watches: dict[tuple[str, int, str], _Watch] = {}
-        self._exhaustion = ExhaustionMonitor()
+        self._exhaustion: ExhaustionMonitor | None = None  # built on the first resource-limit reading
         self._flagged: set[tuple[str, str]] = set()
         self._latency: dict[tuple[str, int], tuple[float, int]] = {}
         self._cleanup_paths = {t.name: t.cleanup_paths for t in spec.targets}
@@ -103,7 +108,8 @@ class MetricJudge:
 
     def reset(self, target: str) -> None:
         """Forget a target's history after a restart or clean-up (a known reset, not a trend)."""
-        self._exhaustion.restart(target)
+        if self._exhaustion is not None:
+            self._exhaustion.restart(target)
         self._flagged = {k for k in self._flagged if k[0] != target}
         for key in [k for k in self._watches if k[0] == target]:
             del self._watches[key]
@@ -136,6 +142,12 @@ class MetricJudge:
 
     # -- exhaustion --------------------------------------------------------------------
     def _forecast(self, obs: Observation, mspec: MetricsSpec) -> None:
+        if not mspec.limits:
+            return
+        if self._exhaustion is None:
+            from novacron.forecasting import ExhaustionMonitor  # noqa: PLC0415 - numpy/scipy, only with limits
+
+            self._exhaustion = ExhaustionMonitor()
         for limit in mspec.limits:
             value = obs.metrics.get(limit.metric)
             if value is None:
