@@ -135,6 +135,17 @@ async def rollback(body: RollbackIn, ctx: Ctx, who: Operator, response: Response
     return await _settle(ctx, who, job, verb="api.rollback", subject=subject, wait_s=body.wait_s, response=response)
 
 
+@router.post("/targets/{target}/unquarantine", tags=["control"])
+async def unquarantine(target: str, ctx: Ctx, who: Operator) -> OkOut:
+    """Lift a target's flap quarantine so automated healing acts on it again."""
+    c = ctx.live()
+    if target not in c.flow.graph:
+        _audit(ctx, who, "api.unquarantine", target, "refused", detail="unknown target")
+        raise ApiError(404, f"no target {target!r} in the fleet", "target")
+    lifted = c.unquarantine(target, who=who.name)
+    return OkOut(detail=f"quarantine of {target} lifted" if lifted else f"{target} was not quarantined")
+
+
 @router.post("/incidents/{incident_id}/ack", tags=["incidents"])
 async def acknowledge(incident_id: str, ctx: Ctx, who: Operator) -> OkOut:
     """Acknowledge an incident: a human owns it now (recorded on its timeline)."""

@@ -21,6 +21,7 @@ from novacron.api.schemas import (
     TargetOut,
     TimelineOut,
 )
+from novacron.api.status_view import StatusOut, fleet_status
 from novacron.api.views import acknowledged_by, postmortem_for
 from novacron.incidents.postmortem import render_html, render_markdown
 from novacron.model import IncidentStatus
@@ -53,6 +54,15 @@ async def metrics(ctx: Ctx) -> Response:
     """Prometheus text exposition of the controller's metrics; needs no token."""
     registry = ctx.controller.metrics.registry if ctx.controller is not None else ctx.registry
     return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
+
+
+@router.get("/status", tags=["fleet"])
+async def status(ctx: Ctx, _who: Viewer) -> StatusOut:
+    """The controller's liveness and every target's state, pids, uptime, restarts and last fault.
+
+    The same document as ``novacron status --json``, read from what the controller wrote.
+    """
+    return fleet_status(ctx.store, now=ctx.clock.now())
 
 
 @router.get("/targets", tags=["fleet"])

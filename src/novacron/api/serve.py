@@ -7,8 +7,9 @@ from collections.abc import Iterator
 
 import uvicorn
 from fastapi import FastAPI
+from prometheus_client import CollectorRegistry, make_asgi_app
 
-__all__ = ["EmbeddedServer", "make_server"]
+__all__ = ["EmbeddedServer", "make_metrics_server", "make_server"]
 
 
 class EmbeddedServer(uvicorn.Server):
@@ -33,3 +34,19 @@ def make_server(app: FastAPI, *, host: str = "127.0.0.1", port: int = 8080, embe
         timeout_keep_alive=30,
     )
     return EmbeddedServer(config) if embedded else uvicorn.Server(config)
+
+
+def make_metrics_server(registry: CollectorRegistry) -> uvicorn.Server:
+    """An embedded server answering Prometheus scrapes from ``registry`` (on the controller's loop).
+
+    Scrapes run on the controller's event loop, so collectors that read its state see it
+    between two steps, never halfway through one.
+    """
+    config = uvicorn.Config(
+        make_asgi_app(registry=registry),
+        log_level="warning",
+        access_log=False,
+        lifespan="off",
+        timeout_keep_alive=30,
+    )
+    return EmbeddedServer(config)

@@ -9,9 +9,6 @@ from __future__ import annotations
 
 import sys
 
-from rich.console import Console
-from rich.markup import escape
-
 from novacron.cli import (  # noqa: F401  (imported for their command registrations)
     api,
     bench_core,
@@ -19,24 +16,39 @@ from novacron.cli import (  # noqa: F401  (imported for their command registrati
     demo,
     forecast,
     nab,
+    operate,
+    run,
     runbooks,
+    schema,
+    status,
     twin,
 )
 from novacron.cli._app import app
+from novacron.cli._client import EXIT_FAILED, EXIT_INPUT, EXIT_UNREACHABLE, UnreachableError
 from novacron.errors import InputError, NovacronError
 
 __all__ = ["app", "main"]
 
 
 def main() -> None:
-    """Entry point: bad input exits 2 with the reason, other known errors exit 1."""
-    err = Console(stderr=True)
+    """Entry point: exit 2 for bad input, 3 when the controller is not reachable, 1 for other failures."""
     try:
         app()
     except InputError as exc:
-        # Escaped: field paths such as ``targets[api]`` must not be read as Rich markup.
-        err.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
-        sys.exit(2)
+        _say("error", exc)
+        sys.exit(EXIT_INPUT)
+    except UnreachableError as exc:
+        _say("not reachable", exc)
+        sys.exit(EXIT_UNREACHABLE)
     except NovacronError as exc:
-        err.print(f"[bold red]failed:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
-        sys.exit(1)
+        _say("failed", exc)
+        sys.exit(EXIT_FAILED)
+
+
+def _say(what: str, exc: Exception) -> None:
+    from rich.markup import escape
+
+    from novacron.cli._output import err_console
+
+    # Escaped: field paths such as ``targets[api]`` must not be read as Rich markup.
+    err_console().print(f"[bold red]{what}:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)

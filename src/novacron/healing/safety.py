@@ -179,6 +179,13 @@ class SafetyGate:
         log.clear()
         return True
 
+    def lift_quarantine(self, target: str) -> bool:
+        """End a target's quarantine now (a human's call); False when it was not quarantined."""
+        was = self.is_quarantined(target)
+        self._quarantine.pop(target, None)
+        self._incidents.pop(target, None)  # a fresh count: the incidents before the lift are forgiven
+        return was
+
     def is_quarantined(self, target: str) -> bool:
         """Whether the target is in flap quarantine now."""
         return self._clock.monotonic() < self._quarantine.get(target, 0.0)

@@ -7,6 +7,7 @@ at once, so a restarted controller picks the episode up where it was.
 
 from __future__ import annotations
 
+import signal
 import uuid
 from collections.abc import Callable
 from dataclasses import replace
@@ -17,9 +18,18 @@ from novacron.model import Fault, Incident, IncidentId, IncidentStatus, Priority
 from novacron.store import Store
 from novacron.telemetry import Metrics, get_logger
 
-__all__ = ["IncidentManager"]
+__all__ = ["IncidentManager", "describe_exit"]
 
 _INITIAL_PRIORITY = Priority.P2  # automated, fully handled; raised when automation fails
+# Log levels by meaning: a fault or a raised priority is a warning, a hand-over to a human an
+# error; the rest of the timeline (diagnosis, actions, recovery) is information.
+_LEVELS = {
+    "detected": "warning",
+    "priority": "warning",
+    "verification_failed": "warning",
+    "rolled_back": "warning",
+    "escalated": "error",
+}
 
 
 class IncidentManager:
@@ -93,7 +103,8 @@ class IncidentManager:
         """Append a timeline line (and log it, bound to the incident id)."""
         ev = TimelineEvent(self._clock.now(), kind, detail, data)
         self._store.add_event(incident.id, ev)
-        get_logger(incident=incident.id, target=incident.target).info(kind, detail=detail, **_loggable(data))
+        log = get_logger(incident=incident.id, target=incident.target)
+        getattr(log, _LEVELS.get(kind, "info"))(kind, detail=detail, **_loggable(data))
         if self._on_change is not None:
             self._on_change(incident, ev)
 
@@ -141,9 +152,19 @@ def _describe(fault: Fault) -> str:
     if detail:
         return str(detail)
     if "exit_code" in fault.evidence:
-        return f"exited with {fault.evidence['exit_code']}"
+        return describe_exit(fault.evidence["exit_code"])
     return str(fault.kind)
 
 
 def _loggable(data: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in data.items() if k not in {"event", "detail"}}
+
+
+def describe_exit(code: object) -> str:
+    """``exited with 3``, or ``killed by SIGKILL`` for a negative (signal) exit code."""
+    if isinstance(code, int) and code < 0:
+        try:
+            return f"killed by {signal.Signals(-code).name}"
+        except ValueError:
+            return f"killed by signal {-code}"
+    return f"exited with {code}"

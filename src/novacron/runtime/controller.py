@@ -25,14 +25,23 @@ from novacron.errors import InputError, NotFoundError
 from novacron.healing.catalog import inverse_of, new_action
 from novacron.healing.executor import ExecResult
 from novacron.healing.metricfaults import MetricJudge
-from novacron.model import ActionKind, Fault, Health, Incident, Observation, TargetId, TimelineEvent
+from novacron.model import (
+    ActionKind,
+    Fault,
+    Health,
+    Incident,
+    IncidentStatus,
+    Observation,
+    TargetId,
+    TimelineEvent,
+)
 from novacron.runtime.compose import compose
 from novacron.sensors.heartbeat import HeartbeatMonitor
 from novacron.sensors.metrics import MetricsScraper
 from novacron.sensors.probes import Prober, make_probe
 from novacron.settings import FleetSpec, HeartbeatCheck, TargetSpec, load_spec, spec_to_yaml
-from novacron.store import ProcessRecord, TargetStatusRow
-from novacron.telemetry import Metrics, get_logger
+from novacron.store import ProcessRecord, TargetStatusRow, presence
+from novacron.telemetry import FleetSample, Metrics, TargetSample, get_logger
 
 __all__ = ["Controller", "TargetView"]
 
@@ -48,6 +57,9 @@ class TargetView:
     running: int
     desired: int
     incident: Incident | None
+    state: str = ""  # health, or "healing" while an action works on the target
+    restarts: int = 0
+    last_fault: dict[str, Any] | None = None
 
 
 class Controller:
@@ -92,7 +104,13 @@ class Controller:
         self.prober = Prober(self.clock, self._observe)
         self.heartbeats = HeartbeatMonitor(self.clock, self.health.observe)
         self.scraper = MetricsScraper(self.clock, self.judge.observe)
-        self._published: dict[str, tuple[str, int, int]] = {}
+        self._published: dict[str, tuple[object, ...]] = {}
+        self._started: set[tuple[str, int]] = set()  # replicas started at least once: the next start is a restart
+        self._restarts: dict[str, int] = {}
+        self._last_fault: dict[str, dict[str, Any]] = {}
+        self._last_beat = float("-inf")
+        self.listeners.append(self._note_fault)
+        self.metrics.watch_fleet(self._fleet_sample)
         self.config_version = 0
         self._log = get_logger(component="controller")
 
@@ -103,6 +121,7 @@ class Controller:
         self.config_version = cfg.version
         self.gate.enabled = bool(self.store.get_setting(_KILL_SWITCH_KEY, True))
         self.metrics.autonomous.set(int(self.gate.enabled))
+        self._load_operator_status()
         await self.heartbeats.start(port=self.spec.controller.heartbeat_udp_port)
         for tspec in self.spec.targets:
             for replica in range(tspec.replicas):
@@ -121,11 +140,13 @@ class Controller:
         if stop_targets:
             await self.actuator.stop_all()
         self._publish_status(force=True)
+        presence.farewell(self.store, now=self.clock.now())
         self.store.close()
 
     def _adopt(self) -> None:
         for rec in self.store.processes():
             if self.actuator.adopt(rec.target, rec.replica, rec.pid, rec.create_time):
+                self._started.add((rec.target, rec.replica))
                 self._log.info("adopted process", target=rec.target, replica=rec.replica, pid=rec.pid)
                 self.health.process_started(rec.target, rec.replica)
                 self.prober.expedite(rec.target, rec.replica, self.spec.target(rec.target).start_timeout_s)
@@ -171,6 +192,9 @@ class Controller:
     def on_started(self, target: str, replica: int, pid: int, port: int | None, create_time: float) -> None:
         """A replica was spawned: remember it, and verify it quickly."""
         self._configure_replica(self.spec.target(target), replica)
+        if (target, replica) in self._started:
+            self._restarts[target] = self._restarts.get(target, 0) + 1
+        self._started.add((target, replica))
         self.store.set_process(ProcessRecord(target, replica, pid, create_time, port))
         self.health.process_started(target, replica)
         self.heartbeats.reset(target, replica)
@@ -207,27 +231,90 @@ class Controller:
         self.judge.reset(target)  # a repaired target starts a fresh baseline and trend
 
     def _publish_status(self, *, force: bool = False) -> None:
+        now = self.clock.now()
         for view in self.status():
-            key = (view.health.value, view.running, view.desired)
+            at = view.last_fault["at"] if view.last_fault else None
+            key = (view.health.value, view.state, view.running, view.desired, view.restarts, at)
             if force or self._published.get(view.target) != key:
                 self._published[view.target] = key
                 self.store.set_target_status(
-                    TargetStatusRow(view.target, view.health.value, view.running, view.desired, self.clock.now(), "")
+                    TargetStatusRow(
+                        view.target,
+                        view.health.value,
+                        view.running,
+                        view.desired,
+                        now,
+                        "",
+                        state=view.state,
+                        restarts=view.restarts,
+                        last_fault=view.last_fault,
+                    )
                 )
+        if now - self._last_beat >= presence.HEARTBEAT_S:  # `novacron status` tells a live controller by it
+            self._last_beat = now
+            presence.beat(self.store, now=now)
+
+    def _fleet_sample(self) -> FleetSample:
+        """Per-target series for Prometheus, read at scrape time."""
+        targets = [
+            TargetSample(
+                v.target,
+                v.health is Health.HEALTHY,
+                v.restarts,
+                v.running,
+                v.desired,
+                self.gate.is_quarantined(v.target),
+                v.state == "healing",
+            )
+            for v in self.status()
+        ]
+        by_priority: dict[str, int] = {}
+        incidents = self.incidents.open_incidents()
+        for inc in incidents:
+            by_priority[f"P{int(inc.priority)}"] = by_priority.get(f"P{int(inc.priority)}", 0) + 1
+        needs_human = sum(inc.status is IncidentStatus.NEEDS_HUMAN for inc in incidents)
+        return FleetSample(targets, by_priority, needs_human)
+
+    def _load_operator_status(self) -> None:
+        """Carry restart counts and last faults over from the previous controller."""
+        for row in self.store.target_statuses():
+            self._restarts[row.target] = row.restarts
+            if row.last_fault is not None:
+                self._last_fault[row.target] = dict(row.last_fault)
+
+    def _note_fault(self, incident: Incident, event: TimelineEvent) -> None:
+        if event.kind in ("detected", "signal") and incident.target in self.flow.graph:
+            kind = incident.kind.value if event.kind == "detected" else event.detail.partition(":")[0]
+            self._last_fault[incident.target] = {
+                "at": event.time,
+                "kind": kind,
+                "detail": event.detail,
+                "incident": incident.id,
+            }
+
+    def _state(self, target: str, health: Health, incident: Incident | None) -> str:
+        mitigating = incident is not None and incident.status is IncidentStatus.MITIGATING
+        return "healing" if mitigating or target in self.gate.remediating else health.value
 
     # -- queries and human overrides ---------------------------------------------------
     def status(self) -> list[TargetView]:
-        """Every target's health, replicas and open incident."""
-        return [
-            TargetView(
-                t.name,
-                self.health.health(t.name),
-                len(self.actuator.pids(t.name)),
-                self.actuator.desired(t.name),
-                self.incidents.open_for(t.name),
+        """Every target's health, replicas, open incident, restarts and last fault."""
+        views = []
+        for t in self.spec.targets:
+            health, incident = self.health.health(t.name), self.incidents.open_for(t.name)
+            views.append(
+                TargetView(
+                    t.name,
+                    health,
+                    len(self.actuator.pids(t.name)),
+                    self.actuator.desired(t.name),
+                    incident,
+                    state=self._state(t.name, health, incident),
+                    restarts=self._restarts.get(t.name, 0),
+                    last_fault=self._last_fault.get(t.name),
+                )
             )
-            for t in self.spec.targets
-        ]
+        return views
 
     async def heal(
         self, target: str, kind: ActionKind, *, who: str, params: dict[str, Any] | None = None
@@ -280,6 +367,20 @@ class Controller:
             "from_target_spec": self.actuator.spec_of(target).model_dump(mode="json"),
             "from_version": self.config_version,
         }
+
+    def unquarantine(self, target: str, *, who: str) -> bool:
+        """Lift a target's flap quarantine (audited); False when it was not quarantined."""
+        if target not in self.flow.graph:
+            raise NotFoundError(f"no target {target!r}")
+        lifted = self.gate.lift_quarantine(target)
+        self.store.audit(
+            now=self.clock.now(),
+            actor=who,
+            verb="target.unquarantine",
+            subject=target,
+            result="ok" if lifted else "not_quarantined",
+        )
+        return lifted
 
     def set_autonomous(self, enabled: bool, *, who: str) -> None:
         """The global kill switch (persisted, audited)."""

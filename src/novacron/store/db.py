@@ -13,7 +13,7 @@ from sqlalchemy.pool import StaticPool
 
 from novacron.errors import ConfigError, StoreError
 
-__all__ = ["make_engine", "migrate"]
+__all__ = ["make_engine", "migrate", "missing_database"]
 
 _MIGRATIONS = Path(__file__).with_name("migrations")
 
@@ -49,6 +49,23 @@ def make_engine(url: str) -> Engine:
         return create_engine(parsed, pool_pre_ping=True)
     except (ArgumentError, ImportError) as exc:
         raise ConfigError(f"cannot use database URL {url!r}: {exc}", where="store_url") from exc
+
+
+def missing_database(url: str) -> str | None:
+    """The path of a SQLite database file that does not exist yet, else None.
+
+    Read-only commands (``novacron status``) use it to refuse rather than create a store
+    in whatever folder they were run from. Server databases cannot be checked without
+    connecting, so they count as present.
+    """
+    try:
+        parsed = make_url(url)
+    except ArgumentError as exc:
+        raise ConfigError(f"not a database URL: {url!r}", where="store_url") from exc
+    if parsed.get_backend_name() != "sqlite" or not parsed.database or parsed.database == ":memory:":
+        return None
+    path = Path(parsed.database).expanduser()
+    return None if path.is_file() else str(path)
 
 
 def migrate(engine: Engine) -> None:

@@ -29,7 +29,7 @@ from novacron.model import (
     TimelineEvent,
 )
 from novacron.store import tables as t
-from novacron.store.db import make_engine, migrate
+from novacron.store.db import make_engine, migrate, missing_database
 from novacron.store.records import (
     ActionRecord,
     action_from_row,
@@ -88,6 +88,9 @@ class TargetStatusRow:
     desired: int
     updated_at: float
     detail: str
+    state: str | None = None
+    restarts: int = 0
+    last_fault: Mapping[str, Any] | None = None
 
 
 class Store:
@@ -97,8 +100,14 @@ class Store:
         self.engine = engine
 
     @classmethod
-    def open(cls, url: str) -> Store:
-        """Connect to ``url`` and migrate the schema to the newest revision."""
+    def open(cls, url: str, *, create: bool = True) -> Store:
+        """Connect to ``url`` and migrate the schema to the newest revision.
+
+        With ``create=False`` a SQLite file that does not exist is a :class:`NotFoundError`
+        instead of a new, empty store.
+        """
+        if not create and (path := missing_database(url)) is not None:
+            raise NotFoundError(f"no store at {path}")
         engine = make_engine(url)
         migrate(engine)
         return cls(engine)
@@ -334,7 +343,9 @@ class Store:
 
     def set_target_status(self, row: TargetStatusRow) -> None:
         """Upsert a target's status line."""
-        self._replace(t.target_status, t.target_status.c.target == row.target, dataclasses.asdict(row))
+        values = dataclasses.asdict(row)
+        values["last_fault"] = None if row.last_fault is None else _jsonable(row.last_fault)
+        self._replace(t.target_status, t.target_status.c.target == row.target, values)
 
     def target_statuses(self) -> list[TargetStatusRow]:
         """Every target's latest status line."""

@@ -142,6 +142,11 @@ target_status = Table(
     Column("desired", Integer, nullable=False, default=0),
     Column("updated_at", Float, nullable=False),
     Column("detail", Text, nullable=False, default=""),
+    # For operators (`novacron status`): the state word (healthy, healing, stopped, …),
+    # replica restarts so far and the last fault seen ({"at", "kind", "detail", "incident"}).
+    Column("state", String(24)),
+    Column("restarts", Integer, nullable=False, default=0, server_default="0"),
+    Column("last_fault", JSON),
 )
 
 settings_kv = Table(

@@ -17,7 +17,7 @@ import secrets
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import delete, insert, select, update
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from novacron.errors import InputError, NotFoundError, StoreError
@@ -145,3 +145,7 @@ class TokenStore:
             raise NotFoundError(f"no active token named {name!r}")
         rows = self._rows(select(t.api_tokens).where(t.api_tokens.c.name == name))
         return _token_from_row(rows[0])
+
+    def delete(self, name: str) -> None:
+        """Forget the token called ``name`` entirely (the controller's local token, replaced at start)."""
+        self._write(delete(t.api_tokens).where(t.api_tokens.c.name == name))

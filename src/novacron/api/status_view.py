@@ -1,0 +1,184 @@
+"""Fleet status as an operator reads it: the controller's liveness and every target's state.
+
+Built from the store alone, so ``novacron status`` works whether the controller runs,
+hangs, was killed or never started, and ``GET /status`` answers the same document. What
+the controller last wrote is checked against the machine where possible: a controller
+whose pid is gone is ``down`` (not "healthy as of its last write"), and a target whose
+processes are gone while nobody supervises it is ``stopped``.
+
+Field names are stable (documented in docs/operations.md); new fields may be added.
+"""
+
+from __future__ import annotations
+
+import socket
+from typing import Literal
+
+import psutil
+from pydantic import BaseModel
+
+from novacron.model import Incident
+from novacron.store import ProcessRecord, Store, TargetStatusRow
+from novacron.store.presence import STALE_AFTER_S, ControllerRecord, Presence, presence
+
+__all__ = ["ControllerOut", "LastFaultOut", "StatusOut", "TargetStatusOut", "fleet_status"]
+
+ControllerState = Literal["running", "stale", "down", "stopped", "never_started"]
+_KILL_SWITCH_KEY = "autonomous_enabled"
+
+
+class ControllerOut(BaseModel):
+    """The controller as the store knows it, checked against the machine."""
+
+    state: ControllerState
+    pid: int | None = None
+    host: str | None = None
+    version: str | None = None
+    spec: str | None = None
+    api_url: str | None = None
+    metrics_url: str | None = None
+    started_at: float | None = None
+    uptime_s: float | None = None
+    stopped_at: float | None = None
+    last_write_at: float | None = None
+    last_write_s_ago: float | None = None
+    autonomous: bool = True
+
+
+class LastFaultOut(BaseModel):
+    """The newest fault the controller saw on a target."""
+
+    at: float
+    ago_s: float
+    kind: str
+    detail: str
+    incident: str | None = None
+
+
+class TargetStatusOut(BaseModel):
+    """One target: its state word, processes, restarts and last fault."""
+
+    name: str
+    state: str
+    health: str
+    pid: int | None
+    pids: list[int]
+    uptime_s: float | None
+    restarts: int
+    running: int
+    desired: int
+    last_fault: LastFaultOut | None
+    incident: str | None
+    incident_status: str | None
+    incident_priority: str | None
+    updated_at: float
+    stale: bool
+
+
+class StatusOut(BaseModel):
+    """``novacron status --json`` and ``GET /status``."""
+
+    controller: ControllerOut
+    targets: list[TargetStatusOut]
+
+
+def fleet_status(store: Store, *, now: float) -> StatusOut:
+    """The fleet's status from ``store`` at wall-clock time ``now``."""
+    here = socket.gethostname()
+    ctl = _controller(presence(store), now=now, here=here)
+    ctl.autonomous = bool(store.get_setting(_KILL_SWITCH_KEY, True))
+    local = ctl.host == here
+    procs: dict[str, list[ProcessRecord]] = {}
+    for rec in store.processes():
+        procs.setdefault(rec.target, []).append(rec)
+    open_by_target: dict[str, Incident] = {inc.target: inc for inc in store.open_incidents()}
+    targets = []
+    for row in store.target_statuses():
+        live = [p for p in procs.get(row.target, []) if not local or _alive(p.pid, p.create_time)]
+        targets.append(_target(row, live, open_by_target.get(row.target), ctl.state, local=local, now=now))
+    return StatusOut(controller=ctl, targets=targets)
+
+
+def _controller(p: Presence, *, now: float, here: str) -> ControllerOut:
+    rec: ControllerRecord | None = p.record
+    if rec is None:
+        return ControllerOut(state="never_started")
+    age = None if p.last_write is None else max(0.0, now - p.last_write)
+    state: ControllerState = "running"
+    if rec.stopped_at is not None:
+        state = "stopped"
+    elif rec.host == here and not _alive(rec.pid, None, started_by=rec.started_at):
+        state = "down"
+    elif age is None or age > STALE_AFTER_S:
+        state = "stale"
+    return ControllerOut(
+        state=state,
+        pid=rec.pid,
+        host=rec.host,
+        version=rec.version,
+        spec=rec.spec,
+        api_url=rec.api_url,
+        metrics_url=rec.metrics_url,
+        started_at=rec.started_at,
+        uptime_s=round(now - rec.started_at, 1) if state in ("running", "stale") else None,
+        stopped_at=rec.stopped_at,
+        last_write_at=p.last_write,
+        last_write_s_ago=None if age is None else round(age, 1),
+    )
+
+
+def _target(
+    row: TargetStatusRow,
+    live: list[ProcessRecord],
+    inc: Incident | None,
+    controller: ControllerState,
+    *,
+    local: bool,
+    now: float,
+) -> TargetStatusOut:
+    supervised = controller == "running"
+    state = row.state or row.health
+    if not supervised and local and len(live) < row.desired:
+        # Nobody restarts what died while the controller is not running: say so.
+        state = "stopped" if not live else "unhealthy"
+    pids = sorted(p.pid for p in live)
+    fault = row.last_fault
+    return TargetStatusOut(
+        name=row.target,
+        state=state,
+        health=row.health,
+        pid=pids[0] if pids else None,
+        pids=pids,
+        uptime_s=round(now - min(p.create_time for p in live), 1) if live else None,
+        restarts=row.restarts,
+        running=len(live) if local else row.running,
+        desired=row.desired,
+        last_fault=None
+        if not fault
+        else LastFaultOut(
+            at=float(fault["at"]),
+            ago_s=round(max(0.0, now - float(fault["at"])), 1),
+            kind=str(fault.get("kind", "")),
+            detail=str(fault.get("detail", "")),
+            incident=fault.get("incident"),
+        ),
+        incident=inc.id if inc else None,
+        incident_status=inc.status.value if inc else None,
+        incident_priority=f"P{int(inc.priority)}" if inc else None,
+        updated_at=row.updated_at,
+        stale=not supervised,
+    )
+
+
+def _alive(pid: int, create_time: float | None, *, started_by: float | None = None) -> bool:
+    """Whether ``pid`` runs and is the process we mean (not a reused pid)."""
+    try:
+        proc = psutil.Process(pid)
+        created = proc.create_time()
+        if proc.status() == psutil.STATUS_ZOMBIE:
+            return False
+    except psutil.Error:
+        return False
+    if create_time is not None:
+        return abs(created - create_time) < 1.0
+    return started_by is None or created <= started_by + 1.0
