@@ -5,9 +5,6 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from rich.console import Console
-from rich.table import Table
-
 __all__ = ["run_with_controller"]
 
 
@@ -26,6 +23,7 @@ def run_with_controller(
     import io
     import logging
 
+    from rich.console import Console
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
     from novacron.benchmarks.twin_controller import ControllerRun, run_twin_controller
@@ -58,6 +56,9 @@ def run_with_controller(
 
 def _print_controller_summary(result: dict[str, Any]) -> None:
     import dataclasses
+
+    from rich.console import Console
+    from rich.table import Table
 
     from novacron.twin import RunSummary
 

@@ -7,8 +7,6 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
-from rich.table import Table
 
 from novacron.cli._app import app, bench_app
 from novacron.cli.core import StoreOpt, incidents_app, store_url_for
@@ -58,6 +56,8 @@ def tokens_create(
     store: StoreOpt = None,
 ) -> None:
     """Create a token and print it once; only its hash is stored."""
+    from rich.console import Console
+
     from novacron.store import Store
     from novacron.store.tokens import TokenStore
 
@@ -76,6 +76,9 @@ def tokens_create(
 @tokens_app.command("list")
 def tokens_list(config: OptionalConfig = None, store: StoreOpt = None) -> None:
     """Every token's name, role and state (never the secret)."""
+    from rich.console import Console
+    from rich.table import Table
+
     from novacron.store import Store
     from novacron.store.tokens import TokenStore
 
@@ -100,6 +103,8 @@ def tokens_revoke(
     store: StoreOpt = None,
 ) -> None:
     """Revoke a token (running APIs stop accepting it within 5 s)."""
+    from rich.console import Console
+
     from novacron.store import Store
     from novacron.store.tokens import TokenStore
 
@@ -124,6 +129,8 @@ def incidents_postmortem(
     store: StoreOpt = None,
 ) -> None:
     """Write an incident's post-mortem as Markdown, from its own record."""
+    from rich.console import Console
+
     from novacron.api.views import postmortem_for
     from novacron.incidents.postmortem import render_markdown
     from novacron.store import Store

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import asyncio
 from typing import Annotated
 
 import typer
-from rich.console import Console
 
 from novacron.cli._app import app
 
@@ -18,9 +16,13 @@ def demo(
     rate: Annotated[float, typer.Option("--rate", min=0.01, max=10.0, help="Faults per second.")] = 0.35,
 ) -> None:
     """Start demo services, the controller and a chaos monkey; show a live table, then a summary."""
+    from rich.console import Console
+
     from novacron.demo.run import run_demo
 
     console = Console()
+    import asyncio
+
     result = asyncio.run(run_demo(duration_s=duration, seed=seed, console=console, rate_per_s=rate))
     console.print(result.summary())
     console.print(f"inspect: novacron incidents list --store sqlite:///{result.workdir / 'novacron.db'}")

@@ -7,8 +7,6 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
-from rich.table import Table
 
 from novacron.cli._app import app, bench_app
 from novacron.errors import InputError
@@ -46,6 +44,9 @@ def capacity(
     out: Annotated[Path | None, typer.Option("--out", help="PNG to write (default: next to the CSV).")] = None,
 ) -> None:
     """Forecast usage, saturation risk, capacity to add and its annual cost; write a PNG."""
+    from rich.console import Console
+    from rich.table import Table
+
     from novacron.benchmarks.forecast_data import read_series
     from novacron.benchmarks.forecast_figures import capacity_figure
     from novacron.forecasting.capacity import CostModel, plan_capacity
@@ -95,6 +96,7 @@ def exhaustion(
 ) -> None:
     """Is the resource leaking, and when does it reach its limit? Exit 2 if already there."""
     import numpy as np
+    from rich.console import Console
 
     from novacron.benchmarks.forecast_data import read_series
     from novacron.forecasting.exhaustion import ExhaustionConfig, time_to_exhaustion
@@ -140,6 +142,9 @@ def failures(
     split: Annotated[str, typer.Option("--split", help="'time' or 'drive' (never random rows).")] = "time",
 ) -> None:
     """Train and evaluate "fails within H hours" beside the SMART 5/187/197/198 > 0 rule."""
+    from rich.console import Console
+    from rich.table import Table
+
     from novacron.benchmarks.forecast_data import read_drive_days
     from novacron.forecasting.failure import evaluate_failure
 
@@ -165,6 +170,8 @@ def bench_forecast(
     figures: Annotated[Path | None, typer.Option("--figures", help="Write figures into this directory.")] = None,
 ) -> None:
     """Exhaustion, capacity and failure-prediction figures against their targets."""
+    from rich.console import Console
+
     from novacron.benchmarks.forecast import run
 
     result = run(data_dir, figures=figures)

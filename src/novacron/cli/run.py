@@ -10,7 +10,6 @@ operator commands find it without setup.
 
 from __future__ import annotations
 
-import asyncio
 import os
 import signal
 import socket
@@ -26,6 +25,8 @@ from novacron.cli._client import StoreOpt
 from novacron.cli._ports import bind_listener, url_host
 
 if TYPE_CHECKING:
+    import asyncio
+
     from novacron.runtime.controller import Controller
 
 __all__: list[str] = []
@@ -76,6 +77,8 @@ def run(
     from novacron.runtime.controller import Controller
 
     controller = Controller(spec, store_url=store, spec_source=str(config))
+    import asyncio
+
     asyncio.run(_serve(controller, listeners, spec_path=config.resolve()))
 
 
@@ -93,6 +96,8 @@ def _claim(api_host: str, api_port: int, metrics_host: str, metrics_port: int | 
 
 
 async def _serve(controller: Controller, listeners: _Listeners, *, spec_path: Path) -> None:
+    import asyncio
+
     from novacron.api import create_app
     from novacron.api.serve import make_metrics_server, make_server
     from novacron.store.presence import announce, ensure_local_token

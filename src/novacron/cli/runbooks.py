@@ -8,15 +8,11 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
-from rich.table import Table
 
 from novacron.cli._app import app
 from novacron.errors import InputError
 
 # Runbook modules only pull in pydantic and PyYAML, which the CLI loads anyway for fleet specs.
-from novacron.incidents.runbooks import RunbookContext, dry_run, load_runbooks, runbook_json_schema
-from novacron.model import FaultKind, Incident, IncidentId, IncidentStatus, Priority, TargetId
 
 __all__ = ["runbooks_app"]
 
@@ -30,12 +26,18 @@ PathOpt = Annotated[Path, typer.Option("--file", "-f", help="Runbook YAML file o
 @runbooks_app.command("schema")
 def schema() -> None:
     """Print the JSON Schema of a runbook document."""
+    from novacron.incidents.runbooks import runbook_json_schema
+
     typer.echo(json.dumps(runbook_json_schema(), indent=2))
 
 
 @runbooks_app.command("validate")
 def validate(file: FileOpt) -> None:
     """Check a runbook file; exit 2 naming the runbook and step if it is invalid."""
+    from rich.console import Console
+
+    from novacron.incidents.runbooks import load_runbooks
+
     books = load_runbooks(file)
     steps = sum(len(b.spec.steps) for b in books)
     Console().print(f"[green]valid[/]: {file} — {len(books)} runbook(s), {steps} step(s)")
@@ -44,6 +46,11 @@ def validate(file: FileOpt) -> None:
 @runbooks_app.command("list")
 def list_(path: PathOpt) -> None:
     """List the runbooks in a file or directory with what they match."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from novacron.incidents.runbooks import load_runbooks
+
     table = Table("runbook", "kinds", "labels", "steps", "description")
     for book in load_runbooks(path):
         match = book.spec.match
@@ -81,6 +88,9 @@ def _outcomes(text: str) -> list[bool]:
 
 def _preview(file: Path, *, target: str, kind: str, name: str | None, outcomes: str) -> Iterator[str]:
     """Lines describing each planned action and the runbook's end state."""
+    from novacron.incidents.runbooks import RunbookContext, dry_run, load_runbooks
+    from novacron.model import FaultKind, Incident, IncidentId, IncidentStatus, Priority, TargetId
+
     try:
         fault_kind = FaultKind(kind)
     except ValueError as exc:

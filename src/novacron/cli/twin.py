@@ -12,8 +12,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.console import Console
-from rich.table import Table
 
 from novacron.cli._app import app, bench_app
 from novacron.cli._twin_output import print_summary
@@ -113,6 +111,7 @@ def run(
     """Run a fleet with random faults and the built-in healer as fast as possible."""
     import time
 
+    from rich.console import Console
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
     from novacron.twin import HealerParams, Simulator, build_fleet, burst_arrivals, with_healer
@@ -202,6 +201,9 @@ def forecast_cmd(
     import dataclasses
     import math
 
+    from rich.console import Console
+    from rich.table import Table
+
     from novacron.twin import HealerParams, Simulator, TraceWorkload, build_fleet
     from novacron.twin.forecast import forecast
 
@@ -255,6 +257,9 @@ def what_if_cmd(
     seed: SeedOpt = 0,
 ) -> None:
     """Rank candidate plans (and doing nothing) by predicted SLO, cost and risk."""
+    from rich.console import Console
+    from rich.table import Table
+
     from novacron.twin import HealerParams, Simulator, build_fleet
     from novacron.twin.whatif import PlannedAction, rank_actions
 

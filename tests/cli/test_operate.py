@@ -1,0 +1,118 @@
+"""Steering a running controller from the command line: through its API, audited, with exit codes."""
+
+from __future__ import annotations
+
+import os
+import signal
+import stat
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from .runner import Running, cli, cli_json, controller, service, wait_for, write_spec
+
+
+def _target(status: dict[str, Any], name: str = "api") -> dict[str, Any]:
+    return next(t for t in status["targets"] if t["name"] == name)
+
+
+def _live(run: Running) -> dict[str, Any]:
+    """``GET /status`` (the same document as ``status --json``): cheap enough to poll."""
+    token = Path(run.started["token_file"]).read_text().strip()
+    res = httpx.get(f"{run.started['api']}/status", headers={"Authorization": f"Bearer {token}"}, timeout=5)
+    res.raise_for_status()
+    return dict(res.json())
+
+
+def test_operator_commands_steer_the_controller_through_its_api(tmp_path: Path) -> None:
+    spec = write_spec(tmp_path, service("api"), flap={"threshold": 2, "window_s": 120, "quarantine_s": 600})
+    with controller(spec) as run:
+        where = ["-c", str(spec)]
+        status = cli_json("status", *where)
+        assert status["controller"]["state"] == "running"
+        assert status["controller"]["api_url"] == run.started["api"]
+        api = wait_for(lambda: (t := _target(_live(run)))["state"] == "healthy" and t, "api healthy")
+        assert isinstance(api["pid"], int)
+        assert api["restarts"] == 0
+
+        restarted = cli_json("restart", "api", *where)
+        assert restarted["status"] == "verified"
+        after = wait_for(lambda: (t := _target(_live(run)))["restarts"] == 1 and t, "the restart recorded")
+        assert after["pid"] != api["pid"]
+
+        stopped = cli("stop", "api", *where)
+        assert stopped.returncode == 0, stopped.stderr
+        wait_for(lambda: _target(_live(run))["state"] == "stopped", "api stopped")
+        started = cli("start", "api", *where)
+        assert started.returncode == 0, started.stderr
+        assert "verified" in started.stdout
+        assert cli_json("heal", "api", "--action", "replace", *where)["status"] == "verified"
+
+        # Bad input: exit 2 naming what is wrong; nothing acts.
+        unknown = cli("restart", "nope", *where)
+        assert unknown.returncode == 2
+        assert "nope" in unknown.stderr
+        bad_action = cli("heal", "api", "--action", "teleport", *where)
+        assert bad_action.returncode == 2
+        assert "--action" in bad_action.stderr
+
+        # Two crashes within the flap window: quarantined and escalated; a human lifts it, acks, starts it.
+        first = wait_for(lambda: (t := _target(_live(run)))["state"] == "healthy" and t["pid"], "api healthy")
+        os.kill(first, signal.SIGKILL)
+        second = wait_for(
+            lambda: (t := _target(_live(run)))["state"] == "healthy" and t["pid"] != first and t["pid"], "healed"
+        )
+        os.kill(second, signal.SIGKILL)
+        wait_for(lambda: _target(_live(run))["incident_status"] == "needs_human", "the flap escalated")
+        [escalated] = [i for i in cli_json("incidents", "list", "--open", *where) if i["status"] == "needs_human"]
+        lifted = cli("unquarantine", "api", *where)
+        assert lifted.returncode == 0, lifted.stderr
+        assert "quarantine of api lifted" in lifted.stdout
+        assert "was not quarantined" in cli("unquarantine", "api", *where).stdout
+        assert cli_json("start", "api", *where)["status"] == "verified"
+        assert cli("ack", escalated["id"], *where).returncode == 0
+        shown = cli_json("incidents", "show", escalated["id"], *where)
+        assert shown["acknowledged_by"] == "local-admin"
+        assert cli("ack", "inc-nope", *where).returncode == 2
+
+        # The kill switch, admin only: the local token is the controller's admin token.
+        assert cli_json("disable", *where)["autonomous"] is False
+        assert _live(run)["controller"]["autonomous"] is False
+        assert cli_json("enable", *where)["autonomous"] is True
+
+        token_file = Path(run.started["token_file"])
+        assert stat.S_IMODE(token_file.stat().st_mode) == 0o600
+        # --api and --token-file find the controller from anywhere, no store needed.
+        elsewhere = cli("restart", "api", "--api", run.started["api"], "--token-file", str(token_file), cwd=Path("/"))
+        assert elsewhere.returncode == 0, elsewhere.stderr
+        refused = cli("restart", "api", *where, env={"NOVACRON_TOKEN": "nvc_bad.secret"})
+        assert refused.returncode == 1
+        assert "401" in refused.stderr
+        assert "NOVACRON_TOKEN" in refused.stderr
+
+        audit = httpx.get(
+            f"{run.started['api']}/audit", headers={"Authorization": f"Bearer {token_file.read_text().strip()}"}
+        ).json()
+        verbs = {e["verb"] for e in audit if e["actor"] == "local-admin"}
+        assert {
+            "api.heal.restart",
+            "api.heal.stop",
+            "api.heal.start",
+            "api.heal.replace",
+            "target.unquarantine",
+            "api.incident.ack",
+            "autonomous.disable",
+            "autonomous.enable",
+        } <= verbs
+
+    # Stopped cleanly: the stop line names the signal; commands say the controller is not there.
+    stop_line = next(line for line in run.lines() if line["event"] == "novacron stopped")
+    assert stop_line["reason"] == "SIGTERM"
+    assert stop_line["level"] == "info"
+    assert run.started["targets"] == 1
+    assert run.started["api"].startswith("http://127.0.0.1:")
+    gone = cli("restart", "api", "-c", str(spec))
+    assert gone.returncode == 3
+    assert "stopped" in gone.stderr
+    assert cli_json("status", "-c", str(spec), expect=3)["controller"]["state"] == "stopped"
