@@ -133,4 +133,4 @@ def test_run_stops_with_a_clear_error_when_the_api_port_is_taken(tmp_path: Path)
         (tmp_path / "fleet.yaml").write_text(yaml.safe_dump(spec))
         r = _cli("run", "-c", str(tmp_path / "fleet.yaml"), "--api-port", str(port))
     assert r.returncode == 2
-    assert f"api_port: cannot serve the API on port {port}" in r.stderr
+    assert f"--api-port: port {port} on 127.0.0.1 is taken by pid" in r.stderr

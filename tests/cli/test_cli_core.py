@@ -46,6 +46,9 @@ def test_an_unknown_flag_exits_2() -> None:
 
 
 def test_an_unknown_incident_exits_2(tmp_path: Path) -> None:
+    from novacron.store import Store
+
+    Store.open(f"sqlite:///{tmp_path / 'n.db'}").close()
     res = _run("incidents", "show", "inc-nope", "--store", f"sqlite:///{tmp_path / 'n.db'}")
     assert res.returncode == 2
     assert "inc-nope" in res.stderr
@@ -58,15 +61,20 @@ def test_a_bad_benchmark_kind_exits_2() -> None:
 
 
 def test_incidents_list_on_an_empty_store(tmp_path: Path) -> None:
-    res = _run("incidents", "list", "--store", f"sqlite:///{tmp_path / 'n.db'}")
+    from novacron.store import Store
+
+    url = f"sqlite:///{tmp_path / 'n.db'}"
+    Store.open(url).close()
+    res = _run("incidents", "list", "--store", url)
     assert res.returncode == 0, res.stderr
     assert "incidents" in res.stdout
 
 
 def test_status_before_any_run(tmp_path: Path) -> None:
     res = _run("status", "--store", f"sqlite:///{tmp_path / 'n.db'}")
-    assert res.returncode == 0
-    assert "no status recorded yet" in res.stdout
+    assert res.returncode == 3
+    assert "no controller has run here" in res.stderr
+    assert not (tmp_path / "n.db").exists()
 
 
 def test_an_unknown_detector_is_refused_before_anything_starts(tmp_path: Path) -> None:
