@@ -118,6 +118,8 @@ class Metrics:
             ["healed"],
             registry=r,
         )
+        for healed in ("true", "false"):  # present from the start, so increase() sees the first close
+            self.closed.labels(healed=healed)
         self.open_incidents = Gauge("novacron_open_incidents", "Incidents not yet resolved.", registry=r)
         self.mttr = Histogram(
             "novacron_mttr_seconds",
