@@ -42,3 +42,21 @@ def bench_probes(
 
     result = run_probe_bench(targets=targets, interval_ms=interval_ms, duration_s=duration)
     typer.echo(json.dumps(result, indent=None if as_json else 2))
+
+
+@bench_app.command("footprint")
+def bench_footprint(
+    targets: Annotated[str, typer.Option("--targets", help="Comma-separated fleet sizes.")] = "1,100",
+    idle_s: Annotated[float, typer.Option("--idle-s", min=1.0, help="Seconds of idle CPU measured.")] = 10.0,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON (the default output).")] = True,
+) -> None:
+    """RSS, start-to-first-probe and idle CPU of `novacron run` itself, per fleet size, as JSON."""
+    from novacron.benchmarks.footprint import run_footprint_bench
+    from novacron.errors import InputError
+
+    try:
+        sizes = [int(n) for n in targets.split(",") if n.strip()]
+    except ValueError:
+        raise InputError(f"not a comma-separated list of numbers: {targets!r}", where="--targets") from None
+    result = run_footprint_bench(targets=sizes, idle_s=idle_s)
+    typer.echo(json.dumps(result, indent=None if as_json else 2))

@@ -98,8 +98,6 @@ def _claim(api_host: str, api_port: int, metrics_host: str, metrics_port: int | 
 async def _serve(controller: Controller, listeners: _Listeners, *, spec_path: Path) -> None:
     import asyncio
 
-    from novacron.api import create_app
-    from novacron.api.serve import make_metrics_server, make_server
     from novacron.store.presence import announce, ensure_local_token
     from novacron.telemetry import get_logger
 
@@ -111,19 +109,13 @@ async def _serve(controller: Controller, listeners: _Listeners, *, spec_path: Pa
         loop.add_signal_handler(sig, _on_signal, sig, received, stop)
     now = controller.clock.now()
     token_file = ensure_local_token(controller.store, controller.workdir.resolve() / TOKEN_FILE, now=now)
-    tasks = []
-    # Same loop as the controller: API handlers and scrapes read and steer it without locks.
-    api = make_server(create_app(controller), embedded=True)
-    tasks.append(loop.create_task(_serve_api(api.serve(sockets=[listeners.api])), name="api"))
-    servers = [api]
-    if listeners.metrics is not None:
-        metrics = make_metrics_server(controller.metrics.registry)
-        tasks.append(loop.create_task(_serve_api(metrics.serve(sockets=[listeners.metrics])), name="metrics"))
-        servers.append(metrics)
+    announce(controller.store, _record(controller, listeners, spec_path, str(token_file)), now=now)
+    # Targets and probes first; the API's sockets are already bound, so early callers just
+    # wait in the backlog for the few hundred milliseconds FastAPI takes to load.
+    await controller.start()
+    servers, tasks = _start_servers(controller, listeners)
     for task in tasks:
         task.add_done_callback(lambda _t: stop.set())  # a server that dies must not leave a headless controller
-    announce(controller.store, _record(controller, listeners, spec_path, str(token_file)), now=now)
-    await controller.start()
     targets = controller.spec.targets
     log.info(
         "novacron started",
@@ -160,6 +152,22 @@ async def _serve(controller: Controller, listeners: _Listeners, *, spec_path: Pa
         from novacron.errors import NovacronError
 
         raise NovacronError(f"a server of the controller failed: {failed[0].exception()}")
+
+
+def _start_servers(controller: Controller, listeners: _Listeners) -> tuple[list[Any], list[asyncio.Task[None]]]:
+    """The API (and /metrics) on the controller's loop: handlers and scrapes read it without locks."""
+    import asyncio
+
+    from novacron.api import create_app
+    from novacron.api.serve import make_metrics_server, make_server
+
+    loop = asyncio.get_running_loop()
+    servers = [make_server(create_app(controller), embedded=True)]
+    tasks = [loop.create_task(_serve_api(servers[0].serve(sockets=[listeners.api])), name="api")]
+    if listeners.metrics is not None:
+        servers.append(make_metrics_server(controller.metrics.registry))
+        tasks.append(loop.create_task(_serve_api(servers[1].serve(sockets=[listeners.metrics])), name="metrics"))
+    return servers, tasks
 
 
 def _on_signal(sig: signal.Signals, received: list[str], stop: asyncio.Event) -> None:

@@ -13,13 +13,16 @@ import asyncio
 import contextlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
-import httpx
 import psutil
 from prometheus_client.parser import text_string_to_metric_families
 
 from novacron.clock import Clock
 from novacron.model import Observation, TargetId
+
+if TYPE_CHECKING:
+    import httpx
 
 __all__ = ["MetricsScraper", "derive_rates", "parse_prometheus_text", "process_readings"]
 
@@ -85,7 +88,7 @@ class MetricsScraper:
         self._clock = clock
         self._emit = emit
         self._scrapes: dict[tuple[str, int], _Scrape] = {}
-        self._http = httpx.AsyncClient(timeout=1.0)
+        self._http: httpx.AsyncClient | None = None  # made on the first /metrics scrape (httpx is not light)
 
     def add(
         self, target: TargetId, replica: int, *, url: str | None, pid_of: PidOf, process: bool, interval_s: float
@@ -102,7 +105,8 @@ class MetricsScraper:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         self._scrapes.clear()
-        await self._http.aclose()
+        if self._http is not None:
+            await self._http.aclose()
 
     async def _run(self, scrape: _Scrape, interval_s: float) -> None:
         while True:
@@ -127,6 +131,10 @@ class MetricsScraper:
         return metrics
 
     async def _scrape_text(self, url: str) -> dict[str, float] | None:
+        import httpx  # noqa: PLC0415 - only targets with a metrics url pay for it
+
+        if self._http is None:
+            self._http = httpx.AsyncClient(timeout=1.0)
         try:
             resp = await self._http.get(url)
             resp.raise_for_status()
