@@ -33,7 +33,12 @@ def _browser_page(pw: Playwright) -> Page:
     if not Path(CHROMIUM).exists():
         pytest.fail(f"{CHROMIUM} is missing: install it with `apt-get install -y chromium`")
     browser = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
-    return browser.new_page()
+    return browser.new_page(viewport={"width": 1400, "height": 1000})
+
+
+def _sign_in(page: Page, token: str) -> None:
+    page.fill("#token", token)
+    page.click("#save-token")
 
 
 def test_the_dashboard_shows_the_fleet_and_steers_it(tmp_path: Path) -> None:
@@ -47,30 +52,65 @@ def test_the_dashboard_shows_the_fleet_and_steers_it(tmp_path: Path) -> None:
         page = _browser_page(pw)
         page.goto(f"{base}/")
         expect(page).to_have_url(f"{base}/dashboard")
-        expect(page.locator("#conn")).to_have_text("enter a token")
+        # Without a token: a sign-in state, not empty tables that claim there is nothing open.
+        expect(page.locator("#signin")).to_be_visible()
+        expect(page.locator("#app")).to_be_hidden()
+        expect(page.get_by_text("No open incidents.")).to_be_hidden()
 
-        page.fill("#token", "nvc_bad.token")
-        page.click("#save-token")
+        _sign_in(page, "nvc_bad.token")
         expect(page.locator("#error")).to_contain_text("401")
+        expect(page.locator("#signin")).to_be_visible()
 
-        page.fill("#token", tokens[Role.ADMIN])
-        page.click("#save-token")
-        expect(page.locator("#error")).to_be_hidden()
-        expect(page.locator("#fleet tbody tr[data-target='api'] td").nth(1)).to_have_text("healthy", timeout=15_000)
+        # A viewer sees everything and may change nothing.
+        _sign_in(page, tokens[Role.VIEWER])
+        expect(page.locator("#who")).to_have_text("signed in as viewer-1 (viewer)")
+        row = page.locator("#fleet tbody tr[data-target='api']")
+        expect(row.locator("td").nth(1)).to_have_text("healthy", timeout=15_000)
+        expect(page.locator(f"#incidents tbody tr[data-incident='{inc_id}']")).to_contain_text("checkout")
+        expect(row.locator("button")).to_have_count(0)
+        expect(page.locator("#kill-switch")).to_be_hidden()
+        expect(page.locator(f"#approvals tbody tr[data-action='{action.id}'] button")).to_have_count(0)
+        page.locator(f"#incidents tbody tr[data-incident='{inc_id}']").click()
+        expect(page.locator("#detail-id")).to_have_text(inc_id)
+        expect(page.locator("#ack")).to_be_hidden()
 
-        # Open incidents, a click shows the timeline and the post-mortem.
-        row = page.locator(f"#incidents tbody tr[data-incident='{inc_id}']")
-        expect(row).to_contain_text("checkout")
-        row.click()
+        # An admin: the fleet with its pids and restarts, and every button.
+        page.click("#forget-token")
+        expect(page.locator("#signin")).to_be_visible()
+        _sign_in(page, tokens[Role.ADMIN])
+        expect(page.locator("#who")).to_have_text("signed in as admin-1 (admin)")
+        pid_cell = row.locator("td").nth(2)
+        expect(pid_cell).to_have_text(str(c.actuator.pids("api")[0]))
+        expect(row.locator("td").nth(4)).to_have_text("0")
+        row.locator("button.restart").click()
+        expect(page.locator("#conn")).to_contain_text("restart api: verified", timeout=20_000)
+        expect(row.locator("td").nth(4)).to_have_text("1", timeout=10_000)
+        row.locator("select.heal-action").select_option("replace")
+        row.locator("button.heal").click()
+        expect(page.locator("#conn")).to_contain_text("replace api: verified", timeout=20_000)
+
+        # Open incidents, a click shows the timeline and the post-mortem; acknowledge.
+        page.locator(f"#incidents tbody tr[data-incident='{inc_id}']").click()
         expect(page.locator("#detail-id")).to_have_text(inc_id)
         expect(page.locator("#timeline tbody tr").first).to_contain_text("detected")
         expect(page.locator("#postmortem h1")).to_have_text(f"Post-mortem: incident {inc_id}")
         page.click("#ack")
         expect(page.locator("#detail-summary")).to_contain_text("acknowledged by admin-1")
 
-        # MTTD/MTTR charts are drawn from the incidents.
+        # Readable tables: the MTTD column is not clipped; long action details stay on one line.
+        mttd = page.locator(f"#incidents tbody tr[data-incident='{inc_id}'] td.mttd")
+        assert mttd.evaluate("td => td.scrollWidth <= td.clientWidth")
+        detail = page.locator("#actions tbody tr td.detail").first
+        expect(detail).to_have_attribute("title", "replaced replicas [0]; healthy again")
+        line_height = detail.evaluate("td => parseFloat(getComputedStyle(td).lineHeight) || 20")
+        assert detail.bounding_box()["height"] < 2 * line_height + 12  # type: ignore[index]
+
+        # Charts with axes: ticks in ms and titled axes, one bar per incident.
         expect(page.locator("#chart-mttd rect.bar")).to_have_count(1)
         expect(page.locator("#chart-mttr rect")).to_have_count(1)
+        expect(page.locator("#chart-mttd text.tick.y")).to_have_count(3)
+        expect(page.locator("#chart-mttd text.title").last).to_contain_text("incidents, oldest → newest")
+        expect(page.locator("#chart-mttd text.tick.y").first).to_have_text("0 ms")
 
         # Pending approval: approve from the page, the controller's request is answered.
         approvals = page.locator(f"#approvals tbody tr[data-action='{action.id}']")
@@ -92,6 +132,8 @@ def test_the_dashboard_shows_the_fleet_and_steers_it(tmp_path: Path) -> None:
         verbs = {(e["actor"], e["verb"]) for e in audit}
         assert {
             ("admin-1", "api.incident.ack"),
+            ("admin-1", "api.heal.restart"),
+            ("admin-1", "api.heal.replace"),
             ("admin-1", "api.approval.approve"),
             ("admin-1", "autonomous.disable"),
         } <= verbs

@@ -20,6 +20,7 @@ from novacron.api.schemas import (
     PendingApprovalOut,
     TargetOut,
     TimelineOut,
+    WhoAmIOut,
 )
 from novacron.api.status_view import StatusOut, fleet_status
 from novacron.api.views import acknowledged_by, postmortem_for
@@ -56,13 +57,19 @@ async def metrics(ctx: Ctx) -> Response:
     return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
 
 
+@router.get("/whoami", tags=["status"])
+async def whoami(who: Viewer) -> WhoAmIOut:
+    """The calling token's name and role (the dashboard shows only the buttons a role may use)."""
+    return WhoAmIOut(name=who.name, role=who.role.value)
+
+
 @router.get("/status", tags=["fleet"])
 async def status(ctx: Ctx, _who: Viewer) -> StatusOut:
     """The controller's liveness and every target's state, pids, uptime, restarts and last fault.
 
     The same document as ``novacron status --json``, read from what the controller wrote.
     """
-    return fleet_status(ctx.store, now=ctx.clock.now())
+    return fleet_status(ctx.store, now=ctx.clock.now(), in_process=ctx.controller is not None)
 
 
 @router.get("/targets", tags=["fleet"])

@@ -30,6 +30,7 @@ __all__ = [
     "RollbackTargetIn",
     "TargetOut",
     "TimelineOut",
+    "WhoAmIOut",
 ]
 
 _NAME = Field(min_length=1, max_length=128)
@@ -55,6 +56,13 @@ class HealthOut(BaseModel):
     controller: bool
     autonomous: bool | None
     config_version: int | None
+
+
+class WhoAmIOut(BaseModel):
+    """Who the bearer token is."""
+
+    name: str
+    role: Literal["viewer", "operator", "admin"]
 
 
 class TargetOut(BaseModel):

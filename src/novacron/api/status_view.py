@@ -11,6 +11,7 @@ Field names are stable (documented in docs/operations.md); new fields may be add
 
 from __future__ import annotations
 
+import os
 import socket
 from typing import Literal
 
@@ -82,10 +83,16 @@ class StatusOut(BaseModel):
     targets: list[TargetStatusOut]
 
 
-def fleet_status(store: Store, *, now: float) -> StatusOut:
-    """The fleet's status from ``store`` at wall-clock time ``now``."""
+def fleet_status(store: Store, *, now: float, in_process: bool = False) -> StatusOut:
+    """The fleet's status from ``store`` at wall-clock time ``now``.
+
+    ``in_process``: the caller runs beside the live controller (the API inside ``novacron
+    run``), so the controller is running whatever its record says.
+    """
     here = socket.gethostname()
     ctl = _controller(presence(store), now=now, here=here)
+    if in_process and ctl.state != "running":
+        ctl = ctl.model_copy(update={"state": "running", "pid": os.getpid(), "host": here})
     ctl.autonomous = bool(store.get_setting(_KILL_SWITCH_KEY, True))
     local = ctl.host == here
     procs: dict[str, list[ProcessRecord]] = {}

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
+
+from novacron.errors import ConfigError
 from novacron.incidents.postmortem import ActionRecord as PostmortemAction
 from novacron.incidents.postmortem import Postmortem, build_postmortem
-from novacron.model import ActionStatus, Outcome
+from novacron.model import ActionStatus, Incident, Outcome, TimelineEvent
+from novacron.settings import FlapPolicy, load_spec
 from novacron.store import ActionRecord, Store
 
 __all__ = ["acknowledged_by", "postmortem_for"]
@@ -32,7 +36,25 @@ def postmortem_for(store: Store, incident_id: str) -> Postmortem:
         evidence["first signal"] = f"{first['kind']} ({first['id']})"
         kinds = sorted({str(f["kind"]) for f in faults})
         evidence["signal kinds"] = ", ".join(kinds)
-    return build_postmortem(incident, timeline, actions, evidence=evidence)
+    return build_postmortem(incident, timeline, actions, evidence=evidence, related=_flap(store, incident, timeline))
+
+
+def _flap(store: Store, incident: Incident, timeline: list[TimelineEvent]) -> list[Incident]:
+    """The target's earlier incidents within the flap window, when this one was quarantined for flapping."""
+    if not any(ev.kind == "escalated" and "flapping" in ev.detail for ev in timeline):
+        return []
+    window = FlapPolicy().window_s
+    config = store.latest_config()
+    if config is not None:
+        with contextlib.suppress(ConfigError):  # an unreadable old version: the default window
+            window = load_spec(config.body).policy.flap.window_s
+    earliest = incident.opened_at - window
+    earlier = [
+        i
+        for i in store.incidents(limit=1000)
+        if i.target == incident.target and i.id != incident.id and earliest <= i.opened_at <= incident.opened_at
+    ]
+    return sorted(earlier, key=lambda i: i.opened_at)
 
 
 def acknowledged_by(store: Store, incident_id: str) -> str | None:

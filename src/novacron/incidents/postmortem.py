@@ -72,15 +72,30 @@ def _kv(data: Mapping[str, Any]) -> str:
     return ", ".join(f"{k}={v}" for k, v in data.items())
 
 
-def _summary(inc: Incident, actions: Sequence[ActionRecord]) -> _Block:
+def _summary(inc: Incident, actions: Sequence[ActionRecord], events: Sequence[TimelineEvent]) -> _Block:
     state = "resolved" if inc.resolved_at is not None else f"still {inc.status.value}"
     worked = [a for a in actions if a.worked]
-    fix = f" Repaired by {worked[-1].action.kind.value}." if worked and inc.resolved_at else ""
+    resolved = [ev for ev in events if ev.kind == "resolved"]
+    escalated = [ev for ev in events if ev.kind == "escalated"]
+    fix = ""
+    if inc.resolved_at is not None and resolved and "without further action" in resolved[-1].detail:
+        fix = " It recovered without further action."  # whatever ran before did not verify
+    elif worked and inc.resolved_at is not None:
+        fix = f" Repaired by {worked[-1].action.kind.value}."
+    if escalated:
+        fix += f" Escalated to a human: {escalated[0].detail}."
     text = (
         f"{inc.priority.name} incident: {inc.kind.value} on `{inc.target}` "
         f"({inc.summary or 'no summary recorded'}). Started {_iso(inc.since)}, {state}.{fix}"
     )
     return _Block("p", text)
+
+
+def _related(inc: Incident, related: Sequence[Incident]) -> _Block:
+    rows = [("incident", "kind", "opened (UTC)", "status", "MTTR")]
+    rows += [(r.id, r.kind.value, _iso(r.opened_at), r.status.value, _dur(r.mttr_s)) for r in related]
+    rows.append((inc.id, inc.kind.value, _iso(inc.opened_at), inc.status.value, _dur(inc.mttr_s)))
+    return _Block("table", rows=tuple(rows))
 
 
 def _impact(inc: Incident, impact: Mapping[str, Any]) -> _Block:
@@ -142,6 +157,8 @@ def _actions(actions: Sequence[ActionRecord]) -> _Block:
 
 
 def _did_not_work(actions: Sequence[ActionRecord]) -> _Block:
+    if not actions:
+        return _Block("p", "No actions were taken.")
     items = [
         f"{r.action.kind.value} on `{r.action.target}` ended {r.status}"
         + (f": {r.outcome.detail}" if r.outcome and r.outcome.detail else "")
@@ -151,15 +168,26 @@ def _did_not_work(actions: Sequence[ActionRecord]) -> _Block:
     return _Block("ul", items=tuple(items)) if items else _Block("p", "Every action taken worked.")
 
 
-def _followups(inc: Incident, actions: Sequence[ActionRecord], extra: Sequence[str]) -> _Block:
+def _followups(
+    inc: Incident,
+    actions: Sequence[ActionRecord],
+    extra: Sequence[str],
+    events: Sequence[TimelineEvent],
+    related: Sequence[Incident],
+) -> _Block:
     items = list(extra)
+    if related:
+        items.append(
+            f"`{inc.target}` failed {len(related) + 1} times in a row (incidents above): find the common cause "
+            "before lifting the quarantine (`novacron unquarantine`)."
+        )
     for kind in sorted({r.action.kind.value for r in actions if not r.worked}):
         items.append(f"Find out why `{kind}` did not repair `{inc.target}`; fix it or drop it from the ladder.")
     if inc.resolved_at is None:
         items.append("The incident is not resolved: assign an owner.")
     if inc.fault_count > 1:
         items.append(f"{inc.fault_count} signals were merged: check whether the fault recurs.")
-    if any(r.action.kind.value == "escalate" for r in actions):
+    if any(r.action.kind.value == "escalate" for r in actions) or any(ev.kind == "escalated" for ev in events):
         items.append("A human was needed: write or extend a runbook for this fault.")
     return _Block("ul", items=tuple(items)) if items else _Block("p", "None.")
 
@@ -172,17 +200,24 @@ def build_postmortem(
     evidence: Mapping[str, Any] | None = None,
     impact: Mapping[str, Any] | None = None,
     followups: Sequence[str] = (),
+    related: Sequence[Incident] = (),
 ) -> Postmortem:
-    """Assemble the sections of a post-mortem from the incident's record."""
-    sections: list[tuple[str, _Block]] = [
-        ("Summary", _summary(incident, actions)),
+    """Assemble the sections of a post-mortem from the incident's record.
+
+    ``related`` are the earlier incidents of the same target that made it flap (and be
+    quarantined): they get a section of their own, oldest first.
+    """
+    sections: list[tuple[str, _Block]] = [("Summary", _summary(incident, actions, timeline))]
+    if related:
+        sections.append(("Incidents behind the flap", _related(incident, related)))
+    sections += [
         ("Impact", _impact(incident, impact or {})),
         ("Timeline", _timeline(incident, timeline)),
         ("Detection and repair times", _times(incident)),
         ("Root-cause evidence", _evidence(timeline, evidence or {})),
         ("Actions and verification", _actions(actions)),
         ("What did not work", _did_not_work(actions)),
-        ("Follow-ups", _followups(incident, actions, followups)),
+        ("Follow-ups", _followups(incident, actions, followups, timeline, related)),
     ]
     blocks: list[_Block] = []
     for heading, block in sections:

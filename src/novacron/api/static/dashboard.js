@@ -3,12 +3,16 @@
 
 const TOKEN_KEY = "novacron.token";
 const REFRESH_MS = 2000;
+const RANK = { viewer: 1, operator: 2, admin: 3 };
+const HEAL_ACTIONS = ["restart", "replace", "start", "stop", "scale_out", "scale_in", "cleanup"];
 let selected = null; // incident id shown in the detail panel
 let autonomous = null;
+let me = null; // {name, role} of the token, from /whoami
 
 const $ = (id) => document.getElementById(id);
 
 function token() { return localStorage.getItem(TOKEN_KEY) || ""; }
+function can(role) { return me !== null && RANK[me.role] >= RANK[role]; }
 
 async function api(path, options = {}) {
   const headers = Object.assign({ Authorization: "Bearer " + token() }, options.headers || {});
@@ -17,7 +21,9 @@ async function api(path, options = {}) {
   if (!res.ok) {
     let detail = res.statusText;
     try { detail = (await res.json()).detail; } catch (e) { /* not JSON */ }
-    throw new Error(res.status + ": " + (typeof detail === "string" ? detail : JSON.stringify(detail)));
+    const err = new Error(res.status + ": " + (typeof detail === "string" ? detail : JSON.stringify(detail)));
+    err.status = res.status;
+    throw err;
   }
   const type = res.headers.get("content-type") || "";
   return type.includes("json") ? res.json() : res.text();
@@ -29,60 +35,121 @@ function showError(err) {
   box.hidden = !err;
 }
 
-function cell(text, cls) {
+// A table cell; long text is kept on one line, cut with an ellipsis, whole in its tooltip.
+function cell(text, cls, clip) {
   const td = document.createElement("td");
-  td.textContent = text === null || text === undefined ? "-" : String(text);
+  td.textContent = text === null || text === undefined || text === "" ? "-" : String(text);
   if (cls) td.className = cls;
+  if (clip) { td.classList.add("clip"); td.title = td.textContent; }
   return td;
 }
 
 function fillTable(id, rows, build) {
-  const body = $(id).querySelector("tbody");
-  body.replaceChildren(...rows.map(build));
+  $(id).querySelector("tbody").replaceChildren(...rows.map(build));
 }
 
 function when(ts) { return new Date(ts * 1000).toISOString().replace("T", " ").slice(0, 23); }
 function ms(v) { return v === null || v === undefined ? "-" : v < 1000 ? v.toFixed(0) + " ms" : (v / 1000).toFixed(1) + " s"; }
+function dur(s) {
+  if (s === null || s === undefined) return "-";
+  if (s < 60) return s.toFixed(s < 10 ? 1 : 0) + "s";
+  if (s < 3600) return Math.floor(s / 60) + "m" + String(Math.floor(s % 60)).padStart(2, "0") + "s";
+  if (s < 86400) return Math.floor(s / 3600) + "h" + String(Math.floor((s % 3600) / 60)).padStart(2, "0") + "m";
+  return Math.floor(s / 86400) + "d" + String(Math.floor((s % 86400) / 3600)).padStart(2, "0") + "h";
+}
+
+// -- charts: bars with a y axis (ticks in ms), an x axis (oldest → newest) and axis titles --
+const NS = "http://www.w3.org/2000/svg";
+function svgEl(name, attrs, text) {
+  const el = document.createElementNS(NS, name);
+  for (const [k, v] of Object.entries(attrs)) el.setAttribute(k, String(v));
+  if (text !== undefined) el.textContent = text;
+  return el;
+}
+
+function niceMax(v) {
+  const p = Math.pow(10, Math.floor(Math.log10(Math.max(v, 1))));
+  for (const m of [1, 2, 2.5, 5, 10]) if (m * p >= v) return m * p;
+  return 10 * p;
+}
 
 function drawBars(svgId, values, labels) {
   const svg = $(svgId);
-  const ns = "http://www.w3.org/2000/svg";
   const [, , w, h] = svg.getAttribute("viewBox").split(" ").map(Number);
-  const pad = 24, top = 12;
+  const left = 56, right = 8, top = 10, bottom = 34;
+  const plotW = w - left - right, plotH = h - top - bottom;
   svg.replaceChildren();
   const known = values.filter((v) => v !== null);
-  const max = Math.max(1, ...known);
-  const slot = values.length ? (w - pad) / values.length : 0;
+  const max = niceMax(Math.max(1, ...known));
+  const y = (v) => top + plotH - (plotH * v) / max;
+  const axes = svgEl("g", { class: "axis" });
+  for (const t of [0, max / 2, max]) {
+    axes.appendChild(svgEl("line", { x1: left, x2: left + plotW, y1: y(t), y2: y(t), class: t ? "grid" : "baseline" }));
+    axes.appendChild(svgEl("text", { x: left - 6, y: y(t) + 3, "text-anchor": "end", class: "tick y" }, ms(t)));
+  }
+  axes.appendChild(svgEl("line", { x1: left, x2: left, y1: top, y2: top + plotH, class: "baseline" }));
+  axes.appendChild(svgEl("text", { x: 12, y: top + plotH / 2, transform: `rotate(-90 12 ${top + plotH / 2})`, "text-anchor": "middle", class: "title" }, "ms"));
+  const slot = values.length ? plotW / values.length : 0;
+  if (values.length) {
+    axes.appendChild(svgEl("text", { x: left + slot / 2, y: top + plotH + 14, "text-anchor": "middle", class: "tick x" }, "1"));
+    axes.appendChild(svgEl("text", { x: left + plotW - slot / 2, y: top + plotH + 14, "text-anchor": "middle", class: "tick x" }, String(values.length)));
+  }
+  axes.appendChild(svgEl("text", { x: left + plotW / 2, y: h - 4, "text-anchor": "middle", class: "title" },
+    values.length ? `incidents, oldest → newest (${values.length})` : "no incidents yet"));
+  svg.appendChild(axes);
   values.forEach((v, i) => {
-    const r = document.createElementNS(ns, "rect");
-    const height = v === null ? 4 : Math.max(1, ((h - pad - top) * v) / max);
-    r.setAttribute("x", String(pad + i * slot + 1));
-    r.setAttribute("y", String(h - pad - height));
-    r.setAttribute("width", String(Math.max(1, slot - 2)));
-    r.setAttribute("height", String(height));
-    r.setAttribute("class", v === null ? "bar open" : "bar");
-    const title = document.createElementNS(ns, "title");
-    title.textContent = labels[i] + ": " + (v === null ? "not recovered" : ms(v));
-    r.appendChild(title);
+    const top_ = v === null ? y(max) : y(Math.min(v, max));
+    const r = svgEl("rect", {
+      x: left + i * slot + 1, y: v === null ? top + plotH - 4 : top_, width: Math.max(1, slot - 2),
+      height: v === null ? 4 : Math.max(1, top + plotH - top_), class: v === null ? "bar open" : "bar",
+    });
+    r.appendChild(svgEl("title", {}, labels[i] + ": " + (v === null ? "not recovered" : ms(v))));
     svg.appendChild(r);
   });
-  const axis = document.createElementNS(ns, "text");
-  axis.setAttribute("x", "2");
-  axis.setAttribute("y", String(top));
-  axis.textContent = "max " + ms(max);
-  svg.appendChild(axis);
-  const count = document.createElementNS(ns, "text");
-  count.setAttribute("x", String(pad));
-  count.setAttribute("y", String(h - 6));
-  count.textContent = values.length + " incident(s), oldest left";
-  svg.appendChild(count);
 }
 
-function renderFleet(targets) {
-  fillTable("fleet", targets, (t) => {
+// -- tables ----------------------------------------------------------------------------
+function button(text, cls, onClick) {
+  const b = document.createElement("button");
+  b.type = "button";
+  b.textContent = text;
+  b.className = cls;
+  b.addEventListener("click", onClick);
+  return b;
+}
+
+function targetActions(t) {
+  const td = document.createElement("td");
+  td.className = "act";
+  if (!can("operator")) return td;
+  td.appendChild(button("Restart", "restart", () => heal(t.name, "restart")));
+  const pick = document.createElement("select");
+  pick.className = "heal-action";
+  pick.setAttribute("aria-label", "action for " + t.name);
+  for (const a of HEAL_ACTIONS) pick.appendChild(new Option(a, a));
+  td.appendChild(pick);
+  td.appendChild(button("Heal", "heal", () => heal(t.name, pick.value)));
+  if (t.state === "quarantined") {
+    td.appendChild(button("Unquarantine", "unquarantine", () => act("/targets/" + encodeURIComponent(t.name) + "/unquarantine")));
+  }
+  return td;
+}
+
+function renderFleet(status) {
+  const c = status.controller;
+  $("controller-state").textContent = c.state + (c.state === "running" ? "" : " (nothing is supervised)");
+  $("controller-state").className = c.state === "running" ? "healthy" : "unhealthy";
+  $("no-targets").hidden = status.targets.length > 0;
+  fillTable("fleet", status.targets, (t) => {
     const tr = document.createElement("tr");
-    tr.dataset.target = t.target;
-    tr.append(cell(t.target), cell(t.health, t.health), cell(t.running + "/" + t.desired), cell(t.incident));
+    tr.dataset.target = t.name;
+    const fault = t.last_fault ? t.last_fault.detail + " (" + dur(t.last_fault.ago_s) + " ago)" : null;
+    const incident = t.incident ? t.incident + " " + t.incident_status + " " + t.incident_priority : null;
+    tr.append(
+      cell(t.name), cell(t.state, "state " + t.state), cell(t.pids.join(","), "num"), cell(dur(t.uptime_s), "num"),
+      cell(t.restarts, "num"), cell(t.running + "/" + t.desired, "num"), cell(fault, "", true), cell(incident, "", true),
+      targetActions(t),
+    );
     return tr;
   });
 }
@@ -94,7 +161,7 @@ function renderIncidents(all) {
     const tr = document.createElement("tr");
     tr.className = "clickable";
     tr.dataset.incident = i.id;
-    tr.append(cell(i.id), cell(i.target), cell(i.kind), cell(i.status), cell(i.priority), cell(i.fault_count), cell(ms(i.mttd_ms)));
+    tr.append(cell(i.id, "id"), cell(i.target), cell(i.kind), cell(i.status), cell(i.priority), cell(i.fault_count, "num"), cell(ms(i.mttd_ms), "num mttd"));
     tr.addEventListener("click", () => { selected = i.id; loadDetail(); });
     return tr;
   });
@@ -102,7 +169,7 @@ function renderIncidents(all) {
     const tr = document.createElement("tr");
     tr.className = "clickable";
     tr.dataset.incident = i.id;
-    tr.append(cell(i.id), cell(i.target), cell(i.kind), cell(i.status), cell(ms(i.mttr_ms)));
+    tr.append(cell(i.id, "id"), cell(i.target), cell(i.kind), cell(i.status), cell(ms(i.mttr_ms), "num"));
     tr.addEventListener("click", () => { selected = i.id; loadDetail(); });
     return tr;
   });
@@ -115,7 +182,8 @@ function renderIncidents(all) {
 function renderActions(actions) {
   fillTable("actions", actions.slice(0, 30), (a) => {
     const tr = document.createElement("tr");
-    tr.append(cell(when(a.created_at)), cell(a.kind), cell(a.target), cell(a.status), cell(a.requested_by), cell(a.detail));
+    tr.dataset.action = a.id;
+    tr.append(cell(when(a.created_at), "time"), cell(a.kind), cell(a.target), cell(a.status), cell(a.requested_by), cell(a.detail, "detail", true));
     return tr;
   });
 }
@@ -126,15 +194,14 @@ function renderApprovals(pending) {
     const tr = document.createElement("tr");
     tr.dataset.action = a.id;
     const buttons = document.createElement("td");
-    for (const decision of ["approve", "reject"]) {
-      const b = document.createElement("button");
-      b.type = "button";
-      b.textContent = decision;
-      b.className = (decision === "approve" ? "safe " : "danger ") + decision;
-      b.addEventListener("click", () => act("/approvals/" + encodeURIComponent(a.id), { decision }));
-      buttons.appendChild(b);
+    buttons.className = "act";
+    if (can("operator")) {
+      for (const decision of ["approve", "reject"]) {
+        buttons.appendChild(button(decision, (decision === "approve" ? "safe " : "danger ") + decision,
+          () => act("/approvals/" + encodeURIComponent(a.id), { decision })));
+      }
     }
-    tr.append(cell(a.kind), cell(a.target), cell(a.risk), cell(a.reason), buttons);
+    tr.append(cell(a.kind), cell(a.target), cell(a.risk), cell(a.reason, "", true), buttons);
     return tr;
   });
 }
@@ -143,6 +210,8 @@ function renderKillSwitch(health) {
   autonomous = health.autonomous;
   $("autonomous-state").textContent = autonomous ? "enabled" : "disabled (kill switch)";
   const b = $("kill-switch");
+  b.hidden = !can("admin");
+  $("kill-note").hidden = can("admin");
   b.disabled = !health.controller;
   b.textContent = autonomous ? "Disable autonomous healing" : "Enable autonomous healing";
   b.className = autonomous ? "danger" : "safe";
@@ -154,11 +223,12 @@ async function loadDetail() {
   const [detail, pm] = await Promise.all([api("/incidents/" + id), api("/incidents/" + id + "/postmortem?format=html")]);
   $("detail-section").hidden = false;
   $("detail-id").textContent = detail.incident.id;
+  $("ack").hidden = !can("operator");
   const ack = detail.acknowledged_by ? " · acknowledged by " + detail.acknowledged_by : "";
   $("detail-summary").textContent = detail.incident.summary + " (" + detail.incident.status + ", " + detail.incident.priority + ")" + ack;
   fillTable("timeline", detail.timeline, (ev) => {
     const tr = document.createElement("tr");
-    tr.append(cell(when(ev.time)), cell(ev.kind), cell(ev.detail));
+    tr.append(cell(when(ev.time), "time"), cell(ev.kind), cell(ev.detail, "detail", true));
     return tr;
   });
   // The server escapes every piece of text in the post-mortem HTML.
@@ -167,42 +237,72 @@ async function loadDetail() {
 
 async function act(path, body) {
   try {
-    await api(path, { method: "POST", body: body ? JSON.stringify(body) : undefined });
+    const res = await api(path, { method: "POST", body: body ? JSON.stringify(body) : undefined });
     showError(null);
-  } catch (err) { showError(err); }
-  await refresh();
+    await refresh();
+    return res;
+  } catch (err) { showError(err); await refresh(); return null; }
+}
+
+async function heal(target, action) {
+  const res = await act("/autonomous/heal", { target, action, wait_s: 15 });
+  if (res) $("conn").textContent = action + " " + target + ": " + res.status + " — " + res.detail;
+}
+
+// -- signing in and out ------------------------------------------------------------------
+function signedIn(on) {
+  $("signin").hidden = on;
+  $("app").hidden = !on;
+  $("forget-token").hidden = !on;
+  $("who").hidden = !on;
+}
+
+function signOut(err) {
+  localStorage.removeItem(TOKEN_KEY);
+  me = null;
+  $("token").value = "";
+  $("conn").textContent = "not signed in";
+  signedIn(false);
+  showError(err || null);
 }
 
 async function refresh() {
-  const health = await fetch("/health").then((r) => r.json()).catch(() => null);
-  if (health) renderKillSwitch(health);
-  if (!token()) { $("conn").textContent = "enter a token"; return; }
+  if (!token()) { signOut(null); return; }
   try {
-    const [targets, incidents, actions, approvals] = await Promise.all([
-      api("/targets"), api("/incidents?limit=200"), api("/actions?limit=30"), api("/approvals"),
+    if (me === null) {
+      me = await api("/whoami");
+      $("who").textContent = "signed in as " + me.name + " (" + me.role + ")";
+    }
+    signedIn(true);
+    const [health, status, incidents, actions, approvals] = await Promise.all([
+      fetch("/health").then((r) => r.json()), api("/status"), api("/incidents?limit=200"), api("/actions?limit=30"), api("/approvals"),
     ]);
-    renderFleet(targets);
+    renderKillSwitch(health);
+    renderFleet(status);
     renderIncidents(incidents);
     renderActions(actions);
     renderApprovals(approvals);
     if (selected) await loadDetail();
-    $("conn").textContent = "updated " + new Date().toLocaleTimeString();
+    if (!$("conn").textContent.includes(":")) $("conn").textContent = "updated " + new Date().toLocaleTimeString();
     showError(null);
-  } catch (err) { showError(err); }
+  } catch (err) {
+    if (err.status === 401) signOut(err); else showError(err);
+  }
 }
 
 function init() {
-  $("token").value = token();
   $("token-form").addEventListener("submit", (e) => {
     e.preventDefault();
     localStorage.setItem(TOKEN_KEY, $("token").value.trim());
+    me = null;
     refresh();
   });
-  $("forget-token").addEventListener("click", () => { localStorage.removeItem(TOKEN_KEY); $("token").value = ""; refresh(); });
+  $("forget-token").addEventListener("click", () => signOut(null));
   $("kill-switch").addEventListener("click", () => act(autonomous ? "/autonomous/disable" : "/autonomous/enable"));
   $("ack").addEventListener("click", () => selected && act("/incidents/" + encodeURIComponent(selected) + "/ack"));
+  signedIn(false);
   refresh();
-  setInterval(refresh, REFRESH_MS);
+  setInterval(() => { if (token()) refresh(); }, REFRESH_MS);
 }
 
 document.addEventListener("DOMContentLoaded", init);
