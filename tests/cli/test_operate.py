@@ -17,6 +17,13 @@ def _target(status: dict[str, Any], name: str = "api") -> dict[str, Any]:
     return next(t for t in status["targets"] if t["name"] == name)
 
 
+def _healed_again(run: Running, old_pid: int) -> int | None:
+    """The new pid once the target is healthy again and its incident resolved."""
+    t = _target(_live(run))
+    done = t["state"] == "healthy" and t["pid"] not in (None, old_pid) and t["incident"] is None
+    return int(t["pid"]) if done else None
+
+
 def _live(run: Running) -> dict[str, Any]:
     """``GET /status`` (the same document as ``status --json``): cheap enough to poll."""
     token = Path(run.started["token_file"]).read_text().strip()
@@ -60,9 +67,7 @@ def test_operator_commands_steer_the_controller_through_its_api(tmp_path: Path) 
         # Two crashes within the flap window: quarantined and escalated; a human lifts it, acks, starts it.
         first = wait_for(lambda: (t := _target(_live(run)))["state"] == "healthy" and t["pid"], "api healthy")
         os.kill(first, signal.SIGKILL)
-        second = wait_for(
-            lambda: (t := _target(_live(run)))["state"] == "healthy" and t["pid"] != first and t["pid"], "healed"
-        )
+        second = wait_for(lambda: _healed_again(run, first), "healed and resolved")
         os.kill(second, signal.SIGKILL)
         wait_for(lambda: _target(_live(run))["incident_status"] == "needs_human", "the flap escalated")
         [escalated] = [i for i in cli_json("incidents", "list", "--open", *where) if i["status"] == "needs_human"]
