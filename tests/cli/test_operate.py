@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 
 from .runner import Running, cli, cli_json, controller, service, wait_for, write_spec
 
@@ -32,6 +33,7 @@ def _live(run: Running) -> dict[str, Any]:
     return dict(res.json())
 
 
+@pytest.mark.timeout(300)  # twenty-odd commands, each a fresh Python process; slower on a busy machine
 def test_operator_commands_steer_the_controller_through_its_api(tmp_path: Path) -> None:
     spec = write_spec(tmp_path, service("api"), flap={"threshold": 2, "window_s": 120, "quarantine_s": 600})
     with controller(spec) as run:

@@ -115,5 +115,4 @@ def test_version_and_shell_completion() -> None:
     env = {**os.environ, "_NOVACRON_COMPLETE": "complete_bash", "COMP_WORDS": "novacron unquar", "COMP_CWORD": "1"}
     done = subprocess.run([script], capture_output=True, text=True, env=env, timeout=60, check=False)
     assert "unquarantine" in done.stdout
-    shown = cli("--show-completion", "bash")
-    assert "_NOVACRON_COMPLETE" in shown.stdout or "complete" in shown.stdout
+    assert "--install-completion" in cli("--help").stdout
