@@ -83,11 +83,11 @@ def test_the_dashboard_shows_the_fleet_and_steers_it(tmp_path: Path) -> None:
         expect(pid_cell).to_have_text(str(c.actuator.pids("api")[0]))
         expect(row.locator("td").nth(4)).to_have_text("0")
         row.locator("button.restart").click()
-        expect(page.locator("#conn")).to_contain_text("restart api: verified", timeout=20_000)
+        expect(page.locator("#notice")).to_contain_text("restart api: verified", timeout=20_000)
         expect(row.locator("td").nth(4)).to_have_text("1", timeout=10_000)
         row.locator("select.heal-action").select_option("replace")
         row.locator("button.heal").click()
-        expect(page.locator("#conn")).to_contain_text("replace api: verified", timeout=20_000)
+        expect(page.locator("#notice")).to_contain_text("replace api: verified", timeout=20_000)
 
         # Open incidents, a click shows the timeline and the post-mortem; acknowledge.
         page.locator(f"#incidents tbody tr[data-incident='{inc_id}']").click()

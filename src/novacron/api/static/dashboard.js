@@ -8,6 +8,7 @@ const HEAL_ACTIONS = ["restart", "replace", "start", "stop", "scale_out", "scale
 let selected = null; // incident id shown in the detail panel
 let autonomous = null;
 let me = null; // {name, role} of the token, from /whoami
+const chosen = {}; // target -> action picked in its Heal menu; kept across redraws
 
 const $ = (id) => document.getElementById(id);
 
@@ -49,7 +50,11 @@ function fillTable(id, rows, build) {
 }
 
 function when(ts) { return new Date(ts * 1000).toISOString().replace("T", " ").slice(0, 23); }
-function ms(v) { return v === null || v === undefined ? "-" : v < 1000 ? v.toFixed(0) + " ms" : (v / 1000).toFixed(1) + " s"; }
+function ms(v) {
+  if (v === null || v === undefined) return "-";
+  if (v >= 1000) return (v / 1000).toFixed(1) + " s";
+  return (v > 0 && v < 10 && !Number.isInteger(v) ? v.toFixed(1) : v.toFixed(0)) + " ms";
+}
 function dur(s) {
   if (s === null || s === undefined) return "-";
   if (s < 60) return s.toFixed(s < 10 ? 1 : 0) + "s";
@@ -76,7 +81,7 @@ function niceMax(v) {
 function drawBars(svgId, values, labels) {
   const svg = $(svgId);
   const [, , w, h] = svg.getAttribute("viewBox").split(" ").map(Number);
-  const left = 56, right = 8, top = 10, bottom = 34;
+  const left = 68, right = 8, top = 10, bottom = 34;
   const plotW = w - left - right, plotH = h - top - bottom;
   svg.replaceChildren();
   const known = values.filter((v) => v !== null);
@@ -89,10 +94,10 @@ function drawBars(svgId, values, labels) {
   }
   axes.appendChild(svgEl("line", { x1: left, x2: left, y1: top, y2: top + plotH, class: "baseline" }));
   axes.appendChild(svgEl("text", { x: 12, y: top + plotH / 2, transform: `rotate(-90 12 ${top + plotH / 2})`, "text-anchor": "middle", class: "title" }, "ms"));
-  const slot = values.length ? plotW / values.length : 0;
+  const slot = values.length ? Math.min(48, plotW / values.length) : 0;  // one incident is a bar, not a wall
   if (values.length) {
     axes.appendChild(svgEl("text", { x: left + slot / 2, y: top + plotH + 14, "text-anchor": "middle", class: "tick x" }, "1"));
-    axes.appendChild(svgEl("text", { x: left + plotW - slot / 2, y: top + plotH + 14, "text-anchor": "middle", class: "tick x" }, String(values.length)));
+    axes.appendChild(svgEl("text", { x: left + values.length * slot - slot / 2, y: top + plotH + 14, "text-anchor": "middle", class: "tick x" }, String(values.length)));
   }
   axes.appendChild(svgEl("text", { x: left + plotW / 2, y: h - 4, "text-anchor": "middle", class: "title" },
     values.length ? `incidents, oldest → newest (${values.length})` : "no incidents yet"));
@@ -127,6 +132,8 @@ function targetActions(t) {
   pick.className = "heal-action";
   pick.setAttribute("aria-label", "action for " + t.name);
   for (const a of HEAL_ACTIONS) pick.appendChild(new Option(a, a));
+  pick.value = chosen[t.name] || "restart";
+  pick.addEventListener("change", () => { chosen[t.name] = pick.value; });
   td.appendChild(pick);
   td.appendChild(button("Heal", "heal", () => heal(t.name, pick.value)));
   if (t.state === "quarantined") {
@@ -246,7 +253,10 @@ async function act(path, body) {
 
 async function heal(target, action) {
   const res = await act("/autonomous/heal", { target, action, wait_s: 15 });
-  if (res) $("conn").textContent = action + " " + target + ": " + res.status + " — " + res.detail;
+  if (res) {
+    $("notice").textContent = action + " " + target + ": " + res.status + " — " + res.detail;
+    $("notice").hidden = false;
+  }
 }
 
 // -- signing in and out ------------------------------------------------------------------
@@ -262,6 +272,7 @@ function signOut(err) {
   me = null;
   $("token").value = "";
   $("conn").textContent = "not signed in";
+  $("notice").hidden = true;
   signedIn(false);
   showError(err || null);
 }
@@ -283,7 +294,7 @@ async function refresh() {
     renderActions(actions);
     renderApprovals(approvals);
     if (selected) await loadDetail();
-    if (!$("conn").textContent.includes(":")) $("conn").textContent = "updated " + new Date().toLocaleTimeString();
+    $("conn").textContent = "updated " + new Date().toLocaleTimeString();
     showError(null);
   } catch (err) {
     if (err.status === 401) signOut(err); else showError(err);
