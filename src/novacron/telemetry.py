@@ -129,10 +129,8 @@ class Metrics:
         )
         self.autonomous = Gauge("novacron_autonomous_enabled", "1 when automated healing is on.", registry=r)
         self.autonomous.set(1)
-        from novacron import __version__  # noqa: PLC0415 - the package root, already imported
-
         Gauge("novacron_build_info", "Always 1; the version in a label.", ["version"], registry=r).labels(
-            version=__version__
+            version=_version()
         ).set(1)
         self._fleet: FleetCollector | None = None
         self._healed = 0
@@ -163,6 +161,16 @@ class Metrics:
         self.healing_success.set(self._healed / self._closed)
         if mttr_s is not None:
             self.mttr.observe(mttr_s)
+
+
+def _version() -> str:
+    # From the installed metadata: the package root imports every layer, so it is not imported here.
+    from importlib.metadata import PackageNotFoundError, version  # noqa: PLC0415 - once per registry
+
+    try:
+        return version("novacron")
+    except PackageNotFoundError:
+        return "unknown"
 
 
 def configure_logging(

@@ -4,9 +4,6 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from rich.console import Console
-from rich.table import Table
-
 if TYPE_CHECKING:
     from novacron.twin import RunSummary
 
@@ -15,6 +12,9 @@ __all__ = ["print_summary"]
 
 def print_summary(s: RunSummary, wall: float) -> None:
     """Print a twin run's summary tables."""
+    from rich.console import Console
+    from rich.table import Table
+
     console = Console()
     console.print(
         f"[bold]{s.sim_seconds / 3600:.1f} h simulated in {wall:.1f} s "
