@@ -23,6 +23,7 @@ WaitOpt = Annotated[
     float, typer.Option("--wait", min=0, max=120, help="Seconds to wait for the verified result (then it carries on).")
 ]
 _GOOD = {"verified", "applied", "dry_run", "running"}
+_PANEL = "Steer the running controller"
 _ACTIONS = ("restart", "stop", "start", "replace", "scale_out", "scale_in", "config_rollback", "cleanup")
 
 
@@ -44,49 +45,30 @@ def _act(ctl: ControllerApi, target: str, action: str, wait: float, as_json: boo
         raise typer.Exit(EXIT_FAILED)
 
 
-@app.command(rich_help_panel="Steer the running controller")
-def restart(
-    target: Annotated[str, typer.Argument(help="Target name.")],
-    wait: WaitOpt = 15.0,
-    as_json: JsonOpt = False,
-    config: ConfigOpt = None,
-    store: StoreOpt = None,
-    api: ApiOpt = None,
-    token_file: TokenFileOpt = None,
-) -> None:
-    """Restart a target's replicas through the executor; exit 1 unless verified healthy."""
-    _act(_api(config, store, api, token_file), target, "restart", wait, as_json)
+def _target_command(action: str, doc: str) -> None:
+    """Register ``novacron ACTION TARGET``: one catalog action through the API, waiting for its verification."""
+
+    def command(
+        target: Annotated[str, typer.Argument(help="Target name.")],
+        wait: WaitOpt = 15.0,
+        as_json: JsonOpt = False,
+        config: ConfigOpt = None,
+        store: StoreOpt = None,
+        api: ApiOpt = None,
+        token_file: TokenFileOpt = None,
+    ) -> None:
+        _act(_api(config, store, api, token_file), target, action, wait, as_json)
+
+    command.__doc__ = doc
+    app.command(action, rich_help_panel=_PANEL)(command)
 
 
-@app.command(rich_help_panel="Steer the running controller")
-def stop(
-    target: Annotated[str, typer.Argument(help="Target name.")],
-    wait: WaitOpt = 15.0,
-    as_json: JsonOpt = False,
-    config: ConfigOpt = None,
-    store: StoreOpt = None,
-    api: ApiOpt = None,
-    token_file: TokenFileOpt = None,
-) -> None:
-    """Stop a target's replicas (SIGTERM, then SIGKILL after its stop timeout)."""
-    _act(_api(config, store, api, token_file), target, "stop", wait, as_json)
+_target_command("restart", "Restart a target's replicas through the executor; exit 1 unless verified healthy.")
+_target_command("stop", "Stop a target's replicas (SIGTERM, then SIGKILL after its stop timeout).")
+_target_command("start", "Start a target's missing replicas; exit 1 unless verified healthy.")
 
 
-@app.command(rich_help_panel="Steer the running controller")
-def start(
-    target: Annotated[str, typer.Argument(help="Target name.")],
-    wait: WaitOpt = 15.0,
-    as_json: JsonOpt = False,
-    config: ConfigOpt = None,
-    store: StoreOpt = None,
-    api: ApiOpt = None,
-    token_file: TokenFileOpt = None,
-) -> None:
-    """Start a target's missing replicas; exit 1 unless verified healthy."""
-    _act(_api(config, store, api, token_file), target, "start", wait, as_json)
-
-
-@app.command(rich_help_panel="Steer the running controller")
+@app.command(rich_help_panel=_PANEL)
 def heal(
     target: Annotated[str, typer.Argument(help="Target name.")],
     action: Annotated[str, typer.Option("--action", "-a", help=f"One of: {', '.join(_ACTIONS)}.")] = "restart",
@@ -105,7 +87,7 @@ def heal(
     _act(_api(config, store, api, token_file), target, action, wait, as_json)
 
 
-@app.command(rich_help_panel="Steer the running controller")
+@app.command(rich_help_panel=_PANEL)
 def ack(
     incident: Annotated[str, typer.Argument(help="Incident id (inc-…).")],
     as_json: JsonOpt = False,
@@ -119,7 +101,7 @@ def ack(
     _done(res, as_json)
 
 
-@app.command(rich_help_panel="Steer the running controller")
+@app.command(rich_help_panel=_PANEL)
 def unquarantine(
     target: Annotated[str, typer.Argument(help="Target name.")],
     as_json: JsonOpt = False,
@@ -133,7 +115,7 @@ def unquarantine(
     _done(res, as_json)
 
 
-@app.command(rich_help_panel="Steer the running controller")
+@app.command(rich_help_panel=_PANEL)
 def disable(
     as_json: JsonOpt = False,
     config: ConfigOpt = None,
@@ -146,7 +128,7 @@ def disable(
     _done({"ok": True, "detail": f"autonomous healing disabled by {res['by']}", **res}, as_json)
 
 
-@app.command(rich_help_panel="Steer the running controller")
+@app.command(rich_help_panel=_PANEL)
 def enable(
     as_json: JsonOpt = False,
     config: ConfigOpt = None,
