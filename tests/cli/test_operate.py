@@ -5,11 +5,15 @@ from __future__ import annotations
 import os
 import signal
 import stat
+import time
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+
+from novacron.store import Store
+from novacron.store.tokens import Role, TokenStore
 
 from .runner import Running, cli, cli_json, controller, service, wait_for, write_spec
 
@@ -23,6 +27,14 @@ def _healed_again(run: Running, old_pid: int) -> int | None:
     t = _target(_live(run))
     done = t["state"] == "healthy" and t["pid"] not in (None, old_pid) and t["incident"] is None
     return int(t["pid"]) if done else None
+
+
+def _viewer_token(tmp_path: Path) -> str:
+    store = Store.open(f"sqlite:///{tmp_path / 'n.db'}")
+    try:
+        return TokenStore(store).create("viewer-1", Role.VIEWER, now=time.time())[1]
+    finally:
+        store.close()
 
 
 def _live(run: Running) -> dict[str, Any]:
@@ -77,6 +89,7 @@ def test_operator_commands_steer_the_controller_through_its_api(tmp_path: Path) 
         assert lifted.returncode == 0, lifted.stderr
         assert "quarantine of api lifted" in lifted.stdout
         assert "was not quarantined" in cli("unquarantine", "api", *where).stdout
+        assert cli("unquarantine", "nope", *where).returncode == 2
         assert cli_json("start", "api", *where)["status"] == "verified"
         assert cli("ack", escalated["id"], *where).returncode == 0
         shown = cli_json("incidents", "show", escalated["id"], *where)
@@ -93,6 +106,10 @@ def test_operator_commands_steer_the_controller_through_its_api(tmp_path: Path) 
         # --api and --token-file find the controller from anywhere, no store needed.
         elsewhere = cli("restart", "api", "--api", run.started["api"], "--token-file", str(token_file), cwd=Path("/"))
         assert elsewhere.returncode == 0, elsewhere.stderr
+        viewer = _viewer_token(tmp_path)
+        forbidden = cli("disable", *where, env={"NOVACRON_TOKEN": viewer})
+        assert forbidden.returncode == 1
+        assert "403" in forbidden.stderr
         refused = cli("restart", "api", *where, env={"NOVACRON_TOKEN": "nvc_bad.secret"})
         assert refused.returncode == 1
         assert "401" in refused.stderr

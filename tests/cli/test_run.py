@@ -92,3 +92,21 @@ def test_schema_validates_the_example_specs(tmp_path: Path) -> None:
     out = tmp_path / "fleet.schema.json"
     assert cli("schema", "-o", str(out)).returncode == 0
     assert json.loads(out.read_text()) == schema
+    unwritable = cli("schema", "-o", str(tmp_path / "no-such-dir" / "x.json"))
+    assert unwritable.returncode == 2
+    assert "--output" in unwritable.stderr
+
+
+def test_bench_footprint_prints_one_json_object_per_fleet_size() -> None:
+    import json
+
+    res = cli("bench", "footprint", "--targets", "2", "--idle-s", "1", timeout=120)
+    assert res.returncode == 0, res.stderr
+    result = json.loads(res.stdout)
+    run = result["by_targets"]["2"]
+    assert set(run) == {"rss_mb", "start_to_first_probe_ms", "cpu_percent_idle"}
+    assert run["rss_mb"] > 0
+    assert run["start_to_first_probe_ms"] > 0
+    bad = cli("bench", "footprint", "--targets", "0")
+    assert bad.returncode == 2
+    assert "--targets" in bad.stderr

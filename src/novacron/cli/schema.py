@@ -38,5 +38,10 @@ def schema(
     if output is None:
         typer.echo(text, nl=False)
     else:
-        output.write_text(text, encoding="utf-8")
+        try:
+            output.write_text(text, encoding="utf-8")
+        except OSError as exc:
+            from novacron.errors import InputError
+
+            raise InputError(f"cannot write: {exc.strerror}", where=f"--output {output}") from exc
         typer.echo(f"wrote {output}", err=True)
