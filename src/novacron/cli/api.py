@@ -9,6 +9,7 @@ from typing import Annotated
 import typer
 
 from novacron.cli._app import app, bench_app
+from novacron.cli._client import open_store
 from novacron.cli.core import StoreOpt, incidents_app, store_url_for
 from novacron.errors import InputError, NotFoundError
 
@@ -79,10 +80,9 @@ def tokens_list(config: OptionalConfig = None, store: StoreOpt = None) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    from novacron.store import Store
     from novacron.store.tokens import TokenStore
 
-    db = Store.open(store_url_for(store, config))
+    db = open_store(store, config)
     try:
         tokens = TokenStore(db).list()
     finally:
@@ -105,10 +105,9 @@ def tokens_revoke(
     """Revoke a token (running APIs stop accepting it within 5 s)."""
     from rich.console import Console
 
-    from novacron.store import Store
     from novacron.store.tokens import TokenStore
 
-    db = Store.open(store_url_for(store, config))
+    db = open_store(store, config)
     try:
         now = time.time()
         try:
@@ -133,9 +132,8 @@ def incidents_postmortem(
 
     from novacron.api.views import postmortem_for
     from novacron.incidents.postmortem import render_markdown
-    from novacron.store import Store
 
-    db = Store.open(store_url_for(store, config))
+    db = open_store(store, config)
     try:
         try:
             text = render_markdown(postmortem_for(db, incident_id))
