@@ -145,7 +145,7 @@ def kill_fleet(folder: Path) -> None:
         store.close()
 
 
-def wait_for(pred: Any, what: str, timeout: float = 20.0) -> Any:
+def wait_for(pred: Any, what: str, timeout: float = 60.0) -> Any:
     """Poll ``pred()`` until it returns something truthy; fail naming ``what``."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
