@@ -44,6 +44,8 @@ class _ProbeListener:
         self.sock.setblocking(False)
         self.port = int(self.sock.getsockname()[1])
         self.first: float | None = None
+        self.first_cpu_s: float | None = None  # the controller's CPU time when its first probe arrived
+        self.pid: int | None = None
         self.accepted = 0
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._serve, daemon=True)
@@ -60,6 +62,7 @@ class _ProbeListener:
                     continue
                 if self.first is None:
                     self.first = time.perf_counter()
+                    self.first_cpu_s = _cpu_s(self.pid)
                 self.accepted += 1
                 conn.close()
         sel.close()
@@ -98,6 +101,7 @@ def _measure(targets: int, idle_s: float) -> dict[str, Any]:
         argv = [sys.executable, "-m", "novacron.cli", "run", "-c", str(spec), "--log-format", "json"]
         start = time.perf_counter()
         proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=tmp)
+        listener.pid = proc.pid
         try:
             return _observe(proc, listener, targets, start, idle_s)
         finally:
@@ -131,7 +135,20 @@ def _observe(
         "rss_mb": round(me.memory_info().rss / _MB, 1),
         "start_to_first_probe_ms": round((listener.first - start) * 1000, 1),
         "cpu_percent_idle": round(100 * busy / (t1 - t0), 2),
+        # CPU the controller spent before its first probe: what the start costs on a quiet machine,
+        # where the wall-clock figure above also counts waiting for a core on a busy one.
+        "cpu_ms_to_first_probe": None if listener.first_cpu_s is None else round(listener.first_cpu_s * 1000, 1),
     }
+
+
+def _cpu_s(pid: int | None) -> float | None:
+    if pid is None:
+        return None
+    try:
+        t = psutil.Process(pid).cpu_times()
+    except psutil.Error:
+        return None
+    return float(t.user + t.system)
 
 
 def run_footprint_bench(*, targets: list[int], idle_s: float = 10.0) -> dict[str, Any]:
