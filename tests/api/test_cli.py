@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import signal
 import socket
 import subprocess
@@ -67,6 +68,10 @@ def test_tokens_create_prints_the_secret_once_and_stores_its_hash(tmp_path: Path
     listed = _cli("tokens", "list", "--store", url)
     assert "ci-bot" in listed.stdout
     assert secret not in listed.stdout
+    [row] = json.loads(_cli("tokens", "list", "--store", url, "--json").stdout)
+    assert row["name"] == "ci-bot"
+    assert row["role"] == "operator"
+    assert row["active"] is True
     assert _cli("tokens", "create", "--role", "root", "--store", url).returncode == 2
     assert _cli("tokens", "revoke", "ci-bot", "--store", url).returncode == 0
     assert TokenStore(store).verify(secret) is None

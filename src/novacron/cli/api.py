@@ -10,6 +10,7 @@ import typer
 
 from novacron.cli._app import app, bench_app
 from novacron.cli._client import open_store
+from novacron.cli._output import JsonOpt, console, emit_json
 from novacron.cli.core import StoreOpt, incidents_app, store_url_for
 from novacron.errors import InputError, NotFoundError
 
@@ -75,9 +76,8 @@ def tokens_create(
 
 
 @tokens_app.command("list")
-def tokens_list(config: OptionalConfig = None, store: StoreOpt = None) -> None:
+def tokens_list(config: OptionalConfig = None, store: StoreOpt = None, as_json: JsonOpt = False) -> None:
     """Every token's name, role and state (never the secret)."""
-    from rich.console import Console
     from rich.table import Table
 
     from novacron.store.tokens import TokenStore
@@ -87,13 +87,21 @@ def tokens_list(config: OptionalConfig = None, store: StoreOpt = None) -> None:
         tokens = TokenStore(db).list()
     finally:
         db.close()
+    if as_json:
+        emit_json(
+            [
+                {"name": t.name, "role": t.role.value, "id": t.id, "created_at": t.created_at, "active": t.active}
+                for t in tokens
+            ]
+        )
+        return
     table = Table(title="API tokens")
     for col in ("name", "role", "id", "created", "state"):
-        table.add_column(col)
+        table.add_column(col, overflow="fold")
     for tok in tokens:
         created = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(tok.created_at))
         table.add_row(tok.name, tok.role.value, tok.id, created, "active" if tok.active else "revoked")
-    Console().print(table)
+    console().print(table)
 
 
 @tokens_app.command("revoke")
