@@ -25,23 +25,15 @@ from novacron.errors import InputError, NotFoundError
 from novacron.healing.catalog import inverse_of, new_action
 from novacron.healing.executor import ExecResult
 from novacron.healing.metricfaults import MetricJudge
-from novacron.model import (
-    ActionKind,
-    Fault,
-    Health,
-    Incident,
-    IncidentStatus,
-    Observation,
-    TargetId,
-    TimelineEvent,
-)
+from novacron.model import ActionKind, Fault, Health, Incident, Observation, TargetId, TimelineEvent
 from novacron.runtime.compose import compose
+from novacron.runtime.ledger import TargetLedger, fleet_sample, state_word
 from novacron.sensors.heartbeat import HeartbeatMonitor
 from novacron.sensors.metrics import MetricsScraper
 from novacron.sensors.probes import Prober, make_probe
 from novacron.settings import FleetSpec, HeartbeatCheck, TargetSpec, load_spec, spec_to_yaml
 from novacron.store import ProcessRecord, TargetStatusRow, presence
-from novacron.telemetry import FleetSample, Metrics, TargetSample, get_logger
+from novacron.telemetry import Metrics, get_logger
 
 __all__ = ["Controller", "TargetView"]
 
@@ -105,12 +97,16 @@ class Controller:
         self.heartbeats = HeartbeatMonitor(self.clock, self.health.observe)
         self.scraper = MetricsScraper(self.clock, self.judge.observe)
         self._published: dict[str, tuple[object, ...]] = {}
-        self._started: set[tuple[str, int]] = set()  # replicas started at least once: the next start is a restart
-        self._restarts: dict[str, int] = {}
-        self._last_fault: dict[str, dict[str, Any]] = {}
+        self.ledger = TargetLedger(t.name for t in spec.targets)  # restarts and last faults, for operators
         self._last_beat = float("-inf")
-        self.listeners.append(self._note_fault)
-        self.metrics.watch_fleet(self._fleet_sample)
+        self.listeners.append(self.ledger.on_event)
+        self.metrics.watch_fleet(
+            lambda: fleet_sample(
+                self.status(),
+                (t.name for t in spec.targets if self.gate.is_quarantined(t.name)),
+                self.incidents.open_incidents(),
+            )
+        )
         self.config_version = 0
         self._log = get_logger(component="controller")
 
@@ -121,7 +117,7 @@ class Controller:
         self.config_version = cfg.version
         self.gate.enabled = bool(self.store.get_setting(_KILL_SWITCH_KEY, True))
         self.metrics.autonomous.set(int(self.gate.enabled))
-        self._load_operator_status()
+        self.ledger.load(self.store.target_statuses())
         await self.heartbeats.start(port=self.spec.controller.heartbeat_udp_port)
         for tspec in self.spec.targets:
             for replica in range(tspec.replicas):
@@ -146,7 +142,7 @@ class Controller:
     def _adopt(self) -> None:
         for rec in self.store.processes():
             if self.actuator.adopt(rec.target, rec.replica, rec.pid, rec.create_time):
-                self._started.add((rec.target, rec.replica))
+                self.ledger.adopted(rec.target, rec.replica)
                 self._log.info("adopted process", target=rec.target, replica=rec.replica, pid=rec.pid)
                 self.health.process_started(rec.target, rec.replica)
                 self.prober.expedite(rec.target, rec.replica, self.spec.target(rec.target).start_timeout_s)
@@ -192,9 +188,7 @@ class Controller:
     def on_started(self, target: str, replica: int, pid: int, port: int | None, create_time: float) -> None:
         """A replica was spawned: remember it, and verify it quickly."""
         self._configure_replica(self.spec.target(target), replica)
-        if (target, replica) in self._started:
-            self._restarts[target] = self._restarts.get(target, 0) + 1
-        self._started.add((target, replica))
+        self.ledger.started(target, replica)
         self.store.set_process(ProcessRecord(target, replica, pid, create_time, port))
         self.health.process_started(target, replica)
         self.heartbeats.reset(target, replica)
@@ -254,48 +248,6 @@ class Controller:
             self._last_beat = now
             presence.beat(self.store, now=now)
 
-    def _fleet_sample(self) -> FleetSample:
-        """Per-target series for Prometheus, read at scrape time."""
-        targets = [
-            TargetSample(
-                v.target,
-                v.health is Health.HEALTHY,
-                v.restarts,
-                v.running,
-                v.desired,
-                self.gate.is_quarantined(v.target),
-                v.state == "healing",
-            )
-            for v in self.status()
-        ]
-        by_priority: dict[str, int] = {}
-        incidents = self.incidents.open_incidents()
-        for inc in incidents:
-            by_priority[f"P{int(inc.priority)}"] = by_priority.get(f"P{int(inc.priority)}", 0) + 1
-        needs_human = sum(inc.status is IncidentStatus.NEEDS_HUMAN for inc in incidents)
-        return FleetSample(targets, by_priority, needs_human)
-
-    def _load_operator_status(self) -> None:
-        """Carry restart counts and last faults over from the previous controller."""
-        for row in self.store.target_statuses():
-            self._restarts[row.target] = row.restarts
-            if row.last_fault is not None:
-                self._last_fault[row.target] = dict(row.last_fault)
-
-    def _note_fault(self, incident: Incident, event: TimelineEvent) -> None:
-        if event.kind in ("detected", "signal") and incident.target in self.flow.graph:
-            kind = incident.kind.value if event.kind == "detected" else event.detail.partition(":")[0]
-            self._last_fault[incident.target] = {
-                "at": event.time,
-                "kind": kind,
-                "detail": event.detail,
-                "incident": incident.id,
-            }
-
-    def _state(self, target: str, health: Health, incident: Incident | None) -> str:
-        mitigating = incident is not None and incident.status is IncidentStatus.MITIGATING
-        return "healing" if mitigating or target in self.gate.remediating else health.value
-
     # -- queries and human overrides ---------------------------------------------------
     def status(self) -> list[TargetView]:
         """Every target's health, replicas, open incident, restarts and last fault."""
@@ -309,9 +261,9 @@ class Controller:
                     len(self.actuator.pids(t.name)),
                     self.actuator.desired(t.name),
                     incident,
-                    state=self._state(t.name, health, incident),
-                    restarts=self._restarts.get(t.name, 0),
-                    last_fault=self._last_fault.get(t.name),
+                    state=state_word(health, incident, remediating=t.name in self.gate.remediating),
+                    restarts=self.ledger.restarts(t.name),
+                    last_fault=self.ledger.last_fault(t.name),
                 )
             )
         return views
