@@ -89,7 +89,7 @@ def test_dashboard_queries_and_alerts_against_a_real_prometheus_scraping_a_real_
         argv.append(f"--web.listen-address=127.0.0.1:{port}")
         log = tmp_path / "prometheus.log"
         with running(argv, log) as proc:
-            wait_until(lambda: bool(_query(prom, 'up{job="novacron"} == 1')), proc, log, "prometheus", 60)
+            wait_until(lambda: _scraping(prom), proc, log, "prometheus", 60)
             token = Path(run.started["token_file"]).read_text().strip()
             pid = wait_for(lambda: _api_pid(run.started["api"], token), "api healthy")
             os.kill(pid, signal.SIGKILL)  # one crash: faults, an action, a restart, a closed incident
@@ -112,6 +112,13 @@ def test_dashboard_queries_and_alerts_against_a_real_prometheus_scraping_a_real_
             }
             assert all(r["health"] == "ok" for r in rules), rules
             assert all(r["state"] == "inactive" for r in rules), "a healthy fleet raises no alert"
+
+
+def _scraping(prom: str) -> bool:
+    """Prometheus is ready (it answers 503 while starting) and has scraped the controller."""
+    if httpx.get(f"{prom}/-/ready", timeout=5).status_code != 200:
+        return False
+    return bool(_query(prom, 'up{job="novacron"} == 1'))
 
 
 def _api_pid(api: str, token: str) -> int | None:
