@@ -87,58 +87,59 @@ def heal(
     _act(_api(config, store, api, token_file), target, action, wait, as_json)
 
 
-@app.command(rich_help_panel=_PANEL)
-def ack(
-    incident: Annotated[str, typer.Argument(help="Incident id (inc-…).")],
-    as_json: JsonOpt = False,
-    config: ConfigOpt = None,
-    store: StoreOpt = None,
-    api: ApiOpt = None,
-    token_file: TokenFileOpt = None,
-) -> None:
-    """Acknowledge an incident: a human owns it now (on its timeline, audited)."""
-    res = _api(config, store, api, token_file).call("POST", f"/incidents/{incident}/ack")
-    _done(res, as_json)
+def _named_command(name: str, noun: str, path: str, doc: str) -> None:
+    """Register ``novacron NAME ID``: one POST to ``path`` (``{}`` is the id), its detail printed."""
+
+    def command(
+        ident: str,
+        as_json: JsonOpt = False,
+        config: ConfigOpt = None,
+        store: StoreOpt = None,
+        api: ApiOpt = None,
+        token_file: TokenFileOpt = None,
+    ) -> None:
+        _done(_api(config, store, api, token_file).call("POST", path.format(ident)), as_json)
+
+    # Set as an object, not a string: the help text is this command's, known only here.
+    command.__annotations__["ident"] = Annotated[str, typer.Argument(metavar=noun.upper(), help=f"The {noun}.")]
+    command.__doc__ = doc
+    app.command(name, rich_help_panel=_PANEL)(command)
 
 
-@app.command(rich_help_panel=_PANEL)
-def unquarantine(
-    target: Annotated[str, typer.Argument(help="Target name.")],
-    as_json: JsonOpt = False,
-    config: ConfigOpt = None,
-    store: StoreOpt = None,
-    api: ApiOpt = None,
-    token_file: TokenFileOpt = None,
-) -> None:
-    """Lift a target's flap quarantine so automated healing acts on it again."""
-    res = _api(config, store, api, token_file).call("POST", f"/targets/{target}/unquarantine")
-    _done(res, as_json)
+def _switch_command(name: str, enabled: bool, doc: str) -> None:
+    """Register ``novacron disable`` / ``enable``: the kill switch (admin)."""
+
+    def command(
+        as_json: JsonOpt = False,
+        config: ConfigOpt = None,
+        store: StoreOpt = None,
+        api: ApiOpt = None,
+        token_file: TokenFileOpt = None,
+    ) -> None:
+        res = _api(config, store, api, token_file).call("POST", f"/autonomous/{name}")
+        state = "enabled" if enabled else "disabled"
+        _done({"ok": True, "detail": f"autonomous healing {state} by {res['by']}", **res}, as_json)
+
+    command.__doc__ = doc
+    app.command(name, rich_help_panel=_PANEL)(command)
 
 
-@app.command(rich_help_panel=_PANEL)
-def disable(
-    as_json: JsonOpt = False,
-    config: ConfigOpt = None,
-    store: StoreOpt = None,
-    api: ApiOpt = None,
-    token_file: TokenFileOpt = None,
-) -> None:
-    """The kill switch: stop all automated healing (manual commands still work). Needs an admin token."""
-    res = _api(config, store, api, token_file).call("POST", "/autonomous/disable")
-    _done({"ok": True, "detail": f"autonomous healing disabled by {res['by']}", **res}, as_json)
-
-
-@app.command(rich_help_panel=_PANEL)
-def enable(
-    as_json: JsonOpt = False,
-    config: ConfigOpt = None,
-    store: StoreOpt = None,
-    api: ApiOpt = None,
-    token_file: TokenFileOpt = None,
-) -> None:
-    """Turn automated healing back on. Needs an admin token."""
-    res = _api(config, store, api, token_file).call("POST", "/autonomous/enable")
-    _done({"ok": True, "detail": f"autonomous healing enabled by {res['by']}", **res}, as_json)
+_named_command(
+    "ack",
+    "incident",
+    "/incidents/{}/ack",
+    "Acknowledge an incident: a human owns it now (on its timeline, audited).",
+)
+_named_command(
+    "unquarantine",
+    "target",
+    "/targets/{}/unquarantine",
+    "Lift a target's flap quarantine so automated healing acts on it again.",
+)
+_switch_command(
+    "disable", False, "The kill switch: stop all automated healing (manual commands still work). Needs an admin token."
+)
+_switch_command("enable", True, "Turn automated healing back on. Needs an admin token.")
 
 
 def _done(res: dict[str, Any], as_json: bool) -> None:
