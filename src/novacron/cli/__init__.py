@@ -14,6 +14,7 @@ from novacron.cli import (  # noqa: F401  (imported for their command registrati
     bench_core,
     core,
     demo,
+    fix,
     forecast,
     nab,
     operate,
