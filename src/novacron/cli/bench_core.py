@@ -60,3 +60,18 @@ def bench_footprint(
         raise InputError(f"not a comma-separated list of numbers: {targets!r}", where="--targets") from None
     result = run_footprint_bench(targets=sizes, idle_s=idle_s)
     typer.echo(json.dumps(result, indent=None if as_json else 2))
+
+
+@bench_app.command("bugfix")
+def bench_bugfix(
+    only: Annotated[str | None, typer.Option("--only", help="Comma-separated corpus program names.")] = None,
+    limit: Annotated[int | None, typer.Option("--limit", min=1, help="Only the first N programs.")] = None,
+    budget: Annotated[float, typer.Option("--budget", min=1.0, help="Seconds per program.")] = 300.0,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON (the default output).")] = True,
+) -> None:
+    """Run the bug fixer over the shipped corpus; print fixed, plausible-but-wrong and time as JSON."""
+    from novacron.benchmarks.bugfix import run_bugfix_bench
+
+    names = [n.strip() for n in only.split(",") if n.strip()] if only else None
+    result = run_bugfix_bench(only=names, limit=limit, budget_s=budget)
+    typer.echo(json.dumps(result, indent=None if as_json else 2))

@@ -194,8 +194,10 @@ def type_conversions(ctx: LineNodes) -> Iterator[Edit]:
             operands = [node.left, node.right]
         elif isinstance(node, cst.Call):
             operands = [a.value for a in node.args if a.keyword is None and a.star == ""]
+        elif isinstance(node, cst.AugAssign):
+            operands = [node.value]
         for expr in operands:
-            for fn in ("str", "int", "float"):
+            for fn in ("str", "float", "int"):  # float() accepts every numeric text int() does
                 wrapped = cst.Call(cst.Name(fn), [cst.Arg(expr)])
                 yield Edit(expr, wrapped, "type_conversion", f"{fn}({_code(ctx, expr)})")
 

@@ -124,7 +124,14 @@ _BY_TYPE: dict[str, RootCause] = {
     "OSError": RootCause.RESOURCE_EXHAUSTION,
     "ResourceWarning": RootCause.RESOURCE_EXHAUSTION,
     "AssertionError": RootCause.WRONG_OPERATOR,
+    "ConnectionError": RootCause.TIMEOUT,  # transient network failures share the retry/timeout repairs
+    "ConnectionResetError": RootCause.TIMEOUT,
+    "ConnectionRefusedError": RootCause.TIMEOUT,
+    "BrokenPipeError": RootCause.TIMEOUT,
+    "Empty": RootCause.TIMEOUT,
 }
+# A test stopped at its deadline inside one of these was blocked on I/O, not looping.
+_BLOCKING_MODULES = ("socket.py", "ssl.py", "selectors.py", "subprocess.py", "queue.py", "threading.py", "client.py")
 
 
 def classify(tb: ParsedTraceback) -> RootCause:
@@ -138,6 +145,8 @@ def classify(tb: ParsedTraceback) -> RootCause:
         return RootCause.OFF_BY_ONE
     if tb.exc_type == "OSError" and "Too many open files" not in msg:
         return RootCause.UNKNOWN
-    if tb.exc_type == "Failed" and "Timeout" in msg:  # pytest-timeout
-        return RootCause.INFINITE_LOOP
+    if tb.exc_type in {"Failed", "FixProbeTimeoutError"} and "Timeout" in msg:
+        inner = tb.innermost
+        blocked = inner is not None and inner.file.endswith(_BLOCKING_MODULES)
+        return RootCause.TIMEOUT if blocked else RootCause.INFINITE_LOOP
     return _BY_TYPE.get(tb.exc_type, RootCause.UNKNOWN)
