@@ -82,6 +82,9 @@ class ActionKind(enum.StrEnum):
     CONFIG_ROLLBACK = "config_rollback"
     CLEANUP = "cleanup"
     ESCALATE = "escalate"
+    DEPLOY_PATCH = "deploy_patch"  # run a fix branch's build in place of the target's code
+    OPEN_CIRCUIT = "open_circuit"  # route a failed service's traffic to its fallback
+    CLOSE_CIRCUIT = "close_circuit"  # send traffic back to a recovered service
 
 
 class RiskLevel(enum.IntEnum):

@@ -19,6 +19,8 @@ from novacron.errors import ConfigError
 from novacron.model import ActionKind, RiskLevel
 
 __all__ = [
+    "AgentSchedule",
+    "AgentsSpec",
     "BackoffPolicy",
     "CheckSpec",
     "ControllerSettings",
@@ -30,6 +32,7 @@ __all__ = [
     "MetricWatch",
     "MetricsSpec",
     "Policy",
+    "RepairSpec",
     "ResourceLimit",
     "TargetSpec",
     "TcpCheck",
@@ -137,6 +140,15 @@ class MetricsSpec(_Frozen):
 CheckSpec = Annotated[HttpCheck | TcpCheck | ExecCheck | HeartbeatCheck, Field(discriminator="type")]
 
 
+class RepairSpec(_Frozen):
+    """Where the bug fixer finds this target's code and how it tests it (``novacron fix``)."""
+
+    repo: str = Field(min_length=1, description="The git repository of the target's code.")
+    test: str = Field(min_length=1, description="The test command, run in a sandboxed worktree.")
+    timeout_s: float = Field(120.0, gt=0, le=3600, description="Limit for one run of the tests.")
+    budget_s: float = Field(600.0, gt=0, le=86400, description="Time to spend on candidate patches.")
+
+
 class TargetSpec(_Frozen):
     """One supervised target. Only ``kind: process`` is built in today.
 
@@ -161,6 +173,7 @@ class TargetSpec(_Frozen):
         default_factory=list, description="Directories the cleanup action may empty (nothing else)."
     )
     metrics: MetricsSpec | None = None
+    repair: RepairSpec | None = None
 
     @model_validator(mode="after")
     def _replica_bounds(self) -> TargetSpec:
@@ -215,6 +228,24 @@ class ControllerSettings(_Frozen):
     api_port: int | None = Field(None, ge=0, le=65535)
 
 
+class AgentSchedule(_Frozen):
+    """How one operational agent runs inside ``novacron run``."""
+
+    enabled: bool = True
+    interval_s: float | None = Field(None, ge=0.1, le=86400, description="Default: the agent's own interval.")
+    dry_run: bool = Field(False, description="Record proposals only; apply nothing.")
+    options: dict[str, Any] = Field(default_factory=dict, description="Agent-specific settings (lead_time_s, metric, …).")
+
+
+class AgentsSpec(_Frozen):
+    """The operational agents and their coordinator (off unless ``enabled``)."""
+
+    enabled: bool = False
+    agents: dict[str, AgentSchedule] = Field(
+        default_factory=dict, description="Per agent name; agents not named run with their defaults."
+    )
+
+
 class FleetSpec(_Frozen):
     """A whole fleet: targets, the policy that guards them, and controller settings."""
 
@@ -222,6 +253,7 @@ class FleetSpec(_Frozen):
     policy: Policy = Field(default_factory=Policy)
     controller: ControllerSettings = Field(default_factory=ControllerSettings)
     targets: list[TargetSpec] = Field(default_factory=list)
+    agents: AgentsSpec = Field(default_factory=AgentsSpec)
 
     @model_validator(mode="after")
     def _graph(self) -> FleetSpec:

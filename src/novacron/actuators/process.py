@@ -159,6 +159,7 @@ class ProcessActuator:
             ActionKind.SCALE_OUT: self._do_scale_out,
             ActionKind.SCALE_IN: self._do_scale_in,
             ActionKind.CONFIG_ROLLBACK: self._do_config_rollback,
+            ActionKind.DEPLOY_PATCH: self._do_config_rollback,  # a patched build is a new target spec (cwd)
             ActionKind.CLEANUP: self._do_cleanup,
         }
 

@@ -212,9 +212,11 @@ class PendingApprovalOut(BaseModel):
         )
 
 
-# Every action kind a human may request (escalation is the controller's own hand-over).
+# Every action kind a human may request (escalation is the controller's own hand-over; a
+# patch deployment and circuit routing are proposed by agents with the parameters they need).
 ManualAction = Literal["restart", "stop", "start", "replace", "scale_out", "scale_in", "config_rollback", "cleanup"]
-assert set(get_args(ManualAction)) == {k.value for k in ActionKind} - {ActionKind.ESCALATE.value}
+_AGENT_ONLY = {ActionKind.DEPLOY_PATCH.value, ActionKind.OPEN_CIRCUIT.value, ActionKind.CLOSE_CIRCUIT.value}
+assert set(get_args(ManualAction)) == {k.value for k in ActionKind} - {ActionKind.ESCALATE.value} - _AGENT_ONLY
 
 
 class HealIn(_In):

@@ -117,6 +117,8 @@ def _boundary_exprs(ctx: LineNodes) -> Iterator[cst.BaseExpression]:
             yield from (c.comparator for c in node.comparisons)
         elif isinstance(node, cst.Integer) and int(node.value, 0) <= 10_000:
             yield node
+        elif isinstance(node, cst.Assign | cst.AnnAssign) and isinstance(node.value, cst.Name | cst.BinaryOperation):
+            yield node.value  # ``low = mid`` where ``mid + 1`` was meant
 
 
 def off_by_one(ctx: LineNodes) -> Iterator[Edit]:

@@ -60,6 +60,19 @@ CATALOG: Mapping[ActionKind, ActionSpec] = {
         ),
         ActionSpec(ActionKind.CLEANUP, RiskLevel.LOW, None, Verification.HEALTHY, "empty a declared scratch path"),
         ActionSpec(ActionKind.ESCALATE, RiskLevel.LOW, None, Verification.NONE, "hand over to a human"),
+        ActionSpec(
+            ActionKind.DEPLOY_PATCH,
+            RiskLevel.HIGH,
+            ActionKind.CONFIG_ROLLBACK,
+            Verification.HEALTHY,
+            "run a validated fix branch's code (rolled back to the previous target spec)",
+        ),
+        ActionSpec(
+            ActionKind.OPEN_CIRCUIT, RiskLevel.MEDIUM, ActionKind.CLOSE_CIRCUIT, Verification.NONE, "route to fallback"
+        ),
+        ActionSpec(
+            ActionKind.CLOSE_CIRCUIT, RiskLevel.MEDIUM, ActionKind.OPEN_CIRCUIT, Verification.NONE, "route back"
+        ),
     )
 }
 
@@ -108,7 +121,8 @@ def inverse_of(action: Action, *, params: Mapping[str, Any] | None = None) -> Ac
     if inverse is None:
         return None
     if params is None:
-        params = _swap_config(action.params) if action.kind is ActionKind.CONFIG_ROLLBACK else action.params
+        swaps = (ActionKind.CONFIG_ROLLBACK, ActionKind.DEPLOY_PATCH)
+        params = _swap_config(action.params) if action.kind in swaps else action.params
     return new_action(
         inverse,
         action.target,

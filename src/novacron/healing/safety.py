@@ -66,7 +66,9 @@ class SafetyGate:
         """Judge ``action`` now."""
         # A rollback finishes a remediation that already passed the gate; holding it back
         # (backoff, rate limit) would leave the half-done change in place.
-        if action.requested_by == "controller" and action.inverse_of is None:
+        # Agents act autonomously too: the same rails, and approval whenever they ask for it.
+        autonomous = action.requested_by == "controller" or action.requested_by.startswith("agent:")
+        if autonomous and action.inverse_of is None:
             for rail in (
                 self._kill_switch,
                 self._quarantined,
@@ -77,7 +79,7 @@ class SafetyGate:
                 decision = rail(action)
                 if decision is not None:
                     return decision
-            if self.policy.needs_approval(action.risk):
+            if self.policy.needs_approval(action.risk) or action.params.get("approval") == "required":
                 return Decision(
                     Verdict.APPROVAL,
                     f"{action.risk.label}-risk {action.kind} needs approval",

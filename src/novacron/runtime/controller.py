@@ -20,6 +20,7 @@ from typing import Any
 
 from novacron.actuators.base import ActuatorRouter
 from novacron.actuators.process import ProcessActuator, expand_target_vars, replica_port
+from novacron.agents.wiring import coordinator_for
 from novacron.clock import Clock, MonotonicClock
 from novacron.errors import InputError, NotFoundError
 from novacron.healing.catalog import inverse_of, new_action
@@ -95,7 +96,7 @@ class Controller:
         self.listeners: list[Callable[[Incident, TimelineEvent], None]] = self.flow.listeners
         self.prober = Prober(self.clock, self._observe)
         self.heartbeats = HeartbeatMonitor(self.clock, self.health.observe)
-        self.scraper = MetricsScraper(self.clock, self.judge.observe)
+        self.scraper = MetricsScraper(self.clock, self._observe_metrics)
         self._published: dict[str, tuple[object, ...]] = {}
         self.ledger = TargetLedger(t.name for t in spec.targets)  # restarts and last faults, for operators
         self._last_beat = float("-inf")
@@ -109,6 +110,7 @@ class Controller:
         )
         self.config_version = 0
         self._log = get_logger(component="controller")
+        self.agents = coordinator_for(self)  # None unless the spec enables `agents:`
 
     # -- lifecycle ---------------------------------------------------------------------
     async def start(self) -> None:
@@ -126,9 +128,13 @@ class Controller:
         self.flow.resume()
         await self.actuator.start_all()
         self.flow.start(tick=self._publish_status)
+        if self.agents is not None:
+            self.agents.start()
 
     async def stop(self, *, stop_targets: bool = True) -> None:
         """Stop healing, sensors and (by default) every replica."""
+        if self.agents is not None:
+            await self.agents.stop()
         await self.flow.stop()
         await self.prober.close()
         await self.heartbeats.close()
@@ -212,6 +218,13 @@ class Controller:
         """A probe result: health first, then (for watched targets) its latency as a metric."""
         self.health.observe(obs)
         self.judge.observe(obs)  # returns at once for targets without a metrics block
+        if self.agents is not None:
+            self.agents.observe(obs)
+
+    def _observe_metrics(self, obs: Observation) -> None:
+        self.judge.observe(obs)
+        if self.agents is not None:
+            self.agents.observe(obs)
 
     def file_fault(self, fault: Fault) -> tuple[Incident, bool]:
         """A fault from outside (an Alertmanager alert): the same path as the controller's own.

@@ -351,6 +351,19 @@ class Store:
         """Every target's latest status line."""
         return [TargetStatusRow(**r) for r in self._rows(select(t.target_status).order_by("target"))]
 
+    # -- agent outputs -----------------------------------------------------------------
+    def save_agent_output(self, out: Mapping[str, Any]) -> None:
+        """Insert or replace one agent output (its proposals' statuses change as they are routed)."""
+        cols = ("id", "agent", "run_at", "targets", "findings", "proposals", "applied", "dry_run", "summary")
+        self._replace(t.agent_outputs, t.agent_outputs.c.id == out["id"], {c: _jsonable(out[c]) for c in cols})
+
+    def agent_outputs(self, *, agent: str | None = None, limit: int = 100) -> list[dict[str, Any]]:
+        """Agent outputs, newest first."""
+        stmt = select(t.agent_outputs).order_by(t.agent_outputs.c.run_at.desc()).limit(limit)
+        if agent is not None:
+            stmt = stmt.where(t.agent_outputs.c.agent == agent)
+        return [dict(r) for r in self._rows(stmt)]
+
     # -- settings ----------------------------------------------------------------------
     def get_setting(self, key: str, default: Any = None) -> Any:
         """A persisted controller setting (e.g. the kill switch)."""

@@ -22,6 +22,7 @@ from sqlalchemy import (
 
 __all__ = [
     "actions",
+    "agent_outputs",
     "api_tokens",
     "audit",
     "config_versions",
@@ -168,4 +169,19 @@ api_tokens = Table(
     Column("sha256", String(64), nullable=False),
     Column("created_at", Float, nullable=False),
     Column("revoked_at", Float),
+)
+
+agent_outputs = Table(
+    "agent_outputs",
+    metadata,
+    # One row per agent run: what it found, proposed and how each proposal was routed.
+    Column("id", String(40), primary_key=True),
+    Column("agent", String(64), nullable=False, index=True),
+    Column("run_at", Float, nullable=False, index=True),
+    Column("targets", JSON, nullable=False, default=list),
+    Column("findings", JSON, nullable=False, default=list),
+    Column("proposals", JSON, nullable=False, default=list),
+    Column("applied", Boolean, nullable=False, default=False),
+    Column("dry_run", Boolean, nullable=False, default=False),
+    Column("summary", Text, nullable=False, default=""),
 )

@@ -141,6 +141,9 @@ DEFAULT_RISK: Mapping[ActionKind, RiskLevel] = {
     ActionKind.SCALE_IN: RiskLevel.MEDIUM,
     ActionKind.CLEANUP: RiskLevel.MEDIUM,
     ActionKind.CONFIG_ROLLBACK: RiskLevel.HIGH,
+    ActionKind.DEPLOY_PATCH: RiskLevel.HIGH,
+    ActionKind.OPEN_CIRCUIT: RiskLevel.MEDIUM,
+    ActionKind.CLOSE_CIRCUIT: RiskLevel.MEDIUM,
 }
 
 
