@@ -10,6 +10,7 @@ from __future__ import annotations
 import sys
 
 from novacron.cli import (  # noqa: F401  (imported for their command registrations)
+    agents,
     api,
     bench_core,
     core,

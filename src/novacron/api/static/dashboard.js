@@ -195,6 +195,17 @@ function renderActions(actions) {
   });
 }
 
+function renderAgents(outputs) {
+  $("no-agents").hidden = outputs.length > 0;
+  fillTable("agents", outputs.slice(0, 20), (o) => {
+    const tr = document.createElement("tr");
+    const findings = o.findings.map((f) => f.target + ": " + f.summary).join("; ");
+    const proposals = o.proposals.map((p) => p.kind + " " + p.target + " (" + p.risk + ", " + p.status + ")").join("; ");
+    tr.append(cell(when(o.run_at)), cell(o.agent), cell(o.targets.join(", ")), cell(findings || "-"), cell(proposals || "-"), cell(o.summary));
+    return tr;
+  });
+}
+
 function renderApprovals(pending) {
   $("no-approvals").hidden = pending.length > 0;
   fillTable("approvals", pending, (a) => {
@@ -285,10 +296,12 @@ async function refresh() {
       $("who").textContent = "signed in as " + me.name + " (" + me.role + ")";
     }
     signedIn(true);
-    const [health, status, incidents, actions, approvals] = await Promise.all([
+    const [health, status, incidents, actions, approvals, agents] = await Promise.all([
       fetch("/health").then((r) => r.json()), api("/status"), api("/incidents?limit=200"), api("/actions?limit=30"), api("/approvals"),
+      api("/agents?limit=20"),
     ]);
     renderKillSwitch(health);
+    renderAgents(agents);
     renderFleet(status);
     renderIncidents(incidents);
     renderActions(actions);
