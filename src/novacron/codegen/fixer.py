@@ -101,6 +101,11 @@ def fix(req: FixRequest, *, clock: Clock | None = None) -> FixReport:
             "repo": str(repo.root), "base": repo.head(), "isolation": network_isolation(),
             "tests_failing_before": tuple(sorted(baseline.failed)), "tests_passing_before": len(baseline.passed),
         }  # fmt: skip
+        if not baseline.failed and req.log_text is not None:
+            note = "no test fails: the tests do not reproduce the crash in the log (add a test that does)"
+            return FixReport(**base, id=fix_id, fixed=False, root_cause=classify(tb).value if tb else "unknown",
+                             exception=tb.exc_type if tb else "", message=tb.message if tb else "", suspects=(),
+                             candidates_tried=0, duration_s=clock.monotonic() - start, notes=(note,))  # fmt: skip
         if not baseline.failed:
             from novacron.codegen.security import security_fix  # noqa: PLC0415 - needs bandit only here
 

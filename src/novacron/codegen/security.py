@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from novacron.codegen.fixer import FixRequest
     from novacron.codegen.gitrepo import GitRepo, Worktree
 
+_EQ = cst.AssignEqual(whitespace_before=cst.SimpleWhitespace(""), whitespace_after=cst.SimpleWhitespace(""))
 __all__ = ["SECURITY_TESTS", "bandit_findings", "patch_finding", "security_fix"]
 
 SECURITY_TESTS = {"B506": "yaml_load", "B602": "shell_true", "B604": "shell_true", "B303": "weak_hash",
@@ -90,7 +91,7 @@ class _Patch(cst.CSTTransformer):
 
     def _request_timeout(self, n: cst.Call) -> cst.Call:
         if isinstance(n.func, cst.Attribute) and n.func.attr.value in _HTTP and not any(a.keyword and a.keyword.value == "timeout" for a in n.args):
-            return n.with_changes(args=[*n.args, cst.Arg(cst.Integer("30"), keyword=cst.Name("timeout"))])
+            return n.with_changes(args=[*n.args, cst.Arg(cst.Integer("30"), keyword=cst.Name("timeout"), equal=_EQ)])
         return n
 
 

@@ -14,6 +14,7 @@ import libcst as cst
 
 from novacron.codegen.mutate import Edit, LineNodes, walk
 
+_EQ = cst.AssignEqual(whitespace_before=cst.SimpleWhitespace(""), whitespace_after=cst.SimpleWhitespace(""))
 __all__ = ["STMT_TEMPLATES"]
 
 _BLOCKING = {
@@ -185,7 +186,7 @@ def timeout_argument(ctx: LineNodes) -> Iterator[Edit]:
         name = node.func.attr.value if isinstance(node.func, cst.Attribute) else getattr(node.func, "value", "")
         if name in _BLOCKING:
             for value in values:
-                arg = cst.Arg(cst.parse_expression(value), keyword=cst.Name("timeout"))
+                arg = cst.Arg(cst.parse_expression(value), keyword=cst.Name("timeout"), equal=_EQ)
                 yield Edit(node, node.with_changes(args=[*node.args, arg]), "timeout", f"{name}(…, timeout={value})")
 
 

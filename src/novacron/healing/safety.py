@@ -66,7 +66,10 @@ class SafetyGate:
         """Judge ``action`` now."""
         # A rollback finishes a remediation that already passed the gate; holding it back
         # (backoff, rate limit) would leave the half-done change in place.
-        # Agents act autonomously too: the same rails, and approval whenever they ask for it.
+        # An agent's proposal that asks for approval goes straight to a human, who then
+        # decides like for a manual action; other agent actions meet the controller's rails.
+        if action.params.get("approval") == "required" and action.inverse_of is None:
+            return Decision(Verdict.APPROVAL, f"{action.kind} proposed by {action.requested_by} needs approval", rail="approval")
         autonomous = action.requested_by == "controller" or action.requested_by.startswith("agent:")
         if autonomous and action.inverse_of is None:
             for rail in (
@@ -79,7 +82,7 @@ class SafetyGate:
                 decision = rail(action)
                 if decision is not None:
                     return decision
-            if self.policy.needs_approval(action.risk) or action.params.get("approval") == "required":
+            if self.policy.needs_approval(action.risk):
                 return Decision(
                     Verdict.APPROVAL,
                     f"{action.risk.label}-risk {action.kind} needs approval",
