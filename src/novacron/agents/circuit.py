@@ -47,6 +47,7 @@ class Breaker:
     latencies: deque[float] = field(default_factory=lambda: deque(maxlen=20))
     streak_fail: int = 0
     streak_ok: int = 0
+    streak_started: float | None = None  # time of the first failure of the current run of failures
     opened_at: float | None = None
     outages: list[float] = field(default_factory=list)
     last_time: float = float("-inf")
@@ -63,6 +64,8 @@ class Breaker:
         if latency_s is not None:
             self.latencies.append(latency_s)
         self.streak_fail = 0 if ok else self.streak_fail + 1
+        if self.streak_fail == 1:
+            self.streak_started = t
         self.streak_ok = self.streak_ok + 1 if ok else 0
         if self.state in (CircuitState.FAILED, CircuitState.RECOVERING):
             if not ok:
@@ -138,7 +141,8 @@ class CircuitAgent:
         proposals: list[Proposal] = []
         for target, b in sorted(self.breakers.items()):
             evidence = {"state": b.state.value, "error_ratio": round(b.error_ratio, 3), "cascade_risk": round(risk.get(target, 0.0), 3),
-                        "recovery_estimate_s": b.recovery_estimate_s()}  # fmt: skip
+                        "recovery_estimate_s": b.recovery_estimate_s(), "opened_at": b.opened_at,
+                        "first_failure_at": b.streak_started}  # fmt: skip
             if b.state is not CircuitState.HEALTHY:
                 findings.append(Finding(target, f"circuit_{b.state.value}", f"circuit {b.state.value} "
                                         f"(error ratio {b.error_ratio:.0%})", 0.9 if b.state is CircuitState.FAILED else 0.6, evidence))  # fmt: skip

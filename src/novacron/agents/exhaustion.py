@@ -21,6 +21,7 @@ from novacron.agents.base import AgentContext, AgentOutput, Finding, Proposal
 from novacron.forecasting.exhaustion import ExhaustionConfig
 from novacron.forecasting.tracker import ExhaustionMonitor
 from novacron.model import ActionKind
+from novacron.settings import TargetSpec
 
 __all__ = ["ExhaustionAgent", "Reading", "psutil_readings"]
 
@@ -58,6 +59,15 @@ def psutil_readings(pid: int, disk_paths: list[str]) -> dict[str, Reading]:
 
 
 Sampler = Callable[[int, list[str]], Mapping[str, Reading]]
+# Names the spec's ``metrics.limits`` may use for the resources this agent samples.
+_ALIASES = {"rss_bytes": "memory", "memory": "memory", "open_files": "open_files", "threads": "threads",
+            "connections": "connections"}  # fmt: skip
+
+
+def _declared_limits(tspec: TargetSpec) -> dict[str, float]:
+    if tspec.metrics is None:
+        return {}
+    return {_ALIASES[lim.metric]: lim.limit for lim in tspec.metrics.limits if lim.metric in _ALIASES}
 
 
 class ExhaustionAgent:
@@ -92,7 +102,12 @@ class ExhaustionAgent:
                 if self._pids.get(series) not in (None, pid):
                     self.forget(series)
                 self._pids[series] = pid
-                self.feed(series, now, self.sampler(pid, list(tspec.cleanup_paths)))
+                readings = dict(self.sampler(pid, list(tspec.cleanup_paths)))
+                declared = {**_declared_limits(tspec), **dict(context.options.get("limits", {}))}
+                for resource, limit in declared.items():  # a declared limit beats the machine's
+                    if resource in readings:
+                        readings[resource] = Reading(readings[resource].value, limit)
+                self.feed(series, now, readings)
         return self.judge(context, now, lead)
 
     def judge(self, context: AgentContext, now: float, lead: float) -> AgentOutput:

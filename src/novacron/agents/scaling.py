@@ -19,6 +19,8 @@ import statistics
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, replace
 
+import numpy as np
+
 from novacron.agents._util import output
 from novacron.agents.base import AgentContext, AgentOutput, Finding
 from novacron.model import ActionKind, ActionStatus, Observation
@@ -60,26 +62,34 @@ def events_from_store(actions: Sequence[ActionRecord]) -> list[ScalingEvent]:
     return sorted(out, key=lambda e: e.time)
 
 
-def _load_between(obs: Sequence[Observation], metric: str, t0: float, t1: float) -> list[float]:
-    return [float(o.metrics[metric]) for o in obs if t0 <= o.time <= t1 and metric in o.metrics]
+def _series(obs: Sequence[Observation], metric: str) -> tuple[np.ndarray, np.ndarray]:
+    pts = sorted((o.time, float(o.metrics[metric])) for o in obs if metric in o.metrics)
+    return np.array([p[0] for p in pts]), np.array([p[1] for p in pts])
+
+
+def _between(series: tuple[np.ndarray, np.ndarray], t0: float, t1: float) -> np.ndarray:
+    times, values = series
+    return values[np.searchsorted(times, t0, "left") : np.searchsorted(times, t1, "right")]
 
 
 def judge_events(events: Sequence[ScalingEvent], loads: dict[str, Sequence[Observation]], metric: str,
                  policy: ScalingPolicy, *, flap_window_s: float = 600.0, late_after_s: float = 120.0) -> list[dict[str, object]]:  # fmt: skip
     """A verdict per event: needed, premature, late or flapping."""
     verdicts: list[dict[str, object]] = []
+    series = {t: _series(o, metric) for t, o in loads.items()}
+    empty = (np.array([]), np.array([]))
     for i, e in enumerate(events):
         nxt = next((n for n in events[i + 1 :] if n.target == e.target), None)
-        obs = loads.get(e.target, ())
+        ser = series.get(e.target, empty)
         verdict = "needed"
         if nxt is not None and nxt.out != e.out and nxt.time - e.time <= flap_window_s:
             verdict = "flapping"
         elif e.out:
-            after = _load_between(obs, metric, e.time, e.time + late_after_s)
-            before = _load_between(obs, metric, e.time - late_after_s * 4, e.time)
-            if after and max(after) < policy.scale_in_below:
+            after = _between(ser, e.time, e.time + late_after_s)
+            before = _between(ser, e.time - late_after_s * 4, e.time)
+            if after.size and after.max() < policy.scale_in_below:
                 verdict = "premature"
-            elif before and sum(v > policy.scale_out_above for v in before) * _step(obs) > late_after_s:
+            elif before.size and int((before > policy.scale_out_above).sum()) * _step(ser[0]) > late_after_s:
                 verdict = "late"
         gap = (nxt.time - e.time) if nxt is not None else None
         verdicts.append({"target": e.target, "time": e.time, "kind": "scale_out" if e.out else "scale_in",
@@ -87,9 +97,8 @@ def judge_events(events: Sequence[ScalingEvent], loads: dict[str, Sequence[Obser
     return verdicts
 
 
-def _step(obs: Sequence[Observation]) -> float:
-    times = sorted({o.time for o in obs})
-    return statistics.median([b - a for a, b in zip(times, times[1:], strict=False)]) if len(times) > 2 else 1.0
+def _step(times: np.ndarray) -> float:
+    return float(np.median(np.diff(times))) if times.size > 2 else 1.0
 
 
 def propose_policy(verdicts: Sequence[dict[str, object]], policy: ScalingPolicy, *, max_cooldown_s: float = 3600.0,

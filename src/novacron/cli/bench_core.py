@@ -75,3 +75,17 @@ def bench_bugfix(
     names = [n.strip() for n in only.split(",") if n.strip()] if only else None
     result = run_bugfix_bench(only=names, limit=limit, budget_s=budget)
     typer.echo(json.dumps(result, indent=None if as_json else 2))
+
+
+@bench_app.command("agents")
+def bench_agents(
+    leaks_per_kind: Annotated[int, typer.Option("--leaks-per-kind", min=1, help="Synthetic series per kind.")] = 15,
+    demo_seconds: Annotated[float, typer.Option("--demo-seconds", min=5.0, help="Real leaking service run.")] = 45.0,
+    no_demo: Annotated[bool, typer.Option("--no-demo", help="Skip the real demo-fleet part.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON (the default output).")] = True,
+) -> None:
+    """Exhaustion, circuit breaker and scaling adjuster figures as one JSON object."""
+    from novacron.benchmarks.agents import run_agents_bench
+
+    result = run_agents_bench(leaks_per_kind=leaks_per_kind, demo_seconds=demo_seconds, with_demo=not no_demo)
+    typer.echo(json.dumps(result, indent=None if as_json else 2))
