@@ -20,8 +20,10 @@ __all__ = ["STMT_TEMPLATES"]
 _BLOCKING = {
     "get", "post", "put", "patch", "delete", "head", "request", "urlopen", "create_connection",
     "run", "check_output", "check_call", "call", "communicate", "wait", "join", "acquire", "recv",
-}  # fmt: skip
+    "HTTPConnection", "HTTPSConnection", "SMTP", "FTP",
+}  # fmt: skip  (calls and constructors of the standard library and requests/httpx that take a timeout)
 _STR_METHODS = {"upper", "lower", "strip", "split", "startswith", "endswith", "replace", "format", "encode", "title"}
+_DICT_METHODS = {"get", "items", "keys", "values"}
 _TRANSIENT = "(ConnectionError, TimeoutError, OSError)"
 _ZERO = {"int": "0", "float": "0.0", "str": '""', "list": "[]", "dict": "{}", "bool": "False"}
 
@@ -103,11 +105,15 @@ def safe_access(ctx: LineNodes) -> Iterator[Edit]:
             base = ctx.module.code_for_node(node.value)
             if node.attr.value in _STR_METHODS:
                 yield Edit(node.value, cst.parse_expression(f'({base} or "")'), "none_default", f'{base} or ""')
+            elif node.attr.value in _DICT_METHODS:
+                yield Edit(node.value, cst.parse_expression(f"({base} or {{}})"), "none_default", f"{base} or {{}}")
             elif not isinstance(parent, cst.Call):
-                code = f"({ctx.module.code_for_node(node)} if {base} is not None else None)"
+                # In arithmetic a missing value counts as 0; elsewhere it stays None.
+                fallback = "0" if isinstance(parent, cst.BinaryOperation) else "None"
+                code = f"({ctx.module.code_for_node(node)} if {base} is not None else {fallback})"
                 yield Edit(node, cst.parse_expression(code), "none_conditional", f"{base}.{node.attr.value} only if set")
     st = ctx.statement
-    if isinstance(st, cst.For) and isinstance(st.iter, cst.Name | cst.Attribute):
+    if isinstance(st, cst.For) and isinstance(st.iter, cst.Name | cst.Attribute | cst.Subscript | cst.Call):
         base = ctx.module.code_for_node(st.iter)
         yield Edit(st.iter, cst.parse_expression(f"({base} or [])"), "none_default", f"iterate {base} or []")
 
