@@ -234,7 +234,9 @@ class AgentSchedule(_Frozen):
     enabled: bool = True
     interval_s: float | None = Field(None, ge=0.1, le=86400, description="Default: the agent's own interval.")
     dry_run: bool = Field(False, description="Record proposals only; apply nothing.")
-    options: dict[str, Any] = Field(default_factory=dict, description="Agent-specific settings (lead_time_s, metric, …).")
+    options: dict[str, Any] = Field(
+        default_factory=dict, description="Agent-specific settings (lead_time_s, metric, …)."
+    )
 
 
 class AgentsSpec(_Frozen):

@@ -14,7 +14,7 @@ from novacron.agents.capacity import CapacityAgent
 from novacron.agents.circuit import CircuitAgent, CircuitState
 from novacron.agents.exhaustion import ExhaustionAgent, Reading, psutil_readings
 from novacron.agents.registry import default_registry
-from novacron.agents.scaling import ScalingAgent, ScalingPolicy, ScalingEvent, judge_events, propose_policy
+from novacron.agents.scaling import ScalingAgent, ScalingEvent, ScalingPolicy, judge_events, propose_policy
 from novacron.clock import FakeClock
 from novacron.healing.catalog import new_action
 from novacron.model import ActionKind, ActionStatus, Observation, TargetId
@@ -115,7 +115,9 @@ def test_circuit_opens_within_two_probe_intervals_and_recovers() -> None:
 def test_circuit_cascading_risk_over_dependencies() -> None:
     clock = FakeClock()
     spec = spec_of("db")
-    spec = spec.model_copy(update={"targets": [*spec.targets, spec.targets[0].model_copy(update={"name": "web", "depends_on": ["db"]})]})
+    spec = spec.model_copy(
+        update={"targets": [*spec.targets, spec.targets[0].model_copy(update={"name": "web", "depends_on": ["db"]})]}
+    )
     agent = CircuitAgent()
     for i in range(2):
         agent.feed("db", Observation(TargetId("db"), "probe:http", clock.now() + i, healthy=False))

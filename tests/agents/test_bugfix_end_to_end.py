@@ -12,13 +12,13 @@ import psutil
 from novacron.controller import Controller
 from novacron.demo.fleet import free_port_block
 from novacron.model import ActionKind
-from novacron.settings import FleetSpec, HttpCheck, TargetSpec
+from novacron.settings import FleetSpec, HttpCheck, RepairSpec, TargetSpec
 from novacron.testing import fleet
 
 from ..codegen.repos import PYTEST, git, make_repo
 from ..integration.conftest import eventually
 
-SERVICE = '''\
+SERVICE = """\
 import http.server
 import os
 
@@ -37,13 +37,13 @@ class Handler(http.server.BaseHTTPRequestHandler):
 
 port = pick_port([int(os.environ["PORT"])], 1)
 http.server.HTTPServer(("127.0.0.1", port), Handler).serve_forever()
-'''
+"""
 PORTS = '''\
 def pick_port(ports, replica):
     """The port of a replica; replicas count from 1."""
     return ports[replica]
 '''
-TESTS = '''\
+TESTS = """\
 from ports import pick_port
 
 
@@ -53,7 +53,7 @@ def test_first_replica():
 
 def test_second_replica():
     assert pick_port([8000, 8001], 2) == 8001
-'''
+"""
 
 
 def _spec(tmp_path: Path, repo: Path, port: int) -> FleetSpec:
@@ -66,7 +66,7 @@ def _spec(tmp_path: Path, repo: Path, port: int) -> FleetSpec:
         start_timeout_s=5.0,
         stop_timeout_s=2.0,
         checks=[HttpCheck(url=f"http://127.0.0.1:{port}/", interval_s=0.2, timeout_s=0.5, failures=2)],
-        repair={"repo": str(repo), "test": PYTEST, "timeout_s": 60, "budget_s": 240},  # type: ignore[arg-type]
+        repair=RepairSpec(repo=str(repo), test=PYTEST, timeout_s=60, budget_s=240),
     )
     base = fleet(target, store_url=f"sqlite:///{tmp_path / 'n.db'}")
     only_bugfix = {name: {"enabled": False} for name in ("exhaustion", "capacity", "scaling", "circuit")}
@@ -75,8 +75,15 @@ def _spec(tmp_path: Path, repo: Path, port: int) -> FleetSpec:
 
 
 async def test_crash_fix_approve_deploy_crash_stops(tmp_path: Path) -> None:
-    repo = make_repo(tmp_path, {"pytest.ini": "[pytest]\npythonpath = .\n", "service.py": SERVICE,
-                                "ports.py": PORTS, "tests/test_ports.py": TESTS})  # fmt: skip
+    repo = make_repo(
+        tmp_path,
+        {
+            "pytest.ini": "[pytest]\npythonpath = .\n",
+            "service.py": SERVICE,
+            "ports.py": PORTS,
+            "tests/test_ports.py": TESTS,
+        },
+    )
     head = git(repo, "rev-parse", "HEAD")
     c = Controller(_spec(tmp_path, repo, free_port_block(2)), workdir=tmp_path / "work", seed=1)
     await c.start()

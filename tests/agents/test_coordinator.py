@@ -64,8 +64,15 @@ async def ctl(tmp_path: Path) -> AsyncIterator[Controller]:
 
 
 def _coordinator(c: Controller, reg: AgentRegistry) -> Coordinator:
-    return Coordinator(c.spec, reg, store=c.store, clock=c.clock, executor=c.executor,
-                       metrics=AgentMetrics(c.metrics.registry), pids=c.actuator.pids)  # fmt: skip
+    return Coordinator(
+        c.spec,
+        reg,
+        store=c.store,
+        clock=c.clock,
+        executor=c.executor,
+        metrics=AgentMetrics(c.metrics.registry),
+        pids=c.actuator.pids,
+    )
 
 
 async def test_low_risk_goes_through_the_executor(ctl: Controller) -> None:
@@ -88,8 +95,10 @@ async def test_higher_risk_waits_for_approval_then_runs(ctl: Controller) -> None
     action_id = out.proposals[0].action.id
     await eventually(lambda: [a.id for a in ctl.approvals.pending()] == [action_id], what="approval request")
     ctl.approvals.decide(action_id, approve=True, who="ops")
-    await eventually(lambda: ctl.store.agent_outputs(agent="risky")[0]["proposals"][0]["status"] == "verified",
-                     what="approved action verified")  # fmt: skip
+    await eventually(
+        lambda: ctl.store.agent_outputs(agent="risky")[0]["proposals"][0]["status"] == "verified",
+        what="approved action verified",
+    )
     assert ctl.store.agent_outputs(agent="risky")[0]["applied"]
     await coord.stop()
 
@@ -139,8 +148,14 @@ async def test_get_agents_over_the_api(ctl: Controller) -> None:
 async def test_agents_run_on_their_schedule_inside_the_controller(tmp_path: Path) -> None:
     port = free_port_block(4)
     base = fleet(http_service_target("api", port), store_url=f"sqlite:///{tmp_path / 'n.db'}")
-    spec = FleetSpec.model_validate({**base.model_dump(), "agents": AgentsSpec.model_validate(
-        {"enabled": True, "agents": {"capacity": {"enabled": False}, "circuit": {"interval_s": 0.2}}}).model_dump()})  # fmt: skip
+    spec = FleetSpec.model_validate(
+        {
+            **base.model_dump(),
+            "agents": AgentsSpec.model_validate(
+                {"enabled": True, "agents": {"capacity": {"enabled": False}, "circuit": {"interval_s": 0.2}}}
+            ).model_dump(),
+        }
+    )
     c = Controller(spec, workdir=tmp_path, seed=1)
     assert c.agents is not None
     await c.start()

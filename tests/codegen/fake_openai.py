@@ -31,7 +31,9 @@ class FakeChatServer:
                     self.send_response(401 if self.path == "/v1/chat/completions" else 404)
                     self.end_headers()
                     return
-                choices = [{"index": i, "message": {"role": "assistant", "content": r}} for i, r in enumerate(outer.replies)]
+                choices = [
+                    {"index": i, "message": {"role": "assistant", "content": r}} for i, r in enumerate(outer.replies)
+                ]
                 data = json.dumps({"id": "chatcmpl-1", "object": "chat.completion", "choices": choices}).encode()
                 self.send_response(200)
                 self.send_header("Content-Type", "application/json")

@@ -49,8 +49,14 @@ def test_a_crash_becomes_a_tested_patch_on_a_new_branch(tmp_path: Path) -> None:
     check = tmp_path / "check"
     git(repo, "worktree", "add", "-q", str(check), "novacron/fix-t1")
     env = {**os.environ, "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1"}
-    run = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests"], cwd=check,
-                         capture_output=True, text=True, env=env, check=False)  # fmt: skip
+    run = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests"],
+        cwd=check,
+        capture_output=True,
+        text=True,
+        env=env,
+        check=False,
+    )
     assert run.returncode == 0, run.stdout
 
 
@@ -126,7 +132,9 @@ def test_a_model_provider_proposes_what_templates_cannot(tmp_path: Path) -> None
     files = {
         "pytest.ini": "[pytest]\npythonpath = .\n",
         "win.py": "def window(values, end, width):\n    return values[end - width:end]\n",
-        "tests/test_win.py": "from win import window\n\n\ndef test_w():\n    assert window([1, 2, 3, 4, 5], 3, 2) == [3, 4]\n",
+        "tests/test_win.py": (
+            "from win import window\n\n\ndef test_w():\n    assert window([1, 2, 3, 4, 5], 3, 2) == [3, 4]\n"
+        ),
     }
     repo = make_repo(tmp_path, files)
     fixed = "def window(values, end, width):\n    return values[end - width + 1:end + 1]\n"
@@ -139,12 +147,15 @@ def test_a_model_provider_proposes_what_templates_cannot(tmp_path: Path) -> None
     report = json.loads(proc.stdout)
     assert report["fixed"], report
     assert report["strategy"] == "llm"
-    assert server.requests and "win.py" in server.requests[0]["messages"][1]["content"]
+    assert server.requests
+    assert "win.py" in server.requests[0]["messages"][1]["content"]
 
 
 def test_a_log_the_tests_do_not_reproduce(tmp_path: Path) -> None:
     files = {k: v for k, v in NONE_BUG.items() if k != "tests/test_users.py"}
-    files["tests/test_users.py"] = "from users import greeting\n\n\ndef test_known():\n    assert greeting([{'name': 'a'}], 'a')\n"
+    files["tests/test_users.py"] = (
+        "from users import greeting\n\n\ndef test_known():\n    assert greeting([{'name': 'a'}], 'a')\n"
+    )
     repo = make_repo(tmp_path, files)
     log = tmp_path / "crash.log"
     log.write_text(

@@ -17,14 +17,18 @@ def _run(code: str, tmp_path: Path, **limits: float) -> tuple[int, str, bool]:
     probe = tmp_path / "probe"
     probe.mkdir(exist_ok=True)
     r = run_sandboxed(
-        f"{PY} '{code}'", cwd=tmp_path, env=dict(os.environ), limits=SandboxLimits(**limits), probe_dir=probe  # type: ignore[arg-type]
+        f"{PY} '{code}'",
+        cwd=tmp_path,
+        env=dict(os.environ),
+        limits=SandboxLimits(**limits),
+        probe_dir=probe,  # type: ignore[arg-type]
     )
     return r.returncode, r.output, r.timed_out
 
 
 def test_outside_addresses_are_unreachable(tmp_path: Path) -> None:
     # 192.0.2.1 is TEST-NET-1 (documentation only): in the sandbox nothing routes anywhere.
-    code = "import socket; s = socket.socket(); s.settimeout(2); s.connect((\"192.0.2.1\", 9))"
+    code = 'import socket; s = socket.socket(); s.settimeout(2); s.connect(("192.0.2.1", 9))'
     rc, out, _ = _run(code, tmp_path, timeout_s=20)
     assert rc != 0
     assert "unreachable" in out.lower() or "refused by the NovaCron fix sandbox" in out
@@ -33,8 +37,8 @@ def test_outside_addresses_are_unreachable(tmp_path: Path) -> None:
 
 def test_loopback_still_works_inside(tmp_path: Path) -> None:
     code = (
-        "import socket; srv = socket.socket(); srv.bind((\"127.0.0.1\", 0)); srv.listen(); "
-        "c = socket.create_connection(srv.getsockname(), timeout=2); print(\"connected\")"
+        'import socket; srv = socket.socket(); srv.bind(("127.0.0.1", 0)); srv.listen(); '
+        'c = socket.create_connection(srv.getsockname(), timeout=2); print("connected")'
     )
     rc, out, _ = _run(code, tmp_path, timeout_s=20)
     assert rc == 0, out

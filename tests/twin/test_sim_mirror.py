@@ -37,9 +37,14 @@ def _run(check_at: float = 60.0) -> tuple[TwinMirror, dict[str, float]]:
             marks["incident_during"] = float(mirror.targets[sim_target(1)].incident is not None)
             await clock.sleep(check_at)
             outsider = Incident(
-                IncidentId("inc-outside"), TargetId(sim_target(3)), FaultKind.ALERT, IncidentStatus.OPEN,
-                Priority.P3, clock.now(), clock.now(),
-            )  # fmt: skip
+                IncidentId("inc-outside"),
+                TargetId(sim_target(3)),
+                FaultKind.ALERT,
+                IncidentStatus.OPEN,
+                Priority.P3,
+                clock.now(),
+                clock.now(),
+            )
             ctl.store.insert_incident(outsider)  # written behind the controller's back
             marks["written"] = clock.monotonic()
             await clock.sleep(0.1)

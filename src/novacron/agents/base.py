@@ -68,16 +68,29 @@ class AgentOutput:
             "run_at": self.run_at,
             "targets": list(self.targets),
             "findings": [
-                {"target": f.target, "kind": f.kind, "summary": f.summary, "confidence": round(f.confidence, 3),
-                 "evidence": dict(f.evidence)}
+                {
+                    "target": f.target,
+                    "kind": f.kind,
+                    "summary": f.summary,
+                    "confidence": round(f.confidence, 3),
+                    "evidence": dict(f.evidence),
+                }
                 for f in self.findings
-            ],  # fmt: skip
+            ],
             "proposals": [
-                {"action_id": p.action.id, "kind": p.action.kind.value, "target": p.action.target,
-                 "risk": p.action.risk.label, "params": dict(p.action.params), "reason": p.action.reason,
-                 "rollback": p.rollback, "status": p.status, "detail": p.detail}
+                {
+                    "action_id": p.action.id,
+                    "kind": p.action.kind.value,
+                    "target": p.action.target,
+                    "risk": p.action.risk.label,
+                    "params": dict(p.action.params),
+                    "reason": p.action.reason,
+                    "rollback": p.rollback,
+                    "status": p.status,
+                    "detail": p.detail,
+                }
                 for p in self.proposals
-            ],  # fmt: skip
+            ],
             "applied": self.applied,
             "dry_run": self.dry_run,
             "summary": self.summary,

@@ -20,6 +20,7 @@ from typing import Any
 from novacron.agents._util import output, propose
 from novacron.agents.base import AgentContext, AgentOutput, Finding, Proposal
 from novacron.codegen import FixReport, FixRequest, SandboxLimits, find_traceback, fix
+from novacron.codegen.gitrepo import GIT, GitRepo
 from novacron.errors import InputError, NovacronError
 from novacron.model import ActionKind
 from novacron.settings import TargetSpec
@@ -29,7 +30,7 @@ __all__ = ["BugFixAgent", "export_branch"]
 
 def export_branch(repo: Path, branch: str, dest: Path) -> None:
     """Write the tree of ``branch`` to ``dest`` without touching the repository's work tree."""
-    archive = subprocess.run(["git", "archive", "--format=tar", branch], cwd=repo, capture_output=True, check=True).stdout
+    archive = subprocess.run([GIT, "archive", "--format=tar", branch], cwd=repo, capture_output=True, check=True).stdout
     dest.mkdir(parents=True, exist_ok=True)
     with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
         tar.extractall(dest, filter="data")
@@ -67,12 +68,19 @@ class BugFixAgent:
             proposals += [proposal] if proposal is not None else []
         return output(self.name, context, findings, proposals, f"{len(findings)} crash(es) analysed")
 
-    def _fix(self, context: AgentContext, tspec: TargetSpec, log: str, signature: str) -> tuple[Finding, Proposal | None]:
+    def _fix(
+        self, context: AgentContext, tspec: TargetSpec, log: str, signature: str
+    ) -> tuple[Finding, Proposal | None]:
         repair = tspec.repair
         assert repair is not None
-        req = FixRequest(repo=Path(repair.repo), test_command=repair.test, log_text=log,
-                         limits=SandboxLimits(timeout_s=repair.timeout_s), time_budget_s=repair.budget_s,
-                         fix_id=f"{tspec.name}-{signature}")  # fmt: skip
+        req = FixRequest(
+            repo=Path(repair.repo),
+            test_command=repair.test,
+            log_text=log,
+            limits=SandboxLimits(timeout_s=repair.timeout_s),
+            time_budget_s=repair.budget_s,
+            fix_id=f"{tspec.name}-{signature}",
+        )
         try:
             report = fix(req)
         except NovacronError as exc:
@@ -82,17 +90,28 @@ class BugFixAgent:
         summary = f"{report.root_cause} ({report.exception}: {report.message})"
         if not report.fixed or report.branch is None:
             return Finding(tspec.name, "crash_bug", f"{summary}; no validated patch", 0.5, evidence), None
-        root = Path(subprocess.run(["git", "rev-parse", "--show-toplevel"], cwd=repair.repo, capture_output=True,
-                                   text=True, check=True).stdout.strip())  # fmt: skip
+        root = GitRepo(Path(repair.repo)).root
         dest = Path(context.workdir).resolve() / "patches" / f"{tspec.name}-{report.id}"
         export_branch(root, report.branch, dest)
         cwd = Path(tspec.cwd).resolve() if tspec.cwd else root
         new_cwd = dest / cwd.relative_to(root) if cwd.is_relative_to(root) else dest
         new_spec = tspec.model_copy(update={"cwd": str(new_cwd)})
-        params = {"target_spec": new_spec.model_dump(mode="json"), "version": f"fix-{report.id}",
-                  "from_target_spec": tspec.model_dump(mode="json"), "from_version": "running",
-                  "branch": report.branch, "commit": report.commit, "risk_of_patch": report.risk}  # fmt: skip
-        proposal = propose(self.name, ActionKind.DEPLOY_PATCH, tspec.name, key=f"{tspec.name}/{report.id}",
-                           reason=f"deploy {report.branch}: {report.description}", rollback=report.rollback
-                           + " Deployed: the inverse config_rollback runs the previous target spec again.", params=params)  # fmt: skip
+        params = {
+            "target_spec": new_spec.model_dump(mode="json"),
+            "version": f"fix-{report.id}",
+            "from_target_spec": tspec.model_dump(mode="json"),
+            "from_version": "running",
+            "branch": report.branch,
+            "commit": report.commit,
+            "risk_of_patch": report.risk,
+        }
+        proposal = propose(
+            self.name,
+            ActionKind.DEPLOY_PATCH,
+            tspec.name,
+            key=f"{tspec.name}/{report.id}",
+            reason=f"deploy {report.branch}: {report.description}",
+            rollback=report.rollback + " Deployed: the inverse config_rollback runs the previous target spec again.",
+            params=params,
+        )
         return Finding(tspec.name, "crash_bug", f"{summary}; fixed on {report.branch}", 0.9, evidence), proposal

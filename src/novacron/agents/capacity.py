@@ -29,8 +29,15 @@ class CapacityAgent:
     name = "capacity"
     interval_s = 3600.0
 
-    def __init__(self, *, metric: str = "cpu_percent", capacity_per_replica: float = 100.0,
-                 lead_time_days: float = 30.0, risk_threshold: float = 0.2, cost_per_replica_year: float = 0.0) -> None:  # fmt: skip
+    def __init__(
+        self,
+        *,
+        metric: str = "cpu_percent",
+        capacity_per_replica: float = 100.0,
+        lead_time_days: float = 30.0,
+        risk_threshold: float = 0.2,
+        cost_per_replica_year: float = 0.0,
+    ) -> None:
         self.metric = metric
         self.capacity_per_replica = capacity_per_replica
         self.lead_time_days = lead_time_days
@@ -74,7 +81,9 @@ class CapacityAgent:
             plan = self._plan(total, 1.0, fleet_capacity)
             if plan is not None:
                 findings.append(self._judge("fleet", plan, 0, 0)[0])
-        return output(self.name, context, findings, proposals, f"{len(findings)} plan(s), {len(proposals)} scale-out(s)")
+        return output(
+            self.name, context, findings, proposals, f"{len(findings)} plan(s), {len(proposals)} scale-out(s)"
+        )
 
     def _plan(self, values: np.ndarray, step: float, capacity: float) -> CapacityPlan | None:
         try:
@@ -82,23 +91,40 @@ class CapacityAgent:
         except InputError:  # not enough history yet, or already saturated (the healer's business)
             return None
 
-    def _judge(self, target: str, plan: CapacityPlan, replicas: int, max_replicas: int) -> tuple[Finding, Proposal | None]:
+    def _judge(
+        self, target: str, plan: CapacityPlan, replicas: int, max_replicas: int
+    ) -> tuple[Finding, Proposal | None]:
         horizons: dict[str, Any] = {
-            f"{h.requested_days:g}d": {"mean": round(h.mean, 2), "high": round(h.high, 2),
-                                       "saturation_risk": round(h.saturation_risk, 3),
-                                       "capacity_to_add": round(h.capacity_to_add, 2), "annual_cost": round(h.annual_cost, 2)}
+            f"{h.requested_days:g}d": {
+                "mean": round(h.mean, 2),
+                "high": round(h.high, 2),
+                "saturation_risk": round(h.saturation_risk, 3),
+                "capacity_to_add": round(h.capacity_to_add, 2),
+                "annual_cost": round(h.annual_cost, 2),
+            }
             for h in plan.horizons
-        }  # fmt: skip
+        }
         due = [h for h in plan.horizons if h.days <= self.lead_time_days and h.saturation_risk >= self.risk_threshold]
         risk = max((h.saturation_risk for h in plan.horizons), default=0.0)
-        finding = Finding(target, "saturation_risk", f"usage {plan.current:.1f} of {plan.capacity:.0f}; "
-                          f"saturation risk {risk:.0%} within {plan.horizons[-1].days:.0f} days", max(risk, 0.05),
-                          {"model": plan.model, "growth_pct_per_30d": round(plan.growth_pct_per_30d, 2), "horizons": horizons})  # fmt: skip
+        finding = Finding(
+            target,
+            "saturation_risk",
+            f"usage {plan.current:.1f} of {plan.capacity:.0f}; "
+            f"saturation risk {risk:.0%} within {plan.horizons[-1].days:.0f} days",
+            max(risk, 0.05),
+            {"model": plan.model, "growth_pct_per_30d": round(plan.growth_pct_per_30d, 2), "horizons": horizons},
+        )
         if not due or replicas == 0 or replicas >= max_replicas:
             return finding, None
         add = max(1, int(np.ceil(max(h.capacity_to_add for h in due) / self.capacity_per_replica)))
         add = min(add, max_replicas - replicas)
-        proposal = propose(self.name, ActionKind.SCALE_OUT, target, key=f"{target}/scale-out/{replicas}",
-                           reason=f"saturation risk {due[0].saturation_risk:.0%} within {due[0].days:.0f} days",
-                           rollback=f"scale_in by {add} (the catalog inverse)", params={"count": add})  # fmt: skip
+        proposal = propose(
+            self.name,
+            ActionKind.SCALE_OUT,
+            target,
+            key=f"{target}/scale-out/{replicas}",
+            reason=f"saturation risk {due[0].saturation_risk:.0%} within {due[0].days:.0f} days",
+            rollback=f"scale_in by {add} (the catalog inverse)",
+            params={"count": add},
+        )
         return finding, proposal

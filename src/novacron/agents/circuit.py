@@ -118,9 +118,9 @@ class CircuitAgent:
         """Share of each service's (transitive) dependencies whose circuit is open."""
         deps = {t.name: set(t.depends_on) for t in context.spec.targets}
         risk: dict[str, float] = {}
-        for name in deps:
+        for name, direct in deps.items():
             seen: set[str] = set()
-            stack = list(deps[name])
+            stack = list(direct)
             while stack:
                 d = stack.pop()
                 if d not in seen:
@@ -140,27 +140,67 @@ class CircuitAgent:
         findings: list[Finding] = []
         proposals: list[Proposal] = []
         for target, b in sorted(self.breakers.items()):
-            evidence = {"state": b.state.value, "error_ratio": round(b.error_ratio, 3), "cascade_risk": round(risk.get(target, 0.0), 3),
-                        "recovery_estimate_s": b.recovery_estimate_s(), "opened_at": b.opened_at,
-                        "first_failure_at": b.streak_started}  # fmt: skip
+            evidence = {
+                "state": b.state.value,
+                "error_ratio": round(b.error_ratio, 3),
+                "cascade_risk": round(risk.get(target, 0.0), 3),
+                "recovery_estimate_s": b.recovery_estimate_s(),
+                "opened_at": b.opened_at,
+                "first_failure_at": b.streak_started,
+            }
             if b.state is not CircuitState.HEALTHY:
-                findings.append(Finding(target, f"circuit_{b.state.value}", f"circuit {b.state.value} "
-                                        f"(error ratio {b.error_ratio:.0%})", 0.9 if b.state is CircuitState.FAILED else 0.6, evidence))  # fmt: skip
+                findings.append(
+                    Finding(
+                        target,
+                        f"circuit_{b.state.value}",
+                        f"circuit {b.state.value} (error ratio {b.error_ratio:.0%})",
+                        0.9 if b.state is CircuitState.FAILED else 0.6,
+                        evidence,
+                    )
+                )
             proposals += self._routing(target, b)
         for target, r in risk.items():
             if r > 0:
-                findings.append(Finding(target, "cascade_risk", f"{r:.0%} of its dependencies have open circuits", r, {"cascade_risk": r}))
-        return output(self.name, context, findings, proposals, f"{sum(b.state is CircuitState.FAILED for b in self.breakers.values())} open circuit(s)")
+                findings.append(
+                    Finding(
+                        target,
+                        "cascade_risk",
+                        f"{r:.0%} of its dependencies have open circuits",
+                        r,
+                        {"cascade_risk": r},
+                    )
+                )
+        return output(
+            self.name,
+            context,
+            findings,
+            proposals,
+            f"{sum(b.state is CircuitState.FAILED for b in self.breakers.values())} open circuit(s)",
+        )
 
     def _routing(self, target: str, b: Breaker) -> list[Proposal]:
         if b.state is CircuitState.FAILED and target not in self._open_proposed:
             self._open_proposed.add(target)
-            p = propose(self.name, ActionKind.OPEN_CIRCUIT, target, key=f"{target}/open/{b.opened_at}",
-                        reason=f"circuit open: error ratio {b.error_ratio:.0%}", rollback="close_circuit (routes traffic back)",
-                        params={"recovery_estimate_s": b.recovery_estimate_s()})  # fmt: skip
+            p = propose(
+                self.name,
+                ActionKind.OPEN_CIRCUIT,
+                target,
+                key=f"{target}/open/{b.opened_at}",
+                reason=f"circuit open: error ratio {b.error_ratio:.0%}",
+                rollback="close_circuit (routes traffic back)",
+                params={"recovery_estimate_s": b.recovery_estimate_s()},
+            )
             return [p]
         if b.state is CircuitState.HEALTHY and target in self._open_proposed:
             self._open_proposed.discard(target)
-            return [propose(self.name, ActionKind.CLOSE_CIRCUIT, target, key=f"{target}/close/{b.last_time}",
-                            reason="service recovered", rollback="open_circuit")]  # fmt: skip
+            return [
+                propose(
+                    self.name,
+                    ActionKind.CLOSE_CIRCUIT,
+                    target,
+                    key=f"{target}/close/{b.last_time}",
+                    reason="service recovered",
+                    rollback="open_circuit",
+                )
+            ]
         return []

@@ -86,8 +86,8 @@ class Coordinator:
         self._tasks: set[asyncio.Task[None]] = set()
         self._loop_task: asyncio.Task[None] | None = None
         self._log = get_logger(component="agents")
-        self.scheduled = [self._schedule(registry, name) for name in (only or registry.names())]
-        self.scheduled = [s for s in self.scheduled if s is not None]  # type: ignore[misc]
+        chosen = (self._schedule(registry, name) for name in (only or registry.names()))
+        self.scheduled: list[Scheduled] = [s for s in chosen if s is not None]
 
     def _schedule(self, registry: AgentRegistry, name: str) -> Scheduled | None:
         sched = self.spec.agents.agents.get(name, AgentSchedule())
@@ -104,11 +104,17 @@ class Coordinator:
     def context(self, s: Scheduled) -> AgentContext:
         """What one agent may read."""
         return AgentContext(
-            spec=self.spec, clock=self.clock, actions=lambda: self.store.actions(limit=1000),
-            open_incidents=self.store.open_incidents, pids=self._pids,
-            observations=lambda t: tuple(self._obs.get(t, ())), logs=self._logs, options=s.options,
-            dry_run=s.dry_run or self.executor is None, workdir=self._workdir,
-        )  # fmt: skip
+            spec=self.spec,
+            clock=self.clock,
+            actions=lambda: self.store.actions(limit=1000),
+            open_incidents=self.store.open_incidents,
+            pids=self._pids,
+            observations=lambda t: tuple(self._obs.get(t, ())),
+            logs=self._logs,
+            options=s.options,
+            dry_run=s.dry_run or self.executor is None,
+            workdir=self._workdir,
+        )
 
     # -- running -----------------------------------------------------------------------
     async def run_once(self, names: Sequence[str] | None = None) -> list[AgentOutput]:
@@ -134,20 +140,22 @@ class Coordinator:
     def _dedup_findings(self, out: AgentOutput) -> tuple[Finding, ...]:
         """Drop findings another agent reported within the window; mark those an incident covers."""
         now = self.clock.now()
-        incidents = {i.target: i.id for i in self.store.open_incidents()}
+        incidents = {str(i.target): str(i.id) for i in self.store.open_incidents()}
         kept = []
         for f in out.findings:
             other = self._recent.get(f.key)
             if other is not None and other[0] != out.agent and now - other[1] <= self.dedup_window_s:
                 continue
             self._recent[f.key] = (out.agent, now)
-            if f.target in incidents:
-                f = replace(f, evidence={**f.evidence, "open_incident": incidents[f.target]})
-            kept.append(f)
+            kept.append(
+                replace(f, evidence={**f.evidence, "open_incident": incidents[f.target]})
+                if f.target in incidents
+                else f
+            )
         return tuple(kept)
 
     async def _route(self, out: AgentOutput) -> AgentOutput:
-        incidents = {i.target: i for i in self.store.open_incidents()}
+        incidents = {str(i.target): i for i in self.store.open_incidents()}
         routed = [await self._route_one(out, p, incidents) for p in out.proposals]
         applied = any(p.status in ("verified", "applied") for p in routed)
         return replace(out, proposals=tuple(routed), applied=applied)

@@ -60,8 +60,13 @@ def psutil_readings(pid: int, disk_paths: list[str]) -> dict[str, Reading]:
 
 Sampler = Callable[[int, list[str]], Mapping[str, Reading]]
 # Names the spec's ``metrics.limits`` may use for the resources this agent samples.
-_ALIASES = {"rss_bytes": "memory", "memory": "memory", "open_files": "open_files", "threads": "threads",
-            "connections": "connections"}  # fmt: skip
+_ALIASES = {
+    "rss_bytes": "memory",
+    "memory": "memory",
+    "open_files": "open_files",
+    "threads": "threads",
+    "connections": "connections",
+}
 
 
 def _declared_limits(tspec: TargetSpec) -> dict[str, float]:
@@ -76,8 +81,9 @@ class ExhaustionAgent:
     name = "exhaustion"
     interval_s = 15.0
 
-    def __init__(self, *, lead_time_s: float = 900.0, sampler: Sampler = psutil_readings,
-                 config: ExhaustionConfig | None = None) -> None:  # fmt: skip
+    def __init__(
+        self, *, lead_time_s: float = 900.0, sampler: Sampler = psutil_readings, config: ExhaustionConfig | None = None
+    ) -> None:
         self.lead_time_s = lead_time_s
         self.sampler = sampler
         self.monitor = ExhaustionMonitor(config)
@@ -116,19 +122,36 @@ class ExhaustionAgent:
         proposals: list[Proposal] = []
         for pred in self.monitor.predictions(now):
             target, _, replica = pred.target.partition("#")
-            evidence = {"resource": pred.resource, "eta_s": round(pred.eta_s, 1), "lead_time_s": lead,
-                        "replica": int(replica or 0), **{k: v for k, v in pred.evidence.items() if isinstance(v, float | int | str)}}  # fmt: skip
-            findings.append(Finding(target, f"leak:{pred.resource}", f"{pred.resource} reaches its limit in "
-                                    f"{pred.eta_s:.0f}s", pred.confidence, evidence))  # fmt: skip
+            evidence = {
+                "resource": pred.resource,
+                "eta_s": round(pred.eta_s, 1),
+                "lead_time_s": lead,
+                "replica": int(replica or 0),
+                **{k: v for k, v in pred.evidence.items() if isinstance(v, float | int | str)},
+            }
+            findings.append(
+                Finding(
+                    target,
+                    f"leak:{pred.resource}",
+                    f"{pred.resource} reaches its limit in {pred.eta_s:.0f}s",
+                    pred.confidence,
+                    evidence,
+                )
+            )
             if pred.eta_s > lead:
                 continue
             disk = pred.resource.startswith("disk:")
             kind = ActionKind.CLEANUP if disk else ActionKind.RESTART
             params = {"path": pred.resource[5:]} if disk else {"replica": int(replica or 0)}
-            proposals.append(propose(
-                self.name, kind, target, key=f"{pred.target}/{pred.resource}/{int(now // lead)}",
-                reason=f"{pred.resource} exhausted in {pred.eta_s:.0f}s (lead time {lead:.0f}s)",
-                rollback="nothing to undo: a restart or clean-up frees the resource; the process keeps its spec",
-                params=params,
-            ))  # fmt: skip
+            proposals.append(
+                propose(
+                    self.name,
+                    kind,
+                    target,
+                    key=f"{pred.target}/{pred.resource}/{int(now // lead)}",
+                    reason=f"{pred.resource} exhausted in {pred.eta_s:.0f}s (lead time {lead:.0f}s)",
+                    rollback="nothing to undo: a restart or clean-up frees the resource; the process keeps its spec",
+                    params=params,
+                )
+            )
         return output(self.name, context, findings, proposals, f"{len(findings)} leak(s), {len(proposals)} due")

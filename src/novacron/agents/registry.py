@@ -56,8 +56,13 @@ def _builtins() -> dict[str, Factory]:
     from novacron.agents.exhaustion import ExhaustionAgent  # noqa: PLC0415
     from novacron.agents.scaling import ScalingAgent  # noqa: PLC0415
 
-    return {"exhaustion": ExhaustionAgent, "capacity": CapacityAgent, "scaling": ScalingAgent,
-            "circuit": CircuitAgent, "bugfix": BugFixAgent}  # fmt: skip
+    return {
+        "exhaustion": ExhaustionAgent,
+        "capacity": CapacityAgent,
+        "scaling": ScalingAgent,
+        "circuit": CircuitAgent,
+        "bugfix": BugFixAgent,
+    }
 
 
 def default_registry() -> AgentRegistry:

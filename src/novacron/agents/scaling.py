@@ -72,8 +72,15 @@ def _between(series: tuple[np.ndarray, np.ndarray], t0: float, t1: float) -> np.
     return values[np.searchsorted(times, t0, "left") : np.searchsorted(times, t1, "right")]
 
 
-def judge_events(events: Sequence[ScalingEvent], loads: dict[str, Sequence[Observation]], metric: str,
-                 policy: ScalingPolicy, *, flap_window_s: float = 600.0, late_after_s: float = 120.0) -> list[dict[str, object]]:  # fmt: skip
+def judge_events(
+    events: Sequence[ScalingEvent],
+    loads: dict[str, Sequence[Observation]],
+    metric: str,
+    policy: ScalingPolicy,
+    *,
+    flap_window_s: float = 600.0,
+    late_after_s: float = 120.0,
+) -> list[dict[str, object]]:
     """A verdict per event: needed, premature, late or flapping."""
     verdicts: list[dict[str, object]] = []
     series = {t: _series(o, metric) for t, o in loads.items()}
@@ -92,8 +99,15 @@ def judge_events(events: Sequence[ScalingEvent], loads: dict[str, Sequence[Obser
             elif before.size and int((before > policy.scale_out_above).sum()) * _step(ser[0]) > late_after_s:
                 verdict = "late"
         gap = (nxt.time - e.time) if nxt is not None else None
-        verdicts.append({"target": e.target, "time": e.time, "kind": "scale_out" if e.out else "scale_in",
-                         "verdict": verdict, "reversed_after_s": gap})  # fmt: skip
+        verdicts.append(
+            {
+                "target": e.target,
+                "time": e.time,
+                "kind": "scale_out" if e.out else "scale_in",
+                "verdict": verdict,
+                "reversed_after_s": gap,
+            }
+        )
     return verdicts
 
 
@@ -101,15 +115,23 @@ def _step(times: np.ndarray) -> float:
     return float(np.median(np.diff(times))) if times.size > 2 else 1.0
 
 
-def propose_policy(verdicts: Sequence[dict[str, object]], policy: ScalingPolicy, *, max_cooldown_s: float = 3600.0,
-                   min_gap: float = 0.15) -> ScalingPolicy | None:  # fmt: skip
+def propose_policy(
+    verdicts: Sequence[dict[str, object]],
+    policy: ScalingPolicy,
+    *,
+    max_cooldown_s: float = 3600.0,
+    min_gap: float = 0.15,
+) -> ScalingPolicy | None:
     """A calmer policy when flapping or premature actions were seen; None when all is well."""
     flaps = [v for v in verdicts if v["verdict"] in ("flapping", "premature")]
     if not flaps:
         return None
     gaps = [float(v["reversed_after_s"]) for v in flaps if isinstance(v["reversed_after_s"], int | float)]
     cooldown = min(max_cooldown_s, max(policy.cooldown_s * 2, 2 * statistics.median(gaps) if gaps else 0.0))
-    scale_in = min(policy.scale_in_below, policy.scale_out_above - max(min_gap, 2 * (policy.scale_out_above - policy.scale_in_below)))
+    scale_in = min(
+        policy.scale_in_below,
+        policy.scale_out_above - max(min_gap, 2 * (policy.scale_out_above - policy.scale_in_below)),
+    )
     return replace(policy, cooldown_s=round(cooldown, 1), scale_in_below=round(max(scale_in, 0.05), 3))
 
 
@@ -136,12 +158,22 @@ class ScalingAgent:
             verdicts = judge_events(mine, loads, metric, policy)
             needed = sum(v["verdict"] == "needed" for v in verdicts)
             proposal = propose_policy(verdicts, policy)
-            evidence: dict[str, object] = {"verdicts": verdicts, "accuracy": round(needed / len(verdicts), 3),
-                                           "policy": asdict(policy)}  # fmt: skip
+            evidence: dict[str, object] = {
+                "verdicts": verdicts,
+                "accuracy": round(needed / len(verdicts), 3),
+                "policy": asdict(policy),
+            }
             if proposal is not None:
                 evidence["proposed_policy"] = asdict(proposal)
             kinds = {str(v["verdict"]) for v in verdicts}
-            findings.append(Finding(target, "scaling_accuracy", f"{needed}/{len(verdicts)} scaling actions needed"
-                                    + (f"; {', '.join(sorted(kinds - {'needed'}))} seen" if kinds - {"needed"} else ""),
-                                    0.8, evidence))  # fmt: skip
+            findings.append(
+                Finding(
+                    target,
+                    "scaling_accuracy",
+                    f"{needed}/{len(verdicts)} scaling actions needed"
+                    + (f"; {', '.join(sorted(kinds - {'needed'}))} seen" if kinds - {"needed"} else ""),
+                    0.8,
+                    evidence,
+                )
+            )
         return output(self.name, context, findings, (), f"{len(events)} scaling action(s) judged")

@@ -6,6 +6,7 @@ start, stop — plus feeding it observations.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Protocol
 
@@ -23,7 +24,7 @@ _TAIL = 64 * 1024
 
 
 class _Actuator(Protocol):
-    def pids(self, target: str) -> list[int]: ...
+    def pids(self, target: str) -> Sequence[int]: ...
 
 
 class ControllerParts(Protocol):

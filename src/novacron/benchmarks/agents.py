@@ -40,11 +40,19 @@ def _spec(tmp: Path, port: int) -> FleetSpec:
         return TargetSpec(name=name, command=cmd, port=p, start_timeout_s=5, stop_timeout_s=2, checks=[check])
 
     leaky = service("leaky", port, "--leak-mb-per-s", "25", "--memory-limit-mb", "400")
-    base = fleet(leaky, service("api", port + 1), store_url=f"sqlite:///{tmp / 'n.db'}", max_actions_per_target_per_hour=1000)
-    agents = {"enabled": True, "agents": {
-        "exhaustion": {"interval_s": 0.5, "options": {"lead_time_s": 6, "limits": {"memory": 400 * _MB}}},
-        "circuit": {"interval_s": 0.1}, "capacity": {"enabled": False}, "scaling": {"enabled": False},
-        "bugfix": {"enabled": False}}}  # fmt: skip
+    base = fleet(
+        leaky, service("api", port + 1), store_url=f"sqlite:///{tmp / 'n.db'}", max_actions_per_target_per_hour=1000
+    )
+    agents = {
+        "enabled": True,
+        "agents": {
+            "exhaustion": {"interval_s": 0.5, "options": {"lead_time_s": 6, "limits": {"memory": 400 * _MB}}},
+            "circuit": {"interval_s": 0.1},
+            "capacity": {"enabled": False},
+            "scaling": {"enabled": False},
+            "bugfix": {"enabled": False},
+        },
+    }
     return FleetSpec.model_validate({**base.model_dump(), "agents": agents})
 
 

@@ -4,6 +4,7 @@ twin's diurnal workload. Every figure runs the real agent code."""
 
 from __future__ import annotations
 
+import itertools
 import math
 import tempfile
 from collections.abc import Callable
@@ -31,8 +32,16 @@ _SPEC = FleetSpec(targets=[TargetSpec(name="x", command=["true"], max_replicas=2
 
 
 def _ctx(clock: FakeClock, **kw: Any) -> AgentContext:
-    return AgentContext(spec=_SPEC, clock=clock, actions=lambda: (), open_incidents=lambda: (), pids=lambda _t: (),
-                        observations=lambda _t: (), logs=lambda _t: "", **kw)  # fmt: skip
+    return AgentContext(
+        spec=_SPEC,
+        clock=clock,
+        actions=lambda: (),
+        open_incidents=lambda: (),
+        pids=lambda _t: (),
+        observations=lambda _t: (),
+        logs=lambda _t: "",
+        **kw,
+    )
 
 
 def _replay(kind: str, seed: int, lead_s: float, every: int) -> tuple[list[float], float, float | None]:
@@ -84,7 +93,9 @@ def exhaustion_synthetic(*, per_kind: int = 20, lead_s: float = 900.0, every: in
     }
 
 
-def circuit_streams(*, trials: int = 200, interval_s: float = 1.0, noise: float = 0.02, seed: int = 0) -> dict[str, Any]:
+def circuit_streams(
+    *, trials: int = 200, interval_s: float = 1.0, noise: float = 0.02, seed: int = 0
+) -> dict[str, Any]:
     """Probe intervals from an outage's start to an open circuit; false opens on healthy streams."""
     rng = np.random.default_rng(seed)
     delays: list[int] = []
@@ -115,8 +126,9 @@ def circuit_streams(*, trials: int = 200, interval_s: float = 1.0, noise: float 
     }
 
 
-def _autoscale(policy: ScalingPolicy, load: Callable[[float], float], hours: float, step_s: float = 10.0,
-               capacity: float = 100.0) -> tuple[list[tuple[float, bool]], list[tuple[float, float]]]:  # fmt: skip
+def _autoscale(
+    policy: ScalingPolicy, load: Callable[[float], float], hours: float, step_s: float = 10.0, capacity: float = 100.0
+) -> tuple[list[tuple[float, bool]], list[tuple[float, float]]]:
     replicas, last = max(2, policy.min_replicas), -math.inf
     events: list[tuple[float, bool]] = []
     samples: list[tuple[float, float]] = []
@@ -135,7 +147,7 @@ def _autoscale(policy: ScalingPolicy, load: Callable[[float], float], hours: flo
 
 
 def _flaps(events: list[tuple[float, bool]], window_s: float = 600.0) -> int:
-    return sum(1 for a, b in zip(events, events[1:], strict=False) if a[1] != b[1] and b[0] - a[0] <= window_s)
+    return sum(1 for a, b in itertools.pairwise(events) if a[1] != b[1] and b[0] - a[0] <= window_s)
 
 
 def _load(seed: int) -> Callable[[float], float]:
@@ -162,8 +174,8 @@ def scaling_flaps(*, hours: float = 24.0, seeds: int = 3) -> dict[str, Any]:
     obs = [Observation(TargetId("x"), "metrics", t, metrics={"load": u}) for t, u in samples]
     clock = FakeClock(hours * 3600.0)
     agent = ScalingAgent(policy=policy)
-    out = agent.run(replace(_ctx(clock), actions=lambda: records, observations=lambda _t: obs))
-    evidence = out.findings[0].evidence if out.findings else {}
+    judged = agent.run(replace(_ctx(clock), actions=lambda: records, observations=lambda _t: obs))
+    evidence = judged.findings[0].evidence if judged.findings else {}
     proposed = ScalingPolicy(**evidence["proposed_policy"]) if "proposed_policy" in evidence else policy
     before = sum(_flaps(_autoscale(policy, _load(s), hours)[0]) for s in range(1, seeds + 1))
     after = sum(_flaps(_autoscale(proposed, _load(s), hours)[0]) for s in range(1, seeds + 1))

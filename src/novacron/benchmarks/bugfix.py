@@ -18,6 +18,7 @@ from typing import Any
 from novacron.benchmarks.bugfix_corpus import CorpusBug, load_corpus, materialise
 from novacron.clock import MonotonicClock
 from novacron.codegen import FixRequest, SandboxLimits, fix
+from novacron.codegen.gitrepo import GIT
 from novacron.codegen.testrun import is_test_file
 from novacron.errors import NovacronError
 
@@ -31,22 +32,27 @@ def _command() -> str:
 
 def _heldout_passes(repo: Path, branch: str, bug: CorpusBug) -> bool:
     check = repo.parent / f"{bug.name}-heldout"
-    subprocess.run(["git", "worktree", "add", "-q", str(check), branch], cwd=repo, check=True, capture_output=True)
+    subprocess.run([GIT, "worktree", "add", "-q", str(check), branch], cwd=repo, check=True, capture_output=True)
     (check / "heldout").mkdir()
     (check / "heldout" / "test_heldout.py").write_text(bug.heldout, encoding="utf-8")
     proc = subprocess.run(
         [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "heldout", "tests"],
-        cwd=check, capture_output=True, timeout=120, check=False,
+        cwd=check,
+        capture_output=True,
+        timeout=120,
+        check=False,
         env={"PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1", "PATH": "/usr/bin:/bin"},
-    )  # fmt: skip
+    )
     return proc.returncode == 0
 
 
 def _edits_tests(repo: Path, branch: str) -> bool:
     out = subprocess.run(
-        ["git", "diff", "--name-status", f"{branch}~1", branch], cwd=repo, capture_output=True, text=True, check=True
+        [GIT, "diff", "--name-status", f"{branch}~1", branch], cwd=repo, capture_output=True, text=True, check=True
     ).stdout
-    return any(status != "A" and is_test_file(path) for status, path in (line.split("\t", 1) for line in out.splitlines()))
+    return any(
+        status != "A" and is_test_file(path) for status, path in (line.split("\t", 1) for line in out.splitlines())
+    )
 
 
 def _one(bug: CorpusBug, work: Path, budget_s: float, clock: MonotonicClock) -> dict[str, Any]:
@@ -54,15 +60,26 @@ def _one(bug: CorpusBug, work: Path, budget_s: float, clock: MonotonicClock) -> 
     start = clock.monotonic()
     try:
         report = fix(
-            FixRequest(repo=repo, test_command=_command(), limits=SandboxLimits(timeout_s=60, cpu_s=120),
-                       test_timeout_s=3.0, time_budget_s=budget_s, fix_id=bug.name.replace("_", "-")),
+            FixRequest(
+                repo=repo,
+                test_command=_command(),
+                limits=SandboxLimits(timeout_s=60, cpu_s=120),
+                test_timeout_s=3.0,
+                time_budget_s=budget_s,
+                fix_id=bug.name.replace("_", "-"),
+            ),
             clock=clock,
-        )  # fmt: skip
+        )
     except NovacronError as exc:
         return {"name": bug.name, "class": bug.bug_class, "result": "error", "detail": str(exc), "s": 0.0}
     seconds = clock.monotonic() - start
-    row: dict[str, Any] = {"name": bug.name, "class": bug.bug_class, "classified": report.root_cause,
-                           "s": round(seconds, 2), "tried": report.candidates_tried}  # fmt: skip
+    row: dict[str, Any] = {
+        "name": bug.name,
+        "class": bug.bug_class,
+        "classified": report.root_cause,
+        "s": round(seconds, 2),
+        "tried": report.candidates_tried,
+    }
     if not report.fixed or report.branch is None:
         return {**row, "result": "not_fixed"}
     row["strategy"] = report.strategy
@@ -71,7 +88,9 @@ def _one(bug: CorpusBug, work: Path, budget_s: float, clock: MonotonicClock) -> 
     return row
 
 
-def run_bugfix_bench(*, only: list[str] | None = None, limit: int | None = None, budget_s: float = 300.0) -> dict[str, Any]:
+def run_bugfix_bench(
+    *, only: list[str] | None = None, limit: int | None = None, budget_s: float = 300.0
+) -> dict[str, Any]:
     """Run the fixer over the corpus; one JSON-ready summary with a row per program."""
     bugs = load_corpus(only)[: limit or None]
     clock = MonotonicClock()

@@ -54,7 +54,10 @@ def run_twin_bench(
     diff_temp = float(np.max(np.abs(twin_state["temp_c"] - simpy_state["temp_c"])))
     diff_lat = float(np.max(np.abs(twin_state["latency_s"] - simpy_state["latency_s"])))
     return {
-        "hosts": hosts, "vms": vms, "dt_s": 1.0, "horizon_s": horizon_s,
+        "hosts": hosts,
+        "vms": vms,
+        "dt_s": 1.0,
+        "horizon_s": horizon_s,
         "speedup_vs_realtime": horizon_s / full["wall_s"],
         "steps_per_s": full["steps"] / full["wall_s"],
         "speedup_vs_simpy": simpy_cost / twin_cost,
@@ -62,9 +65,10 @@ def run_twin_bench(
         "full_run": {k: v for k, v in full.items() if k != "steps"},
         "physics_only_speedup_vs_realtime": 1.0 / twin_cost,
         "simpy_speedup_vs_realtime": 1.0 / simpy_cost,
-        "simpy_horizon_s": simpy_horizon_s, "timing_repeats": repeats,
+        "simpy_horizon_s": simpy_horizon_s,
+        "timing_repeats": repeats,
         "simpy_max_abs_diff": {"temp_c": diff_temp, "latency_s": diff_lat},
-    }  # fmt: skip
+    }
 
 
 def _first(item: tuple[float, dict[str, Any]]) -> float:
@@ -80,10 +84,13 @@ def _time_full(topo: Topology, horizon_s: float, rate: float, seed: int) -> dict
     wall = time.perf_counter() - start
     summary = sim.summary()
     return {
-        "wall_s": wall, "steps": round(horizon_s / sim.params.dt_s), "faults": summary.faults,
-        "healed": summary.healed, "prevented": summary.prevented,
+        "wall_s": wall,
+        "steps": round(horizon_s / sim.params.dt_s),
+        "faults": summary.faults,
+        "healed": summary.healed,
+        "prevented": summary.prevented,
         "actions": sum(summary.actions_by_kind.values()),
-    }  # fmt: skip
+    }
 
 
 def _time_physics_only(topo: Topology, horizon_s: float) -> tuple[float, dict[str, Any]]:

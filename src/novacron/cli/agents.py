@@ -56,9 +56,15 @@ def agents_run(
     for rec in store.processes():
         pids.setdefault(rec.target, []).append(rec.pid)
     coord = Coordinator(
-        spec, registry, store=store, clock=MonotonicClock(), pids=lambda t: pids.get(t, []),
-        logs=lambda t: read_logs(workdir / "logs", t), workdir=str(workdir), only=[name] if name else None,
-    )  # fmt: skip
+        spec,
+        registry,
+        store=store,
+        clock=MonotonicClock(),
+        pids=lambda t: pids.get(t, []),
+        logs=lambda t: read_logs(workdir / "logs", t),
+        workdir=str(workdir),
+        only=[name] if name else None,
+    )
 
     async def go() -> list[dict[str, object]]:
         outs = []

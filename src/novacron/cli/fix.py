@@ -15,7 +15,9 @@ from novacron.errors import InputError
 
 @app.command("fix")
 def fix_command(
-    repo: Annotated[Path, typer.Option("--repo", help="The git repository to fix (left untouched but for a new branch).")],
+    repo: Annotated[
+        Path, typer.Option("--repo", help="The git repository to fix (left untouched but for a new branch).")
+    ],
     test: Annotated[str, typer.Option("--test", help='The test command, e.g. "python -m pytest -q".')],
     log: Annotated[Path | None, typer.Option("--log", help="A log holding the crash's Python traceback.")] = None,
     timeout: Annotated[float, typer.Option("--timeout", min=1.0, help="Seconds per run of the test command.")] = 120.0,

@@ -232,11 +232,18 @@ def forecast_cmd(
         table.add_column(head, justify="right")
     for r in rows:
         table.add_row(
-            str(r.hour), f"{r.mean_util:.0%}", f"{r.peak_util:.0%}", str(r.hosts_over_80),
-            str(r.hosts_saturated), str(r.hosts_throttled), f"{r.peak_temp_c:.0f}",
-            f"{r.p95_latency_ms:.0f}", f"{r.peak_disk_fill:.0%}", f"{r.peak_mem_fill:.0%}",
+            str(r.hour),
+            f"{r.mean_util:.0%}",
+            f"{r.peak_util:.0%}",
+            str(r.hosts_over_80),
+            str(r.hosts_saturated),
+            str(r.hosts_throttled),
+            f"{r.peak_temp_c:.0f}",
+            f"{r.p95_latency_ms:.0f}",
+            f"{r.peak_disk_fill:.0%}",
+            f"{r.peak_mem_fill:.0%}",
             f"{r.availability:.2%}",
-        )  # fmt: skip
+        )
     Console().print(table)
     Console().print(
         "cpu/peak: mean and busiest host CPU; >80%, sat(urated), hot (throttled): host counts; "
@@ -280,10 +287,15 @@ def what_if_cmd(
     for index, result in ranked:
         label = ", ".join(f"{a.kind}:{a.vm}" for a in plans[index]) or "none"
         table.add_row(
-            label, "ok" if result.slo_ok else "miss", f"{result.availability:.2%}",
-            f"{1000 * result.p95_latency_s:.0f}", f"{result.peak_util:.0%}", str(result.vms_down_at_end),
-            f"{result.cost:.1f}", f"{result.risk:.3f}",
-        )  # fmt: skip
+            label,
+            "ok" if result.slo_ok else "miss",
+            f"{result.availability:.2%}",
+            f"{1000 * result.p95_latency_s:.0f}",
+            f"{result.peak_util:.0%}",
+            str(result.vms_down_at_end),
+            f"{result.cost:.1f}",
+            f"{result.risk:.3f}",
+        )
     Console().print(table)
 
 

@@ -21,7 +21,7 @@ from typing import Any
 
 _RESULTS = os.environ.get("NOVACRON_FIX_RESULTS", "")
 _COVERAGE = os.environ.get("NOVACRON_FIX_COVERAGE", "")
-_ROOT = os.environ.get("NOVACRON_FIX_ROOT", os.getcwd())
+_ROOT = os.environ.get("NOVACRON_FIX_ROOT", str(Path.cwd()))
 _TEST_TIMEOUT = float(os.environ.get("NOVACRON_FIX_TEST_TIMEOUT", "0") or 0)
 
 _state: dict[str, Any] = {"outcomes": {}, "failures": {}, "collect_errors": [], "calls": {}}

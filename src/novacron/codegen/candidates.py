@@ -15,7 +15,7 @@ from novacron.codegen.gitrepo import GitRepo
 from novacron.codegen.localise import Suspect
 from novacron.codegen.traceback import RootCause
 
-__all__ = ["Candidate", "PREFERRED", "revert_candidates", "template_candidates"]
+__all__ = ["PREFERRED", "Candidate", "revert_candidates", "template_candidates"]
 
 PREFERRED: dict[RootCause, tuple[str, ...]] = {
     RootCause.NONE_ATTRIBUTE: ("guard", "none_default", "none_conditional", "missing_return", "wrong_variable"),
@@ -112,9 +112,13 @@ def revert_candidates(repo: GitRepo, suspects: Sequence[Suspect]) -> Iterator[Ca
             score = max(s.score for s in items) + 1.0
             hunk = _revert_hunk(current, after, before, b.line)
             if hunk is not None:
-                yield Candidate(rel, hunk, "revert_hunk", f"revert the hunk of {b.commit[:10]} ({b.summary})", b.line, score)
+                yield Candidate(
+                    rel, hunk, "revert_hunk", f"revert the hunk of {b.commit[:10]} ({b.summary})", b.line, score
+                )
             if after == current and before != current:
-                yield Candidate(rel, before, "revert_file", f"revert {rel} to before {b.commit[:10]}", b.line, score - 0.1)
+                yield Candidate(
+                    rel, before, "revert_file", f"revert {rel} to before {b.commit[:10]}", b.line, score - 0.1
+                )
 
 
 def _revert_hunk(current: str, after: str, before: str, line: int) -> str | None:

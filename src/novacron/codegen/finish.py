@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Mapping
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from novacron.codegen.regression import regression_test
@@ -28,7 +28,7 @@ def changed_line_coverage(baseline: TestRun, root: str, rel: str, diff: str) -> 
         return None
     data = CoverageData(basename=str(baseline.coverage_file))
     data.read()
-    covered = set(data.lines(os.path.join(root, rel)) or ())
+    covered = set(data.lines(str(Path(root) / rel)) or ())
     lines: list[int] = []
     old = 0
     for line in diff.splitlines():
@@ -94,9 +94,13 @@ def finish_fix(
     if regression is not None:
         rpath = wt.path / regression[0]
         rpath.write_text(regression[1], encoding="utf-8")
-        before = run_tests(f"python -m pytest -q {regression[0]}", wt.path, req.limits, test_timeout_s=req.test_timeout_s)
+        before = run_tests(
+            f"python -m pytest -q {regression[0]}", wt.path, req.limits, test_timeout_s=req.test_timeout_s
+        )
         (wt.path / c.file).write_text(c.source, encoding="utf-8")
-        after = run_tests(f"python -m pytest -q {regression[0]}", wt.path, req.limits, test_timeout_s=req.test_timeout_s)
+        after = run_tests(
+            f"python -m pytest -q {regression[0]}", wt.path, req.limits, test_timeout_s=req.test_timeout_s
+        )
         if not before.failed or after.failed:
             notes.append("a generated regression test did not reproduce the crash and was dropped")
             rpath.unlink()
@@ -105,8 +109,13 @@ def finish_fix(
     final = run_tests(req.test_command, wt.path, req.limits, test_timeout_s=req.test_timeout_s)
     ok, detail = validator.judge(final)
     if not ok:  # flaky: the candidate passed once but not twice
-        return FixReport(**common, fixed=False, candidates_tried=validator.tried, duration_s=elapsed(),
-                         notes=(f"the chosen candidate did not pass a second run: {detail}",))  # fmt: skip
+        return FixReport(
+            **common,
+            fixed=False,
+            candidates_tried=validator.tried,
+            duration_s=elapsed(),
+            notes=(f"the chosen candidate did not pass a second run: {detail}",),
+        )
     covered = changed_line_coverage(baseline, str(wt.path), c.file, diff)
     files = 1 + (regression is not None)
     risk, reasons = assess_risk(diff, 1, covered)
@@ -115,9 +124,19 @@ def finish_fix(
     sha = wt.commit_to_branch(branch, commit_message(common, found, regression[0] if regression else None, tests))
     full_diff = diff + (unified_diff(regression[0], "", regression[1]) if regression else "")
     return FixReport(
-        **common, fixed=True, candidates_tried=validator.tried, duration_s=elapsed(), strategy=c.template,
-        description=c.description, branch=branch, commit=sha, diff=full_diff,
-        files=(c.file, *([regression[0]] if regression else [])), risk=risk.label, risk_reasons=reasons,
-        rollback=rollback_plan(branch, sha), regression_test=regression[0] if regression else None,
+        **common,
+        fixed=True,
+        candidates_tried=validator.tried,
+        duration_s=elapsed(),
+        strategy=c.template,
+        description=c.description,
+        branch=branch,
+        commit=sha,
+        diff=full_diff,
+        files=(c.file, *([regression[0]] if regression else [])),
+        risk=risk.label,
+        risk_reasons=reasons,
+        rollback=rollback_plan(branch, sha),
+        regression_test=regression[0] if regression else None,
         notes=(*notes, f"{files} file(s) in the commit"),
-    )  # fmt: skip
+    )

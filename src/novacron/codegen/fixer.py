@@ -13,6 +13,7 @@ import tempfile
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from novacron.clock import Clock, MonotonicClock
 from novacron.codegen.candidates import Candidate, revert_candidates, template_candidates
@@ -72,8 +73,9 @@ def _traceback_of(req: FixRequest, run: TestRun) -> ParsedTraceback | None:
     return None
 
 
-def _candidates(req: FixRequest, repo: GitRepo, wt: Worktree, suspects: list[Suspect], cause: RootCause,
-                tb: ParsedTraceback | None) -> list[Candidate]:  # fmt: skip
+def _candidates(
+    req: FixRequest, repo: GitRepo, wt: Worktree, suspects: list[Suspect], cause: RootCause, tb: ParsedTraceback | None
+) -> list[Candidate]:
     out = list(revert_candidates(repo, suspects))
     if req.llm is not None and suspects:
         out += req.llm.candidates(wt.path, suspects, tb)
@@ -97,15 +99,27 @@ def fix(req: FixRequest, *, clock: Clock | None = None) -> FixReport:
         cov = Path(tempfile.mkdtemp(prefix="novacron-cov-")) / ".coverage"
         baseline = _baseline(req, wt, cov)
         tb = _traceback_of(req, baseline)
-        base = {
-            "repo": str(repo.root), "base": repo.head(), "isolation": network_isolation(),
-            "tests_failing_before": tuple(sorted(baseline.failed)), "tests_passing_before": len(baseline.passed),
-        }  # fmt: skip
+        base: dict[str, Any] = {
+            "repo": str(repo.root),
+            "base": repo.head(),
+            "isolation": network_isolation(),
+            "tests_failing_before": tuple(sorted(baseline.failed)),
+            "tests_passing_before": len(baseline.passed),
+        }
         if not baseline.failed and req.log_text is not None:
             note = "no test fails: the tests do not reproduce the crash in the log (add a test that does)"
-            return FixReport(**base, id=fix_id, fixed=False, root_cause=classify(tb).value if tb else "unknown",
-                             exception=tb.exc_type if tb else "", message=tb.message if tb else "", suspects=(),
-                             candidates_tried=0, duration_s=clock.monotonic() - start, notes=(note,))  # fmt: skip
+            return FixReport(
+                **base,
+                id=fix_id,
+                fixed=False,
+                root_cause=classify(tb).value if tb else "unknown",
+                exception=tb.exc_type if tb else "",
+                message=tb.message if tb else "",
+                suspects=(),
+                candidates_tried=0,
+                duration_s=clock.monotonic() - start,
+                notes=(note,),
+            )
         if not baseline.failed:
             from novacron.codegen.security import security_fix  # noqa: PLC0415 - needs bandit only here
 
@@ -121,16 +135,24 @@ def fix(req: FixRequest, *, clock: Clock | None = None) -> FixReport:
             if verdict.plausible:
                 found = verdict
                 break
-        common = {
-            **base, "id": fix_id, "root_cause": cause.value,
-            "exception": tb.exc_type if tb else "", "message": tb.message if tb else "",
-            "suspects": tuple({"file": s.file, "line": s.line, "score": round(s.score, 3), "why": s.why} for s in suspects),
-        }  # fmt: skip
+        common: dict[str, Any] = {
+            **base,
+            "id": fix_id,
+            "root_cause": cause.value,
+            "exception": tb.exc_type if tb else "",
+            "message": tb.message if tb else "",
+            "suspects": tuple(
+                {"file": s.file, "line": s.line, "score": round(s.score, 3), "why": s.why} for s in suspects
+            ),
+        }
         if found is None:
             return FixReport(
-                **common, fixed=False, candidates_tried=validator.tried, duration_s=clock.monotonic() - start,
+                **common,
+                fixed=False,
+                candidates_tried=validator.tried,
+                duration_s=clock.monotonic() - start,
                 notes=("no candidate made the failing tests pass without breaking a passing one",),
-            )  # fmt: skip
+            )
         return finish_fix(req, wt, validator, found, baseline, common, lambda: clock.monotonic() - start)
     finally:
         wt.remove()

@@ -16,7 +16,9 @@ from pathlib import Path
 
 from novacron.errors import InputError, PermanentError
 
-__all__ = ["BlameLine", "GitRepo", "Worktree"]
+__all__ = ["GIT", "BlameLine", "GitRepo", "Worktree"]
+
+GIT = shutil.which("git") or "git"  # resolved once: the same git the user runs
 
 _IDENT = ["-c", "user.name=NovaCron fixer", "-c", "user.email=fixer@novacron.invalid", "-c", "commit.gpgsign=false"]
 
@@ -48,7 +50,7 @@ class GitRepo:
 
     @staticmethod
     def _run_in(cwd: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-        proc = subprocess.run(["git", *_IDENT, *args], cwd=cwd, capture_output=True, text=True, check=False)
+        proc = subprocess.run([GIT, *_IDENT, *args], cwd=cwd, capture_output=True, text=True, check=False)
         if check and proc.returncode != 0:
             raise PermanentError(f"git {args[0]} failed: {proc.stderr.strip()[:500]}")
         return proc

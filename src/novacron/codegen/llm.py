@@ -33,8 +33,16 @@ _SYSTEM = (
 class ChatProvider:
     """Asks a chat-completions endpoint for whole-file repairs."""
 
-    def __init__(self, url: str, *, key: str = "", model: str = "default", timeout_s: float = 60.0,
-                 choices: int = 3, transport: httpx.BaseTransport | None = None) -> None:  # fmt: skip
+    def __init__(
+        self,
+        url: str,
+        *,
+        key: str = "",
+        model: str = "default",
+        timeout_s: float = 60.0,
+        choices: int = 3,
+        transport: httpx.BaseTransport | None = None,
+    ) -> None:
         if not url.startswith(("http://", "https://")):
             raise InputError("must be an http(s) URL", where="NOVACRON_FIX_LLM_URL")
         self.url = url.rstrip("/") + "/chat/completions"

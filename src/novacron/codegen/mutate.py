@@ -84,7 +84,7 @@ def nodes_on_line(module: cst.Module, line: int) -> LineNodes:
         statement=collect.statements[-1] if collect.statements else None,
         function=collect.functions[-1] if collect.functions else None,
         loop=collect.loops[-1] if collect.loops else None,
-        parents=lambda n: parent_map.get(n),
+        parents=parent_map.get,
     )
 
 

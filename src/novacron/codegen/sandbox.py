@@ -22,7 +22,7 @@ from pathlib import Path
 
 __all__ = ["SandboxLimits", "SandboxResult", "network_isolation", "run_sandboxed"]
 
-_SITECUSTOMIZE = '''\
+_SITECUSTOMIZE = """\
 import socket as _s
 _connect = _s.socket.connect
 def _guard(self, address, *a):
@@ -31,7 +31,7 @@ def _guard(self, address, *a):
         raise OSError(101, "network refused by the NovaCron fix sandbox")
     return _connect(self, address, *a)
 _s.socket.connect = _guard
-'''
+"""
 
 
 @dataclass(frozen=True, slots=True)

@@ -28,8 +28,14 @@ if TYPE_CHECKING:
 _EQ = cst.AssignEqual(whitespace_before=cst.SimpleWhitespace(""), whitespace_after=cst.SimpleWhitespace(""))
 __all__ = ["SECURITY_TESTS", "bandit_findings", "patch_finding", "security_fix"]
 
-SECURITY_TESTS = {"B506": "yaml_load", "B602": "shell_true", "B604": "shell_true", "B303": "weak_hash",
-                  "B324": "weak_hash", "B113": "request_timeout"}  # fmt: skip
+SECURITY_TESTS = {
+    "B506": "yaml_load",
+    "B602": "shell_true",
+    "B604": "shell_true",
+    "B303": "weak_hash",
+    "B324": "weak_hash",
+    "B113": "request_timeout",
+}
 _HTTP = {"get", "post", "put", "patch", "delete", "head", "request", "options"}
 
 
@@ -58,7 +64,7 @@ class _Patch(cst.CSTTransformer):
     def __init__(self, line: int, kind: str) -> None:
         self.line, self.kind, self.changed, self.needs_shlex = line, kind, False, False
 
-    def leave_Call(self, original_node: cst.Call, updated_node: cst.Call) -> cst.BaseExpression:
+    def leave_Call(self, original_node: cst.Call, updated_node: cst.Call) -> cst.BaseExpression:  # noqa: N802 - libcst's name
         pos = self.get_metadata(PositionProvider, original_node)
         if not (pos.start.line <= self.line <= pos.end.line):
             return updated_node
@@ -68,7 +74,10 @@ class _Patch(cst.CSTTransformer):
 
     def _yaml_load(self, n: cst.Call) -> cst.Call:
         if isinstance(n.func, cst.Attribute) and n.func.attr.value == "load" and n.args:
-            return n.with_changes(func=n.func.with_changes(attr=cst.Name("safe_load")), args=[n.args[0].with_changes(comma=cst.MaybeSentinel.DEFAULT)])
+            return n.with_changes(
+                func=n.func.with_changes(attr=cst.Name("safe_load")),
+                args=[n.args[0].with_changes(comma=cst.MaybeSentinel.DEFAULT)],
+            )
         return n
 
     def _shell_true(self, n: cst.Call) -> cst.Call:
@@ -76,7 +85,9 @@ class _Patch(cst.CSTTransformer):
         if not shell or not n.args or n.args[0].keyword is not None:
             return n
         self.needs_shlex = True
-        first = n.args[0].with_changes(value=cst.parse_expression(f"shlex.split({cst.Module([]).code_for_node(n.args[0].value)})"))
+        first = n.args[0].with_changes(
+            value=cst.parse_expression(f"shlex.split({cst.Module([]).code_for_node(n.args[0].value)})")
+        )
         rest = [a for a in n.args[1:] if a not in shell]
         args = [first, *rest]
         args[-1] = args[-1].with_changes(comma=cst.MaybeSentinel.DEFAULT)
@@ -90,7 +101,11 @@ class _Patch(cst.CSTTransformer):
         return n
 
     def _request_timeout(self, n: cst.Call) -> cst.Call:
-        if isinstance(n.func, cst.Attribute) and n.func.attr.value in _HTTP and not any(a.keyword and a.keyword.value == "timeout" for a in n.args):
+        if (
+            isinstance(n.func, cst.Attribute)
+            and n.func.attr.value in _HTTP
+            and not any(a.keyword and a.keyword.value == "timeout" for a in n.args)
+        ):
             return n.with_changes(args=[*n.args, cst.Arg(cst.Integer("30"), keyword=cst.Name("timeout"), equal=_EQ)])
         return n
 
@@ -104,7 +119,9 @@ def patch_finding(source: str, finding: Mapping[str, Any]) -> str | None:
         return None
     code = new.code
     if patch.needs_shlex and "import shlex" not in code:
-        code = "import shlex\n" + code if not code.startswith(('"""', "'''", "from __future__")) else _after_header(code)
+        code = (
+            "import shlex\n" + code if not code.startswith(('"""', "'''", "from __future__")) else _after_header(code)
+        )
     return code
 
 
@@ -112,14 +129,23 @@ def _after_header(code: str) -> str:
     module = cst.parse_module(code)
     body = list(module.body)
     i = 0
-    while i < len(body) and (cst.Module([]).code_for_node(body[i]).lstrip().startswith(('"""', "'''", "from __future__"))):
+    while i < len(body) and (
+        cst.Module([]).code_for_node(body[i]).lstrip().startswith(('"""', "'''", "from __future__"))
+    ):
         i += 1
     body.insert(i, cst.parse_statement("import shlex\n"))
     return module.with_changes(body=body).code
 
 
-def security_fix(req: FixRequest, repo: GitRepo, wt: Worktree, baseline: TestRun, fix_id: str,
-                 base: Mapping[str, Any], elapsed: Callable[[], float]) -> FixReport:  # fmt: skip
+def security_fix(
+    req: FixRequest,
+    repo: GitRepo,
+    wt: Worktree,
+    baseline: TestRun,
+    fix_id: str,
+    base: Mapping[str, Any],
+    elapsed: Callable[[], float],
+) -> FixReport:
     """Patch every known finding whose template keeps the tests green; one commit for all."""
     common = {**base, "id": fix_id, "root_cause": "security", "exception": "", "message": "", "suspects": ()}
     findings = bandit_findings(wt.path) if req.security else []
@@ -137,24 +163,55 @@ def security_fix(req: FixRequest, repo: GitRepo, wt: Worktree, baseline: TestRun
         results.append({**f, "patched": verdict.plausible, "detail": verdict.detail})
     patched = [r for r in results if r["patched"]]
     if not patched:
-        note = "no failing test and no security finding to fix" if not findings else "no security patch kept the tests green"
-        return FixReport(**common, fixed=False, candidates_tried=validator.tried, duration_s=elapsed(),
-                         security=tuple(results), notes=(note,))  # fmt: skip
+        note = (
+            "no failing test and no security finding to fix"
+            if not findings
+            else "no security patch kept the tests green"
+        )
+        return FixReport(
+            **common,
+            fixed=False,
+            candidates_tried=validator.tried,
+            duration_s=elapsed(),
+            security=tuple(results),
+            notes=(note,),
+        )
     files = sorted({r["file"] for r in patched})
-    diff = "".join(unified_diff(f, repo.show("HEAD", f) or "", (wt.path / f).read_text(encoding="utf-8")) for f in files)
+    diff = "".join(
+        unified_diff(f, repo.show("HEAD", f) or "", (wt.path / f).read_text(encoding="utf-8")) for f in files
+    )
     final = run_tests(req.test_command, wt.path, req.limits, test_timeout_s=req.test_timeout_s)
     ok, detail = validator.judge(final)
     if not ok:
-        return FixReport(**common, fixed=False, candidates_tried=validator.tried, duration_s=elapsed(),
-                         security=tuple(results), notes=(f"combined security patches failed: {detail}",))  # fmt: skip
+        return FixReport(
+            **common,
+            fixed=False,
+            candidates_tried=validator.tried,
+            duration_s=elapsed(),
+            security=tuple(results),
+            notes=(f"combined security patches failed: {detail}",),
+        )
     risk, reasons = assess_risk(diff, len(files), None)
     lines = "\n".join(f"  {r['test']} {r['file']}:{r['line']} {r['text']}" for r in patched)
-    msg = f"Fix {len(patched)} security finding(s) reported by bandit\n\nFindings:\n{lines}\n\nTests run: `{req.test_command}`: {detail}\n"
+    msg = (
+        f"Fix {len(patched)} security finding(s) reported by bandit\n\nFindings:\n{lines}\n\n"
+        f"Tests run: `{req.test_command}`: {detail}\n"
+    )
     branch = f"novacron/fix-{fix_id}"
     sha = wt.commit_to_branch(branch, msg)
     return FixReport(
-        **common, fixed=True, candidates_tried=validator.tried, duration_s=elapsed(), strategy="security",
-        description=f"{len(patched)} bandit finding(s) patched", branch=branch, commit=sha, diff=diff,
-        files=tuple(files), risk=risk.label, risk_reasons=reasons, rollback=rollback_plan(branch, sha),
+        **common,
+        fixed=True,
+        candidates_tried=validator.tried,
+        duration_s=elapsed(),
+        strategy="security",
+        description=f"{len(patched)} bandit finding(s) patched",
+        branch=branch,
+        commit=sha,
+        diff=diff,
+        files=tuple(files),
+        risk=risk.label,
+        risk_reasons=reasons,
+        rollback=rollback_plan(branch, sha),
         security=tuple(results),
-    )  # fmt: skip
+    )

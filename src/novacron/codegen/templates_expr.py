@@ -7,6 +7,7 @@ not patterns of any particular corpus.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterator
 
 import libcst as cst
@@ -51,7 +52,7 @@ def comparison_operators(ctx: LineNodes) -> Iterator[Edit]:
             continue
         for i, comp in enumerate(node.comparisons):
             for alt in _CMP_ALTERNATIVES.get(type(comp.operator), ()):
-                op = alt()  # type: ignore[call-arg]
+                op = alt()
                 new = node.with_changes(
                     comparisons=[*node.comparisons[:i], comp.with_changes(operator=op), *node.comparisons[i + 1 :]]
                 )
@@ -68,7 +69,7 @@ def boolean_and_negation(ctx: LineNodes) -> Iterator[Edit]:
             yield Edit(node, node.expression, "drop_negation", "remove `not`")
     st = ctx.statement
     if isinstance(st, cst.If | cst.While):
-        negated = cst.UnaryOperation(cst.Not(), cst.ensure_type(_paren(st.test), cst.BaseExpression))
+        negated = cst.UnaryOperation(cst.Not(), _paren(st.test))
         yield Edit(st.test, negated, "negate_condition", "negate the condition")
 
 
@@ -77,12 +78,12 @@ def arithmetic_operators(ctx: LineNodes) -> Iterator[Edit]:
     for node in ctx.exprs:
         if isinstance(node, cst.BinaryOperation):
             for alt in _BIN_ALTERNATIVES.get(type(node.operator), ()):
-                yield Edit(node, node.with_changes(operator=alt()), "arithmetic_operator", f"→ {alt.__name__}")  # type: ignore[call-arg]
+                yield Edit(node, node.with_changes(operator=alt()), "arithmetic_operator", f"→ {alt.__name__}")
             if isinstance(node.operator, _NON_COMMUTATIVE):
                 yield Edit(node, node.with_changes(left=node.right, right=node.left), "swap_operands", "swap operands")
         elif isinstance(node, cst.AugAssign):
             for aug in _AUG_ALTERNATIVES.get(type(node.operator), ()):
-                yield Edit(node, node.with_changes(operator=aug()), "arithmetic_operator", f"→ {aug.__name__}")  # type: ignore[call-arg]
+                yield Edit(node, node.with_changes(operator=aug()), "arithmetic_operator", f"→ {aug.__name__}")
 
 
 def _paren(expr: cst.BaseExpression) -> cst.BaseExpression:
@@ -125,7 +126,7 @@ def off_by_one(ctx: LineNodes) -> Iterator[Edit]:
     """``e`` → ``e + 1`` / ``e - 1`` for range bounds, indices, slice bounds, compared values, constants."""
     seen: set[int] = set()
     for expr in _boundary_exprs(ctx):
-        if id(expr) in seen or isinstance(expr, cst.SimpleString | cst.Name) and _is_bool_or_none(expr):
+        if id(expr) in seen or (isinstance(expr, cst.SimpleString | cst.Name) and _is_bool_or_none(expr)):
             continue
         seen.add(id(expr))
         for n in (1, -1):
@@ -146,7 +147,7 @@ def swapped_arguments(ctx: LineNodes) -> Iterator[Edit]:
         if not isinstance(node, cst.Call):
             continue
         pos = [i for i, a in enumerate(node.args) if a.keyword is None and a.star == ""]
-        for a, b in zip(pos, pos[1:], strict=False):
+        for a, b in itertools.pairwise(pos):
             args = list(node.args)
             args[a], args[b] = args[b].with_changes(comma=args[a].comma), args[a].with_changes(comma=args[b].comma)
             yield Edit(node, node.with_changes(args=args), "swap_arguments", f"swap arguments {a} and {b}")
@@ -159,9 +160,7 @@ def _scope_names(ctx: LineNodes) -> list[str]:
     names: list[str] = [p.name.value for p in fn.params.params] + [p.name.value for p in fn.params.kwonly_params]
     for node in walk(fn.body):
         targets: list[cst.BaseExpression] = []
-        if isinstance(node, cst.AssignTarget):
-            targets = [node.target]
-        elif isinstance(node, cst.AnnAssign | cst.AugAssign | cst.For):
+        if isinstance(node, cst.AssignTarget | cst.AnnAssign | cst.AugAssign | cst.For):
             targets = [node.target]
         for t in targets:
             for sub in walk(t):
@@ -179,7 +178,9 @@ def wrong_variable(ctx: LineNodes) -> Iterator[Edit]:
         if not isinstance(node, cst.Name) or node.value not in scope:
             continue
         parent = ctx.parents(node)
-        if isinstance(parent, cst.Attribute) and parent.attr is node or isinstance(parent, cst.Arg | cst.Param) and getattr(parent, "keyword", None) is node:
+        if (isinstance(parent, cst.Attribute) and parent.attr is node) or (
+            isinstance(parent, cst.Arg | cst.Param) and getattr(parent, "keyword", None) is node
+        ):
             continue
         if isinstance(parent, cst.AssignTarget):
             continue

@@ -18,10 +18,29 @@ _EQ = cst.AssignEqual(whitespace_before=cst.SimpleWhitespace(""), whitespace_aft
 __all__ = ["STMT_TEMPLATES"]
 
 _BLOCKING = {
-    "get", "post", "put", "patch", "delete", "head", "request", "urlopen", "create_connection",
-    "run", "check_output", "check_call", "call", "communicate", "wait", "join", "acquire", "recv",
-    "HTTPConnection", "HTTPSConnection", "SMTP", "FTP",
-}  # fmt: skip  (calls and constructors of the standard library and requests/httpx that take a timeout)
+    "get",
+    "post",
+    "put",
+    "patch",
+    "delete",
+    "head",
+    "request",
+    "urlopen",
+    "create_connection",
+    "run",
+    "check_output",
+    "check_call",
+    "call",
+    "communicate",
+    "wait",
+    "join",
+    "acquire",
+    "recv",
+    "HTTPConnection",
+    "HTTPSConnection",
+    "SMTP",
+    "FTP",
+}  # (calls and constructors of the standard library and requests/httpx that take a timeout)
 _STR_METHODS = {"upper", "lower", "strip", "split", "startswith", "endswith", "replace", "format", "encode", "title"}
 _DICT_METHODS = {"get", "items", "keys", "values"}
 _TRANSIENT = "(ConnectionError, TimeoutError, OSError)"
@@ -111,7 +130,9 @@ def safe_access(ctx: LineNodes) -> Iterator[Edit]:
                 # In arithmetic a missing value counts as 0; elsewhere it stays None.
                 fallback = "0" if isinstance(parent, cst.BinaryOperation) else "None"
                 code = f"({ctx.module.code_for_node(node)} if {base} is not None else {fallback})"
-                yield Edit(node, cst.parse_expression(code), "none_conditional", f"{base}.{node.attr.value} only if set")
+                yield Edit(
+                    node, cst.parse_expression(code), "none_conditional", f"{base}.{node.attr.value} only if set"
+                )
     st = ctx.statement
     if isinstance(st, cst.For) and isinstance(st.iter, cst.Name | cst.Attribute | cst.Subscript | cst.Call):
         base = ctx.module.code_for_node(st.iter)
@@ -121,7 +142,9 @@ def safe_access(ctx: LineNodes) -> Iterator[Edit]:
 def division_guard(ctx: LineNodes) -> Iterator[Edit]:
     """``a / b`` → ``(a / b if b else 0)`` for division and modulo."""
     for node in ctx.exprs:
-        if isinstance(node, cst.BinaryOperation) and isinstance(node.operator, cst.Divide | cst.FloorDivide | cst.Modulo):
+        if isinstance(node, cst.BinaryOperation) and isinstance(
+            node.operator, cst.Divide | cst.FloorDivide | cst.Modulo
+        ):
             den = ctx.module.code_for_node(node.right)
             code = f"({ctx.module.code_for_node(node)} if {den} else 0)"
             yield Edit(node, cst.parse_expression(code), "division_guard", f"divide only when {den} is non-zero")
@@ -158,8 +181,9 @@ def missing_return(ctx: LineNodes) -> Iterator[Edit]:
 
 def _assigned(node: cst.CSTNode, name: str) -> bool:
     for sub in walk(node):
-        if isinstance(sub, cst.AugAssign | cst.AssignTarget) and isinstance(sub.target, cst.Name):
-            if sub.target.value == name:
+        if isinstance(sub, cst.AugAssign | cst.AssignTarget):
+            target = sub.target
+            if isinstance(target, cst.Name) and target.value == name:
                 return True
     return False
 
@@ -169,7 +193,9 @@ def loop_increment(ctx: LineNodes) -> Iterator[Edit]:
     loop = ctx.statement if isinstance(ctx.statement, cst.While) else ctx.loop
     if not isinstance(loop, cst.While) or not isinstance(loop.body, cst.IndentedBlock):
         return
-    counters = [n.value for n in walk(loop.test) if isinstance(n, cst.Name) and n.value not in {"True", "False", "None", "len"}]
+    counters = [
+        n.value for n in walk(loop.test) if isinstance(n, cst.Name) and n.value not in {"True", "False", "None", "len"}
+    ]
     for name in dict.fromkeys(counters):
         for step in (f"{name} += 1", f"{name} -= 1"):
             if not _assigned(loop.body, name):
@@ -177,7 +203,9 @@ def loop_increment(ctx: LineNodes) -> Iterator[Edit]:
                 yield Edit(loop.body, body, "loop_increment", f"`{step}` at the end of the loop")
             for node in walk(loop.body):
                 if isinstance(node, cst.SimpleStatementLine) and any(isinstance(s, cst.Continue) for s in node.body):
-                    yield Edit(node, cst.FlattenSentinel([_stmt(step), node]), "loop_increment", f"`{step}` before continue")
+                    yield Edit(
+                        node, cst.FlattenSentinel([_stmt(step), node]), "loop_increment", f"`{step}` before continue"
+                    )
 
 
 def timeout_argument(ctx: LineNodes) -> Iterator[Edit]:
@@ -237,7 +265,9 @@ def _with_rest(ctx: LineNodes, st: cst.SimpleStatementLine, call: cst.Call, name
     rest = [s for s in stmts[i + 1 :] if f"{name}.close()" not in ctx.module.code_for_node(s)]
     inner = "\n".join(_src(ctx, s) for s in rest) or "pass"
     with_stmt = _stmt(f"with {ctx.module.code_for_node(call)} as {name}:\n{textwrap.indent(inner, '    ')}")
-    yield Edit(block, block.with_changes(body=[*stmts[:i], with_stmt]), "close_resource", f"open {name} in a with block")
+    yield Edit(
+        block, block.with_changes(body=[*stmts[:i], with_stmt]), "close_resource", f"open {name} in a with block"
+    )
 
 
 STMT_TEMPLATES = (

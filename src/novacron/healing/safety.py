@@ -69,7 +69,9 @@ class SafetyGate:
         # An agent's proposal that asks for approval goes straight to a human, who then
         # decides like for a manual action; other agent actions meet the controller's rails.
         if action.params.get("approval") == "required" and action.inverse_of is None:
-            return Decision(Verdict.APPROVAL, f"{action.kind} proposed by {action.requested_by} needs approval", rail="approval")
+            return Decision(
+                Verdict.APPROVAL, f"{action.kind} proposed by {action.requested_by} needs approval", rail="approval"
+            )
         autonomous = action.requested_by == "controller" or action.requested_by.startswith("agent:")
         if autonomous and action.inverse_of is None:
             for rail in (

@@ -46,10 +46,15 @@ from novacron.twin.workload import Burst, SyntheticWorkload, Workload
 __all__ = ["DEFAULT_FAULT_MIX", "Simulator"]
 
 DEFAULT_FAULT_MIX: dict[TwinFault, float] = {
-    TwinFault.CRASH: 0.25, TwinFault.HANG: 0.15, TwinFault.LEAK: 0.15,
-    TwinFault.NOISY_NEIGHBOUR: 0.1, TwinFault.DISK_FILL: 0.1, TwinFault.PARTITION: 0.1,
-    TwinFault.THERMAL_RUNAWAY: 0.05, TwinFault.HOST_FAILURE: 0.1,
-}  # fmt: skip
+    TwinFault.CRASH: 0.25,
+    TwinFault.HANG: 0.15,
+    TwinFault.LEAK: 0.15,
+    TwinFault.NOISY_NEIGHBOUR: 0.1,
+    TwinFault.DISK_FILL: 0.1,
+    TwinFault.PARTITION: 0.1,
+    TwinFault.THERMAL_RUNAWAY: 0.05,
+    TwinFault.HOST_FAILURE: 0.1,
+}
 
 _EPS = 1e-9
 InFlight = tuple[TwinAction, float, int, int, int]
@@ -231,10 +236,12 @@ class Simulator:
         """How long an action of ``kind`` takes, from the healer parameters."""
         hp = self.healer_params
         return {
-            TwinAction.RESTART: hp.restart_s, TwinAction.MIGRATE: hp.migrate_s,
-            TwinAction.REPLACE: hp.replace_s, TwinAction.CLEANUP: hp.cleanup_s,
+            TwinAction.RESTART: hp.restart_s,
+            TwinAction.MIGRATE: hp.migrate_s,
+            TwinAction.REPLACE: hp.replace_s,
+            TwinAction.CLEANUP: hp.cleanup_s,
             TwinAction.REROUTE: hp.reroute_s,
-        }[kind]  # fmt: skip
+        }[kind]
 
     def apply_action(self, vm: int, kind: str | TwinAction, *, dst: int | None = None) -> float:
         """Start an action on VM ``vm`` (host actions act on its host); returns its done-time.
@@ -266,9 +273,12 @@ class Simulator:
         """
         physics = self.params if dt_s is None else dataclasses.replace(self.params, dt_s=dt_s)
         twin = Simulator(
-            self.topo, physics=physics, workload=workload or self.workload,
-            healer=dataclasses.replace(self.healer_params, enabled=False), state=self.state.copy(),
-        )  # fmt: skip
+            self.topo,
+            physics=physics,
+            workload=workload or self.workload,
+            healer=dataclasses.replace(self.healer_params, enabled=False),
+            state=self.state.copy(),
+        )
         twin.reserved_cpu = self.reserved_cpu.copy()
         twin.next_probe = self.next_probe
         for table, mine in ((twin.host_actions, self.host_actions), (twin.vm_actions, self.vm_actions)):

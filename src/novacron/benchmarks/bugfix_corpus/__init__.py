@@ -16,6 +16,7 @@ from typing import Any
 
 import yaml
 
+from novacron.codegen.gitrepo import GIT
 from novacron.errors import InputError
 
 __all__ = ["CorpusBug", "load_corpus", "materialise"]
@@ -65,7 +66,7 @@ def load_corpus(names: list[str] | None = None) -> list[CorpusBug]:
 
 
 def _git(cwd: Path, *args: str) -> None:
-    subprocess.run(["git", *_IDENT, *args], cwd=cwd, check=True, capture_output=True)
+    subprocess.run([GIT, *_IDENT, *args], cwd=cwd, check=True, capture_output=True)
 
 
 def materialise(bug: CorpusBug, where: Path) -> Path:
