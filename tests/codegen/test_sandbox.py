@@ -13,16 +13,11 @@ from novacron.codegen.sandbox import SandboxLimits, network_isolation, run_sandb
 PY = f'"{sys.executable}" -c'
 
 
-def _run(code: str, tmp_path: Path, **limits: float) -> tuple[int, str, bool]:
+def _run(code: str, tmp_path: Path, *, timeout_s: float, memory_bytes: int = 2 * 1024**3) -> tuple[int, str, bool]:
     probe = tmp_path / "probe"
     probe.mkdir(exist_ok=True)
-    r = run_sandboxed(
-        f"{PY} '{code}'",
-        cwd=tmp_path,
-        env=dict(os.environ),
-        limits=SandboxLimits(**limits),
-        probe_dir=probe,  # type: ignore[arg-type]
-    )
+    limits = SandboxLimits(timeout_s=timeout_s, memory_bytes=memory_bytes)
+    r = run_sandboxed(f"{PY} '{code}'", cwd=tmp_path, env=dict(os.environ), limits=limits, probe_dir=probe)
     return r.returncode, r.output, r.timed_out
 
 
