@@ -9,9 +9,9 @@ from pathlib import Path
 
 import psutil
 
-from novacron.controller import Controller
 from novacron.demo.fleet import free_port_block
 from novacron.model import ActionKind
+from novacron.runtime.controller import Controller
 from novacron.settings import FleetSpec, HttpCheck, RepairSpec, TargetSpec
 from novacron.testing import fleet
 

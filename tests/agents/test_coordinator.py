@@ -18,9 +18,9 @@ from novacron.agents.coordinator import Coordinator
 from novacron.agents.metrics import AgentMetrics
 from novacron.agents.registry import AgentRegistry, default_registry
 from novacron.api import create_app
-from novacron.controller import Controller
 from novacron.demo.fleet import free_port_block
 from novacron.model import ActionKind, Fault, FaultId, FaultKind, TargetId
+from novacron.runtime.controller import Controller
 from novacron.settings import AgentsSpec, FleetSpec
 from novacron.store.tokens import Role, TokenStore
 from novacron.testing import fleet, http_service_target

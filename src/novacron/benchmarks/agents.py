@@ -21,9 +21,9 @@ from pathlib import Path
 from typing import Any
 
 from novacron.benchmarks.agents_sim import circuit_streams, exhaustion_synthetic, scaling_flaps
-from novacron.controller import Controller
 from novacron.demo.fleet import free_port_block
 from novacron.model import FaultKind
+from novacron.runtime.controller import Controller
 from novacron.settings import FleetSpec, HttpCheck, TargetSpec
 from novacron.telemetry import configure_logging
 from novacron.testing import fleet
