@@ -19,6 +19,7 @@ from novacron.agents.metrics import AgentMetrics
 from novacron.agents.registry import AgentRegistry, default_registry
 from novacron.api import create_app
 from novacron.demo.fleet import free_port_block
+from novacron.errors import ConfigError
 from novacron.model import ActionKind, Fault, FaultId, FaultKind, TargetId
 from novacron.runtime.controller import Controller
 from novacron.settings import AgentsSpec, FleetSpec
@@ -183,3 +184,10 @@ def test_a_third_party_agent_registers_through_an_entry_point(tmp_path: Path, mo
     assert "acme" in reg.names()
     assert reg.create("acme").name == "acme"
     sys.modules.pop("acme_agent", None)
+
+
+def test_an_unknown_agent_in_the_spec_is_named(tmp_path: Path) -> None:
+    base = fleet(store_url=f"sqlite:///{tmp_path / 'n.db'}")
+    spec = FleetSpec.model_validate({**base.model_dump(), "agents": {"enabled": True, "agents": {"oracle": {}}}})
+    with pytest.raises(ConfigError, match=r"^agents\.agents\.oracle: no agent 'oracle'"):
+        Controller(spec, workdir=tmp_path)

@@ -28,7 +28,7 @@ from novacron.agents.base import Agent, AgentContext, AgentOutput, Finding, Prop
 from novacron.agents.metrics import AgentMetrics
 from novacron.agents.registry import AgentRegistry
 from novacron.clock import Clock
-from novacron.errors import NovacronError
+from novacron.errors import ConfigError, NovacronError
 from novacron.model import Action, ActionKind, Incident, Observation, RiskLevel
 from novacron.settings import AgentSchedule, FleetSpec
 from novacron.store import Store
@@ -86,6 +86,10 @@ class Coordinator:
         self._tasks: set[asyncio.Task[None]] = set()
         self._loop_task: asyncio.Task[None] | None = None
         self._log = get_logger(component="agents")
+        unknown = sorted(set(spec.agents.agents) - set(registry.names()))
+        if unknown:
+            known = ", ".join(registry.names())
+            raise ConfigError(f"no agent {unknown[0]!r} (known: {known})", where=f"agents.agents.{unknown[0]}")
         chosen = (self._schedule(registry, name) for name in (only or registry.names()))
         self.scheduled: list[Scheduled] = [s for s in chosen if s is not None]
 
