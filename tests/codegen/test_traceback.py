@@ -74,6 +74,7 @@ def test_a_deadline_inside_socket_io_is_a_timeout_not_a_loop() -> None:
     block = (
         'Traceback (most recent call last):\n  File "app.py", line 3, in fetch\n    urlopen(u)\n'
         '  File "/usr/lib/python3.11/socket.py", line 706, in readinto\n    return self._sock.recv_into(b)\n'
+        '  File "/tmp/probe/novacron_fixprobe.py", line 30, in _on_alarm\n    raise FixProbeTimeoutError(m)\n'
         "FixProbeTimeoutError: Timeout: test ran longer than 3s\n"
     )
     assert classify(find_traceback(block)) is RootCause.TIMEOUT

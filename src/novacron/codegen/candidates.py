@@ -35,7 +35,7 @@ PREFERRED: dict[RootCause, tuple[str, ...]] = {
         "wrong_variable",
         "swap_arguments",
     ),
-    RootCause.INFINITE_LOOP: ("loop_increment", "arithmetic_operator", "comparison_operator"),
+    RootCause.INFINITE_LOOP: ("loop_increment", "arithmetic_operator", "off_by_one", "comparison_operator"),
     RootCause.UNKNOWN: (),
 }
 

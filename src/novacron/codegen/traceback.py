@@ -148,7 +148,8 @@ def classify(tb: ParsedTraceback) -> RootCause:
     if tb.exc_type == "OSError" and "Too many open files" not in msg:
         return RootCause.UNKNOWN
     if tb.exc_type in {"Failed", "FixProbeTimeoutError"} and "Timeout" in msg:
-        inner = tb.innermost
-        blocked = inner is not None and inner.file.endswith(_BLOCKING_MODULES)
+        # The deadline's own signal handler is the innermost frame; the one before it is where the code was.
+        frames = [f for f in tb.frames if not f.file.endswith("novacron_fixprobe.py")]
+        blocked = bool(frames) and frames[-1].file.endswith(_BLOCKING_MODULES)
         return RootCause.TIMEOUT if blocked else RootCause.INFINITE_LOOP
     return _BY_TYPE.get(tb.exc_type, RootCause.UNKNOWN)

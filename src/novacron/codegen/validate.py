@@ -41,8 +41,9 @@ class Validator:
 
     def _run(self, only: frozenset[str] | None) -> TestRun:
         env = dict(os.environ)
-        if only:
+        if only:  # the quick check stops at the first failure: a hung test costs one deadline, not all
             env["NOVACRON_FIX_ONLY"] = "\n".join(sorted(only))
+            env["PYTEST_ADDOPTS"] = f"{env.get('PYTEST_ADDOPTS', '')} -x".strip()
         return run_tests(self.command, self.worktree, self.limits, test_timeout_s=self.test_timeout_s, env=env)
 
     def judge(self, run: TestRun) -> tuple[bool, str]:
