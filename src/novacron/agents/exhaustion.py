@@ -138,7 +138,10 @@ class ExhaustionAgent:
                     evidence,
                 )
             )
-            if pred.eta_s > lead:
+            # Act only on a forecast due within the lead time and no further ahead than the history
+            # behind it reaches: a few minutes of one rising GC tooth say nothing about the next quarter hour.
+            span = float(pred.evidence.get("window_end", 0.0)) - float(pred.evidence.get("window_start", 0.0))
+            if pred.eta_s > lead or pred.eta_s > span:
                 continue
             disk = pred.resource.startswith("disk:")
             kind = ActionKind.CLEANUP if disk else ActionKind.RESTART
