@@ -9,6 +9,7 @@ test fails, bandit findings of the known classes are fixed the same way.
 
 from __future__ import annotations
 
+import shutil
 import tempfile
 import uuid
 from dataclasses import dataclass, field
@@ -95,8 +96,8 @@ def fix(req: FixRequest, *, clock: Clock | None = None) -> FixReport:
     if repo.branch_exists(f"novacron/fix-{fix_id}"):
         raise InputError(f"branch novacron/fix-{fix_id} already exists", where="--id")
     wt = repo.worktree()
+    cov = Path(tempfile.mkdtemp(prefix="novacron-cov-")) / ".coverage"
     try:
-        cov = Path(tempfile.mkdtemp(prefix="novacron-cov-")) / ".coverage"
         baseline = _baseline(req, wt, cov)
         tb = _traceback_of(req, baseline)
         base: dict[str, Any] = {
@@ -156,3 +157,4 @@ def fix(req: FixRequest, *, clock: Clock | None = None) -> FixReport:
         return finish_fix(req, wt, validator, found, baseline, common, lambda: clock.monotonic() - start)
     finally:
         wt.remove()
+        shutil.rmtree(cov.parent, ignore_errors=True)
