@@ -1,7 +1,7 @@
 """Agent outputs: one row per run of an operational agent.
 
 Revision ID: fixer_1
-Revises: 0002
+Revises: opx_1
 Create Date: 2026-11-30 08:00:00.000000
 """
 
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "fixer_1"
-down_revision = "0002"
+down_revision = "opx_1"
 branch_labels = None
 depends_on = None
 
