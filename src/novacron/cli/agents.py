@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-import json
 from pathlib import Path
 from typing import Annotated
 
@@ -39,6 +37,9 @@ def agents_run(
     Acting (low-risk through the executor, the rest to approval) happens inside
     `novacron run` with `agents: {enabled: true}`; here every proposal is a dry run.
     """
+    import asyncio
+    import json
+
     from novacron.agents.coordinator import Coordinator
     from novacron.agents.registry import default_registry
     from novacron.agents.wiring import read_logs
