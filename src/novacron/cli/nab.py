@@ -123,6 +123,97 @@ def score(data: CorpusOpt, results: ResultsOpt, json_out: JsonOpt = False, thres
     _print_table(report, list(profiles))
 
 
+def _cv_cases(data: Path) -> list[Any]:
+    """Labelled files of every category folder under ``data/data``; an empty one is an error."""
+    from novacron.detectors.nab_cv import Case
+    from novacron.detectors.nab_data import parse_series, parse_windows, step_seconds, window_rows
+
+    labels_path = data / "labels" / "combined_windows.json"
+    windows = parse_windows(_load_json(labels_path), str(labels_path))
+    root = data / "data"
+    if not root.is_dir():
+        raise InputError("no data/ folder of categories", where=str(data))
+    cases = []
+    for folder in sorted(p for p in root.iterdir() if p.is_dir()):
+        files = sorted(folder.glob("*.csv"))
+        if not files:
+            raise InputError(f"category {folder.name!r} has no CSV files", where=str(folder))
+        for path in files:
+            key = path.relative_to(root).as_posix()
+            series = parse_series(_read(path), str(path))
+            rows = window_rows(series.times, windows.get(key, []), str(path))
+            cases.append(Case(key, series.values, step_seconds(series.times), tuple(rows)))
+    if not cases:
+        raise InputError("no category folders with CSV files", where=str(root))
+    return cases
+
+
+CandOpt = Annotated[
+    str | None,
+    typer.Option("--candidates", help="Ensemble candidates to choose among, e.g. zhc,zhc+rank (default: zhc+rank)."),
+]
+
+
+@nab_app.command("cv")
+def cv(data: CorpusOpt, json_out: JsonOpt = False, detector: DetOpt = "ensemble", candidates: CandOpt = None) -> None:
+    """Leave-one-category-out cross-validation: out-of-sample scores per category and pooled."""
+    from novacron.detectors.nab_cv import cross_validate
+    from novacron.detectors.nab_grid import DEFAULT_CANDIDATES, candidates_for
+
+    names = tuple(c.strip() for c in candidates.split(",") if c.strip()) if candidates else DEFAULT_CANDIDATES
+    if not names:
+        raise InputError("name at least one candidate", where="--candidates")
+    cands, scorer = candidates_for(detector, names)
+    cases = _cv_cases(data)
+    prof_path = data / "profiles.json"
+    if prof_path.is_file():
+        from novacron.detectors.nab import parse_profiles
+
+        result = cross_validate(cases, cands, scorer, profiles=parse_profiles(_load_json(prof_path), str(prof_path)))
+    else:
+        result = cross_validate(cases, cands, scorer)
+    report = {"detector": detector, **result.to_json()}
+    if json_out:
+        typer.echo(json.dumps(report))
+        return
+    _print_cv(report)
+
+
+def _print_cv(report: dict[str, Any]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"NAB leave-one-category-out ({report['detector']}): out-of-sample scores")
+    for col in ("held out", "standard", "low FP", "low FN", "threshold", "candidate", "hold"):
+        table.add_column(col)
+
+    def fmt(v: Any) -> str:
+        return "-" if v is None else f"{v:.1f}"
+
+    for cat, row in report["by_category"].items():
+        table.add_row(
+            cat,
+            fmt(row["standard"]),
+            fmt(row["reward_low_FP_rate"]),
+            fmt(row["reward_low_FN_rate"]),
+            f"{row['threshold']:.2f}",
+            row["candidate"],
+            str(row["hold"]),
+        )
+    p = report["pooled"]
+    fin = report["final"]
+    table.add_row(
+        "pooled",
+        fmt(p["standard"]),
+        fmt(p["reward_low_FP_rate"]),
+        fmt(p["reward_low_FN_rate"]),
+        f"{p['threshold']:.2f}",
+        fin["candidate"],
+        str(fin["hold"]),
+    )
+    Console().print(table)
+
+
 def _recorded_threshold(results: Path) -> float:
     meta = results / _RUN_META
     if not meta.is_file():
