@@ -146,6 +146,9 @@ class Observation:
     latency_s: float | None = None
     metrics: Mapping[str, float] = field(default_factory=lambda: EMPTY)
     detail: str = ""
+    # A failure only a confirming observation may turn into a fault (a probe that ran into
+    # its adaptive timeout, shorter than the spec's): one slow answer is never acted on.
+    suspected: bool = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -53,6 +53,11 @@ class _Probe(_Frozen):
     interval_s: float = Field(1.0, ge=0.05, le=3600, description="Time between probes.")
     timeout_s: float = Field(1.0, gt=0, le=300, description="A probe slower than this fails.")
     failures: int = Field(1, ge=1, le=100, description="Consecutive failures before unhealthy.")
+    adaptive_timeout: bool = Field(
+        True,
+        description="Learn the timeout from the target's own response times (bounded by timeout_s); "
+        "running into it is a suspicion confirmed by an immediate second probe.",
+    )
 
 
 class HttpCheck(_Probe):

@@ -15,6 +15,10 @@ SMALL: dict[str, dict[str, Any]] = {
     "holt_winters": {"period_daily": 24, "period_weekly": 168},
     "likelihood": {"history": 200, "min_history": 20},
     "ensemble": {"history": 200, "min_history": 20},
+    "knn_cad": {"dim": 4, "train": 40, "k": 3, "calibration": 30},
+    "art": {"window": 8, "features": 4, "min_history": 20},
+    "spectral_residual": {"window": 16, "local": 5},
+    "rank": {"history": 100, "min_history": 20},
     "lstm": {"lookback": 4, "hidden": 4, "train_size": 100, "min_train": 40, "refit_every": 60, "epochs": 1},
 }
 

@@ -5,14 +5,23 @@ from the injection to verified healthy (``resolved_at``). Faults are injected on
 time, round-robin over the targets, each into a healthy target with no open incident.
 The benchmark's policy relaxes the flap and rate rails (they would rightly quarantine a
 service killed every few seconds) because it measures detection and repair, not them.
+
+``timeouts="fixed"`` turns the probes' adaptive timeouts off (every check waits its full
+``timeout_s``, the earlier rule) so both rules can be measured on the same machine;
+``load=N`` keeps N busy-loop processes running for the whole run (both cores busy), where
+a false action on a slow-but-healthy service is most likely.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
+import subprocess
+import sys
 import tempfile
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -29,6 +38,7 @@ from ._stats import percentiles
 __all__ = ["KINDS", "run_healing_bench"]
 
 KINDS = ("crash", "hang")
+TIMEOUT_RULES = ("adaptive", "fixed")
 _SIGNALS = {"crash": signal.SIGKILL, "hang": signal.SIGSTOP}
 _PER_FAULT_TIMEOUT_S = 15.0
 
@@ -48,7 +58,19 @@ def _bench_policy(policy: Policy) -> Policy:
     return policy.model_copy(update={"flap": flap, "max_actions_per_target_per_hour": 1_000_000})
 
 
-def _prepare(spec: FleetSpec | None, target: str | None, workdir: Path) -> tuple[FleetSpec, list[str]]:
+def _with_timeouts(spec: FleetSpec, rule: str) -> FleetSpec:
+    adaptive = rule == "adaptive"
+    targets = []
+    for t in spec.targets:
+        checks = [
+            c.model_copy(update={"adaptive_timeout": adaptive}) if hasattr(c, "adaptive_timeout") else c
+            for c in t.checks
+        ]
+        targets.append(t.model_copy(update={"checks": checks}))
+    return spec.model_copy(update={"targets": targets})
+
+
+def _prepare(spec: FleetSpec | None, target: str | None, workdir: Path, timeouts: str) -> tuple[FleetSpec, list[str]]:
     if spec is None:
         spec = demo_spec(free_port_block(10), workdir)
         names = [t.name for t in spec.targets]
@@ -58,7 +80,20 @@ def _prepare(spec: FleetSpec | None, target: str | None, workdir: Path) -> tuple
             raise InputError(f"name one of the spec's targets ({', '.join(names)})", where="--target")
         names = [target]
     spec = spec.model_copy(update={"policy": _bench_policy(spec.policy)})
-    return spec, names
+    return _with_timeouts(spec, timeouts), names
+
+
+@contextlib.contextmanager
+def _busy_loops(count: int) -> Iterator[None]:
+    """``count`` processes spinning on a core each, ended (by pid) afterwards."""
+    procs = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(count)]
+    try:
+        yield
+    finally:
+        for proc in procs:
+            proc.kill()
+        for proc in procs:
+            proc.wait()
 
 
 async def _wait_ready(controller: Controller, target: str, timeout: float) -> bool:
@@ -160,7 +195,13 @@ async def _bench(spec: FleetSpec, names: list[str], faults: int, kinds: list[str
 
 
 def run_healing_bench(
-    *, faults: int, kinds: list[str], spec: FleetSpec | None = None, target: str | None = None
+    *,
+    faults: int,
+    kinds: list[str],
+    spec: FleetSpec | None = None,
+    target: str | None = None,
+    load: int = 0,
+    timeouts: str = "adaptive",
 ) -> dict[str, Any]:
     """Run the benchmark and return its JSON-ready result."""
     unknown = [k for k in kinds if k not in KINDS]
@@ -168,10 +209,15 @@ def run_healing_bench(
         raise InputError(f"unknown fault kind(s) {unknown}; choose from {', '.join(KINDS)}", where="--kinds")
     if faults < 1:
         raise InputError("must be at least 1", where="--faults")
+    if not 0 <= load <= 64:
+        raise InputError(f"must be between 0 and 64 busy loops, got {load}", where="--load")
+    if timeouts not in TIMEOUT_RULES:
+        raise InputError(f"must be one of {', '.join(TIMEOUT_RULES)}, got {timeouts!r}", where="--timeouts")
     workdir = Path(tempfile.mkdtemp(prefix="novacron-bench-"))
-    with (workdir / "controller.log").open("w") as log:
+    with (workdir / "controller.log").open("w") as log, _busy_loops(load):
         configure_logging(stream=log)
-        full_spec, names = _prepare(spec, target, workdir)
+        full_spec, names = _prepare(spec, target, workdir, timeouts)
         result = asyncio.run(_bench(full_spec, names, faults, kinds, workdir))
-    result["workdir"] = str(workdir)
+        result["load_average_1m"] = round(os.getloadavg()[0], 2)
+    result.update({"load": load, "timeouts": timeouts, "workdir": str(workdir)})
     return result

@@ -17,6 +17,10 @@ def bench_healing(
     kinds: Annotated[str, typer.Option("--kinds", help="Comma-separated: crash,hang.")] = "crash,hang",
     config: Annotated[Path | None, typer.Option("--config", "-c", help="Your own fleet spec.")] = None,
     target: Annotated[str | None, typer.Option("--target", help="With -c: the target to inject into.")] = None,
+    load: Annotated[int, typer.Option("--load", help="Busy-loop processes kept running during the bench.")] = 0,
+    timeouts: Annotated[
+        str, typer.Option("--timeouts", help="adaptive (learned probe timeouts) or fixed (the spec's timeout_s).")
+    ] = "adaptive",
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON (the default output).")] = True,
 ) -> None:
     """Inject faults into real services; print detection and repair times as JSON."""
@@ -25,7 +29,12 @@ def bench_healing(
 
     spec = load_spec(config) if config is not None else None
     result = run_healing_bench(
-        faults=faults, kinds=[k.strip() for k in kinds.split(",") if k.strip()], spec=spec, target=target
+        faults=faults,
+        kinds=[k.strip() for k in kinds.split(",") if k.strip()],
+        spec=spec,
+        target=target,
+        load=load,
+        timeouts=timeouts,
     )
     typer.echo(json.dumps(result, indent=None if as_json else 2))
 

@@ -139,6 +139,8 @@ class HealthTracker:
         rep.first_fail.setdefault(obs.source, obs.time - (obs.latency_s or 0.0))
         rep.detail = f"{obs.source}: {obs.detail}"
         threshold = rep.thresholds.get(obs.source, 1)
+        if obs.suspected:  # an adaptive timeout needs a confirming failure behind it
+            threshold = max(threshold, 2)
         if rep.ever_healthy and rep.failing[obs.source] >= threshold and not rep.faulted:
             kind = _kind_of(obs)
             evidence = {

@@ -178,6 +178,7 @@ class Controller:
                 make_probe(check, fill),
                 interval=check.interval_s,
                 timeout=check.timeout_s,
+                adaptive=check.adaptive_timeout,
             )
         self.health.configure(tspec.name, replica, thresholds, tspec.start_timeout_s)
         if tspec.metrics is not None:

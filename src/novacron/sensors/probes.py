@@ -4,6 +4,12 @@ Each loop probes, reports an :class:`~novacron.model.Observation`, then sleeps t
 tick of its own schedule (ticks are skipped, never bunched, when a probe overruns).
 After a restart the controller *expedites* a replica's checks so recovery is confirmed
 within tens of milliseconds instead of a full interval.
+
+With an adaptive timeout (:class:`~novacron.detectors.latency.AdaptiveTimeout`) a probe
+waits only a few multiples of the target's own high-quantile response time. Running
+into that shorter timeout is reported as a *suspected* failure and confirmed at once by a
+second probe with a longer (still bounded) timeout, so a hung process is found in a few
+latency quantiles while one slow answer never causes an action.
 """
 
 from __future__ import annotations
@@ -13,6 +19,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from novacron.clock import Clock
+from novacron.detectors.latency import AdaptiveTimeout
 from novacron.model import Observation, TargetId
 from novacron.sensors.httpprobe import HttpProbeClient
 from novacron.settings import ExecCheck, HttpCheck, TcpCheck
@@ -81,6 +88,16 @@ class _Loop:
     task: asyncio.Task[None] | None = None
     expedite_until: float = 0.0
     waker: asyncio.Future[bool] | None = None
+    model: AdaptiveTimeout | None = None
+    confirming: bool = False
+
+    def next_timeout(self) -> tuple[float, bool]:
+        """(timeout for the next probe, whether running into it is only a suspicion)."""
+        model = self.model
+        if model is None or not model.adaptive:
+            return self.timeout, False
+        t = model.confirm_timeout() if self.confirming else model.timeout()
+        return t, t < self.timeout
 
     def wake(self) -> None:
         """Cut the current wait short (the next probe runs now)."""
@@ -97,10 +114,20 @@ class Prober:
         self._loops: dict[tuple[str, int], list[_Loop]] = {}
 
     def add(
-        self, target: TargetId, replica: int, source: str, probe: ProbeFn, *, interval: float, timeout: float
+        self,
+        target: TargetId,
+        replica: int,
+        source: str,
+        probe: ProbeFn,
+        *,
+        interval: float,
+        timeout: float,
+        adaptive: bool = False,
     ) -> None:
-        """Start probing one check of one replica."""
+        """Start probing one check of one replica (``adaptive``: learn its timeout)."""
         loop = _Loop(target, replica, source, probe, interval, timeout)
+        if adaptive:
+            loop.model = AdaptiveTimeout(ceiling_s=timeout)
         loop.task = asyncio.get_running_loop().create_task(self._run(loop), name=f"probe:{target}#{replica}")
         self._loops.setdefault((target, replica), []).append(loop)
 
@@ -132,8 +159,12 @@ class Prober:
         next_tick = clock.monotonic()
         while True:
             start = clock.monotonic()
-            ok, detail = await self._probe_once(lp)
+            timeout, provisional = lp.next_timeout()
+            ok, detail, timed_out = await self._probe_once(lp, timeout)
             end = clock.monotonic()
+            suspected = timed_out and provisional
+            if ok and lp.model is not None:
+                lp.model.observe(end - start)
             self._emit(
                 Observation(
                     lp.target,
@@ -141,10 +172,16 @@ class Prober:
                     clock.now(),
                     ok,
                     latency_s=end - start,
-                    detail=detail,
+                    detail=detail + (" (adaptive)" if suspected else ""),
                     replica=lp.replica,
+                    suspected=suspected,
                 )
             )
+            # A suspicion is confirmed at once (one expedited probe), not at the next tick.
+            lp.confirming = suspected and not lp.confirming
+            if lp.confirming:
+                next_tick = clock.monotonic()
+                continue
             interval = EXPEDITED_INTERVAL_S if end < lp.expedite_until else lp.interval
             next_tick += interval
             if next_tick < end:  # overran: skip missed ticks rather than bunch them
@@ -153,13 +190,15 @@ class Prober:
                 next_tick = clock.monotonic()
 
     @staticmethod
-    async def _probe_once(lp: _Loop) -> tuple[bool, str]:
+    async def _probe_once(lp: _Loop, timeout: float) -> tuple[bool, str, bool]:
+        """(ok, detail, timed out)."""
         try:
-            return await lp.probe(lp.timeout)
+            ok, detail = await lp.probe(timeout)
         except TimeoutError:
-            return False, f"timeout after {lp.timeout * 1000:.0f} ms"
+            return False, f"timeout after {timeout * 1000:.0f} ms", True
         except (OSError, ValueError) as exc:
-            return False, f"{type(exc).__name__}: {exc}"
+            return False, f"{type(exc).__name__}: {exc}", False
+        return ok, detail, False
 
 
 async def _sleep_or_wake(lp: _Loop, delay: float) -> bool:

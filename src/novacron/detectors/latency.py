@@ -1,0 +1,96 @@
+"""Probe timeouts that adapt to each target's own response times.
+
+A fixed probe timeout must be long enough for the slowest healthy answer of every target,
+so a stopped process is only noticed ``failures × timeout`` after it stops. A target that
+normally answers in 2 ms is, after 40 ms of silence, already far outside anything it has
+done. :class:`AdaptiveTimeout` keeps the last ``window`` successful response times and
+sets the timeout to ``factor ×`` their ``quantile`` (the 99th percentile by default),
+never below ``floor_s`` and never above the spec's ``timeout_s`` (the ceiling). Until
+``min_samples`` answers are known, the ceiling applies.
+
+Such a short timeout is a *suspicion*, not a verdict: the prober confirms it at once with
+a second, expedited probe given ``confirm_factor ×`` the adaptive timeout (still within
+the ceiling), and the health tracker never turns a suspicion alone into a fault. Slow
+answers that do arrive are learned, so a target whose latency shifts upwards (load,
+a colder cache) earns longer timeouts within a few dozen probes.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+
+import numpy as np
+
+from novacron.errors import InputError
+
+__all__ = ["AdaptiveTimeout"]
+
+# Recomputing a quantile on every probe would cost more than the probe; every few answers
+# is enough for a distribution that moves over dozens of them.
+_REFRESH_EVERY = 8
+
+
+class AdaptiveTimeout:
+    """Per-check timeout from the check's own recent latencies, bounded by the spec."""
+
+    def __init__(
+        self,
+        *,
+        ceiling_s: float,
+        floor_s: float = 0.03,
+        quantile: float = 0.99,
+        factor: float = 3.0,
+        confirm_factor: float = 2.0,
+        window: int = 256,
+        min_samples: int = 20,
+    ) -> None:
+        for name, v in (("ceiling_s", ceiling_s), ("floor_s", floor_s), ("factor", factor)):
+            if not (math.isfinite(v) and v > 0):
+                raise InputError(f"must be a positive number, got {v!r}", where=name)
+        if not 0.0 < quantile < 1.0:
+            raise InputError(f"must be in (0, 1), got {quantile!r}", where="quantile")
+        if confirm_factor < 1.0:
+            raise InputError(f"must be >= 1, got {confirm_factor!r}", where="confirm_factor")
+        if window < 1 or min_samples < 1:
+            raise InputError("window and min_samples must be >= 1", where="window")
+        self.ceiling_s = ceiling_s
+        self.floor_s = min(floor_s, ceiling_s)
+        self.quantile = quantile
+        self.factor = factor
+        self.confirm_factor = confirm_factor
+        self.min_samples = min_samples
+        self._latencies: deque[float] = deque(maxlen=window)
+        self._since_refresh = 0
+        self._timeout = ceiling_s
+
+    def observe(self, latency_s: float) -> None:
+        """Learn the response time of one successful probe."""
+        if not (math.isfinite(latency_s) and latency_s >= 0.0):
+            return
+        self._latencies.append(latency_s)
+        self._since_refresh += 1
+        if len(self._latencies) >= self.min_samples and (
+            self._since_refresh >= _REFRESH_EVERY or len(self._latencies) == self.min_samples
+        ):
+            q = float(np.quantile(np.asarray(self._latencies), self.quantile))
+            self._timeout = min(self.ceiling_s, max(self.floor_s, self.factor * q))
+            self._since_refresh = 0
+
+    def timeout(self) -> float:
+        """The timeout for the next regular probe."""
+        return self._timeout
+
+    def confirm_timeout(self) -> float:
+        """The timeout for the probe that confirms a suspicion."""
+        return min(self.ceiling_s, self.confirm_factor * self._timeout)
+
+    @property
+    def adaptive(self) -> bool:
+        """Whether the timeout is (now) below the ceiling, so a timeout is only a suspicion."""
+        return self._timeout < self.ceiling_s
+
+    @property
+    def samples(self) -> int:
+        """How many response times are remembered."""
+        return len(self._latencies)

@@ -1,0 +1,121 @@
+"""Adaptive probe timeouts: learned from the target's latencies, confirmed before acting."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+
+import pytest
+
+from novacron.clock import FakeClock
+from novacron.detectors.latency import AdaptiveTimeout
+from novacron.errors import InputError
+from novacron.healing.health import HealthTracker
+from novacron.model import Fault, FaultKind, Observation, TargetId
+from novacron.sensors.probes import Prober
+
+_INTERVAL = 0.005  # real seconds between ticks of the fake schedule, to keep the test quick
+
+
+def test_timeout_follows_a_shifting_latency_distribution() -> None:
+    model = AdaptiveTimeout(ceiling_s=0.5, floor_s=0.01, min_samples=20)
+    assert model.timeout() == 0.5 and not model.adaptive, "the spec's timeout until it has learned"
+    for _ in range(40):
+        model.observe(0.004)
+    assert model.timeout() == pytest.approx(0.012)
+    assert model.adaptive
+    assert model.confirm_timeout() == pytest.approx(0.024)
+    for _ in range(256):  # the target slows down: its timeout grows with it
+        model.observe(0.060)
+    assert model.timeout() == pytest.approx(0.18)
+    for _ in range(256):  # slower than the ceiling allows: bounded by the spec
+        model.observe(0.4)
+    assert model.timeout() == 0.5
+    assert not model.adaptive
+
+
+@pytest.mark.parametrize(
+    ("field", "kwargs"),
+    [
+        ("ceiling_s", {"ceiling_s": 0.0}),
+        ("quantile", {"ceiling_s": 1.0, "quantile": 1.0}),
+        ("confirm_factor", {"ceiling_s": 1.0, "confirm_factor": 0.5}),
+        ("window", {"ceiling_s": 1.0, "window": 0}),
+    ],
+)
+def test_bad_parameters_name_the_field(field: str, kwargs: dict[str, float]) -> None:
+    with pytest.raises(InputError, match=field):
+        AdaptiveTimeout(**kwargs)
+
+
+class _Target:
+    """A fake target on a FakeClock: each probe takes the next latency from a script."""
+
+    def __init__(self, clock: FakeClock, latencies: Callable[[int], float]) -> None:
+        self.clock = clock
+        self.latencies = latencies
+        self.calls: list[tuple[float, float]] = []  # (latency, timeout given)
+
+    async def probe(self, timeout: float) -> tuple[bool, str]:
+        latency = self.latencies(len(self.calls))
+        self.calls.append((latency, timeout))
+        await asyncio.sleep(0)
+        if latency > timeout:
+            self.clock.advance(timeout)
+            raise TimeoutError
+        self.clock.advance(latency)
+        return True, "HTTP 200"
+
+
+async def _run(target: _Target, probes: int, *, failures: int = 1) -> tuple[list[Observation], list[Fault]]:
+    clock = target.clock
+    faults: list[Fault] = []
+    health = HealthTracker(clock, on_fault=faults.append, on_recovered=lambda _t: None)
+    health.configure("svc", 0, {"http:0": failures}, start_timeout_s=60.0)
+    health.process_started("svc", 0)
+    seen: list[Observation] = []
+
+    def emit(obs: Observation) -> None:
+        seen.append(obs)
+        health.observe(obs)
+
+    prober = Prober(clock, emit)
+    prober.add(TargetId("svc"), 0, "http:0", target.probe, interval=_INTERVAL, timeout=0.25, adaptive=True)
+    while len(target.calls) < probes:
+        await asyncio.sleep(0.001)
+    await prober.close()
+    return seen, faults
+
+
+def _shifting(shift_at: int, before: float, after: float) -> Callable[[int], float]:
+    return lambda i: before if i < shift_at else after
+
+
+async def test_prober_learns_a_shift_upwards_without_a_fault() -> None:
+    target = _Target(FakeClock(), _shifting(60, 0.003, 0.045))
+    seen, faults = await _run(target, 120)
+    timeouts = [t for _, t in target.calls]
+    assert timeouts[0] == 0.25
+    assert min(timeouts[30:60]) < 0.05, "a 3 ms target gets a short timeout"
+    assert timeouts[-1] == pytest.approx(0.135, rel=1e-3), "…which follows its latency up (3 × p99)"
+    assert faults == [], "slower answers that still arrive are learned, never acted on"
+    assert any(o.suspected for o in seen), "the shift itself was suspected at first"
+
+
+async def test_one_slow_answer_is_confirmed_and_not_acted_on() -> None:
+    slow = 45
+    target = _Target(FakeClock(), lambda i: 0.2 if i == slow else 0.003)
+    seen, faults = await _run(target, 80)
+    assert seen[slow].suspected and not seen[slow].healthy
+    assert seen[slow + 1].healthy, "the confirming probe answered"
+    assert target.calls[slow + 1][1] > target.calls[slow][1], "with a longer timeout"
+    assert faults == []
+
+
+async def test_a_hang_is_found_in_two_short_timeouts() -> None:
+    hang = 50
+    target = _Target(FakeClock(), lambda i: 0.003 if i < hang else 10.0)
+    _seen, faults = await _run(target, hang + 3, failures=1)
+    assert len(faults) == 1 and faults[0].kind is FaultKind.HANG
+    waited = sum(t for _, t in target.calls[hang : hang + 2])
+    assert waited < 0.1, f"suspected and confirmed after {waited * 1000:.0f} ms, not 2 x 250 ms"
