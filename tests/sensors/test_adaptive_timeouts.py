@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
+from typing import Any
 
 import pytest
 
@@ -19,7 +20,8 @@ _INTERVAL = 0.005  # real seconds between ticks of the fake schedule, to keep th
 
 def test_timeout_follows_a_shifting_latency_distribution() -> None:
     model = AdaptiveTimeout(ceiling_s=0.5, floor_s=0.01, min_samples=20)
-    assert model.timeout() == 0.5 and not model.adaptive, "the spec's timeout until it has learned"
+    assert model.timeout() == 0.5, "the spec's timeout until it has learned"
+    assert not model.adaptive
     for _ in range(40):
         model.observe(0.004)
     assert model.timeout() == pytest.approx(0.012)
@@ -43,7 +45,7 @@ def test_timeout_follows_a_shifting_latency_distribution() -> None:
         ("window", {"ceiling_s": 1.0, "window": 0}),
     ],
 )
-def test_bad_parameters_name_the_field(field: str, kwargs: dict[str, float]) -> None:
+def test_bad_parameters_name_the_field(field: str, kwargs: dict[str, Any]) -> None:
     with pytest.raises(InputError, match=field):
         AdaptiveTimeout(**kwargs)
 
@@ -106,7 +108,8 @@ async def test_one_slow_answer_is_confirmed_and_not_acted_on() -> None:
     slow = 45
     target = _Target(FakeClock(), lambda i: 0.2 if i == slow else 0.003)
     seen, faults = await _run(target, 80)
-    assert seen[slow].suspected and not seen[slow].healthy
+    assert seen[slow].suspected
+    assert not seen[slow].healthy
     assert seen[slow + 1].healthy, "the confirming probe answered"
     assert target.calls[slow + 1][1] > target.calls[slow][1], "with a longer timeout"
     assert faults == []
@@ -116,6 +119,7 @@ async def test_a_hang_is_found_in_two_short_timeouts() -> None:
     hang = 50
     target = _Target(FakeClock(), lambda i: 0.003 if i < hang else 10.0)
     _seen, faults = await _run(target, hang + 3, failures=1)
-    assert len(faults) == 1 and faults[0].kind is FaultKind.HANG
+    assert len(faults) == 1
+    assert faults[0].kind is FaultKind.HANG
     waited = sum(t for _, t in target.calls[hang : hang + 2])
     assert waited < 0.1, f"suspected and confirmed after {waited * 1000:.0f} ms, not 2 x 250 ms"
