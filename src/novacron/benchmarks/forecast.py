@@ -189,13 +189,18 @@ def _failure(data_dir: Path) -> dict[str, Any]:
     files = sorted((data_dir / "backblaze").glob("*.csv.gz"))
     report = evaluate_failure(read_drive_days(files[0]), horizon_h=72.0, split="time")
 
-    def scores(s: Any) -> dict[str, float]:
+    def scores(s: Any) -> dict[str, Any]:
+        ci = s.intervals
         return {
             "precision_72h": s.precision,
             "recall_72h": s.recall,
             "row_recall_72h": s.row_recall,
             "auc_pr": s.auc_pr,
             "alarms": s.alarms,
+            # 95 % bootstrap intervals over test drives.
+            "precision_72h_ci": ci.get("precision"),
+            "recall_72h_ci": ci.get("recall"),
+            "auc_pr_ci": ci.get("auc_pr"),
         }
 
     return {

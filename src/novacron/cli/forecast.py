@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -153,13 +153,24 @@ def failures(
     for name in ("", "precision", "recall (failures)", "recall (drive-days)", "AUC-PR", "alarms"):
         table.add_column(name, justify="right")
     for label, s in (("model", report.model), ("baseline", report.baseline)):
+
+        def cell(metric: str, value: float, s: Any = s) -> str:
+            lo, hi = s.intervals.get(metric, (value, value))
+            return f"{value:.3f} [{lo:.3f}, {hi:.3f}]"
+
         table.add_row(
-            label, f"{s.precision:.3f}", f"{s.recall:.3f}", f"{s.row_recall:.3f}", f"{s.auc_pr:.3f}", str(s.alarms)
+            label,
+            cell("precision", s.precision),
+            cell("recall", s.recall),
+            f"{s.row_recall:.3f}",
+            cell("auc_pr", s.auc_pr),
+            str(s.alarms),
         )
     Console().print(table)
     Console().print(
         f"baseline: any of SMART 5/187/197/198 raw > 0. train {report.train_rows} rows, "
-        f"test {report.test_rows} rows, threshold {report.threshold:.3g}"
+        f"test {report.test_rows} rows, threshold {report.threshold:.3g}; "
+        "[95 % bootstrap interval over test drives]"
     )
 
 

@@ -36,8 +36,11 @@ __all__ = [
     "select",
 ]
 
-# Alarm thresholds tried (scores are in [0, 1]).
-THRESHOLDS: FloatArray = np.round(np.arange(0.05, 0.951, 0.01), 2)
+# Alarm thresholds tried (scores are in [0, 1]); finer near 1, where saturating scores
+# (and squashed raw scores, s/(1+s)) crowd.
+THRESHOLDS: FloatArray = np.concatenate(
+    [np.round(np.arange(0.05, 0.991, 0.01), 2), np.array([0.995, 0.998, 0.999, 1.0])]
+)
 # The hold's escape margin, as in the ensemble.
 _ESCALATE = 0.3
 

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from novacron.detectors.base import REGISTRY, FloatArray, Registry
 from novacron.detectors.nab_cv import Case
 from novacron.detectors.nab_run import unit_scores
-from novacron.detectors.pipeline import MEMBER_SETS, NAB_RANK_HISTORY, general_ensemble, series_detector
+from novacron.detectors.pipeline import NAB_RANK_HISTORY, general_ensemble, member_set, series_detector
 from novacron.errors import InputError
 
 __all__ = ["DEFAULT_CANDIDATES", "ENSEMBLE_HOLDS", "candidates_for"]
@@ -36,16 +36,21 @@ def candidates_for(
 ) -> tuple[dict[str, tuple[int, ...]], Callable[[str, Case], FloatArray]]:
     """``(candidates → holds, scorer)`` for ``detector``; the ensemble's are ``names``.
 
-    An ensemble candidate is a member set (letters of ``zhc``) with an optional
-    ``+rank``; unknown ones raise :class:`InputError` naming ``--candidates``.
+    An ensemble candidate is a member set (letters, see
+    :data:`~novacron.detectors.pipeline.MEMBER_LETTERS`) with an optional ``+rank``;
+    unknown ones raise :class:`InputError` naming ``--candidates``. Other detectors get
+    the same holds, so each is judged with the refractory the ensemble enjoys.
     """
     reg = REGISTRY if registry is None else registry
     if detector == "ensemble":
         for name in names:
             members, plus, rank = name.partition("+")
-            if members not in MEMBER_SETS or (plus and rank != "rank"):
-                known = ", ".join(f"{m}, {m}+rank" for m in MEMBER_SETS)
-                raise InputError(f"unknown candidate {name!r} (known: {known})", where="--candidates")
+            try:
+                member_set(members, 300.0)
+            except InputError as exc:
+                raise InputError(exc.reason, where=f"--candidates {name}") from exc
+            if plus and rank != "rank":
+                raise InputError(f"only '+rank' may follow the members, got {name!r}", where="--candidates")
         return dict.fromkeys(names, ENSEMBLE_HOLDS), _ensemble_scorer
     if detector not in reg:
         raise InputError(f"unknown detector {detector!r} (known: {', '.join(reg)})", where="--detector")
@@ -53,4 +58,4 @@ def candidates_for(
     def score(name: str, case: Case) -> FloatArray:
         return unit_scores(series_detector(name, case.step_s, registry=reg), case.values)[0]
 
-    return {detector: (0,)}, score
+    return {detector: ENSEMBLE_HOLDS}, score

@@ -13,14 +13,17 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 import novacron.detectors._builtins  # noqa: F401  (registers every built-in detector)
+from novacron.detectors.art import ARTNovelty
 from novacron.detectors.base import REGISTRY, Detector, Registry
 from novacron.detectors.changepoint import CUSUM, PageHinkley
 from novacron.detectors.decision import Decision
 from novacron.detectors.ensemble import Ensemble
 from novacron.detectors.heartbeat import PhiAccrualDetector
+from novacron.detectors.knn import KNNConformal
 from novacron.detectors.robust import RobustZScore
 from novacron.detectors.slo import SLOBurnRate
 from novacron.detectors.smoothing import HoltWinters
+from novacron.detectors.spectral import SpectralResidual
 from novacron.errors import InputError
 
 __all__ = [
@@ -52,9 +55,10 @@ NAB_RANK_HISTORY = 4000
 NAB_ALARM = 0.24
 NAB_REFRACTORY = 100
 
-# Member sets the cross-validation chooses among (z = robust z-score, h = seasonal
-# residual, c = CUSUM).
-MEMBER_SETS: tuple[str, ...] = ("zhc", "zh", "hc", "zc")
+# Member letters for the ensemble candidates `novacron nab cv --candidates` names:
+# z = robust z-score, h = seasonal residual, c = CUSUM, k = kNN conformal,
+# a = fuzzy-ART novelty, s = spectral residual.
+MEMBER_LETTERS = "zhckas"
 
 
 def season_periods(step_s: float) -> tuple[int, int]:
@@ -65,15 +69,18 @@ def season_periods(step_s: float) -> tuple[int, int]:
 
 
 def member_set(name: str, step_s: float) -> tuple[Detector, ...]:
-    """The members named by letters: z (robust z-score), h (seasonal residual), c (CUSUM)."""
+    """The members named by letters (see :data:`MEMBER_LETTERS`), e.g. ``"zhc"``."""
     daily, weekly = season_periods(step_s)
     make: dict[str, Callable[[], Detector]] = {
         "z": RobustZScore,
         "h": lambda: HoltWinters(period_daily=daily, period_weekly=weekly),
         "c": lambda: CUSUM(k=1.0),
+        "k": KNNConformal,
+        "a": ARTNovelty,
+        "s": SpectralResidual,
     }
-    if not name or any(ch not in make for ch in name):
-        raise InputError(f"unknown member set {name!r} (letters from 'zhc')", where="members")
+    if not name or any(ch not in make for ch in name) or len(set(name)) != len(name):
+        raise InputError(f"unknown member set {name!r} (distinct letters from {MEMBER_LETTERS!r})", where="members")
     return tuple(make[ch]() for ch in name)
 
 
