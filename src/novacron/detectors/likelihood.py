@@ -69,7 +69,9 @@ class _Prefix:
         """Append values; return all prefix sums (history first) for window arithmetic."""
         hist = np.asarray(self.sums, dtype=np.float64)
         allp = np.concatenate([hist[:-1], np.cumsum(np.concatenate([[hist[-1]], values]))])
-        self.sums.extend(allp[hist.shape[0] :].tolist())
+        # Only the newest ``maxlen`` sums survive the deque: convert just those.
+        keep = min(allp.shape[0] - hist.shape[0], self.sums.maxlen or 0)
+        self.sums.extend(allp[allp.shape[0] - keep :].tolist())
         return allp
 
 
@@ -111,8 +113,9 @@ class _Familiar:
         return cnt, width
 
     def extend(self, values: FloatArray) -> None:
-        """Remember a batch of values."""
-        self.order.extend(values.tolist())
+        """Remember a batch of values (only the newest ``maxlen`` can survive)."""
+        size = self.order.maxlen or 0
+        self.order.extend(values[max(0, values.shape[0] - size) :].tolist())
         self.ranked = sorted(self.order)
 
 
