@@ -180,6 +180,7 @@ async def _bench(spec: FleetSpec, names: list[str], faults: int, kinds: list[str
             await _inject_one(controller, target, kind, tally)
         await controller.wait_idle(5.0)
         false_actions, preventive_actions = _unmatched_actions(controller, tally.matched)
+        timeouts = sorted(controller.prober.timeouts().values())
     finally:
         await controller.stop()
     return {
@@ -190,6 +191,11 @@ async def _bench(spec: FleetSpec, names: list[str], faults: int, kinds: list[str
         "preventive_actions": preventive_actions,
         "mttd_ms": {k: percentiles(tally.mttd[k], scale=1000) for k in kinds},
         "mttr_ms": {k: percentiles(tally.mttr[k], scale=1000) for k in kinds},
+        # The probe timeouts in force at the end (learned ones when adaptive).
+        "probe_timeout_ms": {
+            "min": round(1000 * timeouts[0], 1) if timeouts else None,
+            "max": round(1000 * timeouts[-1], 1) if timeouts else None,
+        },
         "targets": names,
     }
 

@@ -148,6 +148,14 @@ class Prober:
         for lp in self._loops.get((target, replica), []):
             lp.expedite_until = 0.0
 
+    def timeouts(self) -> dict[tuple[str, int, str], float]:
+        """The timeout each check's next regular probe will get (adaptive or the spec's)."""
+        return {
+            (lp.target, lp.replica, lp.source): lp.model.timeout() if lp.model is not None else lp.timeout
+            for loops in self._loops.values()
+            for lp in loops
+        }
+
     async def close(self) -> None:
         """Stop every probe loop."""
         tasks = [lp.task for loops in self._loops.values() for lp in loops if lp.task]
