@@ -185,8 +185,9 @@ class Prober:
                     suspected=suspected,
                 )
             )
-            # A suspicion is confirmed at once (one expedited probe), not at the next tick.
-            lp.confirming = suspected and not lp.confirming
+            # With a learned timeout, a timeout is confirmed at once (one expedited probe),
+            # not at the next tick: ticks are skipped while a probe hangs.
+            lp.confirming = timed_out and lp.model is not None and not lp.confirming
             if lp.confirming:
                 next_tick = clock.monotonic()
                 continue
