@@ -187,30 +187,19 @@ def _print_cv(report: dict[str, Any]) -> None:
     for col in ("held out", "standard", "low FP", "low FN", "threshold", "candidate", "hold"):
         table.add_column(col)
 
-    def fmt(v: Any) -> str:
-        return "-" if v is None else f"{v:.1f}"
+    def row(label: str, scores: dict[str, Any], choice: dict[str, Any]) -> list[str]:
+        cells = [scores[k] for k in ("standard", "reward_low_FP_rate", "reward_low_FN_rate")]
+        return [
+            label,
+            *("-" if v is None else f"{v:.1f}" for v in cells),
+            f"{scores['threshold']:.2f}",
+            choice["candidate"],
+            str(choice["hold"]),
+        ]
 
-    for cat, row in report["by_category"].items():
-        table.add_row(
-            cat,
-            fmt(row["standard"]),
-            fmt(row["reward_low_FP_rate"]),
-            fmt(row["reward_low_FN_rate"]),
-            f"{row['threshold']:.2f}",
-            row["candidate"],
-            str(row["hold"]),
-        )
-    p = report["pooled"]
-    fin = report["final"]
-    table.add_row(
-        "pooled",
-        fmt(p["standard"]),
-        fmt(p["reward_low_FP_rate"]),
-        fmt(p["reward_low_FN_rate"]),
-        f"{p['threshold']:.2f}",
-        fin["candidate"],
-        str(fin["hold"]),
-    )
+    for cat, scores in report["by_category"].items():
+        table.add_row(*row(cat, scores, scores))
+    table.add_row(*row("pooled", report["pooled"], report["final"]))
     Console().print(table)
 
 
