@@ -27,6 +27,11 @@ def test_timeout_follows_a_shifting_latency_distribution() -> None:
     assert model.timeout() == pytest.approx(0.012)
     assert model.adaptive
     assert model.confirm_timeout() == pytest.approx(0.024)
+    model.observe(0.05)  # one stall it recovered from: confirmations must outlast it
+    for _ in range(250):
+        model.observe(0.004)
+    assert model.timeout() == pytest.approx(0.012)
+    assert model.confirm_timeout() == pytest.approx(0.1)
     for _ in range(256):  # the target slows down: its timeout grows with it
         model.observe(0.060)
     assert model.timeout() == pytest.approx(0.18)

@@ -9,8 +9,11 @@ never below ``floor_s`` and never above the spec's ``timeout_s`` (the ceiling). 
 ``min_samples`` answers are known, the ceiling applies.
 
 Such a short timeout is a *suspicion*, not a verdict: the prober confirms it at once with
-a second, expedited probe given ``confirm_factor ×`` the adaptive timeout (still within
-the ceiling), and the health tracker never turns a suspicion alone into a fault. Slow
+a second, expedited probe, and the health tracker never turns a suspicion alone into a
+fault. The confirming probe waits ``confirm_factor ×`` the longer of the adaptive timeout
+and the slowest healthy answer in the window (still within the ceiling): one stall of
+the target (or of a busy machine) must not fail both probes, so the confirmation has to
+outlast the worst pause the target has been seen to recover from. Slow
 answers that do arrive are learned, so a target whose latency shifts upwards (load,
 a colder cache) earns longer timeouts within a few dozen probes.
 """
@@ -63,6 +66,7 @@ class AdaptiveTimeout:
         self._latencies: deque[float] = deque(maxlen=window)
         self._since_refresh = 0
         self._timeout = ceiling_s
+        self._slowest = 0.0
 
     def observe(self, latency_s: float) -> None:
         """Learn the response time of one successful probe."""
@@ -73,8 +77,10 @@ class AdaptiveTimeout:
         if len(self._latencies) >= self.min_samples and (
             self._since_refresh >= _REFRESH_EVERY or len(self._latencies) == self.min_samples
         ):
-            q = float(np.quantile(np.asarray(self._latencies), self.quantile))
+            window = np.asarray(self._latencies)
+            q = float(np.quantile(window, self.quantile))
             self._timeout = min(self.ceiling_s, max(self.floor_s, self.factor * q))
+            self._slowest = float(window.max())
             self._since_refresh = 0
 
     def timeout(self) -> float:
@@ -83,7 +89,7 @@ class AdaptiveTimeout:
 
     def confirm_timeout(self) -> float:
         """The timeout for the probe that confirms a suspicion."""
-        return min(self.ceiling_s, self.confirm_factor * self._timeout)
+        return min(self.ceiling_s, self.confirm_factor * max(self._timeout, self._slowest))
 
     @property
     def adaptive(self) -> bool:
