@@ -23,15 +23,22 @@ from __future__ import annotations
 import math
 from collections import deque
 
-import numpy as np
-
 from novacron.errors import InputError
 
 __all__ = ["AdaptiveTimeout"]
 
 # Recomputing a quantile on every probe would cost more than the probe; every few answers
-# is enough for a distribution that moves over dozens of them.
+# is enough for a distribution that moves over dozens of them. Plain Python on purpose:
+# the prober must not pull numpy into a controller that watches no metrics.
 _REFRESH_EVERY = 8
+
+
+def _quantile(ordered: list[float], q: float) -> float:
+    """Linear-interpolated quantile of sorted values (numpy's default method)."""
+    pos = q * (len(ordered) - 1)
+    lo = math.floor(pos)
+    hi = min(lo + 1, len(ordered) - 1)
+    return ordered[lo] + (ordered[hi] - ordered[lo]) * (pos - lo)
 
 
 class AdaptiveTimeout:
@@ -77,10 +84,10 @@ class AdaptiveTimeout:
         if len(self._latencies) >= self.min_samples and (
             self._since_refresh >= _REFRESH_EVERY or len(self._latencies) == self.min_samples
         ):
-            window = np.asarray(self._latencies)
-            q = float(np.quantile(window, self.quantile))
+            ordered = sorted(self._latencies)
+            q = _quantile(ordered, self.quantile)
             self._timeout = min(self.ceiling_s, max(self.floor_s, self.factor * q))
-            self._slowest = float(window.max())
+            self._slowest = ordered[-1]
             self._since_refresh = 0
 
     def timeout(self) -> float:
