@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import subprocess
+import sys
 from collections.abc import Callable
 from typing import Any
 
@@ -128,3 +130,21 @@ async def test_a_hang_is_found_in_two_short_timeouts() -> None:
     assert faults[0].kind is FaultKind.HANG
     waited = sum(t for _, t in target.calls[hang : hang + 2])
     assert waited < 0.1, f"suspected and confirmed after {waited * 1000:.0f} ms, not 2 x 250 ms"
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--load", "-1"], "--load: must be between 0 and 64"),
+        (["--timeouts", "bogus"], "--timeouts: must be one of adaptive, fixed"),
+    ],
+)
+def test_bench_healing_names_a_bad_flag(args: list[str], message: str) -> None:
+    res = subprocess.run(
+        [sys.executable, "-m", "novacron.cli", "bench", "healing", *args, "--json"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert res.returncode == 2
+    assert message in res.stderr
