@@ -24,6 +24,7 @@ from novacron.model import Incident
 from novacron.notify import Channel
 from novacron.settings import EscalationPolicy, Policy
 from novacron.store import Store
+from novacron.store.rails import RailRepository
 from novacron.telemetry import Metrics
 
 __all__ = ["Composition", "Paging", "compose"]
@@ -70,7 +71,7 @@ def compose(
     flow's incidents are paged through the store's outbox.
     """
     store = Store.open(store_url)
-    gate = SafetyGate(policy, clock, fleet_size=len(graph), seed=seed)
+    gate = SafetyGate(policy, clock, fleet_size=len(graph), seed=seed, rails=RailRepository(store))
     approvals = Approvals()
     flow = HealingFlow(
         graph=graph,

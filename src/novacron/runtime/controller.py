@@ -55,6 +55,7 @@ class TargetView:
     state: str = ""  # health, or "healing" while an action works on the target
     restarts: int = 0
     last_fault: dict[str, Any] | None = None
+    quarantined_until: float | None = None  # wall-clock end of a flap quarantine
 
 
 class Controller:
@@ -134,7 +135,8 @@ class Controller:
             self.pager.restore()  # before incidents resume: their pages so far are known
             self.pager.start()
         self.flow.resume()
-        await self.actuator.start_all()
+        # A quarantined target stays as it is: a restarted controller must not restart it.
+        await self.actuator.start_all(skip=[t.name for t in self.spec.targets if self.gate.is_quarantined(t.name)])
         self.flow.start(tick=self._tick)
         if self.agents is not None:
             self.agents.start()
@@ -283,6 +285,7 @@ class Controller:
         views = []
         for t in self.spec.targets:
             health, incident = self.health.health(t.name), self.incidents.open_for(t.name)
+            until = self.gate.quarantined_until(t.name)
             views.append(
                 TargetView(
                     t.name,
@@ -290,9 +293,12 @@ class Controller:
                     len(self.actuator.pids(t.name)),
                     self.actuator.desired(t.name),
                     incident,
-                    state=state_word(health, incident, remediating=t.name in self.gate.remediating),
+                    state=state_word(
+                        health, incident, remediating=t.name in self.gate.remediating, quarantined=until is not None
+                    ),
                     restarts=self.ledger.restarts(t.name),
                     last_fault=self.ledger.last_fault(t.name),
+                    quarantined_until=until,
                 )
             )
         return views

@@ -17,7 +17,13 @@ from sqlalchemy import delete, select
 from novacron.store import tables as t
 from novacron.store.repo import Store
 
-__all__ = ["RailRepository", "RailRow"]
+__all__ = ["BACKOFF", "FLAP", "QUARANTINE", "RATE_LIMIT", "RailRepository", "RailRow"]
+
+# Rail names as stored.
+QUARANTINE = "quarantine"  # until: when it ends
+RATE_LIMIT = "rate_limit"  # data.at: automated actions within the last hour
+FLAP = "flap"  # data.at: incidents within the flap window
+BACKOFF = "backoff"  # until: not before; data.attempts: consecutive actions
 
 
 @dataclass(frozen=True, slots=True)
