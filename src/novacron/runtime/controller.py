@@ -23,6 +23,7 @@ from novacron.actuators.base import ActuatorRouter
 from novacron.actuators.process import ProcessActuator, expand_target_vars, replica_port
 from novacron.agents.wiring import coordinator_for
 from novacron.clock import Clock, MonotonicClock
+from novacron.diagnosis.crashlog import classify_crash, read_tail
 from novacron.errors import InputError, NotFoundError
 from novacron.healing.catalog import inverse_of, new_action
 from novacron.healing.executor import ExecResult
@@ -104,6 +105,7 @@ class Controller:
         self.heartbeats = HeartbeatMonitor(self.clock, self.health.observe)
         self.scraper = MetricsScraper(self.clock, self._observe_metrics)
         self._published: dict[str, tuple[object, ...]] = {}
+        self._log_starts: dict[tuple[str, int], int] = {}
         self.ledger = TargetLedger(t.name for t in spec.targets)  # restarts and last faults, for operators
         self._last_beat = float("-inf")
         self.listeners.append(self.ledger.on_event)
@@ -206,6 +208,7 @@ class Controller:
     # -- process listener (from the actuator) ------------------------------------------
     def on_started(self, target: str, replica: int, pid: int, port: int | None, create_time: float) -> None:
         """A replica was spawned: remember it, and verify it quickly."""
+        self._log_starts[(target, replica)] = _size(self._log_path(target, replica))  # its own lines start here
         self._configure_replica(self.spec.target(target), replica)
         self.ledger.started(target, replica)
         self.store.set_process(ProcessRecord(target, replica, pid, create_time, port))
@@ -214,13 +217,19 @@ class Controller:
         self.prober.expedite(target, replica, self.spec.target(target).start_timeout_s)
 
     def on_exited(self, target: str, replica: int, pid: int, code: int | None, expected: bool) -> None:
-        """A replica exited: a crash unless we stopped it."""
+        """A replica exited: a crash unless we stopped it (then classified from its exit and log tail)."""
+        if not expected:
+            start = self._log_starts.get((target, replica), 0)
+            self.flow.note_crash(target, classify_crash(code, read_tail(self._log_path(target, replica), start=start)))
         self.health.process_exited(target, replica, code, expected=expected)
         if expected and replica >= self.actuator.desired(target):
             self.store.remove_process(target, replica)
             self.health.remove(target, replica)
             self.heartbeats.unregister(target, replica)
             asyncio.get_running_loop().create_task(self.prober.remove(target, replica))
+
+    def _log_path(self, target: str, replica: int) -> Path:
+        return self.workdir / "logs" / f"{target}-{replica}.log"
 
     def on_spawn_failed(self, target: str, replica: int, error: str) -> None:
         """A replica could not be spawned: a start failure, handled like any fault."""
@@ -385,3 +394,10 @@ class Controller:
     async def wait_idle(self, timeout: float) -> bool:
         """Wait until no healer is running (tests and benchmarks)."""
         return await self.flow.wait_idle(timeout)
+
+
+def _size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except OSError:
+        return 0
