@@ -24,7 +24,7 @@ from novacron.diagnosis.crashlog import CrashReport
 from novacron.diagnosis.rootcause import Cause, CrashHint, rank_root_causes
 from novacron.healing.advice import Advisor
 from novacron.healing.approvals import Approvals
-from novacron.healing.executor import Executor
+from novacron.healing.executor import Executor, Prover
 from novacron.healing.healer import Healer
 from novacron.healing.health import HealthTracker
 from novacron.healing.recorders import standard_bus
@@ -66,6 +66,7 @@ class HealingFlow:
         on_new_incident: Callable[[Incident], None] | None = None,
         on_resolved: Callable[[str], None] | None = None,
         component: str = "controller",
+        prove: Prover | None = None,
     ) -> None:
         """``graph`` maps every fleet target to the targets it depends on.
 
@@ -87,6 +88,7 @@ class HealingFlow:
             approvals=approvals,
             events=self.events,
             clock=clock,
+            prove=prove,
         )
         self.healer = Healer(self.executor, self.incidents, clock, advisor=advisor)
         self.listeners: list[Callable[[Incident, TimelineEvent], None]] = []

@@ -17,6 +17,7 @@ from novacron.actuators.base import Actuator
 from novacron.clock import Clock
 from novacron.healing.advice import Advisor
 from novacron.healing.approvals import Approvals
+from novacron.healing.executor import Prover
 from novacron.healing.flow import HealingFlow
 from novacron.healing.safety import SafetyGate
 from novacron.incidents.paging import Pager
@@ -63,12 +64,14 @@ def compose(
     on_resolved: Callable[[str], None] | None = None,
     component: str = "controller",
     paging: Paging | None = None,
+    prove: Prover | None = None,
 ) -> Composition:
     """Open the store and build gate, approvals and the healing flow over ``graph``.
 
     ``graph`` maps every target to the targets it depends on; its size is the fleet size
     the blast-radius cap is taken from. With ``paging`` (and at least one channel) the
-    flow's incidents are paged through the store's outbox.
+    flow's incidents are paged through the store's outbox; ``prove`` is the executor's proof
+    that an action's own process serves its target.
     """
     store = Store.open(store_url)
     gate = SafetyGate(policy, clock, fleet_size=len(graph), seed=seed, rails=RailRepository(store))
@@ -85,6 +88,7 @@ def compose(
         on_new_incident=on_new_incident,
         on_resolved=on_resolved,
         component=component,
+        prove=prove,
     )
     pager = None
     if paging is not None and paging.channels:

@@ -19,19 +19,23 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+import psutil
+
 from novacron.actuators.base import ActuatorRouter
+from novacron.actuators.ownership import owns_port, port_holder
 from novacron.actuators.process import ProcessActuator, expand_target_vars, replica_port
 from novacron.agents.wiring import coordinator_for
 from novacron.clock import Clock, MonotonicClock
 from novacron.diagnosis.crashlog import classify_crash, read_tail
-from novacron.errors import InputError, NotFoundError
+from novacron.errors import ConfigError, InputError, NotFoundError
 from novacron.healing.catalog import inverse_of, new_action
 from novacron.healing.executor import ExecResult
 from novacron.healing.metricfaults import MetricJudge
 from novacron.incidents.paging import build_channels
-from novacron.model import ActionKind, Fault, Health, Incident, Observation, TargetId, TimelineEvent
+from novacron.model import Action, ActionKind, Fault, Health, Incident, Observation, TargetId, TimelineEvent
 from novacron.runtime.compose import Paging, compose
 from novacron.runtime.ledger import TargetLedger, fleet_sample, state_word
+from novacron.runtime.preflight import check_binaries, held_ports
 from novacron.sensors.heartbeat import HeartbeatMonitor
 from novacron.sensors.metrics import MetricsScraper
 from novacron.sensors.probes import Prober, make_probe
@@ -42,6 +46,10 @@ from novacron.telemetry import Metrics, get_logger
 __all__ = ["Controller", "TargetView"]
 
 _KILL_SWITCH_KEY = "autonomous_enabled"
+# Actions that start processes: their repair is proven by the started process owning the port.
+_STARTS = frozenset(
+    {ActionKind.RESTART, ActionKind.REPLACE, ActionKind.START, ActionKind.SCALE_OUT, ActionKind.CONFIG_ROLLBACK}
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,6 +90,7 @@ class Controller:
         self.judge = MetricJudge(spec, self.clock, lambda fault: self.flow.on_fault(fault))  # noqa: PLW0108 - flow comes later
         self._spec_source = spec_source
         paging = Paging(build_channels(spec.notify, os.environ), spec.escalation_policies())  # secrets: env only
+        check_binaries(spec)
         self.actuator = ProcessActuator(spec, clock=self.clock, log_dir=self.workdir / "logs", listener=self)
         parts = compose(
             graph={t.name: t.depends_on for t in spec.targets},
@@ -93,6 +102,7 @@ class Controller:
             seed=seed,
             on_resolved=self._on_resolved,
             paging=paging,
+            prove=self.prove,
         )
         self.store, self.gate, self.approvals, self.flow = parts.store, parts.gate, parts.approvals, parts.flow
         self.pager = parts.pager
@@ -119,6 +129,15 @@ class Controller:
         self.config_version = 0
         self._log = get_logger(component="controller")
         self.agents = coordinator_for(self)  # None unless the spec enables `agents:`
+        self._refuse_held_ports()
+
+    def _refuse_held_ports(self) -> None:
+        """A port held by a stranger stops the controller before any target starts."""
+        ours = {rec.target for rec in self.store.processes() if _alive(rec.pid)}
+        held = held_ports(self.spec, ours=ours)
+        if held:
+            self.store.close()
+            raise ConfigError("; ".join(held), where="spec")
 
     # -- lifecycle ---------------------------------------------------------------------
     async def start(self) -> None:
@@ -227,6 +246,28 @@ class Controller:
             self.health.remove(target, replica)
             self.heartbeats.unregister(target, replica)
             asyncio.get_running_loop().create_task(self.prober.remove(target, replica))
+
+    def prove(self, action: Action, replicas: list[int] | None) -> str | None:
+        """After a start or restart: is the process the action started alive and serving the target's port?
+
+        None when proven. When another process holds the port, its pid and command are named.
+        """
+        if action.kind not in _STARTS:
+            return None
+        tspec = self.actuator.spec_of(action.target)
+        for replica in replicas if replicas is not None else range(self.actuator.desired(action.target)):
+            port = replica_port(tspec, replica)
+            pid = self.actuator.pid_of(action.target, replica)
+            if pid is None:
+                holder = port_holder(port) if port is not None else None
+                held = f"; port {port} is held by {holder}" if holder else ""
+                return f"cannot start {action.target} replica {replica}: its process exited{held}"
+            if port is not None and not owns_port(pid, port) and (holder := port_holder(port)) is not None:
+                return (
+                    f"cannot start {action.target} replica {replica}: port {port} is held by {holder}, "
+                    f"not by the started process (pid {pid})"
+                )
+        return None
 
     def _log_path(self, target: str, replica: int) -> Path:
         return self.workdir / "logs" / f"{target}-{replica}.log"
@@ -394,6 +435,13 @@ class Controller:
     async def wait_idle(self, timeout: float) -> bool:
         """Wait until no healer is running (tests and benchmarks)."""
         return await self.flow.wait_idle(timeout)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.Error:
+        return False
 
 
 def _size(path: Path) -> int:
