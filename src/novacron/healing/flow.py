@@ -25,10 +25,11 @@ from novacron.diagnosis.rootcause import Cause, CrashHint, rank_root_causes
 from novacron.healing.advice import Advisor
 from novacron.healing.approvals import Approvals
 from novacron.healing.executor import Executor, Prover
-from novacron.healing.healer import Healer
+from novacron.healing.healer import Healer, RunbookChooser
 from novacron.healing.health import HealthTracker
 from novacron.healing.recorders import standard_bus
 from novacron.healing.safety import SafetyGate
+from novacron.incidents.impact import PriorityKeeper
 from novacron.incidents.lifecycle import IncidentManager
 from novacron.model import ActionKind, Fault, Health, Incident, IncidentStatus, Priority, TargetId, TimelineEvent
 from novacron.store import Store
@@ -67,6 +68,7 @@ class HealingFlow:
         on_resolved: Callable[[str], None] | None = None,
         component: str = "controller",
         prove: Prover | None = None,
+        runbooks: RunbookChooser | None = None,
     ) -> None:
         """``graph`` maps every fleet target to the targets it depends on.
 
@@ -90,8 +92,10 @@ class HealingFlow:
             clock=clock,
             prove=prove,
         )
-        self.healer = Healer(self.executor, self.incidents, clock, advisor=advisor)
-        self.listeners: list[Callable[[Incident, TimelineEvent], None]] = []
+        self.healer = Healer(self.executor, self.incidents, clock, advisor=advisor, runbooks=runbooks)
+        self.priorities = PriorityKeeper(self.incidents, self.graph)
+        # First: every later listener (the pager above all) sees the re-assessed priority.
+        self.listeners: list[Callable[[Incident, TimelineEvent], None]] = [self.priorities.on_event]
         self._on_new_incident = on_new_incident
         self._on_resolved = on_resolved
         self._plans: dict[str, RemedyPlan] = {}
@@ -160,16 +164,20 @@ class HealingFlow:
             self._plans[fault.target] = remedy_plan(fault)
         crash = self._crashes.pop(fault.target, None)
         incident, new = self.incidents.on_fault(fault)
-        if crash is not None:
-            self.incidents.event(incident, "crash_classified", f"{crash.crash_class}: {crash.detail}", **crash.data())
         if not new:
+            self._crash_event(incident, crash)
             if fault.target not in self._healing and incident.status is IncidentStatus.OPEN:
                 self._spawn_healer(incident)
             return incident, False
         if self._on_new_incident is not None:
             self._on_new_incident(incident)
         root = self._diagnose(incident, crash)
+        self._crash_event(incident, crash)
         return self._quarantine_or_heal(incident, root), True
+
+    def _crash_event(self, incident: Incident, crash: CrashReport | None) -> None:
+        if crash is not None:
+            self.incidents.event(incident, "crash_classified", f"{crash.crash_class}: {crash.detail}", **crash.data())
 
     def note_crash(self, target: str, report: CrashReport) -> None:
         """What a crashed process's exit and log say; used by the fault it is about to raise."""

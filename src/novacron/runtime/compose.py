@@ -19,6 +19,7 @@ from novacron.healing.advice import Advisor
 from novacron.healing.approvals import Approvals
 from novacron.healing.executor import Prover
 from novacron.healing.flow import HealingFlow
+from novacron.healing.healer import RunbookChooser
 from novacron.healing.safety import SafetyGate
 from novacron.incidents.paging import Pager
 from novacron.model import Incident
@@ -65,13 +66,15 @@ def compose(
     component: str = "controller",
     paging: Paging | None = None,
     prove: Prover | None = None,
+    runbooks: RunbookChooser | None = None,
 ) -> Composition:
     """Open the store and build gate, approvals and the healing flow over ``graph``.
 
     ``graph`` maps every target to the targets it depends on; its size is the fleet size
     the blast-radius cap is taken from. With ``paging`` (and at least one channel) the
     flow's incidents are paged through the store's outbox; ``prove`` is the executor's proof
-    that an action's own process serves its target.
+    that an action's own process serves its target; ``runbooks`` picks the runbook (if
+    any) that takes an incident instead of the built-in ladder.
     """
     store = Store.open(store_url)
     gate = SafetyGate(policy, clock, fleet_size=len(graph), seed=seed, rails=RailRepository(store))
@@ -89,6 +92,7 @@ def compose(
         on_resolved=on_resolved,
         component=component,
         prove=prove,
+        runbooks=runbooks,
     )
     pager = None
     if paging is not None and paging.channels:

@@ -32,6 +32,8 @@ from novacron.healing.catalog import inverse_of, new_action
 from novacron.healing.executor import ExecResult
 from novacron.healing.metricfaults import MetricJudge
 from novacron.incidents.paging import build_channels
+from novacron.incidents.runbooks import Runbook
+from novacron.incidents.runbooks.sources import load_sources
 from novacron.model import Action, ActionKind, Fault, Health, Incident, Observation, TargetId, TimelineEvent
 from novacron.runtime.compose import Paging, compose
 from novacron.runtime.ledger import TargetLedger, fleet_sample, state_word
@@ -91,6 +93,8 @@ class Controller:
         self._spec_source = spec_source
         paging = Paging(build_channels(spec.notify, os.environ), spec.escalation_policies())  # secrets: env only
         check_binaries(spec)
+        base = Path(spec_source).parent if Path(spec_source).is_file() else Path.cwd()
+        self.runbooks = load_sources(spec.runbooks, base)
         self.actuator = ProcessActuator(spec, clock=self.clock, log_dir=self.workdir / "logs", listener=self)
         parts = compose(
             graph={t.name: t.depends_on for t in spec.targets},
@@ -103,6 +107,7 @@ class Controller:
             on_resolved=self._on_resolved,
             paging=paging,
             prove=self.prove,
+            runbooks=self._choose_runbook if len(self.runbooks) else None,
         )
         self.store, self.gate, self.approvals, self.flow = parts.store, parts.gate, parts.approvals, parts.flow
         self.pager = parts.pager
@@ -246,6 +251,13 @@ class Controller:
             self.health.remove(target, replica)
             self.heartbeats.unregister(target, replica)
             asyncio.get_running_loop().create_task(self.prober.remove(target, replica))
+
+    def _choose_runbook(self, incident: Incident) -> tuple[Runbook, dict[str, str]] | None:
+        if incident.target not in self.flow.graph:
+            return None
+        labels = dict(self.spec.target(incident.target).labels)
+        book = self.runbooks.select(incident, labels)
+        return None if book is None else (book, labels)
 
     def prove(self, action: Action, replicas: list[int] | None) -> str | None:
         """After a start or restart: is the process the action started alive and serving the target's port?
