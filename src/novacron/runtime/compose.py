@@ -20,8 +20,10 @@ from novacron.healing.approvals import Approvals
 from novacron.healing.flow import HealingFlow
 from novacron.healing.safety import SafetyGate
 from novacron.model import Incident
+from novacron.runtime.storeguard import StoreWatch
 from novacron.settings import Policy
 from novacron.store import Store
+from novacron.store.guard import GuardedStore
 from novacron.telemetry import Metrics
 
 __all__ = ["Composition", "compose"]
@@ -50,13 +52,18 @@ def compose(
     on_new_incident: Callable[[Incident], None] | None = None,
     on_resolved: Callable[[str], None] | None = None,
     component: str = "controller",
+    write_behind: bool = False,
 ) -> Composition:
     """Open the store and build gate, approvals and the healing flow over ``graph``.
 
     ``graph`` maps every target to the targets it depends on; its size is the fleet size
-    the blast-radius cap is taken from.
+    the blast-radius cap is taken from. ``write_behind`` (the real controller) takes the
+    healing path's store writes off the event loop and keeps healing through store faults
+    (:mod:`novacron.runtime.storeguard`).
     """
-    store = Store.open(store_url)
+    store = GuardedStore.open(store_url) if write_behind else Store.open(store_url)
+    if isinstance(store, GuardedStore):
+        StoreWatch(store, metrics)
     gate = SafetyGate(policy, clock, fleet_size=len(graph), seed=seed)
     approvals = Approvals()
     flow = HealingFlow(

@@ -87,6 +87,7 @@ class Controller:
             metrics=self.metrics,
             seed=seed,
             on_resolved=self._on_resolved,
+            write_behind=True,  # store faults: healing goes on from memory (runtime/storeguard.py)
         )
         self.store, self.gate, self.approvals, self.flow = parts.store, parts.gate, parts.approvals, parts.flow
         self.health = self.flow.health
