@@ -92,6 +92,7 @@ class Controller:
             seed=seed,
             on_resolved=self._on_resolved,
             paging=paging,
+            write_behind=True,  # store faults: healing goes on from memory (runtime/storeguard.py)
         )
         self.store, self.gate, self.approvals, self.flow = parts.store, parts.gate, parts.approvals, parts.flow
         self.pager = parts.pager
