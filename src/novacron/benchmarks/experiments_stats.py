@@ -115,7 +115,7 @@ def power_latency(
     out = _decisions(_msprt_hits(xa, xb, n, policy.slow_taus(), policy.alpha), batch, fixed_n)
     return {
         "p95_lift": lift,
-        "slow_share": [pa, round(pb, 4)],
+        "slow_share": [round(pa, 4), round(pb, 4)],
         "fixed_n_per_arm": fixed_n,
         "horizon_per_arm": batch * looks,
         **out,
