@@ -201,14 +201,21 @@ def required_samples(policy: CanaryPolicy, baseline: ArmWindow, split: float) ->
     return max(policy.min_samples, min(policy.max_samples, n))
 
 
-def judge(policy: CanaryPolicy, state: CanaryState, baseline: ArmWindow, canary: ArmWindow) -> Verdict:
-    """One look: what to do now (see the module's docstring for the order of checks)."""
+def judge(
+    policy: CanaryPolicy, state: CanaryState, baseline: ArmWindow, canary: ArmWindow, *, share: float | None = None
+) -> Verdict:
+    """One look: what to do now (see the module's docstring for the order of checks).
+
+    ``share`` is the canary's share of traffic the load balancer really applies (percent;
+    integer weights round the step's split), which the sample-ratio check expects.
+    """
     if state.phase is not Phase.RUNNING:
         return Verdict(Move.HOLD, state, state.split(policy), state.reason or state.phase.value)
     state = replace(state, looks=state.looks + 1)
     split = policy.steps[state.step]
+    expected = split if share is None else share
     in_step = (baseline.requests - state.step_base[0], canary.requests - state.step_base[1])
-    srm = srm_check(in_step, (100.0 - split, split))
+    srm = srm_check(in_step, (100.0 - expected, expected))
     if srm.mismatch:
         why = f"sample-ratio mismatch at {split:g} %: {in_step[1]} of {sum(in_step)} requests (p={srm.p_value:.2g})"
         return _end(Move.HALT, Phase.HALTED, state, why)

@@ -72,7 +72,8 @@ class SafetyGate:
             return Decision(
                 Verdict.APPROVAL, f"{action.kind} proposed by {action.requested_by} needs approval", rail="approval"
             )
-        autonomous = action.requested_by == "controller" or action.requested_by.startswith("agent:")
+        # traffic: an experiment's canary steps and rollbacks are automated actions too.
+        autonomous = action.requested_by == "controller" or action.requested_by.startswith(("agent:", "experiment:"))
         if autonomous and action.inverse_of is None:
             for rail in (
                 self._kill_switch,

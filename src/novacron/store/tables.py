@@ -26,6 +26,8 @@ __all__ = [
     "api_tokens",
     "audit",
     "config_versions",
+    "experiment_looks",
+    "experiments",
     "faults",
     "incidents",
     "metadata",
@@ -184,4 +186,34 @@ agent_outputs = Table(
     Column("applied", Boolean, nullable=False, default=False),
     Column("dry_run", Boolean, nullable=False, default=False),
     Column("summary", Text, nullable=False, default=""),
+)
+
+experiments = Table(
+    "experiments",
+    metadata,
+    # One row per experiment: its spec, the canary's state and each arm's tallies, so a
+    # restarted controller resumes it where it was.
+    Column("name", String(64), primary_key=True),
+    Column("target", String(64), nullable=False, index=True),
+    Column("arm", String(24), nullable=False),
+    Column("spec", JSON, nullable=False),
+    Column("phase", String(24), nullable=False),
+    Column("state", JSON, nullable=False),
+    Column("arms", JSON, nullable=False),
+    Column("threshold_s", Float),
+    Column("started_at", Float, nullable=False),
+    Column("updated_at", Float, nullable=False),
+    Column("reason", Text, nullable=False, default=""),
+)
+
+experiment_looks = Table(
+    "experiment_looks",
+    metadata,
+    # What each look saw and decided: split, tallies, the tests with their confidence sequences.
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("experiment", String(64), nullable=False, index=True),
+    Column("time", Float, nullable=False),
+    Column("split", Float, nullable=False),
+    Column("move", String(16), nullable=False),
+    Column("data", JSON, nullable=False),
 )
