@@ -30,11 +30,11 @@ from novacron.store.rails import BACKOFF, FLAP, QUARANTINE, RATE_LIMIT, RailRepo
 __all__ = ["AUTOMATED_PREFIXES", "Decision", "SafetyGate", "Verdict", "is_automated"]
 
 _HOUR = 3600.0
-AUTOMATED_PREFIXES = ("runbook:", "agent:")
+AUTOMATED_PREFIXES = ("runbook:", "agent:", "experiment:")  # an experiment's canary steps and rollbacks too
 
 
 def is_automated(actor: str) -> bool:
-    """Whether ``actor`` is automation (the controller, a runbook, an agent) rather than a person."""
+    """Whether ``actor`` is automation (the controller, a runbook, an agent, an experiment) rather than a person."""
     return actor == "controller" or actor.startswith(AUTOMATED_PREFIXES)
 
 
