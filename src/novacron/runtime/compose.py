@@ -24,8 +24,10 @@ from novacron.healing.safety import SafetyGate
 from novacron.incidents.paging import Pager
 from novacron.model import Incident
 from novacron.notify import Channel
+from novacron.runtime.storeguard import StoreWatch
 from novacron.settings import EscalationPolicy, Policy
 from novacron.store import Store
+from novacron.store.guard import GuardedStore
 from novacron.store.rails import RailRepository
 from novacron.telemetry import Metrics
 
@@ -67,6 +69,7 @@ def compose(
     paging: Paging | None = None,
     prove: Prover | None = None,
     runbooks: RunbookChooser | None = None,
+    write_behind: bool = False,
 ) -> Composition:
     """Open the store and build gate, approvals and the healing flow over ``graph``.
 
@@ -74,9 +77,13 @@ def compose(
     the blast-radius cap is taken from. With ``paging`` (and at least one channel) the
     flow's incidents are paged through the store's outbox; ``prove`` is the executor's proof
     that an action's own process serves its target; ``runbooks`` picks the runbook (if
-    any) that takes an incident instead of the built-in ladder.
+    any) that takes an incident instead of the built-in ladder. ``write_behind`` (the real
+    controller) takes the healing path's store writes off the event loop and keeps healing
+    through store faults (:mod:`novacron.runtime.storeguard`).
     """
-    store = Store.open(store_url)
+    store = GuardedStore.open(store_url) if write_behind else Store.open(store_url)
+    if isinstance(store, GuardedStore):
+        StoreWatch(store, metrics)
     gate = SafetyGate(policy, clock, fleet_size=len(graph), seed=seed, rails=RailRepository(store))
     approvals = Approvals()
     flow = HealingFlow(

@@ -17,7 +17,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import psutil
 
@@ -38,12 +38,16 @@ from novacron.model import Action, ActionKind, Fault, Health, Incident, Observat
 from novacron.runtime.compose import Paging, compose
 from novacron.runtime.ledger import TargetLedger, fleet_sample, state_word
 from novacron.runtime.preflight import check_binaries, held_ports
+from novacron.runtime.traffic import haproxy_for, runner_for, with_traffic
 from novacron.sensors.heartbeat import HeartbeatMonitor
 from novacron.sensors.metrics import MetricsScraper
 from novacron.sensors.probes import Prober, make_probe
 from novacron.settings import FleetSpec, HeartbeatCheck, TargetSpec, load_spec, spec_to_yaml
 from novacron.store import ProcessRecord, TargetStatusRow, presence
 from novacron.telemetry import Metrics, get_logger
+
+if TYPE_CHECKING:
+    from novacron.runtime.experiments import ExperimentRunner
 
 __all__ = ["Controller", "TargetView"]
 
@@ -96,11 +100,16 @@ class Controller:
         base = Path(spec_source).parent if Path(spec_source).is_file() else Path.cwd()
         self.runbooks = load_sources(spec.runbooks, base)
         self.actuator = ProcessActuator(spec, clock=self.clock, log_dir=self.workdir / "logs", listener=self)
+        # traffic: HAProxy for targets with a `frontend:` takes the traffic actions; experiments run on it.
+        self.traffic = haproxy_for(spec, workdir=self.workdir, clock=self.clock)
+        self.experiments: ExperimentRunner | None = None
         parts = compose(
             graph={t.name: t.depends_on for t in spec.targets},
             policy=spec.policy,
             store_url=store_url or spec.controller.store_url,
-            actuator=ActuatorRouter(lambda t: spec.target(t).kind, {"process": self.actuator}),
+            actuator=with_traffic(
+                ActuatorRouter(lambda t: spec.target(t).kind, {"process": self.actuator}), self.traffic
+            ),
             clock=self.clock,
             metrics=self.metrics,
             seed=seed,
@@ -108,6 +117,7 @@ class Controller:
             paging=paging,
             prove=self.prove,
             runbooks=self._choose_runbook if len(self.runbooks) else None,
+            write_behind=True,  # store faults: healing goes on from memory (runtime/storeguard.py)
         )
         self.store, self.gate, self.approvals, self.flow = parts.store, parts.gate, parts.approvals, parts.flow
         self.pager = parts.pager
@@ -163,14 +173,35 @@ class Controller:
         self.flow.resume()
         # A quarantined target stays as it is: a restarted controller must not restart it.
         await self.actuator.start_all(skip=[t.name for t in self.spec.targets if self.gate.is_quarantined(t.name)])
+        await self._start_traffic()
         self.flow.start(tick=self._tick)
         if self.agents is not None:
             self.agents.start()
+
+    async def _start_traffic(self) -> None:
+        """traffic: start HAProxy, then resume or start the experiments."""
+        if self.traffic is None:
+            return
+        await self.traffic.start()
+        self.experiments = runner_for(
+            self.spec,
+            haproxy=self.traffic,
+            executor=self.executor,
+            store=self.store,
+            clock=self.clock,
+            workdir=self.workdir,
+            config_version=self.config_version,
+        )
+        await self.experiments.start_all()
 
     async def stop(self, *, stop_targets: bool = True) -> None:
         """Stop healing, sensors and (by default) every replica."""
         if self.agents is not None:
             await self.agents.stop()
+        if self.experiments is not None:  # traffic: state stays in the store for the next controller
+            await self.experiments.close()
+        if self.traffic is not None:
+            await self.traffic.stop()
         await self.flow.stop()
         if self.pager is not None:
             await self.pager.stop()

@@ -27,6 +27,8 @@ __all__ = [
     "audit",
     "config_versions",
     "escalations",
+    "experiment_looks",
+    "experiments",
     "faults",
     "incidents",
     "metadata",
@@ -227,4 +229,34 @@ outbox = Table(
     Column("detail", Text, nullable=False, default=""),
     Column("done_at", Float),
     Index("ix_outbox_state_queued", "state", "queued_at"),
+)
+
+experiments = Table(
+    "experiments",
+    metadata,
+    # One row per experiment: its spec, the canary's state and each arm's tallies, so a
+    # restarted controller resumes it where it was.
+    Column("name", String(64), primary_key=True),
+    Column("target", String(64), nullable=False, index=True),
+    Column("arm", String(24), nullable=False),
+    Column("spec", JSON, nullable=False),
+    Column("phase", String(24), nullable=False),
+    Column("state", JSON, nullable=False),
+    Column("arms", JSON, nullable=False),
+    Column("threshold_s", Float),
+    Column("started_at", Float, nullable=False),
+    Column("updated_at", Float, nullable=False),
+    Column("reason", Text, nullable=False, default=""),
+)
+
+experiment_looks = Table(
+    "experiment_looks",
+    metadata,
+    # What each look saw and decided: split, tallies, the tests with their confidence sequences.
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("experiment", String(64), nullable=False, index=True),
+    Column("time", Float, nullable=False),
+    Column("split", Float, nullable=False),
+    Column("move", String(16), nullable=False),
+    Column("data", JSON, nullable=False),
 )
