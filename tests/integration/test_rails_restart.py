@@ -13,7 +13,7 @@ import psutil
 from novacron.store import Store
 from tests.cli.runner import cli_json, kill_fleet, service, spawn, stop, wait_for, write_spec
 
-QUARANTINE_S = 15.0
+QUARANTINE_S = 30.0  # long enough for a slow, busy machine to restart the controller inside it
 
 
 def _web(spec: Path, expect: int = 0) -> dict[str, Any]:

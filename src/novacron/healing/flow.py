@@ -39,6 +39,9 @@ __all__ = ["HOUSEKEEPING_S", "HealingFlow", "RemedyPlan", "remedy_plan"]
 
 HOUSEKEEPING_S = 0.5
 _UPSTREAM_POLL_S = 0.1
+# An upstream healed this recently still explains a dependent whose probes only now
+# noticed (slow probes on a busy machine): the dependent is re-verified, not restarted.
+_RECENT_S = 10.0
 
 RemedyPlan = tuple[list[ActionKind], dict[str, Any]]
 
@@ -103,6 +106,7 @@ class HealingFlow:
         self._healing: dict[str, asyncio.Task[None]] = {}
         self._tasks: list[asyncio.Task[None]] = []
         self._crashes: dict[str, CrashReport] = {}
+        self._recently_resolved: dict[str, Incident] = {}
         self._log = get_logger(component=component)
 
     # -- lifecycle ---------------------------------------------------------------------
@@ -232,7 +236,7 @@ class HealingFlow:
     async def _await_upstream(self, incident: Incident, root: str) -> None:
         """A dependent's ladder waits while its root cause is healed, then re-verifies it first."""
         target = incident.target
-        root_incident = self.incidents.open_for(root)
+        root_incident = self.incidents.open_for(root) or self._recently_resolved.get(root)
         self.incidents.event(
             incident,
             "linked",
@@ -297,6 +301,8 @@ class HealingFlow:
             self.incidents.resolve(incident, healed_by="recovered without further action")
 
     def _on_incident_change(self, incident: Incident, event: TimelineEvent) -> None:
+        if event.kind == "resolved" and not incident.preventive:
+            self._recently_resolved[incident.target] = incident
         if event.kind == "resolved" and self._on_resolved is not None:
             self._on_resolved(incident.target)
         for listener in self.listeners:

@@ -143,6 +143,7 @@ class Healer:
     ) -> bool:
         """Walk the ladder; True when every step failed and the incident was escalated."""
         params = {**extra, **({"replicas": replicas} if replicas else {})}
+        last = ""
         for step, kind in enumerate(ladder):
             if self._recovered(incident):
                 return False
@@ -154,6 +155,7 @@ class Healer:
             reason = f"ladder step {step + 1}/{len(ladder)} for {incident.kind}"
             action = _step_action(incident, kind, str(step), params, reason)
             result = await self._step(action, current)
+            last = f"{kind}: {result.detail}"
             if result.verified:
                 self._resolve(incident, f"{kind} verified")
                 return False
@@ -162,7 +164,7 @@ class Healer:
                 return False
         if self._recovered(incident):
             return False
-        self.incidents.escalate(incident, "every step of the ladder failed verification", priority=Priority.P1)
+        self.incidents.escalate(incident, f"every step of the ladder failed (last {last})", priority=Priority.P1)
         return True
 
     async def _step(self, action: Action, incident: Incident) -> ExecResult:
