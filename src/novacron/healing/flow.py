@@ -170,7 +170,8 @@ class HealingFlow:
         incident, new = self.incidents.on_fault(fault)
         if not new:
             self._crash_event(incident, crash)
-            if fault.target not in self._healing and incident.status is IncidentStatus.OPEN:
+            idle = fault.target not in self._healing and not self.gate.is_quarantined(fault.target)
+            if idle and incident.status is IncidentStatus.OPEN:
                 self._spawn_healer(incident)
             return incident, False
         if self._on_new_incident is not None:
