@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from novacron.errors import ConfigError
 from novacron.model import ActionKind, RiskLevel
+from novacron.tuningspec import TuningSpec  # the `tuning:` block (self-optimisation)
 
 __all__ = [
     "AgentSchedule",
@@ -261,6 +262,8 @@ class FleetSpec(_Frozen):
     controller: ControllerSettings = Field(default_factory=ControllerSettings)
     targets: list[TargetSpec] = Field(default_factory=list)
     agents: AgentsSpec = Field(default_factory=AgentsSpec)
+    # Self-optimisation: what `novacron tune` / `novacron evolve` search (see docs/tuning.md).
+    tuning: TuningSpec | None = None
 
     @model_validator(mode="after")
     def _graph(self) -> FleetSpec:

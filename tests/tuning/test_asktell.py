@@ -95,6 +95,8 @@ def test_replay_resumes_where_the_history_ends(method: str) -> None:
     best, best_again = opt.best(), resumed.best()
     assert best is not None
     assert best_again is not None
+    assert best.value is not None
+    assert best_again.value is not None
     assert best_again.value <= best.value
 
 
