@@ -219,6 +219,7 @@ tune_trials = Table(
     Column("metrics", JSON, nullable=False, default=dict),
     Column("detail", Text, nullable=False, default=""),
     Column("updated_at", Float, nullable=False),
+)
 
 safety_rails = Table(
     "safety_rails",
