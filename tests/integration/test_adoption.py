@@ -56,6 +56,15 @@ def _spawn_like_a_controller(
     return proc
 
 
+def _journaled_child(spec: FleetSpec, store: Store, procs: list[subprocess.Popen[bytes]]) -> subprocess.Popen[bytes]:
+    """A replica as a dead controller left it: spawned and journaled with its pid."""
+    nonce = uuid.uuid4().hex
+    proc = _spawn_like_a_controller(spec, store, procs, nonce=nonce)
+    created = psutil.Process(proc.pid).create_time()
+    store.set_process(ProcessRecord("api", 0, proc.pid, created, spec.targets[0].port, nonce))
+    return proc
+
+
 def _listeners(port: int) -> set[int]:
     conns = psutil.net_connections(kind="tcp")
     return {c.pid for c in conns if c.status == psutil.CONN_LISTEN and c.laddr and c.laddr.port == port and c.pid}
@@ -81,9 +90,7 @@ async def test_a_replica_found_dead_at_start_is_a_fault_healed_through_the_execu
     controller: Factory, ports: int, store: Store, children: list[subprocess.Popen[bytes]]
 ) -> None:
     spec = _spec(ports)
-    nonce = uuid.uuid4().hex
-    dead = _spawn_like_a_controller(spec, store, children, nonce=nonce)
-    store.set_process(ProcessRecord("api", 0, dead.pid, psutil.Process(dead.pid).create_time(), ports, nonce))
+    dead = _journaled_child(spec, store, children)
     dead.kill()  # it crashed while no controller watched
     dead.wait()
     c = await controller(spec)
@@ -102,9 +109,7 @@ async def test_a_stray_of_this_fleet_is_killed_and_the_journaled_one_kept(
     controller: Factory, ports: int, store: Store, children: list[subprocess.Popen[bytes]]
 ) -> None:
     spec = _spec(ports)
-    kept_nonce = uuid.uuid4().hex
-    kept = _spawn_like_a_controller(spec, store, children, nonce=kept_nonce)
-    store.set_process(ProcessRecord("api", 0, kept.pid, psutil.Process(kept.pid).create_time(), ports, kept_nonce))
+    kept = _journaled_child(spec, store, children)
     stray = _spawn_like_a_controller(spec, store, children, nonce=uuid.uuid4().hex)  # nothing journals it
     c = await controller(spec)
     await healthy(c)
