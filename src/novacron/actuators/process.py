@@ -180,16 +180,19 @@ class ProcessActuator:
         rep = self._replicas.get(target, {}).get(replica)
         return None if rep is None else rep.pid
 
-    async def start_all(self, *, skip: Collection[tuple[str, int]] = ()) -> None:
-        """Start every desired replica of every target that is not running, except ``skip``.
+    async def start_all(self, *, skip: Collection[str] = (), skip_replicas: Collection[tuple[str, int]] = ()) -> None:
+        """Start every desired replica of every target that is not running (except ``skip``).
 
         A replica that cannot be spawned is reported to the listener, not raised: one bad
-        command must not keep the rest of the fleet from starting. ``skip`` holds replicas
-        the caller leaves to the healer (found dead at start: a fault, not a silent respawn).
+        command must not keep the rest of the fleet from starting. ``skip_replicas`` holds
+        (target, replica) pairs the caller leaves to the healer (found dead at start: a
+        fault, not a silent respawn).
         """
         for name in self._specs:
+            if name in skip:
+                continue
             for i in range(self._desired[name]):
-                if (name, i) in skip:
+                if (name, i) in skip_replicas:
                     continue
                 try:
                     self._spawn_if_missing(name, i)

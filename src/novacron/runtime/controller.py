@@ -12,6 +12,7 @@ and metrics into it.
 from __future__ import annotations
 
 import asyncio
+import os
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, replace
@@ -26,9 +27,10 @@ from novacron.errors import InputError, NotFoundError
 from novacron.healing.catalog import inverse_of, new_action
 from novacron.healing.executor import ExecResult
 from novacron.healing.metricfaults import MetricJudge
+from novacron.incidents.paging import build_channels
 from novacron.model import ActionKind, Fault, Health, Incident, Observation, TargetId, TimelineEvent
 from novacron.runtime import adoption
-from novacron.runtime.compose import compose
+from novacron.runtime.compose import Paging, compose
 from novacron.runtime.ledger import TargetLedger, fleet_sample, state_word
 from novacron.sensors.heartbeat import HeartbeatMonitor
 from novacron.sensors.metrics import MetricsScraper
@@ -54,6 +56,7 @@ class TargetView:
     state: str = ""  # health, or "healing" while an action works on the target
     restarts: int = 0
     last_fault: dict[str, Any] | None = None
+    quarantined_until: float | None = None  # wall-clock end of a flap quarantine
 
 
 class Controller:
@@ -78,6 +81,7 @@ class Controller:
         # the controller before anything (even the store) is touched.
         self.judge = MetricJudge(spec, self.clock, lambda fault: self.flow.on_fault(fault))  # noqa: PLW0108 - flow comes later
         self._spec_source = spec_source
+        paging = Paging(build_channels(spec.notify, os.environ), spec.escalation_policies())  # secrets: env only
         self.actuator = ProcessActuator(spec, clock=self.clock, log_dir=self.workdir / "logs", listener=self)
         parts = compose(
             graph={t.name: t.depends_on for t in spec.targets},
@@ -88,8 +92,10 @@ class Controller:
             metrics=self.metrics,
             seed=seed,
             on_resolved=self._on_resolved,
+            paging=paging,
         )
         self.store, self.gate, self.approvals, self.flow = parts.store, parts.gate, parts.approvals, parts.flow
+        self.pager = parts.pager
         self.health = self.flow.health
         self.incidents = self.flow.incidents
         self.executor = self.flow.executor
@@ -130,11 +136,16 @@ class Controller:
         found = adoption.reconcile(self.store, self.actuator, {t.name: t.replicas for t in self.spec.targets}, fleet)
         for target, replica, _pid in found.adopted:
             self._adopted(target, replica)
+        if self.pager is not None:
+            self.pager.restore()  # before incidents resume: their pages so far are known
+            self.pager.start()
         self.flow.resume()
         for target, replica in found.missing:  # died unwatched: a fault for the executor, not a silent respawn
             self.health.process_missing(target, replica, adoption.MISSING_DETAIL)
-        await self.actuator.start_all(skip=found.missing)
-        self.flow.start(tick=self._publish_status)
+        # A quarantined target stays as it is: a restarted controller must not restart it.
+        quarantined = [t.name for t in self.spec.targets if self.gate.is_quarantined(t.name)]
+        await self.actuator.start_all(skip=quarantined, skip_replicas=found.missing)
+        self.flow.start(tick=self._tick)
         if self.agents is not None:
             self.agents.start()
 
@@ -143,6 +154,8 @@ class Controller:
         if self.agents is not None:
             await self.agents.stop()
         await self.flow.stop()
+        if self.pager is not None:
+            await self.pager.stop()
         await self.prober.close()
         await self.heartbeats.close()
         await self.scraper.close()
@@ -239,6 +252,11 @@ class Controller:
     def _on_resolved(self, target: str) -> None:
         self.judge.reset(target)  # a repaired target starts a fresh baseline and trend
 
+    def _tick(self) -> None:
+        if self.pager is not None:
+            self.pager.tick(self.incidents.open_incidents())  # repeats that fell due
+        self._publish_status()
+
     def _publish_status(self, *, force: bool = False) -> None:
         now = self.clock.now()
         for view in self.status():
@@ -269,6 +287,7 @@ class Controller:
         views = []
         for t in self.spec.targets:
             health, incident = self.health.health(t.name), self.incidents.open_for(t.name)
+            until = self.gate.quarantined_until(t.name)
             views.append(
                 TargetView(
                     t.name,
@@ -276,9 +295,12 @@ class Controller:
                     len(self.actuator.pids(t.name)),
                     self.actuator.desired(t.name),
                     incident,
-                    state=state_word(health, incident, remediating=t.name in self.gate.remediating),
+                    state=state_word(
+                        health, incident, remediating=t.name in self.gate.remediating, quarantined=until is not None
+                    ),
                     restarts=self.ledger.restarts(t.name),
                     last_fault=self.ledger.last_fault(t.name),
+                    quarantined_until=until,
                 )
             )
         return views

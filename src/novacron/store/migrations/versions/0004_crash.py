@@ -1,7 +1,7 @@
 """Spawn intents: a nonce per process row, so a child whose pid was never stored is still found.
 
 Revision ID: crash_1
-Revises: fixer_1
+Revises: core_1
 Create Date: 2026-11-30 11:00:00.000000
 """
 
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "crash_1"
-down_revision = "fixer_1"
+down_revision = "core_1"
 branch_labels = None
 depends_on = None
 
