@@ -16,9 +16,18 @@ from novacron.settings import ExperimentSpec
 from tests.integration.conftest import Factory
 from tests.traffic.support import fronted_fleet, load, service_command
 
+pytestmark = pytest.mark.slow
+
 # Large first step and effect sizes: on a loaded 2-core machine the demo services serve about
 # a hundred requests a second, and each test must stay within seconds.
-FAST = {"steps": [50, 100], "mde": 2.0, "base_rate": 0.05, "min_samples": 100, "max_samples": 3000, "look_interval_s": 0.1}
+FAST = {
+    "steps": [50, 100],
+    "mde": 2.0,
+    "base_rate": 0.05,
+    "min_samples": 100,
+    "max_samples": 3000,
+    "look_interval_s": 0.1,
+}
 
 
 def experiment(name: str, *flags: str, **overrides: Any) -> dict[str, Any]:
@@ -116,7 +125,12 @@ async def test_a_variant_that_does_not_start_leaves_haproxy_as_it_was(controller
     assert c.experiments is not None
     before = await c.traffic.servers("web")
     dead = ExperimentSpec.model_validate(
-        {"name": "dead", "target": "web", "command": [sys.executable, "-c", "raise SystemExit(3)"], "start_timeout_s": 3}
+        {
+            "name": "dead",
+            "target": "web",
+            "command": [sys.executable, "-c", "raise SystemExit(3)"],
+            "start_timeout_s": 3,
+        }
     )
     with pytest.raises(InputError, match="exited with 3"):
         await c.experiments.start(dead, who="op")

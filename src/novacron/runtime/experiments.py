@@ -29,7 +29,7 @@ from novacron.model import ActionKind, ActionStatus, TargetId
 from novacron.runtime.variants import Variant
 from novacron.settings import ExperimentSpec, FleetSpec, load_spec, spec_to_yaml
 from novacron.store import Store
-from novacron.store.experiments import ExperimentStore
+from novacron.store.experiments import ExperimentStore, public_view
 from novacron.telemetry import get_logger
 
 __all__ = ["ExperimentRunner"]
@@ -168,13 +168,13 @@ class ExperimentRunner:
         """An experiment as the API shows it: spec, phase, split, arms, decision times."""
         live = self.live.get(name)
         row = self._row(live) if live is not None else self.repo.get(name)
-        return _public(row)
+        return public_view(row)
 
     def all(self) -> list[dict[str, Any]]:
         """Every stored experiment (live ones with their current counts)."""
         rows = {r["name"]: r for r in self.repo.all()}
         rows.update({n: self._row(live) for n, live in self.live.items()})
-        return [_public(r) for r in sorted(rows.values(), key=lambda r: -float(r["started_at"]))]
+        return [public_view(r) for r in sorted(rows.values(), key=lambda r: -float(r["started_at"]))]
 
     # -- looks -------------------------------------------------------------------------
     def _spawn_loop(self, live: _Live) -> None:
@@ -337,31 +337,3 @@ def judge_state_after(live: _Live, move: Move, reason: str) -> CanaryState:
     phase = {Move.PROMOTE: Phase.PROMOTED, Move.ROLLBACK: Phase.ROLLED_BACK, Move.HALT: Phase.HALTED}[move]
     step = len(live.policy.steps) - 1 if move is Move.PROMOTE else s.step
     return CanaryState(phase, step, s.step_base, reason, s.looks)
-
-
-def _public(row: dict[str, Any]) -> dict[str, Any]:
-    state = dict(row["state"])
-    spec = row["spec"]
-    steps = spec.get("steps", [])
-    phase = row["phase"]
-    split = 100.0 if phase == Phase.PROMOTED.value else 0.0 if phase != Phase.RUNNING.value else steps[state["step"]]
-    decided = state.get("decided_at")
-    return {
-        "name": row["name"],
-        "target": row["target"],
-        "arm": row["arm"],
-        "phase": phase,
-        "split": split,
-        "step": state.get("step"),
-        "steps": steps,
-        "weights": state.get("weights", {}),
-        "arms": row["arms"],
-        "threshold_s": row["threshold_s"],
-        "started_at": row["started_at"],
-        "decided_at": decided,
-        "applied_at": state.get("applied_at"),
-        "decision_s": None if decided is None else round(float(decided) - float(row["started_at"]), 3),
-        "reason": row["reason"],
-        "looks": state.get("looks", 0),
-        "command": spec.get("command"),
-    }
