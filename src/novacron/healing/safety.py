@@ -17,12 +17,13 @@ from collections import deque
 from dataclasses import dataclass
 
 from novacron.clock import Clock
-from novacron.model import Action
+from novacron.model import Action, ActionKind
 from novacron.settings import Policy
 
 __all__ = ["Decision", "SafetyGate", "Verdict"]
 
 _HOUR = 3600.0
+_PROTECTIVE = frozenset({ActionKind.OPEN_CIRCUIT, ActionKind.CLOSE_CIRCUIT})
 
 
 class Verdict(enum.StrEnum):
@@ -75,13 +76,10 @@ class SafetyGate:
         # traffic: an experiment's canary steps and rollbacks are automated actions too.
         autonomous = action.requested_by == "controller" or action.requested_by.startswith(("agent:", "experiment:"))
         if autonomous and action.inverse_of is None:
-            for rail in (
-                self._kill_switch,
-                self._quarantined,
-                self._rate_limit,
-                self._blast_radius,
-                self._backoff,
-            ):
+            rails = [self._kill_switch, self._quarantined, self._rate_limit, self._blast_radius, self._backoff]
+            if action.kind in _PROTECTIVE:  # traffic: a circuit never waits out a remediation's backoff
+                rails.remove(self._backoff)
+            for rail in rails:
                 decision = rail(action)
                 if decision is not None:
                     return decision
