@@ -28,6 +28,7 @@ __all__ = [
     "RollbackActionIn",
     "RollbackIn",
     "RollbackTargetIn",
+    "StoreConditionOut",
     "TargetOut",
     "TimelineOut",
     "WhoAmIOut",
@@ -49,13 +50,27 @@ class ErrorOut(BaseModel):
     field: str | None = None
 
 
-class HealthOut(BaseModel):
-    """Liveness of the API and whether a controller runs in this process."""
+class StoreConditionOut(BaseModel):
+    """The store as the controller's healing path sees it (degraded while writes fail)."""
 
-    status: Literal["ok"] = "ok"
+    degraded: bool
+    pending_writes: int
+    write_failures: int
+    last_error: str | None = None
+    degraded_since: float | None = None
+
+
+class HealthOut(BaseModel):
+    """Liveness of the API and whether a controller runs in this process.
+
+    ``degraded``: the controller heals, but something it depends on fails (``store``).
+    """
+
+    status: Literal["ok", "degraded"] = "ok"
     controller: bool
     autonomous: bool | None
     config_version: int | None
+    store: StoreConditionOut | None = None
 
 
 class WhoAmIOut(BaseModel):

@@ -12,6 +12,7 @@ and metrics into it.
 from __future__ import annotations
 
 import asyncio
+import os
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, replace
@@ -26,8 +27,9 @@ from novacron.errors import InputError, NotFoundError
 from novacron.healing.catalog import inverse_of, new_action
 from novacron.healing.executor import ExecResult
 from novacron.healing.metricfaults import MetricJudge
+from novacron.incidents.paging import build_channels
 from novacron.model import ActionKind, Fault, Health, Incident, Observation, TargetId, TimelineEvent
-from novacron.runtime.compose import compose
+from novacron.runtime.compose import Paging, compose
 from novacron.runtime.ledger import TargetLedger, fleet_sample, state_word
 from novacron.runtime.traffic import haproxy_for, runner_for, with_traffic
 from novacron.sensors.heartbeat import HeartbeatMonitor
@@ -57,6 +59,7 @@ class TargetView:
     state: str = ""  # health, or "healing" while an action works on the target
     restarts: int = 0
     last_fault: dict[str, Any] | None = None
+    quarantined_until: float | None = None  # wall-clock end of a flap quarantine
 
 
 class Controller:
@@ -81,6 +84,7 @@ class Controller:
         # the controller before anything (even the store) is touched.
         self.judge = MetricJudge(spec, self.clock, lambda fault: self.flow.on_fault(fault))  # noqa: PLW0108 - flow comes later
         self._spec_source = spec_source
+        paging = Paging(build_channels(spec.notify, os.environ), spec.escalation_policies())  # secrets: env only
         self.actuator = ProcessActuator(spec, clock=self.clock, log_dir=self.workdir / "logs", listener=self)
         # traffic: HAProxy for targets with a `frontend:` takes the traffic actions; experiments run on it.
         self.traffic = haproxy_for(spec, workdir=self.workdir, clock=self.clock)
@@ -96,8 +100,11 @@ class Controller:
             metrics=self.metrics,
             seed=seed,
             on_resolved=self._on_resolved,
+            paging=paging,
+            write_behind=True,  # store faults: healing goes on from memory (runtime/storeguard.py)
         )
         self.store, self.gate, self.approvals, self.flow = parts.store, parts.gate, parts.approvals, parts.flow
+        self.pager = parts.pager
         self.health = self.flow.health
         self.incidents = self.flow.incidents
         self.executor = self.flow.executor
@@ -134,10 +141,14 @@ class Controller:
             for replica in range(tspec.replicas):
                 self._configure_replica(tspec, replica)
         self._adopt()
+        if self.pager is not None:
+            self.pager.restore()  # before incidents resume: their pages so far are known
+            self.pager.start()
         self.flow.resume()
-        await self.actuator.start_all()
+        # A quarantined target stays as it is: a restarted controller must not restart it.
+        await self.actuator.start_all(skip=[t.name for t in self.spec.targets if self.gate.is_quarantined(t.name)])
         await self._start_traffic()
-        self.flow.start(tick=self._publish_status)
+        self.flow.start(tick=self._tick)
         if self.agents is not None:
             self.agents.start()
 
@@ -166,6 +177,8 @@ class Controller:
         if self.traffic is not None:
             await self.traffic.stop()
         await self.flow.stop()
+        if self.pager is not None:
+            await self.pager.stop()
         await self.prober.close()
         await self.heartbeats.close()
         await self.scraper.close()
@@ -268,6 +281,11 @@ class Controller:
     def _on_resolved(self, target: str) -> None:
         self.judge.reset(target)  # a repaired target starts a fresh baseline and trend
 
+    def _tick(self) -> None:
+        if self.pager is not None:
+            self.pager.tick(self.incidents.open_incidents())  # repeats that fell due
+        self._publish_status()
+
     def _publish_status(self, *, force: bool = False) -> None:
         now = self.clock.now()
         for view in self.status():
@@ -298,6 +316,7 @@ class Controller:
         views = []
         for t in self.spec.targets:
             health, incident = self.health.health(t.name), self.incidents.open_for(t.name)
+            until = self.gate.quarantined_until(t.name)
             views.append(
                 TargetView(
                     t.name,
@@ -305,9 +324,12 @@ class Controller:
                     len(self.actuator.pids(t.name)),
                     self.actuator.desired(t.name),
                     incident,
-                    state=state_word(health, incident, remediating=t.name in self.gate.remediating),
+                    state=state_word(
+                        health, incident, remediating=t.name in self.gate.remediating, quarantined=until is not None
+                    ),
                     restarts=self.ledger.restarts(t.name),
                     last_fault=self.ledger.last_fault(t.name),
+                    quarantined_until=until,
                 )
             )
         return views

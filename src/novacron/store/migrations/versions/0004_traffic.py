@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "traffic_1"
-down_revision = "fixer_1"
+down_revision = "core_1"
 branch_labels = None
 depends_on = None
 
