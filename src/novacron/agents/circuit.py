@@ -59,15 +59,15 @@ class Breaker:
         """Failed share of the window."""
         return 1.0 - sum(self.results) / len(self.results) if self.results else 0.0
 
-    def observe(self, ok: bool, latency_s: float | None, t: float) -> CircuitState:
-        """One probe result; returns the new state."""
+    def observe(self, ok: bool, latency_s: float | None, t: float, *, decisive: bool = False) -> CircuitState:
+        """One probe result; returns the new state. ``decisive``: a failure that needs no second look (a crash)."""
         self.last_time = t
         self.results.append(ok)
         if latency_s is not None:
             self.latencies.append(latency_s)
-        self.streak_fail = 0 if ok else self.streak_fail + 1
-        if self.streak_fail == 1:
+        if not ok and self.streak_fail == 0:
             self.streak_started = t
+        self.streak_fail = 0 if ok else max(self.streak_fail + 1, self.open_after if decisive else 0)
         self.streak_ok = self.streak_ok + 1 if ok else 0
         if self.state in (CircuitState.FAILED, CircuitState.RECOVERING):
             if not ok:
@@ -114,7 +114,8 @@ class CircuitAgent:
         b = self.breakers.setdefault(target, Breaker())
         if obs.healthy is None or obs.time <= b.last_time:
             return b.state
-        return b.observe(bool(obs.healthy), obs.latency_s, obs.time)
+        crashed = obs.source == "process" and not obs.healthy  # the process is gone: no second probe needed
+        return b.observe(bool(obs.healthy), obs.latency_s, obs.time, decisive=crashed)
 
     def _failed(self, target: str) -> bool:
         """A service's circuit is open: its own breaker, or every replica's when it has a frontend."""

@@ -24,12 +24,20 @@ def bench_experiments(
     experiments: Annotated[int, typer.Option("--experiments", min=100, help="Simulated A/A experiments.")] = 2000,
     looks: Annotated[int, typer.Option("--looks", min=10, help="Looks per simulated experiment.")] = 100,
     seed: Annotated[int, typer.Option("--seed", help="Seed of the simulated traffic.")] = 0,
+    e2e: Annotated[
+        bool, typer.Option("--e2e/--no-e2e", help="Also run canaries and a circuit on real HAProxy and services.")
+    ] = True,
+    budget: Annotated[int, typer.Option("--budget", min=1000, help="Most requests per real-traffic canary.")] = 20_000,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON (the default output).")] = True,
 ) -> None:
-    """False positives under A/A with peeking, power and samples to decision; prints JSON."""
+    """A/A false positives under peeking, power, samples to decision; canaries and a circuit on real traffic."""
     from novacron.benchmarks.experiments_stats import run_stats_bench
 
     result = run_stats_bench(experiments=experiments, looks=looks, seed=seed)
+    if e2e:
+        from novacron.benchmarks.experiments_e2e import run_e2e_bench
+
+        result.update(run_e2e_bench(budget=budget))
     typer.echo(json.dumps(result, indent=None if as_json else 2))
 
 

@@ -200,9 +200,9 @@ class ExperimentRunner:
         look = {"arms": {a: w.to_json() for a, w in arms.items()}, **verdict.to_json()}
         self.repo.add_look(name, time=now, split=verdict.split, move=verdict.move.value, data=look)
         if verdict.move in _ACTS:
-            live.decided_at = live.decided_at or now
+            if verdict.move is not Move.ADVANCE:  # the final decision: its time and how long it took to apply
+                live.decided_at = now
             await self._act(live, verdict.move, verdict.split, verdict.reason)
-            live.applied_at = self.clock.now()
         live.state = verdict.state if verdict.move not in _ACTS else live.state
         self._save(live)
         return verdict.move
@@ -211,6 +211,8 @@ class ExperimentRunner:
         """Apply a verdict; the state moves on only once the traffic change is in force."""
         kind = ActionKind.PROMOTE if move is Move.PROMOTE else ActionKind.REROUTE
         await self._route(live, split, why=reason, kind=kind)
+        if move is not Move.ADVANCE:
+            live.applied_at = self.clock.now()
         live.state = judge_state_after(live, move, reason)
         if move is Move.PROMOTE:
             self._save_promoted_spec(live)
