@@ -27,7 +27,7 @@ from novacron.actuators.process import ProcessActuator, expand_target_vars, repl
 from novacron.agents.wiring import coordinator_for
 from novacron.clock import Clock, MonotonicClock
 from novacron.diagnosis.crashlog import classify_crash, read_tail
-from novacron.errors import ConfigError, InputError, NotFoundError
+from novacron.errors import InputError, NotFoundError
 from novacron.healing.catalog import inverse_of, new_action
 from novacron.healing.executor import ExecResult
 from novacron.healing.metricfaults import MetricJudge
@@ -145,15 +145,13 @@ class Controller:
         self.config_version = 0
         self._log = get_logger(component="controller")
         self.agents = coordinator_for(self)  # None unless the spec enables `agents:`
-        self._refuse_held_ports()
+        self._note_held_ports()
 
-    def _refuse_held_ports(self) -> None:
-        """A port held by a stranger stops the controller before any target starts."""
+    def _note_held_ports(self) -> None:
+        """Say up front which target ports a stranger holds (the start itself then fails naming it)."""
         ours = {rec.target for rec in self.store.processes() if _alive(rec.pid)}
-        held = held_ports(self.spec, ours=ours)
-        if held:
-            self.store.close()
-            raise ConfigError("; ".join(held), where="spec")
+        for held in held_ports(self.spec, ours=ours):
+            self._log.warning("target port held by another process", problem=held)
 
     # -- lifecycle ---------------------------------------------------------------------
     async def start(self) -> None:

@@ -1,8 +1,8 @@
 """Checks before anything starts: every target's program exists, and its ports are free.
 
-``novacron validate`` and ``novacron run`` call these so that a missing binary or a port
-held by a stranger is said up front, naming the field and (for a port) the holder's pid
-and command, instead of surfacing later as a target that never becomes healthy.
+``novacron validate`` and ``novacron run`` call these so that a missing binary (exit 2)
+or a port held by a stranger (a note, then the start fails naming it) is said up front,
+naming the field and, for a port, the holder's pid and command.
 """
 
 from __future__ import annotations
