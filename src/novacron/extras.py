@@ -24,6 +24,7 @@ EXTRAS: dict[str, str] = {
     "matplotlib": "forecast",
     "simpy": "bench",
     "torch": "ml",
+    "numba": "fast",
 }
 
 
