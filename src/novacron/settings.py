@@ -18,6 +18,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationErr
 
 from novacron.errors import ConfigError
 from novacron.model import ActionKind, FaultKind, Priority, RiskLevel
+from novacron.tuningspec import TuningSpec  # the `tuning:` block (self-optimisation)
 
 __all__ = [
     "AgentSchedule",
@@ -29,8 +30,10 @@ __all__ = [
     "EscalationLevel",
     "EscalationPolicy",
     "ExecCheck",
+    "ExperimentSpec",
     "FlapPolicy",
     "FleetSpec",
+    "FrontendSpec",
     "HeartbeatCheck",
     "HttpCheck",
     "MetricWatch",
@@ -175,6 +178,68 @@ class RepairSpec(_Frozen):
     budget_s: float = Field(600.0, gt=0, le=86400, description="Time to spend on candidate patches.")
 
 
+# --- traffic: load-balancer frontends and experiments ------------------------------------
+
+
+def _hostport(v: str) -> str:
+    host, sep, port = v.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 1 <= int(port) <= 65535:
+        raise ValueError(f"{v!r}: expected HOST:PORT with a port in 1..65535")
+    return v
+
+
+class FrontendSpec(_Frozen):
+    """A load balancer (HAProxy) in front of a target's replicas, steered through its runtime API.
+
+    Each replica is one server; a failed connection or a 502/503/504 is retried on another
+    server, so clients see no error while one server is up. ``fallback`` is a backup server
+    that takes the traffic when every replica is out (circuit open).
+    """
+
+    listen: str = Field(description="HOST:PORT the frontend listens on.")
+    fallback: str | None = Field(None, description="HOST:PORT of a backup server.")
+    connect_timeout_s: float = Field(0.5, gt=0, le=60)
+    server_timeout_s: float = Field(30.0, gt=0, le=3600)
+    retries: int = Field(3, ge=0, le=10)
+
+    @field_validator("listen", "fallback")
+    @classmethod
+    def _addr(cls, v: str | None) -> str | None:
+        return None if v is None else _hostport(v)
+
+
+class ExperimentSpec(_Frozen):
+    """A canary of a target behind a frontend: variant ``arm`` beside the baseline, promoted step by step.
+
+    The variant runs ``command`` (``{port}`` is filled with a free port) as one more server
+    behind the target's frontend. Its share of traffic goes through ``steps``; the
+    always-valid test rolls it back on a significant regression at any step.
+    """
+
+    name: str = Field(pattern=r"^[a-z0-9]([a-z0-9_.-]{0,62})$")
+    target: str
+    arm: str = Field("b", pattern=r"^[a-z0-9_]{1,20}$")
+    command: list[str] = Field(min_length=1)
+    env: dict[str, str] = Field(default_factory=dict)
+    steps: list[float] = Field(default_factory=lambda: [1.0, 10.0, 50.0, 100.0], min_length=2)
+    alpha: float = Field(0.05, gt=0, lt=1)
+    power: float = Field(0.8, gt=0, lt=1)
+    mde: float = Field(0.1, gt=0, description="Relative increase in error ratio worth detecting.")
+    latency_mde: float = Field(0.2, gt=0, description="Relative increase of the p95 latency worth detecting.")
+    base_rate: float = Field(0.01, gt=0, lt=1, description="The baseline error ratio expected.")
+    min_samples: int = Field(100, ge=1, description="Fewest canary requests per step.")
+    max_samples: int = Field(200_000, ge=1, description="Most canary requests per step before rolling back.")
+    look_interval_s: float = Field(1.0, ge=0.05, le=3600)
+    start_timeout_s: float = Field(10.0, gt=0, le=600)
+
+    @field_validator("steps")
+    @classmethod
+    def _steps(cls, v: list[float]) -> list[float]:
+        if any(not 0 < s <= 100 for s in v) or v != sorted(set(v)) or v[-1] != 100:
+            raise ValueError("must be increasing percentages in (0, 100] ending at 100")
+        return v
+
+
 class TargetSpec(_Frozen):
     """One supervised target. Only ``kind: process`` is built in today.
 
@@ -200,6 +265,7 @@ class TargetSpec(_Frozen):
     )
     metrics: MetricsSpec | None = None
     repair: RepairSpec | None = None
+    frontend: FrontendSpec | None = None
 
     @model_validator(mode="after")
     def _replica_bounds(self) -> TargetSpec:
@@ -374,11 +440,14 @@ class FleetSpec(_Frozen):
     controller: ControllerSettings = Field(default_factory=ControllerSettings)
     targets: list[TargetSpec] = Field(default_factory=list)
     agents: AgentsSpec = Field(default_factory=AgentsSpec)
+    # Self-optimisation: what `novacron tune` / `novacron evolve` search (see docs/tuning.md).
+    tuning: TuningSpec | None = None
     notify: list[ChannelSpec] = Field(default_factory=list, description="Channels pages are sent to.")
     escalation: list[EscalationPolicy] = Field(
         default_factory=list, description="Paging policies, first match wins (default: every channel for P0/P1)."
     )
     runbooks: list[RunbookSource] = Field(default_factory=list, description="Runbook files and what they match.")
+    experiments: list[ExperimentSpec] = Field(default_factory=list)
 
     @model_validator(mode="after")
     def _references(self) -> FleetSpec:
@@ -407,6 +476,21 @@ class FleetSpec(_Frozen):
         if self.escalation:
             return list(self.escalation)
         return [default_escalation([c.name for c in self.notify])] if self.notify else []
+
+    @model_validator(mode="after")
+    def _experiments(self) -> FleetSpec:
+        fronted = {t.name for t in self.targets if t.frontend is not None}
+        for i, t in enumerate(self.targets):
+            if t.frontend is not None and t.port is None:
+                raise ValueError(f"targets[{i}].port: a target with a frontend needs a port for its replicas")
+        seen: set[str] = set()
+        for i, e in enumerate(self.experiments):
+            if e.name in seen:
+                raise ValueError(f"experiments[{i}].name: duplicate experiment name {e.name!r}")
+            seen.add(e.name)
+            if e.target not in fronted:
+                raise ValueError(f"experiments[{i}].target: {e.target!r} is not a target with a frontend")
+        return self
 
     @model_validator(mode="after")
     def _graph(self) -> FleetSpec:
@@ -502,7 +586,7 @@ def _loc(loc: tuple[int | str, ...]) -> str:
     return out or "spec"
 
 
-_OWN_PATHS = ("targets[", "depends_on", "notify[", "escalation[", "runbooks[", "controller.")
+_OWN_PATHS = ("targets[", "depends_on", "notify[", "escalation[", "runbooks[", "experiments[", "controller.")
 _MAX_PORT = 65535
 
 

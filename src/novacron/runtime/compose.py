@@ -22,8 +22,10 @@ from novacron.healing.safety import SafetyGate
 from novacron.incidents.paging import Pager
 from novacron.model import Incident
 from novacron.notify import Channel
+from novacron.runtime.storeguard import StoreWatch
 from novacron.settings import EscalationPolicy, Policy
 from novacron.store import Store
+from novacron.store.guard import GuardedStore
 from novacron.store.rails import RailRepository
 from novacron.telemetry import Metrics
 
@@ -63,14 +65,19 @@ def compose(
     on_resolved: Callable[[str], None] | None = None,
     component: str = "controller",
     paging: Paging | None = None,
+    write_behind: bool = False,
 ) -> Composition:
     """Open the store and build gate, approvals and the healing flow over ``graph``.
 
     ``graph`` maps every target to the targets it depends on; its size is the fleet size
     the blast-radius cap is taken from. With ``paging`` (and at least one channel) the
-    flow's incidents are paged through the store's outbox.
+    flow's incidents are paged through the store's outbox. ``write_behind`` (the real
+    controller) takes the healing path's store writes off the event loop and keeps healing
+    through store faults (:mod:`novacron.runtime.storeguard`).
     """
-    store = Store.open(store_url)
+    store = GuardedStore.open(store_url) if write_behind else Store.open(store_url)
+    if isinstance(store, GuardedStore):
+        StoreWatch(store, metrics)
     gate = SafetyGate(policy, clock, fleet_size=len(graph), seed=seed, rails=RailRepository(store))
     approvals = Approvals()
     flow = HealingFlow(

@@ -17,7 +17,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from novacron.actuators.base import ActuatorRouter
 from novacron.actuators.process import ProcessActuator, expand_target_vars, replica_port
@@ -32,12 +32,16 @@ from novacron.model import ActionKind, Fault, Health, Incident, Observation, Tar
 from novacron.runtime import adoption
 from novacron.runtime.compose import Paging, compose
 from novacron.runtime.ledger import TargetLedger, fleet_sample, state_word
+from novacron.runtime.traffic import haproxy_for, runner_for, with_traffic
 from novacron.sensors.heartbeat import HeartbeatMonitor
 from novacron.sensors.metrics import MetricsScraper
 from novacron.sensors.probes import Prober, make_probe
 from novacron.settings import FleetSpec, HeartbeatCheck, TargetSpec, load_spec, spec_to_yaml
 from novacron.store import TargetStatusRow, presence
 from novacron.telemetry import Metrics, get_logger
+
+if TYPE_CHECKING:
+    from novacron.runtime.experiments import ExperimentRunner
 
 __all__ = ["Controller", "TargetView"]
 
@@ -83,16 +87,22 @@ class Controller:
         self._spec_source = spec_source
         paging = Paging(build_channels(spec.notify, os.environ), spec.escalation_policies())  # secrets: env only
         self.actuator = ProcessActuator(spec, clock=self.clock, log_dir=self.workdir / "logs", listener=self)
+        # traffic: HAProxy for targets with a `frontend:` takes the traffic actions; experiments run on it.
+        self.traffic = haproxy_for(spec, workdir=self.workdir, clock=self.clock)
+        self.experiments: ExperimentRunner | None = None
         parts = compose(
             graph={t.name: t.depends_on for t in spec.targets},
             policy=spec.policy,
             store_url=store_url or spec.controller.store_url,
-            actuator=ActuatorRouter(lambda t: spec.target(t).kind, {"process": self.actuator}),
+            actuator=with_traffic(
+                ActuatorRouter(lambda t: spec.target(t).kind, {"process": self.actuator}), self.traffic
+            ),
             clock=self.clock,
             metrics=self.metrics,
             seed=seed,
             on_resolved=self._on_resolved,
             paging=paging,
+            write_behind=True,  # store faults: healing goes on from memory (runtime/storeguard.py)
         )
         self.store, self.gate, self.approvals, self.flow = parts.store, parts.gate, parts.approvals, parts.flow
         self.pager = parts.pager
@@ -145,14 +155,35 @@ class Controller:
         # A quarantined target stays as it is: a restarted controller must not restart it.
         quarantined = [t.name for t in self.spec.targets if self.gate.is_quarantined(t.name)]
         await self.actuator.start_all(skip=quarantined, skip_replicas=found.missing)
+        await self._start_traffic()
         self.flow.start(tick=self._tick)
         if self.agents is not None:
             self.agents.start()
+
+    async def _start_traffic(self) -> None:
+        """traffic: start HAProxy, then resume or start the experiments."""
+        if self.traffic is None:
+            return
+        await self.traffic.start()
+        self.experiments = runner_for(
+            self.spec,
+            haproxy=self.traffic,
+            executor=self.executor,
+            store=self.store,
+            clock=self.clock,
+            workdir=self.workdir,
+            config_version=self.config_version,
+        )
+        await self.experiments.start_all()
 
     async def stop(self, *, stop_targets: bool = True) -> None:
         """Stop healing, sensors and (by default) every replica."""
         if self.agents is not None:
             await self.agents.stop()
+        if self.experiments is not None:  # traffic: state stays in the store for the next controller
+            await self.experiments.close()
+        if self.traffic is not None:
+            await self.traffic.stop()
         await self.flow.stop()
         if self.pager is not None:
             await self.pager.stop()
@@ -218,6 +249,9 @@ class Controller:
     def on_exited(self, target: str, replica: int, pid: int, code: int | None, expected: bool) -> None:
         """A replica exited: a crash unless we stopped it."""
         self.health.process_exited(target, replica, code, expected=expected)
+        if not expected and self.agents is not None:  # traffic: a crash is a failed check for the circuit breaker
+            crash = Observation(TargetId(target), "process", self.clock.now(), healthy=False, replica=replica)
+            self.agents.observe(crash)
         if expected and replica >= self.actuator.desired(target):
             self.store.remove_process(target, replica)
             self.health.remove(target, replica)

@@ -30,6 +30,8 @@ __all__ = [
     "audit",
     "config_versions",
     "escalations",
+    "experiment_looks",
+    "experiments",
     "faults",
     "incidents",
     "metadata",
@@ -39,6 +41,8 @@ __all__ = [
     "settings_kv",
     "target_status",
     "timeline",
+    "tune_studies",
+    "tune_trials",
 ]
 
 metadata = MetaData()
@@ -201,6 +205,34 @@ agent_outputs = Table(
     Column("summary", Text, nullable=False, default=""),
 )
 
+# -- self-optimisation: studies of `novacron tune` / `novacron evolve` and their trials --
+tune_studies = Table(
+    "tune_studies",
+    metadata,
+    Column("name", String(128), primary_key=True),
+    Column("kind", String(16), nullable=False),  # tune | evolve
+    Column("status", String(16), nullable=False),  # running | done | failed
+    Column("created_at", Float, nullable=False),
+    Column("updated_at", Float, nullable=False),
+    Column("config", JSON, nullable=False),  # what was searched, how, on which scenario
+    Column("result", JSON, nullable=False, default=dict),
+)
+
+tune_trials = Table(
+    "tune_trials",
+    metadata,
+    Column("study", String(128), ForeignKey("tune_studies.name", ondelete="CASCADE"), primary_key=True),
+    Column("number", Integer, primary_key=True),
+    Column("generation", Integer),  # evolve: the generation the genome belongs to
+    Column("state", String(16), nullable=False),  # running | complete | failed
+    Column("params", JSON, nullable=False),
+    Column("value", Float),
+    Column("feasible", Boolean, nullable=False, default=True),
+    Column("metrics", JSON, nullable=False, default=dict),
+    Column("detail", Text, nullable=False, default=""),
+    Column("updated_at", Float, nullable=False),
+)
+
 safety_rails = Table(
     "safety_rails",
     metadata,
@@ -239,4 +271,34 @@ outbox = Table(
     Column("detail", Text, nullable=False, default=""),
     Column("done_at", Float),
     Index("ix_outbox_state_queued", "state", "queued_at"),
+)
+
+experiments = Table(
+    "experiments",
+    metadata,
+    # One row per experiment: its spec, the canary's state and each arm's tallies, so a
+    # restarted controller resumes it where it was.
+    Column("name", String(64), primary_key=True),
+    Column("target", String(64), nullable=False, index=True),
+    Column("arm", String(24), nullable=False),
+    Column("spec", JSON, nullable=False),
+    Column("phase", String(24), nullable=False),
+    Column("state", JSON, nullable=False),
+    Column("arms", JSON, nullable=False),
+    Column("threshold_s", Float),
+    Column("started_at", Float, nullable=False),
+    Column("updated_at", Float, nullable=False),
+    Column("reason", Text, nullable=False, default=""),
+)
+
+experiment_looks = Table(
+    "experiment_looks",
+    metadata,
+    # What each look saw and decided: split, tallies, the tests with their confidence sequences.
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("experiment", String(64), nullable=False, index=True),
+    Column("time", Float, nullable=False),
+    Column("split", Float, nullable=False),
+    Column("move", String(16), nullable=False),
+    Column("data", JSON, nullable=False),
 )

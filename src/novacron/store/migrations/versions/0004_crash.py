@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "crash_1"
-down_revision = "core_1"
+down_revision = "tune_1"
 branch_labels = None
 depends_on = None
 
