@@ -254,3 +254,31 @@ def _print_front(result: dict[str, Any]) -> None:
     out.print(f"hypervolume by generation: {result['hv_by_gen']}")
     if result["pick"] is not None:
         out.print(f"picked with weights {result['weights']}: {result['pick']['layout']}")
+
+
+@app.command("tune-rollback")
+def tune_rollback(
+    spec_path: SpecOpt,
+    action_id: Annotated[str, typer.Option("--action", help="The config_change action a promotion recorded.")],
+    store: StoreOpt = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Decide and record, change nothing.")] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Undo a promotion: its inverse (the previous target spec) through the executor."""
+    from novacron.runtime.tunepromote import rollback_promotion
+    from novacron.settings import load_spec
+
+    spec = load_spec(spec_path)
+    result = rollback_promotion(
+        action_id,
+        store_url=store or spec.controller.store_url,
+        spec_path=spec_path,
+        dry_run=dry_run,
+        who=f"cli:{getpass.getuser()}",
+    ).as_dict()
+    if as_json:
+        emit_json(result)
+        return
+    console().print(
+        f"rollback of {result['target']}: {result['status']} ({result['detail']}) action {result['action_id']}"
+    )

@@ -102,7 +102,7 @@ def _result(future: cf.Future[Any]) -> Any:
 class DaskBackend:
     """Evaluations on a Dask distributed cluster."""
 
-    def __init__(self, address: str, *, timeout_s: float = 10.0) -> None:
+    def __init__(self, address: str, *, timeout_s: float = 5.0) -> None:
         distributed = require("distributed", feature="Dask evaluation")
         try:
             self._client = distributed.Client(address, timeout=timeout_s, set_as_default=False)

@@ -23,7 +23,7 @@ from novacron.tuning import Constraint, Objective, Param, SearchSpace
 from novacron.tuning.twin import KNOBS, METRICS, TwinScenario
 from novacron.tuningspec import TuningSpec
 
-__all__ = ["TuneProblem", "apply_values", "build_problem", "knob_of"]
+__all__ = ["TuneProblem", "apply_values", "build_problem", "knob_of", "scenario_of"]
 
 _CHECK_KNOBS = {"interval_s": "probe_interval_s", "failures": "failure_threshold", "timeout_s": "probe_timeout_s"}
 _CHECK_PATH = re.compile(r"^targets\.([^.]+)\.checks\.(\d+)\.(\w+)$")
@@ -99,6 +99,15 @@ def knob_of(spec: FleetSpec, path: str, where: str) -> str:
     return _CHECK_KNOBS[check.group(3)]
 
 
+def scenario_of(block: TuningSpec) -> TwinScenario:
+    """The twin scenario of a ``tuning:`` block (errors name ``tuning.scenario.…``)."""
+    fields = block.scenario.model_dump()
+    try:
+        return TwinScenario(**{**fields, "kinds": tuple(fields["kinds"])}, seeds=tuple(block.seeds))
+    except InputError as exc:
+        raise InputError(exc.reason, where=f"tuning.{exc.where}") from exc
+
+
 def build_problem(spec: FleetSpec, *, tuning: TuningSpec | None = None) -> TuneProblem:
     """Check the ``tuning:`` block against the spec and the twin, and build the problem."""
     block = tuning or spec.tuning
@@ -106,7 +115,7 @@ def build_problem(spec: FleetSpec, *, tuning: TuningSpec | None = None) -> TuneP
         raise InputError("the spec has no tuning: block", where="tuning")
     if not block.params:
         raise InputError("name at least one parameter to search", where="tuning.params")
-    scenario = TwinScenario(**block.scenario.model_dump(), seeds=tuple(block.seeds))
+    scenario = scenario_of(block)
     params, knobs = [], {}
     for i, p in enumerate(block.params):
         where = f"tuning.params[{i}]"

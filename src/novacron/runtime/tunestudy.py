@@ -36,7 +36,7 @@ from novacron.evolution import (
     run_layout,
 )
 from novacron.runtime.tunebackend import Backend, Failed
-from novacron.runtime.tuneproblem import TuneProblem
+from novacron.runtime.tuneproblem import TuneProblem, scenario_of
 from novacron.store.studies import StudyStore, TrialRow
 from novacron.tuning import AskTell, Trial, TrialState, make_optimizer
 from novacron.tuning.twin import RunResult, TwinScenario, combine, run_healer
@@ -209,7 +209,7 @@ def run_evolve(
     pop = population if population is not None else evo.population
     if gens < 1:
         raise InputError(f"must be >= 1, got {gens}", where="--generations")
-    scenario = TwinScenario(**block.scenario.model_dump(), seeds=tuple(block.seeds))
+    scenario = scenario_of(block)
     if store is not None:
         config = {"tuning": block.model_dump(mode="json"), "generations": gens, "population": pop, "seed": seed}
         _, resumed = store.open_study(study, "evolve", config, now=now())
