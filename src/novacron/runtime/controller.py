@@ -29,6 +29,7 @@ from novacron.healing.executor import ExecResult
 from novacron.healing.metricfaults import MetricJudge
 from novacron.incidents.paging import build_channels
 from novacron.model import ActionKind, Fault, Health, Incident, Observation, TargetId, TimelineEvent
+from novacron.runtime import adoption
 from novacron.runtime.compose import Paging, compose
 from novacron.runtime.ledger import TargetLedger, fleet_sample, state_word
 from novacron.runtime.traffic import haproxy_for, runner_for, with_traffic
@@ -36,7 +37,7 @@ from novacron.sensors.heartbeat import HeartbeatMonitor
 from novacron.sensors.metrics import MetricsScraper
 from novacron.sensors.probes import Prober, make_probe
 from novacron.settings import FleetSpec, HeartbeatCheck, TargetSpec, load_spec, spec_to_yaml
-from novacron.store import ProcessRecord, TargetStatusRow, presence
+from novacron.store import TargetStatusRow, presence
 from novacron.telemetry import Metrics, get_logger
 
 if TYPE_CHECKING:
@@ -140,13 +141,20 @@ class Controller:
         for tspec in self.spec.targets:
             for replica in range(tspec.replicas):
                 self._configure_replica(tspec, replica)
-        self._adopt()
+        fleet = adoption.fleet_id(self.store, now=self.clock.now())
+        self.actuator.use_journal(adoption.StoreJournal(self.store), fleet_id=fleet)
+        found = adoption.reconcile(self.store, self.actuator, {t.name: t.replicas for t in self.spec.targets}, fleet)
+        for target, replica, _pid in found.adopted:
+            self._adopted(target, replica)
         if self.pager is not None:
             self.pager.restore()  # before incidents resume: their pages so far are known
             self.pager.start()
         self.flow.resume()
+        for target, replica in found.missing:  # died unwatched: a fault for the executor, not a silent respawn
+            self.health.process_missing(target, replica, adoption.MISSING_DETAIL)
         # A quarantined target stays as it is: a restarted controller must not restart it.
-        await self.actuator.start_all(skip=[t.name for t in self.spec.targets if self.gate.is_quarantined(t.name)])
+        quarantined = [t.name for t in self.spec.targets if self.gate.is_quarantined(t.name)]
+        await self.actuator.start_all(skip=quarantined, skip_replicas=found.missing)
         await self._start_traffic()
         self.flow.start(tick=self._tick)
         if self.agents is not None:
@@ -188,15 +196,10 @@ class Controller:
         presence.farewell(self.store, now=self.clock.now())
         self.store.close()
 
-    def _adopt(self) -> None:
-        for rec in self.store.processes():
-            if self.actuator.adopt(rec.target, rec.replica, rec.pid, rec.create_time):
-                self.ledger.adopted(rec.target, rec.replica)
-                self._log.info("adopted process", target=rec.target, replica=rec.replica, pid=rec.pid)
-                self.health.process_started(rec.target, rec.replica)
-                self.prober.expedite(rec.target, rec.replica, self.spec.target(rec.target).start_timeout_s)
-            else:
-                self.store.remove_process(rec.target, rec.replica)
+    def _adopted(self, target: str, replica: int) -> None:
+        self.ledger.adopted(target, replica)
+        self.health.process_started(target, replica)
+        self.prober.expedite(target, replica, self.spec.target(target).start_timeout_s)
 
     def _configure_replica(self, tspec: TargetSpec, replica: int) -> None:
         if replica in self.health.replicas(tspec.name):
@@ -238,8 +241,7 @@ class Controller:
     def on_started(self, target: str, replica: int, pid: int, port: int | None, create_time: float) -> None:
         """A replica was spawned: remember it, and verify it quickly."""
         self._configure_replica(self.spec.target(target), replica)
-        self.ledger.started(target, replica)
-        self.store.set_process(ProcessRecord(target, replica, pid, create_time, port))
+        self.ledger.started(target, replica)  # the actuator's journal has stored the pid
         self.health.process_started(target, replica)
         self.heartbeats.reset(target, replica)
         self.prober.expedite(target, replica, self.spec.target(target).start_timeout_s)
@@ -247,6 +249,9 @@ class Controller:
     def on_exited(self, target: str, replica: int, pid: int, code: int | None, expected: bool) -> None:
         """A replica exited: a crash unless we stopped it."""
         self.health.process_exited(target, replica, code, expected=expected)
+        if not expected and self.agents is not None:  # traffic: a crash is a failed check for the circuit breaker
+            crash = Observation(TargetId(target), "process", self.clock.now(), healthy=False, replica=replica)
+            self.agents.observe(crash)
         if expected and replica >= self.actuator.desired(target):
             self.store.remove_process(target, replica)
             self.health.remove(target, replica)

@@ -139,6 +139,8 @@ processes = Table(
     Column("create_time", Float, nullable=False),
     Column("port", Integer),
     Column("config_version", Integer),
+    # Also in the child's environment: finds a child whose pid never reached the store.
+    Column("nonce", String(32)),
 )
 
 target_status = Table(
