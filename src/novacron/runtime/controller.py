@@ -18,8 +18,10 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from novacron import __version__
 from novacron.actuators.base import ActuatorRouter
 from novacron.actuators.process import ProcessActuator, expand_target_vars, replica_port
+from novacron.actuators.remote import RemoteActuator
 from novacron.agents.wiring import coordinator_for
 from novacron.clock import Clock, MonotonicClock
 from novacron.errors import InputError, NotFoundError
@@ -27,6 +29,7 @@ from novacron.healing.catalog import inverse_of, new_action
 from novacron.healing.executor import ExecResult
 from novacron.healing.metricfaults import MetricJudge
 from novacron.model import ActionKind, Fault, Health, Incident, Observation, TargetId, TimelineEvent
+from novacron.runtime import ha
 from novacron.runtime.compose import compose
 from novacron.runtime.ledger import TargetLedger, fleet_sample, state_word
 from novacron.sensors.heartbeat import HeartbeatMonitor
@@ -77,12 +80,18 @@ class Controller:
         # the controller before anything (even the store) is touched.
         self.judge = MetricJudge(spec, self.clock, lambda fault: self.flow.on_fault(fault))  # noqa: PLW0108 - flow comes later
         self._spec_source = spec_source
-        self.actuator = ProcessActuator(spec, clock=self.clock, log_dir=self.workdir / "logs", listener=self)
+        # -- several controllers (runtime/ha.py): this node runs its own process targets,
+        # and the remote targets whose shard leases it holds.
+        self.node_id = spec.controller.node_id or ha.default_node_id()
+        self._local = {t.name for t in ha.local_spec(spec, self.node_id).targets}
+        local = ha.local_spec(spec, self.node_id)
+        self.actuator = ProcessActuator(local, clock=self.clock, log_dir=self.workdir / "logs", listener=self)
+        self.remote = RemoteActuator(spec, clock=self.clock, fence_of=self._fence_doc)
         parts = compose(
             graph={t.name: t.depends_on for t in spec.targets},
             policy=spec.policy,
             store_url=store_url or spec.controller.store_url,
-            actuator=ActuatorRouter(lambda t: spec.target(t).kind, {"process": self.actuator}),
+            actuator=ActuatorRouter(lambda t: spec.target(t).kind, {"process": self.actuator, "remote": self.remote}),
             clock=self.clock,
             metrics=self.metrics,
             seed=seed,
@@ -95,6 +104,7 @@ class Controller:
         self.executor = self.flow.executor
         self.healer = self.flow.healer
         self.listeners: list[Callable[[Incident, TimelineEvent], None]] = self.flow.listeners
+        self.ha = ha.attach(self, version=__version__)
         self.prober = Prober(self.clock, self._observe)
         self.heartbeats = HeartbeatMonitor(self.clock, self.health.observe)
         self.scraper = MetricsScraper(self.clock, self._observe_metrics)
@@ -122,13 +132,15 @@ class Controller:
         self.metrics.autonomous.set(int(self.gate.enabled))
         self.ledger.load(self.store.target_statuses())
         await self.heartbeats.start(port=self.spec.controller.heartbeat_udp_port)
+        self.ha.register()  # a node id another live controller holds stops us here
         for tspec in self.spec.targets:
-            for replica in range(tspec.replicas):
+            for replica in range(tspec.replicas if tspec.name in self._local else 0):
                 self._configure_replica(tspec, replica)
         self._adopt()
-        self.flow.resume()
+        self.flow.resume(mine=self._local.__contains__)  # remote targets come with their leases
         await self.actuator.start_all()
         self.flow.start(tick=self._publish_status)
+        self.ha.start()
         if self.agents is not None:
             self.agents.start()
 
@@ -137,6 +149,8 @@ class Controller:
         if self.agents is not None:
             await self.agents.stop()
         await self.flow.stop()
+        await self.ha.stop()  # after the healers: nothing acts on a shard once it is handed back
+        await self.remote.close()
         await self.prober.close()
         await self.heartbeats.close()
         await self.scraper.close()
@@ -148,6 +162,8 @@ class Controller:
 
     def _adopt(self) -> None:
         for rec in self.store.processes():
+            if rec.target not in self._local:
+                continue  # another node's process
             if self.actuator.adopt(rec.target, rec.replica, rec.pid, rec.create_time):
                 self.ledger.adopted(rec.target, rec.replica)
                 self._log.info("adopted process", target=rec.target, replica=rec.replica, pid=rec.pid)
@@ -263,18 +279,26 @@ class Controller:
             self._last_beat = now
             presence.beat(self.store, now=now)
 
+    def _fence_doc(self, action: Any) -> dict[str, Any] | None:
+        token = self.ha.token_of(action)
+        return None if token is None else {"node": token.node_id, "shard": token.shard, "epoch": token.epoch}
+
     # -- queries and human overrides ---------------------------------------------------
     def status(self) -> list[TargetView]:
         """Every target's health, replicas, open incident, restarts and last fault."""
         views = []
+        owned = set(self.ha.owned())
         for t in self.spec.targets:
+            if t.name not in self._local and t.name not in owned:
+                continue  # another node's target
             health, incident = self.health.health(t.name), self.incidents.open_for(t.name)
+            local = t.name in self._local
             views.append(
                 TargetView(
                     t.name,
                     health,
-                    len(self.actuator.pids(t.name)),
-                    self.actuator.desired(t.name),
+                    len(self.actuator.pids(t.name)) if local else int(health is Health.HEALTHY),
+                    self.actuator.desired(t.name) if local else 1,
                     incident,
                     state=state_word(health, incident, remediating=t.name in self.gate.remediating),
                     restarts=self.ledger.restarts(t.name),

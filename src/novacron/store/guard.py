@@ -21,11 +21,13 @@ import threading
 import time
 from collections import OrderedDict, deque
 from collections.abc import Callable
+from concurrent.futures import Future
 from dataclasses import dataclass, replace
 from functools import partial
-from typing import Any
+from typing import Any, TypeVar
 
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import Connection
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from novacron.errors import StoreError
 from novacron.model import Action, ActionId, ActionStatus, Fault, Incident, IncidentId, TimelineEvent
@@ -33,6 +35,8 @@ from novacron.store.records import ActionRecord
 from novacron.store.repo import ProcessRecord, Store, TargetStatusRow
 
 __all__ = ["GuardedStore", "StoreCondition"]
+
+T = TypeVar("T")
 
 _RETRY_FIRST_S = 0.05
 _RETRY_MAX_S = 2.0
@@ -57,6 +61,7 @@ class _Write:
     verb: str
     apply: Callable[[], object]
     claim: str | None = None  # the idempotency key this write commits, if any
+    done: Future[Any] | None = None  # a call whose caller waits for its result: run once, never retried
 
 
 class GuardedStore(Store):
@@ -214,11 +219,41 @@ class GuardedStore(Store):
         """Queue a setting."""
         self._submit("put_setting", partial(Store.put_setting, self, key, value, now=now))
 
-    def _submit(self, verb: str, write: Callable[[], object], *, claim: str | None = None) -> None:
+    def write(self, verb: str, fn: Callable[[Connection], object]) -> None:
+        """Queue ``fn(conn)`` as one more write: run in one transaction, in order, retried until it lands."""
+
+        def run() -> object:
+            try:
+                with self.engine.begin() as conn:
+                    return fn(conn)
+            except IntegrityError:
+                raise
+            except SQLAlchemyError as exc:
+                raise StoreError(f"store write failed: {_first_line(exc)}", delay=0.5) from exc
+
+        self._submit(verb, run)
+
+    def call(self, fn: Callable[[Connection], T]) -> Future[T]:
+        """Run ``fn(conn)`` in one transaction on the writer thread, after the writes queued before it."""
+        done: Future[T] = Future()
+
+        def run() -> T:
+            try:
+                with self.engine.begin() as conn:
+                    return fn(conn)
+            except SQLAlchemyError as exc:
+                raise StoreError(f"store transaction failed: {_first_line(exc)}", delay=0.5) from exc
+
+        self._submit("call", run, done=done)
+        return done
+
+    def _submit(
+        self, verb: str, write: Callable[[], object], *, claim: str | None = None, done: Future[Any] | None = None
+    ) -> None:
         with self._cv:
             if self._closed:
                 raise StoreError("the store is closed", delay=0.0)
-            self._queue.append(_Write(verb, write, claim))
+            self._queue.append(_Write(verb, write, claim, done))
             self._cv.notify_all()
 
     # -- the writer thread -------------------------------------------------------------
@@ -254,6 +289,14 @@ class GuardedStore(Store):
 
     def _attempt(self, item: _Write) -> bool:
         """Apply one write; False when the store failed and it must be retried."""
+        if item.done is not None:
+            if not item.done.set_running_or_notify_cancel():
+                return True  # the caller gave up waiting (cancelled): nothing to run
+            try:
+                item.done.set_result(item.apply())
+            except BaseException as exc:  # the caller gets it, whatever it is
+                item.done.set_exception(exc)
+            return True
         try:
             item.apply()
         except IntegrityError as exc:  # a constraint refused it: retrying cannot help
