@@ -173,7 +173,8 @@ class HaMember(Collector):
 
     def _step(self, conn: Any, now: float) -> _Tick:
         s = self.settings
-        state = nodes.beat(conn, self.node_id, self.incarnation, now=now, api_url=self.api_url)
+        owned = len(self.owned())
+        state = nodes.beat(conn, self.node_id, self.incarnation, now=now, targets=owned, api_url=self.api_url)
         if state is None:
             return _Tick(None, {})
         active = sorted(n.node_id for n in nodes.nodes(conn) if n.state == "active" and n.live(now, s.node_stale_s))

@@ -24,6 +24,7 @@ ha_nodes = Table(
     Column("started_at", Float, nullable=False),
     Column("heartbeat_at", Float, nullable=False),
     Column("state", String(16), nullable=False),  # active, draining, stopped
+    Column("targets", Integer, nullable=False),  # remote targets owned at the last heartbeat
 )
 
 ha_leases = Table(

@@ -14,9 +14,21 @@ from typing import Any, Literal
 from sqlalchemy import Connection, select, update
 
 from novacron.errors import ConfigError
-from novacron.store.ha_tables import ha_nodes
+from novacron.store.ha_tables import ha_leases, ha_nodes
+from novacron.store.repo import Store
 
-__all__ = ["NodeRow", "NodeState", "beat", "mark", "nodes", "register"]
+__all__ = [
+    "NodeRow",
+    "NodeState",
+    "NodeView",
+    "beat",
+    "drain",
+    "mark",
+    "node_views",
+    "nodes",
+    "register",
+    "undrain",
+]
 
 NodeState = Literal["active", "draining", "stopped"]
 
@@ -34,6 +46,7 @@ class NodeRow:
     started_at: float
     heartbeat_at: float
     state: str
+    targets: int = 0
 
     def live(self, now: float, stale_s: float) -> bool:
         """Beating within ``stale_s`` and not stopped."""
@@ -56,9 +69,11 @@ def register(conn: Connection, row: NodeRow, *, stale_s: float) -> None:
     conn.execute(ha_nodes.insert().values(**_values(row)))
 
 
-def beat(conn: Connection, node_id: str, incarnation: str, *, now: float, api_url: str | None = None) -> str | None:
+def beat(
+    conn: Connection, node_id: str, incarnation: str, *, now: float, targets: int, api_url: str | None = None
+) -> str | None:
     """Write the heartbeat; the node's state (``draining`` is set by an operator), None if the row is not ours."""
-    values: dict[str, Any] = {"heartbeat_at": now}
+    values: dict[str, Any] = {"heartbeat_at": now, "targets": targets}
     if api_url is not None:
         values["api_url"] = api_url
     ours = (ha_nodes.c.node_id == node_id) & (ha_nodes.c.incarnation == incarnation)
@@ -82,3 +97,35 @@ def nodes(conn: Connection) -> list[NodeRow]:
 
 def _values(row: NodeRow) -> dict[str, Any]:
     return {name: getattr(row, name) for name in NodeRow.__dataclass_fields__}
+
+
+@dataclass(frozen=True, slots=True)
+class NodeView:
+    """A node for operators: its row, whether it is live, and the shards it holds."""
+
+    node: NodeRow
+    live: bool
+    shards: int
+
+
+def node_views(store: Store, *, now: float, stale_s: float) -> list[NodeView]:
+    """Every node with its liveness and shard count (``novacron status``, ``node list``, the API)."""
+    with store.engine.connect() as conn:
+        rows = nodes(conn)
+        held: dict[str, int] = {}
+        for holder, expires in conn.execute(select(ha_leases.c.holder, ha_leases.c.expires_at)):
+            if holder is not None and expires >= now:
+                held[holder] = held.get(holder, 0) + 1
+    return [NodeView(r, r.live(now, stale_s), held.get(r.node_id, 0)) for r in rows]
+
+
+def drain(store: Store, node_id: str) -> bool:
+    """Ask a node to hand its shards over (it does on its next heartbeat); False when there is no such node."""
+    with store.engine.begin() as conn:
+        return mark(conn, node_id, "draining")
+
+
+def undrain(store: Store, node_id: str) -> bool:
+    """Let a drained node take shards again."""
+    with store.engine.begin() as conn:
+        return mark(conn, node_id, "active")

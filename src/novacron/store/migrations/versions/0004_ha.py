@@ -29,6 +29,7 @@ def upgrade() -> None:
         sa.Column("started_at", sa.Float(), nullable=False),
         sa.Column("heartbeat_at", sa.Float(), nullable=False),
         sa.Column("state", sa.String(length=16), nullable=False),
+        sa.Column("targets", sa.Integer(), nullable=False),
         sa.PrimaryKeyConstraint("node_id"),
     )
     op.create_table(
