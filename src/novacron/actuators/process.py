@@ -14,7 +14,7 @@ import os
 import shutil
 import signal
 import subprocess
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Collection
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
@@ -121,13 +121,15 @@ class ProcessActuator:
         rep = self._replicas.get(target, {}).get(replica)
         return None if rep is None else rep.pid
 
-    async def start_all(self) -> None:
-        """Start every desired replica of every target that is not running.
+    async def start_all(self, *, skip: Collection[str] = ()) -> None:
+        """Start every desired replica of every target that is not running (except ``skip``).
 
         A replica that cannot be spawned is reported to the listener, not raised: one bad
         command must not keep the rest of the fleet from starting.
         """
         for name in self._specs:
+            if name in skip:
+                continue
             for i in range(self._desired[name]):
                 try:
                     self._spawn_if_missing(name, i)

@@ -229,8 +229,27 @@ class PendingApprovalOut(BaseModel):
 
 # Every action kind a human may request (escalation is the controller's own hand-over; a
 # patch deployment and circuit routing are proposed by agents with the parameters they need).
-ManualAction = Literal["restart", "stop", "start", "replace", "scale_out", "scale_in", "config_rollback", "cleanup"]
-_AGENT_ONLY = {ActionKind.DEPLOY_PATCH.value, ActionKind.OPEN_CIRCUIT.value, ActionKind.CLOSE_CIRCUIT.value}
+# Traffic actions (reroute, drain, undrain) need a target with a load-balancer frontend; a
+# promotion is an experiment's own last step.
+ManualAction = Literal[
+    "restart",
+    "stop",
+    "start",
+    "replace",
+    "scale_out",
+    "scale_in",
+    "config_rollback",
+    "cleanup",
+    "reroute",
+    "drain",
+    "undrain",
+]
+_AGENT_ONLY = {
+    ActionKind.DEPLOY_PATCH.value,
+    ActionKind.OPEN_CIRCUIT.value,
+    ActionKind.CLOSE_CIRCUIT.value,
+    ActionKind.PROMOTE.value,
+}
 assert set(get_args(ManualAction)) == {k.value for k in ActionKind} - {ActionKind.ESCALATE.value} - _AGENT_ONLY
 
 

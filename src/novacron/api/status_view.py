@@ -25,6 +25,7 @@ from novacron.store import ProcessRecord, Store, TargetStatusRow
 from novacron.store.guard import GuardedStore
 from novacron.store.nodes import node_views
 from novacron.store.presence import STALE_AFTER_S, ControllerRecord, Presence, presence
+from novacron.store.rails import QUARANTINE, RailRepository
 
 __all__ = [
     "ControllerOut",
@@ -89,6 +90,7 @@ class TargetStatusOut(BaseModel):
     incident_priority: str | None
     updated_at: float
     stale: bool
+    quarantined_until: float | None = None  # wall-clock end of a flap quarantine in force
 
 
 class NodeOut(BaseModel):
@@ -131,10 +133,14 @@ def fleet_status(store: Store, *, now: float, in_process: bool = False) -> Statu
     for rec in store.processes():
         procs.setdefault(rec.target, []).append(rec)
     open_by_target: dict[str, Incident] = {inc.target: inc for inc in store.open_incidents()}
+    quarantines = {r.target: r.until for r in RailRepository(store).rows(QUARANTINE) if r.until and r.until > now}
     targets = []
     for row in store.target_statuses():
         live = [p for p in procs.get(row.target, []) if not local or _alive(p.pid, p.create_time)]
-        targets.append(_target(row, live, open_by_target.get(row.target), ctl.state, local=local, now=now))
+        out = _target(row, live, open_by_target.get(row.target), ctl.state, local=local, now=now)
+        if row.target in quarantines:  # in force whether or not a controller runs
+            out = out.model_copy(update={"state": "quarantined", "quarantined_until": quarantines[row.target]})
+        targets.append(out)
     return StatusOut(controller=ctl, targets=targets, nodes=fleet_nodes(store, now=now))
 
 

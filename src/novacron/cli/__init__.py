@@ -15,6 +15,7 @@ from novacron.cli import (  # noqa: F401  (imported for their command registrati
     bench_core,
     core,
     demo,
+    experiments,
     fix,
     forecast,
     nab,

@@ -126,7 +126,7 @@ def main(argv: list[str] | None = None) -> None:
     async def run() -> None:
         ready: asyncio.Future[int] = asyncio.get_running_loop().create_future()
         task = asyncio.create_task(serve(RemoteFleet(), args.port, ready))
-        print(await ready, flush=True)  # noqa: T201 - the port, for the parent process
+        print(await ready, flush=True)
         await task
 
     asyncio.run(run())

@@ -12,11 +12,12 @@ and metrics into it.
 from __future__ import annotations
 
 import asyncio
+import os
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from novacron import __version__
 from novacron.actuators.base import ActuatorRouter
@@ -28,16 +29,21 @@ from novacron.errors import InputError, NotFoundError
 from novacron.healing.catalog import inverse_of, new_action
 from novacron.healing.executor import ExecResult
 from novacron.healing.metricfaults import MetricJudge
+from novacron.incidents.paging import build_channels
 from novacron.model import ActionKind, Fault, Health, Incident, Observation, TargetId, TimelineEvent
 from novacron.runtime import ha
-from novacron.runtime.compose import compose
+from novacron.runtime.compose import Paging, compose
 from novacron.runtime.ledger import TargetLedger, fleet_sample, state_word
+from novacron.runtime.traffic import haproxy_for, runner_for, with_traffic
 from novacron.sensors.heartbeat import HeartbeatMonitor
 from novacron.sensors.metrics import MetricsScraper
 from novacron.sensors.probes import Prober, make_probe
 from novacron.settings import FleetSpec, HeartbeatCheck, TargetSpec, load_spec, spec_to_yaml
 from novacron.store import ProcessRecord, TargetStatusRow, presence
 from novacron.telemetry import Metrics, get_logger
+
+if TYPE_CHECKING:
+    from novacron.runtime.experiments import ExperimentRunner
 
 __all__ = ["Controller", "TargetView"]
 
@@ -56,6 +62,7 @@ class TargetView:
     state: str = ""  # health, or "healing" while an action works on the target
     restarts: int = 0
     last_fault: dict[str, Any] | None = None
+    quarantined_until: float | None = None  # wall-clock end of a flap quarantine
 
 
 class Controller:
@@ -80,25 +87,34 @@ class Controller:
         # the controller before anything (even the store) is touched.
         self.judge = MetricJudge(spec, self.clock, lambda fault: self.flow.on_fault(fault))  # noqa: PLW0108 - flow comes later
         self._spec_source = spec_source
+        paging = Paging(build_channels(spec.notify, os.environ), spec.escalation_policies())  # secrets: env only
         # -- several controllers (runtime/ha.py): this node runs its own process targets,
         # and the remote targets whose shard leases it holds.
         self.node_id = spec.controller.node_id or ha.default_node_id()
-        self._local = {t.name for t in ha.local_spec(spec, self.node_id).targets}
         local = ha.local_spec(spec, self.node_id)
+        self._local = {t.name for t in local.targets}
         self.actuator = ProcessActuator(local, clock=self.clock, log_dir=self.workdir / "logs", listener=self)
         self.remote = RemoteActuator(spec, clock=self.clock, fence_of=self._fence_doc)
+        # traffic: HAProxy for targets with a `frontend:` takes the traffic actions; experiments run on it.
+        self.traffic = haproxy_for(spec, workdir=self.workdir, clock=self.clock)
+        self.experiments: ExperimentRunner | None = None
         parts = compose(
             graph={t.name: t.depends_on for t in spec.targets},
             policy=spec.policy,
             store_url=store_url or spec.controller.store_url,
-            actuator=ActuatorRouter(lambda t: spec.target(t).kind, {"process": self.actuator, "remote": self.remote}),
+            actuator=with_traffic(
+                ActuatorRouter(lambda t: spec.target(t).kind, {"process": self.actuator, "remote": self.remote}),
+                self.traffic,
+            ),
             clock=self.clock,
             metrics=self.metrics,
             seed=seed,
             on_resolved=self._on_resolved,
+            paging=paging,
             write_behind=True,  # store faults: healing goes on from memory (runtime/storeguard.py)
         )
         self.store, self.gate, self.approvals, self.flow = parts.store, parts.gate, parts.approvals, parts.flow
+        self.pager = parts.pager
         self.health = self.flow.health
         self.incidents = self.flow.incidents
         self.executor = self.flow.executor
@@ -137,20 +153,47 @@ class Controller:
             for replica in range(tspec.replicas if tspec.name in self._local else 0):
                 self._configure_replica(tspec, replica)
         self._adopt()
+        if self.pager is not None:
+            self.pager.restore()  # before incidents resume: their pages so far are known
+            self.pager.start()
         self.flow.resume(mine=self._local.__contains__)  # remote targets come with their leases
-        await self.actuator.start_all()
-        self.flow.start(tick=self._publish_status)
+        # A quarantined target stays as it is: a restarted controller must not restart it.
+        await self.actuator.start_all(skip=[t.name for t in self.spec.targets if self.gate.is_quarantined(t.name)])
+        await self._start_traffic()
+        self.flow.start(tick=self._tick)
         self.ha.start()
         if self.agents is not None:
             self.agents.start()
+
+    async def _start_traffic(self) -> None:
+        """traffic: start HAProxy, then resume or start the experiments."""
+        if self.traffic is None:
+            return
+        await self.traffic.start()
+        self.experiments = runner_for(
+            self.spec,
+            haproxy=self.traffic,
+            executor=self.executor,
+            store=self.store,
+            clock=self.clock,
+            workdir=self.workdir,
+            config_version=self.config_version,
+        )
+        await self.experiments.start_all()
 
     async def stop(self, *, stop_targets: bool = True) -> None:
         """Stop healing, sensors and (by default) every replica."""
         if self.agents is not None:
             await self.agents.stop()
+        if self.experiments is not None:  # traffic: state stays in the store for the next controller
+            await self.experiments.close()
+        if self.traffic is not None:
+            await self.traffic.stop()
         await self.flow.stop()
         await self.ha.stop()  # after the healers: nothing acts on a shard once it is handed back
         await self.remote.close()
+        if self.pager is not None:
+            await self.pager.stop()
         await self.prober.close()
         await self.heartbeats.close()
         await self.scraper.close()
@@ -255,6 +298,11 @@ class Controller:
     def _on_resolved(self, target: str) -> None:
         self.judge.reset(target)  # a repaired target starts a fresh baseline and trend
 
+    def _tick(self) -> None:
+        if self.pager is not None:
+            self.pager.tick(self.incidents.open_incidents())  # repeats that fell due
+        self._publish_status()
+
     def _publish_status(self, *, force: bool = False) -> None:
         now = self.clock.now()
         for view in self.status():
@@ -293,6 +341,7 @@ class Controller:
                 continue  # another node's target
             health, incident = self.health.health(t.name), self.incidents.open_for(t.name)
             local = t.name in self._local
+            until = self.gate.quarantined_until(t.name)
             views.append(
                 TargetView(
                     t.name,
@@ -300,9 +349,12 @@ class Controller:
                     len(self.actuator.pids(t.name)) if local else int(health is Health.HEALTHY),
                     self.actuator.desired(t.name) if local else 1,
                     incident,
-                    state=state_word(health, incident, remediating=t.name in self.gate.remediating),
+                    state=state_word(
+                        health, incident, remediating=t.name in self.gate.remediating, quarantined=until is not None
+                    ),
                     restarts=self.ledger.restarts(t.name),
                     last_fault=self.ledger.last_fault(t.name),
+                    quarantined_until=until,
                 )
             )
         return views

@@ -1,10 +1,10 @@
 """Write-behind for the healing path: store writes leave the event loop and outlive store faults.
 
 The controller's loop must never wait on a disk or a database, and a store that fails
-(a full filesystem, PostgreSQL restarting, a cut link) must not stop healing. So the
-writes the healing path makes — incidents, faults, timeline lines, action claims and
-statuses, audit lines, process and status rows, settings — are queued, in order, and
-one writer thread applies them. A write that fails stays at the head of the queue and is
+(a full filesystem, PostgreSQL restarting, a cut link) must not stop healing. So every
+write the controller makes — incidents, faults, timeline lines, action claims and
+statuses, audit lines, process and status rows, settings, safety rails, pages — is
+queued, in order, and one writer thread applies them. A write that fails stays at the head of the queue and is
 retried with backoff until the store takes it again: nothing is lost and nothing is
 reordered. While writes fail the store is *degraded*; the condition (queued writes,
 failures, the last error) goes to a listener that logs it, exports it as metrics and
@@ -30,9 +30,9 @@ from sqlalchemy import Connection
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from novacron.errors import StoreError
-from novacron.model import Action, ActionId, ActionStatus, Fault, Incident, IncidentId, TimelineEvent
+from novacron.model import Action, ActionId, ActionStatus, Fault, IncidentId
 from novacron.store.records import ActionRecord
-from novacron.store.repo import ProcessRecord, Store, TargetStatusRow
+from novacron.store.repo import Store
 
 __all__ = ["GuardedStore", "StoreCondition"]
 
@@ -181,43 +181,23 @@ class GuardedStore(Store):
                 break  # never forget a claim the store does not have yet
             self._claim_ids.pop(self._claims.pop(oldest).action.id, None)
 
-    # -- the queued writes -------------------------------------------------------------
-    def insert_incident(self, inc: Incident) -> None:
-        """Queue a new incident."""
-        self._submit("insert_incident", partial(Store.insert_incident, self, inc))
+    # -- the queued writes: every statement made off the writer thread ----------------
+    def _exec(self, stmt: Any) -> Any:
+        if threading.current_thread() is self._thread:
+            return super()._exec(stmt)
+        table = getattr(stmt, "table", None)
+        self._submit(f"{stmt.__visit_name__} {getattr(table, 'name', '')}".strip(), partial(Store._exec, self, stmt))
+        return None
 
-    def update_incident(self, inc: Incident) -> None:
-        """Queue an incident's new state."""
-        self._submit("update_incident", partial(Store.update_incident, self, inc))
-
-    def add_event(self, incident_id: IncidentId, event: TimelineEvent) -> None:
-        """Queue a timeline line."""
-        self._submit("add_event", partial(Store.add_event, self, incident_id, event))
+    def _replace(self, table: Any, where: Any, values: dict[str, Any]) -> None:
+        if threading.current_thread() is self._thread:
+            super()._replace(table, where, values)
+            return
+        self._submit(f"replace {table.name}", partial(Store._replace, self, table, where, values))
 
     def add_fault(self, fault: Fault, incident_id: IncidentId) -> None:
-        """Queue a fault."""
-        self._submit("add_fault", partial(Store.add_fault, self, fault, incident_id))
-
-    def audit(self, *, now: float, actor: str, verb: str, subject: str, result: str, **detail: Any) -> None:
-        """Queue an audit line."""
-        write = partial(Store.audit, self, now=now, actor=actor, verb=verb, subject=subject, result=result, **detail)
-        self._submit("audit", write)
-
-    def set_process(self, rec: ProcessRecord) -> None:
-        """Queue a started process."""
-        self._submit("set_process", partial(Store.set_process, self, rec))
-
-    def remove_process(self, target: str, replica: int) -> None:
-        """Queue forgetting a replica's process."""
-        self._submit("remove_process", partial(Store.remove_process, self, target, replica))
-
-    def set_target_status(self, row: TargetStatusRow) -> None:
-        """Queue a target's status line."""
-        self._submit("set_target_status", partial(Store.set_target_status, self, row))
-
-    def put_setting(self, key: str, value: Any, *, now: float) -> None:
-        """Queue a setting."""
-        self._submit("put_setting", partial(Store.put_setting, self, key, value, now=now))
+        """Queue a fault (the same fault filed twice is still one fault, and no error)."""
+        self._submit("insert faults", partial(Store.add_fault, self, fault, incident_id))
 
     def write(self, verb: str, fn: Callable[[Connection], object]) -> None:
         """Queue ``fn(conn)`` as one more write: run in one transaction, in order, retried until it lands."""
