@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from novacron.errors import ConfigError
 from novacron.model import ActionKind, FaultKind, Priority, RiskLevel
+from novacron.tuningspec import TuningSpec  # the `tuning:` block (self-optimisation)
 
 __all__ = [
     "AgentSchedule",
@@ -459,6 +460,8 @@ class FleetSpec(_Frozen):
     controller: ControllerSettings = Field(default_factory=ControllerSettings)
     targets: list[TargetSpec] = Field(default_factory=list)
     agents: AgentsSpec = Field(default_factory=AgentsSpec)
+    # Self-optimisation: what `novacron tune` / `novacron evolve` search (see docs/tuning.md).
+    tuning: TuningSpec | None = None
     notify: list[ChannelSpec] = Field(default_factory=list, description="Channels pages are sent to.")
     escalation: list[EscalationPolicy] = Field(
         default_factory=list, description="Paging policies, first match wins (default: every channel for P0/P1)."

@@ -22,6 +22,7 @@ from novacron.healing.health import HealthTracker
 from novacron.healing.safety import Decision, SafetyGate, Verdict
 from novacron.model import Action, ActionStatus, Incident, Outcome
 from novacron.store import Store
+from novacron.store.guard import GuardedStore
 
 __all__ = ["ExecResult", "Executor"]
 
@@ -204,7 +205,10 @@ class Executor:
         now = self.clock.now()
         fence = self._fence_for(action)
         if fence is None:
-            return self.store.claim_action(action, ActionStatus.PLANNED, now=now) is None
+            free = self.store.claim_action(action, ActionStatus.PLANNED, now=now) is None
+            if free and isinstance(self.store, GuardedStore):
+                await self.store.settle()  # the key is durable before the action (unless the store fails)
+            return free
         result = await fence.claim(action, ActionStatus.PLANNED, now=now)
         if result == "fenced":
             raise FencedError(f"{action.kind} {action.target}: the target's lease is no longer this controller's")

@@ -31,7 +31,7 @@ from novacron.healing.executor import ExecResult
 from novacron.healing.metricfaults import MetricJudge
 from novacron.incidents.paging import build_channels
 from novacron.model import ActionKind, Fault, Health, Incident, Observation, TargetId, TimelineEvent
-from novacron.runtime import ha
+from novacron.runtime import adoption, ha
 from novacron.runtime.compose import Paging, compose
 from novacron.runtime.ledger import TargetLedger, fleet_sample, state_word
 from novacron.runtime.traffic import haproxy_for, runner_for, with_traffic
@@ -39,7 +39,7 @@ from novacron.sensors.heartbeat import HeartbeatMonitor
 from novacron.sensors.metrics import MetricsScraper
 from novacron.sensors.probes import Prober, make_probe
 from novacron.settings import FleetSpec, HeartbeatCheck, TargetSpec, load_spec, spec_to_yaml
-from novacron.store import ProcessRecord, TargetStatusRow, presence
+from novacron.store import TargetStatusRow, presence
 from novacron.telemetry import Metrics, get_logger
 
 if TYPE_CHECKING:
@@ -152,13 +152,22 @@ class Controller:
         for tspec in self.spec.targets:
             for replica in range(tspec.replicas if tspec.name in self._local else 0):
                 self._configure_replica(tspec, replica)
-        self._adopt()
+        # Each node marks (and adopts, and kills as strays) only its own children (runtime/ha.py).
+        fleet = f"{adoption.fleet_id(self.store, now=self.clock.now())}:{self.node_id}"
+        self.actuator.use_journal(adoption.StoreJournal(self.store), fleet_id=fleet)
+        mine = {t.name: t.replicas for t in self.spec.targets if t.name in self._local}
+        found = adoption.reconcile(self.store, self.actuator, mine, fleet, theirs=self._others_process)
+        for target, replica, _pid in found.adopted:
+            self._adopted(target, replica)
         if self.pager is not None:
             self.pager.restore()  # before incidents resume: their pages so far are known
             self.pager.start()
         self.flow.resume(mine=self._local.__contains__)  # remote targets come with their leases
+        for target, replica in found.missing:  # died unwatched: a fault for the executor, not a silent respawn
+            self.health.process_missing(target, replica, adoption.MISSING_DETAIL)
         # A quarantined target stays as it is: a restarted controller must not restart it.
-        await self.actuator.start_all(skip=[t.name for t in self.spec.targets if self.gate.is_quarantined(t.name)])
+        quarantined = [t.name for t in self.spec.targets if self.gate.is_quarantined(t.name)]
+        await self.actuator.start_all(skip=quarantined, skip_replicas=found.missing)
         await self._start_traffic()
         self.flow.start(tick=self._tick)
         self.ha.start()
@@ -203,17 +212,14 @@ class Controller:
         presence.farewell(self.store, now=self.clock.now())
         self.store.close()
 
-    def _adopt(self) -> None:
-        for rec in self.store.processes():
-            if rec.target not in self._local:
-                continue  # another node's process
-            if self.actuator.adopt(rec.target, rec.replica, rec.pid, rec.create_time):
-                self.ledger.adopted(rec.target, rec.replica)
-                self._log.info("adopted process", target=rec.target, replica=rec.replica, pid=rec.pid)
-                self.health.process_started(rec.target, rec.replica)
-                self.prober.expedite(rec.target, rec.replica, self.spec.target(rec.target).start_timeout_s)
-            else:
-                self.store.remove_process(rec.target, rec.replica)
+    def _others_process(self, target: str) -> bool:
+        """A process target another node runs (its rows in the store are not this node's)."""
+        return target not in self._local and any(t.name == target and t.kind == "process" for t in self.spec.targets)
+
+    def _adopted(self, target: str, replica: int) -> None:
+        self.ledger.adopted(target, replica)
+        self.health.process_started(target, replica)
+        self.prober.expedite(target, replica, self.spec.target(target).start_timeout_s)
 
     def _configure_replica(self, tspec: TargetSpec, replica: int) -> None:
         if replica in self.health.replicas(tspec.name):
@@ -255,8 +261,7 @@ class Controller:
     def on_started(self, target: str, replica: int, pid: int, port: int | None, create_time: float) -> None:
         """A replica was spawned: remember it, and verify it quickly."""
         self._configure_replica(self.spec.target(target), replica)
-        self.ledger.started(target, replica)
-        self.store.set_process(ProcessRecord(target, replica, pid, create_time, port))
+        self.ledger.started(target, replica)  # the actuator's journal has stored the pid
         self.health.process_started(target, replica)
         self.heartbeats.reset(target, replica)
         self.prober.expedite(target, replica, self.spec.target(target).start_timeout_s)

@@ -17,6 +17,7 @@ claim made while the store is down still blocks a second application of the same
 
 from __future__ import annotations
 
+import asyncio
 import threading
 import time
 from collections import OrderedDict, deque
@@ -40,7 +41,8 @@ T = TypeVar("T")
 
 _RETRY_FIRST_S = 0.05
 _RETRY_MAX_S = 2.0
-_READ_WAIT_S = 2.0  # a healthy store drains in milliseconds; a degraded one is not waited for
+_READ_WAIT_S = 2.0
+_SETTLE_S = 2.0  # a healthy store drains in milliseconds; a degraded one is not waited for
 _CLAIMS_KEPT = 4096  # committed claims remembered; uncommitted ones are kept until they land
 
 
@@ -99,6 +101,22 @@ class GuardedStore(Store):
                 if left <= 0:
                     return False
                 self._cv.wait(left)
+        return True
+
+    async def settle(self, timeout: float = _SETTLE_S) -> bool:
+        """Wait (on the loop, not blocking it) until what was queued so far is in the store.
+
+        For writes that must be durable before an effect (an idempotency key before its
+        action): a healthy store takes them in milliseconds. A degraded one is not waited
+        for — healing goes on from memory — and False says so.
+        """
+        if self._condition.degraded:
+            return False
+        barrier = self.call(lambda _conn: None)
+        try:
+            await asyncio.wait_for(asyncio.wrap_future(barrier), timeout)
+        except (TimeoutError, StoreError):
+            return False
         return True
 
     def close(self) -> None:

@@ -38,6 +38,8 @@ __all__ = [
     "settings_kv",
     "target_status",
     "timeline",
+    "tune_studies",
+    "tune_trials",
 ]
 
 metadata = MetaData()
@@ -137,6 +139,8 @@ processes = Table(
     Column("create_time", Float, nullable=False),
     Column("port", Integer),
     Column("config_version", Integer),
+    # Also in the child's environment: finds a child whose pid never reached the store.
+    Column("nonce", String(32)),
 )
 
 target_status = Table(
@@ -189,6 +193,34 @@ agent_outputs = Table(
     Column("applied", Boolean, nullable=False, default=False),
     Column("dry_run", Boolean, nullable=False, default=False),
     Column("summary", Text, nullable=False, default=""),
+)
+
+# -- self-optimisation: studies of `novacron tune` / `novacron evolve` and their trials --
+tune_studies = Table(
+    "tune_studies",
+    metadata,
+    Column("name", String(128), primary_key=True),
+    Column("kind", String(16), nullable=False),  # tune | evolve
+    Column("status", String(16), nullable=False),  # running | done | failed
+    Column("created_at", Float, nullable=False),
+    Column("updated_at", Float, nullable=False),
+    Column("config", JSON, nullable=False),  # what was searched, how, on which scenario
+    Column("result", JSON, nullable=False, default=dict),
+)
+
+tune_trials = Table(
+    "tune_trials",
+    metadata,
+    Column("study", String(128), ForeignKey("tune_studies.name", ondelete="CASCADE"), primary_key=True),
+    Column("number", Integer, primary_key=True),
+    Column("generation", Integer),  # evolve: the generation the genome belongs to
+    Column("state", String(16), nullable=False),  # running | complete | failed
+    Column("params", JSON, nullable=False),
+    Column("value", Float),
+    Column("feasible", Boolean, nullable=False, default=True),
+    Column("metrics", JSON, nullable=False, default=dict),
+    Column("detail", Text, nullable=False, default=""),
+    Column("updated_at", Float, nullable=False),
 )
 
 safety_rails = Table(

@@ -1,7 +1,7 @@
 """Several controllers on one store: node heartbeats, shard leases with epochs, the fencing log.
 
 Revision ID: ha_1
-Revises: traffic_1
+Revises: crash_1
 Create Date: 2026-11-30 11:30:00.000000
 """
 
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "ha_1"
-down_revision = "traffic_1"
+down_revision = "crash_1"
 branch_labels = None
 depends_on = None
 
