@@ -19,7 +19,9 @@ import yaml
 
 from novacron.store import Store, leases
 
-NOVACRON = [sys.executable, "-m", "novacron.cli"]
+from ..cli.runner import NOVACRON, cli, wait_for
+
+__all__ = ["NOVACRON", "Cluster", "Node", "Remote", "cli", "remote_server", "remote_spec", "wait_for"]
 
 
 @dataclass
@@ -154,19 +156,3 @@ class Cluster:
             except subprocess.TimeoutExpired:
                 node.proc.kill()
                 node.proc.wait()
-
-
-def cli(*args: str) -> subprocess.CompletedProcess[str]:
-    """Run ``novacron ARGS``."""
-    return subprocess.run([*NOVACRON, *args], capture_output=True, text=True, timeout=60, check=False)
-
-
-def wait_for(pred: Any, what: str, timeout: float = 30.0) -> Any:
-    """Poll ``pred()`` until truthy; AssertionError naming ``what`` otherwise."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = pred()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")

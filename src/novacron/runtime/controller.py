@@ -152,8 +152,11 @@ class Controller:
         for tspec in self.spec.targets:
             for replica in range(tspec.replicas if tspec.name in self._local else 0):
                 self._configure_replica(tspec, replica)
-        # Each node marks (and adopts, and kills as strays) only its own children (runtime/ha.py).
-        fleet = f"{adoption.fleet_id(self.store, now=self.clock.now())}:{self.node_id}"
+        # Several controllers on one host (explicit node ids): each marks, adopts and kills as
+        # strays only its own children (runtime/ha.py).
+        fleet = adoption.fleet_id(self.store, now=self.clock.now())
+        if self.spec.controller.node_id is not None:
+            fleet = f"{fleet}:{self.node_id}"
         self.actuator.use_journal(adoption.StoreJournal(self.store), fleet_id=fleet)
         mine = {t.name: t.replicas for t in self.spec.targets if t.name in self._local}
         found = adoption.reconcile(self.store, self.actuator, mine, fleet, theirs=self._others_process)
