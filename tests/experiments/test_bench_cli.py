@@ -8,7 +8,7 @@ from tests.cli.runner import cli
 
 
 def test_bench_experiments_prints_aa_power_and_samples_vs_fixed() -> None:
-    res = cli("bench", "experiments", "--experiments", "200", "--looks", "20", "--json", timeout=120)
+    res = cli("bench", "experiments", "--experiments", "200", "--looks", "20", "--no-e2e", "--json", timeout=120)
     assert res.returncode == 0, res.stderr
     out = json.loads(res.stdout)
     assert set(out["aa"]) >= {"fpr", "fpr_ci", "naive_fpr"}

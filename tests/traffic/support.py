@@ -8,8 +8,7 @@ from collections import Counter
 from collections.abc import Sequence
 from typing import Any
 
-import httpx
-
+from novacron.benchmarks.experiments_e2e import bounded_load
 from novacron.settings import FleetSpec, FrontendSpec
 from novacron.testing import fleet, http_service_target
 from tests.binaries import require
@@ -38,19 +37,5 @@ def fronted_fleet(
 
 
 async def load(url: str, *, requests: int, concurrency: int = 8, stop: asyncio.Event | None = None) -> Counter[int]:
-    """Send up to ``requests`` GETs with ``concurrency`` workers (bounded; stops early on ``stop``)."""
-    codes: Counter[int] = Counter()
-    left = requests
-
-    async def worker(client: httpx.AsyncClient) -> None:
-        nonlocal left
-        while left > 0 and not (stop is not None and stop.is_set()):
-            left -= 1
-            try:
-                codes[(await client.get(url)).status_code] += 1
-            except httpx.HTTPError:
-                codes[0] += 1
-
-    async with httpx.AsyncClient(timeout=5.0) as client:
-        await asyncio.gather(*(worker(client) for _ in range(concurrency)))
-    return codes
+    """The benchmark's bounded load generator: up to ``requests`` GETs, stopping early on ``stop``."""
+    return await bounded_load(url, requests=requests, concurrency=concurrency, stop=stop)

@@ -4,10 +4,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from novacron.demo.fleet import free_port_block
 from novacron.model import ActionKind, ActionStatus
 from tests.integration.conftest import Factory
 from tests.traffic.support import fronted_fleet, load
+
+pytestmark = pytest.mark.slow
 
 
 async def test_reroute_moves_traffic_and_its_rollback_restores_it(controller: Factory, tmp_path: Path) -> None:

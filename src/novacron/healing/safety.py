@@ -23,13 +23,27 @@ from collections import deque
 from dataclasses import dataclass
 
 from novacron.clock import Clock
-from novacron.model import Action
+from novacron.model import Action, ActionKind
 from novacron.settings import Policy
 from novacron.store.rails import BACKOFF, FLAP, QUARANTINE, RATE_LIMIT, RailRepository, RailRow
 
 __all__ = ["AUTOMATED_PREFIXES", "Decision", "SafetyGate", "Verdict", "is_automated"]
 
 _HOUR = 3600.0
+# traffic: routing changes (circuits, canary steps, rollbacks, drains) are not remediations.
+# They face the kill switch, approval and dry-run, but never wait out or count towards a
+# target's rate limit, backoff, quarantine or blast radius: a canary's rollback or a broken
+# replica's circuit must not wait behind the healer's restarts, nor delay them.
+_TRAFFIC = frozenset(
+    {
+        ActionKind.OPEN_CIRCUIT,
+        ActionKind.CLOSE_CIRCUIT,
+        ActionKind.REROUTE,
+        ActionKind.DRAIN,
+        ActionKind.UNDRAIN,
+        ActionKind.PROMOTE,
+    }
+)
 AUTOMATED_PREFIXES = ("runbook:", "agent:", "experiment:")  # an experiment's canary steps and rollbacks too
 
 
@@ -131,16 +145,16 @@ class SafetyGate:
                 Verdict.APPROVAL, f"{action.kind} proposed by {action.requested_by} needs approval", rail="approval"
             )
         if is_automated(action.requested_by) and action.inverse_of is None:
-            for rail in (
-                self._kill_switch,
-                self._quarantined,
-                self._rate_limit,
-                self._blast_radius,
-                self._backoff,
-            ):
+            rails = [self._kill_switch, self._quarantined, self._rate_limit, self._blast_radius, self._backoff]
+            if action.kind in _TRAFFIC:
+                rails = [self._kill_switch]
+            for rail in rails:
                 decision = rail(action)
                 if decision is not None:
                     return decision
+            # Dry-run wins over approval: nothing will be touched, so no human is asked.
+            if self.policy.dry_run:
+                return Decision(Verdict.DRY_RUN, "dry run: decided and recorded, nothing touched", rail="dry_run")
             if self.policy.needs_approval(action.risk):
                 return Decision(
                     Verdict.APPROVAL,
@@ -213,7 +227,7 @@ class SafetyGate:
 
     def record_action(self, action: Action) -> None:
         """Count an applied automated action and schedule the target's next backoff."""
-        if not is_automated(action.requested_by):
+        if not is_automated(action.requested_by) or action.kind in _TRAFFIC:
             return
         now = self._clock.monotonic()
         log = self._recent(self._actions, action.target, _HOUR)

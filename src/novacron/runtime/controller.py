@@ -272,6 +272,9 @@ class Controller:
     def on_exited(self, target: str, replica: int, pid: int, code: int | None, expected: bool) -> None:
         """A replica exited: a crash unless we stopped it."""
         self.health.process_exited(target, replica, code, expected=expected)
+        if not expected and self.agents is not None:  # traffic: a crash is a failed check for the circuit breaker
+            crash = Observation(TargetId(target), "process", self.clock.now(), healthy=False, replica=replica)
+            self.agents.observe(crash)
         if expected and replica >= self.actuator.desired(target):
             self.store.remove_process(target, replica)
             self.health.remove(target, replica)

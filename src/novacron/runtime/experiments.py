@@ -29,7 +29,7 @@ from novacron.model import ActionKind, ActionStatus, TargetId
 from novacron.runtime.variants import Variant
 from novacron.settings import ExperimentSpec, FleetSpec, load_spec, spec_to_yaml
 from novacron.store import Store
-from novacron.store.experiments import ExperimentStore
+from novacron.store.experiments import ExperimentStore, public_view
 from novacron.telemetry import get_logger
 
 __all__ = ["ExperimentRunner"]
@@ -168,13 +168,13 @@ class ExperimentRunner:
         """An experiment as the API shows it: spec, phase, split, arms, decision times."""
         live = self.live.get(name)
         row = self._row(live) if live is not None else self.repo.get(name)
-        return _public(row)
+        return public_view(row)
 
     def all(self) -> list[dict[str, Any]]:
         """Every stored experiment (live ones with their current counts)."""
         rows = {r["name"]: r for r in self.repo.all()}
         rows.update({n: self._row(live) for n, live in self.live.items()})
-        return [_public(r) for r in sorted(rows.values(), key=lambda r: -float(r["started_at"]))]
+        return [public_view(r) for r in sorted(rows.values(), key=lambda r: -float(r["started_at"]))]
 
     # -- looks -------------------------------------------------------------------------
     def _spawn_loop(self, live: _Live) -> None:
@@ -200,9 +200,9 @@ class ExperimentRunner:
         look = {"arms": {a: w.to_json() for a, w in arms.items()}, **verdict.to_json()}
         self.repo.add_look(name, time=now, split=verdict.split, move=verdict.move.value, data=look)
         if verdict.move in _ACTS:
-            live.decided_at = live.decided_at or now
+            if verdict.move is not Move.ADVANCE:  # the final decision: its time and how long it took to apply
+                live.decided_at = now
             await self._act(live, verdict.move, verdict.split, verdict.reason)
-            live.applied_at = self.clock.now()
         live.state = verdict.state if verdict.move not in _ACTS else live.state
         self._save(live)
         return verdict.move
@@ -211,6 +211,8 @@ class ExperimentRunner:
         """Apply a verdict; the state moves on only once the traffic change is in force."""
         kind = ActionKind.PROMOTE if move is Move.PROMOTE else ActionKind.REROUTE
         await self._route(live, split, why=reason, kind=kind)
+        if move is not Move.ADVANCE:
+            live.applied_at = self.clock.now()
         live.state = judge_state_after(live, move, reason)
         if move is Move.PROMOTE:
             self._save_promoted_spec(live)
@@ -337,31 +339,3 @@ def judge_state_after(live: _Live, move: Move, reason: str) -> CanaryState:
     phase = {Move.PROMOTE: Phase.PROMOTED, Move.ROLLBACK: Phase.ROLLED_BACK, Move.HALT: Phase.HALTED}[move]
     step = len(live.policy.steps) - 1 if move is Move.PROMOTE else s.step
     return CanaryState(phase, step, s.step_base, reason, s.looks)
-
-
-def _public(row: dict[str, Any]) -> dict[str, Any]:
-    state = dict(row["state"])
-    spec = row["spec"]
-    steps = spec.get("steps", [])
-    phase = row["phase"]
-    split = 100.0 if phase == Phase.PROMOTED.value else 0.0 if phase != Phase.RUNNING.value else steps[state["step"]]
-    decided = state.get("decided_at")
-    return {
-        "name": row["name"],
-        "target": row["target"],
-        "arm": row["arm"],
-        "phase": phase,
-        "split": split,
-        "step": state.get("step"),
-        "steps": steps,
-        "weights": state.get("weights", {}),
-        "arms": row["arms"],
-        "threshold_s": row["threshold_s"],
-        "started_at": row["started_at"],
-        "decided_at": decided,
-        "applied_at": state.get("applied_at"),
-        "decision_s": None if decided is None else round(float(decided) - float(row["started_at"]), 3),
-        "reason": row["reason"],
-        "looks": state.get("looks", 0),
-        "command": spec.get("command"),
-    }

@@ -11,7 +11,7 @@ from novacron.errors import NotFoundError
 from novacron.store import tables as t
 from novacron.store.repo import Store, _jsonable
 
-__all__ = ["ExperimentStore"]
+__all__ = ["ExperimentStore", "public_view"]
 
 _COLS = ("name", "target", "arm", "spec", "phase", "state", "arms", "threshold_s", "started_at", "updated_at", "reason")
 
@@ -52,3 +52,32 @@ class ExperimentStore:
             .limit(limit)
         )
         return [dict(r) for r in reversed(self.store._rows(stmt))]
+
+
+def public_view(row: Mapping[str, Any]) -> dict[str, Any]:
+    """An experiment as the API and CLI show it: phase, split, arms, weights, decision times."""
+    state = dict(row["state"])
+    spec = row["spec"]
+    steps = spec.get("steps", [])
+    phase = row["phase"]
+    split = 100.0 if phase == "promoted" else steps[state["step"]] if phase == "running" else 0.0
+    decided = state.get("decided_at")
+    return {
+        "name": row["name"],
+        "target": row["target"],
+        "arm": row["arm"],
+        "phase": phase,
+        "split": split,
+        "step": state.get("step"),
+        "steps": steps,
+        "weights": state.get("weights", {}),
+        "arms": row["arms"],
+        "threshold_s": row["threshold_s"],
+        "started_at": row["started_at"],
+        "decided_at": decided,
+        "applied_at": state.get("applied_at"),
+        "decision_s": None if decided is None else round(float(decided) - float(row["started_at"]), 3),
+        "reason": row["reason"],
+        "looks": state.get("looks", 0),
+        "command": spec.get("command"),
+    }
