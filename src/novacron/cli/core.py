@@ -30,6 +30,8 @@ def validate(
     """Check a fleet spec; exit 2 with the field's path and the reason if it is invalid."""
     import os
 
+    from novacron.clock import MonotonicClock
+    from novacron.healing.metricfaults import MetricJudge
     from novacron.incidents.paging import build_channels
     from novacron.incidents.runbooks.sources import load_sources
     from novacron.runtime.preflight import check_binaries, held_ports
@@ -37,6 +39,7 @@ def validate(
 
     spec = load_spec(config)
     build_channels(spec.notify, os.environ)  # every channel's secret is in the environment
+    MetricJudge(spec, MonotonicClock(), lambda _fault: None)  # builds every detector, as `run` does
     check_binaries(spec)
     books = load_sources(spec.runbooks, config.resolve().parent)
     for held in held_ports(spec):  # a running fleet holds its own ports: said, not refused
