@@ -85,6 +85,7 @@ class ActionKind(enum.StrEnum):
     DEPLOY_PATCH = "deploy_patch"  # run a fix branch's build in place of the target's code
     OPEN_CIRCUIT = "open_circuit"  # route a failed service's traffic to its fallback
     CLOSE_CIRCUIT = "close_circuit"  # send traffic back to a recovered service
+    WAIT = "wait"  # touch nothing; verify that the target heals (e.g. once its upstream is back)
 
 
 class RiskLevel(enum.IntEnum):

@@ -70,13 +70,14 @@ class ProcessActuator:
         listener: ProcessListener,
         watcher: ExitWatcher | None = None,
     ) -> None:
-        self._specs = {t.name: t for t in spec.targets}
+        mine = [t for t in spec.targets if t.kind == "process"]  # sim targets belong to the twin
+        self._specs = {t.name: t for t in mine}
         self._clock = clock
         self._log_dir = log_dir
         self._listener = listener
         self._watcher = watcher or ExitWatcher()
-        self._replicas: dict[str, dict[int, _Replica]] = {t.name: {} for t in spec.targets}
-        self._desired = {t.name: t.replicas for t in spec.targets}
+        self._replicas: dict[str, dict[int, _Replica]] = {t.name: {} for t in mine}
+        self._desired = {t.name: t.replicas for t in mine}
         log_dir.mkdir(parents=True, exist_ok=True)
 
     # -- the Actuator contract ---------------------------------------------------------
@@ -161,7 +162,12 @@ class ProcessActuator:
             ActionKind.CONFIG_ROLLBACK: self._do_config_rollback,
             ActionKind.DEPLOY_PATCH: self._do_config_rollback,  # a patched build is a new target spec (cwd)
             ActionKind.CLEANUP: self._do_cleanup,
+            ActionKind.WAIT: self._do_wait,
         }
+
+    async def _do_wait(self, action: Action) -> str:
+        # Nothing to touch: the executor's verification is the wait (an upstream heals).
+        return "waited: nothing touched"
 
     def _selected(self, action: Action) -> list[int]:
         if "replicas" in action.params:

@@ -216,7 +216,9 @@ class PendingApprovalOut(BaseModel):
 # patch deployment and circuit routing are proposed by agents with the parameters they need).
 ManualAction = Literal["restart", "stop", "start", "replace", "scale_out", "scale_in", "config_rollback", "cleanup"]
 _AGENT_ONLY = {ActionKind.DEPLOY_PATCH.value, ActionKind.OPEN_CIRCUIT.value, ActionKind.CLOSE_CIRCUIT.value}
-assert set(get_args(ManualAction)) == {k.value for k in ActionKind} - {ActionKind.ESCALATE.value} - _AGENT_ONLY
+# escalate and wait are what automation does when it will not act itself: a human just acts.
+_POLICY_ONLY = {ActionKind.ESCALATE.value, ActionKind.WAIT.value}
+assert set(get_args(ManualAction)) == {k.value for k in ActionKind} - _POLICY_ONLY - _AGENT_ONLY
 
 
 class HealIn(_In):

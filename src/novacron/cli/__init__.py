@@ -17,6 +17,7 @@ from novacron.cli import (  # noqa: F401  (imported for their command registrati
     demo,
     fix,
     forecast,
+    learn,
     nab,
     operate,
     run,

@@ -20,7 +20,7 @@ from novacron.healing.approvals import Approvals
 from novacron.healing.flow import HealingFlow
 from novacron.healing.safety import SafetyGate
 from novacron.model import Incident
-from novacron.settings import Policy
+from novacron.settings import LearningSpec, Policy
 from novacron.store import Store
 from novacron.telemetry import Metrics
 
@@ -50,6 +50,7 @@ def compose(
     on_new_incident: Callable[[Incident], None] | None = None,
     on_resolved: Callable[[str], None] | None = None,
     component: str = "controller",
+    learning: LearningSpec | None = None,
 ) -> Composition:
     """Open the store and build gate, approvals and the healing flow over ``graph``.
 
@@ -71,5 +72,6 @@ def compose(
         on_new_incident=on_new_incident,
         on_resolved=on_resolved,
         component=component,
+        learning=learning,
     )
     return Composition(store, gate, approvals, flow)

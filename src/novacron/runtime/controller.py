@@ -16,9 +16,9 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from novacron.actuators.base import ActuatorRouter
+from novacron.actuators.base import Actuator, ActuatorRouter
 from novacron.actuators.process import ProcessActuator, expand_target_vars, replica_port
 from novacron.agents.wiring import coordinator_for
 from novacron.clock import Clock, MonotonicClock
@@ -31,10 +31,25 @@ from novacron.runtime.compose import compose
 from novacron.runtime.ledger import TargetLedger, fleet_sample, state_word
 from novacron.sensors.heartbeat import HeartbeatMonitor
 from novacron.sensors.metrics import MetricsScraper
-from novacron.sensors.probes import Prober, make_probe
-from novacron.settings import FleetSpec, HeartbeatCheck, TargetSpec, load_spec, spec_to_yaml
+from novacron.sensors.probes import ProbeFn, Prober, make_probe
+from novacron.settings import (
+    ExecCheck,
+    FleetSpec,
+    HeartbeatCheck,
+    HttpCheck,
+    TargetSpec,
+    TcpCheck,
+    load_spec,
+    spec_to_yaml,
+)
 from novacron.store import ProcessRecord, TargetStatusRow, presence
 from novacron.telemetry import Metrics, get_logger
+
+if TYPE_CHECKING:
+    from novacron.runtime.twinfleet import SimFleet
+    from novacron.twin.sim import Simulator
+
+ProbeCheck = HttpCheck | TcpCheck | ExecCheck
 
 __all__ = ["Controller", "TargetView"]
 
@@ -68,7 +83,9 @@ class Controller:
         metrics: Metrics | None = None,
         seed: int | None = None,
         spec_source: str = "spec",
+        twin: Simulator | None = None,
     ) -> None:
+        """``twin`` is the simulator of the spec's sim targets when a SimClock drives it."""
         self.spec = spec
         self.clock = clock or MonotonicClock()
         self.metrics = metrics or Metrics()
@@ -78,15 +95,25 @@ class Controller:
         self.judge = MetricJudge(spec, self.clock, lambda fault: self.flow.on_fault(fault))  # noqa: PLW0108 - flow comes later
         self._spec_source = spec_source
         self.actuator = ProcessActuator(spec, clock=self.clock, log_dir=self.workdir / "logs", listener=self)
+        # kind: sim targets run on the spec's twin (see runtime/twinfleet.py).
+        self.twin: SimFleet | None = None
+        if spec.twin is not None:  # imported only here: the twin brings numpy
+            from novacron.runtime.twinfleet import SimFleet  # noqa: PLC0415
+
+            self.twin = SimFleet(spec, self.clock, self, sim=twin)
+        actuators: dict[str, Actuator] = {"process": self.actuator}
+        if self.twin is not None:
+            actuators["sim"] = self.twin.actuator
         parts = compose(
             graph={t.name: t.depends_on for t in spec.targets},
             policy=spec.policy,
             store_url=store_url or spec.controller.store_url,
-            actuator=ActuatorRouter(lambda t: spec.target(t).kind, {"process": self.actuator}),
+            actuator=ActuatorRouter(lambda t: spec.target(t).kind, actuators),
             clock=self.clock,
             metrics=self.metrics,
             seed=seed,
             on_resolved=self._on_resolved,
+            learning=spec.learning,
         )
         self.store, self.gate, self.approvals, self.flow = parts.store, parts.gate, parts.approvals, parts.flow
         self.health = self.flow.health
@@ -127,6 +154,8 @@ class Controller:
         self._adopt()
         self.flow.resume()
         await self.actuator.start_all()
+        if self.twin is not None:
+            self.twin.start()
         self.flow.start(tick=self._publish_status)
         if self.agents is not None:
             self.agents.start()
@@ -136,6 +165,8 @@ class Controller:
         if self.agents is not None:
             await self.agents.stop()
         await self.flow.stop()
+        if self.twin is not None:
+            await self.twin.stop()
         await self.prober.close()
         await self.heartbeats.close()
         await self.scraper.close()
@@ -165,6 +196,8 @@ class Controller:
 
         thresholds: dict[str, int] = {}
         for i, check in enumerate(tspec.checks):
+            if isinstance(check, HeartbeatCheck) and tspec.kind == "sim":
+                continue  # the twin's VMs send no heartbeats
             if isinstance(check, HeartbeatCheck):
                 self.heartbeats.register(TargetId(tspec.name), replica, check)
                 thresholds["heartbeat"] = 1
@@ -175,13 +208,15 @@ class Controller:
                 TargetId(tspec.name),
                 replica,
                 source,
-                make_probe(check, fill),
+                self._probe_for(tspec, check, fill),
                 interval=check.interval_s,
                 timeout=check.timeout_s,
                 adaptive=check.adaptive_timeout,
             )
         self.health.configure(tspec.name, replica, thresholds, tspec.start_timeout_s)
-        if tspec.metrics is not None:
+        if tspec.kind == "sim":
+            self.health.process_started(tspec.name, replica)  # the twin's VMs are up when it starts
+        if tspec.metrics is not None and tspec.kind == "process":
             self.scraper.add(
                 TargetId(tspec.name),
                 replica,
@@ -190,6 +225,21 @@ class Controller:
                 process=tspec.metrics.process,
                 interval_s=tspec.metrics.interval_s,
             )
+
+    def _probe_for(self, tspec: TargetSpec, check: ProbeCheck, fill: Callable[[str], str]) -> ProbeFn:
+        if tspec.kind == "sim" and self.twin is not None:
+            return self.twin.sensor.probe(tspec.name)  # the twin answers with the check's timing
+        return make_probe(check, fill)
+
+    # -- sim listener (from the twin) --------------------------------------------------
+    def sim_started(self, target: str) -> None:
+        """A sim target's VM runs again after an action: verify it quickly."""
+        self.health.process_started(target, 0)
+        self.prober.expedite(target, 0, self.spec.target(target).start_timeout_s)
+
+    def sim_exited(self, target: str, *, expected: bool) -> None:
+        """A sim target's VM stopped: a crash unless an action stopped it."""
+        self.health.process_exited(target, 0, None, expected=expected)
 
     # -- process listener (from the actuator) ------------------------------------------
     def on_started(self, target: str, replica: int, pid: int, port: int | None, create_time: float) -> None:
@@ -268,12 +318,13 @@ class Controller:
         views = []
         for t in self.spec.targets:
             health, incident = self.health.health(t.name), self.incidents.open_for(t.name)
+            sim = t.kind == "sim" and self.twin is not None
             views.append(
                 TargetView(
                     t.name,
                     health,
-                    len(self.actuator.pids(t.name)),
-                    self.actuator.desired(t.name),
+                    self.twin.running(t.name) if sim and self.twin else len(self.actuator.pids(t.name)),
+                    t.replicas if sim else self.actuator.desired(t.name),
                     incident,
                     state=state_word(health, incident, remediating=t.name in self.gate.remediating),
                     restarts=self.ledger.restarts(t.name),
