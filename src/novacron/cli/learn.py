@@ -75,9 +75,13 @@ def learn(
     as_json: JsonOpt = False,
 ) -> None:
     """Learn a remediation policy on SPEC's twin; store it (promoted) where the controller loads it."""
+    import logging
+
     from novacron.runtime.training import train_on_twin
     from novacron.settings import load_spec
+    from novacron.telemetry import configure_logging
 
+    configure_logging(level=logging.ERROR)  # the twin's controller is chatty; the summary is the output
     if not 1 <= episodes <= 100_000:
         raise InputError(f"must be between 1 and 100000, got {episodes}", where="--episodes")
     fleet = load_spec(spec)

@@ -151,8 +151,16 @@ def _twin_for(spec: FleetSpec, store_url: str) -> FleetSpec:
 def train_on_twin(spec: FleetSpec, *, episodes: int, seed: int, store_url: str) -> dict[str, Any]:
     """Learn a bandit on ``spec``'s twin from ``episodes`` faults; store it promoted in ``store_url``."""
     learning = spec.learning.model_copy(update={"enabled": True, "learner": "bandit", "explore": True})
-    twin = _twin_for(spec, store_url).model_copy(update={"learning": learning})
-    mix = [str(k) for k in twin.twin.fault_mix] if twin.twin is not None and twin.twin.fault_mix else LEARNING_KINDS
+    twin = _twin_for(spec, store_url)
+    assert twin.twin is not None
+    # Training injects its own faults, one at a time: none scheduled by the spec, none at random.
+    quiet = twin.twin.model_copy(update={"faults": [], "fault_rate_per_hour": 0.0})
+    # A fault every few seconds on the same targets: the flap and rate rails would rightly
+    # stop healing, so the twin relaxes them (as the benchmarks do); the others stay.
+    flap = twin.policy.flap.model_copy(update={"threshold": 1_000_000})
+    policy = twin.policy.model_copy(update={"flap": flap, "max_actions_per_target_per_hour": 1_000_000})
+    twin = twin.model_copy(update={"learning": learning, "twin": quiet, "policy": policy})
+    mix = [str(k) for k in quiet.fault_mix] if quiet.fault_mix else LEARNING_KINDS
     run = run_on_twin(twin, fault_plans(twin, episodes, seed=seed, kinds=mix))
     if run.policy_state is None:
         raise InputError("the twin run kept no policy", where="learning")
