@@ -86,6 +86,12 @@ class ActionKind(enum.StrEnum):
     OPEN_CIRCUIT = "open_circuit"  # route a failed service's traffic to its fallback
     CLOSE_CIRCUIT = "close_circuit"  # send traffic back to a recovered service
     WAIT = "wait"  # touch nothing; verify that the target heals (e.g. once its upstream is back)
+    # Traffic through a load-balancer frontend (actuators/haproxy.py).
+    REROUTE = "reroute"  # set the servers' weights (move traffic between replicas or experiment arms)
+    DRAIN = "drain"  # no new requests to a server; open ones finish
+    UNDRAIN = "undrain"  # a drained server takes requests again
+    CONFIG_CHANGE = "config_change"  # run a new spec version of a target (a tuned configuration)
+    PROMOTE = "promote"  # an experiment's variant takes all the traffic and becomes the spec's version
 
 
 class RiskLevel(enum.IntEnum):

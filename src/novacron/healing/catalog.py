@@ -58,6 +58,13 @@ CATALOG: Mapping[ActionKind, ActionSpec] = {
             Verification.HEALTHY,
             "run the previous spec version",
         ),
+        ActionSpec(
+            ActionKind.CONFIG_CHANGE,
+            RiskLevel.MEDIUM,
+            ActionKind.CONFIG_ROLLBACK,
+            Verification.NONE,
+            "write a new spec version of a target (a tuned configuration; rolled back to the previous one)",
+        ),
         ActionSpec(ActionKind.CLEANUP, RiskLevel.LOW, None, Verification.HEALTHY, "empty a declared scratch path"),
         ActionSpec(ActionKind.ESCALATE, RiskLevel.LOW, None, Verification.NONE, "hand over to a human"),
         ActionSpec(
@@ -75,6 +82,23 @@ CATALOG: Mapping[ActionKind, ActionSpec] = {
         ),
         ActionSpec(
             ActionKind.CLOSE_CIRCUIT, RiskLevel.MEDIUM, ActionKind.OPEN_CIRCUIT, Verification.NONE, "route back"
+        ),
+        # Traffic actions land on the load balancer, which reads its state back before it
+        # reports success (the change is in force, or the action failed): nothing is left
+        # for the health check to verify, and each one is undone by its inverse.
+        ActionSpec(ActionKind.REROUTE, RiskLevel.MEDIUM, ActionKind.REROUTE, Verification.NONE, "set server weights"),
+        ActionSpec(
+            ActionKind.DRAIN, RiskLevel.LOW, ActionKind.UNDRAIN, Verification.NONE, "no new requests to a server"
+        ),
+        ActionSpec(
+            ActionKind.UNDRAIN, RiskLevel.LOW, ActionKind.DRAIN, Verification.NONE, "a drained server serves again"
+        ),
+        ActionSpec(
+            ActionKind.PROMOTE,
+            RiskLevel.HIGH,
+            ActionKind.REROUTE,
+            Verification.NONE,
+            "an experiment's variant takes all traffic (rolled back to the weights before)",
         ),
     )
 }
@@ -118,14 +142,23 @@ def _swap_config(params: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
+def _swap_weights(params: Mapping[str, Any]) -> dict[str, Any]:
+    """A reroute (or promotion) is undone by setting back the weights it replaced."""
+    return {**params, "weights": params.get("from_weights"), "from_weights": params.get("weights")}
+
+
 def inverse_of(action: Action, *, params: Mapping[str, Any] | None = None) -> Action | None:
     """The action that undoes ``action``, or None if it has no inverse."""
     inverse = CATALOG[action.kind].inverse
     if inverse is None:
         return None
     if params is None:
-        swaps = (ActionKind.CONFIG_ROLLBACK, ActionKind.DEPLOY_PATCH)
-        params = _swap_config(action.params) if action.kind in swaps else action.params
+        if action.kind in (ActionKind.CONFIG_ROLLBACK, ActionKind.DEPLOY_PATCH, ActionKind.CONFIG_CHANGE):
+            params = _swap_config(action.params)
+        elif action.kind in (ActionKind.REROUTE, ActionKind.PROMOTE):
+            params = _swap_weights(action.params)
+        else:
+            params = action.params
     return new_action(
         inverse,
         action.target,

@@ -12,7 +12,7 @@ import dataclasses
 import hashlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Self
 
 from sqlalchemy import Engine, delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
@@ -69,13 +69,24 @@ class AuditEntry:
 
 @dataclass(frozen=True, slots=True)
 class ProcessRecord:
-    """A process the controller started, kept so a restarted controller can adopt it."""
+    """A process the controller started, kept so a restarted controller can adopt it.
+
+    Written twice per spawn: first as an intent (``pid`` 0, before the process exists),
+    then with the pid. ``nonce`` is in the child's environment, so a controller that died
+    between the two writes still recognises its child.
+    """
 
     target: str
     replica: int
     pid: int
     create_time: float
     port: int | None
+    nonce: str = ""
+
+    @property
+    def spawned(self) -> bool:
+        """Whether the pid is known (not just the intent)."""
+        return self.pid > 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,7 +111,7 @@ class Store:
         self.engine = engine
 
     @classmethod
-    def open(cls, url: str, *, create: bool = True) -> Store:
+    def open(cls, url: str, *, create: bool = True) -> Self:
         """Connect to ``url`` and migrate the schema to the newest revision.
 
         With ``create=False`` a SQLite file that does not exist is a :class:`NotFoundError`
@@ -123,14 +134,14 @@ class Store:
         except IntegrityError:
             raise
         except SQLAlchemyError as exc:
-            raise StoreError(f"store write failed: {exc}", delay=0.5) from exc
+            raise StoreError(f"store write failed: {_reason(exc)}", delay=0.5) from exc
 
     def _rows(self, stmt: Any) -> list[Mapping[str, Any]]:
         try:
             with self.engine.connect() as conn:
                 return [dict(r._mapping) for r in conn.execute(stmt)]
         except SQLAlchemyError as exc:
-            raise StoreError(f"store read failed: {exc}", delay=0.5) from exc
+            raise StoreError(f"store read failed: {_reason(exc)}", delay=0.5) from exc
 
     # -- config versions ---------------------------------------------------------------
     def save_config(self, body: str, *, source: str, now: float) -> ConfigVersion:
@@ -315,11 +326,9 @@ class Store:
     # -- audit -------------------------------------------------------------------------
     def audit(self, *, now: float, actor: str, verb: str, subject: str, result: str, **detail: Any) -> None:
         """Append to the audit trail."""
-        self._exec(
-            insert(t.audit).values(
-                time=now, actor=actor, verb=verb, subject=subject, result=result, detail=_jsonable(detail)
-            )
-        )
+        # Clipped, not refused: a refusal about a very long path must still be audited.
+        text = _clip(t.audit, {"actor": actor, "verb": verb, "subject": subject, "result": result})
+        self._exec(insert(t.audit).values(time=now, **text, detail=_jsonable(detail)))
 
     def audit_log(self, *, limit: int = 200) -> list[AuditEntry]:
         """Newest audit entries first."""
@@ -339,7 +348,8 @@ class Store:
     def processes(self) -> list[ProcessRecord]:
         """Every remembered process."""
         cols = ("target", "replica", "pid", "create_time", "port")
-        return [ProcessRecord(**{c: r[c] for c in cols}) for r in self._rows(select(t.processes))]
+        rows = self._rows(select(t.processes))
+        return [ProcessRecord(**{c: r[c] for c in cols}, nonce=r["nonce"] or "") for r in rows]
 
     def set_target_status(self, row: TargetStatusRow) -> None:
         """Upsert a target's status line."""
@@ -381,7 +391,23 @@ class Store:
                 conn.execute(delete(table).where(where))
                 conn.execute(insert(table).values(**values))
         except SQLAlchemyError as exc:
-            raise StoreError(f"store write failed: {exc}", delay=0.5) from exc
+            raise StoreError(f"store write failed: {_reason(exc)}", delay=0.5) from exc
+
+
+def _reason(exc: SQLAlchemyError) -> str:
+    """The database's own reason, without the SQL statement or its parameters (never shown to clients)."""
+    orig = getattr(exc, "orig", None)
+    text = str(orig) if orig is not None else type(exc).__name__
+    return text.strip().splitlines()[0] if text.strip() else type(exc).__name__
+
+
+def _clip(table: Any, values: Mapping[str, str]) -> dict[str, str]:
+    """Cut each text value to its column's length (marked with an ellipsis)."""
+    out = {}
+    for name, value in values.items():
+        limit = getattr(table.c[name].type, "length", None)
+        out[name] = value if limit is None or len(value) <= limit else value[: limit - 1] + "…"
+    return out
 
 
 def _jsonable(data: Mapping[str, Any] | Sequence[Any] | Any) -> Any:

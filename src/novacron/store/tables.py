@@ -21,24 +21,39 @@ from sqlalchemy import (
 )
 
 __all__ = [
+    "ID_LENGTH",
+    "KEY_LENGTH",
+    "VERB_LENGTH",
     "actions",
     "agent_outputs",
     "api_tokens",
     "audit",
     "config_versions",
+    "escalations",
+    "experiment_looks",
+    "experiments",
     "faults",
     "incidents",
     "metadata",
+    "outbox",
     "policy_decisions",
     "policy_feedback",
     "policy_versions",
     "processes",
+    "safety_rails",
     "settings_kv",
     "target_status",
     "timeline",
+    "tune_studies",
+    "tune_trials",
 ]
 
 metadata = MetaData()
+
+# Lengths that ids made from outside input are bounded to (see store/repo.py's clipping).
+ID_LENGTH = 128
+KEY_LENGTH = 255
+VERB_LENGTH = 255
 
 config_versions = Table(
     "config_versions",
@@ -82,7 +97,9 @@ timeline = Table(
 faults = Table(
     "faults",
     metadata,
-    Column("id", String(40), primary_key=True),
+    # Fault ids come from outside too (an Alertmanager fingerprint): bounded where they are
+    # made, and the column leaves room for every form the code makes.
+    Column("id", String(ID_LENGTH), primary_key=True),
     Column("incident_id", String(40), ForeignKey("incidents.id"), index=True),
     Column("target", String(128), nullable=False),
     Column("kind", String(32), nullable=False),
@@ -95,10 +112,10 @@ faults = Table(
 actions = Table(
     "actions",
     metadata,
-    Column("id", String(40), primary_key=True),
+    Column("id", String(KEY_LENGTH), primary_key=True),  # a runbook step's id is its key
     # Persisted before the action is applied: a restarted controller that finds the key
     # knows the action already ran (or may have) and never applies it a second time.
-    Column("idempotency_key", String(200), nullable=False, unique=True),
+    Column("idempotency_key", String(KEY_LENGTH), nullable=False, unique=True),
     Column("incident_id", String(40), ForeignKey("incidents.id"), index=True),
     Column("target", String(128), nullable=False, index=True),
     Column("kind", String(32), nullable=False),
@@ -107,7 +124,7 @@ actions = Table(
     Column("params", JSON, nullable=False, default=dict),
     Column("reason", Text, nullable=False, default=""),
     Column("requested_by", String(64), nullable=False, default="controller"),
-    Column("inverse_of", String(40)),
+    Column("inverse_of", String(KEY_LENGTH)),
     Column("created_at", Float, nullable=False),
     Column("started_at", Float),
     Column("finished_at", Float),
@@ -120,7 +137,7 @@ audit = Table(
     Column("id", Integer, primary_key=True, autoincrement=True),
     Column("time", Float, nullable=False, index=True),
     Column("actor", String(128), nullable=False),
-    Column("verb", String(64), nullable=False),
+    Column("verb", String(VERB_LENGTH), nullable=False),
     Column("subject", String(255), nullable=False, default=""),
     Column("result", String(64), nullable=False),
     Column("detail", JSON, nullable=False, default=dict),
@@ -135,6 +152,8 @@ processes = Table(
     Column("create_time", Float, nullable=False),
     Column("port", Integer),
     Column("config_version", Integer),
+    # Also in the child's environment: finds a child whose pid never reached the store.
+    Column("nonce", String(32)),
 )
 
 target_status = Table(
@@ -232,4 +251,102 @@ policy_versions = Table(
     Column("source", String(64), nullable=False),
     Column("body", JSON, nullable=False),
     Column("promoted", Boolean, nullable=False, default=False),
+)
+
+# -- self-optimisation: studies of `novacron tune` / `novacron evolve` and their trials --
+tune_studies = Table(
+    "tune_studies",
+    metadata,
+    Column("name", String(128), primary_key=True),
+    Column("kind", String(16), nullable=False),  # tune | evolve
+    Column("status", String(16), nullable=False),  # running | done | failed
+    Column("created_at", Float, nullable=False),
+    Column("updated_at", Float, nullable=False),
+    Column("config", JSON, nullable=False),  # what was searched, how, on which scenario
+    Column("result", JSON, nullable=False, default=dict),
+)
+
+tune_trials = Table(
+    "tune_trials",
+    metadata,
+    Column("study", String(128), ForeignKey("tune_studies.name", ondelete="CASCADE"), primary_key=True),
+    Column("number", Integer, primary_key=True),
+    Column("generation", Integer),  # evolve: the generation the genome belongs to
+    Column("state", String(16), nullable=False),  # running | complete | failed
+    Column("params", JSON, nullable=False),
+    Column("value", Float),
+    Column("feasible", Boolean, nullable=False, default=True),
+    Column("metrics", JSON, nullable=False, default=dict),
+    Column("detail", Text, nullable=False, default=""),
+    Column("updated_at", Float, nullable=False),
+)
+
+safety_rails = Table(
+    "safety_rails",
+    metadata,
+    # The safety gate's memory, so a restarted controller cannot reset it: one row per
+    # target and rail (quarantine, rate_limit, backoff, flap). Times are wall-clock seconds.
+    Column("target", String(128), primary_key=True),
+    Column("rail", String(24), primary_key=True),
+    Column("until", Float),
+    Column("data", JSON, nullable=False, default=dict),
+    Column("updated_at", Float, nullable=False),
+)
+
+escalations = Table(
+    "escalations",
+    metadata,
+    # Which pages of an incident's escalation were sent, to whom, and when it was
+    # acknowledged: a restarted controller neither pages twice nor forgets who to tell.
+    Column("incident_id", String(40), primary_key=True),
+    Column("policy", String(64), nullable=False),
+    Column("started_at", Float, nullable=False),
+    Column("sent", JSON, nullable=False, default=list),
+    Column("paged", JSON, nullable=False, default=list),
+    Column("acked_at", Float),
+    Column("updated_at", Float, nullable=False),
+)
+
+outbox = Table(
+    "outbox",
+    metadata,
+    # Every message to a channel waits here until the channel takes it (or it is given up).
+    Column("id", String(40), primary_key=True),
+    Column("channel", String(64), nullable=False),
+    Column("queued_at", Float, nullable=False),
+    Column("notification", JSON, nullable=False),
+    Column("state", String(12), nullable=False),
+    Column("detail", Text, nullable=False, default=""),
+    Column("done_at", Float),
+    Index("ix_outbox_state_queued", "state", "queued_at"),
+)
+
+experiments = Table(
+    "experiments",
+    metadata,
+    # One row per experiment: its spec, the canary's state and each arm's tallies, so a
+    # restarted controller resumes it where it was.
+    Column("name", String(64), primary_key=True),
+    Column("target", String(64), nullable=False, index=True),
+    Column("arm", String(24), nullable=False),
+    Column("spec", JSON, nullable=False),
+    Column("phase", String(24), nullable=False),
+    Column("state", JSON, nullable=False),
+    Column("arms", JSON, nullable=False),
+    Column("threshold_s", Float),
+    Column("started_at", Float, nullable=False),
+    Column("updated_at", Float, nullable=False),
+    Column("reason", Text, nullable=False, default=""),
+)
+
+experiment_looks = Table(
+    "experiment_looks",
+    metadata,
+    # What each look saw and decided: split, tallies, the tests with their confidence sequences.
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("experiment", String(64), nullable=False, index=True),
+    Column("time", Float, nullable=False),
+    Column("split", Float, nullable=False),
+    Column("move", String(16), nullable=False),
+    Column("data", JSON, nullable=False),
 )

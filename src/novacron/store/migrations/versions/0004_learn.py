@@ -1,7 +1,7 @@
 """Remediation-policy learning: decisions with their propensities, operator feedback, policy versions.
 
 Revision ID: learn_1
-Revises: fixer_1
+Revises: crash_1
 Create Date: 2026-11-30 11:00:00.000000
 """
 
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "learn_1"
-down_revision = "fixer_1"
+down_revision = "crash_1"
 branch_labels = None
 depends_on = None
 
