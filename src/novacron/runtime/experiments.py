@@ -188,6 +188,8 @@ class ExperimentRunner:
     async def _loop(self, live: _Live) -> None:
         while live.state.phase is Phase.RUNNING:
             await self.clock.sleep(live.spec.look_interval_s)
+            if self.live.get(live.spec.name) is not live:  # stopped by hand while asleep
+                return
             try:
                 await self.look(live.spec.name)
             except InputError as exc:  # a refused step is retried at the next look
