@@ -35,6 +35,7 @@ from novacron.runtime import adoption, ha
 from novacron.runtime.compose import Paging, compose
 from novacron.runtime.ledger import TargetLedger, fleet_sample, state_word
 from novacron.runtime.traffic import haproxy_for, runner_for, with_traffic
+from novacron.runtime.traffic_metrics import TrafficCollector
 from novacron.sensors.heartbeat import HeartbeatMonitor
 from novacron.sensors.metrics import MetricsScraper
 from novacron.sensors.probes import ProbeFn, Prober, make_probe
@@ -217,6 +218,8 @@ class Controller:
             config_version=self.config_version,
         )
         await self.experiments.start_all()
+        runner, haproxy = self.experiments, self.traffic
+        self.metrics.registry.register(TrafficCollector(lambda: haproxy.served, runner.all))
 
     async def stop(self, *, stop_targets: bool = True) -> None:
         """Stop healing, sensors and (by default) every replica."""
