@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Callable, Coroutine, Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from novacron.actuators.base import Actuator
 from novacron.clock import Clock
@@ -32,8 +32,12 @@ from novacron.healing.safety import SafetyGate
 from novacron.incidents.impact import PriorityKeeper
 from novacron.incidents.lifecycle import IncidentManager
 from novacron.model import ActionKind, Fault, Health, Incident, IncidentStatus, Priority, TargetId, TimelineEvent
+from novacron.settings import LearningSpec
 from novacron.store import Store
 from novacron.telemetry import Metrics, get_logger
+
+if TYPE_CHECKING:
+    from novacron.healing.learned import LearnedSteps
 
 __all__ = ["HOUSEKEEPING_S", "HealingFlow", "RemedyPlan", "remedy_plan"]
 
@@ -72,12 +76,13 @@ class HealingFlow:
         component: str = "controller",
         prove: Prover | None = None,
         runbooks: RunbookChooser | None = None,
+        learning: LearningSpec | None = None,
     ) -> None:
         """``graph`` maps every fleet target to the targets it depends on.
 
         ``on_new_incident`` hears a fleet incident as it opens (before diagnosis);
         ``on_resolved`` hears the target of every resolved incident (e.g. to forget its
-        metric baselines).
+        metric baselines). An enabled ``learning`` block has a policy choose each step.
         """
         self.graph = dict(graph)
         self.clock = clock
@@ -95,7 +100,17 @@ class HealingFlow:
             clock=clock,
             prove=prove,
         )
-        self.healer = Healer(self.executor, self.incidents, clock, advisor=advisor, runbooks=runbooks)
+        # The spec's learning block: a policy picks each step (healing/learned.py); off keeps the ladder.
+        self.chooser: LearnedSteps | None = None
+        if learning is not None and learning.enabled:  # imported only here: learning brings numpy
+            from novacron.healing.learned import LearnedSteps  # noqa: PLC0415
+
+            self.chooser = LearnedSteps(
+                learning, store=store, gate=gate, health=self.health, graph=self.graph, clock=clock
+            )
+        self.healer = Healer(
+            self.executor, self.incidents, clock, advisor=advisor, chooser=self.chooser, runbooks=runbooks
+        )
         self.priorities = PriorityKeeper(self.incidents, self.graph)
         # First: every later listener (the pager above all) sees the re-assessed priority.
         self.listeners: list[Callable[[Incident, TimelineEvent], None]] = [self.priorities.on_event]
@@ -156,6 +171,8 @@ class HealingFlow:
         await asyncio.gather(*self._tasks, *self._healing.values(), return_exceptions=True)
         self._tasks.clear()
         self._healing.clear()
+        if self.chooser is not None:
+            self.chooser.save(source="stop")
 
     @property
     def healing(self) -> int:

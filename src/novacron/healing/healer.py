@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from novacron.clock import Clock
 from novacron.healing.advice import Advisor, Review, event_kind
@@ -23,6 +23,9 @@ from novacron.healing.safety import SafetyGate, Verdict
 from novacron.incidents.lifecycle import IncidentManager
 from novacron.incidents.runbooks import Runbook, RunbookContext, RunbookResult
 from novacron.model import Action, ActionKind, ActionStatus, Incident, IncidentStatus, Outcome, Priority, TargetId
+
+if TYPE_CHECKING:
+    from novacron.healing.learned import LearnedSteps
 
 __all__ = ["Healer", "RunbookChooser"]
 
@@ -42,12 +45,16 @@ class Healer:
         clock: Clock,
         *,
         advisor: Advisor[Any] | None = None,
+        chooser: LearnedSteps | None = None,
         runbooks: RunbookChooser | None = None,
     ) -> None:
+        """``chooser`` (the spec's ``learning`` block) picks each step instead of the ladder;
+        ``runbooks`` picks a runbook that takes an incident instead of either."""
         self.executor = executor
         self.incidents = incidents
         self.clock = clock
         self.advisor = advisor
+        self.chooser = chooser
         self.runbooks = runbooks
 
     @property
@@ -80,7 +87,10 @@ class Healer:
         if not await self._take_slot(incident):
             return
         try:
-            exhausted = await self._ladder(incident, replicas, steps, params or {})
+            if self.chooser is not None and ladder is None:  # learned steps; a predicted remedy keeps its own
+                exhausted = await self._learned(incident, replicas, params or {}, self.chooser)
+            else:
+                exhausted = await self._ladder(incident, replicas, steps, params or {})
         finally:
             self._gate.release(incident.target)
         if exhausted and steps[0] is not ActionKind.ESCALATE:
@@ -165,6 +175,38 @@ class Healer:
         if self._recovered(incident):
             return False
         self.incidents.escalate(incident, f"every step of the ladder failed (last {last})", priority=Priority.P1)
+        return True
+
+    async def _learned(
+        self, incident: Incident, replicas: list[int] | None, extra: dict[str, Any], chooser: LearnedSteps
+    ) -> bool:
+        """Steps chosen one at a time by the learning policy; True when it ran out and escalated."""
+        params = {**extra, **({"replicas": replicas} if replicas else {})}
+        tried: list[ActionKind] = []
+        for step in range(chooser.max_steps):
+            if self._recovered(incident):
+                return False
+            current = self.incidents.open_for(incident.target) or incident
+            decision = chooser.choose(current, tried)
+            if decision.kind is ActionKind.ESCALATE:
+                break
+            if step == 0 and current.status is IncidentStatus.OPEN:
+                current = self.incidents.set_status(current, IncidentStatus.MITIGATING)
+            action = _step_action(incident, decision.kind, str(step), params, decision.reason)
+            chooser.record(decision, action, current)
+            started = self.clock.monotonic()
+            result = await self._step(action, current)
+            chooser.settle(decision, result, self.clock.monotonic() - started)
+            tried.append(decision.kind)
+            if result.verified:
+                self._resolve(incident, f"{decision.kind} verified")
+                return False
+            if result.status in (ActionStatus.BLOCKED, ActionStatus.DRY_RUN):
+                self._stop_automation(current, result)
+                return False
+        if self._recovered(incident):
+            return False
+        self.incidents.escalate(incident, "no learned step healed the target", priority=Priority.P1)
         return True
 
     async def _step(self, action: Action, incident: Incident) -> ExecResult:

@@ -25,7 +25,7 @@ from novacron.incidents.paging import Pager
 from novacron.model import Incident
 from novacron.notify import Channel
 from novacron.runtime.storeguard import StoreWatch
-from novacron.settings import EscalationPolicy, Policy
+from novacron.settings import EscalationPolicy, LearningSpec, Policy
 from novacron.store import Store
 from novacron.store.guard import GuardedStore
 from novacron.store.rails import RailRepository
@@ -70,6 +70,7 @@ def compose(
     prove: Prover | None = None,
     runbooks: RunbookChooser | None = None,
     write_behind: bool = False,
+    learning: LearningSpec | None = None,
 ) -> Composition:
     """Open the store and build gate, approvals and the healing flow over ``graph``.
 
@@ -100,6 +101,7 @@ def compose(
         component=component,
         prove=prove,
         runbooks=runbooks,
+        learning=learning,
     )
     pager = None
     if paging is not None and paging.channels:
