@@ -8,12 +8,13 @@ and the reason, and nothing is started from an invalid spec.
 
 from __future__ import annotations
 
+import posixpath
 from collections.abc import Iterator, Mapping
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from novacron.errors import ConfigError
 from novacron.model import ActionKind, FaultKind, Priority, RiskLevel
@@ -55,7 +56,21 @@ RiskName = Literal["low", "medium", "high", "critical"]
 
 
 class _Frozen(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    # No inf or nan anywhere: an infinite timeout or window is a typo that would wait forever.
+    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
+
+
+def _safe_cleanup_path(path: str) -> str:
+    """A directory the cleanup action may empty: never the filesystem root or a top-level folder."""
+    parts = PurePosixPath(posixpath.normpath(path)).parts  # "/tmp/.." is "/"
+    if not path.strip() or (parts and parts[0] == "/" and len(parts) < _MIN_PATH_PARTS):
+        raise ValueError(f"{path!r} is the filesystem root or a top-level folder; name a folder of the target's own")
+    return path
+
+
+_MIN_PATH_PARTS = 3  # "/", "tmp", "scratch": a folder below a top-level one
+
+CleanupPath = Annotated[str, AfterValidator(_safe_cleanup_path)]
 
 
 class _Probe(_Frozen):
@@ -119,7 +134,7 @@ class MetricWatch(_Frozen):
 
     ``type`` picks a default pipeline (latency, error_ratio, cpu, rss, open_files, threads,
     connections, heartbeat, generic); ``detector`` overrides it with an explicit one
-    (``{name: robust_zscore, window: 120, threshold: 6}``), checked when the controller starts.
+    (``{detector: zscore, params: {window: 120}, threshold: 6}``), checked when the controller starts.
     """
 
     metric: str = Field(min_length=1)
@@ -245,7 +260,7 @@ class TargetSpec(_Frozen):
     checks: list[CheckSpec] = Field(default_factory=list)
     depends_on: list[str] = Field(default_factory=list)
     labels: dict[str, str] = Field(default_factory=dict)
-    cleanup_paths: list[str] = Field(
+    cleanup_paths: list[CleanupPath] = Field(
         default_factory=list, description="Directories the cleanup action may empty (nothing else)."
     )
     metrics: MetricsSpec | None = None
@@ -496,12 +511,44 @@ class FleetSpec(_Frozen):
             raise ValueError("depends_on: dependency cycle " + " -> ".join(cycle))
         return self
 
+    @model_validator(mode="after")
+    def _ports(self) -> FleetSpec:
+        _check_port_plan(self)
+        return self
+
     def target(self, name: str) -> TargetSpec:
         """The target called ``name`` (KeyError if absent)."""
         for t in self.targets:
             if t.name == name:
                 return t
         raise KeyError(name)
+
+
+# -- cross-field checks of ports --------------------------------------------------------
+
+
+def _check_port_plan(spec: FleetSpec) -> None:
+    """Every replica port exists, belongs to one target, and is not the controller's own."""
+    owner: dict[int, int] = {}  # port -> index of the target whose replica listens on it
+    for i, t in enumerate(spec.targets):
+        if t.port is None:
+            continue
+        last = t.port + max(t.replicas, 1) - 1
+        if last > _MAX_PORT:
+            raise ValueError(
+                f"targets[{i}].port: {t.port} with {t.replicas} replicas needs ports up to {last} (> 65535)"
+            )
+        for port in range(t.port, last + 1):
+            if port in owner:
+                other = spec.targets[owner[port]].name
+                raise ValueError(f"targets[{i}].port: port {port} of {t.name!r} is also a port of {other!r}")
+            owner[port] = i
+    for name in ("api_port", "metrics_port"):
+        port = getattr(spec.controller, name)
+        if port and port in owner:
+            raise ValueError(f"controller.{name}: {port} is a port of target {spec.targets[owner[port]].name!r}")
+    if spec.controller.api_port and spec.controller.api_port == spec.controller.metrics_port:
+        raise ValueError(f"controller.metrics_port: {spec.controller.metrics_port} is also the api_port")
 
 
 def _find_cycle(graph: Mapping[str, list[str]]) -> list[str]:
@@ -539,7 +586,8 @@ def _loc(loc: tuple[int | str, ...]) -> str:
     return out or "spec"
 
 
-_OWN_PATHS = ("targets[", "depends_on", "notify[", "escalation[", "runbooks[", "experiments[")
+_OWN_PATHS = ("targets[", "depends_on", "notify[", "escalation[", "runbooks[", "experiments[", "controller.")
+_MAX_PORT = 65535
 
 
 def _errors(exc: ValidationError) -> Iterator[str]:
@@ -567,12 +615,16 @@ def load_spec(text_or_path: str | Path) -> FleetSpec:
             text = text_or_path.read_text(encoding="utf-8")
         except OSError as exc:
             raise ConfigError(f"cannot read spec: {exc.strerror}", where=source) from exc
+        except UnicodeDecodeError as exc:
+            raise ConfigError(f"not UTF-8 text (byte {exc.start} cannot be decoded)", where=source) from exc
     else:
         source, text = "spec", text_or_path
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         raise ConfigError(f"not valid YAML: {exc}", where=source) from exc
+    except RecursionError:
+        raise ConfigError("nested too deeply to be a fleet spec", where=source) from None
     return parse_spec(data, source=source)
 
 

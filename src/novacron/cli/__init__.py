@@ -25,6 +25,7 @@ from novacron.cli import (  # noqa: F401  (imported for their command registrati
     runbooks,
     schema,
     status,
+    tune,
     twin,
 )
 from novacron.cli._app import app
