@@ -85,6 +85,11 @@ class ActionKind(enum.StrEnum):
     DEPLOY_PATCH = "deploy_patch"  # run a fix branch's build in place of the target's code
     OPEN_CIRCUIT = "open_circuit"  # route a failed service's traffic to its fallback
     CLOSE_CIRCUIT = "close_circuit"  # send traffic back to a recovered service
+    # Virtual machines (kind: vm targets) only.
+    VM_MIGRATE = "vm_migrate"  # live migration to another host (cold when live is impossible)
+    VM_SNAPSHOT = "vm_snapshot"  # save the guest's whole state
+    VM_ROLLBACK = "vm_rollback"  # run the guest from a saved state
+    VM_RESIZE = "vm_resize"  # memory balloon / vCPU hot-plug
 
 
 class RiskLevel(enum.IntEnum):

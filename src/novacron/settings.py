@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 
 from novacron.errors import ConfigError
 from novacron.model import ActionKind, RiskLevel
@@ -36,6 +36,9 @@ __all__ = [
     "ResourceLimit",
     "TargetSpec",
     "TcpCheck",
+    "VmForward",
+    "VmHostSpec",
+    "VmSpec",
     "load_spec",
     "parse_spec",
     "spec_to_yaml",
@@ -154,16 +157,74 @@ class RepairSpec(_Frozen):
     budget_s: float = Field(600.0, gt=0, le=86400, description="Time to spend on candidate patches.")
 
 
+# --- virtual machines (kind: vm) -------------------------------------------------------
+
+
+class VmForward(_Frozen):
+    """A host TCP port forwarded into the guest (QEMU user-mode networking)."""
+
+    guest: int = Field(ge=1, le=65535, description="The port the guest listens on.")
+    host: int | None = Field(
+        None, ge=1, le=65535, description="The host port on 127.0.0.1; default: the target's port + replica."
+    )
+
+
+class VmSpec(_Frozen):
+    """The guest of a ``kind: vm`` target: what QEMU boots, with how much, on which host.
+
+    Boot either a kernel (with an optional initrd and command line) or a disk ``image``.
+    The accelerator is chosen at start: KVM when ``/dev/kvm`` is usable, TCG otherwise
+    (``accel`` forces one).
+    """
+
+    kernel: str | None = Field(None, description="A Linux kernel image to boot directly.")
+    initrd: str | None = None
+    append: str = Field("", description="The kernel command line (console=ttyS0 is added).")
+    image: str | None = Field(None, description="A disk image to boot instead of a kernel.")
+    memory_mib: int = Field(256, ge=32, le=1_048_576)
+    cpus: int = Field(1, ge=1, le=64)
+    max_cpus: int | None = Field(None, ge=1, le=64, description="vCPU hot-plug ceiling (default: cpus).")
+    host: str = Field("local", description="The VM host (see the fleet's 'hosts') it starts on.")
+    priority: int = Field(0, ge=0, le=1000, description="Higher restarts first when a host fails.")
+    forwards: list[VmForward] = Field(default_factory=list)
+    accel: Literal["auto", "kvm", "tcg"] = "auto"
+    machine: str = Field("pc", description="The QEMU machine type.")
+
+    @model_validator(mode="after")
+    def _boot_source(self) -> VmSpec:
+        if (self.kernel is None) == (self.image is None):
+            raise ValueError("name exactly one of kernel or image")
+        if self.initrd is not None and self.kernel is None:
+            raise ValueError("initrd needs a kernel")
+        if self.max_cpus is not None and self.max_cpus < self.cpus:
+            raise ValueError(f"max_cpus ({self.max_cpus}) is below cpus ({self.cpus})")
+        return self
+
+
+class VmHostSpec(_Frozen):
+    """A host VMs run on: its name and the capacity placement and failover respect."""
+
+    name: str = Field(pattern=r"^[a-z0-9]([a-z0-9_.-]{0,62})$")
+    memory_mib: int = Field(4096, ge=64, description="Guest memory the host can hold.")
+    cpus: int = Field(8, ge=1, description="vCPUs the host can hold.")
+
+
+# --- targets ---------------------------------------------------------------------------
+
+
 class TargetSpec(_Frozen):
-    """One supervised target. Only ``kind: process`` is built in today.
+    """One supervised target: a local process (``kind: process``) or a QEMU guest (``kind: vm``).
 
     ``{port}`` and ``{replica}`` in the command, env values, URLs and ports are filled per
     replica: replica *i* gets ``port + i``.
     """
 
     name: str = Field(pattern=r"^[a-z0-9]([a-z0-9_.-]{0,62})$")
-    kind: Literal["process"] = "process"
-    command: list[str] = Field(min_length=1)
+    kind: Literal["process", "vm"] = "process"
+    command: list[str] = Field(
+        default_factory=list, validate_default=True, description="The process to run (kind: process)."
+    )
+    vm: VmSpec | None = Field(None, validate_default=True, description="The guest to boot (kind: vm).")
     env: dict[str, str] = Field(default_factory=dict)
     cwd: str | None = None
     replicas: int = Field(1, ge=0, le=1000)
@@ -180,8 +241,30 @@ class TargetSpec(_Frozen):
     metrics: MetricsSpec | None = None
     repair: RepairSpec | None = None
 
+    @field_validator("command")
+    @classmethod
+    def _command_for_process(cls, v: list[str], info: ValidationInfo) -> list[str]:
+        if info.data.get("kind", "process") == "process" and not v:
+            raise ValueError("a process target needs a command")
+        return v
+
+    @field_validator("vm")
+    @classmethod
+    def _vm_block_for_vm(cls, v: VmSpec | None, info: ValidationInfo) -> VmSpec | None:
+        kind = info.data.get("kind", "process")
+        if kind == "vm" and v is None:
+            raise ValueError("a vm target needs a vm block (kernel or image, memory_mib, …)")
+        if kind == "process" and v is not None:
+            raise ValueError("only a kind: vm target has a vm block")
+        return v
+
     @model_validator(mode="after")
     def _replica_bounds(self) -> TargetSpec:
+        for i, fwd in enumerate(self.vm.forwards if self.vm else []):
+            if fwd.host is None and (i > 0 or self.port is None):
+                raise ValueError(
+                    f"vm.forwards[{i}].host: give a host port (only the first defaults to the target's port)"
+                )
         if self.replicas > self.max_replicas:
             raise ValueError(f"replicas ({self.replicas}) exceeds max_replicas ({self.max_replicas})")
         return self
@@ -261,6 +344,19 @@ class FleetSpec(_Frozen):
     controller: ControllerSettings = Field(default_factory=ControllerSettings)
     targets: list[TargetSpec] = Field(default_factory=list)
     agents: AgentsSpec = Field(default_factory=AgentsSpec)
+    hosts: list[VmHostSpec] = Field(
+        default_factory=list, description="VM hosts; without any, VMs run on one host named 'local'."
+    )
+
+    @model_validator(mode="after")
+    def _vm_hosts(self) -> FleetSpec:
+        names = [h.name for h in self.hosts] or ["local"]
+        if len(set(names)) != len(names):
+            raise ValueError("hosts: duplicate host name")
+        for i, t in enumerate(self.targets):
+            if t.vm is not None and t.vm.host not in names:
+                raise ValueError(f"targets[{i}].vm.host: unknown host {t.vm.host!r} (hosts: {', '.join(names)})")
+        return self
 
     @model_validator(mode="after")
     def _graph(self) -> FleetSpec:
@@ -328,7 +424,7 @@ def _errors(exc: ValidationError) -> Iterator[str]:
     for err in exc.errors():
         msg = str(err["msg"]).removeprefix("Value error, ")
         where = _loc(tuple(err["loc"]))
-        yield msg if msg.startswith(("targets[", "depends_on")) else f"{where}: {msg}"
+        yield msg if msg.startswith(("targets[", "depends_on", "hosts")) else f"{where}: {msg}"
 
 
 def parse_spec(data: Any, *, source: str = "spec") -> FleetSpec:

@@ -214,7 +214,20 @@ class PendingApprovalOut(BaseModel):
 
 # Every action kind a human may request (escalation is the controller's own hand-over; a
 # patch deployment and circuit routing are proposed by agents with the parameters they need).
-ManualAction = Literal["restart", "stop", "start", "replace", "scale_out", "scale_in", "config_rollback", "cleanup"]
+ManualAction = Literal[
+    "restart",
+    "stop",
+    "start",
+    "replace",
+    "scale_out",
+    "scale_in",
+    "config_rollback",
+    "cleanup",
+    "vm_migrate",
+    "vm_snapshot",
+    "vm_rollback",
+    "vm_resize",
+]
 _AGENT_ONLY = {ActionKind.DEPLOY_PATCH.value, ActionKind.OPEN_CIRCUIT.value, ActionKind.CLOSE_CIRCUIT.value}
 assert set(get_args(ManualAction)) == {k.value for k in ActionKind} - {ActionKind.ESCALATE.value} - _AGENT_ONLY
 

@@ -73,6 +73,25 @@ CATALOG: Mapping[ActionKind, ActionSpec] = {
         ActionSpec(
             ActionKind.CLOSE_CIRCUIT, RiskLevel.MEDIUM, ActionKind.OPEN_CIRCUIT, Verification.NONE, "route back"
         ),
+        # A migration is undone by migrating back; the inverse's params swap the hosts.
+        ActionSpec(
+            ActionKind.VM_MIGRATE,
+            RiskLevel.MEDIUM,
+            ActionKind.VM_MIGRATE,
+            Verification.HEALTHY,
+            "live-migrate a guest to another host",
+        ),
+        ActionSpec(ActionKind.VM_SNAPSHOT, RiskLevel.LOW, None, Verification.HEALTHY, "save a guest's whole state"),
+        ActionSpec(
+            ActionKind.VM_ROLLBACK, RiskLevel.HIGH, None, Verification.HEALTHY, "run a guest from a saved state"
+        ),
+        ActionSpec(
+            ActionKind.VM_RESIZE,
+            RiskLevel.MEDIUM,
+            ActionKind.VM_RESIZE,
+            Verification.HEALTHY,
+            "change a guest's memory (balloon) or vCPUs (hot-plug)",
+        ),
     )
 }
 
@@ -115,6 +134,16 @@ def _swap_config(params: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
+def _swap_vm(params: Mapping[str, Any]) -> dict[str, Any]:
+    """A migration or resize is undone by doing it back: ``to``/``from`` swap places."""
+    swapped = {k: v for k, v in params.items() if k not in {"to", "from"}}
+    if "from" in params:
+        swapped["to"] = params["from"]
+    if "to" in params:
+        swapped["from"] = params["to"]
+    return swapped
+
+
 def inverse_of(action: Action, *, params: Mapping[str, Any] | None = None) -> Action | None:
     """The action that undoes ``action``, or None if it has no inverse."""
     inverse = CATALOG[action.kind].inverse
@@ -122,7 +151,12 @@ def inverse_of(action: Action, *, params: Mapping[str, Any] | None = None) -> Ac
         return None
     if params is None:
         swaps = (ActionKind.CONFIG_ROLLBACK, ActionKind.DEPLOY_PATCH)
-        params = _swap_config(action.params) if action.kind in swaps else action.params
+        if action.kind in swaps:
+            params = _swap_config(action.params)
+        elif action.kind in (ActionKind.VM_MIGRATE, ActionKind.VM_RESIZE):
+            params = _swap_vm(action.params)
+        else:
+            params = action.params
     return new_action(
         inverse,
         action.target,
