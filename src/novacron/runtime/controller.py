@@ -18,8 +18,8 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from novacron.actuators.base import ActuatorRouter
-from novacron.actuators.process import ProcessActuator, expand_target_vars, replica_port
+from novacron.actuators.local import LocalActuator
+from novacron.actuators.process import expand_target_vars, replica_port
 from novacron.agents.wiring import coordinator_for
 from novacron.clock import Clock, MonotonicClock
 from novacron.errors import InputError, NotFoundError
@@ -77,12 +77,20 @@ class Controller:
         # the controller before anything (even the store) is touched.
         self.judge = MetricJudge(spec, self.clock, lambda fault: self.flow.on_fault(fault))  # noqa: PLW0108 - flow comes later
         self._spec_source = spec_source
-        self.actuator = ProcessActuator(spec, clock=self.clock, log_dir=self.workdir / "logs", listener=self)
+        # Processes and QEMU guests (kind: vm); guests report QMP events as observations.
+        self.actuator = LocalActuator(
+            spec,
+            clock=self.clock,
+            log_dir=self.workdir / "logs",
+            listener=self,
+            observe=lambda obs: self._observe(obs),  # noqa: PLW0108 - the prober is built later
+            heartbeat_port=lambda: self.heartbeats.port,
+        )
         parts = compose(
             graph={t.name: t.depends_on for t in spec.targets},
             policy=spec.policy,
             store_url=store_url or spec.controller.store_url,
-            actuator=ActuatorRouter(lambda t: spec.target(t).kind, {"process": self.actuator}),
+            actuator=self.actuator,
             clock=self.clock,
             metrics=self.metrics,
             seed=seed,
