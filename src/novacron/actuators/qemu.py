@@ -12,11 +12,12 @@ rollbacks hand the guest's port forwards from the old QEMU to the new one.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 import shutil
 import tempfile
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -26,12 +27,13 @@ from novacron.actuators.process import ProcessListener
 from novacron.actuators.qemu_accel import Accel, qemu_binary, resolve_accel
 from novacron.actuators.qemu_cmd import LaunchPlan, resolve_forwards
 from novacron.actuators.qemu_hosts import HostBook
+from novacron.actuators.qemu_ops import GuestOps
 from novacron.actuators.qemu_qmp import QmpError
 from novacron.actuators.qemu_vm import QemuProcess
 from novacron.clock import Clock
 from novacron.errors import ActuatorError, ConfigError
 from novacron.model import Action, ActionKind, Observation, Outcome, TargetId, TargetState
-from novacron.settings import FleetSpec, HeartbeatCheck, TargetSpec, VmHostSpec
+from novacron.settings import FleetSpec, HeartbeatCheck, TargetSpec, VmHostSpec, VmSpec
 
 __all__ = ["GUEST_FAULT_EVENTS", "QemuActuator"]
 
@@ -76,6 +78,8 @@ class QemuActuator:
         self._sockets = Path(tempfile.mkdtemp(prefix="novacron-qmp-")) if self._specs else Path()
         self._generation = 0
         self._paused_by_us: set[int] = set()  # pids we pause on purpose (migration, snapshot)
+        self.ops = GuestOps(self, log_dir.parent / "snapshots")
+        self._locks: dict[str, asyncio.Lock] = {}
         log_dir.mkdir(parents=True, exist_ok=True)
 
     # -- checks before anything starts -------------------------------------------------
@@ -103,7 +107,9 @@ class QemuActuator:
         if handler is None:
             return Outcome(action.id, False, started, self._clock.now(), f"vm targets cannot {action.kind}")
         try:
-            detail, data = await handler(action)
+            # One action at a time per target: a restart must not race a migration's hand-over.
+            async with self._locks.setdefault(action.target, asyncio.Lock()):
+                detail, data = await handler(action)
         except (ActuatorError, ConfigError, OSError, ValueError, KeyError) as exc:
             return Outcome(action.id, False, started, self._clock.now(), f"{action.kind} failed: {exc}")
         data = {"pids": list(self.pids(action.target)), **data}
@@ -149,6 +155,27 @@ class QemuActuator:
         """The host a guest is placed on."""
         return self.hosts.host_of(_key(target, replica))
 
+    def vm_of(self, target: str) -> VmSpec:
+        """The vm block of a target."""
+        vm = self._specs[target].vm
+        assert vm is not None  # only vm targets are held here
+        return vm
+
+    def running(self, target: str, replica: int = 0) -> QemuProcess | None:
+        """The guest's QEMU if it runs."""
+        proc = self._vms.get(target, {}).get(replica)
+        return proc if proc is not None and proc.alive else None
+
+    @contextlib.contextmanager
+    def pausing(self, proc: QemuProcess) -> Iterator[None]:
+        """The guest is paused on purpose meanwhile (a migration's last copy): its STOP is no fault."""
+        assert proc.pid is not None
+        self._paused_by_us.add(proc.pid)
+        try:
+            yield
+        finally:
+            self._paused_by_us.discard(proc.pid)
+
     # -- lifecycle ---------------------------------------------------------------------
     async def start_all(self) -> None:
         """Start every desired guest that is not running; one that cannot start is reported, not raised."""
@@ -181,6 +208,10 @@ class QemuActuator:
             ActionKind.RESTART: self._do_restart,
             ActionKind.REPLACE: self._do_replace,
             ActionKind.CONFIG_ROLLBACK: self._do_config_rollback,
+            ActionKind.VM_MIGRATE: self.ops.migrate,
+            ActionKind.VM_SNAPSHOT: self.ops.snapshot,
+            ActionKind.VM_ROLLBACK: self.ops.rollback,
+            ActionKind.VM_RESIZE: self.ops.resize,
         }
 
     def _selected(self, action: Action) -> list[int]:
@@ -194,7 +225,7 @@ class QemuActuator:
         started = []
         for replica in self._selected(action):
             if self.pid_of(action.target, replica) is None:
-                await self._cold_start(action.target, replica)
+                await self.cold_start(action.target, replica)
                 started.append(replica)
         return (f"started guests {started}" if started else "already running"), {}
 
@@ -212,7 +243,7 @@ class QemuActuator:
             if proc is not None and proc.alive and await self._warm_reset(action.target, replica, proc):
                 how.append(f"{replica}: system_reset")
             else:
-                await self._cold_start(action.target, replica)
+                await self.cold_start(action.target, replica)
                 how.append(f"{replica}: cold start")
         return f"restarted guests ({', '.join(how)})", {}
 
@@ -221,7 +252,7 @@ class QemuActuator:
             proc = self._vms[action.target].get(replica)
             if proc is not None:
                 await proc.kill()
-            await self._cold_start(action.target, replica)
+            await self.cold_start(action.target, replica)
         return f"cold-restarted guests {self._selected(action)}", {}
 
     async def _do_config_rollback(self, action: Action) -> tuple[str, dict[str, Any]]:
@@ -244,11 +275,11 @@ class QemuActuator:
 
     async def _start_reporting(self, target: str, replica: int) -> None:
         try:
-            await self._cold_start(target, replica)
+            await self.cold_start(target, replica)
         except (ActuatorError, ConfigError, OSError, ValueError) as exc:
             self._listener.on_spawn_failed(target, replica, f"cannot start: {exc}")
 
-    async def _cold_start(self, target: str, replica: int, host: str | None = None) -> QemuProcess:
+    async def cold_start(self, target: str, replica: int, host: str | None = None) -> QemuProcess:
         """A fresh QEMU for the guest, on ``host`` or its current (else its spec's, else any fitting) host."""
         tspec = self._specs[target]
         assert tspec.vm is not None
@@ -256,8 +287,8 @@ class QemuActuator:
         if old is not None and old.alive:
             await old.quit()
         host = host or self._home(target, replica)
-        proc = await self._launch(target, replica, host)
-        self._install(target, replica, proc)
+        proc = await self.launch(target, replica, host)
+        self.install(target, replica, proc)
         return proc
 
     def _home(self, target: str, replica: int) -> str:
@@ -295,7 +326,8 @@ class QemuActuator:
         interval = max(0.05, beat.expected_interval_s / 2)  # twice per expected interval: one loss is no suspicion
         return f"console=ttyS0 novacron.name={tspec.name}#{replica} novacron.hbi={interval:g}"
 
-    async def _launch(self, target: str, replica: int, host: str, *, incoming: str | None = None) -> QemuProcess:
+    async def launch(self, target: str, replica: int, host: str, *, incoming: str | None = None) -> QemuProcess:
+        """Start a QEMU for the guest on ``host``; it becomes the guest's only once installed."""
         tspec = self._specs[target]
         assert tspec.vm is not None
         why = self.hosts.why_not(host, tspec.vm.memory_mib, tspec.vm.cpus, guest=_key(target, replica))
@@ -312,12 +344,28 @@ class QemuActuator:
         await proc.launch(self._binary, on_event, on_exit, timeout=_START_TIMEOUT_S)
         return proc
 
-    def _install(self, target: str, replica: int, proc: QemuProcess) -> None:
+    def install(self, target: str, replica: int, proc: QemuProcess) -> None:
         """Make ``proc`` the guest's QEMU: placed on its host, announced to the listener."""
         tspec = self._specs[target]
         assert tspec.vm is not None
         self._vms[target][replica] = proc
         self.hosts.place(_key(target, replica), proc.host, tspec.vm.memory_mib, tspec.vm.cpus)
+        self._announce(target, replica, proc)
+
+    def retire(self, target: str, replica: int, proc: QemuProcess) -> None:
+        """The guest's QEMU is about to be replaced on purpose: report its end now.
+
+        Health then ignores the probes that fail while the guest switches QEMUs (the
+        final pause of a migration, the forwards' hand-over) instead of raising a fault,
+        and the replacement proves itself healthy when it is installed.
+        """
+        if proc.pid is not None and not proc.retired:
+            proc.retired = proc.expected_exit = True
+            self._listener.on_exited(target, replica, proc.pid, None, True)
+
+    def reinstate(self, target: str, replica: int, proc: QemuProcess) -> None:
+        """A replacement failed: the retired QEMU is the guest's again and proves itself anew."""
+        proc.retired = proc.expected_exit = False
         self._announce(target, replica, proc)
 
     def _announce(self, target: str, replica: int, proc: QemuProcess) -> None:
@@ -326,8 +374,8 @@ class QemuActuator:
         self._listener.on_started(target, replica, proc.pid, port, _create_time(proc.pid))
 
     def _on_exit(self, target: str, replica: int, proc: QemuProcess, code: int | None) -> None:
-        if self._vms.get(target, {}).get(replica) is not proc or proc.pid is None:
-            return  # a destination or candidate that never took over: nobody to tell
+        if self._vms.get(target, {}).get(replica) is not proc or proc.pid is None or proc.retired:
+            return  # a destination that never took over, or a QEMU whose end was told already
         self._listener.on_exited(target, replica, proc.pid, code, proc.expected_exit)
 
     def _on_event(self, target: str, replica: int, proc: QemuProcess, event: str, data: Mapping[str, Any]) -> None:

@@ -52,7 +52,9 @@ def qemu_argv(binary: str, vm: VmSpec, plan: LaunchPlan) -> list[str]:
     """The full argv for ``binary`` to run ``vm`` as ``plan`` says."""
     cpus = plan.cpus or vm.cpus
     max_cpus = max(vm.max_cpus or cpus, cpus)
-    netdev = "user,id=net0" + "".join(f",hostfwd={forward_rule(h, g)}" for h, g in plan.forwards)
+    # An incoming QEMU takes the forwards over only once the old one has let go of the ports.
+    forwards = plan.forwards if plan.incoming is None else ()
+    netdev = "user,id=net0" + "".join(f",hostfwd={forward_rule(h, g)}" for h, g in forwards)
     argv = [
         binary,
         "-name",

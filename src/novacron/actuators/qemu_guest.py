@@ -2,8 +2,8 @@
 
 The initramfs holds busybox, the kernel's own e1000, virtio-serial and balloon drivers
 (with the modules they depend on) and an ``/init`` that brings up user-mode networking,
-serves HTTP on port 80 (``/health``, ``/cgi-bin/state`` to read or set a value kept in
-guest memory, ``/cgi-bin/boot`` for the boot id) and, when QEMU gives it a heartbeat port
+serves HTTP on port 80 (``/health``, and ``/cgi-bin/boot`` for the boot id, which a
+live migration or a rollback keeps and a reboot changes) and, when QEMU gives it a heartbeat port
 (a virtio-serial port that QEMU sends on as UDP datagrams to the controller), writes its
 name there every ``novacron.hbi`` seconds (``novacron.name=TARGET#REPLICA`` on the kernel
 command line). Nothing is downloaded: the guest is assembled from the files of the
@@ -14,15 +14,16 @@ directory (``$NOVACRON_CACHE``, default ``~/.cache/novacron``).
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import hashlib
 import io
 import lzma
 import os
 import re
-import shutil
 import stat
 import struct
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -45,6 +46,7 @@ _BUSYBOX = ("bin/busybox", "usr/bin/busybox")
 # Network, the heartbeat port and the memory balloon; their dependencies are found from
 # each module's own ``depends=`` (a package's modules.dep is only written at install).
 _MODULES = ("e1000", "virtio_pci", "virtio_console", "virtio_balloon")
+_LAYOUT = "vmlinux+initrd.gz/2"  # what a cache entry holds: a new layout is a new entry
 
 _INIT = r"""#!/bin/busybox sh
 /bin/busybox mkdir -p /proc /sys /dev /tmp /usr/bin /sbin /usr/sbin
@@ -64,22 +66,12 @@ ip link set lo up
 ip link set eth0 up
 ip addr add 10.0.2.15/24 dev eth0
 ip route add default via 10.0.2.2
-echo novacron-guest > /tmp/state
 httpd -p 80 -h /www
 if [ -e /dev/vport0p1 ]; then
   ( while :; do printf '%s' "$NAME" > /dev/vport0p1; sleep "$HBI"; done ) &
 fi
 echo "novacron-guest ready $(cat /proc/sys/kernel/random/boot_id)"
 while :; do sleep 3600; done
-"""
-
-_STATE_CGI = r"""#!/bin/sh
-echo "Content-Type: text/plain"
-echo
-case "$QUERY_STRING" in
-  set=*) echo "${QUERY_STRING#set=}" > /tmp/state ;;
-esac
-cat /tmp/state
 """
 
 _BOOT_CGI = """#!/bin/sh
@@ -153,17 +145,19 @@ def build_guest(root: Path | None = None) -> Guest:
     for part in (kernel, *modules, busybox):
         st = part.stat()
         key.update(f"{part}:{st.st_size}:{st.st_mtime_ns}".encode())
-    key.update((_INIT + _STATE_CGI + _BOOT_CGI).encode())
+    key.update((_LAYOUT + _INIT + _BOOT_CGI).encode())
     out = (root or cache_dir()) / key.hexdigest()[:16]
-    guest = Guest(out / "vmlinuz", out / "initrd.gz", guest_append())
+    guest = Guest(out / "vmlinux", out / "initrd.gz", guest_append())
     if guest.kernel.exists() and guest.initrd.exists():
         return guest
     tmp = out.with_name(out.name + f".tmp{os.getpid()}")
     tmp.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(kernel, tmp / "vmlinuz")
+    (tmp / "vmlinux").write_bytes(_vmlinux(kernel))
     (tmp / "initrd.gz").write_bytes(gzip.compress(_initramfs(busybox, modules), compresslevel=6))
-    if out.exists():
-        shutil.rmtree(tmp)  # built meanwhile by another process: the same content
+    if out.exists():  # built meanwhile by another process: the same content
+        for f in tmp.iterdir():
+            f.unlink()
+        tmp.rmdir()
     else:
         tmp.rename(out)
     return guest
@@ -216,6 +210,33 @@ def _depends(module: bytes) -> list[str]:
     return [d for d in found.group(1).decode().split(",") if d] if found else []
 
 
+def _vmlinux(bzimage: Path) -> bytes:
+    """The ELF kernel inside a compressed bzImage.
+
+    QEMU boots an ELF kernel with a PVH entry point directly, skipping the firmware's
+    Linux loader and the in-guest decompression: without KVM that is most of the boot.
+    Falls back to the bzImage itself when no known compressed payload is found.
+    """
+    data = bzimage.read_bytes()
+    for magic, decompress in ((b"\xfd7zXZ\x00", _unxz), (b"\x1f\x8b\x08\x00", _gunzip)):
+        at = data.find(magic)
+        if at < 0:
+            continue
+        with contextlib.suppress(lzma.LZMAError, OSError, EOFError):
+            elf = decompress(data[at:])
+            if elf.startswith(b"\x7fELF"):
+                return elf
+    return data
+
+
+def _unxz(data: bytes) -> bytes:
+    return lzma.LZMADecompressor().decompress(data)  # stops at the end of the stream
+
+
+def _gunzip(data: bytes) -> bytes:
+    return zlib.decompressobj(16 + zlib.MAX_WBITS).decompress(data)
+
+
 def _version_key(name: str) -> list[int]:
     return [int(n) for n in re.findall(r"\d+", name)]
 
@@ -252,7 +273,6 @@ def _initramfs(busybox: Path, modules: list[Path]) -> bytes:
         *((f"lib/{_module_name(m)}.ko", stat.S_IFREG | 0o644, _module_bytes(m), 0) for m in modules),
         ("www/health", stat.S_IFREG | 0o644, b"ok\n", 0),
         ("www/index.html", stat.S_IFREG | 0o644, b"novacron guest\n", 0),
-        ("www/cgi-bin/state", stat.S_IFREG | 0o755, _STATE_CGI.encode(), 0),
         ("www/cgi-bin/boot", stat.S_IFREG | 0o755, _BOOT_CGI.encode(), 0),
     ]
     for name, mode, data, rdev in entries:

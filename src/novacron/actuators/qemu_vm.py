@@ -38,6 +38,7 @@ class QemuProcess:
         self.pid: int | None = None
         self.qmp: QmpSession | None = None
         self.expected_exit = False  # set before we stop it on purpose
+        self.retired = False  # its end was reported before it exited (replaced on purpose)
         self.forwarded = bool(plan.forwards) and plan.incoming is None
         self._proc: asyncio.subprocess.Process | None = None
         self._waiter: asyncio.Task[None] | None = None

@@ -73,7 +73,8 @@ CATALOG: Mapping[ActionKind, ActionSpec] = {
         ActionSpec(
             ActionKind.CLOSE_CIRCUIT, RiskLevel.MEDIUM, ActionKind.OPEN_CIRCUIT, Verification.NONE, "route back"
         ),
-        # A migration is undone by migrating back; the inverse's params swap the hosts.
+        # A migration is undone by migrating back (the inverse's params swap the hosts), a
+        # resize by resizing back to what the actuator recorded before it.
         ActionSpec(
             ActionKind.VM_MIGRATE,
             RiskLevel.MEDIUM,
@@ -153,7 +154,7 @@ def inverse_of(action: Action, *, params: Mapping[str, Any] | None = None) -> Ac
         swaps = (ActionKind.CONFIG_ROLLBACK, ActionKind.DEPLOY_PATCH)
         if action.kind in swaps:
             params = _swap_config(action.params)
-        elif action.kind in (ActionKind.VM_MIGRATE, ActionKind.VM_RESIZE):
+        elif action.kind is ActionKind.VM_MIGRATE:
             params = _swap_vm(action.params)
         else:
             params = action.params
