@@ -2,7 +2,8 @@
 
 The base install carries what ``novacron run`` and ``novacron demo`` need. Forecasting
 models, failure prediction, plots and NAB tooling live in the ``forecast`` extra, the
-SimPy baseline in ``bench``, neural networks in ``ml``. Every import of such a library
+SimPy baseline in ``bench``, neural networks in ``ml``, the optimisers and Dask in ``tune``.
+Every import of such a library
 goes through :func:`require`, so a missing one is a clear error naming the extra rather
 than a bare ``ModuleNotFoundError`` from deep inside.
 """
@@ -24,6 +25,10 @@ EXTRAS: dict[str, str] = {
     "matplotlib": "forecast",
     "simpy": "bench",
     "torch": "ml",
+    "optuna": "tune",
+    "pymoo": "tune",
+    "dask": "tune",
+    "distributed": "tune",
 }
 
 

@@ -85,6 +85,11 @@ class ActionKind(enum.StrEnum):
     DEPLOY_PATCH = "deploy_patch"  # run a fix branch's build in place of the target's code
     OPEN_CIRCUIT = "open_circuit"  # route a failed service's traffic to its fallback
     CLOSE_CIRCUIT = "close_circuit"  # send traffic back to a recovered service
+    # Traffic through a load-balancer frontend (actuators/haproxy.py).
+    REROUTE = "reroute"  # set the servers' weights (move traffic between replicas or experiment arms)
+    DRAIN = "drain"  # no new requests to a server; open ones finish
+    UNDRAIN = "undrain"  # a drained server takes requests again
+    PROMOTE = "promote"  # an experiment's variant takes all the traffic and becomes the spec's version
     # Virtual machines (kind: vm targets) only.
     VM_MIGRATE = "vm_migrate"  # live migration to another host (cold when live is impossible)
     VM_SNAPSHOT = "vm_snapshot"  # save the guest's whole state

@@ -16,17 +16,23 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 
 from novacron.errors import ConfigError
-from novacron.model import ActionKind, RiskLevel
+from novacron.model import ActionKind, FaultKind, Priority, RiskLevel
+from novacron.tuningspec import TuningSpec  # the `tuning:` block (self-optimisation)
 
 __all__ = [
     "AgentSchedule",
     "AgentsSpec",
     "BackoffPolicy",
+    "ChannelSpec",
     "CheckSpec",
     "ControllerSettings",
+    "EscalationLevel",
+    "EscalationPolicy",
     "ExecCheck",
+    "ExperimentSpec",
     "FlapPolicy",
     "FleetSpec",
+    "FrontendSpec",
     "HeartbeatCheck",
     "HttpCheck",
     "MetricWatch",
@@ -34,11 +40,14 @@ __all__ = [
     "Policy",
     "RepairSpec",
     "ResourceLimit",
+    "RunbookMatch",
+    "RunbookSource",
     "TargetSpec",
     "TcpCheck",
     "VmForward",
     "VmHostSpec",
     "VmSpec",
+    "default_escalation",
     "load_spec",
     "parse_spec",
     "spec_to_yaml",
@@ -212,6 +221,68 @@ class VmHostSpec(_Frozen):
 # --- targets ---------------------------------------------------------------------------
 
 
+# --- traffic: load-balancer frontends and experiments ------------------------------------
+
+
+def _hostport(v: str) -> str:
+    host, sep, port = v.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 1 <= int(port) <= 65535:
+        raise ValueError(f"{v!r}: expected HOST:PORT with a port in 1..65535")
+    return v
+
+
+class FrontendSpec(_Frozen):
+    """A load balancer (HAProxy) in front of a target's replicas, steered through its runtime API.
+
+    Each replica is one server; a failed connection or a 502/503/504 is retried on another
+    server, so clients see no error while one server is up. ``fallback`` is a backup server
+    that takes the traffic when every replica is out (circuit open).
+    """
+
+    listen: str = Field(description="HOST:PORT the frontend listens on.")
+    fallback: str | None = Field(None, description="HOST:PORT of a backup server.")
+    connect_timeout_s: float = Field(0.5, gt=0, le=60)
+    server_timeout_s: float = Field(30.0, gt=0, le=3600)
+    retries: int = Field(3, ge=0, le=10)
+
+    @field_validator("listen", "fallback")
+    @classmethod
+    def _addr(cls, v: str | None) -> str | None:
+        return None if v is None else _hostport(v)
+
+
+class ExperimentSpec(_Frozen):
+    """A canary of a target behind a frontend: variant ``arm`` beside the baseline, promoted step by step.
+
+    The variant runs ``command`` (``{port}`` is filled with a free port) as one more server
+    behind the target's frontend. Its share of traffic goes through ``steps``; the
+    always-valid test rolls it back on a significant regression at any step.
+    """
+
+    name: str = Field(pattern=r"^[a-z0-9]([a-z0-9_.-]{0,62})$")
+    target: str
+    arm: str = Field("b", pattern=r"^[a-z0-9_]{1,20}$")
+    command: list[str] = Field(min_length=1)
+    env: dict[str, str] = Field(default_factory=dict)
+    steps: list[float] = Field(default_factory=lambda: [1.0, 10.0, 50.0, 100.0], min_length=2)
+    alpha: float = Field(0.05, gt=0, lt=1)
+    power: float = Field(0.8, gt=0, lt=1)
+    mde: float = Field(0.1, gt=0, description="Relative increase in error ratio worth detecting.")
+    latency_mde: float = Field(0.2, gt=0, description="Relative increase of the p95 latency worth detecting.")
+    base_rate: float = Field(0.01, gt=0, lt=1, description="The baseline error ratio expected.")
+    min_samples: int = Field(100, ge=1, description="Fewest canary requests per step.")
+    max_samples: int = Field(200_000, ge=1, description="Most canary requests per step before rolling back.")
+    look_interval_s: float = Field(1.0, ge=0.05, le=3600)
+    start_timeout_s: float = Field(10.0, gt=0, le=600)
+
+    @field_validator("steps")
+    @classmethod
+    def _steps(cls, v: list[float]) -> list[float]:
+        if any(not 0 < s <= 100 for s in v) or v != sorted(set(v)) or v[-1] != 100:
+            raise ValueError("must be increasing percentages in (0, 100] ending at 100")
+        return v
+
+
 class TargetSpec(_Frozen):
     """One supervised target: a local process (``kind: process``) or a QEMU guest (``kind: vm``).
 
@@ -240,6 +311,7 @@ class TargetSpec(_Frozen):
     )
     metrics: MetricsSpec | None = None
     repair: RepairSpec | None = None
+    frontend: FrontendSpec | None = None
 
     @field_validator("command")
     @classmethod
@@ -336,6 +408,98 @@ class AgentsSpec(_Frozen):
     )
 
 
+_NAME = r"^[A-Za-z0-9]([A-Za-z0-9_.-]{0,62})$"
+
+
+class ChannelSpec(_Frozen):
+    """Where pages go: a signed webhook, a Slack incoming webhook or PagerDuty Events v2.
+
+    Secrets never live in the spec (nor in the store): ``secret_env`` names the environment
+    variable that holds one. A webhook's secret is its HMAC-SHA256 signing key; PagerDuty's
+    is the routing key; for Slack, whose URL is the secret, the variable may hold the URL.
+    """
+
+    name: str = Field(pattern=_NAME)
+    type: Literal["webhook", "slack", "pagerduty"]
+    url: str | None = Field(None, description="Where to POST (PagerDuty: its Events API by default).")
+    secret_env: str | None = Field(None, pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+    @field_validator("url")
+    @classmethod
+    def _http_url(cls, v: str | None) -> str | None:
+        if v is not None and not v.startswith(("http://", "https://")):
+            raise ValueError("must start with http:// or https://")
+        return v
+
+    @model_validator(mode="after")
+    def _needs(self) -> ChannelSpec:
+        if self.type == "webhook" and (self.url is None or self.secret_env is None):
+            raise ValueError("a webhook needs url and secret_env (the variable holding its signing key)")
+        if self.type == "pagerduty" and self.secret_env is None:
+            raise ValueError("pagerduty needs secret_env (the variable holding its routing key)")
+        if self.type == "slack" and self.url is None and self.secret_env is None:
+            raise ValueError("slack needs url, or secret_env naming the variable that holds it")
+        return self
+
+
+class EscalationLevel(_Frozen):
+    """One rung: which channels, how long after escalation starts, and how often to repeat."""
+
+    notify: list[str] = Field(min_length=1, description="Channel names to page.")
+    after_s: float = Field(0.0, ge=0, description="Delay from escalation start (unacknowledged that long).")
+    repeat_every_s: float | None = Field(None, gt=0, description="Repeat this page until acknowledged.")
+    max_repeats: int = Field(0, ge=0, le=1000)
+
+
+class EscalationPolicy(_Frozen):
+    """Who is paged for which incidents: levels in order, for the listed priorities.
+
+    An incident that needs a human always escalates, whatever its priority. ``targets``
+    narrows a policy to some targets (empty: every target); the first policy that applies
+    to an incident is the one that pages for it.
+    """
+
+    name: str = Field("default", pattern=_NAME)
+    levels: list[EscalationLevel] = Field(min_length=1)
+    priorities: list[Priority] = Field(default_factory=lambda: [Priority.P0])
+    targets: list[str] = Field(default_factory=list)
+
+    @field_validator("priorities", mode="before")
+    @classmethod
+    def _names(cls, v: Any) -> Any:
+        """Accept ``P0``…``P4`` as written in YAML, as well as the numbers."""
+        if isinstance(v, list):
+            return [Priority[p.upper()] if isinstance(p, str) and p.upper() in Priority.__members__ else p for p in v]
+        return v
+
+
+DEFAULT_REPEAT_S = 300.0
+
+
+def default_escalation(channels: list[str], repeat_every_s: float = DEFAULT_REPEAT_S) -> EscalationPolicy:
+    """The policy used without an ``escalation:`` block: every channel, P0/P1 and needs-human."""
+    level = EscalationLevel(notify=channels, repeat_every_s=repeat_every_s, max_repeats=1000)
+    return EscalationPolicy(name="default", levels=[level], priorities=[Priority.P0, Priority.P1])
+
+
+class RunbookMatch(_Frozen):
+    """Narrows which incidents a runbook file's runbooks take: fault kinds, targets, labels.
+
+    Empty lists match everything; label values are shell-style patterns.
+    """
+
+    kinds: list[FaultKind] = Field(default_factory=list)
+    targets: list[str] = Field(default_factory=list)
+    labels: dict[str, str] = Field(default_factory=dict)
+
+
+class RunbookSource(_Frozen):
+    """A runbook file (YAML, or Python registering with ``@runbook``), relative to the spec."""
+
+    path: str = Field(min_length=1)
+    match: RunbookMatch = Field(default_factory=RunbookMatch)
+
+
 class FleetSpec(_Frozen):
     """A whole fleet: targets, the policy that guards them, and controller settings."""
 
@@ -356,6 +520,58 @@ class FleetSpec(_Frozen):
         for i, t in enumerate(self.targets):
             if t.vm is not None and t.vm.host not in names:
                 raise ValueError(f"targets[{i}].vm.host: unknown host {t.vm.host!r} (hosts: {', '.join(names)})")
+        return self
+
+    # Self-optimisation: what `novacron tune` / `novacron evolve` search (see docs/tuning.md).
+    tuning: TuningSpec | None = None
+    notify: list[ChannelSpec] = Field(default_factory=list, description="Channels pages are sent to.")
+    escalation: list[EscalationPolicy] = Field(
+        default_factory=list, description="Paging policies, first match wins (default: every channel for P0/P1)."
+    )
+    runbooks: list[RunbookSource] = Field(default_factory=list, description="Runbook files and what they match.")
+    experiments: list[ExperimentSpec] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _references(self) -> FleetSpec:
+        targets = {t.name for t in self.targets}
+        channels: set[str] = set()
+        for i, ch in enumerate(self.notify):
+            if ch.name in channels:
+                raise ValueError(f"notify[{i}].name: duplicate channel name {ch.name!r}")
+            channels.add(ch.name)
+        for i, pol in enumerate(self.escalation):
+            for j, level in enumerate(pol.levels):
+                for k, name in enumerate(level.notify):
+                    if name not in channels:
+                        raise ValueError(f"escalation[{i}].levels[{j}].notify[{k}]: unknown channel {name!r}")
+            for j, name in enumerate(pol.targets):
+                if name not in targets:
+                    raise ValueError(f"escalation[{i}].targets[{j}]: unknown target {name!r}")
+        for i, src in enumerate(self.runbooks):
+            for j, name in enumerate(src.match.targets):
+                if name not in targets:
+                    raise ValueError(f"runbooks[{i}].match.targets[{j}]: unknown target {name!r}")
+        return self
+
+    def escalation_policies(self) -> list[EscalationPolicy]:
+        """The paging policies in force: the spec's, or the default one when channels exist."""
+        if self.escalation:
+            return list(self.escalation)
+        return [default_escalation([c.name for c in self.notify])] if self.notify else []
+
+    @model_validator(mode="after")
+    def _experiments(self) -> FleetSpec:
+        fronted = {t.name for t in self.targets if t.frontend is not None}
+        for i, t in enumerate(self.targets):
+            if t.frontend is not None and t.port is None:
+                raise ValueError(f"targets[{i}].port: a target with a frontend needs a port for its replicas")
+        seen: set[str] = set()
+        for i, e in enumerate(self.experiments):
+            if e.name in seen:
+                raise ValueError(f"experiments[{i}].name: duplicate experiment name {e.name!r}")
+            seen.add(e.name)
+            if e.target not in fronted:
+                raise ValueError(f"experiments[{i}].target: {e.target!r} is not a target with a frontend")
         return self
 
     @model_validator(mode="after")
@@ -420,11 +636,14 @@ def _loc(loc: tuple[int | str, ...]) -> str:
     return out or "spec"
 
 
+_OWN_PATHS = ("targets[", "depends_on", "notify[", "escalation[", "runbooks[", "experiments[", "hosts")
+
+
 def _errors(exc: ValidationError) -> Iterator[str]:
     for err in exc.errors():
         msg = str(err["msg"]).removeprefix("Value error, ")
         where = _loc(tuple(err["loc"]))
-        yield msg if msg.startswith(("targets[", "depends_on", "hosts")) else f"{where}: {msg}"
+        yield msg if msg.startswith(_OWN_PATHS) else f"{where}: {msg}"
 
 
 def parse_spec(data: Any, *, source: str = "spec") -> FleetSpec:

@@ -122,6 +122,7 @@ def test_run_serves_the_api_beside_the_controller_and_api_serves_it_alone(tmp_pa
             "controller": False,
             "autonomous": False,
             "config_version": None,
+            "store": None,
         }
         assert len(httpx.get(f"{base}/incidents", headers=bearer(token)).json()) == 1
         assert httpx.post(f"{base}/autonomous/enable", headers=bearer(token)).status_code == 503

@@ -76,7 +76,7 @@ async def test_http_faults_reach_the_service(services: Services) -> None:
         assert state["delay_s"] == pytest.approx(slow.params["delay_s"], abs=1e-3)
         await monkey.creep("alpha", max_delay_s=0.1, duration_s=5)
         assert (await _get(svc.url + "/chaos")).json()["mode"] == "creep"
-        await monkey.spin("alpha", duration_s=0.2)
+        await monkey.spin("alpha", duration_s=3.0)  # long enough to be seen on a loaded machine
         assert (await _get(svc.url + "/chaos")).json()["mode"] == "spin"
 
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import hmac
 import json
 import random
 import socket
@@ -70,23 +72,27 @@ def test_pagerduty_events_v2_trigger_ack_resolve_share_dedup_key() -> None:
         assert body == {"routing_key": "R" * 32, "event_action": event, "dedup_key": "novacron-inc-1"}
 
 
-def test_webhook_signature_over_timestamp_and_body() -> None:
+def test_webhook_signature_over_the_raw_body() -> None:
     req = WebhookChannel("hook", "http://x", SECRET).request(note(), 1_700_000_100.0)
     ts, sig = req.headers[TIMESTAMP_HEADER], req.headers[SIGNATURE_HEADER]
     assert ts == "1700000100"
-    assert verify_signature(SECRET, ts, req.body, sig, now=1_700_000_100.0)
-    assert not verify_signature(SECRET, ts, req.body + b" ", sig, now=1_700_000_100.0)
-    assert not verify_signature(b"other", ts, req.body, sig, now=1_700_000_100.0)
-    assert not verify_signature(SECRET, ts, req.body, sig, now=1_700_001_000.0)  # stale: replay refused
-    assert not verify_signature(SECRET, "soon", req.body, sig, now=1_700_000_100.0)
-    assert Notification.from_json(json.loads(req.body)) == note()
+    assert sig == "sha256=" + hmac.new(SECRET, req.body, hashlib.sha256).hexdigest()
+    assert verify_signature(SECRET, req.body, sig, now=1_700_000_100.0)
+    assert not verify_signature(SECRET, req.body + b" ", sig, now=1_700_000_100.0)
+    assert not verify_signature(b"other", req.body, sig, now=1_700_000_100.0)
+    assert not verify_signature(SECRET, req.body, sig, now=1_700_001_000.0)  # stale: replay refused
+    body = json.loads(req.body)
+    assert body["sent_at"] == 1_700_000_100
+    del body["sent_at"]
+    assert Notification.from_json(body) == note()
 
 
 @given(st.binary(max_size=200), st.integers(0, 2**40))
-def test_signature_verifies_only_the_signed_pair(body: bytes, ts: int) -> None:
-    sig = sign(SECRET, str(ts), body)
-    assert verify_signature(SECRET, str(ts), body, sig, now=ts)
-    assert not verify_signature(SECRET, str(ts + 1), body, sig, now=ts)
+def test_signature_verifies_only_the_signed_body(tail: bytes, ts: int) -> None:
+    body = json.dumps({"sent_at": ts}).encode() + tail
+    sig = sign(SECRET, body)
+    assert hmac.compare_digest(sig, sign(SECRET, body))
+    assert not verify_signature(SECRET, body + b"x", sig, now=ts)
 
 
 def test_notification_refuses_bad_fields() -> None:
@@ -157,9 +163,7 @@ async def test_retries_after_500s_then_delivers_signed(receiver: Receiver) -> No
     assert box.pending() == []
     last = receiver.requests[-1]
     assert last.path == "/hook"
-    assert verify_signature(
-        SECRET, last.headers[TIMESTAMP_HEADER], last.body, last.headers[SIGNATURE_HEADER], now=time.time()
-    )
+    assert verify_signature(SECRET, last.body, last.headers[SIGNATURE_HEADER], now=time.time())
 
 
 async def test_client_errors_are_dead_lettered_not_retried(receiver: Receiver) -> None:

@@ -8,7 +8,7 @@ and for ``kind: vm`` targets through :class:`~novacron.actuators.qemu.QemuActuat
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from pathlib import Path
 
 from novacron.actuators.base import ActuatorRouter
@@ -78,14 +78,10 @@ class LocalActuator:
         self._kinds[tspec.name] = tspec.kind
         self._one(tspec.name).set_target_spec(tspec)
 
-    def adopt(self, target: str, replica: int, pid: int, create_time: float) -> bool:
-        """Take over a replica left by a previous controller, where that kind allows it."""
-        return self._one(target).adopt(target, replica, pid, create_time)
-
-    async def start_all(self) -> None:
-        """Start every missing process replica, then every missing guest."""
-        await self.processes.start_all()
-        await self.vms.start_all()
+    async def start_all(self, *, skip: Collection[str] = (), skip_replicas: Collection[tuple[str, int]] = ()) -> None:
+        """Start every missing process replica, then every missing guest (except ``skip``)."""
+        await self.processes.start_all(skip=skip, skip_replicas=skip_replicas)
+        await self.vms.start_all(skip=skip)
 
     async def stop_all(self) -> None:
         """Stop every guest and every process."""

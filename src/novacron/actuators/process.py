@@ -4,6 +4,13 @@ Each replica runs in its own session (process group) so a stop reaches its child
 and its output goes to ``<log_dir>/<target>-<replica>.log``. Exits are seen through
 :class:`~novacron.sensors.process.ExitWatcher` and reported to a listener, which is told
 whether the exit was expected (we stopped it) or a crash.
+
+A spawn is journaled in two steps so that a controller killed at any instant leaves a
+trace: the intent (target, replica, port and a fresh nonce, which the child also gets in
+its environment as ``NOVACRON_NONCE``) is written *before* the process exists, the pid
+right after. A restarted controller finds the child by its nonce even when the pid never
+reached the store. A replica is never spawned onto a port that something already listens
+on: the spawn is refused and reported as a start failure naming the holder.
 """
 
 from __future__ import annotations
@@ -13,11 +20,13 @@ import contextlib
 import os
 import shutil
 import signal
+import socket
 import subprocess
-from collections.abc import Awaitable, Callable
+import uuid
+from collections.abc import Awaitable, Callable, Collection
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import IO, Protocol
 
 import psutil
 
@@ -26,7 +35,39 @@ from novacron.model import Action, ActionKind, Outcome, TargetId, TargetState
 from novacron.sensors.process import ExitWatcher
 from novacron.settings import FleetSpec, TargetSpec
 
-__all__ = ["ProcessActuator", "ProcessListener", "expand_target_vars", "replica_port"]
+__all__ = [
+    "ENV_FLEET",
+    "ENV_NONCE",
+    "PortHeldError",
+    "ProcessActuator",
+    "ProcessListener",
+    "SpawnJournal",
+    "expand_target_vars",
+    "port_holder",
+    "replica_port",
+]
+
+ENV_NONCE = "NOVACRON_NONCE"  # one per spawn: how a restarted controller recognises the child
+ENV_FLEET = "NOVACRON_FLEET"  # one per store: every child of this fleet carries it
+_PORT_FREE_WAIT_S = 1.0  # a stopped replica's children may hold its port a moment longer
+_PORT_POLL_S = 0.02
+
+
+class PortHeldError(OSError):
+    """A replica's port is already listened on by another process."""
+
+
+class SpawnJournal(Protocol):
+    """Durable record of spawns: written before the process exists, and right after."""
+
+    def intend(self, target: str, replica: int, port: int | None, nonce: str) -> None:
+        """About to spawn ``replica`` with ``nonce`` (committed before the spawn)."""
+
+    def spawned(self, target: str, replica: int, pid: int, create_time: float, port: int | None, nonce: str) -> None:
+        """The spawn with ``nonce`` is process ``pid``."""
+
+    def forget(self, target: str, replica: int) -> None:
+        """The replica is no longer supervised (stopped at shutdown, scaled in, or never spawned)."""
 
 
 class ProcessListener(Protocol):
@@ -40,6 +81,19 @@ class ProcessListener(Protocol):
 
     def on_spawn_failed(self, target: str, replica: int, error: str) -> None:
         """A replica's process could not be started at all (bad command, cwd, permissions)."""
+
+
+class _NoJournal:
+    """Spawns recorded nowhere (tests and tools that supervise nothing across restarts)."""
+
+    def intend(self, target: str, replica: int, port: int | None, nonce: str) -> None:
+        """Nothing to record."""
+
+    def spawned(self, target: str, replica: int, pid: int, create_time: float, port: int | None, nonce: str) -> None:
+        """Nothing to record."""
+
+    def forget(self, target: str, replica: int) -> None:
+        """Nothing to forget."""
 
 
 @dataclass
@@ -69,7 +123,10 @@ class ProcessActuator:
         log_dir: Path,
         listener: ProcessListener,
         watcher: ExitWatcher | None = None,
+        journal: SpawnJournal | None = None,
+        fleet_id: str = "",
     ) -> None:
+        """``journal`` records every spawn durably; ``fleet_id`` marks every child's environment."""
         self._specs = {t.name: t for t in spec.targets}
         self._clock = clock
         self._log_dir = log_dir
@@ -77,7 +134,9 @@ class ProcessActuator:
         self._watcher = watcher or ExitWatcher()
         self._replicas: dict[str, dict[int, _Replica]] = {t.name: {} for t in spec.targets}
         self._desired = {t.name: t.replicas for t in spec.targets}
-        log_dir.mkdir(parents=True, exist_ok=True)
+        self._journal: SpawnJournal = journal or _NoJournal()
+        self.fleet_id = fleet_id
+        log_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
 
     # -- the Actuator contract ---------------------------------------------------------
     async def apply(self, action: Action) -> Outcome:
@@ -121,14 +180,20 @@ class ProcessActuator:
         rep = self._replicas.get(target, {}).get(replica)
         return None if rep is None else rep.pid
 
-    async def start_all(self) -> None:
-        """Start every desired replica of every target that is not running.
+    async def start_all(self, *, skip: Collection[str] = (), skip_replicas: Collection[tuple[str, int]] = ()) -> None:
+        """Start every desired replica of every target that is not running (except ``skip``).
 
         A replica that cannot be spawned is reported to the listener, not raised: one bad
-        command must not keep the rest of the fleet from starting.
+        command must not keep the rest of the fleet from starting. ``skip_replicas`` holds
+        (target, replica) pairs the caller leaves to the healer (found dead at start: a
+        fault, not a silent respawn).
         """
         for name in self._specs:
+            if name in skip:
+                continue
             for i in range(self._desired[name]):
+                if (name, i) in skip_replicas:
+                    continue
                 try:
                     self._spawn_if_missing(name, i)
                 except OSError as exc:
@@ -140,6 +205,14 @@ class ProcessActuator:
         stops = [self._stop(name, r) for name, reps in self._replicas.items() for r in list(reps.values())]
         await asyncio.gather(*stops, return_exceptions=True)
         self._watcher.close()
+        for name, reps in self._replicas.items():
+            for index, rep in reps.items():
+                if rep.pid is None:
+                    self._journal.forget(name, index)
+
+    def use_journal(self, journal: SpawnJournal, *, fleet_id: str) -> None:
+        """Journal every spawn from now on, and mark children with ``fleet_id``."""
+        self._journal, self.fleet_id = journal, fleet_id
 
     def adopt(self, target: str, replica: int, pid: int, create_time: float) -> bool:
         """Take over a replica started by a previous controller process, if it still runs."""
@@ -171,6 +244,7 @@ class ProcessActuator:
         return list(range(self._desired[action.target]))
 
     async def _do_start(self, action: Action) -> str:
+        await self._await_ports_free(action.target, self._selected(action))
         started = [i for i in self._selected(action) if self._spawn_if_missing(action.target, i)]
         return f"started replicas {started}" if started else "already running"
 
@@ -207,6 +281,8 @@ class ProcessActuator:
         self._desired[target] = new
         reps = self._replicas[target]
         await asyncio.gather(*(self._stop(target, reps[i]) for i in list(reps) if i >= new))
+        for i in [i for i in reps if i >= new and reps[i].pid is None]:
+            self._journal.forget(target, i)
         return f"scaled in to {new}"
 
     async def _do_config_rollback(self, action: Action) -> str:
@@ -222,6 +298,16 @@ class ProcessActuator:
         return f"freed {freed} bytes in {path}"
 
     # -- mechanics ---------------------------------------------------------------------
+    async def _await_ports_free(self, target: str, indexes: list[int]) -> None:
+        """Give a just-stopped replica's leftovers a moment to release its port."""
+        tspec = self._specs[target]
+        ports = [p for i in indexes if (p := replica_port(tspec, i)) is not None and self.pid_of(target, i) is None]
+        deadline = self._clock.monotonic() + _PORT_FREE_WAIT_S
+        for _ in range(int(_PORT_FREE_WAIT_S / _PORT_POLL_S)):  # a port frees without an event to wait on
+            if not any(_port_held(p) for p in ports) or self._clock.monotonic() >= deadline:
+                return
+            await asyncio.sleep(_PORT_POLL_S)
+
     async def _ensure(self, target: str) -> None:
         for i in range(self._desired[target]):
             self._spawn_if_missing(target, i)
@@ -244,13 +330,37 @@ class ProcessActuator:
         def fill(s: str) -> str:
             return expand_target_vars(s, name=tspec.name, replica=rep.index, port=rep.port)
 
+        if rep.port is not None and _port_held(rep.port):
+            raise PortHeldError(f"port {rep.port} is already in use by {port_holder(rep.port)}")
+        nonce = uuid.uuid4().hex
         env = {**os.environ, **{k: fill(v) for k, v in tspec.env.items()}}
-        env.update(NOVACRON_TARGET=tspec.name, NOVACRON_REPLICA=str(rep.index))
+        env.update(NOVACRON_TARGET=tspec.name, NOVACRON_REPLICA=str(rep.index), **{ENV_NONCE: nonce})
+        if self.fleet_id:
+            env[ENV_FLEET] = self.fleet_id
         if rep.port is not None:
             env["PORT"] = str(rep.port)
         log_path = self._log_dir / f"{tspec.name}-{rep.index}.log"
-        with log_path.open("ab") as log:
-            proc = subprocess.Popen(
+        self._journal.intend(tspec.name, rep.index, rep.port, nonce)
+        try:
+            proc = self._popen(tspec, rep, env, fill, log_path)
+        except OSError:
+            self._journal.forget(tspec.name, rep.index)
+            raise
+        # The Popen object is dropped on purpose: the pidfd watcher reaps the child.
+        proc.returncode = 0
+        rep.pid, rep.started_at, rep.stopping = proc.pid, self._clock.now(), False
+        rep.exited = asyncio.Event()
+        created = _create_time(proc.pid)
+        self._journal.spawned(tspec.name, rep.index, proc.pid, created, rep.port, nonce)
+        self._listener.on_started(tspec.name, rep.index, proc.pid, rep.port, created)
+        self._watch(tspec.name, rep)
+
+    @staticmethod
+    def _popen(
+        tspec: TargetSpec, rep: _Replica, env: dict[str, str], fill: Callable[[str], str], log_path: Path
+    ) -> subprocess.Popen[bytes]:
+        with _open_log(log_path) as log:
+            return subprocess.Popen(
                 [fill(a) for a in tspec.command],
                 cwd=fill(tspec.cwd) if tspec.cwd else None,
                 env=env,
@@ -259,12 +369,6 @@ class ProcessActuator:
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
             )
-        # The Popen object is dropped on purpose: the pidfd watcher reaps the child.
-        proc.returncode = 0
-        rep.pid, rep.started_at, rep.stopping = proc.pid, self._clock.now(), False
-        rep.exited = asyncio.Event()
-        self._listener.on_started(tspec.name, rep.index, proc.pid, rep.port, _create_time(proc.pid))
-        self._watch(tspec.name, rep)
 
     def _watch(self, target: str, rep: _Replica) -> bool:
         pid = rep.pid
@@ -307,6 +411,40 @@ class ProcessActuator:
 def replica_port(tspec: TargetSpec, replica: int) -> int | None:
     """Replica *i* of a target with a ``port`` listens on ``port + i``."""
     return None if tspec.port is None else tspec.port + replica
+
+
+def _port_held(port: int) -> bool:
+    """Whether something listens on ``port`` (any IPv4 address): a bind test, microseconds."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        # SO_REUSEADDR: a port in TIME_WAIT is free for the replica too; only a listener blocks.
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind(("0.0.0.0", port))  # noqa: S104 - a bind test, closed at once: conflicts with any listener
+        except OSError:
+            return True
+    return False
+
+
+def port_holder(port: int) -> str:
+    """``pid 123 (redis-server *:6379)`` for the process listening on ``port``, when it can be seen."""
+    try:
+        conns = psutil.net_connections(kind="tcp")
+    except (psutil.Error, OSError):
+        return "another process"
+    for conn in conns:
+        if conn.status == psutil.CONN_LISTEN and conn.laddr and conn.laddr.port == port and conn.pid:
+            try:
+                cmd = " ".join(psutil.Process(conn.pid).cmdline())[:120]
+            except psutil.Error:
+                cmd = "?"
+            return f"pid {conn.pid} ({cmd})"
+    return "another process"
+
+
+def _open_log(path: Path) -> IO[bytes]:
+    """Append to a replica's log, created owner-only: output may carry secrets."""
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+    return os.fdopen(fd, "ab")
 
 
 def _signal_group(pid: int, sig: signal.Signals) -> None:

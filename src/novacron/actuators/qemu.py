@@ -17,7 +17,7 @@ import contextlib
 import os
 import shutil
 import tempfile
-from collections.abc import Awaitable, Callable, Iterator, Mapping
+from collections.abc import Awaitable, Callable, Collection, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -177,9 +177,11 @@ class QemuActuator:
             self._paused_by_us.discard(proc.pid)
 
     # -- lifecycle ---------------------------------------------------------------------
-    async def start_all(self) -> None:
-        """Start every desired guest that is not running; one that cannot start is reported, not raised."""
+    async def start_all(self, *, skip: Collection[str] = ()) -> None:
+        """Start every desired guest not running (except ``skip``); one that cannot start is reported, not raised."""
         for name in self._specs:
+            if name in skip:
+                continue
             for replica in range(self._desired[name]):
                 if self.pid_of(name, replica) is None:
                     await self._start_reporting(name, replica)
@@ -191,14 +193,6 @@ class QemuActuator:
                 await proc.quit()
         if self._specs:
             shutil.rmtree(self._sockets, ignore_errors=True)
-
-    def adopt(self, target: str, replica: int, pid: int, create_time: float) -> bool:
-        """A guest left by a previous controller is not adopted: its QEMU is stopped and a fresh one started."""
-        with contextlib.suppress(psutil.Error):
-            proc = psutil.Process(pid)
-            if abs(proc.create_time() - create_time) < 1.0 and "qemu" in proc.name():
-                proc.kill()
-        return False
 
     # -- action handlers ---------------------------------------------------------------
     def _handlers(self) -> dict[ActionKind, Callable[[Action], Awaitable[tuple[str, dict[str, Any]]]]]:

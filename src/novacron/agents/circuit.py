@@ -3,10 +3,12 @@
 Each probe observation updates a sliding window (error ratio, latency). Two failed probes
 in a row, or an error ratio at or over ``open_ratio``, open the circuit (``failed``):
 with the default one-second probes the breaker opens within two probe intervals. A
-passing probe after that is ``recovering``; ``close_after`` passing probes in a row close
+passing probe after that is ``recovering`` (half-open: the replica's own probes, which
+reach it directly, are the trial requests); ``close_after`` passing probes in a row close
 it. Open circuits raise the cascading-failure risk of everything that depends on the
-service. With a load-balancer frontend the breaker's actions route traffic to the
-fallback; without one they are proposed for a human.
+service. With a load-balancer frontend there is one breaker per replica and its actions
+are applied: the replica's server goes into maintenance (traffic to the others or the
+fallback) and comes back when the circuit closes. Without one they are proposed for a human.
 """
 
 from __future__ import annotations
@@ -57,15 +59,15 @@ class Breaker:
         """Failed share of the window."""
         return 1.0 - sum(self.results) / len(self.results) if self.results else 0.0
 
-    def observe(self, ok: bool, latency_s: float | None, t: float) -> CircuitState:
-        """One probe result; returns the new state."""
+    def observe(self, ok: bool, latency_s: float | None, t: float, *, decisive: bool = False) -> CircuitState:
+        """One probe result; returns the new state. ``decisive``: a failure that needs no second look (a crash)."""
         self.last_time = t
         self.results.append(ok)
         if latency_s is not None:
             self.latencies.append(latency_s)
-        self.streak_fail = 0 if ok else self.streak_fail + 1
-        if self.streak_fail == 1:
+        if not ok and self.streak_fail == 0:
             self.streak_started = t
+        self.streak_fail = 0 if ok else max(self.streak_fail + 1, self.open_after if decisive else 0)
         self.streak_ok = self.streak_ok + 1 if ok else 0
         if self.state in (CircuitState.FAILED, CircuitState.RECOVERING):
             if not ok:
@@ -112,7 +114,15 @@ class CircuitAgent:
         b = self.breakers.setdefault(target, Breaker())
         if obs.healthy is None or obs.time <= b.last_time:
             return b.state
-        return b.observe(bool(obs.healthy), obs.latency_s, obs.time)
+        crashed = obs.source == "process" and not obs.healthy  # the process is gone: no second probe needed
+        return b.observe(bool(obs.healthy), obs.latency_s, obs.time, decisive=crashed)
+
+    def _failed(self, target: str) -> bool:
+        """A service's circuit is open: its own breaker, or every replica's when it has a frontend."""
+        if target in self.breakers:
+            return self.breakers[target].state is CircuitState.FAILED
+        own = [b for k, b in self.breakers.items() if _split(k)[0] == target]
+        return bool(own) and all(b.state is CircuitState.FAILED for b in own)
 
     def cascade_risk(self, context: AgentContext) -> dict[str, float]:
         """Share of each service's (transitive) dependencies whose circuit is open."""
@@ -126,20 +136,26 @@ class CircuitAgent:
                 if d not in seen:
                     seen.add(d)
                     stack += deps.get(d, set())
-            failed = [d for d in seen if self.breakers.get(d, Breaker()).state is CircuitState.FAILED]
+            failed = [d for d in seen if self._failed(d)]
             risk[name] = len(failed) / len(seen) if seen else 0.0
         return risk
 
     def run(self, context: AgentContext) -> AgentOutput:
-        """Consume new probe results, then report states, cascading risk and routing proposals."""
+        """Consume new probe results, then report states, cascading risk and routing proposals.
+
+        A target with a load-balancer frontend gets one breaker per replica (its server),
+        so one failed replica is taken out of rotation while the others serve.
+        """
+        fronted = {t.name for t in context.spec.targets if t.frontend is not None}
         for tspec in context.spec.targets:
             for obs in context.observations(tspec.name):
                 if obs.source.startswith("probe") or obs.healthy is not None:
-                    self.feed(tspec.name, obs)
+                    self.feed(_key(tspec.name, obs.replica) if tspec.name in fronted else tspec.name, obs)
         risk = self.cascade_risk(context)
         findings: list[Finding] = []
         proposals: list[Proposal] = []
-        for target, b in sorted(self.breakers.items()):
+        for key, b in sorted(self.breakers.items()):
+            target, replica = _split(key)
             evidence = {
                 "state": b.state.value,
                 "error_ratio": round(b.error_ratio, 3),
@@ -147,18 +163,20 @@ class CircuitAgent:
                 "recovery_estimate_s": b.recovery_estimate_s(),
                 "opened_at": b.opened_at,
                 "first_failure_at": b.streak_started,
+                **({} if replica is None else {"replica": replica}),
             }
             if b.state is not CircuitState.HEALTHY:
                 findings.append(
                     Finding(
                         target,
                         f"circuit_{b.state.value}",
-                        f"circuit {b.state.value} (error ratio {b.error_ratio:.0%})",
+                        f"circuit {b.state.value} (error ratio {b.error_ratio:.0%})"
+                        + ("" if replica is None else f" on replica {replica}"),
                         0.9 if b.state is CircuitState.FAILED else 0.6,
                         evidence,
                     )
                 )
-            proposals += self._routing(target, b)
+            proposals += self._routing(key, b)
         for target, r in risk.items():
             if r > 0:
                 findings.append(
@@ -178,29 +196,43 @@ class CircuitAgent:
             f"{sum(b.state is CircuitState.FAILED for b in self.breakers.values())} open circuit(s)",
         )
 
-    def _routing(self, target: str, b: Breaker) -> list[Proposal]:
-        if b.state is CircuitState.FAILED and target not in self._open_proposed:
-            self._open_proposed.add(target)
+    def _routing(self, key: str, b: Breaker) -> list[Proposal]:
+        target, replica = _split(key)
+        where = {} if replica is None else {"replica": replica}
+        if b.state is CircuitState.FAILED and key not in self._open_proposed:
+            self._open_proposed.add(key)
             p = propose(
                 self.name,
                 ActionKind.OPEN_CIRCUIT,
                 target,
-                key=f"{target}/open/{b.opened_at}",
+                key=f"{key}/open/{b.opened_at}",
                 reason=f"circuit open: error ratio {b.error_ratio:.0%}",
                 rollback="close_circuit (routes traffic back)",
-                params={"recovery_estimate_s": b.recovery_estimate_s()},
+                params={"recovery_estimate_s": b.recovery_estimate_s(), **where},
             )
             return [p]
-        if b.state is CircuitState.HEALTHY and target in self._open_proposed:
-            self._open_proposed.discard(target)
+        if b.state is CircuitState.HEALTHY and key in self._open_proposed:
+            self._open_proposed.discard(key)
             return [
                 propose(
                     self.name,
                     ActionKind.CLOSE_CIRCUIT,
                     target,
-                    key=f"{target}/close/{b.last_time}",
-                    reason="service recovered",
+                    key=f"{key}/close/{b.last_time}",
+                    reason="service recovered"
+                    + ("" if replica is None else f" (replica {replica}: half-open probes passed)"),
                     rollback="open_circuit",
+                    params=where,
                 )
             ]
         return []
+
+
+def _key(target: str, replica: int) -> str:
+    """The breaker of one replica of a fronted target."""
+    return f"{target}#{replica}"
+
+
+def _split(key: str) -> tuple[str, int | None]:
+    target, sep, replica = key.partition("#")
+    return (target, int(replica)) if sep else (target, None)

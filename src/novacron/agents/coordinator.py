@@ -175,6 +175,8 @@ class Coordinator:
         if a.kind in _CIRCUIT and self._frontend(a.target) is None:
             return replace(p, status="proposed", detail="no load-balancer frontend for this target: proposed only")
         assert self.executor is not None
+        if a.kind in _CIRCUIT:  # traffic: a circuit protects clients beside the healer's repair, at once
+            return await self._execute_now(p, key, incident)
         if a.risk is RiskLevel.LOW:
             if incident is not None:
                 return replace(p, status="deduplicated", detail=f"incident {incident.id} is open: the healer owns it")
@@ -188,6 +190,16 @@ class Coordinator:
         self._inflight.add(key)
         self._spawn(self._await_decision(out, gated, incident))
         return replace(p, action=gated, status="awaiting_approval", detail="sent to approval")
+
+    async def _execute_now(self, p: Proposal, key: tuple[str, str], incident: Incident | None) -> Proposal:
+        """Through the executor now (its gate still applies), on the incident's timeline if one is open."""
+        assert self.executor is not None
+        self._inflight.add(key)
+        try:
+            result = await self.executor.execute(p.action, incident=incident)
+        finally:
+            self._inflight.discard(key)
+        return replace(p, status=str(result.status.value), detail=str(result.detail))
 
     async def _await_decision(self, out: AgentOutput, action: Action, incident: Incident | None) -> None:
         key = (action.target, action.kind.value)

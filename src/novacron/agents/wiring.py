@@ -71,4 +71,12 @@ def coordinator_for(parts: ControllerParts, registry: AgentRegistry | None = Non
         pids=parts.actuator.pids,
         logs=lambda t: read_logs(parts.workdir / "logs", t),
         workdir=str(parts.workdir),
+        # traffic: circuit actions are applied (not only proposed) for targets behind a frontend.
+        frontend=lambda t: _frontend(parts.spec, t),
     )
+
+
+def _frontend(spec: FleetSpec, target: str) -> str | None:
+    """The listen address of ``target``'s load-balancer frontend, if it has one."""
+    fe = next((t.frontend for t in spec.targets if t.name == target), None)
+    return None if fe is None else fe.listen

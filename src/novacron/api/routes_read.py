@@ -22,7 +22,7 @@ from novacron.api.schemas import (
     TimelineOut,
     WhoAmIOut,
 )
-from novacron.api.status_view import StatusOut, fleet_status
+from novacron.api.status_view import StatusOut, fleet_status, store_condition
 from novacron.api.views import acknowledged_by, postmortem_for
 from novacron.incidents.postmortem import render_html, render_markdown
 from novacron.model import IncidentStatus
@@ -43,7 +43,14 @@ async def health(ctx: Ctx) -> HealthOut:
         return HealthOut(
             controller=False, autonomous=bool(ctx.store.get_setting(_KILL_SWITCH_KEY, True)), config_version=None
         )
-    return HealthOut(controller=True, autonomous=c.gate.enabled, config_version=c.config_version)
+    store = store_condition(c.store)
+    return HealthOut(
+        status="degraded" if store is not None and store.degraded else "ok",
+        controller=True,
+        autonomous=c.gate.enabled,
+        config_version=c.config_version,
+        store=store,
+    )
 
 
 @router.get(
@@ -69,7 +76,10 @@ async def status(ctx: Ctx, _who: Viewer) -> StatusOut:
 
     The same document as ``novacron status --json``, read from what the controller wrote.
     """
-    return fleet_status(ctx.store, now=ctx.clock.now(), in_process=ctx.controller is not None)
+    report = fleet_status(ctx.store, now=ctx.clock.now(), in_process=ctx.controller is not None)
+    if ctx.controller is not None:  # the live condition, which a failing store cannot hold
+        report.controller.store = store_condition(ctx.controller.store)
+    return report
 
 
 @router.get("/targets", tags=["fleet"])

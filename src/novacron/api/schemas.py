@@ -28,6 +28,7 @@ __all__ = [
     "RollbackActionIn",
     "RollbackIn",
     "RollbackTargetIn",
+    "StoreConditionOut",
     "TargetOut",
     "TimelineOut",
     "WhoAmIOut",
@@ -49,13 +50,27 @@ class ErrorOut(BaseModel):
     field: str | None = None
 
 
-class HealthOut(BaseModel):
-    """Liveness of the API and whether a controller runs in this process."""
+class StoreConditionOut(BaseModel):
+    """The store as the controller's healing path sees it (degraded while writes fail)."""
 
-    status: Literal["ok"] = "ok"
+    degraded: bool
+    pending_writes: int
+    write_failures: int
+    last_error: str | None = None
+    degraded_since: float | None = None
+
+
+class HealthOut(BaseModel):
+    """Liveness of the API and whether a controller runs in this process.
+
+    ``degraded``: the controller heals, but something it depends on fails (``store``).
+    """
+
+    status: Literal["ok", "degraded"] = "ok"
     controller: bool
     autonomous: bool | None
     config_version: int | None
+    store: StoreConditionOut | None = None
 
 
 class WhoAmIOut(BaseModel):
@@ -214,6 +229,8 @@ class PendingApprovalOut(BaseModel):
 
 # Every action kind a human may request (escalation is the controller's own hand-over; a
 # patch deployment and circuit routing are proposed by agents with the parameters they need).
+# Traffic actions (reroute, drain, undrain) need a target with a load-balancer frontend; a
+# promotion is an experiment's own last step.
 ManualAction = Literal[
     "restart",
     "stop",
@@ -223,12 +240,20 @@ ManualAction = Literal[
     "scale_in",
     "config_rollback",
     "cleanup",
+    "reroute",
+    "drain",
+    "undrain",
     "vm_migrate",
     "vm_snapshot",
     "vm_rollback",
     "vm_resize",
 ]
-_AGENT_ONLY = {ActionKind.DEPLOY_PATCH.value, ActionKind.OPEN_CIRCUIT.value, ActionKind.CLOSE_CIRCUIT.value}
+_AGENT_ONLY = {
+    ActionKind.DEPLOY_PATCH.value,
+    ActionKind.OPEN_CIRCUIT.value,
+    ActionKind.CLOSE_CIRCUIT.value,
+    ActionKind.PROMOTE.value,
+}
 assert set(get_args(ManualAction)) == {k.value for k in ActionKind} - {ActionKind.ESCALATE.value} - _AGENT_ONLY
 
 

@@ -18,11 +18,14 @@ from typing import Literal
 import psutil
 from pydantic import BaseModel
 
+from novacron.api.schemas import StoreConditionOut
 from novacron.model import Incident
 from novacron.store import ProcessRecord, Store, TargetStatusRow
+from novacron.store.guard import GuardedStore
 from novacron.store.presence import STALE_AFTER_S, ControllerRecord, Presence, presence
+from novacron.store.rails import QUARANTINE, RailRepository
 
-__all__ = ["ControllerOut", "LastFaultOut", "StatusOut", "TargetStatusOut", "fleet_status"]
+__all__ = ["ControllerOut", "LastFaultOut", "StatusOut", "TargetStatusOut", "fleet_status", "store_condition"]
 
 ControllerState = Literal["running", "stale", "down", "stopped", "never_started"]
 _KILL_SWITCH_KEY = "autonomous_enabled"
@@ -44,6 +47,7 @@ class ControllerOut(BaseModel):
     last_write_at: float | None = None
     last_write_s_ago: float | None = None
     autonomous: bool = True
+    store: StoreConditionOut | None = None  # from the live controller (the API inside `novacron run`)
 
 
 class LastFaultOut(BaseModel):
@@ -74,6 +78,7 @@ class TargetStatusOut(BaseModel):
     incident_priority: str | None
     updated_at: float
     stale: bool
+    quarantined_until: float | None = None  # wall-clock end of a flap quarantine in force
 
 
 class StatusOut(BaseModel):
@@ -99,11 +104,29 @@ def fleet_status(store: Store, *, now: float, in_process: bool = False) -> Statu
     for rec in store.processes():
         procs.setdefault(rec.target, []).append(rec)
     open_by_target: dict[str, Incident] = {inc.target: inc for inc in store.open_incidents()}
+    quarantines = {r.target: r.until for r in RailRepository(store).rows(QUARANTINE) if r.until and r.until > now}
     targets = []
     for row in store.target_statuses():
         live = [p for p in procs.get(row.target, []) if not local or _alive(p.pid, p.create_time)]
-        targets.append(_target(row, live, open_by_target.get(row.target), ctl.state, local=local, now=now))
+        out = _target(row, live, open_by_target.get(row.target), ctl.state, local=local, now=now)
+        if row.target in quarantines:  # in force whether or not a controller runs
+            out = out.model_copy(update={"state": "quarantined", "quarantined_until": quarantines[row.target]})
+        targets.append(out)
     return StatusOut(controller=ctl, targets=targets)
+
+
+def store_condition(store: Store) -> StoreConditionOut | None:
+    """The live controller's store condition (None for a store without write-behind)."""
+    if not isinstance(store, GuardedStore):
+        return None
+    c = store.condition
+    return StoreConditionOut(
+        degraded=c.degraded,
+        pending_writes=c.pending,
+        write_failures=c.failures,
+        last_error=c.last_error,
+        degraded_since=c.since,
+    )
 
 
 def _controller(p: Presence, *, now: float, here: str) -> ControllerOut:

@@ -12,9 +12,11 @@ import sys
 from novacron.cli import (  # noqa: F401  (imported for their command registrations)
     agents,
     api,
+    bench_chaos,
     bench_core,
     core,
     demo,
+    experiments,
     fix,
     forecast,
     nab,

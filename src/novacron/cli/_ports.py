@@ -12,20 +12,9 @@ __all__ = ["bind_listener", "holder_of", "url_host"]
 
 def holder_of(port: int) -> str:
     """``pid 123 (redis-server *:6379)`` for the process listening on ``port``, when it can be seen."""
-    import psutil
+    from novacron.actuators.process import port_holder  # psutil and friends only on this error path
 
-    try:
-        conns = psutil.net_connections(kind="tcp")
-    except (psutil.Error, OSError):
-        return "another process"
-    for conn in conns:
-        if conn.status == psutil.CONN_LISTEN and conn.laddr and conn.laddr.port == port and conn.pid:
-            try:
-                cmd = " ".join(psutil.Process(conn.pid).cmdline())[:120]
-            except psutil.Error:
-                cmd = "?"
-            return f"pid {conn.pid} ({cmd})"
-    return "another process"
+    return port_holder(port)
 
 
 def bind_listener(host: str, port: int, *, flag: str) -> socket.socket:

@@ -16,6 +16,7 @@ import typer
 from novacron.cli._app import app
 from novacron.cli._client import EXIT_FAILED, ApiOpt, ConfigOpt, ControllerApi, StoreOpt, TokenFileOpt
 from novacron.cli._output import JsonOpt, console, emit_json
+from novacron.cli.core import incidents_app
 
 __all__: list[str] = []
 
@@ -87,7 +88,7 @@ def heal(
     _act(_api(config, store, api, token_file), target, action, wait, as_json)
 
 
-def _named_command(name: str, noun: str, path: str, doc: str) -> None:
+def _named_command(name: str, noun: str, path: str, doc: str, *, under: typer.Typer = app) -> None:
     """Register ``novacron NAME ID``: one POST to ``path`` (``{}`` is the id), its detail printed."""
 
     def command(
@@ -103,7 +104,7 @@ def _named_command(name: str, noun: str, path: str, doc: str) -> None:
     # Set as an object, not a string: the help text is this command's, known only here.
     command.__annotations__["ident"] = Annotated[str, typer.Argument(metavar=noun.upper(), help=f"The {noun}.")]
     command.__doc__ = doc
-    app.command(name, rich_help_panel=_PANEL)(command)
+    under.command(name, rich_help_panel=_PANEL if under is app else None)(command)
 
 
 def _switch_command(name: str, enabled: bool, doc: str) -> None:
@@ -129,6 +130,13 @@ _named_command(
     "incident",
     "/incidents/{}/ack",
     "Acknowledge an incident: a human owns it now (on its timeline, audited).",
+)
+_named_command(
+    "ack",
+    "incident",
+    "/incidents/{}/ack",
+    "Acknowledge an incident: paging stops and a human owns it (on its timeline, audited).",
+    under=incidents_app,
 )
 _named_command(
     "unquarantine",

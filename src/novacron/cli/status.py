@@ -48,12 +48,46 @@ def status(config: ConfigOpt = None, store: StoreOpt = None, as_json: JsonOpt = 
         report = fleet_status(db, now=time.time())
     finally:
         db.close()
+    _attach_store_condition(report)
     if as_json:
         emit_json(report.model_dump(mode="json"))
     else:
         _print(report)
     if report.controller.state != "running":
         raise typer.Exit(EXIT_UNREACHABLE)
+
+
+def _attach_store_condition(report: object) -> None:
+    """The live controller's store condition, from its ``/health`` (a failing store cannot hold it)."""
+    import httpx
+
+    from novacron.api.schemas import StoreConditionOut
+    from novacron.api.status_view import StatusOut
+
+    assert isinstance(report, StatusOut)
+    c = report.controller
+    if c.state not in ("running", "stale") or not c.api_url:
+        return
+    try:
+        body = httpx.get(f"{c.api_url}/health", timeout=1.0).json()
+    except (httpx.HTTPError, ValueError):
+        return  # the controller's liveness is already told from the store
+    if isinstance(body, dict) and isinstance(body.get("store"), dict):
+        c.store = StoreConditionOut.model_validate(body["store"])
+
+
+def _store_line(c: object) -> str | None:
+    from novacron.api.status_view import ControllerOut
+
+    assert isinstance(c, ControllerOut)
+    s = c.store
+    if s is None or not s.degraded:
+        return None
+    since = "" if s.degraded_since is None else f" for {duration(time.time() - s.degraded_since)}"
+    return (
+        f"[red]store: degraded{since}[/] · {s.pending_writes} writes waiting in memory · "
+        f"last error: {s.last_error} (healing goes on)"
+    )
 
 
 def _controller_line(c: object) -> str:
@@ -86,6 +120,8 @@ def _print(report: object) -> None:
     assert isinstance(report, StatusOut)
     out = console()
     out.print(_controller_line(report.controller), highlight=False)
+    if (line := _store_line(report.controller)) is not None:
+        out.print(line, highlight=False)
     if not report.targets:
         out.print("no target status recorded yet")
         return

@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import random
 import signal
 import socket
 import sys
@@ -91,6 +92,13 @@ def _positive(text: str) -> float:
     return value
 
 
+def _ratio(text: str) -> float:
+    value = _positive(text)
+    if value > 1:
+        raise argparse.ArgumentTypeError(f"{text!r}: must lie in [0, 1]")
+    return value
+
+
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     """Parse the command line (exit 2 with a message on bad flags)."""
     p = argparse.ArgumentParser(prog="python -m novacron.demo.service", description="A demo HTTP service.")
@@ -108,6 +116,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument("--scratch-cap-mb", type=_positive, default=64.0)
     p.add_argument("--heartbeat-udp", type=_hostport, metavar="HOST:PORT")
     p.add_argument("--heartbeat-interval-s", type=_positive, default=0.1)
+    p.add_argument("--error-ratio", type=_ratio, default=0.0, help="share of GET / answered 500 (a bad variant)")
+    p.add_argument("--delay-ms", type=_positive, default=0.0, help="mean added latency of GET / (±25 %% jitter)")
     p.add_argument("--bind-retry-s", type=_positive, default=2.0, help="wait for a busy port this long")
     opts = p.parse_args(argv)
     if opts.fill_mb_per_s and not opts.scratch_dir:
@@ -275,6 +285,10 @@ class Service:
     def _root(self) -> _Reply:
         if self._delay() == "error":
             return 500, "text/plain", b"error (chaos)\n"
+        if self.opts.delay_ms > 0:
+            time.sleep(self.opts.delay_ms / 1000.0 * random.uniform(0.75, 1.25))
+        if self.opts.error_ratio > 0 and random.random() < self.opts.error_ratio:
+            return 500, "text/plain", b"error (error ratio)\n"
         work = sum(i * i for i in range(2000))  # a little CPU per request, like real work
         upstreams: dict[str, int] = {}
         for host, port, prefix in self.opts.upstream:

@@ -73,6 +73,23 @@ CATALOG: Mapping[ActionKind, ActionSpec] = {
         ActionSpec(
             ActionKind.CLOSE_CIRCUIT, RiskLevel.MEDIUM, ActionKind.OPEN_CIRCUIT, Verification.NONE, "route back"
         ),
+        # Traffic actions land on the load balancer, which reads its state back before it
+        # reports success (the change is in force, or the action failed): nothing is left
+        # for the health check to verify, and each one is undone by its inverse.
+        ActionSpec(ActionKind.REROUTE, RiskLevel.MEDIUM, ActionKind.REROUTE, Verification.NONE, "set server weights"),
+        ActionSpec(
+            ActionKind.DRAIN, RiskLevel.LOW, ActionKind.UNDRAIN, Verification.NONE, "no new requests to a server"
+        ),
+        ActionSpec(
+            ActionKind.UNDRAIN, RiskLevel.LOW, ActionKind.DRAIN, Verification.NONE, "a drained server serves again"
+        ),
+        ActionSpec(
+            ActionKind.PROMOTE,
+            RiskLevel.HIGH,
+            ActionKind.REROUTE,
+            Verification.NONE,
+            "an experiment's variant takes all traffic (rolled back to the weights before)",
+        ),
         # A migration is undone by migrating back (the inverse's params swap the hosts), a
         # resize by resizing back to what the actuator recorded before it.
         ActionSpec(
@@ -135,6 +152,11 @@ def _swap_config(params: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
+def _swap_weights(params: Mapping[str, Any]) -> dict[str, Any]:
+    """A reroute (or promotion) is undone by setting back the weights it replaced."""
+    return {**params, "weights": params.get("from_weights"), "from_weights": params.get("weights")}
+
+
 def _swap_vm(params: Mapping[str, Any]) -> dict[str, Any]:
     """A migration or resize is undone by doing it back: ``to``/``from`` swap places."""
     swapped = {k: v for k, v in params.items() if k not in {"to", "from"}}
@@ -151,9 +173,10 @@ def inverse_of(action: Action, *, params: Mapping[str, Any] | None = None) -> Ac
     if inverse is None:
         return None
     if params is None:
-        swaps = (ActionKind.CONFIG_ROLLBACK, ActionKind.DEPLOY_PATCH)
-        if action.kind in swaps:
+        if action.kind in (ActionKind.CONFIG_ROLLBACK, ActionKind.DEPLOY_PATCH):
             params = _swap_config(action.params)
+        elif action.kind in (ActionKind.REROUTE, ActionKind.PROMOTE):
+            params = _swap_weights(action.params)
         elif action.kind is ActionKind.VM_MIGRATE:
             params = _swap_vm(action.params)
         else:

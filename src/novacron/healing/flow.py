@@ -100,6 +100,8 @@ class HealingFlow:
     def resume(self) -> None:
         """Reload open incidents from the store and resume their ladders (controller start)."""
         for incident in self.incidents.load_open():
+            if self.gate.is_quarantined(incident.target):
+                continue  # healed (or resolved) when its quarantine ends, not before
             self._log.info("resuming incident", incident=incident.id, target=incident.target)
             self._spawn_healer(incident)
 
@@ -212,9 +214,22 @@ class HealingFlow:
         for listener in self.listeners:
             listener(incident, event)
 
+    def _quarantine_ended(self, target: str) -> None:
+        """A quarantine ran out: re-check the target and heal it if it is still down."""
+        incident = self.incidents.open_for(target)
+        if incident is None:
+            return
+        if self.health.is_healthy(target):
+            self.incidents.resolve(incident, healed_by="healthy when its quarantine ended")
+            return
+        self.incidents.event(incident, "quarantine_ended", f"quarantine of {target} ended; still down, healing")
+        self._spawn_healer(incident)
+
     async def _housekeeping(self, tick: Callable[[], None] | None) -> None:
         while True:
             self.health.check_start_timeouts()
+            for target in self.gate.ended_quarantines():
+                self._quarantine_ended(target)
             if tick is not None:
                 tick()
             await self.clock.sleep(HOUSEKEEPING_S)

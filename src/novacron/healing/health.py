@@ -103,6 +103,17 @@ class HealthTracker:
             self._fault(target, replica, rep, kind, self._clock.now(), {"exit_code": code})
         self._notify(target)
 
+    def process_missing(self, target: str, replica: int, detail: str) -> None:
+        """A replica that should run was found dead without an exit being seen: a crash."""
+        rep = self._replicas.get(target, {}).get(replica)
+        if rep is None:
+            return
+        rep.alive, rep.ever_healthy, rep.detail = False, False, detail
+        rep.crashes += 1
+        evidence = {"detail": detail, "found_at_start": True}
+        self._fault(target, replica, rep, FaultKind.CRASH, self._clock.now(), evidence)
+        self._notify(target)
+
     def spawn_failed(self, target: str, replica: int, error: str) -> None:
         """The replica could not even be started: a start failure."""
         rep = self._replicas.get(target, {}).get(replica)

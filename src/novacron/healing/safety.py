@@ -5,7 +5,13 @@ per-target hourly rate limit, the fleet-wide blast-radius cap, per-target expone
 backoff with jitter, approval for risky actions, and dry-run (decide and record, touch
 nothing). Automated actions face every rail; an operator's manual action is itself the
 human decision, so it skips the automation rails and only dry-run still applies, and so
-does the rollback of an action that already passed the gate.
+does the rollback of an action that already passed the gate. Automated means the
+controller itself, a runbook (``runbook:<name>``) or an agent (``agent:<name>``).
+
+With a :class:`~novacron.store.rails.RailRepository` the rails' state (quarantines,
+rate-limit windows, flap counts, backoff) is written to the store as it changes and read
+back on start, so a controller killed and restarted in a loop cannot reset it. The gate
+keeps monotonic times in memory and wall-clock times in the store.
 """
 
 from __future__ import annotations
@@ -17,12 +23,33 @@ from collections import deque
 from dataclasses import dataclass
 
 from novacron.clock import Clock
-from novacron.model import Action
+from novacron.model import Action, ActionKind
 from novacron.settings import Policy
+from novacron.store.rails import BACKOFF, FLAP, QUARANTINE, RATE_LIMIT, RailRepository, RailRow
 
-__all__ = ["Decision", "SafetyGate", "Verdict"]
+__all__ = ["AUTOMATED_PREFIXES", "Decision", "SafetyGate", "Verdict", "is_automated"]
 
 _HOUR = 3600.0
+# traffic: routing changes (circuits, canary steps, rollbacks, drains) are not remediations.
+# They face the kill switch, approval and dry-run, but never wait out or count towards a
+# target's rate limit, backoff, quarantine or blast radius: a canary's rollback or a broken
+# replica's circuit must not wait behind the healer's restarts, nor delay them.
+_TRAFFIC = frozenset(
+    {
+        ActionKind.OPEN_CIRCUIT,
+        ActionKind.CLOSE_CIRCUIT,
+        ActionKind.REROUTE,
+        ActionKind.DRAIN,
+        ActionKind.UNDRAIN,
+        ActionKind.PROMOTE,
+    }
+)
+AUTOMATED_PREFIXES = ("runbook:", "agent:", "experiment:")  # an experiment's canary steps and rollbacks too
+
+
+def is_automated(actor: str) -> bool:
+    """Whether ``actor`` is automation (the controller, a runbook, an agent, an experiment) rather than a person."""
+    return actor == "controller" or actor.startswith(AUTOMATED_PREFIXES)
 
 
 class Verdict(enum.StrEnum):
@@ -48,7 +75,15 @@ class Decision:
 class SafetyGate:
     """Holds the rails' state and judges each action against the policy."""
 
-    def __init__(self, policy: Policy, clock: Clock, *, fleet_size: int, seed: int | None = None) -> None:
+    def __init__(
+        self,
+        policy: Policy,
+        clock: Clock,
+        *,
+        fleet_size: int,
+        seed: int | None = None,
+        rails: RailRepository | None = None,
+    ) -> None:
         self.policy = policy
         self._clock = clock
         self.fleet_size = fleet_size
@@ -60,6 +95,43 @@ class SafetyGate:
         self._incidents: dict[str, deque[float]] = {}
         self._quarantine: dict[str, float] = {}
         self._remediating: set[str] = set()
+        self._rails = rails
+        if rails is not None:
+            for row in rails.rows():
+                self._load(row)
+
+    # -- persistence -------------------------------------------------------------------
+    def _wall(self, mono: float) -> float:
+        return self._clock.now() + (mono - self._clock.monotonic())
+
+    def _mono(self, wall: float) -> float:
+        return self._clock.monotonic() + (wall - self._clock.now())
+
+    def _load(self, row: RailRow) -> None:
+        """Take one stored rail back into memory (controller start)."""
+        if row.rail == QUARANTINE and row.until is not None:
+            self._quarantine[row.target] = self._mono(row.until)
+        elif row.rail in (RATE_LIMIT, FLAP):
+            logs = self._actions if row.rail == RATE_LIMIT else self._incidents
+            logs[row.target] = deque(sorted(self._mono(float(at)) for at in row.data.get("at", [])))
+        elif row.rail == BACKOFF:
+            self._attempts[row.target] = int(row.data.get("attempts", 0))
+            if row.until is not None:
+                self._not_before[row.target] = self._mono(row.until)
+
+    def _save_log(self, rail: str, target: str, log: deque[float]) -> None:
+        if self._rails is not None:
+            data = {"at": [round(self._wall(at), 3) for at in log]}
+            self._rails.put(target, rail, data=data, until=None, now=self._clock.now())
+
+    def _save_until(self, rail: str, target: str, until: float, **data: int) -> None:
+        if self._rails is not None:
+            self._rails.put(target, rail, data=data, until=self._wall(until), now=self._clock.now())
+
+    def _drop(self, target: str, *rails: str) -> None:
+        if self._rails is not None:
+            for rail in rails:
+                self._rails.drop(target, rail)
 
     # -- decisions ---------------------------------------------------------------------
     def check(self, action: Action) -> Decision:
@@ -72,15 +144,11 @@ class SafetyGate:
             return Decision(
                 Verdict.APPROVAL, f"{action.kind} proposed by {action.requested_by} needs approval", rail="approval"
             )
-        autonomous = action.requested_by == "controller" or action.requested_by.startswith("agent:")
-        if autonomous and action.inverse_of is None:
-            for rail in (
-                self._kill_switch,
-                self._quarantined,
-                self._rate_limit,
-                self._blast_radius,
-                self._backoff,
-            ):
+        if is_automated(action.requested_by) and action.inverse_of is None:
+            rails = [self._kill_switch, self._quarantined, self._rate_limit, self._blast_radius, self._backoff]
+            if action.kind in _TRAFFIC:
+                rails = [self._kill_switch]
+            for rail in rails:
                 decision = rail(action)
                 if decision is not None:
                     return decision
@@ -156,17 +224,21 @@ class SafetyGate:
 
     def record_action(self, action: Action) -> None:
         """Count an applied automated action and schedule the target's next backoff."""
-        if action.requested_by != "controller":
+        if not is_automated(action.requested_by) or action.kind in _TRAFFIC:
             return
         now = self._clock.monotonic()
-        self._recent(self._actions, action.target, _HOUR).append(now)
+        log = self._recent(self._actions, action.target, _HOUR)
+        log.append(now)
         attempt = self._attempts.get(action.target, 0)
         self._attempts[action.target] = attempt + 1
         self._not_before[action.target] = now + self.backoff_delay(attempt)
+        self._save_log(RATE_LIMIT, action.target, log)
+        self._save_until(BACKOFF, action.target, self._not_before[action.target], attempts=attempt + 1)
 
     def record_success(self, target: str) -> None:
         """A verified recovery resets the target's backoff."""
-        self._attempts.pop(target, None)
+        if self._attempts.pop(target, None) is not None:
+            self._drop(target, BACKOFF)
         self._not_before.pop(target, None)
 
     def backoff_delay(self, attempt: int) -> float:
@@ -181,9 +253,12 @@ class SafetyGate:
         log = self._recent(self._incidents, target, flap.window_s)
         log.append(self._clock.monotonic())
         if len(log) < flap.threshold:
+            self._save_log(FLAP, target, log)
             return False
         self._quarantine[target] = self._clock.monotonic() + flap.quarantine_s
         log.clear()
+        self._save_until(QUARANTINE, target, self._quarantine[target])
+        self._drop(target, FLAP)
         return True
 
     def lift_quarantine(self, target: str) -> bool:
@@ -191,11 +266,25 @@ class SafetyGate:
         was = self.is_quarantined(target)
         self._quarantine.pop(target, None)
         self._incidents.pop(target, None)  # a fresh count: the incidents before the lift are forgiven
+        self._drop(target, QUARANTINE, FLAP)
         return was
 
     def is_quarantined(self, target: str) -> bool:
         """Whether the target is in flap quarantine now."""
         return self._clock.monotonic() < self._quarantine.get(target, 0.0)
+
+    def quarantined_until(self, target: str) -> float | None:
+        """When the target's quarantine ends (wall-clock seconds), or None if it is not quarantined."""
+        return self._wall(self._quarantine[target]) if self.is_quarantined(target) else None
+
+    def ended_quarantines(self) -> list[str]:
+        """Targets whose quarantine has run out since the last call (each is reported once)."""
+        now = self._clock.monotonic()
+        ended = [t for t, until in self._quarantine.items() if until <= now]
+        for target in ended:
+            del self._quarantine[target]
+            self._drop(target, QUARANTINE)
+        return ended
 
     def _recent(self, logs: dict[str, deque[float]], target: str, window: float) -> deque[float]:
         log = logs.setdefault(target, deque())

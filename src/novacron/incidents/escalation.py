@@ -15,11 +15,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import ValidationError
 
 from novacron.errors import ConfigError
 from novacron.model import Incident, IncidentStatus, Priority
 from novacron.notify import Event, Notification, Notifier, Severity
+from novacron.settings import EscalationLevel, EscalationPolicy
 
 __all__ = [
     "EscalationLevel",
@@ -27,45 +28,20 @@ __all__ = [
     "EscalationState",
     "Escalator",
     "Page",
+    "applies",
     "pages_due",
     "parse_policy",
     "severity_for",
 ]
 
 
-class EscalationLevel(BaseModel):
-    """One rung: which channels/receivers, when, and how often to repeat."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    notify: list[str] = Field(min_length=1, description="Channel names to page.")
-    after_s: float = Field(0.0, ge=0, description="Delay from escalation start.")
-    repeat_every_s: float | None = Field(None, gt=0)
-    max_repeats: int = Field(0, ge=0, le=1000)
-
-
-class EscalationPolicy(BaseModel):
-    """Levels in order, and the priorities that escalate (NEEDS_HUMAN always does)."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    name: str = "default"
-    levels: list[EscalationLevel] = Field(min_length=1)
-    priorities: list[Priority] = Field(default_factory=lambda: [Priority.P0])
-
-    @field_validator("priorities", mode="before")
-    @classmethod
-    def _names(cls, v: Any) -> Any:
-        """Accept ``P0``…``P4`` as written in YAML, as well as the numbers."""
-        if isinstance(v, list):
-            return [Priority[p.upper()] if isinstance(p, str) and p.upper() in Priority.__members__ else p for p in v]
-        return v
-
-    def applies(self, incident: Incident) -> bool:
-        """Whether this incident should page anyone at all."""
-        if not incident.is_open:
-            return False
-        return incident.status is IncidentStatus.NEEDS_HUMAN or incident.priority in self.priorities
+def applies(policy: EscalationPolicy, incident: Incident) -> bool:
+    """Whether ``policy`` pages anyone for ``incident`` now."""
+    if not incident.is_open:
+        return False
+    if policy.targets and incident.target not in policy.targets:
+        return False
+    return incident.status is IncidentStatus.NEEDS_HUMAN or incident.priority in policy.priorities
 
 
 def parse_policy(data: Any, *, source: str = "escalation") -> EscalationPolicy:
@@ -174,7 +150,7 @@ class Escalator:
 
     def poll(self, incident: Incident, now: float) -> list[Page]:
         """Pages newly due for ``incident`` (none if it does not escalate or is acknowledged)."""
-        if not self.policy.applies(incident):
+        if not applies(self.policy, incident):
             return []
         state = self._states.setdefault(incident.id, _State(started_at=now))
         due = pages_due(self.policy, started_at=state.started_at, now=now, stopped_at=state.acked_at)

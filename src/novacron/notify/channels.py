@@ -2,9 +2,10 @@
 
 A channel only turns a :class:`Notification` into an HTTP request; sending, retrying and
 queueing live in :mod:`novacron.notify.delivery`, so formats are pure and easy to test.
-The generic webhook is signed like Stripe's: HMAC-SHA256 over ``"{timestamp}." + body``,
-sent as ``X-Novacron-Timestamp`` and ``X-Novacron-Signature: sha256=<hex>``; receivers
-verify with :func:`verify_signature`, which also refuses stale timestamps (replays).
+The generic webhook is signed with HMAC-SHA256 over the raw body, sent as
+``X-Novacron-Signature: sha256=<hex>``. The body carries its send time (``sent_at``, also
+in ``X-Novacron-Timestamp``), so the signature covers it; receivers verify with
+:func:`verify_signature`, which also refuses stale bodies (replays).
 """
 
 from __future__ import annotations
@@ -122,23 +123,20 @@ def _iso(t: float) -> str:
     return dt.datetime.fromtimestamp(t, tz=dt.UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
-def sign(secret: bytes, timestamp: str, body: bytes) -> str:
-    """``sha256=<hex>`` of HMAC-SHA256(secret, timestamp + "." + body)."""
-    mac = hmac.new(secret, timestamp.encode() + b"." + body, hashlib.sha256)
-    return "sha256=" + mac.hexdigest()
+def sign(secret: bytes, body: bytes) -> str:
+    """``sha256=<hex>`` of HMAC-SHA256(secret, body): what ``X-Novacron-Signature`` carries."""
+    return "sha256=" + hmac.new(secret, body, hashlib.sha256).hexdigest()
 
 
-def verify_signature(
-    secret: bytes, timestamp: str, body: bytes, signature: str, *, now: float, tolerance_s: float = 300.0
-) -> bool:
-    """Whether ``signature`` is valid for ``body`` and ``timestamp`` is within tolerance of ``now``."""
+def verify_signature(secret: bytes, body: bytes, signature: str, *, now: float, tolerance_s: float = 300.0) -> bool:
+    """Whether ``signature`` is valid for the raw ``body`` and its ``sent_at`` is within tolerance of ``now``."""
+    if not hmac.compare_digest(sign(secret, body), signature):
+        return False
     try:
-        ts = int(timestamp)
-    except ValueError:
+        sent_at = float(json.loads(body)["sent_at"])
+    except (ValueError, KeyError, TypeError):
         return False
-    if abs(now - ts) > tolerance_s:
-        return False
-    return hmac.compare_digest(sign(secret, timestamp, body), signature)
+    return abs(now - sent_at) <= tolerance_s
 
 
 @dataclass(frozen=True, slots=True)
@@ -151,7 +149,7 @@ class WebhookChannel:
 
     def request(self, notification: Notification, now: float) -> HttpRequest:
         """The notification as JSON with fresh timestamp and signature headers."""
-        body = _dumps(notification.to_json())
-        ts = str(int(now))
-        headers = {**_JSON, TIMESTAMP_HEADER: ts, SIGNATURE_HEADER: sign(self.secret, ts, body)}
+        ts = int(now)
+        body = _dumps({**notification.to_json(), "sent_at": ts})
+        headers = {**_JSON, TIMESTAMP_HEADER: str(ts), SIGNATURE_HEADER: sign(self.secret, body)}
         return HttpRequest(self.url, body, headers)

@@ -19,12 +19,17 @@ from novacron.healing.advice import Advisor
 from novacron.healing.approvals import Approvals
 from novacron.healing.flow import HealingFlow
 from novacron.healing.safety import SafetyGate
+from novacron.incidents.paging import Pager
 from novacron.model import Incident
-from novacron.settings import Policy
+from novacron.notify import Channel
+from novacron.runtime.storeguard import StoreWatch
+from novacron.settings import EscalationPolicy, Policy
 from novacron.store import Store
+from novacron.store.guard import GuardedStore
+from novacron.store.rails import RailRepository
 from novacron.telemetry import Metrics
 
-__all__ = ["Composition", "compose"]
+__all__ = ["Composition", "Paging", "compose"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,6 +40,15 @@ class Composition:
     gate: SafetyGate
     approvals: Approvals
     flow: HealingFlow
+    pager: Pager | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Paging:
+    """The spec's channels (secrets resolved) and escalation policies."""
+
+    channels: list[Channel]
+    policies: list[EscalationPolicy]
 
 
 def compose(
@@ -50,14 +64,21 @@ def compose(
     on_new_incident: Callable[[Incident], None] | None = None,
     on_resolved: Callable[[str], None] | None = None,
     component: str = "controller",
+    paging: Paging | None = None,
+    write_behind: bool = False,
 ) -> Composition:
     """Open the store and build gate, approvals and the healing flow over ``graph``.
 
     ``graph`` maps every target to the targets it depends on; its size is the fleet size
-    the blast-radius cap is taken from.
+    the blast-radius cap is taken from. With ``paging`` (and at least one channel) the
+    flow's incidents are paged through the store's outbox. ``write_behind`` (the real
+    controller) takes the healing path's store writes off the event loop and keeps healing
+    through store faults (:mod:`novacron.runtime.storeguard`).
     """
-    store = Store.open(store_url)
-    gate = SafetyGate(policy, clock, fleet_size=len(graph), seed=seed)
+    store = GuardedStore.open(store_url) if write_behind else Store.open(store_url)
+    if isinstance(store, GuardedStore):
+        StoreWatch(store, metrics)
+    gate = SafetyGate(policy, clock, fleet_size=len(graph), seed=seed, rails=RailRepository(store))
     approvals = Approvals()
     flow = HealingFlow(
         graph=graph,
@@ -72,4 +93,10 @@ def compose(
         on_resolved=on_resolved,
         component=component,
     )
-    return Composition(store, gate, approvals, flow)
+    pager = None
+    if paging is not None and paging.channels:
+        pager = Pager(
+            policies=paging.policies, channels=paging.channels, store=store, clock=clock, record=flow.incidents.event
+        )
+        flow.listeners.append(pager.on_event)
+    return Composition(store, gate, approvals, flow, pager)

@@ -12,11 +12,12 @@ and metrics into it.
 from __future__ import annotations
 
 import asyncio
+import os
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from novacron.actuators.local import LocalActuator
 from novacron.actuators.process import expand_target_vars, replica_port
@@ -26,15 +27,21 @@ from novacron.errors import InputError, NotFoundError
 from novacron.healing.catalog import inverse_of, new_action
 from novacron.healing.executor import ExecResult
 from novacron.healing.metricfaults import MetricJudge
+from novacron.incidents.paging import build_channels
 from novacron.model import ActionKind, Fault, Health, Incident, Observation, TargetId, TimelineEvent
-from novacron.runtime.compose import compose
+from novacron.runtime import adoption
+from novacron.runtime.compose import Paging, compose
 from novacron.runtime.ledger import TargetLedger, fleet_sample, state_word
+from novacron.runtime.traffic import haproxy_for, runner_for, with_traffic
 from novacron.sensors.heartbeat import HeartbeatMonitor
 from novacron.sensors.metrics import MetricsScraper
 from novacron.sensors.probes import Prober, make_probe
 from novacron.settings import FleetSpec, HeartbeatCheck, TargetSpec, load_spec, spec_to_yaml
-from novacron.store import ProcessRecord, TargetStatusRow, presence
+from novacron.store import TargetStatusRow, presence
 from novacron.telemetry import Metrics, get_logger
+
+if TYPE_CHECKING:
+    from novacron.runtime.experiments import ExperimentRunner
 
 __all__ = ["Controller", "TargetView"]
 
@@ -53,6 +60,7 @@ class TargetView:
     state: str = ""  # health, or "healing" while an action works on the target
     restarts: int = 0
     last_fault: dict[str, Any] | None = None
+    quarantined_until: float | None = None  # wall-clock end of a flap quarantine
 
 
 class Controller:
@@ -77,6 +85,7 @@ class Controller:
         # the controller before anything (even the store) is touched.
         self.judge = MetricJudge(spec, self.clock, lambda fault: self.flow.on_fault(fault))  # noqa: PLW0108 - flow comes later
         self._spec_source = spec_source
+        paging = Paging(build_channels(spec.notify, os.environ), spec.escalation_policies())  # secrets: env only
         # Processes and QEMU guests (kind: vm); guests report QMP events as observations.
         self.actuator = LocalActuator(
             spec,
@@ -86,17 +95,23 @@ class Controller:
             observe=lambda obs: self._observe(obs),  # noqa: PLW0108 - the prober is built later
             heartbeat_port=lambda: self.heartbeats.port,
         )
+        # traffic: HAProxy for targets with a `frontend:` takes the traffic actions; experiments run on it.
+        self.traffic = haproxy_for(spec, workdir=self.workdir, clock=self.clock)
+        self.experiments: ExperimentRunner | None = None
         parts = compose(
             graph={t.name: t.depends_on for t in spec.targets},
             policy=spec.policy,
             store_url=store_url or spec.controller.store_url,
-            actuator=self.actuator,
+            actuator=with_traffic(self.actuator, self.traffic),
             clock=self.clock,
             metrics=self.metrics,
             seed=seed,
             on_resolved=self._on_resolved,
+            paging=paging,
+            write_behind=True,  # store faults: healing goes on from memory (runtime/storeguard.py)
         )
         self.store, self.gate, self.approvals, self.flow = parts.store, parts.gate, parts.approvals, parts.flow
+        self.pager = parts.pager
         self.health = self.flow.health
         self.incidents = self.flow.incidents
         self.executor = self.flow.executor
@@ -132,18 +147,54 @@ class Controller:
         for tspec in self.spec.targets:
             for replica in range(tspec.replicas):
                 self._configure_replica(tspec, replica)
-        self._adopt()
+        fleet = adoption.fleet_id(self.store, now=self.clock.now())
+        self.actuator.processes.use_journal(adoption.StoreJournal(self.store), fleet_id=fleet)
+        # Guests are not adopted: their records go, and a fresh QEMU starts (actuators/qemu.py).
+        processes = {t.name: t.replicas for t in self.spec.targets if t.kind == "process"}
+        found = adoption.reconcile(self.store, self.actuator.processes, processes, fleet)
+        for target, replica, _pid in found.adopted:
+            self._adopted(target, replica)
+        if self.pager is not None:
+            self.pager.restore()  # before incidents resume: their pages so far are known
+            self.pager.start()
         self.flow.resume()
-        await self.actuator.start_all()
-        self.flow.start(tick=self._publish_status)
+        for target, replica in found.missing:  # died unwatched: a fault for the executor, not a silent respawn
+            self.health.process_missing(target, replica, adoption.MISSING_DETAIL)
+        # A quarantined target stays as it is: a restarted controller must not restart it.
+        quarantined = [t.name for t in self.spec.targets if self.gate.is_quarantined(t.name)]
+        await self.actuator.start_all(skip=quarantined, skip_replicas=found.missing)
+        await self._start_traffic()
+        self.flow.start(tick=self._tick)
         if self.agents is not None:
             self.agents.start()
+
+    async def _start_traffic(self) -> None:
+        """traffic: start HAProxy, then resume or start the experiments."""
+        if self.traffic is None:
+            return
+        await self.traffic.start()
+        self.experiments = runner_for(
+            self.spec,
+            haproxy=self.traffic,
+            executor=self.executor,
+            store=self.store,
+            clock=self.clock,
+            workdir=self.workdir,
+            config_version=self.config_version,
+        )
+        await self.experiments.start_all()
 
     async def stop(self, *, stop_targets: bool = True) -> None:
         """Stop healing, sensors and (by default) every replica."""
         if self.agents is not None:
             await self.agents.stop()
+        if self.experiments is not None:  # traffic: state stays in the store for the next controller
+            await self.experiments.close()
+        if self.traffic is not None:
+            await self.traffic.stop()
         await self.flow.stop()
+        if self.pager is not None:
+            await self.pager.stop()
         await self.prober.close()
         await self.heartbeats.close()
         await self.scraper.close()
@@ -153,15 +204,10 @@ class Controller:
         presence.farewell(self.store, now=self.clock.now())
         self.store.close()
 
-    def _adopt(self) -> None:
-        for rec in self.store.processes():
-            if self.actuator.adopt(rec.target, rec.replica, rec.pid, rec.create_time):
-                self.ledger.adopted(rec.target, rec.replica)
-                self._log.info("adopted process", target=rec.target, replica=rec.replica, pid=rec.pid)
-                self.health.process_started(rec.target, rec.replica)
-                self.prober.expedite(rec.target, rec.replica, self.spec.target(rec.target).start_timeout_s)
-            else:
-                self.store.remove_process(rec.target, rec.replica)
+    def _adopted(self, target: str, replica: int) -> None:
+        self.ledger.adopted(target, replica)
+        self.health.process_started(target, replica)
+        self.prober.expedite(target, replica, self.spec.target(target).start_timeout_s)
 
     def _configure_replica(self, tspec: TargetSpec, replica: int) -> None:
         if replica in self.health.replicas(tspec.name):
@@ -203,8 +249,7 @@ class Controller:
     def on_started(self, target: str, replica: int, pid: int, port: int | None, create_time: float) -> None:
         """A replica was spawned: remember it, and verify it quickly."""
         self._configure_replica(self.spec.target(target), replica)
-        self.ledger.started(target, replica)
-        self.store.set_process(ProcessRecord(target, replica, pid, create_time, port))
+        self.ledger.started(target, replica)  # the actuator's journal has stored the pid
         self.health.process_started(target, replica)
         self.heartbeats.reset(target, replica)
         self.prober.expedite(target, replica, self.spec.target(target).start_timeout_s)
@@ -212,6 +257,9 @@ class Controller:
     def on_exited(self, target: str, replica: int, pid: int, code: int | None, expected: bool) -> None:
         """A replica exited: a crash unless we stopped it."""
         self.health.process_exited(target, replica, code, expected=expected)
+        if not expected and self.agents is not None:  # traffic: a crash is a failed check for the circuit breaker
+            crash = Observation(TargetId(target), "process", self.clock.now(), healthy=False, replica=replica)
+            self.agents.observe(crash)
         if expected and replica >= self.actuator.desired(target):
             self.store.remove_process(target, replica)
             self.health.remove(target, replica)
@@ -246,6 +294,11 @@ class Controller:
     def _on_resolved(self, target: str) -> None:
         self.judge.reset(target)  # a repaired target starts a fresh baseline and trend
 
+    def _tick(self) -> None:
+        if self.pager is not None:
+            self.pager.tick(self.incidents.open_incidents())  # repeats that fell due
+        self._publish_status()
+
     def _publish_status(self, *, force: bool = False) -> None:
         now = self.clock.now()
         for view in self.status():
@@ -276,6 +329,7 @@ class Controller:
         views = []
         for t in self.spec.targets:
             health, incident = self.health.health(t.name), self.incidents.open_for(t.name)
+            until = self.gate.quarantined_until(t.name)
             views.append(
                 TargetView(
                     t.name,
@@ -283,9 +337,12 @@ class Controller:
                     len(self.actuator.pids(t.name)),
                     self.actuator.desired(t.name),
                     incident,
-                    state=state_word(health, incident, remediating=t.name in self.gate.remediating),
+                    state=state_word(
+                        health, incident, remediating=t.name in self.gate.remediating, quarantined=until is not None
+                    ),
                     restarts=self.ledger.restarts(t.name),
                     last_fault=self.ledger.last_fault(t.name),
+                    quarantined_until=until,
                 )
             )
         return views

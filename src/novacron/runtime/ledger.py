@@ -68,8 +68,10 @@ class TargetLedger:
         return self._last_fault.get(target)
 
 
-def state_word(health: Health, incident: Incident | None, *, remediating: bool) -> str:
-    """``healing`` while an action works on the target, else its health."""
+def state_word(health: Health, incident: Incident | None, *, remediating: bool, quarantined: bool = False) -> str:
+    """``quarantined`` while automation is held off, ``healing`` while an action works, else its health."""
+    if quarantined:
+        return "quarantined"
     mitigating = incident is not None and incident.status is IncidentStatus.MITIGATING
     return "healing" if mitigating or remediating else health.value
 

@@ -12,7 +12,7 @@ import dataclasses
 import hashlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Self
 
 from sqlalchemy import Engine, delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
@@ -69,13 +69,24 @@ class AuditEntry:
 
 @dataclass(frozen=True, slots=True)
 class ProcessRecord:
-    """A process the controller started, kept so a restarted controller can adopt it."""
+    """A process the controller started, kept so a restarted controller can adopt it.
+
+    Written twice per spawn: first as an intent (``pid`` 0, before the process exists),
+    then with the pid. ``nonce`` is in the child's environment, so a controller that died
+    between the two writes still recognises its child.
+    """
 
     target: str
     replica: int
     pid: int
     create_time: float
     port: int | None
+    nonce: str = ""
+
+    @property
+    def spawned(self) -> bool:
+        """Whether the pid is known (not just the intent)."""
+        return self.pid > 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,7 +111,7 @@ class Store:
         self.engine = engine
 
     @classmethod
-    def open(cls, url: str, *, create: bool = True) -> Store:
+    def open(cls, url: str, *, create: bool = True) -> Self:
         """Connect to ``url`` and migrate the schema to the newest revision.
 
         With ``create=False`` a SQLite file that does not exist is a :class:`NotFoundError`
@@ -339,7 +350,8 @@ class Store:
     def processes(self) -> list[ProcessRecord]:
         """Every remembered process."""
         cols = ("target", "replica", "pid", "create_time", "port")
-        return [ProcessRecord(**{c: r[c] for c in cols}) for r in self._rows(select(t.processes))]
+        rows = self._rows(select(t.processes))
+        return [ProcessRecord(**{c: r[c] for c in cols}, nonce=r["nonce"] or "") for r in rows]
 
     def set_target_status(self, row: TargetStatusRow) -> None:
         """Upsert a target's status line."""

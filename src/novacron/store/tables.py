@@ -26,13 +26,20 @@ __all__ = [
     "api_tokens",
     "audit",
     "config_versions",
+    "escalations",
+    "experiment_looks",
+    "experiments",
     "faults",
     "incidents",
     "metadata",
+    "outbox",
     "processes",
+    "safety_rails",
     "settings_kv",
     "target_status",
     "timeline",
+    "tune_studies",
+    "tune_trials",
 ]
 
 metadata = MetaData()
@@ -132,6 +139,8 @@ processes = Table(
     Column("create_time", Float, nullable=False),
     Column("port", Integer),
     Column("config_version", Integer),
+    # Also in the child's environment: finds a child whose pid never reached the store.
+    Column("nonce", String(32)),
 )
 
 target_status = Table(
@@ -184,4 +193,102 @@ agent_outputs = Table(
     Column("applied", Boolean, nullable=False, default=False),
     Column("dry_run", Boolean, nullable=False, default=False),
     Column("summary", Text, nullable=False, default=""),
+)
+
+# -- self-optimisation: studies of `novacron tune` / `novacron evolve` and their trials --
+tune_studies = Table(
+    "tune_studies",
+    metadata,
+    Column("name", String(128), primary_key=True),
+    Column("kind", String(16), nullable=False),  # tune | evolve
+    Column("status", String(16), nullable=False),  # running | done | failed
+    Column("created_at", Float, nullable=False),
+    Column("updated_at", Float, nullable=False),
+    Column("config", JSON, nullable=False),  # what was searched, how, on which scenario
+    Column("result", JSON, nullable=False, default=dict),
+)
+
+tune_trials = Table(
+    "tune_trials",
+    metadata,
+    Column("study", String(128), ForeignKey("tune_studies.name", ondelete="CASCADE"), primary_key=True),
+    Column("number", Integer, primary_key=True),
+    Column("generation", Integer),  # evolve: the generation the genome belongs to
+    Column("state", String(16), nullable=False),  # running | complete | failed
+    Column("params", JSON, nullable=False),
+    Column("value", Float),
+    Column("feasible", Boolean, nullable=False, default=True),
+    Column("metrics", JSON, nullable=False, default=dict),
+    Column("detail", Text, nullable=False, default=""),
+    Column("updated_at", Float, nullable=False),
+)
+
+safety_rails = Table(
+    "safety_rails",
+    metadata,
+    # The safety gate's memory, so a restarted controller cannot reset it: one row per
+    # target and rail (quarantine, rate_limit, backoff, flap). Times are wall-clock seconds.
+    Column("target", String(128), primary_key=True),
+    Column("rail", String(24), primary_key=True),
+    Column("until", Float),
+    Column("data", JSON, nullable=False, default=dict),
+    Column("updated_at", Float, nullable=False),
+)
+
+escalations = Table(
+    "escalations",
+    metadata,
+    # Which pages of an incident's escalation were sent, to whom, and when it was
+    # acknowledged: a restarted controller neither pages twice nor forgets who to tell.
+    Column("incident_id", String(40), primary_key=True),
+    Column("policy", String(64), nullable=False),
+    Column("started_at", Float, nullable=False),
+    Column("sent", JSON, nullable=False, default=list),
+    Column("paged", JSON, nullable=False, default=list),
+    Column("acked_at", Float),
+    Column("updated_at", Float, nullable=False),
+)
+
+outbox = Table(
+    "outbox",
+    metadata,
+    # Every message to a channel waits here until the channel takes it (or it is given up).
+    Column("id", String(40), primary_key=True),
+    Column("channel", String(64), nullable=False),
+    Column("queued_at", Float, nullable=False),
+    Column("notification", JSON, nullable=False),
+    Column("state", String(12), nullable=False),
+    Column("detail", Text, nullable=False, default=""),
+    Column("done_at", Float),
+    Index("ix_outbox_state_queued", "state", "queued_at"),
+)
+
+experiments = Table(
+    "experiments",
+    metadata,
+    # One row per experiment: its spec, the canary's state and each arm's tallies, so a
+    # restarted controller resumes it where it was.
+    Column("name", String(64), primary_key=True),
+    Column("target", String(64), nullable=False, index=True),
+    Column("arm", String(24), nullable=False),
+    Column("spec", JSON, nullable=False),
+    Column("phase", String(24), nullable=False),
+    Column("state", JSON, nullable=False),
+    Column("arms", JSON, nullable=False),
+    Column("threshold_s", Float),
+    Column("started_at", Float, nullable=False),
+    Column("updated_at", Float, nullable=False),
+    Column("reason", Text, nullable=False, default=""),
+)
+
+experiment_looks = Table(
+    "experiment_looks",
+    metadata,
+    # What each look saw and decided: split, tallies, the tests with their confidence sequences.
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("experiment", String(64), nullable=False, index=True),
+    Column("time", Float, nullable=False),
+    Column("split", Float, nullable=False),
+    Column("move", String(16), nullable=False),
+    Column("data", JSON, nullable=False),
 )

@@ -144,6 +144,10 @@ DEFAULT_RISK: Mapping[ActionKind, RiskLevel] = {
     ActionKind.DEPLOY_PATCH: RiskLevel.HIGH,
     ActionKind.OPEN_CIRCUIT: RiskLevel.MEDIUM,
     ActionKind.CLOSE_CIRCUIT: RiskLevel.MEDIUM,
+    ActionKind.REROUTE: RiskLevel.MEDIUM,
+    ActionKind.DRAIN: RiskLevel.LOW,
+    ActionKind.UNDRAIN: RiskLevel.LOW,
+    ActionKind.PROMOTE: RiskLevel.HIGH,
 }
 
 

@@ -1,0 +1,236 @@
+"""Paging inside the controller: escalation policies over a durable outbox.
+
+:class:`Pager` listens to incident timelines. An incident that a policy covers (its
+priority, or needs-human) is paged on that policy's schedule and paged again until a
+human acknowledges it; its resolution is sent to everyone who was paged. Every message
+goes through the :class:`StoreOutbox` first and carries the incident id as its dedup
+key, and every page is written on the incident's timeline. Escalation progress is kept in
+the store, so a restarted controller neither pages twice nor forgets whom to tell.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from novacron.clock import Clock
+from novacron.errors import ConfigError
+from novacron.incidents.escalation import EscalationState, Escalator, applies
+from novacron.model import Incident, TimelineEvent
+from novacron.notify import (
+    PAGERDUTY_EVENTS_URL,
+    Channel,
+    Notification,
+    Notifier,
+    OutboxItem,
+    PagerDutyChannel,
+    RetryPolicy,
+    SlackChannel,
+    WebhookChannel,
+)
+from novacron.settings import ChannelSpec, EscalationPolicy
+from novacron.store import Store
+from novacron.store.paging import EscalationRow, PagingRepository
+
+__all__ = ["Pager", "StoreOutbox", "build_channels"]
+
+# Events that the pager itself writes, or that change nothing about who to page.
+_QUIET = frozenset({"paged", "page_acknowledged", "page_resolved", "signal"})
+DELIVERY = RetryPolicy(base_s=0.5, cap_s=30.0, jitter=0.5, max_attempts=4, timeout_s=5.0)
+
+Record = Callable[..., None]
+
+
+def build_channels(specs: list[ChannelSpec], environ: Mapping[str, str]) -> list[Channel]:
+    """Channels from the spec's ``notify:`` block, their secrets read from ``environ``.
+
+    A secret that is not set is a :class:`ConfigError` naming the channel's field, so
+    ``novacron validate`` and ``run`` refuse the spec before anything starts.
+    """
+    out: list[Channel] = []
+    for i, spec in enumerate(specs):
+        secret = _secret(spec, environ, f"notify[{i}].secret_env")
+        if spec.type == "webhook":
+            assert spec.url is not None  # the spec requires url and secret_env
+            assert secret is not None
+            out.append(WebhookChannel(spec.name, spec.url, secret.encode()))
+        elif spec.type == "slack":
+            url = spec.url if secret is None else secret
+            assert url is not None
+            out.append(SlackChannel(spec.name, url))
+        else:
+            assert secret is not None
+            url = spec.url or PAGERDUTY_EVENTS_URL
+            out.append(PagerDutyChannel(spec.name, secret, url))
+    return out
+
+
+def _secret(spec: ChannelSpec, environ: Mapping[str, str], where: str) -> str | None:
+    if spec.secret_env is None:
+        return None
+    value = environ.get(spec.secret_env, "")
+    if not value:
+        raise ConfigError(f"environment variable {spec.secret_env} is not set (channel {spec.name!r})", where=where)
+    return value
+
+
+class StoreOutbox:
+    """The notifier's outbox in the store: a message survives any restart until delivered."""
+
+    def __init__(self, repo: PagingRepository, clock: Clock) -> None:
+        self._repo = repo
+        self._clock = clock
+
+    def put(self, channel: str, notification: Notification, *, now: float) -> OutboxItem:
+        """Queue ``notification`` for ``channel``."""
+        row = self._repo.enqueue(channel, notification.to_json(), now=now)
+        return OutboxItem(row.id, channel, notification, now)
+
+    def pending(self) -> list[OutboxItem]:
+        """Messages not yet taken, oldest first."""
+        return [
+            OutboxItem(r.id, r.channel, Notification.from_json(r.notification), r.queued_at)
+            for r in self._repo.pending()
+        ]
+
+    def ack(self, item_id: str, *, delivered: bool = True, detail: str = "") -> None:
+        """Delivered, or given up on (kept as dead with ``detail``)."""
+        self._repo.finish(item_id, delivered=delivered, detail=detail, now=self._clock.now())
+
+
+class Pager:
+    """Runs the spec's escalation policies for every open incident."""
+
+    def __init__(
+        self,
+        *,
+        policies: list[EscalationPolicy],
+        channels: list[Channel],
+        store: Store,
+        clock: Clock,
+        record: Record,
+    ) -> None:
+        """``record(incident, kind, detail, **data)`` writes a line on an incident's timeline."""
+        self._repo = PagingRepository(store)
+        self._clock = clock
+        self._record = record
+        self.notifier = Notifier(StoreOutbox(self._repo, clock), channels, policy=DELIVERY, clock=clock)
+        self._escalators: dict[str, Escalator] = {}
+        for i, policy in enumerate(policies):
+            try:
+                self._escalators[policy.name] = Escalator(policy, self.notifier)
+            except ConfigError as exc:
+                raise ConfigError(exc.reason, where=f"escalation[{i}].{exc.where}") from exc
+        self._policy_of: dict[str, str] = {}
+        self._stop = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    # -- lifecycle ---------------------------------------------------------------------
+    def restore(self) -> None:
+        """Reload escalations in progress (controller start)."""
+        for row in self._repo.escalations():
+            escalator = self._escalators.get(row.policy)
+            if escalator is None:
+                continue  # the policy left the spec: nobody to page on its behalf
+            self._policy_of[row.incident_id] = row.policy
+            state = EscalationState(row.started_at, frozenset(row.sent), frozenset(row.paged), row.acked_at)
+            escalator.restore(row.incident_id, state)
+
+    def start(self) -> None:
+        """Start delivering the outbox (what a previous controller left in it first)."""
+        self._stop.clear()
+        self._task = asyncio.get_running_loop().create_task(self.notifier.run(self._stop, idle_s=5.0), name="pager")
+
+    async def stop(self) -> None:
+        """Stop delivering; undelivered messages stay in the outbox."""
+        self._stop.set()
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+
+    # -- events ------------------------------------------------------------------------
+    def on_event(self, incident: Incident, event: TimelineEvent) -> None:
+        """An incident's timeline moved: page, stop paging, or tell the paged it is over."""
+        if event.kind in _QUIET:
+            return
+        if event.kind == "acknowledged":
+            self.acknowledge(incident, by=str(event.data.get("by", "")))
+        elif event.kind == "resolved":
+            self._resolve(incident)
+        else:
+            self.poll(incident)
+
+    def tick(self, incidents: list[Incident]) -> None:
+        """Send the repeats that fell due (called twice a second)."""
+        for incident in incidents:
+            if incident.id in self._policy_of:
+                self.poll(incident)
+
+    def poll(self, incident: Incident) -> None:
+        """Page whatever of ``incident``'s escalation is due now."""
+        escalator = self._escalator_for(incident)
+        if escalator is None:
+            return
+        now = self._clock.now()
+        pages = escalator.poll(incident, now)
+        if not pages:
+            return
+        self._save(incident.id, escalator)
+        for page in pages:
+            self._record(
+                incident,
+                "paged",
+                f"paged {', '.join(page.receivers)} (policy {escalator.policy.name}, level {page.level + 1}, "
+                f"{'first page' if page.repeat == 0 else f'repeat {page.repeat}'})",
+                channels=list(page.receivers),
+                policy=escalator.policy.name,
+                level=page.level,
+                repeat=page.repeat,
+            )
+
+    def acknowledge(self, incident: Incident, *, by: str) -> None:
+        """A human owns the incident: no more pages; those already paged are told."""
+        name = self._policy_of.get(incident.id)
+        if name is None:
+            return
+        escalator = self._escalators[name]
+        told = escalator.acknowledge(incident, self._clock.now(), by)
+        self._save(incident.id, escalator)
+        if told:
+            self._record(incident, "page_acknowledged", f"paging stopped; told {', '.join(told)}", channels=told)
+
+    def _resolve(self, incident: Incident) -> None:
+        name = self._policy_of.pop(incident.id, None)
+        if name is None:
+            return
+        told = self._escalators[name].resolve(incident, self._clock.now())
+        self._repo.drop_escalation(incident.id)
+        if told:
+            self._record(incident, "page_resolved", f"resolution sent to {', '.join(told)}", channels=told)
+
+    def _escalator_for(self, incident: Incident) -> Escalator | None:
+        name = self._policy_of.get(incident.id)
+        if name is not None:
+            return self._escalators[name]
+        for name, escalator in self._escalators.items():
+            if applies(escalator.policy, incident):
+                self._policy_of[incident.id] = name
+                return escalator
+        return None
+
+    def _save(self, incident_id: str, escalator: Escalator) -> None:
+        state = escalator.state(incident_id)
+        if state is None:
+            return
+        row = EscalationRow(
+            incident_id, escalator.policy.name, state.started_at, tuple(state.sent), tuple(state.paged), state.acked_at
+        )
+        self._repo.save_escalation(row, now=self._clock.now())
+
+    def data(self) -> dict[str, Any]:
+        """Channels and policies in force (for status and logs)."""
+        return {"channels": sorted(self.notifier.channels), "policies": list(self._escalators)}

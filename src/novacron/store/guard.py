@@ -1,0 +1,287 @@
+"""Write-behind for the healing path: store writes leave the event loop and outlive store faults.
+
+The controller's loop must never wait on a disk or a database, and a store that fails
+(a full filesystem, PostgreSQL restarting, a cut link) must not stop healing. So the
+writes the healing path makes — incidents, faults, timeline lines, action claims and
+statuses, audit lines, process and status rows, settings — are queued, in order, and
+one writer thread applies them. A write that fails stays at the head of the queue and is
+retried with backoff until the store takes it again: nothing is lost and nothing is
+reordered. While writes fail the store is *degraded*; the condition (queued writes,
+failures, the last error) goes to a listener that logs it, exports it as metrics and
+shows it in ``/health`` and ``novacron status``.
+
+Reads see the process's own writes: a read waits (briefly) for the queue to drain
+first, and idempotency keys this process claimed are answered from memory, so a
+claim made while the store is down still blocks a second application of the same key.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import OrderedDict, deque
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from functools import partial
+from typing import Any
+
+from sqlalchemy.exc import IntegrityError
+
+from novacron.errors import StoreError
+from novacron.model import Action, ActionId, ActionStatus, Fault, Incident, IncidentId, TimelineEvent
+from novacron.store.records import ActionRecord
+from novacron.store.repo import ProcessRecord, Store, TargetStatusRow
+
+__all__ = ["GuardedStore", "StoreCondition"]
+
+_RETRY_FIRST_S = 0.05
+_RETRY_MAX_S = 2.0
+_READ_WAIT_S = 2.0  # a healthy store drains in milliseconds; a degraded one is not waited for
+_CLAIMS_KEPT = 4096  # committed claims remembered; uncommitted ones are kept until they land
+
+
+@dataclass(frozen=True, slots=True)
+class StoreCondition:
+    """The store as the healing path sees it."""
+
+    degraded: bool
+    pending: int  # writes queued, not yet in the store
+    failures: int  # failed write attempts since the start
+    last_error: str | None = None
+    since: float | None = None  # wall-clock time the store became degraded
+    dropped: int = 0  # writes the store refused for good (a constraint, never a fault)
+
+
+@dataclass(slots=True)
+class _Write:
+    verb: str
+    apply: Callable[[], object]
+    claim: str | None = None  # the idempotency key this write commits, if any
+
+
+class GuardedStore(Store):
+    """A :class:`Store` whose healing-path writes go through one ordered, retrying writer thread."""
+
+    def __init__(self, engine: Any) -> None:
+        super().__init__(engine)
+        self.on_change: Callable[[StoreCondition], None] | None = None
+        self._queue: deque[_Write] = deque()
+        self._cv = threading.Condition()
+        self._busy = False
+        self._closed = False
+        self._condition = StoreCondition(degraded=False, pending=0, failures=0)
+        self._claims: OrderedDict[str, ActionRecord] = OrderedDict()
+        self._claim_ids: dict[str, str] = {}
+        self._uncommitted: set[str] = set()
+        self._thread = threading.Thread(target=self._run, name="store-writer", daemon=True)
+        self._thread.start()
+
+    # -- condition ---------------------------------------------------------------------
+    @property
+    def condition(self) -> StoreCondition:
+        """The current condition (degraded or not, queued writes, failures)."""
+        with self._cv:
+            return replace(self._condition, pending=len(self._queue) + int(self._busy))
+
+    def flush(self, timeout: float) -> bool:
+        """Wait up to ``timeout`` seconds for every queued write to land; True when none is left."""
+        if threading.current_thread() is self._thread:
+            return not self._queue
+        deadline = time.monotonic() + timeout
+        with self._cv:
+            while self._queue or self._busy:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return False
+                self._cv.wait(left)
+        return True
+
+    def close(self) -> None:
+        """Land what can still land, stop the writer, release connections."""
+        self.flush(0.5 if self._condition.degraded else 10.0)
+        with self._cv:
+            self._closed = True
+            lost = len(self._queue)
+            self._cv.notify_all()
+        self._thread.join(timeout=5.0)
+        if lost:
+            self._set(replace(self._condition, last_error=f"{lost} writes never reached the store before stop"))
+        super().close()
+
+    # -- reads see our own writes ------------------------------------------------------
+    def _rows(self, stmt: Any) -> list[Any]:
+        if not self._condition.degraded:
+            self.flush(_READ_WAIT_S)
+        return super()._rows(stmt)
+
+    # -- claims: memory first, so a key claimed while the store is down stays claimed ---
+    def claim_action(self, action: Action, status: ActionStatus, *, now: float) -> ActionRecord | None:
+        """Claim ``action``'s key; the record already holding it when it is not free."""
+        held = self._claims.get(action.idempotency_key)
+        if held is not None:
+            return held
+        key = action.idempotency_key
+        self._remember(key, ActionRecord(action, status, now, None, None, ""))
+        self._uncommitted.add(key)
+        self._submit("claim_action", partial(Store.claim_action, self, action, status, now=now), claim=key)
+        return None
+
+    def action_by_key(self, key: str) -> ActionRecord | None:
+        """The action under ``key``: this process's claims from memory, others from the store."""
+        held = self._claims.get(key)
+        if held is not None:
+            return held
+        return super().action_by_key(key)
+
+    def set_action_status(
+        self,
+        action_id: ActionId,
+        status: ActionStatus,
+        *,
+        started_at: float | None = None,
+        finished_at: float | None = None,
+        detail: str | None = None,
+    ) -> None:
+        """Queue the status change (and mirror it on the remembered claim)."""
+        key = self._claim_ids.get(action_id)
+        rec = self._claims.get(key) if key is not None else None
+        if key is not None and rec is not None:
+            self._claims[key] = replace(
+                rec,
+                status=status,
+                started_at=started_at if started_at is not None else rec.started_at,
+                finished_at=finished_at if finished_at is not None else rec.finished_at,
+                detail=detail if detail is not None else rec.detail,
+            )
+        self._submit(
+            "set_action_status",
+            partial(
+                Store.set_action_status,
+                self,
+                action_id,
+                status,
+                started_at=started_at,
+                finished_at=finished_at,
+                detail=detail,
+            ),
+        )
+
+    def _remember(self, key: str, rec: ActionRecord) -> None:
+        self._claims[key] = rec
+        self._claim_ids[rec.action.id] = key
+        self._claims.move_to_end(key)
+        while len(self._claims) > _CLAIMS_KEPT:
+            oldest = next(iter(self._claims))
+            if oldest in self._uncommitted:
+                break  # never forget a claim the store does not have yet
+            self._claim_ids.pop(self._claims.pop(oldest).action.id, None)
+
+    # -- the queued writes -------------------------------------------------------------
+    def insert_incident(self, inc: Incident) -> None:
+        """Queue a new incident."""
+        self._submit("insert_incident", partial(Store.insert_incident, self, inc))
+
+    def update_incident(self, inc: Incident) -> None:
+        """Queue an incident's new state."""
+        self._submit("update_incident", partial(Store.update_incident, self, inc))
+
+    def add_event(self, incident_id: IncidentId, event: TimelineEvent) -> None:
+        """Queue a timeline line."""
+        self._submit("add_event", partial(Store.add_event, self, incident_id, event))
+
+    def add_fault(self, fault: Fault, incident_id: IncidentId) -> None:
+        """Queue a fault."""
+        self._submit("add_fault", partial(Store.add_fault, self, fault, incident_id))
+
+    def audit(self, *, now: float, actor: str, verb: str, subject: str, result: str, **detail: Any) -> None:
+        """Queue an audit line."""
+        write = partial(Store.audit, self, now=now, actor=actor, verb=verb, subject=subject, result=result, **detail)
+        self._submit("audit", write)
+
+    def set_process(self, rec: ProcessRecord) -> None:
+        """Queue a started process."""
+        self._submit("set_process", partial(Store.set_process, self, rec))
+
+    def remove_process(self, target: str, replica: int) -> None:
+        """Queue forgetting a replica's process."""
+        self._submit("remove_process", partial(Store.remove_process, self, target, replica))
+
+    def set_target_status(self, row: TargetStatusRow) -> None:
+        """Queue a target's status line."""
+        self._submit("set_target_status", partial(Store.set_target_status, self, row))
+
+    def put_setting(self, key: str, value: Any, *, now: float) -> None:
+        """Queue a setting."""
+        self._submit("put_setting", partial(Store.put_setting, self, key, value, now=now))
+
+    def _submit(self, verb: str, write: Callable[[], object], *, claim: str | None = None) -> None:
+        with self._cv:
+            if self._closed:
+                raise StoreError("the store is closed", delay=0.0)
+            self._queue.append(_Write(verb, write, claim))
+            self._cv.notify_all()
+
+    # -- the writer thread -------------------------------------------------------------
+    def _run(self) -> None:
+        delay = _RETRY_FIRST_S
+        while True:
+            with self._cv:
+                while not self._queue and not self._closed:
+                    self._cv.wait()
+                if not self._queue:
+                    return
+                item = self._queue[0]
+                self._busy = True
+            ok = self._attempt(item)
+            with self._cv:
+                self._busy = False
+                if ok:
+                    self._queue.popleft()
+                    if item.claim is not None:
+                        self._uncommitted.discard(item.claim)
+                self._cv.notify_all()
+                closed = self._closed
+            if ok:
+                delay = _RETRY_FIRST_S
+                if self._condition.degraded and not self._queue:
+                    self._set(replace(self._condition, degraded=False, since=None))
+                continue
+            if closed:
+                return
+            with self._cv:
+                self._cv.wait(delay)  # woken early only by close()
+            delay = min(delay * 2, _RETRY_MAX_S)
+
+    def _attempt(self, item: _Write) -> bool:
+        """Apply one write; False when the store failed and it must be retried."""
+        try:
+            item.apply()
+        except IntegrityError as exc:  # a constraint refused it: retrying cannot help
+            c = self._condition
+            self._set(replace(c, dropped=c.dropped + 1, last_error=f"{item.verb} refused: {_first_line(exc)}"))
+        except StoreError as exc:
+            c = self._condition
+            self._set(
+                replace(
+                    c,
+                    degraded=True,
+                    failures=c.failures + 1,
+                    last_error=f"{item.verb}: {_first_line(exc)}",
+                    since=c.since if c.since is not None else time.time(),
+                )
+            )
+            return False
+        except Exception as exc:  # a bad write must not kill the writer; it is reported
+            c = self._condition
+            self._set(replace(c, dropped=c.dropped + 1, last_error=f"{item.verb} failed: {exc!r}"))
+        return True
+
+    def _set(self, condition: StoreCondition) -> None:
+        self._condition = condition
+        if self.on_change is not None:
+            self.on_change(self.condition)
+
+
+def _first_line(exc: BaseException) -> str:
+    """The error without the SQL statement and parameters SQLAlchemy appends."""
+    return str(exc).split("\n", 1)[0][:300]
