@@ -12,7 +12,7 @@ from collections.abc import Callable, Collection
 from pathlib import Path
 
 from novacron.actuators.base import ActuatorRouter
-from novacron.actuators.process import ProcessActuator, ProcessListener
+from novacron.actuators.process import ProcessActuator, ProcessListener, SpawnJournal
 from novacron.actuators.qemu import QemuActuator
 from novacron.clock import Clock
 from novacron.model import Action, Observation, Outcome, TargetId, TargetState
@@ -77,6 +77,11 @@ class LocalActuator:
         """Run ``tspec`` from the next (re)start on."""
         self._kinds[tspec.name] = tspec.kind
         self._one(tspec.name).set_target_spec(tspec)
+
+    def use_journal(self, journal: SpawnJournal, *, fleet_id: str) -> None:
+        """Journal every spawn (processes and QEMU) and mark children with ``fleet_id``."""
+        self.processes.use_journal(journal, fleet_id=fleet_id)
+        self.vms.use_journal(journal, fleet_id=fleet_id)
 
     async def start_all(self, *, skip: Collection[str] = (), skip_replicas: Collection[tuple[str, int]] = ()) -> None:
         """Start every missing process replica, then every missing guest (except ``skip``)."""

@@ -17,13 +17,14 @@ import contextlib
 import os
 import shutil
 import tempfile
+import uuid
 from collections.abc import Awaitable, Callable, Collection, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
 import psutil
 
-from novacron.actuators.process import ProcessListener
+from novacron.actuators.process import ENV_FLEET, ENV_NONCE, ProcessListener, SpawnJournal
 from novacron.actuators.qemu_accel import Accel, qemu_binary, resolve_accel
 from novacron.actuators.qemu_cmd import LaunchPlan, resolve_forwards
 from novacron.actuators.qemu_hosts import HostBook
@@ -80,6 +81,8 @@ class QemuActuator:
         self._paused_by_us: set[int] = set()  # pids we pause on purpose (migration, snapshot)
         self.ops = GuestOps(self, log_dir.parent / "snapshots")
         self._locks: dict[str, asyncio.Lock] = {}
+        self._journal: SpawnJournal | None = None
+        self._fleet_id = ""
         log_dir.mkdir(parents=True, exist_ok=True)
 
     # -- checks before anything starts -------------------------------------------------
@@ -176,6 +179,14 @@ class QemuActuator:
         finally:
             self._paused_by_us.discard(proc.pid)
 
+    def use_journal(self, journal: SpawnJournal, *, fleet_id: str) -> None:
+        """Record every guest's QEMU pid (``novacron status`` shows it) and mark QEMU with ``fleet_id``.
+
+        A QEMU left running by a controller that died carries the mark, so the next
+        controller of the fleet finds it and ends it before booting the guest afresh.
+        """
+        self._journal, self._fleet_id = journal, fleet_id
+
     # -- lifecycle ---------------------------------------------------------------------
     async def start_all(self, *, skip: Collection[str] = ()) -> None:
         """Start every desired guest not running (except ``skip``); one that cannot start is reported, not raised."""
@@ -188,9 +199,11 @@ class QemuActuator:
 
     async def stop_all(self) -> None:
         """Stop every guest (QMP quit, then SIGKILL) and remove the QMP sockets."""
-        for reps in self._vms.values():
-            for proc in list(reps.values()):
+        for target, reps in self._vms.items():
+            for replica, proc in list(reps.items()):
                 await proc.quit()
+                if self._journal is not None:
+                    self._journal.forget(target, replica)
         if self._specs:
             shutil.rmtree(self._sockets, ignore_errors=True)
 
@@ -335,7 +348,8 @@ class QemuActuator:
         def on_exit(p: QemuProcess, code: int | None) -> None:
             self._on_exit(target, replica, p, code)
 
-        await proc.launch(self._binary, on_event, on_exit, timeout=_START_TIMEOUT_S)
+        env = {ENV_NONCE: uuid.uuid4().hex, ENV_FLEET: self._fleet_id} if self._fleet_id else {}
+        await proc.launch(self._binary, on_event, on_exit, env=env, timeout=_START_TIMEOUT_S)
         return proc
 
     def install(self, target: str, replica: int, proc: QemuProcess) -> None:
@@ -365,7 +379,10 @@ class QemuActuator:
     def _announce(self, target: str, replica: int, proc: QemuProcess) -> None:
         assert proc.pid is not None
         port = proc.plan.forwards[0][0] if proc.plan.forwards else None
-        self._listener.on_started(target, replica, proc.pid, port, _create_time(proc.pid))
+        created = _create_time(proc.pid)
+        if self._journal is not None:
+            self._journal.spawned(target, replica, proc.pid, created, port, "")
+        self._listener.on_started(target, replica, proc.pid, port, created)
 
     def _on_exit(self, target: str, replica: int, proc: QemuProcess, code: int | None) -> None:
         if self._vms.get(target, {}).get(replica) is not proc or proc.pid is None or proc.retired:

@@ -49,14 +49,27 @@ class QemuProcess:
         """The QEMU process runs (its exit not seen yet)."""
         return self.pid is not None and not self.gone.is_set()
 
-    async def launch(self, binary: str, on_event: OnEvent, on_exit: OnExit, *, timeout: float = 10.0) -> None:
-        """Spawn QEMU and connect QMP; raise with QEMU's own message if it dies first."""
+    async def launch(
+        self,
+        binary: str,
+        on_event: OnEvent,
+        on_exit: OnExit,
+        *,
+        env: Mapping[str, str] | None = None,
+        timeout: float = 10.0,
+    ) -> None:
+        """Spawn QEMU (``env`` added to its environment), connect QMP; raise with QEMU's message if it dies first."""
         self.plan.qmp_socket.unlink(missing_ok=True)
         argv = qemu_argv(binary, self.vm, self.plan)
         log_path = self.plan.serial_log.with_suffix(".qemu.log")
         with log_path.open("ab") as log:
             self._proc = await asyncio.create_subprocess_exec(
-                *argv, stdin=asyncio.subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True
+                *argv,
+                stdin=asyncio.subprocess.DEVNULL,
+                stdout=log,
+                stderr=log,
+                start_new_session=True,
+                env={**os.environ, **(env or {})},
             )
         self.pid = self._proc.pid
         self.qmp = QmpSession(self.name, lambda event, data: on_event(self, event, data))

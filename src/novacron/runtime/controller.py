@@ -148,7 +148,7 @@ class Controller:
             for replica in range(tspec.replicas):
                 self._configure_replica(tspec, replica)
         fleet = adoption.fleet_id(self.store, now=self.clock.now())
-        self.actuator.processes.use_journal(adoption.StoreJournal(self.store), fleet_id=fleet)
+        self.actuator.use_journal(adoption.StoreJournal(self.store), fleet_id=fleet)
         # Guests are not adopted: their records go, and a fresh QEMU starts (actuators/qemu.py).
         processes = {t.name: t.replicas for t in self.spec.targets if t.kind == "process"}
         found = adoption.reconcile(self.store, self.actuator.processes, processes, fleet)
