@@ -163,3 +163,13 @@ def test_evolve_prints_a_front_and_draws_it(tmp_path: Path, spec_file: Path) -> 
     res = cli("evolve", "-c", str(spec_file), "--workers", "1", "--study", "e1", "--json")
     assert res.returncode == 2
     assert "already exists" in res.stderr
+
+
+def test_the_shipped_example_is_a_valid_tuning_problem() -> None:
+    problem = build_problem(load_spec(Path(__file__).parents[2] / "examples" / "tuning.yaml"))
+    assert problem.space.dims == 5
+    assert problem.spec_paths() == [
+        "targets.api.checks.0.interval_s",
+        "targets.api.checks.0.failures",
+        "targets.api.checks.0.timeout_s",
+    ]
