@@ -28,9 +28,9 @@ def test_bench_tuning_prints_every_figure() -> None:
 
 
 def test_bench_tuning_names_a_bad_section_and_budget() -> None:
-    res = cli("bench", "tuning", "--only", "bo,warp")
+    res = cli("bench", "tuning", "--only", "bo,warp", timeout=180)
     assert res.returncode == 2
     assert "--only" in res.stderr
-    res = cli("bench", "tuning", "--only", "bo", "--reference", "3", "--seeds", "2", "--budget", "2")
+    res = cli("bench", "tuning", "--only", "bo", "--reference", "3", "--seeds", "2", "--budget", "2", timeout=180)
     assert res.returncode == 2
     assert "--reference" in res.stderr
