@@ -20,6 +20,7 @@ from novacron.cli import (  # noqa: F401  (imported for their command registrati
     fix,
     forecast,
     nab,
+    node,
     operate,
     run,
     runbooks,
