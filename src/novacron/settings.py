@@ -757,8 +757,7 @@ def _errors(exc: ValidationError) -> Iterator[str]:
     for err in exc.errors():
         msg = str(err["msg"]).removeprefix("Value error, ")
         where = _loc(tuple(err["loc"]))
-        yield msg if msg.startswith(("targets[", "depends_on", "twin")) else f"{where}: {msg}"
-        yield msg if msg.startswith(_OWN_PATHS) else f"{where}: {msg}"
+        yield msg if msg.startswith((*_OWN_PATHS, "twin")) else f"{where}: {msg}"
 
 
 def parse_spec(data: Any, *, source: str = "spec") -> FleetSpec:
