@@ -302,6 +302,25 @@ class ExperimentSpec(_Frozen):
     max_samples: int = Field(200_000, ge=1, description="Most canary requests per step before rolling back.")
     look_interval_s: float = Field(1.0, ge=0.05, le=3600)
     start_timeout_s: float = Field(10.0, gt=0, le=600)
+    allocation: Literal["canary", "thompson", "ucb1"] = Field(
+        "canary", description="canary: steps and the always-valid test; thompson/ucb1: a bandit over 3+ arms."
+    )
+    arms: dict[str, list[str]] = Field(
+        default_factory=dict, description="More variant arms (name: command) for a bandit allocation."
+    )
+
+    @model_validator(mode="after")
+    def _arms(self) -> ExperimentSpec:
+        if self.allocation == "canary" and self.arms:
+            raise ValueError("arms: more arms need allocation thompson or ucb1")
+        if self.allocation != "canary" and not self.arms:
+            raise ValueError("arms: a bandit allocation needs at least one more arm (three with the baseline)")
+        names = [self.arm, *self.arms]
+        if "a" in names or len(set(names)) != len(names):
+            raise ValueError("arms: arm names must be distinct and not 'a' (the baseline)")
+        if any(not cmd for cmd in self.arms.values()):
+            raise ValueError("arms: every arm needs a command")
+        return self
 
     @field_validator("steps")
     @classmethod
@@ -826,8 +845,7 @@ def _errors(exc: ValidationError) -> Iterator[str]:
     for err in exc.errors():
         msg = str(err["msg"]).removeprefix("Value error, ")
         where = _loc(tuple(err["loc"]))
-        yield msg if msg.startswith(("targets[", "depends_on", "twin")) else f"{where}: {msg}"
-        yield msg if msg.startswith(_OWN_PATHS) else f"{where}: {msg}"
+        yield msg if msg.startswith((*_OWN_PATHS, "twin")) else f"{where}: {msg}"
 
 
 def parse_spec(data: Any, *, source: str = "spec") -> FleetSpec:
