@@ -8,12 +8,22 @@ and the reason, and nothing is started from an invalid spec.
 
 from __future__ import annotations
 
+import posixpath
 from collections.abc import Iterator, Mapping
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from novacron.errors import ConfigError
 from novacron.model import ActionKind, FaultKind, Priority, RiskLevel
@@ -33,6 +43,7 @@ __all__ = [
     "FlapPolicy",
     "FleetSpec",
     "FrontendSpec",
+    "HaSettings",
     "HeartbeatCheck",
     "HttpCheck",
     "MetricWatch",
@@ -58,7 +69,21 @@ RiskName = Literal["low", "medium", "high", "critical"]
 
 
 class _Frozen(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    # No inf or nan anywhere: an infinite timeout or window is a typo that would wait forever.
+    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
+
+
+def _safe_cleanup_path(path: str) -> str:
+    """A directory the cleanup action may empty: never the filesystem root or a top-level folder."""
+    parts = PurePosixPath(posixpath.normpath(path)).parts  # "/tmp/.." is "/"
+    if not path.strip() or (parts and parts[0] == "/" and len(parts) < _MIN_PATH_PARTS):
+        raise ValueError(f"{path!r} is the filesystem root or a top-level folder; name a folder of the target's own")
+    return path
+
+
+_MIN_PATH_PARTS = 3  # "/", "tmp", "scratch": a folder below a top-level one
+
+CleanupPath = Annotated[str, AfterValidator(_safe_cleanup_path)]
 
 
 class _Probe(_Frozen):
@@ -122,7 +147,7 @@ class MetricWatch(_Frozen):
 
     ``type`` picks a default pipeline (latency, error_ratio, cpu, rss, open_files, threads,
     connections, heartbeat, generic); ``detector`` overrides it with an explicit one
-    (``{name: robust_zscore, window: 120, threshold: 6}``), checked when the controller starts.
+    (``{detector: zscore, params: {window: 120}, threshold: 6}``), checked when the controller starts.
     """
 
     metric: str = Field(min_length=1)
@@ -284,17 +309,28 @@ class ExperimentSpec(_Frozen):
 
 
 class TargetSpec(_Frozen):
-    """One supervised target: a local process (``kind: process``) or a QEMU guest (``kind: vm``).
+    """One supervised target: a local process (``kind: process``), a remote endpoint (``kind: remote``)
+    or a QEMU guest (``kind: vm``).
+
+    A remote target has no process of its own: controllers probe it (HTTP/TCP checks) and
+    act on it by POSTing the action to its ``action_url``. With several controllers on one
+    store, remote targets are spread over them by shard leases; process targets belong to
+    the controller whose node id is their ``host`` (default: every controller's own node).
+    A vm target's guest runs on one of the fleet's VM ``hosts`` (its ``vm.host``).
 
     ``{port}`` and ``{replica}`` in the command, env values, URLs and ports are filled per
     replica: replica *i* gets ``port + i``.
     """
 
     name: str = Field(pattern=r"^[a-z0-9]([a-z0-9_.-]{0,62})$")
-    kind: Literal["process", "vm"] = "process"
+    kind: Literal["process", "remote", "vm"] = "process"
     command: list[str] = Field(
         default_factory=list, validate_default=True, description="The process to run (kind: process)."
     )
+    host: str | None = Field(
+        None, min_length=1, max_length=128, description="kind: process: the node id that runs it (default: each node)."
+    )
+    action_url: str | None = Field(None, description="kind: remote: where actions are POSTed as JSON.")
     vm: VmSpec | None = Field(None, validate_default=True, description="The guest to boot (kind: vm).")
     env: dict[str, str] = Field(default_factory=dict)
     cwd: str | None = None
@@ -306,7 +342,7 @@ class TargetSpec(_Frozen):
     checks: list[CheckSpec] = Field(default_factory=list)
     depends_on: list[str] = Field(default_factory=list)
     labels: dict[str, str] = Field(default_factory=dict)
-    cleanup_paths: list[str] = Field(
+    cleanup_paths: list[CleanupPath] = Field(
         default_factory=list, description="Directories the cleanup action may empty (nothing else)."
     )
     metrics: MetricsSpec | None = None
@@ -326,12 +362,14 @@ class TargetSpec(_Frozen):
         kind = info.data.get("kind", "process")
         if kind == "vm" and v is None:
             raise ValueError("a vm target needs a vm block (kernel or image, memory_mib, …)")
-        if kind == "process" and v is not None:
+        if kind != "vm" and v is not None:
             raise ValueError("only a kind: vm target has a vm block")
         return v
 
     @model_validator(mode="after")
     def _replica_bounds(self) -> TargetSpec:
+        if self.kind == "remote" and (self.command or self.host is not None):
+            raise ValueError("kind: a remote target has no command or host (any controller may own it)")
         for i, fwd in enumerate(self.vm.forwards if self.vm else []):
             if fwd.host is None and (i > 0 or self.port is None):
                 raise ValueError(
@@ -378,6 +416,21 @@ class Policy(_Frozen):
         return risk.label in self.approval_required
 
 
+class HaSettings(_Frozen):
+    """Several controllers on one store: node heartbeats and shard leases (defaults fail over in ≤ 3 s)."""
+
+    lease_s: float = Field(2.0, gt=0.2, le=600, description="A shard lease lasts this long unless renewed.")
+    renew_s: float = Field(0.25, gt=0.01, le=60, description="How often leases are renewed and free shards taken.")
+    shards: int = Field(64, ge=1, le=4096, description="Shards the remote targets are hashed into.")
+    node_stale_s: float = Field(2.0, gt=0.2, le=600, description="A node without a heartbeat this long is dead.")
+
+    @model_validator(mode="after")
+    def _renew_within_lease(self) -> HaSettings:
+        if self.renew_s * 3 > self.lease_s:
+            raise ValueError(f"renew_s: renew at least three times per lease ({self.renew_s} × 3 > {self.lease_s})")
+        return self
+
+
 class ControllerSettings(_Frozen):
     """Where the controller keeps state and listens."""
 
@@ -386,6 +439,12 @@ class ControllerSettings(_Frozen):
     heartbeat_udp_port: int = Field(0, ge=0, le=65535, description="0 picks a free port.")
     metrics_port: int | None = Field(None, ge=0, le=65535)
     api_port: int | None = Field(None, ge=0, le=65535)
+    node_id: str | None = Field(
+        None,
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$",
+        description="This controller's node id (default: hostname).",
+    )
+    ha: HaSettings = Field(default_factory=HaSettings)
 
 
 class AgentSchedule(_Frozen):
@@ -593,12 +652,44 @@ class FleetSpec(_Frozen):
             raise ValueError("depends_on: dependency cycle " + " -> ".join(cycle))
         return self
 
+    @model_validator(mode="after")
+    def _ports(self) -> FleetSpec:
+        _check_port_plan(self)
+        return self
+
     def target(self, name: str) -> TargetSpec:
         """The target called ``name`` (KeyError if absent)."""
         for t in self.targets:
             if t.name == name:
                 return t
         raise KeyError(name)
+
+
+# -- cross-field checks of ports --------------------------------------------------------
+
+
+def _check_port_plan(spec: FleetSpec) -> None:
+    """Every replica port exists, belongs to one target, and is not the controller's own."""
+    owner: dict[int, int] = {}  # port -> index of the target whose replica listens on it
+    for i, t in enumerate(spec.targets):
+        if t.port is None:
+            continue
+        last = t.port + max(t.replicas, 1) - 1
+        if last > _MAX_PORT:
+            raise ValueError(
+                f"targets[{i}].port: {t.port} with {t.replicas} replicas needs ports up to {last} (> 65535)"
+            )
+        for port in range(t.port, last + 1):
+            if port in owner:
+                other = spec.targets[owner[port]].name
+                raise ValueError(f"targets[{i}].port: port {port} of {t.name!r} is also a port of {other!r}")
+            owner[port] = i
+    for name in ("api_port", "metrics_port"):
+        port = getattr(spec.controller, name)
+        if port and port in owner:
+            raise ValueError(f"controller.{name}: {port} is a port of target {spec.targets[owner[port]].name!r}")
+    if spec.controller.api_port and spec.controller.api_port == spec.controller.metrics_port:
+        raise ValueError(f"controller.metrics_port: {spec.controller.metrics_port} is also the api_port")
 
 
 def _find_cycle(graph: Mapping[str, list[str]]) -> list[str]:
@@ -636,7 +727,8 @@ def _loc(loc: tuple[int | str, ...]) -> str:
     return out or "spec"
 
 
-_OWN_PATHS = ("targets[", "depends_on", "notify[", "escalation[", "runbooks[", "experiments[", "hosts")
+_OWN_PATHS = ("targets[", "depends_on", "notify[", "escalation[", "runbooks[", "experiments[", "controller.", "hosts")
+_MAX_PORT = 65535
 
 
 def _errors(exc: ValidationError) -> Iterator[str]:
@@ -664,12 +756,16 @@ def load_spec(text_or_path: str | Path) -> FleetSpec:
             text = text_or_path.read_text(encoding="utf-8")
         except OSError as exc:
             raise ConfigError(f"cannot read spec: {exc.strerror}", where=source) from exc
+        except UnicodeDecodeError as exc:
+            raise ConfigError(f"not UTF-8 text (byte {exc.start} cannot be decoded)", where=source) from exc
     else:
         source, text = "spec", text_or_path
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         raise ConfigError(f"not valid YAML: {exc}", where=source) from exc
+    except RecursionError:
+        raise ConfigError("nested too deeply to be a fleet spec", where=source) from None
     return parse_spec(data, source=source)
 
 

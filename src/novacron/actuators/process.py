@@ -136,7 +136,10 @@ class ProcessActuator:
         self._desired = {t.name: t.replicas for t in spec.targets}
         self._journal: SpawnJournal = journal or _NoJournal()
         self.fleet_id = fleet_id
-        log_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        # Owner-only: replicas' output may carry secrets. Folders created here (the work
+        # folder too) are 0700, log files 0600; folders that exist keep their mode.
+        log_dir.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        log_dir.mkdir(mode=0o700, exist_ok=True)
 
     # -- the Actuator contract ---------------------------------------------------------
     async def apply(self, action: Action) -> Outcome:
@@ -147,7 +150,7 @@ class ProcessActuator:
             return Outcome(action.id, False, started, self._clock.now(), f"process targets cannot {action.kind}")
         try:
             detail = await handler(action)
-        except (OSError, ValueError, KeyError) as exc:
+        except (OSError, ValueError, KeyError, TypeError) as exc:  # bad params fail the action, never hang it
             return Outcome(action.id, False, started, self._clock.now(), f"{action.kind} failed: {exc}")
         return Outcome(action.id, True, started, self._clock.now(), detail, {"pids": list(self.pids(action.target))})
 
@@ -233,15 +236,24 @@ class ProcessActuator:
             ActionKind.SCALE_IN: self._do_scale_in,
             ActionKind.CONFIG_ROLLBACK: self._do_config_rollback,
             ActionKind.DEPLOY_PATCH: self._do_config_rollback,  # a patched build is a new target spec (cwd)
+            ActionKind.CONFIG_CHANGE: self._do_config_rollback,  # a tuned target spec: run it the same way
             ActionKind.CLEANUP: self._do_cleanup,
         }
 
     def _selected(self, action: Action) -> list[int]:
-        if "replicas" in action.params:
-            return [int(r) for r in action.params["replicas"]]
-        if "replica" in action.params:
-            return [int(action.params["replica"])]
-        return list(range(self._desired[action.target]))
+        """The replicas an action names (default: all), each an index the target declares."""
+        desired = self._desired[action.target]
+        replicas, replica = action.params.get("replicas"), action.params.get("replica")
+        if replicas is not None:
+            chosen = replicas if isinstance(replicas, list | tuple) else [replicas]
+        elif replica is not None:
+            chosen = [replica]
+        else:
+            return list(range(desired))
+        for index in chosen:
+            if not isinstance(index, int) or isinstance(index, bool) or not 0 <= index < desired:
+                raise ValueError(f"replica {index!r} does not exist: {action.target} runs replicas 0..{desired - 1}")
+        return list(chosen)
 
     async def _do_start(self, action: Action) -> str:
         await self._await_ports_free(action.target, self._selected(action))

@@ -1,7 +1,7 @@
 """Bearer-token authentication and role checks.
 
 Missing or invalid token → 401 with ``WWW-Authenticate: Bearer``; a valid token whose role
-is too low → 403, and the refusal is audited when the call would have changed something.
+is too low → 403. Every refusal is audited (:mod:`novacron.api.refusals`).
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from fastapi import Depends, HTTPException, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from novacron.api.context import ApiContext, get_ctx
+from novacron.api.refusals import audit_refusal
 from novacron.store.tokens import Role
 
 __all__ = ["Principal", "authorize", "require"]
@@ -34,24 +35,18 @@ def _unauthorized(why: str) -> HTTPException:
 
 
 def authorize(ctx: ApiContext, request: Request, role: Role) -> Principal:
-    """The caller of ``request`` if its bearer token has ``role`` or higher; else 401/403."""
+    """The caller of ``request`` if its bearer token has ``role`` or higher; else 401/403 (audited)."""
+    method, path = request.method, request.url.path
     scheme, _, credentials = request.headers.get("authorization", "").partition(" ")
     if scheme.lower() != "bearer" or not credentials:
+        audit_refusal(ctx, method, path, 401, why="missing bearer token")
         raise _unauthorized("missing bearer token")
     token = ctx.verify_token(credentials.strip())
     if token is None:
+        audit_refusal(ctx, method, path, 401, why="invalid or revoked token")
         raise _unauthorized("invalid or revoked token")
     if not token.role.allows(role):
-        if request.method != "GET":
-            ctx.store.audit(
-                now=ctx.clock.now(),
-                actor=token.name,
-                verb=f"api.{request.method.lower()} {request.url.path}",
-                subject=request.url.path,
-                result="forbidden",
-                role=token.role.value,
-                needed=role.value,
-            )
+        audit_refusal(ctx, method, path, 403, actor=token.name, role=token.role.value, needed=role.value)
         raise HTTPException(403, f"{role.value} role required; token {token.name!r} is {token.role.value}")
     return Principal(token.name, token.role)
 

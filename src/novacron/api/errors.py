@@ -6,9 +6,12 @@ import json
 from typing import Any
 
 from fastapi import FastAPI, Request
+from fastapi.exception_handlers import request_validation_exception_handler
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from novacron.api.refusals import audit_refusal, caller
 from novacron.api.schemas import ErrorOut
 from novacron.errors import InputError, NotFoundError, SafetyBlockedError, TemporaryError
 
@@ -41,7 +44,7 @@ def _error(status: int, detail: str, field: str | None = None, headers: dict[str
 
 
 def install_error_handlers(app: FastAPI) -> None:
-    """Map NovaCron errors to 400 / 404 / 409 / 503 with the field named."""
+    """Map NovaCron errors to 400 / 404 / 409 / 503 with the field named; audit 422s."""
 
     async def on_input(_r: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, InputError)
@@ -61,7 +64,23 @@ def install_error_handlers(app: FastAPI) -> None:
         assert isinstance(exc, ApiError)
         return _error(exc.status, exc.detail, exc.field)
 
+    async def on_invalid(request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, RequestValidationError)
+        first = exc.errors()[0] if exc.errors() else {}
+        field = ".".join(str(p) for p in first.get("loc", ())[1:]) or "body"  # ("body", "params", "replica")
+        ctx = request.app.state.ctx
+        audit_refusal(ctx, request.method, request.url.path, 422, actor=caller(ctx, request), field=field)
+        return await request_validation_exception_handler(request, exc)
+
+    async def on_too_deep(request: Request, _exc: Exception) -> JSONResponse:
+        # A body nested deeper than the parser's recursion limit: bad input, not a server fault.
+        ctx = request.app.state.ctx
+        audit_refusal(ctx, request.method, request.url.path, 422, actor=caller(ctx, request), field="body")
+        return _error(422, "nested too deeply", "body")
+
     app.add_exception_handler(ApiError, on_api)
+    app.add_exception_handler(RequestValidationError, on_invalid)
+    app.add_exception_handler(RecursionError, on_too_deep)
     app.add_exception_handler(InputError, on_input)
     app.add_exception_handler(NotFoundError, on_not_found)
     app.add_exception_handler(SafetyBlockedError, on_blocked)
@@ -86,7 +105,7 @@ class BodyLimit:
             return
         declared = dict(scope["headers"]).get(b"content-length")
         if declared is not None and (not declared.isdigit() or int(declared) > self.max_bytes):
-            await self._refuse(send)
+            await self._refuse(scope, send)
             return
         chunks: list[bytes] = []
         size = 0
@@ -98,7 +117,7 @@ class BodyLimit:
             chunk = message.get("body", b"")
             size += len(chunk)
             if size > self.max_bytes:
-                await self._refuse(send)
+                await self._refuse(scope, send)
                 return
             chunks.append(chunk)
             more = message.get("more_body", False)
@@ -114,7 +133,10 @@ class BodyLimit:
 
         await self.app(scope, replay, send)
 
-    async def _refuse(self, send: Send) -> None:
+    async def _refuse(self, scope: Scope, send: Send) -> None:
+        app = scope.get("app")
+        if app is not None and hasattr(app.state, "ctx"):
+            audit_refusal(app.state.ctx, scope["method"], scope["path"], 413, limit=self.max_bytes)
         body = json.dumps({"detail": f"request body larger than {self.max_bytes} bytes", "field": "body"}).encode()
         await send(
             {

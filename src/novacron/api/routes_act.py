@@ -108,10 +108,26 @@ async def heal(body: HealIn, ctx: Ctx, who: Operator, response: Response) -> Exe
     if body.target not in {t.name for t in c.spec.targets}:
         _audit(ctx, who, f"api.heal.{body.action}", body.target, "refused", detail="unknown target")
         raise ApiError(404, f"no target {body.target!r} in the fleet", "target")
-    job = c.heal(body.target, ActionKind(body.action), who=who.name, params=dict(body.params))
+    params = body.params.model_dump(exclude_none=True)
+    _check_replicas(ctx, who, body, params)
+    job = c.heal(body.target, ActionKind(body.action), who=who.name, params=params)
     return await _settle(
         ctx, who, job, verb=f"api.heal.{body.action}", subject=body.target, wait_s=body.wait_s, response=response
     )
+
+
+def _check_replicas(ctx: ApiContext, who: Principal, body: HealIn, params: dict[str, Any]) -> None:
+    """Replica indexes within the target's replicas: never a replica on a port nobody declared."""
+    c = ctx.live()
+    if c.spec.target(body.target).kind != "process":
+        return
+    desired = c.actuator.desired(body.target)
+    for field, indexes in (("replica", [params.get("replica")]), ("replicas", params.get("replicas") or [])):
+        bad = [i for i in indexes if i is not None and i >= desired]
+        if bad:
+            reason = f"replica {bad[0]} does not exist: {body.target} runs replicas 0..{desired - 1}"
+            _audit(ctx, who, f"api.heal.{body.action}", body.target, "refused", detail=reason)
+            raise ApiError(422, reason, f"params.{field}")
 
 
 @router.post("/autonomous/rollback", tags=["control"], responses=_ACCEPTED)

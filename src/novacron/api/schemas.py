@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal, get_args
+from typing import Annotated, Any, Literal, get_args
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictBool, StrictFloat, StrictInt, StrictStr
 
 from novacron.healing.executor import ExecResult
 from novacron.model import Action, ActionKind, Incident, TimelineEvent
@@ -35,6 +35,7 @@ __all__ = [
 ]
 
 _NAME = Field(min_length=1, max_length=128)
+_MAX_REPLICA = 999  # a target has at most 1000 replicas (the spec's bound)
 
 
 class _In(BaseModel):
@@ -253,8 +254,42 @@ _AGENT_ONLY = {
     ActionKind.OPEN_CIRCUIT.value,
     ActionKind.CLOSE_CIRCUIT.value,
     ActionKind.PROMOTE.value,
+    ActionKind.CONFIG_CHANGE.value,  # a tuned configuration, promoted by `novacron tune --promote`
 }
 assert set(get_args(ManualAction)) == {k.value for k in ActionKind} - {ActionKind.ESCALATE.value} - _AGENT_ONLY
+
+
+_Replica = Annotated[StrictInt, Field(ge=0, le=_MAX_REPLICA)]
+_Scalar = StrictInt | StrictFloat | StrictStr | StrictBool | None
+
+
+def _flat(value: Any) -> Any:
+    """A scalar, or a list or mapping of scalars: action parameters never nest deeper."""
+    if isinstance(value, list):
+        items = value
+    elif isinstance(value, dict):
+        items = list(value.values())
+    else:
+        items = [value]
+    if any(isinstance(v, list | dict) for v in items):
+        raise ValueError("must be a scalar, or a flat list or mapping of scalars")
+    return value
+
+
+class HealParams(BaseModel):
+    """Parameters of a manual action, typed: a wrong type or range is a 422 naming the field.
+
+    Other keys (an actuator's own) are accepted when they are flat: a scalar, or a list or
+    mapping of scalars.
+    """
+
+    model_config = ConfigDict(extra="allow", frozen=True)
+    __pydantic_extra__: dict[str, Annotated[Any, AfterValidator(_flat)]] = Field(init=False)
+
+    replica: _Replica | None = Field(None, description="One replica (start, stop, restart, replace).")
+    replicas: list[_Replica] | None = Field(None, min_length=1, max_length=1000, description="Several replicas.")
+    count: Annotated[StrictInt, Field(ge=1, le=1000)] | None = Field(None, description="Scale by this many.")
+    path: str | None = Field(None, min_length=1, max_length=4096, description="The cleanup path.")
 
 
 class HealIn(_In):
@@ -262,7 +297,7 @@ class HealIn(_In):
 
     target: str = _NAME
     action: ManualAction
-    params: dict[str, Any] = Field(default_factory=dict)
+    params: HealParams = Field(default_factory=HealParams)
     wait_s: float = Field(15.0, ge=0, le=120, description="How long to wait for the result before answering 202.")
 
 

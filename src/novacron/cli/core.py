@@ -30,11 +30,14 @@ def validate(
     """Check a fleet spec; exit 2 with the field's path and the reason if it is invalid."""
     import os
 
+    from novacron.clock import MonotonicClock
+    from novacron.healing.metricfaults import MetricJudge
     from novacron.incidents.paging import build_channels
     from novacron.settings import load_spec
 
     spec = load_spec(config)
     build_channels(spec.notify, os.environ)  # every channel's secret is in the environment
+    MetricJudge(spec, MonotonicClock(), lambda _fault: None)  # builds every detector, as `run` does
     console().print(
         f"[green]valid[/]: {spec.name} — {len(spec.targets)} target(s), "
         f"blast radius {spec.policy.blast_radius:.0%}, dry_run={spec.policy.dry_run}"

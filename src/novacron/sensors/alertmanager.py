@@ -36,6 +36,7 @@ __all__ = [
 
 DEFAULT_TARGET_LABELS: tuple[str, ...] = ("target", "job", "instance")
 MAX_ALERTS = 10_000
+_MAX_FINGERPRINT = 64  # Alertmanager's are 16 hex digits; anything longer is hashed
 
 
 class _Alert(BaseModel):
@@ -86,7 +87,7 @@ class AlertEvent:
     @property
     def fault_id(self) -> FaultId:
         """Stable id of this alert's episode."""
-        return FaultId(f"alert:{self.fingerprint}:{self.starts_at:.3f}")
+        return FaultId(f"alert:{_bounded(self.fingerprint, _MAX_FINGERPRINT)}:{self.starts_at:.3f}")
 
     def to_fault(self, detected_at: float) -> Fault:
         """The fault this alert raises (kind ALERT, evidence from labels and annotations)."""
@@ -106,6 +107,14 @@ class AlertEvent:
             since=min(self.starts_at, detected_at),
             evidence=evidence,
         )
+
+
+def _bounded(text: str, limit: int) -> str:
+    """``text`` if it fits in ``limit`` characters, else a prefix and a hash of the whole (still unique)."""
+    if len(text) <= limit:
+        return text
+    digest = hashlib.sha256(text.encode()).hexdigest()[:16]
+    return f"{text[: limit - len(digest) - 1]}~{digest}"
 
 
 def _fingerprint(labels: Mapping[str, str]) -> str:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
 import re
 from functools import cache
 from pathlib import Path
@@ -37,7 +39,7 @@ def make_engine(url: str) -> Engine:
         raise ConfigError(f"not a database URL: {url!r}", where="store_url") from exc
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:":
-            Path(parsed.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+            _private_file(Path(parsed.database).expanduser())
             engine = create_engine(parsed, connect_args={"check_same_thread": False})
         else:  # one shared connection, or every connection would see its own empty database
             engine = create_engine(parsed, connect_args={"check_same_thread": False}, poolclass=StaticPool)
@@ -49,6 +51,17 @@ def make_engine(url: str) -> Engine:
         return create_engine(parsed, pool_pre_ping=True)
     except (ArgumentError, ImportError) as exc:
         raise ConfigError(f"cannot use database URL {url!r}: {exc}", where="store_url") from exc
+
+
+def _private_file(path: Path) -> None:
+    """Create the database file owner-only (0600, its new folders 0700) before SQLite does.
+
+    The store holds every spec version, environment values included. SQLite gives its WAL
+    and shared-memory files the database file's permissions, so they follow.
+    """
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    with contextlib.suppress(FileExistsError):
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
 
 
 def missing_database(url: str) -> str | None:

@@ -134,14 +134,14 @@ class Store:
         except IntegrityError:
             raise
         except SQLAlchemyError as exc:
-            raise StoreError(f"store write failed: {exc}", delay=0.5) from exc
+            raise StoreError(f"store write failed: {_reason(exc)}", delay=0.5) from exc
 
     def _rows(self, stmt: Any) -> list[Mapping[str, Any]]:
         try:
             with self.engine.connect() as conn:
                 return [dict(r._mapping) for r in conn.execute(stmt)]
         except SQLAlchemyError as exc:
-            raise StoreError(f"store read failed: {exc}", delay=0.5) from exc
+            raise StoreError(f"store read failed: {_reason(exc)}", delay=0.5) from exc
 
     # -- config versions ---------------------------------------------------------------
     def save_config(self, body: str, *, source: str, now: float) -> ConfigVersion:
@@ -253,22 +253,7 @@ class Store:
         existing record when an action with the same key was already stored.
         """
         try:
-            self._exec(
-                insert(t.actions).values(
-                    id=action.id,
-                    idempotency_key=action.idempotency_key,
-                    incident_id=action.incident_id,
-                    target=action.target,
-                    kind=action.kind.value,
-                    risk=int(action.risk),
-                    status=status.value,
-                    params=_jsonable(action.params),
-                    reason=action.reason,
-                    requested_by=action.requested_by,
-                    inverse_of=action.inverse_of,
-                    created_at=now,
-                )
-            )
+            self._exec(insert(t.actions).values(**action_row(action, status, now=now)))
         except IntegrityError:
             return self.action_by_key(action.idempotency_key)
         return None
@@ -326,11 +311,9 @@ class Store:
     # -- audit -------------------------------------------------------------------------
     def audit(self, *, now: float, actor: str, verb: str, subject: str, result: str, **detail: Any) -> None:
         """Append to the audit trail."""
-        self._exec(
-            insert(t.audit).values(
-                time=now, actor=actor, verb=verb, subject=subject, result=result, detail=_jsonable(detail)
-            )
-        )
+        # Clipped, not refused: a refusal about a very long path must still be audited.
+        text = _clip(t.audit, {"actor": actor, "verb": verb, "subject": subject, "result": result})
+        self._exec(insert(t.audit).values(time=now, **text, detail=_jsonable(detail)))
 
     def audit_log(self, *, limit: int = 200) -> list[AuditEntry]:
         """Newest audit entries first."""
@@ -393,7 +376,41 @@ class Store:
                 conn.execute(delete(table).where(where))
                 conn.execute(insert(table).values(**values))
         except SQLAlchemyError as exc:
-            raise StoreError(f"store write failed: {exc}", delay=0.5) from exc
+            raise StoreError(f"store write failed: {_reason(exc)}", delay=0.5) from exc
+
+
+def _reason(exc: SQLAlchemyError) -> str:
+    """The database's own reason, without the SQL statement or its parameters (never shown to clients)."""
+    orig = getattr(exc, "orig", None)
+    text = str(orig) if orig is not None else type(exc).__name__
+    return text.strip().splitlines()[0] if text.strip() else type(exc).__name__
+
+
+def _clip(table: Any, values: Mapping[str, str]) -> dict[str, str]:
+    """Cut each text value to its column's length (marked with an ellipsis)."""
+    out = {}
+    for name, value in values.items():
+        limit = getattr(table.c[name].type, "length", None)
+        out[name] = value if limit is None or len(value) <= limit else value[: limit - 1] + "…"
+    return out
+
+
+def action_row(action: Action, status: ActionStatus, *, now: float) -> dict[str, Any]:
+    """The ``actions`` row of a newly claimed action."""
+    return {
+        "id": action.id,
+        "idempotency_key": action.idempotency_key,
+        "incident_id": action.incident_id,
+        "target": action.target,
+        "kind": action.kind.value,
+        "risk": int(action.risk),
+        "status": status.value,
+        "params": _jsonable(action.params),
+        "reason": action.reason,
+        "requested_by": action.requested_by,
+        "inverse_of": action.inverse_of,
+        "created_at": now,
+    }
 
 
 def _jsonable(data: Mapping[str, Any] | Sequence[Any] | Any) -> Any:

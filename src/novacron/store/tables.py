@@ -21,6 +21,9 @@ from sqlalchemy import (
 )
 
 __all__ = [
+    "ID_LENGTH",
+    "KEY_LENGTH",
+    "VERB_LENGTH",
     "actions",
     "agent_outputs",
     "api_tokens",
@@ -43,6 +46,11 @@ __all__ = [
 ]
 
 metadata = MetaData()
+
+# Lengths that ids made from outside input are bounded to (see store/repo.py's clipping).
+ID_LENGTH = 128
+KEY_LENGTH = 255
+VERB_LENGTH = 255
 
 config_versions = Table(
     "config_versions",
@@ -86,7 +94,9 @@ timeline = Table(
 faults = Table(
     "faults",
     metadata,
-    Column("id", String(40), primary_key=True),
+    # Fault ids come from outside too (an Alertmanager fingerprint): bounded where they are
+    # made, and the column leaves room for every form the code makes.
+    Column("id", String(ID_LENGTH), primary_key=True),
     Column("incident_id", String(40), ForeignKey("incidents.id"), index=True),
     Column("target", String(128), nullable=False),
     Column("kind", String(32), nullable=False),
@@ -99,10 +109,10 @@ faults = Table(
 actions = Table(
     "actions",
     metadata,
-    Column("id", String(40), primary_key=True),
+    Column("id", String(KEY_LENGTH), primary_key=True),  # a runbook step's id is its key
     # Persisted before the action is applied: a restarted controller that finds the key
     # knows the action already ran (or may have) and never applies it a second time.
-    Column("idempotency_key", String(200), nullable=False, unique=True),
+    Column("idempotency_key", String(KEY_LENGTH), nullable=False, unique=True),
     Column("incident_id", String(40), ForeignKey("incidents.id"), index=True),
     Column("target", String(128), nullable=False, index=True),
     Column("kind", String(32), nullable=False),
@@ -111,7 +121,7 @@ actions = Table(
     Column("params", JSON, nullable=False, default=dict),
     Column("reason", Text, nullable=False, default=""),
     Column("requested_by", String(64), nullable=False, default="controller"),
-    Column("inverse_of", String(40)),
+    Column("inverse_of", String(KEY_LENGTH)),
     Column("created_at", Float, nullable=False),
     Column("started_at", Float),
     Column("finished_at", Float),
@@ -124,7 +134,7 @@ audit = Table(
     Column("id", Integer, primary_key=True, autoincrement=True),
     Column("time", Float, nullable=False, index=True),
     Column("actor", String(128), nullable=False),
-    Column("verb", String(64), nullable=False),
+    Column("verb", String(VERB_LENGTH), nullable=False),
     Column("subject", String(255), nullable=False, default=""),
     Column("result", String(64), nullable=False),
     Column("detail", JSON, nullable=False, default=dict),
