@@ -331,13 +331,14 @@ class ExperimentSpec(_Frozen):
 
 
 class TargetSpec(_Frozen):
-    """One supervised target: a local process (``kind: process``), a QEMU guest (``kind: vm``),
-    a remote endpoint (``kind: remote``) or a twin VM (``kind: sim``).
+    """One supervised target: a local process (``kind: process``), a remote endpoint
+    (``kind: remote``), a twin VM (``kind: sim``) or a QEMU guest (``kind: vm``).
 
     A remote target has no process of its own: controllers probe it (HTTP/TCP checks) and
     act on it by POSTing the action to its ``action_url``. With several controllers on one
     store, remote targets are spread over them by shard leases; process targets belong to
     the controller whose node id is their ``host`` (default: every controller's own node).
+    A vm target's guest runs on one of the fleet's VM ``hosts`` (its ``vm.host``).
 
     ``{port}`` and ``{replica}`` in the command, env values, URLs and ports are filled per
     replica: replica *i* gets ``port + i``. A sim target has no command: the spec's ``twin``
@@ -346,7 +347,7 @@ class TargetSpec(_Frozen):
     """
 
     name: str = Field(pattern=r"^[a-z0-9]([a-z0-9_.-]{0,62})$")
-    kind: Literal["process", "vm", "remote", "sim"] = "process"
+    kind: Literal["process", "remote", "sim", "vm"] = "process"
     command: list[str] = Field(
         default_factory=list, validate_default=True, description="The process to run (kind: process)."
     )
@@ -374,9 +375,9 @@ class TargetSpec(_Frozen):
 
     @field_validator("command")
     @classmethod
-    def _command_for_process(cls, v: list[str], info: ValidationInfo) -> list[str]:
+    def _command_for_processes(cls, v: list[str], info: ValidationInfo) -> list[str]:
         if info.data.get("kind", "process") == "process" and not v:
-            raise ValueError("a process target needs a command")
+            raise ValueError("a process target needs at least one argument")
         return v
 
     @field_validator("vm")
@@ -385,7 +386,7 @@ class TargetSpec(_Frozen):
         kind = info.data.get("kind", "process")
         if kind == "vm" and v is None:
             raise ValueError("a vm target needs a vm block (kernel or image, memory_mib, …)")
-        if kind == "process" and v is not None:
+        if kind != "vm" and v is not None:
             raise ValueError("only a kind: vm target has a vm block")
         return v
 

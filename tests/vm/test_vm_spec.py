@@ -59,7 +59,7 @@ def test_bad_vm_blocks_name_the_field(tmp_path: Path, vm: dict[str, Any], messag
 def test_a_vm_target_without_a_vm_block_and_a_process_without_a_command_are_refused() -> None:
     with pytest.raises(ConfigError, match=r"targets\[0\]\.vm: a vm target needs a vm block"):
         parse_spec({"targets": [{"name": "v", "kind": "vm"}]})
-    with pytest.raises(ConfigError, match=r"targets\[0\]\.command: a process target needs a command"):
+    with pytest.raises(ConfigError, match=r"targets\[0\]\.command: a process target needs at least one argument"):
         parse_spec({"targets": [{"name": "p"}]})
 
 

@@ -28,6 +28,7 @@ class LocalActuator:
         self,
         spec: FleetSpec,
         *,
+        processes: FleetSpec | None = None,
         clock: Clock,
         log_dir: Path,
         listener: ProcessListener,
@@ -35,7 +36,10 @@ class LocalActuator:
         heartbeat_port: Callable[[], int] = lambda: 0,
     ) -> None:
         self._kinds = {t.name: t.kind for t in spec.targets}
-        process_spec = spec.model_copy(update={"targets": [t for t in spec.targets if t.kind == "process"]})
+        # ``processes``: the process targets this node runs (default: every process target).
+        process_spec = processes or spec.model_copy(
+            update={"targets": [t for t in spec.targets if t.kind == "process"]}
+        )
         self.processes = ProcessActuator(process_spec, clock=clock, log_dir=log_dir, listener=listener)
         self.vms = QemuActuator(
             spec, clock=clock, log_dir=log_dir, listener=listener, observe=observe, heartbeat_port=heartbeat_port

@@ -207,6 +207,24 @@ class QemuActuator:
         if self._specs:
             shutil.rmtree(self._sockets, ignore_errors=True)
 
+    async def fail_host(self, host: str) -> list[tuple[str, int]]:
+        """Take ``host`` out: mark it failed and end its QEMUs; its guests, highest priority first.
+
+        The guests' ends are reported as expected (the host's failure is the fault, and the
+        failover that follows is the remedy); each then needs a ``vm_migrate``, which finds
+        its QEMU gone and cold-starts it on a healthy host with room.
+        """
+        self.hosts.mark_failed(host)
+        guests = []
+        for key in self.hosts.guests_on(host):
+            target, _, replica = key.rpartition("#")
+            guests.append((target, int(replica)))
+            proc = self.running(target, int(replica))
+            if proc is not None:
+                self.retire(target, int(replica), proc)
+                await proc.kill()
+        return sorted(guests, key=lambda g: (-self.vm_of(g[0]).priority, g))
+
     # -- action handlers ---------------------------------------------------------------
     def _handlers(self) -> dict[ActionKind, Callable[[Action], Awaitable[tuple[str, dict[str, Any]]]]]:
         return {

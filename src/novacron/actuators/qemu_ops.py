@@ -71,19 +71,19 @@ class GuestOps:
         why = self._vms.hosts.why_not(to, vm.memory_mib, vm.cpus)
         if why is not None:
             raise ActuatorError(f"cannot migrate {key} to {to}: {why}")
+        self._before[action.id] = {"to": source}
+        proc = self._vms.running(target, replica)
+        if proc is None:
+            # Nothing to stream: a restart on the destination (host failover). The place is
+            # taken now, so guests failing over together never overfill one host.
+            self._vms.hosts.place(key, to, vm.memory_mib, vm.cpus)
+            await self._vms.cold_start(target, replica, host=to)
+            reason = action.params.get("reason") or "its QEMU was not running"
+            return f"cold-migrated {key} {source} → {to}: {reason}", {"from": source, "to": to, "mode": "cold"}
         busy = self._vms.hosts.acquire(key, [source, to])
         if busy is not None:
             raise ActuatorError(busy)
-        self._before[action.id] = {"to": source}
         try:
-            proc = self._vms.running(target, replica)
-            if proc is None:
-                await self._vms.cold_start(target, replica, host=to)
-                return f"cold-migrated {key} {source} → {to}: its QEMU was not running", {
-                    "from": source,
-                    "to": to,
-                    "mode": "cold",
-                }
             figures = await self._live(target, replica, proc, to)
         finally:
             self._vms.hosts.release(key, [source, to])

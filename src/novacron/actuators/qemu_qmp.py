@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -19,6 +20,10 @@ from qemu.qmp import ConnectError, EventListener, ExecuteError, QMPClient, QMPEr
 from novacron.errors import ActuatorError
 
 __all__ = ["QmpError", "QmpSession"]
+
+# The library logs every failed connect attempt and dropped session as an error; here
+# each is retried or raised as a QmpError naming the VM, so its own log would only repeat it.
+logging.getLogger("qemu.qmp").setLevel(logging.CRITICAL)
 
 # A QMP event as QEMU sends it: {"event": NAME, "data": {...}, "timestamp": {...}}.
 EventSink = Callable[[str, Mapping[str, Any]], None]

@@ -117,18 +117,20 @@ class Controller:
         self._spec_source = spec_source
         paging = Paging(build_channels(spec.notify, os.environ), spec.escalation_policies())  # secrets: env only
         # -- several controllers (runtime/ha.py): this node runs its own process targets,
-        # and the remote targets whose shard leases it holds.
+        # and the remote targets whose shard leases it holds; kind: vm targets run here too
+        # (on the QEMU hosts the spec names), their QMP events reported as observations.
         self.node_id = spec.controller.node_id or ha.default_node_id()
         local = ha.local_spec(spec, self.node_id)
         # Sim targets run on this node's twin, so they are local too (but never adopted as processes).
-        self._local = {t.name for t in local.targets} | {t.name for t in spec.targets if t.kind == "sim"}
+        local_kinds = ("sim", "vm")
+        self._local = {t.name for t in local.targets} | {t.name for t in spec.targets if t.kind in local_kinds}
         self._local_spec = local
-        check_binaries(local.model_copy(update={"targets": [t for t in local.targets if t.kind == "process"]}))
+        check_binaries(local)  # the programs this node starts
         base = Path(spec_source).parent if Path(spec_source).is_file() else Path.cwd()
         self.runbooks = load_sources(spec.runbooks, base)
-        # Processes and QEMU guests (kind: vm); guests report QMP events as observations.
         self.actuator = LocalActuator(
-            local,
+            spec,
+            processes=local,
             clock=self.clock,
             log_dir=self.workdir / "logs",
             listener=self,
