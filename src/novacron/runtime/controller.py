@@ -124,7 +124,9 @@ class Controller:
             seed=seed,
             on_resolved=self._on_resolved,
             paging=paging,
-            write_behind=True,  # store faults: healing goes on from memory (runtime/storeguard.py)
+            # store faults: healing goes on from memory (runtime/storeguard.py); under simulated
+            # time (a twin handed in) writes stay in the loop, or a writer thread would race the clock.
+            write_behind=twin is None,
             learning=spec.learning,
         )
         self.store, self.gate, self.approvals, self.flow = parts.store, parts.gate, parts.approvals, parts.flow
