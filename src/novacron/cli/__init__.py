@@ -21,6 +21,7 @@ from novacron.cli import (  # noqa: F401  (imported for their command registrati
     forecast,
     learn,
     nab,
+    node,
     operate,
     run,
     runbooks,

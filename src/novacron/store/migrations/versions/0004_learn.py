@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "learn_1"
-down_revision = "crash_1"
+down_revision = "ha_1"
 branch_labels = None
 depends_on = None
 
