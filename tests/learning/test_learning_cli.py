@@ -68,7 +68,7 @@ def test_a_policy_learned_on_the_twin_heals_a_bad_config_with_a_rollback(tmp_pat
 
 
 def test_operator_feedback_changes_the_next_choice(tmp_path: Path) -> None:
-    faults = [{"at_s": 1.0, "target": "svc", "kind": "crash"}, {"at_s": 6.0, "target": "svc", "kind": "crash"}]
+    faults = [{"at_s": 1.0, "target": "svc", "kind": "crash"}, {"at_s": 25.0, "target": "svc", "kind": "crash"}]
     spec = one_target_spec(tmp_path, faults=faults)
     db = tmp_path / "n.db"
     with controller(spec):
@@ -79,7 +79,7 @@ def test_operator_feedback_changes_the_next_choice(tmp_path: Path) -> None:
             res = cli("feedback", action_id, "bad", "--note", "restarts hide the cause", "-c", str(spec), "--json")
             assert res.returncode == 0, res.stderr
             assert json.loads(res.stdout)["learned"] is True
-        second = wait_for(lambda: _steps(db)[1:], "the second crash healed", 30)[0]
+        second = wait_for(lambda: _steps(db)[1:], "the second crash healed", 60)[0]
     assert second[0][1] == "replace", "two bad marks on restart move the next choice"
     store = Store.open(f"sqlite:///{db}")
     try:

@@ -151,9 +151,7 @@ class Controller:
             paging=paging,
             prove=self.prove,
             runbooks=self._choose_runbook if len(self.runbooks) else None,
-            # store faults: healing goes on from memory (runtime/storeguard.py); under simulated
-            # time (a twin handed in) writes stay in the loop, or a writer thread would race the clock.
-            write_behind=twin is None,
+            write_behind=True,  # store faults: healing goes on from memory (runtime/storeguard.py)
             learning=spec.learning,
         )
         self.store, self.gate, self.approvals, self.flow = parts.store, parts.gate, parts.approvals, parts.flow
