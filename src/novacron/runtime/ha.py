@@ -302,8 +302,8 @@ class HaMember(Collector):
 
 
 def local_spec(spec: FleetSpec, node_id: str) -> FleetSpec:
-    """The part of ``spec`` this node runs as processes: process targets on no host or on this one."""
-    mine = [t for t in spec.targets if t.kind == "process" and t.host in (None, node_id)]
+    """The part of ``spec`` this node runs itself: process targets on no host or on this one, and guests."""
+    mine = [t for t in spec.targets if (t.kind == "process" and t.host in (None, node_id)) or t.kind == "vm"]
     return spec.model_copy(update={"targets": mine})
 
 
