@@ -126,8 +126,12 @@ def bench_learning(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON (always JSON).")] = True,
 ) -> None:
     """The learned policy against the ladder on the twin: MTTR, success, regret, off-policy estimates."""
-    from novacron.benchmarks.learning import run_learning_bench
+    import logging
 
+    from novacron.benchmarks.learning import run_learning_bench
+    from novacron.telemetry import configure_logging
+
+    configure_logging(level=logging.ERROR)  # the twin's controllers are chatty; the JSON is the output
     if faults < 10 or eval_faults < 10:
         raise InputError("must be >= 10", where="--faults/--eval-faults")
     print(json.dumps(run_learning_bench(faults=faults, eval_faults=eval_faults), indent=None if as_json else 2))

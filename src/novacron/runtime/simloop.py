@@ -29,6 +29,7 @@ T = TypeVar("T")
 # With nothing scheduled anywhere, poll real descriptors this long (a worker thread may
 # still deliver a result) instead of blocking forever.
 _IDLE_POLL_S = 0.05
+_MIN_MOVE_S = 1e-6
 
 
 class _Driver:
@@ -48,9 +49,13 @@ class _Driver:
         if math.isinf(target):
             return False
         if target > self.clock.sim.now:
-            self.clock.sim.advance_to(target)
+            # The simulator ignores moves shorter than its epsilon; a timer that close (e.g. a
+            # timeout for the last nanoseconds of a deadline read from the sim's clock) would
+            # then fire again and again with simulated time standing still. Move at least a
+            # microsecond, and let the loop's time follow the simulation's.
+            self.clock.sim.advance_to(max(target, self.clock.sim.now + _MIN_MOVE_S))
             self.advances += 1
-        self.now = max(self.now, target)
+        self.now = max(self.now, target, self.clock.sim.now)
         self.clock.wake_due()
         return True
 
