@@ -33,6 +33,7 @@ from novacron.clock import Clock
 from novacron.errors import StoreError
 from novacron.healing.fencing import ClaimResult
 from novacron.model import Action, ActionStatus
+from novacron.runtime.looplag import LoopLag
 from novacron.settings import FleetSpec, HaSettings
 from novacron.store import leases, nodes
 from novacron.store.guard import GuardedStore
@@ -101,8 +102,10 @@ class HaMember(Collector):
         self._task: asyncio.Task[None] | None = None
         self._store_failing = False
         self._log = get_logger(component="ha", node=node_id)
+        self.loop_lag: LoopLag | None = None  # the loop's lateness, measured while the node runs
         if metrics is not None:
             metrics.registry.register(self)
+            self.loop_lag = LoopLag(metrics)
 
     @property
     def margin_s(self) -> float:
@@ -126,6 +129,8 @@ class HaMember(Collector):
     def start(self) -> None:
         """Beat and hold leases every ``renew_s`` until stopped."""
         self._task = asyncio.get_running_loop().create_task(self._run(), name="ha")
+        if self.loop_lag is not None:
+            self.loop_lag.start()
 
     async def stop(self) -> None:
         """Stop beating, hand every shard back at once and record a clean stop."""
@@ -133,6 +138,8 @@ class HaMember(Collector):
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
+        if self.loop_lag is not None:
+            await self.loop_lag.stop()
         held, self._held = list(self._held), {}
         with contextlib.suppress(StoreError):
 
