@@ -261,7 +261,7 @@ def _settled(b: _Bench, live: set[str], targets: int, *, timeout: float) -> None
     while time.monotonic() < deadline:
         with contextlib.suppress(Exception):
             now = time.time()
-            rows = _query(b.url, "SELECT holder, expires_at FROM ha_leases")
+            rows = _query(b.url, "SELECT holder, expires_at FROM ha_leases WHERE shard >= 0")
             owned = _owned(b.url)
             if rows and all(h in live and e > now for h, e in rows) and sum(owned.get(n, 0) for n in live) == targets:
                 return
@@ -298,7 +298,9 @@ class _Sampler(threading.Thread):
 
     def _sample(self) -> None:
         now = time.time()
-        for shard, holder, expires in _query(self.url, "SELECT shard, holder, expires_at FROM ha_leases"):
+        for shard, holder, expires in _query(
+            self.url, "SELECT shard, holder, expires_at FROM ha_leases WHERE shard >= 0"
+        ):
             if holder is None or expires < now:
                 start = self._since.setdefault(int(shard), now)
                 self.unowned_max = max(self.unowned_max, now - start)

@@ -37,8 +37,9 @@ from novacron.runtime.looplag import LoopLag
 from novacron.settings import FleetSpec, HaSettings
 from novacron.store import leases, nodes
 from novacron.store.guard import GuardedStore
-from novacron.store.leases import FenceToken, HaDb
+from novacron.store.leases import Budget, FenceToken, HaDb
 from novacron.store.nodes import NodeRow
+from novacron.store.rails import RailRepository
 from novacron.telemetry import Metrics, get_logger
 
 if TYPE_CHECKING:
@@ -64,6 +65,7 @@ def default_node_id() -> str:
 class _Tick:
     state: str | None  # the node's state in the store; None: the row is no longer this process's
     held: dict[int, int]
+    autonomous: bool = True  # the fleet's kill switch as stored
 
 
 class HaMember(Collector):
@@ -88,6 +90,7 @@ class HaMember(Collector):
         self.api_url: str | None = None
         self.on_gained: Callable[[list[str]], None] = lambda _targets: None
         self.on_lost: Callable[[list[str]], None] = lambda _targets: None
+        self.on_kill_switch: Callable[[bool], None] = lambda _on: None
         self.fenced_refusals = 0
         self.state = "active"
         self._store = store
@@ -102,6 +105,7 @@ class HaMember(Collector):
         self._task: asyncio.Task[None] | None = None
         self._store_failing = False
         self._log = get_logger(component="ha", node=node_id)
+        self.budget: Budget | None = None  # the fleet-wide blast radius, decided with each claim
         self.loop_lag: LoopLag | None = None  # the loop's lateness, measured while the node runs
         if metrics is not None:
             metrics.registry.register(self)
@@ -176,6 +180,7 @@ class HaMember(Collector):
             return
         self.state = result.state
         self._valid_until = started + self.settings.lease_s
+        self.on_kill_switch(result.autonomous)
         self._apply(result.held)
 
     def _step(self, conn: Any, now: float) -> _Tick:
@@ -196,7 +201,7 @@ class HaMember(Collector):
         leases.release(conn, self.node_id, self.incarnation, give)
         got = leases.acquire(conn, self.node_id, self.incarnation, sorted(want - set(held)), now=now, lease_s=s.lease_s)
         kept = {sh: ep for sh, ep in held.items() if sh in want}
-        return _Tick(state, kept | got)
+        return _Tick(state, kept | got, nodes.autonomous(conn))
 
     def _apply(self, held: dict[int, int]) -> None:
         before, self._held = self._held, held
@@ -240,9 +245,11 @@ class HaMember(Collector):
         token = self._token(action.target)
         if token is None:
             return self._refused(action, "claim")
-        valid_until = now + self.margin_s
+        valid_until, budget = now + self.margin_s, self.budget
         result: ClaimResult = await self._db.run(
-            lambda conn: leases.fenced_claim(conn, token, action, status, now=now, valid_until=valid_until)
+            lambda conn: leases.fenced_claim(
+                conn, token, action, status, now=now, valid_until=valid_until, budget=budget
+            )
         )
         if result == "fenced":
             return self._refused(action, "claim")
@@ -328,8 +335,14 @@ def attach(controller: Controller, *, version: str) -> HaMember:
         metrics=c.metrics,
     )
     c.executor.fence = member
+    policy = c.spec.policy
+    member.budget = Budget(cap=c.gate.blast_cap, horizon_s=max(30.0, 4 * policy.verify_timeout_s))
 
     def gained(targets: list[str]) -> None:
+        names = set(targets)
+        for row in RailRepository(c.store).rows():  # quarantine, rate limit, backoff follow the target
+            if row.target in names:
+                c.gate._load(row)
         for name in targets:
             c._configure_replica(c.spec.target(name), 0)
             c.health.adopt(name, 0)
@@ -343,7 +356,12 @@ def attach(controller: Controller, *, version: str) -> HaMember:
         _pending.add(task)
         task.add_done_callback(_pending.discard)
 
-    member.on_gained, member.on_lost = gained, lost
+    def kill_switch(on: bool) -> None:  # thrown on any node's API: every node follows
+        if c.gate.enabled != on:
+            c.gate.enabled = on
+            c.metrics.autonomous.set(int(on))
+
+    member.on_gained, member.on_lost, member.on_kill_switch = gained, lost, kill_switch
     return member
 
 
