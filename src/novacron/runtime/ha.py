@@ -90,6 +90,7 @@ class HaMember(Collector):
         self.api_url: str | None = None
         self.on_gained: Callable[[list[str]], None] = lambda _targets: None
         self.on_lost: Callable[[list[str]], None] = lambda _targets: None
+        self.on_resume: Callable[[list[str]], None] = lambda _targets: None
         self.on_kill_switch: Callable[[bool], None] = lambda _on: None
         self.fenced_refusals = 0
         self.state = "active"
@@ -104,6 +105,7 @@ class HaMember(Collector):
         self._tokens: dict[str, FenceToken] = {}  # action id → the token it was claimed under
         self._task: asyncio.Task[None] | None = None
         self._store_failing = False
+        self._fenced: set[str] = set()
         self._log = get_logger(component="ha", node=node_id)
         self.budget: Budget | None = None  # the fleet-wide blast radius, decided with each claim
         self.loop_lag: LoopLag | None = None  # the loop's lateness, measured while the node runs
@@ -182,6 +184,11 @@ class HaMember(Collector):
         self._valid_until = started + self.settings.lease_s
         self.on_kill_switch(result.autonomous)
         self._apply(result.held)
+        if self._fenced:  # a step refused while the lease was in doubt: carry on if it is still ours
+            again = sorted(t for t in self._fenced if self.owns(t))
+            self._fenced.clear()
+            if again:
+                self.on_resume(again)
 
     def _step(self, conn: Any, now: float) -> _Tick:
         s = self.settings
@@ -235,7 +242,8 @@ class HaMember(Collector):
     def _token(self, target: str) -> FenceToken | None:
         shard = leases.shard_of(target, self.settings.shards)
         epoch = self._held.get(shard)
-        if epoch is None or self.clock.monotonic() > self._valid_until - self.margin_s:
+        # Only a pre-filter: the store checks the lease (with its margin) in the step's transaction.
+        if epoch is None or self.clock.monotonic() > self._valid_until:
             return None
         return FenceToken(self.node_id, self.incarnation, shard, epoch)
 
@@ -302,6 +310,7 @@ class HaMember(Collector):
 
     def _refused(self, action: Action, step: str) -> ClaimResult:
         self.fenced_refusals += 1
+        self._fenced.add(action.target)  # its healer stops; resumed if the lease turns out to be ours
         self._log.warning("step refused: the target's lease is not this controller's", target=action.target, step=step)
         return "fenced"
 
@@ -361,7 +370,12 @@ def attach(controller: Controller, *, version: str) -> HaMember:
             c.gate.enabled = on
             c.metrics.autonomous.set(int(on))
 
+    def resume(targets: list[str]) -> None:
+        for name in targets:
+            c.flow.take_over(name)
+
     member.on_gained, member.on_lost, member.on_kill_switch = gained, lost, kill_switch
+    member.on_resume = resume
     return member
 
 
