@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from prometheus_client import generate_latest
 
 from novacron.demo.fleet import free_port_block
 from novacron.errors import InputError
@@ -89,6 +90,10 @@ async def test_a_faster_variant_is_promoted_as_a_new_spec_version(controller: Fa
     assert latest.source == "experiment fast"
     assert "--delay-ms" in latest.body
     assert out["codes"].get(200, 0) == sum(out["codes"].values())
+    text = generate_latest(c.metrics.registry).decode()
+    assert 'novacron_experiment_requests{arm="b",experiment="fast"}' in text
+    assert 'novacron_experiment_split{experiment="fast"} 100.0' in text
+    assert 'novacron_lb_requests_total{server="v_b",target="web"}' in text
 
 
 async def test_a_controller_restart_resumes_the_experiment_from_the_store(tmp_path: Path) -> None:

@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from novacron.actuators.base import Actuator
 from novacron.clock import Clock
@@ -30,8 +30,12 @@ from novacron.healing.recorders import standard_bus
 from novacron.healing.safety import SafetyGate
 from novacron.incidents.lifecycle import IncidentManager
 from novacron.model import ActionKind, Fault, Health, Incident, IncidentStatus, Priority, TargetId, TimelineEvent
+from novacron.settings import LearningSpec
 from novacron.store import Store
 from novacron.telemetry import Metrics, get_logger
+
+if TYPE_CHECKING:
+    from novacron.healing.learned import LearnedSteps
 
 __all__ = ["HOUSEKEEPING_S", "HealingFlow", "RemedyPlan", "remedy_plan"]
 
@@ -64,12 +68,13 @@ class HealingFlow:
         on_new_incident: Callable[[Incident], None] | None = None,
         on_resolved: Callable[[str], None] | None = None,
         component: str = "controller",
+        learning: LearningSpec | None = None,
     ) -> None:
         """``graph`` maps every fleet target to the targets it depends on.
 
         ``on_new_incident`` hears a fleet incident as it opens (before diagnosis);
         ``on_resolved`` hears the target of every resolved incident (e.g. to forget its
-        metric baselines).
+        metric baselines). An enabled ``learning`` block has a policy choose each step.
         """
         self.graph = dict(graph)
         self.clock = clock
@@ -86,7 +91,15 @@ class HealingFlow:
             events=self.events,
             clock=clock,
         )
-        self.healer = Healer(self.executor, self.incidents, clock, advisor=advisor)
+        # The spec's learning block: a policy picks each step (healing/learned.py); off keeps the ladder.
+        self.chooser: LearnedSteps | None = None
+        if learning is not None and learning.enabled:  # imported only here: learning brings numpy
+            from novacron.healing.learned import LearnedSteps  # noqa: PLC0415
+
+            self.chooser = LearnedSteps(
+                learning, store=store, gate=gate, health=self.health, graph=self.graph, clock=clock
+            )
+        self.healer = Healer(self.executor, self.incidents, clock, advisor=advisor, chooser=self.chooser)
         self.listeners: list[Callable[[Incident, TimelineEvent], None]] = []
         self._on_new_incident = on_new_incident
         self._on_resolved = on_resolved
@@ -139,6 +152,8 @@ class HealingFlow:
         await asyncio.gather(*self._tasks, *self._healing.values(), return_exceptions=True)
         self._tasks.clear()
         self._healing.clear()
+        if self.chooser is not None:
+            self.chooser.save(source="stop")
 
     @property
     def healing(self) -> int:

@@ -12,7 +12,7 @@ comparison goes on the incident's timeline.
 from __future__ import annotations
 
 import itertools
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from novacron.clock import Clock
 from novacron.healing.advice import Advisor, Review, event_kind
@@ -21,6 +21,9 @@ from novacron.healing.executor import ExecResult, Executor
 from novacron.healing.safety import SafetyGate, Verdict
 from novacron.incidents.lifecycle import IncidentManager
 from novacron.model import Action, ActionKind, ActionStatus, Incident, IncidentStatus, Priority, TargetId
+
+if TYPE_CHECKING:
+    from novacron.healing.learned import LearnedSteps
 
 __all__ = ["Healer"]
 
@@ -37,11 +40,14 @@ class Healer:
         clock: Clock,
         *,
         advisor: Advisor[Any] | None = None,
+        chooser: LearnedSteps | None = None,
     ) -> None:
+        """``chooser`` (the spec's ``learning`` block) picks each step instead of the ladder."""
         self.executor = executor
         self.incidents = incidents
         self.clock = clock
         self.advisor = advisor
+        self.chooser = chooser
 
     @property
     def _gate(self) -> SafetyGate:
@@ -64,7 +70,10 @@ class Healer:
         if not await self._take_slot(incident):
             return
         try:
-            exhausted = await self._ladder(incident, replicas, steps, params or {})
+            if self.chooser is not None and ladder is None:  # learned steps; a predicted remedy keeps its own
+                exhausted = await self._learned(incident, replicas, params or {}, self.chooser)
+            else:
+                exhausted = await self._ladder(incident, replicas, steps, params or {})
         finally:
             self._gate.release(incident.target)
         if exhausted and steps[0] is not ActionKind.ESCALATE:
@@ -147,6 +156,38 @@ class Healer:
         if self._recovered(incident):
             return False
         self.incidents.escalate(incident, "every step of the ladder failed verification", priority=Priority.P1)
+        return True
+
+    async def _learned(
+        self, incident: Incident, replicas: list[int] | None, extra: dict[str, Any], chooser: LearnedSteps
+    ) -> bool:
+        """Steps chosen one at a time by the learning policy; True when it ran out and escalated."""
+        params = {**extra, **({"replicas": replicas} if replicas else {})}
+        tried: list[ActionKind] = []
+        for step in range(chooser.max_steps):
+            if self._recovered(incident):
+                return False
+            current = self.incidents.open_for(incident.target) or incident
+            decision = chooser.choose(current, tried)
+            if decision.kind is ActionKind.ESCALATE:
+                break
+            if step == 0 and current.status is IncidentStatus.OPEN:
+                current = self.incidents.set_status(current, IncidentStatus.MITIGATING)
+            action = _step_action(incident, decision.kind, str(step), params, decision.reason)
+            chooser.record(decision, action, current)
+            started = self.clock.monotonic()
+            result = await self._step(action, current)
+            chooser.settle(decision, result, self.clock.monotonic() - started)
+            tried.append(decision.kind)
+            if result.verified:
+                self._resolve(incident, f"{decision.kind} verified")
+                return False
+            if result.status in (ActionStatus.BLOCKED, ActionStatus.DRY_RUN):
+                self._stop_automation(current, result)
+                return False
+        if self._recovered(incident):
+            return False
+        self.incidents.escalate(incident, "no learned step healed the target", priority=Priority.P1)
         return True
 
     async def _step(self, action: Action, incident: Incident) -> ExecResult:

@@ -23,7 +23,7 @@ from novacron.incidents.paging import Pager
 from novacron.model import Incident
 from novacron.notify import Channel
 from novacron.runtime.storeguard import StoreWatch
-from novacron.settings import EscalationPolicy, Policy
+from novacron.settings import EscalationPolicy, LearningSpec, Policy
 from novacron.store import Store
 from novacron.store.guard import GuardedStore
 from novacron.store.rails import RailRepository
@@ -66,6 +66,7 @@ def compose(
     component: str = "controller",
     paging: Paging | None = None,
     write_behind: bool = False,
+    learning: LearningSpec | None = None,
 ) -> Composition:
     """Open the store and build gate, approvals and the healing flow over ``graph``.
 
@@ -92,6 +93,7 @@ def compose(
         on_new_incident=on_new_incident,
         on_resolved=on_resolved,
         component=component,
+        learning=learning,
     )
     pager = None
     if paging is not None and paging.channels:

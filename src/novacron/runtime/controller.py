@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from novacron import __version__
-from novacron.actuators.base import ActuatorRouter
+from novacron.actuators.base import Actuator, ActuatorRouter
 from novacron.actuators.process import ProcessActuator, expand_target_vars, replica_port
 from novacron.actuators.remote import RemoteActuator
 from novacron.agents.wiring import coordinator_for
@@ -35,15 +35,29 @@ from novacron.runtime import adoption, ha
 from novacron.runtime.compose import Paging, compose
 from novacron.runtime.ledger import TargetLedger, fleet_sample, state_word
 from novacron.runtime.traffic import haproxy_for, runner_for, with_traffic
+from novacron.runtime.traffic_metrics import TrafficCollector
 from novacron.sensors.heartbeat import HeartbeatMonitor
 from novacron.sensors.metrics import MetricsScraper
-from novacron.sensors.probes import Prober, make_probe
-from novacron.settings import FleetSpec, HeartbeatCheck, TargetSpec, load_spec, spec_to_yaml
+from novacron.sensors.probes import ProbeFn, Prober, make_probe
+from novacron.settings import (
+    ExecCheck,
+    FleetSpec,
+    HeartbeatCheck,
+    HttpCheck,
+    TargetSpec,
+    TcpCheck,
+    load_spec,
+    spec_to_yaml,
+)
 from novacron.store import TargetStatusRow, presence
 from novacron.telemetry import Metrics, get_logger
 
 if TYPE_CHECKING:
     from novacron.runtime.experiments import ExperimentRunner
+    from novacron.runtime.twinfleet import SimFleet
+    from novacron.twin.sim import Simulator
+
+ProbeCheck = HttpCheck | TcpCheck | ExecCheck
 
 __all__ = ["Controller", "TargetView"]
 
@@ -78,7 +92,9 @@ class Controller:
         metrics: Metrics | None = None,
         seed: int | None = None,
         spec_source: str = "spec",
+        twin: Simulator | None = None,
     ) -> None:
+        """``twin`` is the simulator of the spec's sim targets when a SimClock drives it."""
         self.spec = spec
         self.clock = clock or MonotonicClock()
         self.metrics = metrics or Metrics()
@@ -92,9 +108,19 @@ class Controller:
         # and the remote targets whose shard leases it holds.
         self.node_id = spec.controller.node_id or ha.default_node_id()
         local = ha.local_spec(spec, self.node_id)
-        self._local = {t.name for t in local.targets}
+        # Sim targets run on this node's twin, so they are local too (but never adopted as processes).
+        self._local = {t.name for t in local.targets} | {t.name for t in spec.targets if t.kind == "sim"}
         self.actuator = ProcessActuator(local, clock=self.clock, log_dir=self.workdir / "logs", listener=self)
         self.remote = RemoteActuator(spec, clock=self.clock, fence_of=self._fence_doc)
+        # kind: sim targets run on the spec's twin (see runtime/twinfleet.py).
+        self.twin: SimFleet | None = None
+        if spec.twin is not None:  # imported only here: the twin brings numpy
+            from novacron.runtime.twinfleet import SimFleet  # noqa: PLC0415
+
+            self.twin = SimFleet(spec, self.clock, self, sim=twin)
+        actuators: dict[str, Actuator] = {"process": self.actuator, "remote": self.remote}
+        if self.twin is not None:
+            actuators["sim"] = self.twin.actuator
         # traffic: HAProxy for targets with a `frontend:` takes the traffic actions; experiments run on it.
         self.traffic = haproxy_for(spec, workdir=self.workdir, clock=self.clock)
         self.experiments: ExperimentRunner | None = None
@@ -102,16 +128,14 @@ class Controller:
             graph={t.name: t.depends_on for t in spec.targets},
             policy=spec.policy,
             store_url=store_url or spec.controller.store_url,
-            actuator=with_traffic(
-                ActuatorRouter(lambda t: spec.target(t).kind, {"process": self.actuator, "remote": self.remote}),
-                self.traffic,
-            ),
+            actuator=with_traffic(ActuatorRouter(lambda t: spec.target(t).kind, actuators), self.traffic),
             clock=self.clock,
             metrics=self.metrics,
             seed=seed,
             on_resolved=self._on_resolved,
             paging=paging,
             write_behind=True,  # store faults: healing goes on from memory (runtime/storeguard.py)
+            learning=spec.learning,
         )
         self.store, self.gate, self.approvals, self.flow = parts.store, parts.gate, parts.approvals, parts.flow
         self.pager = parts.pager
@@ -158,7 +182,7 @@ class Controller:
         if self.spec.controller.node_id is not None:
             fleet = f"{fleet}:{self.node_id}"
         self.actuator.use_journal(adoption.StoreJournal(self.store), fleet_id=fleet)
-        mine = {t.name: t.replicas for t in self.spec.targets if t.name in self._local}
+        mine = {t.name: t.replicas for t in self.spec.targets if t.name in self._local and t.kind == "process"}
         found = adoption.reconcile(self.store, self.actuator, mine, fleet, theirs=self._others_process)
         for target, replica, _pid in found.adopted:
             self._adopted(target, replica)
@@ -171,6 +195,8 @@ class Controller:
         # A quarantined target stays as it is: a restarted controller must not restart it.
         quarantined = [t.name for t in self.spec.targets if self.gate.is_quarantined(t.name)]
         await self.actuator.start_all(skip=quarantined, skip_replicas=found.missing)
+        if self.twin is not None:
+            self.twin.start()
         await self._start_traffic()
         self.flow.start(tick=self._tick)
         self.ha.start()
@@ -192,6 +218,8 @@ class Controller:
             config_version=self.config_version,
         )
         await self.experiments.start_all()
+        runner, haproxy = self.experiments, self.traffic
+        self.metrics.registry.register(TrafficCollector(lambda: haproxy.served, runner.all))
 
     async def stop(self, *, stop_targets: bool = True) -> None:
         """Stop healing, sensors and (by default) every replica."""
@@ -202,6 +230,8 @@ class Controller:
         if self.traffic is not None:
             await self.traffic.stop()
         await self.flow.stop()
+        if self.twin is not None:
+            await self.twin.stop()
         await self.ha.stop()  # after the healers: nothing acts on a shard once it is handed back
         await self.remote.close()
         if self.pager is not None:
@@ -234,6 +264,8 @@ class Controller:
 
         thresholds: dict[str, int] = {}
         for i, check in enumerate(tspec.checks):
+            if isinstance(check, HeartbeatCheck) and tspec.kind == "sim":
+                continue  # the twin's VMs send no heartbeats
             if isinstance(check, HeartbeatCheck):
                 self.heartbeats.register(TargetId(tspec.name), replica, check)
                 thresholds["heartbeat"] = 1
@@ -244,13 +276,15 @@ class Controller:
                 TargetId(tspec.name),
                 replica,
                 source,
-                make_probe(check, fill),
+                self._probe_for(tspec, check, fill),
                 interval=check.interval_s,
                 timeout=check.timeout_s,
                 adaptive=check.adaptive_timeout,
             )
         self.health.configure(tspec.name, replica, thresholds, tspec.start_timeout_s)
-        if tspec.metrics is not None:
+        if tspec.kind == "sim":
+            self.health.process_started(tspec.name, replica)  # the twin's VMs are up when it starts
+        if tspec.metrics is not None and tspec.kind == "process":
             self.scraper.add(
                 TargetId(tspec.name),
                 replica,
@@ -259,6 +293,21 @@ class Controller:
                 process=tspec.metrics.process,
                 interval_s=tspec.metrics.interval_s,
             )
+
+    def _probe_for(self, tspec: TargetSpec, check: ProbeCheck, fill: Callable[[str], str]) -> ProbeFn:
+        if tspec.kind == "sim" and self.twin is not None:
+            return self.twin.sensor.probe(tspec.name)  # the twin answers with the check's timing
+        return make_probe(check, fill)
+
+    # -- sim listener (from the twin) --------------------------------------------------
+    def sim_started(self, target: str) -> None:
+        """A sim target's VM runs again after an action: verify it quickly."""
+        self.health.process_started(target, 0)
+        self.prober.expedite(target, 0, self.spec.target(target).start_timeout_s)
+
+    def sim_exited(self, target: str, *, expected: bool) -> None:
+        """A sim target's VM stopped: a crash unless an action stopped it."""
+        self.health.process_exited(target, 0, None, expected=expected)
 
     # -- process listener (from the actuator) ------------------------------------------
     def on_started(self, target: str, replica: int, pid: int, port: int | None, create_time: float) -> None:
@@ -353,12 +402,15 @@ class Controller:
             health, incident = self.health.health(t.name), self.incidents.open_for(t.name)
             local = t.name in self._local
             until = self.gate.quarantined_until(t.name)
+            sim = t.kind == "sim" and self.twin is not None
             views.append(
                 TargetView(
                     t.name,
                     health,
-                    len(self.actuator.pids(t.name)) if local else int(health is Health.HEALTHY),
-                    self.actuator.desired(t.name) if local else 1,
+                    self.twin.running(t.name)
+                    if sim and self.twin
+                    else (len(self.actuator.pids(t.name)) if local else int(health is Health.HEALTHY)),
+                    t.replicas if sim else (self.actuator.desired(t.name) if local else 1),
                     incident,
                     state=state_word(
                         health, incident, remediating=t.name in self.gate.remediating, quarantined=until is not None
