@@ -355,7 +355,7 @@ def attach(controller: Controller, *, version: str) -> HaMember:
         for name in targets:
             c._configure_replica(c.spec.target(name), 0)
             c.health.adopt(name, 0)
-            c.flow.take_over(name)
+        c.flow.take_over(targets)
 
     def lost(targets: list[str]) -> None:
         for name in targets:
@@ -370,12 +370,8 @@ def attach(controller: Controller, *, version: str) -> HaMember:
             c.gate.enabled = on
             c.metrics.autonomous.set(int(on))
 
-    def resume(targets: list[str]) -> None:
-        for name in targets:
-            c.flow.take_over(name)
-
     member.on_gained, member.on_lost, member.on_kill_switch = gained, lost, kill_switch
-    member.on_resume = resume
+    member.on_resume = c.flow.take_over
     return member
 
 
