@@ -19,21 +19,28 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import psutil
+
 from novacron import __version__
 from novacron.actuators.base import Actuator, ActuatorRouter
+from novacron.actuators.ownership import owns_port, port_holder
 from novacron.actuators.process import ProcessActuator, expand_target_vars, replica_port
 from novacron.actuators.remote import RemoteActuator
 from novacron.agents.wiring import coordinator_for
 from novacron.clock import Clock, MonotonicClock
+from novacron.diagnosis.crashlog import classify_crash, read_tail
 from novacron.errors import InputError, NotFoundError
 from novacron.healing.catalog import inverse_of, new_action
 from novacron.healing.executor import ExecResult
 from novacron.healing.metricfaults import MetricJudge
 from novacron.incidents.paging import build_channels
-from novacron.model import ActionKind, Fault, Health, Incident, Observation, TargetId, TimelineEvent
+from novacron.incidents.runbooks import Runbook
+from novacron.incidents.runbooks.sources import load_sources
+from novacron.model import Action, ActionKind, Fault, Health, Incident, Observation, TargetId, TimelineEvent
 from novacron.runtime import adoption, ha
 from novacron.runtime.compose import Paging, compose
 from novacron.runtime.ledger import TargetLedger, fleet_sample, state_word
+from novacron.runtime.preflight import check_binaries, held_ports
 from novacron.runtime.traffic import haproxy_for, runner_for, with_traffic
 from novacron.runtime.traffic_metrics import TrafficCollector
 from novacron.sensors.heartbeat import HeartbeatMonitor
@@ -62,6 +69,10 @@ ProbeCheck = HttpCheck | TcpCheck | ExecCheck
 __all__ = ["Controller", "TargetView"]
 
 _KILL_SWITCH_KEY = "autonomous_enabled"
+# Actions that start processes: their repair is proven by the started process owning the port.
+_STARTS = frozenset(
+    {ActionKind.RESTART, ActionKind.REPLACE, ActionKind.START, ActionKind.SCALE_OUT, ActionKind.CONFIG_ROLLBACK}
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,6 +121,10 @@ class Controller:
         local = ha.local_spec(spec, self.node_id)
         # Sim targets run on this node's twin, so they are local too (but never adopted as processes).
         self._local = {t.name for t in local.targets} | {t.name for t in spec.targets if t.kind == "sim"}
+        self._local_spec = local
+        check_binaries(local)  # the programs this node starts
+        base = Path(spec_source).parent if Path(spec_source).is_file() else Path.cwd()
+        self.runbooks = load_sources(spec.runbooks, base)
         self.actuator = ProcessActuator(local, clock=self.clock, log_dir=self.workdir / "logs", listener=self)
         self.remote = RemoteActuator(spec, clock=self.clock, fence_of=self._fence_doc)
         # kind: sim targets run on the spec's twin (see runtime/twinfleet.py).
@@ -134,6 +149,8 @@ class Controller:
             seed=seed,
             on_resolved=self._on_resolved,
             paging=paging,
+            prove=self.prove,
+            runbooks=self._choose_runbook if len(self.runbooks) else None,
             write_behind=True,  # store faults: healing goes on from memory (runtime/storeguard.py)
             learning=spec.learning,
         )
@@ -149,6 +166,7 @@ class Controller:
         self.heartbeats = HeartbeatMonitor(self.clock, self.health.observe)
         self.scraper = MetricsScraper(self.clock, self._observe_metrics)
         self._published: dict[str, tuple[object, ...]] = {}
+        self._log_starts: dict[tuple[str, int], int] = {}
         self.ledger = TargetLedger(t.name for t in spec.targets)  # restarts and last faults, for operators
         self._last_beat = float("-inf")
         self.listeners.append(self.ledger.on_event)
@@ -162,6 +180,13 @@ class Controller:
         self.config_version = 0
         self._log = get_logger(component="controller")
         self.agents = coordinator_for(self)  # None unless the spec enables `agents:`
+        self._note_held_ports()
+
+    def _note_held_ports(self) -> None:
+        """Say up front which target ports a stranger holds (the start itself then fails naming it)."""
+        ours = {rec.target for rec in self.store.processes() if _alive(rec.pid)}
+        for held in held_ports(self._local_spec, ours=ours):
+            self._log.warning("target port held by another process", problem=held)
 
     # -- lifecycle ---------------------------------------------------------------------
     async def start(self) -> None:
@@ -312,6 +337,7 @@ class Controller:
     # -- process listener (from the actuator) ------------------------------------------
     def on_started(self, target: str, replica: int, pid: int, port: int | None, create_time: float) -> None:
         """A replica was spawned: remember it, and verify it quickly."""
+        self._log_starts[(target, replica)] = _size(self._log_path(target, replica))  # its own lines start here
         self._configure_replica(self.spec.target(target), replica)
         self.ledger.started(target, replica)  # the actuator's journal has stored the pid
         self.health.process_started(target, replica)
@@ -319,7 +345,10 @@ class Controller:
         self.prober.expedite(target, replica, self.spec.target(target).start_timeout_s)
 
     def on_exited(self, target: str, replica: int, pid: int, code: int | None, expected: bool) -> None:
-        """A replica exited: a crash unless we stopped it."""
+        """A replica exited: a crash unless we stopped it (then classified from its exit and log tail)."""
+        if not expected:
+            start = self._log_starts.get((target, replica), 0)
+            self.flow.note_crash(target, classify_crash(code, read_tail(self._log_path(target, replica), start=start)))
         self.health.process_exited(target, replica, code, expected=expected)
         if not expected and self.agents is not None:  # traffic: a crash is a failed check for the circuit breaker
             crash = Observation(TargetId(target), "process", self.clock.now(), healthy=False, replica=replica)
@@ -329,6 +358,38 @@ class Controller:
             self.health.remove(target, replica)
             self.heartbeats.unregister(target, replica)
             asyncio.get_running_loop().create_task(self.prober.remove(target, replica))
+
+    def _choose_runbook(self, incident: Incident) -> tuple[Runbook, dict[str, str]] | None:
+        if incident.target not in self.flow.graph:
+            return None
+        labels = dict(self.spec.target(incident.target).labels)
+        book = self.runbooks.select(incident, labels)
+        return None if book is None else (book, labels)
+
+    def prove(self, action: Action, replicas: list[int] | None) -> str | None:
+        """After a start or restart: is the process the action started alive and serving the target's port?
+
+        None when proven. When another process holds the port, its pid and command are named.
+        """
+        if action.kind not in _STARTS or all(t.name != action.target for t in self._local_spec.targets):
+            return None  # only this node's own processes can be looked at
+        tspec = self.actuator.spec_of(action.target)
+        for replica in replicas if replicas is not None else range(self.actuator.desired(action.target)):
+            port = replica_port(tspec, replica)
+            pid = self.actuator.pid_of(action.target, replica)
+            if pid is None:
+                holder = port_holder(port) if port is not None else None
+                held = f"; port {port} is held by {holder}" if holder else ""
+                return f"cannot start {action.target} replica {replica}: its process exited{held}"
+            if port is not None and not owns_port(pid, port) and (holder := port_holder(port)) is not None:
+                return (
+                    f"cannot start {action.target} replica {replica}: port {port} is held by {holder}, "
+                    f"not by the started process (pid {pid})"
+                )
+        return None
+
+    def _log_path(self, target: str, replica: int) -> Path:
+        return self.workdir / "logs" / f"{target}-{replica}.log"
 
     def on_spawn_failed(self, target: str, replica: int, error: str) -> None:
         """A replica could not be spawned: a start failure, handled like any fault."""
@@ -504,3 +565,17 @@ class Controller:
     async def wait_idle(self, timeout: float) -> bool:
         """Wait until no healer is running (tests and benchmarks)."""
         return await self.flow.wait_idle(timeout)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.Error:
+        return False
+
+
+def _size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except OSError:
+        return 0

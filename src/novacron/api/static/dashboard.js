@@ -173,13 +173,16 @@ function renderFleet(status) {
   $("controller-state").textContent = c.state + (c.state === "running" ? "" : " (nothing is supervised)");
   $("controller-state").className = c.state === "running" ? "healthy" : "unhealthy";
   $("no-targets").hidden = status.targets.length > 0;
+  // A quarantine shows when it ends, in the reader's local time.
+  const stateText = (t) =>
+    t.quarantined_until ? t.state + " until " + new Date(t.quarantined_until * 1000).toLocaleTimeString() : t.state;
   fillTable("fleet", status.targets, (t) => {
     const tr = document.createElement("tr");
     tr.dataset.target = t.name;
     const fault = t.last_fault ? t.last_fault.detail + " (" + dur(t.last_fault.ago_s) + " ago)" : null;
     const incident = t.incident ? t.incident + " " + t.incident_status + " " + t.incident_priority : null;
     tr.append(
-      cell(t.name), cell(t.state, "state " + t.state), cell(t.pids.join(","), "num"), cell(dur(t.uptime_s), "num"),
+      cell(t.name), cell(stateText(t), "state " + t.state), cell(t.pids.join(","), "num"), cell(dur(t.uptime_s), "num"),
       cell(t.restarts, "num"), cell(t.running + "/" + t.desired, "num"), cell(fault, "", true), cell(incident, "", true),
       targetActions(t),
     );
