@@ -92,6 +92,11 @@ class ActionKind(enum.StrEnum):
     UNDRAIN = "undrain"  # a drained server takes requests again
     CONFIG_CHANGE = "config_change"  # run a new spec version of a target (a tuned configuration)
     PROMOTE = "promote"  # an experiment's variant takes all the traffic and becomes the spec's version
+    # Virtual machines (kind: vm targets) only.
+    VM_MIGRATE = "vm_migrate"  # live migration to another host (cold when live is impossible)
+    VM_SNAPSHOT = "vm_snapshot"  # save the guest's whole state
+    VM_ROLLBACK = "vm_rollback"  # run the guest from a saved state
+    VM_RESIZE = "vm_resize"  # memory balloon / vCPU hot-plug
 
 
 class RiskLevel(enum.IntEnum):

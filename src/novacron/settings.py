@@ -58,6 +58,9 @@ __all__ = [
     "TcpCheck",
     "TwinFaultAt",
     "TwinSettings",
+    "VmForward",
+    "VmHostSpec",
+    "VmSpec",
     "default_escalation",
     "load_spec",
     "parse_spec",
@@ -191,6 +194,61 @@ class RepairSpec(_Frozen):
     budget_s: float = Field(600.0, gt=0, le=86400, description="Time to spend on candidate patches.")
 
 
+# --- virtual machines (kind: vm) -------------------------------------------------------
+
+
+class VmForward(_Frozen):
+    """A host TCP port forwarded into the guest (QEMU user-mode networking)."""
+
+    guest: int = Field(ge=1, le=65535, description="The port the guest listens on.")
+    host: int | None = Field(
+        None, ge=1, le=65535, description="The host port on 127.0.0.1; default: the target's port + replica."
+    )
+
+
+class VmSpec(_Frozen):
+    """The guest of a ``kind: vm`` target: what QEMU boots, with how much, on which host.
+
+    Boot either a kernel (with an optional initrd and command line) or a disk ``image``.
+    The accelerator is chosen at start: KVM when ``/dev/kvm`` is usable, TCG otherwise
+    (``accel`` forces one).
+    """
+
+    kernel: str | None = Field(None, description="A Linux kernel image to boot directly.")
+    initrd: str | None = None
+    append: str = Field("", description="The kernel command line (console=ttyS0 is added).")
+    image: str | None = Field(None, description="A disk image to boot instead of a kernel.")
+    memory_mib: int = Field(256, ge=32, le=1_048_576)
+    cpus: int = Field(1, ge=1, le=64)
+    max_cpus: int | None = Field(None, ge=1, le=64, description="vCPU hot-plug ceiling (default: cpus).")
+    host: str = Field("local", description="The VM host (see the fleet's 'hosts') it starts on.")
+    priority: int = Field(0, ge=0, le=1000, description="Higher restarts first when a host fails.")
+    forwards: list[VmForward] = Field(default_factory=list)
+    accel: Literal["auto", "kvm", "tcg"] = "auto"
+    machine: str = Field("pc", description="The QEMU machine type.")
+
+    @model_validator(mode="after")
+    def _boot_source(self) -> VmSpec:
+        if (self.kernel is None) == (self.image is None):
+            raise ValueError("name exactly one of kernel or image")
+        if self.initrd is not None and self.kernel is None:
+            raise ValueError("initrd needs a kernel")
+        if self.max_cpus is not None and self.max_cpus < self.cpus:
+            raise ValueError(f"max_cpus ({self.max_cpus}) is below cpus ({self.cpus})")
+        return self
+
+
+class VmHostSpec(_Frozen):
+    """A host VMs run on: its name and the capacity placement and failover respect."""
+
+    name: str = Field(pattern=r"^[a-z0-9]([a-z0-9_.-]{0,62})$")
+    memory_mib: int = Field(4096, ge=64, description="Guest memory the host can hold.")
+    cpus: int = Field(8, ge=1, description="vCPUs the host can hold.")
+
+
+# --- targets ---------------------------------------------------------------------------
+
+
 # --- traffic: load-balancer frontends and experiments ------------------------------------
 
 
@@ -244,6 +302,25 @@ class ExperimentSpec(_Frozen):
     max_samples: int = Field(200_000, ge=1, description="Most canary requests per step before rolling back.")
     look_interval_s: float = Field(1.0, ge=0.05, le=3600)
     start_timeout_s: float = Field(10.0, gt=0, le=600)
+    allocation: Literal["canary", "thompson", "ucb1"] = Field(
+        "canary", description="canary: steps and the always-valid test; thompson/ucb1: a bandit over 3+ arms."
+    )
+    arms: dict[str, list[str]] = Field(
+        default_factory=dict, description="More variant arms (name: command) for a bandit allocation."
+    )
+
+    @model_validator(mode="after")
+    def _arms(self) -> ExperimentSpec:
+        if self.allocation == "canary" and self.arms:
+            raise ValueError("arms: more arms need allocation thompson or ucb1")
+        if self.allocation != "canary" and not self.arms:
+            raise ValueError("arms: a bandit allocation needs at least one more arm (three with the baseline)")
+        names = [self.arm, *self.arms]
+        if "a" in names or len(set(names)) != len(names):
+            raise ValueError("arms: arm names must be distinct and not 'a' (the baseline)")
+        if any(not cmd for cmd in self.arms.values()):
+            raise ValueError("arms: every arm needs a command")
+        return self
 
     @field_validator("steps")
     @classmethod
@@ -255,12 +332,13 @@ class ExperimentSpec(_Frozen):
 
 class TargetSpec(_Frozen):
     """One supervised target: a local process (``kind: process``), a remote endpoint
-    (``kind: remote``) or a twin VM (``kind: sim``).
+    (``kind: remote``), a twin VM (``kind: sim``) or a QEMU guest (``kind: vm``).
 
     A remote target has no process of its own: controllers probe it (HTTP/TCP checks) and
     act on it by POSTing the action to its ``action_url``. With several controllers on one
     store, remote targets are spread over them by shard leases; process targets belong to
     the controller whose node id is their ``host`` (default: every controller's own node).
+    A vm target's guest runs on one of the fleet's VM ``hosts`` (its ``vm.host``).
 
     ``{port}`` and ``{replica}`` in the command, env values, URLs and ports are filled per
     replica: replica *i* gets ``port + i``. A sim target has no command: the spec's ``twin``
@@ -269,7 +347,7 @@ class TargetSpec(_Frozen):
     """
 
     name: str = Field(pattern=r"^[a-z0-9]([a-z0-9_.-]{0,62})$")
-    kind: Literal["process", "remote", "sim"] = "process"
+    kind: Literal["process", "remote", "sim", "vm"] = "process"
     command: list[str] = Field(
         default_factory=list, validate_default=True, description="The process to run (kind: process)."
     )
@@ -277,6 +355,7 @@ class TargetSpec(_Frozen):
         None, min_length=1, max_length=128, description="kind: process: the node id that runs it (default: each node)."
     )
     action_url: str | None = Field(None, description="kind: remote: where actions are POSTed as JSON.")
+    vm: VmSpec | None = Field(None, validate_default=True, description="The guest to boot (kind: vm).")
     env: dict[str, str] = Field(default_factory=dict)
     cwd: str | None = None
     replicas: int = Field(1, ge=0, le=1000)
@@ -301,12 +380,27 @@ class TargetSpec(_Frozen):
             raise ValueError("a process target needs at least one argument")
         return v
 
+    @field_validator("vm")
+    @classmethod
+    def _vm_block_for_vm(cls, v: VmSpec | None, info: ValidationInfo) -> VmSpec | None:
+        kind = info.data.get("kind", "process")
+        if kind == "vm" and v is None:
+            raise ValueError("a vm target needs a vm block (kernel or image, memory_mib, …)")
+        if kind != "vm" and v is not None:
+            raise ValueError("only a kind: vm target has a vm block")
+        return v
+
     @model_validator(mode="after")
     def _replica_bounds(self) -> TargetSpec:
         if self.kind == "remote" and (self.command or self.host is not None):
             raise ValueError("kind: a remote target has no command or host (any controller may own it)")
         if self.kind == "sim" and self.replicas > 1:
             raise ValueError("replicas: a sim target is one twin VM (replicas 0 or 1)")
+        for i, fwd in enumerate(self.vm.forwards if self.vm else []):
+            if fwd.host is None and (i > 0 or self.port is None):
+                raise ValueError(
+                    f"vm.forwards[{i}].host: give a host port (only the first defaults to the target's port)"
+                )
         if self.replicas > self.max_replicas:
             raise ValueError(f"replicas ({self.replicas}) exceeds max_replicas ({self.max_replicas})")
         return self
@@ -572,6 +666,20 @@ class FleetSpec(_Frozen):
     agents: AgentsSpec = Field(default_factory=AgentsSpec)
     twin: TwinSettings | None = None
     learning: LearningSpec = Field(default_factory=LearningSpec)
+    hosts: list[VmHostSpec] = Field(
+        default_factory=list, description="VM hosts; without any, VMs run on one host named 'local'."
+    )
+
+    @model_validator(mode="after")
+    def _vm_hosts(self) -> FleetSpec:
+        names = [h.name for h in self.hosts] or ["local"]
+        if len(set(names)) != len(names):
+            raise ValueError("hosts: duplicate host name")
+        for i, t in enumerate(self.targets):
+            if t.vm is not None and t.vm.host not in names:
+                raise ValueError(f"targets[{i}].vm.host: unknown host {t.vm.host!r} (hosts: {', '.join(names)})")
+        return self
+
     # Self-optimisation: what `novacron tune` / `novacron evolve` search (see docs/tuning.md).
     tuning: TuningSpec | None = None
     notify: list[ChannelSpec] = Field(default_factory=list, description="Channels pages are sent to.")
@@ -730,7 +838,7 @@ def _loc(loc: tuple[int | str, ...]) -> str:
     return out or "spec"
 
 
-_OWN_PATHS = ("targets[", "depends_on", "notify[", "escalation[", "runbooks[", "experiments[", "controller.")
+_OWN_PATHS = ("targets[", "depends_on", "notify[", "escalation[", "runbooks[", "experiments[", "controller.", "hosts")
 _MAX_PORT = 65535
 
 
@@ -738,8 +846,7 @@ def _errors(exc: ValidationError) -> Iterator[str]:
     for err in exc.errors():
         msg = str(err["msg"]).removeprefix("Value error, ")
         where = _loc(tuple(err["loc"]))
-        yield msg if msg.startswith(("targets[", "depends_on", "twin")) else f"{where}: {msg}"
-        yield msg if msg.startswith(_OWN_PATHS) else f"{where}: {msg}"
+        yield msg if msg.startswith((*_OWN_PATHS, "twin")) else f"{where}: {msg}"
 
 
 def parse_spec(data: Any, *, source: str = "spec") -> FleetSpec:

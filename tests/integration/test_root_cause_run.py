@@ -14,9 +14,20 @@ from novacron.demo.fleet import free_port_block
 from novacron.store import Store
 from tests.cli.runner import controller, wait_for
 
+# The database takes a second to start, as databases do: its dependents surely notice it is gone.
+SLOW_START = (
+    "import runpy, sys, time; time.sleep(1.0); sys.argv = ['service', *sys.argv[1:]]; "
+    "runpy.run_module('novacron.demo.service', run_name='__main__')"
+)
+
 
 def _service(name: str, port: int, upstreams: dict[str, int]) -> dict[str, Any]:
-    command = [sys.executable, "-m", "novacron.demo.service", "--name", name, "--port", str(port)]
+    args = ["--name", name, "--port", str(port)]
+    command = (
+        [sys.executable, "-m", "novacron.demo.service", *args]
+        if upstreams
+        else [sys.executable, "-c", SLOW_START, *args]
+    )
     for up in upstreams.values():
         command += ["--upstream", f"http://127.0.0.1:{up}"]
     # A dependent is checked on "/", which calls its upstreams: it fails while they are down.

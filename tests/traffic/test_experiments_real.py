@@ -160,3 +160,29 @@ async def test_a_broken_split_halts_the_experiment_and_sends_traffic_back(contro
     assert out["phase"] == "halted", out
     assert "sample-ratio mismatch" in out["reason"]
     assert set(await c.traffic.servers("web")) == {"r0", "r1"}
+
+
+async def test_a_bandit_over_three_arms_moves_traffic_away_from_the_failing_one(controller: Factory) -> None:
+    port, listen = free_port_block(3), free_port_block(1)
+    bandit = experiment(
+        "trio",
+        allocation="thompson",
+        arms={"c": service_command("trio-c", "--error-ratio", "0.5")},
+        look_interval_s=0.2,
+    )
+    c = await controller(fronted_fleet(port, listen, experiments=[bandit]))
+    assert c.traffic is not None
+    assert c.experiments is not None
+    run = c.experiments.bandits["trio"]
+    assert set(await c.traffic.servers("web")) == {"r0", "r1", "v_b", "v_c"}
+    await load(f"http://127.0.0.1:{listen}/", requests=600, concurrency=4)
+    await asyncio.sleep(0.5)
+    assert run.tally.arms["c"].errors > 0
+    assert run.weights["v_c"] < run.weights["v_b"]  # the arm answering half its requests with 500 loses traffic
+    shown = c.experiments.describe("trio")
+    assert shown["allocation"] == "thompson"
+    stopped = await c.experiments.stop("trio", who="op")
+    assert stopped["phase"] == "stopped"
+    assert set(await c.traffic.servers("web")) == {"r0", "r1"}
+    with pytest.raises(InputError, match="not running"):
+        await c.experiments.stop("trio", who="op")

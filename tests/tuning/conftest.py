@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
+
+from tests.cli.runner import cli
 
 
 def tuning_spec(tmp_path: Path, *, policy: dict[str, Any] | None = None, **tuning: Any) -> Path:
@@ -50,3 +53,10 @@ def tuning_spec(tmp_path: Path, *, policy: dict[str, Any] | None = None, **tunin
 def spec_file(tmp_path: Path) -> Path:
     """The default small tuning spec."""
     return tuning_spec(tmp_path)
+
+
+def cli_json(*args: str, expect: int = 0, timeout: float = 300) -> Any:
+    """Run ``novacron ARGS --json`` with room for a loaded machine; check the exit code and parse."""
+    res = cli(*args, "--json", timeout=timeout)
+    assert res.returncode == expect, f"exit {res.returncode}: {res.stderr}"
+    return json.loads(res.stdout)

@@ -42,8 +42,8 @@ def test_same_seed_same_proposals(method: str) -> None:
 
 
 def test_gp_beats_random_on_the_toy_at_equal_budget() -> None:
-    gp = [min(_run("gp", s, 25)) for s in range(3)]
-    rnd = [min(_run("random", s, 25)) for s in range(3)]
+    gp = [min(_run("gp", s, 20)) for s in range(3)]
+    rnd = [min(_run("random", s, 20)) for s in range(3)]
     assert np.median(gp) < np.median(rnd)
 
 

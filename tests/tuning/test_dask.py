@@ -13,8 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.cli.runner import cli_json
-from tests.tuning.conftest import tuning_spec
+from tests.tuning.conftest import cli_json, tuning_spec
 
 DASK = str(Path(sys.executable).parent / "dask")
 
@@ -31,7 +30,7 @@ def scheduler(tmp_path: Path) -> Iterator[str]:
         )
     ]
     try:
-        deadline = time.monotonic() + 60
+        deadline = time.monotonic() + 120
         while not info.exists() and time.monotonic() < deadline:
             time.sleep(0.1)
         address = json.loads(info.read_text())["address"]

@@ -8,8 +8,8 @@ from novacron.model import ActionKind, ActionStatus
 from novacron.runtime.tunepromote import promote, rollback_promotion
 from novacron.settings import load_spec
 from novacron.store import Store
-from tests.cli.runner import cli, cli_json
-from tests.tuning.conftest import tuning_spec
+from tests.cli.runner import cli
+from tests.tuning.conftest import cli_json, tuning_spec
 
 WINNER = {"targets.api.checks.0.interval_s": 12.5, "targets.api.checks.0.failures": 3, "twin.max_restarts": 2}
 
@@ -77,7 +77,7 @@ def test_promotion_and_rollback_through_the_cli(tmp_path: Path) -> None:
     back = cli_json("tune-rollback", "-c", str(path), "--action", promo["action_id"])
     assert back["status"] == "verified"
     assert _interval(path) == 5.0
-    res = cli("tune-rollback", "-c", str(path), "--action", back["action_id"])
+    res = cli("tune-rollback", "-c", str(path), "--action", back["action_id"], timeout=180)
     assert res.returncode == 2  # only a config_change is rolled back this way
     assert "not a config_change" in res.stderr
 

@@ -16,8 +16,8 @@ from novacron.runtime.tuneproblem import build_problem
 from novacron.settings import load_spec
 from novacron.store import Store
 from novacron.store.studies import StudyStore
-from tests.cli.runner import NOVACRON, cli, cli_json
-from tests.tuning.conftest import tuning_spec
+from tests.cli.runner import NOVACRON, cli
+from tests.tuning.conftest import cli_json, tuning_spec
 
 
 def _studies(tmp_path: Path) -> StudyStore:
@@ -58,7 +58,7 @@ def test_a_killed_study_resumes_from_the_store(tmp_path: Path) -> None:
     )
     studies = _studies(tmp_path)
     try:
-        deadline = time.monotonic() + 90
+        deadline = time.monotonic() + 180
         done: list[int] = []
         while time.monotonic() < deadline and len(done) < 3:
             time.sleep(0.2)
@@ -84,7 +84,9 @@ def test_a_killed_study_resumes_from_the_store(tmp_path: Path) -> None:
 
 def test_a_study_name_with_another_setup_is_refused(tmp_path: Path, spec_file: Path) -> None:
     cli_json("tune", "-c", str(spec_file), "--workers", "1", "--budget", "2", "--study", "s")
-    res = cli("tune", "-c", str(spec_file), "--workers", "1", "--budget", "2", "--study", "s", "--method", "tpe")
+    res = cli(
+        "tune", "-c", str(spec_file), "--workers", "1", "--budget", "2", "--study", "s", "--method", "tpe", timeout=180
+    )
     assert res.returncode == 2
     assert "exists with another configuration" in res.stderr
 
@@ -112,7 +114,7 @@ def test_bad_tuning_input_names_the_field(tmp_path: Path, block: dict[str, Any],
 
 
 def test_bad_tuning_input_exits_2_on_the_cli(tmp_path: Path) -> None:
-    res = cli("tune", "-c", str(tuning_spec(tmp_path, **BAD_BLOCKS[1][0])), "--workers", "1")
+    res = cli("tune", "-c", str(tuning_spec(tmp_path, **BAD_BLOCKS[1][0])), "--workers", "1", timeout=180)
     assert res.returncode == 2
     assert "tuning.params[0].path" in res.stderr
     assert not (tmp_path / "n.db").exists()  # nothing was started or stored
@@ -160,6 +162,16 @@ def test_evolve_prints_a_front_and_draws_it(tmp_path: Path, spec_file: Path) -> 
         assert len(studies.trials("e1")) == 12  # 2 generations of 6 genomes
     finally:
         studies.store.close()
-    res = cli("evolve", "-c", str(spec_file), "--workers", "1", "--study", "e1", "--json")
+    res = cli("evolve", "-c", str(spec_file), "--workers", "1", "--study", "e1", "--json", timeout=180)
     assert res.returncode == 2
     assert "already exists" in res.stderr
+
+
+def test_the_shipped_example_is_a_valid_tuning_problem() -> None:
+    problem = build_problem(load_spec(Path(__file__).parents[2] / "examples" / "tuning.yaml"))
+    assert problem.space.dims == 5
+    assert problem.spec_paths() == [
+        "targets.api.checks.0.interval_s",
+        "targets.api.checks.0.failures",
+        "targets.api.checks.0.timeout_s",
+    ]

@@ -244,6 +244,10 @@ ManualAction = Literal[
     "reroute",
     "drain",
     "undrain",
+    "vm_migrate",
+    "vm_snapshot",
+    "vm_rollback",
+    "vm_resize",
 ]
 _AGENT_ONLY = {
     ActionKind.DEPLOY_PATCH.value,

@@ -30,6 +30,7 @@ from novacron.cli import (  # noqa: F401  (imported for their command registrati
     status,
     tune,
     twin,
+    vm,
 )
 from novacron.cli._app import app
 from novacron.cli._client import EXIT_FAILED, EXIT_INPUT, EXIT_UNREACHABLE, UnreachableError

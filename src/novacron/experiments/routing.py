@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
-__all__ = ["share_of", "weights_for"]
+__all__ = ["share_of", "weights_for", "weights_for_shares"]
 
 _MAX = 256
 
@@ -33,3 +33,14 @@ def share_of(weights: Mapping[str, int], variant: str) -> float:
     """The variant's share of traffic, in percent, under ``weights``."""
     total = sum(weights.values())
     return 100.0 * weights.get(variant, 0) / total if total else 0.0
+
+
+def weights_for_shares(baseline: float, variants: Mapping[str, float], replicas: Sequence[str]) -> dict[str, int]:
+    """Weights giving the baseline's replicas ``baseline`` and each variant server its share (any positive scale)."""
+    if not replicas:
+        raise ValueError("need at least one replica")
+    parts = {**dict.fromkeys(replicas, baseline / len(replicas)), **variants}
+    top = max(parts.values())
+    if top <= 0:
+        raise ValueError("at least one share must be positive")
+    return {server: (max(1, round(share * _MAX / top)) if share > 0 else 0) for server, share in parts.items()}

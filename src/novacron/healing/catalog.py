@@ -100,6 +100,26 @@ CATALOG: Mapping[ActionKind, ActionSpec] = {
             Verification.NONE,
             "an experiment's variant takes all traffic (rolled back to the weights before)",
         ),
+        # A migration is undone by migrating back (the inverse's params swap the hosts), a
+        # resize by resizing back to what the actuator recorded before it.
+        ActionSpec(
+            ActionKind.VM_MIGRATE,
+            RiskLevel.MEDIUM,
+            ActionKind.VM_MIGRATE,
+            Verification.HEALTHY,
+            "live-migrate a guest to another host",
+        ),
+        ActionSpec(ActionKind.VM_SNAPSHOT, RiskLevel.LOW, None, Verification.HEALTHY, "save a guest's whole state"),
+        ActionSpec(
+            ActionKind.VM_ROLLBACK, RiskLevel.HIGH, None, Verification.HEALTHY, "run a guest from a saved state"
+        ),
+        ActionSpec(
+            ActionKind.VM_RESIZE,
+            RiskLevel.MEDIUM,
+            ActionKind.VM_RESIZE,
+            Verification.HEALTHY,
+            "change a guest's memory (balloon) or vCPUs (hot-plug)",
+        ),
     )
 }
 
@@ -147,6 +167,16 @@ def _swap_weights(params: Mapping[str, Any]) -> dict[str, Any]:
     return {**params, "weights": params.get("from_weights"), "from_weights": params.get("weights")}
 
 
+def _swap_vm(params: Mapping[str, Any]) -> dict[str, Any]:
+    """A migration or resize is undone by doing it back: ``to``/``from`` swap places."""
+    swapped = {k: v for k, v in params.items() if k not in {"to", "from"}}
+    if "from" in params:
+        swapped["to"] = params["from"]
+    if "to" in params:
+        swapped["from"] = params["to"]
+    return swapped
+
+
 def inverse_of(action: Action, *, params: Mapping[str, Any] | None = None) -> Action | None:
     """The action that undoes ``action``, or None if it has no inverse."""
     inverse = CATALOG[action.kind].inverse
@@ -157,6 +187,8 @@ def inverse_of(action: Action, *, params: Mapping[str, Any] | None = None) -> Ac
             params = _swap_config(action.params)
         elif action.kind in (ActionKind.REROUTE, ActionKind.PROMOTE):
             params = _swap_weights(action.params)
+        elif action.kind is ActionKind.VM_MIGRATE:
+            params = _swap_vm(action.params)
         else:
             params = action.params
     return new_action(

@@ -23,8 +23,9 @@ import psutil
 
 from novacron import __version__
 from novacron.actuators.base import Actuator, ActuatorRouter
+from novacron.actuators.local import LocalActuator
 from novacron.actuators.ownership import owns_port, port_holder
-from novacron.actuators.process import ProcessActuator, expand_target_vars, replica_port
+from novacron.actuators.process import expand_target_vars, replica_port
 from novacron.actuators.remote import RemoteActuator
 from novacron.agents.wiring import coordinator_for
 from novacron.clock import Clock, MonotonicClock
@@ -116,16 +117,26 @@ class Controller:
         self._spec_source = spec_source
         paging = Paging(build_channels(spec.notify, os.environ), spec.escalation_policies())  # secrets: env only
         # -- several controllers (runtime/ha.py): this node runs its own process targets,
-        # and the remote targets whose shard leases it holds.
+        # and the remote targets whose shard leases it holds; kind: vm targets run here too
+        # (on the QEMU hosts the spec names), their QMP events reported as observations.
         self.node_id = spec.controller.node_id or ha.default_node_id()
         local = ha.local_spec(spec, self.node_id)
         # Sim targets run on this node's twin, so they are local too (but never adopted as processes).
-        self._local = {t.name for t in local.targets} | {t.name for t in spec.targets if t.kind == "sim"}
+        local_kinds = ("sim", "vm")
+        self._local = {t.name for t in local.targets} | {t.name for t in spec.targets if t.kind in local_kinds}
         self._local_spec = local
         check_binaries(local)  # the programs this node starts
         base = Path(spec_source).parent if Path(spec_source).is_file() else Path.cwd()
         self.runbooks = load_sources(spec.runbooks, base)
-        self.actuator = ProcessActuator(local, clock=self.clock, log_dir=self.workdir / "logs", listener=self)
+        self.actuator = LocalActuator(
+            spec,
+            processes=local,
+            clock=self.clock,
+            log_dir=self.workdir / "logs",
+            listener=self,
+            observe=lambda obs: self._observe(obs),  # noqa: PLW0108 - the prober is built later
+            heartbeat_port=lambda: self.heartbeats.port,
+        )
         self.remote = RemoteActuator(spec, clock=self.clock, fence_of=self._fence_doc)
         # kind: sim targets run on the spec's twin (see runtime/twinfleet.py).
         self.twin: SimFleet | None = None
@@ -133,7 +144,7 @@ class Controller:
             from novacron.runtime.twinfleet import SimFleet  # noqa: PLC0415
 
             self.twin = SimFleet(spec, self.clock, self, sim=twin)
-        actuators: dict[str, Actuator] = {"process": self.actuator, "remote": self.remote}
+        actuators: dict[str, Actuator] = {"process": self.actuator, "vm": self.actuator, "remote": self.remote}
         if self.twin is not None:
             actuators["sim"] = self.twin.actuator
         # traffic: HAProxy for targets with a `frontend:` takes the traffic actions; experiments run on it.
@@ -207,8 +218,9 @@ class Controller:
         if self.spec.controller.node_id is not None:
             fleet = f"{fleet}:{self.node_id}"
         self.actuator.use_journal(adoption.StoreJournal(self.store), fleet_id=fleet)
+        # Guests are not adopted: their records go, and a fresh QEMU starts (actuators/qemu.py).
         mine = {t.name: t.replicas for t in self.spec.targets if t.name in self._local and t.kind == "process"}
-        found = adoption.reconcile(self.store, self.actuator, mine, fleet, theirs=self._others_process)
+        found = adoption.reconcile(self.store, self.actuator.processes, mine, fleet, theirs=self._others_process)
         for target, replica, _pid in found.adopted:
             self._adopted(target, replica)
         if self.pager is not None:

@@ -27,6 +27,7 @@ from novacron.experiments.routing import share_of, weights_for
 from novacron.healing.catalog import new_action
 from novacron.healing.executor import ExecResult, Executor
 from novacron.model import ActionKind, ActionStatus, TargetId
+from novacron.runtime.bandit_runs import BanditRun
 from novacron.runtime.variants import Variant
 from novacron.settings import ExperimentSpec, FleetSpec, load_spec, spec_to_yaml
 from novacron.store import Store
@@ -91,6 +92,7 @@ class ExperimentRunner:
         self.repo = ExperimentStore(store)
         self._log_dir = workdir / "logs"
         self.live: dict[str, _Live] = {}
+        self.bandits: dict[str, BanditRun] = {}
         self.config_version = config_version
         self._log = get_logger(component="experiments")
         haproxy.listeners.append(self._on_request)
@@ -119,6 +121,15 @@ class ExperimentRunner:
             self._save(live)
             await live.variant.stop()
         self.live.clear()
+        for run in self.bandits.values():  # a bandit run is not resumed: it ends with its controller
+            run.phase, run.reason = "stopped", "the controller stopped"
+            if run.task is not None:
+                run.task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await run.task
+            self.save_bandit(run)
+            await run.tear_down()
+        self.bandits.clear()
 
     # -- start, stop, status -----------------------------------------------------------
     async def start(self, espec: ExperimentSpec, *, who: str) -> dict[str, Any]:
@@ -127,6 +138,8 @@ class ExperimentRunner:
         Any failure leaves HAProxy as it was and nothing running.
         """
         self._check_new(espec)
+        if espec.allocation != "canary":
+            return await self._start_bandit(espec, who=who)
         live = _Live(espec, policy_of(espec), CanaryState(), self._tally(espec), self._variant(espec), self.clock.now())
         await self._bring_up(live)
         try:
@@ -139,20 +152,37 @@ class ExperimentRunner:
         self._spawn_loop(live)
         return self.describe(espec.name)
 
+    async def _start_bandit(self, espec: ExperimentSpec, *, who: str) -> dict[str, Any]:
+        run = BanditRun(espec, runner=self, clock=self.clock, log_dir=self._log_dir)
+        await run.start(who=who)
+        self.bandits[espec.name] = run
+        self.save_bandit(run)
+        return self.describe(espec.name)
+
+    def save_bandit(self, run: BanditRun) -> None:
+        """Store a bandit run's row."""
+        self.repo.save(run.row())
+
     def _check_new(self, espec: ExperimentSpec) -> None:
         if not self.haproxy.fronted(espec.target):
             raise InputError(f"{espec.target!r} is not a target with a frontend", where="target")
-        if espec.name in self.live:
+        if espec.name in self.live or espec.name in self.bandits:
             raise InputError(f"experiment {espec.name!r} is already running", where="name")
         with contextlib.suppress(NotFoundError):
             self.repo.get(espec.name)
             raise InputError(f"experiment {espec.name!r} already exists", where="name")
-        busy = [n for n, live in self.live.items() if live.spec.target == espec.target]
+        running = [*((n, v.spec) for n, v in self.live.items()), *((n, b.spec) for n, b in self.bandits.items())]
+        busy = [n for n, spec in running if spec.target == espec.target]
         if busy:
             raise InputError(f"{espec.target} already runs experiment {busy[0]!r}", where="target")
 
     async def stop(self, name: str, *, who: str) -> dict[str, Any]:
         """Stop an experiment by hand: all traffic back to the baseline, the variant stopped."""
+        if name in self.bandits:
+            run = self.bandits.pop(name)
+            await run.stop(who=who)
+            self.save_bandit(run)
+            return self.describe(name)
         live = self.live.get(name)
         if live is None:
             self.repo.get(name)  # NotFoundError for an unknown name
@@ -168,7 +198,8 @@ class ExperimentRunner:
     def describe(self, name: str) -> dict[str, Any]:
         """An experiment as the API shows it: spec, phase, split, arms, decision times."""
         live = self.live.get(name)
-        row = self._row(live) if live is not None else self.repo.get(name)
+        bandit = self.bandits.get(name)
+        row = self._row(live) if live is not None else bandit.row() if bandit is not None else self.repo.get(name)
         out = public_view(row)
         arms = {a: ArmWindow.from_json(w) for a, w in row["arms"].items()}
         out["fixed_horizon"] = fixed_horizon_report(arms[BASELINE], arms[row["arm"]])
@@ -178,6 +209,7 @@ class ExperimentRunner:
         """Every stored experiment (live ones with their current counts)."""
         rows = {r["name"]: r for r in self.repo.all()}
         rows.update({n: self._row(live) for n, live in self.live.items()})
+        rows.update({n: run.row() for n, run in self.bandits.items()})
         return [public_view(r) for r in sorted(rows.values(), key=lambda r: -float(r["started_at"]))]
 
     # -- looks -------------------------------------------------------------------------
@@ -226,22 +258,33 @@ class ExperimentRunner:
             await self._retire(live)
 
     async def _route(self, live: _Live, split: float, *, why: str, kind: ActionKind = ActionKind.REROUTE) -> ExecResult:
-        servers = await self.haproxy.servers(live.spec.target)
-        replicas = sorted(s for s in servers if s.startswith("r"))
+        replicas = await self.replicas(live.spec.target)
         weights = weights_for(split, replicas, live.server)
+        result = await self.route(live.spec, weights, why=why, kind=kind, split=split)
+        live.weights = weights
+        return result
+
+    async def replicas(self, target: str) -> list[str]:
+        """The baseline's servers (the target's replicas) behind its frontend."""
+        return sorted(s for s in await self.haproxy.servers(target) if s.startswith("r"))
+
+    async def route(
+        self, espec: ExperimentSpec, weights: dict[str, int], *, why: str, kind: ActionKind, split: float
+    ) -> ExecResult:
+        """Put ``weights`` in force through the executor; InputError when the gate or HAProxy refused."""
+        servers = await self.haproxy.servers(espec.target)
         before = {s: int(servers[s]["weight"]) for s in weights if s in servers}
         action = new_action(
             kind,
-            TargetId(live.spec.target),
-            key=f"experiment/{live.spec.name}/{uuid.uuid4().hex[:12]}",
-            params={"weights": weights, "from_weights": before, "experiment": live.spec.name, "split": split},
+            TargetId(espec.target),
+            key=f"experiment/{espec.name}/{uuid.uuid4().hex[:12]}",
+            params={"weights": weights, "from_weights": before, "experiment": espec.name, "split": split},
             reason=why,
-            requested_by=f"experiment:{live.spec.name}",
+            requested_by=f"experiment:{espec.name}",
         )
         result = await self.executor.execute(action)
         if result.status not in _APPLIED:
             raise InputError(f"{kind} to {split:g} % not applied ({result.status}): {result.detail}", where="split")
-        live.weights = weights
         return result
 
     # -- variants and HAProxy servers --------------------------------------------------
@@ -302,6 +345,9 @@ class ExperimentRunner:
 
     # -- bookkeeping -------------------------------------------------------------------
     def _on_request(self, target: str, server: str, status: int, seconds: float) -> None:
+        for run in self.bandits.values():
+            if run.spec.target == target:
+                run.on_request(server, status, seconds)
         for live in self.live.values():
             if live.spec.target != target or live.state.phase is not Phase.RUNNING:
                 continue

@@ -63,12 +63,18 @@ def evaluate_configs(
     """Metrics of each configuration pooled over ``seeds``, or the error text of a failed run."""
     scenario = problem.scenario.with_seeds(seeds)
     items = [(problem.knob_values(c), scenario, s) for c in configs for s in seeds]
-    results = backend.map(run_healer, items)
+    return _pooled(backend.map(run_healer, items), len(seeds), combine)
+
+
+def _pooled(
+    results: Sequence[Any], per: int, pool: Callable[[Sequence[RunResult]], dict[str, float]]
+) -> list[dict[str, float] | str]:
+    """Group a candidate's ``per`` seeded runs and pool them, or keep the first error of a failed one."""
     out: list[dict[str, float] | str] = []
-    for i in range(len(configs)):
-        runs = results[i * len(seeds) : (i + 1) * len(seeds)]
+    for i in range(0, len(results), per):
+        runs = results[i : i + per]
         failed = [r.error for r in runs if isinstance(r, Failed)]
-        out.append(failed[0] if failed else combine(runs))
+        out.append(failed[0] if failed else pool(runs))
     return out
 
 
@@ -247,14 +253,7 @@ def _evaluate_layouts(
 ) -> list[dict[str, float] | str]:
     seeds = scenario.seeds
     items = [(layout, scenario, s, services) for layout in layouts for s in seeds]
-    results = backend.map(run_layout, items)
-    out: list[dict[str, float] | str] = []
-    for i in range(len(layouts)):
-        runs: list[Any] = results[i * len(seeds) : (i + 1) * len(seeds)]
-        failed = [r.error for r in runs if isinstance(r, Failed)]
-        ok: list[RunResult] = [r for r in runs if isinstance(r, RunResult)]
-        out.append(failed[0] if failed else layout_objectives(ok))
-    return out
+    return _pooled(backend.map(run_layout, items), len(seeds), layout_objectives)
 
 
 def _layout_row(study: str, number: int, gen: int, layout: Layout, m: dict[str, float] | str, now: float) -> TrialRow:

@@ -61,6 +61,8 @@ def public_view(row: Mapping[str, Any]) -> dict[str, Any]:
     steps = spec.get("steps", [])
     phase = row["phase"]
     split = 100.0 if phase == "promoted" else steps[state["step"]] if phase == "running" else 0.0
+    if "split" in state:  # a bandit run: the variants' share its weights give
+        split = float(state["split"])
     decided = state.get("decided_at")
     return {
         "name": row["name"],
@@ -80,4 +82,5 @@ def public_view(row: Mapping[str, Any]) -> dict[str, Any]:
         "reason": row["reason"],
         "looks": state.get("looks", 0),
         "command": spec.get("command"),
+        "allocation": spec.get("allocation", "canary"),
     }

@@ -1,0 +1,435 @@
+"""QEMU guests (``kind: vm`` targets): start, stop, restart, replace, migrate, snapshot, roll back, resize.
+
+Each replica of a vm target is one QEMU process on one of the fleet's hosts, driven over
+QMP. Its start and exit are reported to the same listener as local processes (the
+controller), so health, faults and verification work unchanged; QMP events a process
+exit cannot show — the guest powering off, resetting or panicking by itself, a pause we
+did not ask for, a disk I/O error, a watchdog — become failed ``qmp`` observations at
+once. A restart is a warm ``system_reset`` while QEMU runs (the ladder's ``replace``
+is the cold restart when the guest does not come back); migrations, snapshots and
+rollbacks hand the guest's port forwards from the old QEMU to the new one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import shutil
+import tempfile
+import uuid
+from collections.abc import Awaitable, Callable, Collection, Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+import psutil
+
+from novacron.actuators.process import ENV_FLEET, ENV_NONCE, ProcessListener, SpawnJournal
+from novacron.actuators.qemu_accel import Accel, qemu_binary, resolve_accel
+from novacron.actuators.qemu_cmd import LaunchPlan, resolve_forwards
+from novacron.actuators.qemu_hosts import HostBook
+from novacron.actuators.qemu_ops import GuestOps
+from novacron.actuators.qemu_qmp import QmpError
+from novacron.actuators.qemu_vm import QemuProcess
+from novacron.clock import Clock
+from novacron.errors import ActuatorError, ConfigError
+from novacron.model import Action, ActionKind, Observation, Outcome, TargetId, TargetState
+from novacron.settings import FleetSpec, HeartbeatCheck, TargetSpec, VmHostSpec, VmSpec
+
+__all__ = ["GUEST_FAULT_EVENTS", "QemuActuator"]
+
+# QMP events that mean the guest is in trouble when the guest (not we) caused them.
+GUEST_FAULT_EVENTS = frozenset({"SHUTDOWN", "RESET", "GUEST_PANICKED", "STOP", "BLOCK_IO_ERROR", "WATCHDOG"})
+_START_TIMEOUT_S = 15.0
+
+
+def _local_host() -> VmHostSpec:
+    """Without declared hosts, this machine is the one host: its memory, its cores ×4 vCPUs."""
+    memory = psutil.virtual_memory().total >> 20
+    return VmHostSpec(name="local", memory_mib=max(64, memory), cpus=max(1, (os.cpu_count() or 1) * 4))
+
+
+class QemuActuator:
+    """The actuator for ``kind: vm`` targets."""
+
+    def __init__(
+        self,
+        spec: FleetSpec,
+        *,
+        clock: Clock,
+        log_dir: Path,
+        listener: ProcessListener,
+        observe: Callable[[Observation], None] | None = None,
+        heartbeat_port: Callable[[], int] = lambda: 0,
+    ) -> None:
+        self._specs = {t.name: t for t in spec.targets if t.kind == "vm"}
+        self._clock = clock
+        self._log_dir = log_dir
+        self._listener = listener
+        self._observe = observe or (lambda _obs: None)
+        self._heartbeat_port = heartbeat_port
+        self.hosts = HostBook(spec.hosts or [_local_host()], blast_radius=spec.policy.blast_radius)
+        self._binary = qemu_binary() if self._specs else ""
+        self._check(spec)
+        self.accel: dict[str, Accel] = {
+            name: resolve_accel(t.vm.accel, self._binary) for name, t in self._specs.items() if t.vm is not None
+        }
+        self._vms: dict[str, dict[int, QemuProcess]] = {name: {} for name in self._specs}
+        self._desired = {name: t.replicas for name, t in self._specs.items()}
+        self._sockets = Path(tempfile.mkdtemp(prefix="novacron-qmp-")) if self._specs else Path()
+        self._generation = 0
+        self._paused_by_us: set[int] = set()  # pids we pause on purpose (migration, snapshot)
+        self.ops = GuestOps(self, log_dir.parent / "snapshots")
+        self._locks: dict[str, asyncio.Lock] = {}
+        self._journal: SpawnJournal | None = None
+        self._fleet_id = ""
+        log_dir.mkdir(parents=True, exist_ok=True)
+
+    # -- checks before anything starts -------------------------------------------------
+    def _check(self, spec: FleetSpec) -> None:
+        for i, t in enumerate(spec.targets):
+            if t.vm is None:
+                continue
+            for field in ("kernel", "initrd", "image"):
+                path = getattr(t.vm, field)
+                if path is not None and not Path(path).is_file():
+                    raise ConfigError(f"{path} does not exist", where=f"targets[{i}].vm.{field}")
+            capacity = self.hosts.use(t.vm.host).spec
+            if t.vm.memory_mib * t.replicas > capacity.memory_mib:
+                raise ConfigError(
+                    f"{t.vm.memory_mib} MiB × {t.replicas} replicas is more than host {capacity.name} has "
+                    f"({capacity.memory_mib} MiB)",
+                    where=f"targets[{i}].vm.memory_mib",
+                )
+
+    # -- the Actuator contract ---------------------------------------------------------
+    async def apply(self, action: Action) -> Outcome:
+        """Carry out one action; failures are reported in the outcome, not raised."""
+        started = self._clock.now()
+        handler = self._handlers().get(action.kind)
+        if handler is None:
+            return Outcome(action.id, False, started, self._clock.now(), f"vm targets cannot {action.kind}")
+        try:
+            # One action at a time per target: a restart must not race a migration's hand-over.
+            async with self._locks.setdefault(action.target, asyncio.Lock()):
+                detail, data = await handler(action)
+        except (ActuatorError, ConfigError, OSError, ValueError, KeyError) as exc:
+            return Outcome(action.id, False, started, self._clock.now(), f"{action.kind} failed: {exc}")
+        data = {"pids": list(self.pids(action.target)), **data}
+        return Outcome(action.id, True, started, self._clock.now(), detail, data)
+
+    async def observe(self, target: TargetId) -> TargetState:
+        """Guests running versus desired."""
+        pids = self.pids(target)
+        return TargetState(target, running=len(pids), desired=self._desired.get(target, 0), pids=pids)
+
+    # -- queries -----------------------------------------------------------------------
+    def pids(self, target: str) -> tuple[int, ...]:
+        """The QEMU pids of the target's running guests."""
+        return tuple(p.pid for p in self._vms.get(target, {}).values() if p.pid is not None and p.alive)
+
+    def pid_of(self, target: str, replica: int) -> int | None:
+        """The QEMU pid of one guest, if it runs."""
+        proc = self._vms.get(target, {}).get(replica)
+        return proc.pid if proc is not None and proc.alive else None
+
+    def desired(self, target: str) -> int:
+        """How many guests the target should have."""
+        return self._desired[target]
+
+    def spec_of(self, target: str) -> TargetSpec:
+        """The target spec the actuator currently runs."""
+        return self._specs[target]
+
+    def set_target_spec(self, tspec: TargetSpec) -> None:
+        """Run ``tspec`` from the next cold start of the target's guests on."""
+        self._specs[tspec.name] = tspec
+        self._vms.setdefault(tspec.name, {})
+        self._desired.setdefault(tspec.name, tspec.replicas)
+
+    def process(self, target: str, replica: int = 0) -> QemuProcess:
+        """The running QEMU of one guest (for QMP commands of operators and tests)."""
+        proc = self._vms.get(target, {}).get(replica)
+        if proc is None or not proc.alive:
+            raise ActuatorError(f"{target}#{replica} is not running")
+        return proc
+
+    def host_of(self, target: str, replica: int = 0) -> str | None:
+        """The host a guest is placed on."""
+        return self.hosts.host_of(_key(target, replica))
+
+    def vm_of(self, target: str) -> VmSpec:
+        """The vm block of a target."""
+        vm = self._specs[target].vm
+        assert vm is not None  # only vm targets are held here
+        return vm
+
+    def running(self, target: str, replica: int = 0) -> QemuProcess | None:
+        """The guest's QEMU if it runs."""
+        proc = self._vms.get(target, {}).get(replica)
+        return proc if proc is not None and proc.alive else None
+
+    @contextlib.contextmanager
+    def pausing(self, proc: QemuProcess) -> Iterator[None]:
+        """The guest is paused on purpose meanwhile (a migration's last copy): its STOP is no fault."""
+        assert proc.pid is not None
+        self._paused_by_us.add(proc.pid)
+        try:
+            yield
+        finally:
+            self._paused_by_us.discard(proc.pid)
+
+    def use_journal(self, journal: SpawnJournal, *, fleet_id: str) -> None:
+        """Record every guest's QEMU pid (``novacron status`` shows it) and mark QEMU with ``fleet_id``.
+
+        A QEMU left running by a controller that died carries the mark, so the next
+        controller of the fleet finds it and ends it before booting the guest afresh.
+        """
+        self._journal, self._fleet_id = journal, fleet_id
+
+    # -- lifecycle ---------------------------------------------------------------------
+    async def start_all(self, *, skip: Collection[str] = ()) -> None:
+        """Start every desired guest not running (except ``skip``); one that cannot start is reported, not raised."""
+        for name in self._specs:
+            if name in skip:
+                continue
+            for replica in range(self._desired[name]):
+                if self.pid_of(name, replica) is None:
+                    await self._start_reporting(name, replica)
+
+    async def stop_all(self) -> None:
+        """Stop every guest (QMP quit, then SIGKILL) and remove the QMP sockets."""
+        for target, reps in self._vms.items():
+            for replica, proc in list(reps.items()):
+                await proc.quit()
+                if self._journal is not None:
+                    self._journal.forget(target, replica)
+        if self._specs:
+            shutil.rmtree(self._sockets, ignore_errors=True)
+
+    async def fail_host(self, host: str) -> list[tuple[str, int]]:
+        """Take ``host`` out: mark it failed and end its QEMUs; its guests, highest priority first.
+
+        The guests' ends are reported as expected (the host's failure is the fault, and the
+        failover that follows is the remedy); each then needs a ``vm_migrate``, which finds
+        its QEMU gone and cold-starts it on a healthy host with room.
+        """
+        self.hosts.mark_failed(host)
+        guests = []
+        for key in self.hosts.guests_on(host):
+            target, _, replica = key.rpartition("#")
+            guests.append((target, int(replica)))
+            proc = self.running(target, int(replica))
+            if proc is not None:
+                self.retire(target, int(replica), proc)
+                await proc.kill()
+        return sorted(guests, key=lambda g: (-self.vm_of(g[0]).priority, g))
+
+    # -- action handlers ---------------------------------------------------------------
+    def _handlers(self) -> dict[ActionKind, Callable[[Action], Awaitable[tuple[str, dict[str, Any]]]]]:
+        return {
+            ActionKind.START: self._do_start,
+            ActionKind.STOP: self._do_stop,
+            ActionKind.RESTART: self._do_restart,
+            ActionKind.REPLACE: self._do_replace,
+            ActionKind.CONFIG_ROLLBACK: self._do_config_rollback,
+            ActionKind.VM_MIGRATE: self.ops.migrate,
+            ActionKind.VM_SNAPSHOT: self.ops.snapshot,
+            ActionKind.VM_ROLLBACK: self.ops.rollback,
+            ActionKind.VM_RESIZE: self.ops.resize,
+        }
+
+    def _selected(self, action: Action) -> list[int]:
+        if "replicas" in action.params:
+            return [int(r) for r in action.params["replicas"]]
+        if "replica" in action.params:
+            return [int(action.params["replica"])]
+        return list(range(self._desired[action.target]))
+
+    async def _do_start(self, action: Action) -> tuple[str, dict[str, Any]]:
+        started = []
+        for replica in self._selected(action):
+            if self.pid_of(action.target, replica) is None:
+                await self.cold_start(action.target, replica)
+                started.append(replica)
+        return (f"started guests {started}" if started else "already running"), {}
+
+    async def _do_stop(self, action: Action) -> tuple[str, dict[str, Any]]:
+        for replica in self._selected(action):
+            proc = self._vms[action.target].get(replica)
+            if proc is not None:
+                await proc.quit()
+        return f"stopped guests {self._selected(action)}", {}
+
+    async def _do_restart(self, action: Action) -> tuple[str, dict[str, Any]]:
+        how = []
+        for replica in self._selected(action):
+            proc = self._vms[action.target].get(replica)
+            if proc is not None and proc.alive and await self._warm_reset(action.target, replica, proc):
+                how.append(f"{replica}: system_reset")
+            else:
+                await self.cold_start(action.target, replica)
+                how.append(f"{replica}: cold start")
+        return f"restarted guests ({', '.join(how)})", {}
+
+    async def _do_replace(self, action: Action) -> tuple[str, dict[str, Any]]:
+        for replica in self._selected(action):
+            proc = self._vms[action.target].get(replica)
+            if proc is not None:
+                await proc.kill()
+            await self.cold_start(action.target, replica)
+        return f"cold-restarted guests {self._selected(action)}", {}
+
+    async def _do_config_rollback(self, action: Action) -> tuple[str, dict[str, Any]]:
+        self.set_target_spec(TargetSpec.model_validate(action.params["target_spec"]))
+        await self._do_replace(action)
+        return f"running config version {action.params.get('version', '?')}", {}
+
+    # -- mechanics ---------------------------------------------------------------------
+    async def _warm_reset(self, target: str, replica: int, proc: QemuProcess) -> bool:
+        """``system_reset`` (and ``cont`` if paused); False when QMP no longer answers."""
+        try:
+            await proc.execute("system_reset")
+            if await proc.status() != "running":
+                await proc.execute("cont")
+        except QmpError:
+            return False
+        assert proc.pid is not None
+        self._announce(target, replica, proc)
+        return True
+
+    async def _start_reporting(self, target: str, replica: int) -> None:
+        try:
+            await self.cold_start(target, replica)
+        except (ActuatorError, ConfigError, OSError, ValueError) as exc:
+            self._listener.on_spawn_failed(target, replica, f"cannot start: {exc}")
+
+    async def cold_start(self, target: str, replica: int, host: str | None = None) -> QemuProcess:
+        """A fresh QEMU for the guest, on ``host`` or its current (else its spec's, else any fitting) host."""
+        tspec = self._specs[target]
+        assert tspec.vm is not None
+        old = self._vms[target].get(replica)
+        if old is not None and old.alive:
+            await old.quit()
+        host = host or self._home(target, replica)
+        proc = await self.launch(target, replica, host)
+        self.install(target, replica, proc)
+        return proc
+
+    def _home(self, target: str, replica: int) -> str:
+        tspec = self._specs[target]
+        assert tspec.vm is not None
+        key, vm = _key(target, replica), tspec.vm
+        for host in (self.hosts.host_of(key), vm.host):
+            if host is not None and self.hosts.why_not(host, vm.memory_mib, vm.cpus, guest=key) is None:
+                return host
+        picked = self.hosts.pick(vm.memory_mib, vm.cpus)
+        if picked is None:
+            raise ActuatorError(f"no host can take {key}: {self.hosts.why_not(vm.host, vm.memory_mib, vm.cpus)}")
+        return picked
+
+    def plan_for(self, target: str, replica: int, *, incoming: str | None = None) -> LaunchPlan:
+        """How the guest's next QEMU is launched (a fresh QMP socket every time)."""
+        tspec = self._specs[target]
+        assert tspec.vm is not None
+        self._generation += 1
+        return LaunchPlan(
+            qmp_socket=self._sockets / f"{target}-{replica}-{self._generation}.qmp",
+            serial_log=self._log_dir / f"{target}-{replica}.serial",
+            accel=self.accel[target].name if target in self.accel else "tcg",
+            forwards=resolve_forwards(tspec.vm.forwards, tspec.port, replica),
+            append=self._append(tspec, replica),
+            heartbeat_port=self._heartbeat_port() if _beats(tspec) else None,
+            incoming=incoming,
+        )
+
+    def _append(self, tspec: TargetSpec, replica: int) -> str:
+        """The serial console, and for guests that push heartbeats their name and rhythm."""
+        beat = _beats(tspec)
+        if beat is None:
+            return "console=ttyS0"
+        interval = max(0.05, beat.expected_interval_s / 2)  # twice per expected interval: one loss is no suspicion
+        return f"console=ttyS0 novacron.name={tspec.name}#{replica} novacron.hbi={interval:g}"
+
+    async def launch(self, target: str, replica: int, host: str, *, incoming: str | None = None) -> QemuProcess:
+        """Start a QEMU for the guest on ``host``; it becomes the guest's only once installed."""
+        tspec = self._specs[target]
+        assert tspec.vm is not None
+        why = self.hosts.why_not(host, tspec.vm.memory_mib, tspec.vm.cpus, guest=_key(target, replica))
+        if why is not None:
+            raise ActuatorError(why)
+        proc = QemuProcess(f"{target}#{replica}", tspec.vm, self.plan_for(target, replica, incoming=incoming), host)
+
+        def on_event(p: QemuProcess, event: str, data: Mapping[str, Any]) -> None:
+            self._on_event(target, replica, p, event, data)
+
+        def on_exit(p: QemuProcess, code: int | None) -> None:
+            self._on_exit(target, replica, p, code)
+
+        env = {ENV_NONCE: uuid.uuid4().hex, ENV_FLEET: self._fleet_id} if self._fleet_id else {}
+        await proc.launch(self._binary, on_event, on_exit, env=env, timeout=_START_TIMEOUT_S)
+        return proc
+
+    def install(self, target: str, replica: int, proc: QemuProcess) -> None:
+        """Make ``proc`` the guest's QEMU: placed on its host, announced to the listener."""
+        tspec = self._specs[target]
+        assert tspec.vm is not None
+        self._vms[target][replica] = proc
+        self.hosts.place(_key(target, replica), proc.host, tspec.vm.memory_mib, tspec.vm.cpus)
+        self._announce(target, replica, proc)
+
+    def retire(self, target: str, replica: int, proc: QemuProcess) -> None:
+        """The guest's QEMU is about to be replaced on purpose: report its end now.
+
+        Health then ignores the probes that fail while the guest switches QEMUs (the
+        final pause of a migration, the forwards' hand-over) instead of raising a fault,
+        and the replacement proves itself healthy when it is installed.
+        """
+        if proc.pid is not None and not proc.retired:
+            proc.retired = proc.expected_exit = True
+            self._listener.on_exited(target, replica, proc.pid, None, True)
+
+    def reinstate(self, target: str, replica: int, proc: QemuProcess) -> None:
+        """A replacement failed: the retired QEMU is the guest's again and proves itself anew."""
+        proc.retired = proc.expected_exit = False
+        self._announce(target, replica, proc)
+
+    def _announce(self, target: str, replica: int, proc: QemuProcess) -> None:
+        assert proc.pid is not None
+        port = proc.plan.forwards[0][0] if proc.plan.forwards else None
+        created = _create_time(proc.pid)
+        if self._journal is not None:
+            self._journal.spawned(target, replica, proc.pid, created, port, "")
+        self._listener.on_started(target, replica, proc.pid, port, created)
+
+    def _on_exit(self, target: str, replica: int, proc: QemuProcess, code: int | None) -> None:
+        if self._vms.get(target, {}).get(replica) is not proc or proc.pid is None or proc.retired:
+            return  # a destination that never took over, or a QEMU whose end was told already
+        self._listener.on_exited(target, replica, proc.pid, code, proc.expected_exit)
+
+    def _on_event(self, target: str, replica: int, proc: QemuProcess, event: str, data: Mapping[str, Any]) -> None:
+        if self._vms.get(target, {}).get(replica) is not proc or event not in GUEST_FAULT_EVENTS:
+            return
+        if event in ("SHUTDOWN", "RESET") and not data.get("guest"):
+            return  # one we asked for (quit, system_reset)
+        if event == "STOP" and proc.pid in self._paused_by_us:
+            return
+        detail = f"QMP {event}" + (f" ({data['reason']})" if "reason" in data else "")
+        self._observe(
+            Observation(TargetId(target), "qmp", self._clock.now(), healthy=False, replica=replica, detail=detail)
+        )
+
+
+def _beats(tspec: TargetSpec) -> HeartbeatCheck | None:
+    return next((c for c in tspec.checks if isinstance(c, HeartbeatCheck)), None)
+
+
+def _key(target: str, replica: int) -> str:
+    return f"{target}#{replica}"
+
+
+def _create_time(pid: int) -> float:
+    try:
+        return psutil.Process(pid).create_time()
+    except psutil.Error:
+        return 0.0

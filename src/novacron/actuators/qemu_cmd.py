@@ -1,0 +1,104 @@
+"""The QEMU command line for one guest, from its ``vm`` spec block.
+
+Every guest gets a QMP socket, its serial console in a log file, user-mode networking
+with its port forwards on 127.0.0.1 and ``-no-shutdown`` (a guest that powers off stays
+visible to QMP as a fault instead of vanishing). A migration destination is the same
+machine started with ``-incoming`` and without the forwards, which it takes over from
+the source once the source has let go of the ports.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from novacron.settings import VmForward, VmSpec
+
+__all__ = ["LaunchPlan", "forward_rule", "qemu_argv", "resolve_forwards"]
+
+
+@dataclass(frozen=True, slots=True)
+class LaunchPlan:
+    """Everything that differs between two launches of the same guest."""
+
+    qmp_socket: Path
+    serial_log: Path
+    accel: str  # kvm | tcg
+    forwards: tuple[tuple[int, int], ...]  # (host port, guest port) pairs
+    append: str = ""
+    heartbeat_port: int | None = None  # the controller's UDP heartbeat port on 127.0.0.1
+    incoming: str | None = None  # "tcp:127.0.0.1:PORT" or "defer"
+    memory_mib: int | None = None  # overrides the spec (after a resize)
+    cpus: int | None = None
+
+
+def forward_rule(host_port: int, guest_port: int) -> str:
+    """A user-mode network forward of ``127.0.0.1:host_port`` to the guest's ``guest_port``."""
+    return f"tcp:127.0.0.1:{host_port}-:{guest_port}"
+
+
+def resolve_forwards(forwards: list[VmForward], base_port: int | None, replica: int) -> tuple[tuple[int, int], ...]:
+    """Host ports for replica ``replica``: each forward's host port + replica (the first defaults to the target's)."""
+    out = []
+    for i, fwd in enumerate(forwards):
+        host = fwd.host if fwd.host is not None else (base_port if i == 0 else None)
+        if host is None:
+            raise ValueError(f"vm.forwards[{i}].host: give a host port (only the first defaults to the target's port)")
+        out.append((host + replica, fwd.guest))
+    return tuple(out)
+
+
+def qemu_argv(binary: str, vm: VmSpec, plan: LaunchPlan) -> list[str]:
+    """The full argv for ``binary`` to run ``vm`` as ``plan`` says."""
+    cpus = plan.cpus or vm.cpus
+    max_cpus = max(vm.max_cpus or cpus, cpus)
+    # An incoming QEMU takes the forwards over only once the old one has let go of the ports.
+    forwards = plan.forwards if plan.incoming is None else ()
+    netdev = "user,id=net0" + "".join(f",hostfwd={forward_rule(h, g)}" for h, g in forwards)
+    argv = [
+        binary,
+        "-name",
+        plan.qmp_socket.stem,
+        "-machine",
+        f"{vm.machine},accel={plan.accel}",
+        "-m",
+        str(plan.memory_mib or vm.memory_mib),
+        "-smp",
+        f"{cpus},maxcpus={max_cpus}",
+        "-nodefaults",
+        "-no-user-config",
+        "-display",
+        "none",
+        "-no-shutdown",
+        "-qmp",
+        f"unix:{plan.qmp_socket},server=on,wait=off",
+        "-serial",
+        f"file:{plan.serial_log}",
+        "-netdev",
+        netdev,
+        "-device",
+        "e1000,netdev=net0",
+        "-device",
+        "virtio-balloon-pci,id=balloon0",
+    ]
+    if plan.heartbeat_port:
+        # A virtio-serial port whose every write QEMU sends as one UDP datagram: the guest's
+        # heartbeat reaches the controller without touching the guest's network.
+        argv += [
+            "-device",
+            "virtio-serial-pci,id=vser0",
+            "-chardev",
+            f"udp,id=hb0,host=127.0.0.1,port={plan.heartbeat_port}",
+            "-device",
+            "virtserialport,chardev=hb0,name=novacron.heartbeat",
+        ]
+    if vm.kernel is not None:
+        argv += ["-kernel", vm.kernel, "-append", " ".join(p for p in (vm.append, plan.append) if p)]
+        if vm.initrd is not None:
+            argv += ["-initrd", vm.initrd]
+    else:
+        assert vm.image is not None
+        argv += ["-drive", f"file={vm.image},if=virtio,snapshot=on"]
+    if plan.incoming is not None:
+        argv += ["-incoming", plan.incoming]
+    return argv

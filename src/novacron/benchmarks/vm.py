@@ -1,0 +1,212 @@
+"""``novacron bench vm``: real guests under the controller — crash → healthy, live migration, host failover.
+
+Boots ``guests`` tiny guests (256 MiB each) on host ``a`` of three hosts, then measures:
+
+- ``restart_ms``: a guest's QEMU is SIGKILLed; time until the controller reports it healthy
+  again on a new QEMU (detection, the restart action, the boot, the checks), per crash;
+- ``migration``: live migrations of one guest back and forth between hosts ``a`` and ``b``
+  while a client reads its health page every 100 ms: QEMU's total time and downtime, the
+  forward hand-over, bytes sent, and the client's failed reads and longest gap;
+- ``host_failover_s``: host ``a`` fails (its QEMUs end); time until every guest it held is
+  healthy on the other hosts, restarted there by priority through the executor.
+
+The accelerator is whatever the machine gives (KVM when usable, else TCG) and is reported.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import statistics
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from novacron.actuators.qemu_guest import build_guest, guest_target
+from novacron.model import ActionKind, Health
+from novacron.runtime.controller import Controller
+from novacron.runtime.vmfailover import fail_over_host
+from novacron.settings import parse_spec
+
+__all__ = ["run_vm_bench"]
+
+_BOOT_S = 600.0
+_MEMORY_MIB = 256
+
+
+def _free_ports(n: int) -> list[int]:
+    import socket
+
+    socks = [socket.socket() for _ in range(n)]
+    try:
+        for s in socks:
+            s.bind(("127.0.0.1", 0))
+        return [int(s.getsockname()[1]) for s in socks]
+    finally:
+        for s in socks:
+            s.close()
+
+
+def _spec(workdir: Path, guests: int) -> Any:
+    guest = build_guest()
+    targets = [
+        guest_target(f"g{i}", port, guest, host="a", memory_mib=_MEMORY_MIB, priority=guests - i)
+        for i, port in enumerate(_free_ports(guests))
+    ]
+    return parse_spec(
+        {
+            "name": "bench-vm",
+            "policy": {
+                "verify_timeout_s": _BOOT_S,
+                "backoff": {"base_s": 0.05},
+                "max_actions_per_target_per_hour": 1000,
+            },
+            "controller": {"store_url": f"sqlite:///{workdir / 'bench.db'}", "workdir": str(workdir)},
+            "hosts": [{"name": h, "memory_mib": 4096, "cpus": 16} for h in ("a", "b", "c")],
+            "targets": [t.model_dump(mode="json") for t in targets],
+        }
+    )
+
+
+async def _until(pred: Callable[[], bool], timeout: float = _BOOT_S) -> None:
+    async with asyncio.timeout(timeout):
+        while not pred():  # noqa: ASYNC110 - the controller's status is polled, as a client would
+            await asyncio.sleep(0.02)
+
+
+def _healthy(ctl: Controller, names: list[str]) -> bool:
+    views = {v.target: v for v in ctl.status()}
+    return all(views[n].health is Health.HEALTHY and views[n].incident is None for n in names)
+
+
+def _quantiles(samples: list[float]) -> dict[str, float | int]:
+    if not samples:
+        return {"n": 0}
+    ordered = sorted(samples)
+    p95 = ordered[min(len(ordered) - 1, round(0.95 * (len(ordered) - 1)))]
+    return {"p50": round(statistics.median(ordered), 1), "p95": round(p95, 1), "n": len(ordered)}
+
+
+async def _restarts(ctl: Controller, target: str, n: int) -> list[float]:
+    out = []
+    for _ in range(n):
+        [pid] = ctl.actuator.pids(target)
+        started = time.monotonic()
+        os.kill(pid, signal.SIGKILL)
+        await _until(lambda p=pid: ctl.actuator.pids(target) not in ((), (p,)) and _healthy(ctl, [target]))  # type: ignore[misc]
+        out.append((time.monotonic() - started) * 1000)
+    return out
+
+
+class _Reader:
+    """A client reading a guest's health page every 100 ms (light load), counting failures."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.failed = 0
+        self.longest_gap_ms = 0.0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        gap_start: float | None = None
+        with httpx.Client(timeout=2) as client:
+            while not self._stop.is_set():
+                now = time.monotonic()
+                try:
+                    client.get(self.url).raise_for_status()
+                    if gap_start is not None:
+                        self.longest_gap_ms = max(self.longest_gap_ms, (now - gap_start) * 1000)
+                    gap_start = None
+                except httpx.HTTPError:
+                    self.failed += 1
+                    gap_start = now if gap_start is None else gap_start
+                time.sleep(0.1)
+
+    def __enter__(self) -> _Reader:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+async def _migrations(ctl: Controller, target: str, n: int) -> dict[str, Any]:
+    figures: dict[str, list[float]] = {"total_ms": [], "downtime_ms": [], "handover_ms": [], "bytes": []}
+    port = ctl.spec.target(target).port
+    failures: list[str] = []
+    with _Reader(f"http://127.0.0.1:{port}/health") as reader:
+        await asyncio.sleep(1.0)
+        for i in range(n):
+            result = await ctl.heal(
+                target, ActionKind.VM_MIGRATE, who="bench", params={"to": "b" if i % 2 == 0 else "a"}
+            )
+            data = dict(result.outcome.data) if result.outcome else {}
+            if data.get("mode") != "live":
+                failures.append(result.detail)
+                continue
+            for key, values in figures.items():
+                values.append(float(data[key]))
+            await asyncio.sleep(1.0)
+    return {
+        "total_ms": _quantiles(figures["total_ms"]),
+        "downtime_ms": _quantiles(figures["downtime_ms"]),
+        "handover_ms": _quantiles(figures["handover_ms"]),
+        "bytes": int(statistics.median(figures["bytes"])) if figures["bytes"] else 0,
+        "client_failed_reads": reader.failed,
+        "client_longest_gap_ms": round(reader.longest_gap_ms, 1),
+        "failed": failures,
+    }
+
+
+async def _failover(ctl: Controller, names: list[str]) -> dict[str, Any]:
+    on_a = [n for n in names if ctl.actuator.vms.host_of(n) == "a"]
+    started = time.monotonic()
+    results = await fail_over_host(ctl, "a", who="bench")
+    await _until(lambda: _healthy(ctl, on_a))
+    return {
+        "host_failover_s": round(time.monotonic() - started, 2),
+        "failover_guests": len(on_a),
+        "placed_on": {n: ctl.actuator.vms.host_of(n) for n in on_a},
+        "failover_actions": [r.status.value for r in results],
+    }
+
+
+async def _bench(workdir: Path, *, guests: int, restarts: int, migrations: int) -> dict[str, Any]:
+    ctl = Controller(_spec(workdir, guests))
+    names = [t.name for t in ctl.spec.targets]
+    booted = time.monotonic()
+    await ctl.start()
+    try:
+        await _until(lambda: _healthy(ctl, names))
+        boot_s = time.monotonic() - booted
+        restart = await _restarts(ctl, names[0], restarts)
+        migration = await _migrations(ctl, names[-1], migrations)
+        await _until(lambda: _healthy(ctl, names))
+        failover = await _failover(ctl, names)
+        accel = ctl.actuator.vms.accel[names[0]]
+    finally:
+        await ctl.stop()
+    return {
+        "accel": accel.name,
+        "accel_reason": accel.reason,
+        "guests": guests,
+        "memory_mib": _MEMORY_MIB,
+        "first_boot_s": round(boot_s, 1),
+        "restart_ms": _quantiles(restart),
+        "migration": migration,
+        **failover,
+    }
+
+
+def run_vm_bench(workdir: Path, *, guests: int = 4, restarts: int = 3, migrations: int = 6) -> dict[str, Any]:
+    """Run the benchmark in ``workdir`` and return its figures (with the load average at the end)."""
+    result = asyncio.run(_bench(workdir, guests=guests, restarts=restarts, migrations=migrations))
+    result["load_avg"] = [round(x, 2) for x in os.getloadavg()]
+    return result

@@ -1,0 +1,79 @@
+"""Real guests under ``novacron run`` and the controller: a killed QEMU and a stopped guest are healed.
+
+Each test boots the tiny guest under QEMU (KVM when usable, TCG otherwise); the
+deadlines allow for a TCG boot on a busy machine.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+from pathlib import Path
+from typing import Any
+
+import httpx
+import yaml
+
+from novacron.actuators.qemu_guest import Guest, guest_target
+from novacron.demo.fleet import free_port_block
+from novacron.runtime.controller import Controller
+from novacron.settings import parse_spec
+from tests.cli.runner import cli_json, controller, wait_for
+
+_BOOT_S = 240.0
+
+
+def _spec(tmp_path: Path, guest: Guest) -> dict[str, Any]:
+    target = guest_target("web", free_port_block(1), guest)
+    return {
+        "name": "vm-test",
+        "policy": {"verify_timeout_s": _BOOT_S, "backoff": {"base_s": 0.1}},
+        "controller": {"store_url": f"sqlite:///{tmp_path / 'n.db'}", "workdir": str(tmp_path / "work")},
+        "targets": [target.model_dump(mode="json")],
+    }
+
+
+def _healthy(spec: Path, *, not_pid: int | None = None) -> dict[str, Any] | None:
+    [web] = cli_json("status", "-c", str(spec))["targets"]
+    ok = web["state"] == "healthy" and web["pid"] is not None and web["pid"] != not_pid
+    return dict(web) if ok else None
+
+
+def test_run_boots_a_guest_and_restarts_it_when_its_qemu_is_killed(tmp_path: Path, guest: Guest) -> None:
+    path = tmp_path / "fleet.yaml"
+    data = _spec(tmp_path, guest)
+    path.write_text(yaml.safe_dump(data))
+    port = data["targets"][0]["port"]
+    with controller(path):
+        first = wait_for(lambda: _healthy(path), "the guest healthy", timeout=_BOOT_S)
+        assert httpx.get(f"http://127.0.0.1:{port}/health", timeout=5).text == "ok\n"
+        os.kill(first["pid"], signal.SIGKILL)
+        again = wait_for(lambda: _healthy(path, not_pid=first["pid"]), "the guest healthy again", timeout=_BOOT_S)
+        assert again["restarts"] >= 1
+        assert httpx.get(f"http://127.0.0.1:{port}/health", timeout=5).text == "ok\n"
+
+
+async def _until(pred: Any, what: str, timeout: float = _BOOT_S) -> None:
+    async with asyncio.timeout(timeout):
+        while not pred():
+            await asyncio.sleep(0.1)
+
+
+async def test_a_guest_paused_through_qmp_is_a_fault_healed_by_system_reset(tmp_path: Path, guest: Guest) -> None:
+    ctl = Controller(parse_spec(_spec(tmp_path, guest)))
+    await ctl.start()
+    try:
+        await _until(lambda: ctl.status()[0].health.value == "healthy", "healthy")
+        pid = ctl.actuator.pids("web")[0]
+        await ctl.actuator.vms.process("web").execute("stop")
+        await _until(lambda: ctl.status()[0].last_fault is not None, "a fault", timeout=10)
+        fault = ctl.status()[0].last_fault
+        assert fault is not None
+        assert "QMP STOP" in fault["detail"]
+        await _until(lambda: ctl.status()[0].state == "healthy" and ctl.status()[0].restarts >= 1, "healed")
+        assert ctl.actuator.pids("web") == (pid,), "a warm reset keeps the QEMU process"
+        [action] = [a for a in ctl.store.actions() if a.action.kind == "restart"]
+        assert "system_reset" in (action.detail or "")
+    finally:
+        await ctl.stop()
