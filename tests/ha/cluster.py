@@ -124,7 +124,9 @@ class Cluster:
             )
         node = Node(node_id, proc, log)
         self.nodes[node_id] = node
-        wait_for(lambda: '"novacron started"' in log.read_text() or proc.poll() is not None, f"{node_id} start")
+        wait_for(
+            lambda: '"novacron started"' in log.read_text() or proc.poll() is not None, f"{node_id} start", timeout=180
+        )
         assert proc.poll() is None, log.read_text()[-2000:]
         return node
 

@@ -105,7 +105,8 @@ def test_three_controllers_fail_over_fence_drain_and_refuse_a_twin(cluster: Clus
     assert "no node 'nope'" in missing.stderr
 
     # a second controller with a live node's id is refused, naming it
-    res = cli("run", "-c", str(cluster.spec), "--store", cluster.store_url, "--node-id", other)
+    res = cli("run", "-c", str(cluster.spec), "--store", cluster.store_url, "--node-id", other, cwd=cluster.folder)
+    assert not (cluster.folder / ".novacron" / "admin.token").exists(), "refused before anything is written"
     assert res.returncode == 2
     assert f"node id '{other}' is in use by a live controller" in res.stderr
     assert "Traceback" not in res.stderr

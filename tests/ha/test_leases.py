@@ -134,3 +134,32 @@ async def test_a_node_id_a_live_controller_holds_is_refused(members: tuple[FakeC
         make("a")
     clock.advance(SETTINGS.node_stale_s + 1)
     make("a")  # the first one went quiet: its id may be taken again
+
+
+async def test_the_blast_radius_is_one_budget_across_controllers(members: tuple[FakeClock, Make]) -> None:
+    clock, make = members
+    a, b = make("a"), make("b")
+    a.budget = b.budget = leases.Budget(cap=1, horizon_s=60.0)
+    await _round(a, b, a, b)
+    mine = next(t for t in TARGETS if a.owns(t))
+    theirs = next(t for t in TARGETS if b.owns(t))
+    first = new_action(ActionKind.RESTART, TargetId(mine), key="budget-1")
+    assert await a.claim(first, ActionStatus.PLANNED, now=clock.now()) == "claimed"
+    held_back = new_action(ActionKind.RESTART, TargetId(theirs), key="budget-2")
+    assert await b.claim(held_back, ActionStatus.PLANNED, now=clock.now()) == "over_budget"
+    a.set_status(first, ActionStatus.VERIFIED, finished_at=clock.now(), detail="ok")
+    assert a._store.flush(5.0)
+    assert await b.claim(held_back, ActionStatus.PLANNED, now=clock.now()) == "claimed"
+
+
+async def test_the_kill_switch_thrown_anywhere_reaches_every_node(members: tuple[FakeClock, Make]) -> None:
+    _clock, make = members
+    a, b = make("a"), make("b")
+    seen: list[bool] = []
+    b.on_kill_switch = seen.append
+    await _round(a, b)
+    assert seen == [True]
+    a._store.put_setting("autonomous_enabled", False, now=0.0)
+    assert a._store.flush(5.0)
+    await b.tick()
+    assert seen[-1] is False

@@ -14,6 +14,7 @@ from novacron.cli import (  # noqa: F401  (imported for their command registrati
     api,
     bench_chaos,
     bench_core,
+    bench_ha,
     core,
     demo,
     experiments,

@@ -127,6 +127,7 @@ async def _serve(controller: Controller, listeners: _Listeners, *, spec_path: Pa
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, _on_signal, sig, received, stop)
+    controller.ha.register()  # a node id a live controller holds: refused before anything is written
     now = controller.clock.now()
     token_file = ensure_local_token(controller.store, controller.workdir.resolve() / TOKEN_FILE, now=now)
     announce(controller.store, _record(controller, listeners, spec_path, str(token_file)), now=now)

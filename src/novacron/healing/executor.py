@@ -23,11 +23,14 @@ from novacron.healing.safety import Decision, SafetyGate, Verdict
 from novacron.model import Action, ActionStatus, Incident, Outcome
 from novacron.store import Store
 from novacron.store.guard import GuardedStore
+from novacron.store.leases import ClaimResult
 
 __all__ = ["ExecResult", "Executor", "Prover"]
 
 Prover = Callable[[Action, list[int] | None], str | None]
 """Proof that an action's own process serves the target: None when proven, else why not."""
+
+_BUDGET_POLL_S = 0.25  # how soon an action held back by the fleet-wide budget asks again
 
 _INFLIGHT = (
     ActionStatus.PLANNED,
@@ -109,7 +112,14 @@ class Executor:
             status = ActionStatus.BLOCKED if decision.verdict is Verdict.DENY else ActionStatus.DRY_RUN
             return self._record_unapplied(action, status, decision, incident)
         self._emit(ActionPhase.GATED, action, incident, decision.reason, decision=decision)
-        if not await self._claim(action):
+        claim = await self._claim(action)
+        if claim == "over_budget":  # several controllers: the fleet-wide blast radius, decided in the store
+            reason = "fleet-wide blast radius: the cap of targets under remediation is reached; waiting"
+            retry = Decision(
+                Verdict.DEFER, reason, retry_at=self.clock.monotonic() + _BUDGET_POLL_S, rail="blast_radius"
+            )
+            return ExecResult(action, ActionStatus.PLANNED, reason, retry)
+        if claim != "claimed":
             return await self.execute(action, incident=incident)  # lost a race: report the winner
         if decision.verdict is Verdict.APPROVAL and not await self._approved(action, incident):
             self._set_status(action, ActionStatus.BLOCKED, detail="rejected")
@@ -213,19 +223,20 @@ class Executor:
     def _fence_for(self, action: Action) -> Fence | None:
         return self.fence if self.fence is not None and self.fence.guards(action.target) else None
 
-    async def _claim(self, action: Action) -> bool:
-        """Claim the key (under the lease's epoch for a leased target); False when it was taken."""
+    async def _claim(self, action: Action) -> ClaimResult:
+        """Claim the key (under the lease's epoch, within the fleet-wide budget, for a leased target)."""
         now = self.clock.now()
         fence = self._fence_for(action)
         if fence is None:
-            free = self.store.claim_action(action, ActionStatus.PLANNED, now=now) is None
-            if free and isinstance(self.store, GuardedStore):
+            if self.store.claim_action(action, ActionStatus.PLANNED, now=now) is not None:
+                return "taken"
+            if isinstance(self.store, GuardedStore):
                 await self.store.settle()  # the key is durable before the action (unless the store fails)
-            return free
+            return "claimed"
         result = await fence.claim(action, ActionStatus.PLANNED, now=now)
         if result == "fenced":
             raise FencedError(f"{action.kind} {action.target}: the target's lease is no longer this controller's")
-        return result == "claimed"
+        return result
 
     def _set_status(
         self,

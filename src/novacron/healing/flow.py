@@ -145,12 +145,12 @@ class HealingFlow:
                 self._spawn_healer(incident)
 
     # -- several controllers: a target's lease moves between them ----------------------
-    def take_over(self, target: str) -> None:
-        """This controller now owns ``target``: carry on its open incident, if the store has one."""
-        incident = self.incidents.refresh(target)
-        if incident is not None and incident.status is IncidentStatus.OPEN:
-            self._log.info("taking over incident", incident=incident.id, target=target)
-            self._spawn_healer(incident)
+    def take_over(self, targets: Sequence[str]) -> None:
+        """This controller now owns ``targets``: carry on their open incidents (one store read for all)."""
+        for incident in self.incidents.refresh(targets):
+            if incident.status is IncidentStatus.OPEN:
+                self._log.info("taking over incident", incident=incident.id, target=incident.target)
+                self._spawn_healer(incident)
 
     def hand_over(self, target: str) -> None:
         """Another controller owns ``target`` now: stop healing it here; its incident stays open for them."""

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import signal
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import replace
 from typing import Any
 
@@ -55,15 +55,17 @@ class IncidentManager:
         self._metrics.open_incidents.set(len(self._open))
         return list(self._open.values())
 
-    def refresh(self, target: str) -> Incident | None:
-        """Take ``target``'s open incident from the store (another controller may have opened it)."""
-        found = [inc for inc in self._store.open_incidents() if inc.target == target]
-        if found:
-            self._open[target] = found[-1]
-        else:
-            self._open.pop(target, None)
+    def refresh(self, targets: Iterable[str]) -> list[Incident]:
+        """Take the targets' open incidents from the store (another controller may have opened them)."""
+        wanted = set(targets)
+        found: dict[str, Incident] = {i.target: i for i in self._store.open_incidents() if i.target in wanted}
+        for target in wanted:
+            if target in found:
+                self._open[target] = found[target]
+            else:
+                self._open.pop(target, None)
         self._metrics.open_incidents.set(len(self._open))
-        return found[-1] if found else None
+        return list(found.values())
 
     def forget(self, target: str) -> None:
         """Stop tracking ``target``'s incident here, leaving it open in the store (another controller owns it now)."""

@@ -33,11 +33,13 @@ from novacron.clock import Clock
 from novacron.errors import StoreError
 from novacron.healing.fencing import ClaimResult
 from novacron.model import Action, ActionStatus
+from novacron.runtime.looplag import LoopLag
 from novacron.settings import FleetSpec, HaSettings
 from novacron.store import leases, nodes
 from novacron.store.guard import GuardedStore
-from novacron.store.leases import FenceToken, HaDb
+from novacron.store.leases import Budget, FenceToken, HaDb
 from novacron.store.nodes import NodeRow
+from novacron.store.rails import RailRepository
 from novacron.telemetry import Metrics, get_logger
 
 if TYPE_CHECKING:
@@ -63,6 +65,7 @@ def default_node_id() -> str:
 class _Tick:
     state: str | None  # the node's state in the store; None: the row is no longer this process's
     held: dict[int, int]
+    autonomous: bool = True  # the fleet's kill switch as stored
 
 
 class HaMember(Collector):
@@ -87,6 +90,8 @@ class HaMember(Collector):
         self.api_url: str | None = None
         self.on_gained: Callable[[list[str]], None] = lambda _targets: None
         self.on_lost: Callable[[list[str]], None] = lambda _targets: None
+        self.on_resume: Callable[[list[str]], None] = lambda _targets: None
+        self.on_kill_switch: Callable[[bool], None] = lambda _on: None
         self.fenced_refusals = 0
         self.state = "active"
         self._store = store
@@ -100,9 +105,13 @@ class HaMember(Collector):
         self._tokens: dict[str, FenceToken] = {}  # action id → the token it was claimed under
         self._task: asyncio.Task[None] | None = None
         self._store_failing = False
+        self._fenced: set[str] = set()
         self._log = get_logger(component="ha", node=node_id)
+        self.budget: Budget | None = None  # the fleet-wide blast radius, decided with each claim
+        self.loop_lag: LoopLag | None = None  # the loop's lateness, measured while the node runs
         if metrics is not None:
             metrics.registry.register(self)
+            self.loop_lag = LoopLag(metrics)
 
     @property
     def margin_s(self) -> float:
@@ -126,6 +135,8 @@ class HaMember(Collector):
     def start(self) -> None:
         """Beat and hold leases every ``renew_s`` until stopped."""
         self._task = asyncio.get_running_loop().create_task(self._run(), name="ha")
+        if self.loop_lag is not None:
+            self.loop_lag.start()
 
     async def stop(self) -> None:
         """Stop beating, hand every shard back at once and record a clean stop."""
@@ -133,6 +144,8 @@ class HaMember(Collector):
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
+        if self.loop_lag is not None:
+            await self.loop_lag.stop()
         held, self._held = list(self._held), {}
         with contextlib.suppress(StoreError):
 
@@ -169,7 +182,13 @@ class HaMember(Collector):
             return
         self.state = result.state
         self._valid_until = started + self.settings.lease_s
+        self.on_kill_switch(result.autonomous)
         self._apply(result.held)
+        if self._fenced:  # a step refused while the lease was in doubt: carry on if it is still ours
+            again = sorted(t for t in self._fenced if self.owns(t))
+            self._fenced.clear()
+            if again:
+                self.on_resume(again)
 
     def _step(self, conn: Any, now: float) -> _Tick:
         s = self.settings
@@ -189,7 +208,7 @@ class HaMember(Collector):
         leases.release(conn, self.node_id, self.incarnation, give)
         got = leases.acquire(conn, self.node_id, self.incarnation, sorted(want - set(held)), now=now, lease_s=s.lease_s)
         kept = {sh: ep for sh, ep in held.items() if sh in want}
-        return _Tick(state, kept | got)
+        return _Tick(state, kept | got, nodes.autonomous(conn))
 
     def _apply(self, held: dict[int, int]) -> None:
         before, self._held = self._held, held
@@ -223,7 +242,8 @@ class HaMember(Collector):
     def _token(self, target: str) -> FenceToken | None:
         shard = leases.shard_of(target, self.settings.shards)
         epoch = self._held.get(shard)
-        if epoch is None or self.clock.monotonic() > self._valid_until - self.margin_s:
+        # Only a pre-filter: the store checks the lease (with its margin) in the step's transaction.
+        if epoch is None or self.clock.monotonic() > self._valid_until:
             return None
         return FenceToken(self.node_id, self.incarnation, shard, epoch)
 
@@ -233,9 +253,11 @@ class HaMember(Collector):
         token = self._token(action.target)
         if token is None:
             return self._refused(action, "claim")
-        valid_until = now + self.margin_s
+        valid_until, budget = now + self.margin_s, self.budget
         result: ClaimResult = await self._db.run(
-            lambda conn: leases.fenced_claim(conn, token, action, status, now=now, valid_until=valid_until)
+            lambda conn: leases.fenced_claim(
+                conn, token, action, status, now=now, valid_until=valid_until, budget=budget
+            )
         )
         if result == "fenced":
             return self._refused(action, "claim")
@@ -288,6 +310,7 @@ class HaMember(Collector):
 
     def _refused(self, action: Action, step: str) -> ClaimResult:
         self.fenced_refusals += 1
+        self._fenced.add(action.target)  # its healer stops; resumed if the lease turns out to be ours
         self._log.warning("step refused: the target's lease is not this controller's", target=action.target, step=step)
         return "fenced"
 
@@ -321,12 +344,18 @@ def attach(controller: Controller, *, version: str) -> HaMember:
         metrics=c.metrics,
     )
     c.executor.fence = member
+    policy = c.spec.policy
+    member.budget = Budget(cap=c.gate.blast_cap, horizon_s=max(30.0, 4 * policy.verify_timeout_s))
 
     def gained(targets: list[str]) -> None:
+        names = set(targets)
+        for row in RailRepository(c.store).rows():  # quarantine, rate limit, backoff follow the target
+            if row.target in names:
+                c.gate._load(row)
         for name in targets:
             c._configure_replica(c.spec.target(name), 0)
             c.health.adopt(name, 0)
-            c.flow.take_over(name)
+        c.flow.take_over(targets)
 
     def lost(targets: list[str]) -> None:
         for name in targets:
@@ -336,7 +365,13 @@ def attach(controller: Controller, *, version: str) -> HaMember:
         _pending.add(task)
         task.add_done_callback(_pending.discard)
 
-    member.on_gained, member.on_lost = gained, lost
+    def kill_switch(on: bool) -> None:  # thrown on any node's API: every node follows
+        if c.gate.enabled != on:
+            c.gate.enabled = on
+            c.metrics.autonomous.set(int(on))
+
+    member.on_gained, member.on_lost, member.on_kill_switch = gained, lost, kill_switch
+    member.on_resume = c.flow.take_over
     return member
 
 

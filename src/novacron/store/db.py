@@ -18,6 +18,7 @@ from novacron.errors import ConfigError, StoreError
 __all__ = ["make_engine", "migrate", "missing_database"]
 
 _MIGRATIONS = Path(__file__).with_name("migrations")
+_MIGRATION_LOCK = 0x6E6F7661  # the transaction-scoped advisory lock that serialises migrations
 
 
 def _sqlite_pragmas(dbapi_conn: object, _record: object) -> None:
@@ -95,12 +96,20 @@ def migrate(engine: Engine) -> None:
 
     cfg = Config()
     cfg.set_main_option("script_location", str(_MIGRATIONS))
+    from alembic.util import CommandError  # noqa: PLC0415
+
     try:
         with engine.begin() as conn:
+            if engine.dialect.name == "postgresql":
+                # Several controllers starting at once on a new database: one migrates, the
+                # others wait for its transaction and then find the schema at head.
+                conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _MIGRATION_LOCK})
             cfg.attributes["connection"] = conn
             command.upgrade(cfg, "head")
+    except CommandError as exc:  # e.g. a revision this version does not know: a newer schema
+        raise StoreError(f"the store's schema is not one this novacron can use ({exc}); upgrade novacron") from exc
     except SQLAlchemyError as exc:
-        raise StoreError(f"cannot migrate the store: {exc}", delay=1.0) from exc
+        raise StoreError(f"cannot migrate the store: {str(exc).splitlines()[0]}", delay=1.0) from exc
 
 
 _REVISION = re.compile(r"^revision\s*=\s*[\"']([^\"']+)[\"']", re.MULTILINE)

@@ -25,7 +25,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, Literal, TypeVar
 
-from sqlalchemy import Connection, and_, exists, insert, or_, select, update
+from sqlalchemy import Connection, and_, exists, func, insert, or_, select, update
 from sqlalchemy.exc import SQLAlchemyError
 
 from novacron.errors import StoreError
@@ -36,6 +36,8 @@ from novacron.store.ha_tables import ha_fence, ha_leases
 from novacron.store.repo import Store, action_row
 
 __all__ = [
+    "BUDGET_ROW",
+    "Budget",
     "ClaimResult",
     "FenceToken",
     "HaDb",
@@ -53,7 +55,9 @@ __all__ = [
 ]
 
 T = TypeVar("T")
-ClaimResult = Literal["claimed", "taken", "fenced"]
+BUDGET_ROW = -1  # a row of ha_leases no node ever holds: the lock of the fleet-wide budget
+ClaimResult = Literal["claimed", "taken", "fenced", "over_budget"]
+_INFLIGHT = ("planned", "applying", "applied")
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,9 +97,9 @@ def rendezvous_owner(shard: int, nodes: Iterable[str]) -> str | None:
 
 
 def ensure_shards(conn: Connection, shards: int) -> None:
-    """Create the lease rows of shards ``0..shards-1`` that do not exist yet."""
+    """Create the lease rows of shards ``0..shards-1`` (and the budget lock row) that do not exist yet."""
     have = set(conn.execute(select(ha_leases.c.shard)).scalars())
-    missing = [{"shard": s, "epoch": 0, "expires_at": 0.0} for s in range(shards) if s not in have]
+    missing = [{"shard": s, "epoch": 0, "expires_at": 0.0} for s in (BUDGET_ROW, *range(shards)) if s not in have]
     if missing:
         conn.execute(insert(ha_leases), missing)
 
@@ -138,7 +142,8 @@ def release(conn: Connection, node: str, incarnation: str, shards: Iterable[int]
 
 def leases(conn: Connection) -> list[LeaseRow]:
     """Every shard's lease."""
-    return [LeaseRow(**r._mapping) for r in conn.execute(select(ha_leases).order_by(ha_leases.c.shard))]
+    stmt = select(ha_leases).where(ha_leases.c.shard >= 0).order_by(ha_leases.c.shard)
+    return [LeaseRow(**r._mapping) for r in conn.execute(stmt)]
 
 
 def _held(token: FenceToken, *, now: float | None) -> Any:
@@ -172,12 +177,37 @@ def _log(conn: Connection, token: FenceToken, action: Action, step: str, now: fl
     )
 
 
+@dataclass(frozen=True, slots=True)
+class Budget:
+    """The fleet-wide blast radius: at most ``cap`` targets with an action in flight, across all controllers.
+
+    In-flight actions older than ``horizon_s`` (left by a controller that died mid-action
+    and not yet reconciled by the target's new owner) no longer count.
+    """
+
+    cap: int
+    horizon_s: float
+
+
 def fenced_claim(
-    conn: Connection, token: FenceToken, action: Action, status: ActionStatus, *, now: float, valid_until: float
+    conn: Connection,
+    token: FenceToken,
+    action: Action,
+    status: ActionStatus,
+    *,
+    now: float,
+    valid_until: float,
+    budget: Budget | None = None,
 ) -> ClaimResult:
-    """Claim the action's key under the token: ``claimed``, ``taken`` (the key exists) or ``fenced``."""
+    """Claim the action's key under the token.
+
+    ``claimed``; ``taken`` (the key exists); ``fenced`` (the lease moved on); ``over_budget``
+    (the fleet already has ``budget.cap`` other targets under remediation).
+    """
     if not _still_held(conn, token, valid_until=valid_until):
         return "fenced"
+    if budget is not None and action.inverse_of is None and not _within_budget(conn, action, budget, now=now):
+        return "over_budget"
     # The lease row is locked now, and every claim of this key goes through it: a plain
     # look-up is race-free (no savepoint, which SQLite's driver handles badly).
     key = t.actions.c.idempotency_key == action.idempotency_key
@@ -186,6 +216,20 @@ def fenced_claim(
     conn.execute(insert(t.actions).values(**action_row(action, status, now=now)))
     _log(conn, token, action, "claim", now)
     return "claimed"
+
+
+def _within_budget(conn: Connection, action: Action, budget: Budget, *, now: float) -> bool:
+    """Count, under the fleet-wide budget lock, the other targets with an action in flight."""
+    # One row serialises every budget decision of every controller (a row lock on
+    # PostgreSQL, the write lock on SQLite): two claims cannot both see the last slot.
+    conn.execute(update(ha_leases).where(ha_leases.c.shard == BUDGET_ROW).values(epoch=ha_leases.c.epoch + 1))
+    busy = (
+        select(func.count(func.distinct(t.actions.c.target)))
+        .where(t.actions.c.status.in_(_INFLIGHT))
+        .where(t.actions.c.target != action.target)
+        .where(t.actions.c.created_at > now - budget.horizon_s)
+    )
+    return int(conn.execute(busy).scalar_one()) < budget.cap
 
 
 def fenced_apply(conn: Connection, token: FenceToken, action: Action, *, now: float, valid_until: float) -> bool:

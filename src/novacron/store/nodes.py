@@ -16,11 +16,13 @@ from sqlalchemy import Connection, select, update
 from novacron.errors import ConfigError
 from novacron.store.ha_tables import ha_leases, ha_nodes
 from novacron.store.repo import Store
+from novacron.store.tables import settings_kv
 
 __all__ = [
     "NodeRow",
     "NodeState",
     "NodeView",
+    "autonomous",
     "beat",
     "drain",
     "mark",
@@ -31,6 +33,7 @@ __all__ = [
 ]
 
 NodeState = Literal["active", "draining", "stopped"]
+AUTONOMOUS_KEY = "autonomous_enabled"  # the setting the kill switch writes
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,6 +83,13 @@ def beat(
     if conn.execute(update(ha_nodes).where(ours).values(**values)).rowcount != 1:
         return None
     return str(conn.execute(select(ha_nodes.c.state).where(ours)).scalar_one())
+
+
+def autonomous(conn: Connection) -> bool:
+    """The fleet's kill switch as stored (every controller follows it within a heartbeat)."""
+    stmt = select(settings_kv.c.value).where(settings_kv.c.key == AUTONOMOUS_KEY)
+    value = conn.execute(stmt).scalar()
+    return True if value is None else bool(value)
 
 
 def mark(conn: Connection, node_id: str, state: NodeState, *, incarnation: str | None = None) -> bool:
