@@ -25,6 +25,7 @@ EXTRAS: dict[str, str] = {
     "matplotlib": "forecast",
     "simpy": "bench",
     "torch": "ml",
+    "numba": "fast",
     "optuna": "tune",
     "pymoo": "tune",
     "dask": "tune",

@@ -89,6 +89,7 @@ class ActionKind(enum.StrEnum):
     REROUTE = "reroute"  # set the servers' weights (move traffic between replicas or experiment arms)
     DRAIN = "drain"  # no new requests to a server; open ones finish
     UNDRAIN = "undrain"  # a drained server takes requests again
+    CONFIG_CHANGE = "config_change"  # run a new spec version of a target (a tuned configuration)
     PROMOTE = "promote"  # an experiment's variant takes all the traffic and becomes the spec's version
 
 

@@ -34,6 +34,7 @@ __all__ = [
     "FlapPolicy",
     "FleetSpec",
     "FrontendSpec",
+    "HaSettings",
     "HeartbeatCheck",
     "HttpCheck",
     "MetricWatch",
@@ -241,15 +242,24 @@ class ExperimentSpec(_Frozen):
 
 
 class TargetSpec(_Frozen):
-    """One supervised target. Only ``kind: process`` is built in today.
+    """One supervised target: a local process (``kind: process``) or a remote endpoint (``kind: remote``).
+
+    A remote target has no process of its own: controllers probe it (HTTP/TCP checks) and
+    act on it by POSTing the action to its ``action_url``. With several controllers on one
+    store, remote targets are spread over them by shard leases; process targets belong to
+    the controller whose node id is their ``host`` (default: every controller's own node).
 
     ``{port}`` and ``{replica}`` in the command, env values, URLs and ports are filled per
     replica: replica *i* gets ``port + i``.
     """
 
     name: str = Field(pattern=r"^[a-z0-9]([a-z0-9_.-]{0,62})$")
-    kind: Literal["process"] = "process"
-    command: list[str] = Field(min_length=1)
+    kind: Literal["process", "remote"] = "process"
+    command: list[str] = Field(default_factory=list, description="The process to run (kind: process).")
+    host: str | None = Field(
+        None, min_length=1, max_length=128, description="kind: process: the node id that runs it (default: each node)."
+    )
+    action_url: str | None = Field(None, description="kind: remote: where actions are POSTed as JSON.")
     env: dict[str, str] = Field(default_factory=dict)
     cwd: str | None = None
     replicas: int = Field(1, ge=0, le=1000)
@@ -269,6 +279,10 @@ class TargetSpec(_Frozen):
 
     @model_validator(mode="after")
     def _replica_bounds(self) -> TargetSpec:
+        if self.kind == "process" and not self.command:
+            raise ValueError("command: a process target needs a command")
+        if self.kind == "remote" and (self.command or self.host is not None):
+            raise ValueError("kind: a remote target has no command or host (any controller may own it)")
         if self.replicas > self.max_replicas:
             raise ValueError(f"replicas ({self.replicas}) exceeds max_replicas ({self.max_replicas})")
         return self
@@ -310,6 +324,21 @@ class Policy(_Frozen):
         return risk.label in self.approval_required
 
 
+class HaSettings(_Frozen):
+    """Several controllers on one store: node heartbeats and shard leases (defaults fail over in ≤ 3 s)."""
+
+    lease_s: float = Field(2.0, gt=0.2, le=600, description="A shard lease lasts this long unless renewed.")
+    renew_s: float = Field(0.25, gt=0.01, le=60, description="How often leases are renewed and free shards taken.")
+    shards: int = Field(64, ge=1, le=4096, description="Shards the remote targets are hashed into.")
+    node_stale_s: float = Field(2.0, gt=0.2, le=600, description="A node without a heartbeat this long is dead.")
+
+    @model_validator(mode="after")
+    def _renew_within_lease(self) -> HaSettings:
+        if self.renew_s * 3 > self.lease_s:
+            raise ValueError(f"renew_s: renew at least three times per lease ({self.renew_s} × 3 > {self.lease_s})")
+        return self
+
+
 class ControllerSettings(_Frozen):
     """Where the controller keeps state and listens."""
 
@@ -318,6 +347,12 @@ class ControllerSettings(_Frozen):
     heartbeat_udp_port: int = Field(0, ge=0, le=65535, description="0 picks a free port.")
     metrics_port: int | None = Field(None, ge=0, le=65535)
     api_port: int | None = Field(None, ge=0, le=65535)
+    node_id: str | None = Field(
+        None,
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$",
+        description="This controller's node id (default: hostname).",
+    )
+    ha: HaSettings = Field(default_factory=HaSettings)
 
 
 class AgentSchedule(_Frozen):

@@ -55,6 +55,7 @@ class ScenarioSpec(_Frozen):
     burst_cores: float = Field(24.0, ge=0)
     dt_s: float = Field(5.0, gt=0, le=60)
     core_price_per_hour: float = Field(0.04, ge=0)
+    kinds: list[str] = Field(default_factory=list, description="Fault kinds drawn (empty: the twin's mix).")
 
 
 class EvolveSpec(_Frozen):

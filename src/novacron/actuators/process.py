@@ -236,6 +236,7 @@ class ProcessActuator:
             ActionKind.SCALE_IN: self._do_scale_in,
             ActionKind.CONFIG_ROLLBACK: self._do_config_rollback,
             ActionKind.DEPLOY_PATCH: self._do_config_rollback,  # a patched build is a new target spec (cwd)
+            ActionKind.CONFIG_CHANGE: self._do_config_rollback,  # a tuned target spec: run it the same way
             ActionKind.CLEANUP: self._do_cleanup,
         }
 

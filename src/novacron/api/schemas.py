@@ -250,6 +250,7 @@ _AGENT_ONLY = {
     ActionKind.OPEN_CIRCUIT.value,
     ActionKind.CLOSE_CIRCUIT.value,
     ActionKind.PROMOTE.value,
+    ActionKind.CONFIG_CHANGE.value,  # a tuned configuration, promoted by `novacron tune --promote`
 }
 assert set(get_args(ManualAction)) == {k.value for k in ActionKind} - {ActionKind.ESCALATE.value} - _AGENT_ONLY
 

@@ -20,15 +20,27 @@ from pydantic import BaseModel
 
 from novacron.api.schemas import StoreConditionOut
 from novacron.model import Incident
+from novacron.settings import HaSettings
 from novacron.store import ProcessRecord, Store, TargetStatusRow
 from novacron.store.guard import GuardedStore
+from novacron.store.nodes import node_views
 from novacron.store.presence import STALE_AFTER_S, ControllerRecord, Presence, presence
 from novacron.store.rails import QUARANTINE, RailRepository
 
-__all__ = ["ControllerOut", "LastFaultOut", "StatusOut", "TargetStatusOut", "fleet_status", "store_condition"]
+__all__ = [
+    "ControllerOut",
+    "LastFaultOut",
+    "NodeOut",
+    "StatusOut",
+    "TargetStatusOut",
+    "fleet_nodes",
+    "fleet_status",
+    "store_condition",
+]
 
 ControllerState = Literal["running", "stale", "down", "stopped", "never_started"]
 _KILL_SWITCH_KEY = "autonomous_enabled"
+NODE_STALE_S = HaSettings().node_stale_s  # the default; the status reader has no spec
 
 
 class ControllerOut(BaseModel):
@@ -81,11 +93,28 @@ class TargetStatusOut(BaseModel):
     quarantined_until: float | None = None  # wall-clock end of a flap quarantine in force
 
 
+class NodeOut(BaseModel):
+    """One controller node sharing the store (several controllers: leases and heartbeats)."""
+
+    id: str
+    state: str  # active, draining, stopped; "dead" when its heartbeat is stale
+    host: str
+    pid: int
+    version: str
+    api_url: str | None
+    started_at: float
+    last_heartbeat_at: float
+    last_heartbeat_s_ago: float
+    shards: int
+    targets: int
+
+
 class StatusOut(BaseModel):
     """``novacron status --json`` and ``GET /status``."""
 
     controller: ControllerOut
     targets: list[TargetStatusOut]
+    nodes: list[NodeOut] = []
 
 
 def fleet_status(store: Store, *, now: float, in_process: bool = False) -> StatusOut:
@@ -112,7 +141,31 @@ def fleet_status(store: Store, *, now: float, in_process: bool = False) -> Statu
         if row.target in quarantines:  # in force whether or not a controller runs
             out = out.model_copy(update={"state": "quarantined", "quarantined_until": quarantines[row.target]})
         targets.append(out)
-    return StatusOut(controller=ctl, targets=targets)
+    return StatusOut(controller=ctl, targets=targets, nodes=fleet_nodes(store, now=now))
+
+
+def fleet_nodes(store: Store, *, now: float) -> list[NodeOut]:
+    """Every controller node on the store, with its heartbeat, shards and targets."""
+    out = []
+    for v in node_views(store, now=now, stale_s=NODE_STALE_S):
+        n = v.node
+        state = n.state if v.live or n.state == "stopped" else "dead"
+        out.append(
+            NodeOut(
+                id=n.node_id,
+                state=state,
+                host=n.host,
+                pid=n.pid,
+                version=n.version,
+                api_url=n.api_url,
+                started_at=n.started_at,
+                last_heartbeat_at=n.heartbeat_at,
+                last_heartbeat_s_ago=round(max(0.0, now - n.heartbeat_at), 1),
+                shards=v.shards if state != "stopped" else 0,
+                targets=n.targets if state in ("active", "draining") else 0,
+            )
+        )
+    return out
 
 
 def store_condition(store: Store) -> StoreConditionOut | None:

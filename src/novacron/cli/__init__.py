@@ -20,11 +20,13 @@ from novacron.cli import (  # noqa: F401  (imported for their command registrati
     fix,
     forecast,
     nab,
+    node,
     operate,
     run,
     runbooks,
     schema,
     status,
+    tune,
     twin,
 )
 from novacron.cli._app import app

@@ -98,3 +98,33 @@ def bench_agents(
 
     result = run_agents_bench(leaks_per_kind=leaks_per_kind, demo_seconds=demo_seconds, with_demo=not no_demo)
     typer.echo(json.dumps(result, indent=None if as_json else 2))
+
+
+@bench_app.command("tuning")
+def bench_tuning(
+    reference: Annotated[int, typer.Option("--reference", min=1, help="Random-search draws for the reference.")] = 2000,
+    seeds: Annotated[int, typer.Option("--seeds", min=1, help="Optimiser seeds (medians over them).")] = 10,
+    budget: Annotated[int, typer.Option("--budget", min=2, help="Evaluations per optimiser run.")] = 50,
+    zdt1_generations: Annotated[int, typer.Option("--zdt1-generations", min=1)] = 400,
+    generations: Annotated[int, typer.Option("--generations", min=1, help="Layout search generations.")] = 30,
+    population: Annotated[int, typer.Option("--population", min=4, help="Layout search population.")] = 16,
+    candidates: Annotated[int, typer.Option("--candidates", min=1, help="Twin candidates timed on Dask.")] = 64,
+    workers: Annotated[int, typer.Option("--workers", min=1, help="Worker processes (pool and Dask).")] = 2,
+    only: Annotated[str, typer.Option("--only", help="Comma-separated sections: bo,nsga2,dask.")] = "bo,nsga2,dask",
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON (the default output).")] = True,
+) -> None:
+    """BO against random search and TPE, NSGA-II on ZDT1 and fleet layouts, Dask speedup; one JSON object."""
+    from novacron.benchmarks.tuning import run_tuning_bench
+
+    result = run_tuning_bench(
+        reference=reference,
+        seeds=seeds,
+        budget=budget,
+        zdt1_generations=zdt1_generations,
+        generations=generations,
+        population=population,
+        candidates=candidates,
+        workers=workers,
+        only=[s.strip() for s in only.split(",") if s.strip()],
+    )
+    typer.echo(json.dumps(result, indent=None if as_json else 2))

@@ -58,6 +58,10 @@ def run(
     ] = None,
     api_host: Annotated[str, typer.Option(help="Address the API listens on.")] = "127.0.0.1",
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Decide and record, touch nothing.")] = False,
+    node_id: Annotated[
+        str | None,
+        typer.Option(help="This controller's node id among several on one store (default: the spec's, else hostname)."),
+    ] = None,
     log_format: Annotated[
         Literal["console", "json"] | None,
         typer.Option("--log-format", help="console (default on a terminal) or json (default otherwise)."),
@@ -70,6 +74,8 @@ def run(
     spec = load_spec(config)
     if dry_run:
         spec = spec.model_copy(update={"policy": spec.policy.model_copy(update={"dry_run": True})})
+    if node_id is not None:
+        spec = _with_node_id(spec, node_id)
     configure_logging(fmt=log_format or ("console" if sys.stderr.isatty() else "json"))
     mport = metrics_port if metrics_port is not None else spec.controller.metrics_port
     aport = api_port if api_port is not None else (spec.controller.api_port or 0)
@@ -80,6 +86,20 @@ def run(
     import asyncio
 
     asyncio.run(_serve(controller, listeners, spec_path=config.resolve()))
+
+
+def _with_node_id(spec: Any, node_id: str) -> Any:
+    """The spec with ``--node-id`` in its controller settings, checked like the spec's own field."""
+    from pydantic import ValidationError
+
+    from novacron.errors import InputError
+    from novacron.settings import ControllerSettings
+
+    try:
+        ctl = ControllerSettings.model_validate({**spec.controller.model_dump(), "node_id": node_id})
+    except ValidationError as exc:
+        raise InputError(f"{node_id!r} is not a node id ({exc.errors()[0]['msg']})", where="--node-id") from None
+    return spec.model_copy(update={"controller": ctl})
 
 
 def _claim(api_host: str, api_port: int, metrics_host: str, metrics_port: int | None) -> _Listeners:
@@ -112,6 +132,7 @@ async def _serve(controller: Controller, listeners: _Listeners, *, spec_path: Pa
     announce(controller.store, _record(controller, listeners, spec_path, str(token_file)), now=now)
     # Targets and probes first; the API's sockets are already bound, so early callers just
     # wait in the backlog for the few hundred milliseconds FastAPI takes to load.
+    controller.ha.api_url = listeners.api_url  # other nodes' operators find this one's API
     await controller.start()
     servers, tasks = _start_servers(controller, listeners)
     for task in tasks:
@@ -122,6 +143,7 @@ async def _serve(controller: Controller, listeners: _Listeners, *, spec_path: Pa
         pid=os.getpid(),
         spec=str(spec_path),
         store=controller.store.engine.url.render_as_string(hide_password=True),
+        node=controller.node_id,
         targets=len(targets),
         replicas=sum(t.replicas for t in targets),
         api=listeners.api_url,

@@ -15,6 +15,11 @@ combined as a geometric mean, ``sqrt(p_members · p_rank)``: an alarm needs a va
 both surprises the models and is rare in magnitude, or one that is extreme on either
 count. Chosen by leave-one-category-out cross-validation on NAB (docs/detectors.md), where
 it removed most false alarms on metrics with recurring spikes.
+
+With ``kernel="auto"`` (the default) and numba installed (the ``fast`` extra), an
+ensemble of robust z-score, Holt-Winters and CUSUM members runs as compiled kernels over
+numpy state (:mod:`novacron.detectors._fused`) with the same arithmetic;
+``kernel="python"`` keeps the object path.
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ from collections.abc import Sequence
 import numpy as np
 import numpy.typing as npt
 
+from novacron.detectors._fused import Fused, supported
 from novacron.detectors.base import (
     Detector,
     FloatArray,
@@ -41,6 +47,8 @@ from novacron.detectors.smoothing import HoltWinters
 from novacron.errors import InputError
 
 __all__ = ["Ensemble", "default_members"]
+
+_KERNELS = ("auto", "python")
 
 
 def default_members() -> tuple[Detector, ...]:
@@ -70,6 +78,7 @@ class Ensemble(Detector):
         refractory: int = 0,
         escalate: float = 0.3,
         rank_history: int = 0,
+        kernel: str = "auto",
     ) -> None:
         if members is not None and not all(isinstance(m, Detector) for m in members):
             raise InputError("members must be detectors", where="members")
@@ -80,6 +89,8 @@ class Ensemble(Detector):
             raise InputError(f"must be >= 0, got {refractory!r}", where="refractory")
         if rank_history < 0:
             raise InputError(f"must be >= 0 (0 = off), got {rank_history!r}", where="rank_history")
+        if kernel not in _KERNELS:
+            raise InputError(f"must be one of {_KERNELS}, got {kernel!r}", where="kernel")
         self.members = tuple(members) if members is not None else None
         self.history = history
         self.short = short
@@ -92,12 +103,41 @@ class Ensemble(Detector):
         self.refractory = int(refractory)
         self.escalate = escalate
         self.rank_history = int(rank_history)
+        self.kernel = kernel
         self.default_threshold = alarm
         self._calibrated: list[Likelihood] | None = None
         self._rank: ValueRank | None = None
         self._quiet = 0
         self._level = 0.0
         self._cache: tuple[float, float] | None = None
+        self._fused: Fused | None = None
+        self._fused_checked = False
+
+    @property
+    def compiled(self) -> bool:
+        """Whether this ensemble runs on the compiled kernels (``fast`` extra, supported members)."""
+        return self._compiled() is not None
+
+    def _compiled(self) -> Fused | None:
+        """The compiled state, when the kernel and the members allow it (decided once)."""
+        if not self._fused_checked:
+            self._fused_checked = True
+            members = self.members if self.members is not None else default_members()
+            if self.kernel == "auto" and supported(members):
+                calib = {
+                    "history": self.history,
+                    "short": self.short,
+                    "min_history": self.min_history,
+                    "min_std": self.min_std,
+                    "decades": self.decades,
+                    "familiar_count": self.familiar_count,
+                    "familiar_cap": self.familiar_cap,
+                    "alarm": self.alarm,
+                    "refractory": self.refractory,
+                    "escalate": self.escalate,
+                }
+                self._fused = Fused(members, calib, self.rank_history)
+        return self._fused
 
     def _state(self) -> list[Likelihood]:
         if self._calibrated is None:
@@ -132,6 +172,9 @@ class Ensemble(Detector):
 
     def score_one(self, x: float) -> float:
         """Combined likelihood score of ``x`` (0 while an earlier alarm is cooling down)."""
+        fused = self._compiled()
+        if fused is not None:
+            return fused.score(x)
         if not math.isfinite(x):
             return 0.0
         s = self._combined(x)
@@ -143,6 +186,10 @@ class Ensemble(Detector):
     def learn_one(self, x: float) -> None:
         """Let every member learn ``x`` and advance the refractory timer."""
         if not math.isfinite(x):
+            return
+        fused = self._compiled()
+        if fused is not None:
+            fused.learn(x)
             return
         s = self._combined(x)
         if (self._quiet == 0 and s >= self.alarm) or (self._quiet > 0 and self._breaks_through(s)):
@@ -159,6 +206,11 @@ class Ensemble(Detector):
         """Vectorised members; the refractory pass only visits candidate alarms."""
         vals, ok = sanitize_batch(xs)
         good = vals[ok]
+        fused = self._compiled()
+        if fused is not None:
+            out = np.zeros(vals.shape[0])
+            out[ok] = fused.score_many(good)
+            return finish_scores(out)
         self._cache = None
         cals = self._state()
         if good.shape[0] == 0:

@@ -29,7 +29,7 @@ def run_layout(layout: Layout, scenario: TwinScenario, seed: int, services: int 
     topo, groups = layout.topology(services)
     sim = Simulator(topo, physics=PhysicsParams(dt_s=scenario.dt_s), healer=HealerParams(), seed=seed)
     scale = layout.hosts / scenario.hosts
-    sim.schedule_random_faults(scenario.fault_rate_per_hour * scale, scenario.window_s)
+    sim.schedule_random_faults(scenario.fault_rate_per_hour * scale, scenario.window_s, scenario.fault_mix())
     rng = np.random.default_rng([seed, 1])
     bursts = burst_arrivals(rng, topo.n_vms, scenario.window_s, scenario.bursts_per_hour * scale, scenario.burst_cores)
     sim.schedule_bursts(bursts)

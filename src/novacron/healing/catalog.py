@@ -58,6 +58,13 @@ CATALOG: Mapping[ActionKind, ActionSpec] = {
             Verification.HEALTHY,
             "run the previous spec version",
         ),
+        ActionSpec(
+            ActionKind.CONFIG_CHANGE,
+            RiskLevel.MEDIUM,
+            ActionKind.CONFIG_ROLLBACK,
+            Verification.NONE,
+            "write a new spec version of a target (a tuned configuration; rolled back to the previous one)",
+        ),
         ActionSpec(ActionKind.CLEANUP, RiskLevel.LOW, None, Verification.HEALTHY, "empty a declared scratch path"),
         ActionSpec(ActionKind.ESCALATE, RiskLevel.LOW, None, Verification.NONE, "hand over to a human"),
         ActionSpec(
@@ -143,7 +150,7 @@ def inverse_of(action: Action, *, params: Mapping[str, Any] | None = None) -> Ac
     if inverse is None:
         return None
     if params is None:
-        if action.kind in (ActionKind.CONFIG_ROLLBACK, ActionKind.DEPLOY_PATCH):
+        if action.kind in (ActionKind.CONFIG_ROLLBACK, ActionKind.DEPLOY_PATCH, ActionKind.CONFIG_CHANGE):
             params = _swap_config(action.params)
         elif action.kind in (ActionKind.REROUTE, ActionKind.PROMOTE):
             params = _swap_weights(action.params)

@@ -17,10 +17,12 @@ from novacron.clock import Clock
 from novacron.healing.approvals import Approvals
 from novacron.healing.catalog import CATALOG, Verification, inverse_of
 from novacron.healing.events import ActionEvent, ActionEventBus, ActionPhase
+from novacron.healing.fencing import Fence, FencedError
 from novacron.healing.health import HealthTracker
 from novacron.healing.safety import Decision, SafetyGate, Verdict
 from novacron.model import Action, ActionStatus, Incident, Outcome
 from novacron.store import Store
+from novacron.store.guard import GuardedStore
 
 __all__ = ["ExecResult", "Executor"]
 
@@ -68,8 +70,10 @@ class Executor:
         approvals: Approvals,
         events: ActionEventBus,
         clock: Clock,
+        fence: Fence | None = None,
     ) -> None:
         self.store = store
+        self.fence = fence  # several controllers: steps on leased targets carry the epoch (healing/fencing.py)
         self.actuator = actuator
         self.gate = gate
         self.health = health
@@ -99,10 +103,10 @@ class Executor:
             status = ActionStatus.BLOCKED if decision.verdict is Verdict.DENY else ActionStatus.DRY_RUN
             return self._record_unapplied(action, status, decision, incident)
         self._emit(ActionPhase.GATED, action, incident, decision.reason, decision=decision)
-        if self.store.claim_action(action, ActionStatus.PLANNED, now=self.clock.now()) is not None:
+        if not await self._claim(action):
             return await self.execute(action, incident=incident)  # lost a race: report the winner
         if decision.verdict is Verdict.APPROVAL and not await self._approved(action, incident):
-            self.store.set_action_status(action.id, ActionStatus.BLOCKED, detail="rejected")
+            self._set_status(action, ActionStatus.BLOCKED, detail="rejected")
             return ExecResult(action, ActionStatus.BLOCKED, "rejected by a human", decision)
         return await self._apply_and_verify(action, decision, incident)
 
@@ -128,12 +132,12 @@ class Executor:
         ok, why = await self.health.wait_healthy(action.target, _replicas(action), self.gate.policy.verify_timeout_s)
         status = ActionStatus.VERIFIED if ok else ActionStatus.FAILED
         detail = f"reconciled after controller restart: {why}"
-        self.store.set_action_status(action.id, status, finished_at=self.clock.now(), detail=detail)
+        self._set_status(action, status, finished_at=self.clock.now(), detail=detail)
         self._emit(ActionPhase.RECONCILED, action, incident, detail, status=status, actor="controller")
         return ExecResult(action, status, detail, replayed=True)
 
     async def _approved(self, action: Action, incident: Incident | None) -> bool:
-        self.store.set_action_status(action.id, ActionStatus.AWAITING_APPROVAL)
+        self._set_status(action, ActionStatus.AWAITING_APPROVAL)
         self._emit(ActionPhase.AWAITING_APPROVAL, action, incident, status=ActionStatus.AWAITING_APPROVAL)
         approve, who = await self.approvals.request(action)
         word = "approved" if approve else "rejected"
@@ -142,12 +146,15 @@ class Executor:
 
     async def _apply_and_verify(self, action: Action, decision: Decision, incident: Incident | None) -> ExecResult:
         started = self.clock.now()
-        self.store.set_action_status(action.id, ActionStatus.APPLYING, started_at=started)
+        fence = self._fence_for(action)
+        if fence is not None and not await fence.may_apply(action, now=started):
+            raise FencedError(f"{action.kind} {action.target}: the target's lease is no longer this controller's")
+        self._set_status(action, ActionStatus.APPLYING, started_at=started)
         self._emit(ActionPhase.APPLYING, action, incident, status=ActionStatus.APPLYING, decision=decision)
         outcome = await self.actuator.apply(action)
         if not outcome.ok:
             return self._finish(action, ActionStatus.FAILED, outcome.detail, decision, outcome, incident)
-        self.store.set_action_status(action.id, ActionStatus.APPLIED, detail=outcome.detail)
+        self._set_status(action, ActionStatus.APPLIED, detail=outcome.detail)
         self._emit(ActionPhase.APPLIED, action, incident, outcome.detail, status=ActionStatus.APPLIED, outcome=outcome)
         # A rollback restores the previous configuration; the target was unhealthy before it
         # too, so its success is the actuator's, and it is never rolled back in turn.
@@ -180,7 +187,7 @@ class Executor:
         rolled_back: bool = False,
         healthy: bool = False,
     ) -> ExecResult:
-        self.store.set_action_status(action.id, status, finished_at=self.clock.now(), detail=detail)
+        self._set_status(action, status, finished_at=self.clock.now(), detail=detail)
         phase = {ActionStatus.VERIFIED: ActionPhase.VERIFIED, ActionStatus.ROLLED_BACK: ActionPhase.ROLLED_BACK}.get(
             status, ActionPhase.FAILED
         )
@@ -194,6 +201,39 @@ class Executor:
         self.store.set_action_status(action.id, status, detail=decision.reason)
         self._emit(ActionPhase.GATED, action, incident, decision.reason, status=status, decision=decision)
         return ExecResult(action, status, decision.reason, decision)
+
+    # -- fencing: the only place the executor knows of leases ---------------------------
+    def _fence_for(self, action: Action) -> Fence | None:
+        return self.fence if self.fence is not None and self.fence.guards(action.target) else None
+
+    async def _claim(self, action: Action) -> bool:
+        """Claim the key (under the lease's epoch for a leased target); False when it was taken."""
+        now = self.clock.now()
+        fence = self._fence_for(action)
+        if fence is None:
+            free = self.store.claim_action(action, ActionStatus.PLANNED, now=now) is None
+            if free and isinstance(self.store, GuardedStore):
+                await self.store.settle()  # the key is durable before the action (unless the store fails)
+            return free
+        result = await fence.claim(action, ActionStatus.PLANNED, now=now)
+        if result == "fenced":
+            raise FencedError(f"{action.kind} {action.target}: the target's lease is no longer this controller's")
+        return result == "claimed"
+
+    def _set_status(
+        self,
+        action: Action,
+        status: ActionStatus,
+        *,
+        started_at: float | None = None,
+        finished_at: float | None = None,
+        detail: str | None = None,
+    ) -> None:
+        fence = self._fence_for(action)
+        if fence is not None:
+            fence.set_status(action, status, started_at=started_at, finished_at=finished_at, detail=detail)
+            return
+        self.store.set_action_status(action.id, status, started_at=started_at, finished_at=finished_at, detail=detail)
 
     def _emit(
         self,

@@ -118,15 +118,37 @@ class HealingFlow:
         self._log = get_logger(component=component)
 
     # -- lifecycle ---------------------------------------------------------------------
-    def resume(self) -> None:
-        """Reload open incidents from the store and resume their ladders (controller start)."""
+    def resume(self, *, mine: Callable[[str], bool] | None = None) -> None:
+        """Reload open incidents from the store and resume their ladders (controller start).
+
+        ``mine``: with several controllers, only the incidents of targets this one owns now
+        are resumed; the others are taken over with their lease (:meth:`take_over`).
+        """
         for incident in self.incidents.load_open():
+            if mine is not None and not mine(incident.target):
+                self.incidents.forget(incident.target)
+                continue
             if self.gate.is_quarantined(incident.target):
                 continue  # healed (or resolved) when its quarantine ends, not before
             if not _healable(incident, self.graph):
                 continue  # an alert's incident: tracked until the alert resolves, never healed by it
             self._log.info("resuming incident", incident=incident.id, target=incident.target)
             self._spawn_healer(incident)
+
+    # -- several controllers: a target's lease moves between them ----------------------
+    def take_over(self, target: str) -> None:
+        """This controller now owns ``target``: carry on its open incident, if the store has one."""
+        incident = self.incidents.refresh(target)
+        if incident is not None and incident.status is IncidentStatus.OPEN:
+            self._log.info("taking over incident", incident=incident.id, target=target)
+            self._spawn_healer(incident)
+
+    def hand_over(self, target: str) -> None:
+        """Another controller owns ``target`` now: stop healing it here; its incident stays open for them."""
+        task = self._healing.pop(target, None)
+        if task is not None:
+            task.cancel()
+        self.incidents.forget(target)
 
     def start(self, *, tick: Callable[[], None] | None = None) -> None:
         """Start housekeeping: start timeouts, then ``tick`` (e.g. status publishing), twice a second."""

@@ -90,6 +90,17 @@ class HealthTracker:
             rep.ever_healthy = True
         self._notify(target)
 
+    def adopt(self, target: str, replica: int) -> None:
+        """A target that exists without us (a remote endpoint taken over from another controller).
+
+        It needs no start to prove itself: failing checks from the first probe on are faults.
+        """
+        rep = self._replicas[target][replica]
+        rep.alive, rep.started_at, rep.ever_healthy, rep.faulted = True, self._clock.monotonic(), True, False
+        rep.failing.clear()
+        rep.first_fail.clear()
+        self._notify(target)
+
     def process_exited(self, target: str, replica: int, code: int | None, *, expected: bool) -> None:
         """A replica's process exited; unexpected exits are faults."""
         rep = self._replicas.get(target, {}).get(replica)

@@ -152,6 +152,9 @@ class SafetyGate:
                 decision = rail(action)
                 if decision is not None:
                     return decision
+            # Dry-run wins over approval: nothing will be touched, so no human is asked.
+            if self.policy.dry_run:
+                return Decision(Verdict.DRY_RUN, "dry run: decided and recorded, nothing touched", rail="dry_run")
             if self.policy.needs_approval(action.risk):
                 return Decision(
                     Verdict.APPROVAL,

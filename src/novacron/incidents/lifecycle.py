@@ -55,6 +55,21 @@ class IncidentManager:
         self._metrics.open_incidents.set(len(self._open))
         return list(self._open.values())
 
+    def refresh(self, target: str) -> Incident | None:
+        """Take ``target``'s open incident from the store (another controller may have opened it)."""
+        found = [inc for inc in self._store.open_incidents() if inc.target == target]
+        if found:
+            self._open[target] = found[-1]
+        else:
+            self._open.pop(target, None)
+        self._metrics.open_incidents.set(len(self._open))
+        return found[-1] if found else None
+
+    def forget(self, target: str) -> None:
+        """Stop tracking ``target``'s incident here, leaving it open in the store (another controller owns it now)."""
+        self._open.pop(target, None)
+        self._metrics.open_incidents.set(len(self._open))
+
     def open_for(self, target: str) -> Incident | None:
         """The open incident of ``target``, if any."""
         return self._open.get(target)

@@ -25,13 +25,14 @@ import dataclasses
 import os
 import signal
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 import psutil
 
 from novacron.actuators.process import ENV_FLEET, ENV_NONCE, ProcessActuator
 from novacron.store import ProcessRecord, Store
+from novacron.store.guard import GuardedStore
 from novacron.telemetry import get_logger
 
 __all__ = ["MISSING_DETAIL", "StartReport", "StoreJournal", "fleet_id", "reconcile"]
@@ -39,6 +40,7 @@ __all__ = ["MISSING_DETAIL", "StartReport", "StoreJournal", "fleet_id", "reconci
 MISSING_DETAIL = "not running when the controller started: it exited while no controller watched it"
 _FLEET_KEY = "process_fleet_id"
 _STRAY_WAIT_S = 3.0
+_DURABLE_WAIT_S = 2.0
 
 
 class StoreJournal:
@@ -51,10 +53,17 @@ class StoreJournal:
     def intend(self, target: str, replica: int, port: int | None, nonce: str) -> None:
         """Commit the intent (pid 0) before the spawn."""
         self._store.set_process(ProcessRecord(target, replica, 0, 0.0, port, nonce))
+        self._durable()
+
+    def _durable(self) -> None:
+        """Wait for the write-behind queue (a failing store is not waited for: healing goes on)."""
+        if isinstance(self._store, GuardedStore) and not self._store.condition.degraded:
+            self._store.flush(_DURABLE_WAIT_S)
 
     def spawned(self, target: str, replica: int, pid: int, create_time: float, port: int | None, nonce: str) -> None:
         """Commit the pid right after the spawn."""
         self._store.set_process(ProcessRecord(target, replica, pid, create_time, port, nonce))
+        self._durable()
 
     def forget(self, target: str, replica: int) -> None:
         """Drop the replica's row."""
@@ -86,12 +95,25 @@ class StartReport:
     strays: list[int] = field(default_factory=list)
 
 
-def reconcile(store: Store, actuator: ProcessActuator, desired: Mapping[str, int], fleet: str) -> StartReport:
-    """Adopt journaled replicas, kill strays of ``fleet``, and list the replicas found dead."""
+def reconcile(
+    store: Store,
+    actuator: ProcessActuator,
+    desired: Mapping[str, int],
+    fleet: str,
+    *,
+    theirs: Callable[[str], bool] | None = None,
+) -> StartReport:
+    """Adopt journaled replicas, kill strays of ``fleet``, and list the replicas found dead.
+
+    ``theirs``: with several controllers on one store, the targets another node runs; their
+    rows are left alone.
+    """
     found = _fleet_processes(fleet)
     report = StartReport()
     claimed: set[int] = set()
     for rec in store.processes():
+        if theirs is not None and theirs(rec.target):
+            continue
         if rec.target not in desired or rec.replica >= desired[rec.target]:
             store.remove_process(rec.target, rec.replica)  # its process, if any, is a stray now
             continue

@@ -19,8 +19,10 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from novacron import __version__
 from novacron.actuators.base import ActuatorRouter
 from novacron.actuators.process import ProcessActuator, expand_target_vars, replica_port
+from novacron.actuators.remote import RemoteActuator
 from novacron.agents.wiring import coordinator_for
 from novacron.clock import Clock, MonotonicClock
 from novacron.errors import InputError, NotFoundError
@@ -29,7 +31,7 @@ from novacron.healing.executor import ExecResult
 from novacron.healing.metricfaults import MetricJudge
 from novacron.incidents.paging import build_channels
 from novacron.model import ActionKind, Fault, Health, Incident, Observation, TargetId, TimelineEvent
-from novacron.runtime import adoption
+from novacron.runtime import adoption, ha
 from novacron.runtime.compose import Paging, compose
 from novacron.runtime.ledger import TargetLedger, fleet_sample, state_word
 from novacron.runtime.traffic import haproxy_for, runner_for, with_traffic
@@ -87,7 +89,13 @@ class Controller:
         self.judge = MetricJudge(spec, self.clock, lambda fault: self.flow.on_fault(fault))  # noqa: PLW0108 - flow comes later
         self._spec_source = spec_source
         paging = Paging(build_channels(spec.notify, os.environ), spec.escalation_policies())  # secrets: env only
-        self.actuator = ProcessActuator(spec, clock=self.clock, log_dir=self.workdir / "logs", listener=self)
+        # -- several controllers (runtime/ha.py): this node runs its own process targets,
+        # and the remote targets whose shard leases it holds.
+        self.node_id = spec.controller.node_id or ha.default_node_id()
+        local = ha.local_spec(spec, self.node_id)
+        self._local = {t.name for t in local.targets}
+        self.actuator = ProcessActuator(local, clock=self.clock, log_dir=self.workdir / "logs", listener=self)
+        self.remote = RemoteActuator(spec, clock=self.clock, fence_of=self._fence_doc)
         # traffic: HAProxy for targets with a `frontend:` takes the traffic actions; experiments run on it.
         self.traffic = haproxy_for(spec, workdir=self.workdir, clock=self.clock)
         self.experiments: ExperimentRunner | None = None
@@ -96,7 +104,8 @@ class Controller:
             policy=spec.policy,
             store_url=store_url or spec.controller.store_url,
             actuator=with_traffic(
-                ActuatorRouter(lambda t: spec.target(t).kind, {"process": self.actuator}), self.traffic
+                ActuatorRouter(lambda t: spec.target(t).kind, {"process": self.actuator, "remote": self.remote}),
+                self.traffic,
             ),
             clock=self.clock,
             metrics=self.metrics,
@@ -112,6 +121,7 @@ class Controller:
         self.executor = self.flow.executor
         self.healer = self.flow.healer
         self.listeners: list[Callable[[Incident, TimelineEvent], None]] = self.flow.listeners
+        self.ha = ha.attach(self, version=__version__)
         self.prober = Prober(self.clock, self._observe)
         self.heartbeats = HeartbeatMonitor(self.clock, self.health.observe)
         self.scraper = MetricsScraper(self.clock, self._observe_metrics)
@@ -139,18 +149,24 @@ class Controller:
         self.metrics.autonomous.set(int(self.gate.enabled))
         self.ledger.load(self.store.target_statuses())
         await self.heartbeats.start(port=self.spec.controller.heartbeat_udp_port)
+        self.ha.register()  # a node id another live controller holds stops us here
         for tspec in self.spec.targets:
-            for replica in range(tspec.replicas):
+            for replica in range(tspec.replicas if tspec.name in self._local else 0):
                 self._configure_replica(tspec, replica)
+        # Several controllers on one host (explicit node ids): each marks, adopts and kills as
+        # strays only its own children (runtime/ha.py).
         fleet = adoption.fleet_id(self.store, now=self.clock.now())
+        if self.spec.controller.node_id is not None:
+            fleet = f"{fleet}:{self.node_id}"
         self.actuator.use_journal(adoption.StoreJournal(self.store), fleet_id=fleet)
-        found = adoption.reconcile(self.store, self.actuator, {t.name: t.replicas for t in self.spec.targets}, fleet)
+        mine = {t.name: t.replicas for t in self.spec.targets if t.name in self._local}
+        found = adoption.reconcile(self.store, self.actuator, mine, fleet, theirs=self._others_process)
         for target, replica, _pid in found.adopted:
             self._adopted(target, replica)
         if self.pager is not None:
             self.pager.restore()  # before incidents resume: their pages so far are known
             self.pager.start()
-        self.flow.resume()
+        self.flow.resume(mine=self._local.__contains__)  # remote targets come with their leases
         for target, replica in found.missing:  # died unwatched: a fault for the executor, not a silent respawn
             self.health.process_missing(target, replica, adoption.MISSING_DETAIL)
         # A quarantined target stays as it is: a restarted controller must not restart it.
@@ -158,6 +174,7 @@ class Controller:
         await self.actuator.start_all(skip=quarantined, skip_replicas=found.missing)
         await self._start_traffic()
         self.flow.start(tick=self._tick)
+        self.ha.start()
         if self.agents is not None:
             self.agents.start()
 
@@ -186,6 +203,8 @@ class Controller:
         if self.traffic is not None:
             await self.traffic.stop()
         await self.flow.stop()
+        await self.ha.stop()  # after the healers: nothing acts on a shard once it is handed back
+        await self.remote.close()
         if self.pager is not None:
             await self.pager.stop()
         await self.prober.close()
@@ -196,6 +215,10 @@ class Controller:
         self._publish_status(force=True)
         presence.farewell(self.store, now=self.clock.now())
         self.store.close()
+
+    def _others_process(self, target: str) -> bool:
+        """A process target another node runs (its rows in the store are not this node's)."""
+        return target not in self._local and any(t.name == target and t.kind == "process" for t in self.spec.targets)
 
     def _adopted(self, target: str, replica: int) -> None:
         self.ledger.adopted(target, replica)
@@ -320,19 +343,27 @@ class Controller:
             self._last_beat = now
             presence.beat(self.store, now=now)
 
+    def _fence_doc(self, action: Any) -> dict[str, Any] | None:
+        token = self.ha.token_of(action)
+        return None if token is None else {"node": token.node_id, "shard": token.shard, "epoch": token.epoch}
+
     # -- queries and human overrides ---------------------------------------------------
     def status(self) -> list[TargetView]:
         """Every target's health, replicas, open incident, restarts and last fault."""
         views = []
+        owned = set(self.ha.owned())
         for t in self.spec.targets:
+            if t.name not in self._local and t.name not in owned:
+                continue  # another node's target
             health, incident = self.health.health(t.name), self.incidents.open_for(t.name)
+            local = t.name in self._local
             until = self.gate.quarantined_until(t.name)
             views.append(
                 TargetView(
                     t.name,
                     health,
-                    len(self.actuator.pids(t.name)),
-                    self.actuator.desired(t.name),
+                    len(self.actuator.pids(t.name)) if local else int(health is Health.HEALTHY),
+                    self.actuator.desired(t.name) if local else 1,
                     incident,
                     state=state_word(
                         health, incident, remediating=t.name in self.gate.remediating, quarantined=until is not None

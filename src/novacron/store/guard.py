@@ -1,10 +1,10 @@
 """Write-behind for the healing path: store writes leave the event loop and outlive store faults.
 
 The controller's loop must never wait on a disk or a database, and a store that fails
-(a full filesystem, PostgreSQL restarting, a cut link) must not stop healing. So the
-writes the healing path makes — incidents, faults, timeline lines, action claims and
-statuses, audit lines, process and status rows, settings — are queued, in order, and
-one writer thread applies them. A write that fails stays at the head of the queue and is
+(a full filesystem, PostgreSQL restarting, a cut link) must not stop healing. So every
+write the controller makes — incidents, faults, timeline lines, action claims and
+statuses, audit lines, process and status rows, settings, safety rails, pages — is
+queued, in order, and one writer thread applies them. A write that fails stays at the head of the queue and is
 retried with backoff until the store takes it again: nothing is lost and nothing is
 reordered. While writes fail the store is *degraded*; the condition (queued writes,
 failures, the last error) goes to a listener that logs it, exports it as metrics and
@@ -17,26 +17,32 @@ claim made while the store is down still blocks a second application of the same
 
 from __future__ import annotations
 
+import asyncio
 import threading
 import time
 from collections import OrderedDict, deque
 from collections.abc import Callable
+from concurrent.futures import Future
 from dataclasses import dataclass, replace
 from functools import partial
-from typing import Any
+from typing import Any, TypeVar
 
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import Connection
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from novacron.errors import StoreError
-from novacron.model import Action, ActionId, ActionStatus, Fault, Incident, IncidentId, TimelineEvent
+from novacron.model import Action, ActionId, ActionStatus, Fault, IncidentId
 from novacron.store.records import ActionRecord
-from novacron.store.repo import ProcessRecord, Store, TargetStatusRow
+from novacron.store.repo import Store
 
 __all__ = ["GuardedStore", "StoreCondition"]
 
+T = TypeVar("T")
+
 _RETRY_FIRST_S = 0.05
 _RETRY_MAX_S = 2.0
-_READ_WAIT_S = 2.0  # a healthy store drains in milliseconds; a degraded one is not waited for
+_READ_WAIT_S = 2.0
+_SETTLE_S = 2.0  # a healthy store drains in milliseconds; a degraded one is not waited for
 _CLAIMS_KEPT = 4096  # committed claims remembered; uncommitted ones are kept until they land
 
 
@@ -57,6 +63,7 @@ class _Write:
     verb: str
     apply: Callable[[], object]
     claim: str | None = None  # the idempotency key this write commits, if any
+    done: Future[Any] | None = None  # a call whose caller waits for its result: run once, never retried
 
 
 class GuardedStore(Store):
@@ -94,6 +101,22 @@ class GuardedStore(Store):
                 if left <= 0:
                     return False
                 self._cv.wait(left)
+        return True
+
+    async def settle(self, timeout: float = _SETTLE_S) -> bool:
+        """Wait (on the loop, not blocking it) until what was queued so far is in the store.
+
+        For writes that must be durable before an effect (an idempotency key before its
+        action): a healthy store takes them in milliseconds. A degraded one is not waited
+        for — healing goes on from memory — and False says so.
+        """
+        if self._condition.degraded:
+            return False
+        barrier = self.call(lambda _conn: None)
+        try:
+            await asyncio.wait_for(asyncio.wrap_future(barrier), timeout)
+        except (TimeoutError, StoreError):
+            return False
         return True
 
     def close(self) -> None:
@@ -176,49 +199,59 @@ class GuardedStore(Store):
                 break  # never forget a claim the store does not have yet
             self._claim_ids.pop(self._claims.pop(oldest).action.id, None)
 
-    # -- the queued writes -------------------------------------------------------------
-    def insert_incident(self, inc: Incident) -> None:
-        """Queue a new incident."""
-        self._submit("insert_incident", partial(Store.insert_incident, self, inc))
+    # -- the queued writes: every statement made off the writer thread ----------------
+    def _exec(self, stmt: Any) -> Any:
+        if threading.current_thread() is self._thread:
+            return super()._exec(stmt)
+        table = getattr(stmt, "table", None)
+        self._submit(f"{stmt.__visit_name__} {getattr(table, 'name', '')}".strip(), partial(Store._exec, self, stmt))
+        return None
 
-    def update_incident(self, inc: Incident) -> None:
-        """Queue an incident's new state."""
-        self._submit("update_incident", partial(Store.update_incident, self, inc))
-
-    def add_event(self, incident_id: IncidentId, event: TimelineEvent) -> None:
-        """Queue a timeline line."""
-        self._submit("add_event", partial(Store.add_event, self, incident_id, event))
+    def _replace(self, table: Any, where: Any, values: dict[str, Any]) -> None:
+        if threading.current_thread() is self._thread:
+            super()._replace(table, where, values)
+            return
+        self._submit(f"replace {table.name}", partial(Store._replace, self, table, where, values))
 
     def add_fault(self, fault: Fault, incident_id: IncidentId) -> None:
-        """Queue a fault."""
-        self._submit("add_fault", partial(Store.add_fault, self, fault, incident_id))
+        """Queue a fault (the same fault filed twice is still one fault, and no error)."""
+        self._submit("insert faults", partial(Store.add_fault, self, fault, incident_id))
 
-    def audit(self, *, now: float, actor: str, verb: str, subject: str, result: str, **detail: Any) -> None:
-        """Queue an audit line."""
-        write = partial(Store.audit, self, now=now, actor=actor, verb=verb, subject=subject, result=result, **detail)
-        self._submit("audit", write)
+    def write(self, verb: str, fn: Callable[[Connection], object]) -> None:
+        """Queue ``fn(conn)`` as one more write: run in one transaction, in order, retried until it lands."""
 
-    def set_process(self, rec: ProcessRecord) -> None:
-        """Queue a started process."""
-        self._submit("set_process", partial(Store.set_process, self, rec))
+        def run() -> object:
+            try:
+                with self.engine.begin() as conn:
+                    return fn(conn)
+            except IntegrityError:
+                raise
+            except SQLAlchemyError as exc:
+                raise StoreError(f"store write failed: {_first_line(exc)}", delay=0.5) from exc
 
-    def remove_process(self, target: str, replica: int) -> None:
-        """Queue forgetting a replica's process."""
-        self._submit("remove_process", partial(Store.remove_process, self, target, replica))
+        self._submit(verb, run)
 
-    def set_target_status(self, row: TargetStatusRow) -> None:
-        """Queue a target's status line."""
-        self._submit("set_target_status", partial(Store.set_target_status, self, row))
+    def call(self, fn: Callable[[Connection], T]) -> Future[T]:
+        """Run ``fn(conn)`` in one transaction on the writer thread, after the writes queued before it."""
+        done: Future[T] = Future()
 
-    def put_setting(self, key: str, value: Any, *, now: float) -> None:
-        """Queue a setting."""
-        self._submit("put_setting", partial(Store.put_setting, self, key, value, now=now))
+        def run() -> T:
+            try:
+                with self.engine.begin() as conn:
+                    return fn(conn)
+            except SQLAlchemyError as exc:
+                raise StoreError(f"store transaction failed: {_first_line(exc)}", delay=0.5) from exc
 
-    def _submit(self, verb: str, write: Callable[[], object], *, claim: str | None = None) -> None:
+        self._submit("call", run, done=done)
+        return done
+
+    def _submit(
+        self, verb: str, write: Callable[[], object], *, claim: str | None = None, done: Future[Any] | None = None
+    ) -> None:
         with self._cv:
             if self._closed:
                 raise StoreError("the store is closed", delay=0.0)
-            self._queue.append(_Write(verb, write, claim))
+            self._queue.append(_Write(verb, write, claim, done))
             self._cv.notify_all()
 
     # -- the writer thread -------------------------------------------------------------
@@ -254,6 +287,14 @@ class GuardedStore(Store):
 
     def _attempt(self, item: _Write) -> bool:
         """Apply one write; False when the store failed and it must be retried."""
+        if item.done is not None:
+            if not item.done.set_running_or_notify_cancel():
+                return True  # the caller gave up waiting (cancelled): nothing to run
+            try:
+                item.done.set_result(item.apply())
+            except BaseException as exc:  # the caller gets it, whatever it is
+                item.done.set_exception(exc)
+            return True
         try:
             item.apply()
         except IntegrityError as exc:  # a constraint refused it: retrying cannot help

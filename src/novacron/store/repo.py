@@ -253,22 +253,7 @@ class Store:
         existing record when an action with the same key was already stored.
         """
         try:
-            self._exec(
-                insert(t.actions).values(
-                    id=action.id,
-                    idempotency_key=action.idempotency_key,
-                    incident_id=action.incident_id,
-                    target=action.target,
-                    kind=action.kind.value,
-                    risk=int(action.risk),
-                    status=status.value,
-                    params=_jsonable(action.params),
-                    reason=action.reason,
-                    requested_by=action.requested_by,
-                    inverse_of=action.inverse_of,
-                    created_at=now,
-                )
-            )
+            self._exec(insert(t.actions).values(**action_row(action, status, now=now)))
         except IntegrityError:
             return self.action_by_key(action.idempotency_key)
         return None
@@ -408,6 +393,24 @@ def _clip(table: Any, values: Mapping[str, str]) -> dict[str, str]:
         limit = getattr(table.c[name].type, "length", None)
         out[name] = value if limit is None or len(value) <= limit else value[: limit - 1] + "…"
     return out
+
+
+def action_row(action: Action, status: ActionStatus, *, now: float) -> dict[str, Any]:
+    """The ``actions`` row of a newly claimed action."""
+    return {
+        "id": action.id,
+        "idempotency_key": action.idempotency_key,
+        "incident_id": action.incident_id,
+        "target": action.target,
+        "kind": action.kind.value,
+        "risk": int(action.risk),
+        "status": status.value,
+        "params": _jsonable(action.params),
+        "reason": action.reason,
+        "requested_by": action.requested_by,
+        "inverse_of": action.inverse_of,
+        "created_at": now,
+    }
 
 
 def _jsonable(data: Mapping[str, Any] | Sequence[Any] | Any) -> Any:

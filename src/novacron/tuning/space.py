@@ -71,7 +71,8 @@ class Param:
         if self.kind == "categorical":
             return self.choices[round(u * (len(self.choices) - 1))]
         if self.kind == "log":
-            return float(math.exp(math.log(self.low) + u * (math.log(self.high) - math.log(self.low))))
+            value = math.exp(math.log(self.low) + u * (math.log(self.high) - math.log(self.low)))
+            return float(min(self.high, max(self.low, value)))  # exp(log(x)) may land a hair outside
         value = self.low + u * (self.high - self.low)
         return round(value) if self.kind == "int" else float(value)
 

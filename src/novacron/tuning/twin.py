@@ -26,7 +26,7 @@ import numpy as np
 from novacron.errors import InputError
 from novacron.tuning.objective import Direction
 from novacron.twin import HealerParams, PhysicsParams, Simulator, build_fleet, burst_arrivals, with_healer
-from novacron.twin.faults import TwinAction
+from novacron.twin.faults import TwinAction, TwinFault, parse_fault
 from novacron.twin.records import FaultRecord
 
 __all__ = [
@@ -73,6 +73,7 @@ class TwinScenario:
     dt_s: float = 5.0  # the twin's step; probes cannot be more frequent than this
     core_price_per_hour: float = 0.04
     seeds: tuple[int, ...] = (0, 1, 2)
+    kinds: tuple[str, ...] = ()  # fault kinds drawn (equally likely); empty: the twin's default mix
 
     def __post_init__(self) -> None:
         if self.hosts < 1 or self.vms < 1:
@@ -86,6 +87,15 @@ class TwinScenario:
                 raise InputError(f"must be finite and >= 0, got {value}", where=f"scenario.{name}")
         if not self.seeds:
             raise InputError("name at least one seed", where="scenario.seeds")
+        for i, kind in enumerate(self.kinds):
+            try:
+                parse_fault(kind)
+            except InputError:
+                raise InputError(f"unknown fault kind {kind!r}", where=f"scenario.kinds[{i}]") from None
+
+    def fault_mix(self) -> dict[TwinFault, float] | None:
+        """The fault kinds to draw, equally likely (None: the twin's default mix)."""
+        return {parse_fault(k): 1.0 for k in self.kinds} or None
 
     @property
     def horizon_s(self) -> float:
@@ -166,7 +176,7 @@ def run_healer(knobs: Mapping[str, Any], scenario: TwinScenario, seed: int) -> R
         seed=seed,
     )
     # Troubles first, from the seed alone: the same for every candidate (common random numbers).
-    sim.schedule_random_faults(scenario.fault_rate_per_hour, scenario.window_s)
+    sim.schedule_random_faults(scenario.fault_rate_per_hour, scenario.window_s, scenario.fault_mix())
     rng = np.random.default_rng([seed, 1])
     sim.schedule_bursts(
         burst_arrivals(rng, topo.n_vms, scenario.window_s, scenario.bursts_per_hour, scenario.burst_cores)

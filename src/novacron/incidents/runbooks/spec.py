@@ -148,6 +148,7 @@ DEFAULT_RISK: Mapping[ActionKind, RiskLevel] = {
     ActionKind.DRAIN: RiskLevel.LOW,
     ActionKind.UNDRAIN: RiskLevel.LOW,
     ActionKind.PROMOTE: RiskLevel.HIGH,
+    ActionKind.CONFIG_CHANGE: RiskLevel.MEDIUM,
 }
 
 

@@ -1,0 +1,572 @@
+"""Compiled kernels for the calibrated ensemble: every member, calibration and the rank in one pass.
+
+The object path (:class:`~novacron.detectors.ensemble.Ensemble` over :class:`Likelihood`
+wrappers) costs a dozen Python calls per point. When numba is installed (the ``fast``
+extra) and every member is a robust z-score, Holt-Winters residual or CUSUM (the default
+pipelines), the ensemble keeps its whole state in two numpy arrays instead and runs one
+compiled function per point (streaming) or per batch. The arithmetic is the object
+path's, operation for operation, so scores agree to rounding error
+(``tests/detectors/test_fused.py``).
+
+Layout. ``ints`` starts with a header (``I_*``), then ``_IM`` slots per member: its kind,
+the offset of its parameters and state in ``floats``, the offset of its calibration
+rings, and its integer state. ``floats`` starts with a header (``F_*``), then each
+member's block, its calibration rings, and the rank window (arrival order and sorted).
+Cumulative sums are kept in rings indexed by how many values were learned, so a window
+sum is two reads.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import math
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar, cast
+
+import numpy as np
+import numpy.typing as npt
+from scipy.special import ndtri
+
+from novacron.detectors.base import VALUE_LIMIT, Detector, FloatArray
+from novacron.detectors.changepoint import CUSUM
+from novacron.detectors.robust import RobustZScore
+from novacron.detectors.smoothing import HoltWinters
+
+__all__ = ["AVAILABLE", "Fused", "supported"]
+
+IntArray = npt.NDArray[np.int64]
+_F = TypeVar("_F", bound=Callable[..., Any])
+
+_numba: Any = importlib.import_module("numba") if importlib.util.find_spec("numba") is not None else None
+AVAILABLE = _numba is not None
+
+
+def _jit(fn: _F) -> _F:
+    """A helper of the kernels, compiled with them when numba is installed."""
+    if _numba is None:
+        return fn
+    return cast(_F, _numba.njit(cache=True, error_model="numpy")(fn))
+
+
+def _kernel(fn: _F) -> _F:
+    """An entry point: compiled with numba (cached on disk) when it is installed."""
+    if _numba is None:
+        return fn
+    return cast(_F, _numba.njit(cache=True, nogil=True, error_model="numpy")(fn))
+
+
+# Integer header.
+I_NMEM, I_QUIET, I_N, I_HIST, I_SHORT, I_MINHIST, I_FAMC, I_REFRACT = range(8)
+I_RANK_SIZE, I_RANK_MIN, I_RANK_LEN, I_RANK_HEAD, I_RANK_ORDER, I_RANK_SORTED, I_CACHED = range(8, 15)
+# Ring positions of the learned count n: n % (short + 1), n % (history + 1), n % history.
+I_POS_SHORT, I_POS_BIG, I_POS_SEEN = range(15, 18)
+_IH = 20
+# Float header.
+F_MIN_STD, F_DECADES, F_FAMCAP, F_ALARM, F_ESCALATE, F_LEVEL, F_CACHE_X, F_CACHE_S, F_Z_GUARD = range(9)
+_FH = 10
+# Per member ints: kind, float block, calibration rings, then four state counters.
+_IM = 8
+M_KIND, M_FB, M_LB, M_A, M_B, M_C = range(6)
+KIND_Z, KIND_H, KIND_C = 0, 1, 2
+_SIDE = {"both": 0, "up": 1, "down": 2}
+_MAD_TO_STD = 1.4826
+_MEANAD_TO_STD = 1.2533
+_RAW_CAP = 1e6
+_SCORE_LIMIT = 1e12
+_SQRT2 = math.sqrt(2.0)
+
+# Float block layouts (parameters first, then state).
+# z-score: window, refresh, min_points, min_scale, rel_scale, side, med, scale, buffer[window]
+ZW, ZREF, ZMIN, ZMS, ZRS, ZSIDE, ZMED, ZSCALE, ZBUF = range(9)
+# Holt-Winters: alpha, gamma, beta, daily, weekly, warmup, min_scale, rel_scale, side,
+# level, residual mean, residual var, daily[...], weekly[...]
+HA, HG, HB, HPD, HPW, HWARM, HMS, HRS, HSIDE, HLEVEL, HMEAN, HVAR, HPROF = range(13)
+# CUSUM: alpha, k, z_clip, warmup, min_scale, rel_scale, side, mean, var, up, down
+CA, CK, CCLIP, CWARM, CMS, CRS, CSIDE, CMEAN, CVAR, CUP, CDOWN = range(11)
+_BLOCK_HEAD = {KIND_Z: ZBUF, KIND_H: HPROF, KIND_C: CDOWN + 1}
+
+
+def supported(members: Sequence[Detector]) -> bool:
+    """Whether the compiled path can run these members (exact types, not subclasses)."""
+    return AVAILABLE and all(type(m) in (RobustZScore, HoltWinters, CUSUM) for m in members)
+
+
+# ---------------------------------------------------------------- members
+
+
+@_jit
+def _one_sided(d: float, side: int) -> float:
+    if side == 1:
+        return max(d, 0.0)
+    if side == 2:
+        return max(-d, 0.0)
+    return abs(d)
+
+
+@_jit
+def _finish(s: float) -> float:
+    if math.isnan(s) or s < 0.0:
+        return 0.0
+    return min(s, _SCORE_LIMIT)
+
+
+@_jit
+def _ew_update(f: FloatArray, mean_at: int, n: int, x: float, alpha: float) -> None:
+    a = alpha if alpha * (n + 1) >= 1.0 else 1.0 / (n + 1)
+    d = x - f[mean_at]
+    f[mean_at] += a * d
+    f[mean_at + 1] = (1.0 - a) * (f[mean_at + 1] + a * d * d)
+
+
+@_jit
+def _z_score(f: FloatArray, ints: IntArray, mb: int, fb: int, x: float) -> float:
+    if ints[mb + M_A + 1] == 0:  # not ready
+        return 0.0
+    d = _one_sided(x - f[fb + ZMED], int(f[fb + ZSIDE]))
+    return float(min(d / f[fb + ZSCALE], _SCORE_LIMIT))
+
+
+@_kernel
+def _z_refresh(f: FloatArray, fb: int, width: int) -> None:
+    """Median and floored scale of the window (a call of its own: it allocates)."""
+    vals = f[fb + ZBUF : fb + ZBUF + width].copy()
+    med = np.median(vals)
+    dev = np.abs(vals - med)
+    mean_s = _MEANAD_TO_STD * np.mean(dev)
+    mad_s = _MAD_TO_STD * np.median(dev)
+    f[fb + ZMED] = med
+    f[fb + ZSCALE] = max(mad_s, mean_s, f[fb + ZMS], f[fb + ZRS] * abs(med))
+
+
+@_jit
+def _z_learn(f: FloatArray, ints: IntArray, mb: int, fb: int, x: float) -> None:
+    w = int(f[fb + ZW])
+    n = ints[mb + M_A]
+    f[fb + ZBUF + n % w] = x
+    n += 1
+    ints[mb + M_A] = n
+    if n % int(f[fb + ZREF]) == 0 and n >= int(f[fb + ZMIN]):
+        _z_refresh(f, fb, min(n, w))
+        ints[mb + M_A + 1] = 1
+
+
+@_jit
+def _h_season(f: FloatArray, fb: int, t: int) -> tuple[float, int, int]:
+    pd, pw = int(f[fb + HPD]), int(f[fb + HPW])
+    cd = t % pd if pd else -1
+    cw = t % pw if pw else -1
+    total, k = 0.0, 0
+    if cd >= 0 and not math.isnan(f[fb + HPROF + cd]):
+        total += f[fb + HPROF + cd]
+        k += 1
+    if cw >= 0 and not math.isnan(f[fb + HPROF + pd + cw]):
+        total += f[fb + HPROF + pd + cw]
+        k += 1
+    return (total / k if k else 0.0), cd, cw
+
+
+@_jit
+def _h_score(f: FloatArray, ints: IntArray, mb: int, fb: int, x: float) -> float:
+    if ints[mb + M_A + 1] < f[fb + HWARM] or ints[mb + M_A + 2] == 0:
+        return 0.0
+    season, _, _ = _h_season(f, fb, ints[mb + M_A])
+    level = f[fb + HLEVEL]
+    r = x - level - season
+    scale = max(math.sqrt(f[fb + HVAR]), f[fb + HMS], f[fb + HRS] * abs(level))
+    return _finish(_one_sided(r - f[fb + HMEAN], int(f[fb + HSIDE])) / scale)
+
+
+@_jit
+def _h_smooth(f: FloatArray, at: int, e: float, g: float) -> None:
+    old = f[at]
+    f[at] = e if math.isnan(old) else old + g * (e - old)
+
+
+@_jit
+def _h_learn(f: FloatArray, ints: IntArray, mb: int, fb: int, x: float) -> None:
+    if ints[mb + M_A + 2] == 0:
+        f[fb + HLEVEL] = x
+        ints[mb + M_A + 2] = 1
+    t = ints[mb + M_A]
+    season, cd, cw = _h_season(f, fb, t)
+    level = f[fb + HLEVEL]
+    _ew_update(f, fb + HMEAN, ints[mb + M_A + 1], x - level - season, f[fb + HB])
+    ints[mb + M_A + 1] += 1
+    e = x - level
+    g = f[fb + HG]
+    if cd >= 0:
+        _h_smooth(f, fb + HPROF + cd, e, g)
+    if cw >= 0:
+        _h_smooth(f, fb + HPROF + int(f[fb + HPD]) + cw, e, g)
+    f[fb + HLEVEL] = level + f[fb + HA] * (x - level)
+    ints[mb + M_A] = t + 1
+
+
+@_jit
+def _c_z(f: FloatArray, ints: IntArray, mb: int, fb: int, x: float) -> float:
+    if ints[mb + M_A] < f[fb + CWARM]:
+        return 0.0
+    mean = f[fb + CMEAN]
+    scale = max(math.sqrt(f[fb + CVAR]), f[fb + CMS], f[fb + CRS] * abs(mean))
+    clip = f[fb + CCLIP]
+    return float(max(-clip, min(clip, (x - mean) / scale)))
+
+
+@_jit
+def _c_score(f: FloatArray, ints: IntArray, mb: int, fb: int, x: float) -> float:
+    z = _c_z(f, ints, mb, fb, x)
+    k = f[fb + CK]
+    up = max(0.0, f[fb + CUP] + z - k)
+    down = max(0.0, f[fb + CDOWN] - z - k)
+    side = int(f[fb + CSIDE])
+    stat = up if side == 1 else down if side == 2 else max(up, down)
+    return _finish(stat)
+
+
+@_jit
+def _c_learn(f: FloatArray, ints: IntArray, mb: int, fb: int, x: float) -> None:
+    z = _c_z(f, ints, mb, fb, x)
+    k = f[fb + CK]
+    f[fb + CUP] = max(0.0, f[fb + CUP] + z - k)
+    f[fb + CDOWN] = max(0.0, f[fb + CDOWN] - z - k)
+    _ew_update(f, fb + CMEAN, ints[mb + M_A], x, f[fb + CA])
+    ints[mb + M_A] += 1
+
+
+@_jit
+def _member_score(f: FloatArray, ints: IntArray, m: int, x: float) -> float:
+    mb = _IH + _IM * m
+    kind, fb = ints[mb + M_KIND], ints[mb + M_FB]
+    if kind == KIND_Z:
+        return _z_score(f, ints, mb, fb, x)
+    if kind == KIND_H:
+        return _h_score(f, ints, mb, fb, x)
+    return _c_score(f, ints, mb, fb, x)
+
+
+@_jit
+def _member_learn(f: FloatArray, ints: IntArray, m: int, x: float) -> None:
+    mb = _IH + _IM * m
+    kind, fb = ints[mb + M_KIND], ints[mb + M_FB]
+    if kind == KIND_Z:
+        _z_learn(f, ints, mb, fb, x)
+    elif kind == KIND_H:
+        _h_learn(f, ints, mb, fb, x)
+    else:
+        _c_learn(f, ints, mb, fb, x)
+
+
+# ---------------------------------------------------------------- calibration
+
+
+@_jit
+def _short_avg(f: FloatArray, ints: IntArray, raw: int, r: float) -> float:
+    """Mean of the last ``short - 1`` learned raw scores and ``r`` (fewer while warming up)."""
+    short, n, cur = ints[I_SHORT], ints[I_N], ints[I_POS_SHORT]
+    if n + 1 >= short:
+        start = cur + 2 - (short + 1) if cur + 2 > short else cur + 2
+        return float((f[raw + cur] + r - f[raw + start]) / short)
+    return float((f[raw + cur] + r - f[raw]) / (n + 1))
+
+
+@_jit
+def _z(f: FloatArray, ints: IntArray, sums: int, squares: int, value: float) -> float:
+    """Standardised distance of ``value`` from the mean of the window's learned values."""
+    hist, n, cur = ints[I_HIST], ints[I_N], ints[I_POS_BIG]
+    if n >= hist:
+        h, start = hist, (cur + 1 if cur < hist else 0)
+    else:
+        h, start = n, 0
+    mean = (f[sums + cur] - f[sums + start]) / h
+    var = (f[squares + cur] - f[squares + start]) / h - mean * mean
+    std = max(math.sqrt(max(var, 0.0)), f[F_MIN_STD])
+    return float((value - mean) / std)
+
+
+@_jit
+def _tail(z: float) -> float:
+    return 0.5 * math.erfc(z / _SQRT2)
+
+
+@_jit
+def _familiar(f: FloatArray, ints: IntArray, seen: int, value: float, p: float) -> float:
+    cap, need = f[F_FAMCAP], ints[I_FAMC]
+    if p >= cap or need == 0:
+        return p
+    width = min(ints[I_N], ints[I_HIST])
+    cnt = 0
+    for j in range(width):
+        if f[seen + j] >= value:
+            cnt += 1
+            # Enough to know the answer: familiar, and frequent enough to reach the cap.
+            if cnt >= need and (1 + cnt) / (width + 1) >= cap:
+                return float(cap)
+    if cnt < need:
+        return p
+    return float(max(p, min((1 + cnt) / (width + 1), cap)))
+
+
+@_jit
+def _offsets(ints: IntArray, lb: int) -> tuple[int, int, int, int, int, int, int]:
+    """Ring offsets: raw, avg, avg², point, point², seen averages, seen points."""
+    hist, short = ints[I_HIST], ints[I_SHORT]
+    avg = lb + short + 1
+    big = hist + 1
+    return lb, avg, avg + big, avg + 2 * big, avg + 3 * big, avg + 4 * big, avg + 4 * big + hist
+
+
+@_jit
+def _member_p(f: FloatArray, ints: IntArray, m: int, r: float, z_top: float) -> tuple[float, float]:
+    """The member's calibration of raw score ``r`` (log scale), evaluated lazily.
+
+    Returns ``(p, z)``: ``p`` is the smallest tail probability among the two looks
+    (10-point average, the point itself) that may fall below the familiarity cap, ``z``
+    the largest standardised distance among the others (and ``z_top``). Tails are
+    monotone in ``z``, so the ensemble computes one tail for all the ordinary looks.
+    """
+    raw, avg, avg_sq, pt, pt_sq, seen_avg, seen_pt = _offsets(ints, ints[_IH + _IM * m + M_LB])
+    guard = f[F_Z_GUARD]
+    a = _short_avg(f, ints, raw, r)
+    p = 1.0
+    z_avg = _z(f, ints, avg, avg_sq, a)
+    if z_avg > guard:
+        p = _familiar(f, ints, seen_avg, a, _tail(z_avg))
+    else:
+        z_top = max(z_top, z_avg)
+    z_pt = _z(f, ints, pt, pt_sq, r)
+    if z_pt > guard:
+        p = min(p, _familiar(f, ints, seen_pt, r, _tail(z_pt)))
+    else:
+        z_top = max(z_top, z_pt)
+    return p, z_top
+
+
+@_jit
+def _calibration_learn(f: FloatArray, ints: IntArray, m: int, r: float) -> None:
+    raw, avg, avg_sq, pt, pt_sq, seen_avg, seen_pt = _offsets(ints, ints[_IH + _IM * m + M_LB])
+    a = _short_avg(f, ints, raw, r)
+    cur_s, cur, seen = ints[I_POS_SHORT], ints[I_POS_BIG], ints[I_POS_SEEN]
+    nxt_s = 0 if cur_s == ints[I_SHORT] else cur_s + 1
+    nxt = 0 if cur == ints[I_HIST] else cur + 1
+    f[raw + nxt_s] = f[raw + cur_s] + r
+    f[avg + nxt] = f[avg + cur] + a
+    f[avg_sq + nxt] = f[avg_sq + cur] + a * a
+    f[pt + nxt] = f[pt + cur] + r
+    f[pt_sq + nxt] = f[pt_sq + cur] + r * r
+    f[seen_avg + seen] = a
+    f[seen_pt + seen] = r
+
+
+@_jit
+def _advance(ints: IntArray) -> None:
+    """One more value learned: move the ring positions."""
+    ints[I_N] += 1
+    ints[I_POS_SHORT] = 0 if ints[I_POS_SHORT] == ints[I_SHORT] else ints[I_POS_SHORT] + 1
+    ints[I_POS_BIG] = 0 if ints[I_POS_BIG] == ints[I_HIST] else ints[I_POS_BIG] + 1
+    ints[I_POS_SEEN] = 0 if ints[I_POS_SEEN] == ints[I_HIST] - 1 else ints[I_POS_SEEN] + 1
+
+
+@_jit
+def _raw(f: FloatArray, ints: IntArray, m: int, x: float) -> float:
+    return math.log1p(min(_member_score(f, ints, m, x), _RAW_CAP))
+
+
+# ---------------------------------------------------------------- rank and combination
+
+
+@_jit
+def _bisect(f: FloatArray, lo: int, hi: int, x: float, right: bool) -> int:
+    """First index in sorted ``f[lo:hi]`` whose value is >= ``x`` (> ``x`` when ``right``)."""
+    while lo < hi:
+        mid = (lo + hi) >> 1
+        if f[mid] < x or (right and f[mid] == x):
+            lo = mid + 1
+        else:
+            hi = mid
+    return lo
+
+
+@_jit
+def _rank_p(f: FloatArray, ints: IntArray, x: float) -> float:
+    if ints[I_RANK_SIZE] == 0 or ints[I_N] < ints[I_RANK_MIN]:
+        return 1.0
+    size, srt = ints[I_RANK_LEN], ints[I_RANK_SORTED]
+    ge = srt + size - _bisect(f, srt, srt + size, x, False)
+    le = _bisect(f, srt, srt + size, x, True) - srt
+    return float(min(1.0, 2.0 * (min(ge, le) + 1) / (size + 1)))
+
+
+@_jit
+def _rank_learn(f: FloatArray, ints: IntArray, x: float) -> None:
+    cap = ints[I_RANK_SIZE]
+    if cap == 0:
+        return
+    order, srt = ints[I_RANK_ORDER], ints[I_RANK_SORTED]
+    size, head = ints[I_RANK_LEN], ints[I_RANK_HEAD]
+    end = srt + size
+    if size == cap:
+        gone = _bisect(f, srt, end, f[order + head], False)
+        ins = _bisect(f, srt, end, x, True)
+        # One move instead of two: shift only the values between the leaving and the new one.
+        if ins > gone:
+            for j in range(gone, ins - 1):
+                f[j] = f[j + 1]
+            f[ins - 1] = x
+        else:
+            for j in range(gone, ins, -1):
+                f[j] = f[j - 1]
+            f[ins] = x
+        f[order + head] = x
+        ints[I_RANK_HEAD] = head + 1 if head + 1 < cap else 0
+        return
+    f[order + head + size] = x
+    at = _bisect(f, srt, end, x, True)
+    for j in range(end, at, -1):
+        f[j] = f[j - 1]
+    f[at] = x
+    ints[I_RANK_LEN] = size + 1
+
+
+@_jit
+def _combined(f: FloatArray, ints: IntArray, x: float, p_rank: float) -> float:
+    members = ints[I_NMEM]
+    p = 1.0
+    if ints[I_N] >= ints[I_MINHIST]:
+        p_rare, z_top = 1.0, -math.inf
+        for m in range(members):
+            p_m, z_top = _member_p(f, ints, m, _raw(f, ints, m, x), z_top)
+            p_rare = min(p_rare, p_m)
+        p = min(1.0, members * min(1.0, 2.0 * min(p_rare, _tail(z_top))))
+    if ints[I_RANK_SIZE] > 0:
+        p = math.sqrt(p * p_rank)
+    return float(min(1.0, max(0.0, -math.log10(max(p, 1e-300)) / f[F_DECADES])))
+
+
+@_jit
+def _shown(f: FloatArray, ints: IntArray, s: float) -> float:
+    if ints[I_QUIET] == 0 or (s >= f[F_ALARM] and s >= f[F_LEVEL] + f[F_ESCALATE]):
+        return s
+    return 0.0
+
+
+@_jit
+def _learn(f: FloatArray, ints: IntArray, x: float, s: float) -> None:
+    """Learn finite, clipped ``x`` whose combined score before learning was ``s``."""
+    quiet, alarm = ints[I_QUIET], f[F_ALARM]
+    breaks = s >= alarm and s >= f[F_LEVEL] + f[F_ESCALATE]
+    if (quiet == 0 and s >= alarm) or (quiet > 0 and breaks):
+        ints[I_QUIET], f[F_LEVEL] = ints[I_REFRACT], s
+    elif quiet > 0:
+        ints[I_QUIET] = quiet - 1
+    for m in range(ints[I_NMEM]):
+        r = _raw(f, ints, m, x)
+        _calibration_learn(f, ints, m, r)
+        _member_learn(f, ints, m, x)
+    _rank_learn(f, ints, x)
+    _advance(ints)
+    ints[I_CACHED] = 0
+
+
+@_jit
+def _clip(x: float) -> float:
+    return max(-VALUE_LIMIT, min(VALUE_LIMIT, x))
+
+
+@_kernel
+def step(f: FloatArray, ints: IntArray, pending: float, x: float) -> float:
+    """Learn ``pending`` (NaN = nothing pending), then return the shown score of ``x``."""
+    if not math.isnan(pending):
+        pending = _clip(pending)
+        if ints[I_CACHED] == 1 and f[F_CACHE_X] == pending:
+            s = f[F_CACHE_S]
+        else:
+            s = _combined(f, ints, pending, _rank_p(f, ints, pending))
+        _learn(f, ints, pending, s)
+    if not math.isfinite(x):
+        return 0.0
+    x = _clip(x)
+    s = _combined(f, ints, x, _rank_p(f, ints, x))
+    f[F_CACHE_X], f[F_CACHE_S], ints[I_CACHED] = x, s, 1
+    return _shown(f, ints, s)
+
+
+@_kernel
+def batch(f: FloatArray, ints: IntArray, good: FloatArray) -> FloatArray:
+    """Score-then-learn every finite value of ``good`` (already clipped)."""
+    out = np.empty(good.shape[0])
+    for j in range(good.shape[0]):
+        x = good[j]
+        s = _combined(f, ints, x, _rank_p(f, ints, x))
+        out[j] = _shown(f, ints, s)
+        _learn(f, ints, x, s)
+    return out
+
+
+# ---------------------------------------------------------------- building the state
+
+
+def _member_block(m: Detector) -> tuple[int, list[float]]:
+    if isinstance(m, RobustZScore):
+        head = [m.window, m.refresh, m.min_points, m.min_scale, m.rel_scale, _SIDE[m.side], 0.0, 0.0]
+        return KIND_Z, head + [0.0] * m.window
+    if isinstance(m, HoltWinters):
+        h = [m.alpha, m.gamma, m.beta, m.period_daily, m.period_weekly, m.warmup, m.min_scale, m.rel_scale]
+        h += [_SIDE[m.side], 0.0, 0.0, 0.0]
+        return KIND_H, h + [math.nan] * (m.period_daily + m.period_weekly)
+    assert isinstance(m, CUSUM)
+    c = [m.alpha, m.k, m.z_clip, m.warmup, m.min_scale, m.rel_scale, _SIDE[m.side], 0.0, 0.0, 0.0, 0.0]
+    return KIND_C, c
+
+
+class Fused:
+    """The compiled ensemble's state: two arrays, plus the value whose learning is pending.
+
+    ``score_one`` runs one compiled step that first learns the value the previous
+    ``learn_one`` handed over, so a streaming point costs one call into compiled code.
+    """
+
+    __slots__ = ("floats", "ints", "pending")
+
+    def __init__(self, members: Sequence[Detector], calib: dict[str, float], rank_history: int) -> None:
+        hist, short = int(calib["history"]), int(calib["short"])
+        ints: list[int] = [0] * _IH
+        floats: list[float] = [0.0] * _FH
+        ints[I_NMEM], ints[I_HIST], ints[I_SHORT] = len(members), hist, short
+        ints[I_MINHIST], ints[I_FAMC] = int(calib["min_history"]), int(calib["familiar_count"])
+        ints[I_REFRACT] = int(calib["refractory"])
+        ints[I_RANK_SIZE], ints[I_RANK_MIN] = rank_history, int(calib["min_history"])
+        floats[F_MIN_STD], floats[F_DECADES] = calib["min_std"], calib["decades"]
+        floats[F_FAMCAP] = calib["familiar_cap"]
+        floats[F_ALARM], floats[F_ESCALATE] = calib["alarm"], calib["escalate"]
+        # Below this z a Gaussian tail is surely above the familiarity cap (ndtri is exact
+        # to far better than the margin), so familiarity cannot apply there.
+        floats[F_Z_GUARD] = float(-ndtri(calib["familiar_cap"])) - 0.01
+        rings = (short + 1) + 4 * (hist + 1) + 2 * hist
+        for m in members:
+            kind, block = _member_block(m)
+            ints += [kind, len(floats), len(floats) + len(block), 0, 0, 0, 0, 0]
+            floats += block + [0.0] * rings
+        ints[I_RANK_ORDER] = len(floats)
+        ints[I_RANK_SORTED] = len(floats) + rank_history
+        floats += [0.0] * (2 * rank_history)
+        self.floats: FloatArray = np.asarray(floats, dtype=np.float64)
+        self.ints: IntArray = np.asarray(ints, dtype=np.int64)
+        self.pending = math.nan
+
+    def score(self, x: float) -> float:
+        """Shown score of ``x`` (after learning what is pending)."""
+        s = float(step(self.floats, self.ints, self.pending, x))
+        self.pending = math.nan
+        return s
+
+    def learn(self, x: float) -> None:
+        """Hand ``x`` over for learning at the next call (flushing an earlier one first)."""
+        if not math.isnan(self.pending):
+            step(self.floats, self.ints, self.pending, math.nan)
+        self.pending = x
+
+    def score_many(self, good: FloatArray) -> FloatArray:
+        """Score-then-learn finite values."""
+        self.learn(math.nan)
+        return np.asarray(batch(self.floats, self.ints, np.clip(good, -VALUE_LIMIT, VALUE_LIMIT)), dtype=np.float64)

@@ -1,0 +1,348 @@
+"""Several controllers on one store: this node's heartbeat, its shard leases, and the fence.
+
+Every controller is a *node* (``--node-id``, default the hostname) with a heartbeat row.
+Remote targets hash into shards; each shard belongs to the live node that rendezvous
+hashing picks, and that node holds the shard's lease (with an epoch that every new
+holder raises). Every ``renew_s`` the node beats, renews its leases, hands back the
+shards another node should have (graceful: that node takes them on its next tick) and
+takes the free or expired shards it should have. A node that dies or stops (SIGKILL,
+SIGSTOP, a cut link) loses its shards when its leases expire and the others take them
+over, with the open incidents of their targets.
+
+:class:`HaMember` is also the executor's :class:`~novacron.healing.fencing.Fence`: a
+claim, an actuator call and a status change on a remote target carry the epoch and are
+refused in the store's transaction when it moved on. A paused node that wakes acts on
+nothing until it holds a lease again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import socket
+import uuid
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from prometheus_client.metrics_core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+from novacron.clock import Clock
+from novacron.errors import StoreError
+from novacron.healing.fencing import ClaimResult
+from novacron.model import Action, ActionStatus
+from novacron.settings import FleetSpec, HaSettings
+from novacron.store import leases, nodes
+from novacron.store.guard import GuardedStore
+from novacron.store.leases import FenceToken, HaDb
+from novacron.store.nodes import NodeRow
+from novacron.telemetry import Metrics, get_logger
+
+if TYPE_CHECKING:
+    from novacron.runtime.controller import Controller
+
+__all__ = ["HaMember", "attach", "default_node_id", "local_spec"]
+
+_TERMINAL = {
+    ActionStatus.VERIFIED,
+    ActionStatus.FAILED,
+    ActionStatus.ROLLED_BACK,
+    ActionStatus.BLOCKED,
+    ActionStatus.DRY_RUN,
+}
+
+
+def default_node_id() -> str:
+    """The hostname: one controller per host needs no flag."""
+    return socket.gethostname()
+
+
+@dataclass(frozen=True, slots=True)
+class _Tick:
+    state: str | None  # the node's state in the store; None: the row is no longer this process's
+    held: dict[int, int]
+
+
+class HaMember(Collector):
+    """This controller as one node among several: heartbeat, leases, fencing."""
+
+    def __init__(
+        self,
+        store: GuardedStore,
+        settings: HaSettings,
+        *,
+        node_id: str,
+        clock: Clock,
+        remote_targets: Iterable[str],
+        version: str,
+        metrics: Metrics | None = None,
+    ) -> None:
+        self.node_id = node_id
+        self.incarnation = uuid.uuid4().hex[:16]
+        self.settings = settings
+        self.clock = clock
+        self.version = version
+        self.api_url: str | None = None
+        self.on_gained: Callable[[list[str]], None] = lambda _targets: None
+        self.on_lost: Callable[[list[str]], None] = lambda _targets: None
+        self.fenced_refusals = 0
+        self.state = "active"
+        self._store = store
+        self._db = HaDb(store)
+        self._by_shard: dict[int, list[str]] = {}
+        for target in remote_targets:
+            self._by_shard.setdefault(leases.shard_of(target, settings.shards), []).append(target)
+        self._remote = {t for ts in self._by_shard.values() for t in ts}
+        self._held: dict[int, int] = {}
+        self._valid_until = float("-inf")  # monotonic: the leases are ours until then
+        self._tokens: dict[str, FenceToken] = {}  # action id → the token it was claimed under
+        self._task: asyncio.Task[None] | None = None
+        self._store_failing = False
+        self._log = get_logger(component="ha", node=node_id)
+        if metrics is not None:
+            metrics.registry.register(self)
+
+    @property
+    def margin_s(self) -> float:
+        """A step needs this much of its lease left: the lease must outlast the step's effect."""
+        return self.settings.lease_s / 4
+
+    # -- lifecycle ---------------------------------------------------------------------
+    def register(self) -> None:
+        """Record this node (refusing a node id a live controller holds) and the shard rows."""
+        now = self.clock.now()
+        row = NodeRow(
+            self.node_id, self.incarnation, socket.gethostname(), os.getpid(), self.version, None, now, now, "active"
+        )
+
+        def step(conn: Any) -> None:
+            nodes.register(conn, row, stale_s=self.settings.node_stale_s)
+            leases.ensure_shards(conn, self.settings.shards)
+
+        self._db.run_sync(step)
+
+    def start(self) -> None:
+        """Beat and hold leases every ``renew_s`` until stopped."""
+        self._task = asyncio.get_running_loop().create_task(self._run(), name="ha")
+
+    async def stop(self) -> None:
+        """Stop beating, hand every shard back at once and record a clean stop."""
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        held, self._held = list(self._held), {}
+        with contextlib.suppress(StoreError):
+
+            def step(conn: Any) -> None:
+                leases.release(conn, self.node_id, self.incarnation, held)
+                nodes.mark(conn, self.node_id, "stopped", incarnation=self.incarnation)
+
+            await self._db.run(step)
+        await self._db.close()
+
+    async def _run(self) -> None:
+        while True:
+            await self.tick()
+            await self.clock.sleep(self.settings.renew_s)
+
+    async def tick(self) -> None:
+        """One round: beat, renew, hand back, take."""
+        started, now = self.clock.monotonic(), self.clock.now()
+        try:
+            result = await self._db.run(lambda conn: self._step(conn, now))
+        except StoreError as exc:
+            if not self._store_failing:
+                self._store_failing = True
+                self._log.error("cannot reach the store to renew leases", error=str(exc))
+            if self.clock.monotonic() > self._valid_until and self._held:
+                self._apply({})  # our leases ran out: someone else may hold them now
+            return
+        if self._store_failing:
+            self._store_failing = False
+            self._log.info("store reachable again; leases renewed")
+        if result.state is None:
+            self._log.error("another controller took this node id over; acting on nothing", node=self.node_id)
+            self._apply({})
+            return
+        self.state = result.state
+        self._valid_until = started + self.settings.lease_s
+        self._apply(result.held)
+
+    def _step(self, conn: Any, now: float) -> _Tick:
+        s = self.settings
+        owned = len(self.owned())
+        state = nodes.beat(conn, self.node_id, self.incarnation, now=now, targets=owned, api_url=self.api_url)
+        if state is None:
+            return _Tick(None, {})
+        active = sorted(n.node_id for n in nodes.nodes(conn) if n.state == "active" and n.live(now, s.node_stale_s))
+        held = leases.renew(conn, self.node_id, self.incarnation, now=now, lease_s=s.lease_s)
+        others = [n for n in active if n != self.node_id]
+        if state == "active":
+            pool = sorted({*active, self.node_id})
+            want = {sh for sh in range(s.shards) if leases.rendezvous_owner(sh, pool) == self.node_id}
+        else:  # draining: hand everything to the others; with nobody to take it, keep it
+            want = set() if others else set(held)
+        give = [sh for sh in held if sh not in want]
+        leases.release(conn, self.node_id, self.incarnation, give)
+        got = leases.acquire(conn, self.node_id, self.incarnation, sorted(want - set(held)), now=now, lease_s=s.lease_s)
+        kept = {sh: ep for sh, ep in held.items() if sh in want}
+        return _Tick(state, kept | got)
+
+    def _apply(self, held: dict[int, int]) -> None:
+        before, self._held = self._held, held
+        lost = [t for sh in before if sh not in held for t in self._by_shard.get(sh, [])]
+        gained = [t for sh in held if sh not in before for t in self._by_shard.get(sh, [])]
+        if lost:
+            self._log.info("handing over targets", targets=len(lost), shards=len(before) - len(set(before) & set(held)))
+            self.on_lost(lost)
+        if gained:
+            self._log.info("taking over targets", targets=len(gained), shards=len(set(held) - set(before)))
+            self.on_gained(gained)
+
+    # -- ownership ---------------------------------------------------------------------
+    def guards(self, target: str) -> bool:
+        """Remote targets are leased (fenced); host-bound ones are not."""
+        return target in self._remote
+
+    def owns(self, target: str) -> bool:
+        """This node holds the lease of ``target``'s shard, with time to act left on it."""
+        return self._token(target) is not None
+
+    def owned(self) -> list[str]:
+        """The remote targets this node owns now."""
+        return sorted(t for sh in self._held for t in self._by_shard.get(sh, []))
+
+    @property
+    def shards(self) -> dict[int, int]:
+        """The shards held, with their epochs."""
+        return dict(self._held)
+
+    def _token(self, target: str) -> FenceToken | None:
+        shard = leases.shard_of(target, self.settings.shards)
+        epoch = self._held.get(shard)
+        if epoch is None or self.clock.monotonic() > self._valid_until - self.margin_s:
+            return None
+        return FenceToken(self.node_id, self.incarnation, shard, epoch)
+
+    # -- the Fence the executor asks -------------------------------------------------
+    async def claim(self, action: Action, status: ActionStatus, *, now: float) -> ClaimResult:
+        """Claim the key under the target's current epoch (refused when it is not ours)."""
+        token = self._token(action.target)
+        if token is None:
+            return self._refused(action, "claim")
+        valid_until = now + self.margin_s
+        result: ClaimResult = await self._db.run(
+            lambda conn: leases.fenced_claim(conn, token, action, status, now=now, valid_until=valid_until)
+        )
+        if result == "fenced":
+            return self._refused(action, "claim")
+        if result == "claimed":
+            self._tokens[action.id] = token
+        return result
+
+    async def may_apply(self, action: Action, *, now: float) -> bool:
+        """Whether the action may reach the actuator: the epoch it was claimed under still holds."""
+        token = self._tokens.get(action.id) or self._token(action.target)
+        if token is None:
+            self._refused(action, "apply")
+            return False
+        valid_until = now + self.margin_s
+        ok = await self._db.run(lambda conn: leases.fenced_apply(conn, token, action, now=now, valid_until=valid_until))
+        if not ok:
+            self._refused(action, "apply")
+        return ok
+
+    def set_status(
+        self,
+        action: Action,
+        status: ActionStatus,
+        *,
+        started_at: float | None = None,
+        finished_at: float | None = None,
+        detail: str | None = None,
+    ) -> None:
+        """Queue the status change; the store refuses it if the epoch moved on."""
+        token = self._tokens.get(action.id) or self._token(action.target)
+        if status in _TERMINAL:
+            self._tokens.pop(action.id, None)
+        if token is None:
+            self._refused(action, f"status {status}")
+            return
+        values: dict[str, Any] = {"status": status.value}
+        for name, value in (("started_at", started_at), ("finished_at", finished_at), ("detail", detail)):
+            if value is not None:
+                values[name] = value
+
+        def write(conn: Any) -> None:
+            if not leases.fenced_status(conn, token, action.id, values):
+                self._refused(action, f"status {status}")
+
+        self._store.write("set_action_status", write)
+
+    def token_of(self, action: Action) -> FenceToken | None:
+        """The token an action carries to the world (the remote actuator sends it along)."""
+        return self._tokens.get(action.id) or self._token(action.target)
+
+    def _refused(self, action: Action, step: str) -> ClaimResult:
+        self.fenced_refusals += 1
+        self._log.warning("step refused: the target's lease is not this controller's", target=action.target, step=step)
+        return "fenced"
+
+    # -- metrics -----------------------------------------------------------------------
+    def collect(self) -> Iterator[Metric]:
+        """Prometheus' collector protocol."""
+        yield GaugeMetricFamily("novacron_ha_shards_held", "Shard leases this node holds.", value=len(self._held))
+        yield GaugeMetricFamily("novacron_ha_targets_owned", "Remote targets this node owns.", value=len(self.owned()))
+        yield CounterMetricFamily(
+            "novacron_ha_fenced_refusals", "Steps refused because the lease had moved on.", value=self.fenced_refusals
+        )
+
+
+def local_spec(spec: FleetSpec, node_id: str) -> FleetSpec:
+    """The part of ``spec`` this node runs as processes: process targets on no host or on this one."""
+    mine = [t for t in spec.targets if t.kind == "process" and t.host in (None, node_id)]
+    return spec.model_copy(update={"targets": mine})
+
+
+def attach(controller: Controller, *, version: str) -> HaMember:
+    """Make ``controller`` one node among several: leases, fencing, and take-over of remote targets."""
+    c = controller
+    assert isinstance(c.store, GuardedStore)
+    member = HaMember(
+        c.store,
+        c.spec.controller.ha,
+        node_id=c.node_id,
+        clock=c.clock,
+        remote_targets=[t.name for t in c.spec.targets if t.kind == "remote"],
+        version=version,
+        metrics=c.metrics,
+    )
+    c.executor.fence = member
+
+    def gained(targets: list[str]) -> None:
+        for name in targets:
+            c._configure_replica(c.spec.target(name), 0)
+            c.health.adopt(name, 0)
+            c.flow.take_over(name)
+
+    def lost(targets: list[str]) -> None:
+        for name in targets:
+            c.flow.hand_over(name)
+            c.health.remove(name, 0)
+        task = asyncio.get_running_loop().create_task(_remove_probes(c, targets))
+        _pending.add(task)
+        task.add_done_callback(_pending.discard)
+
+    member.on_gained, member.on_lost = gained, lost
+    return member
+
+
+_pending: set[asyncio.Task[None]] = set()  # probe removals in flight (a task needs a reference)
+
+
+async def _remove_probes(c: Controller, targets: list[str]) -> None:
+    for name in targets:
+        await c.prober.remove(name, 0)

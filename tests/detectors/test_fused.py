@@ -1,0 +1,121 @@
+"""The compiled ensemble computes what the object path computes."""
+
+from __future__ import annotations
+
+import json
+import math
+import pickle
+
+import numpy as np
+import pytest
+
+from novacron.detectors import _fused
+from novacron.detectors.changepoint import CUSUM, PageHinkley
+from novacron.detectors.ensemble import Ensemble
+from novacron.detectors.pipeline import general_ensemble, member_set
+from novacron.detectors.robust import RobustZScore
+from novacron.errors import InputError
+
+pytestmark = [
+    pytest.mark.skipif(not _fused.AVAILABLE, reason="numba (the fast extra) is not installed"),
+    # The first call compiles the kernels (cached on disk afterwards).
+    pytest.mark.timeout(600),
+]
+
+
+def _pair(members: str = "zhc", **params: object) -> tuple[Ensemble, Ensemble]:
+    def build(kernel: str) -> Ensemble:
+        return Ensemble(members=member_set(members, 300.0), kernel=kernel, **params)  # type: ignore[arg-type]
+
+    return build("auto"), build("python")
+
+
+def _series(n: int = 3000) -> np.ndarray:
+    rng = np.random.default_rng(5)
+    x = 100 + 10 * np.sin(np.arange(n) * 2 * np.pi / 288) + rng.normal(0, 2, n)
+    spikes = rng.random(n) < 0.004
+    x[spikes] += rng.normal(0, 40, int(spikes.sum()))
+    x[n // 2 : n // 2 + 200] += 12  # a level shift
+    x[n // 3 : n // 3 + 5] = np.nan
+    x[n - 100] = math.inf
+    return x
+
+
+def _stream(det: Ensemble, xs: np.ndarray) -> np.ndarray:
+    out = []
+    for x in xs.tolist():
+        out.append(det.score_one(x))
+        det.learn_one(x)
+    return np.array(out)
+
+
+def test_default_pipeline_runs_compiled() -> None:
+    assert general_ensemble(300.0).compiled
+    assert not Ensemble(members=member_set("zhc", 300.0), kernel="python").compiled
+
+
+def test_batch_scores_equal_the_object_path() -> None:
+    fast, slow = _pair(alarm=0.24, refractory=100, rank_history=500, history=400)
+    xs = _series()
+    np.testing.assert_allclose(fast.score_many(xs), slow.score_many(xs), rtol=1e-9, atol=1e-9)
+
+
+def test_streaming_scores_equal_the_object_path() -> None:
+    fast, slow = _pair("zc", alarm=0.5, refractory=20, rank_history=300, history=300)
+    xs = _series(1500)
+    np.testing.assert_allclose(_stream(fast, xs), slow.score_many(xs), rtol=1e-9, atol=1e-9)
+
+
+def test_mixed_streaming_and_batch_calls_continue_one_state() -> None:
+    fast, slow = _pair("hz", rank_history=200, history=250, min_history=50)
+    xs = _series(1200)
+    parts = [fast.score_many(xs[:300]), _stream(fast, xs[300:450]), fast.score_many(xs[450:])]
+    np.testing.assert_allclose(np.concatenate(parts), slow.score_many(xs), rtol=1e-9, atol=1e-9)
+
+
+def test_one_sided_members_follow_their_side() -> None:
+    members = (RobustZScore(side="up"), CUSUM(k=0.5, side="down"))
+    fast = Ensemble(members=members, alarm=0.6)
+    slow = Ensemble(members=tuple(m.clone() for m in members), alarm=0.6, kernel="python")
+    xs = _series(1500)
+    np.testing.assert_allclose(fast.score_many(xs), slow.score_many(xs), rtol=1e-9, atol=1e-9)
+
+
+def test_pickled_state_goes_on_where_it_stopped() -> None:
+    fast, _ = _pair(rank_history=300, history=300)
+    xs = _series(1000)
+    fast.score_many(xs[:600])
+    fast.learn_one(float(xs[600]))  # a learn still pending inside the compiled state
+    copy = pickle.loads(pickle.dumps(fast))  # noqa: S301 - round-tripping our own object
+    np.testing.assert_array_equal(copy.score_many(xs[601:]), fast.score_many(xs[601:]))
+
+
+def test_bad_values_never_crash_or_give_nan() -> None:
+    fast, _ = _pair(rank_history=100, history=100, min_history=20)
+    xs = np.array([math.nan, math.inf, -math.inf, 1e308, -1e308, 0.0] * 40 + [7.0] * 200)
+    scores = np.concatenate([fast.score_many(xs), _stream(fast, xs)])
+    assert np.all(np.isfinite(scores))
+    assert np.all((scores >= 0) & (scores <= 1))
+
+
+def test_unsupported_members_take_the_object_path() -> None:
+    assert not Ensemble(members=(CUSUM(), PageHinkley())).compiled
+
+
+def test_unknown_kernel_is_named() -> None:
+    with pytest.raises(InputError, match="kernel"):
+        Ensemble(kernel="gpu")
+
+
+def test_bench_detect_times_the_compiled_default_pipeline() -> None:
+    from typer.testing import CliRunner
+
+    from novacron.cli import app
+
+    res = CliRunner().invoke(app, ["bench", "detect", "--json", "--points", "3000", "--only", "ensemble,zscore"])
+    assert res.exit_code == 0, res.output
+    report = json.loads(res.output)
+    ensemble = report["detectors"]["ensemble"]
+    assert ensemble["compiled"] is True
+    assert ensemble["streaming_points_measured"] == ensemble["batch_points_measured"] == 3000
+    assert "compiled" not in report["detectors"]["zscore"]

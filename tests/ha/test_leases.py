@@ -1,0 +1,136 @@
+"""Shard leases on a FakeClock: expiry and take-over, fencing of a stale epoch, racing claims, drain."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable
+
+import pytest
+
+from novacron.clock import FakeClock
+from novacron.errors import ConfigError
+from novacron.healing.catalog import new_action
+from novacron.model import ActionKind, ActionStatus, TargetId
+from novacron.runtime.ha import HaMember
+from novacron.settings import HaSettings
+from novacron.store import leases, nodes
+from novacron.store.guard import GuardedStore
+from novacron.store.leases import FenceToken
+
+SETTINGS = HaSettings(lease_s=2.0, renew_s=0.25, shards=8, node_stale_s=2.0)
+TARGETS = [f"r{i}" for i in range(40)]
+
+Make = Callable[[str], HaMember]
+
+
+@pytest.fixture
+async def members(store_url: str) -> AsyncIterator[tuple[FakeClock, Make]]:
+    clock = FakeClock()
+    made: list[tuple[HaMember, GuardedStore]] = []
+
+    def make(node_id: str) -> HaMember:
+        store = GuardedStore.open(store_url)
+        m = HaMember(store, SETTINGS, node_id=node_id, clock=clock, remote_targets=TARGETS, version="t")
+        m.register()
+        made.append((m, store))
+        return m
+
+    yield clock, make
+    for m, store in made:
+        await m.stop()
+        store.close()
+
+
+async def _round(*ms: HaMember) -> None:
+    for m in ms:
+        await m.tick()
+
+
+async def test_shards_are_split_then_taken_over_when_a_lease_expires(members: tuple[FakeClock, Make]) -> None:
+    clock, make = members
+    a, b = make("a"), make("b")
+    await _round(a, b)
+    await _round(a, b)
+    assert set(a.shards) | set(b.shards) == set(range(SETTINGS.shards))
+    assert not set(a.shards) & set(b.shards)
+    assert a.shards
+    assert b.shards
+    a_had = dict(a.shards)
+    gained: list[str] = []
+    b.on_gained = gained.extend
+    clock.advance(SETTINGS.lease_s / 2)
+    await b.tick()  # a is silent (dead or paused), but its leases still run: nothing moves
+    assert set(b.shards).isdisjoint(a_had)
+    clock.advance(SETTINGS.lease_s)
+    await b.tick()
+    assert set(b.shards) == set(range(SETTINGS.shards))
+    assert all(b.shards[s] == a_had[s] + 1 for s in a_had), "a new holder raises the epoch"
+    assert sorted(gained) == sorted(t for t in TARGETS if leases.shard_of(t, SETTINGS.shards) in a_had)
+
+
+async def test_a_paused_node_woken_after_take_over_is_fenced(members: tuple[FakeClock, Make]) -> None:
+    clock, make = members
+    a, b = make("a"), make("b")
+    await _round(a, b, a, b)
+    target = next(t for t in TARGETS if a.owns(t))
+    first = new_action(ActionKind.RESTART, TargetId(target), key="k-before")
+    assert await a.claim(first, ActionStatus.PLANNED, now=clock.now()) == "claimed"
+    stale = FenceToken(
+        "a", a.incarnation, leases.shard_of(target, SETTINGS.shards), a.shards[leases.shard_of(target, 8)]
+    )
+    clock.advance(SETTINGS.lease_s + 0.1)  # a is paused past its lease
+    await b.tick()
+    assert b.owns(target)
+    # a wakes: before its next heartbeat it still believes in its old epoch
+    woke = new_action(ActionKind.RESTART, TargetId(target), key="k-after")
+    assert not a.owns(target)
+    assert await a.claim(woke, ActionStatus.PLANNED, now=clock.now()) == "fenced"
+    assert not await a.may_apply(first, now=clock.now())
+    # even with its old token forced through, the store refuses it in the transaction
+    now = clock.now()
+    assert (
+        await a._db.run(lambda c: leases.fenced_claim(c, stale, woke, ActionStatus.PLANNED, now=now, valid_until=now))
+        == "fenced"
+    )
+    assert not await a._db.run(lambda c: leases.fenced_status(c, stale, first.id, {"status": "verified"}))
+    assert a.fenced_refusals >= 2
+    await a.tick()  # its next heartbeat: it learns it holds nothing of b's
+    assert not a.owns(target)
+
+
+async def test_two_controllers_racing_for_one_key_apply_it_once(members: tuple[FakeClock, Make]) -> None:
+    clock, make = members
+    a, b = make("a"), make("b")
+    await _round(a, b, a, b)
+    target = next(t for t in TARGETS if a.owns(t))
+    action = new_action(ActionKind.RESTART, TargetId(target), key="one-key")
+    twin = new_action(ActionKind.RESTART, TargetId(target), key="one-key")
+    results = await asyncio.gather(
+        a.claim(action, ActionStatus.PLANNED, now=clock.now()),
+        a.claim(twin, ActionStatus.PLANNED, now=clock.now()),
+        b.claim(twin, ActionStatus.PLANNED, now=clock.now()),
+    )
+    assert sorted(results) == ["claimed", "fenced", "taken"]
+
+
+async def test_a_drained_node_hands_its_shards_over(members: tuple[FakeClock, Make]) -> None:
+    clock, make = members
+    a, b = make("a"), make("b")
+    await _round(a, b, a, b)
+    assert a.shards
+    await a._db.run(lambda c: nodes.mark(c, "a", "draining"))
+    clock.advance(SETTINGS.renew_s)
+    await _round(a, b)
+    assert a.state == "draining"
+    assert not a.shards
+    assert set(b.shards) == set(range(SETTINGS.shards))
+
+
+async def test_a_node_id_a_live_controller_holds_is_refused(members: tuple[FakeClock, Make]) -> None:
+    clock, make = members
+    a = make("a")
+    await a.tick()
+    with pytest.raises(ConfigError, match="node id 'a' is in use by a live controller"):
+        make("a")
+    clock.advance(SETTINGS.node_stale_s + 1)
+    make("a")  # the first one went quiet: its id may be taken again
