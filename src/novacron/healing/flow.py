@@ -125,7 +125,9 @@ class HealingFlow:
         are resumed; the others are taken over with their lease (:meth:`take_over`).
         """
         for incident in self.incidents.load_open():
-            if mine is not None and not mine(incident.target):
+            if mine is not None and incident.target in self.graph and not mine(incident.target):
+                # Another controller's target; an alert's about a target outside the fleet
+                # stays tracked here, so its resolution still finds it after a restart.
                 self.incidents.forget(incident.target)
                 continue
             if self.gate.is_quarantined(incident.target):
