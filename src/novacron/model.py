@@ -85,6 +85,7 @@ class ActionKind(enum.StrEnum):
     DEPLOY_PATCH = "deploy_patch"  # run a fix branch's build in place of the target's code
     OPEN_CIRCUIT = "open_circuit"  # route a failed service's traffic to its fallback
     CLOSE_CIRCUIT = "close_circuit"  # send traffic back to a recovered service
+    WAIT = "wait"  # touch nothing; verify that the target heals (e.g. once its upstream is back)
     # Traffic through a load-balancer frontend (actuators/haproxy.py).
     REROUTE = "reroute"  # set the servers' weights (move traffic between replicas or experiment arms)
     DRAIN = "drain"  # no new requests to a server; open ones finish

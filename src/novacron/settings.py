@@ -14,7 +14,16 @@ from pathlib import Path, PurePosixPath
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from novacron.errors import ConfigError
 from novacron.model import ActionKind, FaultKind, Priority, RiskLevel
@@ -37,6 +46,7 @@ __all__ = [
     "HaSettings",
     "HeartbeatCheck",
     "HttpCheck",
+    "LearningSpec",
     "MetricWatch",
     "MetricsSpec",
     "Policy",
@@ -46,6 +56,8 @@ __all__ = [
     "RunbookSource",
     "TargetSpec",
     "TcpCheck",
+    "TwinFaultAt",
+    "TwinSettings",
     "default_escalation",
     "load_spec",
     "parse_spec",
@@ -242,7 +254,8 @@ class ExperimentSpec(_Frozen):
 
 
 class TargetSpec(_Frozen):
-    """One supervised target: a local process (``kind: process``) or a remote endpoint (``kind: remote``).
+    """One supervised target: a local process (``kind: process``), a remote endpoint
+    (``kind: remote``) or a twin VM (``kind: sim``).
 
     A remote target has no process of its own: controllers probe it (HTTP/TCP checks) and
     act on it by POSTing the action to its ``action_url``. With several controllers on one
@@ -250,12 +263,16 @@ class TargetSpec(_Frozen):
     the controller whose node id is their ``host`` (default: every controller's own node).
 
     ``{port}`` and ``{replica}`` in the command, env values, URLs and ports are filled per
-    replica: replica *i* gets ``port + i``.
+    replica: replica *i* gets ``port + i``. A sim target has no command: the spec's ``twin``
+    block runs it, and its checks keep their timing (interval, timeout, failures) while the
+    twin answers them.
     """
 
     name: str = Field(pattern=r"^[a-z0-9]([a-z0-9_.-]{0,62})$")
-    kind: Literal["process", "remote"] = "process"
-    command: list[str] = Field(default_factory=list, description="The process to run (kind: process).")
+    kind: Literal["process", "remote", "sim"] = "process"
+    command: list[str] = Field(
+        default_factory=list, validate_default=True, description="The process to run (kind: process)."
+    )
     host: str | None = Field(
         None, min_length=1, max_length=128, description="kind: process: the node id that runs it (default: each node)."
     )
@@ -277,12 +294,19 @@ class TargetSpec(_Frozen):
     repair: RepairSpec | None = None
     frontend: FrontendSpec | None = None
 
+    @field_validator("command")
+    @classmethod
+    def _command_for_processes(cls, v: list[str], info: ValidationInfo) -> list[str]:
+        if info.data.get("kind", "process") == "process" and not v:
+            raise ValueError("a process target needs at least one argument")
+        return v
+
     @model_validator(mode="after")
     def _replica_bounds(self) -> TargetSpec:
-        if self.kind == "process" and not self.command:
-            raise ValueError("command: a process target needs a command")
         if self.kind == "remote" and (self.command or self.host is not None):
             raise ValueError("kind: a remote target has no command or host (any controller may own it)")
+        if self.kind == "sim" and self.replicas > 1:
+            raise ValueError("replicas: a sim target is one twin VM (replicas 0 or 1)")
         if self.replicas > self.max_replicas:
             raise ValueError(f"replicas ({self.replicas}) exceeds max_replicas ({self.max_replicas})")
         return self
@@ -373,6 +397,77 @@ class AgentsSpec(_Frozen):
     agents: dict[str, AgentSchedule] = Field(
         default_factory=dict, description="Per agent name; agents not named run with their defaults."
     )
+
+
+# -- the twin behind kind: sim targets -----------------------------------------------------
+TwinFaultName = Literal[
+    "crash", "hang", "leak", "disk_fill", "partition", "thermal_runaway", "noisy_neighbour", "host_failure",
+    "bad_config",
+]  # fmt: skip
+
+
+class TwinFaultAt(_Frozen):
+    """One fault the twin injects into a sim target ``at_s`` seconds after the run starts."""
+
+    at_s: float = Field(ge=0)
+    target: str = Field(min_length=1)
+    kind: TwinFaultName
+
+
+class TwinSettings(_Frozen):
+    """The digital twin that ``kind: sim`` targets run on, and how long its repairs take.
+
+    Durations are what a repair takes until the service answers again (``novacron twin``
+    measures them from a real fleet's store); ``faults`` and ``fault_rate_per_hour`` make
+    the twin fail on its own, as chaos would.
+    """
+
+    seed: int = 0
+    hosts: int | None = Field(None, ge=1, le=100_000, description="Twin hosts (default: one per sim target).")
+    dt_s: float = Field(0.05, gt=0, le=60, description="Step of the twin's physics.")
+    restart_s: float = Field(0.5, gt=0, le=3600, description="restart/start of a stopped VM until it serves.")
+    stop_s: float = Field(0.0, ge=0, le=3600, description="Stopping a running (or hung) VM before a restart.")
+    replace_s: float = Field(1.0, gt=0, le=3600, description="replace: a fresh VM on another host.")
+    cleanup_s: float = Field(0.5, gt=0, le=3600)
+    probe_latency_s: float | None = Field(
+        None, gt=0, le=60, description="A healthy target's answer time (default: the twin's physics)."
+    )
+    host_repair_s: float = Field(60.0, gt=0, le=86_400, description="A broken host handed back for repair.")
+    neighbours: int = Field(0, ge=0, le=100_000, description="Other tenants' VMs, one per host in turn.")
+    leak_gb_per_s: float = Field(0.01, gt=0, le=100, description="How fast a leak fault eats memory.")
+    faults: list[TwinFaultAt] = Field(default_factory=list)
+    fault_rate_per_hour: float = Field(0.0, ge=0, le=1_000_000)
+    fault_mix: dict[TwinFaultName, float] = Field(default_factory=dict, description="Default: crash and hang.")
+
+
+LearnerName = Literal["ladder", "bandit"]
+
+
+class LearningSpec(_Frozen):
+    """A remediation policy that learns which step heals which fault (off: the ladder).
+
+    With ``enabled`` the policy chooses every step of a healer among ``actions`` that the
+    safety gate allows without approval; ``learner: ladder`` keeps today's ladder but
+    records every decision, so a learner can be scored on them offline first.
+    """
+
+    enabled: bool = False
+    learner: LearnerName = "bandit"
+    actions: list[ActionKind] = Field(
+        default_factory=lambda: [ActionKind.RESTART, ActionKind.REPLACE, ActionKind.WAIT, ActionKind.CONFIG_ROLLBACK],
+        min_length=1,
+    )
+    explore: bool = Field(True, description="Thompson sampling; False: always the best estimate.")
+    seed: int | None = None
+    policy_name: str = Field("default", min_length=1, max_length=64, description="The stored policy to load.")
+    max_steps: int = Field(4, ge=1, le=20, description="Steps before a human is called.")
+
+    @field_validator("actions")
+    @classmethod
+    def _no_escalate(cls, v: list[ActionKind]) -> list[ActionKind]:
+        if ActionKind.ESCALATE in v:
+            raise ValueError("escalate is what follows the last step, not a step to learn")
+        return v
 
 
 _NAME = r"^[A-Za-z0-9]([A-Za-z0-9_.-]{0,62})$"
@@ -475,6 +570,8 @@ class FleetSpec(_Frozen):
     controller: ControllerSettings = Field(default_factory=ControllerSettings)
     targets: list[TargetSpec] = Field(default_factory=list)
     agents: AgentsSpec = Field(default_factory=AgentsSpec)
+    twin: TwinSettings | None = None
+    learning: LearningSpec = Field(default_factory=LearningSpec)
     # Self-optimisation: what `novacron tune` / `novacron evolve` search (see docs/tuning.md).
     tuning: TuningSpec | None = None
     notify: list[ChannelSpec] = Field(default_factory=list, description="Channels pages are sent to.")
@@ -544,6 +641,7 @@ class FleetSpec(_Frozen):
         cycle = _find_cycle({t.name: t.depends_on for t in self.targets})
         if cycle:
             raise ValueError("depends_on: dependency cycle " + " -> ".join(cycle))
+        _check_twin(self)
         return self
 
     @model_validator(mode="after")
@@ -557,6 +655,17 @@ class FleetSpec(_Frozen):
             if t.name == name:
                 return t
         raise KeyError(name)
+
+
+def _check_twin(spec: FleetSpec) -> None:
+    """Sim targets need a ``twin`` block, and its faults must name sim targets."""
+    sims = {t.name for t in spec.targets if t.kind == "sim"}
+    if sims and spec.twin is None:
+        raise ValueError("twin: required when a target has kind: sim")
+    if spec.twin is not None:
+        for i, fault in enumerate(spec.twin.faults):
+            if fault.target not in sims:
+                raise ValueError(f"twin.faults[{i}].target: {fault.target!r} is not a sim target")
 
 
 # -- cross-field checks of ports --------------------------------------------------------
@@ -629,6 +738,7 @@ def _errors(exc: ValidationError) -> Iterator[str]:
     for err in exc.errors():
         msg = str(err["msg"]).removeprefix("Value error, ")
         where = _loc(tuple(err["loc"]))
+        yield msg if msg.startswith(("targets[", "depends_on", "twin")) else f"{where}: {msg}"
         yield msg if msg.startswith(_OWN_PATHS) else f"{where}: {msg}"
 
 

@@ -39,6 +39,7 @@ class TargetSample:
     desired: int
     quarantined: bool
     healing: bool
+    quarantined_until: float | None = None  # wall-clock end of the quarantine in force
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,6 +74,11 @@ class FleetCollector(Collector):
             "healing": GaugeMetricFamily(
                 "novacron_target_healing", "1 while an action works on the target.", labels=["target"]
             ),
+            "until": GaugeMetricFamily(
+                "novacron_target_quarantined_until_seconds",
+                "When the target's flap quarantine ends (Unix time); only while it is quarantined.",
+                labels=["target"],
+            ),
         }
         restarts = CounterMetricFamily(
             "novacron_target_restarts", "Replica (re)starts after the first, by target.", labels=["target"]
@@ -83,6 +89,8 @@ class FleetCollector(Collector):
             families["desired"].add_metric([t.target], t.desired)
             families["quarantined"].add_metric([t.target], float(t.quarantined))
             families["healing"].add_metric([t.target], float(t.healing))
+            if t.quarantined_until is not None:
+                families["until"].add_metric([t.target], t.quarantined_until)
             restarts.add_metric([t.target], t.restarts)
         by_priority = GaugeMetricFamily(
             "novacron_open_incidents_by_priority", "Unresolved incidents by priority.", labels=["priority"]

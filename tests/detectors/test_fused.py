@@ -119,3 +119,12 @@ def test_bench_detect_times_the_compiled_default_pipeline() -> None:
     assert ensemble["compiled"] is True
     assert ensemble["streaming_points_measured"] == ensemble["batch_points_measured"] == 3000
     assert "compiled" not in report["detectors"]["zscore"]
+
+
+def test_controller_pipelines_keep_the_object_path() -> None:
+    from novacron.detectors.pipeline import default_pipeline
+
+    for kind in ("latency", "cpu", "generic"):
+        det = default_pipeline(kind).detector
+        assert isinstance(det, Ensemble)
+        assert not det.compiled

@@ -10,7 +10,14 @@ from scipy import stats
 
 from novacron.benchmarks.experiments_stats import aa, power_errors
 from novacron.experiments import ArmStats, CanaryPolicy, msprt, srm_check
-from novacron.experiments.fixed import chi_square, mann_whitney, sample_size, two_proportion_z, welch_t
+from novacron.experiments.fixed import (
+    chi_square,
+    mann_whitney,
+    sample_size,
+    two_proportion_z,
+    welch_t,
+    welch_t_from_stats,
+)
 from novacron.experiments.sequential import confidence_radius, log_mixture_ratio, tau_grid
 
 
@@ -128,3 +135,13 @@ def test_srm_check_flags_a_broken_split() -> None:
     assert not srm_check([30, 10], [50, 50]).mismatch  # too few requests for a verdict
     with pytest.raises(ValueError, match="same"):
         srm_check([1, 2], [1.0])
+
+
+def test_welch_from_stats_agrees_with_welch_on_samples() -> None:
+    rng = np.random.default_rng(4)
+    a, b = rng.normal(1.0, 0.2, 50), rng.normal(1.1, 0.3, 30)
+    ref = welch_t(a, b)
+    got = welch_t_from_stats(a.mean(), a.var(ddof=1), len(a), b.mean(), b.var(ddof=1), len(b))
+    assert got.statistic == pytest.approx(ref.statistic)
+    assert got.p_value == pytest.approx(ref.p_value)
+    assert welch_t_from_stats(1.0, 0.0, 10, 1.0, 0.0, 10).p_value == 1.0

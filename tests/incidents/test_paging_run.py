@@ -59,9 +59,14 @@ def _messages(rx: Receiver, event: str) -> list[tuple[dict[str, Any], dict[str, 
 
 
 def _escalated_at(tmp_path: Path, incident_id: str) -> float:
+    """When the incident first called for a human: escalated, or re-assessed to P0/P1."""
     store = Store.open(f"sqlite:///{tmp_path / 'n.db'}")
     try:
-        return next(e.time for e in store.timeline(incident_id) if e.kind == "escalated")
+        return next(
+            e.time
+            for e in store.timeline(incident_id)
+            if e.kind == "escalated" or (e.kind == "priority" and e.data.get("priority") in ("P0", "P1"))
+        )
     finally:
         store.close()
 

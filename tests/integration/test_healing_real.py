@@ -57,8 +57,14 @@ async def test_repeated_signals_are_one_incident(controller: Factory, ports: int
     assert len(incidents_of(c, "api")) == 1
 
 
-async def test_a_command_that_cannot_start_backs_off_and_escalates(controller: Factory, ports: int) -> None:
-    broken = http_service_target("broken", ports, command=["/nonexistent/novacron-service"])
+async def test_a_command_that_cannot_start_backs_off_and_escalates(
+    controller: Factory, ports: int, tmp_path: Path
+) -> None:
+    # The program exists (so the start-up check passes) but its interpreter does not: exec fails.
+    program = tmp_path / "service"
+    program.write_text("#!/nonexistent/interpreter\n")
+    program.chmod(0o755)
+    broken = http_service_target("broken", ports, command=[str(program)])
     c = await controller(fleet(broken, backoff={"base_s": 0.2, "cap_s": 1.0, "jitter": 0.0}))
     await eventually(lambda: bool(incidents_of(c, "broken")), what="start failure")
     inc = incidents_of(c, "broken")[0]

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from prometheus_client import generate_latest
 
 from novacron.demo.fleet import free_port_block
 from novacron.errors import InputError
@@ -89,6 +90,10 @@ async def test_a_faster_variant_is_promoted_as_a_new_spec_version(controller: Fa
     assert latest.source == "experiment fast"
     assert "--delay-ms" in latest.body
     assert out["codes"].get(200, 0) == sum(out["codes"].values())
+    text = generate_latest(c.metrics.registry).decode()
+    assert 'novacron_experiment_requests{arm="b",experiment="fast"}' in text
+    assert 'novacron_experiment_split{experiment="fast"} 100.0' in text
+    assert 'novacron_lb_requests_total{server="v_b",target="web"}' in text
 
 
 async def test_a_controller_restart_resumes_the_experiment_from_the_store(tmp_path: Path) -> None:
@@ -140,3 +145,18 @@ async def test_a_variant_that_does_not_start_leaves_haproxy_as_it_was(controller
     with pytest.raises(InputError, match="did not start"):
         await c.experiments.start(missing, who="op")
     assert await c.traffic.servers("web") == before
+
+
+async def test_a_broken_split_halts_the_experiment_and_sends_traffic_back(controller: Factory) -> None:
+    port, listen = free_port_block(3), free_port_block(1)
+    spec = fronted_fleet(port, listen, experiments=[experiment("split", min_samples=100000, max_samples=100000)])
+    c = await controller(spec)
+    assert c.traffic is not None
+    assert c.experiments is not None
+    # the variant's server is drained behind the experiment's back: its arm gets no traffic
+    drained = await c.traffic.command("set server be_web/v_b state drain")
+    assert drained.strip() == ""
+    out = await drive(c, f"http://127.0.0.1:{listen}/", "split", budget=2000)
+    assert out["phase"] == "halted", out
+    assert "sample-ratio mismatch" in out["reason"]
+    assert set(await c.traffic.servers("web")) == {"r0", "r1"}

@@ -64,6 +64,8 @@ class HaproxyActuator:
         self._reader: asyncio.Task[None] | None = None
         self._lock = asyncio.Lock()
         self.listeners: list[RequestListener] = []
+        # Per (target, server): requests, 5xx answers, summed seconds — read from the request log.
+        self.served: dict[tuple[str, str], list[float]] = {}
         self._targets = {f"be_{t.name}": t.name for t in spec.targets if t.frontend is not None}
 
     @property
@@ -151,8 +153,13 @@ class HaproxyActuator:
             code, seconds = int(status), max(0, int(total_ms)) / 1000.0
         except ValueError:
             return
+        target = self._targets[backend]
+        tally = self.served.setdefault((target, server), [0.0, 0.0, 0.0])
+        tally[0] += 1
+        tally[1] += code >= 500
+        tally[2] += seconds
         for listener in self.listeners:
-            listener(self._targets[backend], server, code, seconds)
+            listener(target, server, code, seconds)
 
     # -- runtime API -------------------------------------------------------------------
     async def command(self, line: str) -> str:

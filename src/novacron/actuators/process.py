@@ -127,13 +127,14 @@ class ProcessActuator:
         fleet_id: str = "",
     ) -> None:
         """``journal`` records every spawn durably; ``fleet_id`` marks every child's environment."""
-        self._specs = {t.name: t for t in spec.targets}
+        mine = [t for t in spec.targets if t.kind == "process"]  # sim targets belong to the twin
+        self._specs = {t.name: t for t in mine}
         self._clock = clock
         self._log_dir = log_dir
         self._listener = listener
         self._watcher = watcher or ExitWatcher()
-        self._replicas: dict[str, dict[int, _Replica]] = {t.name: {} for t in spec.targets}
-        self._desired = {t.name: t.replicas for t in spec.targets}
+        self._replicas: dict[str, dict[int, _Replica]] = {t.name: {} for t in mine}
+        self._desired = {t.name: t.replicas for t in mine}
         self._journal: SpawnJournal = journal or _NoJournal()
         self.fleet_id = fleet_id
         # Owner-only: replicas' output may carry secrets. Folders created here (the work
@@ -238,7 +239,12 @@ class ProcessActuator:
             ActionKind.DEPLOY_PATCH: self._do_config_rollback,  # a patched build is a new target spec (cwd)
             ActionKind.CONFIG_CHANGE: self._do_config_rollback,  # a tuned target spec: run it the same way
             ActionKind.CLEANUP: self._do_cleanup,
+            ActionKind.WAIT: self._do_wait,
         }
+
+    async def _do_wait(self, action: Action) -> str:
+        # Nothing to touch: the executor's verification is the wait (an upstream heals).
+        return "waited: nothing touched"
 
     def _selected(self, action: Action) -> list[int]:
         """The replicas an action names (default: all), each an index the target declares."""

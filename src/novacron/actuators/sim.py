@@ -8,7 +8,10 @@ the twin's remediations by what they mean for a service:
   it off a broken host (power, disk, network, heat), as a replacement pod or VM would;
   a host found broken is handed back for repair (the twin's host ``replace``), as a
   cloud's auto-repair would, so capacity returns;
-- ``cleanup`` → empty the host's disk and stop the runaway writer.
+- ``cleanup`` → empty the host's disk and stop the runaway writer;
+- ``config_rollback`` → restart the VM on its previous configuration (the sensor's bad
+  configuration is gone once the restart is done);
+- ``wait`` → touch nothing (the executor's verification watches the target heal).
 
 Every other kind is refused in the outcome (never raised). ``apply`` waits, on the
 injected clock, until the twin says the action is done, so the executor's verification
@@ -35,6 +38,7 @@ TWIN_ACTIONS = {
     ActionKind.START: TwinAction.RESTART,
     ActionKind.REPLACE: TwinAction.MIGRATE,
     ActionKind.CLEANUP: TwinAction.CLEANUP,
+    ActionKind.CONFIG_ROLLBACK: TwinAction.RESTART,
 }
 # Actions that take the VM's process down for their duration (the others act on its host).
 _STOPS_VM = frozenset({TwinAction.RESTART, TwinAction.MIGRATE})
@@ -53,16 +57,28 @@ class SimListener(Protocol):
 class SimActuator:
     """The actuator for ``sim://`` targets."""
 
-    def __init__(self, sim: Simulator, clock: Clock, sensor: SimSensor, *, listener: SimListener | None = None) -> None:
+    def __init__(
+        self,
+        sim: Simulator,
+        clock: Clock,
+        sensor: SimSensor,
+        *,
+        listener: SimListener | None = None,
+        stop_s: float = 0.0,
+    ) -> None:
+        """``stop_s``: how long stopping a running or hung VM takes before a restart or move."""
         self.sim = sim
         self._clock = clock
         self.sensor = sensor
         self._listener = listener
+        self.stop_s = stop_s
         self.applied: dict[str, int] = {}
 
     async def apply(self, action: Action) -> Outcome:
         """Carry out ``action`` on the twin; refusals and failures are reported, not raised."""
         started = self._clock.now()
+        if action.kind is ActionKind.WAIT and action.target in self.sensor.targets:
+            return Outcome(action.id, True, started, started, "waited: nothing touched")
         kind = TWIN_ACTIONS.get(action.kind)
         if kind is None:
             return Outcome(action.id, False, started, self._clock.now(), f"sim targets cannot {action.kind}")
@@ -73,6 +89,8 @@ class SimActuator:
             return Outcome(action.id, True, started, self._clock.now(), "already running")
         host_before = int(self.sim.state.vm_host[vm])
         stops = kind in _STOPS_VM
+        if stops and self.stop_s > 0 and self.sim.state.status[vm] in (VmStatus.UP, VmStatus.HUNG):
+            await self._clock.sleep(self.stop_s)  # a graceful stop (then a kill) of the running process
         if stops and self._listener is not None:
             self._listener.on_exited(action.target, 0, expected=True)
         if kind is TwinAction.MIGRATE and not self._host_ok(host_before):
@@ -80,6 +98,8 @@ class SimActuator:
         done = self.sim.apply_action(vm, kind)
         self.applied[kind.value] = self.applied.get(kind.value, 0) + 1
         await self._clock.sleep(max(0.0, done - self.sim.now))
+        if action.kind is ActionKind.CONFIG_ROLLBACK:
+            self.sensor.restore_config(action.target)
         if stops and self._listener is not None:
             self._listener.on_started(action.target, 0)
         host_after = int(self.sim.state.vm_host[vm])

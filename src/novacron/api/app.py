@@ -8,7 +8,15 @@ from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 from prometheus_client import CollectorRegistry
 
-from novacron.api import dashboard, routes_act, routes_agents, routes_experiments, routes_intake, routes_read
+from novacron.api import (
+    dashboard,
+    routes_act,
+    routes_agents,
+    routes_experiments,
+    routes_intake,
+    routes_learn,
+    routes_read,
+)
 from novacron.api.context import ApiContext
 from novacron.api.errors import BodyLimit, install_error_handlers
 from novacron.clock import Clock, MonotonicClock
@@ -54,7 +62,7 @@ def create_app(
     app.state.ctx = ctx
     install_error_handlers(app)
     # Intake first: route matching is in order, and intake is the hot path.
-    for module in (routes_intake, routes_read, routes_act, routes_agents, routes_experiments, dashboard):
+    for module in (routes_intake, routes_read, routes_act, routes_agents, routes_experiments, routes_learn, dashboard):
         app.include_router(module.router)
     app.add_middleware(BodyLimit, max_bytes=max_body_bytes)
 

@@ -252,7 +252,9 @@ _AGENT_ONLY = {
     ActionKind.PROMOTE.value,
     ActionKind.CONFIG_CHANGE.value,  # a tuned configuration, promoted by `novacron tune --promote`
 }
-assert set(get_args(ManualAction)) == {k.value for k in ActionKind} - {ActionKind.ESCALATE.value} - _AGENT_ONLY
+# escalate and wait are what automation does when it will not act itself: a human just acts.
+_POLICY_ONLY = {ActionKind.ESCALATE.value, ActionKind.WAIT.value}
+assert set(get_args(ManualAction)) == {k.value for k in ActionKind} - _POLICY_ONLY - _AGENT_ONLY
 
 
 _Replica = Annotated[StrictInt, Field(ge=0, le=_MAX_REPLICA)]

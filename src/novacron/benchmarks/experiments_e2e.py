@@ -11,6 +11,7 @@ once the replica is back, with no 5xx reaching a client.
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import signal
 import sys
@@ -25,6 +26,7 @@ import httpx
 from novacron.demo.fleet import free_port_block
 from novacron.runtime.controller import Controller
 from novacron.settings import FleetSpec
+from novacron.telemetry import configure_logging
 
 __all__ = ["bounded_load", "run_e2e_bench"]
 
@@ -196,6 +198,8 @@ async def _wait(pred: Any, haproxy: Any, timeout: float) -> float | None:
 def run_e2e_bench(*, budget: int = 20_000) -> dict[str, Any]:
     """The e2e and circuit figures (each experiment stops at its decision or after ``budget`` requests)."""
     settings = {"steps": [20, 50, 100], "mde": 1.0, "base_rate": 0.05, "min_samples": 200, "look_interval_s": 0.2}
+
+    configure_logging(level=logging.WARNING)  # the controllers' log goes to stderr: stdout is the one JSON object
 
     async def main() -> dict[str, Any]:
         with tempfile.TemporaryDirectory(prefix="novacron-bench-traffic-") as tmp:

@@ -10,6 +10,13 @@ service killed every few seconds) because it measures detection and repair, not 
 ``timeout_s``, the earlier rule) so both rules can be measured on the same machine;
 ``load=N`` keeps N busy-loop processes running for the whole run (both cores busy), where
 a false action on a slow-but-healthy service is most likely.
+
+``dependency`` kills the deepest dependency of the fleet (the target the most others
+depend on: the demo's database) while its dependents are checked on a path that calls
+it, so they fail too. MTTD and MTTR are the root's; beside them the result counts the
+incidents opened (``root_incidents`` should be 1, the rest ``linked_incidents``) and the
+automated actions taken on dependents while the root healed (``actions_on_dependents``,
+which root-cause handling keeps at 0).
 """
 
 from __future__ import annotations
@@ -27,6 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from novacron.demo.fleet import demo_spec, free_port_block
+from novacron.diagnosis.rootcause import dependents
 from novacron.errors import InputError
 from novacron.model import Incident, IncidentStatus
 from novacron.runtime.controller import Controller
@@ -37,9 +45,9 @@ from ._stats import percentiles
 
 __all__ = ["KINDS", "run_healing_bench"]
 
-KINDS = ("crash", "hang")
+KINDS = ("crash", "hang", "dependency")
 TIMEOUT_RULES = ("adaptive", "fixed")
-_SIGNALS = {"crash": signal.SIGKILL, "hang": signal.SIGSTOP}
+_SIGNALS = {"crash": signal.SIGKILL, "hang": signal.SIGSTOP, "dependency": signal.SIGKILL}
 _PER_FAULT_TIMEOUT_S = 15.0
 
 
@@ -51,6 +59,9 @@ class _Tally:
     detected: int = 0
     healed: int = 0
     matched: set[str] = field(default_factory=set)
+    root_incidents: int = 0
+    linked_incidents: int = 0
+    actions_on_dependents: int = 0
 
 
 def _bench_policy(policy: Policy) -> Policy:
@@ -70,9 +81,11 @@ def _with_timeouts(spec: FleetSpec, rule: str) -> FleetSpec:
     return spec.model_copy(update={"targets": targets})
 
 
-def _prepare(spec: FleetSpec | None, target: str | None, workdir: Path, timeouts: str) -> tuple[FleetSpec, list[str]]:
+def _prepare(
+    spec: FleetSpec | None, target: str | None, workdir: Path, timeouts: str, *, deep: bool = False
+) -> tuple[FleetSpec, list[str]]:
     if spec is None:
-        spec = demo_spec(free_port_block(10), workdir)
+        spec = demo_spec(free_port_block(10), workdir, deep_checks=deep)
         names = [t.name for t in spec.targets]
     else:
         names = [t.name for t in spec.targets]
@@ -125,6 +138,36 @@ async def _inject_one(controller: Controller, target: str, kind: str, tally: _Ta
         tally.mttr[kind].append(resolved.resolved_at - injected_at)
 
 
+def deepest_dependency(spec: FleetSpec) -> str:
+    """The target the most others depend on (transitively); ties go to the first in the spec."""
+    graph = {t.name: t.depends_on for t in spec.targets}
+    return max(graph, key=lambda name: len(dependents(name, graph)))
+
+
+async def _inject_dependency(controller: Controller, root: str, tally: _Tally) -> None:
+    """Kill ``root`` under its dependents; time the root's repair and count what touched the dependents."""
+    graph = {t.name: t.depends_on for t in controller.spec.targets}
+    downstream = dependents(root, graph)
+    since = controller.clock.now()
+    await _inject_one(controller, root, "dependency", tally)
+    for name in sorted(downstream):  # dependents settle (re-verified, resolved) before the next fault
+        await _wait_ready(controller, name, _PER_FAULT_TIMEOUT_S)
+    for inc in controller.store.incidents(limit=10_000):
+        if inc.opened_at < since or inc.preventive:
+            continue
+        kinds = {e.kind: e for e in controller.store.timeline(inc.id)}
+        if "linked" in kinds and inc.target != root:
+            tally.linked_incidents += 1
+            tally.matched.add(inc.id)
+        elif inc.target == root:
+            tally.root_incidents += 1
+    tally.actions_on_dependents += sum(
+        1
+        for rec in controller.store.actions(limit=1_000_000)
+        if rec.action.target in downstream and rec.created_at >= since and rec.action.requested_by == "controller"
+    )
+
+
 async def _await_incident(controller: Controller, target: str, since: float) -> Incident | None:
     loop = asyncio.get_running_loop()
     end = loop.time() + _PER_FAULT_TIMEOUT_S
@@ -170,14 +213,19 @@ def _unmatched_actions(controller: Controller, matched: set[str]) -> tuple[int, 
 async def _bench(spec: FleetSpec, names: list[str], faults: int, kinds: list[str], workdir: Path) -> dict[str, Any]:
     controller = Controller(spec, workdir=workdir, store_url=f"sqlite:///{workdir / 'bench.db'}", seed=7)
     tally = _Tally()
+    root = deepest_dependency(spec)
     await controller.start()
     try:
         for i in range(faults):
             target, kind = names[i % len(names)], kinds[(i // len(names)) % len(kinds)]
+            target = root if kind == "dependency" else target
             if not await _wait_ready(controller, target, _PER_FAULT_TIMEOUT_S):
                 continue
             await asyncio.sleep(0.3)  # let the probes settle into their normal rhythm
-            await _inject_one(controller, target, kind, tally)
+            if kind == "dependency":
+                await _inject_dependency(controller, target, tally)
+            else:
+                await _inject_one(controller, target, kind, tally)
         await controller.wait_idle(5.0)
         false_actions, preventive_actions = _unmatched_actions(controller, tally.matched)
         timeouts = sorted(controller.prober.timeouts().values())
@@ -197,6 +245,16 @@ async def _bench(spec: FleetSpec, names: list[str], faults: int, kinds: list[str
             "max": round(1000 * timeouts[-1], 1) if timeouts else None,
         },
         "targets": names,
+        **(
+            {
+                "dependency_root": root,
+                "root_incidents": tally.root_incidents,
+                "linked_incidents": tally.linked_incidents,
+                "actions_on_dependents": tally.actions_on_dependents,
+            }
+            if "dependency" in kinds
+            else {}
+        ),
     }
 
 
@@ -222,7 +280,7 @@ def run_healing_bench(
     workdir = Path(tempfile.mkdtemp(prefix="novacron-bench-"))
     with (workdir / "controller.log").open("w") as log, _busy_loops(load):
         configure_logging(stream=log)
-        full_spec, names = _prepare(spec, target, workdir, timeouts)
+        full_spec, names = _prepare(spec, target, workdir, timeouts, deep="dependency" in kinds)
         result = asyncio.run(_bench(full_spec, names, faults, kinds, workdir))
         result["load_average_1m"] = round(os.getloadavg()[0], 2)
     result.update({"load": load, "timeouts": timeouts, "workdir": str(workdir)})

@@ -1,240 +1,204 @@
-"""Fidelity of the twin's demo-fleet model against real processes.
+"""``novacron bench twin-fidelity``: the twin's predicted MTTD/MTTR against a separate real run.
 
-The probe parameters are read from the demo fleet's own configuration (its health check's
-interval, timeout and failure threshold; the prober's expedited interval; the exit watch).
-The repair's pieces are measured inside the running fleet: *calibration* runs of the
-healing benchmark, one just before and one just after the compared run, are read back from
-the controller's store, and each incident's timeline gives first observation → fault
-record → action start → action end → verified. The model simulates the sum of those
-pieces (plus the wait for the first probe) and its median is compared with the median of
-a *separate* healing run; nothing is fitted to the run it is compared with. For contrast
-the closed-form model is also evaluated with the service's start-up measured in isolation
-(exec → first ``200``, SIGTERM → exit).
+1. *Calibration*: the real demo fleet under the real controller takes crash and hang
+   faults in two runs, one before and one after the compared run; their stores give the
+   repair timings (:func:`~novacron.runtime.twinspec.measure_timings`).
+2. *Twin*: :func:`~novacron.runtime.twinspec.twin_of` turns the demo spec into sim targets
+   with those timings, and the same :class:`~novacron.runtime.controller.Controller`
+   runs it on the twin's :class:`~novacron.twin.sim.Simulator` under simulated time, taking
+   crash, hang and dependency faults: the prediction.
+3. *Compared run*: a separate real run takes the same fault plan; nothing of it
+   enters the twin. The result is the signed relative error of the predicted median
+   MTTR (and MTTD) per fault kind: ``(predicted − measured) / measured``.
 """
 
 from __future__ import annotations
 
-import itertools
+import asyncio
 import math
 import os
 import shutil
-from dataclasses import dataclass
+import statistics
+import sys
+import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from novacron.demo.fleet import demo_spec
+from novacron.benchmarks._stats import percentiles
+from novacron.demo.fleet import demo_spec, free_port_block
 from novacron.errors import InputError
-from novacron.sensors.probes import EXPEDITED_INTERVAL_S
-from novacron.settings import HttpCheck
+from novacron.runtime.controller import Controller
+from novacron.runtime.faultrun import FaultPlan, FaultTimes, process_injector, run_plan, twin_injector
+from novacron.runtime.simloop import run_simulated
+from novacron.runtime.twinfleet import build_twin_simulator
+from novacron.runtime.twinspec import TwinTimings, measure_timings, twin_of
+from novacron.settings import FleetSpec, HttpCheck, TargetSpec
 from novacron.store import Store
-from novacron.twin.fidelity import DemoFleetParams, RepairSamples, predict_mttx, simulate_repair, summarise
+from novacron.telemetry import configure_logging
+from novacron.twin.clock import SimClock
 
-from ._stats import percentiles
+__all__ = ["TARGET_RELATIVE_ERROR", "fault_plan", "run_fidelity_bench"]
 
-__all__ = [
-    "CalibrationRun",
-    "calibrate",
-    "calibration_run",
-    "compare_in_fleet",
-    "compare_with_bench",
-    "demo_fleet_params",
-    "repair_pieces",
-    "run_fidelity_bench",
-]
-
-_KINDS = ("crash", "hang")
-_PIECES = ("record_s", "decision_s", "apply_s", "verify_s")
 TARGET_RELATIVE_ERROR = 0.2
-
-# Store commits between a fault and its action (incident, fault, timeline lines, diagnosis,
-# status, audit, action claim) and after verification, ~0.12 ms each on SQLite in WAL mode,
-# plus a structured log line per timeline event: about five milliseconds in all.
-DECISION_S = 0.005
+_LEAVES = ("gateway", "worker")  # nothing depends on them: a crash there measures one repair
+_DEPENDENTS = ("auth", "catalog", "worker")  # each depends on db alone
+_UPSTREAM = "db"
 
 
-def demo_fleet_params(startup: dict[str, Any]) -> DemoFleetParams:
-    """The model's parameters from the demo spec and a ``measure_startup`` result."""
-    spec = demo_spec(20_000, Path("novacron-demo"))
-    checks = [c for t in spec.targets for c in t.checks if isinstance(c, HttpCheck)]
-    if not checks:
-        raise InputError("the demo fleet has no HTTP check", where="demo_spec")
-    check = checks[0]
-    try:
-        start_ms = float(startup["exec_to_first_200_ms"]["p50"])
-        stop_ms = float(startup["sigterm_to_exit_ms"]["p50"])
-    except (KeyError, TypeError, ValueError) as exc:
-        raise InputError(f"not a measure_startup result: {exc}", where="startup") from exc
-    return DemoFleetParams(
-        probe_interval_s=check.interval_s,
-        probe_timeout_s=check.timeout_s,
-        failure_threshold=check.failures,
-        success_threshold=1,
-        exit_watch=True,  # the process actuator watches every child through a pidfd
-        exit_poll_s=0.0,
-        decision_s=DECISION_S,
-        stop_s=stop_ms / 1000.0,
-        start_s=start_ms / 1000.0,
-        verify_interval_s=EXPEDITED_INTERVAL_S,
-    )
+def fault_plan(per_kind: int, kinds: tuple[str, ...] = ("crash", "hang", "dependency")) -> list[FaultPlan]:
+    """``per_kind`` faults of each kind, interleaved in blocks so load drift hits every kind alike."""
+    plans: list[FaultPlan] = []
+    for i in range(per_kind):
+        for kind in kinds:
+            if kind == "dependency":
+                target = _DEPENDENTS[i % len(_DEPENDENTS)]
+                plans.append(FaultPlan(kind, target, _UPSTREAM))
+            else:
+                target = _LEAVES[i % len(_LEAVES)]
+                plans.append(FaultPlan(kind, target, target))
+    return plans
 
 
-def compare_with_bench(params: DemoFleetParams, healing: dict[str, Any]) -> dict[str, Any]:
-    """Predicted (mean) vs measured (p50) MTTD and MTTR per kind, with absolute and relative error."""
-    rows: dict[str, Any] = {}
-    for kind in ("crash", "hang"):
-        if kind not in healing.get("mttr_ms", {}):
-            continue
-        mttd, mttr = predict_mttx(kind, params)
-        row: dict[str, Any] = {}
-        for name, predicted in (("mttd", mttd), ("mttr", mttr)):
-            measured = float(healing[f"{name}_ms"][kind]["p50"])
-            pred_ms = round(predicted * 1000, 1)
-            row[name] = {
-                "predicted_ms": pred_ms,
-                "measured_p50_ms": measured,
-                "error_ms": round(pred_ms - measured, 1),
-                "relative_error": round((pred_ms - measured) / measured, 3) if measured > 0 else None,
-            }
-        rows[kind] = row
-    return rows
+def _through_upstreams(t: TargetSpec) -> TargetSpec:
+    """Probe a dependent service's ``/`` (which calls its upstreams) rather than ``/health``.
 
-
-def repair_pieces(store: Store, kind: str) -> dict[str, list[float]]:
-    """Per-incident durations of ``kind``'s repairs, from the store's incidents and timelines.
-
-    Only resolved, non-preventive incidents healed by exactly one action count: the
-    scenario the model describes (one restart, verified).
+    The demo's ``/health`` answers for the service alone, so an upstream outage would be
+    invisible to the controller; ``/`` fails with it (502, or no answer while it hangs),
+    which is what the twin's sim targets model.
     """
-    pieces: dict[str, list[float]] = {name: [] for name in _PIECES}
-    for inc in store.incidents(limit=1_000_000):
-        if inc.kind.value != kind or inc.preventive or inc.resolved_at is None:
-            continue
-        events = store.timeline(inc.id)
-        started = [e.time for e in events if e.kind == "action_started"]
-        finished = [e.time for e in events if e.kind == "action_finished"]
-        if len(started) != 1 or len(finished) != 1:
-            continue
-        # ``since`` is when the first observation that saw the fault began (the exit for a crash).
-        marks = (inc.since, inc.opened_at, started[0], finished[0], inc.resolved_at)
-        for name, (a, b) in zip(_PIECES, itertools.pairwise(marks), strict=True):
-            pieces[name].append(max(0.0, b - a))
-    return pieces
+    if not t.depends_on:
+        return t
+    checks = [
+        c.model_copy(update={"url": c.url.removesuffix("/health") + "/"}) if isinstance(c, HttpCheck) else c
+        for c in t.checks
+    ]
+    return t.model_copy(update={"checks": checks})
 
 
-def _samples(pieces: dict[str, list[float]], notice_s: float) -> RepairSamples:
-    record, decision, apply, verify = (tuple(pieces[name]) for name in _PIECES)
-    return RepairSamples(record, decision, apply, verify, notice_s=notice_s)
+def _bench_spec(workdir: Path) -> FleetSpec:
+    spec = demo_spec(free_port_block(10), workdir)
+    # Faults come every second or so: the flap and rate rails would rightly stop healing.
+    flap = spec.policy.flap.model_copy(update={"threshold": 1_000_000})
+    policy = spec.policy.model_copy(update={"flap": flap, "max_actions_per_target_per_hour": 1_000_000})
+    return spec.model_copy(update={"policy": policy, "targets": [_through_upstreams(t) for t in spec.targets]})
 
 
-@dataclass(frozen=True, slots=True)
-class CalibrationRun:
-    """The repair pieces of one calibration run of the healing benchmark."""
-
-    pieces: dict[str, dict[str, list[float]]]  # kind → piece name → seconds per incident
-    notice_s: float  # the run's crash MTTD median: fault → exit seen
-    injected: int
-    healed: int
-    # The run's own MTTR medians per kind: reported as the run-to-run noise floor, never modelled.
-    mttr_p50_ms: dict[str, float]
-
-
-def calibration_run(faults: int) -> CalibrationRun:
-    """Run the healing benchmark once and read each kind's repair pieces from its store."""
-    from novacron.benchmarks.healing import run_healing_bench
-
-    run = run_healing_bench(faults=faults, kinds=list(_KINDS))
-    workdir = Path(run.pop("workdir"))
-    store = Store.open(f"sqlite:///{workdir / 'bench.db'}")
+async def _real(spec: FleetSpec, workdir: Path, plans: list[FaultPlan]) -> tuple[FaultTimes, float]:
+    controller = Controller(spec, workdir=workdir, store_url=f"sqlite:///{workdir / 'bench.db'}", seed=7)
+    await controller.start()
     try:
-        pieces = {kind: repair_pieces(store, kind) for kind in _KINDS}
+        times = await run_plan(controller, process_injector(controller), plans)
+        return times, statistics.median(controller.prober.timeouts().values())
     finally:
-        store.close()
+        await controller.stop()
+
+
+def real_run(plans: list[FaultPlan], *, keep_store: bool = False) -> tuple[FaultTimes, float, Path]:
+    """The plan on the real demo fleet: its times, the median learned probe timeout, its workdir."""
+    workdir = Path(tempfile.mkdtemp(prefix="novacron-fidelity-"))
+    times, timeout = asyncio.run(_real(_bench_spec(workdir), workdir, plans))
+    if not keep_store:
         shutil.rmtree(workdir, ignore_errors=True)
-    notice_ms = float(run["mttd_ms"]["crash"]["p50"])
-    notice_s = notice_ms / 1000.0 if math.isfinite(notice_ms) else 0.0
-    medians = {kind: float(run["mttr_ms"][kind]["p50"]) for kind in _KINDS}
-    return CalibrationRun(pieces, notice_s, int(run["injected"]), int(run["healed"]), medians)
+    return times, timeout, workdir
 
 
-def calibrate(runs: list[CalibrationRun]) -> tuple[dict[str, RepairSamples], dict[str, Any]]:
-    """Pool calibration runs into samples per kind, with a JSON-ready summary (ms)."""
-    if not runs:
-        raise InputError("at least one calibration run is needed", where="runs")
-    pooled = {kind: {name: [v for r in runs for v in r.pieces[kind][name]] for name in _PIECES} for kind in _KINDS}
-    notice_s = sum(r.notice_s for r in runs) / len(runs)
-    samples = {kind: _samples(pooled[kind], notice_s if kind == "crash" else 0.0) for kind in _KINDS}
-    summary = {
-        "runs": len(runs),
-        "injected": sum(r.injected for r in runs),
-        "healed": sum(r.healed for r in runs),
-        "crash_exit_notice_ms": round(notice_s * 1000, 2),
-        "runs_mttr_p50_ms": {kind: [r.mttr_p50_ms[kind] for r in runs] for kind in _KINDS},
-        "pieces_ms": {
-            kind: {"n": len(pooled[kind]["verify_s"])}
-            | {name.removesuffix("_s"): percentiles(pooled[kind][name], scale=1000) for name in _PIECES}
-            for kind in _KINDS
-        },
-    }
-    return samples, summary
+def twin_run(spec: FleetSpec, plans: list[FaultPlan]) -> FaultTimes:
+    """The plan on the twin of ``spec``, through the real controller, in simulated time."""
+    sim = build_twin_simulator(spec)
+    clock = SimClock(sim)
+
+    workdir = Path(tempfile.mkdtemp(prefix="novacron-twin-"))
+
+    async def main() -> FaultTimes:
+        controller = Controller(spec, clock=clock, twin=sim, seed=7, workdir=workdir)
+        await controller.start()
+        try:
+            return await run_plan(controller, twin_injector(controller), plans)
+        finally:
+            await controller.stop()
+
+    try:
+        return run_simulated(main(), clock)
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
 
 
-def compare_in_fleet(
-    params: DemoFleetParams, samples: dict[str, RepairSamples], healing: dict[str, Any], *, seed: int = 0
-) -> dict[str, Any]:
-    """Simulated (from calibrated pieces) vs measured MTTD and MTTR percentiles per kind."""
-    rows: dict[str, Any] = {}
-    for kind, kind_samples in samples.items():
-        if kind not in healing.get("mttr_ms", {}):
-            continue
-        ttd, ttr = simulate_repair(kind, params, kind_samples, seed=seed)
-        row: dict[str, Any] = {}
-        for name, simulated in (("mttd", ttd), ("mttr", ttr)):
-            predicted, measured = summarise(simulated), healing[f"{name}_ms"][kind]
-            row[name] = {"predicted_ms": predicted, "measured_ms": measured} | _errors(predicted, measured)
-        rows[kind] = row
-    return rows
+def _calibrate(per_kind: int, compared: Callable[[], FaultTimes]) -> tuple[TwinTimings, FaultTimes]:
+    """Calibration runs before and after the compared run; timings from their stores, pooled.
 
-
-def _errors(predicted: dict[str, float], measured: dict[str, float]) -> dict[str, Any]:
-    def rel(q: str) -> float | None:
-        m = float(measured[q])
-        return round((predicted[q] - m) / m, 3) if m > 0 and math.isfinite(m) else None
-
-    p50 = rel("p50")
-    return {
-        "p50_error_ms": round(predicted["p50"] - float(measured["p50"]), 1),
-        "relative_error_p50": p50,
-        "relative_error_p95": rel("p95"),
-        "within_target": None if p50 is None else abs(p50) <= TARGET_RELATIVE_ERROR,
-    }
-
-
-def run_fidelity_bench(*, faults: int = 20, startup_runs: int = 20, calibration_faults: int = 32) -> dict[str, Any]:
-    """Calibrate on healing runs before and after a separate healing run, predict it, compare.
-
-    The calibration brackets the compared run in time (one run before, one after, pooled)
-    so a drift in the machine's load between them biases the parameters less; no number
-    from the compared run enters the model.
+    Bracketing the compared run in time makes a drift of the machine's load between the
+    runs bias the timings less; nothing of the compared run enters them. The probe answer
+    time comes from the calibration runs' probers: the adaptive timeout is ``3 × p99`` of
+    the answers seen (``detectors/latency.py``), so a third of the learned timeout is the
+    answer time that makes the twin's prober learn the same timeout.
     """
-    from novacron.benchmarks.healing import run_healing_bench
-    from novacron.demo.startup import measure_startup
+    plan = fault_plan(max(1, per_kind // 2), ("crash", "hang"))
+    _t1, timeout_before, before = real_run(plan, keep_store=True)
+    measured = compared()
+    _t2, timeout_after, after = real_run(plan, keep_store=True)
+    stores = [Store.open(f"sqlite:///{d / 'bench.db'}") for d in (before, after)]
+    try:
+        latency = round((timeout_before + timeout_after) / 6.0, 5)
+        timings = measure_timings(*stores, probe_latency_s=latency)
+    finally:
+        for store in stores:
+            store.close()
+        for d in (before, after):
+            shutil.rmtree(d, ignore_errors=True)
+    return timings, measured
 
-    if calibration_faults < 1:
-        raise InputError("must be >= 1", where="calibration_faults")
-    load_before = os.getloadavg()
-    startup = measure_startup(startup_runs)
-    params = demo_fleet_params(startup)
-    before = calibration_run(calibration_faults)
-    healing = run_healing_bench(faults=faults, kinds=list(_KINDS))
-    shutil.rmtree(healing.pop("workdir"), ignore_errors=True)
-    after = calibration_run(calibration_faults)
-    samples, calibration = calibrate([before, after])
+
+def _rel(predicted: float, measured: float) -> float | None:
+    if not (math.isfinite(predicted) and math.isfinite(measured)) or measured <= 0:
+        return None
+    return round((predicted - measured) / measured, 3)
+
+
+def compare(predicted: FaultTimes, measured: FaultTimes, kinds: tuple[str, ...]) -> dict[str, Any]:
+    """Per kind: predicted and measured MTTD/MTTR percentiles (ms) and the signed relative p50 error."""
+    out: dict[str, Any] = {"mttr_error": {}, "mttd_error": {}, "kinds": {}}
+    for kind in kinds:
+        row: dict[str, Any] = {}
+        for name in ("mttd", "mttr"):
+            p = percentiles(getattr(predicted, name).get(kind, []), scale=1000)
+            m = percentiles(getattr(measured, name).get(kind, []), scale=1000)
+            row[name] = {"predicted_ms": p, "measured_ms": m}
+            out[f"{name}_error"][kind] = _rel(p["p50"], m["p50"])
+        out["kinds"][kind] = row
+    out["within_target"] = {k: v is not None and abs(v) <= TARGET_RELATIVE_ERROR for k, v in out["mttr_error"].items()}
+    return out
+
+
+def run_fidelity_bench(*, faults: int = 24, calibration_faults: int = 16, twin_faults: int = 200) -> dict[str, Any]:
+    """Calibrate on one real run, predict with the twin, compare with another real run.
+
+    ``faults`` is per kind in the compared real run, ``calibration_faults`` per kind over
+    the two calibration runs; ``twin_faults`` per kind on the twin (simulated time: cheap,
+    and a tighter prediction).
+    """
+    if min(faults, calibration_faults, twin_faults) < 1:
+        raise InputError("must be >= 1", where="--faults/--calibration-faults/--twin-faults")
+    kinds = ("crash", "hang", "dependency")
+    load_before = os.getloadavg()[0]
+    with tempfile.TemporaryDirectory(prefix="novacron-fidelity-log-") as logdir:
+        with (Path(logdir) / "controller.log").open("w") as log:
+            configure_logging(stream=log)
+            timings, measured = _calibrate(calibration_faults, lambda: real_run(fault_plan(faults, kinds))[0])
+            demo = _bench_spec(Path(logdir) / "twin")
+            predicted = twin_run(twin_of(demo, timings, store_url="sqlite:///:memory:"), fault_plan(twin_faults, kinds))
+        configure_logging(stream=sys.stderr)
     return {
-        "params": {name: getattr(params, name) for name in params.__dataclass_fields__},
-        "startup_isolated": startup,
-        "calibration": calibration,
-        "healing": healing,
-        "comparison": compare_in_fleet(params, samples, healing),
-        "comparison_formula_isolated_start": compare_with_bench(params, healing),
-        "load_avg_1m": {"before": round(load_before[0], 2), "after": round(os.getloadavg()[0], 2)},
+        "timings": {
+            "restart_s": timings.restart_s,
+            "stop_s": timings.stop_s,
+            "replace_s": timings.replace_s,
+            "probe_latency_s": timings.probe_latency_s,
+            "samples": timings.samples,
+        },
+        "twin": {"injected": predicted.injected, "healed": predicted.healed},
+        "real": {"injected": measured.injected, "healed": measured.healed},
+        **compare(predicted, measured, kinds),
+        "target_relative_error": TARGET_RELATIVE_ERROR,
+        "load_avg_1m": {"before": round(load_before, 2), "after": round(os.getloadavg()[0], 2)},
     }

@@ -19,6 +19,7 @@ from novacron.cli import (  # noqa: F401  (imported for their command registrati
     experiments,
     fix,
     forecast,
+    learn,
     nab,
     node,
     operate,

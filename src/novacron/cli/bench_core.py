@@ -14,7 +14,7 @@ from novacron.cli._app import bench_app
 @bench_app.command("healing")
 def bench_healing(
     faults: Annotated[int, typer.Option("--faults", min=1, help="Faults to inject.")] = 40,
-    kinds: Annotated[str, typer.Option("--kinds", help="Comma-separated: crash,hang.")] = "crash,hang",
+    kinds: Annotated[str, typer.Option("--kinds", help="Comma-separated: crash,hang,dependency.")] = "crash,hang",
     config: Annotated[Path | None, typer.Option("--config", "-c", help="Your own fleet spec.")] = None,
     target: Annotated[str | None, typer.Option("--target", help="With -c: the target to inject into.")] = None,
     load: Annotated[int, typer.Option("--load", help="Busy-loop processes kept running during the bench.")] = 0,

@@ -33,14 +33,21 @@ def validate(
     from novacron.clock import MonotonicClock
     from novacron.healing.metricfaults import MetricJudge
     from novacron.incidents.paging import build_channels
+    from novacron.incidents.runbooks.sources import load_sources
+    from novacron.runtime.preflight import check_binaries, held_ports
     from novacron.settings import load_spec
 
     spec = load_spec(config)
     build_channels(spec.notify, os.environ)  # every channel's secret is in the environment
     MetricJudge(spec, MonotonicClock(), lambda _fault: None)  # builds every detector, as `run` does
+    check_binaries(spec)
+    books = load_sources(spec.runbooks, config.resolve().parent)
+    for held in held_ports(spec):  # a running fleet holds its own ports: said, not refused
+        console().print(f"[yellow]note[/]: {held}", highlight=False)
     console().print(
         f"[green]valid[/]: {spec.name} — {len(spec.targets)} target(s), "
-        f"blast radius {spec.policy.blast_radius:.0%}, dry_run={spec.policy.dry_run}"
+        f"blast radius {spec.policy.blast_radius:.0%}, dry_run={spec.policy.dry_run}, "
+        f"{len(spec.notify)} channel(s), {len(books)} runbook(s)"
     )
 
 

@@ -134,9 +134,12 @@ def _print(report: object) -> None:
         if t.last_fault is not None:
             fault = f"{escape(t.last_fault.detail)} ({duration(t.last_fault.ago_s)} ago)"
         incident = f"{t.incident} {t.incident_status} {t.incident_priority}" if t.incident else "-"
+        state = t.state
+        if t.quarantined_until is not None:
+            state += f" until {time.strftime('%H:%M:%S', time.localtime(t.quarantined_until))}"
         table.add_row(
             t.name,
-            f"[{colour}]{t.state}[/]",
+            f"[{colour}]{state}[/]",
             ",".join(map(str, t.pids)) or "-",
             duration(t.uptime_s),
             str(t.restarts),

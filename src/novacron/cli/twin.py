@@ -301,19 +301,19 @@ def what_if_cmd(
 
 @bench_app.command("twin-fidelity")
 def bench_twin_fidelity(
-    faults: Annotated[int, typer.Option("--faults", help="Faults injected into the compared healing run.")] = 64,
+    faults: Annotated[int, typer.Option("--faults", help="Faults per kind in the compared real run.")] = 24,
     calibration_faults: Annotated[
-        int, typer.Option("--calibration-faults", help="Faults in each of the two calibration runs.")
-    ] = 32,
-    startup_runs: Annotated[int, typer.Option("--startup-runs", help="Demo service start/stop samples.")] = 20,
+        int, typer.Option("--calibration-faults", help="Faults per kind in the calibration run (crash, hang).")
+    ] = 16,
+    twin_faults: Annotated[int, typer.Option("--twin-faults", help="Faults per kind on the twin.")] = 200,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON (always JSON).")] = True,
 ) -> None:
-    """Twin vs real processes: the demo-fleet model's MTTD/MTTR against `bench healing`."""
+    """The twin's predicted MTTD/MTTR per fault kind against a separate real run of the demo fleet."""
     from novacron.benchmarks.twin_fidelity import run_fidelity_bench
 
-    if faults < 1 or startup_runs < 1 or calibration_faults < 1:
-        raise InputError("must be >= 1", where="--faults/--calibration-faults/--startup-runs")
-    result = run_fidelity_bench(faults=faults, startup_runs=startup_runs, calibration_faults=calibration_faults)
+    if min(faults, calibration_faults, twin_faults) < 1:
+        raise InputError("must be >= 1", where="--faults/--calibration-faults/--twin-faults")
+    result = run_fidelity_bench(faults=faults, calibration_faults=calibration_faults, twin_faults=twin_faults)
     print(json.dumps(result, indent=None if as_json else 2))
 
 

@@ -78,6 +78,7 @@ class _Limits:
     fill_mb_per_s: float
     scratch_limit_mb: float
     gc_sawtooth: bool
+    deep_checks: bool = False
 
 
 _TOPOLOGY = (
@@ -105,6 +106,7 @@ def demo_spec(
     fill_mb_per_s: float = 1.6,
     scratch_limit_mb: float = 96.0,
     gc_sawtooth: bool = False,
+    deep_checks: bool = False,
 ) -> FleetSpec:
     """The demo fleet on ports ``base_port .. base_port + 7``, its files under ``workdir``.
 
@@ -114,10 +116,12 @@ def demo_spec(
     Heartbeats (from ``worker``) are sent only when ``heartbeat_udp_port`` is given.
     With ``gc_sawtooth`` ``catalog`` grows 24 MB over 30 s and frees it, again and again:
     memory that climbs but is no leak, the case a leak forecast must leave alone.
+    With ``deep_checks`` a service with upstreams is checked on ``/`` (which calls each
+    upstream's ``/health``), so it fails while a dependency is down, as real services do.
     """
     workdir = workdir.resolve()
     ports = {svc.name: base_port + i for i, svc in enumerate(_TOPOLOGY)}
-    limits = _Limits(leak_mb_per_s, memory_limit_mb, fill_mb_per_s, scratch_limit_mb, gc_sawtooth)
+    limits = _Limits(leak_mb_per_s, memory_limit_mb, fill_mb_per_s, scratch_limit_mb, gc_sawtooth, deep_checks)
     targets = [_target(svc, ports, workdir, limits, heartbeat_udp_port) for svc in _TOPOLOGY]
     policy = Policy(
         # Chaos hits the same few services again and again; rates are generous so the
@@ -155,7 +159,12 @@ def _target(
     checks: list[CheckSpec] = [
         # 100 ms probes and a 250 ms timeout catch a hang well inside a second; two
         # failures in a row keep one slow answer on a busy machine from causing an action.
-        HttpCheck(url=f"{url}/health", interval_s=0.1, timeout_s=0.25, failures=2)
+        HttpCheck(
+            url=f"{url}/{'' if limits.deep_checks and svc.upstreams else 'health'}",
+            interval_s=0.1,
+            timeout_s=0.25,
+            failures=2,
+        )
     ]
     if svc.role == "memory-leak":
         command += ["--leak-mb-per-s", str(limits.leak_mb_per_s)]

@@ -91,6 +91,7 @@ def general_ensemble(
     refractory: int = NAB_REFRACTORY,
     members: str = NAB_MEMBERS,
     rank_history: int = NAB_RANK_HISTORY,
+    kernel: str = "auto",
 ) -> Ensemble:
     """Robust z-score + seasonal residual + CUSUM, calibrated, combined, with the rank opinion."""
     return Ensemble(
@@ -98,7 +99,14 @@ def general_ensemble(
         alarm=alarm,
         refractory=refractory,
         rank_history=rank_history,
+        kernel=kernel,
     )
+
+
+# The controller's per-metric pipelines keep the object path: compiling the kernels on a
+# fresh install takes tens of seconds, which would stall the control loop at its first
+# scrape; a fleet spec can still ask for {"detector": "ensemble", ...} with kernel "auto".
+_OPS_KERNEL = "python"
 
 
 def _ops(detector: Ensemble) -> Decision:
@@ -112,13 +120,13 @@ def _latency(step_s: float) -> Decision:
         HoltWinters(period_daily=daily, period_weekly=weekly, side="up"),
         CUSUM(k=1.0, side="up"),
     )
-    return _ops(Ensemble(members=members, alarm=OPS_ALARM))
+    return _ops(Ensemble(members=members, alarm=OPS_ALARM, kernel=_OPS_KERNEL))
 
 
 def _resource_spin(step_s: float) -> Decision:
     # A runaway (CPU spin) is sustained: CUSUM accumulates it, the z-score catches jumps.
     members = (RobustZScore(side="up"), CUSUM(k=0.5, side="up"))
-    return _ops(Ensemble(members=members, alarm=OPS_ALARM))
+    return _ops(Ensemble(members=members, alarm=OPS_ALARM, kernel=_OPS_KERNEL))
 
 
 def _leak(step_s: float) -> Decision:
@@ -136,7 +144,7 @@ def _heartbeat(step_s: float) -> Decision:
 
 
 def _generic(step_s: float) -> Decision:
-    return _ops(general_ensemble(step_s, alarm=OPS_ALARM, refractory=0))
+    return _ops(general_ensemble(step_s, alarm=OPS_ALARM, refractory=0, kernel=_OPS_KERNEL))
 
 
 _FACTORIES = {

@@ -26,7 +26,7 @@ import enum
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from novacron.experiments.fixed import sample_size
+from novacron.experiments.fixed import chi_square, sample_size, welch_t_from_stats
 from novacron.experiments.sequential import SequentialResult, bernoulli_variance, msprt, tau_grid
 from novacron.experiments.srm import srm_check
 from novacron.experiments.tally import ArmWindow
@@ -189,6 +189,15 @@ def tests(policy: CanaryPolicy, baseline: ArmWindow, canary: ArmWindow) -> dict[
             alpha=policy.alpha,
         )
     return out
+
+
+def fixed_horizon_report(baseline: ArmWindow, canary: ArmWindow) -> dict[str, dict[str, Any]]:
+    """Fixed-horizon tests for the report (never for decisions): chi-square on errors, Welch t on latency."""
+    la, lb = baseline.latency, canary.latency
+    return {
+        "error_ratio": chi_square(baseline.errors, baseline.requests, canary.errors, canary.requests).to_json(),
+        "latency": welch_t_from_stats(la.mean, la.variance, la.n, lb.mean, lb.variance, lb.n).to_json(),
+    }
 
 
 def required_samples(policy: CanaryPolicy, baseline: ArmWindow, split: float) -> int:

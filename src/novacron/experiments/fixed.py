@@ -22,6 +22,7 @@ __all__ = [
     "sample_size",
     "two_proportion_z",
     "welch_t",
+    "welch_t_from_stats",
 ]
 
 
@@ -63,6 +64,14 @@ def welch_t(a: Any, b: Any) -> TestResult:
     if len(a) < 2 or len(b) < 2:
         return TestResult("welch_t", 0.0, 1.0)
     t, p = stats.ttest_ind(np.asarray(b, dtype=float), np.asarray(a, dtype=float), equal_var=False)
+    return TestResult("welch_t", float(np.nan_to_num(t)), float(np.nan_to_num(p, nan=1.0)))
+
+
+def welch_t_from_stats(mean_a: float, var_a: float, n_a: int, mean_b: float, var_b: float, n_b: int) -> TestResult:
+    """Welch's t-test of B against A from each arm's mean, variance and count (what a tally keeps)."""
+    if n_a < 2 or n_b < 2 or (var_a == 0 and var_b == 0):
+        return TestResult("welch_t", 0.0, 1.0)
+    t, p = stats.ttest_ind_from_stats(mean_b, var_b**0.5, n_b, mean_a, var_a**0.5, n_a, equal_var=False)
     return TestResult("welch_t", float(np.nan_to_num(t)), float(np.nan_to_num(p, nan=1.0)))
 
 

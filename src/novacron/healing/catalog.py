@@ -68,6 +68,9 @@ CATALOG: Mapping[ActionKind, ActionSpec] = {
         ActionSpec(ActionKind.CLEANUP, RiskLevel.LOW, None, Verification.HEALTHY, "empty a declared scratch path"),
         ActionSpec(ActionKind.ESCALATE, RiskLevel.LOW, None, Verification.NONE, "hand over to a human"),
         ActionSpec(
+            ActionKind.WAIT, RiskLevel.LOW, None, Verification.HEALTHY, "touch nothing; heal within the deadline"
+        ),
+        ActionSpec(
             ActionKind.DEPLOY_PATCH,
             RiskLevel.HIGH,
             ActionKind.CONFIG_ROLLBACK,

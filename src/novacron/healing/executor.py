@@ -9,8 +9,8 @@ restarts finds the key and never applies the same action twice.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, replace
 
 from novacron.actuators.base import Actuator, TargetAware
 from novacron.clock import Clock
@@ -24,7 +24,10 @@ from novacron.model import Action, ActionStatus, Incident, Outcome
 from novacron.store import Store
 from novacron.store.guard import GuardedStore
 
-__all__ = ["ExecResult", "Executor"]
+__all__ = ["ExecResult", "Executor", "Prover"]
+
+Prover = Callable[[Action, list[int] | None], str | None]
+"""Proof that an action's own process serves the target: None when proven, else why not."""
 
 _INFLIGHT = (
     ActionStatus.PLANNED,
@@ -70,9 +73,12 @@ class Executor:
         approvals: Approvals,
         events: ActionEventBus,
         clock: Clock,
+        prove: Prover | None = None,
         fence: Fence | None = None,
     ) -> None:
+        """``prove`` checks, after the health checks, that the process the action started serves the target."""
         self.store = store
+        self.prove = prove
         self.fence = fence  # several controllers: steps on leased targets carry the epoch (healing/fencing.py)
         self.actuator = actuator
         self.gate = gate
@@ -162,8 +168,15 @@ class Executor:
             return self._finish(action, ActionStatus.VERIFIED, outcome.detail, decision, outcome, incident)
         ok, why = await self.health.wait_healthy(action.target, _replicas(action), self.gate.policy.verify_timeout_s)
         detail = f"{outcome.detail}; {why}"  # keep what the action did beside how it was judged
-        if ok:
+        replicas = _replicas(action)
+        unproven = None if self.prove is None else self.prove(action, None if replicas is None else list(replicas))
+        if ok and unproven is None:
             return self._finish(action, ActionStatus.VERIFIED, detail, decision, outcome, incident, healthy=True)
+        if unproven is not None:
+            # Reported as what it is (a process that cannot start, a port someone else holds),
+            # never as a passed or failed health check.
+            detail = unproven
+            outcome = replace(outcome, ok=False, detail=f"{outcome.detail}; {unproven}")
         rolled_back = await self._roll_back(action, incident)
         status = ActionStatus.ROLLED_BACK if rolled_back else ActionStatus.FAILED
         return self._finish(action, status, detail, decision, outcome, incident, rolled_back=rolled_back)

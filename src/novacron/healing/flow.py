@@ -15,19 +15,21 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from collections.abc import Callable, Coroutine, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
 from novacron.actuators.base import Actuator
 from novacron.clock import Clock
-from novacron.diagnosis.rootcause import rank_root_causes
+from novacron.diagnosis.crashlog import CrashReport
+from novacron.diagnosis.rootcause import Cause, CrashHint, rank_root_causes
 from novacron.healing.advice import Advisor
 from novacron.healing.approvals import Approvals
-from novacron.healing.executor import Executor
-from novacron.healing.healer import Healer
+from novacron.healing.executor import Executor, Prover
+from novacron.healing.healer import Healer, RunbookChooser
 from novacron.healing.health import HealthTracker
 from novacron.healing.recorders import standard_bus
 from novacron.healing.safety import SafetyGate
+from novacron.incidents.impact import PriorityKeeper
 from novacron.incidents.lifecycle import IncidentManager
 from novacron.model import (
     ActionKind,
@@ -40,12 +42,20 @@ from novacron.model import (
     TargetId,
     TimelineEvent,
 )
+from novacron.settings import LearningSpec
 from novacron.store import Store
 from novacron.telemetry import Metrics, get_logger
+
+if TYPE_CHECKING:
+    from novacron.healing.learned import LearnedSteps
 
 __all__ = ["HOUSEKEEPING_S", "HealingFlow", "RemedyPlan", "remedy_plan"]
 
 HOUSEKEEPING_S = 0.5
+_UPSTREAM_POLL_S = 0.1
+# An upstream healed this recently still explains a dependent whose probes only now
+# noticed (slow probes on a busy machine): the dependent is re-verified, not restarted.
+_RECENT_S = 10.0
 
 RemedyPlan = tuple[list[ActionKind], dict[str, Any]]
 
@@ -85,12 +95,15 @@ class HealingFlow:
         on_new_incident: Callable[[Incident], None] | None = None,
         on_resolved: Callable[[str], None] | None = None,
         component: str = "controller",
+        prove: Prover | None = None,
+        runbooks: RunbookChooser | None = None,
+        learning: LearningSpec | None = None,
     ) -> None:
         """``graph`` maps every fleet target to the targets it depends on.
 
         ``on_new_incident`` hears a fleet incident as it opens (before diagnosis);
         ``on_resolved`` hears the target of every resolved incident (e.g. to forget its
-        metric baselines).
+        metric baselines). An enabled ``learning`` block has a policy choose each step.
         """
         self.graph = dict(graph)
         self.clock = clock
@@ -106,15 +119,30 @@ class HealingFlow:
             approvals=approvals,
             events=self.events,
             clock=clock,
+            prove=prove,
         )
-        self.healer = Healer(self.executor, self.incidents, clock, advisor=advisor)
-        self.listeners: list[Callable[[Incident, TimelineEvent], None]] = []
+        # The spec's learning block: a policy picks each step (healing/learned.py); off keeps the ladder.
+        self.chooser: LearnedSteps | None = None
+        if learning is not None and learning.enabled:  # imported only here: learning brings numpy
+            from novacron.healing.learned import LearnedSteps  # noqa: PLC0415
+
+            self.chooser = LearnedSteps(
+                learning, store=store, gate=gate, health=self.health, graph=self.graph, clock=clock
+            )
+        self.healer = Healer(
+            self.executor, self.incidents, clock, advisor=advisor, chooser=self.chooser, runbooks=runbooks
+        )
+        self.priorities = PriorityKeeper(self.incidents, self.graph)
+        # First: every later listener (the pager above all) sees the re-assessed priority.
+        self.listeners: list[Callable[[Incident, TimelineEvent], None]] = [self.priorities.on_event]
         self._on_new_incident = on_new_incident
         self._on_resolved = on_resolved
         self._plans: dict[str, RemedyPlan] = {}
         self._replica_faults: dict[str, set[int]] = {}
         self._healing: dict[str, asyncio.Task[None]] = {}
         self._tasks: list[asyncio.Task[None]] = []
+        self._crashes: dict[str, CrashReport] = {}
+        self._recently_resolved: dict[str, Incident] = {}
         self._log = get_logger(component=component)
 
     # -- lifecycle ---------------------------------------------------------------------
@@ -135,7 +163,11 @@ class HealingFlow:
             if not _healable(incident, self.graph):
                 continue  # an alert's incident: tracked until the alert resolves, never healed by it
             self._log.info("resuming incident", incident=incident.id, target=incident.target)
-            self._spawn_healer(incident)
+            root = self._rank(incident)[0].target
+            if root != incident.target and self._upstream_failing(root):
+                self._spawn(incident, self._await_upstream(incident, root))
+            else:
+                self._spawn_healer(incident)
 
     # -- several controllers: a target's lease moves between them ----------------------
     def take_over(self, target: str) -> None:
@@ -164,6 +196,8 @@ class HealingFlow:
         await asyncio.gather(*self._tasks, *self._healing.values(), return_exceptions=True)
         self._tasks.clear()
         self._healing.clear()
+        if self.chooser is not None:
+            self.chooser.save(source="stop")
 
     @property
     def healing(self) -> int:
@@ -200,33 +234,61 @@ class HealingFlow:
             self._replica_faults.setdefault(fault.target, set()).add(int(fault.evidence["replica"]))
         if "remedy" in fault.evidence:
             self._plans[fault.target] = remedy_plan(fault)
+        crash = self._crashes.pop(fault.target, None)
         incident, new = self.incidents.on_fault(fault)
         if not new:
-            if fault.target not in self._healing and incident.status is IncidentStatus.OPEN:
+            self._crash_event(incident, crash)
+            idle = fault.target not in self._healing and not self.gate.is_quarantined(fault.target)
+            if idle and incident.status is IncidentStatus.OPEN:
                 self._spawn_healer(incident)
             return incident, False
         if self._on_new_incident is not None:
             self._on_new_incident(incident)
-        self._diagnose(incident)
-        return self._quarantine_or_heal(incident), True
+        root = self._diagnose(incident, crash)
+        self._crash_event(incident, crash)
+        return self._quarantine_or_heal(incident, root), True
 
-    def _quarantine_or_heal(self, incident: Incident) -> Incident:
+    def _crash_event(self, incident: Incident, crash: CrashReport | None) -> None:
+        if crash is not None:
+            self.incidents.event(incident, "crash_classified", f"{crash.crash_class}: {crash.detail}", **crash.data())
+
+    def note_crash(self, target: str, report: CrashReport) -> None:
+        """What a crashed process's exit and log say; used by the fault it is about to raise."""
+        self._crashes[target] = report
+
+    def _quarantine_or_heal(self, incident: Incident, root: str) -> Incident:
         flap = self.gate.policy.flap
         if self.gate.record_incident(incident.target):
             reason = f"flapping: {flap.threshold} incidents within {flap.window_s:g}s; quarantined"
             return self.incidents.escalate(incident, reason, priority=Priority.P1)
         if self.gate.is_quarantined(incident.target):
             return self.incidents.escalate(incident, "target is quarantined for flapping", priority=Priority.P1)
-        self._spawn_healer(incident)
+        if root != incident.target:
+            self._spawn(incident, self._await_upstream(incident, root))
+        else:
+            self._spawn_healer(incident)
         return incident
 
-    def _diagnose(self, incident: Incident) -> None:
+    def _rank(self, incident: Incident, crash: CrashReport | None = None) -> list[Cause]:
+        """Root-cause candidates for ``incident`` from the graph, time order and its crash."""
+        failing = {name for name in self.graph if self.health.health(name) is not Health.HEALTHY}
+        first_failed: dict[str, float] = {
+            i.target: i.since for i in self.incidents.open_incidents() if not i.preventive
+        }
+        failing |= set(first_failed)
+        failing.add(incident.target)
+        first_failed.setdefault(incident.target, incident.since)
+        hint: CrashHint = "none" if crash is None else ("local" if crash.local else "none")
+        if crash is not None and crash.crash_class == "dependency_refused":
+            hint = "dependency"
+        return rank_root_causes(incident.target, self.graph, failing, first_failed=first_failed, crash=hint)
+
+    def _diagnose(self, incident: Incident, crash: CrashReport | None) -> str:
+        """Write the diagnosis on the timeline; the root cause's target (the incident's own when local)."""
         if incident.preventive:
             self.incidents.event(incident, "diagnosed", "preventive: a forecast, not a failure; acting ahead of it")
-            return
-        failing = {name for name in self.graph if self.health.health(name) is not Health.HEALTHY}
-        failing.add(incident.target)
-        causes = rank_root_causes(incident.target, self.graph, failing)
+            return incident.target
+        causes = self._rank(incident, crash)
         best = causes[0]
         self.incidents.event(
             incident,
@@ -235,6 +297,49 @@ class HealingFlow:
             root_cause=best.target,
             candidates=[{"target": c.target, "score": round(c.score, 2)} for c in causes[:5]],
         )
+        return best.target
+
+    def _upstream_failing(self, root: str) -> bool:
+        return not self.health.is_healthy(root) or self.incidents.open_for(root) is not None
+
+    async def _await_upstream(self, incident: Incident, root: str) -> None:
+        """A dependent's ladder waits while its root cause is healed, then re-verifies it first."""
+        target = incident.target
+        root_incident = self.incidents.open_for(root) or self._recently_resolved.get(root)
+        self.incidents.event(
+            incident,
+            "linked",
+            f"{root} is the root cause; no action on {target} while {root} is healed",
+            root_cause=root,
+            root_incident=root_incident.id if root_incident else None,
+        )
+        if root_incident is not None:
+            self.incidents.event(
+                root_incident,
+                "linked",
+                f"{target} fails because of {root}",
+                dependent=target,
+                dependent_incident=incident.id,
+            )
+        while self._upstream_failing(root):
+            if self._recovered(incident):
+                return
+            await self.clock.sleep(_UPSTREAM_POLL_S)
+        ok, why = await self.health.wait_healthy(target, None, self.gate.policy.verify_timeout_s)
+        if self._recovered(incident):
+            return
+        if ok:
+            self.incidents.resolve(
+                incident, healed_by=f"{root} recovered; {target} re-verified healthy, no action taken"
+            )
+            return
+        self.incidents.event(incident, "reverified", f"{root} recovered but {target} is still down ({why}); healing it")
+        replicas = sorted(self._replica_faults.pop(target, set())) or None
+        await self.healer.heal(incident, replicas)
+
+    def _recovered(self, incident: Incident) -> bool:
+        current = self.incidents.open_for(incident.target)
+        return current is None or current.id != incident.id
 
     # -- healers -----------------------------------------------------------------------
     def _spawn_healer(self, incident: Incident) -> None:
@@ -242,9 +347,14 @@ class HealingFlow:
             return
         replicas = sorted(self._replica_faults.pop(incident.target, set())) or None
         ladder, params = self._plans.pop(incident.target, (None, None))
-        task = asyncio.get_running_loop().create_task(
-            self.healer.heal(incident, replicas, ladder=ladder, params=params), name=f"heal:{incident.id}"
-        )
+        self._spawn(incident, self.healer.heal(incident, replicas, ladder=ladder, params=params))
+
+    def _spawn(self, incident: Incident, work: Coroutine[Any, Any, None]) -> None:
+        """Run ``work`` as the one task that handles ``incident``'s target now."""
+        if incident.target in self._healing:
+            work.close()
+            return
+        task = asyncio.get_running_loop().create_task(work, name=f"heal:{incident.id}")
         self._healing[incident.target] = task
         task.add_done_callback(lambda t: self._healer_done(incident.target, t))
 
@@ -260,6 +370,8 @@ class HealingFlow:
             self.incidents.resolve(incident, healed_by="recovered without further action")
 
     def _on_incident_change(self, incident: Incident, event: TimelineEvent) -> None:
+        if event.kind == "resolved" and not incident.preventive:
+            self._recently_resolved[incident.target] = incident
         if event.kind == "resolved" and self._on_resolved is not None:
             self._on_resolved(incident.target)
         for listener in self.listeners:

@@ -12,7 +12,8 @@ comparison goes on the incident's timeline.
 from __future__ import annotations
 
 import itertools
-from typing import Any
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any
 
 from novacron.clock import Clock
 from novacron.healing.advice import Advisor, Review, event_kind
@@ -20,9 +21,16 @@ from novacron.healing.catalog import new_action
 from novacron.healing.executor import ExecResult, Executor
 from novacron.healing.safety import SafetyGate, Verdict
 from novacron.incidents.lifecycle import IncidentManager
-from novacron.model import Action, ActionKind, ActionStatus, Incident, IncidentStatus, Priority, TargetId
+from novacron.incidents.runbooks import Runbook, RunbookContext, RunbookResult
+from novacron.model import Action, ActionKind, ActionStatus, Incident, IncidentStatus, Outcome, Priority, TargetId
 
-__all__ = ["Healer"]
+if TYPE_CHECKING:
+    from novacron.healing.learned import LearnedSteps
+
+__all__ = ["Healer", "RunbookChooser"]
+
+RunbookChooser = Callable[[Incident], tuple[Runbook, Mapping[str, str]] | None]
+"""The runbook (and the target's labels) that takes an incident, or None for the ladder."""
 
 _SLOT_POLL_S = 0.1
 
@@ -37,11 +45,17 @@ class Healer:
         clock: Clock,
         *,
         advisor: Advisor[Any] | None = None,
+        chooser: LearnedSteps | None = None,
+        runbooks: RunbookChooser | None = None,
     ) -> None:
+        """``chooser`` (the spec's ``learning`` block) picks each step instead of the ladder;
+        ``runbooks`` picks a runbook that takes an incident instead of either."""
         self.executor = executor
         self.incidents = incidents
         self.clock = clock
         self.advisor = advisor
+        self.chooser = chooser
+        self.runbooks = runbooks
 
     @property
     def _gate(self) -> SafetyGate:
@@ -60,11 +74,23 @@ class Healer:
         ``ladder`` overrides the policy's (a predicted fault brings its own remedy) and
         ``params`` are passed to every step.
         """
+        chosen = self.runbooks(incident) if self.runbooks is not None and ladder is None else None
+        if chosen is not None:
+            if not await self._take_slot(incident):
+                return
+            try:
+                await self._run_book(incident, *chosen)
+            finally:
+                self._gate.release(incident.target)
+            return
         steps = ladder or list(self._gate.policy.ladder)
         if not await self._take_slot(incident):
             return
         try:
-            exhausted = await self._ladder(incident, replicas, steps, params or {})
+            if self.chooser is not None and ladder is None:  # learned steps; a predicted remedy keeps its own
+                exhausted = await self._learned(incident, replicas, params or {}, self.chooser)
+            else:
+                exhausted = await self._ladder(incident, replicas, steps, params or {})
         finally:
             self._gate.release(incident.target)
         if exhausted and steps[0] is not ActionKind.ESCALATE:
@@ -127,6 +153,7 @@ class Healer:
     ) -> bool:
         """Walk the ladder; True when every step failed and the incident was escalated."""
         params = {**extra, **({"replicas": replicas} if replicas else {})}
+        last = ""
         for step, kind in enumerate(ladder):
             if self._recovered(incident):
                 return False
@@ -138,6 +165,7 @@ class Healer:
             reason = f"ladder step {step + 1}/{len(ladder)} for {incident.kind}"
             action = _step_action(incident, kind, str(step), params, reason)
             result = await self._step(action, current)
+            last = f"{kind}: {result.detail}"
             if result.verified:
                 self._resolve(incident, f"{kind} verified")
                 return False
@@ -146,7 +174,39 @@ class Healer:
                 return False
         if self._recovered(incident):
             return False
-        self.incidents.escalate(incident, "every step of the ladder failed verification", priority=Priority.P1)
+        self.incidents.escalate(incident, f"every step of the ladder failed (last {last})", priority=Priority.P1)
+        return True
+
+    async def _learned(
+        self, incident: Incident, replicas: list[int] | None, extra: dict[str, Any], chooser: LearnedSteps
+    ) -> bool:
+        """Steps chosen one at a time by the learning policy; True when it ran out and escalated."""
+        params = {**extra, **({"replicas": replicas} if replicas else {})}
+        tried: list[ActionKind] = []
+        for step in range(chooser.max_steps):
+            if self._recovered(incident):
+                return False
+            current = self.incidents.open_for(incident.target) or incident
+            decision = chooser.choose(current, tried)
+            if decision.kind is ActionKind.ESCALATE:
+                break
+            if step == 0 and current.status is IncidentStatus.OPEN:
+                current = self.incidents.set_status(current, IncidentStatus.MITIGATING)
+            action = _step_action(incident, decision.kind, str(step), params, decision.reason)
+            chooser.record(decision, action, current)
+            started = self.clock.monotonic()
+            result = await self._step(action, current)
+            chooser.settle(decision, result, self.clock.monotonic() - started)
+            tried.append(decision.kind)
+            if result.verified:
+                self._resolve(incident, f"{decision.kind} verified")
+                return False
+            if result.status in (ActionStatus.BLOCKED, ActionStatus.DRY_RUN):
+                self._stop_automation(current, result)
+                return False
+        if self._recovered(incident):
+            return False
+        self.incidents.escalate(incident, "no learned step healed the target", priority=Priority.P1)
         return True
 
     async def _step(self, action: Action, incident: Incident) -> ExecResult:
@@ -181,6 +241,55 @@ class Healer:
             if self._recovered(incident):
                 return result
 
+    async def _run_book(self, incident: Incident, book: Runbook, labels: Mapping[str, str]) -> None:
+        """Drive a runbook through the one executor: each action it yields, its outcome sent back."""
+        current = self.incidents.open_for(incident.target) or incident
+        if current.status is IncidentStatus.OPEN:
+            current = self.incidents.set_status(current, IncidentStatus.MITIGATING)
+        self.incidents.event(current, "runbook_started", f"runbook {book.name} takes the incident", runbook=book.name)
+        gen = book.start(RunbookContext(incident=incident, labels=labels))
+        try:
+            action = next(gen)
+            while True:
+                if self._recovered(incident):
+                    gen.close()
+                    return
+                current = self.incidents.open_for(incident.target) or incident
+                if action.kind is ActionKind.ESCALATE:
+                    reason = str(action.params.get("reason") or action.reason)
+                    self.incidents.escalate(current, f"runbook {book.name}: {reason}", priority=Priority.P1)
+                    now = self.clock.now()
+                    action = gen.send(Outcome(action.id, True, now, now, "handed to a human"))
+                    continue
+                result = await self._until_decided(action, current)
+                if result.status in (ActionStatus.BLOCKED, ActionStatus.DRY_RUN):
+                    gen.close()
+                    self._stop_automation(current, result)
+                    return
+                action = gen.send(_outcome(action, result, self.clock.now()))
+        except StopIteration as stop:
+            ended = stop.value or RunbookResult("succeeded")
+        self._book_ended(incident, book, ended)
+
+    def _book_ended(self, incident: Incident, book: Runbook, ended: RunbookResult) -> None:
+        current = self.incidents.open_for(incident.target) or incident
+        self.incidents.event(
+            current,
+            "runbook_finished",
+            f"runbook {book.name}: {ended.status}" + (f" ({ended.detail})" if ended.detail else ""),
+            runbook=book.name,
+            status=ended.status,
+            executed=list(ended.executed),
+            failed=list(ended.failed),
+        )
+        if ended.status == "succeeded":
+            if self.executor.health.is_healthy(incident.target):
+                self._resolve(incident, f"runbook {book.name} succeeded")
+            else:
+                self.incidents.escalate(current, f"runbook {book.name} ended but {incident.target} is not healthy")
+        elif ended.status != "escalated" and not self._recovered(incident):
+            self.incidents.escalate(current, f"runbook {book.name} {ended.status}: {ended.detail}")
+
     def _stop_automation(self, incident: Incident, result: ExecResult) -> None:
         if result.status is ActionStatus.DRY_RUN:
             self.incidents.event(incident, "dry_run_end", "dry run: no action taken; the incident stays open")
@@ -202,3 +311,10 @@ def _step_action(incident: Incident, kind: ActionKind, step: str, params: dict[s
         params=params,
         reason=reason,
     )
+
+
+def _outcome(action: Action, result: ExecResult, now: float) -> Outcome:
+    """What a runbook step hears back: ok only when the action was verified."""
+    if result.outcome is not None:
+        return Outcome(action.id, result.verified, result.outcome.started_at, now, result.detail, result.outcome.data)
+    return Outcome(action.id, result.verified, now, now, result.detail)

@@ -17,15 +17,19 @@ keeps monotonic times in memory and wall-clock times in the store.
 from __future__ import annotations
 
 import enum
+import functools
 import math
 import random
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from novacron.clock import Clock
+from novacron.errors import StoreError
 from novacron.model import Action, ActionKind
 from novacron.settings import Policy
 from novacron.store.rails import BACKOFF, FLAP, QUARANTINE, RATE_LIMIT, RailRepository, RailRow
+from novacron.telemetry import get_logger
 
 __all__ = ["AUTOMATED_PREFIXES", "Decision", "SafetyGate", "Verdict", "is_automated"]
 
@@ -96,6 +100,7 @@ class SafetyGate:
         self._quarantine: dict[str, float] = {}
         self._remediating: set[str] = set()
         self._rails = rails
+        self._log = get_logger(component="safety")
         if rails is not None:
             for row in rails.rows():
                 self._load(row)
@@ -122,16 +127,25 @@ class SafetyGate:
     def _save_log(self, rail: str, target: str, log: deque[float]) -> None:
         if self._rails is not None:
             data = {"at": [round(self._wall(at), 3) for at in log]}
-            self._rails.put(target, rail, data=data, until=None, now=self._clock.now())
+            self._persist(lambda r: r.put(target, rail, data=data, until=None, now=self._clock.now()))
 
     def _save_until(self, rail: str, target: str, until: float, **data: int) -> None:
         if self._rails is not None:
-            self._rails.put(target, rail, data=data, until=self._wall(until), now=self._clock.now())
+            wall = self._wall(until)
+            self._persist(lambda r: r.put(target, rail, data=data, until=wall, now=self._clock.now()))
 
     def _drop(self, target: str, *rails: str) -> None:
-        if self._rails is not None:
-            for rail in rails:
-                self._rails.drop(target, rail)
+        for rail in rails:
+            self._persist(functools.partial(RailRepository.drop, target=target, rail=rail))
+
+    def _persist(self, write: Callable[[RailRepository], None]) -> None:
+        """Write a rail's change; a failing store leaves the rail in force in memory (it is never lifted)."""
+        if self._rails is None:
+            return
+        try:
+            write(self._rails)
+        except StoreError as exc:
+            self._log.warning("safety rail not persisted", error=str(exc))
 
     # -- decisions ---------------------------------------------------------------------
     def check(self, action: Action) -> Decision:

@@ -157,6 +157,13 @@ class IncidentManager:
         self.event(updated, "priority", reason, priority=f"P{int(priority)}")
         return updated
 
+    def set_priority(self, incident: Incident, priority: Priority, reason: str, **data: Any) -> Incident:
+        """Set an open incident's priority (up or down) with a timeline note saying why."""
+        current = self._open.get(incident.target, incident)
+        updated = self.set_status(current, current.status, priority=priority)
+        self.event(updated, "priority", reason, priority=f"P{int(priority)}", **data)
+        return updated
+
     def _save(self, incident: Incident) -> None:
         self._open[incident.target] = incident
         self._store.update_incident(incident)

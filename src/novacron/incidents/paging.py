@@ -16,7 +16,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from novacron.clock import Clock
-from novacron.errors import ConfigError
+from novacron.errors import ConfigError, StoreError
 from novacron.incidents.escalation import EscalationState, Escalator, applies
 from novacron.model import Incident, TimelineEvent
 from novacron.notify import (
@@ -33,6 +33,7 @@ from novacron.notify import (
 from novacron.settings import ChannelSpec, EscalationPolicy
 from novacron.store import Store
 from novacron.store.paging import EscalationRow, PagingRepository
+from novacron.telemetry import get_logger
 
 __all__ = ["Pager", "StoreOutbox", "build_channels"]
 
@@ -126,6 +127,7 @@ class Pager:
         self._policy_of: dict[str, str] = {}
         self._stop = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        self._log = get_logger(component="pager")
 
     # -- lifecycle ---------------------------------------------------------------------
     def restore(self) -> None:
@@ -154,21 +156,33 @@ class Pager:
 
     # -- events ------------------------------------------------------------------------
     def on_event(self, incident: Incident, event: TimelineEvent) -> None:
-        """An incident's timeline moved: page, stop paging, or tell the paged it is over."""
+        """An incident's timeline moved: page, stop paging, or tell the paged it is over.
+
+        A store that fails now loses no page: the schedule is re-polled on every tick.
+        """
         if event.kind in _QUIET:
             return
+        try:
+            self._on_event(incident, event)
+        except StoreError as exc:
+            self._log.warning("paging deferred: the store failed", incident=incident.id, error=str(exc))
+
+    def tick(self, incidents: list[Incident]) -> None:
+        """Send the repeats that fell due (called twice a second)."""
+        try:
+            for incident in incidents:
+                if incident.id in self._policy_of:
+                    self.poll(incident)
+        except StoreError as exc:
+            self._log.warning("paging deferred: the store failed", error=str(exc))
+
+    def _on_event(self, incident: Incident, event: TimelineEvent) -> None:
         if event.kind == "acknowledged":
             self.acknowledge(incident, by=str(event.data.get("by", "")))
         elif event.kind == "resolved":
             self._resolve(incident)
         else:
             self.poll(incident)
-
-    def tick(self, incidents: list[Incident]) -> None:
-        """Send the repeats that fell due (called twice a second)."""
-        for incident in incidents:
-            if incident.id in self._policy_of:
-                self.poll(incident)
 
     def poll(self, incident: Incident) -> None:
         """Page whatever of ``incident``'s escalation is due now."""

@@ -139,7 +139,7 @@ def _evidence(events: Sequence[TimelineEvent], evidence: Mapping[str, Any]) -> _
     items += [
         f"{ev.kind}: {ev.detail}" + (f" ({_kv(ev.data)})" if ev.data else "")
         for ev in events
-        if ev.kind in {"diagnosed", "root_cause", "evidence"}
+        if ev.kind in {"diagnosed", "root_cause", "evidence", "crash_classified", "linked"}
     ]
     return _Block("ul", items=tuple(items)) if items else _Block("p", "No root-cause evidence was recorded.")
 

@@ -17,13 +17,15 @@ from novacron.actuators.base import Actuator
 from novacron.clock import Clock
 from novacron.healing.advice import Advisor
 from novacron.healing.approvals import Approvals
+from novacron.healing.executor import Prover
 from novacron.healing.flow import HealingFlow
+from novacron.healing.healer import RunbookChooser
 from novacron.healing.safety import SafetyGate
 from novacron.incidents.paging import Pager
 from novacron.model import Incident
 from novacron.notify import Channel
 from novacron.runtime.storeguard import StoreWatch
-from novacron.settings import EscalationPolicy, Policy
+from novacron.settings import EscalationPolicy, LearningSpec, Policy
 from novacron.store import Store
 from novacron.store.guard import GuardedStore
 from novacron.store.rails import RailRepository
@@ -65,13 +67,18 @@ def compose(
     on_resolved: Callable[[str], None] | None = None,
     component: str = "controller",
     paging: Paging | None = None,
+    prove: Prover | None = None,
+    runbooks: RunbookChooser | None = None,
     write_behind: bool = False,
+    learning: LearningSpec | None = None,
 ) -> Composition:
     """Open the store and build gate, approvals and the healing flow over ``graph``.
 
     ``graph`` maps every target to the targets it depends on; its size is the fleet size
     the blast-radius cap is taken from. With ``paging`` (and at least one channel) the
-    flow's incidents are paged through the store's outbox. ``write_behind`` (the real
+    flow's incidents are paged through the store's outbox; ``prove`` is the executor's proof
+    that an action's own process serves its target; ``runbooks`` picks the runbook (if
+    any) that takes an incident instead of the built-in ladder. ``write_behind`` (the real
     controller) takes the healing path's store writes off the event loop and keeps healing
     through store faults (:mod:`novacron.runtime.storeguard`).
     """
@@ -92,6 +99,9 @@ def compose(
         on_new_incident=on_new_incident,
         on_resolved=on_resolved,
         component=component,
+        prove=prove,
+        runbooks=runbooks,
+        learning=learning,
     )
     pager = None
     if paging is not None and paging.channels:

@@ -19,36 +19,61 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import psutil
+
 from novacron import __version__
-from novacron.actuators.base import ActuatorRouter
+from novacron.actuators.base import Actuator, ActuatorRouter
+from novacron.actuators.ownership import owns_port, port_holder
 from novacron.actuators.process import ProcessActuator, expand_target_vars, replica_port
 from novacron.actuators.remote import RemoteActuator
 from novacron.agents.wiring import coordinator_for
 from novacron.clock import Clock, MonotonicClock
+from novacron.diagnosis.crashlog import classify_crash, read_tail
 from novacron.errors import InputError, NotFoundError
 from novacron.healing.catalog import inverse_of, new_action
 from novacron.healing.executor import ExecResult
 from novacron.healing.metricfaults import MetricJudge
 from novacron.incidents.paging import build_channels
-from novacron.model import ActionKind, Fault, Health, Incident, Observation, TargetId, TimelineEvent
+from novacron.incidents.runbooks import Runbook
+from novacron.incidents.runbooks.sources import load_sources
+from novacron.model import Action, ActionKind, Fault, Health, Incident, Observation, TargetId, TimelineEvent
 from novacron.runtime import adoption, ha
 from novacron.runtime.compose import Paging, compose
 from novacron.runtime.ledger import TargetLedger, fleet_sample, state_word
+from novacron.runtime.preflight import check_binaries, held_ports
 from novacron.runtime.traffic import haproxy_for, runner_for, with_traffic
+from novacron.runtime.traffic_metrics import TrafficCollector
 from novacron.sensors.heartbeat import HeartbeatMonitor
 from novacron.sensors.metrics import MetricsScraper
-from novacron.sensors.probes import Prober, make_probe
-from novacron.settings import FleetSpec, HeartbeatCheck, TargetSpec, load_spec, spec_to_yaml
+from novacron.sensors.probes import ProbeFn, Prober, make_probe
+from novacron.settings import (
+    ExecCheck,
+    FleetSpec,
+    HeartbeatCheck,
+    HttpCheck,
+    TargetSpec,
+    TcpCheck,
+    load_spec,
+    spec_to_yaml,
+)
 from novacron.store import TargetStatusRow, presence
 from novacron.telemetry import Metrics, get_logger
 
 if TYPE_CHECKING:
     from novacron.runtime.experiments import ExperimentRunner
+    from novacron.runtime.twinfleet import SimFleet
+    from novacron.twin.sim import Simulator
+
+ProbeCheck = HttpCheck | TcpCheck | ExecCheck
 
 __all__ = ["Controller", "TargetView"]
 
 _KILL_SWITCH_KEY = "autonomous_enabled"
 _ALERT_PROBE_S = 1.0  # an alert about a fleet target: its replicas are probed closely this long
+# Actions that start processes: their repair is proven by the started process owning the port.
+_STARTS = frozenset(
+    {ActionKind.RESTART, ActionKind.REPLACE, ActionKind.START, ActionKind.SCALE_OUT, ActionKind.CONFIG_ROLLBACK}
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,7 +104,9 @@ class Controller:
         metrics: Metrics | None = None,
         seed: int | None = None,
         spec_source: str = "spec",
+        twin: Simulator | None = None,
     ) -> None:
+        """``twin`` is the simulator of the spec's sim targets when a SimClock drives it."""
         self.spec = spec
         self.clock = clock or MonotonicClock()
         self.metrics = metrics or Metrics()
@@ -93,9 +120,23 @@ class Controller:
         # and the remote targets whose shard leases it holds.
         self.node_id = spec.controller.node_id or ha.default_node_id()
         local = ha.local_spec(spec, self.node_id)
-        self._local = {t.name for t in local.targets}
+        # Sim targets run on this node's twin, so they are local too (but never adopted as processes).
+        self._local = {t.name for t in local.targets} | {t.name for t in spec.targets if t.kind == "sim"}
+        self._local_spec = local
+        check_binaries(local)  # the programs this node starts
+        base = Path(spec_source).parent if Path(spec_source).is_file() else Path.cwd()
+        self.runbooks = load_sources(spec.runbooks, base)
         self.actuator = ProcessActuator(local, clock=self.clock, log_dir=self.workdir / "logs", listener=self)
         self.remote = RemoteActuator(spec, clock=self.clock, fence_of=self._fence_doc)
+        # kind: sim targets run on the spec's twin (see runtime/twinfleet.py).
+        self.twin: SimFleet | None = None
+        if spec.twin is not None:  # imported only here: the twin brings numpy
+            from novacron.runtime.twinfleet import SimFleet  # noqa: PLC0415
+
+            self.twin = SimFleet(spec, self.clock, self, sim=twin)
+        actuators: dict[str, Actuator] = {"process": self.actuator, "remote": self.remote}
+        if self.twin is not None:
+            actuators["sim"] = self.twin.actuator
         # traffic: HAProxy for targets with a `frontend:` takes the traffic actions; experiments run on it.
         self.traffic = haproxy_for(spec, workdir=self.workdir, clock=self.clock)
         self.experiments: ExperimentRunner | None = None
@@ -103,16 +144,16 @@ class Controller:
             graph={t.name: t.depends_on for t in spec.targets},
             policy=spec.policy,
             store_url=store_url or spec.controller.store_url,
-            actuator=with_traffic(
-                ActuatorRouter(lambda t: spec.target(t).kind, {"process": self.actuator, "remote": self.remote}),
-                self.traffic,
-            ),
+            actuator=with_traffic(ActuatorRouter(lambda t: spec.target(t).kind, actuators), self.traffic),
             clock=self.clock,
             metrics=self.metrics,
             seed=seed,
             on_resolved=self._on_resolved,
             paging=paging,
+            prove=self.prove,
+            runbooks=self._choose_runbook if len(self.runbooks) else None,
             write_behind=True,  # store faults: healing goes on from memory (runtime/storeguard.py)
+            learning=spec.learning,
         )
         self.store, self.gate, self.approvals, self.flow = parts.store, parts.gate, parts.approvals, parts.flow
         self.pager = parts.pager
@@ -126,6 +167,7 @@ class Controller:
         self.heartbeats = HeartbeatMonitor(self.clock, self.health.observe)
         self.scraper = MetricsScraper(self.clock, self._observe_metrics)
         self._published: dict[str, tuple[object, ...]] = {}
+        self._log_starts: dict[tuple[str, int], int] = {}
         self.ledger = TargetLedger(t.name for t in spec.targets)  # restarts and last faults, for operators
         self._last_beat = float("-inf")
         self.listeners.append(self.ledger.on_event)
@@ -139,6 +181,13 @@ class Controller:
         self.config_version = 0
         self._log = get_logger(component="controller")
         self.agents = coordinator_for(self)  # None unless the spec enables `agents:`
+        self._note_held_ports()
+
+    def _note_held_ports(self) -> None:
+        """Say up front which target ports a stranger holds (the start itself then fails naming it)."""
+        ours = {rec.target for rec in self.store.processes() if _alive(rec.pid)}
+        for held in held_ports(self._local_spec, ours=ours):
+            self._log.warning("target port held by another process", problem=held)
 
     # -- lifecycle ---------------------------------------------------------------------
     async def start(self) -> None:
@@ -159,7 +208,7 @@ class Controller:
         if self.spec.controller.node_id is not None:
             fleet = f"{fleet}:{self.node_id}"
         self.actuator.use_journal(adoption.StoreJournal(self.store), fleet_id=fleet)
-        mine = {t.name: t.replicas for t in self.spec.targets if t.name in self._local}
+        mine = {t.name: t.replicas for t in self.spec.targets if t.name in self._local and t.kind == "process"}
         found = adoption.reconcile(self.store, self.actuator, mine, fleet, theirs=self._others_process)
         for target, replica, _pid in found.adopted:
             self._adopted(target, replica)
@@ -172,6 +221,8 @@ class Controller:
         # A quarantined target stays as it is: a restarted controller must not restart it.
         quarantined = [t.name for t in self.spec.targets if self.gate.is_quarantined(t.name)]
         await self.actuator.start_all(skip=quarantined, skip_replicas=found.missing)
+        if self.twin is not None:
+            self.twin.start()
         await self._start_traffic()
         self.flow.start(tick=self._tick)
         self.ha.start()
@@ -193,6 +244,8 @@ class Controller:
             config_version=self.config_version,
         )
         await self.experiments.start_all()
+        runner, haproxy = self.experiments, self.traffic
+        self.metrics.registry.register(TrafficCollector(lambda: haproxy.served, runner.all))
 
     async def stop(self, *, stop_targets: bool = True) -> None:
         """Stop healing, sensors and (by default) every replica."""
@@ -203,6 +256,8 @@ class Controller:
         if self.traffic is not None:
             await self.traffic.stop()
         await self.flow.stop()
+        if self.twin is not None:
+            await self.twin.stop()
         await self.ha.stop()  # after the healers: nothing acts on a shard once it is handed back
         await self.remote.close()
         if self.pager is not None:
@@ -235,6 +290,8 @@ class Controller:
 
         thresholds: dict[str, int] = {}
         for i, check in enumerate(tspec.checks):
+            if isinstance(check, HeartbeatCheck) and tspec.kind == "sim":
+                continue  # the twin's VMs send no heartbeats
             if isinstance(check, HeartbeatCheck):
                 self.heartbeats.register(TargetId(tspec.name), replica, check)
                 thresholds["heartbeat"] = 1
@@ -245,13 +302,15 @@ class Controller:
                 TargetId(tspec.name),
                 replica,
                 source,
-                make_probe(check, fill),
+                self._probe_for(tspec, check, fill),
                 interval=check.interval_s,
                 timeout=check.timeout_s,
                 adaptive=check.adaptive_timeout,
             )
         self.health.configure(tspec.name, replica, thresholds, tspec.start_timeout_s)
-        if tspec.metrics is not None:
+        if tspec.kind == "sim":
+            self.health.process_started(tspec.name, replica)  # the twin's VMs are up when it starts
+        if tspec.metrics is not None and tspec.kind == "process":
             self.scraper.add(
                 TargetId(tspec.name),
                 replica,
@@ -261,9 +320,25 @@ class Controller:
                 interval_s=tspec.metrics.interval_s,
             )
 
+    def _probe_for(self, tspec: TargetSpec, check: ProbeCheck, fill: Callable[[str], str]) -> ProbeFn:
+        if tspec.kind == "sim" and self.twin is not None:
+            return self.twin.sensor.probe(tspec.name)  # the twin answers with the check's timing
+        return make_probe(check, fill)
+
+    # -- sim listener (from the twin) --------------------------------------------------
+    def sim_started(self, target: str) -> None:
+        """A sim target's VM runs again after an action: verify it quickly."""
+        self.health.process_started(target, 0)
+        self.prober.expedite(target, 0, self.spec.target(target).start_timeout_s)
+
+    def sim_exited(self, target: str, *, expected: bool) -> None:
+        """A sim target's VM stopped: a crash unless an action stopped it."""
+        self.health.process_exited(target, 0, None, expected=expected)
+
     # -- process listener (from the actuator) ------------------------------------------
     def on_started(self, target: str, replica: int, pid: int, port: int | None, create_time: float) -> None:
         """A replica was spawned: remember it, and verify it quickly."""
+        self._log_starts[(target, replica)] = _size(self._log_path(target, replica))  # its own lines start here
         self._configure_replica(self.spec.target(target), replica)
         self.ledger.started(target, replica)  # the actuator's journal has stored the pid
         self.health.process_started(target, replica)
@@ -271,7 +346,10 @@ class Controller:
         self.prober.expedite(target, replica, self.spec.target(target).start_timeout_s)
 
     def on_exited(self, target: str, replica: int, pid: int, code: int | None, expected: bool) -> None:
-        """A replica exited: a crash unless we stopped it."""
+        """A replica exited: a crash unless we stopped it (then classified from its exit and log tail)."""
+        if not expected:
+            start = self._log_starts.get((target, replica), 0)
+            self.flow.note_crash(target, classify_crash(code, read_tail(self._log_path(target, replica), start=start)))
         self.health.process_exited(target, replica, code, expected=expected)
         if not expected and self.agents is not None:  # traffic: a crash is a failed check for the circuit breaker
             crash = Observation(TargetId(target), "process", self.clock.now(), healthy=False, replica=replica)
@@ -281,6 +359,38 @@ class Controller:
             self.health.remove(target, replica)
             self.heartbeats.unregister(target, replica)
             asyncio.get_running_loop().create_task(self.prober.remove(target, replica))
+
+    def _choose_runbook(self, incident: Incident) -> tuple[Runbook, dict[str, str]] | None:
+        if incident.target not in self.flow.graph:
+            return None
+        labels = dict(self.spec.target(incident.target).labels)
+        book = self.runbooks.select(incident, labels)
+        return None if book is None else (book, labels)
+
+    def prove(self, action: Action, replicas: list[int] | None) -> str | None:
+        """After a start or restart: is the process the action started alive and serving the target's port?
+
+        None when proven. When another process holds the port, its pid and command are named.
+        """
+        if action.kind not in _STARTS or all(t.name != action.target for t in self._local_spec.targets):
+            return None  # only this node's own processes can be looked at
+        tspec = self.actuator.spec_of(action.target)
+        for replica in replicas if replicas is not None else range(self.actuator.desired(action.target)):
+            port = replica_port(tspec, replica)
+            pid = self.actuator.pid_of(action.target, replica)
+            if pid is None:
+                holder = port_holder(port) if port is not None else None
+                held = f"; port {port} is held by {holder}" if holder else ""
+                return f"cannot start {action.target} replica {replica}: its process exited{held}"
+            if port is not None and not owns_port(pid, port) and (holder := port_holder(port)) is not None:
+                return (
+                    f"cannot start {action.target} replica {replica}: port {port} is held by {holder}, "
+                    f"not by the started process (pid {pid})"
+                )
+        return None
+
+    def _log_path(self, target: str, replica: int) -> Path:
+        return self.workdir / "logs" / f"{target}-{replica}.log"
 
     def on_spawn_failed(self, target: str, replica: int, error: str) -> None:
         """A replica could not be spawned: a start failure, handled like any fault."""
@@ -358,12 +468,15 @@ class Controller:
             health, incident = self.health.health(t.name), self.incidents.open_for(t.name)
             local = t.name in self._local
             until = self.gate.quarantined_until(t.name)
+            sim = t.kind == "sim" and self.twin is not None
             views.append(
                 TargetView(
                     t.name,
                     health,
-                    len(self.actuator.pids(t.name)) if local else int(health is Health.HEALTHY),
-                    self.actuator.desired(t.name) if local else 1,
+                    self.twin.running(t.name)
+                    if sim and self.twin
+                    else (len(self.actuator.pids(t.name)) if local else int(health is Health.HEALTHY)),
+                    t.replicas if sim else (self.actuator.desired(t.name) if local else 1),
                     incident,
                     state=state_word(
                         health, incident, remediating=t.name in self.gate.remediating, quarantined=until is not None
@@ -457,3 +570,17 @@ class Controller:
     async def wait_idle(self, timeout: float) -> bool:
         """Wait until no healer is running (tests and benchmarks)."""
         return await self.flow.wait_idle(timeout)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.Error:
+        return False
+
+
+def _size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except OSError:
+        return 0

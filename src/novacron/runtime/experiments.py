@@ -22,6 +22,7 @@ from novacron.actuators.haproxy import HaproxyActuator
 from novacron.clock import Clock
 from novacron.errors import InputError, NotFoundError
 from novacron.experiments import ArmWindow, CanaryPolicy, CanaryState, Move, Phase, Tally, judge
+from novacron.experiments.canary import fixed_horizon_report
 from novacron.experiments.routing import share_of, weights_for
 from novacron.healing.catalog import new_action
 from novacron.healing.executor import ExecResult, Executor
@@ -168,7 +169,10 @@ class ExperimentRunner:
         """An experiment as the API shows it: spec, phase, split, arms, decision times."""
         live = self.live.get(name)
         row = self._row(live) if live is not None else self.repo.get(name)
-        return public_view(row)
+        out = public_view(row)
+        arms = {a: ArmWindow.from_json(w) for a, w in row["arms"].items()}
+        out["fixed_horizon"] = fixed_horizon_report(arms[BASELINE], arms[row["arm"]])
+        return out
 
     def all(self) -> list[dict[str, Any]]:
         """Every stored experiment (live ones with their current counts)."""
@@ -184,6 +188,8 @@ class ExperimentRunner:
     async def _loop(self, live: _Live) -> None:
         while live.state.phase is Phase.RUNNING:
             await self.clock.sleep(live.spec.look_interval_s)
+            if self.live.get(live.spec.name) is not live:  # stopped by hand while asleep
+                return
             try:
                 await self.look(live.spec.name)
             except InputError as exc:  # a refused step is retried at the next look

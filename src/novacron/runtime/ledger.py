@@ -88,6 +88,7 @@ def fleet_sample(views: Sequence[TargetView], quarantined: Iterable[str], incide
             v.desired,
             v.target in held,
             v.state == "healing",
+            quarantined_until=v.quarantined_until,
         )
         for v in views
     ]

@@ -10,12 +10,17 @@ VM answers ``HTTP 200`` after the host's modelled latency. Crashes are also deli
 moment they happen (:meth:`SimSensor.watch_exits`), as the pidfd exit watch does for
 real processes. Time is the loop's, so under a simulated event loop the probe's wait is
 simulated too.
+
+Two faults live above the twin's VMs, in what a service makes of them: a target whose
+upstream (``depends_on``) does not answer healthily answers ``HTTP 502`` itself, as the
+demo services' health checks do; and a target given a bad configuration answers
+``HTTP 503`` until its configuration is rolled back (a restart or a fresh VM keeps it).
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 
 from novacron.errors import InputError
 from novacron.model import Observation, TargetId
@@ -45,13 +50,40 @@ def parse_sim_target(text: str) -> int:
 class SimSensor:
     """Health probes and exit notifications for twin VMs, by target name."""
 
-    def __init__(self, sim: Simulator, targets: Mapping[str, int]) -> None:
+    def __init__(
+        self,
+        sim: Simulator,
+        targets: Mapping[str, int],
+        *,
+        upstreams: Mapping[str, Sequence[str]] | None = None,
+        latency_s: float | None = None,
+    ) -> None:
+        """``upstreams`` maps a target to the targets it depends on (their failure is its).
+
+        ``latency_s`` is a healthy answer's time (measured on the real fleet); the twin's
+        physics then only adds what load costs beyond its idle latency.
+        """
         for name, vm in targets.items():
             if not 0 <= vm < sim.topo.n_vms:
                 raise InputError(f"VM {vm} is not in the twin (0..{sim.topo.n_vms - 1})", where=name)
         self.sim = sim
         self.targets = dict(targets)
         self._by_vm = {vm: name for name, vm in self.targets.items()}
+        self.upstreams = {name: [u for u in (upstreams or {}).get(name, ()) if u in self.targets] for name in targets}
+        self.bad_config: set[str] = set()
+        self.latency_s = latency_s
+        self._idle = {name: self._physics_latency(name) for name in self.targets}
+
+    def break_config(self, target: str) -> None:
+        """Give ``target`` a bad configuration: it answers 503 until a config rollback."""
+        self.vm(target)
+        self.bad_config.add(target)
+
+    def restore_config(self, target: str) -> bool:
+        """Roll ``target``'s configuration back; True when it was bad."""
+        was = target in self.bad_config
+        self.bad_config.discard(target)
+        return was
 
     def vm(self, target: str) -> int:
         """The VM behind ``target``."""
@@ -61,7 +93,21 @@ class SimSensor:
             raise InputError(f"not a sim target: {target!r}", where="target") from None
 
     def status(self, target: str) -> tuple[bool | None, str]:
-        """What a probe would get now: (True, 200), (False, 500), (False, refused) or (None, no answer)."""
+        """What a probe would get now: (True, 200), (False, 5xx), (False, refused) or (None, no answer)."""
+        ok, detail = self._vm_status(target)
+        if ok is not True:
+            return ok, detail
+        if target in self.bad_config:
+            return False, "HTTP 503: bad configuration"
+        for upstream in self.upstreams[target]:
+            answer = self.status(upstream)[0]
+            if answer is None:  # a service waits on an upstream that does not answer
+                return None, f"no answer: waiting on upstream {upstream}"
+            if answer is False:
+                return False, f"HTTP 502: upstream {upstream} failing"
+        return True, detail
+
+    def _vm_status(self, target: str) -> tuple[bool | None, str]:
         sim, vm = self.sim, self.vm(target)
         state = sim.state
         if int(state.status[vm]) in _REFUSED:
@@ -76,6 +122,12 @@ class SimSensor:
 
     def latency(self, target: str) -> float:
         """The modelled response time of ``target``'s host (compute + storage + network)."""
+        physics = self._physics_latency(target)
+        if self.latency_s is None:
+            return physics
+        return self.latency_s + max(0.0, physics - self._idle[target])
+
+    def _physics_latency(self, target: str) -> float:
         state, vm = self.sim.state, self.vm(target)
         host = int(state.vm_host[vm])
         return float(state.cpu_latency_s[host] + state.io_latency_s[host] + state.net_latency_s[host])
@@ -96,7 +148,11 @@ class SimSensor:
                 await asyncio.sleep(timeout)
                 raise TimeoutError
             await asyncio.sleep(latency)
-            return self.status(target)[0] is True, detail
+            ok, detail = self.status(target)
+            if ok is None:  # it stopped answering while the request was in flight
+                await asyncio.sleep(timeout - latency)
+                raise TimeoutError
+            return ok, detail
 
         return run
 

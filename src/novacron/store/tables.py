@@ -36,6 +36,9 @@ __all__ = [
     "incidents",
     "metadata",
     "outbox",
+    "policy_decisions",
+    "policy_feedback",
+    "policy_versions",
     "processes",
     "safety_rails",
     "settings_kv",
@@ -203,6 +206,51 @@ agent_outputs = Table(
     Column("applied", Boolean, nullable=False, default=False),
     Column("dry_run", Boolean, nullable=False, default=False),
     Column("summary", Text, nullable=False, default=""),
+)
+
+# -- remediation-policy learning -----------------------------------------------------
+policy_decisions = Table(
+    "policy_decisions",
+    metadata,
+    # Every step a policy chose, with what it knew and the odds it had: enough to score
+    # any other policy on it offline (inverse propensity, doubly robust).
+    Column("id", String(40), primary_key=True),
+    Column("at", Float, nullable=False, index=True),
+    Column("policy", String(64), nullable=False),
+    Column("target", String(128), nullable=False),
+    Column("incident_id", String(40), index=True),
+    Column("action_id", String(40), index=True),
+    Column("action", String(32), nullable=False),
+    Column("context", JSON, nullable=False),
+    Column("allowed", JSON, nullable=False),
+    Column("propensity", Float, nullable=False),
+    Column("explored", Boolean, nullable=False, default=False),
+    Column("reward", Float),
+    Column("outcome", String(24)),
+)
+
+policy_feedback = Table(
+    "policy_feedback",
+    metadata,
+    # An operator's mark on an action: it enters the reward of the decision behind it.
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("action_id", String(40), nullable=False, index=True),
+    Column("at", Float, nullable=False),
+    Column("actor", String(128), nullable=False),
+    Column("verdict", String(8), nullable=False),
+    Column("note", Text, nullable=False, default=""),
+)
+
+policy_versions = Table(
+    "policy_versions",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("name", String(64), nullable=False, index=True),
+    Column("version", Integer, nullable=False),
+    Column("created_at", Float, nullable=False),
+    Column("source", String(64), nullable=False),
+    Column("body", JSON, nullable=False),
+    Column("promoted", Boolean, nullable=False, default=False),
 )
 
 # -- self-optimisation: studies of `novacron tune` / `novacron evolve` and their trials --

@@ -17,14 +17,8 @@ probes of a hung process are ``(floor(timeout/interval) + 1) · interval`` apart
 the restart expedites the replica's probes to ``verify_interval_s``, so the first good
 probe comes on average half of that after the service is ready.
 
-:func:`simulate_repair` composes the same timeline from *measured* pieces instead of
-constants: per-incident durations read from the controller's records in a calibration run
-of the real fleet (fault record after the first observation that saw the fault, fault
-record → action start, action start → end, action end → verified). Each trial draws every
-piece independently from its measured distribution and adds the wait for the first
-observation (uniform phase against the probe grid, or the exit notice), so percentiles of
-the repair time come from the simulated sum — the median of a sum is not the sum of
-medians when the pieces are skewed.
+The fidelity benchmark (``novacron bench twin-fidelity``) no longer uses this closed form:
+it runs the real controller on a twin of the demo fleet (see ``runtime/twinspec.py``).
 """
 
 from __future__ import annotations
@@ -34,7 +28,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from novacron.errors import InputError, NotEnoughDataError
+from novacron.errors import InputError
 from novacron.twin.faults import TwinFault, parse_fault
 from novacron.twin.healer import with_healer
 from novacron.twin.params import HealerParams, PhysicsParams
@@ -43,11 +37,8 @@ from novacron.twin.topology import build_fleet
 
 __all__ = [
     "DemoFleetParams",
-    "RepairSamples",
     "predict_mttx",
     "simulate_mttx",
-    "simulate_repair",
-    "summarise",
     "timed_out_probe_spacing",
 ]
 
@@ -166,82 +157,3 @@ def simulate_mttx(
     if not ttr:
         raise InputError("no trial recovered; check the parameters", where="params")
     return float(np.mean(ttd)), float(np.mean(ttr))
-
-
-@dataclass(frozen=True, slots=True)
-class RepairSamples:
-    """Measured durations (seconds) of the pieces of one kind's repairs, one value per incident.
-
-    ``record_s``: first observation that saw the fault → fault recorded (for a hang, the
-    failed probes and timeouts; for a crash, the exit handling); ``decision_s``: record →
-    action started; ``apply_s``: action started → finished (stop + spawn); ``verify_s``:
-    action finished → verified healthy (start-up, first passing expedited probe, commits).
-    ``notice_s`` is the fault → exit-notice delay of a crash (the pidfd wake-up).
-    """
-
-    record_s: tuple[float, ...]
-    decision_s: tuple[float, ...]
-    apply_s: tuple[float, ...]
-    verify_s: tuple[float, ...]
-    notice_s: float = 0.0
-
-    def __post_init__(self) -> None:
-        for name in ("record_s", "decision_s", "apply_s", "verify_s"):
-            values = getattr(self, name)
-            if not values:
-                raise NotEnoughDataError("no measured value", where=f"RepairSamples.{name}")
-            bad = [v for v in values if not (v >= 0 and math.isfinite(v))]
-            if bad:
-                raise InputError(f"durations must be finite and >= 0, got {bad[0]!r}", where=f"RepairSamples.{name}")
-        if not (self.notice_s >= 0 and math.isfinite(self.notice_s)):
-            raise InputError(f"must be finite and >= 0, got {self.notice_s!r}", where="RepairSamples.notice_s")
-
-
-def _lead(fault: TwinFault, p: DemoFleetParams, s: RepairSamples, rng: np.random.Generator, n: int) -> np.ndarray:
-    """Fault → start of the first observation that sees it, per trial.
-
-    A crash under the exit watch is noticed after the exit-notice delay (plus a uniform
-    share of the poll period when exits are polled); anything seen by probes waits for the
-    next probe of the fixed grid, at a uniform phase.
-    """
-    if fault is TwinFault.CRASH and p.exit_watch:
-        return s.notice_s + rng.uniform(0.0, p.exit_poll_s, n)
-    return rng.uniform(0.0, p.probe_interval_s, n)
-
-
-def simulate_repair(
-    kind: TwinFault | str,
-    params: DemoFleetParams,
-    samples: RepairSamples,
-    *,
-    trials: int = 20_000,
-    seed: int = 0,
-) -> tuple[np.ndarray, np.ndarray]:
-    """Monte Carlo of one kind's (time to detect, time to repair) from measured pieces.
-
-    Each trial adds the wait for the first observation to one independent draw of each
-    measured piece; the returned arrays hold every trial's sums in seconds.
-    """
-    fault = _kind(kind)
-    if trials < 1:
-        raise InputError(f"must be >= 1, got {trials}", where="trials")
-    rng = np.random.default_rng(seed)
-
-    def draw(values: tuple[float, ...]) -> np.ndarray:
-        return rng.choice(np.asarray(values, dtype=float), size=trials, replace=True)
-
-    ttd = _lead(fault, params, samples, rng, trials) + draw(samples.record_s)
-    ttr = ttd + draw(samples.decision_s) + draw(samples.apply_s) + draw(samples.verify_s)
-    return ttd, ttr
-
-
-def summarise(values_s: np.ndarray) -> dict[str, float]:
-    """Mean, p50 and p95 of simulated durations, in milliseconds."""
-    if values_s.size == 0:
-        raise NotEnoughDataError("no simulated value", where="values_s")
-    ms = np.asarray(values_s, dtype=float) * 1000.0
-    return {
-        "mean": round(float(ms.mean()), 2),
-        "p50": round(float(np.percentile(ms, 50)), 2),
-        "p95": round(float(np.percentile(ms, 95)), 2),
-    }

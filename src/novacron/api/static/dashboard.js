@@ -8,6 +8,7 @@ const HEAL_ACTIONS = ["restart", "replace", "start", "stop", "scale_out", "scale
 let selected = null; // incident id shown in the detail panel
 let autonomous = null;
 let me = null; // {name, role} of the token, from /whoami
+let experiment = null; // experiment whose confidence sequence is drawn
 const chosen = {}; // target -> action picked in its Heal menu; kept across redraws
 
 const $ = (id) => document.getElementById(id);
@@ -113,6 +114,31 @@ function drawBars(svgId, values, labels) {
   });
 }
 
+// The error-ratio difference per look with its confidence sequence (two dashed bounds) and zero.
+function drawSequence(svgId, looks) {
+  const svg = $(svgId);
+  const [, , w, h] = svg.getAttribute("viewBox").split(" ").map(Number);
+  const left = 68, right = 8, top = 10, bottom = 34;
+  const plotW = w - left - right, plotH = h - top - bottom;
+  svg.replaceChildren();
+  const pts = looks.map((l) => (l.tests || {}).error_ratio).filter((t) => t && t.ci && t.ci[0] !== null && t.ci[1] !== null);
+  const span = Math.max(0.01, ...pts.map((t) => Math.max(Math.abs(t.ci[0]), Math.abs(t.ci[1]))));
+  const y = (v) => top + plotH / 2 - (plotH / 2) * Math.max(-1, Math.min(1, v / span));
+  const x = (i) => left + (pts.length > 1 ? (plotW * i) / (pts.length - 1) : plotW / 2);
+  const axes = svgEl("g", { class: "axis" });
+  for (const t of [-span, 0, span]) {
+    axes.appendChild(svgEl("line", { x1: left, x2: left + plotW, y1: y(t), y2: y(t), class: t ? "grid" : "baseline" }));
+    axes.appendChild(svgEl("text", { x: left - 6, y: y(t) + 3, "text-anchor": "end", class: "tick y" }, (100 * t).toFixed(1) + " %"));
+  }
+  axes.appendChild(svgEl("text", { x: left + plotW / 2, y: h - 4, "text-anchor": "middle", class: "title" },
+    pts.length ? `looks, oldest → newest (${pts.length})` : "no looks with traffic yet"));
+  svg.appendChild(axes);
+  const line = (key, cls) => svgEl("polyline", { class: cls, points: pts.map((t, i) => x(i) + "," + y(key(t))).join(" ") });
+  if (pts.length) {
+    svg.append(line((t) => t.ci[0], "seq ci"), line((t) => t.ci[1], "seq ci"), line((t) => t.diff, "seq"));
+  }
+}
+
 // -- tables ----------------------------------------------------------------------------
 function button(text, cls, onClick) {
   const b = document.createElement("button");
@@ -147,13 +173,16 @@ function renderFleet(status) {
   $("controller-state").textContent = c.state + (c.state === "running" ? "" : " (nothing is supervised)");
   $("controller-state").className = c.state === "running" ? "healthy" : "unhealthy";
   $("no-targets").hidden = status.targets.length > 0;
+  // A quarantine shows when it ends, in the reader's local time.
+  const stateText = (t) =>
+    t.quarantined_until ? t.state + " until " + new Date(t.quarantined_until * 1000).toLocaleTimeString() : t.state;
   fillTable("fleet", status.targets, (t) => {
     const tr = document.createElement("tr");
     tr.dataset.target = t.name;
     const fault = t.last_fault ? t.last_fault.detail + " (" + dur(t.last_fault.ago_s) + " ago)" : null;
     const incident = t.incident ? t.incident + " " + t.incident_status + " " + t.incident_priority : null;
     tr.append(
-      cell(t.name), cell(t.state, "state " + t.state), cell(t.pids.join(","), "num"), cell(dur(t.uptime_s), "num"),
+      cell(t.name), cell(stateText(t), "state " + t.state), cell(t.pids.join(","), "num"), cell(dur(t.uptime_s), "num"),
       cell(t.restarts, "num"), cell(t.running + "/" + t.desired, "num"), cell(fault, "", true), cell(incident, "", true),
       targetActions(t),
     );
@@ -204,6 +233,27 @@ function renderAgents(outputs) {
     tr.append(cell(when(o.run_at)), cell(o.agent), cell(o.targets.join(", ")), cell(findings || "-"), cell(proposals || "-"), cell(o.summary));
     return tr;
   });
+}
+
+function renderExperiments(list) {
+  $("no-experiments").hidden = list.length > 0;
+  if (experiment === null && list.length) experiment = list[0].name;
+  fillTable("experiments", list, (e) => {
+    const tr = document.createElement("tr");
+    tr.className = "clickable";
+    tr.addEventListener("click", () => { experiment = e.name; loadExperiment(); });
+    const arms = Object.entries(e.arms).map(([a, w]) => a + ": " + w.requests + " req, " + w.errors + " err, " + w.slow + " slow").join("; ");
+    tr.append(cell(e.name), cell(e.target), cell(e.phase), cell(e.split + " %", "num"), cell(arms), cell(e.reason, null, true));
+    return tr;
+  });
+}
+
+async function loadExperiment() {
+  $("experiment-detail").hidden = experiment === null;
+  if (experiment === null) return;
+  const e = await api("/experiments/" + encodeURIComponent(experiment) + "?looks=300");
+  $("experiment-name").textContent = e.name + " (" + e.phase + ")";
+  drawSequence("chart-experiment", e.looks);
 }
 
 function renderApprovals(pending) {
@@ -296,9 +346,9 @@ async function refresh() {
       $("who").textContent = "signed in as " + me.name + " (" + me.role + ")";
     }
     signedIn(true);
-    const [health, status, incidents, actions, approvals, agents] = await Promise.all([
+    const [health, status, incidents, actions, approvals, agents, experiments] = await Promise.all([
       fetch("/health").then((r) => r.json()), api("/status"), api("/incidents?limit=200"), api("/actions?limit=30"), api("/approvals"),
-      api("/agents?limit=20"),
+      api("/agents?limit=20"), api("/experiments"),
     ]);
     renderKillSwitch(health);
     renderAgents(agents);
@@ -306,6 +356,8 @@ async function refresh() {
     renderIncidents(incidents);
     renderActions(actions);
     renderApprovals(approvals);
+    renderExperiments(experiments);
+    await loadExperiment();
     if (selected) await loadDetail();
     $("conn").textContent = "updated " + new Date().toLocaleTimeString();
     showError(null);

@@ -1,0 +1,211 @@
+"""The healer's step chooser when the spec's ``learning`` block is on.
+
+:class:`LearnedSteps` asks a :mod:`novacron.learning` policy for each step of an incident,
+learns from each step's outcome, and keeps the decision log. Safety comes first and
+is not the policy's to judge: the allowed set holds only actions the safety gate would
+run without a human (no approval needed), that are low or medium risk or have an inverse,
+and that this incident has not tried yet; the policy can choose nothing else. A P0
+incident is never explored on (the best estimate is taken). A stored policy that cannot
+be read (another version, a corrupt body) is not used: the chooser falls back to the
+ladder and says so in the log and the audit trail.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+from novacron.clock import Clock
+from novacron.errors import InputError
+from novacron.healing.catalog import CATALOG
+from novacron.healing.executor import ExecResult
+from novacron.healing.health import HealthTracker
+from novacron.healing.safety import SafetyGate
+from novacron.learning import (
+    Choice,
+    FaultContext,
+    LadderPolicy,
+    RemediationPolicy,
+    RewardWeights,
+    ThompsonPolicy,
+    detail_class,
+    policy_from_state,
+    reward,
+)
+from novacron.model import Action, ActionKind, ActionStatus, Incident, Priority, RiskLevel
+from novacron.settings import LearningSpec
+from novacron.store import Store
+from novacron.store.learning import PolicyLog
+from novacron.telemetry import get_logger
+
+__all__ = ["LearnedSteps", "StepDecision"]
+
+_HOUR = 3600.0
+_SAVE_EVERY = 25  # online updates between stored snapshots (and one at stop)
+
+
+@dataclass(slots=True)
+class StepDecision:
+    """One choice of the policy, until its step has ended."""
+
+    kind: ActionKind
+    context: FaultContext
+    allowed: list[str]
+    propensity: float
+    explored: bool
+    reason: str
+    decision_id: str | None = None
+    action_id: str | None = None
+    extra: dict[str, object] = field(default_factory=dict)
+
+
+class LearnedSteps:
+    """Chooses every healer step with a learning policy, inside the gate's mask."""
+
+    def __init__(
+        self,
+        spec: LearningSpec,
+        *,
+        store: Store,
+        gate: SafetyGate,
+        health: HealthTracker,
+        graph: Mapping[str, Sequence[str]],
+        clock: Clock,
+        weights: RewardWeights | None = None,
+    ) -> None:
+        self.spec = spec
+        self.gate = gate
+        self.health = health
+        self.graph = graph
+        self.clock = clock
+        self.weights = weights or RewardWeights()
+        self.log = PolicyLog(store)
+        self.max_steps = spec.max_steps
+        self._recent: dict[str, deque[float]] = {}
+        self._unsaved = 0
+        self._log = get_logger(component="learning")
+        self.policy: RemediationPolicy = self._load(store)
+
+    # -- the policy --------------------------------------------------------------------
+    def _ladder(self) -> list[str]:
+        return [str(k) for k in self.gate.policy.ladder if k is not ActionKind.ESCALATE]
+
+    def _fresh(self) -> RemediationPolicy:
+        if self.spec.learner == "ladder":
+            return LadderPolicy(self._ladder())
+        return ThompsonPolicy([str(a) for a in self.spec.actions], ladder=self._ladder(), seed=self.spec.seed)
+
+    def _load(self, store: Store) -> RemediationPolicy:
+        if self.spec.learner == "ladder":
+            return self._fresh()
+        stored = self.log.latest_policy(self.spec.policy_name)
+        if stored is None:
+            return self._fresh()
+        try:
+            policy = policy_from_state(stored.body, seed=self.spec.seed)
+        except InputError as exc:
+            reason = f"stored policy {stored.name!r} v{stored.version} is unusable ({exc}); using the ladder"
+            self._log.warning("policy fallback", reason=reason)
+            store.audit(
+                now=self.clock.now(), actor="controller", verb="policy.fallback", subject=stored.name, result=reason
+            )
+            return LadderPolicy(self._ladder())
+        self._log.info("policy loaded", name=stored.name, version=stored.version, kind=policy.name)
+        return policy
+
+    def save(self, *, source: str = "online") -> int | None:
+        """Store a snapshot of a learning policy as a new promoted version."""
+        if not isinstance(self.policy, ThompsonPolicy):
+            return None
+        self._unsaved = 0
+        return self.log.save_policy(
+            self.spec.policy_name, self.policy.state(), source=source, now=self.clock.now(), promote=True
+        )
+
+    # -- the safety mask ---------------------------------------------------------------
+    def allowed(self, tried: Sequence[ActionKind]) -> list[str]:
+        """Actions the policy may pick now: gate-approved without a human, safe, untried."""
+        out = []
+        for kind in self.spec.actions:
+            spec = CATALOG[kind]
+            if kind in tried or self.gate.policy.needs_approval(spec.risk):
+                continue
+            if spec.risk > RiskLevel.MEDIUM and spec.inverse is None:
+                continue  # a risky step with nothing to undo it is a human's call
+            out.append(str(kind))
+        return out
+
+    def context(self, incident: Incident, tried: Sequence[ActionKind]) -> FaultContext:
+        """What is known about ``incident`` now."""
+        upstreams = self.graph.get(incident.target, ())
+        failing = any(not self.health.is_healthy(u) for u in upstreams)
+        recent = self._recent_actions(incident.target)
+        return FaultContext(
+            kind=incident.kind.value,
+            detail=detail_class(incident.summary),
+            upstream_failing=failing,
+            recent_actions=len(recent),
+            priority=int(incident.priority),
+            tried=tuple(str(k) for k in tried),
+        )
+
+    def _recent_actions(self, target: str) -> deque[float]:
+        log = self._recent.setdefault(target, deque())
+        while log and log[0] < self.clock.monotonic() - _HOUR:
+            log.popleft()
+        return log
+
+    # -- the healer's calls ------------------------------------------------------------
+    def choose(self, incident: Incident, tried: Sequence[ActionKind]) -> StepDecision:
+        """The next step (``escalate`` when nothing allowed is left)."""
+        context = self.context(incident, tried)
+        allowed = self.allowed(tried)
+        explore = self.spec.explore and incident.priority is not Priority.P0
+        choice: Choice | None = self.policy.choose(context, allowed, explore=explore) if allowed else None
+        if choice is None or len(tried) >= self.max_steps:
+            return StepDecision(ActionKind.ESCALATE, context, allowed, 1.0, False, "nothing allowed is left")
+        why = f"{self.policy.name} chose {choice.action} (p={choice.propensity:.2f}) among {', '.join(allowed)}"
+        return StepDecision(ActionKind(choice.action), context, allowed, choice.propensity, explore, why)
+
+    def record(self, decision: StepDecision, action: Action, incident: Incident) -> None:
+        """Log the decision as its step starts."""
+        decision.action_id = action.id
+        decision.decision_id = self.log.record_decision(
+            at=self.clock.now(),
+            policy=self.policy.name,
+            target=action.target,
+            incident_id=incident.id,
+            action_id=action.id,
+            action=str(decision.kind),
+            context=decision.context.to_dict(),
+            allowed=decision.allowed,
+            propensity=decision.propensity,
+            explored=decision.explored,
+        )
+        self._recent_actions(action.target).append(self.clock.monotonic())
+
+    def settle(self, decision: StepDecision, result: ExecResult, elapsed_s: float) -> float | None:
+        """Learn from the step's outcome; returns its reward (None when nothing was applied)."""
+        if result.status in (ActionStatus.BLOCKED, ActionStatus.DRY_RUN) or result.replayed:
+            return None
+        harmed = result.rolled_back or result.status is ActionStatus.ROLLED_BACK
+        value = reward(elapsed_s, healed=result.verified, harmed=harmed, weights=self.weights)
+        self.policy.update(decision.context, str(decision.kind), value)
+        if decision.decision_id is not None:
+            self.log.settle(decision.decision_id, reward=value, outcome=str(result.status))
+        self._unsaved += 1
+        if self._unsaved >= _SAVE_EVERY:
+            self.save()
+        return value
+
+    def feedback(self, action_id: str, verdict: str) -> bool:
+        """Fold an operator's mark into the policy; False when no policy chose that action."""
+        row = self.log.decision_for_action(action_id)
+        if row is None:
+            return False
+        sign = 1 if verdict == "good" else -1
+        value = (row.reward or 0.0) + sign * self.weights.feedback
+        self.policy.update(FaultContext.from_dict(row.context), row.action, value)
+        self._unsaved += 1
+        return True

@@ -1,0 +1,98 @@
+"""Priority from impact, kept current: assessed when an incident opens, re-assessed as inputs change.
+
+:class:`PriorityKeeper` listens to every incident's timeline. It scores an incident with
+:func:`~novacron.incidents.priority.assess` from what the fleet shows now — the share of
+the fleet with an open incident, how many targets depend on this one, whether the
+incident's evidence says an SLO is breached, and whether automation already failed on
+it — when it opens, when another incident opens or resolves (the share changes), when an
+action on it fails and when it escalates. Every change is a ``priority`` line on the
+timeline with the reasons. An incident that needs a human is never below P1, and a
+priority raised by another rail (the blast-radius cap's P0) is never lowered by it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+from novacron.incidents.lifecycle import IncidentManager
+from novacron.incidents.priority import ImpactInput, PriorityDecision, assess, transitive_dependents
+from novacron.model import Incident, IncidentStatus, Priority, TimelineEvent
+
+__all__ = ["PriorityKeeper"]
+
+_FAILED = frozenset({"verification_failed", "action_failed", "rolled_back"})
+_OWN = "assessed"  # marks the keeper's own timeline lines
+
+
+class PriorityKeeper:
+    """Keeps every open incident's priority equal to its assessed impact."""
+
+    def __init__(self, incidents: IncidentManager, graph: Mapping[str, Sequence[str]]) -> None:
+        self._incidents = incidents
+        self._graph = dict(graph)
+        self._failed: set[str] = set()
+        self._slo: set[str] = set()
+        self._floor: dict[str, Priority] = {}
+
+    def on_event(self, incident: Incident, event: TimelineEvent) -> None:
+        """React to one timeline line: re-assess what it changed."""
+        if event.data.get(_OWN):
+            return
+        if event.kind == "detected":
+            if _slo_breached(event.data.get("evidence")):
+                self._slo.add(incident.id)
+            self.reassess_all(f"{incident.target} opened an incident")
+        elif event.kind == "resolved":
+            for name in (self._failed, self._slo):
+                name.discard(incident.id)
+            self._floor.pop(incident.id, None)
+            self.reassess_all(f"{incident.target} recovered")
+        elif event.kind in _FAILED:
+            self._failed.add(incident.id)
+            self.reassess(incident, "automated repair failed")
+        elif event.kind in ("escalated", "priority"):
+            current = self._incidents.open_for(incident.target) or incident
+            self._floor[incident.id] = min(self._floor.get(incident.id, Priority.P4), current.priority)
+            if event.kind == "escalated":
+                self._failed.add(incident.id)
+
+    def reassess_all(self, why: str) -> None:
+        """Re-assess every open incident (the fleet's share down changed)."""
+        for incident in self._incidents.open_incidents():
+            self.reassess(incident, why)
+
+    def reassess(self, incident: Incident, why: str) -> Incident:
+        """Assess ``incident`` now and record a change of priority, with its reasons."""
+        current = self._incidents.open_for(incident.target)
+        if current is None or current.id != incident.id:
+            return incident
+        decision = self.decide(current)
+        priority = min(decision.priority, self._floor.get(current.id, Priority.P4))
+        if current.status is IncidentStatus.NEEDS_HUMAN:
+            priority = min(priority, Priority.P1)
+        if priority == current.priority:
+            return current
+        detail = f"P{int(current.priority)} → P{int(priority)} ({why}): {'; '.join(decision.reasons)}"
+        return self._incidents.set_priority(current, priority, detail, score=decision.score, **{_OWN: True})
+
+    def decide(self, incident: Incident) -> PriorityDecision:
+        """The priority ``incident``'s impact calls for now."""
+        opened = {i.target for i in self._incidents.open_incidents() if not i.preventive}
+        opened.add(incident.target)
+        fleet = max(1, len(self._graph))
+        impact = ImpactInput(
+            affected=min(len(opened & set(self._graph)) or 1, fleet),
+            fleet_size=fleet,
+            dependents=len(transitive_dependents(self._graph, [incident.target])),
+            slo_breached=incident.id in self._slo,
+            automation_failed=incident.id in self._failed or incident.status is IncidentStatus.NEEDS_HUMAN,
+            preventive=incident.preventive,
+        )
+        return assess(impact)
+
+
+def _slo_breached(evidence: object) -> bool:
+    if not isinstance(evidence, Mapping):
+        return False
+    labels = evidence.get("labels")
+    return bool(evidence.get("slo_breached")) or (isinstance(labels, Mapping) and "slo" in labels)

@@ -1,0 +1,35 @@
+"""The reward of one step: fast verified recovery is good, actions cost, harm costs most."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+__all__ = ["RewardWeights", "reward"]
+
+
+@dataclass(frozen=True, slots=True)
+class RewardWeights:
+    """Units are seconds of outage: an action costs like a second, a failed step like ten."""
+
+    action_cost: float = 1.0
+    failure_penalty: float = 10.0  # the step did not heal: the next one starts from here
+    harm_penalty: float = 100.0  # the step made things worse or was rolled back
+    feedback: float = 20.0  # an operator's good (+) or bad (−) mark
+
+
+def reward(
+    elapsed_s: float,
+    *,
+    healed: bool,
+    harmed: bool = False,
+    feedback: int = 0,
+    weights: RewardWeights | None = None,
+) -> float:
+    """Negative time the step took, minus its cost and any penalty, plus operator feedback (±1)."""
+    w = weights or RewardWeights()
+    value = -max(0.0, elapsed_s) - w.action_cost
+    if not healed:
+        value -= w.failure_penalty
+    if harmed:
+        value -= w.harm_penalty
+    return value + w.feedback * feedback
