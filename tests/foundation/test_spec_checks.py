@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import pytest
 
+from novacron.cli import main
 from novacron.errors import ConfigError
 from novacron.settings import load_spec
-from tests.cli.runner import cli
 
 
 def _targets(*items: str) -> str:
@@ -65,20 +66,32 @@ def test_distinct_ports_and_deep_cleanup_paths_stay_valid() -> None:
     assert [t.port for t in spec.targets] == [8000, 8002]
 
 
-def test_validate_exits_2_on_a_file_that_is_not_utf8(tmp_path: Path) -> None:
+def _validate(spec: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> tuple[int, str]:
+    """``novacron validate -c SPEC`` through the CLI's entry point, in this process."""
+    monkeypatch.setattr(sys, "argv", ["novacron", "validate", "-c", str(spec)])
+    with pytest.raises(SystemExit) as done:
+        main()
+    return int(done.value.code or 0), capsys.readouterr().err
+
+
+def test_validate_exits_2_on_a_file_that_is_not_utf8(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
     bad = tmp_path / "fleet.yaml"
     bad.write_bytes(b"targets:\n- {name: a, command: [\xff\xfe]}\n")
-    res = cli("validate", "-c", str(bad))
-    assert res.returncode == 2
-    assert "not UTF-8" in res.stderr
-    assert "Traceback" not in res.stderr
+    code, err = _validate(bad, capsys, monkeypatch)
+    assert code == 2
+    assert "not UTF-8" in err
+    assert "Traceback" not in err
 
 
-def test_validate_refuses_a_detector_that_run_refuses(tmp_path: Path) -> None:
+def test_validate_refuses_a_detector_that_run_refuses(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
     spec = tmp_path / "fleet.yaml"
     watch = "{metric: latency, detector: {detector: robust_zscore}}"
     spec.write_text(_targets(f"{{name: a, command: [x], metrics: {{watch: [{watch}]}}}}"))
-    res = cli("validate", "-c", str(spec))
-    assert res.returncode == 2, res.stderr
-    assert "targets[a].metrics.watch[0].detector" in res.stderr
-    assert "robust_zscore" in res.stderr
+    code, err = _validate(spec, capsys, monkeypatch)
+    assert code == 2, err
+    assert "targets[a].metrics.watch[0].detector" in err
+    assert "robust_zscore" in err

@@ -14,7 +14,7 @@ from typing import Protocol, runtime_checkable
 from novacron.errors import ConfigError
 from novacron.model import Action, Outcome, TargetId, TargetState
 
-__all__ = ["Actuator", "ActuatorRouter"]
+__all__ = ["Actuator", "ActuatorRouter", "TargetAware"]
 
 
 @runtime_checkable
@@ -27,6 +27,15 @@ class Actuator(Protocol):
 
     async def observe(self, target: TargetId) -> TargetState:
         """What is actually running for ``target``."""
+        ...
+
+
+@runtime_checkable
+class TargetAware(Protocol):
+    """An actuator that can tell, before acting, whether a target is one it can act on."""
+
+    def knows(self, target: TargetId) -> bool:
+        """Whether actions on ``target`` can be applied at all."""
         ...
 
 
@@ -43,6 +52,13 @@ class ActuatorRouter:
             return self._actuators[kind]
         except KeyError:
             raise ConfigError(f"no actuator for target kind {kind!r}", where=str(target)) from None
+
+    def knows(self, target: TargetId) -> bool:
+        """Whether ``target`` has a kind with a registered actuator (unknown targets have none)."""
+        try:
+            return self._kind_of(target) in self._actuators
+        except (KeyError, LookupError):
+            return False
 
     async def apply(self, action: Action) -> Outcome:
         """Apply through the actuator of the action's target kind."""

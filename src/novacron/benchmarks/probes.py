@@ -8,6 +8,7 @@ measures probes per second, event-loop lag (a 10 ms ticker's lateness) and its o
 from __future__ import annotations
 
 import asyncio
+import resource
 import subprocess
 import sys
 import time
@@ -28,12 +29,6 @@ __all__ = ["run_probe_bench"]
 _TICK_S = 0.01
 
 
-def _free_block(n: int) -> int:
-    from novacron.demo.fleet import free_port_block
-
-    return free_port_block(n)
-
-
 async def _lag_sampler(samples: list[float], stop: asyncio.Event) -> None:
     loop = asyncio.get_running_loop()
     while not stop.is_set():
@@ -42,15 +37,16 @@ async def _lag_sampler(samples: list[float], stop: asyncio.Event) -> None:
         samples.append(max(0.0, loop.time() - start - _TICK_S))
 
 
-async def _measure(first_port: int, targets: int, interval_s: float, duration_s: float) -> dict[str, Any]:
+async def _measure(ports: list[int], interval_s: float, duration_s: float) -> dict[str, Any]:
     counts = {"ok": 0, "failed": 0}
 
     def emit(obs: Observation) -> None:
         counts["ok" if obs.healthy else "failed"] += 1
 
     prober = Prober(MonotonicClock(), emit)
-    for i in range(targets):
-        check = HttpCheck(url=f"http://127.0.0.1:{first_port + i}/health", interval_s=interval_s, timeout_s=1.0)
+    targets = len(ports)
+    for i, port in enumerate(ports):
+        check = HttpCheck(url=f"http://127.0.0.1:{port}/health", interval_s=interval_s, timeout_s=1.0)
         prober.add(TargetId(f"t{i}"), 0, "http:0", make_probe(check, str), interval=interval_s, timeout=1.0)
     await asyncio.sleep(2.0)  # warm-up: connections opened, schedules spread
     lag: list[float] = []
@@ -76,23 +72,40 @@ async def _measure(first_port: int, targets: int, interval_s: float, duration_s:
     }
 
 
+MAX_TARGETS = 5000
+MIN_INTERVAL_MS = 50.0
+
+
 def run_probe_bench(*, targets: int, interval_ms: float, duration_s: float = 10.0) -> dict[str, Any]:
     """Run the benchmark and return its JSON-ready result."""
-    if not 1 <= targets <= 5000:
-        raise InputError("must be between 1 and 5000", where="--targets")
-    if interval_ms < 50:
-        raise InputError("must be at least 50 (the smallest probe interval)", where="--interval-ms")
-    first = _free_block(targets)
+    if not 1 <= targets <= MAX_TARGETS:
+        raise InputError(f"must be between 1 and {MAX_TARGETS}", where="--targets")
+    if interval_ms < MIN_INTERVAL_MS:
+        raise InputError(f"must be at least {MIN_INTERVAL_MS:g} (the smallest probe interval)", where="--interval-ms")
+    _ensure_fds(targets)
     server = subprocess.Popen(
-        [sys.executable, "-m", "novacron.benchmarks._probe_server", str(first), str(targets)],
+        [sys.executable, "-m", "novacron.benchmarks._probe_server", "0", str(targets)],
         stdout=subprocess.PIPE,
         text=True,
     )
     try:
         assert server.stdout is not None
-        if server.stdout.readline().strip() != "ready":
+        word, _, listed = server.stdout.readline().strip().partition(" ")
+        if word != "ready":
             raise InputError("the probe target server did not start", where="bench probes")
-        return asyncio.run(_measure(first, targets, interval_ms / 1000, duration_s))
+        ports = [int(p) for p in listed.split(",")]
+        return asyncio.run(_measure(ports, interval_ms / 1000, duration_s))
     finally:
         server.kill()
         server.wait()
+
+
+def _ensure_fds(targets: int) -> None:
+    """One connection per target here: raise the descriptor limit, or say why it cannot be."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    need = targets + 256
+    unlimited = hard == resource.RLIM_INFINITY
+    if not unlimited and hard < need:
+        raise InputError(f"{targets} targets need {need} open files; this process may have {hard}", where="--targets")
+    if soft != resource.RLIM_INFINITY and soft < need:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))

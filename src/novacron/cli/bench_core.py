@@ -41,8 +41,8 @@ def bench_healing(
 
 @bench_app.command("probes")
 def bench_probes(
-    targets: Annotated[int, typer.Option("--targets", help="HTTP targets to probe.")] = 500,
-    interval_ms: Annotated[float, typer.Option("--interval-ms", help="Probe interval per target.")] = 100.0,
+    targets: Annotated[int, typer.Option("--targets", min=1, max=5000, help="HTTP targets to probe.")] = 500,
+    interval_ms: Annotated[float, typer.Option("--interval-ms", min=50.0, help="Probe interval per target.")] = 100.0,
     duration: Annotated[float, typer.Option("--duration", min=1.0, help="Measured seconds.")] = 10.0,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON (the default output).")] = True,
 ) -> None:

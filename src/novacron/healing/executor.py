@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 
-from novacron.actuators.base import Actuator
+from novacron.actuators.base import Actuator, TargetAware
 from novacron.clock import Clock
 from novacron.healing.approvals import Approvals
 from novacron.healing.catalog import CATALOG, Verification, inverse_of
@@ -98,7 +98,7 @@ class Executor:
             if previous.status in _INFLIGHT:
                 return await self._reconcile(previous.action, incident)
             return ExecResult(previous.action, previous.status, previous.detail or "already recorded", replayed=True)
-        decision = self.gate.check(action)
+        decision = self._unknown_target(action) or self.gate.check(action)
         if decision.verdict is Verdict.DEFER:
             if action.idempotency_key not in self._deferred:  # state a deferral once, not every retry
                 self._deferred.add(action.idempotency_key)
@@ -125,6 +125,12 @@ class Executor:
             self._set_status(action, ActionStatus.BLOCKED, detail="rejected")
             return ExecResult(action, ActionStatus.BLOCKED, "rejected by a human", decision)
         return await self._apply_and_verify(action, decision, incident)
+
+    def _unknown_target(self, action: Action) -> Decision | None:
+        """Refuse at planning an action no actuator can apply: it must never sit at "applying"."""
+        if isinstance(self.actuator, TargetAware) and not self.actuator.knows(action.target):
+            return Decision(Verdict.DENY, f"no target {action.target!r} in the fleet to act on", rail="target")
+        return None
 
     def record_vetoed(self, action: Action, *, by: str, detail: str) -> ExecResult:
         """Record a step an advisor vetoed: never applied, failed, so the ladder moves on."""

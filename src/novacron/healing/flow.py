@@ -31,7 +31,17 @@ from novacron.healing.recorders import standard_bus
 from novacron.healing.safety import SafetyGate
 from novacron.incidents.impact import PriorityKeeper
 from novacron.incidents.lifecycle import IncidentManager
-from novacron.model import ActionKind, Fault, Health, Incident, IncidentStatus, Priority, TargetId, TimelineEvent
+from novacron.model import (
+    ActionKind,
+    Fault,
+    FaultKind,
+    Health,
+    Incident,
+    IncidentStatus,
+    Priority,
+    TargetId,
+    TimelineEvent,
+)
 from novacron.settings import LearningSpec
 from novacron.store import Store
 from novacron.telemetry import Metrics, get_logger
@@ -48,6 +58,17 @@ _UPSTREAM_POLL_S = 0.1
 _RECENT_S = 10.0
 
 RemedyPlan = tuple[list[ActionKind], dict[str, Any]]
+
+
+def _healable(incident: Incident, graph: Mapping[str, Sequence[str]]) -> bool:
+    """Whether a resumed incident gets a healer: a fleet target's, and not an alert's alone.
+
+    An alert's incident that a ladder already worked on (mitigating, or handed to a human)
+    is resumed: the controller's own checks had found the target failing.
+    """
+    if incident.target not in graph:
+        return False
+    return incident.kind is not FaultKind.ALERT or incident.status is not IncidentStatus.OPEN
 
 
 def remedy_plan(fault: Fault) -> RemedyPlan:
@@ -132,11 +153,15 @@ class HealingFlow:
         are resumed; the others are taken over with their lease (:meth:`take_over`).
         """
         for incident in self.incidents.load_open():
-            if mine is not None and not mine(incident.target):
+            if mine is not None and incident.target in self.graph and not mine(incident.target):
+                # Another controller's target; an alert's about a target outside the fleet
+                # stays tracked here, so its resolution still finds it after a restart.
                 self.incidents.forget(incident.target)
                 continue
             if self.gate.is_quarantined(incident.target):
                 continue  # healed (or resolved) when its quarantine ends, not before
+            if not _healable(incident, self.graph):
+                continue  # an alert's incident: tracked until the alert resolves, never healed by it
             self._log.info("resuming incident", incident=incident.id, target=incident.target)
             root = self._rank(incident)[0].target
             if root != incident.target and self._upstream_failing(root):
@@ -192,10 +217,14 @@ class HealingFlow:
     def file_fault(self, fault: Fault) -> tuple[Incident, bool]:
         """A fault from outside (an Alertmanager alert): the same path as the flow's own.
 
-        A fault about a fleet target is diagnosed and healed like any other; one about
-        anything else is recorded as an incident for a human. Returns (incident, new).
+        An alert opens (or joins) the target's incident but never starts the ladder: about
+        anything outside the fleet it is tracked for a human until it resolves; about a fleet
+        target it is evidence, and the controller's own checks decide (a fault of theirs
+        folds into the incident and heals it). Returns (incident, new).
         """
-        if fault.target not in self.graph:
+        if fault.target not in self.graph or fault.kind is FaultKind.ALERT:
+            # Evidence, not a verdict: an alert never starts the ladder. About a fleet target
+            # the controller's own checks decide; a fault of theirs joins this incident.
             return self.incidents.on_fault(fault)
         return self.on_fault(fault)
 

@@ -70,6 +70,7 @@ ProbeCheck = HttpCheck | TcpCheck | ExecCheck
 __all__ = ["Controller", "TargetView"]
 
 _KILL_SWITCH_KEY = "autonomous_enabled"
+_ALERT_PROBE_S = 1.0  # an alert about a fleet target: its replicas are probed closely this long
 # Actions that start processes: their repair is proven by the started process owning the port.
 _STARTS = frozenset(
     {ActionKind.RESTART, ActionKind.REPLACE, ActionKind.START, ActionKind.SCALE_OUT, ActionKind.CONFIG_ROLLBACK}
@@ -421,12 +422,16 @@ class Controller:
             self.agents.observe(obs)
 
     def file_fault(self, fault: Fault) -> tuple[Incident, bool]:
-        """A fault from outside (an Alertmanager alert): the same path as the controller's own.
+        """A fault from outside (an Alertmanager alert): recorded, never healed by itself.
 
-        A fault about a fleet target is diagnosed and healed like any other; one about
-        anything else is recorded as an incident for a human. Returns (incident, new).
+        About a fleet target it is evidence: its replicas are probed at once, and the
+        controller's own checks decide whether to heal. Returns (incident, new).
         """
-        return self.flow.file_fault(fault)
+        filed = self.flow.file_fault(fault)
+        if fault.target in self.flow.graph:
+            for replica in self.health.replicas(fault.target):
+                self.prober.expedite(fault.target, replica, _ALERT_PROBE_S)
+        return filed
 
     def _on_resolved(self, target: str) -> None:
         self.judge.reset(target)  # a repaired target starts a fresh baseline and trend

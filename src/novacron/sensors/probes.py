@@ -15,6 +15,7 @@ latency quantiles while one slow answer never causes an action.
 from __future__ import annotations
 
 import asyncio
+import zlib
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
@@ -91,6 +92,16 @@ class _Loop:
     model: AdaptiveTimeout | None = None
     confirming: bool = False
 
+    @property
+    def phase(self) -> float:
+        """Where in its interval this check probes: fixed per check, spread across checks.
+
+        Thousands of checks started together would otherwise probe in one burst every
+        interval (5,000 connects at once) and time each other out.
+        """
+        key = f"{self.target}#{self.replica}:{self.source}".encode()
+        return self.interval * (zlib.crc32(key) / 2**32)
+
     def next_timeout(self) -> tuple[float, bool]:
         """(timeout for the next probe, whether running into it is only a suspicion)."""
         model = self.model
@@ -164,7 +175,9 @@ class Prober:
 
     async def _run(self, lp: _Loop) -> None:
         clock = self._clock
-        next_tick = clock.monotonic()
+        next_tick = clock.monotonic() + lp.phase
+        if await _sleep_or_wake(lp, lp.phase):  # an expedite (a restart) probes at once
+            next_tick = clock.monotonic()
         while True:
             start = clock.monotonic()
             timeout, provisional = lp.next_timeout()
