@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import functools
+import socket
+import sys
 from collections.abc import AsyncIterator, Callable
 
 import pytest
@@ -163,3 +166,22 @@ async def test_the_kill_switch_thrown_anywhere_reaches_every_node(members: tuple
     assert a._store.flush(5.0)
     await b.tick()
     assert seen[-1] is False
+
+
+async def test_a_node_id_whose_controller_died_on_this_host_is_free_at_once(members: tuple[FakeClock, Make]) -> None:
+    clock, make = members
+    a = make("a")
+    dead = await asyncio.create_subprocess_exec(sys.executable, "-c", "pass")
+    await dead.wait()
+    alive = await asyncio.create_subprocess_exec(sys.executable, "-c", "import time; time.sleep(60)")
+    try:
+        for node_id, pid in (("b", dead.pid), ("c", alive.pid)):
+            now = clock.now()
+            row = nodes.NodeRow(node_id, "killed", socket.gethostname(), pid, "t", None, now, now, "active")
+            a._db.run_sync(functools.partial(nodes.register, row=row, stale_s=SETTINGS.node_stale_s))
+        make("b")  # its controller was SIGKILLed a moment ago: a restart must not wait for the heartbeat to age
+        with pytest.raises(ConfigError, match="node id 'c' is in use by a live controller"):
+            make("c")
+    finally:
+        alive.kill()
+        await alive.wait()

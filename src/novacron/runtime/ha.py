@@ -26,6 +26,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+import psutil
 from prometheus_client.metrics_core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
@@ -127,7 +128,7 @@ class HaMember(Collector):
         )
 
         def step(conn: Any) -> None:
-            nodes.register(conn, row, stale_s=self.settings.node_stale_s)
+            nodes.register(conn, row, stale_s=self.settings.node_stale_s, pid_alive=_pid_alive)
             leases.ensure_shards(conn, self.settings.shards)
 
         self._db.run_sync(step)
@@ -381,3 +382,11 @@ _pending: set[asyncio.Task[None]] = set()  # probe removals in flight (a task ne
 async def _remove_probes(c: Controller, targets: list[str]) -> None:
     for name in targets:
         await c.prober.remove(name, 0)
+
+
+def _pid_alive(pid: int) -> bool:
+    """Whether a process with ``pid`` runs on this host (a zombie counts as gone)."""
+    try:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.Error:
+        return False

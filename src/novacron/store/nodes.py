@@ -8,6 +8,7 @@ of its node id; the heartbeat is written only while the row is still this incarn
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -56,12 +57,20 @@ class NodeRow:
         return self.state != "stopped" and now - self.heartbeat_at <= stale_s
 
 
-def register(conn: Connection, row: NodeRow, *, stale_s: float) -> None:
-    """Record this incarnation as the node; refuse a node id a live controller still holds."""
+def register(
+    conn: Connection, row: NodeRow, *, stale_s: float, pid_alive: Callable[[int], bool] = lambda _pid: True
+) -> None:
+    """Record this incarnation as the node; refuse a node id a live controller still holds.
+
+    A recent heartbeat alone does not make the holder live: when it ran on this host and
+    ``pid_alive`` says its pid is gone (a controller killed and restarted at once), the node
+    id is free.
+    """
     found = conn.execute(select(ha_nodes).where(ha_nodes.c.node_id == row.node_id).with_for_update()).first()
     if found is not None:
         old = NodeRow(**found._mapping)
-        if old.incarnation != row.incarnation and old.live(row.started_at, stale_s):
+        gone = old.host == row.host and not pid_alive(old.pid)
+        if old.incarnation != row.incarnation and old.live(row.started_at, stale_s) and not gone:
             raise ConfigError(
                 f"node id {row.node_id!r} is in use by a live controller (pid {old.pid} on {old.host}, "
                 f"heartbeat {row.started_at - old.heartbeat_at:.1f}s ago); give each controller its own --node-id",
