@@ -54,6 +54,7 @@ def build(
         "restart_s": timings.restart_s,
         "stop_s": timings.stop_s,
         "replace_s": timings.replace_s,
+        "decide_s": timings.decide_s,
         "samples": timings.samples,
     }
     if as_json:
