@@ -96,7 +96,7 @@ class HaMember(Collector):
         self.fenced_refusals = 0
         self.state = "active"
         self._store = store
-        self._db = HaDb(store)
+        self._db = HaDb(store, idle_s=settings.lease_s)
         self._by_shard: dict[int, list[str]] = {}
         for target in remote_targets:
             self._by_shard.setdefault(leases.shard_of(target, settings.shards), []).append(target)
@@ -272,8 +272,13 @@ class HaMember(Collector):
         if token is None:
             self._refused(action, "apply")
             return False
-        valid_until = now + self.margin_s
-        ok = await self._db.run(lambda conn: leases.fenced_apply(conn, token, action, now=now, valid_until=valid_until))
+        valid_until, asked = now + self.margin_s, self.clock.monotonic()
+        expires = await self._db.run(
+            lambda conn: leases.fenced_apply(conn, token, action, now=now, valid_until=valid_until)
+        )
+        # The store vouched for the lease until it expires; an answer that arrives too late to
+        # act within it (a paused process, a link that came back) vouches for nothing.
+        ok = expires is not None and self.clock.monotonic() - asked < expires - now - self.margin_s
         if not ok:
             self._refused(action, "apply")
         return ok
