@@ -238,3 +238,23 @@ def test_controllers_starting_at_once_on_a_new_store_both_create_the_shards(stor
             assert [r.shard for r in leases.leases(conn)] == [0, 1, 2, 3]
     finally:
         store.close()
+
+
+async def test_a_process_target_without_host_is_refused_beside_another_live_node(
+    members: tuple[FakeClock, Make], store_url: str
+) -> None:
+    clock, make = members
+    a = make("a")
+    await a.tick()
+    store = GuardedStore.open(store_url)
+    b = HaMember(store, SETTINGS, node_id="b", clock=clock, remote_targets=TARGETS, version="t")
+    b.unbound = ["api"]  # a spec's process target without host:
+    try:
+        with pytest.raises(ConfigError, match="process target 'api' has no `host:`, but controller node") as err:
+            b.register()
+        assert err.value.where == "targets.api.host"
+        clock.advance(SETTINGS.node_stale_s + 1)  # a went quiet: b runs its own process targets alone
+        b.register()
+    finally:
+        await b.stop()
+        store.close()
