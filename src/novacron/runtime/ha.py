@@ -31,7 +31,7 @@ from prometheus_client.metrics_core import CounterMetricFamily, GaugeMetricFamil
 from prometheus_client.registry import Collector
 
 from novacron.clock import Clock
-from novacron.errors import StoreError
+from novacron.errors import ConfigError, StoreError
 from novacron.healing.fencing import ClaimResult
 from novacron.model import Action, ActionStatus
 from novacron.runtime.looplag import LoopLag
@@ -93,10 +93,11 @@ class HaMember(Collector):
         self.on_lost: Callable[[list[str]], None] = lambda _targets: None
         self.on_resume: Callable[[list[str]], None] = lambda _targets: None
         self.on_kill_switch: Callable[[bool], None] = lambda _on: None
+        self.unbound: list[str] = []  # process targets without host: (this node's own; refused beside others)
         self.fenced_refusals = 0
         self.state = "active"
         self._store = store
-        self._db = HaDb(store)
+        self._db = HaDb(store, idle_s=settings.lease_s)
         self._by_shard: dict[int, list[str]] = {}
         for target in remote_targets:
             self._by_shard.setdefault(leases.shard_of(target, settings.shards), []).append(target)
@@ -129,9 +130,31 @@ class HaMember(Collector):
 
         def step(conn: Any) -> None:
             nodes.register(conn, row, stale_s=self.settings.node_stale_s, pid_alive=_pid_alive)
+            if self.unbound:
+                self._refuse_unbound(conn, now)
             leases.ensure_shards(conn, self.settings.shards)
 
         self._db.run_sync(step)
+
+    def _refuse_unbound(self, conn: Any, now: float) -> None:
+        """Process targets without ``host:`` are this controller's own: refused when others share the store.
+
+        Two controllers with the same spec would both run the same process target under one
+        name in one store (two owners of its status, incidents and actions). With several
+        controllers each process target names the node that runs it.
+        """
+        others = sorted(
+            n.node_id
+            for n in nodes.nodes(conn)
+            if n.node_id != self.node_id and n.live(now, self.settings.node_stale_s)
+        )
+        if others:
+            name = self.unbound[0]
+            raise ConfigError(
+                f"process target {name!r} has no `host:`, but controller node(s) {', '.join(others)} share this "
+                f"store; give every process target host: NODE_ID (the node that runs it)",
+                where=f"targets.{name}.host",
+            )
 
     def start(self) -> None:
         """Beat and hold leases every ``renew_s`` until stopped."""
@@ -272,8 +295,13 @@ class HaMember(Collector):
         if token is None:
             self._refused(action, "apply")
             return False
-        valid_until = now + self.margin_s
-        ok = await self._db.run(lambda conn: leases.fenced_apply(conn, token, action, now=now, valid_until=valid_until))
+        valid_until, asked = now + self.margin_s, self.clock.monotonic()
+        expires = await self._db.run(
+            lambda conn: leases.fenced_apply(conn, token, action, now=now, valid_until=valid_until)
+        )
+        # The store vouched for the lease until it expires; an answer that arrives too late to
+        # act within it (a paused process, a link that came back) vouches for nothing.
+        ok = expires is not None and self.clock.monotonic() - asked < expires - now - self.margin_s
         if not ok:
             self._refused(action, "apply")
         return ok
@@ -326,7 +354,11 @@ class HaMember(Collector):
 
 
 def local_spec(spec: FleetSpec, node_id: str) -> FleetSpec:
-    """The part of ``spec`` this node runs as processes: process targets on no host or on this one."""
+    """The part of ``spec`` this node runs as processes: process targets on no host or on this one.
+
+    A process target without ``host:`` is the controller's own; a controller that would run
+    one beside other live nodes on the same store is refused at start (:meth:`HaMember.register`).
+    """
     mine = [t for t in spec.targets if t.kind == "process" and t.host in (None, node_id)]
     return spec.model_copy(update={"targets": mine})
 
@@ -345,6 +377,7 @@ def attach(controller: Controller, *, version: str) -> HaMember:
         metrics=c.metrics,
     )
     c.executor.fence = member
+    member.unbound = [t.name for t in c.spec.targets if t.kind == "process" and t.host is None]
     policy = c.spec.policy
     member.budget = Budget(cap=c.gate.blast_cap, horizon_s=max(30.0, 4 * policy.verify_timeout_s))
 

@@ -15,7 +15,19 @@ from sqlalchemy.pool import StaticPool
 
 from novacron.errors import ConfigError, StoreError
 
-__all__ = ["make_engine", "migrate", "missing_database"]
+__all__ = ["PG_CONNECT_ARGS", "make_engine", "migrate", "missing_database"]
+
+# A controller cut off from PostgreSQL (a pulled link, a paused peer) must notice within
+# seconds rather than after the kernel's 15-minute retransmission timeout: keepalives
+# every second after 2 s idle, and unacknowledged data gives up after 5 s.
+PG_CONNECT_ARGS: dict[str, int] = {
+    "connect_timeout": 5,
+    "keepalives": 1,
+    "keepalives_idle": 2,
+    "keepalives_interval": 1,
+    "keepalives_count": 3,
+    "tcp_user_timeout": 5000,
+}
 
 _MIGRATIONS = Path(__file__).with_name("migrations")
 _MIGRATION_LOCK = 0x6E6F7661  # the transaction-scoped advisory lock that serialises migrations
@@ -49,7 +61,7 @@ def make_engine(url: str) -> Engine:
     if parsed.get_backend_name() == "postgresql" and parsed.drivername == "postgresql":
         parsed = parsed.set(drivername="postgresql+psycopg")
     try:
-        return create_engine(parsed, pool_pre_ping=True)
+        return create_engine(parsed, pool_pre_ping=True, connect_args=dict(PG_CONNECT_ARGS))
     except (ArgumentError, ImportError) as exc:
         raise ConfigError(f"cannot use database URL {url!r}: {exc}", where="store_url") from exc
 
