@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import os
 import re
+from collections.abc import Iterator
 from functools import cache
 from pathlib import Path
 
@@ -103,6 +105,32 @@ def migrate(engine: Engine) -> None:
     """
     if _at_head(engine):
         return
+    with _sqlite_migration_lock(engine):
+        if not _at_head(engine):  # another process may have migrated while we waited
+            _upgrade(engine)
+
+
+@contextlib.contextmanager
+def _sqlite_migration_lock(engine: Engine) -> Iterator[None]:
+    """Serialise migrations of one SQLite file across processes (a lock file beside it).
+
+    SQLite runs Alembic's DDL outside a transaction, so two processes opening a new store
+    at once (two ``novacron tune`` workers, a controller and a command) would both create
+    the tables and one would fail. PostgreSQL uses an advisory lock inside the migration.
+    """
+    database = engine.url.database if engine.dialect.name == "sqlite" else None
+    if not database or database == ":memory:":
+        yield
+        return
+    fd = os.open(f"{Path(database).expanduser()}.migrate-lock", os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # closing releases the lock
+
+
+def _upgrade(engine: Engine) -> None:
     from alembic import command  # noqa: PLC0415 - only when there is something to migrate
     from alembic.config import Config  # noqa: PLC0415
 
