@@ -111,3 +111,65 @@ def test_an_ab_needs_a_frontend_and_says_so(tmp_path: Path) -> None:
     assert "tuning.ab" in res.stderr
     assert "no frontend" in res.stderr
     assert _interval(spec) == 0.1  # nothing promoted
+
+
+class _FakeApi:
+    """The experiments API as a script: each canary ends in the phase given for its target."""
+
+    def __init__(self, ends: dict[str, str]) -> None:
+        self.ends = ends
+        self.calls: list[tuple[str, str]] = []
+        self.started: dict[str, str] = {}
+
+    def __call__(self, method: str, path: str, body: dict[str, Any] | None = None, *, wait_s: float = 0.0) -> Any:
+        self.calls.append((method, path))
+        if method == "POST" and path == "/experiments":
+            assert body is not None
+            self.started[body["name"]] = body["target"]
+            return {"name": body["name"], "target": body["target"], "phase": "running"}
+        name = path.split("/")[2].split("?", maxsplit=1)[0]
+        target = self.started[name]
+        phase = "stopped" if path.endswith("/stop") else self.ends[target]
+        return {"name": name, "target": target, "phase": phase, "reason": f"{phase} by the judge", "arms": {}}
+
+
+def _two_targets() -> tuple[Any, Any]:
+    from novacron.runtime.tuneproblem import apply_values
+    from novacron.testing import fleet
+
+    command = [sys.executable, "-m", "novacron.demo.service", "--port", "{port}"]
+    targets = [
+        service(name, command=command, frontend=FrontendSpec(listen=f"127.0.0.1:{free_port_block(1)}"))
+        for name in ("a", "b")
+    ]
+    spec = fleet(*targets)
+    return spec, apply_values(spec, {"targets.a.checks.0.interval_s": 9.0, "targets.b.checks.0.interval_s": 9.0})
+
+
+def test_a_canary_rolled_back_stops_the_promotion_and_starts_no_other() -> None:
+    from novacron.cli._tune_ab import run_canaries
+    from novacron.tuningspec import AbSpec
+
+    spec, tuned = _two_targets()
+    api = _FakeApi({"a": "rolled_back", "b": "promoted"})
+    out = run_canaries(spec, tuned, AbSpec(), study="s", call=api, sleep=lambda _: None)
+    assert [(c["target"], c["phase"]) for c in out] == [("a", "rolled_back")]
+    assert list(api.started.values()) == ["a"]  # b's canary never started
+    both = _FakeApi({"a": "promoted", "b": "promoted"})
+    out = run_canaries(spec, tuned, AbSpec(), study="s", call=both, sleep=lambda _: None)
+    assert [c["phase"] for c in out] == ["promoted", "promoted"]
+
+
+def test_an_undecided_canary_is_stopped_at_its_timeout() -> None:
+    from novacron.cli._tune_ab import run_canaries
+    from novacron.tuningspec import AbSpec
+
+    spec, tuned = _two_targets()
+    api = _FakeApi({"a": "running", "b": "running"})
+    ticks = iter(range(1000))
+    out = run_canaries(
+        spec, tuned, AbSpec(timeout_s=5), study="s", call=api, sleep=lambda _: None, clock=lambda: float(next(ticks))
+    )
+    assert [c["phase"] for c in out] == ["stopped"]
+    assert "no decision within 5 s" in out[0]["reason"]
+    assert ("POST", f"/experiments/{out[0]['experiment']}/stop") in api.calls
