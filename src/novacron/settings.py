@@ -210,8 +210,8 @@ class VmSpec(_Frozen):
     """The guest of a ``kind: vm`` target: what QEMU boots, with how much, on which host.
 
     Boot either a kernel (with an optional initrd and command line) or a disk ``image``.
-    The accelerator is chosen at start: KVM when ``/dev/kvm`` is usable, TCG otherwise
-    (``accel`` forces one).
+    The accelerator is chosen at start: KVM when it boots the guest's kernel (a probe
+    boot), TCG otherwise (``accel`` forces one).
     """
 
     kernel: str | None = Field(None, description="A Linux kernel image to boot directly.")

@@ -25,8 +25,7 @@ _BOOT_S = 240.0
 
 
 def _spec(tmp_path: Path, guest: Guest) -> dict[str, Any]:
-    # The test guest does not come up under this machine's KVM although the probe passes: TCG.
-    target = guest_target("web", free_port_block(1), guest, accel="tcg")
+    target = guest_target("web", free_port_block(1), guest)
     return {
         "name": "vm-test",
         "policy": {"verify_timeout_s": _BOOT_S, "backoff": {"base_s": 0.1}},

@@ -72,7 +72,9 @@ class QemuActuator:
         self._binary = qemu_binary() if self._specs else ""
         self._check(spec)
         self.accel: dict[str, Accel] = {
-            name: resolve_accel(t.vm.accel, self._binary) for name, t in self._specs.items() if t.vm is not None
+            name: resolve_accel(t.vm.accel, self._binary, t.vm.kernel)
+            for name, t in self._specs.items()
+            if t.vm is not None
         }
         self._vms: dict[str, dict[int, QemuProcess]] = {name: {} for name in self._specs}
         self._desired = {name: t.replicas for name, t in self._specs.items()}
