@@ -264,15 +264,19 @@ class _Trials:
 
     def _pick(self) -> tuple[str, str]:
         """A target that is healthy, not just faulted, and owned by a node; and that node."""
+        from novacron.store.leases import rendezvous_owner
+
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             owners = _holders(self.b.url)
+            live = _live(self.b.url)
             faulted = set(httpx.get(f"{self.b.remote}/faulted").json())
             choices = [t for t in self.targets if t not in faulted and self.faulter.cool(t)]
             self.rng.shuffle(choices)
             for target in choices:
                 owner = owners.get(_shard(target))
-                if owner is not None:
+                # not a shard about to move to a node that rejoined (a handover is no failover)
+                if owner is not None and owner == rendezvous_owner(_shard(target), live):
                     return target, owner
             time.sleep(0.2)
         raise RuntimeError("no healthy owned target to fault within 30s")
@@ -323,7 +327,7 @@ class _Trials:
 
 
 def _cap(targets: int) -> int:
-    return max(1, min(3, targets // 4))
+    return max(1, targets // 4)
 
 
 def _shard(target: str) -> int:
@@ -478,6 +482,12 @@ def _holders(url: str) -> dict[int, str]:
     now = time.time()
     rows = _query(url, "SELECT shard, holder, expires_at FROM ha_leases WHERE shard >= 0")
     return {int(s): str(h) for s, h, e in rows if h is not None and e > now + 0.5}
+
+
+def _live(url: str, stale_s: float = 2.0) -> list[str]:
+    now = time.time()
+    rows = _query(url, "SELECT node_id, heartbeat_at FROM ha_nodes WHERE state = 'active'")
+    return [str(n) for n, beat in rows if now - beat <= stale_s]
 
 
 def _owned(url: str) -> dict[str, int]:
