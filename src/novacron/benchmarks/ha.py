@@ -236,7 +236,8 @@ class _Trials:
         httpx.post(f"{b.remote}/fault/{target}").raise_for_status()
         t0 = time.time()
         if mode == "terminate_backend":
-            _terminate_backends(b.admin, b.url, node.proc.pid, owner)
+            address = None if b.hosts is None or node.host is None else b.hosts.host_address(node.host)
+            _terminate_backends(b.admin, b.url, node.proc.pid, address)
         elif mode == "link_cut":
             assert b.hosts is not None
             assert node.host is not None
@@ -499,19 +500,19 @@ def _apis(url: str) -> dict[str, str | None]:
     return {str(n): a for n, a in _query(url, "SELECT node_id, api_url FROM ha_nodes")}
 
 
-def _terminate_backends(admin: str, url: str, pid: int, node_id: str) -> None:
-    """End the owner's sessions (those whose client is its process; every session when that cannot be told)."""
+def _terminate_backends(admin: str, url: str, pid: int, address: str | None) -> None:
+    """End the owner's sessions: those from its host's address, or from its process's ports."""
     db = url.rsplit("/", 1)[1]
     rows = _query(
         admin,
-        "SELECT pid, client_port FROM pg_stat_activity WHERE datname = %s AND application_name <> %s",
+        "SELECT pid, host(client_addr), client_port FROM pg_stat_activity"
+        " WHERE datname = %s AND application_name <> %s",
         (db, _APP),
     )
-    ports = _client_ports(pid)
-    victims = [p for p, port in rows if port in ports] or [p for p, _ in rows]
-    for backend in victims:
-        _query(admin, "SELECT pg_terminate_backend(%s)", (backend,))
-    del node_id
+    ports = set() if address is not None else _client_ports(pid)
+    for backend, addr, port in rows:
+        if (address is not None and addr == address) or port in ports:
+            _query(admin, "SELECT pg_terminate_backend(%s)", (backend,))
 
 
 def _client_ports(pid: int) -> set[int]:

@@ -23,6 +23,7 @@ import functools
 import os
 import socket
 import threading
+import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
@@ -50,6 +51,7 @@ if TYPE_CHECKING:
 
 __all__ = ["HaMember", "attach", "default_node_id", "local_spec"]
 
+_REGISTER_TRIES = 10  # over ~5 s
 _TERMINAL = {
     ActionStatus.VERIFIED,
     ActionStatus.FAILED,
@@ -138,7 +140,16 @@ class HaMember(Collector):
                 self._refuse_unbound(conn, now)
             leases.ensure_shards(conn, self.settings.shards)
 
-        self._db.run_sync(step)
+        for attempt in range(_REGISTER_TRIES):  # a store restarting, or a session ended under us
+            try:
+                self._db.run_sync(step)
+            except StoreError as exc:
+                if attempt == _REGISTER_TRIES - 1:
+                    raise
+                self._log.warning("cannot register with the store yet; retrying", error=str(exc))
+                time.sleep(0.5)
+            else:
+                return
 
     def _refuse_unbound(self, conn: Any, now: float) -> None:
         """Process targets without ``host:`` are this controller's own: refused when others share the store.
