@@ -19,7 +19,7 @@ import pytest
 import yaml
 
 from novacron.demo.fleet import free_port_block
-from novacron.settings import TargetSpec
+from novacron.settings import HttpCheck, TargetSpec
 from novacron.testing import http_service_target
 
 NOVACRON = [sys.executable, "-m", "novacron.cli"]
@@ -46,6 +46,17 @@ def cli_json(*args: str, cwd: Path | None = None, expect: int = 0) -> Any:
 def service(name: str = "api", **overrides: Any) -> TargetSpec:
     """A demo HTTP service target on free ports (room for a few replicas)."""
     return http_service_target(name, free_port_block(4), **overrides)
+
+
+def steady_service(name: str = "api") -> TargetSpec:
+    """A demo HTTP service whose check tolerates a busy machine.
+
+    For tests about steering rather than detection: a slow answer on a loaded machine must not
+    become a hang fault and an extra restart that the test did not ask for.
+    """
+    port = free_port_block(4)
+    check = HttpCheck(url=f"http://127.0.0.1:{port}/health", interval_s=0.2, timeout_s=2.0, failures=3)
+    return http_service_target(name, port, checks=[check], start_timeout_s=30.0)
 
 
 def write_spec(tmp_path: Path, *targets: TargetSpec, **policy: Any) -> Path:

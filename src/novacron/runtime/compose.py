@@ -70,6 +70,7 @@ def compose(
     prove: Prover | None = None,
     runbooks: RunbookChooser | None = None,
     write_behind: bool = False,
+    inline_writes: bool = False,
     learning: LearningSpec | None = None,
 ) -> Composition:
     """Open the store and build gate, approvals and the healing flow over ``graph``.
@@ -80,9 +81,11 @@ def compose(
     that an action's own process serves its target; ``runbooks`` picks the runbook (if
     any) that takes an incident instead of the built-in ladder. ``write_behind`` (the real
     controller) takes the healing path's store writes off the event loop and keeps healing
-    through store faults (:mod:`novacron.runtime.storeguard`).
+    through store faults (:mod:`novacron.runtime.storeguard`); with ``inline_writes`` (simulated
+    time) its writes land on the loop's own thread, since a writer thread's real time would
+    pass as simulated time (:mod:`novacron.store.guard`).
     """
-    store = GuardedStore.open(store_url) if write_behind else Store.open(store_url)
+    store = GuardedStore.open(store_url, inline=inline_writes) if write_behind else Store.open(store_url)
     if isinstance(store, GuardedStore):
         StoreWatch(store, metrics)
     gate = SafetyGate(policy, clock, fleet_size=len(graph), seed=seed, rails=RailRepository(store))

@@ -166,6 +166,7 @@ class Controller:
             prove=self.prove,
             runbooks=self._choose_runbook if len(self.runbooks) else None,
             write_behind=True,  # store faults: healing goes on from memory (runtime/storeguard.py)
+            inline_writes=twin is not None,  # simulated time: no writer thread racing the clock
             learning=spec.learning,
         )
         self.store, self.gate, self.approvals, self.flow = parts.store, parts.gate, parts.approvals, parts.flow

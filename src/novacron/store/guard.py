@@ -13,6 +13,12 @@ shows it in ``/health`` and ``novacron status``.
 Reads see the process's own writes: a read waits (briefly) for the queue to drain
 first, and idempotency keys this process claimed are answered from memory, so a
 claim made while the store is down still blocks a second application of the same key.
+
+Under simulated time (the twin) the same store runs *inline* (``open(url, inline=True)``):
+writes keep their order, claims and retry-at-the-head, but are applied at once on the
+caller's thread, with no writer thread. A writer thread works in real time while the
+simulated event loop, finding nothing ready, moves simulated time on: every write would
+then cost the twin simulated time that the real controller never spends.
 """
 
 from __future__ import annotations
@@ -25,7 +31,7 @@ from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass, replace
 from functools import partial
-from typing import Any, TypeVar
+from typing import Any, Self, TypeVar
 
 from sqlalchemy import Connection
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
@@ -69,8 +75,10 @@ class _Write:
 class GuardedStore(Store):
     """A :class:`Store` whose healing-path writes go through one ordered, retrying writer thread."""
 
-    def __init__(self, engine: Any) -> None:
+    def __init__(self, engine: Any, *, inline: bool = False) -> None:
+        """``inline``: apply writes on the caller's thread as they come (simulated time)."""
         super().__init__(engine)
+        self.inline = inline
         self.on_change: Callable[[StoreCondition], None] | None = None
         self._queue: deque[_Write] = deque()
         self._cv = threading.Condition()
@@ -80,8 +88,18 @@ class GuardedStore(Store):
         self._claims: OrderedDict[str, ActionRecord] = OrderedDict()
         self._claim_ids: dict[str, str] = {}
         self._uncommitted: set[str] = set()
-        self._thread = threading.Thread(target=self._run, name="store-writer", daemon=True)
-        self._thread.start()
+        self._writer: int | None = None  # the thread applying writes now (inline: the caller's)
+        self._thread: threading.Thread | None = None  # started by the first queued write
+
+    @classmethod
+    def open(cls, url: str, *, create: bool = True, inline: bool = False) -> Self:
+        """:meth:`Store.open`; ``inline`` applies writes on the caller's thread (see the module docstring)."""
+        store = super().open(url, create=create)
+        store.inline = inline
+        return store
+
+    def _on_writer(self) -> bool:
+        return self._writer == threading.get_ident()
 
     # -- condition ---------------------------------------------------------------------
     @property
@@ -92,8 +110,12 @@ class GuardedStore(Store):
 
     def flush(self, timeout: float) -> bool:
         """Wait up to ``timeout`` seconds for every queued write to land; True when none is left."""
-        if threading.current_thread() is self._thread:
+        if self._on_writer():
             return not self._queue
+        if self.inline:
+            with self._cv:
+                self._drain()
+                return not self._queue
         deadline = time.monotonic() + timeout
         with self._cv:
             while self._queue or self._busy:
@@ -112,6 +134,8 @@ class GuardedStore(Store):
         """
         if self._condition.degraded:
             return False
+        if self.inline:
+            return self.flush(0.0)
         barrier = self.call(lambda _conn: None)
         try:
             await asyncio.wait_for(asyncio.wrap_future(barrier), timeout)
@@ -126,7 +150,8 @@ class GuardedStore(Store):
             self._closed = True
             lost = len(self._queue)
             self._cv.notify_all()
-        self._thread.join(timeout=5.0)
+        if self._thread is not None:
+            self._thread.join(timeout=5.0)
         if lost:
             self._set(replace(self._condition, last_error=f"{lost} writes never reached the store before stop"))
         super().close()
@@ -201,14 +226,14 @@ class GuardedStore(Store):
 
     # -- the queued writes: every statement made off the writer thread ----------------
     def _exec(self, stmt: Any) -> Any:
-        if threading.current_thread() is self._thread:
+        if self._on_writer():
             return super()._exec(stmt)
         table = getattr(stmt, "table", None)
         self._submit(f"{stmt.__visit_name__} {getattr(table, 'name', '')}".strip(), partial(Store._exec, self, stmt))
         return None
 
     def _replace(self, table: Any, where: Any, values: dict[str, Any]) -> None:
-        if threading.current_thread() is self._thread:
+        if self._on_writer():
             super()._replace(table, where, values)
             return
         self._submit(f"replace {table.name}", partial(Store._replace, self, table, where, values))
@@ -252,10 +277,44 @@ class GuardedStore(Store):
             if self._closed:
                 raise StoreError("the store is closed", delay=0.0)
             self._queue.append(_Write(verb, write, claim, done))
+            if self.inline:
+                self._drain()
+                return
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name="store-writer", daemon=True)
+                self._thread.start()
             self._cv.notify_all()
 
+    def _drain(self) -> None:
+        """Inline: apply the queue in order on this thread, holding the lock; a failed write stays at the head.
+
+        It is tried again on the next write, read or flush (a write queued by a write
+        being applied waits for the drain already running).
+        """
+        if self._writer is not None:
+            return
+        self._writer = threading.get_ident()
+        try:
+            while self._queue:
+                if not self._land(self._queue[0]):
+                    return
+        finally:
+            self._writer = None
+
     # -- the writer thread -------------------------------------------------------------
+    def _land(self, item: _Write) -> bool:
+        """Apply the head of the queue; on success take it off (caller holds the lock)."""
+        if not self._attempt(item):
+            return False
+        self._queue.popleft()
+        if item.claim is not None:
+            self._uncommitted.discard(item.claim)
+        if self._condition.degraded and not self._queue:
+            self._set(replace(self._condition, degraded=False, since=None))
+        return True
+
     def _run(self) -> None:
+        self._writer = threading.get_ident()
         delay = _RETRY_FIRST_S
         while True:
             with self._cv:
