@@ -211,8 +211,8 @@ class VmSpec(_Frozen):
     """The guest of a ``kind: vm`` target: what QEMU boots, with how much, on which host.
 
     Boot either a kernel (with an optional initrd and command line) or a disk ``image``.
-    The accelerator is chosen at start: KVM when ``/dev/kvm`` is usable, TCG otherwise
-    (``accel`` forces one).
+    The accelerator is chosen at start: KVM when it boots the guest's kernel (a probe
+    boot), TCG otherwise (``accel`` forces one).
     """
 
     kernel: str | None = Field(None, description="A Linux kernel image to boot directly.")
@@ -245,6 +245,11 @@ class VmHostSpec(_Frozen):
     name: str = Field(pattern=r"^[a-z0-9]([a-z0-9_.-]{0,62})$")
     memory_mib: int = Field(4096, ge=64, description="Guest memory the host can hold.")
     cpus: int = Field(8, ge=1, description="vCPUs the host can hold.")
+    node: str | None = Field(
+        None,
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$",
+        description="The controller node vouching for the host: seen beating, then its heartbeat lost, the host fails.",
+    )
 
 
 # --- targets ---------------------------------------------------------------------------

@@ -19,7 +19,7 @@ import pytest
 import yaml
 
 from novacron.demo.fleet import free_port_block
-from novacron.settings import TargetSpec
+from novacron.settings import HttpCheck, TargetSpec
 from novacron.testing import http_service_target
 
 NOVACRON = [sys.executable, "-m", "novacron.cli"]
@@ -46,6 +46,17 @@ def cli_json(*args: str, cwd: Path | None = None, expect: int = 0) -> Any:
 def service(name: str = "api", **overrides: Any) -> TargetSpec:
     """A demo HTTP service target on free ports (room for a few replicas)."""
     return http_service_target(name, free_port_block(4), **overrides)
+
+
+def steady_service(name: str = "api") -> TargetSpec:
+    """A demo HTTP service whose check tolerates a busy machine.
+
+    For tests about steering rather than detection: a slow answer on a loaded machine must not
+    become a hang fault and an extra restart that the test did not ask for.
+    """
+    port = free_port_block(4)
+    check = HttpCheck(url=f"http://127.0.0.1:{port}/health", interval_s=0.2, timeout_s=2.0, failures=3)
+    return http_service_target(name, port, checks=[check], start_timeout_s=30.0)
 
 
 def write_spec(tmp_path: Path, *targets: TargetSpec, **policy: Any) -> Path:
@@ -91,7 +102,7 @@ def _wait_started(proc: subprocess.Popen[str], log: Path, timeout: float = 30) -
     pytest.fail(f"novacron run did not start: {log.read_text()[-2000:]}")
 
 
-def spawn(spec: Path, *extra: str) -> Running:
+def spawn(spec: Path, *extra: str, start_timeout: float = 30) -> Running:
     """Start ``novacron run -c SPEC`` with JSON logs in the spec's folder; wait for its start line."""
     log = spec.with_name("run.log")
     with log.open("w") as err:
@@ -102,13 +113,13 @@ def spawn(spec: Path, *extra: str) -> Running:
             text=True,
             cwd=spec.parent,
         )
-    return Running(proc, spec, log, _wait_started(proc, log))
+    return Running(proc, spec, log, _wait_started(proc, log, start_timeout))
 
 
 @contextlib.contextmanager
-def controller(spec: Path, *extra: str) -> Iterator[Running]:
+def controller(spec: Path, *extra: str, start_timeout: float = 30) -> Iterator[Running]:
     """A running controller for the block; stopped (SIGTERM) after it, its targets with it."""
-    run = spawn(spec, *extra)
+    run = spawn(spec, *extra, start_timeout=start_timeout)
     try:
         yield run
     finally:

@@ -12,7 +12,7 @@ import psutil
 
 from novacron.model import ActionStatus
 from novacron.store import Store
-from tests.cli.runner import cli_json, kill_fleet, service, spawn, stop, wait_for, write_spec
+from tests.cli.runner import cli_json, kill_fleet, spawn, steady_service, stop, wait_for, write_spec
 
 QUARANTINE_S = 60.0  # long enough for a slow, busy machine to restart the controller inside it
 
@@ -45,7 +45,9 @@ def _actions(tmp_path: Path) -> int:
 
 def test_quarantine_is_still_in_force_after_kill_9_and_a_restart(tmp_path: Path) -> None:
     flap = {"threshold": 2, "window_s": 120, "quarantine_s": QUARANTINE_S}
-    spec = write_spec(tmp_path, service("web"), flap=flap, verify_timeout_s=5, backoff={"base_s": 0.1, "cap_s": 1})
+    spec = write_spec(
+        tmp_path, steady_service("web"), flap=flap, verify_timeout_s=5, backoff={"base_s": 0.1, "cap_s": 1}
+    )
     run = spawn(spec)
     try:
         pid = _healthy_pid(spec)

@@ -34,3 +34,14 @@ def test_bench_tuning_names_a_bad_section_and_budget() -> None:
     res = cli("bench", "tuning", "--only", "bo", "--reference", "3", "--seeds", "2", "--budget", "2", timeout=180)
     assert res.returncode == 2
     assert "--reference" in res.stderr
+
+
+def test_bench_tuning_times_dask_against_one_process() -> None:
+    res = cli("bench", "tuning", "--only", "dask", "--candidates", "4", "--rounds", "1", "--json", timeout=300)
+    assert res.returncode == 0, res.stderr
+    dask = json.loads(res.stdout)["dask"]
+    assert dask["same_results"] is True
+    assert dask["candidates"] == 4
+    assert len(dask["serial_s_by_round"]) == len(dask["dask_s_by_round"]) == 1
+    for key in ("speedup", "serial_cores", "dask_cores", "serial_cpu_s", "dask_cpu_s"):
+        assert dask[key] > 0

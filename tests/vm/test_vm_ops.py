@@ -27,8 +27,7 @@ _BOOT_S = 240.0
 
 @pytest.fixture
 async def ctl(tmp_path: Path, guest: Guest) -> AsyncIterator[Controller]:
-    # The test guest does not come up under this machine's KVM although the probe passes: TCG.
-    target = guest_target("web", free_port_block(1), guest, host="a", accel="tcg")
+    target = guest_target("web", free_port_block(1), guest, host="a")
     spec = parse_spec(
         {
             "policy": {"verify_timeout_s": _BOOT_S},

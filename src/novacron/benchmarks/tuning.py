@@ -15,8 +15,10 @@ NSGA-II: ZDT1 (30 variables) against its exact hypervolume 2/3 for reference poi
 (1, 1); then fleet layouts on the twin, hypervolume of the normalised front per generation.
 
 Dask: the same candidates evaluated in this process and on a LocalCluster with two
-single-threaded worker processes (start-up reported apart); the speedup is the ratio of
-the two evaluation times, and the results must be identical.
+single-threaded worker processes (start-up and imports kept apart), in alternating rounds
+so that a change of load hits both sides; the speedup is the ratio of the median times,
+the results must be identical, and the cores each side got (CPU seconds over wall
+seconds) show how much of the machine there was to use.
 """
 
 from __future__ import annotations
@@ -194,33 +196,61 @@ def _nsga2(zdt1_generations: int, generations: int, population: int, pool: PoolB
     }
 
 
-def _dask(candidates: int, workers: int) -> dict[str, Any]:
+def _cpu_s() -> float:
+    """CPU seconds this process has used (user + system)."""
+    return time.process_time()
+
+
+def _dask(candidates: int, workers: int, rounds: int) -> dict[str, Any]:
     rng = np.random.default_rng(7)
     configs = [BO_SPACE.sample(rng) for _ in range(candidates)]
     items = [(c, BO_SCENARIO.seeds) for c in configs]
     started = time.perf_counter()
-    serial = SerialBackend().map(bo_score, items)
-    serial_s = time.perf_counter() - started
-    started = time.perf_counter()
     cluster, address = local_dask(workers)
     backend = DaskBackend(address)
     startup_s = time.perf_counter() - started
+    client = backend.client
+    serial_s: list[float] = []
+    dask_s: list[float] = []
+    serial_cores: list[float] = []
+    dask_cores: list[float] = []
     try:
-        backend.map(bo_score, items[:workers])  # workers import novacron once before the clock starts
-        started = time.perf_counter()
-        distributed = backend.map(bo_score, items)
-        dask_s = time.perf_counter() - started
+        serial = SerialBackend().map(bo_score, items[: 2 * workers])  # this process imports and warms up too
+        backend.map(bo_score, items[: 2 * workers])  # so do the workers, before any clock starts
+        # Rounds alternate so that a change of the machine's load hits both sides alike.
+        for _ in range(rounds):
+            cpu, started = _cpu_s(), time.perf_counter()
+            serial = SerialBackend().map(bo_score, items)
+            serial_s.append(time.perf_counter() - started)
+            serial_cores.append((_cpu_s() - cpu) / serial_s[-1])
+            cpu_before = sum(client.run(_cpu_s).values())
+            started = time.perf_counter()
+            distributed = backend.map(bo_score, items)
+            dask_s.append(time.perf_counter() - started)
+            dask_cores.append((sum(client.run(_cpu_s).values()) - cpu_before) / dask_s[-1])
     finally:
         backend.close()
         cluster.close()
+    serial_med, dask_med = float(np.median(serial_s)), float(np.median(dask_s))
     return {
         "candidates": candidates,
         "seeds_per_candidate": len(BO_SCENARIO.seeds),
         "workers": workers,
-        "serial_s": round(serial_s, 2),
-        "dask_s": round(dask_s, 2),
+        "rounds": rounds,
+        "serial_s": round(serial_med, 3),
+        "dask_s": round(dask_med, 3),
+        "serial_s_by_round": [round(x, 3) for x in serial_s],
+        "dask_s_by_round": [round(x, 3) for x in dask_s],
+        # Cores each side actually got (CPU seconds over wall seconds): on an idle 2-core
+        # machine about 1 for the serial run and about 2 for the workers.
+        "serial_cores": round(float(np.median(serial_cores)), 2),
+        "dask_cores": round(float(np.median(dask_cores)), 2),
+        # CPU seconds each side spent on the same work: their ratio is Dask's own overhead,
+        # and 2 × serial_cpu_s / dask_cpu_s the speedup two whole cores would give.
+        "serial_cpu_s": round(float(np.median(np.multiply(serial_s, serial_cores))), 3),
+        "dask_cpu_s": round(float(np.median(np.multiply(dask_s, dask_cores))), 3),
         "cluster_startup_s": round(startup_s, 2),
-        "speedup": round(serial_s / dask_s, 3),
+        "speedup": round(serial_med / dask_med, 3),
         "same_results": serial == distributed,
     }
 
@@ -235,6 +265,7 @@ def run_tuning_bench(
     population: int = 16,
     candidates: int = 64,
     workers: int = 2,
+    rounds: int = 3,
     only: Sequence[str] = SECTIONS,
 ) -> dict[str, Any]:
     """Run the named sections; one JSON-ready object with every figure and the machine's load."""
@@ -252,7 +283,7 @@ def run_tuning_bench(
     finally:
         pool.close()
     if "dask" in only:
-        out["dask"] = _dask(candidates, workers)
+        out["dask"] = _dask(candidates, workers, rounds)
     out["machine"]["load_after"] = _load()
     out["wall_s"] = round(time.perf_counter() - started, 1)
     return out

@@ -110,6 +110,7 @@ def bench_tuning(
     population: Annotated[int, typer.Option("--population", min=4, help="Layout search population.")] = 16,
     candidates: Annotated[int, typer.Option("--candidates", min=1, help="Twin candidates timed on Dask.")] = 64,
     workers: Annotated[int, typer.Option("--workers", min=1, help="Worker processes (pool and Dask).")] = 2,
+    rounds: Annotated[int, typer.Option("--rounds", min=1, help="Alternating serial/Dask timing rounds.")] = 3,
     only: Annotated[str, typer.Option("--only", help="Comma-separated sections: bo,nsga2,dask.")] = "bo,nsga2,dask",
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON (the default output).")] = True,
 ) -> None:
@@ -125,6 +126,7 @@ def bench_tuning(
         population=population,
         candidates=candidates,
         workers=workers,
+        rounds=rounds,
         only=[s.strip() for s in only.split(",") if s.strip()],
     )
     typer.echo(json.dumps(result, indent=None if as_json else 2))

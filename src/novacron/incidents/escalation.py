@@ -68,11 +68,9 @@ class Page:
         return f"{self.level}.{self.repeat}"
 
 
-def pages_due(
-    policy: EscalationPolicy, *, started_at: float, now: float, stopped_at: float | None = None
-) -> list[Page]:
-    """Every page that falls due in [started_at, min(now, stopped_at)], in time order."""
-    until = now if stopped_at is None else min(now, stopped_at)
+def pages_due(policy: EscalationPolicy, *, started_at: float, now: float) -> list[Page]:
+    """Every page that falls due in [started_at, now], in time order."""
+    until = now
     out: list[Page] = []
     for i, level in enumerate(policy.levels):
         first = started_at + level.after_s
@@ -153,7 +151,11 @@ class Escalator:
         if not applies(self.policy, incident):
             return []
         state = self._states.setdefault(incident.id, _State(started_at=now))
-        due = pages_due(self.policy, started_at=state.started_at, now=now, stopped_at=state.acked_at)
+        if state.acked_at is not None:
+            # A repeat that fell due between the last poll and the acknowledgement is not sent:
+            # after a human owns the incident, nobody is paged about it again.
+            return []
+        due = pages_due(self.policy, started_at=state.started_at, now=now)
         new = [p for p in due if p.key not in state.sent]
         for page in new:
             state.sent.add(page.key)

@@ -6,11 +6,21 @@ failure, never as a score. The process pool is the default; ``--dask ADDRESS`` c
 a running ``dask-scheduler`` (its workers need novacron installed), and
 :func:`local_dask` starts a LocalCluster for benchmarks. Dask comes from the ``tune``
 extra; an unreachable scheduler is an error naming its address.
+
+The pool and Dask backends send candidates in chunks (a few per worker, each chunk one
+task) rather than one task per candidate: a twin run lasts tens of milliseconds, and a
+Dask task's round trip through the scheduler costs a few milliseconds of the same two
+cores, so per-candidate tasks would spend a noticeable share of the machine on
+bookkeeping. Dask workers import the evaluated function's module once, before the first
+chunk, so the first tasks do not pay for the imports.
 """
 
 from __future__ import annotations
 
 import concurrent.futures as cf
+import contextlib
+import importlib
+import math
 import multiprocessing
 from collections.abc import Callable, Sequence
 from typing import Any, Protocol
@@ -18,7 +28,21 @@ from typing import Any, Protocol
 from novacron.errors import InputError
 from novacron.extras import require
 
-__all__ = ["Backend", "DaskBackend", "Failed", "PoolBackend", "SerialBackend", "local_dask", "make_backend"]
+__all__ = [
+    "CHUNKS_PER_WORKER",
+    "Backend",
+    "DaskBackend",
+    "Failed",
+    "PoolBackend",
+    "SerialBackend",
+    "chunked",
+    "local_dask",
+    "make_backend",
+]
+
+# Chunks per worker: enough that a slow chunk cannot leave a worker idle for long, few
+# enough that the per-task overhead stays small against the twin runs inside each.
+CHUNKS_PER_WORKER = 4
 
 
 class Failed:
@@ -54,6 +78,29 @@ def _describe(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}"
 
 
+def _run_chunk(fn: Callable[..., Any], items: Sequence[tuple[Any, ...]]) -> list[Any]:
+    """``fn(*item)`` for each item, one after another; a raised error becomes :class:`Failed` for that item only."""
+    out: list[Any] = []
+    for item in items:
+        try:
+            out.append(fn(*item))
+        except Exception as exc:  # a broken evaluation is recorded, not raised
+            out.append(Failed(_describe(exc)))
+    return out
+
+
+def chunked(items: Sequence[tuple[Any, ...]], workers: int) -> list[list[tuple[Any, ...]]]:
+    """Consecutive chunks of ``items``, about :data:`CHUNKS_PER_WORKER` per worker."""
+    if not items:
+        return []
+    size = max(1, math.ceil(len(items) / (max(1, workers) * CHUNKS_PER_WORKER)))
+    return [list(items[i : i + size]) for i in range(0, len(items), size)]
+
+
+def _import(module: str) -> None:
+    importlib.import_module(module)
+
+
 class SerialBackend:
     """Evaluations one after another in this process."""
 
@@ -61,13 +108,7 @@ class SerialBackend:
 
     def map(self, fn: Callable[..., Any], items: Sequence[tuple[Any, ...]]) -> list[Any]:
         """Run each item here."""
-        out: list[Any] = []
-        for item in items:
-            try:
-                out.append(fn(*item))
-            except Exception as exc:  # a broken evaluation is recorded, not raised
-                out.append(Failed(_describe(exc)))
-        return out
+        return _run_chunk(fn, items)
 
     def close(self) -> None:
         """Nothing to release."""
@@ -83,20 +124,23 @@ class PoolBackend:
         self._pool = cf.ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("forkserver"))
 
     def map(self, fn: Callable[..., Any], items: Sequence[tuple[Any, ...]]) -> list[Any]:
-        """Run items across the pool."""
-        futures = [self._pool.submit(fn, *item) for item in items]
-        return [_result(f) for f in futures]
+        """Run items across the pool, a few chunks per worker."""
+        chunks = chunked(items, self.workers)
+        futures = [self._pool.submit(_run_chunk, fn, chunk) for chunk in chunks]
+        return [r for f, chunk in zip(futures, chunks, strict=True) for r in _chunk_result(f, len(chunk))]
 
     def close(self) -> None:
         """Stop the worker processes."""
         self._pool.shutdown(wait=True, cancel_futures=True)
 
 
-def _result(future: cf.Future[Any]) -> Any:
+def _chunk_result(future: Any, size: int) -> list[Any]:
+    """A chunk's results; when the chunk itself broke (its worker died), every item in it failed."""
     try:
-        return future.result()
+        result: list[Any] = future.result()
     except Exception as exc:  # a broken evaluation is recorded, not raised
-        return Failed(_describe(exc))
+        return [Failed(_describe(exc))] * size
+    return result
 
 
 class DaskBackend:
@@ -110,17 +154,28 @@ class DaskBackend:
             raise InputError(f"cannot reach the Dask scheduler at {address}: {exc}", where="--dask") from exc
         self.address = address
         self.workers = max(1, sum(w.get("nthreads", 1) for w in self._client.scheduler_info()["workers"].values()))
+        self._warm: set[str] = set()
 
     def map(self, fn: Callable[..., Any], items: Sequence[tuple[Any, ...]]) -> list[Any]:
-        """Submit every item to the cluster and gather in order."""
-        futures = [self._client.submit(fn, *item, pure=False) for item in items]
-        out = []
-        for fut in futures:
-            try:
-                out.append(fut.result())
-            except Exception as exc:  # a broken evaluation is recorded, not raised
-                out.append(Failed(_describe(exc)))
-        return out
+        """Submit the items in chunks to the cluster and gather in order."""
+        self.warm(fn.__module__)
+        chunks = chunked(items, self.workers)
+        futures = [self._client.submit(_run_chunk, fn, chunk, pure=False) for chunk in chunks]
+        return [r for f, chunk in zip(futures, chunks, strict=True) for r in _chunk_result(f, len(chunk))]
+
+    def warm(self, module: str) -> None:
+        """Have every worker import ``module`` now (once per backend), not inside the first timed tasks."""
+        if module in self._warm:
+            return
+        self._warm.add(module)
+        # A worker that cannot import it fails its tasks, and they are recorded as failed with the reason.
+        with contextlib.suppress(Exception):
+            self._client.run(_import, module)
+
+    @property
+    def client(self) -> Any:
+        """The ``distributed.Client`` (for running a function on every worker)."""
+        return self._client
 
     def close(self) -> None:
         """Disconnect (the cluster keeps running)."""

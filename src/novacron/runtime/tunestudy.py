@@ -4,7 +4,8 @@
 candidate is run on every scenario seed (common random numbers: the same troubles for
 every candidate), the seeds' runs go to the backend in parallel, and every trial is in the
 store before and after it is evaluated — a study killed mid-way resumes from the store
-with the same name, re-evaluating what was running. Before a winner is declared, the best
+with the same name, re-evaluating what was running, and several processes running the
+same study against one database share it (:mod:`novacron.runtime.tuneshare`). Before a winner is declared, the best
 few candidates are re-run on fresh seeds and the one that does best there wins, so a
 lucky draw on the tuning seeds cannot crown a configuration; the winner's fresh-seed value
 is reported beside its tuning value.
@@ -18,7 +19,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -37,6 +37,7 @@ from novacron.evolution import (
 )
 from novacron.runtime.tunebackend import Backend, Failed
 from novacron.runtime.tuneproblem import TuneProblem, scenario_of
+from novacron.runtime.tuneshare import SharedStudy
 from novacron.store.studies import StudyStore, TrialRow
 from novacron.tuning import AskTell, Trial, TrialState, make_optimizer
 from novacron.tuning.twin import RunResult, TwinScenario, combine, run_healer
@@ -48,13 +49,6 @@ TuneProgress = Callable[[int, int, float | None], None]  # (finished, budget, be
 EvolveProgress = Callable[[int, int, int, float], None]  # (generation, generations, front size, hypervolume)
 
 _MAX_HOST_CORES = 32.0  # the largest host a layout can ask for (spare capacity 4)
-
-
-@dataclass(frozen=True, slots=True)
-class _Context:
-    store: StudyStore | None
-    study: str
-    now: Callable[[], float]
 
 
 def evaluate_configs(
@@ -78,19 +72,6 @@ def _pooled(
     return out
 
 
-def _row(study: str, trial: Trial, now: float, generation: int | None = None) -> TrialRow:
-    return TrialRow(
-        study, trial.number, trial.state.value, dict(trial.params), trial.value, trial.feasible,
-        dict(trial.metrics), trial.detail, generation, now,
-    )  # fmt: skip
-
-
-def _as_trial(row: TrialRow) -> Trial:
-    return Trial(
-        row.number, dict(row.params), TrialState(row.state), row.value, row.feasible, dict(row.metrics), row.detail
-    )
-
-
 def _settle(opt: AskTell, problem: TuneProblem, trial: Trial, outcome: dict[str, float] | str) -> None:
     if isinstance(outcome, str):
         opt.fail(trial.number, outcome)
@@ -110,44 +91,66 @@ def run_tune(
     seed: int = 0,
     on_progress: TuneProgress | None = None,
     now: Callable[[], float] = time.time,
+    worker: str = "",
 ) -> dict[str, Any]:
-    """Tune until ``budget`` trials are finished (the spec's budget by default); returns the study result."""
+    """Tune until ``budget`` trials are finished (the spec's budget by default); returns the study result.
+
+    With a store the study is shared: other processes running the same study against the
+    same database claim trials from the same history (:mod:`novacron.runtime.tuneshare`).
+    """
     block = problem.tuning
     budget = budget if budget is not None else block.budget
     if budget < 1:
         raise InputError(f"must be >= 1, got {budget}", where="--budget")
-    ctx = _Context(store, study, now)
-    opt = make_optimizer(block.method, problem.space, seed=seed)
-    resumed, pending = False, []
-    if store is not None:
-        _, resumed = store.open_study(study, "tune", {**problem.describe(), "seed": seed}, now=now())
-        pending = opt.replay(_as_trial(r) for r in store.trials(study))
     batch = max(1, backend.workers // len(block.seeds))
-    while opt.finished < budget:
-        todo = pending or [opt.ask() for _ in range(min(batch, budget - len(opt.trials)))]
-        pending = []
-        if not todo:
-            break
-        _save(ctx, todo)
-        for trial, outcome in zip(
-            todo, evaluate_configs(problem, [t.params for t in todo], block.seeds, backend), strict=True
-        ):
+
+    last: list[AskTell] = []
+
+    def fresh() -> AskTell:
+        opt = make_optimizer(block.method, problem.space, seed=seed)
+        if last:
+            opt.inherit(last[0])
+        last[:] = [opt]
+        return opt
+
+    def evaluate(opt: AskTell, todo: Sequence[Trial]) -> None:
+        outcomes = evaluate_configs(problem, [t.params for t in todo], block.seeds, backend)
+        for trial, outcome in zip(todo, outcomes, strict=True):
             _settle(opt, problem, trial, outcome)
-        _save(ctx, todo)
-        if on_progress is not None:
-            best = opt.best()
-            on_progress(opt.finished, budget, best.value if best else None)
+
+    if store is None:
+        opt, resumed = _run_here(fresh(), evaluate, budget=budget, batch=batch, on_progress=on_progress), False
+        evaluated = opt.finished
+    else:
+        _, resumed = store.open_study(study, "tune", {**problem.describe(), "seed": seed}, now=now())
+        shared = SharedStudy(store, study, worker=worker, now=now)
+        opt = shared.run(fresh, evaluate, budget=budget, batch=batch, on_progress=on_progress)
+        evaluated = shared.evaluated
     result = _conclude(problem, opt, backend, resumed)
+    result["evaluated_here"] = evaluated
     if store is not None:
         store.finish(study, "done" if result["best"] else "failed", result, now=now())
     return result
 
 
-def _save(ctx: _Context, trials: Sequence[Trial]) -> None:
-    if ctx.store is None:
-        return
-    for trial in trials:
-        ctx.store.put_trial(_row(ctx.study, trial, ctx.now()))
+def _run_here(
+    opt: AskTell,
+    evaluate: Callable[[AskTell, Sequence[Trial]], None],
+    *,
+    budget: int,
+    batch: int,
+    on_progress: TuneProgress | None,
+) -> AskTell:
+    """A study kept in this process only."""
+    while opt.finished < budget:
+        todo = [opt.ask() for _ in range(min(batch, budget - len(opt.trials)))]
+        if not todo:
+            break
+        evaluate(opt, todo)
+        if on_progress is not None:
+            best = opt.best()
+            on_progress(opt.finished, budget, best.value if best else None)
+    return opt
 
 
 def _conclude(problem: TuneProblem, opt: AskTell, backend: Backend, resumed: bool) -> dict[str, Any]:

@@ -7,7 +7,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import insert, select, update
+from sqlalchemy.exc import IntegrityError
 
 from novacron.errors import InputError, NotFoundError
 from novacron.store import tables as t
@@ -59,13 +60,17 @@ class StudyStore:
         """
         plain = _jsonable(config)
         found = self.study_or_none(name)
-        if found is not None:
-            if found.kind != kind or _canon(found.config) != _canon(plain):
-                raise InputError(f"study {name!r} exists with another configuration; pick a new name", where="study")
-            return found, True
-        row = {"name": name, "kind": kind, "status": "running", "created_at": now, "updated_at": now}
-        self.store._exec(t.tune_studies.insert().values(**row, config=plain, result={}))
-        return StudyRow(name, kind, "running", now, now, plain), False
+        if found is None:
+            row = {"name": name, "kind": kind, "status": "running", "created_at": now, "updated_at": now}
+            try:
+                self.store._exec(t.tune_studies.insert().values(**row, config=plain, result={}))
+            except IntegrityError:  # another worker created it a moment ago: join it
+                found = self.study(name)
+            else:
+                return StudyRow(name, kind, "running", now, now, plain), False
+        if found.kind != kind or _canon(found.config) != _canon(plain):
+            raise InputError(f"study {name!r} exists with another configuration; pick a new name", where="study")
+        return found, True
 
     def study_or_none(self, name: str) -> StudyRow | None:
         """The study called ``name``, if any."""
@@ -97,18 +102,53 @@ class StudyStore:
 
     def put_trial(self, row: TrialRow) -> None:
         """Insert or replace one trial."""
-        values = {
-            "study": row.study, "number": row.number, "generation": row.generation, "state": row.state,
-            "params": _jsonable(row.params), "value": row.value, "feasible": row.feasible,
-            "metrics": _jsonable(row.metrics), "detail": row.detail, "updated_at": row.updated_at,
-        }  # fmt: skip
         where = (t.tune_trials.c.study == row.study) & (t.tune_trials.c.number == row.number)
-        self.store._replace(t.tune_trials, where, values)
+        self.store._replace(t.tune_trials, where, _values(row))
+
+    def claim_trial(self, row: TrialRow) -> bool:
+        """Insert a new trial; False when another worker of the study took that number first.
+
+        The (study, number) primary key is the lock: of two workers claiming the same
+        number at once, the database lets exactly one insert it, on SQLite and PostgreSQL alike.
+        """
+        try:
+            self.store._exec(insert(t.tune_trials).values(**_values(row)))
+        except IntegrityError:
+            return False
+        return True
+
+    def reclaim_trial(self, study: str, number: int, *, was: str, by: str, now: float) -> bool:
+        """Take over a running trial from worker ``was`` (gone); False when another worker was quicker."""
+        cols = t.tune_trials.c
+        stmt = (
+            update(t.tune_trials)
+            .where((cols.study == study) & (cols.number == number) & (cols.state == "running") & (cols.detail == was))
+            .values(detail=by, updated_at=now)
+        )
+        return bool(self.store._exec(stmt).rowcount == 1)
+
+    def touch_trials(self, study: str, worker: str, *, now: float) -> None:
+        """Mark the running trials of ``worker`` as still being evaluated (its heartbeat)."""
+        cols = t.tune_trials.c
+        stmt = (
+            update(t.tune_trials)
+            .where((cols.study == study) & (cols.state == "running") & (cols.detail == worker))
+            .values(updated_at=now)
+        )
+        self.store._exec(stmt)
 
     def trials(self, study: str) -> list[TrialRow]:
         """A study's trials in number order."""
         stmt = select(t.tune_trials).where(t.tune_trials.c.study == study).order_by(t.tune_trials.c.number)
         return [TrialRow(**r) for r in self.store._rows(stmt)]
+
+
+def _values(row: TrialRow) -> dict[str, Any]:
+    return {
+        "study": row.study, "number": row.number, "generation": row.generation, "state": row.state,
+        "params": _jsonable(row.params), "value": row.value, "feasible": row.feasible,
+        "metrics": _jsonable(row.metrics), "detail": row.detail, "updated_at": row.updated_at,
+    }  # fmt: skip
 
 
 def _canon(data: Any) -> str:

@@ -1,7 +1,10 @@
 """Optuna's samplers (TPE for larger budgets) behind the same ask/tell contract.
 
 Optuna lives in the ``tune`` extra. Categorical choices are handed to Optuna as indices,
-so any value (a ladder, a list of action kinds) can be a choice.
+so any value (a ladder, a list of action kinds) can be a choice. Trial ``n`` is drawn by a
+sampler seeded with (seed, n), so a study rebuilt from a stored history (resumed, or shared
+by several workers) asks what an uninterrupted one would, and two workers never repeat
+each other's random start-up draws.
 """
 
 from __future__ import annotations
@@ -32,12 +35,17 @@ class OptunaTPE(AskTell):
         super().__init__(space, seed=seed)
         self._optuna = require("optuna", feature="TPE search")
         logging.getLogger("optuna").setLevel(logging.WARNING)
-        sampler = self._optuna.samplers.TPESampler(seed=seed, n_startup_trials=n_startup)
-        self._study = self._optuna.create_study(direction="minimize", sampler=sampler)
+        self._n_startup = n_startup
+        self._study = self._optuna.create_study(direction="minimize", sampler=self._sampler(0))
         self._dists = {p.name: _distribution(self._optuna, p) for p in space.params}
         self._live: dict[int, Any] = {}
 
+    def _sampler(self, number: int) -> Any:
+        seed = (self.seed * 1_000_003 + number) % 2**32
+        return self._optuna.samplers.TPESampler(seed=seed, n_startup_trials=self._n_startup)
+
     def _propose(self, number: int) -> dict[str, Any]:
+        self._study.sampler = self._sampler(number)
         trial = self._study.ask(self._dists)
         self._live[number] = trial
         return {p.name: self._from_optuna(p, trial.params[p.name]) for p in self.space.params}
