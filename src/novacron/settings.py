@@ -563,7 +563,7 @@ class TwinSettings(_Frozen):
     fault_mix: dict[TwinFaultName, float] = Field(default_factory=dict, description="Default: crash and hang.")
 
 
-LearnerName = Literal["ladder", "bandit"]
+LearnerName = Literal["ladder", "bandit", "dqn"]
 
 
 class LearningSpec(_Frozen):
