@@ -6,6 +6,7 @@ import asyncio
 import subprocess
 import sys
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -148,3 +149,15 @@ def test_bench_healing_names_a_bad_flag(args: list[str], message: str) -> None:
     )
     assert res.returncode == 2
     assert message in res.stderr
+
+
+def test_bench_healing_fleet_has_no_slow_burn_faults(tmp_path: Path) -> None:
+    """Only injected faults may be repaired: the demo's leak and filling disk are off."""
+    from novacron.benchmarks.healing import _prepare
+
+    spec, names = _prepare(None, None, tmp_path, "adaptive")
+    assert len(names) == len(spec.targets)
+    for target in spec.targets:
+        flags = dict(zip(target.command, target.command[1:], strict=False))
+        for flag in ("--leak-mb-per-s", "--fill-mb-per-s"):
+            assert float(flags.get(flag, "0")) == 0.0, f"{target.name} {flag}"
