@@ -58,7 +58,9 @@ def seasonal_naive_mean(y: FloatArray, season: int, h: int) -> FloatArray:
 def seasonal_mean(y: FloatArray, season: int, h: int) -> FloatArray:
     """Each phase's mean over the last week of seasons (fewer if the history is shorter)."""
     m = max(1, season)
-    k = max(1, min(_PROFILE_DAYS, y.size // m))
+    k = min(_PROFILE_DAYS, y.size // m)
+    if k < 1:  # not one whole season yet: nothing to average
+        return seasonal_naive_mean(y, season, h)
     return np.resize(y[y.size - k * m :].reshape(k, m).mean(axis=0), h).astype(np.float64)
 
 
