@@ -265,7 +265,7 @@ class _Trials:
 
     def _pick(self) -> tuple[str, str]:
         """A target that is healthy, not just faulted, and owned by a node; and that node."""
-        from novacron.store.leases import rendezvous_owner
+        from novacron.store.leases import assignment
 
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
@@ -277,7 +277,7 @@ class _Trials:
             for target in choices:
                 owner = owners.get(_shard(target))
                 # not a shard about to move to a node that rejoined (a handover is no failover)
-                if owner is not None and owner == rendezvous_owner(_shard(target), live):
+                if owner is not None and owner == assignment(_SHARDS, tuple(sorted(live))).get(_shard(target)):
                     return target, owner
             time.sleep(0.2)
         raise RuntimeError("no healthy owned target to fault within 30s")
@@ -288,7 +288,7 @@ class _Trials:
         Between trials a restarted or woken node may still be joining: it takes its share
         back while the next trial runs, which disrupts only nodes that hold shards.
         """
-        from novacron.store.leases import rendezvous_owner
+        from novacron.store.leases import assignment
 
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -300,7 +300,7 @@ class _Trials:
                 now = time.time()
                 rows = _query(self.b.url, "SELECT shard, holder, expires_at FROM ha_leases WHERE shard >= 0")
                 if len(rows) == _SHARDS and all(
-                    h in self.ids and (not balanced or h == rendezvous_owner(s, self.ids)) and e > now + 0.5
+                    h in self.ids and (not balanced or h == assignment(_SHARDS, tuple(self.ids))[s]) and e > now + 0.5
                     for s, h, e in rows
                 ):
                     return
