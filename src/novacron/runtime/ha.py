@@ -71,6 +71,7 @@ class _Tick:
     state: str | None  # the node's state in the store; None: the row is no longer this process's
     held: dict[int, int]
     autonomous: bool = True  # the fleet's kill switch as stored
+    live: frozenset[str] = frozenset()  # every node beating now (this one included)
 
 
 class HaMember(Collector):
@@ -98,6 +99,7 @@ class HaMember(Collector):
         self.on_resume: Callable[[list[str]], None] = lambda _targets: None
         self.on_kill_switch: Callable[[bool], None] = lambda _on: None
         self.unbound: list[str] = []  # process targets without host: (this node's own; refused beside others)
+        self.on_nodes: Callable[[set[str]], None] = lambda _live: None  # the live nodes, every tick
         self.fenced_refusals = 0
         self.state = "active"
         self._store = store
@@ -263,6 +265,7 @@ class HaMember(Collector):
         self.state = result.state
         self._valid_until = max(self._valid_until, started + self.settings.lease_s)
         self.on_kill_switch(result.autonomous)
+        self.on_nodes(set(result.live))
         self._apply(result.held)
         if self._fenced:  # a step refused while the lease was in doubt: carry on if it is still ours
             again = sorted(t for t in self._fenced if self.owns(t))
@@ -276,7 +279,9 @@ class HaMember(Collector):
         state = nodes.beat(conn, self.node_id, self.incarnation, now=now, targets=owned, api_url=self.api_url)
         if state is None:
             return _Tick(None, {})
-        active = sorted(n.node_id for n in nodes.nodes(conn) if n.state == "active" and n.live(now, s.node_stale_s))
+        rows = nodes.nodes(conn)
+        live = frozenset(n.node_id for n in rows if n.live(now, s.node_stale_s))
+        active = sorted(n.node_id for n in rows if n.state == "active" and n.node_id in live)
         held = leases.renew(conn, self.node_id, self.incarnation, now=now, lease_s=s.lease_s)
         others = [n for n in active if n != self.node_id]
         if state == "active":
@@ -288,7 +293,7 @@ class HaMember(Collector):
         leases.release(conn, self.node_id, self.incarnation, give)
         got = leases.acquire(conn, self.node_id, self.incarnation, sorted(want - set(held)), now=now, lease_s=s.lease_s)
         kept = {sh: ep for sh, ep in held.items() if sh in want}
-        return _Tick(state, kept | got, nodes.autonomous(conn))
+        return _Tick(state, kept | got, nodes.autonomous(conn), live)
 
     def _apply(self, held: dict[int, int]) -> None:
         before, self._held = self._held, held

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import os
 import re
+from collections.abc import Iterator
 from functools import cache
 from pathlib import Path
 
@@ -103,6 +105,32 @@ def migrate(engine: Engine) -> None:
     """
     if _at_head(engine):
         return
+    with _sqlite_migration_lock(engine):
+        if not _at_head(engine):  # another process may have migrated while this one waited
+            _upgrade(engine)
+
+
+@contextlib.contextmanager
+def _sqlite_migration_lock(engine: Engine) -> Iterator[None]:
+    """Serialise migrations of one SQLite file across processes (PostgreSQL locks in the transaction).
+
+    Two commands opening a new store at once (a controller and ``novacron tune``, or two tune
+    workers) would otherwise both create the first tables and one would fail. ``flock`` on the
+    database file is independent of the byte-range locks SQLite itself takes.
+    """
+    database = engine.url.database if engine.dialect.name == "sqlite" else None
+    if not database or database == ":memory:" or not Path(database).is_file():
+        yield
+        return
+    with Path(database).open("rb") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _upgrade(engine: Engine) -> None:
     from alembic import command  # noqa: PLC0415 - only when there is something to migrate
     from alembic.config import Config  # noqa: PLC0415
 
