@@ -244,6 +244,11 @@ class VmHostSpec(_Frozen):
     name: str = Field(pattern=r"^[a-z0-9]([a-z0-9_.-]{0,62})$")
     memory_mib: int = Field(4096, ge=64, description="Guest memory the host can hold.")
     cpus: int = Field(8, ge=1, description="vCPUs the host can hold.")
+    node: str | None = Field(
+        None,
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$",
+        description="The controller node vouching for the host: seen beating, then its heartbeat lost, the host fails.",
+    )
 
 
 # --- targets ---------------------------------------------------------------------------

@@ -6,13 +6,14 @@ import asyncio
 import functools
 import socket
 import sys
+import time
 from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 from sqlalchemy import delete, select
 
-from novacron.clock import FakeClock
+from novacron.clock import FakeClock, MonotonicClock
 from novacron.errors import ConfigError
 from novacron.healing.catalog import new_action
 from novacron.model import ActionKind, ActionStatus, TargetId
@@ -258,3 +259,49 @@ async def test_a_process_target_without_host_is_refused_beside_another_live_node
     finally:
         await b.stop()
         store.close()
+
+
+async def test_leases_are_renewed_while_the_event_loop_is_starved(pg_url: str) -> None:
+    # Thousands of probes (or a slow step) can keep the loop busy past a lease: the heartbeat
+    # runs on a thread of its own with its own connection, so the leases do not flap.
+    store = GuardedStore.open(pg_url)
+    member = HaMember(store, SETTINGS, node_id="a", clock=MonotonicClock(), remote_targets=TARGETS, version="t")
+    member.register()
+    member.start()
+    try:
+        for _ in range(200):
+            if len(member.shards) == SETTINGS.shards:
+                break
+            await asyncio.sleep(0.05)
+        epochs = dict(member.shards)
+        assert len(epochs) == SETTINGS.shards
+        time.sleep(3 * SETTINGS.lease_s)  # noqa: ASYNC251 - the point: the loop does nothing for three leases
+        with store.engine.connect() as conn:
+            rows = leases.leases(conn)
+        now = time.time()
+        assert all(r.holder == "a" and r.epoch == epochs[r.shard] and r.expires_at > now for r in rows)
+    finally:
+        await member.stop()
+        store.close()
+
+
+async def test_a_step_claimed_but_never_applied_is_taken_over_and_an_applied_one_is_not(
+    members: tuple[FakeClock, Make],
+) -> None:
+    clock, make = members
+    a, b = make("a"), make("b")
+    await _round(a, b, a, b)
+    target, other = [t for t in TARGETS if a.owns(t)][:2]
+    left = new_action(ActionKind.RESTART, TargetId(target), key="claimed-only")
+    done = new_action(ActionKind.RESTART, TargetId(other), key="claimed-and-applied")
+    for action in (left, done):
+        assert await a.claim(action, ActionStatus.PLANNED, now=clock.now()) == "claimed"
+    assert await a.may_apply(done, now=clock.now())  # a reached the actuator with this one, then stopped
+    clock.advance(SETTINGS.lease_s + 0.1)
+    await b.tick()
+    assert b.owns(target)
+    assert b.owns(other)
+    assert await b.adopt(left, now=clock.now()), "never applied: the new holder applies it"
+    assert not await b.adopt(done, now=clock.now()), "applied once: only judged, never applied again"
+    assert not await a.may_apply(left, now=clock.now()), "its first claimer is fenced"
+    assert not await a.adopt(left, now=clock.now())

@@ -13,13 +13,14 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import psutil
 import yaml
 
 from novacron.actuators.qemu_guest import Guest, guest_target
 from novacron.demo.fleet import free_port_block
 from novacron.runtime.controller import Controller
 from novacron.settings import parse_spec
-from tests.cli.runner import cli_json, controller, wait_for
+from tests.cli.runner import cli_json, controller, spawn, stop, wait_for
 
 _BOOT_S = 240.0
 
@@ -52,6 +53,34 @@ def test_run_boots_a_guest_and_restarts_it_when_its_qemu_is_killed(tmp_path: Pat
         again = wait_for(lambda: _healthy(path, not_pid=first["pid"]), "the guest healthy again", timeout=_BOOT_S)
         assert again["restarts"] >= 1
         assert httpx.get(f"http://127.0.0.1:{port}/health", timeout=5).text == "ok\n"
+
+
+def test_a_controller_killed_with_sigkill_leaves_its_guest_running_and_the_next_one_adopts_it(
+    tmp_path: Path, guest: Guest
+) -> None:
+    path = tmp_path / "fleet.yaml"
+    data = _spec(tmp_path, guest)
+    path.write_text(yaml.safe_dump(data))
+    port = data["targets"][0]["port"]
+    run = spawn(path)
+    try:
+        first = wait_for(lambda: _healthy(path), "the guest healthy", timeout=_BOOT_S)
+        boot = httpx.get(f"http://127.0.0.1:{port}/cgi-bin/boot", timeout=5).text
+        run.proc.kill()  # SIGKILL: no clean-up at all
+        run.proc.wait()
+        assert psutil.pid_exists(first["pid"]), "the guest's QEMU outlives its controller"
+        run = spawn(path)
+        again = wait_for(lambda: _healthy(path), "the guest healthy under the new controller", timeout=_BOOT_S)
+        assert again["pid"] == first["pid"], "the new controller reattached to the running QEMU"
+        assert httpx.get(f"http://127.0.0.1:{port}/cgi-bin/boot", timeout=5).text == boot, "no reboot"
+        assert [line for line in run.lines() if line.get("event") == "adopted guest"]
+        workdir = str(tmp_path / "work")
+        qemus = [p for p in psutil.process_iter(["cmdline"]) if workdir in " ".join(p.info["cmdline"] or [])]
+        assert [p.pid for p in qemus] == [first["pid"]], "no second QEMU for the guest"
+        os.kill(first["pid"], signal.SIGKILL)  # the adopted QEMU's end is seen and healed
+        wait_for(lambda: _healthy(path, not_pid=first["pid"]), "the guest restarted", timeout=_BOOT_S)
+    finally:
+        stop(run)
 
 
 async def _until(pred: Any, what: str, timeout: float = _BOOT_S) -> None:

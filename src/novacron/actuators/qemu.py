@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import re
 import shutil
 import tempfile
 import uuid
@@ -41,6 +42,7 @@ __all__ = ["GUEST_FAULT_EVENTS", "QemuActuator"]
 # QMP events that mean the guest is in trouble when the guest (not we) caused them.
 GUEST_FAULT_EVENTS = frozenset({"SHUTDOWN", "RESET", "GUEST_PANICKED", "STOP", "BLOCK_IO_ERROR", "WATCHDOG"})
 _START_TIMEOUT_S = 15.0
+ENV_VM_HOST = "NOVACRON_VM_HOST"  # in QEMU's environment: the host it runs on (for a restarted controller)
 
 
 def _local_host() -> VmHostSpec:
@@ -85,6 +87,8 @@ class QemuActuator:
         self._locks: dict[str, asyncio.Lock] = {}
         self._journal: SpawnJournal | None = None
         self._fleet_id = ""
+        # Told when every guest of a host ended at once: the host has failed (runtime/vmfailover.py).
+        self.on_host_failed: Callable[[str, str], None] = lambda _host, _why: None
         log_dir.mkdir(parents=True, exist_ok=True)
 
     # -- checks before anything starts -------------------------------------------------
@@ -209,23 +213,33 @@ class QemuActuator:
         if self._specs:
             shutil.rmtree(self._sockets, ignore_errors=True)
 
-    async def fail_host(self, host: str) -> list[tuple[str, int]]:
-        """Take ``host`` out: mark it failed and end its QEMUs; its guests, highest priority first.
+    async def fail_host(self, host: str) -> list[tuple[str, int, str | None]]:
+        """Take ``host`` out: mark it failed, end its QEMUs, and place its guests by priority.
 
-        The guests' ends are reported as expected (the host's failure is the fault, and the
-        failover that follows is the remedy); each then needs a ``vm_migrate``, which finds
-        its QEMU gone and cold-starts it on a healthy host with room.
+        Returns each guest with its new host (None where no host has room), highest
+        priority first. The places are taken now, in that order, so the guests' moves —
+        run side by side — never give a lower priority the place of a higher one. The
+        guests' ends are reported as expected (the host's failure is the fault, and the
+        failover that follows is the remedy); each then needs a ``vm_migrate`` from
+        ``host``, which finds its QEMU gone and cold-starts it on its new host.
         """
         self.hosts.mark_failed(host)
-        guests = []
-        for key in self.hosts.guests_on(host):
-            target, _, replica = key.rpartition("#")
-            guests.append((target, int(replica)))
-            proc = self.running(target, int(replica))
+        guests = [_split(key) for key in self.hosts.guests_on(host)]
+        for target, replica in guests:
+            proc = self.running(target, replica)
             if proc is not None:
-                self.retire(target, int(replica), proc)
+                self.retire(target, replica, proc)
                 await proc.kill()
-        return sorted(guests, key=lambda g: (-self.vm_of(g[0]).priority, g))
+        plan: list[tuple[str, int, str | None]] = []
+        for target, replica in sorted(guests, key=lambda g: (-self.vm_of(g[0]).priority, g)):
+            vm = self.vm_of(target)
+            to = self.hosts.pick(vm.memory_mib, vm.cpus, exclude=[host])
+            if to is None:
+                self.hosts.remove(_key(target, replica))
+            else:
+                self.hosts.place(_key(target, replica), to, vm.memory_mib, vm.cpus)
+            plan.append((target, replica, to))
+        return plan
 
     # -- action handlers ---------------------------------------------------------------
     def _handlers(self) -> dict[ActionKind, Callable[[Action], Awaitable[tuple[str, dict[str, Any]]]]]:
@@ -368,9 +382,73 @@ class QemuActuator:
         def on_exit(p: QemuProcess, code: int | None) -> None:
             self._on_exit(target, replica, p, code)
 
-        env = {ENV_NONCE: uuid.uuid4().hex, ENV_FLEET: self._fleet_id} if self._fleet_id else {}
+        env = {ENV_NONCE: uuid.uuid4().hex, ENV_FLEET: self._fleet_id, ENV_VM_HOST: host} if self._fleet_id else {}
+        proc.nonce = env.get(ENV_NONCE, "")
         await proc.launch(self._binary, on_event, on_exit, env=env, timeout=_START_TIMEOUT_S)
         return proc
+
+    async def adopt(self, target: str, replica: int, pid: int) -> bool:
+        """Take over the guest's QEMU a previous controller left running, instead of booting a second one.
+
+        Its QMP socket, console file, memory and vCPUs are read from its command line, its
+        host from its environment; it is adopted if QMP answers and the guest runs (or is
+        paused: its checks then decide). False when it cannot be: the caller ends it.
+        """
+        tspec = self._specs.get(target)
+        if tspec is None or tspec.vm is None or replica >= self._desired[target]:
+            return False
+        try:
+            found = psutil.Process(pid)
+            argv, env = found.cmdline(), found.environ()
+        except psutil.Error:
+            return False
+        plan = self._plan_from(tspec, replica, argv)
+        if plan is None:
+            return False
+        host = env.get(ENV_VM_HOST) or tspec.vm.host
+        if host not in self.hosts.names():
+            return False
+        proc = QemuProcess(f"{target}#{replica}", tspec.vm, plan, host)
+        proc.nonce = env.get(ENV_NONCE, "")
+
+        def on_event(p: QemuProcess, event: str, data: Mapping[str, Any]) -> None:
+            self._on_event(target, replica, p, event, data)
+
+        def on_exit(p: QemuProcess, code: int | None) -> None:
+            self._on_exit(target, replica, p, code)
+
+        try:
+            state = await proc.attach(pid, on_event, on_exit)
+        except QmpError:
+            return False
+        if state not in ("running", "paused"):
+            await proc.kill()  # a migration's half (inmigrate, postmigrate) or a guest that shut down
+            return False
+        self.install(target, replica, proc)
+        return True
+
+    def _plan_from(self, tspec: TargetSpec, replica: int, argv: list[str]) -> LaunchPlan | None:
+        """The launch plan a running QEMU was started with, from its command line."""
+        assert tspec.vm is not None
+        args = dict(zip(argv, [*argv[1:], ""], strict=True))
+        qmp, serial = args.get("-qmp", ""), args.get("-serial", "")
+        if not qmp.startswith("unix:") or not serial.startswith("file:"):
+            return None
+        beat = re.search(r"udp,id=hb0,host=[^,]*,port=(\d+)", " ".join(argv))
+        try:
+            memory, cpus = int(args.get("-m", "")), int(args.get("-smp", "").split(",")[0])
+        except ValueError:
+            return None
+        return LaunchPlan(
+            qmp_socket=Path(qmp.removeprefix("unix:").split(",")[0]),
+            serial_log=Path(serial.removeprefix("file:")),
+            accel="kvm" if "accel=kvm" in args.get("-machine", "") else "tcg",
+            forwards=resolve_forwards(tspec.vm.forwards, tspec.port, replica),
+            append=args.get("-append", ""),
+            heartbeat_port=int(beat.group(1)) if beat else None,
+            memory_mib=memory,
+            cpus=cpus,
+        )
 
     def install(self, target: str, replica: int, proc: QemuProcess) -> None:
         """Make ``proc`` the guest's QEMU: placed on its host, announced to the listener."""
@@ -401,13 +479,33 @@ class QemuActuator:
         port = proc.plan.forwards[0][0] if proc.plan.forwards else None
         created = _create_time(proc.pid)
         if self._journal is not None:
-            self._journal.spawned(target, replica, proc.pid, created, port, "")
+            self._journal.spawned(target, replica, proc.pid, created, port, proc.nonce)
         self._listener.on_started(target, replica, proc.pid, port, created)
 
     def _on_exit(self, target: str, replica: int, proc: QemuProcess, code: int | None) -> None:
         if self._vms.get(target, {}).get(replica) is not proc or proc.pid is None or proc.retired:
             return  # a destination that never took over, or a QEMU whose end was told already
+        if not proc.expected_exit and self._host_down(proc.host):
+            return
         self._listener.on_exited(target, replica, proc.pid, code, proc.expected_exit)
+
+    def _host_down(self, host: str) -> bool:
+        """Every QEMU of ``host`` (two or more) is gone at once: the host failed, not each guest.
+
+        Asked at a guest's unexpected end: if the others' processes are gone too (exited,
+        or dead and not yet reaped), their ends are told as expected — the host's failure
+        is the fault, and the failover that follows is the remedy.
+        """
+        guests = [_split(k) for k in self.hosts.guests_on(host)]
+        procs = [self._vms.get(t, {}).get(r) for t, r in guests]
+        if len(guests) < 2 or self.hosts.use(host).failed or any(p is None or _lives(p) for p in procs):
+            return False
+        for (target, replica), proc in zip(guests, procs, strict=True):
+            assert proc is not None
+            self.retire(target, replica, proc)
+        self.hosts.mark_failed(host)
+        self.on_host_failed(host, f"all {len(guests)} QEMU processes of host {host} ended")
+        return True
 
     def _on_event(self, target: str, replica: int, proc: QemuProcess, event: str, data: Mapping[str, Any]) -> None:
         if self._vms.get(target, {}).get(replica) is not proc or event not in GUEST_FAULT_EVENTS:
@@ -428,6 +526,21 @@ def _beats(tspec: TargetSpec) -> HeartbeatCheck | None:
 
 def _key(target: str, replica: int) -> str:
     return f"{target}#{replica}"
+
+
+def _split(key: str) -> tuple[str, int]:
+    target, _, replica = key.rpartition("#")
+    return target, int(replica)
+
+
+def _lives(proc: QemuProcess) -> bool:
+    """The QEMU process still runs (a zombie, dead but not yet reaped, does not)."""
+    if not proc.alive or proc.pid is None:
+        return False
+    try:
+        return psutil.Process(proc.pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.Error:
+        return False
 
 
 def _create_time(pid: int) -> float:

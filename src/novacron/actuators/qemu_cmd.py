@@ -82,15 +82,17 @@ def qemu_argv(binary: str, vm: VmSpec, plan: LaunchPlan) -> list[str]:
         "virtio-balloon-pci,id=balloon0",
     ]
     if plan.heartbeat_port:
-        # A virtio-serial port whose every write QEMU sends as one UDP datagram: the guest's
-        # heartbeat reaches the controller without touching the guest's network.
+        # A virtio console port whose every write QEMU sends as one UDP datagram: the guest's
+        # heartbeat reaches the controller without touching the guest's network. A console
+        # port, because QEMU opens it at once; a plain virtserialport waits for its UDP
+        # backend to report "connected", which never comes, and the guest's writes block.
         argv += [
             "-device",
             "virtio-serial-pci,id=vser0",
             "-chardev",
             f"udp,id=hb0,host=127.0.0.1,port={plan.heartbeat_port}",
             "-device",
-            "virtserialport,chardev=hb0,name=novacron.heartbeat",
+            "virtconsole,chardev=hb0,name=novacron.heartbeat",
         ]
     if vm.kernel is not None:
         argv += ["-kernel", vm.kernel, "-append", " ".join(p for p in (vm.append, plan.append) if p)]

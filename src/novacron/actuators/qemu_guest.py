@@ -4,7 +4,7 @@ The initramfs holds busybox, the kernel's own e1000, virtio-serial and balloon d
 (with the modules they depend on) and an ``/init`` that brings up user-mode networking,
 serves HTTP on port 80 (``/health``, and ``/cgi-bin/boot`` for the boot id, which a
 live migration or a rollback keeps and a reboot changes) and, when QEMU gives it a heartbeat port
-(a virtio-serial port that QEMU sends on as UDP datagrams to the controller), writes its
+(a virtio console port, ``/dev/hvc0``, that QEMU sends on as UDP datagrams to the controller), writes its
 name there every ``novacron.hbi`` seconds (``novacron.name=TARGET#REPLICA`` on the kernel
 command line). Nothing is downloaded: the guest is assembled from the files of the
 ``linux-image-amd64`` and ``busybox-static`` packages — installed, or unpacked under
@@ -67,8 +67,8 @@ ip link set eth0 up
 ip addr add 10.0.2.15/24 dev eth0
 ip route add default via 10.0.2.2
 httpd -p 80 -h /www
-if [ -e /dev/vport0p1 ]; then
-  ( while :; do printf '%s' "$NAME" > /dev/vport0p1; sleep "$HBI"; done ) &
+if [ -e /sys/class/virtio-ports/vport0p0 ]; then
+  ( while :; do printf '%s' "$NAME" > /dev/hvc0; sleep "$HBI"; done ) &
 fi
 echo "novacron-guest ready $(cat /proc/sys/kernel/random/boot_id)"
 while :; do sleep 3600; done

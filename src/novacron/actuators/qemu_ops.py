@@ -66,9 +66,13 @@ class GuestOps:
         """Move the guest to ``to`` (default: the fitting host with the most free memory)."""
         target, replica = action.target, _replica(action)
         key, vm = f"{target}#{replica}", self._vms.vm_of(target)
-        source = self._vms.host_of(target, replica) or vm.host
+        # A failover names the failed host it moves the guest from (its new place is taken already).
+        source = action.params.get("from") or self._vms.host_of(target, replica) or vm.host
+        running_on = self._vms.host_of(target, replica) if self._vms.running(target, replica) else None
+        if "from" in action.params and running_on not in (None, source):
+            return f"{key} already runs again on {running_on}", {"from": source, "to": running_on, "mode": "none"}
         to = self._destination(action, source, vm.memory_mib, vm.cpus)
-        why = self._vms.hosts.why_not(to, vm.memory_mib, vm.cpus)
+        why = self._vms.hosts.why_not(to, vm.memory_mib, vm.cpus, guest=key)
         if why is not None:
             raise ActuatorError(f"cannot migrate {key} to {to}: {why}")
         self._before[action.id] = {"to": source}

@@ -40,6 +40,7 @@ class QemuProcess:
         self.expected_exit = False  # set before we stop it on purpose
         self.retired = False  # its end was reported before it exited (replaced on purpose)
         self.forwarded = bool(plan.forwards) and plan.incoming is None
+        self.nonce = ""  # the spawn's mark in QEMU's environment (a restarted controller finds it by it)
         self._proc: asyncio.subprocess.Process | None = None
         self._waiter: asyncio.Task[None] | None = None
         self.gone = asyncio.Event()  # set once the exit was seen and reported
@@ -90,6 +91,48 @@ class QemuProcess:
             await self.kill()
             raise
         self._waiter = asyncio.get_running_loop().create_task(self._wait(on_exit))
+
+    async def attach(self, pid: int, on_event: OnEvent, on_exit: OnExit, *, timeout: float = 5.0) -> str:
+        """Take over a QEMU a previous controller started (``pid``): connect QMP, watch its end.
+
+        Returns QEMU's run state. The process is not our child: its end is seen through a
+        pidfd, and its exit code is unknown.
+        """
+        self.pid = pid
+        self.qmp = QmpSession(self.name, lambda event, data: on_event(self, event, data))
+        try:
+            await self.qmp.connect(self.plan.qmp_socket, timeout=timeout)
+            state = await self.status()
+        except QmpError:
+            self.pid = None
+            self.gone.set()
+            await self.qmp.close()
+            raise
+        self._waiter = asyncio.get_running_loop().create_task(self._watch(on_exit))
+        return state
+
+    async def _watch(self, on_exit: OnExit) -> None:
+        assert self.pid is not None
+        try:
+            # A pidfd becomes readable when the process ends: no polling, even for a non-child.
+            fd = os.pidfd_open(self.pid)
+        except OSError:
+            fd = None
+        if fd is not None:
+            ended = asyncio.Event()
+            loop = asyncio.get_running_loop()
+            loop.add_reader(fd, ended.set)
+            try:
+                await ended.wait()
+            finally:
+                loop.remove_reader(fd)
+                os.close(fd)
+        try:
+            on_exit(self, None)
+        finally:
+            self.gone.set()
+            if self.qmp is not None:
+                await self.qmp.close()
 
     async def _wait(self, on_exit: OnExit) -> None:
         assert self._proc is not None

@@ -74,6 +74,10 @@ class Hosts:
         """Where the shared services listen: on the root namespace's loopback, reached over every link."""
         return f"10.{self.octet}.0.1"
 
+    def host_address(self, host: int) -> str:
+        """``host``'s own address (what the shared services see it connect from)."""
+        return f"10.{self.octet}.{host + 1}.2"
+
     def prefix(self, host: int) -> list[str]:
         """The command prefix that runs a program on ``host``."""
         return [_IP, "netns", "exec", self.namespaces[host]]

@@ -24,8 +24,10 @@ from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
+from novacron.actuators.qemu_guest import build_guest
 from novacron.demo.chaos import ChaosKind, ChaosMonkey, Injection, chaos_targets
 from novacron.demo.fleet import METRIC_WARMUP_S, demo_spec, free_port_block
+from novacron.demo.guests import GUEST_HOSTS, add_guests, guests_unavailable
 from novacron.model import Health, Incident, IncidentStatus, TimelineEvent
 from novacron.runtime.controller import Controller
 from novacron.store import Store
@@ -48,6 +50,7 @@ class DemoResult:
     incidents: list[Incident] = field(default_factory=list)
     actions: Counter[str] = field(default_factory=Counter)
     last_event: dict[str, str] = field(default_factory=dict)
+    guests: dict[str, str] = field(default_factory=dict)  # vm target → its state at the end
 
     def summary(self) -> Table:
         """The closing summary table."""
@@ -62,6 +65,8 @@ class DemoResult:
         table.add_row("MTTD p50 / p95", _pct([i.mttd_s for i in self.incidents]))
         table.add_row("MTTR p50 / p95", _pct([i.mttr_s for i in resolved if i.mttr_s is not None]))
         table.add_row("actions", ", ".join(f"{k}={n}" for k, n in sorted(self.actions.items())) or "-")
+        if self.guests:
+            table.add_row("guests", ", ".join(f"{name}={state}" for name, state in sorted(self.guests.items())))
         table.add_row("store", str(self.workdir / "novacron.db"))
         return table
 
@@ -104,12 +109,24 @@ def _live_table(controller: Controller, result: DemoResult) -> Group:
     return Group(table, line)
 
 
-async def run_demo(*, duration_s: float, seed: int, console: Console, rate_per_s: float = 0.35) -> DemoResult:
-    """Run the demo for ``duration_s`` seconds (or until SIGINT/SIGTERM) and return what happened."""
+async def run_demo(
+    *, duration_s: float, seed: int, console: Console, rate_per_s: float = 0.35, vms: bool = False
+) -> DemoResult:
+    """Run the demo for ``duration_s`` seconds (or until SIGINT/SIGTERM) and return what happened.
+
+    With ``vms`` two QEMU guests join the fleet when this machine can run them (else a
+    line says why and the demo runs without them).
+    """
     workdir = Path(tempfile.mkdtemp(prefix="novacron-demo-"))
     with (workdir / "controller.log").open("w") as log:
         configure_logging(stream=log)
         spec = demo_spec(free_port_block(10), workdir, heartbeat_udp_port=_free_udp_port())
+        if vms:
+            why = guests_unavailable()
+            if why is None:
+                spec = add_guests(spec, build_guest(), free_port_block(len(GUEST_HOSTS)))
+            else:
+                console.print(f"--vms: the demo runs without guests: {why}")
         controller = Controller(spec, workdir=workdir, seed=seed, spec_source="novacron.demo")
         result = DemoResult(workdir)
         ids: dict[str, int] = {}
@@ -156,8 +173,9 @@ async def _run(
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     await controller.start()
+    services = controller.spec.model_copy(update={"targets": [t for t in controller.spec.targets if t.kind != "vm"]})
     monkey = ChaosMonkey(
-        chaos_targets(controller.spec), controller.actuator.pids, seed=seed, on_injection=result.injections.append
+        chaos_targets(services), controller.actuator.pids, seed=seed, on_injection=result.injections.append
     )
 
     def healthy() -> list[str]:
@@ -175,6 +193,11 @@ async def _run(
                     async with asyncio.timeout(0.25):
                         await stop.wait()
                 live.update(_live_table(controller, result))
+                result.guests = {
+                    v.target: v.state or v.health.value
+                    for v in controller.status()
+                    if controller.spec.target(v.target).kind == "vm"
+                }
     finally:
         for task in (chaos, metric_chaos):
             task.cancel()

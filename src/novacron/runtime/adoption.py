@@ -35,7 +35,7 @@ from novacron.store import ProcessRecord, Store
 from novacron.store.guard import GuardedStore
 from novacron.telemetry import get_logger
 
-__all__ = ["MISSING_DETAIL", "StartReport", "StoreJournal", "fleet_id", "reconcile"]
+__all__ = ["MISSING_DETAIL", "StartReport", "StoreJournal", "end_process", "fleet_id", "reconcile"]
 
 MISSING_DETAIL = "not running when the controller started: it exited while no controller watched it"
 _FLEET_KEY = "process_fleet_id"
@@ -93,6 +93,7 @@ class StartReport:
     adopted: list[tuple[str, int, int]] = field(default_factory=list)  # (target, replica, pid)
     missing: list[tuple[str, int]] = field(default_factory=list)
     strays: list[int] = field(default_factory=list)
+    guests: list[tuple[str, int, int]] = field(default_factory=list)  # QEMUs left running: (target, replica, pid)
 
 
 def reconcile(
@@ -102,17 +103,28 @@ def reconcile(
     fleet: str,
     *,
     theirs: Callable[[str], bool] | None = None,
+    guests: Mapping[str, int] | None = None,
 ) -> StartReport:
     """Adopt journaled replicas, kill strays of ``fleet``, and list the replicas found dead.
 
     ``theirs``: with several controllers on one store, the targets another node runs; their
-    rows are left alone.
+    rows are left alone. ``guests``: the vm targets and their replicas; a journaled guest
+    whose QEMU still runs is listed in ``report.guests`` (spared, for the QEMU actuator to
+    reattach, which is asynchronous), one whose QEMU is gone loses its row and boots anew.
     """
     found = _fleet_processes(fleet)
     report = StartReport()
     claimed: set[int] = set()
     for rec in store.processes():
         if theirs is not None and theirs(rec.target):
+            continue
+        if guests is not None and rec.target in guests and rec.replica < guests[rec.target]:
+            guest = _locate(rec, found) if rec.nonce else None
+            if guest is not None:
+                claimed.add(guest.pid)
+                report.guests.append((rec.target, rec.replica, guest.pid))
+            else:
+                store.remove_process(rec.target, rec.replica)
             continue
         if rec.target not in desired or rec.replica >= desired[rec.target]:
             store.remove_process(rec.target, rec.replica)  # its process, if any, is a stray now
@@ -156,6 +168,11 @@ def _fleet_processes(fleet: str) -> dict[str, _Found]:
             if os.getsid(proc.pid) == proc.pid and env.get(ENV_NONCE):
                 out[env[ENV_NONCE]] = _Found(proc.pid, proc.info["create_time"])
     return out
+
+
+def end_process(pid: int) -> None:
+    """SIGKILL one left-over process group and wait (bounded) until it is gone."""
+    _kill([pid])
 
 
 def _kill(pids: list[int]) -> list[int]:

@@ -44,6 +44,7 @@ from novacron.runtime.ledger import TargetLedger, fleet_sample, state_word
 from novacron.runtime.preflight import check_binaries, held_ports
 from novacron.runtime.traffic import haproxy_for, runner_for, with_traffic
 from novacron.runtime.traffic_metrics import TrafficCollector
+from novacron.runtime.vmfailover import HostWatch
 from novacron.sensors.heartbeat import HeartbeatMonitor
 from novacron.sensors.metrics import MetricsScraper
 from novacron.sensors.probes import ProbeFn, Prober, make_probe
@@ -70,6 +71,7 @@ ProbeCheck = HttpCheck | TcpCheck | ExecCheck
 __all__ = ["Controller", "TargetView"]
 
 _KILL_SWITCH_KEY = "autonomous_enabled"
+_HEARTBEAT_PORT_KEY = "heartbeat_udp_port"  # per node: the port guests left running send to
 _ALERT_PROBE_S = 1.0  # an alert about a fleet target: its replicas are probed closely this long
 # Actions that start processes: their repair is proven by the started process owning the port.
 _STARTS = frozenset(
@@ -175,6 +177,8 @@ class Controller:
         self.healer = self.flow.healer
         self.listeners: list[Callable[[Incident, TimelineEvent], None]] = self.flow.listeners
         self.ha = ha.attach(self, version=__version__)
+        # VM hosts fail over when their QEMUs all end at once or their node's heartbeat is lost.
+        self.hostwatch = HostWatch(self)
         self.prober = Prober(self.clock, self._observe)
         self.heartbeats = HeartbeatMonitor(self.clock, self.health.observe)
         self.scraper = MetricsScraper(self.clock, self._observe_metrics)
@@ -209,7 +213,7 @@ class Controller:
         self.gate.enabled = bool(self.store.get_setting(_KILL_SWITCH_KEY, True))
         self.metrics.autonomous.set(int(self.gate.enabled))
         self.ledger.load(self.store.target_statuses())
-        await self.heartbeats.start(port=self.spec.controller.heartbeat_udp_port)
+        await self._start_heartbeats()
         self.ha.register()  # a node id another live controller holds stops us here
         for tspec in self.spec.targets:
             for replica in range(tspec.replicas if tspec.name in self._local else 0):
@@ -220,11 +224,14 @@ class Controller:
         if self.spec.controller.node_id is not None:
             fleet = f"{fleet}:{self.node_id}"
         self.actuator.use_journal(adoption.StoreJournal(self.store), fleet_id=fleet)
-        # Guests are not adopted: their records go, and a fresh QEMU starts (actuators/qemu.py).
         mine = {t.name: t.replicas for t in self.spec.targets if t.name in self._local and t.kind == "process"}
-        found = adoption.reconcile(self.store, self.actuator.processes, mine, fleet, theirs=self._others_process)
+        guests = {t.name: t.replicas for t in self.spec.targets if t.kind == "vm"}
+        found = adoption.reconcile(
+            self.store, self.actuator.processes, mine, fleet, theirs=self._others_process, guests=guests
+        )
         for target, replica, _pid in found.adopted:
             self._adopted(target, replica)
+        await self._adopt_guests(found.guests)
         if self.pager is not None:
             self.pager.restore()  # before incidents resume: their pages so far are known
             self.pager.start()
@@ -268,6 +275,7 @@ class Controller:
             await self.experiments.close()
         if self.traffic is not None:
             await self.traffic.stop()
+        await self.hostwatch.close()
         await self.flow.stop()
         if self.twin is not None:
             await self.twin.stop()
@@ -283,6 +291,35 @@ class Controller:
         self._publish_status(force=True)
         presence.farewell(self.store, now=self.clock.now())
         self.store.close()
+
+    async def _start_heartbeats(self) -> None:
+        """Listen on the configured heartbeat port, else on the last run's, else on any.
+
+        Guests left running by a controller that died send their heartbeats to the port
+        their QEMU was started with: the next controller takes it again when it is free.
+        """
+        port, key = self.spec.controller.heartbeat_udp_port, f"{_HEARTBEAT_PORT_KEY}:{self.node_id}"
+        last = self.store.get_setting(key)
+        if port == 0 and isinstance(last, int) and 0 < last < 65536:
+            try:
+                await self.heartbeats.start(port=last)
+            except OSError:
+                pass  # taken meanwhile: any port (guests left running then miss their beats)
+            else:
+                return
+        got = await self.heartbeats.start(port=port)
+        self.store.put_setting(key, got, now=self.clock.now())
+
+    async def _adopt_guests(self, guests: list[tuple[str, int, int]]) -> None:
+        """Reattach to the QEMUs a previous controller left running; end those that cannot be."""
+        for target, replica, pid in guests:
+            if await self.actuator.vms.adopt(target, replica, pid):
+                self._log.info("adopted guest", target=target, replica=replica, pid=pid)
+                self.ledger.adopted(target, replica)
+            else:
+                self._log.warning("guest left running could not be adopted; ended", target=target, pid=pid)
+                adoption.end_process(pid)
+                self.store.remove_process(target, replica)
 
     def _others_process(self, target: str) -> bool:
         """A process target another node runs (its rows in the store are not this node's)."""

@@ -19,8 +19,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import os
 import socket
+import threading
+import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
@@ -48,6 +51,7 @@ if TYPE_CHECKING:
 
 __all__ = ["HaMember", "attach", "default_node_id", "local_spec"]
 
+_REGISTER_TRIES = 10  # over ~5 s
 _TERMINAL = {
     ActionStatus.VERIFIED,
     ActionStatus.FAILED,
@@ -67,6 +71,7 @@ class _Tick:
     state: str | None  # the node's state in the store; None: the row is no longer this process's
     held: dict[int, int]
     autonomous: bool = True  # the fleet's kill switch as stored
+    live: frozenset[str] = frozenset()  # every node beating now (this one included)
 
 
 class HaMember(Collector):
@@ -94,6 +99,7 @@ class HaMember(Collector):
         self.on_resume: Callable[[list[str]], None] = lambda _targets: None
         self.on_kill_switch: Callable[[bool], None] = lambda _on: None
         self.unbound: list[str] = []  # process targets without host: (this node's own; refused beside others)
+        self.on_nodes: Callable[[set[str]], None] = lambda _live: None  # the live nodes, every tick
         self.fenced_refusals = 0
         self.state = "active"
         self._store = store
@@ -106,6 +112,8 @@ class HaMember(Collector):
         self._valid_until = float("-inf")  # monotonic: the leases are ours until then
         self._tokens: dict[str, FenceToken] = {}  # action id → the token it was claimed under
         self._task: asyncio.Task[None] | None = None
+        self._thread: threading.Thread | None = None
+        self._halt = threading.Event()
         self._store_failing = False
         self._fenced: set[str] = set()
         self._log = get_logger(component="ha", node=node_id)
@@ -134,7 +142,16 @@ class HaMember(Collector):
                 self._refuse_unbound(conn, now)
             leases.ensure_shards(conn, self.settings.shards)
 
-        self._db.run_sync(step)
+        for attempt in range(_REGISTER_TRIES):  # a store restarting, or a session ended under us
+            try:
+                self._db.run_sync(step)
+            except StoreError as exc:
+                if attempt == _REGISTER_TRIES - 1:
+                    raise
+                self._log.warning("cannot register with the store yet; retrying", error=str(exc))
+                time.sleep(0.5)
+            else:
+                return
 
     def _refuse_unbound(self, conn: Any, now: float) -> None:
         """Process targets without ``host:`` are this controller's own: refused when others share the store.
@@ -157,8 +174,19 @@ class HaMember(Collector):
             )
 
     def start(self) -> None:
-        """Beat and hold leases every ``renew_s`` until stopped."""
-        self._task = asyncio.get_running_loop().create_task(self._run(), name="ha")
+        """Beat and hold leases every ``renew_s`` until stopped.
+
+        On PostgreSQL the heartbeat runs on a thread of its own with its own connection: a
+        loop kept busy by thousands of probes (or a slow store write) must not let the
+        leases run out and flap between nodes. Its results are applied on the loop.
+        """
+        loop = asyncio.get_running_loop()
+        if self._db.threaded:
+            self._halt.clear()
+            self._thread = threading.Thread(target=self._renew_forever, args=(loop,), name="ha-renew", daemon=True)
+            self._thread.start()
+        else:
+            self._task = loop.create_task(self._run(), name="ha")
         if self.loop_lag is not None:
             self.loop_lag.start()
 
@@ -168,6 +196,9 @@ class HaMember(Collector):
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
+        if self._thread is not None:
+            self._halt.set()
+            await asyncio.to_thread(self._thread.join, 10.0)
         if self.loop_lag is not None:
             await self.loop_lag.stop()
         held, self._held = list(self._held), {}
@@ -185,15 +216,41 @@ class HaMember(Collector):
             await self.tick()
             await self.clock.sleep(self.settings.renew_s)
 
+    def _renew_forever(self, loop: asyncio.AbstractEventLoop) -> None:
+        """The heartbeat thread: one round every ``renew_s``, each handed to the loop to apply."""
+        while not self._halt.is_set():
+            started, now = self.clock.monotonic(), self.clock.now()
+            result: _Tick | None = None
+            error: StoreError | None = None
+            try:
+                result = self._db.run_blocking(functools.partial(self._step, now=now))
+            except StoreError as exc:
+                error = exc
+            if result is not None and result.state is not None:
+                # At once, not when the loop gets to it: fencing's pre-filter reads it.
+                self._valid_until = max(self._valid_until, started + self.settings.lease_s)
+            try:
+                loop.call_soon_threadsafe(self._after, started, result, error)
+            except RuntimeError:  # the loop closed under us
+                return
+            self._halt.wait(max(0.0, self.settings.renew_s - (self.clock.monotonic() - started)))
+
     async def tick(self) -> None:
         """One round: beat, renew, hand back, take."""
         started, now = self.clock.monotonic(), self.clock.now()
         try:
             result = await self._db.run(lambda conn: self._step(conn, now))
         except StoreError as exc:
+            self._after(started, None, exc)
+            return
+        self._after(started, result, None)
+
+    def _after(self, started: float, result: _Tick | None, error: StoreError | None) -> None:
+        """Apply one round's outcome (on the loop): the leases held, the kill switch, resumed targets."""
+        if result is None:
             if not self._store_failing:
                 self._store_failing = True
-                self._log.error("cannot reach the store to renew leases", error=str(exc))
+                self._log.error("cannot reach the store to renew leases", error=str(error))
             if self.clock.monotonic() > self._valid_until and self._held:
                 self._apply({})  # our leases ran out: someone else may hold them now
             return
@@ -202,11 +259,13 @@ class HaMember(Collector):
             self._log.info("store reachable again; leases renewed")
         if result.state is None:
             self._log.error("another controller took this node id over; acting on nothing", node=self.node_id)
+            self._valid_until = float("-inf")
             self._apply({})
             return
         self.state = result.state
-        self._valid_until = started + self.settings.lease_s
+        self._valid_until = max(self._valid_until, started + self.settings.lease_s)
         self.on_kill_switch(result.autonomous)
+        self.on_nodes(set(result.live))
         self._apply(result.held)
         if self._fenced:  # a step refused while the lease was in doubt: carry on if it is still ours
             again = sorted(t for t in self._fenced if self.owns(t))
@@ -220,7 +279,9 @@ class HaMember(Collector):
         state = nodes.beat(conn, self.node_id, self.incarnation, now=now, targets=owned, api_url=self.api_url)
         if state is None:
             return _Tick(None, {})
-        active = sorted(n.node_id for n in nodes.nodes(conn) if n.state == "active" and n.live(now, s.node_stale_s))
+        rows = nodes.nodes(conn)
+        live = frozenset(n.node_id for n in rows if n.live(now, s.node_stale_s))
+        active = sorted(n.node_id for n in rows if n.state == "active" and n.node_id in live)
         held = leases.renew(conn, self.node_id, self.incarnation, now=now, lease_s=s.lease_s)
         others = [n for n in active if n != self.node_id]
         if state == "active":
@@ -232,7 +293,7 @@ class HaMember(Collector):
         leases.release(conn, self.node_id, self.incarnation, give)
         got = leases.acquire(conn, self.node_id, self.incarnation, sorted(want - set(held)), now=now, lease_s=s.lease_s)
         kept = {sh: ep for sh, ep in held.items() if sh in want}
-        return _Tick(state, kept | got, nodes.autonomous(conn))
+        return _Tick(state, kept | got, nodes.autonomous(conn), live)
 
     def _apply(self, held: dict[int, int]) -> None:
         before, self._held = self._held, held
@@ -305,6 +366,20 @@ class HaMember(Collector):
         if not ok:
             self._refused(action, "apply")
         return ok
+
+    async def adopt(self, action: Action, *, now: float) -> bool:
+        """Take over a step an earlier holder claimed and never applied (see :func:`leases.fenced_adopt`)."""
+        token = self._token(action.target)
+        if token is None:
+            return False
+        valid_until = now + self.margin_s
+        adopted = await self._db.run(
+            lambda conn: leases.fenced_adopt(conn, token, action, now=now, valid_until=valid_until)
+        )
+        if adopted:
+            self._tokens[action.id] = token
+            self._log.info("taking over a step claimed but never applied", target=action.target, action=action.id)
+        return adopted
 
     def set_status(
         self,

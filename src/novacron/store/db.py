@@ -106,28 +106,28 @@ def migrate(engine: Engine) -> None:
     if _at_head(engine):
         return
     with _sqlite_migration_lock(engine):
-        if not _at_head(engine):  # another process may have migrated while we waited
+        if not _at_head(engine):  # another process may have migrated while this one waited
             _upgrade(engine)
 
 
 @contextlib.contextmanager
 def _sqlite_migration_lock(engine: Engine) -> Iterator[None]:
-    """Serialise migrations of one SQLite file across processes (a lock file beside it).
+    """Serialise migrations of one SQLite file across processes (PostgreSQL locks in the transaction).
 
-    SQLite runs Alembic's DDL outside a transaction, so two processes opening a new store
-    at once (two ``novacron tune`` workers, a controller and a command) would both create
-    the tables and one would fail. PostgreSQL uses an advisory lock inside the migration.
+    Two commands opening a new store at once (a controller and ``novacron tune``, or two tune
+    workers) would otherwise both create the first tables and one would fail. ``flock`` on the
+    database file is independent of the byte-range locks SQLite itself takes.
     """
     database = engine.url.database if engine.dialect.name == "sqlite" else None
-    if not database or database == ":memory:":
+    if not database or database == ":memory:" or not Path(database).is_file():
         yield
         return
-    fd = os.open(f"{Path(database).expanduser()}.migrate-lock", os.O_RDWR | os.O_CREAT, 0o600)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        yield
-    finally:
-        os.close(fd)  # closing releases the lock
+    with Path(database).open("rb") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def _upgrade(engine: Engine) -> None:

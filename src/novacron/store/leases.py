@@ -25,7 +25,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, Literal, TypeVar
 
-from sqlalchemy import Connection, and_, exists, func, insert, or_, select, update
+from sqlalchemy import Connection, Engine, and_, create_engine, exists, func, insert, or_, select, update
 from sqlalchemy.exc import SQLAlchemyError
 
 from novacron.errors import StoreError
@@ -45,6 +45,7 @@ __all__ = [
     "LeaseRow",
     "acquire",
     "ensure_shards",
+    "fenced_adopt",
     "fenced_apply",
     "fenced_claim",
     "fenced_status",
@@ -250,6 +251,23 @@ def fenced_apply(
     return expires
 
 
+def fenced_adopt(conn: Connection, token: FenceToken, action: Action, *, now: float, valid_until: float) -> bool:
+    """Take over a step claimed under an earlier lease that never reached its actuator.
+
+    Every apply passes :func:`fenced_apply`, which logs it in the same transaction as its
+    lease check; a claimed action with no apply logged was never applied, and its claimer,
+    whose epoch has moved on, never will be. The new holder may apply it (logged as
+    ``adopt``) instead of waiting for a repair that nobody made.
+    """
+    if _still_held(conn, token, valid_until=valid_until) is None:
+        return False
+    applied = select(ha_fence.c.action_id).where(ha_fence.c.action_id == action.id, ha_fence.c.step == "apply")
+    if conn.execute(applied.limit(1)).first() is not None:
+        return False
+    _log(conn, token, action, "adopt", now)
+    return True
+
+
 def fenced_status(conn: Connection, token: FenceToken, action_id: ActionId, values: dict[str, Any]) -> bool:
     """Write an action's status only while the token's epoch is still the shard's."""
     current = exists(select(ha_leases.c.shard).where(_held(token, now=None)))
@@ -263,6 +281,7 @@ class HaDb:
     def __init__(self, store: Store, *, idle_s: float = 2.0) -> None:
         self._store = store
         self._async: Any = None
+        self._sync: Engine | None = None
         url = store.engine.url
         if url.get_backend_name() == "postgresql":
             from sqlalchemy.ext.asyncio import create_async_engine  # noqa: PLC0415 - PostgreSQL only
@@ -270,10 +289,17 @@ class HaDb:
             # A lease or fencing transaction takes milliseconds; one whose controller was
             # cut off or paused mid-way must not keep the lease rows locked past a lease.
             options = f"-c idle_in_transaction_session_timeout={int(idle_s * 1000)}"
+            connect_args = {**PG_CONNECT_ARGS, "options": options}
             self._async = create_async_engine(
-                url.set(drivername="postgresql+psycopg_async"),
+                url.set(drivername="postgresql+psycopg_async"), pool_pre_ping=True, connect_args=connect_args
+            )
+            # the heartbeat thread's own connection (runtime/ha.py): never queued behind other work
+            self._sync = create_engine(
+                url.set(drivername="postgresql+psycopg"),
+                pool_size=1,
+                max_overflow=0,
                 pool_pre_ping=True,
-                connect_args={**PG_CONNECT_ARGS, "options": options},
+                connect_args=connect_args,
             )
 
     async def run(self, fn: Callable[[Connection], T]) -> T:
@@ -293,6 +319,21 @@ class HaDb:
         with self._store.engine.begin() as conn:
             return fn(conn)
 
+    @property
+    def threaded(self) -> bool:
+        """Whether :meth:`run_blocking` has a connection of its own (PostgreSQL)."""
+        return self._sync is not None
+
+    def run_blocking(self, fn: Callable[[Connection], T]) -> T:
+        """Run ``fn(conn)`` in one transaction on the calling thread, on a connection of its own."""
+        if self._sync is None:
+            return self.run_sync(fn)
+        try:
+            with self._sync.begin() as conn:
+                return fn(conn)
+        except SQLAlchemyError as exc:
+            raise StoreError(f"store transaction failed: {str(exc).split(chr(10))[0]}", delay=0.5) from exc
+
     def run_sync(self, fn: Callable[[Connection], T]) -> T:
         """Run ``fn(conn)`` in one transaction on the caller's thread (start-up, CLI)."""
         if isinstance(self._store, GuardedStore):
@@ -303,3 +344,5 @@ class HaDb:
         """Release the asyncio engine's connections."""
         if self._async is not None:
             await self._async.dispose()
+        if self._sync is not None:
+            self._sync.dispose()

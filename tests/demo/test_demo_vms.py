@@ -1,0 +1,27 @@
+"""``novacron demo --vms``: two guests join the demo fleet, or a line says why they cannot."""
+
+from __future__ import annotations
+
+import pytest
+
+from novacron.demo.guests import guests_unavailable
+from tests.cli.runner import cli
+
+
+def test_without_qemu_the_demo_runs_without_guests_and_says_why() -> None:
+    res = cli("demo", "--vms", "--duration", "2", env={"NOVACRON_QEMU": "qemu-system-nowhere"}, timeout=120)
+    assert res.returncode == 0, res.stderr
+    assert "--vms: the demo runs without guests: qemu-system-nowhere is not installed" in res.stdout
+    assert "guests" not in res.stdout.split("demo summary", 1)[1]
+
+
+@pytest.mark.timeout(480)
+def test_two_guests_join_the_demo_and_are_healthy_at_its_end() -> None:
+    why = guests_unavailable()
+    if why is not None:
+        pytest.skip(why)
+    res = cli("demo", "--vms", "--duration", "150", "--rate", "0.1", timeout=420)
+    assert res.returncode == 0, res.stderr
+    summary = res.stdout.split("demo summary", 1)[1]
+    assert "vm-a=healthy" in summary
+    assert "vm-b=healthy" in summary
