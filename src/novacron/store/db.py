@@ -115,19 +115,22 @@ def _sqlite_migration_lock(engine: Engine) -> Iterator[None]:
     """Serialise migrations of one SQLite file across processes (PostgreSQL locks in the transaction).
 
     Two commands opening a new store at once (a controller and ``novacron tune``, or two tune
-    workers) would otherwise both create the first tables and one would fail. ``flock`` on the
-    database file is independent of the byte-range locks SQLite itself takes.
+    workers) would otherwise both create the first tables and one would fail. The lock is
+    taken on a file beside the database, never on the database file itself: POSIX drops
+    every lock a process holds on a file when it closes any descriptor of that file, so
+    opening and closing the database here would release the locks SQLite's own open
+    connections hold on it, and another process could then corrupt it.
     """
     database = engine.url.database if engine.dialect.name == "sqlite" else None
-    if not database or database == ":memory:" or not Path(database).is_file():
+    if not database or database == ":memory:":
         yield
         return
-    with Path(database).open("rb") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+    fd = os.open(f"{Path(database).expanduser()}.migrate-lock", os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # closing the lock file's only descriptor releases its lock
 
 
 def _upgrade(engine: Engine) -> None:
