@@ -14,7 +14,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-__all__ = ["EvolveSpec", "ScenarioSpec", "TuneParam", "TuningSpec"]
+__all__ = ["AbSpec", "EvolveSpec", "ScenarioSpec", "TuneParam", "TuningSpec"]
 
 _CONSTRAINT = re.compile(r"^\s*([a-z0-9_]+)\s*(<=|>=)\s*(-?[0-9.]+(?:e-?[0-9]+)?)\s*$")
 
@@ -69,6 +69,28 @@ class EvolveSpec(_Frozen):
     )
 
 
+class AbSpec(_Frozen):
+    """A/B before promotion: the winner runs as a canary behind its target's frontend first.
+
+    The fields are the canary's (see the ``experiments:`` block); ``timeout_s`` bounds the
+    wait for its decision, after which the canary is stopped and nothing is promoted.
+    """
+
+    steps: list[float] = Field(default_factory=lambda: [1.0, 10.0, 50.0, 100.0], min_length=2)
+    alpha: float = Field(0.05, gt=0, lt=1)
+    mde: float = Field(0.1, gt=0)
+    latency_mde: float = Field(0.2, gt=0)
+    base_rate: float = Field(0.01, gt=0, lt=1)
+    min_samples: int = Field(100, ge=1)
+    max_samples: int = Field(200_000, ge=1)
+    look_interval_s: float = Field(1.0, ge=0.05, le=3600)
+    timeout_s: float = Field(1800.0, gt=0, le=7 * 86_400, description="Longest wait for the canary's decision.")
+
+    def experiment_settings(self) -> dict[str, Any]:
+        """The canary's settings as the experiments API takes them."""
+        return self.model_dump(exclude={"timeout_s"})
+
+
 class TuningSpec(_Frozen):
     """``tuning:``: searched parameters, objectives with weights, hard constraints, the twin scenario."""
 
@@ -87,6 +109,9 @@ class TuningSpec(_Frozen):
     constraints: list[str] = Field(default_factory=list, description="Hard limits, e.g. 'availability >= 0.9'.")
     scenario: ScenarioSpec = Field(default_factory=ScenarioSpec)
     evolve: EvolveSpec = Field(default_factory=EvolveSpec)
+    ab: AbSpec | None = Field(
+        None, description="When set, --promote runs the winner as a canary on the real fleet before promoting it."
+    )
 
     @field_validator("constraints")
     @classmethod

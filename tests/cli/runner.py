@@ -102,7 +102,7 @@ def _wait_started(proc: subprocess.Popen[str], log: Path, timeout: float = 30) -
     pytest.fail(f"novacron run did not start: {log.read_text()[-2000:]}")
 
 
-def spawn(spec: Path, *extra: str) -> Running:
+def spawn(spec: Path, *extra: str, start_timeout: float = 30) -> Running:
     """Start ``novacron run -c SPEC`` with JSON logs in the spec's folder; wait for its start line."""
     log = spec.with_name("run.log")
     with log.open("w") as err:
@@ -113,13 +113,13 @@ def spawn(spec: Path, *extra: str) -> Running:
             text=True,
             cwd=spec.parent,
         )
-    return Running(proc, spec, log, _wait_started(proc, log))
+    return Running(proc, spec, log, _wait_started(proc, log, start_timeout))
 
 
 @contextlib.contextmanager
-def controller(spec: Path, *extra: str) -> Iterator[Running]:
+def controller(spec: Path, *extra: str, start_timeout: float = 30) -> Iterator[Running]:
     """A running controller for the block; stopped (SIGTERM) after it, its targets with it."""
-    run = spawn(spec, *extra)
+    run = spawn(spec, *extra, start_timeout=start_timeout)
     try:
         yield run
     finally:

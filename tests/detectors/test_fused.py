@@ -128,3 +128,27 @@ def test_controller_pipelines_keep_the_object_path() -> None:
         det = default_pipeline(kind).detector
         assert isinstance(det, Ensemble)
         assert not det.compiled
+
+
+def _ties(n: int = 4000) -> np.ndarray:
+    """Values with many ties and long runs: the rank window's blocks split, empty and rebuild."""
+    rng = np.random.default_rng(11)
+    x = np.round(rng.normal(0.0, 3.0, n))
+    x[n // 4 : n // 4 + 400] = 5.0  # one value repeated longer than a block
+    x[n // 2 : n // 2 + 300] = np.arange(300.0)  # ascending run
+    x[3 * n // 4 : 3 * n // 4 + 300] = -np.arange(300.0)  # descending run
+    return x
+
+
+@pytest.mark.parametrize("rank_history", [1, 2, 127, 128, 129, 700])
+def test_rank_window_counts_equal_the_object_path(rank_history: int) -> None:
+    fast, slow = _pair("c", rank_history=rank_history, history=200, min_history=20)
+    xs = _ties()
+    np.testing.assert_allclose(fast.score_many(xs), slow.score_many(xs), rtol=1e-9, atol=1e-9)
+
+
+def test_batch_equals_streaming_on_the_compiled_path() -> None:
+    stream, _ = _pair(alarm=0.24, refractory=100, rank_history=500, history=400)
+    batch, _ = _pair(alarm=0.24, refractory=100, rank_history=500, history=400)
+    xs = np.concatenate([_series(), _ties(2000)])
+    np.testing.assert_array_equal(batch.score_many(xs), _stream(stream, xs))

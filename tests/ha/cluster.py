@@ -47,13 +47,15 @@ class Remote:
 
 
 @contextlib.contextmanager
-def remote_server() -> Iterator[Remote]:
-    """Start the remote-target server on a free port; stop it afterwards."""
-    proc = subprocess.Popen([sys.executable, "-m", "novacron.demo.remote"], stdout=subprocess.PIPE, text=True)
+def remote_server(host: str = "127.0.0.1") -> Iterator[Remote]:
+    """Start the remote-target server on a free port of ``host``; stop it afterwards."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "novacron.demo.remote", "--host", host], stdout=subprocess.PIPE, text=True
+    )
     try:
         assert proc.stdout is not None
         port = int(proc.stdout.readline())
-        yield Remote(proc, f"http://127.0.0.1:{port}")
+        yield Remote(proc, f"http://{host}:{port}")
     finally:
         proc.kill()
         proc.wait()
@@ -108,6 +110,7 @@ class Cluster:
     store_url: str
     folder: Path
     nodes: dict[str, Node] = field(default_factory=dict)
+    prefixes: dict[str, list[str]] = field(default_factory=dict)  # node id → e.g. ``ip netns exec NS``
 
     def start(self, node_id: str, *extra: str) -> Node:
         """Start a controller with ``node_id`` in its own working folder; wait for its start line."""
@@ -116,7 +119,11 @@ class Cluster:
         log = cwd / "run.log"
         with log.open("w") as err:
             proc = subprocess.Popen(
-                [*NOVACRON, "run", "-c", str(self.spec), "--store", self.store_url, "--node-id", node_id, *extra],
+                [
+                    *self.prefixes.get(node_id, []),
+                    *NOVACRON,
+                    *("run", "-c", str(self.spec), "--store", self.store_url, "--node-id", node_id, *extra),
+                ],
                 stdout=subprocess.DEVNULL,
                 stderr=err,
                 text=True,

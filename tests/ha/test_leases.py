@@ -6,18 +6,22 @@ import asyncio
 import functools
 import socket
 import sys
+import time
 from collections.abc import AsyncIterator, Callable
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
+from sqlalchemy import delete, select
 
-from novacron.clock import FakeClock
+from novacron.clock import FakeClock, MonotonicClock
 from novacron.errors import ConfigError
 from novacron.healing.catalog import new_action
 from novacron.model import ActionKind, ActionStatus, TargetId
 from novacron.runtime.ha import HaMember
 from novacron.settings import HaSettings
-from novacron.store import leases, nodes
+from novacron.store import Store, leases, nodes
 from novacron.store.guard import GuardedStore
+from novacron.store.ha_tables import ha_leases
 from novacron.store.leases import FenceToken
 
 SETTINGS = HaSettings(lease_s=2.0, renew_s=0.25, shards=8, node_stale_s=2.0)
@@ -185,3 +189,119 @@ async def test_a_node_id_whose_controller_died_on_this_host_is_free_at_once(memb
     finally:
         alive.kill()
         await alive.wait()
+
+
+async def test_a_lease_row_a_stalled_session_holds_locked_is_skipped_not_waited_for(
+    members: tuple[FakeClock, Make], store_url: str
+) -> None:
+    if not store_url.startswith("postgresql"):
+        pytest.skip("row locks held by another session: PostgreSQL")
+    clock, make = members
+    a, b = make("a"), make("b")
+    await _round(a, b, a, b)
+    shard = next(iter(a.shards))
+    # a's session was cut off mid-transaction, holding its lease row locked
+    stalled = Store.open(store_url)
+    conn = stalled.engine.connect()
+    try:
+        conn.execute(select(ha_leases).where(ha_leases.c.shard == shard).with_for_update())
+        clock.advance(SETTINGS.lease_s + 0.1)
+        await asyncio.wait_for(b.tick(), 10)  # would wait for the lock without SKIP LOCKED
+        assert set(b.shards) == set(range(SETTINGS.shards)) - {shard}
+        conn.rollback()  # the server ends the stalled transaction
+        await b.tick()
+        assert set(b.shards) == set(range(SETTINGS.shards))
+    finally:
+        conn.close()
+        stalled.close()
+
+
+def test_controllers_starting_at_once_on_a_new_store_both_create_the_shards(store_url: str) -> None:
+    if not store_url.startswith("postgresql"):
+        pytest.skip("two writers at once: PostgreSQL")
+    store = Store.open(store_url)
+    try:
+        with store.engine.begin() as conn:
+            conn.execute(delete(ha_leases))
+        first = store.engine.connect()
+        first.begin()
+        leases.ensure_shards(first, 4)
+        conn2 = store.engine.connect()
+        conn2.begin()
+        with ThreadPoolExecutor(1) as pool:
+            waiting = pool.submit(leases.ensure_shards, conn2, 4)  # blocks on first's new rows
+            first.commit()
+            waiting.result(10)  # no duplicate key: the first insert won
+            conn2.commit()
+            conn2.close()
+        first.close()
+        with store.engine.connect() as conn:
+            assert [r.shard for r in leases.leases(conn)] == [0, 1, 2, 3]
+    finally:
+        store.close()
+
+
+async def test_a_process_target_without_host_is_refused_beside_another_live_node(
+    members: tuple[FakeClock, Make], store_url: str
+) -> None:
+    clock, make = members
+    a = make("a")
+    await a.tick()
+    store = GuardedStore.open(store_url)
+    b = HaMember(store, SETTINGS, node_id="b", clock=clock, remote_targets=TARGETS, version="t")
+    b.unbound = ["api"]  # a spec's process target without host:
+    try:
+        with pytest.raises(ConfigError, match="process target 'api' has no `host:`, but controller node") as err:
+            b.register()
+        assert err.value.where == "targets.api.host"
+        clock.advance(SETTINGS.node_stale_s + 1)  # a went quiet: b runs its own process targets alone
+        b.register()
+    finally:
+        await b.stop()
+        store.close()
+
+
+async def test_leases_are_renewed_while_the_event_loop_is_starved(pg_url: str) -> None:
+    # Thousands of probes (or a slow step) can keep the loop busy past a lease: the heartbeat
+    # runs on a thread of its own with its own connection, so the leases do not flap.
+    store = GuardedStore.open(pg_url)
+    member = HaMember(store, SETTINGS, node_id="a", clock=MonotonicClock(), remote_targets=TARGETS, version="t")
+    member.register()
+    member.start()
+    try:
+        for _ in range(200):
+            if len(member.shards) == SETTINGS.shards:
+                break
+            await asyncio.sleep(0.05)
+        epochs = dict(member.shards)
+        assert len(epochs) == SETTINGS.shards
+        time.sleep(3 * SETTINGS.lease_s)  # noqa: ASYNC251 - the point: the loop does nothing for three leases
+        with store.engine.connect() as conn:
+            rows = leases.leases(conn)
+        now = time.time()
+        assert all(r.holder == "a" and r.epoch == epochs[r.shard] and r.expires_at > now for r in rows)
+    finally:
+        await member.stop()
+        store.close()
+
+
+async def test_a_step_claimed_but_never_applied_is_taken_over_and_an_applied_one_is_not(
+    members: tuple[FakeClock, Make],
+) -> None:
+    clock, make = members
+    a, b = make("a"), make("b")
+    await _round(a, b, a, b)
+    target, other = [t for t in TARGETS if a.owns(t)][:2]
+    left = new_action(ActionKind.RESTART, TargetId(target), key="claimed-only")
+    done = new_action(ActionKind.RESTART, TargetId(other), key="claimed-and-applied")
+    for action in (left, done):
+        assert await a.claim(action, ActionStatus.PLANNED, now=clock.now()) == "claimed"
+    assert await a.may_apply(done, now=clock.now())  # a reached the actuator with this one, then stopped
+    clock.advance(SETTINGS.lease_s + 0.1)
+    await b.tick()
+    assert b.owns(target)
+    assert b.owns(other)
+    assert await b.adopt(left, now=clock.now()), "never applied: the new holder applies it"
+    assert not await b.adopt(done, now=clock.now()), "applied once: only judged, never applied again"
+    assert not await a.may_apply(left, now=clock.now()), "its first claimer is fenced"
+    assert not await a.adopt(left, now=clock.now())

@@ -147,3 +147,23 @@ async def test_a_vetoed_step_is_recorded_not_applied_and_the_ladder_moves_on(tmp
     assert isinstance(actuator, FakeActuator)
     assert [a.kind for a in actuator.applied] == [ActionKind.REPLACE]
     assert next(i for i in rig.store.incidents() if i.target == "db").status is IncidentStatus.RESOLVED
+
+
+async def test_a_ladder_left_mid_way_by_another_controller_is_taken_over(tmp_path: Path) -> None:
+    # Another controller opened the incident and started its ladder (MITIGATING), then died or
+    # was fenced: the incident is in the store with no healer anywhere.
+    rig = _Rig(tmp_path)
+    now = rig.clock.now()
+    fault = Fault(FaultId("f-1"), TargetId("db"), FaultKind.UNHEALTHY, now, now, {"detail": "HTTP 500"})
+    incident, new = rig.flow.incidents.on_fault(fault)
+    assert new
+    rig.flow.incidents.set_status(incident, IncidentStatus.MITIGATING)
+    rig.flow.hand_over("db")
+    assert rig.flow.healing == 0
+
+    rig.flow.take_over(["db"])  # this controller got db's lease: the ladder goes on here
+
+    assert rig.flow.healing == 1
+    assert await rig.flow.wait_idle(5.0)
+    assert rig.flow.incidents.open_for("db") is None  # db answers again: resolved, not left open
+    assert rig.resolved == ["db"]

@@ -103,3 +103,21 @@ def test_replay_resumes_where_the_history_ends(method: str) -> None:
 def test_unknown_method_is_named() -> None:
     with pytest.raises(InputError, match="unknown method 'annealing'"):
         make_optimizer("annealing", SPACE)
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_a_rebuilt_optimiser_that_inherits_asks_what_the_running_one_would(method: str) -> None:
+    # A shared study rebuilds its optimiser from the store before each batch.
+    opt = make_optimizer(method, SPACE, seed=2)
+    for _ in range(14):
+        t = opt.ask()
+        opt.tell(t.number, toy(t.params))
+    rebuilt = make_optimizer(method, SPACE, seed=2)
+    assert rebuilt.replay(opt.trials) == []
+    rebuilt.inherit(opt)
+    for _ in range(3):
+        mine, theirs = opt.ask(), rebuilt.ask()
+        assert mine.number == theirs.number
+        assert mine.params == theirs.params
+        opt.tell(mine.number, toy(mine.params))
+        rebuilt.tell(theirs.number, toy(theirs.params))

@@ -16,6 +16,7 @@ from novacron.api import (
     routes_intake,
     routes_learn,
     routes_read,
+    routes_studies,
 )
 from novacron.api.context import ApiContext
 from novacron.api.errors import BodyLimit, install_error_handlers
@@ -62,7 +63,16 @@ def create_app(
     app.state.ctx = ctx
     install_error_handlers(app)
     # Intake first: route matching is in order, and intake is the hot path.
-    for module in (routes_intake, routes_read, routes_act, routes_agents, routes_experiments, routes_learn, dashboard):
+    for module in (
+        routes_intake,
+        routes_read,
+        routes_act,
+        routes_agents,
+        routes_experiments,
+        routes_learn,
+        routes_studies,
+        dashboard,
+    ):
         app.include_router(module.router)
     app.add_middleware(BodyLimit, max_bytes=max_body_bytes)
 

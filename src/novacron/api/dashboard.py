@@ -50,6 +50,12 @@ async def script() -> Response:
     return _serve("dashboard.js")
 
 
+@router.get("/static/studies.js")
+async def studies_script() -> Response:
+    """The script that draws tuning studies (parallel coordinates, Pareto fronts)."""
+    return _serve("studies.js")
+
+
 @router.get("/static/dashboard.css")
 async def style() -> Response:
     """The dashboard's stylesheet."""

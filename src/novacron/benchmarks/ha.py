@@ -1,23 +1,34 @@
 """``novacron bench ha``: several `novacron run` processes on one PostgreSQL store, disrupted on purpose.
 
-It starts a fresh database, the remote-target server (``python -m novacron.demo.remote``)
-and ``controllers`` controllers with distinct node ids sharing its targets. Each trial
-faults one target, then disrupts its owner — SIGKILL (restarted later under the same
-node id), SIGSTOP (woken once another node acted), or ``pg_terminate_backend`` of every
-controller session — and waits for the first action on the target. It measures:
+The controllers start once and stay up across trials. Where network namespaces can be
+made (root, iproute2, PostgreSQL's server binaries: ``benchmarks/_hosts.py``) every
+controller runs on a host of its own (a namespace with a veth link) and talks to a
+throw-away PostgreSQL server and the remote-target server (``python -m
+novacron.demo.remote``) over that link; elsewhere they run side by side on the machine's
+PostgreSQL and link cuts are left out (``link_cut`` says why).
 
-- ``failover_ms``: from killing or pausing the owner to the first action by another node;
+Each trial faults one target and disrupts its owner once — SIGKILL (restarted at once
+under the same node id after another node acted), SIGSTOP (SIGCONT after another node
+acted), ``pg_terminate_backend`` of the owner's sessions, or its link taken down (back up
+after another node acted) — and waits for the first action on the target. Meanwhile a
+background thread faults other targets every ``fault_every_s``. It measures:
+
+- ``failover_ms``: from disrupting the owner (SIGKILL, SIGSTOP, link cut) to the first action
+  on the target by another node; ``recovery_ms`` the same for ``pg_terminate_backend``
+  (any node, usually the owner after it reconnects);
 - ``duplicate_actions``: idempotency keys the target server saw applied twice;
-- ``actions_without_lease``: actions that reached the server under an epoch older than one
-  it had already seen on the shard (the resource-side fencing check);
+- ``actions_without_lease``: actions the target server accepted under an epoch older than
+  one the store had already granted on that shard at least 100 ms earlier (the lease rows
+  are sampled every 100 ms), plus actions it refused as older than one it had seen;
 - ``fenced_refusals``: steps the controllers refused themselves (``step refused`` lines);
 - ``unowned_seconds_max``: the longest a shard had no valid lease (sampled every 100 ms);
-- ``budget_violations``: samples with more actions in flight than the fleet-wide cap;
-- ``lost_incidents``: faults that got no action within the trial timeout.
+- ``budget_violations``: samples with more targets under remediation than the fleet-wide cap;
+- ``lost_incidents``: faults (trial or background) that no action healed: a trial target
+  without an action within ``trial_timeout_s``, and targets still faulted at the end.
 
-With ``scale_targets`` it then runs that many remote targets at 1 s probes for
-``scale_s`` seconds and reads each controller's loop lag (``novacron_loop_lag_seconds``)
-and the targets each one owns.
+With ``scale_targets`` it then runs that many remote targets at 1 s probes on fresh
+controllers (on the machine's PostgreSQL) and reads each one's loop lag
+(``novacron_loop_lag_seconds``) and the targets it owns.
 """
 
 from __future__ import annotations
@@ -40,13 +51,15 @@ from typing import Any
 import httpx
 import yaml
 
+from novacron.benchmarks import _hosts
 from novacron.benchmarks._stats import percentiles
 
-__all__ = ["run_ha"]
+__all__ = ["MODES", "run_ha"]
 
 _NOVACRON = [sys.executable, "-m", "novacron.cli"]
-_TRIAL_TIMEOUT_S = 20.0
-_MODES = ("sigkill", "sigstop", "terminate_backend")
+MODES = ("sigkill", "sigstop", "terminate_backend", "link_cut")
+_SHARDS = 64
+_APP = "novacron-bench"  # the bench's own sessions: pg_terminate_backend spares them
 
 
 @dataclass
@@ -54,6 +67,7 @@ class _Node:
     node_id: str
     proc: subprocess.Popen[bytes]
     log: Path
+    host: int | None
 
 
 @dataclass
@@ -63,24 +77,30 @@ class _Bench:
     folder: Path
     remote: str
     spec: Path
+    hosts: _hosts.Hosts | None = None
     nodes: dict[str, _Node] = field(default_factory=dict)
     logs: list[Path] = field(default_factory=list)
 
-    def start(self, node_id: str) -> None:
+    def start(self, node_id: str, host: int | None = None) -> None:
         cwd = self.folder / node_id
         cwd.mkdir(exist_ok=True)
         log = cwd / f"run-{len(self.logs)}.log"
         self.logs.append(log)
+        prefix = [] if host is None or self.hosts is None else self.hosts.prefix(host)
         with log.open("wb") as err:
             proc = subprocess.Popen(
-                [*_NOVACRON, "run", "-c", str(self.spec), "--store", self.url, "--node-id", node_id],
+                [*prefix, *_NOVACRON, "run", "-c", str(self.spec), "--store", self.url, "--node-id", node_id],
                 stdout=subprocess.DEVNULL,
                 stderr=err,
                 cwd=cwd,
             )
-        self.nodes[node_id] = _Node(node_id, proc, log)
+        self.nodes[node_id] = _Node(node_id, proc, log, host)
 
     def stop_all(self) -> None:
+        if self.hosts is not None:
+            for k in range(self.hosts.count):
+                with contextlib.suppress(subprocess.CalledProcessError):
+                    self.hosts.restore(k)
         for node in self.nodes.values():
             with contextlib.suppress(ProcessLookupError):
                 os.kill(node.proc.pid, signal.SIGCONT)
@@ -101,109 +121,309 @@ def run_ha(
     admin_url: str = "postgresql://postgres@127.0.0.1:5432/postgres",
     scale_targets: int = 0,
     scale_s: float = 30.0,
+    max_seconds: float | None = None,
+    modes: tuple[str, ...] = MODES,
+    netns: bool = True,
     seed: int = 1,
+    progress: bool = False,
 ) -> dict[str, Any]:
     """Run the trials (and the scale phase) and return the figures."""
     rng = random.Random(seed)
-    with _database(admin_url) as url, tempfile.TemporaryDirectory(prefix="novacron-ha-") as tmp, _remote() as remote:
-        folder = Path(tmp)
-        bench = _Bench(url, admin_url, folder, remote, _spec(folder, remote, targets, interval_s=0.2))
+    why_not = _hosts.unavailable() if netns else "not asked for (--no-netns)"
+    modes = tuple(m for m in modes if m != "link_cut" or why_not is None)
+    out: dict[str, Any] = {}
+    with contextlib.ExitStack() as stack:
+        hosts = stack.enter_context(_hosts.hosts(controllers)) if why_not is None else None
+        address = "127.0.0.1" if hosts is None else hosts.address
+        admin = admin_url if hosts is None else stack.enter_context(_hosts.private_postgres([address]))
+        url = stack.enter_context(_database(admin))
+        remote = stack.enter_context(_remote(address))
+        keep = os.environ.get("NOVACRON_BENCH_KEEP")  # a folder to keep the controllers' logs in
+        folder = Path(keep) if keep else Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="novacron-ha-")))
+        folder.mkdir(parents=True, exist_ok=True)
+        spec = _spec(folder, remote, targets, interval_s=0.2)
+        bench = _Bench(url, admin, folder, remote, spec, hosts)
         try:
-            out = _trials(bench, controllers, trials, targets, rng)
+            out = _Trials(bench, controllers, targets, rng, progress=progress).run(trials, modes, max_seconds)
         finally:
             bench.stop_all()
-        if scale_targets:
-            scale_spec = _spec(folder, remote, scale_targets, interval_s=1.0, name="scale.yaml")
-            scale = _Bench(url, admin_url, folder / "scale", remote, scale_spec)
-            scale.folder.mkdir()
-            try:
-                out["scale"] = _scale(scale, controllers, scale_targets, scale_s)
-            finally:
-                scale.stop_all()
+        out["link_cut"] = "network namespaces with veth links" if why_not is None else f"left out: {why_not}"
+        out["store"] = "a private PostgreSQL server reached over the links" if hosts else "PostgreSQL at --pg"
+    if scale_targets:
+        out["scale"] = run_scale(controllers, scale_targets, scale_s, admin_url=admin_url)
     return out
 
 
-def _trials(b: _Bench, controllers: int, trials: int, targets: int, rng: random.Random) -> dict[str, Any]:
-    ids = [f"n{i + 1}" for i in range(controllers)]
-    for node_id in ids:
-        b.start(node_id)
-    sampler = _Sampler(b.url, shards=64, cap=max(1, int(0.5 * targets)))
-    sampler.start()
-    failover: list[float] = []
-    lost = 0
-    modes: dict[str, int] = {}
-    try:
-        _settled(b, set(ids), targets, timeout=120)
-        sampler.armed = True
-        for i in range(trials):
-            mode = _MODES[i % len(_MODES)] if i < len(_MODES) else rng.choice(_MODES)
-            modes[mode] = modes.get(mode, 0) + 1
-            took = _trial(b, f"r{i % targets}", mode, ids, targets)
-            if took is None:
-                lost += 1
-            elif mode != "terminate_backend":
-                failover.append(took)
-    finally:
-        sampler.stop()
-    summary = httpx.get(f"{b.remote}/summary").json()
-    return {
-        "controllers": controllers,
-        "targets": targets,
-        "trials": trials,
-        "modes": modes,
-        "failover_ms": percentiles(failover, (50, 99), scale=1000) if failover else None,
-        "duplicate_actions": summary["duplicate_keys"],
-        "actions_without_lease": summary["stale_epochs"],
-        "fenced_refusals": _count_lines(b.logs, "step refused"),
-        "unowned_seconds_max": round(sampler.unowned_max, 2),
-        "budget_violations": sampler.over_cap,
-        "lost_incidents": lost,
-        "actions": summary["actions"],
-    }
+class _Trials:
+    def __init__(self, b: _Bench, controllers: int, targets: int, rng: random.Random, *, progress: bool) -> None:
+        self.b, self.rng, self.progress = b, rng, progress
+        self.ids = [f"n{i + 1}" for i in range(controllers)]
+        self.targets = [f"r{i}" for i in range(targets)]
+        self.cap = _cap(targets)
+        self.sampler = _Sampler(b.url, cap=self.cap)
+        self.faulter = _Faulter(b.remote, self.targets, rng.randrange(1 << 30))
+        self.failover: dict[str, list[float]] = {}
+        self.lost_trials = 0
+        self.unhealed = 0
+        self.modes: dict[str, int] = {}
+
+    def run(self, trials: int, modes: tuple[str, ...], max_seconds: float | None) -> dict[str, Any]:
+        b = self.b
+        for k, node_id in enumerate(self.ids):
+            b.start(node_id, k)
+        self.sampler.start()
+        done = 0
+        began = time.monotonic()
+        try:
+            self._settled(timeout=180, balanced=True)
+            self.sampler.armed = True
+            self.faulter.start()
+            order: list[str] = []
+            while done < trials and (max_seconds is None or time.monotonic() - began < max_seconds):
+                if not order:
+                    order = list(modes)
+                    self.rng.shuffle(order)
+                self._trial(order.pop())
+                done += 1
+                if self.progress and done % 10 == 0:
+                    print(f"trials {done}/{trials} · {time.monotonic() - began:.0f}s", file=sys.stderr, flush=True)
+        finally:
+            self.faulter.stop()
+            if self.sampler.armed:
+                self.unhealed = self._unhealed(timeout=30)
+            self.sampler.stop()
+        return self._figures(done, time.monotonic() - began)
+
+    def _figures(self, done: int, seconds: float) -> dict[str, Any]:
+        summary = httpx.get(f"{self.b.remote}/summary").json()
+        takeovers = [ms for mode, v in self.failover.items() if mode != "terminate_backend" for ms in v]
+        recovery = self.failover.get("terminate_backend", [])
+        return {
+            "controllers": len(self.ids),
+            "targets": len(self.targets),
+            "trials": done,
+            "seconds": round(seconds, 1),
+            "modes": self.modes,
+            "failover_ms": percentiles(takeovers, (50, 99), scale=1000) if takeovers else None,
+            "failover_ms_by_mode": {
+                m: percentiles(v, (50, 99), scale=1000)
+                for m, v in self.failover.items()
+                if v and m != "terminate_backend"
+            },
+            "recovery_ms": percentiles(recovery, (50, 99), scale=1000) if recovery else None,
+            "duplicate_actions": summary["duplicate_keys"],
+            "actions_without_lease": self._without_lease() + int(summary["stale_epochs"]),
+            "fenced_refusals": _count_lines(self.b.logs, "step refused"),
+            "unowned_seconds_max": round(self.sampler.unowned_max, 2),
+            "budget_cap": self.cap,
+            "budget_violations": self.sampler.over_cap,
+            "lost_incidents": self.lost_trials + self.unhealed,
+            "lost_trial_faults": self.lost_trials,
+            "unhealed_at_end": self.unhealed,
+            "faults": self.faulter.faults + done,
+            "actions": summary["actions"],
+        }
+
+    def _trial(self, mode: str) -> None:
+        b = self.b
+        t_settle = time.monotonic()
+        self._settled(timeout=120)
+        settle_s = time.monotonic() - t_settle
+        target, owner = self._pick()
+        self.faulter.hold(target)
+        node = b.nodes[owner]
+        self.modes[mode] = self.modes.get(mode, 0) + 1
+        httpx.post(f"{b.remote}/fault/{target}").raise_for_status()
+        t0 = time.time()
+        if mode == "terminate_backend":
+            address = None if b.hosts is None or node.host is None else b.hosts.host_address(node.host)
+            _terminate_backends(b.admin, b.url, node.proc.pid, address)
+        elif mode == "link_cut":
+            assert b.hosts is not None
+            assert node.host is not None
+            b.hosts.cut(node.host)
+        else:
+            os.kill(node.proc.pid, signal.SIGKILL if mode == "sigkill" else signal.SIGSTOP)
+        act = _first_action(b.remote, target, after=t0, not_by=None if mode == "terminate_backend" else owner)
+        if mode == "sigstop":
+            os.kill(node.proc.pid, signal.SIGCONT)  # woken: fenced until it holds a lease again
+        elif mode == "link_cut":
+            assert b.hosts is not None
+            assert node.host is not None
+            b.hosts.restore(node.host)
+        elif mode == "sigkill":
+            node.proc.wait()
+            b.start(owner, node.host)  # a node id whose process died on this host is free at once
+        self.faulter.release(target)
+        if act is None:
+            self.lost_trials += 1
+        else:
+            self.failover.setdefault(mode, []).append(float(act["at"]) - t0)
+        if self.progress:
+            took = None if act is None else round(float(act["at"]) - t0, 2)
+            print(f"{mode} {owner} {target}: settled {settle_s:.1f}s, acted after {took}s", file=sys.stderr, flush=True)
+
+    def _pick(self) -> tuple[str, str]:
+        """A target that is healthy, not just faulted, and owned by a node; and that node."""
+        from novacron.store.leases import rendezvous_owner
+
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            owners = _holders(self.b.url)
+            live = _live(self.b.url)
+            faulted = set(httpx.get(f"{self.b.remote}/faulted").json())
+            choices = [t for t in self.targets if t not in faulted and self.faulter.cool(t)]
+            self.rng.shuffle(choices)
+            for target in choices:
+                owner = owners.get(_shard(target))
+                # not a shard about to move to a node that rejoined (a handover is no failover)
+                if owner is not None and owner == rendezvous_owner(_shard(target), live):
+                    return target, owner
+            time.sleep(0.2)
+        raise RuntimeError("no healthy owned target to fault within 30s")
+
+    def _settled(self, *, timeout: float, balanced: bool = False) -> None:
+        """Every shard validly held by a node (``balanced``: by the one rendezvous hashing gives it to).
+
+        Between trials a restarted or woken node may still be joining: it takes its share
+        back while the next trial runs, which disrupts only nodes that hold shards.
+        """
+        from novacron.store.leases import rendezvous_owner
+
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            dead = [n for n in self.ids if self.b.nodes[n].proc.poll() is not None]
+            if dead:
+                node = self.b.nodes[dead[0]]
+                raise RuntimeError(f"controller {dead[0]} exited: {node.log.read_text(errors='replace')[-800:]}")
+            with contextlib.suppress(Exception):
+                now = time.time()
+                rows = _query(self.b.url, "SELECT shard, holder, expires_at FROM ha_leases WHERE shard >= 0")
+                if len(rows) == _SHARDS and all(
+                    h in self.ids and (not balanced or h == rendezvous_owner(s, self.ids)) and e > now + 0.5
+                    for s, h, e in rows
+                ):
+                    return
+            time.sleep(0.1)
+        raise RuntimeError(f"the controllers did not share the targets within {timeout:g}s")
+
+    def _unhealed(self, *, timeout: float) -> int:
+        deadline = time.monotonic() + timeout
+        faulted: list[str] = []
+        while time.monotonic() < deadline:
+            faulted = httpx.get(f"{self.b.remote}/faulted").json()
+            if not faulted:
+                return 0
+            time.sleep(0.5)
+        return len(faulted)
+
+    def _without_lease(self) -> int:
+        """Accepted actions under an epoch the store had replaced ≥ 100 ms before they arrived."""
+        count = 0
+        for a in httpx.get(f"{self.b.remote}/actions").json():
+            fence = a.get("fence") or {}
+            replaced = self.sampler.replaced_at(int(fence.get("shard", -1)), int(fence.get("epoch", -1)))
+            count += int(replaced is not None and replaced + 0.1 < float(a["at"]))
+        return count
 
 
-def _trial(b: _Bench, target: str, mode: str, ids: list[str], targets: int) -> float | None:
-    """One fault and one disruption; seconds to the first action (by a new owner unless the store was hit)."""
-    _settled(b, set(ids), targets, timeout=120)
-    owner = _owner(b.url, target)
-    httpx.post(f"{b.remote}/fault/{target}").raise_for_status()
-    t0 = time.time()
-    if mode == "terminate_backend":
-        _terminate_backends(b.admin, b.url)
-    else:
-        os.kill(b.nodes[owner].proc.pid, signal.SIGKILL if mode == "sigkill" else signal.SIGSTOP)
-    act = _first_action(b.remote, target, after=t0, not_by=None if mode == "terminate_backend" else owner)
-    if mode == "sigstop":
-        os.kill(b.nodes[owner].proc.pid, signal.SIGCONT)  # woken: fenced until it holds a lease again
-    elif mode == "sigkill":
-        b.nodes[owner].proc.wait()
-        time.sleep(2.5)  # its heartbeat must be stale before the same node id may start again
-        b.start(owner)
-    return None if act is None else float(act["at"]) - t0
+def _cap(targets: int) -> int:
+    return max(1, targets // 4)
+
+
+def _shard(target: str) -> int:
+    from novacron.store.leases import shard_of
+
+    return shard_of(target, _SHARDS)
 
 
 def _first_action(remote: str, target: str, *, after: float, not_by: str | None) -> dict[str, Any] | None:
     deadline = time.monotonic() + _TRIAL_TIMEOUT_S
     while time.monotonic() < deadline:
-        for a in httpx.get(f"{remote}/actions").json():
+        for a in httpx.get(f"{remote}/actions/{target}").json():
             fence = a.get("fence") or {}
-            if a["target"] == target and a["at"] > after and fence.get("node") != not_by:
+            if a["at"] > after and fence.get("node") != not_by:
                 return dict(a)
         time.sleep(0.05)
     return None
 
 
-def _scale(b: _Bench, controllers: int, targets: int, seconds: float) -> dict[str, Any]:
-    ids = [f"s{i + 1}" for i in range(controllers)]
-    for node_id in ids:
-        b.start(node_id)
-    _settled(b, set(ids), targets, timeout=300)
-    time.sleep(seconds)
-    owned = _owned(b.url)
-    lags = {}
-    for node_id, api in _apis(b.url).items():
-        if node_id in ids and api:
-            lags[node_id] = _lag_p99(httpx.get(f"{api}/metrics", timeout=10).text)
+_TRIAL_TIMEOUT_S = 20.0
+
+
+class _Faulter(threading.Thread):
+    """Faults a random healthy target every ``every_s`` (not one a trial holds, none twice within 15 s)."""
+
+    def __init__(self, remote: str, targets: list[str], seed: int, every_s: float = 1.0) -> None:
+        super().__init__(daemon=True)
+        self.remote, self.targets, self.every_s = remote, targets, every_s
+        self.rng = random.Random(seed)
+        self.faults = 0
+        self._last: dict[str, float] = {}
+        self._held: set[str] = set()
+        self._lock = threading.Lock()
+        self._halt = threading.Event()
+
+    def cool(self, target: str) -> bool:
+        with self._lock:
+            return time.monotonic() - self._last.get(target, -1e9) > 15.0
+
+    def hold(self, target: str) -> None:
+        with self._lock:
+            self._held.add(target)
+            self._last[target] = time.monotonic()
+
+    def release(self, target: str) -> None:
+        with self._lock:
+            self._held.discard(target)
+
+    def run(self) -> None:
+        with httpx.Client(base_url=self.remote, timeout=5) as http:
+            while not self._halt.wait(self.every_s):
+                with contextlib.suppress(httpx.HTTPError):
+                    faulted = set(http.get("/faulted").json())
+                    with self._lock:
+                        now = time.monotonic()
+                        free = [
+                            t
+                            for t in self.targets
+                            if t not in faulted and t not in self._held and now - self._last.get(t, -1e9) > 15.0
+                        ]
+                        if not free:
+                            continue
+                        target = self.rng.choice(free)
+                        self._last[target] = now
+                    http.post(f"/fault/{target}").raise_for_status()
+                    self.faults += 1
+
+    def stop(self) -> None:
+        self._halt.set()
+        if self.is_alive():
+            self.join(timeout=10)
+
+
+def run_scale(controllers: int, targets: int, seconds: float, *, admin_url: str) -> dict[str, Any]:
+    """``targets`` remote targets at 1 s probes shared by ``controllers`` controllers: loop lag and balance."""
+    with (
+        _database(admin_url) as url,
+        _remote("127.0.0.1") as remote,
+        tempfile.TemporaryDirectory(prefix="novacron-ha-scale-") as tmp,
+    ):
+        folder = Path(tmp)
+        b = _Bench(url, admin_url, folder, remote, _spec(folder, remote, targets, interval_s=1.0))
+        ids = [f"s{i + 1}" for i in range(controllers)]
+        try:
+            for node_id in ids:
+                b.start(node_id)
+            _wait_owned(b, ids, targets, timeout=300)
+            time.sleep(seconds)
+            owned = _owned(url)
+            lags = {}
+            for node_id, api in _apis(url).items():
+                if node_id in ids and api:
+                    lags[node_id] = _lag_p99(httpx.get(f"{api}/metrics", timeout=10).text)
+        finally:
+            b.stop_all()
     counts = [owned.get(n, 0) for n in ids]
     mean = sum(counts) / len(counts)
     return {
@@ -214,6 +434,20 @@ def _scale(b: _Bench, controllers: int, targets: int, seconds: float) -> dict[st
         "imbalance": round(max(abs(c - mean) for c in counts) / mean, 3) if mean else None,
         "loop_lag_p99_ms": lags,
     }
+
+
+def _wait_owned(b: _Bench, ids: list[str], targets: int, *, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        dead = [n for n in ids if b.nodes[n].proc.poll() is not None]
+        if dead:
+            raise RuntimeError(f"controller {dead[0]} exited: {b.nodes[dead[0]].log.read_text()[-800:]}")
+        with contextlib.suppress(Exception):
+            owned = _owned(b.url)
+            if sum(owned.get(n, 0) for n in ids) == targets and all(owned.get(n, 0) for n in ids):
+                return
+        time.sleep(0.5)
+    raise RuntimeError(f"the controllers did not share the targets within {timeout:g}s")
 
 
 def _lag_p99(text: str) -> float | None:
@@ -233,18 +467,28 @@ def _lag_p99(text: str) -> float | None:
 
 
 # -- the store, read directly (the bench measures the controllers, it does not ask them) --
-def _query(url: str, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+def _connect(url: str) -> Any:
     import psycopg
 
-    with psycopg.connect(url.replace("postgresql+psycopg://", "postgresql://"), autocommit=True) as conn:
+    dsn = url.replace("postgresql+psycopg://", "postgresql://")
+    return psycopg.connect(dsn, autocommit=True, application_name=_APP, connect_timeout=5)
+
+
+def _query(url: str, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+    with _connect(url) as conn:
         return list(conn.execute(sql, params).fetchall())
 
 
-def _owner(url: str, target: str) -> str:
-    from novacron.store.leases import shard_of
+def _holders(url: str) -> dict[int, str]:
+    now = time.time()
+    rows = _query(url, "SELECT shard, holder, expires_at FROM ha_leases WHERE shard >= 0")
+    return {int(s): str(h) for s, h, e in rows if h is not None and e > now + 0.5}
 
-    rows = _query(url, "SELECT holder FROM ha_leases WHERE shard = %s", (shard_of(target, 64),))
-    return str(rows[0][0])
+
+def _live(url: str, stale_s: float = 2.0) -> list[str]:
+    now = time.time()
+    rows = _query(url, "SELECT node_id, heartbeat_at FROM ha_nodes WHERE state = 'active'")
+    return [str(n) for n, beat in rows if now - beat <= stale_s]
 
 
 def _owned(url: str) -> dict[str, int]:
@@ -256,24 +500,27 @@ def _apis(url: str) -> dict[str, str | None]:
     return {str(n): a for n, a in _query(url, "SELECT node_id, api_url FROM ha_nodes")}
 
 
-def _settled(b: _Bench, live: set[str], _targets: int, *, timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        dead = [n for n in live if b.nodes[n].proc.poll() is not None]
-        if dead:
-            raise RuntimeError(f"controller {dead[0]} exited: {b.nodes[dead[0]].log.read_text()[-600:]}")
-        with contextlib.suppress(Exception):
-            now = time.time()
-            rows = _query(b.url, "SELECT holder, expires_at FROM ha_leases WHERE shard >= 0")
-            if rows and all(h in live and e > now for h, e in rows):  # every shard validly held
-                return
-        time.sleep(0.2)
-    raise RuntimeError(f"the controllers did not share the targets within {timeout:g}s")
-
-
-def _terminate_backends(admin: str, url: str) -> None:
+def _terminate_backends(admin: str, url: str, pid: int, address: str | None) -> None:
+    """End the owner's sessions: those from its host's address, or from its process's ports."""
     db = url.rsplit("/", 1)[1]
-    _query(admin, "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s", (db,))
+    rows = _query(
+        admin,
+        "SELECT pid, host(client_addr), client_port FROM pg_stat_activity"
+        " WHERE datname = %s AND application_name <> %s",
+        (db, _APP),
+    )
+    ports = set() if address is not None else _client_ports(pid)
+    for backend, addr, port in rows:
+        if (address is not None and addr == address) or port in ports:
+            _query(admin, "SELECT pg_terminate_backend(%s)", (backend,))
+
+
+def _client_ports(pid: int) -> set[int]:
+    import psutil
+
+    with contextlib.suppress(psutil.Error):
+        return {c.laddr.port for c in psutil.Process(pid).net_connections(kind="tcp") if c.laddr}
+    return set()
 
 
 def _count_lines(logs: list[Path], text: str) -> int:
@@ -281,45 +528,75 @@ def _count_lines(logs: list[Path], text: str) -> int:
 
 
 class _Sampler(threading.Thread):
-    """Every 100 ms: shards without a valid lease, and actions in flight against the cap."""
+    """Every 100 ms: shards without a valid lease, epochs granted, and targets under remediation against the cap."""
 
-    def __init__(self, url: str, *, shards: int, cap: int) -> None:
+    def __init__(self, url: str, *, cap: int) -> None:
         super().__init__(daemon=True)
-        self.url, self.shards, self.cap = url, shards, cap
+        self.url, self.cap = url, cap
         self.armed = False
         self.unowned_max = 0.0
         self.over_cap = 0
         self._since: dict[int, float] = {}
+        self._granted: dict[tuple[int, int], float] = {}  # (shard, epoch) → first seen
         self._halt = threading.Event()
 
-    def run(self) -> None:
-        while not self._halt.wait(0.1):
-            if self.armed:
-                with contextlib.suppress(Exception):
-                    self._sample()
+    def replaced_at(self, shard: int, epoch: int) -> float | None:
+        """When an epoch newer than ``epoch`` was first seen on ``shard``."""
+        newer = [at for (s, e), at in self._granted.items() if s == shard and e > epoch]
+        return min(newer) if newer else None
 
-    def _sample(self) -> None:
+    def run(self) -> None:
+        conn: Any = None
+        while not self._halt.wait(0.1):
+            try:
+                conn = conn or _connect(self.url)
+                self._sample(conn)
+            except Exception:
+                with contextlib.suppress(Exception):
+                    conn.close()
+                conn = None
+        if conn is not None:
+            conn.close()
+
+    def _sample(self, conn: Any) -> None:
         now = time.time()
-        for shard, holder, expires in _query(
-            self.url, "SELECT shard, holder, expires_at FROM ha_leases WHERE shard >= 0"
-        ):
+        for shard, holder, expires, epoch in conn.execute(
+            "SELECT shard, holder, expires_at, epoch FROM ha_leases WHERE shard >= 0"
+        ).fetchall():
+            self._granted.setdefault((int(shard), int(epoch)), now)
+            if not self.armed:
+                continue
             if holder is None or expires < now:
                 start = self._since.setdefault(int(shard), now)
                 self.unowned_max = max(self.unowned_max, now - start)
             else:
                 self._since.pop(int(shard), None)
-        inflight = _query(self.url, "SELECT count(*) FROM actions WHERE status IN ('applying', 'applied')")[0][0]
-        self.over_cap += int(int(inflight) > self.cap)
+        if self.armed:
+            busy = conn.execute(
+                "SELECT count(DISTINCT target) FROM actions WHERE status IN ('applying', 'applied')"
+                " AND created_at > %s",
+                (now - 30.0,),
+            ).fetchone()[0]
+            self.over_cap += int(int(busy) > self.cap)
 
     def stop(self) -> None:
         self._halt.set()
-        self.join(timeout=5)
+        if self.is_alive():
+            self.join(timeout=5)
 
 
-def _spec(folder: Path, remote: str, n: int, *, interval_s: float, name: str = "fleet.yaml") -> Path:
+def _spec(folder: Path, remote: str, n: int, *, interval_s: float) -> Path:
     spec = {
         "name": "bench-ha",
-        "policy": {"ladder": ["restart", "escalate"], "verify_timeout_s": 5, "blast_radius": 0.5},
+        "policy": {
+            "ladder": ["restart", "escalate"],
+            "verify_timeout_s": 5,
+            "blast_radius": (_cap(n) + 0.5) / n,
+            # many faults per target over a long run: the bench measures failover, not the flap rails
+            "max_actions_per_target_per_hour": 100_000,
+            "flap": {"threshold": 100_000, "window_s": 1},
+            "backoff": {"base_s": 0},
+        },
         "targets": [
             {
                 "name": f"r{i}",
@@ -332,7 +609,7 @@ def _spec(folder: Path, remote: str, n: int, *, interval_s: float, name: str = "
             for i in range(n)
         ],
     }
-    path = folder / name
+    path = folder / f"fleet-{n}.yaml"
     path.write_text(yaml.safe_dump(spec))
     return path
 
@@ -352,11 +629,13 @@ def _database(admin_url: str) -> Iterator[str]:
 
 
 @contextlib.contextmanager
-def _remote() -> Iterator[str]:
-    proc = subprocess.Popen([sys.executable, "-m", "novacron.demo.remote"], stdout=subprocess.PIPE, text=True)
+def _remote(host: str) -> Iterator[str]:
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "novacron.demo.remote", "--host", host], stdout=subprocess.PIPE, text=True
+    )
     try:
         assert proc.stdout is not None
-        yield f"http://127.0.0.1:{int(proc.stdout.readline())}"
+        yield f"http://{host}:{int(proc.stdout.readline())}"
     finally:
         proc.kill()
         proc.wait()

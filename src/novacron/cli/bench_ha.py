@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from novacron.cli._app import bench_app
+from novacron.errors import InputError
 
 __all__: list[str] = []
 
@@ -24,11 +25,25 @@ def bench_ha(
     admin_url: Annotated[
         str, typer.Option("--pg", help="A PostgreSQL URL allowed to create and drop a database.")
     ] = "postgresql://postgres@127.0.0.1:5432/postgres",
+    max_seconds: Annotated[
+        float | None, typer.Option("--max-seconds", min=10, help="Stop starting trials after this long.")
+    ] = None,
+    modes: Annotated[
+        str, typer.Option("--modes", help="Comma-separated disruptions: sigkill,sigstop,terminate_backend,link_cut.")
+    ] = "sigkill,sigstop,terminate_backend,link_cut",
+    netns: Annotated[
+        bool, typer.Option("--netns/--no-netns", help="Controllers on hosts of their own (network namespaces).")
+    ] = True,
+    progress: Annotated[bool, typer.Option("--progress", help="Report every 10 trials on stderr.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON (the default output).")] = True,
 ) -> None:
-    """Several controllers on one PostgreSQL store: SIGKILL, SIGSTOP and pg_terminate_backend while targets fail."""
-    from novacron.benchmarks.ha import run_ha
+    """Several controllers on one PostgreSQL store: SIGKILL, SIGSTOP, pg_terminate_backend and link cuts."""
+    from novacron.benchmarks.ha import MODES, run_ha
 
+    chosen = tuple(m.strip() for m in modes.split(",") if m.strip())
+    unknown = [m for m in chosen if m not in MODES]
+    if unknown or not chosen:
+        raise InputError(f"--modes: {', '.join(unknown) or 'none'} (choose from {', '.join(MODES)})", where="--modes")
     result = run_ha(
         controllers=controllers,
         trials=trials,
@@ -36,5 +51,9 @@ def bench_ha(
         admin_url=admin_url,
         scale_targets=scale_targets,
         scale_s=scale_s,
+        max_seconds=max_seconds,
+        modes=chosen,
+        netns=netns,
+        progress=progress,
     )
     typer.echo(json.dumps(result, indent=None if as_json else 2))

@@ -8,7 +8,8 @@ its own process targets. ``undrain`` lets it take shards again.
 from __future__ import annotations
 
 import time
-from typing import Annotated
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -17,7 +18,12 @@ from novacron.cli._client import ConfigOpt, StoreOpt, open_store
 from novacron.cli._output import JsonOpt, console, emit_json
 from novacron.errors import NotFoundError
 
-__all__: list[str] = []
+if TYPE_CHECKING:
+    from rich.table import Table
+
+    from novacron.api.status_view import NodeOut
+
+__all__ = ["node_table"]
 
 node_app = typer.Typer(help="Controller nodes sharing a store: list, drain, undrain.", no_args_is_help=True)
 app.add_typer(node_app, name="node")
@@ -38,6 +44,11 @@ def list_nodes(config: ConfigOpt = None, store: StoreOpt = None, as_json: JsonOp
     if as_json:
         emit_json([n.model_dump(mode="json") for n in found])
         return
+    console().print(node_table(found) if found else "no controller node has registered on this store")
+
+
+def node_table(found: Sequence[NodeOut]) -> Table:
+    """The nodes as a table (``novacron node list``, ``novacron status``)."""
     from rich.table import Table
 
     table = Table(box=None, pad_edge=False)
@@ -55,7 +66,7 @@ def list_nodes(config: ConfigOpt = None, store: StoreOpt = None, as_json: JsonOp
             str(n.shards),
             str(n.targets),
         )
-    console().print(table if found else "no controller node has registered on this store")
+    return table
 
 
 @node_app.command("drain")

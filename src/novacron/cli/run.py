@@ -129,7 +129,9 @@ async def _serve(controller: Controller, listeners: _Listeners, *, spec_path: Pa
         loop.add_signal_handler(sig, _on_signal, sig, received, stop)
     controller.ha.register()  # a node id a live controller holds: refused before anything is written
     now = controller.clock.now()
-    token_file = ensure_local_token(controller.store, controller.workdir.resolve() / TOKEN_FILE, now=now)
+    token_file = ensure_local_token(
+        controller.store, controller.workdir.resolve() / TOKEN_FILE, now=now, node_id=controller.spec.controller.node_id
+    )
     announce(controller.store, _record(controller, listeners, spec_path, str(token_file)), now=now)
     # Targets and probes first; the API's sockets are already bound, so early callers just
     # wait in the backlog for the few hundred milliseconds FastAPI takes to load.

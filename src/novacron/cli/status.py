@@ -122,6 +122,11 @@ def _print(report: object) -> None:
     out.print(_controller_line(report.controller), highlight=False)
     if (line := _store_line(report.controller)) is not None:
         out.print(line, highlight=False)
+    if len(report.nodes) > 1:  # several controllers share this store: who is up and owns what
+        from novacron.cli.node import node_table
+
+        out.print(f"nodes: {len(report.nodes)}")
+        out.print(node_table(report.nodes))
     if not report.targets:
         out.print("no target status recorded yet")
         return

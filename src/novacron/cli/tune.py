@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     from novacron.runtime.tunebackend import Backend
     from novacron.settings import FleetSpec
     from novacron.store.studies import StudyStore
+    from novacron.tuningspec import AbSpec
 
 __all__: list[str] = []
 
@@ -61,6 +62,13 @@ def tune(
         bool, typer.Option("--dry-run", help="With --promote: decide and record, change nothing.")
     ] = False,
     approve: Annotated[bool, typer.Option("--approve", help="With --promote: your yes when the policy asks.")] = False,
+    ab: Annotated[
+        bool | None,
+        typer.Option(
+            "--ab/--no-ab",
+            help="With --promote: run the winner as a canary on the running fleet first (default: if tuning.ab set).",
+        ),
+    ] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Tune the spec's parameters on the twin (GP + EI by default); optionally promote the winner."""
@@ -91,7 +99,13 @@ def tune(
         studies.store.close()
     result["study"] = name
     if promote:
-        result["promotion"] = _promote(spec, spec_path, result, name, dry_run=dry_run, approve=approve, store=store)
+        canary = _ab_settings(spec, ab)
+        if canary is not None and not dry_run:  # a dry run changes nothing, traffic included
+            result["ab"] = _canaries(spec, spec_path, result, name, canary, store=store)
+        if all(c["phase"] == "promoted" for c in result.get("ab", [])):
+            result["promotion"] = _promote(spec, spec_path, result, name, dry_run=dry_run, approve=approve, store=store)
+        else:
+            result["promotion"] = []
     if as_json:
         emit_json(result)
         return
@@ -104,6 +118,37 @@ def _check_method(method: str) -> None:
 
     if method not in METHODS:
         raise InputError(f"unknown method {method!r} (one of {', '.join(METHODS)})", where="--method")
+
+
+def _ab_settings(spec: FleetSpec, ab: bool | None) -> AbSpec | None:
+    """The canary settings when the winner goes through an A/B first (the flag wins over the spec)."""
+    from novacron.tuningspec import AbSpec
+
+    block = spec.tuning.ab if spec.tuning is not None else None
+    if ab is None:
+        return block
+    return (block or AbSpec()) if ab else None
+
+
+def _canaries(
+    spec: FleetSpec, spec_path: Path, result: dict[str, Any], study: str, ab: AbSpec, *, store: str | None
+) -> list[dict[str, Any]]:
+    from novacron.cli._client import ControllerApi
+    from novacron.cli._tune_ab import run_canaries
+    from novacron.errors import NovacronError
+    from novacron.runtime.tuneproblem import apply_values
+
+    best = result.get("best")
+    if not best or not best.get("fresh_feasible", False):
+        raise NovacronError("no candidate met the constraints on fresh seeds: nothing to promote")
+    found: list[ControllerApi] = []
+
+    def call(*args: Any, **kwargs: Any) -> Any:
+        if not found:  # located on first use: a target without a frontend is refused before that
+            found.append(ControllerApi.locate(config=spec_path, store=store, api=None, token_file=None))
+        return found[0].call(*args, **kwargs)
+
+    return run_canaries(spec, apply_values(spec, dict(best["promotable"])), ab, study=study, call=call)
 
 
 def _promote(
@@ -173,6 +218,8 @@ def _print_tune(result: dict[str, Any]) -> None:
     for key, value in best["metrics"].items():
         metrics.add_row(key, f"{value:.4g}", f"{best['fresh_metrics'][key]:.4g}")
     out.print(metrics)
+    for canary in result.get("ab", []):
+        out.print(f"canary {canary['experiment']} on {canary['target']}: {canary['phase']} ({canary['reason']})")
     for promo in result.get("promotion", []):
         out.print(f"promotion of {promo['target']}: {promo['status']} ({promo['detail']}) action {promo['action_id']}")
 

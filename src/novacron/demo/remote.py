@@ -5,7 +5,8 @@
 target, the fencing token it carries) and a ``restart`` or ``replace`` heals the target.
 It is also the resource that fences: an action whose epoch is older than one already
 seen on its shard is refused with 409 and counted as stale. ``POST /fault/NAME`` faults
-a target, ``GET /actions`` lists what was applied.
+a target, ``GET /actions`` lists what was applied (``GET /actions/NAME``: to one target), ``GET /faulted`` the
+targets faulted now.
 
 It is a bare asyncio HTTP/1.1 server (keep-alive, no framework) so that one process can
 answer thousands of probes a second.
@@ -92,6 +93,11 @@ class RemoteFleet:
             return 200, "faulted"
         if method == "GET" and path == "/actions":
             return 200, self.actions
+        if method == "GET" and path.startswith("/actions/"):
+            name = path[len("/actions/") :]
+            return 200, [a for a in self.actions if a.get("target") == name]
+        if method == "GET" and path == "/faulted":
+            return 200, sorted(self.faulted)
         if method == "GET" and path == "/summary":
             return 200, self.summary()
         return 404, "no such path"
@@ -108,9 +114,11 @@ def _parse(head: bytes) -> tuple[str, str, dict[str, str]]:
     return method, path, headers
 
 
-async def serve(fleet: RemoteFleet, port: int, ready: asyncio.Future[int] | None = None) -> None:
-    """Serve ``fleet`` on 127.0.0.1:``port`` (0: a free one, reported through ``ready``) until cancelled."""
-    server = await asyncio.start_server(fleet.handle, "127.0.0.1", port, backlog=1024)
+async def serve(
+    fleet: RemoteFleet, port: int, ready: asyncio.Future[int] | None = None, *, host: str = "127.0.0.1"
+) -> None:
+    """Serve ``fleet`` on ``host``:``port`` (0: a free one, reported through ``ready``) until cancelled."""
+    server = await asyncio.start_server(fleet.handle, host, port, backlog=4096)
     if ready is not None:
         ready.set_result(server.sockets[0].getsockname()[1])
     async with server:
@@ -118,14 +126,15 @@ async def serve(fleet: RemoteFleet, port: int, ready: asyncio.Future[int] | None
 
 
 def main(argv: list[str] | None = None) -> None:
-    """``python -m novacron.demo.remote --port P``: serve remote targets; prints the port when ready."""
+    """``python -m novacron.demo.remote [--host H] --port P``: serve remote targets; prints the port when ready."""
     parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=0)
     args = parser.parse_args(argv)
 
     async def run() -> None:
         ready: asyncio.Future[int] = asyncio.get_running_loop().create_future()
-        task = asyncio.create_task(serve(RemoteFleet(), args.port, ready))
+        task = asyncio.create_task(serve(RemoteFleet(), args.port, ready, host=args.host))
         print(await ready, flush=True)
         await task
 

@@ -58,10 +58,17 @@ def _kernel(fn: _F) -> _F:
 
 # Integer header.
 I_NMEM, I_QUIET, I_N, I_HIST, I_SHORT, I_MINHIST, I_FAMC, I_REFRACT = range(8)
-I_RANK_SIZE, I_RANK_MIN, I_RANK_LEN, I_RANK_HEAD, I_RANK_ORDER, I_RANK_SORTED, I_CACHED = range(8, 15)
+I_RANK_SIZE, I_RANK_MIN, I_RANK_LEN, I_RANK_HEAD, I_RANK_ORDER, I_RANK_BLOCKS, I_CACHED = range(8, 15)
 # Ring positions of the learned count n: n % (short + 1), n % (history + 1), n % history.
 I_POS_SHORT, I_POS_BIG, I_POS_SEEN = range(15, 18)
-_IH = 20
+# The rank window's sorted blocks: blocks in use, blocks laid out, the most there is room
+# for; where, in value order, each block's slot and size live in ``ints`` and its largest
+# value in ``floats``.
+I_RB_COUNT, I_RB_USED, I_RB_MAX, I_RB_ORDER, I_RB_SIZES, I_RB_TOPS = range(18, 24)
+_IH = 24
+# Values per rank block: inserting or removing moves at most this many values instead of
+# a third of the window, and finding the block reads one value per block.
+_RB = 128
 # Float header.
 F_MIN_STD, F_DECADES, F_FAMCAP, F_ALARM, F_ESCALATE, F_LEVEL, F_CACHE_X, F_CACHE_S, F_Z_GUARD = range(9)
 _FH = 10
@@ -77,7 +84,8 @@ _SCORE_LIMIT = 1e12
 _SQRT2 = math.sqrt(2.0)
 
 # Float block layouts (parameters first, then state).
-# z-score: window, refresh, min_points, min_scale, rel_scale, side, med, scale, buffer[window]
+# z-score: window, refresh, min_points, min_scale, rel_scale, side, med, scale, buffer[window],
+# scratch[window]
 ZW, ZREF, ZMIN, ZMS, ZRS, ZSIDE, ZMED, ZSCALE, ZBUF = range(9)
 # Holt-Winters: alpha, gamma, beta, daily, weekly, warmup, min_scale, rel_scale, side,
 # level, residual mean, residual var, daily[...], weekly[...]
@@ -127,14 +135,18 @@ def _z_score(f: FloatArray, ints: IntArray, mb: int, fb: int, x: float) -> float
     return float(min(d / f[fb + ZSCALE], _SCORE_LIMIT))
 
 
-@_kernel
+@_jit
 def _z_refresh(f: FloatArray, fb: int, width: int) -> None:
-    """Median and floored scale of the window (a call of its own: it allocates)."""
-    vals = f[fb + ZBUF : fb + ZBUF + width].copy()
-    med = np.median(vals)
-    dev = np.abs(vals - med)
-    mean_s = _MEANAD_TO_STD * np.mean(dev)
-    mad_s = _MAD_TO_STD * np.median(dev)
+    """Median and floored scale of the window; deviations go to the block's scratch area."""
+    buf, scratch = fb + ZBUF, fb + ZBUF + int(f[fb + ZW])
+    med = np.median(f[buf : buf + width])
+    total = 0.0
+    for j in range(width):
+        d = abs(f[buf + j] - med)
+        f[scratch + j] = d
+        total += d
+    mean_s = _MEANAD_TO_STD * (total / width)
+    mad_s = _MAD_TO_STD * np.median(f[scratch : scratch + width])
     f[fb + ZMED] = med
     f[fb + ZSCALE] = max(mad_s, mean_s, f[fb + ZMS], f[fb + ZRS] * abs(med))
 
@@ -377,23 +389,151 @@ def _raw(f: FloatArray, ints: IntArray, m: int, x: float) -> float:
 
 @_jit
 def _bisect(f: FloatArray, lo: int, hi: int, x: float, right: bool) -> int:
-    """First index in sorted ``f[lo:hi]`` whose value is >= ``x`` (> ``x`` when ``right``)."""
-    while lo < hi:
-        mid = (lo + hi) >> 1
-        if f[mid] < x or (right and f[mid] == x):
-            lo = mid + 1
-        else:
-            hi = mid
-    return lo
+    """First index in sorted ``f[lo:hi]`` whose value is >= ``x`` (> ``x`` when ``right``).
+
+    Branch-free halving (the comparison picks the half with a conditional move): on values
+    in random order a branchy search mispredicts every other step.
+    """
+    n = hi - lo
+    if n == 0:
+        return lo
+    base = lo
+    while n > 1:
+        half = n >> 1
+        v = f[base + half - 1]
+        base = base + half if (v < x or (right and v == x)) else base
+        n -= half
+    v = f[base]
+    return base + 1 if (v < x or (right and v == x)) else base
+
+
+@_jit
+def _rb_find(f: FloatArray, ints: IntArray, x: float, right: bool) -> tuple[int, int, int]:
+    """Where ``x`` falls in the rank window: (block in order, index in it, values before it).
+
+    The index is the first value ``>= x`` (``> x`` when ``right``); past the last block
+    it is ``(count, 0, all values)``. Blocks are found by bisection over their maxima.
+    """
+    count, tops, sizes = ints[I_RB_COUNT], ints[I_RB_TOPS], ints[I_RB_SIZES]
+    b = _bisect(f, tops, tops + count, x, right) - tops
+    before = int(ints[sizes : sizes + b].sum())
+    if b == count:
+        return b, 0, before
+    lo = ints[I_RANK_BLOCKS] + ints[ints[I_RB_ORDER] + b] * _RB
+    return b, _bisect(f, lo, lo + ints[sizes + b], x, right) - lo, before
+
+
+@_jit
+def _rb_rebuild(f: FloatArray, ints: IntArray) -> None:
+    """Lay the window out again in half-full blocks (when every block slot has been used)."""
+    blocks, order, sizes, tops = ints[I_RANK_BLOCKS], ints[I_RB_ORDER], ints[I_RB_SIZES], ints[I_RB_TOPS]
+    values = np.empty(ints[I_RANK_LEN])
+    k = 0
+    for b in range(ints[I_RB_COUNT]):
+        lo = blocks + ints[order + b] * _RB
+        for j in range(ints[sizes + b]):
+            values[k] = f[lo + j]
+            k += 1
+    half = _RB // 2
+    count = (k + half - 1) // half
+    for b in range(count):
+        take = min(half, k - b * half)
+        for j in range(take):
+            f[blocks + b * _RB + j] = values[b * half + j]
+        ints[order + b] = b
+        ints[sizes + b] = take
+        f[tops + b] = values[b * half + take - 1]
+    ints[I_RB_COUNT] = count
+    ints[I_RB_USED] = count
+
+
+@_jit
+def _rb_insert(f: FloatArray, ints: IntArray, x: float) -> None:
+    blocks, order, sizes, tops = ints[I_RANK_BLOCKS], ints[I_RB_ORDER], ints[I_RB_SIZES], ints[I_RB_TOPS]
+    count = ints[I_RB_COUNT]
+    if count == 0:
+        ints[order], ints[sizes], f[blocks], f[tops] = 0, 1, x, x
+        ints[I_RB_COUNT], ints[I_RB_USED] = 1, 1
+        return
+    b, at, _ = _rb_find(f, ints, x, True)
+    if b == count:  # above every value: the end of the last block
+        b = count - 1
+        at = ints[sizes + b]
+        f[tops + b] = x
+    lo = blocks + ints[order + b] * _RB
+    size = ints[sizes + b]
+    for j in range(lo + size, lo + at, -1):
+        f[j] = f[j - 1]
+    f[lo + at] = x
+    ints[sizes + b] = size + 1
+    if size + 1 == _RB:
+        _rb_split(f, ints, b)
+
+
+@_jit
+def _rb_split(f: FloatArray, ints: IntArray, b: int) -> None:
+    """Move the upper half of full block ``b`` into a new block right after it."""
+    if ints[I_RB_USED] == ints[I_RB_MAX]:
+        _rb_rebuild(f, ints)  # every block is half full again: nothing left to split
+        return
+    blocks, order, sizes, tops = ints[I_RANK_BLOCKS], ints[I_RB_ORDER], ints[I_RB_SIZES], ints[I_RB_TOPS]
+    new = ints[I_RB_USED]
+    half = _RB // 2
+    src, dst = blocks + ints[order + b] * _RB, blocks + new * _RB
+    for j in range(_RB - half):
+        f[dst + j] = f[src + half + j]
+    count = ints[I_RB_COUNT]
+    for j in range(count, b + 1, -1):
+        ints[order + j] = ints[order + j - 1]
+        ints[sizes + j] = ints[sizes + j - 1]
+        f[tops + j] = f[tops + j - 1]
+    ints[order + b + 1], ints[sizes + b + 1], f[tops + b + 1] = new, _RB - half, f[tops + b]
+    ints[sizes + b], f[tops + b] = half, f[src + half - 1]
+    ints[I_RB_COUNT], ints[I_RB_USED] = count + 1, new + 1
+
+
+@_jit
+def _rb_remove(f: FloatArray, ints: IntArray, x: float) -> None:
+    """Remove one value equal to ``x`` (it is in the window)."""
+    blocks, order, sizes, tops = ints[I_RANK_BLOCKS], ints[I_RB_ORDER], ints[I_RB_SIZES], ints[I_RB_TOPS]
+    b, at, _ = _rb_find(f, ints, x, False)
+    lo = blocks + ints[order + b] * _RB
+    size = ints[sizes + b] - 1
+    for j in range(lo + at, lo + size):
+        f[j] = f[j + 1]
+    ints[sizes + b] = size
+    if size > 0:
+        f[tops + b] = f[lo + size - 1]
+        return
+    count = ints[I_RB_COUNT] - 1  # drop the empty block; its slot waits for a rebuild
+    for j in range(b, count):
+        ints[order + j] = ints[order + j + 1]
+        ints[sizes + j] = ints[sizes + j + 1]
+        f[tops + j] = f[tops + j + 1]
+    ints[I_RB_COUNT] = count
 
 
 @_jit
 def _rank_p(f: FloatArray, ints: IntArray, x: float) -> float:
     if ints[I_RANK_SIZE] == 0 or ints[I_N] < ints[I_RANK_MIN]:
         return 1.0
-    size, srt = ints[I_RANK_LEN], ints[I_RANK_SORTED]
-    ge = srt + size - _bisect(f, srt, srt + size, x, False)
-    le = _bisect(f, srt, srt + size, x, True) - srt
+    size = ints[I_RANK_LEN]
+    b, at, before = _rb_find(f, ints, x, False)
+    below = before + at  # values < x
+    ge = size - below
+    le = below
+    # Values equal to x follow in this block and possibly the next ones.
+    blocks, order, sizes = ints[I_RANK_BLOCKS], ints[I_RB_ORDER], ints[I_RB_SIZES]
+    while b < ints[I_RB_COUNT]:
+        lo = blocks + ints[order + b] * _RB
+        end = lo + ints[sizes + b]
+        j = lo + at
+        while j < end and f[j] == x:
+            j += 1
+        le += j - lo - at
+        if j < end:
+            break
+        b, at = b + 1, 0
     return float(min(1.0, 2.0 * (min(ge, le) + 1) / (size + 1)))
 
 
@@ -402,30 +542,16 @@ def _rank_learn(f: FloatArray, ints: IntArray, x: float) -> None:
     cap = ints[I_RANK_SIZE]
     if cap == 0:
         return
-    order, srt = ints[I_RANK_ORDER], ints[I_RANK_SORTED]
-    size, head = ints[I_RANK_LEN], ints[I_RANK_HEAD]
-    end = srt + size
+    order, size, head = ints[I_RANK_ORDER], ints[I_RANK_LEN], ints[I_RANK_HEAD]
     if size == cap:
-        gone = _bisect(f, srt, end, f[order + head], False)
-        ins = _bisect(f, srt, end, x, True)
-        # One move instead of two: shift only the values between the leaving and the new one.
-        if ins > gone:
-            for j in range(gone, ins - 1):
-                f[j] = f[j + 1]
-            f[ins - 1] = x
-        else:
-            for j in range(gone, ins, -1):
-                f[j] = f[j - 1]
-            f[ins] = x
+        _rb_remove(f, ints, f[order + head])
+        _rb_insert(f, ints, x)
         f[order + head] = x
         ints[I_RANK_HEAD] = head + 1 if head + 1 < cap else 0
         return
     f[order + head + size] = x
-    at = _bisect(f, srt, end, x, True)
-    for j in range(end, at, -1):
-        f[j] = f[j - 1]
-    f[at] = x
     ints[I_RANK_LEN] = size + 1
+    _rb_insert(f, ints, x)
 
 
 @_jit
@@ -509,7 +635,7 @@ def batch(f: FloatArray, ints: IntArray, good: FloatArray) -> FloatArray:
 def _member_block(m: Detector) -> tuple[int, list[float]]:
     if isinstance(m, RobustZScore):
         head = [m.window, m.refresh, m.min_points, m.min_scale, m.rel_scale, _SIDE[m.side], 0.0, 0.0]
-        return KIND_Z, head + [0.0] * m.window
+        return KIND_Z, head + [0.0] * (2 * m.window)  # the window, then scratch for medians
     if isinstance(m, HoltWinters):
         h = [m.alpha, m.gamma, m.beta, m.period_daily, m.period_weekly, m.warmup, m.min_scale, m.rel_scale]
         h += [_SIDE[m.side], 0.0, 0.0, 0.0]
@@ -547,9 +673,15 @@ class Fused:
             kind, block = _member_block(m)
             ints += [kind, len(floats), len(floats) + len(block), 0, 0, 0, 0, 0]
             floats += block + [0.0] * rings
+        # Rank window: arrival order, then the sorted blocks. After a rebuild the blocks
+        # are half full, so there is room for as many splits again before the next one.
+        most = 4 * (rank_history // _RB + 1) + 2
         ints[I_RANK_ORDER] = len(floats)
-        ints[I_RANK_SORTED] = len(floats) + rank_history
-        floats += [0.0] * (2 * rank_history)
+        ints[I_RANK_BLOCKS] = len(floats) + rank_history
+        ints[I_RB_TOPS] = len(floats) + rank_history + most * _RB
+        floats += [0.0] * (rank_history + most * _RB + most)
+        ints[I_RB_MAX], ints[I_RB_ORDER], ints[I_RB_SIZES] = most, len(ints), len(ints) + most
+        ints += [0] * (2 * most)
         self.floats: FloatArray = np.asarray(floats, dtype=np.float64)
         self.ints: IntArray = np.asarray(ints, dtype=np.int64)
         self.pending = math.nan

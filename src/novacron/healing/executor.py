@@ -96,6 +96,9 @@ class Executor:
         previous = self.store.action_by_key(action.idempotency_key)
         if previous is not None:
             if previous.status in _INFLIGHT:
+                adopted = await self._adopted(previous.action)
+                if adopted is not None:
+                    return await self._apply_and_verify(previous.action, adopted, incident)
                 return await self._reconcile(previous.action, incident)
             return ExecResult(previous.action, previous.status, previous.detail or "already recorded", replayed=True)
         decision = self._unknown_target(action) or self.gate.check(action)
@@ -228,6 +231,19 @@ class Executor:
     # -- fencing: the only place the executor knows of leases ---------------------------
     def _fence_for(self, action: Action) -> Fence | None:
         return self.fence if self.fence is not None and self.fence.guards(action.target) else None
+
+    async def _adopted(self, action: Action) -> Decision | None:
+        """A leased target's step left claimed but never applied by an earlier holder: this one applies it.
+
+        The fence proves it in the store (no apply logged under any epoch); the gate still decides.
+        """
+        fence = self._fence_for(action)
+        if fence is None:
+            return None
+        decision = self.gate.check(action)
+        if decision.verdict is not Verdict.ALLOW or not await fence.adopt(action, now=self.clock.now()):
+            return None
+        return decision
 
     async def _claim(self, action: Action) -> ClaimResult:
         """Claim the key (under the lease's epoch, within the fleet-wide budget, for a leased target)."""

@@ -38,6 +38,10 @@ class Fence(Protocol):
         """Whether the action may reach the actuator now (the lease is held, and not about to expire)."""
         ...
 
+    async def adopt(self, action: Action, *, now: float) -> bool:
+        """Take over a step another holder claimed but never applied (True: this one may apply it)."""
+        ...
+
     def set_status(
         self,
         action: Action,

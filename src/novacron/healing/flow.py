@@ -78,6 +78,9 @@ def remedy_plan(fault: Fault) -> RemedyPlan:
     return [*ladder, ActionKind.ESCALATE], dict(fault.evidence.get("remedy_params") or {})
 
 
+_RESUMABLE = frozenset({IncidentStatus.OPEN, IncidentStatus.MITIGATING})  # a ladder may work on it
+
+
 class HealingFlow:
     """Faults in, healed (or escalated) incidents out, through the one executor."""
 
@@ -173,7 +176,9 @@ class HealingFlow:
     def take_over(self, targets: Sequence[str]) -> None:
         """This controller now owns ``targets``: carry on their open incidents (one store read for all)."""
         for incident in self.incidents.refresh(targets):
-            if incident.status is IncidentStatus.OPEN:
+            # MITIGATING too: the ladder of a controller that died or was fenced mid-way goes on
+            # here (a step it already claimed is replayed or reconciled, never applied twice).
+            if incident.status in _RESUMABLE:
                 self._log.info("taking over incident", incident=incident.id, target=incident.target)
                 self._spawn_healer(incident)
 

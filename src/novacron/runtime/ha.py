@@ -19,8 +19,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import os
 import socket
+import threading
+import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
@@ -31,7 +34,7 @@ from prometheus_client.metrics_core import CounterMetricFamily, GaugeMetricFamil
 from prometheus_client.registry import Collector
 
 from novacron.clock import Clock
-from novacron.errors import StoreError
+from novacron.errors import ConfigError, StoreError
 from novacron.healing.fencing import ClaimResult
 from novacron.model import Action, ActionStatus
 from novacron.runtime.looplag import LoopLag
@@ -48,6 +51,7 @@ if TYPE_CHECKING:
 
 __all__ = ["HaMember", "attach", "default_node_id", "local_spec"]
 
+_REGISTER_TRIES = 10  # over ~5 s
 _TERMINAL = {
     ActionStatus.VERIFIED,
     ActionStatus.FAILED,
@@ -94,11 +98,12 @@ class HaMember(Collector):
         self.on_lost: Callable[[list[str]], None] = lambda _targets: None
         self.on_resume: Callable[[list[str]], None] = lambda _targets: None
         self.on_kill_switch: Callable[[bool], None] = lambda _on: None
+        self.unbound: list[str] = []  # process targets without host: (this node's own; refused beside others)
         self.on_nodes: Callable[[set[str]], None] = lambda _live: None  # the live nodes, every tick
         self.fenced_refusals = 0
         self.state = "active"
         self._store = store
-        self._db = HaDb(store)
+        self._db = HaDb(store, idle_s=settings.lease_s)
         self._by_shard: dict[int, list[str]] = {}
         for target in remote_targets:
             self._by_shard.setdefault(leases.shard_of(target, settings.shards), []).append(target)
@@ -107,6 +112,8 @@ class HaMember(Collector):
         self._valid_until = float("-inf")  # monotonic: the leases are ours until then
         self._tokens: dict[str, FenceToken] = {}  # action id → the token it was claimed under
         self._task: asyncio.Task[None] | None = None
+        self._thread: threading.Thread | None = None
+        self._halt = threading.Event()
         self._store_failing = False
         self._fenced: set[str] = set()
         self._log = get_logger(component="ha", node=node_id)
@@ -131,13 +138,55 @@ class HaMember(Collector):
 
         def step(conn: Any) -> None:
             nodes.register(conn, row, stale_s=self.settings.node_stale_s, pid_alive=_pid_alive)
+            if self.unbound:
+                self._refuse_unbound(conn, now)
             leases.ensure_shards(conn, self.settings.shards)
 
-        self._db.run_sync(step)
+        for attempt in range(_REGISTER_TRIES):  # a store restarting, or a session ended under us
+            try:
+                self._db.run_sync(step)
+            except StoreError as exc:
+                if attempt == _REGISTER_TRIES - 1:
+                    raise
+                self._log.warning("cannot register with the store yet; retrying", error=str(exc))
+                time.sleep(0.5)
+            else:
+                return
+
+    def _refuse_unbound(self, conn: Any, now: float) -> None:
+        """Process targets without ``host:`` are this controller's own: refused when others share the store.
+
+        Two controllers with the same spec would both run the same process target under one
+        name in one store (two owners of its status, incidents and actions). With several
+        controllers each process target names the node that runs it.
+        """
+        others = sorted(
+            n.node_id
+            for n in nodes.nodes(conn)
+            if n.node_id != self.node_id and n.live(now, self.settings.node_stale_s)
+        )
+        if others:
+            name = self.unbound[0]
+            raise ConfigError(
+                f"process target {name!r} has no `host:`, but controller node(s) {', '.join(others)} share this "
+                f"store; give every process target host: NODE_ID (the node that runs it)",
+                where=f"targets.{name}.host",
+            )
 
     def start(self) -> None:
-        """Beat and hold leases every ``renew_s`` until stopped."""
-        self._task = asyncio.get_running_loop().create_task(self._run(), name="ha")
+        """Beat and hold leases every ``renew_s`` until stopped.
+
+        On PostgreSQL the heartbeat runs on a thread of its own with its own connection: a
+        loop kept busy by thousands of probes (or a slow store write) must not let the
+        leases run out and flap between nodes. Its results are applied on the loop.
+        """
+        loop = asyncio.get_running_loop()
+        if self._db.threaded:
+            self._halt.clear()
+            self._thread = threading.Thread(target=self._renew_forever, args=(loop,), name="ha-renew", daemon=True)
+            self._thread.start()
+        else:
+            self._task = loop.create_task(self._run(), name="ha")
         if self.loop_lag is not None:
             self.loop_lag.start()
 
@@ -147,6 +196,9 @@ class HaMember(Collector):
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
+        if self._thread is not None:
+            self._halt.set()
+            await asyncio.to_thread(self._thread.join, 10.0)
         if self.loop_lag is not None:
             await self.loop_lag.stop()
         held, self._held = list(self._held), {}
@@ -164,15 +216,41 @@ class HaMember(Collector):
             await self.tick()
             await self.clock.sleep(self.settings.renew_s)
 
+    def _renew_forever(self, loop: asyncio.AbstractEventLoop) -> None:
+        """The heartbeat thread: one round every ``renew_s``, each handed to the loop to apply."""
+        while not self._halt.is_set():
+            started, now = self.clock.monotonic(), self.clock.now()
+            result: _Tick | None = None
+            error: StoreError | None = None
+            try:
+                result = self._db.run_blocking(functools.partial(self._step, now=now))
+            except StoreError as exc:
+                error = exc
+            if result is not None and result.state is not None:
+                # At once, not when the loop gets to it: fencing's pre-filter reads it.
+                self._valid_until = max(self._valid_until, started + self.settings.lease_s)
+            try:
+                loop.call_soon_threadsafe(self._after, started, result, error)
+            except RuntimeError:  # the loop closed under us
+                return
+            self._halt.wait(max(0.0, self.settings.renew_s - (self.clock.monotonic() - started)))
+
     async def tick(self) -> None:
         """One round: beat, renew, hand back, take."""
         started, now = self.clock.monotonic(), self.clock.now()
         try:
             result = await self._db.run(lambda conn: self._step(conn, now))
         except StoreError as exc:
+            self._after(started, None, exc)
+            return
+        self._after(started, result, None)
+
+    def _after(self, started: float, result: _Tick | None, error: StoreError | None) -> None:
+        """Apply one round's outcome (on the loop): the leases held, the kill switch, resumed targets."""
+        if result is None:
             if not self._store_failing:
                 self._store_failing = True
-                self._log.error("cannot reach the store to renew leases", error=str(exc))
+                self._log.error("cannot reach the store to renew leases", error=str(error))
             if self.clock.monotonic() > self._valid_until and self._held:
                 self._apply({})  # our leases ran out: someone else may hold them now
             return
@@ -181,10 +259,11 @@ class HaMember(Collector):
             self._log.info("store reachable again; leases renewed")
         if result.state is None:
             self._log.error("another controller took this node id over; acting on nothing", node=self.node_id)
+            self._valid_until = float("-inf")
             self._apply({})
             return
         self.state = result.state
-        self._valid_until = started + self.settings.lease_s
+        self._valid_until = max(self._valid_until, started + self.settings.lease_s)
         self.on_kill_switch(result.autonomous)
         self.on_nodes(set(result.live))
         self._apply(result.held)
@@ -277,11 +356,30 @@ class HaMember(Collector):
         if token is None:
             self._refused(action, "apply")
             return False
-        valid_until = now + self.margin_s
-        ok = await self._db.run(lambda conn: leases.fenced_apply(conn, token, action, now=now, valid_until=valid_until))
+        valid_until, asked = now + self.margin_s, self.clock.monotonic()
+        expires = await self._db.run(
+            lambda conn: leases.fenced_apply(conn, token, action, now=now, valid_until=valid_until)
+        )
+        # The store vouched for the lease until it expires; an answer that arrives too late to
+        # act within it (a paused process, a link that came back) vouches for nothing.
+        ok = expires is not None and self.clock.monotonic() - asked < expires - now - self.margin_s
         if not ok:
             self._refused(action, "apply")
         return ok
+
+    async def adopt(self, action: Action, *, now: float) -> bool:
+        """Take over a step an earlier holder claimed and never applied (see :func:`leases.fenced_adopt`)."""
+        token = self._token(action.target)
+        if token is None:
+            return False
+        valid_until = now + self.margin_s
+        adopted = await self._db.run(
+            lambda conn: leases.fenced_adopt(conn, token, action, now=now, valid_until=valid_until)
+        )
+        if adopted:
+            self._tokens[action.id] = token
+            self._log.info("taking over a step claimed but never applied", target=action.target, action=action.id)
+        return adopted
 
     def set_status(
         self,
@@ -331,7 +429,11 @@ class HaMember(Collector):
 
 
 def local_spec(spec: FleetSpec, node_id: str) -> FleetSpec:
-    """The part of ``spec`` this node runs as processes: process targets on no host or on this one."""
+    """The part of ``spec`` this node runs as processes: process targets on no host or on this one.
+
+    A process target without ``host:`` is the controller's own; a controller that would run
+    one beside other live nodes on the same store is refused at start (:meth:`HaMember.register`).
+    """
     mine = [t for t in spec.targets if t.kind == "process" and t.host in (None, node_id)]
     return spec.model_copy(update={"targets": mine})
 
@@ -350,6 +452,7 @@ def attach(controller: Controller, *, version: str) -> HaMember:
         metrics=c.metrics,
     )
     c.executor.fence = member
+    member.unbound = [t.name for t in c.spec.targets if t.kind == "process" and t.host is None]
     policy = c.spec.policy
     member.budget = Budget(cap=c.gate.blast_cap, horizon_s=max(30.0, 4 * policy.verify_timeout_s))
 

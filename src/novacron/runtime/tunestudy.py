@@ -104,8 +104,14 @@ def run_tune(
         raise InputError(f"must be >= 1, got {budget}", where="--budget")
     batch = max(1, backend.workers // len(block.seeds))
 
+    last: list[AskTell] = []
+
     def fresh() -> AskTell:
-        return make_optimizer(block.method, problem.space, seed=seed)
+        opt = make_optimizer(block.method, problem.space, seed=seed)
+        if last:
+            opt.inherit(last[0])
+        last[:] = [opt]
+        return opt
 
     def evaluate(opt: AskTell, todo: Sequence[Trial]) -> None:
         outcomes = evaluate_configs(problem, [t.params for t in todo], block.seeds, backend)

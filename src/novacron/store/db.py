@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import os
 import re
+from collections.abc import Iterator
 from functools import cache
 from pathlib import Path
 
@@ -15,7 +17,19 @@ from sqlalchemy.pool import StaticPool
 
 from novacron.errors import ConfigError, StoreError
 
-__all__ = ["make_engine", "migrate", "missing_database"]
+__all__ = ["PG_CONNECT_ARGS", "make_engine", "migrate", "missing_database"]
+
+# A controller cut off from PostgreSQL (a pulled link, a paused peer) must notice within
+# seconds rather than after the kernel's 15-minute retransmission timeout: keepalives
+# every second after 2 s idle, and unacknowledged data gives up after 5 s.
+PG_CONNECT_ARGS: dict[str, int] = {
+    "connect_timeout": 5,
+    "keepalives": 1,
+    "keepalives_idle": 2,
+    "keepalives_interval": 1,
+    "keepalives_count": 3,
+    "tcp_user_timeout": 5000,
+}
 
 _MIGRATIONS = Path(__file__).with_name("migrations")
 _MIGRATION_LOCK = 0x6E6F7661  # the transaction-scoped advisory lock that serialises migrations
@@ -49,7 +63,7 @@ def make_engine(url: str) -> Engine:
     if parsed.get_backend_name() == "postgresql" and parsed.drivername == "postgresql":
         parsed = parsed.set(drivername="postgresql+psycopg")
     try:
-        return create_engine(parsed, pool_pre_ping=True)
+        return create_engine(parsed, pool_pre_ping=True, connect_args=dict(PG_CONNECT_ARGS))
     except (ArgumentError, ImportError) as exc:
         raise ConfigError(f"cannot use database URL {url!r}: {exc}", where="store_url") from exc
 
@@ -91,6 +105,32 @@ def migrate(engine: Engine) -> None:
     """
     if _at_head(engine):
         return
+    with _sqlite_migration_lock(engine):
+        if not _at_head(engine):  # another process may have migrated while this one waited
+            _upgrade(engine)
+
+
+@contextlib.contextmanager
+def _sqlite_migration_lock(engine: Engine) -> Iterator[None]:
+    """Serialise migrations of one SQLite file across processes (PostgreSQL locks in the transaction).
+
+    Two commands opening a new store at once (a controller and ``novacron tune``, or two tune
+    workers) would otherwise both create the first tables and one would fail. ``flock`` on the
+    database file is independent of the byte-range locks SQLite itself takes.
+    """
+    database = engine.url.database if engine.dialect.name == "sqlite" else None
+    if not database or database == ":memory:" or not Path(database).is_file():
+        yield
+        return
+    with Path(database).open("rb") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _upgrade(engine: Engine) -> None:
     from alembic import command  # noqa: PLC0415 - only when there is something to migrate
     from alembic.config import Config  # noqa: PLC0415
 

@@ -47,7 +47,7 @@ ha_fence = Table(
     Column("node_id", String(128), nullable=False),
     Column("shard", Integer, nullable=False),
     Column("epoch", BigInteger, nullable=False),
-    Column("step", String(16), nullable=False),  # claim or apply
+    Column("step", String(16), nullable=False),  # claim, apply or adopt
     Column("at", Float, nullable=False),
     Index("ix_ha_fence_key", "idempotency_key"),
 )

@@ -25,12 +25,13 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, Literal, TypeVar
 
-from sqlalchemy import Connection, and_, exists, func, insert, or_, select, update
+from sqlalchemy import Connection, Engine, and_, create_engine, exists, func, insert, or_, select, update
 from sqlalchemy.exc import SQLAlchemyError
 
 from novacron.errors import StoreError
 from novacron.model import Action, ActionId, ActionStatus
 from novacron.store import tables as t
+from novacron.store.db import PG_CONNECT_ARGS
 from novacron.store.guard import GuardedStore
 from novacron.store.ha_tables import ha_fence, ha_leases
 from novacron.store.repo import Store, action_row
@@ -44,6 +45,7 @@ __all__ = [
     "LeaseRow",
     "acquire",
     "ensure_shards",
+    "fenced_adopt",
     "fenced_apply",
     "fenced_claim",
     "fenced_status",
@@ -100,8 +102,11 @@ def ensure_shards(conn: Connection, shards: int) -> None:
     """Create the lease rows of shards ``0..shards-1`` (and the budget lock row) that do not exist yet."""
     have = set(conn.execute(select(ha_leases.c.shard)).scalars())
     missing = [{"shard": s, "epoch": 0, "expires_at": 0.0} for s in (BUDGET_ROW, *range(shards)) if s not in have]
-    if missing:
-        conn.execute(insert(ha_leases), missing)
+    if missing:  # several controllers starting at once on a new store: the first insert wins
+        from sqlalchemy.dialects import postgresql, sqlite  # noqa: PLC0415 - the upsert is per dialect
+
+        upsert = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
+        conn.execute(upsert(ha_leases).on_conflict_do_nothing(index_elements=["shard"]), missing)
 
 
 def renew(conn: Connection, node: str, incarnation: str, *, now: float, lease_s: float) -> dict[int, int]:
@@ -115,20 +120,23 @@ def renew(conn: Connection, node: str, incarnation: str, *, now: float, lease_s:
 def acquire(
     conn: Connection, node: str, incarnation: str, shards: Iterable[int], *, now: float, lease_s: float
 ) -> dict[int, int]:
-    """Take the free or expired ``shards``, each under a new epoch; those taken, with their epochs."""
-    taken: dict[int, int] = {}
+    """Take the free or expired ``shards``, each under a new epoch; those taken, with their epochs.
+
+    A row another transaction holds locked is skipped (``SKIP LOCKED``; taken on a later
+    tick): a session cut off mid-transaction must not stall every other node's tick.
+    """
+    ids = list(shards)
+    if not ids:
+        return {}
     free = or_(ha_leases.c.holder.is_(None), ha_leases.c.expires_at < now)
-    for shard in shards:
-        stmt = (
-            update(ha_leases)
-            .where(and_(ha_leases.c.shard == shard, free))
-            .values(holder=node, incarnation=incarnation, epoch=ha_leases.c.epoch + 1, expires_at=now + lease_s)
-            .returning(ha_leases.c.epoch)
-        )
-        epoch = conn.execute(stmt).scalar()
-        if epoch is not None:
-            taken[shard] = int(epoch)
-    return taken
+    lockable = select(ha_leases.c.shard).where(and_(ha_leases.c.shard.in_(ids), free)).with_for_update(skip_locked=True)
+    stmt = (
+        update(ha_leases)
+        .where(and_(ha_leases.c.shard.in_(lockable), free))
+        .values(holder=node, incarnation=incarnation, epoch=ha_leases.c.epoch + 1, expires_at=now + lease_s)
+        .returning(ha_leases.c.shard, ha_leases.c.epoch)
+    )
+    return {int(s): int(e) for s, e in conn.execute(stmt)}
 
 
 def release(conn: Connection, node: str, incarnation: str, shards: Iterable[int]) -> None:
@@ -156,10 +164,11 @@ def _held(token: FenceToken, *, now: float | None) -> Any:
     return cond if now is None else and_(cond, ha_leases.c.expires_at > now)
 
 
-def _still_held(conn: Connection, token: FenceToken, *, valid_until: float) -> bool:
-    """The lease is the token's and runs past ``valid_until``; locks the lease row until commit."""
+def _still_held(conn: Connection, token: FenceToken, *, valid_until: float) -> float | None:
+    """When the lease expires, if it is the token's and runs past ``valid_until``; locks the row until commit."""
     touch = update(ha_leases).where(_held(token, now=valid_until)).values(epoch=ha_leases.c.epoch)
-    return bool(conn.execute(touch).rowcount == 1)
+    expires = conn.execute(touch.returning(ha_leases.c.expires_at)).scalar()
+    return None if expires is None else float(expires)
 
 
 def _log(conn: Connection, token: FenceToken, action: Action, step: str, now: float) -> None:
@@ -204,7 +213,7 @@ def fenced_claim(
     ``claimed``; ``taken`` (the key exists); ``fenced`` (the lease moved on); ``over_budget``
     (the fleet already has ``budget.cap`` other targets under remediation).
     """
-    if not _still_held(conn, token, valid_until=valid_until):
+    if _still_held(conn, token, valid_until=valid_until) is None:
         return "fenced"
     if budget is not None and action.inverse_of is None and not _within_budget(conn, action, budget, now=now):
         return "over_budget"
@@ -232,11 +241,30 @@ def _within_budget(conn: Connection, action: Action, budget: Budget, *, now: flo
     return int(conn.execute(busy).scalar_one()) < budget.cap
 
 
-def fenced_apply(conn: Connection, token: FenceToken, action: Action, *, now: float, valid_until: float) -> bool:
-    """Whether the action may be applied now under the token (logged when it may)."""
-    if not _still_held(conn, token, valid_until=valid_until):
+def fenced_apply(
+    conn: Connection, token: FenceToken, action: Action, *, now: float, valid_until: float
+) -> float | None:
+    """When the lease expires if the action may be applied now under the token (logged), else None."""
+    expires = _still_held(conn, token, valid_until=valid_until)
+    if expires is not None:
+        _log(conn, token, action, "apply", now)
+    return expires
+
+
+def fenced_adopt(conn: Connection, token: FenceToken, action: Action, *, now: float, valid_until: float) -> bool:
+    """Take over a step claimed under an earlier lease that never reached its actuator.
+
+    Every apply passes :func:`fenced_apply`, which logs it in the same transaction as its
+    lease check; a claimed action with no apply logged was never applied, and its claimer,
+    whose epoch has moved on, never will be. The new holder may apply it (logged as
+    ``adopt``) instead of waiting for a repair that nobody made.
+    """
+    if _still_held(conn, token, valid_until=valid_until) is None:
         return False
-    _log(conn, token, action, "apply", now)
+    applied = select(ha_fence.c.action_id).where(ha_fence.c.action_id == action.id, ha_fence.c.step == "apply")
+    if conn.execute(applied.limit(1)).first() is not None:
+        return False
+    _log(conn, token, action, "adopt", now)
     return True
 
 
@@ -250,14 +278,29 @@ def fenced_status(conn: Connection, token: FenceToken, action_id: ActionId, valu
 class HaDb:
     """Runs lease and fencing transactions off the event loop."""
 
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Store, *, idle_s: float = 2.0) -> None:
         self._store = store
         self._async: Any = None
+        self._sync: Engine | None = None
         url = store.engine.url
         if url.get_backend_name() == "postgresql":
             from sqlalchemy.ext.asyncio import create_async_engine  # noqa: PLC0415 - PostgreSQL only
 
-            self._async = create_async_engine(url.set(drivername="postgresql+psycopg_async"), pool_pre_ping=True)
+            # A lease or fencing transaction takes milliseconds; one whose controller was
+            # cut off or paused mid-way must not keep the lease rows locked past a lease.
+            options = f"-c idle_in_transaction_session_timeout={int(idle_s * 1000)}"
+            connect_args = {**PG_CONNECT_ARGS, "options": options}
+            self._async = create_async_engine(
+                url.set(drivername="postgresql+psycopg_async"), pool_pre_ping=True, connect_args=connect_args
+            )
+            # the heartbeat thread's own connection (runtime/ha.py): never queued behind other work
+            self._sync = create_engine(
+                url.set(drivername="postgresql+psycopg"),
+                pool_size=1,
+                max_overflow=0,
+                pool_pre_ping=True,
+                connect_args=connect_args,
+            )
 
     async def run(self, fn: Callable[[Connection], T]) -> T:
         """Run ``fn(conn)`` in one transaction and return its result (a failing store: StoreError)."""
@@ -276,6 +319,21 @@ class HaDb:
         with self._store.engine.begin() as conn:
             return fn(conn)
 
+    @property
+    def threaded(self) -> bool:
+        """Whether :meth:`run_blocking` has a connection of its own (PostgreSQL)."""
+        return self._sync is not None
+
+    def run_blocking(self, fn: Callable[[Connection], T]) -> T:
+        """Run ``fn(conn)`` in one transaction on the calling thread, on a connection of its own."""
+        if self._sync is None:
+            return self.run_sync(fn)
+        try:
+            with self._sync.begin() as conn:
+                return fn(conn)
+        except SQLAlchemyError as exc:
+            raise StoreError(f"store transaction failed: {str(exc).split(chr(10))[0]}", delay=0.5) from exc
+
     def run_sync(self, fn: Callable[[Connection], T]) -> T:
         """Run ``fn(conn)`` in one transaction on the caller's thread (start-up, CLI)."""
         if isinstance(self._store, GuardedStore):
@@ -286,3 +344,5 @@ class HaDb:
         """Release the asyncio engine's connections."""
         if self._async is not None:
             await self._async.dispose()
+        if self._sync is not None:
+            self._sync.dispose()

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -31,6 +32,7 @@ __all__ = [
     "beat",
     "ensure_local_token",
     "farewell",
+    "local_token_name",
     "presence",
 ]
 
@@ -100,20 +102,32 @@ def presence(store: Store) -> Presence:
     return Presence(ControllerRecord.of(store.get_setting(_RECORD_KEY)), float(last) if last is not None else None)
 
 
-def ensure_local_token(store: Store, path: Path, *, now: float) -> Path:
+def local_token_name(node_id: str | None) -> str:
+    """``local-admin``, or ``local-admin.NODE`` for a controller that is one node among several.
+
+    Nodes sharing a store each keep their own local token: one starting must not revoke
+    another's.
+    """
+    if node_id is None:
+        return LOCAL_TOKEN_NAME
+    return f"{LOCAL_TOKEN_NAME}.{re.sub(r'[^A-Za-z0-9_.@-]', '-', node_id)}"[:64]
+
+
+def ensure_local_token(store: Store, path: Path, *, now: float, node_id: str | None = None) -> Path:
     """An admin token for local operator commands, in ``path`` (mode 0600); reused while valid.
 
     A file whose token no longer verifies (revoked, or from another store) is replaced:
-    the old ``local-admin`` token is revoked and a new one written.
+    the old local token (:func:`local_token_name`) is revoked and a new one written.
     """
     tokens = TokenStore(store)
+    name = local_token_name(node_id)
     with contextlib.suppress(OSError):
         current = tokens.verify(path.read_text(encoding="utf-8").strip())
-        if current is not None and current.name == LOCAL_TOKEN_NAME and current.role is Role.ADMIN:
+        if current is not None and current.name == name and current.role is Role.ADMIN:
             return path
-    if any(t.name == LOCAL_TOKEN_NAME for t in tokens.list()):
-        tokens.delete(LOCAL_TOKEN_NAME)
-    _record, secret = tokens.create(LOCAL_TOKEN_NAME, Role.ADMIN, now=now)
+    if any(t.name == name for t in tokens.list()):
+        tokens.delete(name)
+    _record, secret = tokens.create(name, Role.ADMIN, now=now)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)

@@ -61,6 +61,11 @@ class GPOptimizer(AskTell):
     def _proposed(self, trial: Trial) -> None:
         self._points[trial.number] = self.space.encode(trial.params)
 
+    def inherit(self, previous: AskTell) -> None:
+        """Start the next fit from the previous optimiser's kernel hyperparameters."""
+        if isinstance(previous, GPOptimizer) and previous.space == self.space:
+            self._kernel = previous._kernel
+
     def _propose(self, number: int) -> dict[str, Any]:
         finished = [t for t in self.trials if t.state is not TrialState.RUNNING]
         if number < self.n_init or len(finished) < 2:

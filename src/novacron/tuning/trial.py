@@ -130,6 +130,13 @@ class AskTell(ABC):
         spread = max(seen) - min(seen)
         return max(seen) + max(spread * 0.1, 1e-6)
 
+    def inherit(self, previous: AskTell) -> None:  # noqa: B027 - optional hook
+        """Take over what a previous optimiser of the same study learned beyond its trials (a model's fit).
+
+        A study shared by several workers rebuilds its optimiser from the store before each
+        batch; this keeps the rebuild from starting the model over.
+        """
+
     # -- for subclasses ----------------------------------------------------------------
     @abstractmethod
     def _propose(self, number: int) -> dict[str, Any]:

@@ -346,9 +346,9 @@ async function refresh() {
       $("who").textContent = "signed in as " + me.name + " (" + me.role + ")";
     }
     signedIn(true);
-    const [health, status, incidents, actions, approvals, agents, experiments] = await Promise.all([
+    const [health, status, incidents, actions, approvals, agents, experiments, studies] = await Promise.all([
       fetch("/health").then((r) => r.json()), api("/status"), api("/incidents?limit=200"), api("/actions?limit=30"), api("/approvals"),
-      api("/agents?limit=20"), api("/experiments"),
+      api("/agents?limit=20"), api("/experiments"), api("/studies"),
     ]);
     renderKillSwitch(health);
     renderAgents(agents);
@@ -358,6 +358,8 @@ async function refresh() {
     renderApprovals(approvals);
     renderExperiments(experiments);
     await loadExperiment();
+    renderStudies(studies); // studies.js
+    await loadStudy();
     if (selected) await loadDetail();
     $("conn").textContent = "updated " + new Date().toLocaleTimeString();
     showError(null);
