@@ -286,7 +286,7 @@ class HaMember(Collector):
         others = [n for n in active if n != self.node_id]
         if state == "active":
             pool = sorted({*active, self.node_id})
-            want = {sh for sh in range(s.shards) if leases.rendezvous_owner(sh, pool) == self.node_id}
+            want = {sh for sh, node in leases.assignment(s.shards, tuple(pool)).items() if node == self.node_id}
         else:  # draining: hand everything to the others; with nobody to take it, keep it
             want = set() if others else set(held)
         give = [sh for sh in held if sh not in want]

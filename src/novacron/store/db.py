@@ -115,22 +115,20 @@ def _sqlite_migration_lock(engine: Engine) -> Iterator[None]:
     """Serialise migrations of one SQLite file across processes (PostgreSQL locks in the transaction).
 
     Two commands opening a new store at once (a controller and ``novacron tune``, or two tune
-    workers) would otherwise both create the first tables and one would fail. The lock is
-    taken on a file beside the database, never on the database file itself: POSIX drops
-    every lock a process holds on a file when it closes any descriptor of that file, so
-    opening and closing the database here would release the locks SQLite's own open
-    connections hold on it, and another process could then corrupt it.
+    workers) would otherwise both create the first tables and one would fail. The lock is a
+    ``flock`` on the database's folder, never on the database file: closing any descriptor of
+    that file would drop the POSIX locks SQLite's own connections hold on it.
     """
     database = engine.url.database if engine.dialect.name == "sqlite" else None
     if not database or database == ":memory:":
         yield
         return
-    fd = os.open(f"{Path(database).expanduser()}.migrate-lock", os.O_RDWR | os.O_CREAT, 0o600)
+    fd = os.open(Path(database).expanduser().resolve().parent, os.O_RDONLY)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)
         yield
     finally:
-        os.close(fd)  # closing the lock file's only descriptor releases its lock
+        os.close(fd)  # closing releases the lock
 
 
 def _upgrade(engine: Engine) -> None:
