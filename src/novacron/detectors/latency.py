@@ -115,6 +115,12 @@ class AdaptiveTimeout:
         """Whether the timeout is (now) below the ceiling, so a timeout is only a suspicion."""
         return self._timeout < self.ceiling_s
 
+    def latency_quantile(self, q: float) -> float | None:
+        """The ``q`` quantile of the remembered response times (None before the first answer)."""
+        if not self._latencies:
+            return None
+        return _quantile(sorted(self._latencies), q)
+
     @property
     def samples(self) -> int:
         """How many response times are remembered."""

@@ -172,6 +172,16 @@ class Prober:
             for lp in loops
         }
 
+    def answer_times(self, *qs: float) -> dict[tuple[str, int, str], tuple[float, ...]]:
+        """Per adaptive check: the ``qs`` quantiles of its recent healthy answer times (seconds)."""
+        out: dict[tuple[str, int, str], tuple[float, ...]] = {}
+        for loops in self._loops.values():
+            for lp in loops:
+                if lp.model is None or lp.model.samples == 0:
+                    continue
+                out[(lp.target, lp.replica, lp.source)] = tuple(lp.model.latency_quantile(q) or 0.0 for q in qs)
+        return out
+
     async def close(self) -> None:
         """Stop every probe loop."""
         tasks = [lp.task for loops in self._loops.values() for lp in loops if lp.task]
