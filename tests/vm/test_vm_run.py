@@ -20,15 +20,16 @@ from novacron.actuators.qemu_guest import Guest, guest_target
 from novacron.demo.fleet import free_port_block
 from novacron.runtime.controller import Controller
 from novacron.settings import parse_spec
-from tests.cli.runner import cli_json, controller, spawn, stop, wait_for
+from tests.cli.runner import cli, cli_json, controller, spawn, stop, wait_for
 
 _BOOT_S = 240.0
 
 
 def _spec(tmp_path: Path, guest: Guest) -> dict[str, Any]:
-    target = guest_target("web", free_port_block(1), guest)
+    target = guest_target("web", free_port_block(1), guest, host="a")
     return {
         "name": "vm-test",
+        "hosts": [{"name": "a", "memory_mib": 1024}, {"name": "b", "memory_mib": 1024}],
         "policy": {"verify_timeout_s": _BOOT_S, "backoff": {"base_s": 0.1}},
         "controller": {"store_url": f"sqlite:///{tmp_path / 'n.db'}", "workdir": str(tmp_path / "work")},
         "targets": [target.model_dump(mode="json")],
@@ -53,6 +54,13 @@ def test_run_boots_a_guest_and_restarts_it_when_its_qemu_is_killed(tmp_path: Pat
         again = wait_for(lambda: _healthy(path, not_pid=first["pid"]), "the guest healthy again", timeout=_BOOT_S)
         assert again["restarts"] >= 1
         assert httpx.get(f"http://127.0.0.1:{port}/health", timeout=5).text == "ok\n"
+        # An operator moves it, naming the destination host.
+        moved = cli_json("heal", "web", "--action", "vm_migrate", "--param", "to=b", "--wait", "120", "-c", str(path))
+        assert moved["status"] == "verified", moved
+        assert "live-migrated web#0 a → b" in moved["detail"]
+        bad = cli("heal", "web", "--action", "vm_migrate", "--param", "to", "-c", str(path))
+        assert bad.returncode == 2
+        assert "--param" in bad.stderr
 
 
 def test_a_controller_killed_with_sigkill_leaves_its_guest_running_and_the_next_one_adopts_it(

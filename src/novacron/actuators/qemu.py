@@ -17,6 +17,7 @@ import contextlib
 import os
 import re
 import shutil
+import signal
 import tempfile
 import uuid
 from collections.abc import Awaitable, Callable, Collection, Iterator, Mapping
@@ -534,13 +535,31 @@ def _split(key: str) -> tuple[str, int]:
 
 
 def _lives(proc: QemuProcess) -> bool:
-    """The QEMU process still runs (a zombie, dead but not yet reaped, does not)."""
+    """The QEMU process still runs: not a zombie (dead, not yet reaped), and no SIGKILL pending.
+
+    A host's QEMUs killed together die one after the other: one whose SIGKILL is sent but
+    not yet acted on is as good as dead.
+    """
     if not proc.alive or proc.pid is None:
         return False
     try:
-        return psutil.Process(proc.pid).status() != psutil.STATUS_ZOMBIE
+        if psutil.Process(proc.pid).status() == psutil.STATUS_ZOMBIE:
+            return False
     except psutil.Error:
         return False
+    return not _sigkill_pending(proc.pid)
+
+
+def _sigkill_pending(pid: int) -> bool:
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return False
+    pending = 0
+    for line in status.splitlines():
+        if line.startswith(("SigPnd:", "ShdPnd:")):
+            pending |= int(line.split()[1], 16)
+    return bool(pending & (1 << (signal.SIGKILL - 1)))
 
 
 def _create_time(pid: int) -> float:

@@ -77,7 +77,7 @@ def qemu_argv(binary: str, vm: VmSpec, plan: LaunchPlan) -> list[str]:
         "-netdev",
         netdev,
         "-device",
-        "e1000,netdev=net0",
+        "virtio-net-pci,netdev=net0",
         "-device",
         "virtio-balloon-pci,id=balloon0",
     ]

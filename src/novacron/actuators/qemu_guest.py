@@ -1,6 +1,6 @@
 """A tiny Linux guest built here from Debian's packages: the kernel and a static busybox.
 
-The initramfs holds busybox, the kernel's own e1000, virtio-serial and balloon drivers
+The initramfs holds busybox, the kernel's own virtio-net, virtio console and balloon drivers
 (with the modules they depend on) and an ``/init`` that brings up user-mode networking,
 serves HTTP on port 80 (``/health``, and ``/cgi-bin/boot`` for the boot id, which a
 live migration or a rollback keeps and a reboot changes) and, when QEMU gives it a heartbeat port
@@ -43,9 +43,10 @@ __all__ = [
 
 GUEST_HTTP_PORT = 80
 _BUSYBOX = ("bin/busybox", "usr/bin/busybox")
-# Network, the heartbeat port and the memory balloon; their dependencies are found from
+# Network (virtio-net: an e1000 just migrated sometimes leaves new connections unanswered
+# for seconds), the heartbeat port and the memory balloon; their dependencies are found from
 # each module's own ``depends=`` (a package's modules.dep is only written at install).
-_MODULES = ("e1000", "virtio_pci", "virtio_console", "virtio_balloon")
+_MODULES = ("virtio_pci", "virtio_net", "virtio_console", "virtio_balloon")
 _LAYOUT = "vmlinux+initrd.gz/2"  # what a cache entry holds: a new layout is a new entry
 
 _INIT = r"""#!/bin/busybox sh
@@ -125,8 +126,17 @@ def cache_dir() -> Path:
 
 
 def guest_append() -> str:
-    """The kernel command line the guest wants (quiet, reboot on panic, no PS/2 probing)."""
-    return "quiet panic=1 i8042.nokbd i8042.noaux"
+    """The kernel command line the guest wants: quiet, reboot on panic, and nothing it can skip.
+
+    Without KVM every instruction of the boot is emulated, so the start-up work the guest
+    does not need goes: the crypto self-tests, the timer and delay-loop calibrations (the
+    loops-per-jiffy is given), the speculative-execution mitigations' code patching, IPv6,
+    audit and PS/2 probing. Under TCG this halves the time to the first health answer.
+    """
+    return (
+        "quiet panic=1 i8042.nokbd i8042.noaux i8042.nopnp cryptomgr.notests no_timer_check "
+        "tsc=reliable lpj=5000000 mitigations=off ipv6.disable=1 audit=0 random.trust_cpu=on"
+    )
 
 
 def guest_missing() -> str | None:

@@ -18,7 +18,7 @@ from typing import Any, Protocol
 
 from novacron.actuators.qemu_qmp import QmpError
 
-__all__ = ["MigrationStats", "Monitor", "file_uri", "load_uri", "migrate", "receive", "wait_running"]
+__all__ = ["POLL_S", "MigrationStats", "Monitor", "file_uri", "load_uri", "migrate", "receive", "wait_running"]
 
 
 class Monitor(Protocol):
@@ -33,7 +33,7 @@ class Monitor(Protocol):
         ...
 
 
-_POLL_S = 0.01
+POLL_S = 0.01  # how often query-migrate is asked
 # Loopback and files are fast: no reason to let QEMU's default 32 MiB/s cap stretch a migration.
 _MAX_BANDWIDTH = 8 << 30
 _DOWNTIME_LIMIT_MS = 300
@@ -93,7 +93,7 @@ async def _until_done(src: Monitor) -> MigrationStats:
             )
         if status in ("failed", "cancelled"):
             raise QmpError(f"{src.name}: migration {status}: {info.get('error-desc', 'no reason given')}")
-        await asyncio.sleep(_POLL_S)
+        await asyncio.sleep(POLL_S)
 
 
 async def _cancel(src: Monitor) -> None:
@@ -115,6 +115,6 @@ async def wait_running(dest: Monitor, *, timeout: float) -> str:
                 status = str((await dest.execute("query-status"))["status"])
                 if status not in ("inmigrate", "prelaunch"):
                     return status
-                await asyncio.sleep(_POLL_S)
+                await asyncio.sleep(POLL_S)
     except TimeoutError:
         raise QmpError(f"{dest.name}: the incoming state did not arrive within {timeout:g}s") from None

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from novacron.actuators.qemu_migrate import file_uri, load_uri, migrate, receive, wait_running
+from novacron.actuators.qemu_migrate import POLL_S, file_uri, load_uri, migrate, receive, wait_running
 from novacron.actuators.qemu_qmp import QmpError
 from novacron.actuators.qemu_vm import QemuProcess
 from novacron.errors import ActuatorError
@@ -116,33 +116,47 @@ class GuestOps:
             await receive(dest, uri)
             with self._vms.pausing(src):
                 stats = await migrate(src, uri, timeout=_MIGRATION_TIMEOUT_S)
+            # The guest paused for its last copy at most this long ago (QEMU's downtime plus
+            # one poll of query-migrate): the switch-over window opens there.
+            paused_at = time.monotonic() - stats.downtime_ms / 1000 - POLL_S
         except QmpError:
             await dest.kill()
             if src.alive:
                 self._vms.reinstate(target, replica, src)
             raise
         handover_ms = await self._take_over(target, replica, src, dest)
-        return {**stats.as_dict(), "handover_ms": handover_ms}
+        window = [round(paused_at, 3), round(paused_at + stats.downtime_ms / 1000 + POLL_S + handover_ms / 1000, 3)]
+        return {**stats.as_dict(), "handover_ms": handover_ms, "switch_window_monotonic": window}
 
     async def _take_over(self, target: str, replica: int, old: QemuProcess | None, new: QemuProcess) -> float:
         """End the old QEMU, give its port forwards to the new one, run it, announce it.
 
-        The old QEMU is killed, not asked to quit: its guest lives on in the new one, and
-        every millisecond it holds the ports is a millisecond the guest is unreachable.
+        The old QEMU lets go of the ports over QMP and the new one takes them straight
+        after — two monitor commands, not a process's death and reaping — and only then is
+        the old one killed: its guest lives on in the new one. Clients connecting in
+        between are refused and retry; a request caught in the old QEMU fails when it dies.
         """
         started = time.monotonic()
         if old is not None:
             self._vms.retire(target, replica, old)
-            await old.kill()
+            try:
+                await old.remove_forwards()
+            except QmpError:
+                await old.kill()  # QMP gone: its death frees the ports
         try:
             await new.add_forwards()
+            handed = time.monotonic()  # the ports were without a guest until now
+            if old is not None:
+                await old.kill()
             if await wait_running(new, timeout=_LOAD_TIMEOUT_S) != "running":
                 await new.execute("cont")
         except QmpError:
             await new.kill()
+            if old is not None:
+                await old.kill()
             raise
         self._vms.install(target, replica, new)
-        return round((time.monotonic() - started) * 1000, 1)
+        return round((handed - started) * 1000, 1)
 
     # -- snapshots -------------------------------------------------------------------------
     async def snapshot(self, action: Action) -> Result:

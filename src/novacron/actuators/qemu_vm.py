@@ -164,6 +164,14 @@ class QemuProcess:
             await self.qmp.hmp(f"hostfwd_add net0 {forward_rule(host_port, guest_port)}")
         self.forwarded = True
 
+    async def remove_forwards(self) -> None:
+        """Let go of the guest's port forwards (so the next QEMU can take them at once)."""
+        if self.qmp is None or not self.alive or not self.forwarded:
+            return
+        for host_port, _guest_port in self.plan.forwards:
+            await self.qmp.hmp(f"hostfwd_remove net0 tcp:127.0.0.1:{host_port}")
+        self.forwarded = False
+
     async def quit(self, *, timeout: float = 5.0) -> None:
         """Stop QEMU on purpose: QMP ``quit``, then SIGKILL if it lingers; wait until reported."""
         if not self.alive:

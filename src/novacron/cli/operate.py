@@ -25,15 +25,36 @@ WaitOpt = Annotated[
 ]
 _GOOD = {"verified", "applied", "dry_run", "running"}
 _PANEL = "Steer the running controller"
-_ACTIONS = ("restart", "stop", "start", "replace", "scale_out", "scale_in", "config_rollback", "cleanup")
+_ACTIONS = (
+    "restart",
+    "stop",
+    "start",
+    "replace",
+    "scale_out",
+    "scale_in",
+    "config_rollback",
+    "cleanup",
+    "reroute",
+    "drain",
+    "undrain",
+    "vm_migrate",
+    "vm_snapshot",
+    "vm_rollback",
+    "vm_resize",
+)
 
 
 def _api(config: Path | None, store: str | None, api: str | None, token_file: Path | None) -> ControllerApi:
     return ControllerApi.locate(config=config, store=store, api=api, token_file=token_file)
 
 
-def _act(ctl: ControllerApi, target: str, action: str, wait: float, as_json: bool) -> None:
-    res = ctl.call("POST", "/autonomous/heal", {"target": target, "action": action, "wait_s": wait}, wait_s=wait)
+def _act(
+    ctl: ControllerApi, target: str, action: str, wait: float, as_json: bool, params: dict[str, Any] | None = None
+) -> None:
+    body: dict[str, Any] = {"target": target, "action": action, "wait_s": wait}
+    if params:
+        body["params"] = params
+    res = ctl.call("POST", "/autonomous/heal", body, wait_s=wait)
     if as_json:
         emit_json(res)
     else:
@@ -73,6 +94,12 @@ _target_command("start", "Start a target's missing replicas; exit 1 unless verif
 def heal(
     target: Annotated[str, typer.Argument(help="Target name.")],
     action: Annotated[str, typer.Option("--action", "-a", help=f"One of: {', '.join(_ACTIONS)}.")] = "restart",
+    param: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--param", "-p", help="An action parameter KEY=VALUE, repeatable (e.g. to=b for vm_migrate, replica=0)."
+        ),
+    ] = None,
     wait: WaitOpt = 15.0,
     as_json: JsonOpt = False,
     config: ConfigOpt = None,
@@ -85,7 +112,32 @@ def heal(
         from novacron.errors import InputError
 
         raise InputError(f"unknown action {action!r} (one of {', '.join(_ACTIONS)})", where="--action")
-    _act(_api(config, store, api, token_file), target, action, wait, as_json)
+    params = _params(param or [])
+    _act(_api(config, store, api, token_file), target, action, wait, as_json, params)
+
+
+def _params(items: list[str]) -> dict[str, Any]:
+    """``KEY=VALUE`` pairs; a value that reads as an integer, a number or true/false is one."""
+    from novacron.errors import InputError
+
+    out: dict[str, Any] = {}
+    for item in items:
+        key, sep, text = item.partition("=")
+        if not sep or not key.strip():
+            raise InputError(f"{item!r} is not KEY=VALUE", where="--param")
+        out[key.strip()] = _scalar(text.strip())
+    return out
+
+
+def _scalar(text: str) -> Any:
+    if text.lower() in ("true", "false"):
+        return text.lower() == "true"
+    for kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            pass
+    return text
 
 
 def _named_command(name: str, noun: str, path: str, doc: str, *, under: typer.Typer = app) -> None:

@@ -356,6 +356,7 @@ class Controller:
                 interval=check.interval_s,
                 timeout=check.timeout_s,
                 adaptive=check.adaptive_timeout,
+                failures=check.failures,
             )
         self.health.configure(tspec.name, replica, thresholds, tspec.start_timeout_s)
         if tspec.kind == "sim":

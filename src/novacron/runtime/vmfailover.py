@@ -22,13 +22,16 @@ import contextlib
 from typing import TYPE_CHECKING, Any
 
 from novacron.healing.executor import ExecResult
-from novacron.model import ActionKind
+from novacron.model import ActionKind, ActionStatus
 from novacron.telemetry import get_logger
 
 if TYPE_CHECKING:
     from novacron.runtime.controller import Controller
 
 __all__ = ["HostWatch", "fail_over_host"]
+
+_RETRY_S = 0.5  # a move the gate refused (other guests' repairs fill the blast radius) is asked again
+_RETRY_FOR_S = 600.0
 
 
 async def fail_over_host(
@@ -44,8 +47,18 @@ async def fail_over_host(
         params: dict[str, Any] = {"replica": replica, "reason": why, "from": host}
         if to is not None:
             params["to"] = to
-        moves.append(controller.heal(target, ActionKind.VM_MIGRATE, who=who, params=params))
+        moves.append(_move(controller, target, params, who))
     return list(await asyncio.gather(*moves))
+
+
+async def _move(controller: Controller, target: str, params: dict[str, Any], who: str) -> ExecResult:
+    """One guest's move; refused by the gate for now (blast radius, rate), it is asked again."""
+    deadline = controller.clock.monotonic() + _RETRY_FOR_S
+    while True:
+        result = await controller.heal(target, ActionKind.VM_MIGRATE, who=who, params=params)
+        if result.status is not ActionStatus.BLOCKED or controller.clock.monotonic() > deadline:
+            return result
+        await controller.clock.sleep(_RETRY_S)
 
 
 class HostWatch:
@@ -72,7 +85,17 @@ class HostWatch:
         self._log.warning("VM host failed; its guests restart on the other hosts", host=host, reason=why)
         task = asyncio.get_running_loop().create_task(fail_over_host(self._controller, host, reason=why))
         self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        task.add_done_callback(self._done)
+
+    def _done(self, task: asyncio.Task[list[ExecResult]]) -> None:
+        self._tasks.discard(task)
+        if task.cancelled():
+            return
+        if (exc := task.exception()) is not None:
+            self._log.error("VM host failover failed", error=repr(exc))
+            return
+        for result in task.result():
+            self._log.info("VM moved off a failed host", target=result.action.target, status=result.status.value)
 
     def nodes_live(self, live: set[str]) -> None:
         """The nodes beating now (each HA tick): a host whose node was seen and is gone has failed."""
