@@ -19,7 +19,8 @@ background thread faults other targets every ``fault_every_s``. It measures:
 - ``duplicate_actions``: idempotency keys the target server saw applied twice;
 - ``actions_without_lease``: actions the target server accepted under an epoch older than
   one the store had already granted on that shard at least 100 ms earlier (the lease rows
-  are sampled every 100 ms), plus actions it refused as older than one it had seen;
+  are sampled every 100 ms); ``refused_at_target`` those it refused itself (an epoch older
+  than one it had seen, or arriving after the lease the fence vouched for);
 - ``fenced_refusals``: steps the controllers refused themselves (``step refused`` lines);
 - ``unowned_seconds_max``: the longest a shard had no valid lease (sampled every 100 ms);
 - ``budget_violations``: samples with more targets under remediation than the fleet-wide cap;
@@ -230,7 +231,8 @@ class _Trials:
             },
             "recovery_ms": percentiles(recovery, (50, 99), scale=1000) if recovery else None,
             "duplicate_actions": summary["duplicate_keys"],
-            "actions_without_lease": self._without_lease() + int(summary["stale_epochs"]),
+            "actions_without_lease": self._without_lease(),
+            "refused_at_target": summary["stale_epochs"],
             "fenced_refusals": _count_lines(self.b.logs, "step refused"),
             "unowned_seconds_max": round(self.sampler.unowned_max, 2),
             "budget_cap": self.cap,
@@ -435,13 +437,16 @@ def run_scale(controllers: int, targets: int, seconds: float, *, admin_url: str)
                 b.start(node_id)
             _wait_owned(b, ids, targets, timeout=600)
             apis = {n: a for n, a in _apis(url).items() if n in ids and a}
-            before = {n: _lag_buckets(httpx.get(f"{a}/metrics", timeout=30).text) for n, a in apis.items()}
+            before = {n: _metrics(a) for n, a in apis.items()}
             time.sleep(seconds)  # the steady state: start-up and take-over are not counted
             owned = _owned(url)
-            lags = {}
+            lags: dict[str, float | str | None] = {}
             for node_id, api in apis.items():
-                after = _lag_buckets(httpx.get(f"{api}/metrics", timeout=30).text)
-                lags[node_id] = _p99([(le, c - dict(before[node_id]).get(le, 0.0)) for le, c in after])
+                after, first = _metrics(api), before[node_id]
+                if after is None or first is None:  # its loop did not get to answer
+                    lags[node_id] = "no answer from /metrics within 30 s"
+                    continue
+                lags[node_id] = _p99([(le, c - dict(first).get(le, 0.0)) for le, c in after])
         finally:
             b.stop_all()
     counts = [owned.get(n, 0) for n in ids]
@@ -474,6 +479,13 @@ def _wait_owned(b: _Bench, ids: list[str], targets: int, *, timeout: float) -> N
                 return
         time.sleep(0.5)
     raise RuntimeError(f"the controllers did not share the targets within {timeout:g}s")
+
+
+def _metrics(api: str) -> list[tuple[float, float]] | None:
+    try:
+        return _lag_buckets(httpx.get(f"{api}/metrics", timeout=30).text)
+    except httpx.HTTPError:
+        return None
 
 
 def _lag_buckets(text: str) -> list[tuple[float, float]]:
