@@ -25,6 +25,8 @@ EXTRAS: dict[str, str] = {
     "matplotlib": "forecast",
     "simpy": "bench",
     "torch": "ml",
+    "gymnasium": "ml",
+    "stable_baselines3": "ml",
     "numba": "fast",
     "optuna": "tune",
     "pymoo": "tune",

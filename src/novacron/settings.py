@@ -57,6 +57,7 @@ __all__ = [
     "TargetSpec",
     "TcpCheck",
     "TwinFaultAt",
+    "TwinLatency",
     "TwinSettings",
     "VmForward",
     "VmHostSpec",
@@ -513,6 +514,19 @@ class TwinFaultAt(_Frozen):
     kind: TwinFaultName
 
 
+class TwinLatency(_Frozen):
+    """A sim target's healthy answer times: median and 99th percentile (log-normal between them)."""
+
+    p50_s: float = Field(gt=0, le=60)
+    p99_s: float = Field(gt=0, le=60)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> TwinLatency:
+        if self.p99_s < self.p50_s:
+            raise ValueError(f"p99_s ({self.p99_s}) must not be below p50_s ({self.p50_s})")
+        return self
+
+
 class TwinSettings(_Frozen):
     """The digital twin that ``kind: sim`` targets run on, and how long its repairs take.
 
@@ -531,6 +545,16 @@ class TwinSettings(_Frozen):
     probe_latency_s: float | None = Field(
         None, gt=0, le=60, description="A healthy target's answer time (default: the twin's physics)."
     )
+    latency: dict[str, TwinLatency] = Field(
+        default_factory=dict, description="Per sim target: answer times drawn log-normally (over probe_latency_s)."
+    )
+    decide_s: float = Field(
+        0.0,
+        ge=0,
+        le=60,
+        description="The controller's own time from an open incident to its first action starting (measured on "
+        "the real fleet: simulated time stands still while the controller computes and writes its store).",
+    )
     host_repair_s: float = Field(60.0, gt=0, le=86_400, description="A broken host handed back for repair.")
     neighbours: int = Field(0, ge=0, le=100_000, description="Other tenants' VMs, one per host in turn.")
     leak_gb_per_s: float = Field(0.01, gt=0, le=100, description="How fast a leak fault eats memory.")
@@ -539,7 +563,7 @@ class TwinSettings(_Frozen):
     fault_mix: dict[TwinFaultName, float] = Field(default_factory=dict, description="Default: crash and hang.")
 
 
-LearnerName = Literal["ladder", "bandit"]
+LearnerName = Literal["ladder", "bandit", "dqn"]
 
 
 class LearningSpec(_Frozen):
@@ -779,6 +803,9 @@ def _check_twin(spec: FleetSpec) -> None:
         for i, fault in enumerate(spec.twin.faults):
             if fault.target not in sims:
                 raise ValueError(f"twin.faults[{i}].target: {fault.target!r} is not a sim target")
+        for name in spec.twin.latency:
+            if name not in sims:
+                raise ValueError(f"twin.latency.{name}: not a sim target")
 
 
 # -- cross-field checks of ports --------------------------------------------------------

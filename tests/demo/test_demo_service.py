@@ -107,11 +107,13 @@ def test_creep_latency_grows_over_its_duration(services: Services) -> None:
 def test_spin_burns_cpu_while_still_answering(services: Services) -> None:
     svc = services.start("alpha")
     before = metric(svc, "process_cpu_seconds_total")
-    chaos(svc, mode="spin", duration_s=1.0)
+    chaos(svc, mode="spin", duration_s=3.0)
     time.sleep(0.5)
     assert svc.get("/health").status_code == 200
     wait_until(lambda: svc.get("/chaos").json()["mode"] == "normal", what="spin to end")
-    assert metric(svc, "process_cpu_seconds_total") - before > 0.2
+    # An idle service uses a few hundredths of a second in 3 s; a spinning one far more, even
+    # when a busy machine gives it a small share of a core.
+    assert metric(svc, "process_cpu_seconds_total") - before > 0.1
 
 
 @pytest.mark.parametrize(
@@ -189,9 +191,10 @@ def test_bad_flags_exit_2() -> None:
 
 def test_leak_grows_resident_memory_until_the_limit_kills_it(services: Services) -> None:
     svc = services.start("leaky", "--leak-mb-per-s", "40", "--memory-limit-mb", "80")
-    # The leak starts with the process, so measure growth against what had leaked already.
-    leaked_at_start = metric(svc, "demo_leaked_bytes")
+    # The leak starts with the process, so measure growth against what had leaked already;
+    # RSS first, so whatever leaks between the two readings counts on the RSS side too.
     start = metric(svc, "process_resident_memory_bytes")
+    leaked_at_start = metric(svc, "demo_leaked_bytes")
     wait_until(
         lambda: svc.proc.poll() is not None or metric(svc, "demo_leaked_bytes") > leaked_at_start + 20e6,
         what="the leak to grow",

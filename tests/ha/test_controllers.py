@@ -48,7 +48,7 @@ def _spread(c: Cluster, live: set[str]) -> None:
         owned = sum(nodes[n].node.targets for n in live if n in nodes)
         return owners <= live and None not in owners and owned == N_TARGETS
 
-    wait_for(settled, f"every target owned by {sorted(live)}")
+    wait_for(settled, f"every target owned by {sorted(live)}", timeout=120)  # generous: a loaded machine
 
 
 def _first_action_on(remote: Remote, target: str, *, after: float) -> dict[str, object] | None:
@@ -68,7 +68,9 @@ def test_three_controllers_fail_over_fence_drain_and_refuse_a_twin(cluster: Clus
     remote.fault("r0")
     killed_at = time.time()
     cluster.signal(victim, signal.SIGKILL)
-    act = wait_for(lambda: _first_action_on(remote, "r0", after=killed_at), "an action on r0 by a new owner")
+    act = wait_for(
+        lambda: _first_action_on(remote, "r0", after=killed_at), "an action on r0 by a new owner", timeout=120
+    )
     assert act["fence"]["node"] != victim
 
     # SIGSTOP the owner of another failing target: taken over; woken, it does nothing
@@ -80,7 +82,7 @@ def test_three_controllers_fail_over_fence_drain_and_refuse_a_twin(cluster: Clus
     remote.fault(target)
     stopped_at = time.time()
     cluster.signal(paused, signal.SIGSTOP)
-    act = wait_for(lambda: _first_action_on(remote, target, after=stopped_at), f"an action on {target}")
+    act = wait_for(lambda: _first_action_on(remote, target, after=stopped_at), f"an action on {target}", timeout=120)
     assert act["fence"]["node"] not in (paused, victim)
     cluster.signal(paused, signal.SIGCONT)
     _spread(cluster, live)  # the woken node gets its fair share back, through new leases

@@ -10,6 +10,7 @@ import time
 from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
 
+import psycopg
 import pytest
 from sqlalchemy import delete, select
 
@@ -23,6 +24,7 @@ from novacron.store import Store, leases, nodes
 from novacron.store.guard import GuardedStore
 from novacron.store.ha_tables import ha_leases
 from novacron.store.leases import FenceToken
+from tests.postgres import PG_ADMIN
 
 SETTINGS = HaSettings(lease_s=2.0, renew_s=0.25, shards=8, node_stale_s=2.0)
 TARGETS = [f"r{i}" for i in range(40)]
@@ -305,3 +307,40 @@ async def test_a_step_claimed_but_never_applied_is_taken_over_and_an_applied_one
     assert not await b.adopt(done, now=clock.now()), "applied once: only judged, never applied again"
     assert not await a.may_apply(left, now=clock.now()), "its first claimer is fenced"
     assert not await a.adopt(left, now=clock.now())
+
+
+def test_shards_are_assigned_to_live_nodes_at_most_one_apart() -> None:
+    for count in range(1, 6):
+        pool = tuple(f"node-{i}" for i in range(count))
+        got = leases.assignment(64, pool)
+        assert set(got) == set(range(64))
+        loads = [sum(1 for n in got.values() if n == node) for node in pool]
+        assert max(loads) - min(loads) <= 1, loads
+        assert leases.assignment(64, tuple(reversed(pool))) == got  # every node computes the same
+    three = leases.assignment(64, ("a", "b", "c"))
+    two = leases.assignment(64, ("a", "b"))
+    assert set(two.values()) == {"a", "b"}
+    kept = sum(1 for s, n in three.items() if n != "c" and two[s] == n)
+    assert kept >= 0.75 * sum(1 for n in three.values() if n != "c"), "a node leaving moves mostly its own shards"
+    assert leases.assignment(64, ()) == {}
+
+
+async def test_a_step_goes_on_after_the_server_ended_the_controllers_sessions(
+    members: tuple[FakeClock, Make], store_url: str
+) -> None:
+    if not store_url.startswith("postgresql"):
+        pytest.skip("pg_terminate_backend: PostgreSQL")
+    clock, make = members
+    a = make("a")
+    await _round(a, a)
+    target = next(t for t in TARGETS if a.owns(t))
+    db = store_url.rsplit("/", 1)[1]
+    with psycopg.connect(PG_ADMIN, autocommit=True) as admin:
+        ended = admin.execute(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE datname = %s", (db,)
+        ).fetchone()
+    assert ended is not None
+    assert ended[0] >= 1
+    action = new_action(ActionKind.RESTART, TargetId(target), key="after-terminate")
+    assert await a.claim(action, ActionStatus.PLANNED, now=clock.now()) == "claimed"
+    assert await a.may_apply(action, now=clock.now())

@@ -113,10 +113,11 @@ def small_fs(tmp_path: Path) -> Iterator[Path]:
 
 def _fill(fs: Path) -> Path:
     filler = fs / "filler"
-    with filler.open("wb") as out, contextlib.suppress(OSError):
+    # Unbuffered, and the error suppressed around the close too: a buffered tail would
+    # raise "no space left" again when the file is closed.
+    with contextlib.suppress(OSError), filler.open("wb", buffering=0) as out:
         while True:
             out.write(b"\0" * 65536)
-            out.flush()
     return filler
 
 

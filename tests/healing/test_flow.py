@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from novacron.clock import MonotonicClock
+from novacron.errors import StoreError
 from novacron.healing.advice import Hindsight
 from novacron.healing.approvals import Approvals
 from novacron.healing.executor import ExecResult
@@ -167,3 +169,26 @@ async def test_a_ladder_left_mid_way_by_another_controller_is_taken_over(tmp_pat
     assert await rig.flow.wait_idle(5.0)
     assert rig.flow.incidents.open_for("db") is None  # db answers again: resolved, not left open
     assert rig.resolved == ["db"]
+
+
+async def test_an_incident_whose_healer_died_is_taken_up_again_by_the_next_fault(tmp_path: Path) -> None:
+    rig = _Rig(tmp_path)
+    real = rig.flow.healer.heal
+    calls: list[str] = []
+
+    async def dies_once(incident: Incident, *args: Any, **kwargs: Any) -> None:
+        calls.append(incident.id)
+        if len(calls) == 1:  # mid-ladder, the store fails under the healer
+            rig.flow.incidents.set_status(incident, IncidentStatus.MITIGATING)
+            raise StoreError("store read failed: server closed the connection", delay=0.5)
+        await real(incident, *args, **kwargs)
+
+    rig.flow.healer.heal = dies_once  # type: ignore[method-assign]
+    rig.flow.health.process_exited("api", 0, 1, expected=False)
+    await asyncio.sleep(0.1)
+    assert rig.flow.healing == 0
+    now = rig.clock.now()
+    rig.flow.on_fault(Fault(FaultId("f-2"), TargetId("api"), FaultKind.UNHEALTHY, now, now, {"detail": "HTTP 500"}))
+    assert await rig.flow.wait_idle(5.0)
+    assert len(calls) == 2
+    assert rig.resolved == ["api"]

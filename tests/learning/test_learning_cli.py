@@ -37,7 +37,7 @@ def _steps(db: Path) -> list[list[tuple[str, str]]]:
         for inc in reversed(store.incidents()):
             if inc.resolved_at is not None:
                 acts = reversed(store.actions(incident_id=inc.id))
-                out.append([(a.action.id, a.action.kind.value) for a in acts])
+                out.append([(str(a.action.id), a.action.kind.value) for a in acts])
         return out
     finally:
         store.close()

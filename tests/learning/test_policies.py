@@ -87,7 +87,7 @@ def test_a_snapshot_round_trips_and_a_foreign_one_is_refused_naming_the_field() 
     with pytest.raises(InputError, match=r"policy\.version"):
         policy_from_state({**bandit.state(), "version": 99})
     with pytest.raises(InputError, match=r"policy\.kind"):
-        policy_from_state({"version": 1, "kind": "dqn"})
+        policy_from_state({"version": 1, "kind": "sarsa"})
     corrupt = bandit.state()
     corrupt["arms"]["restart"]["A"] = [[1.0]]
     with pytest.raises(InputError, match="arms"):

@@ -57,6 +57,26 @@ async def test_http_probe_times_out_on_a_stopped_server(server: tuple[int, subpr
     assert await client.get(1.0) == 200, "a fresh connection after a timeout"
 
 
+async def test_a_second_get_beside_a_waiting_one_gets_its_own_answer(
+    server: tuple[int, subprocess.Popen[bytes]],
+) -> None:
+    """A confirmation sent while the suspected GET still waits: each is answered, none stolen."""
+    port, proc = server
+    client = HttpProbeClient(f"http://127.0.0.1:{port}/health")
+    assert await client.get(1.0) == 200
+    kept = client._conn
+    os.kill(proc.pid, signal.SIGSTOP)
+    first = asyncio.ensure_future(client.get(5.0))
+    await asyncio.sleep(0.05)
+    second = asyncio.ensure_future(client.get(5.0))
+    await asyncio.sleep(0.05)
+    os.kill(proc.pid, signal.SIGCONT)
+    assert list(await asyncio.gather(first, second)) == [200, 200]
+    assert client._conn is kept, "the kept-alive connection stays with the first GET"
+    assert await client.get(1.0) == 200
+    client.close()
+
+
 async def test_http_probe_reports_refused_connections() -> None:
     client = HttpProbeClient(f"http://127.0.0.1:{free_port_block(1)}/health")
     with pytest.raises(OSError, match=r"refused|Connect"):
@@ -72,7 +92,7 @@ async def test_prober_emits_observations_for_each_check_kind(server: tuple[int, 
     port, _ = server
     seen: list[Observation] = []
     prober = Prober(MonotonicClock(), seen.append)
-    checks = {
+    checks: dict[str, HttpCheck | TcpCheck | ExecCheck] = {
         "http": HttpCheck(url=f"http://127.0.0.1:{port}/health", interval_s=0.05, timeout_s=0.5),
         "tcp": TcpCheck(port=port, interval_s=0.05, timeout_s=0.5),
         "exec": ExecCheck(command=[sys.executable, "-c", "raise SystemExit(1)"], interval_s=0.05, timeout_s=2),

@@ -111,6 +111,10 @@ def test_an_ab_needs_a_frontend_and_says_so(tmp_path: Path) -> None:
     assert "tuning.ab" in res.stderr
     assert "no frontend" in res.stderr
     assert _interval(spec) == 0.1  # nothing promoted
+    skipped = cli_json("tune", "-c", str(spec), "--workers", "1", "--promote", "--no-ab")
+    assert "ab" not in skipped  # --no-ab wins over the spec's block: promoted through the gate alone
+    assert [p["status"] for p in skipped["promotion"]] == ["verified"]
+    assert _interval(spec) == pytest.approx(skipped["best"]["params"][INTERVAL])
 
 
 class _FakeApi:

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from novacron.errors import StoreError
 from novacron.runtime.tuneshare import WORKER_PREFIX, SharedStudy
 from novacron.store import Store
 from novacron.store.studies import StudyStore, TrialRow
@@ -108,3 +109,10 @@ def _dead_pid() -> int:
     proc = subprocess.Popen(["true"])
     proc.wait()
     return proc.pid
+
+
+def test_a_trial_of_a_study_that_is_gone_is_an_error_not_a_lost_race(studies: StudyStore) -> None:
+    row = TrialRow("nowhere", 0, "running", {}, detail=f"{WORKER_PREFIX}here:1", updated_at=0.0)
+    with pytest.raises(StoreError, match="nowhere"):
+        studies.claim_trial(row)
+    studies.store.close()

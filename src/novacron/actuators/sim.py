@@ -65,17 +65,25 @@ class SimActuator:
         *,
         listener: SimListener | None = None,
         stop_s: float = 0.0,
+        decide_s: float = 0.0,
     ) -> None:
-        """``stop_s``: how long stopping a running or hung VM takes before a restart or move."""
+        """``stop_s``: how long stopping a running or hung VM takes before a restart or move.
+
+        ``decide_s``: the controller's own time before an action lands (see
+        :attr:`~novacron.settings.TwinSettings.decide_s`), spent at the start of every apply.
+        """
         self.sim = sim
         self._clock = clock
         self.sensor = sensor
         self._listener = listener
         self.stop_s = stop_s
+        self.decide_s = decide_s
         self.applied: dict[str, int] = {}
 
     async def apply(self, action: Action) -> Outcome:
         """Carry out ``action`` on the twin; refusals and failures are reported, not raised."""
+        if self.decide_s > 0:
+            await self._clock.sleep(self.decide_s)
         started = self._clock.now()
         if action.kind is ActionKind.WAIT and action.target in self.sensor.targets:
             return Outcome(action.id, True, started, started, "waited: nothing touched")

@@ -19,7 +19,8 @@ background thread faults other targets every ``fault_every_s``. It measures:
 - ``duplicate_actions``: idempotency keys the target server saw applied twice;
 - ``actions_without_lease``: actions the target server accepted under an epoch older than
   one the store had already granted on that shard at least 100 ms earlier (the lease rows
-  are sampled every 100 ms), plus actions it refused as older than one it had seen;
+  are sampled every 100 ms); ``refused_at_target`` those it refused itself (an epoch older
+  than one it had seen, or arriving after the lease the fence vouched for);
 - ``fenced_refusals``: steps the controllers refused themselves (``step refused`` lines);
 - ``unowned_seconds_max``: the longest a shard had no valid lease (sampled every 100 ms);
 - ``budget_violations``: samples with more targets under remediation than the fleet-wide cap;
@@ -132,6 +133,26 @@ def run_ha(
     why_not = _hosts.unavailable() if netns else "not asked for (--no-netns)"
     modes = tuple(m for m in modes if m != "link_cut" or why_not is None)
     out: dict[str, Any] = {}
+    if trials:
+        out = _run_trials(controllers, trials, targets, admin_url, max_seconds, modes, why_not, rng, progress=progress)
+    if scale_targets:
+        out["scale"] = run_scale(controllers, scale_targets, scale_s, admin_url=admin_url)
+    return out
+
+
+def _run_trials(
+    controllers: int,
+    trials: int,
+    targets: int,
+    admin_url: str,
+    max_seconds: float | None,
+    modes: tuple[str, ...],
+    why_not: str | None,
+    rng: random.Random,
+    *,
+    progress: bool,
+) -> dict[str, Any]:
+    out: dict[str, Any] = {}
     with contextlib.ExitStack() as stack:
         hosts = stack.enter_context(_hosts.hosts(controllers)) if why_not is None else None
         address = "127.0.0.1" if hosts is None else hosts.address
@@ -149,8 +170,6 @@ def run_ha(
             bench.stop_all()
         out["link_cut"] = "network namespaces with veth links" if why_not is None else f"left out: {why_not}"
         out["store"] = "a private PostgreSQL server reached over the links" if hosts else "PostgreSQL at --pg"
-    if scale_targets:
-        out["scale"] = run_scale(controllers, scale_targets, scale_s, admin_url=admin_url)
     return out
 
 
@@ -212,7 +231,8 @@ class _Trials:
             },
             "recovery_ms": percentiles(recovery, (50, 99), scale=1000) if recovery else None,
             "duplicate_actions": summary["duplicate_keys"],
-            "actions_without_lease": self._without_lease() + int(summary["stale_epochs"]),
+            "actions_without_lease": self._without_lease(),
+            "refused_at_target": summary["stale_epochs"],
             "fenced_refusals": _count_lines(self.b.logs, "step refused"),
             "unowned_seconds_max": round(self.sampler.unowned_max, 2),
             "budget_cap": self.cap,
@@ -265,7 +285,7 @@ class _Trials:
 
     def _pick(self) -> tuple[str, str]:
         """A target that is healthy, not just faulted, and owned by a node; and that node."""
-        from novacron.store.leases import rendezvous_owner
+        from novacron.store.leases import assignment
 
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
@@ -277,7 +297,7 @@ class _Trials:
             for target in choices:
                 owner = owners.get(_shard(target))
                 # not a shard about to move to a node that rejoined (a handover is no failover)
-                if owner is not None and owner == rendezvous_owner(_shard(target), live):
+                if owner is not None and owner == assignment(_SHARDS, tuple(sorted(live))).get(_shard(target)):
                     return target, owner
             time.sleep(0.2)
         raise RuntimeError("no healthy owned target to fault within 30s")
@@ -288,7 +308,7 @@ class _Trials:
         Between trials a restarted or woken node may still be joining: it takes its share
         back while the next trial runs, which disrupts only nodes that hold shards.
         """
-        from novacron.store.leases import rendezvous_owner
+        from novacron.store.leases import assignment
 
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -300,7 +320,7 @@ class _Trials:
                 now = time.time()
                 rows = _query(self.b.url, "SELECT shard, holder, expires_at FROM ha_leases WHERE shard >= 0")
                 if len(rows) == _SHARDS and all(
-                    h in self.ids and (not balanced or h == rendezvous_owner(s, self.ids)) and e > now + 0.5
+                    h in self.ids and (not balanced or h == assignment(_SHARDS, tuple(self.ids))[s]) and e > now + 0.5
                     for s, h, e in rows
                 ):
                     return
@@ -415,13 +435,18 @@ def run_scale(controllers: int, targets: int, seconds: float, *, admin_url: str)
         try:
             for node_id in ids:
                 b.start(node_id)
-            _wait_owned(b, ids, targets, timeout=300)
-            time.sleep(seconds)
+            _wait_owned(b, ids, targets, timeout=600)
+            apis = {n: a for n, a in _apis(url).items() if n in ids and a}
+            before = {n: _metrics(a) for n, a in apis.items()}
+            time.sleep(seconds)  # the steady state: start-up and take-over are not counted
             owned = _owned(url)
-            lags = {}
-            for node_id, api in _apis(url).items():
-                if node_id in ids and api:
-                    lags[node_id] = _lag_p99(httpx.get(f"{api}/metrics", timeout=10).text)
+            lags: dict[str, float | str | None] = {}
+            for node_id, api in apis.items():
+                after, first = _metrics(api), before[node_id]
+                if after is None or first is None:  # its loop did not get to answer
+                    lags[node_id] = "no answer from /metrics within 30 s"
+                    continue
+                lags[node_id] = _p99([(le, c - dict(first).get(le, 0.0)) for le, c in after])
         finally:
             b.stop_all()
     counts = [owned.get(n, 0) for n in ids]
@@ -429,7 +454,7 @@ def run_scale(controllers: int, targets: int, seconds: float, *, admin_url: str)
     return {
         "targets": targets,
         "probe_interval_s": 1.0,
-        "seconds": seconds,
+        "seconds_measured": seconds,
         "targets_per_controller": dict(zip(ids, counts, strict=True)),
         "imbalance": round(max(abs(c - mean) for c in counts) / mean, 3) if mean else None,
         "loop_lag_p99_ms": lags,
@@ -443,20 +468,38 @@ def _wait_owned(b: _Bench, ids: list[str], targets: int, *, timeout: float) -> N
         if dead:
             raise RuntimeError(f"controller {dead[0]} exited: {b.nodes[dead[0]].log.read_text()[-800:]}")
         with contextlib.suppress(Exception):
+            from novacron.store.leases import assignment
+
             owned = _owned(b.url)
-            if sum(owned.get(n, 0) for n in ids) == targets and all(owned.get(n, 0) for n in ids):
+            want = assignment(_SHARDS, tuple(ids))
+            held = {
+                s: h for s, h, _e in _query(b.url, "SELECT shard, holder, expires_at FROM ha_leases WHERE shard >= 0")
+            }
+            if sum(owned.get(n, 0) for n in ids) == targets and held == want:
                 return
         time.sleep(0.5)
     raise RuntimeError(f"the controllers did not share the targets within {timeout:g}s")
 
 
-def _lag_p99(text: str) -> float | None:
-    """The p99 of ``novacron_loop_lag_seconds`` as the smallest bucket bound holding 99 % (ms)."""
+def _metrics(api: str) -> list[tuple[float, float]] | None:
+    try:
+        return _lag_buckets(httpx.get(f"{api}/metrics", timeout=30).text)
+    except httpx.HTTPError:
+        return None
+
+
+def _lag_buckets(text: str) -> list[tuple[float, float]]:
+    """The cumulative buckets of ``novacron_loop_lag_seconds``: (upper bound, count)."""
     buckets: list[tuple[float, float]] = []
     for line in text.splitlines():
         if line.startswith("novacron_loop_lag_seconds_bucket"):
             le = line.split('le="', 1)[1].split('"', 1)[0]
             buckets.append((float("inf") if le == "+Inf" else float(le), float(line.rsplit(" ", 1)[1])))
+    return buckets
+
+
+def _p99(buckets: list[tuple[float, float]]) -> float | None:
+    """The smallest bucket bound holding 99 % of the samples (ms)."""
     if not buckets or buckets[-1][1] == 0:
         return None
     total = buckets[-1][1]
@@ -464,6 +507,11 @@ def _lag_p99(text: str) -> float | None:
         if count >= 0.99 * total:
             return bound * 1000
     return None
+
+
+def _lag_p99(text: str) -> float | None:
+    """The p99 of ``novacron_loop_lag_seconds`` as the smallest bucket bound holding 99 % (ms)."""
+    return _p99(_lag_buckets(text))
 
 
 # -- the store, read directly (the bench measures the controllers, it does not ask them) --

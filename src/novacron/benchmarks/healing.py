@@ -6,7 +6,9 @@ time, round-robin over the targets, each into a healthy target with no open inci
 The benchmark's policy relaxes the flap and rate rails (they would rightly quarantine a
 service killed every few seconds) because it measures detection and repair, not them.
 
-``timeouts="fixed"`` turns the probes' adaptive timeouts off (every check waits its full
+The demo fleet runs without its slow-burn faults (memory leak, filling disk): under load a
+run lasts longer, and a disk that filled meanwhile would turn genuine repairs into
+"false" actions. ``timeouts="fixed"`` turns the probes' adaptive timeouts off (every check waits its full
 ``timeout_s``, the earlier rule) so both rules can be measured on the same machine;
 ``load=N`` keeps N busy-loop processes running for the whole run (both cores busy), where
 a false action on a slow-but-healthy service is most likely.
@@ -85,7 +87,10 @@ def _prepare(
     spec: FleetSpec | None, target: str | None, workdir: Path, timeouts: str, *, deep: bool = False
 ) -> tuple[FleetSpec, list[str]]:
     if spec is None:
-        spec = demo_spec(free_port_block(10), workdir, deep_checks=deep)
+        # The demo's slow-burn faults (cache's leak, reports' filling disk) are off: the
+        # bench injects its own faults and counts every other action as false, so a disk
+        # that filled because a loaded run took longer would be scored as a false action.
+        spec = demo_spec(free_port_block(10), workdir, deep_checks=deep, leak_mb_per_s=0.0, fill_mb_per_s=0.0)
         names = [t.name for t in spec.targets]
     else:
         names = [t.name for t in spec.targets]

@@ -27,10 +27,12 @@ from typing import Any
 import numpy as np
 
 from novacron.benchmarks._stats import percentiles
+from novacron.errors import MissingExtraError
 from novacron.learning import FaultContext, Record, doubly_robust, ips, policy_from_state
 from novacron.model import ActionKind
+from novacron.runtime.faultrun import FaultPlan
 from novacron.runtime.training import LEARNING_KINDS, TwinRun, fault_plans, run_on_twin
-from novacron.settings import FleetSpec, LearningSpec, parse_spec
+from novacron.settings import FleetSpec, LearnerName, LearningSpec, parse_spec
 
 __all__ = ["learning_fleet", "run_learning_bench"]
 
@@ -71,10 +73,10 @@ def learning_fleet() -> FleetSpec:
     )
 
 
-def _with(spec: FleetSpec, *, enabled: bool, explore: bool) -> FleetSpec:
+def _with(spec: FleetSpec, *, enabled: bool, explore: bool, learner: LearnerName = "bandit") -> FleetSpec:
     learning = LearningSpec(
         enabled=enabled,
-        learner="bandit",
+        learner=learner,
         explore=explore,
         seed=11,
         actions=[ActionKind.RESTART, ActionKind.REPLACE, ActionKind.WAIT, ActionKind.CONFIG_ROLLBACK],
@@ -122,8 +124,14 @@ def _learning_speed(rewards: Sequence[float]) -> dict[str, Any]:
     start, final = float(smooth[0]), float(np.mean(smooth[-_WINDOW:]))
     if final <= start:
         return {"faults_to_90pct": None, "window": _WINDOW, "start": round(start, 2), "final": round(final, 2)}
-    reached = int(np.argmax(smooth >= start + 0.9 * (final - start)))
-    return {"faults_to_90pct": reached + _WINDOW, "window": _WINDOW, "start": round(start, 2), "final": round(final, 2)}
+    reached = int(np.argmax(smooth >= start + 0.9 * (final - start))) + _WINDOW
+    return {
+        "faults_to_90pct": reached,
+        "within_500": reached <= 500,
+        "window": _WINDOW,
+        "start": round(start, 2),
+        "final": round(final, 2),
+    }
 
 
 def _first_steps(run: TwinRun) -> list[Record]:
@@ -165,17 +173,36 @@ def _safety(runs: Sequence[TwinRun]) -> dict[str, int]:
     }
 
 
-def run_learning_bench(*, faults: int = 2000, eval_faults: int = 600) -> dict[str, Any]:
-    """Learn on one seed, evaluate the ladder and the learned policy on another; JSON-ready."""
+def _dqn(spec: FleetSpec, learn_plans: Sequence[FaultPlan], eval_plans: Sequence[FaultPlan]) -> dict[str, Any]:
+    """Train the DQN on the learning faults, evaluate it greedy on the evaluation faults."""
+    try:
+        from novacron.runtime.dqntrain import train_dqn_on_twin
+
+        state, run, counts = train_dqn_on_twin(_with(spec, enabled=True, explore=True), learn_plans, seed=1)
+    except MissingExtraError as exc:
+        return {"skipped": str(exc)}
+    greedy = run_on_twin(_with(spec, enabled=True, explore=False, learner="dqn"), eval_plans, policy_state=state)
+    return {
+        **_summary(greedy),
+        "training": {**counts, "faults": run.times.injected, **_learning_speed(_fault_rewards(run))},
+        "safety": _safety([greedy]),
+    }
+
+
+def run_learning_bench(*, faults: int = 2000, eval_faults: int = 600, dqn: bool = True) -> dict[str, Any]:
+    """Learn on one seed, evaluate the ladder and the learned policies on another; JSON-ready."""
     started, load_before = time.monotonic(), os.getloadavg()[0]
     spec = learning_fleet()
-    learn = run_on_twin(_with(spec, enabled=True, explore=True), fault_plans(spec, faults, seed=1))
+    learn_plans = fault_plans(spec, faults, seed=1)
+    learn = run_on_twin(_with(spec, enabled=True, explore=True), learn_plans)
     assert learn.policy_state is not None
     eval_plans = fault_plans(spec, eval_faults, seed=2)
     ladder = run_on_twin(_with(spec, enabled=False, explore=False), eval_plans)
     greedy = run_on_twin(_with(spec, enabled=True, explore=False), eval_plans, policy_state=learn.policy_state)
     logged = run_on_twin(_with(spec, enabled=True, explore=True), eval_plans, policy_state=learn.policy_state)
     out_ladder, out_bandit = _summary(ladder), _summary(greedy)
+    out_dqn: dict[str, Any] = _dqn(spec, learn_plans, eval_plans) if dqn else {"skipped": "--no-dqn"}
+    dp50: float | None = out_dqn["mttr_s"]["p50"] if "mttr_s" in out_dqn else None
     lp50, bp50 = out_ladder["mttr_s"]["p50"], out_bandit["mttr_s"]["p50"]
     regressions = [
         kind
@@ -186,8 +213,9 @@ def run_learning_bench(*, faults: int = 2000, eval_faults: int = 600) -> dict[st
     return {
         "ladder": out_ladder,
         "bandit": out_bandit,
-        "dqn": None,  # needs the ml extra's stable-baselines3; not built
+        "dqn": out_dqn,
         "mttr_reduction_vs_ladder": round(1.0 - bp50 / lp50, 3) if lp50 else None,
+        "dqn_mttr_reduction_vs_ladder": round(1.0 - dp50 / lp50, 3) if lp50 and dp50 else None,
         "success_delta_vs_ladder": round(out_bandit["success"] - out_ladder["success"], 4),
         "regressions": regressions,
         "learning": {"faults": learn.times.injected, **_learning_speed(_fault_rewards(learn))},

@@ -44,6 +44,9 @@ TARGET_RELATIVE_ERROR = 0.2
 _LEAVES = ("gateway", "worker")  # nothing depends on them: a crash there measures one repair
 _DEPENDENTS = ("auth", "catalog", "worker")  # each depends on db alone
 _UPSTREAM = "db"
+# Faults strike at a random point of the probes' 100 ms cycle, on both sides: the twin's
+# probes keep a fixed phase, so without it every twin fault would meet the same offset.
+_JITTER_S = 0.1
 
 
 def fault_plan(per_kind: int, kinds: tuple[str, ...] = ("crash", "hang", "dependency")) -> list[FaultPlan]:
@@ -84,23 +87,27 @@ def _bench_spec(workdir: Path) -> FleetSpec:
     return spec.model_copy(update={"policy": policy, "targets": [_through_upstreams(t) for t in spec.targets]})
 
 
-async def _real(spec: FleetSpec, workdir: Path, plans: list[FaultPlan]) -> tuple[FaultTimes, float]:
+Latencies = dict[str, tuple[float, float]]  # target → healthy answer time (p50, p99), seconds
+
+
+async def _real(spec: FleetSpec, workdir: Path, plans: list[FaultPlan]) -> tuple[FaultTimes, Latencies]:
     controller = Controller(spec, workdir=workdir, store_url=f"sqlite:///{workdir / 'bench.db'}", seed=7)
     await controller.start()
     try:
-        times = await run_plan(controller, process_injector(controller), plans)
-        return times, statistics.median(controller.prober.timeouts().values())
+        times = await run_plan(controller, process_injector(controller), plans, jitter_s=_JITTER_S)
+        answers = controller.prober.answer_times(0.5, 0.99)
+        return times, {target: (q[0], q[1]) for (target, _replica, _source), q in answers.items()}
     finally:
         await controller.stop()
 
 
-def real_run(plans: list[FaultPlan], *, keep_store: bool = False) -> tuple[FaultTimes, float, Path]:
-    """The plan on the real demo fleet: its times, the median learned probe timeout, its workdir."""
+def real_run(plans: list[FaultPlan], *, keep_store: bool = False) -> tuple[FaultTimes, Latencies, Path]:
+    """The plan on the real demo fleet: its times, its probes' answer times per target, its workdir."""
     workdir = Path(tempfile.mkdtemp(prefix="novacron-fidelity-"))
-    times, timeout = asyncio.run(_real(_bench_spec(workdir), workdir, plans))
+    times, latencies = asyncio.run(_real(_bench_spec(workdir), workdir, plans))
     if not keep_store:
         shutil.rmtree(workdir, ignore_errors=True)
-    return times, timeout, workdir
+    return times, latencies, workdir
 
 
 def twin_run(spec: FleetSpec, plans: list[FaultPlan]) -> FaultTimes:
@@ -114,7 +121,7 @@ def twin_run(spec: FleetSpec, plans: list[FaultPlan]) -> FaultTimes:
         controller = Controller(spec, clock=clock, twin=sim, seed=7, workdir=workdir)
         await controller.start()
         try:
-            return await run_plan(controller, twin_injector(controller), plans)
+            return await run_plan(controller, twin_injector(controller), plans, jitter_s=_JITTER_S)
         finally:
             await controller.stop()
 
@@ -128,19 +135,27 @@ def _calibrate(per_kind: int, compared: Callable[[], FaultTimes]) -> tuple[TwinT
     """Calibration runs before and after the compared run; timings from their stores, pooled.
 
     Bracketing the compared run in time makes a drift of the machine's load between the
-    runs bias the timings less; nothing of the compared run enters them. The probe answer
-    time comes from the calibration runs' probers: the adaptive timeout is ``3 × p99`` of
-    the answers seen (``detectors/latency.py``), so a third of the learned timeout is the
-    answer time that makes the twin's prober learn the same timeout.
+    runs bias the timings less; nothing of the compared run enters them. Each target's
+    healthy answer times (median and 99th percentile) come from the calibration runs'
+    probers, averaged over the two: the twin draws its answers from them, so its prober
+    learns the timeouts the real one learned.
     """
     plan = fault_plan(max(1, per_kind // 2), ("crash", "hang"))
-    _t1, timeout_before, before = real_run(plan, keep_store=True)
+    _t1, lat_before, before = real_run(plan, keep_store=True)
     measured = compared()
-    _t2, timeout_after, after = real_run(plan, keep_store=True)
+    _t2, lat_after, after = real_run(plan, keep_store=True)
+    latencies = {
+        target: tuple(
+            round(statistics.fmean(q), 5)
+            for q in zip(*(r[target] for r in (lat_before, lat_after) if target in r), strict=True)
+        )
+        for target in lat_before.keys() | lat_after.keys()
+    }
+    pooled: Latencies = {t: (q[0], q[1]) for t, q in latencies.items()}
     stores = [Store.open(f"sqlite:///{d / 'bench.db'}") for d in (before, after)]
     try:
-        latency = round((timeout_before + timeout_after) / 6.0, 5)
-        timings = measure_timings(*stores, probe_latency_s=latency)
+        median_answer = statistics.median(p50 for p50, _ in pooled.values()) if pooled else None
+        timings = measure_timings(*stores, probe_latency_s=median_answer, latencies=pooled)
     finally:
         for store in stores:
             store.close()
@@ -194,6 +209,8 @@ def run_fidelity_bench(*, faults: int = 24, calibration_faults: int = 16, twin_f
             "stop_s": timings.stop_s,
             "replace_s": timings.replace_s,
             "probe_latency_s": timings.probe_latency_s,
+            "decide_s": timings.decide_s,
+            "answer_ms": {t: [round(v * 1000, 1) for v in q] for t, q in sorted(timings.latencies.items())},
             "samples": timings.samples,
         },
         "twin": {"injected": predicted.injected, "healed": predicted.healed},

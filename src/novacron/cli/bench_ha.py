@@ -16,7 +16,9 @@ __all__: list[str] = []
 @bench_app.command("ha")
 def bench_ha(
     controllers: Annotated[int, typer.Option("--controllers", min=2, max=16, help="`novacron run` processes.")] = 3,
-    trials: Annotated[int, typer.Option("--trials", min=1, max=100_000, help="Fault-and-disrupt trials.")] = 30,
+    trials: Annotated[
+        int, typer.Option("--trials", min=0, max=100_000, help="Fault-and-disrupt trials (0: only the scale run).")
+    ] = 30,
     targets: Annotated[int, typer.Option("--targets", min=1, max=1000, help="Remote targets in the trials.")] = 24,
     scale_targets: Annotated[
         int, typer.Option("--scale-targets", min=0, max=10_000, help="Then share this many at 1 s probes (0: skip).")

@@ -54,6 +54,7 @@ def build(
         "restart_s": timings.restart_s,
         "stop_s": timings.stop_s,
         "replace_s": timings.replace_s,
+        "decide_s": timings.decide_s,
         "samples": timings.samples,
     }
     if as_json:
@@ -123,6 +124,7 @@ def feedback(
 def bench_learning(
     faults: Annotated[int, typer.Option("--faults", help="Faults the bandit learns from.")] = 2000,
     eval_faults: Annotated[int, typer.Option("--eval-faults", help="Faults in each evaluation run.")] = 600,
+    dqn: Annotated[bool, typer.Option("--dqn/--no-dqn", help="Also train and evaluate the DQN (ml extra).")] = True,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON (always JSON).")] = True,
 ) -> None:
     """The learned policy against the ladder on the twin: MTTR, success, regret, off-policy estimates."""
@@ -134,4 +136,5 @@ def bench_learning(
     configure_logging(level=logging.ERROR)  # the twin's controllers are chatty; the JSON is the output
     if faults < 10 or eval_faults < 10:
         raise InputError("must be >= 10", where="--faults/--eval-faults")
-    print(json.dumps(run_learning_bench(faults=faults, eval_faults=eval_faults), indent=None if as_json else 2))
+    result = run_learning_bench(faults=faults, eval_faults=eval_faults, dqn=dqn)
+    print(json.dumps(result, indent=None if as_json else 2))

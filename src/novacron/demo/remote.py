@@ -4,7 +4,9 @@
 ``POST /act`` is every target's ``action_url``: it records the action (key, kind,
 target, the fencing token it carries) and a ``restart`` or ``replace`` heals the target.
 It is also the resource that fences: an action whose epoch is older than one already
-seen on its shard is refused with 409 and counted as stale. ``POST /fault/NAME`` faults
+seen on its shard, or that arrives after the ``valid_until`` its fence carries (the
+sender was paused between its lease check and the request), is refused with 409 and
+counted as stale. ``POST /fault/NAME`` faults
 a target, ``GET /actions`` lists what was applied (``GET /actions/NAME``: to one target), ``GET /faulted`` the
 targets faulted now.
 
@@ -43,7 +45,9 @@ class RemoteFleet:
         fence = body.get("fence") or {}
         shard, epoch = fence.get("shard"), fence.get("epoch")
         if isinstance(shard, int) and isinstance(epoch, int):
-            if epoch < self.max_epoch.get(shard, 0):
+            deadline = fence.get("valid_until")
+            late = isinstance(deadline, int | float) and time.time() > deadline
+            if epoch < self.max_epoch.get(shard, 0) or late:
                 self.stale += 1
                 return 409
             self.max_epoch[shard] = epoch

@@ -518,22 +518,12 @@ def _rank_p(f: FloatArray, ints: IntArray, x: float) -> float:
     if ints[I_RANK_SIZE] == 0 or ints[I_N] < ints[I_RANK_MIN]:
         return 1.0
     size = ints[I_RANK_LEN]
-    b, at, before = _rb_find(f, ints, x, False)
-    below = before + at  # values < x
-    ge = size - below
-    le = below
-    # Values equal to x follow in this block and possibly the next ones.
-    blocks, order, sizes = ints[I_RANK_BLOCKS], ints[I_RB_ORDER], ints[I_RB_SIZES]
-    while b < ints[I_RB_COUNT]:
-        lo = blocks + ints[order + b] * _RB
-        end = lo + ints[sizes + b]
-        j = lo + at
-        while j < end and f[j] == x:
-            j += 1
-        le += j - lo - at
-        if j < end:
-            break
-        b, at = b + 1, 0
+    _, at, before = _rb_find(f, ints, x, False)
+    ge = size - (before + at)  # values >= x
+    # Values <= x: a second search rather than a walk over ties (a flat metric repeats
+    # one value thousands of times).
+    _, at, before = _rb_find(f, ints, x, True)
+    le = before + at
     return float(min(1.0, 2.0 * (min(ge, le) + 1) / (size + 1)))
 
 

@@ -8,12 +8,14 @@ sets the timeout to ``factor ×`` their ``quantile`` (the 99th percentile by def
 never below ``floor_s`` and never above the spec's ``timeout_s`` (the ceiling). Until
 ``min_samples`` answers are known, the ceiling applies.
 
-Such a short timeout is a *suspicion*, not a verdict: the prober confirms it at once with
-a second, expedited probe, and the health tracker never turns a suspicion alone into a
-fault. The confirming probe waits ``confirm_factor ×`` the longer of the adaptive timeout
-and the slowest healthy answer in the window (still within the ceiling): one stall of
-the target (or of a busy machine) must not fail both probes, so the confirmation has to
-outlast the worst pause the target has been seen to recover from. Slow
+Such a short timeout is a *suspicion*, not a verdict: the prober sends a second probe
+beside the first (which stays open), and the health tracker never turns a suspicion alone
+into a fault. The target is failed once it has been silent for :meth:`silence_span`,
+counted from the suspected probe: ``confirm_factor ×`` the longer of the adaptive timeout
+and the slowest healthy answer in the window (one stall of the target, or of a busy
+machine, as long as the worst pause it has been seen to recover from, or answers that got
+that much slower, are still heard), and never more than ``failures ×`` the spec's timeout
+(the fixed rule it replaces). Slow
 answers that do arrive are learned, so a target whose latency shifts upwards (load,
 a colder cache) earns longer timeouts within a few dozen probes.
 """
@@ -98,10 +100,26 @@ class AdaptiveTimeout:
         """The timeout for the probe that confirms a suspicion."""
         return min(self.ceiling_s, self.confirm_factor * max(self._timeout, self._slowest))
 
+    def silence_span(self, failures: int = 2) -> float:
+        """How long a target must stay silent, from the suspected probe on, to be failed.
+
+        ``confirm_factor ×`` the longer of the adaptive timeout and the slowest healthy
+        answer (a stall or a latency shift that long is still waited out), and never more
+        than the rule it replaces, ``failures ×`` the spec's timeout.
+        """
+        longest = max(1, failures) * self.ceiling_s
+        return min(longest, self.confirm_factor * max(self._timeout, self._slowest))
+
     @property
     def adaptive(self) -> bool:
         """Whether the timeout is (now) below the ceiling, so a timeout is only a suspicion."""
         return self._timeout < self.ceiling_s
+
+    def latency_quantile(self, q: float) -> float | None:
+        """The ``q`` quantile of the remembered response times (None before the first answer)."""
+        if not self._latencies:
+            return None
+        return _quantile(sorted(self._latencies), q)
 
     @property
     def samples(self) -> int:

@@ -1,7 +1,9 @@
 """Multi-step point forecasters and rolling-origin error bands.
 
-Candidates: seasonal naive (repeat the last season), a seasonal profile (the median daily
-shape of the last week on top of the latest level), the same with a robust linear trend,
+Candidates: seasonal naive (repeat the last season), the seasonal mean (each phase's mean
+over the last week: seasonal naive with a week's noise averaged out), a seasonal profile
+(the median daily shape of the last week on top of the latest level), the same with a
+robust linear trend,
 and damped-trend Holt-Winters (statsmodels ETS). :func:`rolling_errors` replays each one
 from several past origins; the errors pick the winner and, lead by lead, give its
 prediction band, so the band reflects how wrong forecasts really were on this series.
@@ -51,6 +53,15 @@ def mae(a: FloatArray, b: FloatArray) -> float:
 def seasonal_naive_mean(y: FloatArray, season: int, h: int) -> FloatArray:
     """Repeat the last season (the last value without a season)."""
     return np.resize(y[-max(1, season) :], h).astype(np.float64)
+
+
+def seasonal_mean(y: FloatArray, season: int, h: int) -> FloatArray:
+    """Each phase's mean over the last week of seasons (fewer if the history is shorter)."""
+    m = max(1, season)
+    k = min(_PROFILE_DAYS, y.size // m)
+    if k < 1:  # not one whole season yet: nothing to average
+        return seasonal_naive_mean(y, season, h)
+    return np.resize(y[y.size - k * m :].reshape(k, m).mean(axis=0), h).astype(np.float64)
 
 
 def _profile(y: FloatArray, m: int) -> tuple[FloatArray, FloatArray]:
@@ -113,6 +124,7 @@ def _ets(y: FloatArray, season: int, h: int) -> FloatArray:
 
 MODELS: tuple[Forecaster, ...] = (
     Forecaster("seasonal_naive", seasonal_naive_mean),
+    Forecaster("seasonal_mean", seasonal_mean),
     Forecaster("seasonal_profile", _seasonal_profile(trend=False)),
     Forecaster("seasonal_profile_trend", _seasonal_profile(trend=True)),
     Forecaster("holt_winters_damped", _ets),

@@ -143,6 +143,7 @@ class HealingFlow:
         self._plans: dict[str, RemedyPlan] = {}
         self._replica_faults: dict[str, set[int]] = {}
         self._healing: dict[str, asyncio.Task[None]] = {}
+        self._crashed: set[str] = set()  # targets whose healer died with an error
         self._tasks: list[asyncio.Task[None]] = []
         self._crashes: dict[str, CrashReport] = {}
         self._recently_resolved: dict[str, Incident] = {}
@@ -244,7 +245,10 @@ class HealingFlow:
         if not new:
             self._crash_event(incident, crash)
             idle = fault.target not in self._healing and not self.gate.is_quarantined(fault.target)
-            if idle and incident.status is IncidentStatus.OPEN:
+            # MITIGATING with no healer: the ladder's healer died (a store error mid-step); go on.
+            crashed = incident.status is IncidentStatus.MITIGATING and fault.target in self._crashed
+            if idle and (incident.status is IncidentStatus.OPEN or crashed):
+                self._crashed.discard(fault.target)
                 self._spawn_healer(incident)
             return incident, False
         if self._on_new_incident is not None:
@@ -367,6 +371,7 @@ class HealingFlow:
         if self._healing.get(target) is task:
             del self._healing[target]
         if not task.cancelled() and task.exception() is not None:
+            self._crashed.add(target)  # its incident is picked up again by the target's next fault
             self._log.error("healer failed", target=target, error=repr(task.exception()))
 
     def _on_recovered(self, target: TargetId) -> None:

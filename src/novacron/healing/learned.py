@@ -94,6 +94,9 @@ class LearnedSteps:
     def _fresh(self) -> RemediationPolicy:
         if self.spec.learner == "ladder":
             return LadderPolicy(self._ladder())
+        if self.spec.learner == "dqn":  # a DQN is trained on the twin first (novacron learn)
+            self._log.warning("policy fallback", reason="no trained dqn policy in the store; using the ladder")
+            return LadderPolicy(self._ladder())
         return ThompsonPolicy([str(a) for a in self.spec.actions], ladder=self._ladder(), seed=self.spec.seed)
 
     def _load(self, store: Store) -> RemediationPolicy:

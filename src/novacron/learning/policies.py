@@ -243,6 +243,10 @@ def policy_from_state(state: Any, *, seed: int | None = None) -> RemediationPoli
             return LadderPolicy(list(state["ladder"]))
         if kind == "bandit":
             return ThompsonPolicy.from_state(state, seed=seed)
+        if kind == "dqn":
+            from novacron.learning.dqn import DqnPolicy  # noqa: PLC0415 - it imports this module
+
+            return DqnPolicy.from_state(state, seed=seed)
     except (KeyError, TypeError, ValueError) as exc:
         raise InputError(f"malformed {kind} policy: {exc}", where="policy") from exc
-    raise InputError(f"unknown learner {kind!r} (ladder, bandit)", where="policy.kind")
+    raise InputError(f"unknown learner {kind!r} (ladder, bandit, dqn)", where="policy.kind")

@@ -356,6 +356,7 @@ class Controller:
                 interval=check.interval_s,
                 timeout=check.timeout_s,
                 adaptive=check.adaptive_timeout,
+                failures=check.failures,
             )
         self.health.configure(tspec.name, replica, thresholds, tspec.start_timeout_s)
         if tspec.kind == "sim":
@@ -505,7 +506,12 @@ class Controller:
 
     def _fence_doc(self, action: Any) -> dict[str, Any] | None:
         token = self.ha.token_of(action)
-        return None if token is None else {"node": token.node_id, "shard": token.shard, "epoch": token.epoch}
+        if token is None:
+            return None
+        doc: dict[str, Any] = {"node": token.node_id, "shard": token.shard, "epoch": token.epoch}
+        if (deadline := self.ha.deadline_of(action)) is not None:
+            doc["valid_until"] = deadline  # a request arriving later (a paused sender) is stale
+        return doc
 
     # -- queries and human overrides ---------------------------------------------------
     def status(self) -> list[TargetView]:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import random
 import signal
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -132,8 +133,13 @@ async def run_plan(
     timeout_s: float = 15.0,
     after: Callable[[FaultPlan], None] | None = None,
     poll_s: float = 0.005,
+    jitter_s: float = 0.0,
+    seed: int = 0,
 ) -> FaultTimes:
     """Inject every plan into a quiet fleet, one at a time, and time each.
+
+    Each fault waits ``settle_s`` plus a random part of ``jitter_s`` (seeded) after the
+    fleet is quiet, so faults meet the probes at every point of their cycle.
 
     ``after`` runs once a fault is measured (healed or not): e.g. a human's repair of
     whatever the controller could not heal, so the next fault meets a quiet fleet.
@@ -141,10 +147,11 @@ async def run_plan(
     looked at (on the twin every look also steps the simulation, so it sets the cost).
     """
     times = FaultTimes()
+    rng = random.Random(seed)
     for plan in plans:
         if not await _quiet(controller, timeout_s, poll_s):
             continue
-        await asyncio.sleep(settle_s)  # probes back in their normal rhythm
+        await asyncio.sleep(settle_s + rng.uniform(0.0, jitter_s))  # probes back in their normal rhythm
         since = controller.clock.now()
         if not inject(plan.struck, plan.injected):
             continue

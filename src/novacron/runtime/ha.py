@@ -111,6 +111,7 @@ class HaMember(Collector):
         self._held: dict[int, int] = {}
         self._valid_until = float("-inf")  # monotonic: the leases are ours until then
         self._tokens: dict[str, FenceToken] = {}  # action id → the token it was claimed under
+        self._deadlines: dict[str, float] = {}  # action id → wall-clock time its apply was vouched for
         self._task: asyncio.Task[None] | None = None
         self._thread: threading.Thread | None = None
         self._halt = threading.Event()
@@ -286,7 +287,7 @@ class HaMember(Collector):
         others = [n for n in active if n != self.node_id]
         if state == "active":
             pool = sorted({*active, self.node_id})
-            want = {sh for sh in range(s.shards) if leases.rendezvous_owner(sh, pool) == self.node_id}
+            want = {sh for sh, node in leases.assignment(s.shards, tuple(pool)).items() if node == self.node_id}
         else:  # draining: hand everything to the others; with nobody to take it, keep it
             want = set() if others else set(held)
         give = [sh for sh in held if sh not in want]
@@ -363,6 +364,8 @@ class HaMember(Collector):
         # The store vouched for the lease until it expires; an answer that arrives too late to
         # act within it (a paused process, a link that came back) vouches for nothing.
         ok = expires is not None and self.clock.monotonic() - asked < expires - now - self.margin_s
+        if ok and expires is not None:
+            self._deadlines[action.id] = expires  # the lease ends then: the endpoint refuses it later
         if not ok:
             self._refused(action, "apply")
         return ok
@@ -411,6 +414,10 @@ class HaMember(Collector):
     def token_of(self, action: Action) -> FenceToken | None:
         """The token an action carries to the world (the remote actuator sends it along)."""
         return self._tokens.get(action.id) or self._token(action.target)
+
+    def deadline_of(self, action: Action) -> float | None:
+        """Until when (wall clock) the store vouched for the action's lease at its apply check."""
+        return self._deadlines.pop(action.id, None)
 
     def _refused(self, action: Action, step: str) -> ClaimResult:
         self.fenced_refusals += 1

@@ -21,6 +21,7 @@ import numpy as np
 
 from novacron.clock import MonotonicClock
 from novacron.errors import InputError
+from novacron.learning import RemediationPolicy
 from novacron.runtime.controller import Controller
 from novacron.runtime.faultrun import FaultPlan, FaultTimes, run_plan, twin_injector
 from novacron.runtime.simloop import run_simulated
@@ -81,12 +82,14 @@ def run_on_twin(
     plans: Sequence[FaultPlan],
     *,
     policy_state: Mapping[str, Any] | None = None,
+    policy: RemediationPolicy | None = None,
     settle_s: float = 1.0,
     poll_s: float = 0.1,
 ) -> TwinRun:
     """Inject ``plans`` into ``spec``'s twin through the real controller, in simulated time.
 
-    ``policy_state`` is stored first as the promoted policy the controller loads.
+    ``policy_state`` is stored first as the promoted policy the controller loads;
+    ``policy`` (a learner being trained) takes the place of whatever it loaded.
     """
     workdir = Path(tempfile.mkdtemp(prefix="novacron-twin-"))
     store_url = f"sqlite:///{workdir / 'twin.db'}"
@@ -100,6 +103,8 @@ def run_on_twin(
         controller = Controller(spec, clock=clock, twin=sim, workdir=workdir, seed=spec.learning.seed or 0)
         twin = controller.twin
         assert twin is not None
+        if policy is not None and controller.flow.chooser is not None:
+            controller.flow.chooser.policy = policy
         await controller.start()
         try:
             times = await run_plan(
@@ -149,7 +154,12 @@ def _twin_for(spec: FleetSpec, store_url: str) -> FleetSpec:
 
 
 def train_on_twin(spec: FleetSpec, *, episodes: int, seed: int, store_url: str) -> dict[str, Any]:
-    """Learn a bandit on ``spec``'s twin from ``episodes`` faults; store it promoted in ``store_url``."""
+    """Learn a policy on ``spec``'s twin from ``episodes`` faults; store it promoted in ``store_url``.
+
+    The learner is the spec's: ``dqn`` trains a deep Q-network (the ``ml`` extra), anything
+    else the bandit.
+    """
+    learner = "dqn" if spec.learning.learner == "dqn" else "bandit"
     learning = spec.learning.model_copy(update={"enabled": True, "learner": "bandit", "explore": True})
     twin = _twin_for(spec, store_url)
     assert twin.twin is not None
@@ -161,21 +171,31 @@ def train_on_twin(spec: FleetSpec, *, episodes: int, seed: int, store_url: str) 
     policy = twin.policy.model_copy(update={"flap": flap, "max_actions_per_target_per_hour": 1_000_000})
     twin = twin.model_copy(update={"learning": learning, "twin": quiet, "policy": policy})
     mix = [str(k) for k in quiet.fault_mix] if quiet.fault_mix else LEARNING_KINDS
-    run = run_on_twin(twin, fault_plans(twin, episodes, seed=seed, kinds=mix))
-    if run.policy_state is None:
-        raise InputError("the twin run kept no policy", where="learning")
+    plans = fault_plans(twin, episodes, seed=seed, kinds=mix)
+    extra: dict[str, Any] = {}
+    if learner == "dqn":
+        from novacron.runtime.dqntrain import train_dqn_on_twin  # noqa: PLC0415 - the ml extra
+
+        state, run, extra = train_dqn_on_twin(twin, plans, seed=seed)
+    else:
+        run = run_on_twin(twin, plans)
+        if run.policy_state is None:
+            raise InputError("the twin run kept no policy", where="learning")
+        state = run.policy_state
     store = Store.open(store_url)
     try:
         version = PolicyLog(store).save_policy(
-            learning.policy_name, run.policy_state, source=f"twin:{episodes}", now=MonotonicClock().now(), promote=True
+            learning.policy_name, state, source=f"twin:{learner}:{episodes}", now=MonotonicClock().now(), promote=True
         )
     finally:
         store.close()
     return {
         "policy": learning.policy_name,
+        "learner": learner,
         "version": version,
         "faults": run.times.injected,
         "healed": run.times.healed,
         "mttr_s": mttr_summary(run.times),
         "kinds": list(mix),
+        **extra,
     }

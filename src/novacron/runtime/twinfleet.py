@@ -87,8 +87,18 @@ class SimFleet:
         self.sim = sim if sim is not None else build_twin_simulator(spec)
         self.targets = sim_targets(spec)
         upstreams = {t.name: t.depends_on for t in spec.targets if t.kind == "sim"}
-        self.sensor = SimSensor(self.sim, self.targets, upstreams=upstreams, latency_s=self.settings.probe_latency_s)
-        self.actuator = SimActuator(self.sim, clock, self.sensor, listener=self, stop_s=self.settings.stop_s)
+        latencies = {name: (lat.p50_s, lat.p99_s) for name, lat in self.settings.latency.items()}
+        self.sensor = SimSensor(
+            self.sim,
+            self.targets,
+            upstreams=upstreams,
+            latency_s=self.settings.probe_latency_s,
+            latencies=latencies,
+            seed=self.settings.seed,
+        )
+        self.actuator = SimActuator(
+            self.sim, clock, self.sensor, listener=self, stop_s=self.settings.stop_s, decide_s=self.settings.decide_s
+        )
         self._driver: asyncio.Task[None] | None = None
         self.injected: list[tuple[float, str, str]] = []  # (sim time, target, kind)
 

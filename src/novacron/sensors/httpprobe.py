@@ -86,7 +86,14 @@ class HttpProbeClient:
         return conn
 
     async def get(self, timeout: float) -> int:
-        """One GET; raises TimeoutError or OSError on failure."""
+        """One GET; raises TimeoutError or OSError on failure.
+
+        While a GET is still waiting on the kept-alive connection (a suspected probe kept
+        open beside its confirmation), another one goes over a connection of its own, so
+        it neither steals the first one's answer nor shares its fate.
+        """
+        if self._conn is not None and self._conn.waiter is not None:
+            return await self._get_alone(timeout)
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
         try:
@@ -112,6 +119,22 @@ class HttpProbeClient:
             # would be read as the next probe's): start afresh next time.
             self.close()
             raise
+
+    async def _get_alone(self, timeout: float) -> int:
+        """One GET over a fresh connection, closed afterwards."""
+        loop = asyncio.get_running_loop()
+        conn: _Conn | None = None
+        try:
+            async with asyncio.timeout(timeout):
+                conn = await self._connect()
+                waiter: asyncio.Future[int] = loop.create_future()
+                conn.waiter = waiter
+                assert conn.transport is not None
+                conn.transport.write(self._request)
+                return await waiter
+        finally:
+            if conn is not None and conn.transport is not None:
+                conn.transport.abort()
 
     def close(self) -> None:
         """Drop the connection."""

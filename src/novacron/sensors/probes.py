@@ -5,11 +5,13 @@ tick of its own schedule (ticks are skipped, never bunched, when a probe overrun
 After a restart the controller *expedites* a replica's checks so recovery is confirmed
 within tens of milliseconds instead of a full interval.
 
-With an adaptive timeout (:class:`~novacron.detectors.latency.AdaptiveTimeout`) a probe
-waits only a few multiples of the target's own high-quantile response time. Running
-into that shorter timeout is reported as a *suspected* failure and confirmed at once by a
-second probe with a longer (still bounded) timeout, so a hung process is found in a few
-latency quantiles while one slow answer never causes an action.
+With an adaptive timeout (:class:`~novacron.detectors.latency.AdaptiveTimeout`) a target
+that has not answered within a few multiples of its own high-quantile response time is
+*suspected*, and a second probe is sent beside the first, which stays open. The target is
+failed only if neither answers within the silence span (twice its slowest healthy answer,
+counted from the first probe, never longer than ``failures`` full timeouts), so a hung
+process is found in a few latency quantiles while one slow answer, a lost request or a
+latency shift never causes an action.
 """
 
 from __future__ import annotations
@@ -91,6 +93,7 @@ class _Loop:
     waker: asyncio.Future[bool] | None = None
     model: AdaptiveTimeout | None = None
     confirming: bool = False
+    failures: int = 2
 
     @property
     def phase(self) -> float:
@@ -134,9 +137,11 @@ class Prober:
         interval: float,
         timeout: float,
         adaptive: bool = False,
+        failures: int = 2,
     ) -> None:
-        """Start probing one check of one replica (``adaptive``: learn its timeout)."""
-        loop = _Loop(target, replica, source, probe, interval, timeout)
+        """Start probing one check of one replica (``adaptive``: learn its timeout, never
+        taking longer to fail a silent target than ``failures`` full timeouts would)."""
+        loop = _Loop(target, replica, source, probe, interval, timeout, failures=failures)
         if adaptive:
             loop.model = AdaptiveTimeout(ceiling_s=timeout)
         loop.task = asyncio.get_running_loop().create_task(self._run(loop), name=f"probe:{target}#{replica}")
@@ -167,6 +172,16 @@ class Prober:
             for lp in loops
         }
 
+    def answer_times(self, *qs: float) -> dict[tuple[str, int, str], tuple[float, ...]]:
+        """Per adaptive check: the ``qs`` quantiles of its recent healthy answer times (seconds)."""
+        out: dict[tuple[str, int, str], tuple[float, ...]] = {}
+        for loops in self._loops.values():
+            for lp in loops:
+                if lp.model is None or lp.model.samples == 0:
+                    continue
+                out[(lp.target, lp.replica, lp.source)] = tuple(lp.model.latency_quantile(q) or 0.0 for q in qs)
+        return out
+
     async def close(self) -> None:
         """Stop every probe loop."""
         tasks = [lp.task for loops in self._loops.values() for lp in loops if lp.task]
@@ -181,35 +196,91 @@ class Prober:
         while True:
             start = clock.monotonic()
             timeout, provisional = lp.next_timeout()
-            ok, detail, timed_out = await self._probe_once(lp, timeout)
-            end = clock.monotonic()
-            suspected = timed_out and provisional
-            if ok and lp.model is not None:
-                lp.model.observe(end - start)
-            self._emit(
-                Observation(
-                    lp.target,
-                    lp.source,
-                    clock.now(),
-                    ok,
-                    latency_s=end - start,
-                    detail=detail + (" (adaptive)" if suspected else ""),
-                    replica=lp.replica,
-                    suspected=suspected,
-                )
-            )
-            # With a learned timeout, a timeout is confirmed at once (one expedited probe),
-            # not at the next tick: ticks are skipped while a probe hangs.
-            lp.confirming = timed_out and lp.model is not None and not lp.confirming
-            if lp.confirming:
-                next_tick = clock.monotonic()
-                continue
+            if provisional and lp.model is not None and not lp.confirming:
+                await self._suspecting(lp, lp.model, timeout, start)
+                end = clock.monotonic()
+            else:
+                ok, detail, timed_out = await self._probe_once(lp, timeout)
+                end = clock.monotonic()
+                self._report(lp, start, end, ok, detail, suspected=False)
+                # A timeout at the ceiling while the model still learns is confirmed at
+                # once (one expedited probe), not at the next tick.
+                lp.confirming = timed_out and lp.model is not None and not lp.confirming
+                if lp.confirming:
+                    next_tick = clock.monotonic()
+                    continue
             interval = EXPEDITED_INTERVAL_S if end < lp.expedite_until else lp.interval
             next_tick += interval
             if next_tick < end:  # overran: skip missed ticks rather than bunch them
                 next_tick = end + interval - ((end - next_tick) % interval)
             if await _sleep_or_wake(lp, next_tick - clock.monotonic()):
                 next_tick = clock.monotonic()
+
+    def _report(self, lp: _Loop, start: float, end: float, ok: bool, detail: str, *, suspected: bool) -> None:
+        """Emit one observation; a healthy answer's time is learned."""
+        if ok and lp.model is not None:
+            lp.model.observe(end - start)
+        self._emit(
+            Observation(
+                lp.target,
+                lp.source,
+                self._clock.now(),
+                ok,
+                latency_s=end - start,
+                detail=detail + (" (adaptive)" if suspected else ""),
+                replica=lp.replica,
+                suspected=suspected,
+            )
+        )
+
+    async def _suspecting(self, lp: _Loop, model: AdaptiveTimeout, short: float, start: float) -> None:
+        """One probe under a learned timeout: suspected after ``short``, failed after the span.
+
+        The probe stays open for the whole silence span; when ``short`` passes without an
+        answer a suspicion is reported and a second, fresh probe is sent beside it (a lost
+        request is not a hang). The first answer from either settles it; if neither
+        answers within the span, counted from this probe's start, the failure is reported.
+        So the confirmation costs no extra round trip after the suspicion, and a target
+        whose answers merely got slower is still heard within the span.
+        """
+        clock = self._clock
+        span = model.silence_span(lp.failures)
+        first = asyncio.ensure_future(self._probe_once(lp, span))
+        tasks = {first}
+        try:
+            done, _ = await asyncio.wait(tasks, timeout=short)
+            if first in done:
+                ok, detail, timed_out = first.result()
+                if not timed_out:
+                    self._report(lp, start, clock.monotonic(), ok, detail, suspected=False)
+                    return
+                # The whole span ran out before the suspicion was raised (only when time
+                # is simulated, or the loop stalled): suspect now, confirm with one probe.
+                self._report(lp, start, clock.monotonic(), False, detail, suspected=True)
+                again = clock.monotonic()
+                ok, detail, _ = await self._probe_once(lp, short)
+                self._report(lp, again, clock.monotonic(), ok, detail, suspected=False)
+                return
+            self._report(lp, start, clock.monotonic(), False, f"timeout after {short * 1000:.0f} ms", suspected=True)
+            again = clock.monotonic()
+            second = asyncio.ensure_future(self._probe_once(lp, max(short, span - (again - start))))
+            tasks.add(second)
+            pending = set(tasks)
+            while pending:
+                done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
+                for task in done:
+                    ok, detail, timed_out = task.result()
+                    if ok or not timed_out:  # an answer, good or bad, settles it
+                        began = start if task is first else again
+                        self._report(lp, began, clock.monotonic(), ok, detail, suspected=False)
+                        return
+            silent = clock.monotonic() - start
+            self._report(
+                lp, again, clock.monotonic(), False, f"timeout: silent for {silent * 1000:.0f} ms", suspected=False
+            )
+        finally:
+            for task in tasks:
+                task.cancel()
 
     @staticmethod
     async def _probe_once(lp: _Loop, timeout: float) -> tuple[bool, str, bool]:

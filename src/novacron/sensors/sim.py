@@ -20,6 +20,8 @@ demo services' health checks do; and a target given a bad configuration answers
 from __future__ import annotations
 
 import asyncio
+import math
+import random
 from collections.abc import Callable, Mapping, Sequence
 
 from novacron.errors import InputError
@@ -32,6 +34,7 @@ __all__ = ["SIM_SCHEME", "SimSensor", "parse_sim_target", "sim_target"]
 
 SIM_SCHEME = "sim://"
 _REFUSED = (int(VmStatus.CRASHED), int(VmStatus.ACTING))
+_Z99 = 2.3263478740408408  # the standard normal's 99th percentile
 
 
 def sim_target(vm: int) -> TargetId:
@@ -57,11 +60,17 @@ class SimSensor:
         *,
         upstreams: Mapping[str, Sequence[str]] | None = None,
         latency_s: float | None = None,
+        latencies: Mapping[str, tuple[float, float]] | None = None,
+        seed: int = 0,
     ) -> None:
         """``upstreams`` maps a target to the targets it depends on (their failure is its).
 
         ``latency_s`` is a healthy answer's time (measured on the real fleet); the twin's
-        physics then only adds what load costs beyond its idle latency.
+        physics then only adds what load costs beyond its idle latency. ``latencies`` gives
+        a target its own answer times instead, as measured ``(p50, p99)``: each probe's is
+        drawn from the log-normal distribution with those quantiles (real answer times have
+        a long tail, and the prober's adaptive timeout is learned from it), from a
+        generator seeded with ``seed``, apart from the simulator's.
         """
         for name, vm in targets.items():
             if not 0 <= vm < sim.topo.n_vms:
@@ -72,6 +81,11 @@ class SimSensor:
         self.upstreams = {name: [u for u in (upstreams or {}).get(name, ()) if u in self.targets] for name in targets}
         self.bad_config: set[str] = set()
         self.latency_s = latency_s
+        self._spread = {
+            name: (math.log(p50), max(0.0, math.log(p99 / p50)) / _Z99)
+            for name, (p50, p99) in (latencies or {}).items()
+        }
+        self._rng = random.Random(seed)
         self._idle = {name: self._physics_latency(name) for name in self.targets}
 
     def break_config(self, target: str) -> None:
@@ -123,6 +137,9 @@ class SimSensor:
     def latency(self, target: str) -> float:
         """The modelled response time of ``target``'s host (compute + storage + network)."""
         physics = self._physics_latency(target)
+        spread = self._spread.get(target)
+        if spread is not None:
+            return math.exp(self._rng.gauss(*spread)) + max(0.0, physics - self._idle[target])
         if self.latency_s is None:
             return physics
         return self.latency_s + max(0.0, physics - self._idle[target])

@@ -115,19 +115,20 @@ def _sqlite_migration_lock(engine: Engine) -> Iterator[None]:
     """Serialise migrations of one SQLite file across processes (PostgreSQL locks in the transaction).
 
     Two commands opening a new store at once (a controller and ``novacron tune``, or two tune
-    workers) would otherwise both create the first tables and one would fail. ``flock`` on the
-    database file is independent of the byte-range locks SQLite itself takes.
+    workers) would otherwise both create the first tables and one would fail. The lock is a
+    ``flock`` on the database's folder, never on the database file: closing any descriptor of
+    that file would drop the POSIX locks SQLite's own connections hold on it.
     """
     database = engine.url.database if engine.dialect.name == "sqlite" else None
-    if not database or database == ":memory:" or not Path(database).is_file():
+    if not database or database == ":memory:":
         yield
         return
-    with Path(database).open("rb") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+    fd = os.open(Path(database).expanduser().resolve().parent, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # closing releases the lock
 
 
 def _upgrade(engine: Engine) -> None:

@@ -10,7 +10,7 @@ from typing import Any
 from sqlalchemy import insert, select, update
 from sqlalchemy.exc import IntegrityError
 
-from novacron.errors import InputError, NotFoundError
+from novacron.errors import InputError, NotFoundError, StoreError
 from novacron.store import tables as t
 from novacron.store.repo import Store, _jsonable
 
@@ -113,7 +113,11 @@ class StudyStore:
         """
         try:
             self.store._exec(insert(t.tune_trials).values(**_values(row)))
-        except IntegrityError:
+        except IntegrityError as exc:
+            cols = t.tune_trials.c
+            taken = select(cols.number).where((cols.study == row.study) & (cols.number == row.number))
+            if not self.store._rows(taken):  # not a number taken first: the study itself is gone
+                raise StoreError(f"cannot add trial {row.number} to study {row.study!r}: {exc.orig}") from exc
             return False
         return True
 
