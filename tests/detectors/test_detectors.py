@@ -120,3 +120,13 @@ def test_isolation_forest_isolates_an_outlier() -> None:
     s = det.score_many(x)
     assert s[350] > 0.65
     assert np.median(s[150:340]) < 0.55
+
+
+def test_phi_well_ahead_of_a_regular_schedule_is_zero_not_an_overflow() -> None:
+    # Beats every 0.5 s (std at its floor) with 3 s of acceptable pause: 0.9 s after a beat
+    # the standardised lateness is about -26, where the tail's exponent passes a float's range.
+    det = PhiAccrual(acceptable_pause_s=3.0)
+    for i in range(20):
+        det.heartbeat(i * 0.5)
+    assert det.phi(9.5 + 0.9) == 0.0
+    assert det.phi(9.5 + 60.0) > det.threshold

@@ -15,7 +15,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from qemu.qmp import ConnectError, EventListener, ExecuteError, QMPClient, QMPError, StateError
+from qemu.qmp import ConnectError, EventListener, ExecuteError, QMPClient, QMPError, Runstate, StateError
 
 from novacron.errors import ActuatorError
 
@@ -42,6 +42,9 @@ class QmpSession:
         self._client = QMPClient(name)
         self._listener = EventListener()
         self._pump: asyncio.Task[None] | None = None
+        self._reaper: asyncio.Task[None] | None = None
+        self._closing = False
+        self._disconnecting = asyncio.Lock()
 
     async def connect(self, socket_path: Path, *, timeout: float = 5.0) -> None:
         """Connect to QEMU's QMP socket, retrying while QEMU is still creating it."""
@@ -58,6 +61,7 @@ class QmpSession:
                 await asyncio.sleep(0.05)
         self._client.register_listener(self._listener)
         self._pump = asyncio.get_running_loop().create_task(self._forward_events())
+        self._reaper = asyncio.get_running_loop().create_task(self._reap())
 
     async def execute(
         self, command: str, arguments: Mapping[str, object] | None = None, *, timeout: float = 10.0
@@ -83,12 +87,38 @@ class QmpSession:
 
     async def close(self) -> None:
         """Disconnect (QEMU keeps running)."""
+        self._closing = True
         if self._pump is not None:
             self._pump.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._pump
-        with contextlib.suppress(QMPError, OSError, EOFError):
-            await self._client.disconnect()
+        await self._disconnect()
+        if self._reaper is not None:
+            # Not cancelled: cancelling it inside the library's disconnect would leave the
+            # library's own tasks cancelled with nobody to see it. It ends by itself now.
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(2.0):
+                    await self._reaper
+
+    async def _reap(self) -> None:
+        """When QEMU hangs up, finish the session at once.
+
+        The library ends its reader with the hang-up's ``EOFError`` and keeps it until
+        someone disconnects; finishing here retrieves it, so no task is left with an
+        exception nobody saw (whoever uses the session next gets a QmpError).
+        """
+        while self._client.runstate not in (Runstate.DISCONNECTING, Runstate.IDLE):
+            await self._client.runstate_changed()
+        if not self._closing:
+            await self._disconnect()
+
+    async def _disconnect(self) -> None:
+        # One at a time (the reaper and close() may both get here): the library's disconnect
+        # does not take two overlapping calls. The hang-up itself (EOFError, a reset) is
+        # expected here: the session is over either way.
+        async with self._disconnecting:
+            with contextlib.suppress(QMPError, OSError, EOFError, StateError):
+                await self._client.disconnect()
 
     async def _forward_events(self) -> None:
         async for event in self._listener:

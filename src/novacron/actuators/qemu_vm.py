@@ -83,6 +83,7 @@ class QemuProcess:
                 await connect
             self.pid = None
             self.gone.set()
+            await self.qmp.close()
             raise QmpError(f"{self.name}: QEMU exited at start ({died.result()}): {_last_words(log_path)}")
         died.cancel()
         try:
@@ -196,6 +197,8 @@ class QemuProcess:
             if self._proc is not None:
                 await self._proc.wait()
             self.gone.set()
+            if self.qmp is not None:
+                await self.qmp.close()
             return
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(5.0):

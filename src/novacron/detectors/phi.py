@@ -17,6 +17,7 @@ from collections import deque
 __all__ = ["PhiAccrual"]
 
 # Beyond this phi the tail probability underflows a double; report the cap.
+_EXP_MAX = 700.0  # math.exp overflows just above 709.78
 _PHI_CAP = 1_000.0
 
 
@@ -83,7 +84,10 @@ class PhiAccrual:
         elapsed = max(0.0, t - self._last)
         y = (elapsed - (mean + self.acceptable_pause_s)) / std
         # Logistic approximation of the normal CDF tail used by Akka: fast and monotone.
-        e = math.exp(-y * (1.5976 + 0.070566 * y * y)) if y > -30 else math.inf
+        # Far ahead of schedule (very regular beats: a tiny std) the exponent passes what a
+        # float holds (exp(710) overflows): the tail is then simply infinite.
+        z = -y * (1.5976 + 0.070566 * y * y)
+        e = math.exp(z) if z < _EXP_MAX else math.inf
         late = elapsed > mean + self.acceptable_pause_s
         p_later = e / (1.0 + e) if late else 1.0 - 1.0 / (1.0 + e)
         if p_later <= 0.0:
