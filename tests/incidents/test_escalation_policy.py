@@ -131,3 +131,12 @@ def test_only_escalating_incidents_page() -> None:
 def test_bad_policy_names_the_field(data: dict[str, object], field: str) -> None:
     with pytest.raises(ConfigError, match=field.replace(".", r"\.")):
         parse_policy(data)
+
+
+def test_an_ack_before_any_page_stops_every_later_page() -> None:
+    outbox = MemoryOutbox()
+    esc = _escalator(outbox)
+    inc = incident()
+    assert esc.acknowledge(inc, now=0.0, by="alice") == []  # nobody paged, nobody told
+    assert esc.poll(inc, now=5000.0) == []
+    assert outbox.pending() == []

@@ -91,7 +91,7 @@ def learn(
         emit_json(result)
         return
     console().print(
-        f"learned {result['policy']} v{result['version']} from {result['faults']} faults: "
+        f"learned {result['policy']} v{result['version']} ({result['learner']}) from {result['faults']} faults: "
         f"healed {result['healed']}, MTTR p50 {result['mttr_s']['p50']}s",
         highlight=False,
     )

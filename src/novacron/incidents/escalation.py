@@ -166,7 +166,10 @@ class Escalator:
     def acknowledge(self, incident: Incident, now: float, by: str = "") -> list[str]:
         """Stop paging; tell everyone already paged. Returns those receivers."""
         state = self._states.get(incident.id)
-        if state is None or state.acked_at is not None:
+        if state is None:  # acknowledged before anyone was paged: nobody will be
+            self._states[incident.id] = _State(started_at=now, acked_at=now)
+            return []
+        if state.acked_at is not None:
             return []
         state.acked_at = now
         receivers = sorted(state.paged)

@@ -125,6 +125,8 @@ class Pager:
             except ConfigError as exc:
                 raise ConfigError(exc.reason, where=f"escalation[{i}].{exc.where}") from exc
         self._policy_of: dict[str, str] = {}
+        self._store = store
+        self._acked: dict[str, tuple[float, str]] = {}  # acknowledged before any policy paged for them
         self._stop = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._log = get_logger(component="pager")
@@ -209,7 +211,8 @@ class Pager:
     def acknowledge(self, incident: Incident, *, by: str) -> None:
         """A human owns the incident: no more pages; those already paged are told."""
         name = self._policy_of.get(incident.id)
-        if name is None:
+        if name is None:  # no policy pages for it (yet): one that starts to later must not
+            self._acked[incident.id] = (self._clock.now(), by)
             return
         escalator = self._escalators[name]
         told = escalator.acknowledge(incident, self._clock.now(), by)
@@ -218,6 +221,7 @@ class Pager:
             self._record(incident, "page_acknowledged", f"paging stopped; told {', '.join(told)}", channels=told)
 
     def _resolve(self, incident: Incident) -> None:
+        self._acked.pop(incident.id, None)
         name = self._policy_of.pop(incident.id, None)
         if name is None:
             return
@@ -233,7 +237,20 @@ class Pager:
         for name, escalator in self._escalators.items():
             if applies(escalator.policy, incident):
                 self._policy_of[incident.id] = name
+                acked = self._acked_before(incident.id)
+                if acked is not None:  # a human owned it before it called for one
+                    escalator.acknowledge(incident, acked[0], acked[1])
+                    self._save(incident.id, escalator)
                 return escalator
+        return None
+
+    def _acked_before(self, incident_id: str) -> tuple[float, str] | None:
+        """When and by whom an incident was acknowledged, if it was (this run, or the timeline)."""
+        if incident_id in self._acked:
+            return self._acked.pop(incident_id)
+        for event in self._store.timeline(incident_id):  # acknowledged under an earlier controller
+            if event.kind == "acknowledged":
+                return event.time, str(event.data.get("by", ""))
         return None
 
     def _save(self, incident_id: str, escalator: Escalator) -> None:
