@@ -339,6 +339,8 @@ class HaMember(Collector):
         token = self._token(action.target)
         if token is None:
             return self._refused(action, "claim")
+        # The claim references its incident, queued on the write-behind store: land that first.
+        await self._store.settle()
         valid_until, budget = now + self.margin_s, self.budget
         result: ClaimResult = await self._db.run(
             lambda conn: leases.fenced_claim(
