@@ -131,6 +131,11 @@ class ControllerApi:
         raise _error(res.status_code, _detail(res), self.token_source)
 
 
+def controller_api(config: Path | None, store: str | None, api: str | None, token_file: Path | None) -> ControllerApi:
+    """The running controller's API from the steering commands' ``-c``, ``--store``, ``--api``, ``--token-file``."""
+    return ControllerApi.locate(config=config, store=store, api=api, token_file=token_file)
+
+
 def _from_store(store: str | None, config: Path | None) -> tuple[str, str | None]:
     from novacron.store.presence import presence
 

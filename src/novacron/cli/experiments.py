@@ -8,13 +8,12 @@ from __future__ import annotations
 
 import json
 import shlex
-from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
 from novacron.cli._app import app, bench_app
-from novacron.cli._client import ApiOpt, ConfigOpt, ControllerApi, StoreOpt, TokenFileOpt
+from novacron.cli._client import ApiOpt, ConfigOpt, StoreOpt, TokenFileOpt, controller_api
 from novacron.cli._output import JsonOpt, console, emit_json
 from novacron.errors import InputError
 
@@ -43,10 +42,6 @@ def bench_experiments(
 
 experiment_app = typer.Typer(help="Canaries behind a frontend: start, status, stop, list.", no_args_is_help=True)
 app.add_typer(experiment_app, name="experiment")
-
-
-def _api(config: Path | None, store: str | None, api: str | None, token_file: Path | None) -> ControllerApi:
-    return ControllerApi.locate(config=config, store=store, api=api, token_file=token_file)
 
 
 def _variant(text: str) -> tuple[str, list[str]]:
@@ -84,7 +79,7 @@ def experiment_start(
     """Start a canary of ARM beside TARGET's replicas; exit 2 when anything is wrong (nothing changed)."""
     arm, argv = _variant(variant)
     body = {"name": name or f"{target}-{arm}", "target": target, "arm": arm, "command": argv, "split": split}
-    row = _api(config, store, api, token_file).call("POST", "/experiments", body, wait_s=30.0)
+    row = controller_api(config, store, api, token_file).call("POST", "/experiments", body, wait_s=30.0)
     emit_json(row) if as_json else _show(row)
 
 
@@ -98,7 +93,7 @@ def experiment_status(
     token_file: TokenFileOpt = None,
 ) -> None:
     """One experiment: phase, split, each arm's counts, the last look's tests."""
-    row = _api(config, store, api, token_file).call("GET", f"/experiments/{name}?looks=1")
+    row = controller_api(config, store, api, token_file).call("GET", f"/experiments/{name}?looks=1")
     emit_json(row) if as_json else _show(row)
 
 
@@ -112,7 +107,7 @@ def experiment_stop(
     token_file: TokenFileOpt = None,
 ) -> None:
     """Stop an experiment: all traffic back to the baseline, the variant stopped."""
-    row = _api(config, store, api, token_file).call("POST", f"/experiments/{name}/stop", wait_s=30.0)
+    row = controller_api(config, store, api, token_file).call("POST", f"/experiments/{name}/stop", wait_s=30.0)
     emit_json(row) if as_json else _show(row)
 
 
@@ -125,7 +120,7 @@ def experiment_list(
     token_file: TokenFileOpt = None,
 ) -> None:
     """Every experiment, newest first."""
-    rows = _api(config, store, api, token_file).call("GET", "/experiments")
+    rows = controller_api(config, store, api, token_file).call("GET", "/experiments")
     if as_json:
         emit_json(rows)
         return

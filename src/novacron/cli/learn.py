@@ -15,7 +15,7 @@ from typing import Annotated, Any
 import typer
 
 from novacron.cli._app import app, bench_app
-from novacron.cli._client import ApiOpt, ConfigOpt, ControllerApi, StoreOpt, TokenFileOpt, open_store
+from novacron.cli._client import ApiOpt, ConfigOpt, StoreOpt, TokenFileOpt, controller_api, open_store
 from novacron.cli._output import JsonOpt, console, emit_json
 from novacron.cli.twin import twin_app
 from novacron.errors import InputError
@@ -111,7 +111,7 @@ def feedback(
     """Mark an action good or bad: it enters the learning policy's reward and the audit trail."""
     if verdict not in ("good", "bad"):
         raise InputError(f"must be good or bad, got {verdict!r}", where="VERDICT")
-    ctl = ControllerApi.locate(config=config, store=store, api=api, token_file=token_file)
+    ctl = controller_api(config, store, api, token_file)
     res: dict[str, Any] = ctl.call("POST", f"/actions/{action_id}/feedback", {"verdict": verdict, "note": note})
     if as_json:
         emit_json(res)

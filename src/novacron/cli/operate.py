@@ -8,13 +8,12 @@ controller is found from the store (``-c fleet.yaml`` or ``--store``) or ``--api
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
 from novacron.cli._app import app
-from novacron.cli._client import EXIT_FAILED, ApiOpt, ConfigOpt, ControllerApi, StoreOpt, TokenFileOpt
+from novacron.cli._client import EXIT_FAILED, ApiOpt, ConfigOpt, ControllerApi, StoreOpt, TokenFileOpt, controller_api
 from novacron.cli._output import JsonOpt, console, emit_json
 from novacron.cli.core import incidents_app
 
@@ -42,10 +41,6 @@ _ACTIONS = (
     "vm_rollback",
     "vm_resize",
 )
-
-
-def _api(config: Path | None, store: str | None, api: str | None, token_file: Path | None) -> ControllerApi:
-    return ControllerApi.locate(config=config, store=store, api=api, token_file=token_file)
 
 
 def _act(
@@ -79,7 +74,7 @@ def _target_command(action: str, doc: str) -> None:
         api: ApiOpt = None,
         token_file: TokenFileOpt = None,
     ) -> None:
-        _act(_api(config, store, api, token_file), target, action, wait, as_json)
+        _act(controller_api(config, store, api, token_file), target, action, wait, as_json)
 
     command.__doc__ = doc
     app.command(action, rich_help_panel=_PANEL)(command)
@@ -113,7 +108,7 @@ def heal(
 
         raise InputError(f"unknown action {action!r} (one of {', '.join(_ACTIONS)})", where="--action")
     params = _params(param or [])
-    _act(_api(config, store, api, token_file), target, action, wait, as_json, params)
+    _act(controller_api(config, store, api, token_file), target, action, wait, as_json, params)
 
 
 def _params(items: list[str]) -> dict[str, Any]:
@@ -151,7 +146,7 @@ def _named_command(name: str, noun: str, path: str, doc: str, *, under: typer.Ty
         api: ApiOpt = None,
         token_file: TokenFileOpt = None,
     ) -> None:
-        _done(_api(config, store, api, token_file).call("POST", path.format(ident)), as_json)
+        _done(controller_api(config, store, api, token_file).call("POST", path.format(ident)), as_json)
 
     # Set as an object, not a string: the help text is this command's, known only here.
     command.__annotations__["ident"] = Annotated[str, typer.Argument(metavar=noun.upper(), help=f"The {noun}.")]
@@ -169,7 +164,7 @@ def _switch_command(name: str, enabled: bool, doc: str) -> None:
         api: ApiOpt = None,
         token_file: TokenFileOpt = None,
     ) -> None:
-        res = _api(config, store, api, token_file).call("POST", f"/autonomous/{name}")
+        res = controller_api(config, store, api, token_file).call("POST", f"/autonomous/{name}")
         state = "enabled" if enabled else "disabled"
         _done({"ok": True, "detail": f"autonomous healing {state} by {res['by']}", **res}, as_json)
 
