@@ -450,7 +450,13 @@ class Controller:
     # -- the flow ----------------------------------------------------------------------
     def _observe(self, obs: Observation) -> None:
         """A probe result: health first, then (for watched targets) its latency as a metric."""
+        rep = self.health.replicas(obs.target).get(obs.replica)
+        proving = rep is not None and not rep.healthy
         self.health.observe(obs)
+        if proving and rep is not None and rep.healthy:
+            # Proven healthy after a start: back to the spec's interval. Probing every 20 ms
+            # for the whole start timeout costs a fleet of a hundred targets most of a core.
+            self.prober.relax(obs.target, obs.replica)
         self.judge.observe(obs)  # returns at once for targets without a metrics block
         if self.agents is not None:
             self.agents.observe(obs)
