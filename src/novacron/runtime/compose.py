@@ -20,18 +20,20 @@ from novacron.healing.approvals import Approvals
 from novacron.healing.executor import Prover
 from novacron.healing.flow import HealingFlow
 from novacron.healing.healer import RunbookChooser
+from novacron.healing.health import HealthTracker
 from novacron.healing.safety import SafetyGate
 from novacron.incidents.paging import Pager
-from novacron.model import Incident
+from novacron.model import Incident, Observation
 from novacron.notify import Channel
 from novacron.runtime.storeguard import StoreWatch
+from novacron.sensors.probes import Prober
 from novacron.settings import EscalationPolicy, LearningSpec, Policy
 from novacron.store import Store
 from novacron.store.guard import GuardedStore
 from novacron.store.rails import RailRepository
 from novacron.telemetry import Metrics
 
-__all__ = ["Composition", "Paging", "compose"]
+__all__ = ["Composition", "Paging", "compose", "observe_proving"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,3 +115,17 @@ def compose(
         )
         flow.listeners.append(pager.on_event)
     return Composition(store, gate, approvals, flow, pager)
+
+
+def observe_proving(health: HealthTracker, prober: Prober, obs: Observation) -> None:
+    """Fold a probe result into health; a replica just proven healthy returns to its interval.
+
+    After a start a replica is probed every few milliseconds until it proves itself; past
+    that, probing that fast for the rest of its start timeout only costs CPU (a hundred idle
+    targets took most of a core).
+    """
+    rep = health.replicas(obs.target).get(obs.replica)
+    proving = rep is not None and not rep.healthy
+    health.observe(obs)
+    if proving and rep is not None and rep.healthy:
+        prober.relax(obs.target, obs.replica)

@@ -39,7 +39,7 @@ from novacron.incidents.runbooks import Runbook
 from novacron.incidents.runbooks.sources import load_sources
 from novacron.model import Action, ActionKind, Fault, Health, Incident, Observation, TargetId, TimelineEvent
 from novacron.runtime import adoption, ha
-from novacron.runtime.compose import Paging, compose
+from novacron.runtime.compose import Paging, compose, observe_proving
 from novacron.runtime.ledger import TargetLedger, fleet_sample, state_word
 from novacron.runtime.preflight import check_binaries, held_ports
 from novacron.runtime.traffic import haproxy_for, runner_for, with_traffic
@@ -450,13 +450,7 @@ class Controller:
     # -- the flow ----------------------------------------------------------------------
     def _observe(self, obs: Observation) -> None:
         """A probe result: health first, then (for watched targets) its latency as a metric."""
-        rep = self.health.replicas(obs.target).get(obs.replica)
-        proving = rep is not None and not rep.healthy
-        self.health.observe(obs)
-        if proving and rep is not None and rep.healthy:
-            # Proven healthy after a start: back to the spec's interval. Probing every 20 ms
-            # for the whole start timeout costs a fleet of a hundred targets most of a core.
-            self.prober.relax(obs.target, obs.replica)
+        observe_proving(self.health, self.prober, obs)
         self.judge.observe(obs)  # returns at once for targets without a metrics block
         if self.agents is not None:
             self.agents.observe(obs)

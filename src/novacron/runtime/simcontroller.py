@@ -21,7 +21,7 @@ from typing import Any
 from novacron.actuators.sim import SimActuator
 from novacron.healing.advice import Advisor
 from novacron.model import Incident, TargetId, TimelineEvent
-from novacron.runtime.compose import compose
+from novacron.runtime.compose import compose, observe_proving
 from novacron.sensors.probes import Prober
 from novacron.sensors.sim import SimSensor
 from novacron.settings import Policy
@@ -88,7 +88,7 @@ class SimController:
         self.executor = self.flow.executor
         self.healer = self.flow.healer
         self.listeners: list[Callable[[Incident, TimelineEvent], None]] = self.flow.listeners
-        self.prober = Prober(clock, self.health.observe)
+        self.prober = Prober(clock, lambda obs: observe_proving(self.health, self.prober, obs))
 
     # -- lifecycle ---------------------------------------------------------------------
     async def start(self) -> None:
