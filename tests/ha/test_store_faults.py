@@ -11,7 +11,6 @@ from pathlib import Path
 import psutil
 import pytest
 from prometheus_client import CollectorRegistry
-from sqlalchemy import event
 
 from novacron.api.status_view import store_condition
 from novacron.model import ActionStatus, IncidentStatus
@@ -22,18 +21,7 @@ from novacron.telemetry import Metrics
 from novacron.testing import fleet, http_service_target
 
 from ..integration.conftest import eventually, healthy, kill
-
-
-def _cap_pages(store: Store, pages: int | None) -> None:
-    """Cap (or uncap) the SQLite file at ``pages`` pages: a full disk, without a disk."""
-
-    def pragma(dbapi_conn: object, _record: object) -> None:
-        cur = dbapi_conn.cursor()  # type: ignore[attr-defined]
-        cur.execute(f"PRAGMA max_page_count={pages or 1073741823}")
-        cur.close()
-
-    event.listen(store.engine, "connect", pragma)
-    store.engine.dispose()  # new connections take the cap
+from ..store.full import cap_pages
 
 
 def _full(store: Store) -> int:
@@ -47,7 +35,7 @@ def test_writes_on_a_full_store_wait_in_order_and_land_on_recovery(tmp_path: Pat
     store.on_change = seen.append
     try:
         assert store.flush(5.0)
-        _cap_pages(store, _full(store))
+        cap_pages(store, _full(store))
         for i in range(50):
             store.audit(now=float(i), actor="t", verb="v", subject=f"s{i}", result="ok", blob="x" * 2000)
         time.sleep(0.3)
@@ -58,7 +46,7 @@ def test_writes_on_a_full_store_wait_in_order_and_land_on_recovery(tmp_path: Pat
         assert "full" in (c.last_error or "")
         assert seen
         assert seen[0].degraded
-        _cap_pages(store, None)
+        cap_pages(store, None)
         assert store.flush(10.0)
         assert not store.condition.degraded
         assert [e.subject for e in reversed(store.audit_log(limit=100))] == [f"s{i}" for i in range(50)]
@@ -72,7 +60,7 @@ def test_a_claim_made_while_the_store_is_down_stays_claimed(tmp_path: Path) -> N
 
     store = GuardedStore.open(f"sqlite:///{tmp_path / 'g.db'}")
     try:
-        _cap_pages(store, _full(store))
+        cap_pages(store, _full(store))
         action = new_action(ActionKind.RESTART, TargetId("api"), key="k1")
         assert store.claim_action(action, ActionStatus.PLANNED, now=1.0) is None
         again = store.claim_action(action, ActionStatus.PLANNED, now=2.0)
@@ -82,7 +70,7 @@ def test_a_claim_made_while_the_store_is_down_stays_claimed(tmp_path: Path) -> N
         held = store.action_by_key("k1")
         assert held is not None
         assert held.status is ActionStatus.VERIFIED
-        _cap_pages(store, None)
+        cap_pages(store, None)
         assert store.flush(10.0)
     finally:
         store.close()

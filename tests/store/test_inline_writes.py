@@ -5,22 +5,12 @@ from __future__ import annotations
 import threading
 from pathlib import Path
 
-from sqlalchemy import event
-
 from novacron.healing.catalog import new_action
 from novacron.model import ActionKind, ActionStatus, TargetId
 from novacron.store import Store
 from novacron.store.guard import GuardedStore
 
-
-def _cap_pages(store: Store, pages: int | None) -> None:
-    def pragma(dbapi_conn: object, _record: object) -> None:
-        cur = dbapi_conn.cursor()  # type: ignore[attr-defined]
-        cur.execute(f"PRAGMA max_page_count={pages or 1073741823}")
-        cur.close()
-
-    event.listen(store.engine, "connect", pragma)
-    store.engine.dispose()
+from .full import cap_pages
 
 
 def _pages(store: Store) -> int:
@@ -49,14 +39,14 @@ def test_an_inline_write_the_store_refuses_stays_first_and_lands_in_order(tmp_pa
     store = GuardedStore.open(f"sqlite:///{tmp_path / 'g.db'}", inline=True)
     try:
         store.audit(now=0.0, actor="t", verb="v", subject="warm", result="ok")
-        _cap_pages(store, _pages(store))
+        cap_pages(store, _pages(store))
         for i in range(20):
             store.audit(now=float(i), actor="t", verb="v", subject=f"s{i}", result="ok", blob="x" * 4000)
         c = store.condition
         assert c.degraded
         assert c.pending > 0
         assert "full" in (c.last_error or "")
-        _cap_pages(store, None)
+        cap_pages(store, None)
         assert store.flush(0.0), "the next flush lands what waited"
         assert not store.condition.degraded
         subjects = [e.subject for e in reversed(store.audit_log(limit=100))]
