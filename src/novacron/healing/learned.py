@@ -21,6 +21,7 @@ from novacron.errors import InputError
 from novacron.healing.catalog import CATALOG
 from novacron.healing.executor import ExecResult
 from novacron.healing.health import HealthTracker
+from novacron.healing.hosts import HostView, host_evidence
 from novacron.healing.safety import SafetyGate
 from novacron.learning import (
     Choice,
@@ -29,6 +30,7 @@ from novacron.learning import (
     RemediationPolicy,
     RewardWeights,
     ThompsonPolicy,
+    answers_slowed,
     detail_class,
     policy_from_state,
     reward,
@@ -73,8 +75,11 @@ class LearnedSteps:
         graph: Mapping[str, Sequence[str]],
         clock: Clock,
         weights: RewardWeights | None = None,
+        hosts: HostView | None = None,
     ) -> None:
+        """``hosts`` tells where targets run and how their hosts are (None: no host evidence)."""
         self.spec = spec
+        self.hosts = hosts
         self.gate = gate
         self.health = health
         self.graph = graph
@@ -144,6 +149,7 @@ class LearnedSteps:
         upstreams = self.graph.get(incident.target, ())
         failing = any(not self.health.is_healthy(u) for u in upstreams)
         recent = self._recent_actions(incident.target)
+        host, peers_failing = host_evidence(incident.target, self.hosts, self.health, self.graph)
         return FaultContext(
             kind=incident.kind.value,
             detail=detail_class(incident.summary),
@@ -151,6 +157,9 @@ class LearnedSteps:
             recent_actions=len(recent),
             priority=int(incident.priority),
             tried=tuple(str(k) for k in tried),
+            slowed=answers_slowed(self.health.answer_times(incident.target)),
+            host=host,
+            peers_failing=peers_failing,
         )
 
     def _recent_actions(self, target: str) -> deque[float]:

@@ -40,6 +40,7 @@ from novacron.incidents.runbooks.sources import load_sources
 from novacron.model import Action, ActionKind, Fault, Health, Incident, Observation, TargetId, TimelineEvent
 from novacron.runtime import adoption, ha
 from novacron.runtime.compose import Paging, compose, observe_proving
+from novacron.runtime.hostview import FleetHosts
 from novacron.runtime.ledger import TargetLedger, fleet_sample, state_word
 from novacron.runtime.preflight import check_binaries, held_ports
 from novacron.runtime.traffic import haproxy_for, runner_for, with_traffic
@@ -168,6 +169,7 @@ class Controller:
             write_behind=True,  # store faults: healing goes on from memory (runtime/storeguard.py)
             inline_writes=twin is not None,  # simulated time: no writer thread racing the clock
             learning=spec.learning,
+            hosts=FleetHosts(spec, self.node_id, self.twin),
         )
         self.store, self.gate, self.approvals, self.flow = parts.store, parts.gate, parts.approvals, parts.flow
         self.pager = parts.pager

@@ -190,6 +190,19 @@ class SimFleet:
         status = VmStatus(int(self.sim.state.status[self.sensor.vm(target)]))
         return int(status in (VmStatus.UP, VmStatus.HUNG))
 
+    def host_of(self, target: str) -> str:
+        """The twin host ``target``'s VM runs on now (placement, as a cloud's API reports it)."""
+        return f"twin-host-{int(self.sim.state.vm_host[self.sensor.vm(target)])}"
+
+    def host_load(self, host: str) -> float | None:
+        """A twin host's CPU utilisation (its node metrics), None while it is down or cut off."""
+        index = int(host.removeprefix("twin-host-"))
+        state = self.sim.state
+        cut = self.sim.topo.n_links > 0 and state.host_degree[index] == 0
+        if not state.host_up[index] or cut:
+            return None
+        return float(state.util[index])
+
     # -- SimListener (from the actuator) -----------------------------------------------
     def on_started(self, target: str, replica: int) -> None:
         """An action brought the VM's process back."""
