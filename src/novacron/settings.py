@@ -59,6 +59,7 @@ __all__ = [
     "TwinFaultAt",
     "TwinLatency",
     "TwinSettings",
+    "ValueCheckSpec",
     "VmForward",
     "VmHostSpec",
     "VmSpec",
@@ -566,6 +567,21 @@ class TwinSettings(_Frozen):
 LearnerName = Literal["ladder", "bandit", "dqn"]
 
 
+class ValueCheckSpec(_Frozen):
+    """Fall back to the ladder while the learned policy is not estimated to do better.
+
+    On loading a stored policy and every ``every`` settled decisions, the learned policy and
+    the ladder are scored on the newest ``window`` logged decisions (doubly robust); the
+    learned one acts only when it beats the ladder by more than ``z`` standard errors.
+    """
+
+    enabled: bool = True
+    min_decisions: int = Field(50, ge=2, le=1_000_000, description="Settled decisions before judging.")
+    every: int = Field(25, ge=1, le=1_000_000, description="Settled decisions between judgements.")
+    window: int = Field(2000, ge=2, le=1_000_000, description="Newest settled decisions judged on.")
+    z: float = Field(1.64, ge=0.0, le=10.0, description="Standard errors the learned policy must win by.")
+
+
 class LearningSpec(_Frozen):
     """A remediation policy that learns which step heals which fault (off: the ladder).
 
@@ -584,6 +600,7 @@ class LearningSpec(_Frozen):
     seed: int | None = None
     policy_name: str = Field("default", min_length=1, max_length=64, description="The stored policy to load.")
     max_steps: int = Field(4, ge=1, le=20, description="Steps before a human is called.")
+    value_check: ValueCheckSpec = Field(default_factory=ValueCheckSpec)
 
     @field_validator("actions")
     @classmethod
