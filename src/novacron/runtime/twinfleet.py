@@ -102,6 +102,11 @@ class SimFleet:
         self._driver: asyncio.Task[None] | None = None
         self.injected: list[tuple[float, str, str]] = []  # (sim time, target, kind)
 
+    @property
+    def simulated_time(self) -> bool:
+        """Whether a :class:`SimClock` drives the loop (else the twin follows the wall clock)."""
+        return isinstance(self.clock, SimClock)
+
     # -- lifecycle ---------------------------------------------------------------------
     def start(self) -> None:
         """Watch crashes, schedule the spec's faults, and (in real time) keep the twin moving."""
@@ -111,7 +116,7 @@ class SimFleet:
             self.sim.schedule(t0 + fault.at_s, functools.partial(self.inject, fault.target, fault.kind))
         if self.settings.fault_rate_per_hour > 0:
             self._schedule_random(self.settings.fault_rate_per_hour)
-        if not isinstance(self.clock, SimClock):
+        if not self.simulated_time:
             self._driver = asyncio.get_running_loop().create_task(self._follow_wall_clock(), name="twin")
 
     async def stop(self) -> None:
