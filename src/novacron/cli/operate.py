@@ -40,6 +40,7 @@ _ACTIONS = (
     "vm_snapshot",
     "vm_rollback",
     "vm_resize",
+    "reallocate",
 )
 
 
