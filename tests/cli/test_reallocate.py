@@ -1,4 +1,4 @@
-"""`reallocate` under `novacron run`: limits in the replica's cgroup, put back by the inverse, or refused with the reason."""
+"""`reallocate` under `novacron run`: limits in the replica's cgroup, put back by the inverse, or refused."""
 
 from __future__ import annotations
 
@@ -72,8 +72,8 @@ def _group_of(pid: int, controller: str) -> Path:
 
 def _files(pid: int, backend: str) -> dict[str, str]:
     """The limits ``pid``'s cgroup holds, by file name."""
+    names: dict[str, tuple[str, ...]]
     if backend == "cgroup v2":
-        group = _group_of(pid, "")
         names = {"": ("cpu.max", "cpu.weight", "memory.max")}
     else:
         names = {"cpu": ("cpu.cfs_quota_us", "cpu.shares"), "memory": ("memory.limit_in_bytes",)}

@@ -94,8 +94,9 @@ class Healer:
                 exhausted = await self._ladder(incident, replicas, steps, params or {})
         finally:
             self._gate.release(incident.target)
-        if exhausted and steps[0] is not ActionKind.ESCALATE:
-            await self._retry_while_down(incident, steps[0], params or {})
+        cheapest = next((k for k in steps if k not in MITIGATIONS), ActionKind.ESCALATE)  # a drain repairs nothing
+        if exhausted and cheapest is not ActionKind.ESCALATE:
+            await self._retry_while_down(incident, cheapest, params or {})
 
     async def _retry_while_down(self, incident: Incident, kind: ActionKind, params: dict[str, Any]) -> None:
         """After escalation, try the cheapest step again every backoff cap.
