@@ -139,10 +139,6 @@ class Executor:
             return Decision(Verdict.DENY, f"no target {action.target!r} in the fleet to act on", rail="target")
         return None
 
-    def refusal(self, action: Action) -> str | None:
-        """Why the actuator cannot carry out ``action`` here (None when it can be tried)."""
-        return refusal_of(self.actuator, action.kind, action.target, action.params)
-
     def _record_refused(self, action: Action, reason: str, incident: Incident | None) -> ExecResult:
         """An action the actuator cannot carry out: recorded as failed with the reason, never gated or applied."""
         detail = f"refused: {reason}"
