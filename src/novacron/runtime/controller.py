@@ -31,6 +31,7 @@ from novacron.agents.wiring import coordinator_for
 from novacron.clock import Clock, MonotonicClock
 from novacron.diagnosis.crashlog import classify_crash, read_tail
 from novacron.errors import InputError, NotFoundError
+from novacron.extras import require
 from novacron.healing.catalog import inverse_of, new_action
 from novacron.healing.executor import ExecResult
 from novacron.healing.metricfaults import MetricJudge
@@ -40,6 +41,7 @@ from novacron.incidents.runbooks.sources import load_sources
 from novacron.model import Action, ActionKind, Fault, Health, Incident, Observation, TargetId, TimelineEvent
 from novacron.runtime import adoption, ha
 from novacron.runtime.compose import Paging, compose, observe_proving
+from novacron.runtime.hostview import FleetHosts
 from novacron.runtime.ledger import TargetLedger, fleet_sample, state_word
 from novacron.runtime.preflight import check_binaries, held_ports
 from novacron.runtime.traffic import haproxy_for, runner_for, with_traffic
@@ -62,6 +64,7 @@ from novacron.store import TargetStatusRow, presence
 from novacron.telemetry import Metrics, get_logger
 
 if TYPE_CHECKING:
+    from novacron.runtime.dqnonline import DqnOnline
     from novacron.runtime.experiments import ExperimentRunner
     from novacron.runtime.twinfleet import SimFleet
     from novacron.twin.sim import Simulator
@@ -96,6 +99,8 @@ class TargetView:
 
 class Controller:
     """One fleet, one loop, one executor."""
+
+    dqn_online: DqnOnline | None = None  # a promoted DQN learning from real outcomes (ml extra)
 
     def __init__(
         self,
@@ -168,6 +173,7 @@ class Controller:
             write_behind=True,  # store faults: healing goes on from memory (runtime/storeguard.py)
             inline_writes=twin is not None,  # simulated time: no writer thread racing the clock
             learning=spec.learning,
+            hosts=FleetHosts(spec, self.node_id, self.twin),
         )
         self.store, self.gate, self.approvals, self.flow = parts.store, parts.gate, parts.approvals, parts.flow
         self.pager = parts.pager
@@ -245,9 +251,35 @@ class Controller:
             self.twin.start()
         await self._start_traffic()
         self.flow.start(tick=self._tick)
+        self._start_online_learning()
         self.ha.start()
         if self.agents is not None:
             self.agents.start()
+
+    def _start_online_learning(self) -> None:
+        """learning.online: a promoted DQN keeps learning from the decision log (runtime/dqnonline.py)."""
+        chooser, learning = self.flow.chooser, self.spec.learning
+        if chooser is None or learning.learner != "dqn" or not learning.online.enabled:
+            return
+        from novacron.errors import MissingExtraError  # noqa: PLC0415
+        from novacron.learning import DqnPolicy  # noqa: PLC0415 - numpy, only with a learning block
+        from novacron.runtime.dqnonline import DqnOnline  # noqa: PLC0415
+
+        if not isinstance(chooser.policy, DqnPolicy):
+            return  # no trained network: the ladder acts, there is nothing to train
+        try:
+            require("torch", feature="online learning for the DQN")
+        except MissingExtraError as exc:
+            self._log.warning("dqn acts as trained", reason=str(exc))
+            return
+
+        def is_open(incident_id: str) -> bool:
+            return any(i.id == incident_id for i in self.incidents.open_incidents())
+
+        # Simulated time: train on the loop's thread (a worker's real time would pass as simulated).
+        inline = self.twin is not None and self.twin.simulated_time
+        self.dqn_online = DqnOnline(chooser, learning.online, self.clock, is_open, inline=inline)
+        self.dqn_online.start()
 
     async def _start_traffic(self) -> None:
         """traffic: start HAProxy, then resume or start the experiments."""
@@ -276,6 +308,8 @@ class Controller:
         if self.traffic is not None:
             await self.traffic.stop()
         await self.hostwatch.close()
+        if self.dqn_online is not None:
+            await self.dqn_online.stop()
         await self.flow.stop()
         if self.twin is not None:
             await self.twin.stop()
