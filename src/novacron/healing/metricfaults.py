@@ -69,10 +69,8 @@ def _on_object_path(pipeline: Mapping[str, Any]) -> dict[str, Any]:
 
     The compiled kernels are loaded (or, on a fresh install, compiled) at their first
     call: a second of CPU from the disk cache, tens of seconds without it, all of it on
-    the event loop at the first scrape. Every probe in flight would measure that stall as
-    its target's latency, and the adaptive timeouts learn the slowest healthy answer, so
-    one compile would slow hang detection for the next few hundred probes. A spec that
-    wants the kernels says ``"kernel": "auto"``.
+    the event loop at the first scrape, where no probe is heard and no fault handled.
+    A spec that wants the kernels says ``"kernel": "auto"``.
     """
     params = pipeline.get("params", {})
     if pipeline.get("detector") != "ensemble" or not isinstance(params, Mapping) or "kernel" in params:
