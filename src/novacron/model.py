@@ -97,6 +97,27 @@ class ActionKind(enum.StrEnum):
     VM_SNAPSHOT = "vm_snapshot"  # save the guest's whole state
     VM_ROLLBACK = "vm_rollback"  # run the guest from a saved state
     VM_RESIZE = "vm_resize"  # memory balloon / vCPU hot-plug
+    # Local processes: CPU and memory limits through cgroups (actuators/cgroups.py).
+    REALLOCATE = "reallocate"
+
+
+# Kinds proposed only by agents with the parameters they need (a patch deployment, circuit
+# routing, an experiment's promotion, a tuned configuration promoted by `novacron tune --promote`).
+AGENT_ONLY_ACTIONS = frozenset(
+    {
+        ActionKind.DEPLOY_PATCH,
+        ActionKind.OPEN_CIRCUIT,
+        ActionKind.CLOSE_CIRCUIT,
+        ActionKind.PROMOTE,
+        ActionKind.CONFIG_CHANGE,
+    }
+)
+# escalate and wait are what automation does when it will not act itself: a human just acts.
+POLICY_ONLY_ACTIONS = frozenset({ActionKind.ESCALATE, ActionKind.WAIT})
+#: Every action kind a human may request (API, `novacron heal --action`), in catalog order.
+MANUAL_ACTIONS: tuple[str, ...] = tuple(
+    k.value for k in ActionKind if k not in AGENT_ONLY_ACTIONS and k not in POLICY_ONLY_ACTIONS
+)
 
 
 class RiskLevel(enum.IntEnum):

@@ -18,7 +18,7 @@ import contextlib
 from collections.abc import Callable, Coroutine, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from novacron.actuators.base import Actuator
+from novacron.actuators.base import Actuator, refusal_of
 from novacron.clock import Clock
 from novacron.diagnosis.crashlog import CrashReport
 from novacron.diagnosis.rootcause import Cause, CrashHint, rank_root_causes
@@ -130,7 +130,13 @@ class HealingFlow:
             from novacron.healing.learned import LearnedSteps  # noqa: PLC0415
 
             self.chooser = LearnedSteps(
-                learning, store=store, gate=gate, health=self.health, graph=self.graph, clock=clock
+                learning,
+                store=store,
+                gate=gate,
+                health=self.health,
+                graph=self.graph,
+                clock=clock,
+                refusal=lambda kind, target: refusal_of(actuator, kind, target),
             )
         self.healer = Healer(
             self.executor, self.incidents, clock, advisor=advisor, chooser=self.chooser, runbooks=runbooks
