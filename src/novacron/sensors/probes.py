@@ -175,7 +175,8 @@ class Prober:
         start_within: float | None = None,
     ) -> None:
         """Start probing one check of one replica (``adaptive``: learn its timeout, never
-        taking longer to fail a silent target than ``failures`` full timeouts would).
+        taking longer to fail a silent target than ``failures`` full timeouts would, counted
+        in listening time).
 
         ``start_within``: the first probe comes within this many seconds (still spread by
         the check's phase) rather than within one interval: a target taken over from a
