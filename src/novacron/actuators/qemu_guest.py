@@ -68,9 +68,17 @@ ip link set eth0 up
 ip addr add 10.0.2.15/24 dev eth0
 ip route add default via 10.0.2.2
 httpd -p 80 -h /www
-if [ -e /sys/class/virtio-ports/vport0p0 ]; then
-  ( while :; do printf '%s' "$NAME" > /dev/hvc0; sleep "$HBI"; done ) &
-fi
+(
+  # The heartbeat port is the virtio port QEMU names novacron.heartbeat (its sysfs number
+  # depends on the devices ahead of it); its name arrives from QEMU shortly after the driver.
+  for _ in $(seq 50); do
+    for p in /sys/class/virtio-ports/*; do
+      [ "$(cat "$p/name" 2>/dev/null)" = novacron.heartbeat ] && exec sh -c \
+        'while :; do printf "%s" "$1" > /dev/hvc0; sleep "$2"; done' beat "$NAME" "$HBI"
+    done
+    sleep 0.1
+  done
+) &
 echo "novacron-guest ready $(cat /proc/sys/kernel/random/boot_id)"
 while :; do sleep 3600; done
 """
