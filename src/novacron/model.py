@@ -99,6 +99,25 @@ class ActionKind(enum.StrEnum):
     VM_RESIZE = "vm_resize"  # memory balloon / vCPU hot-plug
 
 
+# Kinds proposed only by agents with the parameters they need (a patch deployment, circuit
+# routing, an experiment's promotion, a tuned configuration promoted by `novacron tune --promote`).
+AGENT_ONLY_ACTIONS = frozenset(
+    {
+        ActionKind.DEPLOY_PATCH,
+        ActionKind.OPEN_CIRCUIT,
+        ActionKind.CLOSE_CIRCUIT,
+        ActionKind.PROMOTE,
+        ActionKind.CONFIG_CHANGE,
+    }
+)
+# escalate and wait are what automation does when it will not act itself: a human just acts.
+POLICY_ONLY_ACTIONS = frozenset({ActionKind.ESCALATE, ActionKind.WAIT})
+#: Every action kind a human may request (API, `novacron heal --action`), in catalog order.
+MANUAL_ACTIONS: tuple[str, ...] = tuple(
+    k.value for k in ActionKind if k not in AGENT_ONLY_ACTIONS and k not in POLICY_ONLY_ACTIONS
+)
+
+
 class RiskLevel(enum.IntEnum):
     """How much an action can disturb; ordered so policies can compare."""
 

@@ -77,6 +77,21 @@ async def test_shards_are_split_then_taken_over_when_a_lease_expires(members: tu
     assert sorted(gained) == sorted(t for t in TARGETS if leases.shard_of(t, SETTINGS.shards) in a_had)
 
 
+async def test_the_next_round_comes_just_after_a_silent_node_goes_stale(members: tuple[FakeClock, Make]) -> None:
+    clock, make = members
+    a, b = make("a"), make("b")
+    await _round(a, b, a, b)
+    a_had = set(a.shards)
+    assert await b.tick() == pytest.approx(SETTINGS.renew_s)  # everyone beats: the regular period
+    clock.advance(SETTINGS.node_stale_s - 0.1)  # a is silent (killed, paused, cut off)
+    pause = await b.tick()
+    assert 0 < pause < SETTINGS.renew_s, "b wakes when a goes stale, not up to a period later"
+    assert set(b.shards).isdisjoint(a_had)
+    clock.advance(pause)
+    await b.tick()
+    assert set(b.shards) == set(range(SETTINGS.shards)), "a's leases are taken the moment they are free"
+
+
 async def test_a_paused_node_woken_after_take_over_is_fenced(members: tuple[FakeClock, Make]) -> None:
     clock, make = members
     a, b = make("a"), make("b")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 
 from novacron.clock import MonotonicClock
 from novacron.healing.health import HealthTracker
@@ -36,3 +37,27 @@ async def test_a_replica_proven_healthy_goes_back_to_its_interval() -> None:
     await prober.close()
     # At its 0.5 s interval that is two or three probes; still expedited it would be ~50.
     assert len(calls) - proven <= 5
+
+
+async def test_a_check_taken_over_is_probed_within_its_start_window_not_its_interval() -> None:
+    clock = MonotonicClock()
+    seen: dict[str, list[float]] = {"taken": []}
+
+    def probe_for(name: str) -> Callable[[float], Awaitable[tuple[bool, str]]]:
+        async def probe(_timeout: float) -> tuple[bool, str]:
+            seen[name].append(clock.monotonic())
+            return False, "HTTP 500"
+
+        return probe
+
+    prober = Prober(clock, lambda _obs: None)
+    began = clock.monotonic()
+    # An hour-long interval: its phase alone would put the first probe anywhere in the hour.
+    prober.add(TargetId("taken"), 0, "http:0", probe_for("taken"), interval=3600.0, timeout=1.0, start_within=0.05)
+    for _ in range(1000):
+        if seen["taken"]:
+            break
+        await asyncio.sleep(0.01)
+    await prober.close()
+    assert seen["taken"], "a target taken over is probed at once"
+    assert seen["taken"][0] - began < 10.0

@@ -7,7 +7,7 @@ from typing import Annotated, Any, Literal, get_args
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictBool, StrictFloat, StrictInt, StrictStr
 
 from novacron.healing.executor import ExecResult
-from novacron.model import Action, ActionKind, Incident, TimelineEvent
+from novacron.model import MANUAL_ACTIONS, Action, Incident, TimelineEvent
 from novacron.store import ActionRecord, AuditEntry
 
 __all__ = [
@@ -249,16 +249,8 @@ ManualAction = Literal[
     "vm_rollback",
     "vm_resize",
 ]
-_AGENT_ONLY = {
-    ActionKind.DEPLOY_PATCH.value,
-    ActionKind.OPEN_CIRCUIT.value,
-    ActionKind.CLOSE_CIRCUIT.value,
-    ActionKind.PROMOTE.value,
-    ActionKind.CONFIG_CHANGE.value,  # a tuned configuration, promoted by `novacron tune --promote`
-}
-# escalate and wait are what automation does when it will not act itself: a human just acts.
-_POLICY_ONLY = {ActionKind.ESCALATE.value, ActionKind.WAIT.value}
-assert set(get_args(ManualAction)) == {k.value for k in ActionKind} - _POLICY_ONLY - _AGENT_ONLY
+# The literal spells the kinds out for the OpenAPI schema; the model says which they are.
+assert get_args(ManualAction) == MANUAL_ACTIONS
 
 
 _Replica = Annotated[StrictInt, Field(ge=0, le=_MAX_REPLICA)]

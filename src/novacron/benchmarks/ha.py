@@ -44,7 +44,7 @@ import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -180,11 +180,16 @@ class _Trials:
         self.targets = [f"r{i}" for i in range(targets)]
         self.cap = _cap(targets)
         self.sampler = _Sampler(b.url, cap=self.cap)
+        # One client and one connection for the whole run: a client made per request
+        # (an SSL context loaded each time) took most of a trial's time on a loaded machine.
+        self.http = httpx.Client(base_url=b.remote, timeout=10)
+        self.db = _Reader(b.url)
         self.faulter = _Faulter(b.remote, self.targets, rng.randrange(1 << 30))
         self.failover: dict[str, list[float]] = {}
         self.lost_trials = 0
         self.unhealed = 0
         self.modes: dict[str, int] = {}
+        self.stopped_early: str | None = None  # why the run ended before its trials, if it did
 
     def run(self, trials: int, modes: tuple[str, ...], max_seconds: float | None) -> dict[str, Any]:
         b = self.b
@@ -202,7 +207,11 @@ class _Trials:
                 if not order:
                     order = list(modes)
                     self.rng.shuffle(order)
-                self._trial(order.pop())
+                try:
+                    self._trial(order.pop())
+                except RuntimeError as exc:  # the fleet did not come back: report the trials run
+                    self.stopped_early = str(exc)[:300]
+                    break
                 done += 1
                 if self.progress and done % 10 == 0:
                     print(f"trials {done}/{trials} · {time.monotonic() - began:.0f}s", file=sys.stderr, flush=True)
@@ -211,10 +220,14 @@ class _Trials:
             if self.sampler.armed:
                 self.unhealed = self._unhealed(timeout=30)
             self.sampler.stop()
-        return self._figures(done, time.monotonic() - began)
+        try:
+            return self._figures(done, time.monotonic() - began)
+        finally:
+            self.http.close()
+            self.db.close()
 
     def _figures(self, done: int, seconds: float) -> dict[str, Any]:
-        summary = httpx.get(f"{self.b.remote}/summary").json()
+        summary = self.http.get("/summary").json()
         takeovers = [ms for mode, v in self.failover.items() if mode != "terminate_backend" for ms in v]
         recovery = self.failover.get("terminate_backend", [])
         return {
@@ -242,6 +255,7 @@ class _Trials:
             "unhealed_at_end": self.unhealed,
             "faults": self.faulter.faults + done,
             "actions": summary["actions"],
+            "stopped_early": self.stopped_early,
         }
 
     def _trial(self, mode: str) -> None:
@@ -253,7 +267,7 @@ class _Trials:
         self.faulter.hold(target)
         node = b.nodes[owner]
         self.modes[mode] = self.modes.get(mode, 0) + 1
-        httpx.post(f"{b.remote}/fault/{target}").raise_for_status()
+        self.http.post(f"/fault/{target}").raise_for_status()
         t0 = time.time()
         if mode == "terminate_backend":
             address = None if b.hosts is None or node.host is None else b.hosts.host_address(node.host)
@@ -264,7 +278,7 @@ class _Trials:
             b.hosts.cut(node.host)
         else:
             os.kill(node.proc.pid, signal.SIGKILL if mode == "sigkill" else signal.SIGSTOP)
-        act = _first_action(b.remote, target, after=t0, not_by=None if mode == "terminate_backend" else owner)
+        act = _first_action(self.http, target, after=t0, not_by=None if mode == "terminate_backend" else owner)
         if mode == "sigstop":
             os.kill(node.proc.pid, signal.SIGCONT)  # woken: fenced until it holds a lease again
         elif mode == "link_cut":
@@ -289,9 +303,9 @@ class _Trials:
 
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
-            owners = _holders(self.b.url)
-            live = _live(self.b.url)
-            faulted = set(httpx.get(f"{self.b.remote}/faulted").json())
+            owners = _holders(self.db.rows)
+            live = _live(self.db.rows)
+            faulted = set(self.http.get("/faulted").json())
             choices = [t for t in self.targets if t not in faulted and self.faulter.cool(t)]
             self.rng.shuffle(choices)
             for target in choices:
@@ -318,7 +332,7 @@ class _Trials:
                 raise RuntimeError(f"controller {dead[0]} exited: {node.log.read_text(errors='replace')[-800:]}")
             with contextlib.suppress(Exception):
                 now = time.time()
-                rows = _query(self.b.url, "SELECT shard, holder, expires_at FROM ha_leases WHERE shard >= 0")
+                rows = self.db.rows("SELECT shard, holder, expires_at FROM ha_leases WHERE shard >= 0")
                 if len(rows) == _SHARDS and all(
                     h in self.ids and (not balanced or h == assignment(_SHARDS, tuple(self.ids))[s]) and e > now + 0.5
                     for s, h, e in rows
@@ -331,7 +345,7 @@ class _Trials:
         deadline = time.monotonic() + timeout
         faulted: list[str] = []
         while time.monotonic() < deadline:
-            faulted = httpx.get(f"{self.b.remote}/faulted").json()
+            faulted = self.http.get("/faulted").json()
             if not faulted:
                 return 0
             time.sleep(0.5)
@@ -340,7 +354,7 @@ class _Trials:
     def _without_lease(self) -> int:
         """Accepted actions under an epoch the store had replaced ≥ 100 ms before they arrived."""
         count = 0
-        for a in httpx.get(f"{self.b.remote}/actions").json():
+        for a in self.http.get("/actions").json():
             fence = a.get("fence") or {}
             replaced = self.sampler.replaced_at(int(fence.get("shard", -1)), int(fence.get("epoch", -1)))
             count += int(replaced is not None and replaced + 0.1 < float(a["at"]))
@@ -357,10 +371,10 @@ def _shard(target: str) -> int:
     return shard_of(target, _SHARDS)
 
 
-def _first_action(remote: str, target: str, *, after: float, not_by: str | None) -> dict[str, Any] | None:
+def _first_action(http: httpx.Client, target: str, *, after: float, not_by: str | None) -> dict[str, Any] | None:
     deadline = time.monotonic() + _TRIAL_TIMEOUT_S
     while time.monotonic() < deadline:
-        for a in httpx.get(f"{remote}/actions/{target}").json():
+        for a in http.get(f"/actions/{target}").json():
             fence = a.get("fence") or {}
             if a["at"] > after and fence.get("node") != not_by:
                 return dict(a)
@@ -527,16 +541,43 @@ def _query(url: str, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, 
         return list(conn.execute(sql, params).fetchall())
 
 
-def _holders(url: str) -> dict[int, str]:
+Rows = Callable[[str], list[tuple[Any, ...]]]
+
+
+def _holders(rows_of: Rows) -> dict[int, str]:
     now = time.time()
-    rows = _query(url, "SELECT shard, holder, expires_at FROM ha_leases WHERE shard >= 0")
+    rows = rows_of("SELECT shard, holder, expires_at FROM ha_leases WHERE shard >= 0")
     return {int(s): str(h) for s, h, e in rows if h is not None and e > now + 0.5}
 
 
-def _live(url: str, stale_s: float = 2.0) -> list[str]:
+def _live(rows_of: Rows, stale_s: float = 2.0) -> list[str]:
     now = time.time()
-    rows = _query(url, "SELECT node_id, heartbeat_at FROM ha_nodes WHERE state = 'active'")
+    rows = rows_of("SELECT node_id, heartbeat_at FROM ha_nodes WHERE state = 'active'")
     return [str(n) for n, beat in rows if now - beat <= stale_s]
+
+
+class _Reader:
+    """One connection to the store for the bench's reads, opened again after an error."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self._conn: Any = None
+
+    def rows(self, sql: str) -> list[tuple[Any, ...]]:
+        """The rows of ``sql``."""
+        try:
+            self._conn = self._conn or _connect(self.url)
+            return list(self._conn.execute(sql).fetchall())
+        except Exception:
+            self.close()
+            raise
+
+    def close(self) -> None:
+        """Drop the connection."""
+        if self._conn is not None:
+            with contextlib.suppress(Exception):
+                self._conn.close()
+        self._conn = None
 
 
 def _owned(url: str) -> dict[str, int]:

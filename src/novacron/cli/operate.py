@@ -16,6 +16,7 @@ from novacron.cli._app import app
 from novacron.cli._client import EXIT_FAILED, ApiOpt, ConfigOpt, ControllerApi, StoreOpt, TokenFileOpt, controller_api
 from novacron.cli._output import JsonOpt, console, emit_json
 from novacron.cli.core import incidents_app
+from novacron.model import MANUAL_ACTIONS
 
 __all__: list[str] = []
 
@@ -24,23 +25,6 @@ WaitOpt = Annotated[
 ]
 _GOOD = {"verified", "applied", "dry_run", "running"}
 _PANEL = "Steer the running controller"
-_ACTIONS = (
-    "restart",
-    "stop",
-    "start",
-    "replace",
-    "scale_out",
-    "scale_in",
-    "config_rollback",
-    "cleanup",
-    "reroute",
-    "drain",
-    "undrain",
-    "vm_migrate",
-    "vm_snapshot",
-    "vm_rollback",
-    "vm_resize",
-)
 
 
 def _act(
@@ -88,7 +72,7 @@ _target_command("start", "Start a target's missing replicas; exit 1 unless verif
 @app.command(rich_help_panel=_PANEL)
 def heal(
     target: Annotated[str, typer.Argument(help="Target name.")],
-    action: Annotated[str, typer.Option("--action", "-a", help=f"One of: {', '.join(_ACTIONS)}.")] = "restart",
+    action: Annotated[str, typer.Option("--action", "-a", help=f"One of: {', '.join(MANUAL_ACTIONS)}.")] = "restart",
     param: Annotated[
         list[str] | None,
         typer.Option(
@@ -103,10 +87,10 @@ def heal(
     token_file: TokenFileOpt = None,
 ) -> None:
     """Any catalog action on a target, through the executor and safety gate (default: restart)."""
-    if action not in _ACTIONS:
+    if action not in MANUAL_ACTIONS:
         from novacron.errors import InputError
 
-        raise InputError(f"unknown action {action!r} (one of {', '.join(_ACTIONS)})", where="--action")
+        raise InputError(f"unknown action {action!r} (one of {', '.join(MANUAL_ACTIONS)})", where="--action")
     params = _params(param or [])
     _act(controller_api(config, store, api, token_file), target, action, wait, as_json, params)
 

@@ -30,6 +30,8 @@ class PriorityKeeper:
     def __init__(self, incidents: IncidentManager, graph: Mapping[str, Sequence[str]]) -> None:
         self._incidents = incidents
         self._graph = dict(graph)
+        self._names = frozenset(self._graph)
+        self._dependents: dict[str, int] = {}  # per target: the graph is fixed, so counted once
         self._failed: set[str] = set()
         self._slo: set[str] = set()
         self._floor: dict[str, Priority] = {}
@@ -57,16 +59,23 @@ class PriorityKeeper:
                 self._failed.add(incident.id)
 
     def reassess_all(self, why: str) -> None:
-        """Re-assess every open incident (the fleet's share down changed)."""
-        for incident in self._incidents.open_incidents():
-            self.reassess(incident, why)
+        """Re-assess every open incident (the fleet's share down changed).
 
-    def reassess(self, incident: Incident, why: str) -> Incident:
+        The share down is counted once for all of them: a burst of failures on a large
+        fleet opens hundreds of incidents, each re-assessing every other one, and counting
+        per incident made that quadratic in work per event (seconds of a blocked loop).
+        """
+        incidents = self._incidents.open_incidents()
+        opened = self._opened(incidents)
+        for incident in incidents:
+            self.reassess(incident, why, opened=opened)
+
+    def reassess(self, incident: Incident, why: str, *, opened: frozenset[str] | None = None) -> Incident:
         """Assess ``incident`` now and record a change of priority, with its reasons."""
         current = self._incidents.open_for(incident.target)
         if current is None or current.id != incident.id:
             return incident
-        decision = self.decide(current)
+        decision = self.decide(current, opened=opened)
         priority = min(decision.priority, self._floor.get(current.id, Priority.P4))
         if current.status is IncidentStatus.NEEDS_HUMAN:
             priority = min(priority, Priority.P1)
@@ -75,20 +84,31 @@ class PriorityKeeper:
         detail = f"P{int(current.priority)} → P{int(priority)} ({why}): {'; '.join(decision.reasons)}"
         return self._incidents.set_priority(current, priority, detail, score=decision.score, **{_OWN: True})
 
-    def decide(self, incident: Incident) -> PriorityDecision:
-        """The priority ``incident``'s impact calls for now."""
-        opened = {i.target for i in self._incidents.open_incidents() if not i.preventive}
-        opened.add(incident.target)
+    def decide(self, incident: Incident, *, opened: frozenset[str] | None = None) -> PriorityDecision:
+        """The priority ``incident``'s impact calls for now (``opened``: the fleet's targets with an incident)."""
+        if opened is None:
+            opened = self._opened(self._incidents.open_incidents())
+        affected = len(opened) + int(incident.target in self._names and incident.target not in opened)
         fleet = max(1, len(self._graph))
         impact = ImpactInput(
-            affected=min(len(opened & set(self._graph)) or 1, fleet),
+            affected=min(affected or 1, fleet),
             fleet_size=fleet,
-            dependents=len(transitive_dependents(self._graph, [incident.target])),
+            dependents=self._dependents_of(incident.target),
             slo_breached=incident.id in self._slo,
             automation_failed=incident.id in self._failed or incident.status is IncidentStatus.NEEDS_HUMAN,
             preventive=incident.preventive,
         )
         return assess(impact)
+
+    def _opened(self, incidents: Sequence[Incident]) -> frozenset[str]:
+        """The fleet's targets with an open incident that is not only a forecast."""
+        return frozenset(i.target for i in incidents if not i.preventive and i.target in self._names)
+
+    def _dependents_of(self, target: str) -> int:
+        count = self._dependents.get(target)
+        if count is None:
+            count = self._dependents[target] = len(transitive_dependents(self._graph, [target]))
+        return count
 
 
 def _slo_breached(evidence: object) -> bool:

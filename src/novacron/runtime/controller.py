@@ -330,7 +330,7 @@ class Controller:
         self.health.process_started(target, replica)
         self.prober.expedite(target, replica, self.spec.target(target).start_timeout_s)
 
-    def _configure_replica(self, tspec: TargetSpec, replica: int) -> None:
+    def _configure_replica(self, tspec: TargetSpec, replica: int, *, start_within: float | None = None) -> None:
         if replica in self.health.replicas(tspec.name):
             return
         port = replica_port(tspec, replica)
@@ -357,6 +357,7 @@ class Controller:
                 timeout=check.timeout_s,
                 adaptive=check.adaptive_timeout,
                 failures=check.failures,
+                start_within=start_within,
             )
         self.health.configure(tspec.name, replica, thresholds, tspec.start_timeout_s)
         if tspec.kind == "sim":

@@ -52,6 +52,8 @@ if TYPE_CHECKING:
 __all__ = ["HaMember", "attach", "default_node_id", "local_spec"]
 
 _REGISTER_TRIES = 10  # over ~5 s
+_TAKEOVER_PROBES_PER_S = 1000.0  # first probes of targets taken over, spread at this rate
+_PAST_STALE_S = 0.01  # wake this long after a silent node's heartbeat goes stale (strictly past it)
 _TERMINAL = {
     ActionStatus.VERIFIED,
     ActionStatus.FAILED,
@@ -72,6 +74,7 @@ class _Tick:
     held: dict[int, int]
     autonomous: bool = True  # the fleet's kill switch as stored
     live: frozenset[str] = frozenset()  # every node beating now (this one included)
+    stale_at: float | None = None  # wall clock: when the next live node goes stale unless it beats again
 
 
 class HaMember(Collector):
@@ -103,7 +106,11 @@ class HaMember(Collector):
         self.fenced_refusals = 0
         self.state = "active"
         self._store = store
-        self._db = HaDb(store, idle_s=settings.lease_s)
+        # A heartbeat stopped mid-round (SIGSTOP, a cut link) holds its lease rows locked; the
+        # server must end it before those leases expire (about lease_s - renew_s after the
+        # round began), or the others skip the rows until it does.
+        heartbeat_idle_s = settings.lease_s - 2 * settings.renew_s
+        self._db = HaDb(store, idle_s=settings.lease_s, heartbeat_idle_s=heartbeat_idle_s)
         self._by_shard: dict[int, list[str]] = {}
         for target in remote_targets:
             self._by_shard.setdefault(leases.shard_of(target, settings.shards), []).append(target)
@@ -214,8 +221,7 @@ class HaMember(Collector):
 
     async def _run(self) -> None:
         while True:
-            await self.tick()
-            await self.clock.sleep(self.settings.renew_s)
+            await self.clock.sleep(await self.tick())
 
     def _renew_forever(self, loop: asyncio.AbstractEventLoop) -> None:
         """The heartbeat thread: one round every ``renew_s``, each handed to the loop to apply."""
@@ -234,17 +240,31 @@ class HaMember(Collector):
                 loop.call_soon_threadsafe(self._after, started, result, error)
             except RuntimeError:  # the loop closed under us
                 return
-            self._halt.wait(max(0.0, self.settings.renew_s - (self.clock.monotonic() - started)))
+            self._halt.wait(self._pause(started, result))
 
-    async def tick(self) -> None:
-        """One round: beat, renew, hand back, take."""
+    def _pause(self, started: float, result: _Tick | None) -> float:
+        """Until the next round: ``renew_s`` after this one began, or just after a silent node goes stale.
+
+        A node that stopped beating is dead for the assignment (and its leases expire) at
+        its last heartbeat plus ``node_stale_s``; waking then rather than up to ``renew_s``
+        later takes its shards over that much sooner.
+        """
+        pause = self.settings.renew_s - (self.clock.monotonic() - started)
+        if result is not None and result.stale_at is not None:
+            pause = min(pause, result.stale_at + _PAST_STALE_S - self.clock.now())
+        return max(0.0, pause)
+
+    async def tick(self) -> float:
+        """One round: beat, renew, hand back, take; the seconds until the next one is due."""
         started, now = self.clock.monotonic(), self.clock.now()
+        result: _Tick | None = None
         try:
             result = await self._db.run(lambda conn: self._step(conn, now))
         except StoreError as exc:
             self._after(started, None, exc)
-            return
-        self._after(started, result, None)
+        else:
+            self._after(started, result, None)
+        return self._pause(started, result)
 
     def _after(self, started: float, result: _Tick | None, error: StoreError | None) -> None:
         """Apply one round's outcome (on the loop): the leases held, the kill switch, resumed targets."""
@@ -282,6 +302,10 @@ class HaMember(Collector):
             return _Tick(None, {})
         rows = nodes.nodes(conn)
         live = frozenset(n.node_id for n in rows if n.live(now, s.node_stale_s))
+        stale_at = min(
+            (n.heartbeat_at + s.node_stale_s for n in rows if n.node_id in live and n.node_id != self.node_id),
+            default=None,
+        )
         active = sorted(n.node_id for n in rows if n.state == "active" and n.node_id in live)
         held = leases.renew(conn, self.node_id, self.incarnation, now=now, lease_s=s.lease_s)
         others = [n for n in active if n != self.node_id]
@@ -294,7 +318,7 @@ class HaMember(Collector):
         leases.release(conn, self.node_id, self.incarnation, give)
         got = leases.acquire(conn, self.node_id, self.incarnation, sorted(want - set(held)), now=now, lease_s=s.lease_s)
         kept = {sh: ep for sh, ep in held.items() if sh in want}
-        return _Tick(state, kept | got, nodes.autonomous(conn), live)
+        return _Tick(state, kept | got, nodes.autonomous(conn), live, stale_at)
 
     def _apply(self, held: dict[int, int]) -> None:
         before, self._held = self._held, held
@@ -470,8 +494,11 @@ def attach(controller: Controller, *, version: str) -> HaMember:
         for row in RailRepository(c.store).rows():  # quarantine, rate limit, backoff follow the target
             if row.target in names:
                 c.gate._load(row)
+        # Probe what was taken over at once (its old owner may have gone silent mid-fault),
+        # at most _TAKEOVER_PROBES_PER_S first probes a second so a large take-over is no burst.
+        within = len(targets) / _TAKEOVER_PROBES_PER_S
         for name in targets:
-            c._configure_replica(c.spec.target(name), 0)
+            c._configure_replica(c.spec.target(name), 0, start_within=within)
             c.health.adopt(name, 0)
         c.flow.take_over(targets)
 

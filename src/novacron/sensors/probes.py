@@ -94,6 +94,14 @@ class _Loop:
     model: AdaptiveTimeout | None = None
     confirming: bool = False
     failures: int = 2
+    start_within: float | None = None
+
+    @property
+    def first_delay(self) -> float:
+        """Until the first probe: the phase, squeezed into ``start_within`` when that is shorter."""
+        if self.start_within is None or self.start_within >= self.interval:
+            return self.phase
+        return self.phase * max(0.0, self.start_within) / self.interval
 
     @property
     def phase(self) -> float:
@@ -138,10 +146,16 @@ class Prober:
         timeout: float,
         adaptive: bool = False,
         failures: int = 2,
+        start_within: float | None = None,
     ) -> None:
         """Start probing one check of one replica (``adaptive``: learn its timeout, never
-        taking longer to fail a silent target than ``failures`` full timeouts would)."""
-        loop = _Loop(target, replica, source, probe, interval, timeout, failures=failures)
+        taking longer to fail a silent target than ``failures`` full timeouts would).
+
+        ``start_within``: the first probe comes within this many seconds (still spread by
+        the check's phase) rather than within one interval: a target taken over from a
+        controller that went silent may have been failing all along.
+        """
+        loop = _Loop(target, replica, source, probe, interval, timeout, failures=failures, start_within=start_within)
         if adaptive:
             loop.model = AdaptiveTimeout(ceiling_s=timeout)
         loop.task = asyncio.get_running_loop().create_task(self._run(loop), name=f"probe:{target}#{replica}")
@@ -190,8 +204,9 @@ class Prober:
 
     async def _run(self, lp: _Loop) -> None:
         clock = self._clock
-        next_tick = clock.monotonic() + lp.phase
-        if await _sleep_or_wake(lp, lp.phase):  # an expedite (a restart) probes at once
+        first = lp.first_delay
+        next_tick = clock.monotonic() + first
+        if await _sleep_or_wake(lp, first):  # an expedite (a restart) probes at once
             next_tick = clock.monotonic()
         while True:
             start = clock.monotonic()

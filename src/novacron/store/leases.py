@@ -306,10 +306,15 @@ def fenced_status(conn: Connection, token: FenceToken, action_id: ActionId, valu
     return bool(conn.execute(stmt).rowcount == 1)
 
 
+def _idle(seconds: float) -> dict[str, Any]:
+    """Connection options: the server ends a session left idle inside a transaction this long."""
+    return {**PG_CONNECT_ARGS, "options": f"-c idle_in_transaction_session_timeout={int(seconds * 1000)}"}
+
+
 class HaDb:
     """Runs lease and fencing transactions off the event loop."""
 
-    def __init__(self, store: Store, *, idle_s: float = 2.0) -> None:
+    def __init__(self, store: Store, *, idle_s: float = 2.0, heartbeat_idle_s: float | None = None) -> None:
         self._store = store
         self._async: Any = None
         self._sync: Engine | None = None
@@ -319,10 +324,8 @@ class HaDb:
 
             # A lease or fencing transaction takes milliseconds; one whose controller was
             # cut off or paused mid-way must not keep the lease rows locked past a lease.
-            options = f"-c idle_in_transaction_session_timeout={int(idle_s * 1000)}"
-            connect_args = {**PG_CONNECT_ARGS, "options": options}
             self._async = create_async_engine(
-                url.set(drivername="postgresql+psycopg_async"), pool_pre_ping=True, connect_args=connect_args
+                url.set(drivername="postgresql+psycopg_async"), pool_pre_ping=True, connect_args=_idle(idle_s)
             )
             # the heartbeat thread's own connection (runtime/ha.py): never queued behind other work
             self._sync = create_engine(
@@ -330,7 +333,7 @@ class HaDb:
                 pool_size=1,
                 max_overflow=0,
                 pool_pre_ping=True,
-                connect_args=connect_args,
+                connect_args=_idle(idle_s if heartbeat_idle_s is None else heartbeat_idle_s),
             )
 
     async def run(self, fn: Callable[[Connection], T]) -> T:
