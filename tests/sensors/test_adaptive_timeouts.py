@@ -38,6 +38,11 @@ def test_timeout_follows_a_shifting_latency_distribution() -> None:
         model.observe(0.004)
     assert model.timeout() == pytest.approx(0.012)
     assert model.silence_span() == pytest.approx(0.024)
+    for _ in range(10):  # a few slower answers: the confirmation waits for them, the suspicion does not
+        model.observe(0.02)
+    assert model.timeout() == pytest.approx(0.012), "3 x p95"
+    assert model.confirm_timeout() == pytest.approx(0.06), "3 x p99"
+    assert model.silence_span() == pytest.approx(0.072)
     for _ in range(256):  # the target slows down: its timeout grows with it
         model.observe(0.060)
     assert model.timeout() == pytest.approx(0.18)

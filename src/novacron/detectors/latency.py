@@ -4,16 +4,18 @@ A fixed probe timeout must be long enough for the slowest healthy answer of ever
 so a stopped process is only noticed ``failures × timeout`` after it stops. A target that
 normally answers in 2 ms is, after 40 ms of silence, already far outside anything it has
 done. :class:`AdaptiveTimeout` keeps the last ``window`` successful response times and
-sets the timeout to ``factor ×`` their ``quantile`` (the 99th percentile by default),
+sets the timeout to ``factor ×`` their ``quantile`` (the 95th percentile by default),
 never below ``floor_s`` and never above the spec's ``timeout_s`` (the ceiling). Until
 ``min_samples`` answers are known, the ceiling applies.
 
 Such a short timeout is a *suspicion*, not a verdict: the prober then sends a second,
 fresh probe beside the first (which stays open) and gives it a deadline of its own,
-:meth:`confirm_timeout` (``confirm_factor ×`` the learned timeout). The target is failed
-only if neither probe answers: after :meth:`silence_span`, the suspicion plus the
-confirmation, and never more than ``failures ×`` the spec's timeout (the fixed rule it
-replaces). One slow answer (a lost request, one slow handler) is settled by the fresh
+:meth:`confirm_timeout` (``confirm_factor × factor ×`` their ``confirm_quantile``, the
+99th percentile: a fresh request to a live target is all but sure to be answered by
+then, while the suspicion may be tighter because it costs only that second probe). The
+target is failed only if neither probe answers: after :meth:`silence_span`, the
+suspicion plus the confirmation, and never more than ``failures ×`` the spec's timeout
+(the fixed rule it replaces). One slow answer (a lost request, one slow handler) is settled by the fresh
 probe; a stopped process answers neither. Slow answers that do arrive are learned, so a
 target whose latency shifts upwards (load, a colder cache) earns longer timeouts within
 a few dozen probes.
@@ -56,7 +58,8 @@ class AdaptiveTimeout:
         *,
         ceiling_s: float,
         floor_s: float = 0.03,
-        quantile: float = 0.99,
+        quantile: float = 0.95,
+        confirm_quantile: float = 0.99,
         factor: float = 3.0,
         confirm_factor: float = 1.0,
         window: int = 256,
@@ -65,8 +68,9 @@ class AdaptiveTimeout:
         for name, v in (("ceiling_s", ceiling_s), ("floor_s", floor_s), ("factor", factor)):
             if not (math.isfinite(v) and v > 0):
                 raise InputError(f"must be a positive number, got {v!r}", where=name)
-        if not 0.0 < quantile < 1.0:
-            raise InputError(f"must be in (0, 1), got {quantile!r}", where="quantile")
+        for name, q in (("quantile", quantile), ("confirm_quantile", confirm_quantile)):
+            if not 0.0 < q < 1.0:
+                raise InputError(f"must be in (0, 1), got {q!r}", where=name)
         if confirm_factor < 1.0:
             raise InputError(f"must be >= 1, got {confirm_factor!r}", where="confirm_factor")
         if window < 1 or min_samples < 1:
@@ -74,12 +78,14 @@ class AdaptiveTimeout:
         self.ceiling_s = ceiling_s
         self.floor_s = min(floor_s, ceiling_s)
         self.quantile = quantile
+        self.confirm_quantile = confirm_quantile
         self.factor = factor
         self.confirm_factor = confirm_factor
         self.min_samples = min_samples
         self._latencies: deque[float] = deque(maxlen=window)
         self._since_refresh = 0
         self._timeout = ceiling_s
+        self._confirm = ceiling_s
 
     def observe(self, latency_s: float) -> None:
         """Learn the response time of one successful probe."""
@@ -91,9 +97,13 @@ class AdaptiveTimeout:
             self._since_refresh >= _REFRESH_EVERY or len(self._latencies) == self.min_samples
         ):
             ordered = sorted(self._latencies)
-            q = _quantile(ordered, self.quantile)
-            self._timeout = min(self.ceiling_s, max(self.floor_s, self.factor * q))
+            self._timeout = self._bounded(self.factor * _quantile(ordered, self.quantile))
+            confirm = self.confirm_factor * self.factor * _quantile(ordered, self.confirm_quantile)
+            self._confirm = max(self._timeout, self._bounded(confirm))
             self._since_refresh = 0
+
+    def _bounded(self, seconds: float) -> float:
+        return min(self.ceiling_s, max(self.floor_s, seconds))
 
     def timeout(self) -> float:
         """The timeout for the next regular probe."""
@@ -101,7 +111,7 @@ class AdaptiveTimeout:
 
     def confirm_timeout(self) -> float:
         """The deadline of the fresh probe that confirms a suspicion, from when it is sent."""
-        return min(self.ceiling_s, self.confirm_factor * self._timeout)
+        return self._confirm
 
     def silence_span(self, failures: int = 2) -> float:
         """How long a target must stay silent, from the suspected probe on, to be failed.
@@ -109,7 +119,7 @@ class AdaptiveTimeout:
         The suspicion plus the confirmation, and never more than the rule it replaces,
         ``failures ×`` the spec's timeout.
         """
-        return min(max(1, failures) * self.ceiling_s, self._timeout + self.confirm_timeout())
+        return min(max(1, failures) * self.ceiling_s, self._timeout + self._confirm)
 
     @property
     def adaptive(self) -> bool:

@@ -39,6 +39,8 @@ _Result = tuple[bool, str, bool]  # (ok, detail, timed out)
 EXPEDITED_INTERVAL_S = 0.02
 # Listening time left below this is none: no fresh probe could be answered in it.
 _LISTEN_RESOLUTION_S = 0.001
+# Before a silence is declared, answers already received get this long to be read.
+_READ_GRACE_S = 0.005
 
 
 def make_probe(check: HttpCheck | TcpCheck | ExecCheck, fill: Callable[[str], str]) -> ProbeFn:
@@ -293,13 +295,16 @@ class Prober:
         reported and a second, fresh probe is sent beside it with a deadline of its own
         (:meth:`AdaptiveTimeout.confirm_timeout`). The first answer from either settles
         it; if neither answers by that deadline the failure is reported. Both deadlines
-        count listening time only (the loop's stalls are left out), and no probe waits
-        longer than ``failures`` full timeouts, the fixed rule's bound.
+        count listening time only (the loop's stalls are left out), but the whole wait is
+        never longer than ``failures`` full timeouts of wall time, the fixed rule's bound:
+        a loop that lags all the time (a saturated machine) must not make the learned
+        rule slower than the rule it replaces.
         """
+        until = start.at + max(1, lp.failures) * lp.timeout
         first = asyncio.ensure_future(self._probe_once(lp, model.silence_span(lp.failures)))
         tasks: list[asyncio.Future[_Result]] = [first]
         try:
-            answer = await self._listen(lp, tasks, short, start)
+            answer = await self._listen(lp, tasks, short, start, until)
             if answer is not None:
                 self._report(lp, start, *answer[1][:2], suspected=False)
                 return
@@ -307,7 +312,7 @@ class Prober:
             again = self._mark()
             confirm = model.confirm_timeout()
             tasks.append(asyncio.ensure_future(self._probe_once(lp, confirm)))
-            answer = await self._listen(lp, tasks, confirm, again)
+            answer = await self._listen(lp, tasks, confirm, again, until)
             if answer is not None:
                 self._report(lp, start if answer[0] is first else again, *answer[1][:2], suspected=False)
                 return
@@ -318,21 +323,25 @@ class Prober:
                 task.cancel()
 
     async def _listen(
-        self, lp: _Loop, tasks: list[asyncio.Future[_Result]], seconds: float, since: _Mark
+        self, lp: _Loop, tasks: list[asyncio.Future[_Result]], seconds: float, since: _Mark, until: float
     ) -> tuple[asyncio.Future[_Result], _Result] | None:
         """The first answer (good or bad, not a timeout) within ``seconds`` of listening time.
 
-        A probe's own timeout runs on the wall clock; when every probe has run into it
-        while the loop was blocked, a fresh probe gets the listening time that is left.
+        Never past ``until`` on the monotonic clock. A probe's own timeout runs on the wall
+        clock; when every probe has run into it while the loop was blocked, a fresh probe
+        gets the listening time that is left. Before giving up, answers already received
+        get a moment to be read: the loop may only just have come back from a stall.
         """
         while True:
-            for task in tasks:
-                if task.done() and not task.result()[2]:
-                    return task, task.result()
-            remaining = seconds - self._listened(since)
-            if remaining < _LISTEN_RESOLUTION_S:
-                return None
+            answer = _answer(tasks)
+            if answer is not None:
+                return answer
+            remaining = min(seconds - self._listened(since), until - self._clock.monotonic())
             pending = [t for t in tasks if not t.done()]
+            if remaining < _LISTEN_RESOLUTION_S:
+                if pending:
+                    await asyncio.wait(pending, timeout=_READ_GRACE_S)
+                return _answer(tasks)
             if not pending:
                 tasks.append(asyncio.ensure_future(self._probe_once(lp, remaining)))
                 continue
@@ -348,6 +357,14 @@ class Prober:
         except (OSError, ValueError) as exc:
             return False, f"{type(exc).__name__}: {exc}", False
         return ok, detail, False
+
+
+def _answer(tasks: list[asyncio.Future[_Result]]) -> tuple[asyncio.Future[_Result], _Result] | None:
+    """The first finished probe that got an answer, good or bad (a timeout is none)."""
+    for task in tasks:
+        if task.done() and not task.result()[2]:
+            return task, task.result()
+    return None
 
 
 async def _sleep_or_wake(lp: _Loop, delay: float) -> bool:
