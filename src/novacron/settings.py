@@ -27,12 +27,14 @@ from pydantic import (
 
 from novacron.errors import ConfigError
 from novacron.model import ActionKind, FaultKind, Priority, RiskLevel
+from novacron.resourcespec import CgroupSettings, ReallocateSpec  # `reallocate:` and `cgroups:`
 from novacron.tuningspec import TuningSpec  # the `tuning:` block (self-optimisation)
 
 __all__ = [
     "AgentSchedule",
     "AgentsSpec",
     "BackoffPolicy",
+    "CgroupSettings",
     "ChannelSpec",
     "CheckSpec",
     "ControllerSettings",
@@ -49,7 +51,9 @@ __all__ = [
     "LearningSpec",
     "MetricWatch",
     "MetricsSpec",
+    "OnlineSpec",
     "Policy",
+    "ReallocateSpec",
     "RepairSpec",
     "ResourceLimit",
     "RunbookMatch",
@@ -59,6 +63,7 @@ __all__ = [
     "TwinFaultAt",
     "TwinLatency",
     "TwinSettings",
+    "ValueCheckSpec",
     "VmForward",
     "VmHostSpec",
     "VmSpec",
@@ -378,6 +383,9 @@ class TargetSpec(_Frozen):
     metrics: MetricsSpec | None = None
     repair: RepairSpec | None = None
     frontend: FrontendSpec | None = None
+    reallocate: ReallocateSpec | None = Field(
+        None, description="kind: process: the CPU and memory limits the reallocate action gives each replica."
+    )
 
     @field_validator("command")
     @classmethod
@@ -400,6 +408,8 @@ class TargetSpec(_Frozen):
     def _replica_bounds(self) -> TargetSpec:
         if self.kind == "remote" and (self.command or self.host is not None):
             raise ValueError("kind: a remote target has no command or host (any controller may own it)")
+        if self.reallocate is not None and self.kind != "process":
+            raise ValueError("reallocate: only a kind: process target has cgroup limits (vm targets: vm_resize)")
         if self.kind == "sim" and self.replicas > 1:
             raise ValueError("replicas: a sim target is one twin VM (replicas 0 or 1)")
         for i, fwd in enumerate(self.vm.forwards if self.vm else []):
@@ -542,6 +552,7 @@ class TwinSettings(_Frozen):
     stop_s: float = Field(0.0, ge=0, le=3600, description="Stopping a running (or hung) VM before a restart.")
     replace_s: float = Field(1.0, gt=0, le=3600, description="replace: a fresh VM on another host.")
     cleanup_s: float = Field(0.5, gt=0, le=3600)
+    reallocate_s: float = Field(0.05, gt=0, le=3600, description="reallocate: new CPU limits in force.")
     probe_latency_s: float | None = Field(
         None, gt=0, le=60, description="A healthy target's answer time (default: the twin's physics)."
     )
@@ -566,6 +577,38 @@ class TwinSettings(_Frozen):
 LearnerName = Literal["ladder", "bandit", "dqn"]
 
 
+class ValueCheckSpec(_Frozen):
+    """Fall back to the ladder while the learned policy is not estimated to do better.
+
+    On loading a stored policy and every ``every`` settled decisions, the learned policy and
+    the ladder are scored on the newest ``window`` logged decisions (doubly robust); the
+    learned one acts only when it beats the ladder by more than ``z`` standard errors.
+    """
+
+    enabled: bool = True
+    min_decisions: int = Field(50, ge=2, le=1_000_000, description="Settled decisions before judging.")
+    every: int = Field(25, ge=1, le=1_000_000, description="Settled decisions between judgements.")
+    window: int = Field(2000, ge=2, le=1_000_000, description="Newest settled decisions judged on.")
+    z: float = Field(1.64, ge=0.0, le=10.0, description="Standard errors the learned policy must win by.")
+
+
+class OnlineSpec(_Frozen):
+    """A promoted DQN keeps learning from real outcomes (needs the ``ml`` extra).
+
+    Every ``interval_s`` the decision log's new settled steps become transitions in a replay
+    buffer, and ``gradient_steps`` DQN updates of ``batch_size`` run off the event loop; the
+    new network replaces the policy and is stored as a new promoted version.
+    """
+
+    enabled: bool = True
+    interval_s: float = Field(60.0, gt=0, le=86_400, description="Seconds between learning rounds.")
+    gradient_steps: int = Field(20, ge=1, le=100_000)
+    batch_size: int = Field(32, ge=1, le=4096)
+    min_transitions: int = Field(32, ge=1, le=1_000_000, description="Transitions before the first round trains.")
+    buffer_size: int = Field(20_000, ge=16, le=10_000_000)
+    learning_rate: float = Field(3e-4, gt=0, le=1.0)
+
+
 class LearningSpec(_Frozen):
     """A remediation policy that learns which step heals which fault (off: the ladder).
 
@@ -584,6 +627,8 @@ class LearningSpec(_Frozen):
     seed: int | None = None
     policy_name: str = Field("default", min_length=1, max_length=64, description="The stored policy to load.")
     max_steps: int = Field(4, ge=1, le=20, description="Steps before a human is called.")
+    value_check: ValueCheckSpec = Field(default_factory=ValueCheckSpec)
+    online: OnlineSpec = Field(default_factory=OnlineSpec)
 
     @field_validator("actions")
     @classmethod
@@ -698,6 +743,7 @@ class FleetSpec(_Frozen):
     hosts: list[VmHostSpec] = Field(
         default_factory=list, description="VM hosts; without any, VMs run on one host named 'local'."
     )
+    cgroups: CgroupSettings = Field(default_factory=CgroupSettings, description="Where reallocate writes limits.")
 
     @model_validator(mode="after")
     def _vm_hosts(self) -> FleetSpec:

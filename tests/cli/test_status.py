@@ -104,7 +104,12 @@ def test_incidents_list_keeps_full_ids_in_a_pipe_and_speaks_json(tmp_path: Path)
     assert shown["incident"]["id"] == inc.id
     assert shown["timeline"][0]["kind"] == "detected"
     empty = cli_json("status", "--store", url, expect=3)
-    assert empty == {"controller": {"state": "never_started"} | empty["controller"], "targets": [], "nodes": []}
+    assert empty == {
+        "controller": {"state": "never_started"} | empty["controller"],
+        "targets": [],
+        "nodes": [],
+        "learning": None,
+    }
 
 
 def test_version_and_shell_completion() -> None:

@@ -13,7 +13,13 @@ from novacron.store.learning import PolicyLog
 from tests.cli.runner import cli, controller, wait_for
 
 
-def one_target_spec(tmp_path: Path, *, faults: list[dict[str, Any]], mix: dict[str, float] | None = None) -> Path:
+def one_target_spec(
+    tmp_path: Path,
+    *,
+    faults: list[dict[str, Any]],
+    mix: dict[str, float] | None = None,
+    learning_extra: dict[str, Any] | None = None,
+) -> Path:
     """One sim target, a learning policy that takes its best estimate (no exploration)."""
     check = {"type": "http", "url": "http://twin/health", "interval_s": 0.1, "timeout_s": 0.25, "failures": 2}
     spec = {
@@ -21,7 +27,7 @@ def one_target_spec(tmp_path: Path, *, faults: list[dict[str, Any]], mix: dict[s
         "policy": {"verify_timeout_s": 1.0, "backoff": {"base_s": 0.05, "cap_s": 0.5}},
         "controller": {"store_url": f"sqlite:///{tmp_path / 'n.db'}", "workdir": str(tmp_path / "work")},
         "twin": {"restart_s": 0.2, "replace_s": 0.3, "dt_s": 0.05, "faults": faults, "fault_mix": mix or {}},
-        "learning": {"enabled": True, "learner": "bandit", "explore": False, "seed": 1},
+        "learning": {"enabled": True, "learner": "bandit", "explore": False, "seed": 1, **(learning_extra or {})},
         "targets": [{"name": "svc", "kind": "sim", "checks": [check], "start_timeout_s": 10.0}],
     }
     path = tmp_path / "fleet.yaml"

@@ -23,15 +23,18 @@ import signal
 import socket
 import subprocess
 import uuid
-from collections.abc import Awaitable, Callable, Collection
+from collections.abc import Awaitable, Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Protocol
+from typing import IO, Any, Protocol
 
 import psutil
 
+from novacron.actuators.cgroups import Cgroups
+from novacron.actuators.reallocate import Reallocator
 from novacron.clock import Clock
-from novacron.model import Action, ActionKind, Outcome, TargetId, TargetState
+from novacron.errors import ActuatorError
+from novacron.model import EMPTY, Action, ActionKind, Outcome, TargetId, TargetState
 from novacron.sensors.process import ExitWatcher
 from novacron.settings import FleetSpec, TargetSpec
 
@@ -137,6 +140,7 @@ class ProcessActuator:
         self._desired = {t.name: t.replicas for t in mine}
         self._journal: SpawnJournal = journal or _NoJournal()
         self.fleet_id = fleet_id
+        self.limits = Reallocator(lambda: Cgroups.detect(spec.cgroups, fleet=spec.name))
         # Owner-only: replicas' output may carry secrets. Folders created here (the work
         # folder too) are 0700, log files 0600; folders that exist keep their mode.
         log_dir.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
@@ -151,9 +155,17 @@ class ProcessActuator:
             return Outcome(action.id, False, started, self._clock.now(), f"process targets cannot {action.kind}")
         try:
             detail = await handler(action)
+        except ActuatorError as exc:
+            return Outcome(action.id, False, started, self._clock.now(), str(exc))
         except (OSError, ValueError, KeyError, TypeError) as exc:  # bad params fail the action, never hang it
             return Outcome(action.id, False, started, self._clock.now(), f"{action.kind} failed: {exc}")
         return Outcome(action.id, True, started, self._clock.now(), detail, {"pids": list(self.pids(action.target))})
+
+    def refusal(self, kind: ActionKind, target: str, params: Mapping[str, Any] = EMPTY) -> str | None:
+        """Why ``kind`` cannot be carried out on ``target`` here (None when it can be tried)."""
+        if kind is ActionKind.REALLOCATE and target in self._specs:
+            return self.limits.refusal(self._specs[target], params)
+        return None
 
     async def observe(self, target: TargetId) -> TargetState:
         """Replicas alive versus desired."""
@@ -209,6 +221,7 @@ class ProcessActuator:
         stops = [self._stop(name, r) for name, reps in self._replicas.items() for r in list(reps.values())]
         await asyncio.gather(*stops, return_exceptions=True)
         self._watcher.close()
+        self.limits.forget_groups()  # stopped replicas' cgroups are empty now
         for name, reps in self._replicas.items():
             for index, rep in reps.items():
                 if rep.pid is None:
@@ -240,7 +253,12 @@ class ProcessActuator:
             ActionKind.CONFIG_CHANGE: self._do_config_rollback,  # a tuned target spec: run it the same way
             ActionKind.CLEANUP: self._do_cleanup,
             ActionKind.WAIT: self._do_wait,
+            ActionKind.REALLOCATE: self._do_reallocate,
         }
+
+    async def _do_reallocate(self, action: Action) -> str:
+        running = {i: pid for i in self._selected(action) if (pid := self.pid_of(action.target, i)) is not None}
+        return await asyncio.to_thread(self.limits.apply, action, self._specs[action.target], running)
 
     async def _do_wait(self, action: Action) -> str:
         # Nothing to touch: the executor's verification is the wait (an upstream heals).
@@ -369,6 +387,7 @@ class ProcessActuator:
         rep.pid, rep.started_at, rep.stopping = proc.pid, self._clock.now(), False
         rep.exited = asyncio.Event()
         created = _create_time(proc.pid)
+        self.limits.attach(tspec.name, rep.index, proc.pid)  # limits set by reallocate outlive a restart
         self._journal.spawned(tspec.name, rep.index, proc.pid, created, rep.port, nonce)
         self._listener.on_started(tspec.name, rep.index, proc.pid, rep.port, created)
         self._watch(tspec.name, rep)

@@ -13,16 +13,17 @@ from __future__ import annotations
 
 import os
 import socket
-from typing import Literal
+from typing import Any, Literal
 
 import psutil
-from pydantic import BaseModel
+from pydantic import BaseModel, ValidationError
 
 from novacron.api.schemas import StoreConditionOut
 from novacron.model import Incident
 from novacron.settings import HaSettings
 from novacron.store import ProcessRecord, Store, TargetStatusRow
 from novacron.store.guard import GuardedStore
+from novacron.store.learning import POLICY_IN_USE_KEY
 from novacron.store.nodes import node_views
 from novacron.store.presence import STALE_AFTER_S, ControllerRecord, Presence, presence
 from novacron.store.rails import QUARANTINE, RailRepository
@@ -109,12 +110,24 @@ class NodeOut(BaseModel):
     targets: int
 
 
+class LearningOut(BaseModel):
+    """Which remediation policy chooses the steps now, and why (the spec's ``learning`` block)."""
+
+    policy: str
+    learner: str
+    acting: str  # the learner's name, or "ladder" while it falls back
+    reason: str
+    at: float
+    estimate: dict[str, Any] | None = None  # the last value check against the ladder
+
+
 class StatusOut(BaseModel):
     """``novacron status --json`` and ``GET /status``."""
 
     controller: ControllerOut
     targets: list[TargetStatusOut]
     nodes: list[NodeOut] = []
+    learning: LearningOut | None = None
 
 
 def fleet_status(store: Store, *, now: float, in_process: bool = False) -> StatusOut:
@@ -141,7 +154,15 @@ def fleet_status(store: Store, *, now: float, in_process: bool = False) -> Statu
         if row.target in quarantines:  # in force whether or not a controller runs
             out = out.model_copy(update={"state": "quarantined", "quarantined_until": quarantines[row.target]})
         targets.append(out)
-    return StatusOut(controller=ctl, targets=targets, nodes=fleet_nodes(store, now=now))
+    return StatusOut(controller=ctl, targets=targets, nodes=fleet_nodes(store, now=now), learning=_learning(store))
+
+
+def _learning(store: Store) -> LearningOut | None:
+    """The policy in use as the controller last recorded it (None: no learning block, or unreadable)."""
+    try:
+        return LearningOut.model_validate(store.get_setting(POLICY_IN_USE_KEY))
+    except ValidationError:
+        return None
 
 
 def fleet_nodes(store: Store, *, now: float) -> list[NodeOut]:

@@ -122,6 +122,13 @@ def _print(report: object) -> None:
     out.print(_controller_line(report.controller), highlight=False)
     if (line := _store_line(report.controller)) is not None:
         out.print(line, highlight=False)
+    if report.learning is not None:
+        lrn = report.learning
+        colour = "yellow" if lrn.acting != lrn.learner else "green"
+        detail = f" · {escape(lrn.reason)}" if lrn.reason else ""
+        out.print(
+            f"learning: [{colour}]{lrn.acting}[/] chooses the steps (learner {lrn.learner}){detail}", highlight=False
+        )
     if len(report.nodes) > 1:  # several controllers share this store: who is up and owns what
         from novacron.cli.node import node_table
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 
-from novacron.actuators.base import Actuator, TargetAware
+from novacron.actuators.base import Actuator, TargetAware, refusal_of
 from novacron.clock import Clock
 from novacron.healing.approvals import Approvals
 from novacron.healing.catalog import CATALOG, Verification, inverse_of
@@ -101,7 +101,11 @@ class Executor:
                     return await self._apply_and_verify(previous.action, adopted, incident)
                 return await self._reconcile(previous.action, incident)
             return ExecResult(previous.action, previous.status, previous.detail or "already recorded", replayed=True)
-        decision = self._unknown_target(action) or self.gate.check(action)
+        unknown = self._unknown_target(action)
+        refused = None if unknown is not None else refusal_of(self.actuator, action.kind, action.target, action.params)
+        if refused is not None:
+            return self._record_refused(action, refused, incident)
+        decision = unknown or self.gate.check(action)
         if decision.verdict is Verdict.DEFER:
             if action.idempotency_key not in self._deferred:  # state a deferral once, not every retry
                 self._deferred.add(action.idempotency_key)
@@ -134,6 +138,14 @@ class Executor:
         if isinstance(self.actuator, TargetAware) and not self.actuator.knows(action.target):
             return Decision(Verdict.DENY, f"no target {action.target!r} in the fleet to act on", rail="target")
         return None
+
+    def _record_refused(self, action: Action, reason: str, incident: Incident | None) -> ExecResult:
+        """An action the actuator cannot carry out: recorded as failed with the reason, never gated or applied."""
+        detail = f"refused: {reason}"
+        self.store.claim_action(action, ActionStatus.FAILED, now=self.clock.now())
+        self.store.set_action_status(action.id, ActionStatus.FAILED, finished_at=self.clock.now(), detail=detail)
+        self._emit(ActionPhase.REFUSED, action, incident, detail, status=ActionStatus.FAILED, actor="controller")
+        return ExecResult(action, ActionStatus.FAILED, detail)
 
     def record_vetoed(self, action: Action, *, by: str, detail: str) -> ExecResult:
         """Record a step an advisor vetoed: never applied, failed, so the ladder moves on."""

@@ -18,7 +18,7 @@ import contextlib
 from collections.abc import Callable, Coroutine, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from novacron.actuators.base import Actuator
+from novacron.actuators.base import Actuator, refusal_of
 from novacron.clock import Clock
 from novacron.diagnosis.crashlog import CrashReport
 from novacron.diagnosis.rootcause import Cause, CrashHint, rank_root_causes
@@ -47,6 +47,7 @@ from novacron.store import Store
 from novacron.telemetry import Metrics, get_logger
 
 if TYPE_CHECKING:
+    from novacron.healing.hosts import HostView
     from novacron.healing.learned import LearnedSteps
 
 __all__ = ["HOUSEKEEPING_S", "HealingFlow", "RemedyPlan", "remedy_plan"]
@@ -101,12 +102,14 @@ class HealingFlow:
         prove: Prover | None = None,
         runbooks: RunbookChooser | None = None,
         learning: LearningSpec | None = None,
+        hosts: HostView | None = None,
     ) -> None:
         """``graph`` maps every fleet target to the targets it depends on.
 
         ``on_new_incident`` hears a fleet incident as it opens (before diagnosis);
         ``on_resolved`` hears the target of every resolved incident (e.g. to forget its
-        metric baselines). An enabled ``learning`` block has a policy choose each step.
+        metric baselines). An enabled ``learning`` block has a policy choose each step;
+        ``hosts`` gives it the host evidence of its contexts.
         """
         self.graph = dict(graph)
         self.clock = clock
@@ -130,7 +133,14 @@ class HealingFlow:
             from novacron.healing.learned import LearnedSteps  # noqa: PLC0415
 
             self.chooser = LearnedSteps(
-                learning, store=store, gate=gate, health=self.health, graph=self.graph, clock=clock
+                learning,
+                store=store,
+                gate=gate,
+                health=self.health,
+                graph=self.graph,
+                clock=clock,
+                refusal=lambda kind, target: refusal_of(actuator, kind, target),
+                hosts=hosts,
             )
         self.healer = Healer(
             self.executor, self.incidents, clock, advisor=advisor, chooser=self.chooser, runbooks=runbooks

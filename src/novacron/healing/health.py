@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
+from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
@@ -21,6 +22,7 @@ from novacron.model import Fault, FaultId, FaultKind, Health, Observation, Targe
 __all__ = ["HealthTracker", "ReplicaHealth"]
 
 _ids = itertools.count(1)
+_ANSWERS_KEPT = 16  # recent healthy answer times per replica (a fault's latency trend)
 
 
 @dataclass
@@ -37,6 +39,7 @@ class ReplicaHealth:
     crashes: int = 0
     detail: str = ""
     faulted: bool = False
+    answers: deque[float] = field(default_factory=lambda: deque(maxlen=_ANSWERS_KEPT))
 
     @property
     def checks_pass(self) -> bool:
@@ -150,6 +153,8 @@ class HealthTracker:
                 self._on_recovered(obs.target)
 
     def _passed(self, obs: Observation, rep: ReplicaHealth) -> None:
+        if obs.latency_s is not None:
+            rep.answers.append(obs.latency_s)
         rep.failing[obs.source] = 0
         rep.first_fail.pop(obs.source, None)
         if rep.checks_pass:
@@ -201,6 +206,14 @@ class HealthTracker:
         if not any(r.alive for r in reps):
             return Health.STOPPED
         return Health.UNHEALTHY
+
+    def answer_times(self, target: str) -> list[float]:
+        """The recent healthy answer times (seconds, oldest first) of the target's worst replica."""
+        reps = list(self._replicas.get(target, {}).values())
+        if not reps:
+            return []
+        worst = next((r for r in reps if not r.healthy), reps[0])
+        return list(worst.answers)
 
     def crash_count(self, target: str) -> int:
         """Unexpected exits seen for the target so far."""

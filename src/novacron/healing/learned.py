@@ -8,12 +8,19 @@ and that this incident has not tried yet; the policy can choose nothing else. A 
 incident is never explored on (the best estimate is taken). A stored policy that cannot
 be read (another version, a corrupt body) is not used: the chooser falls back to the
 ladder and says so in the log and the audit trail.
+
+A learned policy also acts only while it is estimated to do better than the ladder
+(:mod:`novacron.learning.valuecheck`): on loading, and every few settled decisions, both are
+scored on the newest logged decisions in the store. While it is not better the ladder
+chooses (the learned policy still learns from every outcome, and takes over again when its
+estimate wins), and the controller says so: log, audit trail, each step's reason on the
+incident's timeline, and the ``learning`` line of ``novacron status`` / ``GET /status``.
 """
 
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from novacron.clock import Clock
@@ -21,22 +28,26 @@ from novacron.errors import InputError
 from novacron.healing.catalog import CATALOG
 from novacron.healing.executor import ExecResult
 from novacron.healing.health import HealthTracker
+from novacron.healing.hosts import HostView, host_evidence
 from novacron.healing.safety import SafetyGate
 from novacron.learning import (
     Choice,
     FaultContext,
     LadderPolicy,
+    Record,
     RemediationPolicy,
     RewardWeights,
     ThompsonPolicy,
+    answers_slowed,
     detail_class,
     policy_from_state,
     reward,
 )
+from novacron.learning.valuecheck import ValueVerdict, compare_to_ladder
 from novacron.model import Action, ActionKind, ActionStatus, Incident, Priority, RiskLevel
 from novacron.settings import LearningSpec
 from novacron.store import Store
-from novacron.store.learning import PolicyLog
+from novacron.store.learning import POLICY_IN_USE_KEY, PolicyLog
 from novacron.telemetry import get_logger
 
 __all__ = ["LearnedSteps", "StepDecision"]
@@ -73,19 +84,40 @@ class LearnedSteps:
         graph: Mapping[str, Sequence[str]],
         clock: Clock,
         weights: RewardWeights | None = None,
+        refusal: Callable[[ActionKind, str], str | None] | None = None,
+        hosts: HostView | None = None,
     ) -> None:
+        """``refusal`` tells why an action cannot work on a target here (no load balancer, no cgroup);
+        ``hosts`` tells where targets run and how their hosts are (None: no host evidence)."""
         self.spec = spec
+        self.refusal = refusal
+        self.hosts = hosts
         self.gate = gate
         self.health = health
         self.graph = graph
         self.clock = clock
         self.weights = weights or RewardWeights()
+        self.store = store
         self.log = PolicyLog(store)
         self.max_steps = spec.max_steps
         self._recent: dict[str, deque[float]] = {}
         self._unsaved = 0
+        self._since_judged = 0
         self._log = get_logger(component="learning")
+        self.ladder = LadderPolicy(self._ladder())
+        self.verdict: ValueVerdict | None = None
+        self.falling_back = False  # the ladder acts while the learned policy is not estimated better
+        self._why = ""  # why the ladder acts instead of a learner, when it does from the start
         self.policy: RemediationPolicy = self._load(store)
+        if self._judged():
+            self.judge()
+        else:
+            self._publish(self.policy.name, self._why or "not judged against the ladder (value_check off)")
+
+    @property
+    def acting(self) -> RemediationPolicy:
+        """The policy that chooses now: the learned one, or the ladder while it is not better."""
+        return self.ladder if self.falling_back else self.policy
 
     # -- the policy --------------------------------------------------------------------
     def _ladder(self) -> list[str]:
@@ -95,12 +127,14 @@ class LearnedSteps:
         if self.spec.learner == "ladder":
             return LadderPolicy(self._ladder())
         if self.spec.learner == "dqn":  # a DQN is trained on the twin first (novacron learn)
-            self._log.warning("policy fallback", reason="no trained dqn policy in the store; using the ladder")
+            self._why = "no trained dqn policy in the store; using the ladder"
+            self._log.warning("policy fallback", reason=self._why)
             return LadderPolicy(self._ladder())
         return ThompsonPolicy([str(a) for a in self.spec.actions], ladder=self._ladder(), seed=self.spec.seed)
 
     def _load(self, store: Store) -> RemediationPolicy:
         if self.spec.learner == "ladder":
+            self._why = "learner: ladder (decisions logged, nothing learned)"
             return self._fresh()
         stored = self.log.latest_policy(self.spec.policy_name)
         if stored is None:
@@ -113,9 +147,64 @@ class LearnedSteps:
             store.audit(
                 now=self.clock.now(), actor="controller", verb="policy.fallback", subject=stored.name, result=reason
             )
+            self._why = reason
             return LadderPolicy(self._ladder())
         self._log.info("policy loaded", name=stored.name, version=stored.version, kind=policy.name)
         return policy
+
+    # -- is the learned policy better than the ladder? ---------------------------------
+    def _judged(self) -> bool:
+        return self.spec.value_check.enabled and not isinstance(self.policy, LadderPolicy)
+
+    def judge(self) -> ValueVerdict:
+        """Score the learned policy against the ladder on the store's newest logged decisions."""
+        check = self.spec.value_check
+        rows = self.log.decisions(limit=check.window, settled=True, newest=True)
+        records = [
+            Record(FaultContext.from_dict(r.context), tuple(r.allowed), r.action, r.propensity, r.reward)
+            for r in rows
+            if r.reward is not None and 0 < r.propensity <= 1 and r.action in r.allowed
+        ]
+        verdict = compare_to_ladder(records, self.policy, self.ladder, min_decisions=check.min_decisions, z=check.z)
+        self._since_judged = 0
+        first, self.verdict = self.verdict is None, verdict
+        fall = not verdict.use_learned
+        changed = fall != self.falling_back
+        self.falling_back = fall
+        self._publish(self.acting.name, verdict.reason, verdict)
+        if changed or (first and verdict.judged):
+            self._announce(verdict)
+        return verdict
+
+    def _announce(self, verdict: ValueVerdict) -> None:
+        acting = "the ladder" if self.falling_back else self.policy.name
+        result = f"using {acting}: {verdict.reason}"
+        if self.falling_back:
+            self._log.warning("policy fallback", reason=result)
+        else:
+            self._log.info("policy in use", reason=result)
+        verb = "policy.fallback" if self.falling_back else "policy.learned"
+        self.store.audit(
+            now=self.clock.now(),
+            actor="controller",
+            verb=verb,
+            subject=self.spec.policy_name,
+            result=result,
+            estimate=verdict.to_dict(),
+        )
+
+    def _publish(self, acting: str, reason: str, verdict: ValueVerdict | None = None) -> None:
+        """Keep which policy acts, and why, where ``novacron status`` reads it."""
+        body: dict[str, object] = {
+            "policy": self.spec.policy_name,
+            "learner": self.spec.learner,
+            "acting": acting,
+            "reason": reason,
+            "at": self.clock.now(),
+        }
+        if verdict is not None:
+            body["estimate"] = verdict.to_dict()
+        self.store.put_setting(POLICY_IN_USE_KEY, body, now=self.clock.now())
 
     def save(self, *, source: str = "online") -> int | None:
         """Store a snapshot of a learning policy as a new promoted version."""
@@ -127,8 +216,9 @@ class LearnedSteps:
         )
 
     # -- the safety mask ---------------------------------------------------------------
-    def allowed(self, tried: Sequence[ActionKind]) -> list[str]:
-        """Actions the policy may pick now: gate-approved without a human, safe, untried."""
+    def allowed(self, tried: Sequence[ActionKind], target: str | None = None) -> list[str]:
+        """Actions the policy may pick now: gate-approved without a human, safe, untried,
+        and possible on ``target`` (a drain needs a load balancer, a reallocate a cgroup)."""
         out = []
         for kind in self.spec.actions:
             spec = CATALOG[kind]
@@ -136,6 +226,8 @@ class LearnedSteps:
                 continue
             if spec.risk > RiskLevel.MEDIUM and spec.inverse is None:
                 continue  # a risky step with nothing to undo it is a human's call
+            if target is not None and self.refusal is not None and self.refusal(kind, target) is not None:
+                continue
             out.append(str(kind))
         return out
 
@@ -144,6 +236,7 @@ class LearnedSteps:
         upstreams = self.graph.get(incident.target, ())
         failing = any(not self.health.is_healthy(u) for u in upstreams)
         recent = self._recent_actions(incident.target)
+        host, peers_failing = host_evidence(incident.target, self.hosts, self.health, self.graph)
         return FaultContext(
             kind=incident.kind.value,
             detail=detail_class(incident.summary),
@@ -151,6 +244,9 @@ class LearnedSteps:
             recent_actions=len(recent),
             priority=int(incident.priority),
             tried=tuple(str(k) for k in tried),
+            slowed=answers_slowed(self.health.answer_times(incident.target)),
+            host=host,
+            peers_failing=peers_failing,
         )
 
     def _recent_actions(self, target: str) -> deque[float]:
@@ -163,12 +259,15 @@ class LearnedSteps:
     def choose(self, incident: Incident, tried: Sequence[ActionKind]) -> StepDecision:
         """The next step (``escalate`` when nothing allowed is left)."""
         context = self.context(incident, tried)
-        allowed = self.allowed(tried)
-        explore = self.spec.explore and incident.priority is not Priority.P0
-        choice: Choice | None = self.policy.choose(context, allowed, explore=explore) if allowed else None
+        allowed = self.allowed(tried, incident.target)
+        policy = self.acting
+        explore = self.spec.explore and incident.priority is not Priority.P0 and not self.falling_back
+        choice: Choice | None = policy.choose(context, allowed, explore=explore) if allowed else None
         if choice is None or len(tried) >= self.max_steps:
             return StepDecision(ActionKind.ESCALATE, context, allowed, 1.0, False, "nothing allowed is left")
-        why = f"{self.policy.name} chose {choice.action} (p={choice.propensity:.2f}) among {', '.join(allowed)}"
+        why = f"{policy.name} chose {choice.action} (p={choice.propensity:.2f}) among {', '.join(allowed)}"
+        if self.falling_back and self.verdict is not None:
+            why += f" ({self.verdict.reason})"
         return StepDecision(ActionKind(choice.action), context, allowed, choice.propensity, explore, why)
 
     def record(self, decision: StepDecision, action: Action, incident: Incident) -> None:
@@ -176,7 +275,7 @@ class LearnedSteps:
         decision.action_id = action.id
         decision.decision_id = self.log.record_decision(
             at=self.clock.now(),
-            policy=self.policy.name,
+            policy=self.acting.name,
             target=action.target,
             incident_id=incident.id,
             action_id=action.id,
@@ -200,6 +299,9 @@ class LearnedSteps:
         self._unsaved += 1
         if self._unsaved >= _SAVE_EVERY:
             self.save()
+        self._since_judged += 1
+        if self._judged() and self._since_judged >= self.spec.value_check.every:
+            self.judge()
         return value
 
     def feedback(self, action_id: str, verdict: str) -> bool:

@@ -8,7 +8,7 @@ the twin (:class:`DqnPolicy`; training needs the ``ml`` extra). :mod:`~novacron.
 scores a policy offline on logged decisions (inverse propensity, doubly robust).
 """
 
-from novacron.learning.context import FaultContext, detail_class, features
+from novacron.learning.context import FaultContext, answers_slowed, detail_class, features, host_state
 from novacron.learning.dqn import DqnPolicy
 from novacron.learning.ope import OpeEstimate, Record, doubly_robust, ips
 from novacron.learning.policies import (
@@ -32,9 +32,11 @@ __all__ = [
     "RemediationPolicy",
     "RewardWeights",
     "ThompsonPolicy",
+    "answers_slowed",
     "detail_class",
     "doubly_robust",
     "features",
+    "host_state",
     "ips",
     "policy_from_state",
     "reward",

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from novacron.errors import InputError
 from novacron.learning.context import FaultContext
 
-__all__ = ["OpeEstimate", "Record", "doubly_robust", "ips"]
+__all__ = ["OpeEstimate", "Record", "doubly_robust", "doubly_robust_terms", "ips"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,13 +60,19 @@ def ips(records: Sequence[Record], target: Probabilities) -> OpeEstimate:
     return OpeEstimate(total / len(records), len(records))
 
 
-def doubly_robust(records: Sequence[Record], target: Probabilities, model: ValueModel) -> OpeEstimate:
-    """Doubly robust estimate: the model's value under ``target``, corrected by weighted residuals."""
+def doubly_robust_terms(records: Sequence[Record], target: Probabilities, model: ValueModel) -> list[float]:
+    """Each decision's doubly robust term (their mean is the estimate; their spread, its error)."""
     _check(records)
-    total = 0.0
+    terms = []
     for rec in records:
         probs = target(rec.context, rec.allowed)
         direct = sum(p * model(rec.context, a) for a, p in probs.items())
         weight = probs.get(rec.action, 0.0) / rec.propensity
-        total += direct + weight * (rec.reward - model(rec.context, rec.action))
-    return OpeEstimate(total / len(records), len(records))
+        terms.append(direct + weight * (rec.reward - model(rec.context, rec.action)))
+    return terms
+
+
+def doubly_robust(records: Sequence[Record], target: Probabilities, model: ValueModel) -> OpeEstimate:
+    """Doubly robust estimate: the model's value under ``target``, corrected by weighted residuals."""
+    terms = doubly_robust_terms(records, target, model)
+    return OpeEstimate(sum(terms) / len(terms), len(terms))

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from novacron.actuators.base import Actuator
 from novacron.clock import Clock
@@ -32,6 +32,9 @@ from novacron.store import Store
 from novacron.store.guard import GuardedStore
 from novacron.store.rails import RailRepository
 from novacron.telemetry import Metrics
+
+if TYPE_CHECKING:
+    from novacron.healing.hosts import HostView
 
 __all__ = ["Composition", "Paging", "compose", "observe_proving"]
 
@@ -74,6 +77,7 @@ def compose(
     write_behind: bool = False,
     inline_writes: bool = False,
     learning: LearningSpec | None = None,
+    hosts: HostView | None = None,
 ) -> Composition:
     """Open the store and build gate, approvals and the healing flow over ``graph``.
 
@@ -107,6 +111,7 @@ def compose(
         prove=prove,
         runbooks=runbooks,
         learning=learning,
+        hosts=hosts,
     )
     pager = None
     if paging is not None and paging.channels:

@@ -27,7 +27,7 @@ from novacron.runtime.faultrun import FaultPlan, FaultTimes, run_plan, twin_inje
 from novacron.runtime.simloop import run_simulated
 from novacron.runtime.twinfleet import build_twin_simulator
 from novacron.runtime.twinspec import measure_timings, twin_of
-from novacron.settings import FleetSpec, LearningSpec
+from novacron.settings import FleetSpec, LearningSpec, ValueCheckSpec
 from novacron.store import Store
 from novacron.store.learning import DecisionRow, PolicyLog
 from novacron.twin.clock import SimClock
@@ -89,11 +89,16 @@ def run_on_twin(
     """Inject ``plans`` into ``spec``'s twin through the real controller, in simulated time.
 
     ``policy_state`` is stored first as the promoted policy the controller loads;
-    ``policy`` (a learner being trained) takes the place of whatever it loaded.
+    ``policy`` (a learner being trained) takes the place of whatever it loaded. The policy
+    learned or measured here acts as itself: the production guard that hands a learned
+    policy's steps to the ladder while it is not estimated better (``learning.value_check``)
+    is off, as the flap and rate rails are relaxed.
     """
     workdir = Path(tempfile.mkdtemp(prefix="novacron-twin-"))
     store_url = f"sqlite:///{workdir / 'twin.db'}"
-    spec = spec.model_copy(update={"controller": spec.controller.model_copy(update={"store_url": store_url})})
+    learning = spec.learning.model_copy(update={"value_check": ValueCheckSpec(enabled=False)})
+    controller = spec.controller.model_copy(update={"store_url": store_url})
+    spec = spec.model_copy(update={"controller": controller, "learning": learning})
     sim = build_twin_simulator(spec)
     clock = SimClock(sim)
     if policy_state is not None:

@@ -69,6 +69,7 @@ def build_twin_simulator(spec: FleetSpec) -> Simulator:
         migrate_s=twin.replace_s,
         replace_s=twin.host_repair_s,
         cleanup_s=twin.cleanup_s,
+        reallocate_s=twin.reallocate_s,
         enabled=False,
     )
     physics = PhysicsParams(dt_s=twin.dt_s, leak_gb_per_s=twin.leak_gb_per_s)
@@ -102,6 +103,11 @@ class SimFleet:
         self._driver: asyncio.Task[None] | None = None
         self.injected: list[tuple[float, str, str]] = []  # (sim time, target, kind)
 
+    @property
+    def simulated_time(self) -> bool:
+        """Whether a :class:`SimClock` drives the loop (else the twin follows the wall clock)."""
+        return isinstance(self.clock, SimClock)
+
     # -- lifecycle ---------------------------------------------------------------------
     def start(self) -> None:
         """Watch crashes, schedule the spec's faults, and (in real time) keep the twin moving."""
@@ -111,7 +117,7 @@ class SimFleet:
             self.sim.schedule(t0 + fault.at_s, functools.partial(self.inject, fault.target, fault.kind))
         if self.settings.fault_rate_per_hour > 0:
             self._schedule_random(self.settings.fault_rate_per_hour)
-        if not isinstance(self.clock, SimClock):
+        if not self.simulated_time:
             self._driver = asyncio.get_running_loop().create_task(self._follow_wall_clock(), name="twin")
 
     async def stop(self) -> None:
@@ -173,12 +179,13 @@ class SimFleet:
         """End every lasting fault at once, as a human's repair would between episodes.
 
         Bad configurations are rolled back, other tenants quietened, broken hosts and cut
-        links repaired; crashed or hung targets are left to the controller.
+        links repaired, raised CPU shares lowered; crashed or hung targets are left to the controller.
         """
         self.sensor.bad_config.clear()
         state, params = self.sim.state, self.sim.params
         for vm in range(len(self.targets), self.sim.topo.n_vms):
             state.set_vm_extra_cpu(vm, 0.0)
+        state.vm_priority[:] = False  # every fault meets the spec's allocation
         for host in range(self.sim.topo.n_hosts):
             cut = state.topo.n_links > 0 and state.host_degree[host] == 0
             if not state.host_up[host] or state.cooling[host] < 1.0 or state.disk_fill_gb_s[host] > 0 or cut:
@@ -189,6 +196,19 @@ class SimFleet:
         """1 while the target's VM process runs (up or hung), else 0."""
         status = VmStatus(int(self.sim.state.status[self.sensor.vm(target)]))
         return int(status in (VmStatus.UP, VmStatus.HUNG))
+
+    def host_of(self, target: str) -> str:
+        """The twin host ``target``'s VM runs on now (placement, as a cloud's API reports it)."""
+        return f"twin-host-{int(self.sim.state.vm_host[self.sensor.vm(target)])}"
+
+    def host_load(self, host: str) -> float | None:
+        """A twin host's CPU utilisation (its node metrics), None while it is down or cut off."""
+        index = int(host.removeprefix("twin-host-"))
+        state = self.sim.state
+        cut = self.sim.topo.n_links > 0 and state.host_degree[index] == 0
+        if not state.host_up[index] or cut:
+            return None
+        return float(state.util[index])
 
     # -- SimListener (from the actuator) -----------------------------------------------
     def on_started(self, target: str, replica: int) -> None:

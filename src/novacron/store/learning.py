@@ -21,7 +21,9 @@ from novacron.errors import NotFoundError, StoreError
 from novacron.store import tables as t
 from novacron.store.repo import Store
 
-__all__ = ["DecisionRow", "Feedback", "PolicyLog", "StoredPolicy"]
+__all__ = ["POLICY_IN_USE_KEY", "DecisionRow", "Feedback", "PolicyLog", "StoredPolicy"]
+
+POLICY_IN_USE_KEY = "learning.policy_in_use"  # controller setting: which policy acts, and why
 
 VERDICTS = ("good", "bad")
 
@@ -127,12 +129,14 @@ class PolicyLog:
         stmt = update(t.policy_decisions).where(t.policy_decisions.c.id == decision_id)
         self._exec(stmt.values(reward=reward, outcome=outcome))
 
-    def decisions(self, *, limit: int = 10_000, settled: bool = False) -> list[DecisionRow]:
-        """Decisions, oldest first (only those with a reward when ``settled``)."""
-        stmt = select(t.policy_decisions).order_by(t.policy_decisions.c.at).limit(limit)
+    def decisions(self, *, limit: int = 10_000, settled: bool = False, newest: bool = False) -> list[DecisionRow]:
+        """Decisions, oldest first (only those with a reward when ``settled``; the last ``limit`` when ``newest``)."""
+        order = t.policy_decisions.c.at.desc() if newest else t.policy_decisions.c.at
+        stmt = select(t.policy_decisions).order_by(order).limit(limit)
         if settled:
             stmt = stmt.where(t.policy_decisions.c.reward.is_not(None))
-        return [DecisionRow(**r) for r in self._rows(stmt)]
+        rows = [DecisionRow(**r) for r in self._rows(stmt)]
+        return rows[::-1] if newest else rows
 
     def decision_for_action(self, action_id: str) -> DecisionRow | None:
         """The decision that chose ``action_id``, if a policy chose it."""

@@ -247,6 +247,7 @@ class Simulator:
             TwinAction.REPLACE: hp.replace_s,
             TwinAction.CLEANUP: hp.cleanup_s,
             TwinAction.REROUTE: hp.reroute_s,
+            TwinAction.REALLOCATE: hp.reallocate_s,
         }[kind]
 
     def apply_action(self, vm: int, kind: str | TwinAction, *, dst: int | None = None) -> float:
@@ -359,7 +360,7 @@ class Simulator:
             return False
         reachable = self.topo.n_links == 0 or s.host_degree[h] > 0
         disk_ok = s.disk_used_gb[h] < self.topo.host_disk_gb[h]
-        latency = s.cpu_latency_s[h] + s.io_latency_s[h] + s.net_latency_s[h]
+        latency = s.cpu_latency_of(vm) + s.io_latency_s[h] + s.net_latency_s[h]
         fast = float(latency) <= self.params.probe_timeout_s
         return bool(reachable) and bool(disk_ok) and fast
 
