@@ -64,7 +64,10 @@ class SpawnJournal(Protocol):
     """Durable record of spawns: written before the process exists, and right after."""
 
     def intend(self, target: str, replica: int, port: int | None, nonce: str) -> None:
-        """About to spawn ``replica`` with ``nonce`` (committed before the spawn)."""
+        """About to spawn ``replica`` with ``nonce`` (made durable by :meth:`settle` before the spawn)."""
+
+    async def settle(self) -> None:
+        """Wait, without blocking the event loop, until what was journaled so far is durable."""
 
     def spawned(self, target: str, replica: int, pid: int, create_time: float, port: int | None, nonce: str) -> None:
         """The spawn with ``nonce`` is process ``pid``."""
@@ -92,6 +95,9 @@ class _NoJournal:
     def intend(self, target: str, replica: int, port: int | None, nonce: str) -> None:
         """Nothing to record."""
 
+    async def settle(self) -> None:
+        """Nothing to wait for."""
+
     def spawned(self, target: str, replica: int, pid: int, create_time: float, port: int | None, nonce: str) -> None:
         """Nothing to record."""
 
@@ -106,6 +112,7 @@ class _Replica:
     pid: int | None = None
     started_at: float = 0.0
     stopping: bool = False
+    spawning: bool = False  # between the journal's intent and the pid: a second spawn must not start
     exited: asyncio.Event = field(default_factory=asyncio.Event)
 
 
@@ -211,7 +218,7 @@ class ProcessActuator:
                 if (name, i) in skip_replicas:
                     continue
                 try:
-                    self._spawn_if_missing(name, i)
+                    await self._spawn_if_missing(name, i)
                 except OSError as exc:
                     self._replicas[name].pop(i, None)
                     self._listener.on_spawn_failed(name, i, f"cannot start: {exc}")
@@ -281,7 +288,7 @@ class ProcessActuator:
 
     async def _do_start(self, action: Action) -> str:
         await self._await_ports_free(action.target, self._selected(action))
-        started = [i for i in self._selected(action) if self._spawn_if_missing(action.target, i)]
+        started = [i for i in self._selected(action) if await self._spawn_if_missing(action.target, i)]
         return f"started replicas {started}" if started else "already running"
 
     async def _do_stop(self, action: Action) -> str:
@@ -346,23 +353,25 @@ class ProcessActuator:
 
     async def _ensure(self, target: str) -> None:
         for i in range(self._desired[target]):
-            self._spawn_if_missing(target, i)
+            await self._spawn_if_missing(target, i)
 
-    def _spawn_if_missing(self, target: str, index: int) -> bool:
+    async def _spawn_if_missing(self, target: str, index: int) -> bool:
         rep = self._replicas[target].get(index)
-        if rep is not None and rep.pid is not None:
+        if rep is not None and (rep.pid is not None or rep.spawning):
             return False
         tspec = self._specs[target]
-        rep = _Replica(index, replica_port(tspec, index))
+        rep = _Replica(index, replica_port(tspec, index), spawning=True)
         self._replicas[target][index] = rep
         try:
-            self._spawn(tspec, rep)
+            await self._spawn(tspec, rep)
         except OSError:
             del self._replicas[target][index]
             raise
+        finally:
+            rep.spawning = False
         return True
 
-    def _spawn(self, tspec: TargetSpec, rep: _Replica) -> None:
+    async def _spawn(self, tspec: TargetSpec, rep: _Replica) -> None:
         def fill(s: str) -> str:
             return expand_target_vars(s, name=tspec.name, replica=rep.index, port=rep.port)
 
@@ -377,6 +386,7 @@ class ProcessActuator:
             env["PORT"] = str(rep.port)
         log_path = self._log_dir / f"{tspec.name}-{rep.index}.log"
         self._journal.intend(tspec.name, rep.index, rep.port, nonce)
+        await self._journal.settle()  # the intent is durable before the child exists
         try:
             proc = self._popen(tspec, rep, env, fill, log_path)
         except OSError:

@@ -21,7 +21,7 @@ from novacron.healing.fencing import Fence, FencedError
 from novacron.healing.health import HealthTracker
 from novacron.healing.safety import Decision, SafetyGate, Verdict
 from novacron.model import Action, ActionStatus, Incident, Outcome
-from novacron.store import Store
+from novacron.store import ActionRecord, Store
 from novacron.store.guard import GuardedStore
 from novacron.store.leases import ClaimResult
 
@@ -93,7 +93,7 @@ class Executor:
 
     async def execute(self, action: Action, *, incident: Incident | None = None) -> ExecResult:
         """Run one action end to end and return how it ended."""
-        previous = self.store.action_by_key(action.idempotency_key)
+        previous = await self.recorded(action.idempotency_key)
         if previous is not None:
             if previous.status in _INFLIGHT:
                 adopted = await self._adopted(previous.action)
@@ -132,6 +132,12 @@ class Executor:
             self._set_status(action, ActionStatus.BLOCKED, detail="rejected")
             return ExecResult(action, ActionStatus.BLOCKED, "rejected by a human", decision)
         return await self._apply_and_verify(action, decision, incident)
+
+    async def recorded(self, key: str) -> ActionRecord | None:
+        """The action already stored under idempotency key ``key``, read without blocking the loop."""
+        if isinstance(self.store, GuardedStore):
+            return await self.store.read_action_by_key(key)
+        return self.store.action_by_key(key)  # a plain store's reads, like its writes, are inline
 
     def _unknown_target(self, action: Action) -> Decision | None:
         """Refuse at planning an action no actuator can apply: it must never sit at "applying"."""

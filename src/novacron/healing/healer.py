@@ -251,7 +251,7 @@ class Healer:
         """One ladder step: the advisor's review (a veto skips it), execution, then hindsight."""
         advisor = self.advisor
         # A step already in the store is replayed or reconciled, not decided again.
-        if advisor is None or self.executor.store.action_by_key(action.idempotency_key) is not None:
+        if advisor is None or await self.executor.recorded(action.idempotency_key) is not None:
             return await self._until_decided(action, incident)
         review: Review | None = advisor.review(action, incident)
         if review is None:
