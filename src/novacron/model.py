@@ -97,6 +97,8 @@ class ActionKind(enum.StrEnum):
     VM_SNAPSHOT = "vm_snapshot"  # save the guest's whole state
     VM_ROLLBACK = "vm_rollback"  # run the guest from a saved state
     VM_RESIZE = "vm_resize"  # memory balloon / vCPU hot-plug
+    # Local processes: CPU and memory limits through cgroups (actuators/cgroups.py).
+    REALLOCATE = "reallocate"
 
 
 # Kinds proposed only by agents with the parameters they need (a patch deployment, circuit

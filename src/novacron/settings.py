@@ -27,12 +27,14 @@ from pydantic import (
 
 from novacron.errors import ConfigError
 from novacron.model import ActionKind, FaultKind, Priority, RiskLevel
+from novacron.resourcespec import CgroupSettings, ReallocateSpec  # `reallocate:` and `cgroups:`
 from novacron.tuningspec import TuningSpec  # the `tuning:` block (self-optimisation)
 
 __all__ = [
     "AgentSchedule",
     "AgentsSpec",
     "BackoffPolicy",
+    "CgroupSettings",
     "ChannelSpec",
     "CheckSpec",
     "ControllerSettings",
@@ -51,6 +53,7 @@ __all__ = [
     "MetricsSpec",
     "OnlineSpec",
     "Policy",
+    "ReallocateSpec",
     "RepairSpec",
     "ResourceLimit",
     "RunbookMatch",
@@ -380,6 +383,9 @@ class TargetSpec(_Frozen):
     metrics: MetricsSpec | None = None
     repair: RepairSpec | None = None
     frontend: FrontendSpec | None = None
+    reallocate: ReallocateSpec | None = Field(
+        None, description="kind: process: the CPU and memory limits the reallocate action gives each replica."
+    )
 
     @field_validator("command")
     @classmethod
@@ -402,6 +408,8 @@ class TargetSpec(_Frozen):
     def _replica_bounds(self) -> TargetSpec:
         if self.kind == "remote" and (self.command or self.host is not None):
             raise ValueError("kind: a remote target has no command or host (any controller may own it)")
+        if self.reallocate is not None and self.kind != "process":
+            raise ValueError("reallocate: only a kind: process target has cgroup limits (vm targets: vm_resize)")
         if self.kind == "sim" and self.replicas > 1:
             raise ValueError("replicas: a sim target is one twin VM (replicas 0 or 1)")
         for i, fwd in enumerate(self.vm.forwards if self.vm else []):
@@ -544,6 +552,7 @@ class TwinSettings(_Frozen):
     stop_s: float = Field(0.0, ge=0, le=3600, description="Stopping a running (or hung) VM before a restart.")
     replace_s: float = Field(1.0, gt=0, le=3600, description="replace: a fresh VM on another host.")
     cleanup_s: float = Field(0.5, gt=0, le=3600)
+    reallocate_s: float = Field(0.05, gt=0, le=3600, description="reallocate: new CPU limits in force.")
     probe_latency_s: float | None = Field(
         None, gt=0, le=60, description="A healthy target's answer time (default: the twin's physics)."
     )
@@ -734,6 +743,7 @@ class FleetSpec(_Frozen):
     hosts: list[VmHostSpec] = Field(
         default_factory=list, description="VM hosts; without any, VMs run on one host named 'local'."
     )
+    cgroups: CgroupSettings = Field(default_factory=CgroupSettings, description="Where reallocate writes limits.")
 
     @model_validator(mode="after")
     def _vm_hosts(self) -> FleetSpec:

@@ -11,6 +11,7 @@ from playwright.sync_api import Page, Playwright, expect, sync_playwright
 from novacron.demo.fleet import free_port_block
 from novacron.healing.catalog import new_action
 from novacron.model import ActionKind, TargetId
+from novacron.store.learning import PolicyLog
 from novacron.store.tokens import Role
 from novacron.testing import http_service_target
 
@@ -137,3 +138,46 @@ def test_the_dashboard_shows_the_fleet_and_steers_it(tmp_path: Path) -> None:
             ("admin-1", "api.approval.approve"),
             ("admin-1", "autonomous.disable"),
         } <= verbs
+
+
+def test_an_operator_marks_an_action_good_or_bad_with_a_note_from_the_dashboard(tmp_path: Path) -> None:
+    target = http_service_target("api", free_port_block(2))
+    with served(tmp_path, target) as (base, c, tokens), sync_playwright() as pw:
+        op = bearer(tokens[Role.OPERATOR])
+        body = {"target": "api", "action": "restart", "wait_s": 20}
+        restarted = httpx.post(f"{base}/autonomous/heal", json=body, headers=op, timeout=30).json()
+        action_id = restarted["action_id"]
+        page = _browser_page(pw)
+        page.goto(f"{base}/dashboard")
+
+        # A viewer may read the actions but not mark them.
+        _sign_in(page, tokens[Role.VIEWER])
+        row = page.locator(f"#actions tbody tr[data-action='{action_id}']")
+        expect(row).to_contain_text("restart", timeout=15_000)
+        expect(row.locator("button.rate")).to_have_count(0)
+
+        page.click("#forget-token")
+        _sign_in(page, tokens[Role.OPERATOR])
+        expect(page.locator("#feedback-form")).to_be_hidden()
+        row.locator("button.rate").click()
+        expect(page.locator("#feedback-form")).to_be_visible()
+        expect(page.locator("#feedback-what")).to_contain_text(f"restart api ({action_id}, verified)")
+        page.fill("#feedback-note", "a restart hid the leak")
+        page.wait_for_timeout(3_000)  # a refresh of the tables meanwhile keeps the note
+        expect(page.locator("#feedback-note")).to_have_value("a restart hid the leak")
+        page.click("#feedback-bad")
+        expect(page.locator("#notice")).to_have_text(
+            f"marked {action_id} bad — kept and audited (no learning policy chose it)", timeout=15_000
+        )
+        expect(page.locator("#feedback-form")).to_be_hidden()
+
+        marks = on_loop(c, lambda: PolicyLog(c.store).feedback(action_id))
+        assert [(m.verdict, m.note, m.actor) for m in marks] == [("bad", "a restart hid the leak", "operator-1")]
+        audit = httpx.get(f"{base}/audit", headers=op).json()
+        assert any(e["verb"] == "action.feedback" and e["subject"] == action_id for e in audit)
+
+        # Cancel sends nothing.
+        row.locator("button.rate").click()
+        page.click("#feedback-cancel")
+        expect(page.locator("#feedback-form")).to_be_hidden()
+        assert len(on_loop(c, lambda: PolicyLog(c.store).feedback(action_id))) == 1

@@ -152,3 +152,46 @@ def test_batch_equals_streaming_on_the_compiled_path() -> None:
     batch, _ = _pair(alarm=0.24, refractory=100, rank_history=500, history=400)
     xs = np.concatenate([_series(), _ties(2000)])
     np.testing.assert_array_equal(batch.score_many(xs), _stream(stream, xs))
+
+
+def _long(n: int = 12_000) -> np.ndarray:
+    """Longer than a batch block (4,096 values) and many rank chunks, with flat runs and ties."""
+    rng = np.random.default_rng(23)
+    x = 100 + 10 * np.sin(np.arange(n) * 2 * np.pi / 288) + rng.normal(0, 2, n)
+    x[rng.random(n) < 0.003] += 60.0
+    x[2000:2600] = 42.0  # flat: the z-score window and the rank window fill with one value
+    x[5000:5300] = np.round(x[5000:5300])  # ties
+    x[7000:7010] = np.nan
+    return x
+
+
+@pytest.mark.parametrize(
+    "params",
+    [
+        {},  # the default pipeline's calibration and rank window (4,000 values)
+        {"rank_history": 300, "history": 250, "min_history": 30},
+        {"rank_history": 3, "history": 50, "min_history": 5},  # a window shorter than a chunk
+    ],
+)
+def test_batch_equals_streaming_on_long_series(params: dict[str, int]) -> None:
+    def build() -> Ensemble:
+        members = (RobustZScore(window=255, refresh=7), *member_set("hc", 300.0))  # odd window, odd refresh
+        return Ensemble(members=members, alarm=0.24, refractory=100, **params)  # type: ignore[arg-type]
+
+    xs = _long()
+    np.testing.assert_array_equal(build().score_many(xs), _stream(build(), xs))
+
+
+def test_default_pipeline_batch_equals_streaming_across_calls() -> None:
+    """Batches of every size, between streamed points, leave the state streaming would."""
+    batch, stream = general_ensemble(300.0), general_ensemble(300.0)
+    assert batch.compiled
+    xs = _long()
+    parts, lo = [], 0
+    for size in (1, 4095, 4097, 1, 300, 2500):
+        parts.append(batch.score_many(xs[lo : lo + size]))
+        lo += size
+        parts.append(_stream(batch, xs[lo : lo + 50]))
+        lo += 50
+    parts.append(batch.score_many(xs[lo:]))
+    np.testing.assert_array_equal(np.concatenate(parts), _stream(stream, xs))

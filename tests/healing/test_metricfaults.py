@@ -93,3 +93,19 @@ def test_an_unknown_detector_is_refused_at_load_naming_the_watch() -> None:
     watch = MetricWatch(metric="cpu_percent", detector={"detector": "crystal_ball"})
     with pytest.raises(InputError, match=r"targets\[api\]\.metrics\.watch\[0\]"):
         _judge(MetricsSpec(watch=[watch]), FakeClock())
+
+
+def test_a_specd_ensemble_runs_on_the_object_path_unless_it_names_a_kernel() -> None:
+    """Compiling kernels at the first scrape would block the event loop (and every probe)."""
+    from novacron.detectors.ensemble import Ensemble
+    from novacron.detectors.pipeline import build_pipeline
+    from novacron.healing.metricfaults import _on_object_path
+
+    plain = {"detector": "ensemble", "params": {"alarm": 0.45}, "min_duration": 8}
+    built = build_pipeline(_on_object_path(plain))
+    assert isinstance(built.detector, Ensemble)
+    assert built.detector.kernel == "python"
+    assert plain == {"detector": "ensemble", "params": {"alarm": 0.45}, "min_duration": 8}, "the spec is left as it was"
+    named = {"detector": "ensemble", "params": {"kernel": "auto"}}
+    assert _on_object_path(named) == named
+    assert _on_object_path({"detector": "zscore"}) == {"detector": "zscore"}

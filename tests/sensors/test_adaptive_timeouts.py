@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import subprocess
 import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -16,6 +17,7 @@ from novacron.detectors.latency import AdaptiveTimeout
 from novacron.errors import InputError
 from novacron.healing.health import HealthTracker
 from novacron.model import Fault, FaultKind, Observation, TargetId
+from novacron.sensors.looplag import LoopLag
 from novacron.sensors.probes import Prober
 
 _INTERVAL = 0.005  # real seconds between ticks of the fake schedule, to keep the test quick
@@ -29,18 +31,26 @@ def test_timeout_follows_a_shifting_latency_distribution() -> None:
         model.observe(0.004)
     assert model.timeout() == pytest.approx(0.012)
     assert model.adaptive
-    assert model.confirm_timeout() == pytest.approx(0.024)
-    model.observe(0.05)  # one stall it recovered from: confirmations must outlast it
+    assert model.confirm_timeout() == pytest.approx(0.012), "the fresh probe: a deadline of its own"
+    assert model.silence_span() == pytest.approx(0.024), "suspicion plus confirmation"
+    model.observe(0.05)  # one stall it recovered from: the confirmation, not the span, covers it
     for _ in range(250):
         model.observe(0.004)
     assert model.timeout() == pytest.approx(0.012)
-    assert model.confirm_timeout() == pytest.approx(0.1)
+    assert model.silence_span() == pytest.approx(0.024)
+    for _ in range(10):  # a few slower answers: the confirmation waits for them, the suspicion does not
+        model.observe(0.02)
+    assert model.timeout() == pytest.approx(0.012), "3 x p95"
+    assert model.confirm_timeout() == pytest.approx(0.06), "3 x p99"
+    assert model.silence_span() == pytest.approx(0.072)
     for _ in range(256):  # the target slows down: its timeout grows with it
         model.observe(0.060)
     assert model.timeout() == pytest.approx(0.18)
+    assert model.silence_span(failures=2) == pytest.approx(0.36)
     for _ in range(256):  # slower than the ceiling allows: bounded by the spec
         model.observe(0.4)
     assert model.timeout() == 0.5
+    assert model.silence_span(failures=2) == 1.0, "never longer than the fixed rule"
     assert not model.adaptive
 
 
@@ -135,6 +145,16 @@ async def test_a_hang_is_found_in_two_short_timeouts() -> None:
     assert waited < 0.1, f"suspected and confirmed after {waited * 1000:.0f} ms, not 2 x 250 ms"
 
 
+async def test_one_slow_answer_does_not_widen_the_span_for_a_later_hang() -> None:
+    """The protection against one slow answer is the confirmation, not a wider span."""
+    slow, hang = 45, 120
+    target = _Target(FakeClock(), lambda i: 0.2 if i == slow else 0.003 if i < hang else 10.0)
+    _seen, faults = await _run(target, hang + 3, failures=2)
+    assert [f.kind for f in faults] == [FaultKind.HANG]
+    waited = sum(t for _, t in target.calls[hang : hang + 2])
+    assert waited < 0.1, f"found after {waited * 1000:.0f} ms: the 200 ms answer was not learned as a span"
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [
@@ -216,3 +236,69 @@ async def test_the_confirming_probe_runs_beside_the_suspected_one() -> None:
     suspected = [o for o in seen if o.suspected]
     assert len(suspected) == 1
     assert not seen[-1].healthy
+
+
+class _BlockingTarget:
+    """Answers in about a millisecond; one probe blocks the whole event loop first.
+
+    The block stands for the controller's own loop being busy (a synchronous write, an
+    import) while a probe is in flight: the target answered, the controller was not
+    listening.
+    """
+
+    def __init__(self, block_at: int, block_s: float) -> None:
+        self.block_at = block_at
+        self.block_s = block_s
+        self.calls = 0
+
+    async def probe(self, timeout: float) -> tuple[bool, str]:
+        self.calls += 1
+        if self.calls == self.block_at:
+            time.sleep(self.block_s)  # noqa: ASYNC251 - blocks the loop, on purpose
+        async with asyncio.timeout(timeout):
+            await asyncio.sleep(0.001)
+        return True, "HTTP 200"
+
+
+async def test_a_blocked_controller_loop_is_not_the_targets_silence() -> None:
+    from novacron.clock import MonotonicClock
+
+    block_at = 40
+    target = _BlockingTarget(block_at, 0.3)
+    faults: list[Fault] = []
+    clock = MonotonicClock()
+    health = HealthTracker(clock, on_fault=faults.append, on_recovered=lambda _t: None)
+    health.configure("svc", 0, {"http:0": 2}, start_timeout_s=60.0)
+    health.process_started("svc", 0)
+    seen: list[Observation] = []
+
+    def emit(obs: Observation) -> None:
+        seen.append(obs)
+        health.observe(obs)
+
+    prober = Prober(clock, emit)
+    prober.add(TargetId("svc"), 0, "http:0", target.probe, interval=0.01, timeout=0.25, adaptive=True, failures=2)
+    for _ in range(3000):
+        if target.calls > block_at + 30:
+            break
+        await asyncio.sleep(0.005)
+    learned = prober.timeouts()[("svc", 0, "http:0")]
+    await prober.close()
+    blocked = next(o for o in seen if o.latency_s is not None and o.latency_s >= 0.3)
+    assert blocked.healthy, "the answer that came while the loop was blocked was heard"
+    assert not blocked.suspected, "the block was not counted as the target's silence"
+    assert faults == []
+    assert learned < 0.15, f"the block was not learned as the target's latency ({learned * 1000:.0f} ms)"
+
+
+async def test_looplag_measures_a_blocked_loop() -> None:
+    lag = LoopLag()
+    lag.start()
+    try:
+        await asyncio.sleep(0.05)
+        before = lag.stalled()
+        time.sleep(0.3)  # noqa: ASYNC251 - blocks the loop, on purpose
+        await asyncio.sleep(0.05)
+        assert lag.stalled() - before >= 0.25
+    finally:
+        lag.stop()

@@ -44,6 +44,23 @@ def test_saturation_builds_a_backlog_that_fails_probes(quiet: Simulator) -> None
     assert quiet.vm_health(_vm_on(quiet, 4))
 
 
+def test_a_raised_cpu_share_shields_a_vm_from_its_noisy_neighbour_until_undone(quiet: Simulator) -> None:
+    noisy, victim, other = (int(v) for v in np.flatnonzero(quiet.state.vm_host == 3)[:3])
+    quiet.inject_fault(noisy, TwinFault.NOISY_NEIGHBOUR)
+    quiet.advance_to(30)
+    assert not quiet.vm_health(victim)
+    done = quiet.apply_action(victim, "reallocate")
+    assert quiet.state.status[victim] == VmStatus.UP  # the VM keeps running while its share changes
+    quiet.advance_to(done + quiet.params.dt_s)
+    assert quiet.vm_health(victim)
+    assert quiet.state.vm_ok(quiet.params)[victim]
+    assert not quiet.vm_health(other), "only the reallocated VM is served before the neighbour's excess"
+    assert quiet.state.cpu_latency_of(victim) < quiet.params.probe_timeout_s < quiet.state.cpu_latency_of(other)
+    quiet.state.vm_priority[victim] = False  # what the inverse does
+    quiet.advance_to(quiet.now + 1)
+    assert not quiet.vm_health(victim)
+
+
 def test_thermal_throttles_above_temperature_then_powers_off() -> None:
     topo = build_fleet(2, 20, seed=0, n_groups=1)
     sim = Simulator(topo, healer=HealerParams(enabled=False))

@@ -126,3 +126,19 @@ async def test_a_completed_migration_reports_qemus_figures(fake: FakeQmp) -> Non
         )
     finally:
         await session.close()
+
+
+async def test_a_human_monitor_answer_is_an_error_unless_it_is_the_expected_confirmation(fake: FakeQmp) -> None:
+    rule = "tcp:127.0.0.1:18080"
+    fake.script["human-monitor-command"] = [
+        f"host forwarding rule for {rule} removed\r\n",  # QEMU's confirmation of hostfwd_remove
+        f"invalid host forwarding rule '{rule}'\r\n",
+    ]
+    session = await _session(fake)
+    try:
+        done = f"host forwarding rule for {rule} removed"
+        assert await session.hmp(f"hostfwd_remove net0 {rule}", success=done) == done
+        with pytest.raises(QmpError, match="invalid host forwarding rule"):
+            await session.hmp(f"hostfwd_remove net0 {rule}", success=done)
+    finally:
+        await session.close()

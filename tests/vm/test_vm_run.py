@@ -114,3 +114,29 @@ async def test_a_guest_paused_through_qmp_is_a_fault_healed_by_system_reset(tmp_
         assert "system_reset" in (action.detail or "")
     finally:
         await ctl.stop()
+
+
+async def test_a_guest_pushes_heartbeats_and_their_loss_is_a_fault(tmp_path: Path, guest: Guest) -> None:
+    """The guest's heartbeats reach the controller as a check; cut off, they are a heartbeat_lost fault."""
+    ctl = Controller(parse_spec(_spec(tmp_path, guest)))
+    await ctl.start()
+    try:
+        await _until(lambda: ctl.status()[0].health.value == "healthy", "healthy")
+        await _until(lambda: ctl.heartbeats.last_beat("web") is not None, "a heartbeat", timeout=60)
+        first = ctl.heartbeats.last_beat("web")
+        await _until(lambda: ctl.heartbeats.last_beat("web") != first, "a second heartbeat", timeout=60)
+        qemu = ctl.actuator.vms.process("web")
+        # The guest keeps serving HTTP; only its heartbeats stop reaching the controller.
+        await qemu.execute("chardev-change", {"id": "hb0", "backend": {"type": "null", "data": {}}})
+        await _until(lambda: ctl.status()[0].last_fault is not None, "a fault", timeout=60)
+        fault = ctl.status()[0].last_fault
+        assert fault is not None
+        assert fault["kind"] == "heartbeat_lost", fault
+        assert "phi" in fault["detail"]
+        udp = {"remote": {"type": "inet", "data": {"host": "127.0.0.1", "port": str(ctl.heartbeats.port)}}}
+        await qemu.execute("chardev-change", {"id": "hb0", "backend": {"type": "udp", "data": udp}})
+        await _until(lambda: ctl.status()[0].state == "healthy" and ctl.status()[0].restarts >= 1, "healed")
+        beat = ctl.heartbeats.last_beat("web")
+        await _until(lambda: ctl.heartbeats.last_beat("web") not in (None, beat), "heartbeats again", timeout=60)
+    finally:
+        await ctl.stop()

@@ -9,12 +9,12 @@ really running. The router picks the actuator by the target's kind (``process``,
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 from novacron.errors import ConfigError
-from novacron.model import Action, Outcome, TargetId, TargetState
+from novacron.model import EMPTY, Action, ActionKind, Outcome, TargetId, TargetState
 
-__all__ = ["Actuator", "ActuatorRouter", "TargetAware"]
+__all__ = ["Actuator", "ActuatorRouter", "Refusing", "TargetAware", "refusal_of"]
 
 
 @runtime_checkable
@@ -39,6 +39,26 @@ class TargetAware(Protocol):
         ...
 
 
+@runtime_checkable
+class Refusing(Protocol):
+    """An actuator that can tell, before acting, that an action cannot work on a target here.
+
+    A refusal is a fact about the world (no load balancer in front of the target, no cgroup
+    the controller may write), not a safety decision: the executor records the action as
+    failed with the reason, never applies it, and a ladder moves on; a learning policy is
+    never offered a refused action.
+    """
+
+    def refusal(self, kind: ActionKind, target: str, params: Mapping[str, Any] = EMPTY) -> str | None:
+        """Why ``kind`` cannot be carried out on ``target``, or None when it can be tried."""
+        ...
+
+
+def refusal_of(actuator: object, kind: ActionKind, target: str, params: Mapping[str, Any] = EMPTY) -> str | None:
+    """``actuator``'s refusal of ``kind`` on ``target`` (None for an actuator that refuses nothing)."""
+    return actuator.refusal(kind, target, params) if isinstance(actuator, Refusing) else None
+
+
 class ActuatorRouter:
     """Routes each action to the actuator registered for its target's kind."""
 
@@ -59,6 +79,12 @@ class ActuatorRouter:
             return self._kind_of(target) in self._actuators
         except (KeyError, LookupError):
             return False
+
+    def refusal(self, kind: ActionKind, target: str, params: Mapping[str, Any] = EMPTY) -> str | None:
+        """The refusal of the actuator for ``target``'s kind (none for an unknown target: it is denied elsewhere)."""
+        if not self.knows(TargetId(target)):
+            return None
+        return refusal_of(self._for(TargetId(target)), kind, target, params)
 
     async def apply(self, action: Action) -> Outcome:
         """Apply through the actuator of the action's target kind."""

@@ -8,7 +8,7 @@ subscribers (the experiment runner) one request at a time.
 
 Action parameters: ``reroute``/``promote`` take ``weights`` ({server: 0..256}) and
 ``from_weights`` (what they replace, for the inverse); ``drain``, ``undrain``,
-``open_circuit`` and ``close_circuit`` take ``server`` or ``replica``.
+``open_circuit`` and ``close_circuit`` take ``server``, ``replica`` or ``replicas``.
 """
 
 from __future__ import annotations
@@ -224,7 +224,8 @@ class HaproxyActuator:
         if action.kind in (ActionKind.REROUTE, ActionKind.PROMOTE):
             return await self._set_weights(action.target, action.params.get("weights"))
         if action.kind in _STATE_OF:
-            return await self._set_state(action.target, action.kind, _server(action.params))
+            done = [await self._set_state(action.target, action.kind, s) for s in _servers(action.params)]
+            return ", ".join(done)
         raise InputError(f"{action.kind} is not a traffic action", where="action")
 
     async def _set_weights(self, target: str, weights: Mapping[str, Any] | None) -> str:
@@ -254,6 +255,10 @@ class HaproxyActuator:
         state = _STATE_OF[kind]
         if state == "maint" and not any(not v["maint"] for s, v in known.items() if s != server):
             raise InputError(f"opening {server}'s circuit would leave {target} with no server", where="params.server")
+        if state == "drain" and not any(not v["maint"] and not v["drain"] for s, v in known.items() if s != server):
+            raise InputError(
+                f"draining {server} would leave {target} with no server taking new requests", where="params.server"
+            )
         await self.command(f"set server {backend_name(target)}/{server} state {state}")
         now = (await self.servers(target))[server]
         held = {
@@ -276,9 +281,12 @@ def _weights(known: Mapping[str, Mapping[str, Any]]) -> dict[str, int]:
     return {s: int(v["weight"]) for s, v in known.items()}
 
 
-def _server(params: Mapping[str, Any]) -> str:
+def _servers(params: Mapping[str, Any]) -> list[str]:
+    """The servers an action names: ``server``, ``replica``, or ``replicas`` (the healer's failing ones)."""
     if "server" in params:
-        return str(params["server"])
+        return [str(params["server"])]
     if "replica" in params:
-        return server_name(int(params["replica"]))
+        return [server_name(int(params["replica"]))]
+    if params.get("replicas"):
+        return [server_name(int(r)) for r in params["replicas"]]
     raise InputError("name the 'server' or the 'replica'", where="params")

@@ -8,14 +8,17 @@ and for ``kind: vm`` targets through :class:`~novacron.actuators.qemu.QemuActuat
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Mapping
 from pathlib import Path
+from typing import Any
 
 from novacron.actuators.base import ActuatorRouter
+from novacron.actuators.haproxy import TRAFFIC_ACTIONS
 from novacron.actuators.process import ProcessActuator, ProcessListener, SpawnJournal
 from novacron.actuators.qemu import QemuActuator
+from novacron.actuators.traffic import no_load_balancer
 from novacron.clock import Clock
-from novacron.model import Action, Observation, Outcome, TargetId, TargetState
+from novacron.model import EMPTY, Action, ActionKind, Observation, Outcome, TargetId, TargetState
 from novacron.settings import FleetSpec, TargetSpec
 
 __all__ = ["LocalActuator"]
@@ -52,6 +55,14 @@ class LocalActuator:
 
     def _one(self, target: str) -> ProcessActuator | QemuActuator:
         return self.vms if self.kind_of(target) == "vm" else self.processes
+
+    def refusal(self, kind: ActionKind, target: str, params: Mapping[str, Any] = EMPTY) -> str | None:
+        """Traffic actions need a load balancer (a frontend sends them elsewhere); reallocate, a writable cgroup."""
+        if kind in TRAFFIC_ACTIONS:
+            return no_load_balancer(target)
+        if self.kind_of(target) == "vm":
+            return "a vm target is resized with vm_resize, not reallocate" if kind is ActionKind.REALLOCATE else None
+        return self.processes.refusal(kind, target, params)
 
     async def apply(self, action: Action) -> Outcome:
         """Apply through the actuator of the action's target kind."""

@@ -23,15 +23,18 @@ import signal
 import socket
 import subprocess
 import uuid
-from collections.abc import Awaitable, Callable, Collection
+from collections.abc import Awaitable, Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Protocol
+from typing import IO, Any, Protocol
 
 import psutil
 
+from novacron.actuators.cgroups import Cgroups
+from novacron.actuators.reallocate import Reallocator
 from novacron.clock import Clock
-from novacron.model import Action, ActionKind, Outcome, TargetId, TargetState
+from novacron.errors import ActuatorError
+from novacron.model import EMPTY, Action, ActionKind, Outcome, TargetId, TargetState
 from novacron.sensors.process import ExitWatcher
 from novacron.settings import FleetSpec, TargetSpec
 
@@ -61,7 +64,10 @@ class SpawnJournal(Protocol):
     """Durable record of spawns: written before the process exists, and right after."""
 
     def intend(self, target: str, replica: int, port: int | None, nonce: str) -> None:
-        """About to spawn ``replica`` with ``nonce`` (committed before the spawn)."""
+        """About to spawn ``replica`` with ``nonce`` (made durable by :meth:`settle` before the spawn)."""
+
+    async def settle(self) -> None:
+        """Wait, without blocking the event loop, until what was journaled so far is durable."""
 
     def spawned(self, target: str, replica: int, pid: int, create_time: float, port: int | None, nonce: str) -> None:
         """The spawn with ``nonce`` is process ``pid``."""
@@ -89,6 +95,9 @@ class _NoJournal:
     def intend(self, target: str, replica: int, port: int | None, nonce: str) -> None:
         """Nothing to record."""
 
+    async def settle(self) -> None:
+        """Nothing to wait for."""
+
     def spawned(self, target: str, replica: int, pid: int, create_time: float, port: int | None, nonce: str) -> None:
         """Nothing to record."""
 
@@ -103,6 +112,7 @@ class _Replica:
     pid: int | None = None
     started_at: float = 0.0
     stopping: bool = False
+    spawning: bool = False  # between the journal's intent and the pid: a second spawn must not start
     exited: asyncio.Event = field(default_factory=asyncio.Event)
 
 
@@ -137,6 +147,7 @@ class ProcessActuator:
         self._desired = {t.name: t.replicas for t in mine}
         self._journal: SpawnJournal = journal or _NoJournal()
         self.fleet_id = fleet_id
+        self.limits = Reallocator(lambda: Cgroups.detect(spec.cgroups, fleet=spec.name))
         # Owner-only: replicas' output may carry secrets. Folders created here (the work
         # folder too) are 0700, log files 0600; folders that exist keep their mode.
         log_dir.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
@@ -151,9 +162,17 @@ class ProcessActuator:
             return Outcome(action.id, False, started, self._clock.now(), f"process targets cannot {action.kind}")
         try:
             detail = await handler(action)
+        except ActuatorError as exc:
+            return Outcome(action.id, False, started, self._clock.now(), str(exc))
         except (OSError, ValueError, KeyError, TypeError) as exc:  # bad params fail the action, never hang it
             return Outcome(action.id, False, started, self._clock.now(), f"{action.kind} failed: {exc}")
         return Outcome(action.id, True, started, self._clock.now(), detail, {"pids": list(self.pids(action.target))})
+
+    def refusal(self, kind: ActionKind, target: str, params: Mapping[str, Any] = EMPTY) -> str | None:
+        """Why ``kind`` cannot be carried out on ``target`` here (None when it can be tried)."""
+        if kind is ActionKind.REALLOCATE and target in self._specs:
+            return self.limits.refusal(self._specs[target], params)
+        return None
 
     async def observe(self, target: TargetId) -> TargetState:
         """Replicas alive versus desired."""
@@ -199,7 +218,7 @@ class ProcessActuator:
                 if (name, i) in skip_replicas:
                     continue
                 try:
-                    self._spawn_if_missing(name, i)
+                    await self._spawn_if_missing(name, i)
                 except OSError as exc:
                     self._replicas[name].pop(i, None)
                     self._listener.on_spawn_failed(name, i, f"cannot start: {exc}")
@@ -209,6 +228,7 @@ class ProcessActuator:
         stops = [self._stop(name, r) for name, reps in self._replicas.items() for r in list(reps.values())]
         await asyncio.gather(*stops, return_exceptions=True)
         self._watcher.close()
+        self.limits.forget_groups()  # stopped replicas' cgroups are empty now
         for name, reps in self._replicas.items():
             for index, rep in reps.items():
                 if rep.pid is None:
@@ -240,7 +260,12 @@ class ProcessActuator:
             ActionKind.CONFIG_CHANGE: self._do_config_rollback,  # a tuned target spec: run it the same way
             ActionKind.CLEANUP: self._do_cleanup,
             ActionKind.WAIT: self._do_wait,
+            ActionKind.REALLOCATE: self._do_reallocate,
         }
+
+    async def _do_reallocate(self, action: Action) -> str:
+        running = {i: pid for i in self._selected(action) if (pid := self.pid_of(action.target, i)) is not None}
+        return await asyncio.to_thread(self.limits.apply, action, self._specs[action.target], running)
 
     async def _do_wait(self, action: Action) -> str:
         # Nothing to touch: the executor's verification is the wait (an upstream heals).
@@ -263,7 +288,7 @@ class ProcessActuator:
 
     async def _do_start(self, action: Action) -> str:
         await self._await_ports_free(action.target, self._selected(action))
-        started = [i for i in self._selected(action) if self._spawn_if_missing(action.target, i)]
+        started = [i for i in self._selected(action) if await self._spawn_if_missing(action.target, i)]
         return f"started replicas {started}" if started else "already running"
 
     async def _do_stop(self, action: Action) -> str:
@@ -328,23 +353,25 @@ class ProcessActuator:
 
     async def _ensure(self, target: str) -> None:
         for i in range(self._desired[target]):
-            self._spawn_if_missing(target, i)
+            await self._spawn_if_missing(target, i)
 
-    def _spawn_if_missing(self, target: str, index: int) -> bool:
+    async def _spawn_if_missing(self, target: str, index: int) -> bool:
         rep = self._replicas[target].get(index)
-        if rep is not None and rep.pid is not None:
+        if rep is not None and (rep.pid is not None or rep.spawning):
             return False
         tspec = self._specs[target]
-        rep = _Replica(index, replica_port(tspec, index))
+        rep = _Replica(index, replica_port(tspec, index), spawning=True)
         self._replicas[target][index] = rep
         try:
-            self._spawn(tspec, rep)
+            await self._spawn(tspec, rep)
         except OSError:
             del self._replicas[target][index]
             raise
+        finally:
+            rep.spawning = False
         return True
 
-    def _spawn(self, tspec: TargetSpec, rep: _Replica) -> None:
+    async def _spawn(self, tspec: TargetSpec, rep: _Replica) -> None:
         def fill(s: str) -> str:
             return expand_target_vars(s, name=tspec.name, replica=rep.index, port=rep.port)
 
@@ -359,6 +386,7 @@ class ProcessActuator:
             env["PORT"] = str(rep.port)
         log_path = self._log_dir / f"{tspec.name}-{rep.index}.log"
         self._journal.intend(tspec.name, rep.index, rep.port, nonce)
+        await self._journal.settle()  # the intent is durable before the child exists
         try:
             proc = self._popen(tspec, rep, env, fill, log_path)
         except OSError:
@@ -369,6 +397,7 @@ class ProcessActuator:
         rep.pid, rep.started_at, rep.stopping = proc.pid, self._clock.now(), False
         rep.exited = asyncio.Event()
         created = _create_time(proc.pid)
+        self.limits.attach(tspec.name, rep.index, proc.pid)  # limits set by reallocate outlive a restart
         self._journal.spawned(tspec.name, rep.index, proc.pid, created, rep.port, nonce)
         self._listener.on_started(tspec.name, rep.index, proc.pid, rep.port, created)
         self._watch(tspec.name, rep)

@@ -20,7 +20,7 @@ import shutil
 import signal
 import tempfile
 import uuid
-from collections.abc import Awaitable, Callable, Collection, Iterator, Mapping
+from collections.abc import Awaitable, Callable, Collection, Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +37,7 @@ from novacron.clock import Clock
 from novacron.errors import ActuatorError, ConfigError
 from novacron.model import Action, ActionKind, Observation, Outcome, TargetId, TargetState
 from novacron.settings import FleetSpec, HeartbeatCheck, TargetSpec, VmHostSpec, VmSpec
+from novacron.twin.placement import Evacuee
 
 __all__ = ["GUEST_FAULT_EVENTS", "QemuActuator"]
 
@@ -214,33 +215,37 @@ class QemuActuator:
         if self._specs:
             shutil.rmtree(self._sockets, ignore_errors=True)
 
-    async def fail_host(self, host: str) -> list[tuple[str, int, str | None]]:
-        """Take ``host`` out: mark it failed, end its QEMUs, and place its guests by priority.
+    async def fail_host(self, host: str) -> list[Evacuee[tuple[str, int]]]:
+        """Take ``host`` out: mark it failed, end its QEMUs; its guests, to be placed elsewhere.
 
-        Returns each guest with its new host (None where no host has room), highest
-        priority first. The places are taken now, in that order, so the guests' moves —
-        run side by side — never give a lower priority the place of a higher one. The
-        guests' ends are reported as expected (the host's failure is the fault, and the
-        failover that follows is the remedy); each then needs a ``vm_migrate`` from
-        ``host``, which finds its QEMU gone and cold-starts it on its new host.
+        The guests' ends are reported as expected (the host's failure is the fault, and
+        the failover that follows is the remedy); each then needs a place
+        (:meth:`take_places`) and a ``vm_migrate`` from ``host``, which finds its QEMU
+        gone and cold-starts it on its new host.
         """
         self.hosts.mark_failed(host)
-        guests = [_split(key) for key in self.hosts.guests_on(host)]
+        guests = sorted(_split(key) for key in self.hosts.guests_on(host))
         for target, replica in guests:
             proc = self.running(target, replica)
             if proc is not None:
                 self.retire(target, replica, proc)
                 await proc.kill()
-        plan: list[tuple[str, int, str | None]] = []
-        for target, replica in sorted(guests, key=lambda g: (-self.vm_of(g[0]).priority, g)):
+        return [
+            Evacuee((t, r), self.vm_of(t).memory_mib, self.vm_of(t).cpus, self.vm_of(t).priority) for t, r in guests
+        ]
+
+    def take_places(self, plan: Iterable[tuple[tuple[str, int], str | None]]) -> None:
+        """Hold each guest's planned host (none: it is placed nowhere), before any of them boots.
+
+        Taken all at once, so the guests' moves — run side by side — never give a lower
+        priority the place the plan gave a higher one.
+        """
+        for (target, replica), to in plan:
             vm = self.vm_of(target)
-            to = self.hosts.pick(vm.memory_mib, vm.cpus, exclude=[host])
             if to is None:
                 self.hosts.remove(_key(target, replica))
             else:
                 self.hosts.place(_key(target, replica), to, vm.memory_mib, vm.cpus)
-            plan.append((target, replica, to))
-        return plan
 
     # -- action handlers ---------------------------------------------------------------
     def _handlers(self) -> dict[ActionKind, Callable[[Action], Awaitable[tuple[str, dict[str, Any]]]]]:

@@ -14,6 +14,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from novacron.settings import VmHostSpec
+from novacron.twin.placement import Room, best_host
 
 __all__ = ["HostBook", "HostUse"]
 
@@ -85,15 +86,18 @@ class HostBook:
         for use in self._hosts.values():
             use.guests.pop(guest, None)
 
+    def rooms(self, *, exclude: Iterable[str] = ()) -> list[Room[str]]:
+        """The free memory (MiB) and vCPUs of every healthy host but ``exclude``."""
+        skip = set(exclude)
+        return [
+            Room(name, use.free_memory, use.free_cpus)
+            for name, use in self._hosts.items()
+            if name not in skip and not use.failed
+        ]
+
     def pick(self, memory_mib: int, cpus: int, *, exclude: Iterable[str] = ()) -> str | None:
         """The healthy host with the most free memory that fits the guest, or None."""
-        skip = set(exclude)
-        fits = [
-            use
-            for name, use in self._hosts.items()
-            if name not in skip and self.why_not(name, memory_mib, cpus) is None
-        ]
-        return max(fits, key=lambda u: (u.free_memory, u.free_cpus, u.spec.name)).spec.name if fits else None
+        return best_host(self.rooms(exclude=exclude), memory_mib, cpus)
 
     def mark_failed(self, host: str, failed: bool = True) -> None:
         """A host is out (its guests need a new home) or back."""

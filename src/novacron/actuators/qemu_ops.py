@@ -14,6 +14,7 @@ runs on; a rollback boots a new QEMU from that file and replaces the running one
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import socket
 import time
 from dataclasses import dataclass
@@ -124,18 +125,33 @@ class GuestOps:
             if src.alive:
                 self._vms.reinstate(target, replica, src)
             raise
-        handover_ms = await self._take_over(target, replica, src, dest)
-        window = [round(paused_at, 3), round(paused_at + stats.downtime_ms / 1000 + POLL_S + handover_ms / 1000, 3)]
-        return {**stats.as_dict(), "handover_ms": handover_ms, "switch_window_monotonic": window}
+        handover_ms, handed = await self._take_over(target, replica, src, dest)
+        # The switch-over: from the guest's last pause until its ports lead to the running destination.
+        return {**stats.as_dict(), "handover_ms": handover_ms, "switch_window_monotonic": [round(paused_at, 3), handed]}
 
-    async def _take_over(self, target: str, replica: int, old: QemuProcess | None, new: QemuProcess) -> float:
-        """End the old QEMU, give its port forwards to the new one, run it, announce it.
+    async def _take_over(
+        self, target: str, replica: int, old: QemuProcess | None, new: QemuProcess
+    ) -> tuple[float, float]:
+        """Run the new QEMU, give it the old one's port forwards, end the old one, announce the new one.
 
-        The old QEMU lets go of the ports over QMP and the new one takes them straight
-        after — two monitor commands, not a process's death and reaping — and only then is
-        the old one killed: its guest lives on in the new one. Clients connecting in
-        between are refused and retry; a request caught in the old QEMU fails when it dies.
+        The new QEMU runs before it gets the ports: a client let in earlier would wait for
+        the last of the state to load. The old QEMU lets go of the ports over QMP and the
+        new one takes them straight after — two monitor commands, not a process's death
+        and reaping — and only then is the old one killed: its guest lives on in the new
+        one. Clients connecting in between are refused and retry; a request caught in the
+        old QEMU fails when it dies. Returns how long the ports had no guest (ms) and when
+        the new one had them (monotonic).
         """
+        try:
+            if await wait_running(new, timeout=_LOAD_TIMEOUT_S) != "running":
+                await new.execute("cont")
+        except QmpError:
+            await new.kill()
+            if old is not None and old.alive:  # it still holds the whole guest and the ports: it runs on
+                with contextlib.suppress(QmpError):
+                    await old.execute("cont")
+                self._vms.reinstate(target, replica, old)
+            raise
         started = time.monotonic()
         if old is not None:
             self._vms.retire(target, replica, old)
@@ -148,15 +164,13 @@ class GuestOps:
             handed = time.monotonic()  # the ports were without a guest until now
             if old is not None:
                 await old.kill()
-            if await wait_running(new, timeout=_LOAD_TIMEOUT_S) != "running":
-                await new.execute("cont")
         except QmpError:
             await new.kill()
             if old is not None:
                 await old.kill()
             raise
         self._vms.install(target, replica, new)
-        return round((handed - started) * 1000, 1)
+        return round((handed - started) * 1000, 1), round(handed, 3)
 
     # -- snapshots -------------------------------------------------------------------------
     async def snapshot(self, action: Action) -> Result:
@@ -200,7 +214,7 @@ class GuestOps:
         except QmpError:
             await new.kill()
             raise
-        handover_ms = await self._take_over(target, replica, self._vms.running(target, replica), new)
+        handover_ms, _handed = await self._take_over(target, replica, self._vms.running(target, replica), new)
         return f"rolled {key} back to snapshot {snap.name}", {"snapshot": snap.name, "handover_ms": handover_ms}
 
     # -- resize ----------------------------------------------------------------------------

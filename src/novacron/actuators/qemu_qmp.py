@@ -77,12 +77,16 @@ class QmpSession:
         except (QMPError, StateError, OSError, EOFError) as exc:
             raise QmpError(f"{self.name}: {command} failed, the QMP session is gone: {_why(exc)}") from exc
 
-    async def hmp(self, command_line: str, *, timeout: float = 10.0) -> str:
-        """Run a human-monitor command (for what QMP lacks, like ``hostfwd_add``)."""
+    async def hmp(self, command_line: str, *, timeout: float = 10.0, success: str = "") -> str:
+        """Run a human-monitor command (for what QMP lacks, like ``hostfwd_add``).
+
+        HMP answers errors as text, not as QMP errors: any answer is an error, but one
+        starting with ``success`` (some commands confirm, like ``hostfwd_remove``).
+        """
         out = await self.execute("human-monitor-command", {"command-line": command_line}, timeout=timeout)
-        text = str(out or "")
-        if text.strip():  # HMP answers errors as text, not as QMP errors
-            raise QmpError(f"{self.name}: {command_line!r}: {text.strip()}")
+        text = str(out or "").strip()
+        if text and not (success and text.startswith(success)):
+            raise QmpError(f"{self.name}: {command_line!r}: {text}")
         return text
 
     async def close(self) -> None:
@@ -94,11 +98,11 @@ class QmpSession:
                 await self._pump
         await self._disconnect()
         if self._reaper is not None:
-            # Not cancelled: cancelling it inside the library's disconnect would leave the
-            # library's own tasks cancelled with nobody to see it. It ends by itself now.
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(2.0):
-                    await self._reaper
+            # Waited for, never cancelled (``asyncio.timeout`` around ``await task`` would
+            # cancel it): cancelled inside the library's disconnect, it would leave the
+            # library's own gathered tasks cancelled with nobody to see it. The session is
+            # disconnected now, so it ends by itself.
+            await asyncio.wait({self._reaper}, timeout=2.0)
 
     async def _reap(self) -> None:
         """When QEMU hangs up, finish the session at once.

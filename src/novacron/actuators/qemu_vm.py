@@ -82,8 +82,7 @@ class QemuProcess:
             with contextlib.suppress(asyncio.CancelledError, QmpError):
                 await connect
             self.pid = None
-            self.gone.set()
-            await self.qmp.close()
+            await self._close_session()
             raise QmpError(f"{self.name}: QEMU exited at start ({died.result()}): {_last_words(log_path)}")
         died.cancel()
         try:
@@ -106,8 +105,7 @@ class QemuProcess:
             state = await self.status()
         except QmpError:
             self.pid = None
-            self.gone.set()
-            await self.qmp.close()
+            await self._close_session()
             raise
         self._waiter = asyncio.get_running_loop().create_task(self._watch(on_exit))
         return state
@@ -131,9 +129,7 @@ class QemuProcess:
         try:
             on_exit(self, None)
         finally:
-            self.gone.set()
-            if self.qmp is not None:
-                await self.qmp.close()
+            await self._close_session()
 
     async def _wait(self, on_exit: OnExit) -> None:
         assert self._proc is not None
@@ -141,9 +137,20 @@ class QemuProcess:
         try:
             on_exit(self, code)
         finally:
-            self.gone.set()
+            await self._close_session()
+
+    async def _close_session(self) -> None:
+        """Close the QMP session, then tell the process gone.
+
+        In this order: whoever waits for the end (a stop, a replacement, the controller
+        shutting down) then never leaves the session's disconnect half done, to be
+        cancelled with the event loop.
+        """
+        try:
             if self.qmp is not None:
                 await self.qmp.close()
+        finally:
+            self.gone.set()
 
     async def execute(
         self, command: str, arguments: Mapping[str, object] | None = None, *, timeout: float = 10.0
@@ -170,7 +177,8 @@ class QemuProcess:
         if self.qmp is None or not self.alive or not self.forwarded:
             return
         for host_port, _guest_port in self.plan.forwards:
-            await self.qmp.hmp(f"hostfwd_remove net0 tcp:127.0.0.1:{host_port}")
+            rule = f"tcp:127.0.0.1:{host_port}"
+            await self.qmp.hmp(f"hostfwd_remove net0 {rule}", success=f"host forwarding rule for {rule} removed")
         self.forwarded = False
 
     async def quit(self, *, timeout: float = 5.0) -> None:
@@ -196,9 +204,7 @@ class QemuProcess:
         if self._waiter is None:  # never fully started: nobody else reaps it
             if self._proc is not None:
                 await self._proc.wait()
-            self.gone.set()
-            if self.qmp is not None:
-                await self.qmp.close()
+            await self._close_session()
             return
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(5.0):

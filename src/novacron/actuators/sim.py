@@ -11,7 +11,11 @@ the twin's remediations by what they mean for a service:
 - ``cleanup`` → empty the host's disk and stop the runaway writer;
 - ``config_rollback`` → restart the VM on its previous configuration (the sensor's bad
   configuration is gone once the restart is done);
-- ``wait`` → touch nothing (the executor's verification watches the target heal).
+- ``wait`` → touch nothing (the executor's verification watches the target heal);
+- ``reallocate`` → raise the VM's CPU share above its host's other tenants (a cgroup
+  weight), so a noisy neighbour no longer slows it; its inverse lowers it back.
+
+Traffic actions (``drain`` and the rest) are refused: a twin target has no load balancer.
 
 Every other kind is refused in the outcome (never raised). ``apply`` waits, on the
 injected clock, until the twin says the action is done, so the executor's verification
@@ -22,10 +26,12 @@ start notifications a process actuator gives its controller.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from typing import Protocol
+from typing import Any, Protocol
 
+from novacron.actuators.haproxy import TRAFFIC_ACTIONS
+from novacron.actuators.traffic import no_load_balancer
 from novacron.clock import Clock
-from novacron.model import Action, ActionKind, Outcome, TargetId, TargetState
+from novacron.model import EMPTY, Action, ActionKind, Outcome, TargetId, TargetState
 from novacron.sensors.sim import SimSensor, sim_target
 from novacron.twin.faults import TwinAction
 from novacron.twin.sim import Simulator
@@ -39,6 +45,7 @@ TWIN_ACTIONS = {
     ActionKind.REPLACE: TwinAction.MIGRATE,
     ActionKind.CLEANUP: TwinAction.CLEANUP,
     ActionKind.CONFIG_ROLLBACK: TwinAction.RESTART,
+    ActionKind.REALLOCATE: TwinAction.REALLOCATE,
 }
 # Actions that take the VM's process down for their duration (the others act on its host).
 _STOPS_VM = frozenset({TwinAction.RESTART, TwinAction.MIGRATE})
@@ -80,6 +87,10 @@ class SimActuator:
         self.decide_s = decide_s
         self.applied: dict[str, int] = {}
 
+    def refusal(self, kind: ActionKind, target: str, params: Mapping[str, Any] = EMPTY) -> str | None:
+        """Traffic actions: a twin target has no load balancer."""
+        return no_load_balancer(target) if kind in TRAFFIC_ACTIONS else None
+
     async def apply(self, action: Action) -> Outcome:
         """Carry out ``action`` on the twin; refusals and failures are reported, not raised."""
         if self.decide_s > 0:
@@ -87,6 +98,13 @@ class SimActuator:
         started = self._clock.now()
         if action.kind is ActionKind.WAIT and action.target in self.sensor.targets:
             return Outcome(action.id, True, started, started, "waited: nothing touched")
+        if (
+            action.kind is ActionKind.REALLOCATE
+            and action.inverse_of is not None
+            and action.target in self.sensor.targets
+        ):
+            self.sim.state.vm_priority[self.sensor.vm(action.target)] = False
+            return Outcome(action.id, True, started, started, "CPU share back to the host's default")
         kind = TWIN_ACTIONS.get(action.kind)
         if kind is None:
             return Outcome(action.id, False, started, self._clock.now(), f"sim targets cannot {action.kind}")

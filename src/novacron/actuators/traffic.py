@@ -7,18 +7,27 @@ kind, so the executor still sees one actuator.
 
 from __future__ import annotations
 
-from novacron.actuators.base import Actuator
-from novacron.actuators.haproxy import TRAFFIC_ACTIONS
-from novacron.model import Action, Outcome, TargetId, TargetState
+from collections.abc import Mapping
+from typing import Any
 
-__all__ = ["TrafficSplit"]
+from novacron.actuators.base import Actuator, refusal_of
+from novacron.actuators.haproxy import TRAFFIC_ACTIONS, HaproxyActuator
+from novacron.model import EMPTY, Action, ActionKind, Outcome, TargetId, TargetState
+
+__all__ = ["TrafficSplit", "no_load_balancer"]
 
 
 class TrafficSplit:
     """Traffic actions to ``traffic``, the rest (and every observation) to ``inner``."""
 
-    def __init__(self, inner: Actuator, traffic: Actuator) -> None:
+    def __init__(self, inner: Actuator, traffic: HaproxyActuator) -> None:
         self.inner, self.traffic = inner, traffic
+
+    def refusal(self, kind: ActionKind, target: str, params: Mapping[str, Any] = EMPTY) -> str | None:
+        """A traffic action on a target without a frontend is refused; the rest is the inner actuator's call."""
+        if kind in TRAFFIC_ACTIONS:
+            return None if self.traffic.fronted(target) else no_load_balancer(target)
+        return refusal_of(self.inner, kind, target, params)
 
     async def apply(self, action: Action) -> Outcome:
         """Apply through the actuator that owns the action's kind."""
@@ -27,3 +36,8 @@ class TrafficSplit:
     async def observe(self, target: TargetId) -> TargetState:
         """What runs for ``target`` (its processes)."""
         return await self.inner.observe(target)
+
+
+def no_load_balancer(target: str) -> str:
+    """The reason a traffic action (drain, reroute, …) cannot work on ``target``."""
+    return f"{target} has no load balancer to take it out of (give it a frontend: in the spec)"

@@ -8,6 +8,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictBool, S
 
 from novacron.healing.executor import ExecResult
 from novacron.model import MANUAL_ACTIONS, Action, Incident, TimelineEvent
+from novacron.resourcespec import Bytes, Cores
 from novacron.store import ActionRecord, AuditEntry
 
 __all__ = [
@@ -248,6 +249,7 @@ ManualAction = Literal[
     "vm_snapshot",
     "vm_rollback",
     "vm_resize",
+    "reallocate",
 ]
 # The literal spells the kinds out for the OpenAPI schema; the model says which they are.
 assert get_args(ManualAction) == MANUAL_ACTIONS
@@ -284,6 +286,10 @@ class HealParams(BaseModel):
     replicas: list[_Replica] | None = Field(None, min_length=1, max_length=1000, description="Several replicas.")
     count: Annotated[StrictInt, Field(ge=1, le=1000)] | None = Field(None, description="Scale by this many.")
     path: str | None = Field(None, min_length=1, max_length=4096, description="The cleanup path.")
+    cpu: Cores | None = Field(None, description="reallocate: cores (1.5) or millicores ('500m').")
+    cpu_weight: int | None = Field(None, ge=1, le=10_000, description="reallocate: the CPU share under contention.")
+    memory: Bytes | None = Field(None, description="reallocate: the hard memory limit (bytes or '512Mi').")
+    memory_high: Bytes | None = Field(None, description="reallocate: where memory reclaim starts.")
 
 
 class HealIn(_In):

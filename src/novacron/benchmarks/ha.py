@@ -184,7 +184,7 @@ class _Trials:
         # (an SSL context loaded each time) took most of a trial's time on a loaded machine.
         self.http = httpx.Client(base_url=b.remote, timeout=10)
         self.db = _Reader(b.url)
-        self.faulter = _Faulter(b.remote, self.targets, rng.randrange(1 << 30))
+        self.faulter = _Faulter(b.remote, self.targets, rng.randrange(1 << 30), _Reader(b.url))
         self.failover: dict[str, list[float]] = {}
         self.lost_trials = 0
         self.unhealed = 0
@@ -305,7 +305,7 @@ class _Trials:
         while time.monotonic() < deadline:
             owners = _holders(self.db.rows)
             live = _live(self.db.rows)
-            faulted = set(self.http.get("/faulted").json())
+            faulted = set(self.http.get("/faulted").json()) | _busy(self.db.rows)
             choices = [t for t in self.targets if t not in faulted and self.faulter.cool(t)]
             self.rng.shuffle(choices)
             for target in choices:
@@ -388,9 +388,9 @@ _TRIAL_TIMEOUT_S = 20.0
 class _Faulter(threading.Thread):
     """Faults a random healthy target every ``every_s`` (not one a trial holds, none twice within 15 s)."""
 
-    def __init__(self, remote: str, targets: list[str], seed: int, every_s: float = 1.0) -> None:
+    def __init__(self, remote: str, targets: list[str], seed: int, db: _Reader, every_s: float = 1.0) -> None:
         super().__init__(daemon=True)
-        self.remote, self.targets, self.every_s = remote, targets, every_s
+        self.remote, self.targets, self.every_s, self.db = remote, targets, every_s, db
         self.rng = random.Random(seed)
         self.faults = 0
         self._last: dict[str, float] = {}
@@ -412,10 +412,12 @@ class _Faulter(threading.Thread):
             self._held.discard(target)
 
     def run(self) -> None:
+        import psycopg
+
         with httpx.Client(base_url=self.remote, timeout=5) as http:
             while not self._halt.wait(self.every_s):
-                with contextlib.suppress(httpx.HTTPError):
-                    faulted = set(http.get("/faulted").json())
+                with contextlib.suppress(httpx.HTTPError, psycopg.Error):
+                    faulted = set(http.get("/faulted").json()) | _busy(self.db.rows)
                     with self._lock:
                         now = time.monotonic()
                         free = [
@@ -434,6 +436,7 @@ class _Faulter(threading.Thread):
         self._halt.set()
         if self.is_alive():
             self.join(timeout=10)
+        self.db.close()
 
 
 def run_scale(controllers: int, targets: int, seconds: float, *, admin_url: str) -> dict[str, Any]:
@@ -548,6 +551,20 @@ def _holders(rows_of: Rows) -> dict[int, str]:
     now = time.time()
     rows = rows_of("SELECT shard, holder, expires_at FROM ha_leases WHERE shard >= 0")
     return {int(s): str(h) for s, h, e in rows if h is not None and e > now + 0.5}
+
+
+def _busy(rows_of: Rows) -> set[str]:
+    """Targets under repair or waiting for a human: an open incident, or an action in flight.
+
+    A new fault on such a target fails the running repair's verification, and the ladder
+    escalates it to a human by design; a trial would count that as a lost incident.
+    """
+    rows = rows_of(
+        "SELECT target FROM incidents WHERE status IN ('open', 'mitigating', 'needs_human')"
+        " UNION SELECT target FROM actions WHERE status IN ('planned', 'applying', 'applied')"
+        " AND created_at > extract(epoch FROM now()) - 30"
+    )
+    return {str(t) for (t,) in rows}
 
 
 def _live(rows_of: Rows, stale_s: float = 2.0) -> list[str]:

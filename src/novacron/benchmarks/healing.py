@@ -185,12 +185,19 @@ async def _await_incident(controller: Controller, target: str, since: float) -> 
 
 
 async def _await_resolution(controller: Controller, incident: Incident) -> Incident | None:
+    """The incident once resolved; None when it went to a human or the wait ran out.
+
+    Watched in the controller's memory, where it stays until resolved; the store is read
+    once at the end, on a worker thread: the bench shares the controller's loop, and a
+    read there would wait for the controller's queued writes and stall its probes.
+    """
     loop = asyncio.get_running_loop()
     end = loop.time() + _PER_FAULT_TIMEOUT_S
     while loop.time() < end:
-        current = controller.store.incident(incident.id)
-        if current.status is IncidentStatus.RESOLVED:
-            return current
+        current = controller.incidents.open_for(incident.target)
+        if current is None or current.id != incident.id:
+            done = await asyncio.to_thread(controller.store.incident, incident.id)
+            return done if done.status is IncidentStatus.RESOLVED else None
         if current.status is IncidentStatus.NEEDS_HUMAN:
             return None
         await asyncio.sleep(0.01)

@@ -73,14 +73,18 @@ def learning_fleet() -> FleetSpec:
     )
 
 
-def _with(spec: FleetSpec, *, enabled: bool, explore: bool, learner: LearnerName = "bandit") -> FleetSpec:
-    learning = LearningSpec(
-        enabled=enabled,
-        learner=learner,
-        explore=explore,
-        seed=11,
-        actions=[ActionKind.RESTART, ActionKind.REPLACE, ActionKind.WAIT, ActionKind.CONFIG_ROLLBACK],
-    )
+DEFAULT_ACTIONS = (ActionKind.RESTART, ActionKind.REPLACE, ActionKind.WAIT, ActionKind.CONFIG_ROLLBACK)
+
+
+def _with(
+    spec: FleetSpec,
+    *,
+    enabled: bool,
+    explore: bool,
+    learner: LearnerName = "bandit",
+    actions: Sequence[ActionKind] = DEFAULT_ACTIONS,
+) -> FleetSpec:
+    learning = LearningSpec(enabled=enabled, learner=learner, explore=explore, seed=11, actions=list(actions))
     return spec.model_copy(update={"learning": learning})
 
 
@@ -185,15 +189,19 @@ def _safety(runs: Sequence[TwinRun]) -> dict[str, int]:
     }
 
 
-def _dqn(spec: FleetSpec, learn_plans: Sequence[FaultPlan], eval_plans: Sequence[FaultPlan]) -> dict[str, Any]:
+def _dqn(
+    spec: FleetSpec, learn_plans: Sequence[FaultPlan], eval_plans: Sequence[FaultPlan], actions: Sequence[ActionKind]
+) -> dict[str, Any]:
     """Train the DQN on the learning faults, evaluate it greedy on the evaluation faults."""
     try:
         from novacron.runtime.dqntrain import train_dqn_on_twin
 
-        state, run, counts = train_dqn_on_twin(_with(spec, enabled=True, explore=True), learn_plans, seed=1)
+        explorer = _with(spec, enabled=True, explore=True, actions=actions)
+        state, run, counts = train_dqn_on_twin(explorer, learn_plans, seed=1)
     except MissingExtraError as exc:
         return {"skipped": str(exc)}
-    greedy = run_on_twin(_with(spec, enabled=True, explore=False, learner="dqn"), eval_plans, policy_state=state)
+    evaluated = _with(spec, enabled=True, explore=False, learner="dqn", actions=actions)
+    greedy = run_on_twin(evaluated, eval_plans, policy_state=state)
     return {
         **_summary(greedy),
         "training": {**counts, "faults": run.times.injected, **_learning_speed(_fault_rewards(run))},
@@ -201,22 +209,30 @@ def _dqn(spec: FleetSpec, learn_plans: Sequence[FaultPlan], eval_plans: Sequence
     }
 
 
-def run_learning_bench(*, faults: int = 2000, eval_faults: int = 600, dqn: bool = True) -> dict[str, Any]:
-    """Learn on one seed, evaluate the ladder and the learned policies on another; JSON-ready."""
+def run_learning_bench(
+    *, faults: int = 2000, eval_faults: int = 600, dqn: bool = True, actions: Sequence[ActionKind] = DEFAULT_ACTIONS
+) -> dict[str, Any]:
+    """Learn on one seed, evaluate the ladder and the learned policies on another; JSON-ready.
+
+    ``actions`` are the steps the learners may choose among (the ladder keeps its own).
+    """
     started, load_before = time.monotonic(), os.getloadavg()[0]
     spec = learning_fleet()
     learn_plans = fault_plans(spec, faults, seed=1)
-    learn = run_on_twin(_with(spec, enabled=True, explore=True), learn_plans)
+    learn = run_on_twin(_with(spec, enabled=True, explore=True, actions=actions), learn_plans)
     assert learn.policy_state is not None
     eval_plans = fault_plans(spec, eval_faults, seed=2)
     ladder = run_on_twin(_with(spec, enabled=False, explore=False), eval_plans)
-    greedy = run_on_twin(_with(spec, enabled=True, explore=False), eval_plans, policy_state=learn.policy_state)
-    logged = run_on_twin(_with(spec, enabled=True, explore=True), eval_plans, policy_state=learn.policy_state)
+    greedy_spec = _with(spec, enabled=True, explore=False, actions=actions)
+    greedy = run_on_twin(greedy_spec, eval_plans, policy_state=learn.policy_state)
+    logged_spec = _with(spec, enabled=True, explore=True, actions=actions)
+    logged = run_on_twin(logged_spec, eval_plans, policy_state=learn.policy_state)
     out_ladder, out_bandit = _summary(ladder), _summary(greedy)
-    out_dqn: dict[str, Any] = _dqn(spec, learn_plans, eval_plans) if dqn else {"skipped": "--no-dqn"}
+    out_dqn: dict[str, Any] = _dqn(spec, learn_plans, eval_plans, actions) if dqn else {"skipped": "--no-dqn"}
     dp50: float | None = out_dqn["mttr_s"]["p50"] if "mttr_s" in out_dqn else None
     lp50, bp50 = out_ladder["mttr_s"]["p50"], out_bandit["mttr_s"]["p50"]
     return {
+        "actions": [str(a) for a in actions],
         "ladder": out_ladder,
         "bandit": out_bandit,
         "dqn": out_dqn,

@@ -112,7 +112,7 @@ class _Reader:
     def __init__(self, url: str) -> None:
         self.url = url
         self.failed = 0
-        self.failures: list[tuple[float, float]] = []  # (sent, failed) monotonic, per failed read
+        self.failures: list[tuple[float, float, str]] = []  # (sent, failed) monotonic and the error, per failed read
         self.longest_gap_ms = 0.0
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
@@ -127,9 +127,9 @@ class _Reader:
                     if gap_start is not None:
                         self.longest_gap_ms = max(self.longest_gap_ms, (now - gap_start) * 1000)
                     gap_start = None
-                except httpx.HTTPError:
+                except httpx.HTTPError as exc:
                     self.failed += 1
-                    self.failures.append((now, time.monotonic()))
+                    self.failures.append((now, time.monotonic(), type(exc).__name__))
                     gap_start = now if gap_start is None else gap_start
                 time.sleep(0.1)
 
@@ -168,13 +168,26 @@ async def _migrations(ctl: Controller, target: str, n: int) -> dict[str, Any]:
         "bytes": int(statistics.median(figures["bytes"])) if figures["bytes"] else 0,
         "client_failed_reads": reader.failed,
         # A failed read overlapping no switch-over (pause, last copy, ports handed over) is a real miss.
-        "client_failed_reads_outside_switchover": sum(
-            not any(sent <= w1 + _SLACK_S and failed >= w0 - _SLACK_S for w0, w1 in windows)
-            for sent, failed in reader.failures
-        ),
+        **_outside(reader.failures, windows),
         "client_longest_gap_ms": round(reader.longest_gap_ms, 1),
         "failed": failures,
     }
+
+
+def _outside(failures: list[tuple[float, float, str]], windows: list[tuple[float, float]]) -> dict[str, Any]:
+    """The failed reads that overlap no switch-over window: how many, and each one's error and timing.
+
+    ``sent_ms`` is when the read was sent, from the end of the switch-over before it
+    (negative: before the first one), ``took_ms`` how long it took to fail.
+    """
+    misses = []
+    for sent, failed, error in failures:
+        if any(sent <= w1 + _SLACK_S and failed >= w0 - _SLACK_S for w0, w1 in windows):
+            continue
+        before = [w1 for _w0, w1 in windows if w1 <= sent]
+        ref = max(before) if before else min((w0 for w0, _w1 in windows), default=sent)
+        misses.append({"error": error, "sent_ms": round((sent - ref) * 1000), "took_ms": round((failed - sent) * 1000)})
+    return {"client_failed_reads_outside_switchover": len(misses), "client_failures_outside_switchover": misses}
 
 
 async def _failover(ctl: Controller, names: list[str]) -> dict[str, Any]:

@@ -19,6 +19,7 @@ from novacron.cli._client import ApiOpt, ConfigOpt, StoreOpt, TokenFileOpt, cont
 from novacron.cli._output import JsonOpt, console, emit_json
 from novacron.cli.twin import twin_app
 from novacron.errors import InputError
+from novacron.model import ActionKind
 
 __all__: list[str] = []
 
@@ -125,6 +126,9 @@ def bench_learning(
     faults: Annotated[int, typer.Option("--faults", help="Faults the bandit learns from.")] = 2000,
     eval_faults: Annotated[int, typer.Option("--eval-faults", help="Faults in each evaluation run.")] = 600,
     dqn: Annotated[bool, typer.Option("--dqn/--no-dqn", help="Also train and evaluate the DQN (ml extra).")] = True,
+    actions: Annotated[
+        str, typer.Option("--actions", help="Comma-separated steps the learners choose among (e.g. add reallocate).")
+    ] = "restart,replace,wait,config_rollback",
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON (always JSON).")] = True,
 ) -> None:
     """The learned policy against the ladder on the twin: MTTR, success, regret, off-policy estimates."""
@@ -136,5 +140,17 @@ def bench_learning(
     configure_logging(level=logging.ERROR)  # the twin's controllers are chatty; the JSON is the output
     if faults < 10 or eval_faults < 10:
         raise InputError("must be >= 10", where="--faults/--eval-faults")
-    result = run_learning_bench(faults=faults, eval_faults=eval_faults, dqn=dqn)
+    result = run_learning_bench(faults=faults, eval_faults=eval_faults, dqn=dqn, actions=_actions(actions))
     print(json.dumps(result, indent=None if as_json else 2))
+
+
+def _actions(text: str) -> list[ActionKind]:
+    """``restart,replace,…`` as catalog actions a learner may take; InputError naming the bad one."""
+    names = [n.strip() for n in text.split(",") if n.strip()]
+    valid = {k.value for k in ActionKind} - {ActionKind.ESCALATE.value}
+    bad = [n for n in names if n not in valid]
+    if bad or not names:
+        raise InputError(
+            f"unknown step {bad[0] if bad else text!r} (steps: {', '.join(sorted(valid))})", where="--actions"
+        )
+    return [ActionKind(n) for n in dict.fromkeys(names)]

@@ -49,6 +49,17 @@ def _jit(fn: _F) -> _F:
     return cast(_F, _numba.njit(cache=True, error_model="numpy")(fn))
 
 
+def _inline(fn: _F) -> _F:
+    """A small helper called per value in the batch passes: inlined into its caller.
+
+    A call between compiled functions costs numba a reference count up and down per array
+    argument; for a helper run several times per value that is most of its cost.
+    """
+    if _numba is None:
+        return fn
+    return cast(_F, _numba.njit(cache=True, error_model="numpy", inline="always")(fn))
+
+
 def _kernel(fn: _F) -> _F:
     """An entry point: compiled with numba (cached on disk) when it is installed."""
     if _numba is None:
@@ -426,7 +437,7 @@ def _rb_find(f: FloatArray, ints: IntArray, x: float, right: bool) -> tuple[int,
 @_jit
 def _rb_rebuild(f: FloatArray, ints: IntArray) -> None:
     """Lay the window out again in half-full blocks (when every block slot has been used)."""
-    blocks, order, sizes, tops = ints[I_RANK_BLOCKS], ints[I_RB_ORDER], ints[I_RB_SIZES], ints[I_RB_TOPS]
+    blocks, order, sizes = ints[I_RANK_BLOCKS], ints[I_RB_ORDER], ints[I_RB_SIZES]
     values = np.empty(ints[I_RANK_LEN])
     k = 0
     for b in range(ints[I_RB_COUNT]):
@@ -434,6 +445,14 @@ def _rb_rebuild(f: FloatArray, ints: IntArray) -> None:
         for j in range(ints[sizes + b]):
             values[k] = f[lo + j]
             k += 1
+    _rb_layout(f, ints, values)
+
+
+@_jit
+def _rb_layout(f: FloatArray, ints: IntArray, values: FloatArray) -> None:
+    """Lay the window's sorted ``values`` (the first ``I_RANK_LEN``) out in half-full blocks."""
+    blocks, order, sizes, tops = ints[I_RANK_BLOCKS], ints[I_RB_ORDER], ints[I_RB_SIZES], ints[I_RB_TOPS]
+    k = ints[I_RANK_LEN]
     half = _RB // 2
     count = (k + half - 1) // half
     for b in range(count):
@@ -607,18 +626,6 @@ def step(f: FloatArray, ints: IntArray, pending: float, x: float) -> float:
     return _shown(f, ints, s)
 
 
-@_kernel
-def batch(f: FloatArray, ints: IntArray, good: FloatArray) -> FloatArray:
-    """Score-then-learn every finite value of ``good`` (already clipped)."""
-    out = np.empty(good.shape[0])
-    for j in range(good.shape[0]):
-        x = good[j]
-        s = _combined(f, ints, x, _rank_p(f, ints, x))
-        out[j] = _shown(f, ints, s)
-        _learn(f, ints, x, s)
-    return out
-
-
 # ---------------------------------------------------------------- building the state
 
 
@@ -640,6 +647,7 @@ class Fused:
 
     ``score_one`` runs one compiled step that first learns the value the previous
     ``learn_one`` handed over, so a streaming point costs one call into compiled code.
+    Batches run on the same state in :mod:`novacron.detectors._fused_batch`.
     """
 
     __slots__ = ("floats", "ints", "pending")
@@ -684,11 +692,11 @@ class Fused:
 
     def learn(self, x: float) -> None:
         """Hand ``x`` over for learning at the next call (flushing an earlier one first)."""
-        if not math.isnan(self.pending):
-            step(self.floats, self.ints, self.pending, math.nan)
+        self.flush()
         self.pending = x
 
-    def score_many(self, good: FloatArray) -> FloatArray:
-        """Score-then-learn finite values."""
-        self.learn(math.nan)
-        return np.asarray(batch(self.floats, self.ints, np.clip(good, -VALUE_LIMIT, VALUE_LIMIT)), dtype=np.float64)
+    def flush(self) -> None:
+        """Learn the value that is pending, if any (before a batch works on the state)."""
+        if not math.isnan(self.pending):
+            step(self.floats, self.ints, self.pending, math.nan)
+        self.pending = math.nan

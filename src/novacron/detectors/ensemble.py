@@ -30,6 +30,7 @@ from collections.abc import Sequence
 import numpy as np
 import numpy.typing as npt
 
+from novacron.detectors import _fused_batch
 from novacron.detectors._fused import Fused, supported
 from novacron.detectors.base import (
     Detector,
@@ -209,7 +210,7 @@ class Ensemble(Detector):
         fused = self._compiled()
         if fused is not None:
             out = np.zeros(vals.shape[0])
-            out[ok] = fused.score_many(good)
+            out[ok] = _fused_batch.score_many(fused, good)
             return finish_scores(out)
         self._cache = None
         cals = self._state()

@@ -4,20 +4,27 @@ A fixed probe timeout must be long enough for the slowest healthy answer of ever
 so a stopped process is only noticed ``failures × timeout`` after it stops. A target that
 normally answers in 2 ms is, after 40 ms of silence, already far outside anything it has
 done. :class:`AdaptiveTimeout` keeps the last ``window`` successful response times and
-sets the timeout to ``factor ×`` their ``quantile`` (the 99th percentile by default),
+sets the timeout to ``factor ×`` their ``quantile`` (the 95th percentile by default),
 never below ``floor_s`` and never above the spec's ``timeout_s`` (the ceiling). Until
 ``min_samples`` answers are known, the ceiling applies.
 
-Such a short timeout is a *suspicion*, not a verdict: the prober sends a second probe
-beside the first (which stays open), and the health tracker never turns a suspicion alone
-into a fault. The target is failed once it has been silent for :meth:`silence_span`,
-counted from the suspected probe: ``confirm_factor ×`` the longer of the adaptive timeout
-and the slowest healthy answer in the window (one stall of the target, or of a busy
-machine, as long as the worst pause it has been seen to recover from, or answers that got
-that much slower, are still heard), and never more than ``failures ×`` the spec's timeout
-(the fixed rule it replaces). Slow
-answers that do arrive are learned, so a target whose latency shifts upwards (load,
-a colder cache) earns longer timeouts within a few dozen probes.
+Such a short timeout is a *suspicion*, not a verdict: the prober then sends a second,
+fresh probe beside the first (which stays open) and gives it a deadline of its own,
+:meth:`confirm_timeout` (``confirm_factor × factor ×`` their ``confirm_quantile``, the
+99th percentile: a fresh request to a live target is all but sure to be answered by
+then, while the suspicion may be tighter because it costs only that second probe). The
+target is failed only if neither probe answers: after :meth:`silence_span`, the
+suspicion plus the confirmation, and never more than ``failures ×`` the spec's timeout
+(the fixed rule it replaces). One slow answer (a lost request, one slow handler) is settled by the fresh
+probe; a stopped process answers neither. Slow answers that do arrive are learned, so a
+target whose latency shifts upwards (load, a colder cache) earns longer timeouts within
+a few dozen probes.
+
+The response times learned are the target's, not the controller's: the prober subtracts
+the time its own event loop was blocked (:mod:`novacron.sensors.looplag`) from each
+answer's latency and from every deadline, so a stall of the controller is neither taken
+for a slow target nor counted as its silence. That is why the span can be a few
+latency quantiles rather than a multiple of the slowest answer ever seen.
 """
 
 from __future__ import annotations
@@ -51,17 +58,19 @@ class AdaptiveTimeout:
         *,
         ceiling_s: float,
         floor_s: float = 0.03,
-        quantile: float = 0.99,
+        quantile: float = 0.95,
+        confirm_quantile: float = 0.99,
         factor: float = 3.0,
-        confirm_factor: float = 2.0,
+        confirm_factor: float = 1.0,
         window: int = 256,
         min_samples: int = 20,
     ) -> None:
         for name, v in (("ceiling_s", ceiling_s), ("floor_s", floor_s), ("factor", factor)):
             if not (math.isfinite(v) and v > 0):
                 raise InputError(f"must be a positive number, got {v!r}", where=name)
-        if not 0.0 < quantile < 1.0:
-            raise InputError(f"must be in (0, 1), got {quantile!r}", where="quantile")
+        for name, q in (("quantile", quantile), ("confirm_quantile", confirm_quantile)):
+            if not 0.0 < q < 1.0:
+                raise InputError(f"must be in (0, 1), got {q!r}", where=name)
         if confirm_factor < 1.0:
             raise InputError(f"must be >= 1, got {confirm_factor!r}", where="confirm_factor")
         if window < 1 or min_samples < 1:
@@ -69,13 +78,14 @@ class AdaptiveTimeout:
         self.ceiling_s = ceiling_s
         self.floor_s = min(floor_s, ceiling_s)
         self.quantile = quantile
+        self.confirm_quantile = confirm_quantile
         self.factor = factor
         self.confirm_factor = confirm_factor
         self.min_samples = min_samples
         self._latencies: deque[float] = deque(maxlen=window)
         self._since_refresh = 0
         self._timeout = ceiling_s
-        self._slowest = 0.0
+        self._confirm = ceiling_s
 
     def observe(self, latency_s: float) -> None:
         """Learn the response time of one successful probe."""
@@ -87,28 +97,29 @@ class AdaptiveTimeout:
             self._since_refresh >= _REFRESH_EVERY or len(self._latencies) == self.min_samples
         ):
             ordered = sorted(self._latencies)
-            q = _quantile(ordered, self.quantile)
-            self._timeout = min(self.ceiling_s, max(self.floor_s, self.factor * q))
-            self._slowest = ordered[-1]
+            self._timeout = self._bounded(self.factor * _quantile(ordered, self.quantile))
+            confirm = self.confirm_factor * self.factor * _quantile(ordered, self.confirm_quantile)
+            self._confirm = max(self._timeout, self._bounded(confirm))
             self._since_refresh = 0
+
+    def _bounded(self, seconds: float) -> float:
+        return min(self.ceiling_s, max(self.floor_s, seconds))
 
     def timeout(self) -> float:
         """The timeout for the next regular probe."""
         return self._timeout
 
     def confirm_timeout(self) -> float:
-        """The timeout for the probe that confirms a suspicion."""
-        return min(self.ceiling_s, self.confirm_factor * max(self._timeout, self._slowest))
+        """The deadline of the fresh probe that confirms a suspicion, from when it is sent."""
+        return self._confirm
 
     def silence_span(self, failures: int = 2) -> float:
         """How long a target must stay silent, from the suspected probe on, to be failed.
 
-        ``confirm_factor ×`` the longer of the adaptive timeout and the slowest healthy
-        answer (a stall or a latency shift that long is still waited out), and never more
-        than the rule it replaces, ``failures ×`` the spec's timeout.
+        The suspicion plus the confirmation, and never more than the rule it replaces,
+        ``failures ×`` the spec's timeout.
         """
-        longest = max(1, failures) * self.ceiling_s
-        return min(longest, self.confirm_factor * max(self._timeout, self._slowest))
+        return min(max(1, failures) * self.ceiling_s, self._timeout + self._confirm)
 
     @property
     def adaptive(self) -> bool:

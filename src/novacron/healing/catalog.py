@@ -15,7 +15,7 @@ from typing import Any
 from novacron.errors import InputError
 from novacron.model import Action, ActionId, ActionKind, IncidentId, RiskLevel, TargetId
 
-__all__ = ["CATALOG", "ActionSpec", "Verification", "inverse_of", "new_action"]
+__all__ = ["CATALOG", "MITIGATIONS", "ActionSpec", "Verification", "inverse_of", "new_action"]
 
 
 class Verification:
@@ -120,8 +120,21 @@ CATALOG: Mapping[ActionKind, ActionSpec] = {
             Verification.HEALTHY,
             "change a guest's memory (balloon) or vCPUs (hot-plug)",
         ),
+        # Limits that starve a process are as disruptive as a restart; the inverse writes
+        # back the limits the actuator read before it changed them.
+        ActionSpec(
+            ActionKind.REALLOCATE,
+            RiskLevel.MEDIUM,
+            ActionKind.REALLOCATE,
+            Verification.HEALTHY,
+            "set a process target's CPU and memory limits (cgroups)",
+        ),
     )
 }
+
+MITIGATIONS = frozenset({ActionKind.DRAIN})
+"""Steps that shield users without repairing the target: a healer goes on after them and
+undoes them (their inverse) once the incident is resolved."""
 
 
 def new_action(

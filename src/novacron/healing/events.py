@@ -33,6 +33,7 @@ class ActionPhase(enum.StrEnum):
     FAILED = "failed"
     ROLLED_BACK = "rolled_back"
     VETOED = "vetoed"  # an advisor refused it before it was applied
+    REFUSED = "refused"  # the actuator cannot carry it out on that target (no load balancer, no cgroup)
     RECONCILED = "reconciled"  # found in flight after a restart and judged, never re-applied
 
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 
-from novacron.actuators.base import Actuator, TargetAware
+from novacron.actuators.base import Actuator, TargetAware, refusal_of
 from novacron.clock import Clock
 from novacron.healing.approvals import Approvals
 from novacron.healing.catalog import CATALOG, Verification, inverse_of
@@ -21,7 +21,7 @@ from novacron.healing.fencing import Fence, FencedError
 from novacron.healing.health import HealthTracker
 from novacron.healing.safety import Decision, SafetyGate, Verdict
 from novacron.model import Action, ActionStatus, Incident, Outcome
-from novacron.store import Store
+from novacron.store import ActionRecord, Store
 from novacron.store.guard import GuardedStore
 from novacron.store.leases import ClaimResult
 
@@ -93,7 +93,7 @@ class Executor:
 
     async def execute(self, action: Action, *, incident: Incident | None = None) -> ExecResult:
         """Run one action end to end and return how it ended."""
-        previous = self.store.action_by_key(action.idempotency_key)
+        previous = await self.recorded(action.idempotency_key)
         if previous is not None:
             if previous.status in _INFLIGHT:
                 adopted = await self._adopted(previous.action)
@@ -101,7 +101,11 @@ class Executor:
                     return await self._apply_and_verify(previous.action, adopted, incident)
                 return await self._reconcile(previous.action, incident)
             return ExecResult(previous.action, previous.status, previous.detail or "already recorded", replayed=True)
-        decision = self._unknown_target(action) or self.gate.check(action)
+        unknown = self._unknown_target(action)
+        refused = None if unknown is not None else refusal_of(self.actuator, action.kind, action.target, action.params)
+        if refused is not None:
+            return self._record_refused(action, refused, incident)
+        decision = unknown or self.gate.check(action)
         if decision.verdict is Verdict.DEFER:
             if action.idempotency_key not in self._deferred:  # state a deferral once, not every retry
                 self._deferred.add(action.idempotency_key)
@@ -129,11 +133,25 @@ class Executor:
             return ExecResult(action, ActionStatus.BLOCKED, "rejected by a human", decision)
         return await self._apply_and_verify(action, decision, incident)
 
+    async def recorded(self, key: str) -> ActionRecord | None:
+        """The action already stored under idempotency key ``key``, read without blocking the loop."""
+        if isinstance(self.store, GuardedStore):
+            return await self.store.read_action_by_key(key)
+        return self.store.action_by_key(key)  # a plain store's reads, like its writes, are inline
+
     def _unknown_target(self, action: Action) -> Decision | None:
         """Refuse at planning an action no actuator can apply: it must never sit at "applying"."""
         if isinstance(self.actuator, TargetAware) and not self.actuator.knows(action.target):
             return Decision(Verdict.DENY, f"no target {action.target!r} in the fleet to act on", rail="target")
         return None
+
+    def _record_refused(self, action: Action, reason: str, incident: Incident | None) -> ExecResult:
+        """An action the actuator cannot carry out: recorded as failed with the reason, never gated or applied."""
+        detail = f"refused: {reason}"
+        self.store.claim_action(action, ActionStatus.FAILED, now=self.clock.now())
+        self.store.set_action_status(action.id, ActionStatus.FAILED, finished_at=self.clock.now(), detail=detail)
+        self._emit(ActionPhase.REFUSED, action, incident, detail, status=ActionStatus.FAILED, actor="controller")
+        return ExecResult(action, ActionStatus.FAILED, detail)
 
     def record_vetoed(self, action: Action, *, by: str, detail: str) -> ExecResult:
         """Record a step an advisor vetoed: never applied, failed, so the ladder moves on."""

@@ -18,7 +18,7 @@ import contextlib
 from collections.abc import Callable, Coroutine, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from novacron.actuators.base import Actuator
+from novacron.actuators.base import Actuator, refusal_of
 from novacron.clock import Clock
 from novacron.diagnosis.crashlog import CrashReport
 from novacron.diagnosis.rootcause import Cause, CrashHint, rank_root_causes
@@ -133,7 +133,14 @@ class HealingFlow:
             from novacron.healing.learned import LearnedSteps  # noqa: PLC0415
 
             self.chooser = LearnedSteps(
-                learning, store=store, gate=gate, health=self.health, graph=self.graph, clock=clock, hosts=hosts
+                learning,
+                store=store,
+                gate=gate,
+                health=self.health,
+                graph=self.graph,
+                clock=clock,
+                refusal=lambda kind, target: refusal_of(actuator, kind, target),
+                hosts=hosts,
             )
         self.healer = Healer(
             self.executor, self.incidents, clock, advisor=advisor, chooser=self.chooser, runbooks=runbooks
@@ -375,6 +382,7 @@ class HealingFlow:
             del self._healing[target]
         if not task.cancelled() and task.exception() is not None:
             self._crashed.add(target)  # its incident is picked up again by the target's next fault
+            self.health.rearm(target)  # which the next failing probe raises: it was raised only once
             self._log.error("healer failed", target=target, error=repr(task.exception()))
 
     def _on_recovered(self, target: TargetId) -> None:

@@ -11,13 +11,14 @@ comparison goes on the incident's timeline.
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from novacron.clock import Clock
 from novacron.healing.advice import Advisor, Review, event_kind
-from novacron.healing.catalog import new_action
+from novacron.healing.catalog import MITIGATIONS, inverse_of, new_action
 from novacron.healing.executor import ExecResult, Executor
 from novacron.healing.safety import SafetyGate, Verdict
 from novacron.incidents.lifecycle import IncidentManager
@@ -93,8 +94,9 @@ class Healer:
                 exhausted = await self._ladder(incident, replicas, steps, params or {})
         finally:
             self._gate.release(incident.target)
-        if exhausted and steps[0] is not ActionKind.ESCALATE:
-            await self._retry_while_down(incident, steps[0], params or {})
+        cheapest = next((k for k in steps if k not in MITIGATIONS), ActionKind.ESCALATE)  # a drain repairs nothing
+        if exhausted and cheapest is not ActionKind.ESCALATE:
+            await self._retry_while_down(incident, cheapest, params or {})
 
     async def _retry_while_down(self, incident: Incident, kind: ActionKind, params: dict[str, Any]) -> None:
         """After escalation, try the cheapest step again every backoff cap.
@@ -154,8 +156,10 @@ class Healer:
         """Walk the ladder; True when every step failed and the incident was escalated."""
         params = {**extra, **({"replicas": replicas} if replicas else {})}
         last = ""
+        shields: list[Action] = []
         for step, kind in enumerate(ladder):
             if self._recovered(incident):
+                await self._lift(shields, incident)
                 return False
             if kind is ActionKind.ESCALATE:
                 break
@@ -166,14 +170,20 @@ class Healer:
             action = _step_action(incident, kind, str(step), params, reason)
             result = await self._step(action, current)
             last = f"{kind}: {result.detail}"
+            if result.verified and kind in MITIGATIONS:
+                shields.append(result.action)  # users are shielded; the repair goes on
+                continue
             if result.verified:
+                await self._lift(shields, current)
                 self._resolve(incident, f"{kind} verified")
                 return False
             if result.status in (ActionStatus.BLOCKED, ActionStatus.DRY_RUN):
                 self._stop_automation(current, result)
                 return False
         if self._recovered(incident):
+            await self._lift(shields, incident)
             return False
+        self._keep(shields, incident)
         self.incidents.escalate(incident, f"every step of the ladder failed (last {last})", priority=Priority.P1)
         return True
 
@@ -183,8 +193,10 @@ class Healer:
         """Steps chosen one at a time by the learning policy; True when it ran out and escalated."""
         params = {**extra, **({"replicas": replicas} if replicas else {})}
         tried: list[ActionKind] = []
+        shields: list[Action] = []
         for step in range(chooser.max_steps):
             if self._recovered(incident):
+                await self._lift(shields, incident)
                 return False
             current = self.incidents.open_for(incident.target) or incident
             decision = chooser.choose(current, tried)
@@ -196,24 +208,50 @@ class Healer:
             chooser.record(decision, action, current)
             started = self.clock.monotonic()
             result = await self._step(action, current)
-            chooser.settle(decision, result, self.clock.monotonic() - started)
+            shielded = result.verified and decision.kind in MITIGATIONS
+            # A mitigation heals nothing: the policy learns it as a step that left the target down.
+            learned = dataclasses.replace(result, status=ActionStatus.APPLIED) if shielded else result
+            chooser.settle(decision, learned, self.clock.monotonic() - started)
             tried.append(decision.kind)
+            if shielded:
+                shields.append(result.action)
+                continue
             if result.verified:
+                await self._lift(shields, current)
                 self._resolve(incident, f"{decision.kind} verified")
                 return False
             if result.status in (ActionStatus.BLOCKED, ActionStatus.DRY_RUN):
                 self._stop_automation(current, result)
                 return False
         if self._recovered(incident):
+            await self._lift(shields, incident)
             return False
+        self._keep(shields, incident)
         self.incidents.escalate(incident, "no learned step healed the target", priority=Priority.P1)
         return True
+
+    async def _lift(self, shields: list[Action], incident: Incident) -> None:
+        """Undo the mitigations of a repaired target (a drained replica serves again), newest first."""
+        for shield in reversed(shields):
+            undo = inverse_of(shield)
+            if undo is not None:
+                await self._until_decided(undo, incident)
+
+    def _keep(self, shields: list[Action], incident: Incident) -> None:
+        """An unrepaired target stays shielded for the human the incident goes to."""
+        for shield in shields:
+            self.incidents.event(
+                incident,
+                "mitigation_kept",
+                f"{shield.kind} {shield.target} kept until a human repairs it",
+                action_id=shield.id,
+            )
 
     async def _step(self, action: Action, incident: Incident) -> ExecResult:
         """One ladder step: the advisor's review (a veto skips it), execution, then hindsight."""
         advisor = self.advisor
         # A step already in the store is replayed or reconciled, not decided again.
-        if advisor is None or self.executor.store.action_by_key(action.idempotency_key) is not None:
+        if advisor is None or await self.executor.recorded(action.idempotency_key) is not None:
             return await self._until_decided(action, incident)
         review: Review | None = advisor.review(action, incident)
         if review is None:

@@ -20,7 +20,7 @@ incident's timeline, and the ``learning`` line of ``novacron status`` / ``GET /s
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from novacron.clock import Clock
@@ -84,10 +84,13 @@ class LearnedSteps:
         graph: Mapping[str, Sequence[str]],
         clock: Clock,
         weights: RewardWeights | None = None,
+        refusal: Callable[[ActionKind, str], str | None] | None = None,
         hosts: HostView | None = None,
     ) -> None:
-        """``hosts`` tells where targets run and how their hosts are (None: no host evidence)."""
+        """``refusal`` tells why an action cannot work on a target here (no load balancer, no cgroup);
+        ``hosts`` tells where targets run and how their hosts are (None: no host evidence)."""
         self.spec = spec
+        self.refusal = refusal
         self.hosts = hosts
         self.gate = gate
         self.health = health
@@ -213,8 +216,9 @@ class LearnedSteps:
         )
 
     # -- the safety mask ---------------------------------------------------------------
-    def allowed(self, tried: Sequence[ActionKind]) -> list[str]:
-        """Actions the policy may pick now: gate-approved without a human, safe, untried."""
+    def allowed(self, tried: Sequence[ActionKind], target: str | None = None) -> list[str]:
+        """Actions the policy may pick now: gate-approved without a human, safe, untried,
+        and possible on ``target`` (a drain needs a load balancer, a reallocate a cgroup)."""
         out = []
         for kind in self.spec.actions:
             spec = CATALOG[kind]
@@ -222,6 +226,8 @@ class LearnedSteps:
                 continue
             if spec.risk > RiskLevel.MEDIUM and spec.inverse is None:
                 continue  # a risky step with nothing to undo it is a human's call
+            if target is not None and self.refusal is not None and self.refusal(kind, target) is not None:
+                continue
             out.append(str(kind))
         return out
 
@@ -253,7 +259,7 @@ class LearnedSteps:
     def choose(self, incident: Incident, tried: Sequence[ActionKind]) -> StepDecision:
         """The next step (``escalate`` when nothing allowed is left)."""
         context = self.context(incident, tried)
-        allowed = self.allowed(tried)
+        allowed = self.allowed(tried, incident.target)
         policy = self.acting
         explore = self.spec.explore and incident.priority is not Priority.P0 and not self.falling_back
         choice: Choice | None = policy.choose(context, allowed, explore=explore) if allowed else None

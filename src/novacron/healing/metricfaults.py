@@ -16,7 +16,7 @@ from __future__ import annotations
 import itertools
 import statistics
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -55,13 +55,27 @@ def _factory(tspec: TargetSpec, index: int) -> Callable[[float], Decision]:
     def make(step_s: float) -> Decision:
         try:
             if watch.detector is not None:
-                return build_pipeline(watch.detector)
+                return build_pipeline(_on_object_path(watch.detector))
             return default_pipeline(watch.type, step_s=step_s)
         except InputError as exc:
             raise InputError(exc.reason, where=f"{where}.{exc.where}") from exc
 
     make(tspec.metrics.interval_s)  # fail at load time, naming the watch, not at the first sample
     return make
+
+
+def _on_object_path(pipeline: Mapping[str, Any]) -> dict[str, Any]:
+    """The spec's pipeline, with an ensemble on the object path unless it names a kernel.
+
+    The compiled kernels are loaded (or, on a fresh install, compiled) at their first
+    call: a second of CPU from the disk cache, tens of seconds without it, all of it on
+    the event loop at the first scrape, where no probe is heard and no fault handled.
+    A spec that wants the kernels says ``"kernel": "auto"``.
+    """
+    params = pipeline.get("params", {})
+    if pipeline.get("detector") != "ensemble" or not isinstance(params, Mapping) or "kernel" in params:
+        return dict(pipeline)
+    return {**pipeline, "params": {**params, "kernel": "python"}}
 
 
 class MetricJudge:

@@ -52,6 +52,8 @@ class TimelineRecorder:
             return "action_finished", ev.detail, ref
         if ev.phase is ActionPhase.RECONCILED:
             return "reconciled", f"{a.kind} {a.id}: {ev.detail}", ref
+        if ev.phase is ActionPhase.REFUSED:
+            return "action_refused", f"{a.kind} {a.target} {ev.detail}", ref
         if ev.phase in _FINISHED:
             kind = {ActionPhase.VERIFIED: "verified", ActionPhase.ROLLED_BACK: "rolled_back"}.get(
                 ev.phase, "verification_failed"
@@ -97,6 +99,8 @@ class AuditRecorder:
             return "approved" if ev.data.get("approved") else "rejected"
         if ev.phase is ActionPhase.VETOED:
             return "vetoed"
+        if ev.phase is ActionPhase.REFUSED:
+            return "refused"
         if ev.phase in (*_FINISHED, ActionPhase.RECONCILED) and ev.status is not None:
             return ev.status.value
         return None
@@ -111,8 +115,8 @@ class MetricsRecorder:
     def __call__(self, ev: ActionEvent) -> None:
         """Count a finished, refused or vetoed action."""
         kind = ev.action.kind.value
-        if ev.phase is ActionPhase.VETOED:
-            self._metrics.action(kind, "vetoed")
+        if ev.phase in (ActionPhase.VETOED, ActionPhase.REFUSED):
+            self._metrics.action(kind, ev.phase.value)
         elif (ev.phase in _FINISHED and ev.status is not None) or (
             ev.phase is ActionPhase.GATED and ev.status in _UNAPPLIED and ev.status is not None
         ):

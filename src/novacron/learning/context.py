@@ -41,7 +41,7 @@ FAULT_KINDS = (
 )  # fmt: skip
 DETAIL_CLASSES = ("refused", "no_answer", "upstream", "bad_config", "server_error", "exited", "other")
 # Every step a policy may be asked about; a tried step is a feature (what failed already).
-ACTIONS = ("restart", "replace", "wait", "config_rollback", "cleanup", "scale_out")
+ACTIONS = ("restart", "replace", "wait", "config_rollback", "cleanup", "scale_out", "reallocate", "drain")
 _RESTART_BUCKETS = 3  # 0, 1, 2+ actions on the target in the last hour
 # The target's host: "busy" (CPU saturated), "down" (its metrics do not answer), "ok", or
 # "unknown" (no host evidence for this kind of target).

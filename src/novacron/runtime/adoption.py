@@ -51,19 +51,24 @@ class StoreJournal:
         self._store = store
 
     def intend(self, target: str, replica: int, port: int | None, nonce: str) -> None:
-        """Commit the intent (pid 0) before the spawn."""
+        """Queue the intent (pid 0); :meth:`settle` makes it durable before the spawn."""
         self._store.set_process(ProcessRecord(target, replica, 0, 0.0, port, nonce))
-        self._durable()
 
-    def _durable(self) -> None:
-        """Wait for the write-behind queue (a failing store is not waited for: healing goes on)."""
-        if isinstance(self._store, GuardedStore) and not self._store.condition.degraded:
-            self._store.flush(_DURABLE_WAIT_S)
+    async def settle(self) -> None:
+        """Wait, on the loop and without blocking it, until what was journaled is in the store.
+
+        A failing store is not waited for: healing goes on (see :meth:`GuardedStore.settle`).
+        """
+        if isinstance(self._store, GuardedStore):
+            await self._store.settle(_DURABLE_WAIT_S)
 
     def spawned(self, target: str, replica: int, pid: int, create_time: float, port: int | None, nonce: str) -> None:
-        """Commit the pid right after the spawn."""
+        """Queue the pid right after the spawn.
+
+        Not waited for: the intent's nonce already names the child, so a controller that
+        dies before this row lands still adopts it; nothing that follows depends on it.
+        """
         self._store.set_process(ProcessRecord(target, replica, pid, create_time, port, nonce))
-        self._durable()
 
     def forget(self, target: str, replica: int) -> None:
         """Drop the replica's row."""

@@ -76,6 +76,9 @@ __all__ = ["Controller", "TargetView"]
 _KILL_SWITCH_KEY = "autonomous_enabled"
 _HEARTBEAT_PORT_KEY = "heartbeat_udp_port"  # per node: the port guests left running send to
 _ALERT_PROBE_S = 1.0  # an alert about a fleet target: its replicas are probed closely this long
+# Statuses built between two turns of the loop: a thousand targets' in one piece blocked the
+# loop for tens of milliseconds twice a second (most of a large fleet's loop lag).
+_PUBLISH_CHUNK = 100
 # Actions that start processes: their repair is proven by the started process owning the port.
 _STARTS = frozenset(
     {ActionKind.RESTART, ActionKind.REPLACE, ActionKind.START, ActionKind.SCALE_OUT, ActionKind.CONFIG_ROLLBACK}
@@ -101,6 +104,7 @@ class Controller:
     """One fleet, one loop, one executor."""
 
     dqn_online: DqnOnline | None = None  # a promoted DQN learning from real outcomes (ml extra)
+    _publishing: asyncio.Task[None] | None = None  # the status publication under way, if any
 
     def __init__(
         self,
@@ -311,6 +315,8 @@ class Controller:
         if self.dqn_online is not None:
             await self.dqn_online.stop()
         await self.flow.stop()
+        if self._publishing is not None:
+            self._publishing.cancel()
         if self.twin is not None:
             await self.twin.stop()
         await self.ha.stop()  # after the healers: nothing acts on a shard once it is handed back
@@ -513,11 +519,25 @@ class Controller:
     def _tick(self) -> None:
         if self.pager is not None:
             self.pager.tick(self.incidents.open_incidents())  # repeats that fell due
-        self._publish_status()
+        if self._publishing is None or self._publishing.done():
+            self._publishing = asyncio.get_running_loop().create_task(self._publish_in_chunks(), name="status")
+
+    async def _publish_in_chunks(self) -> None:
+        """Publish what changed, ``_PUBLISH_CHUNK`` targets at a time, letting the loop run between them."""
+        targets = self._visible()
+        for start in range(0, len(targets), _PUBLISH_CHUNK):
+            if start:
+                await asyncio.sleep(0)
+            self._publish(targets[start : start + _PUBLISH_CHUNK], force=False)
+        self._beat_presence()
 
     def _publish_status(self, *, force: bool = False) -> None:
+        self._publish(self._visible(), force=force)
+        self._beat_presence()
+
+    def _publish(self, targets: list[TargetSpec], *, force: bool) -> None:
         now = self.clock.now()
-        for view in self.status():
+        for view in map(self._view, targets):
             at = view.last_fault["at"] if view.last_fault else None
             key = (view.health.value, view.state, view.running, view.desired, view.restarts, at)
             if force or self._published.get(view.target) != key:
@@ -535,6 +555,9 @@ class Controller:
                         last_fault=view.last_fault,
                     )
                 )
+
+    def _beat_presence(self) -> None:
+        now = self.clock.now()
         if now - self._last_beat >= presence.HEARTBEAT_S:  # `novacron status` tells a live controller by it
             self._last_beat = now
             presence.beat(self.store, now=now)
@@ -551,33 +574,33 @@ class Controller:
     # -- queries and human overrides ---------------------------------------------------
     def status(self) -> list[TargetView]:
         """Every target's health, replicas, open incident, restarts and last fault."""
-        views = []
+        return [self._view(t) for t in self._visible()]
+
+    def _visible(self) -> list[TargetSpec]:
+        """The targets this controller runs or owns (another node's remote targets are not its to show)."""
         owned = set(self.ha.owned())
-        for t in self.spec.targets:
-            if t.name not in self._local and t.name not in owned:
-                continue  # another node's target
-            health, incident = self.health.health(t.name), self.incidents.open_for(t.name)
-            local = t.name in self._local
-            until = self.gate.quarantined_until(t.name)
-            sim = t.kind == "sim" and self.twin is not None
-            views.append(
-                TargetView(
-                    t.name,
-                    health,
-                    self.twin.running(t.name)
-                    if sim and self.twin
-                    else (len(self.actuator.pids(t.name)) if local else int(health is Health.HEALTHY)),
-                    t.replicas if sim else (self.actuator.desired(t.name) if local else 1),
-                    incident,
-                    state=state_word(
-                        health, incident, remediating=t.name in self.gate.remediating, quarantined=until is not None
-                    ),
-                    restarts=self.ledger.restarts(t.name),
-                    last_fault=self.ledger.last_fault(t.name),
-                    quarantined_until=until,
-                )
-            )
-        return views
+        return [t for t in self.spec.targets if t.name in self._local or t.name in owned]
+
+    def _view(self, t: TargetSpec) -> TargetView:
+        health, incident = self.health.health(t.name), self.incidents.open_for(t.name)
+        local = t.name in self._local
+        until = self.gate.quarantined_until(t.name)
+        sim = t.kind == "sim" and self.twin is not None
+        return TargetView(
+            t.name,
+            health,
+            self.twin.running(t.name)
+            if sim and self.twin
+            else (len(self.actuator.pids(t.name)) if local else int(health is Health.HEALTHY)),
+            t.replicas if sim else (self.actuator.desired(t.name) if local else 1),
+            incident,
+            state=state_word(
+                health, incident, remediating=t.name in self.gate.remediating, quarantined=until is not None
+            ),
+            restarts=self.ledger.restarts(t.name),
+            last_fault=self.ledger.last_fault(t.name),
+            quarantined_until=until,
+        )
 
     async def heal(
         self, target: str, kind: ActionKind, *, who: str, params: dict[str, Any] | None = None

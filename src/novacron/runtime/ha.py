@@ -106,11 +106,10 @@ class HaMember(Collector):
         self.fenced_refusals = 0
         self.state = "active"
         self._store = store
-        # A heartbeat stopped mid-round (SIGSTOP, a cut link) holds its lease rows locked; the
-        # server must end it before those leases expire (about lease_s - renew_s after the
-        # round began), or the others skip the rows until it does.
-        heartbeat_idle_s = settings.lease_s - 2 * settings.renew_s
-        self._db = HaDb(store, idle_s=settings.lease_s, heartbeat_idle_s=heartbeat_idle_s)
+        # A transaction left open by a node stopped mid-way (SIGSTOP, a cut link) is ended by
+        # the server after a lease. Not sooner: on a loaded machine a heartbeat round can
+        # take over a second, and ending it would turn a late renewal into a lost lease.
+        self._db = HaDb(store, idle_s=settings.lease_s)
         self._by_shard: dict[int, list[str]] = {}
         for target in remote_targets:
             self._by_shard.setdefault(leases.shard_of(target, settings.shards), []).append(target)

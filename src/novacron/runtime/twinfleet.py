@@ -69,6 +69,7 @@ def build_twin_simulator(spec: FleetSpec) -> Simulator:
         migrate_s=twin.replace_s,
         replace_s=twin.host_repair_s,
         cleanup_s=twin.cleanup_s,
+        reallocate_s=twin.reallocate_s,
         enabled=False,
     )
     physics = PhysicsParams(dt_s=twin.dt_s, leak_gb_per_s=twin.leak_gb_per_s)
@@ -178,12 +179,13 @@ class SimFleet:
         """End every lasting fault at once, as a human's repair would between episodes.
 
         Bad configurations are rolled back, other tenants quietened, broken hosts and cut
-        links repaired; crashed or hung targets are left to the controller.
+        links repaired, raised CPU shares lowered; crashed or hung targets are left to the controller.
         """
         self.sensor.bad_config.clear()
         state, params = self.sim.state, self.sim.params
         for vm in range(len(self.targets), self.sim.topo.n_vms):
             state.set_vm_extra_cpu(vm, 0.0)
+        state.vm_priority[:] = False  # every fault meets the spec's allocation
         for host in range(self.sim.topo.n_hosts):
             cut = state.topo.n_links > 0 and state.host_degree[host] == 0
             if not state.host_up[host] or state.cooling[host] < 1.0 or state.disk_fill_gb_s[host] > 0 or cut:

@@ -9,10 +9,12 @@ A host fails in one of two ways, both watched while ``novacron run`` runs:
   whose heartbeat row in the store was seen beating and then went stale
   (``controller.ha.node_stale_s``).
 
-The plan is the actuator's (:meth:`~novacron.actuators.qemu.QemuActuator.fail_host`:
-the host's guests, highest priority first); each guest then moves through the one
-executor as a ``vm_migrate`` — a cold migration, since its QEMU is gone — which places it
-on the healthy host with the most free memory that fits it, or fails naming why.
+The plan is the one the twin's host-failure model makes too
+(:func:`novacron.twin.placement.plan_evacuation`): the host's guests, highest priority
+first, each on the healthy host with the most free memory that still fits it, the places
+taken before anything boots. Each guest then moves through the one executor as a
+``vm_migrate`` — a cold migration, since its QEMU is gone — to its planned host, or fails
+naming why (no host had room).
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 from novacron.healing.executor import ExecResult
 from novacron.model import ActionKind, ActionStatus
 from novacron.telemetry import get_logger
+from novacron.twin.placement import plan_evacuation
 
 if TYPE_CHECKING:
     from novacron.runtime.controller import Controller
@@ -38,12 +41,15 @@ async def fail_over_host(
     controller: Controller, host: str, *, who: str = "controller", reason: str | None = None
 ) -> list[ExecResult]:
     """Mark ``host`` failed and restart its guests elsewhere, highest priority first."""
-    plan = await controller.actuator.vms.fail_host(host)
+    vms = controller.actuator.vms
+    guests = await vms.fail_host(host)
+    plan = plan_evacuation(guests, vms.hosts.rooms(exclude=[host]))
+    vms.take_places(plan)
     why = reason or f"host {host} failed"
     # The places were taken in priority order; the guests then boot side by side. One
     # without a place still goes through the executor, which records why it has none.
     moves = []
-    for target, replica, to in plan:
+    for (target, replica), to in plan:
         params: dict[str, Any] = {"replica": replica, "reason": why, "from": host}
         if to is not None:
             params["to"] = to

@@ -89,6 +89,11 @@ class HeartbeatMonitor:
             self._emit(Observation(src.target, "heartbeat", self._clock.now(), True, replica=src.replica))
         return True
 
+    def last_beat(self, target: str, replica: int = 0) -> float | None:
+        """When (monotonic) the source's latest heartbeat arrived since it was registered or reset."""
+        src = self._sources.get(f"{target}#{replica}")
+        return None if src is None else src.detector.last_heartbeat
+
     def phi(self, target: str, replica: int = 0) -> float:
         """Current suspicion level of a source."""
         return self._sources[f"{target}#{replica}"].detector.phi(self._clock.monotonic())

@@ -7,11 +7,12 @@ within tens of milliseconds instead of a full interval.
 
 With an adaptive timeout (:class:`~novacron.detectors.latency.AdaptiveTimeout`) a target
 that has not answered within a few multiples of its own high-quantile response time is
-*suspected*, and a second probe is sent beside the first, which stays open. The target is
-failed only if neither answers within the silence span (twice its slowest healthy answer,
-counted from the first probe, never longer than ``failures`` full timeouts), so a hung
-process is found in a few latency quantiles while one slow answer, a lost request or a
-latency shift never causes an action.
+*suspected*, and a second, fresh probe is sent beside the first, which stays open, with a
+deadline of its own (the confirmation). The target is failed only if neither answers, so
+a hung process is found in a few latency quantiles while one slow answer or a lost
+request never causes an action. Deadlines count only the time the controller's event
+loop could listen (:mod:`novacron.sensors.looplag`), and the latencies learned leave the
+loop's own stalls out, so a blocked controller is never taken for a silent target.
 """
 
 from __future__ import annotations
@@ -21,19 +22,25 @@ import zlib
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
-from novacron.clock import Clock
+from novacron.clock import Clock, MonotonicClock
 from novacron.detectors.latency import AdaptiveTimeout
 from novacron.model import Observation, TargetId
 from novacron.sensors.httpprobe import HttpProbeClient
+from novacron.sensors.looplag import LoopLag, StallMeter
 from novacron.settings import ExecCheck, HttpCheck, TcpCheck
 
 __all__ = ["EXPEDITED_INTERVAL_S", "ProbeFn", "Prober", "make_probe"]
 
 ProbeFn = Callable[[float], Awaitable[tuple[bool, str]]]
 Emit = Callable[[Observation], None]
+_Result = tuple[bool, str, bool]  # (ok, detail, timed out)
 
 # While a replica is being verified, probe it this often.
 EXPEDITED_INTERVAL_S = 0.02
+# Listening time left below this is none: no fresh probe could be answered in it.
+_LISTEN_RESOLUTION_S = 0.001
+# Before a silence is declared, answers already received get this long to be read.
+_READ_GRACE_S = 0.005
 
 
 def make_probe(check: HttpCheck | TcpCheck | ExecCheck, fill: Callable[[str], str]) -> ProbeFn:
@@ -127,13 +134,34 @@ class _Loop:
             self.waker.set_result(True)
 
 
-class Prober:
-    """Runs every registered check on its own schedule and emits observations."""
+@dataclass(frozen=True)
+class _Mark:
+    """A moment, with the loop's stall total then: listening time is counted from it."""
 
-    def __init__(self, clock: Clock, emit: Emit) -> None:
+    at: float
+    stalled: float
+
+
+class _NoStalls:
+    """Simulated time has no event-loop stalls to leave out."""
+
+    def stalled(self) -> float:
+        return 0.0
+
+
+class Prober:
+    """Runs every registered check on its own schedule and emits observations.
+
+    ``stalls`` is what tells how long the event loop was blocked; by default a
+    :class:`~novacron.sensors.looplag.LoopLag` on the real clock, none on a simulated one.
+    """
+
+    def __init__(self, clock: Clock, emit: Emit, *, stalls: StallMeter | None = None) -> None:
         self._clock = clock
         self._emit = emit
         self._loops: dict[tuple[str, int], list[_Loop]] = {}
+        self._looplag = LoopLag() if stalls is None and isinstance(clock, MonotonicClock) else None
+        self._stalls: StallMeter = stalls or self._looplag or _NoStalls()
 
     def add(
         self,
@@ -149,7 +177,8 @@ class Prober:
         start_within: float | None = None,
     ) -> None:
         """Start probing one check of one replica (``adaptive``: learn its timeout, never
-        taking longer to fail a silent target than ``failures`` full timeouts would).
+        taking longer to fail a silent target than ``failures`` full timeouts would, counted
+        in listening time).
 
         ``start_within``: the first probe comes within this many seconds (still spread by
         the check's phase) rather than within one interval: a target taken over from a
@@ -158,6 +187,8 @@ class Prober:
         loop = _Loop(target, replica, source, probe, interval, timeout, failures=failures, start_within=start_within)
         if adaptive:
             loop.model = AdaptiveTimeout(ceiling_s=timeout)
+            if self._looplag is not None:
+                self._looplag.start()
         loop.task = asyncio.get_running_loop().create_task(self._run(loop), name=f"probe:{target}#{replica}")
         self._loops.setdefault((target, replica), []).append(loop)
 
@@ -200,7 +231,16 @@ class Prober:
         """Stop every probe loop."""
         tasks = [lp.task for loops in self._loops.values() for lp in loops if lp.task]
         self._loops.clear()
+        if self._looplag is not None:
+            self._looplag.stop()
         await _cancel(tasks)
+
+    def _mark(self) -> _Mark:
+        return _Mark(self._clock.monotonic(), self._stalls.stalled())
+
+    def _listened(self, since: _Mark) -> float:
+        """Seconds since ``since`` during which the event loop was not blocked."""
+        return (self._clock.monotonic() - since.at) - (self._stalls.stalled() - since.stalled)
 
     async def _run(self, lp: _Loop) -> None:
         clock = self._clock
@@ -209,21 +249,20 @@ class Prober:
         if await _sleep_or_wake(lp, first):  # an expedite (a restart) probes at once
             next_tick = clock.monotonic()
         while True:
-            start = clock.monotonic()
+            start = self._mark()
             timeout, provisional = lp.next_timeout()
             if provisional and lp.model is not None and not lp.confirming:
                 await self._suspecting(lp, lp.model, timeout, start)
-                end = clock.monotonic()
             else:
                 ok, detail, timed_out = await self._probe_once(lp, timeout)
-                end = clock.monotonic()
-                self._report(lp, start, end, ok, detail, suspected=False)
+                self._report(lp, start, ok, detail, suspected=False)
                 # A timeout at the ceiling while the model still learns is confirmed at
                 # once (one expedited probe), not at the next tick.
                 lp.confirming = timed_out and lp.model is not None and not lp.confirming
                 if lp.confirming:
                     next_tick = clock.monotonic()
                     continue
+            end = clock.monotonic()
             interval = EXPEDITED_INTERVAL_S if end < lp.expedite_until else lp.interval
             next_tick += interval
             if next_tick < end:  # overran: skip missed ticks rather than bunch them
@@ -231,74 +270,85 @@ class Prober:
             if await _sleep_or_wake(lp, next_tick - clock.monotonic()):
                 next_tick = clock.monotonic()
 
-    def _report(self, lp: _Loop, start: float, end: float, ok: bool, detail: str, *, suspected: bool) -> None:
-        """Emit one observation; a healthy answer's time is learned."""
+    def _report(self, lp: _Loop, start: _Mark, ok: bool, detail: str, *, suspected: bool) -> None:
+        """Emit one observation; a healthy answer's time, less the loop's stalls, is learned."""
+        latency = self._clock.monotonic() - start.at
         if ok and lp.model is not None:
-            lp.model.observe(end - start)
+            lp.model.observe(max(0.0, self._listened(start)))
         self._emit(
             Observation(
                 lp.target,
                 lp.source,
                 self._clock.now(),
                 ok,
-                latency_s=end - start,
+                latency_s=latency,
                 detail=detail + (" (adaptive)" if suspected else ""),
                 replica=lp.replica,
                 suspected=suspected,
             )
         )
 
-    async def _suspecting(self, lp: _Loop, model: AdaptiveTimeout, short: float, start: float) -> None:
-        """One probe under a learned timeout: suspected after ``short``, failed after the span.
+    async def _suspecting(self, lp: _Loop, model: AdaptiveTimeout, short: float, start: _Mark) -> None:
+        """One probe under a learned timeout: suspected after ``short``, confirmed or cleared.
 
-        The probe stays open for the whole silence span; when ``short`` passes without an
-        answer a suspicion is reported and a second, fresh probe is sent beside it (a lost
-        request is not a hang). The first answer from either settles it; if neither
-        answers within the span, counted from this probe's start, the failure is reported.
-        So the confirmation costs no extra round trip after the suspicion, and a target
-        whose answers merely got slower is still heard within the span.
+        The probe stays open; when ``short`` passes without an answer a suspicion is
+        reported and a second, fresh probe is sent beside it with a deadline of its own
+        (:meth:`AdaptiveTimeout.confirm_timeout`). The first answer from either settles
+        it; if neither answers by that deadline the failure is reported. Both deadlines
+        count listening time only (the loop's stalls are left out), but the whole wait is
+        never longer than ``failures`` full timeouts of wall time, the fixed rule's bound:
+        a loop that lags all the time (a saturated machine) must not make the learned
+        rule slower than the rule it replaces.
         """
-        clock = self._clock
-        span = model.silence_span(lp.failures)
-        first = asyncio.ensure_future(self._probe_once(lp, span))
-        tasks = {first}
+        until = start.at + max(1, lp.failures) * lp.timeout
+        first = asyncio.ensure_future(self._probe_once(lp, model.silence_span(lp.failures)))
+        tasks: list[asyncio.Future[_Result]] = [first]
         try:
-            done, _ = await asyncio.wait(tasks, timeout=short)
-            if first in done:
-                ok, detail, timed_out = first.result()
-                if not timed_out:
-                    self._report(lp, start, clock.monotonic(), ok, detail, suspected=False)
-                    return
-                # The whole span ran out before the suspicion was raised (only when time
-                # is simulated, or the loop stalled): suspect now, confirm with one probe.
-                self._report(lp, start, clock.monotonic(), False, detail, suspected=True)
-                again = clock.monotonic()
-                ok, detail, _ = await self._probe_once(lp, short)
-                self._report(lp, again, clock.monotonic(), ok, detail, suspected=False)
+            answer = await self._listen(lp, tasks, short, start, until)
+            if answer is not None:
+                self._report(lp, start, *answer[1][:2], suspected=False)
                 return
-            self._report(lp, start, clock.monotonic(), False, f"timeout after {short * 1000:.0f} ms", suspected=True)
-            again = clock.monotonic()
-            second = asyncio.ensure_future(self._probe_once(lp, max(short, span - (again - start))))
-            tasks.add(second)
-            pending = set(tasks)
-            while pending:
-                done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
-                for task in done:
-                    ok, detail, timed_out = task.result()
-                    if ok or not timed_out:  # an answer, good or bad, settles it
-                        began = start if task is first else again
-                        self._report(lp, began, clock.monotonic(), ok, detail, suspected=False)
-                        return
-            silent = clock.monotonic() - start
-            self._report(
-                lp, again, clock.monotonic(), False, f"timeout: silent for {silent * 1000:.0f} ms", suspected=False
-            )
+            self._report(lp, start, False, f"timeout after {short * 1000:.0f} ms", suspected=True)
+            again = self._mark()
+            confirm = model.confirm_timeout()
+            tasks.append(asyncio.ensure_future(self._probe_once(lp, confirm)))
+            answer = await self._listen(lp, tasks, confirm, again, until)
+            if answer is not None:
+                self._report(lp, start if answer[0] is first else again, *answer[1][:2], suspected=False)
+                return
+            silent = self._listened(start)
+            self._report(lp, again, False, f"timeout: silent for {silent * 1000:.0f} ms", suspected=False)
         finally:
             for task in tasks:
                 task.cancel()
 
+    async def _listen(
+        self, lp: _Loop, tasks: list[asyncio.Future[_Result]], seconds: float, since: _Mark, until: float
+    ) -> tuple[asyncio.Future[_Result], _Result] | None:
+        """The first answer (good or bad, not a timeout) within ``seconds`` of listening time.
+
+        Never past ``until`` on the monotonic clock. A probe's own timeout runs on the wall
+        clock; when every probe has run into it while the loop was blocked, a fresh probe
+        gets the listening time that is left. Before giving up, answers already received
+        get a moment to be read: the loop may only just have come back from a stall.
+        """
+        while True:
+            answer = _answer(tasks)
+            if answer is not None:
+                return answer
+            remaining = min(seconds - self._listened(since), until - self._clock.monotonic())
+            pending = [t for t in tasks if not t.done()]
+            if remaining < _LISTEN_RESOLUTION_S:
+                if pending:
+                    await asyncio.wait(pending, timeout=_READ_GRACE_S)
+                return _answer(tasks)
+            if not pending:
+                tasks.append(asyncio.ensure_future(self._probe_once(lp, remaining)))
+                continue
+            await asyncio.wait(pending, timeout=remaining, return_when=asyncio.FIRST_COMPLETED)
+
     @staticmethod
-    async def _probe_once(lp: _Loop, timeout: float) -> tuple[bool, str, bool]:
+    async def _probe_once(lp: _Loop, timeout: float) -> _Result:
         """(ok, detail, timed out)."""
         try:
             ok, detail = await lp.probe(timeout)
@@ -307,6 +357,14 @@ class Prober:
         except (OSError, ValueError) as exc:
             return False, f"{type(exc).__name__}: {exc}", False
         return ok, detail, False
+
+
+def _answer(tasks: list[asyncio.Future[_Result]]) -> tuple[asyncio.Future[_Result], _Result] | None:
+    """The first finished probe that got an answer, good or bad (a timeout is none)."""
+    for task in tasks:
+        if task.done() and not task.result()[2]:
+            return task, task.result()
+    return None
 
 
 async def _sleep_or_wake(lp: _Loop, delay: float) -> bool:

@@ -147,7 +147,7 @@ class SimSensor:
     def _physics_latency(self, target: str) -> float:
         state, vm = self.sim.state, self.vm(target)
         host = int(state.vm_host[vm])
-        return float(state.cpu_latency_s[host] + state.io_latency_s[host] + state.net_latency_s[host])
+        return float(state.cpu_latency_of(vm) + state.io_latency_s[host] + state.net_latency_s[host])
 
     def probe(self, target: str) -> ProbeFn:
         """A probe function for the real Prober (time passes on the running loop)."""

@@ -13,6 +13,9 @@ shows it in ``/health`` and ``novacron status``.
 Reads see the process's own writes: a read waits (briefly) for the queue to drain
 first, and idempotency keys this process claimed are answered from memory, so a
 claim made while the store is down still blocks a second application of the same key.
+The healing path does that wait off the loop: :meth:`GuardedStore.read_action_by_key`
+reads on a worker thread, and :meth:`GuardedStore.settle` awaits a barrier; a synchronous
+read on the loop would stall every probe for as long as the writes queued before it take.
 
 Under simulated time (the twin) the same store runs *inline* (``open(url, inline=True)``):
 writes keep their order, claims and retry-at-the-head, but are applied at once on the
@@ -180,6 +183,20 @@ class GuardedStore(Store):
         if held is not None:
             return held
         return super().action_by_key(key)
+
+    async def read_action_by_key(self, key: str) -> ActionRecord | None:
+        """:meth:`action_by_key` without blocking the event loop.
+
+        This process's claims are answered from memory. Any other key is read on a worker
+        thread, after the writes queued before the call have landed (so the read still sees
+        them): the loop goes on listening while they land instead of waiting behind them.
+        """
+        held = self._claims.get(key)
+        if held is not None:
+            return held
+        if self.inline:  # simulated time: a worker thread's real time would pass as simulated
+            return super().action_by_key(key)
+        return await asyncio.to_thread(Store.action_by_key, self, key)
 
     def set_action_status(
         self,

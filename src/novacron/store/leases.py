@@ -314,7 +314,7 @@ def _idle(seconds: float) -> dict[str, Any]:
 class HaDb:
     """Runs lease and fencing transactions off the event loop."""
 
-    def __init__(self, store: Store, *, idle_s: float = 2.0, heartbeat_idle_s: float | None = None) -> None:
+    def __init__(self, store: Store, *, idle_s: float = 2.0) -> None:
         self._store = store
         self._async: Any = None
         self._sync: Engine | None = None
@@ -333,7 +333,7 @@ class HaDb:
                 pool_size=1,
                 max_overflow=0,
                 pool_pre_ping=True,
-                connect_args=_idle(idle_s if heartbeat_idle_s is None else heartbeat_idle_s),
+                connect_args=_idle(idle_s),
             )
 
     async def run(self, fn: Callable[[Connection], T]) -> T:

@@ -89,9 +89,9 @@ def beat(
     if api_url is not None:
         values["api_url"] = api_url
     ours = (ha_nodes.c.node_id == node_id) & (ha_nodes.c.incarnation == incarnation)
-    if conn.execute(update(ha_nodes).where(ours).values(**values)).rowcount != 1:
-        return None
-    return str(conn.execute(select(ha_nodes.c.state).where(ours)).scalar_one())
+    # one round trip: the heartbeat runs every renew_s on what may be a loaded machine
+    state = conn.execute(update(ha_nodes).where(ours).values(**values).returning(ha_nodes.c.state)).scalar()
+    return None if state is None else str(state)
 
 
 def autonomous(conn: Connection) -> bool:

@@ -42,6 +42,10 @@ class TwinAction(enum.StrEnum):
     REPLACE = "replace"  # repair or swap the host: power, cooling, links, disk
     CLEANUP = "cleanup"  # free disk space and stop the runaway writer
     REROUTE = "reroute"  # restore the host's network paths
+    # The VM's CPU share is raised above its host's other tenants (a cgroup weight): their
+    # extra demand no longer slows it. It is VM-level, keeps the VM running, and lasts
+    # until undone (it is a property of the VM's allocation, kept across restarts).
+    REALLOCATE = "reallocate"
 
 
 HOST_ACTIONS = frozenset({TwinAction.REPLACE, TwinAction.CLEANUP, TwinAction.REROUTE})
@@ -117,6 +121,8 @@ def finish_action(
     elif kind is TwinAction.CLEANUP:
         state.disk_fill_gb_s[host] = 0.0
         state.disk_used_gb[host] = min(state.disk_used_gb[host], state.topo.host_disk_gb[host] * 0.3)
+    elif kind is TwinAction.REALLOCATE:
+        state.vm_priority[vm] = True
     elif kind is TwinAction.REROUTE:
         _restore_links(state, host)
     elif kind is TwinAction.REPLACE:

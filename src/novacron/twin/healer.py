@@ -4,7 +4,8 @@ It sees only what a monitoring system would: the probe health vector, memory, di
 temperature arrays. It declares a fault after ``failure_threshold`` failed probes in a row,
 waits ``detection_delay_s`` (alerting/diagnosis pipeline), then diagnoses from host state:
 
-host down → evacuate (cold migrate) and replace; host unreachable → reroute; disk full →
+host down → evacuate by the shared host-failure plan (``twin/placement.py``: by priority,
+onto hosts with room) and replace; host unreachable → reroute; disk full →
 cleanup; VM crashed or hung → restart (migrate after ``max_restarts``); host hot →
 live-evacuate and replace; host saturated → restart the runaway VM or move the biggest.
 Proactively it restarts VMs near their memory limit, cleans disks above ``disk_high`` and
@@ -60,8 +61,7 @@ class BuiltinHealer:
         sim, s = self.sim, self.sim.state
         host = int(s.vm_host[vm])
         if not s.host_up[host]:
-            sim.apply_action(vm, TwinAction.MIGRATE)
-            sim.apply_action(vm, TwinAction.REPLACE)
+            self._fail_over(host, vm)
         elif sim.topo.n_links and s.host_degree[host] == 0:
             sim.apply_action(vm, TwinAction.REROUTE)
         elif s.disk_used_gb[host] >= sim.topo.host_disk_gb[host] * self.params.disk_high:
@@ -79,6 +79,14 @@ class BuiltinHealer:
             self.busy[vm] = False
             self.fail_count[vm] = 0
         # VMs in ACTING are already being handled; they are released when it completes.
+
+    def _fail_over(self, host: int, vm: int) -> None:
+        """A host is down: its VMs go where the shared host-failure plan puts them, then it is repaired."""
+        plan = self.sim.evacuate(host)
+        for moved, _dst in plan:
+            self.busy[moved] = True  # one without a place waits for the host's repair
+        self.no_capacity += sum(dst is None for _, dst in plan)
+        self.sim.apply_action(vm, TwinAction.REPLACE)
 
     def _evacuate(self, host: int) -> None:
         sim, s = self.sim, self.sim.state

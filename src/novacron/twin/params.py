@@ -70,6 +70,7 @@ class HealerParams:
     replace_s: float = 900.0  # host repair/replacement (power, cooling, hardware)
     cleanup_s: float = 120.0
     reroute_s: float = 45.0
+    reallocate_s: float = 1.0  # new CPU limits in force
     memory_high: float = 0.9  # proactive restart above this fraction of the memory limit
     disk_high: float = 0.9  # proactive cleanup above this fraction of the disk
     max_restarts: int = 2  # restarts of one VM within a fault before migrating it

@@ -77,7 +77,20 @@ class Physics:
         wq = p.service_time_s * r**self._exponent / (safe_cap * (1.0 - r))
         state.cpu_latency_s = p.service_time_s + wq + backlog / safe_cap
         state.util = np.minimum(rho, 1.0) * state.host_up
+        if state.vm_priority.any():
+            self._prioritised(state, cpu - state.extra_cpu, safe_cap)
         return factor
+
+    def _prioritised(self, state: FleetState, base: FloatArray, safe_cap: FloatArray) -> None:
+        """A prioritised VM is served before its host's other tenants' extra demand (a CPU weight)."""
+        p = self.params
+        mine = state.running() & state.vm_priority
+        own = np.bincount(state.vm_host[mine], state.vm_extra_cpu[mine], minlength=self.topo.n_hosts)
+        rho = (base + own) / safe_cap
+        r = np.clip(rho, 0.0, _RHO_CAP)
+        wq = p.service_time_s * r**self._exponent / (safe_cap * (1.0 - r))
+        # Its own overload still queues (the host's backlog, while it alone exceeds capacity).
+        state.prio_cpu_latency_s = p.service_time_s + wq + np.where(rho >= 1.0, state.backlog / safe_cap, 0.0)
 
     def _storage(self, state: FleetState, iops: FloatArray, dt: float) -> None:
         u = np.minimum(iops / self.topo.host_iops, _RHO_CAP)

@@ -38,8 +38,9 @@ from novacron.twin.faults import (
 )
 from novacron.twin.params import HealerParams, PhysicsParams
 from novacron.twin.physics import Physics
+from novacron.twin.placement import Evacuee, Room, plan_evacuation
 from novacron.twin.records import FaultRecord, RunSummary, summarise
-from novacron.twin.state import BoolArray, FleetState, VmStatus
+from novacron.twin.state import CPU, BoolArray, FleetState, VmStatus
 from novacron.twin.topology import Topology
 from novacron.twin.workload import Burst, SyntheticWorkload, Workload
 
@@ -95,6 +96,7 @@ class Simulator:
         self.open_faults: dict[int, FaultRecord] = {}
         self.actions: Counter[str] = Counter()
         self.reserved_cpu = np.zeros(topo.n_hosts)  # CPU promised to migrations in flight
+        self.reserved_mem_gb = np.zeros(topo.n_hosts)  # and memory
         # in flight, keyed by host (host actions) or VM: (kind, done-time, vm, host, target)
         self.host_actions: dict[int, InFlight] = {}
         self.vm_actions: dict[int, InFlight] = {}
@@ -230,6 +232,10 @@ class Simulator:
         if not 0 <= vm < self.topo.n_vms:
             raise InputError(f"{vm} is not a VM (0..{self.topo.n_vms - 1})", where="vm")
 
+    def _check_host(self, host: int) -> None:
+        if not 0 <= host < self.topo.n_hosts:
+            raise InputError(f"{host} is not a host (0..{self.topo.n_hosts - 1})", where="host")
+
     # -- actions --------------------------------------------------------------------------
 
     def action_duration(self, kind: TwinAction) -> float:
@@ -241,6 +247,7 @@ class Simulator:
             TwinAction.REPLACE: hp.replace_s,
             TwinAction.CLEANUP: hp.cleanup_s,
             TwinAction.REROUTE: hp.reroute_s,
+            TwinAction.REALLOCATE: hp.reallocate_s,
         }[kind]
 
     def apply_action(self, vm: int, kind: str | TwinAction, *, dst: int | None = None) -> float:
@@ -280,6 +287,7 @@ class Simulator:
             state=self.state.copy(),
         )
         twin.reserved_cpu = self.reserved_cpu.copy()
+        twin.reserved_mem_gb = self.reserved_mem_gb.copy()
         twin.next_probe = self.next_probe
         for table, mine in ((twin.host_actions, self.host_actions), (twin.vm_actions, self.vm_actions)):
             for key, (kind, done, vm, host, target) in mine.items():
@@ -296,7 +304,38 @@ class Simulator:
             target = pick_target_host(self.state, self.params, host, self.reserved_cpu)
         if target >= 0:
             self.reserved_cpu[target] += self.topo.vm_cpu[vm]
+            self.reserved_mem_gb[target] += self.topo.vm_mem_gb[vm]
         return target
+
+    def evacuate(self, host: int) -> list[tuple[int, int | None]]:
+        """The twin's host-failure model: migrate every VM off ``host`` as the shared plan places it.
+
+        The plan (:func:`~novacron.twin.placement.plan_evacuation`, the one the real VM
+        host failover uses) puts the VMs not already being acted on, highest priority
+        first, on the healthy hosts with the most free memory that still fit them (memory
+        and CPU of migrations in flight count as taken). Returns each VM with its new
+        host; a VM no host has room for (None) stays where it is.
+        """
+        self._check_host(host)
+        s, topo = self.state, self.topo
+        on_host = np.flatnonzero((s.vm_host == host) & (s.status != VmStatus.ACTING))
+        guests = [
+            Evacuee(int(v), float(topo.vm_mem_gb[v]), float(topo.vm_cpu[v]), int(topo.vm_priority[v])) for v in on_host
+        ]
+        plan = plan_evacuation(guests, self._rooms(exclude=host))
+        for vm, dst in plan:
+            if dst is not None:
+                self.apply_action(vm, TwinAction.MIGRATE, dst=dst)
+        return plan
+
+    def _rooms(self, *, exclude: int) -> list[Room[int]]:
+        """Each healthy host's free memory and CPU (base demand of its running VMs and migrations in flight taken)."""
+        s, topo = self.state, self.topo
+        ok = s.host_ok(self.params) & ~s.throttled
+        ok[exclude] = False
+        free_mem = topo.host_mem_gb - s.host_mem_gb - self.reserved_mem_gb
+        free_cpu = topo.host_cores - s.agg[CPU].sum(axis=1) - self.reserved_cpu
+        return [Room(int(h), float(free_mem[h]), float(free_cpu[h])) for h in np.flatnonzero(ok)]
 
     def _finish(self, action: TwinAction, vm: int, host: int, target: int) -> None:
         if action in HOST_ACTIONS:
@@ -305,6 +344,7 @@ class Simulator:
             self.vm_actions.pop(vm, None)
         if target >= 0:
             self.reserved_cpu[target] -= self.topo.vm_cpu[vm]
+            self.reserved_mem_gb[target] -= self.topo.vm_mem_gb[vm]
         finish_action(self.state, self.params, action, vm, host, target)
         for hook in self.on_action_done:
             hook(action, vm, host)
@@ -320,7 +360,7 @@ class Simulator:
             return False
         reachable = self.topo.n_links == 0 or s.host_degree[h] > 0
         disk_ok = s.disk_used_gb[h] < self.topo.host_disk_gb[h]
-        latency = s.cpu_latency_s[h] + s.io_latency_s[h] + s.net_latency_s[h]
+        latency = s.cpu_latency_of(vm) + s.io_latency_s[h] + s.net_latency_s[h]
         fast = float(latency) <= self.params.probe_timeout_s
         return bool(reachable) and bool(disk_ok) and fast
 

@@ -65,6 +65,8 @@ class FleetState:
     leak_gb_s: FloatArray
     leaking: IntArray  # indices with leak_gb_s > 0, kept so a step need not scan every VM
     vm_extra_cpu: FloatArray
+    vm_priority: BoolArray  # CPU share raised above the host's other tenants (reallocate)
+    prio_cpu_latency_s: FloatArray  # per host: compute latency a prioritised VM sees
     # links
     link_up: BoolArray
     link_util: FloatArray
@@ -85,7 +87,7 @@ class FleetState:
             io_latency_s=zeros_h.copy(), net_latency_s=zeros_h.copy(),
             vm_host=topo.vm_host.copy(), status=np.zeros(n, dtype=np.int8),
             mem_extra_gb=np.zeros(n), leak_gb_s=np.zeros(n), leaking=np.zeros(0, dtype=np.int64),
-            vm_extra_cpu=np.zeros(n),
+            vm_extra_cpu=np.zeros(n), vm_priority=np.zeros(n, dtype=bool), prio_cpu_latency_s=zeros_h.copy(),
             link_up=np.ones(lk, dtype=bool), link_util=np.zeros(lk), host_degree=zeros_h.copy(),
             inv_degree=zeros_h.copy(),
         )  # fmt: skip
@@ -164,6 +166,11 @@ class FleetState:
             self.host_mem_gb[self.vm_host[vm]] -= self.mem_extra_gb[vm]
         self.mem_extra_gb[vm] = 0.0
 
+    def cpu_latency_of(self, vm: int) -> float:
+        """The compute latency VM ``vm`` sees: its host's, or the prioritised share's."""
+        host = int(self.vm_host[vm])
+        return float(self.prio_cpu_latency_s[host] if self.vm_priority[vm] else self.cpu_latency_s[host])
+
     # -- network ------------------------------------------------------------------------
 
     def refresh_links(self) -> None:
@@ -192,4 +199,11 @@ class FleetState:
     def vm_ok(self, params: PhysicsParams) -> BoolArray:
         """VMs that would pass their health probe now."""
         ok: BoolArray = (self.status == VmStatus.UP) & self.host_ok(params)[self.vm_host]
+        if self.vm_priority.any():
+            prio = np.flatnonzero(self.vm_priority)
+            hosts = self.vm_host[prio]
+            others = self.io_latency_s[hosts] + self.net_latency_s[hosts]
+            fast = self.prio_cpu_latency_s[hosts] + others <= params.probe_timeout_s
+            served = self.host_up[hosts] & self.reachable()[hosts] & (self.disk_used_gb < self.topo.host_disk_gb)[hosts]
+            ok[prio] = (self.status[prio] == VmStatus.UP) & served & fast
         return ok

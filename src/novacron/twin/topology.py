@@ -79,6 +79,7 @@ class Topology:
     vm_mem_limit_gb: FloatArray
     vm_iops: FloatArray
     vm_net_gbps: FloatArray
+    vm_priority: IntArray  # higher is placed first when its host fails
     link_src: IntArray
     link_dst: IntArray
     link_gbps: FloatArray
@@ -110,7 +111,8 @@ class Topology:
     ) -> Topology:
         """Check and freeze a fleet given as column dicts (``hosts["cores"]``, ``vms["host"]`` …).
 
-        VM columns ``mem_limit_gb`` and ``group`` are optional (defaults: 1.5 × memory, group 0).
+        VM columns ``mem_limit_gb``, ``group`` and ``priority`` are optional (defaults: 1.5 ×
+        memory, group 0, priority 0).
         """
         if n_groups < 1:
             raise InputError(f"must be >= 1, got {n_groups}", where="n_groups")
@@ -129,6 +131,7 @@ class Topology:
         v_cols = _vm_columns(vms, n_vms)
         group = _ints(vms.get("group", np.zeros(n_vms, dtype=np.int64)), "vms.group", n_vms)
         _check_index(group, "vms.group", n_groups, "workload group")
+        priority = _ints(vms.get("priority", np.zeros(n_vms, dtype=np.int64)), "vms.priority", n_vms)
         n_links = _column_len(links, "links", "src")
         src = _ints(links["src"], "links.src", n_links)
         dst = _ints(links.get("dst", []), "links.dst", n_links)
@@ -144,7 +147,7 @@ class Topology:
             host_disk_gb=h_cols["disk_gb"], host_net_gbps=h_cols["net_gbps"],
             vm_host=vm_host, vm_group=group, vm_cpu=v_cols["cpu"], vm_mem_gb=v_cols["mem_gb"],
             vm_mem_limit_gb=v_cols["mem_limit_gb"], vm_iops=v_cols["iops"],
-            vm_net_gbps=v_cols["net_gbps"], link_src=src, link_dst=dst, link_gbps=gbps,
+            vm_net_gbps=v_cols["net_gbps"], vm_priority=priority, link_src=src, link_dst=dst, link_gbps=gbps,
             n_groups=n_groups,
         )  # fmt: skip
 

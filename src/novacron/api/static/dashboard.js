@@ -4,7 +4,7 @@
 const TOKEN_KEY = "novacron.token";
 const REFRESH_MS = 2000;
 const RANK = { viewer: 1, operator: 2, admin: 3 };
-const HEAL_ACTIONS = ["restart", "replace", "start", "stop", "scale_out", "scale_in", "cleanup"];
+const HEAL_ACTIONS = ["restart", "replace", "start", "stop", "scale_out", "scale_in", "cleanup", "reallocate"];
 let selected = null; // incident id shown in the detail panel
 let autonomous = null;
 let me = null; // {name, role} of the token, from /whoami
@@ -219,9 +219,35 @@ function renderActions(actions) {
   fillTable("actions", actions.slice(0, 30), (a) => {
     const tr = document.createElement("tr");
     tr.dataset.action = a.id;
-    tr.append(cell(when(a.created_at), "time"), cell(a.kind), cell(a.target), cell(a.status), cell(a.requested_by), cell(a.detail, "detail", true));
+    const rate = document.createElement("td");
+    rate.className = "act";
+    if (can("operator")) rate.appendChild(button("Rate…", "rate", () => openFeedback(a)));
+    tr.append(cell(when(a.created_at), "time"), cell(a.kind), cell(a.target), cell(a.status), cell(a.requested_by), cell(a.detail, "detail", true), rate);
     return tr;
   });
+}
+
+// -- operator feedback: a form outside the table, so a refresh never wipes a note being typed
+let rating = null; // the action being marked
+function openFeedback(a) {
+  rating = a.id;
+  $("feedback-what").textContent = a.kind + " " + a.target + " (" + a.id + ", " + a.status + ")";
+  $("feedback-note").value = "";
+  $("feedback-form").hidden = false;
+  $("feedback-note").focus();
+}
+
+async function sendFeedback(verdict) {
+  if (!rating) return;
+  const id = rating;
+  const res = await act("/actions/" + encodeURIComponent(id) + "/feedback", { verdict, note: $("feedback-note").value });
+  if (res) {
+    rating = null;
+    $("feedback-form").hidden = true;
+    const learned = res.learned ? "the policy learned from it" : "kept and audited (no learning policy chose it)";
+    $("notice").textContent = "marked " + id + " " + verdict + " — " + learned;
+    $("notice").hidden = false;
+  }
 }
 
 function renderAgents(outputs) {
@@ -378,6 +404,9 @@ function init() {
   $("forget-token").addEventListener("click", () => signOut(null));
   $("kill-switch").addEventListener("click", () => act(autonomous ? "/autonomous/disable" : "/autonomous/enable"));
   $("ack").addEventListener("click", () => selected && act("/incidents/" + encodeURIComponent(selected) + "/ack"));
+  $("feedback-good").addEventListener("click", () => sendFeedback("good"));
+  $("feedback-bad").addEventListener("click", () => sendFeedback("bad"));
+  $("feedback-cancel").addEventListener("click", () => { rating = null; $("feedback-form").hidden = true; });
   signedIn(false);
   refresh();
   setInterval(() => { if (token()) refresh(); }, REFRESH_MS);

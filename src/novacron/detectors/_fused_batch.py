@@ -1,0 +1,576 @@
+"""The compiled ensemble's batch path: one pass per part over a chunk, not every part per point.
+
+Streaming must interleave the parts point by point (score ``x``, then learn it), but in a
+batch the parts do not depend on each other's outputs: a member's raw scores depend only
+on the values, a member's calibration only on its raw scores, the rank only on the
+values, and the combined score and the hold only on the parts' outputs. So a chunk of
+values is run through each part in turn, each in its own tight loop with its state in
+local variables (no call between compiled helpers per point, which costs numba two
+reference counts per array argument), and the outputs are combined at the end. Every
+operation is the streaming path's, in the same order on the same values, so the scores
+are the same to the last bit (``tests/detectors/test_fused.py``), and the state left
+behind is the one streaming would have left: streaming and batch calls can alternate.
+
+The rank window is counted against a sorted copy of the window taken at the start of each
+chunk, corrected for the values that entered and left it since (the same exact counts as
+the blocked window of the streaming path), and laid out in blocks again at the end.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from novacron.detectors._fused import (
+    _IH,
+    _IM,
+    _MAD_TO_STD,
+    _MEANAD_TO_STD,
+    _RAW_CAP,
+    _SCORE_LIMIT,
+    _SQRT2,
+    AVAILABLE,
+    CA,
+    CCLIP,
+    CDOWN,
+    CK,
+    CMEAN,
+    CMS,
+    CRS,
+    CSIDE,
+    CUP,
+    CVAR,
+    CWARM,
+    F_ALARM,
+    F_DECADES,
+    F_ESCALATE,
+    F_FAMCAP,
+    F_LEVEL,
+    F_MIN_STD,
+    F_Z_GUARD,
+    HA,
+    HB,
+    HG,
+    HLEVEL,
+    HMEAN,
+    HMS,
+    HPD,
+    HPROF,
+    HPW,
+    HRS,
+    HSIDE,
+    HVAR,
+    HWARM,
+    I_CACHED,
+    I_FAMC,
+    I_HIST,
+    I_MINHIST,
+    I_N,
+    I_NMEM,
+    I_POS_BIG,
+    I_POS_SEEN,
+    I_POS_SHORT,
+    I_QUIET,
+    I_RANK_HEAD,
+    I_RANK_LEN,
+    I_RANK_MIN,
+    I_RANK_ORDER,
+    I_RANK_SIZE,
+    I_REFRACT,
+    I_SHORT,
+    KIND_H,
+    KIND_Z,
+    M_A,
+    M_FB,
+    M_KIND,
+    M_LB,
+    ZBUF,
+    ZMED,
+    ZMIN,
+    ZMS,
+    ZREF,
+    ZRS,
+    ZSCALE,
+    ZSIDE,
+    ZW,
+    Fused,
+    IntArray,
+    _inline,
+    _jit,
+    _kernel,
+    _offsets,
+    _rb_layout,
+)
+from novacron.detectors.base import VALUE_LIMIT, FloatArray
+
+__all__ = ["AVAILABLE", "score_many"]
+
+# Values per block: each part runs over a block in turn, and their outputs for a block
+# stay in the CPU cache.
+_BLOCK = 4096
+# Values per rank chunk: each value is counted against the sorted window as the chunk
+# began, corrected by up to this many values come and gone; the sorted window is merged
+# anew once per chunk.
+_CHUNK = 256
+# Values per run of the sorted window that one top value stands for when counting.
+_RUN = 64
+
+
+# ---------------------------------------------------------------- members: raw scores
+
+
+@_inline
+def _side(d: float, side: int) -> float:
+    if side == 1:
+        return max(d, 0.0)
+    if side == 2:
+        return max(-d, 0.0)
+    return abs(d)
+
+
+@_inline
+def _fin(s: float) -> float:
+    if math.isnan(s) or s < 0.0:
+        return 0.0
+    return min(s, _SCORE_LIMIT)
+
+
+@_jit
+def _z_pass(f: FloatArray, ints: IntArray, mb: int, xs: FloatArray, raw: FloatArray) -> None:
+    """Robust z-score: raw score of each value, then learn it (refreshing every ``refresh``).
+
+    The window is also kept sorted here, brought up to date at each refresh by one merge
+    of the values come and gone since, so a refresh reads its median instead of selecting
+    it (the streaming path selects twice per refresh, most of its cost).
+    """
+    fb = ints[mb + M_FB]
+    w, ref, least, side = int(f[fb + ZW]), int(f[fb + ZREF]), int(f[fb + ZMIN]), int(f[fb + ZSIDE])
+    n, ready = ints[mb + M_A], ints[mb + M_A + 1]
+    med, scale = f[fb + ZMED], f[fb + ZSCALE]
+    buf = fb + ZBUF
+    cnt = min(n, w)
+    zs = np.empty(w)
+    zs[:cnt] = np.sort(f[buf : buf + cnt])
+    spare = np.empty(w)
+    came, gone = np.empty(w), np.empty(w)
+    n_came = n_gone = 0
+    for j in range(xs.shape[0]):
+        x = xs[j]
+        s = 0.0 if ready == 0 else min(_side(x - med, side) / scale, _SCORE_LIMIT)
+        raw[j] = math.log1p(min(s, _RAW_CAP))
+        slot = n % w
+        if n >= w:
+            gone[n_gone] = f[buf + slot]
+            n_gone += 1
+        came[n_came] = x
+        n_came += 1
+        f[buf + slot] = x
+        n += 1
+        refresh = n % ref == 0 and n >= least
+        if refresh or n_came == w:
+            _merge(zs, cnt, np.sort(gone[:n_gone]), np.sort(came[:n_came]), spare)
+            cnt = min(n, w)
+            zs, spare = spare, zs
+            n_came = n_gone = 0
+        if refresh:
+            med, scale = _z_baseline(f, fb, cnt, zs)
+            f[fb + ZMED], f[fb + ZSCALE], ready = med, scale, 1
+    ints[mb + M_A], ints[mb + M_A + 1] = n, ready
+
+
+@_jit
+def _z_baseline(f: FloatArray, fb: int, width: int, zs: FloatArray) -> tuple[float, float]:
+    """The streaming refresh's median and floored scale, from the sorted window.
+
+    The same values: the median of the sorted window is the selected one (numba's median
+    averages the two middle values of an even count, as here), the deviations below the
+    median are ``med - v``, which is exactly ``|v - med|``, and they are merged outwards
+    from the median in order; the mean deviation is summed in the window's own order.
+    """
+    half = width >> 1
+    med = (zs[half - 1] + zs[half]) / 2 if width % 2 == 0 else zs[half]
+    total = 0.0
+    for j in range(width):
+        total += abs(f[fb + ZBUF + j] - med)
+    mean_s = _MEANAD_TO_STD * (total / width)
+    lo = _count_below(zs, width, med, False) - 1
+    hi = lo + 1
+    d_prev = d = 0.0
+    for _ in range(half + 1):
+        d_prev = d
+        if hi >= width or (lo >= 0 and med - zs[lo] <= zs[hi] - med):
+            d = med - zs[lo]
+            lo -= 1
+        else:
+            d = zs[hi] - med
+            hi += 1
+    mad = (d_prev + d) / 2 if width % 2 == 0 else d
+    mad_s = _MAD_TO_STD * mad
+    return med, max(mad_s, mean_s, f[fb + ZMS], f[fb + ZRS] * abs(med))
+
+
+@_inline
+def _ew(mean: float, var: float, n: int, x: float, alpha: float) -> tuple[float, float]:
+    a = alpha if alpha * (n + 1) >= 1.0 else 1.0 / (n + 1)
+    d = x - mean
+    return mean + a * d, (1.0 - a) * (var + a * d * d)
+
+
+@_jit
+def _h_pass(f: FloatArray, ints: IntArray, mb: int, xs: FloatArray, raw: FloatArray) -> None:
+    """Holt-Winters residual: raw score of each value, then learn it."""
+    fb = ints[mb + M_FB]
+    alpha, gamma, beta = f[fb + HA], f[fb + HG], f[fb + HB]
+    pd, pw, warm, side = int(f[fb + HPD]), int(f[fb + HPW]), f[fb + HWARM], int(f[fb + HSIDE])
+    ms, rs = f[fb + HMS], f[fb + HRS]
+    t, nres, started = ints[mb + M_A], ints[mb + M_A + 1], ints[mb + M_A + 2]
+    level, rmean, rvar = f[fb + HLEVEL], f[fb + HMEAN], f[fb + HVAR]
+    prof = fb + HPROF
+    for j in range(xs.shape[0]):
+        x = xs[j]
+        cd = t % pd if pd else -1
+        cw = t % pw if pw else -1
+        total, k = 0.0, 0
+        if cd >= 0 and not math.isnan(f[prof + cd]):
+            total += f[prof + cd]
+            k += 1
+        if cw >= 0 and not math.isnan(f[prof + pd + cw]):
+            total += f[prof + pd + cw]
+            k += 1
+        season = total / k if k else 0.0
+        s = 0.0
+        if not (nres < warm or started == 0):
+            r = x - level - season
+            sc = max(math.sqrt(rvar), ms, rs * abs(level))
+            s = _fin(_side(r - rmean, side) / sc)
+        raw[j] = math.log1p(min(s, _RAW_CAP))
+        if started == 0:
+            level, started = x, 1
+        rmean, rvar = _ew(rmean, rvar, nres, x - level - season, beta)
+        nres += 1
+        e = x - level
+        if cd >= 0:
+            old = f[prof + cd]
+            f[prof + cd] = e if math.isnan(old) else old + gamma * (e - old)
+        if cw >= 0:
+            old = f[prof + pd + cw]
+            f[prof + pd + cw] = e if math.isnan(old) else old + gamma * (e - old)
+        level = level + alpha * (x - level)
+        t += 1
+    ints[mb + M_A], ints[mb + M_A + 1], ints[mb + M_A + 2] = t, nres, started
+    f[fb + HLEVEL], f[fb + HMEAN], f[fb + HVAR] = level, rmean, rvar
+
+
+@_jit
+def _c_pass(f: FloatArray, ints: IntArray, mb: int, xs: FloatArray, raw: FloatArray) -> None:
+    """CUSUM: raw score of each value, then learn it."""
+    fb = ints[mb + M_FB]
+    alpha, k, clip, warm = f[fb + CA], f[fb + CK], f[fb + CCLIP], f[fb + CWARM]
+    ms, rs, side = f[fb + CMS], f[fb + CRS], int(f[fb + CSIDE])
+    mean, var, up, down = f[fb + CMEAN], f[fb + CVAR], f[fb + CUP], f[fb + CDOWN]
+    n = ints[mb + M_A]
+    for j in range(xs.shape[0]):
+        x = xs[j]
+        z = 0.0
+        if not n < warm:
+            scale = max(math.sqrt(var), ms, rs * abs(mean))
+            z = max(-clip, min(clip, (x - mean) / scale))
+        up = max(0.0, up + z - k)
+        down = max(0.0, down - z - k)
+        stat = up if side == 1 else down if side == 2 else max(up, down)
+        raw[j] = math.log1p(min(_fin(stat), _RAW_CAP))
+        mean, var = _ew(mean, var, n, x, alpha)
+        n += 1
+    ints[mb + M_A] = n
+    f[fb + CMEAN], f[fb + CVAR], f[fb + CUP], f[fb + CDOWN] = mean, var, up, down
+
+
+# ---------------------------------------------------------------- calibration
+
+
+@_inline
+def _familiar(f: FloatArray, seen: int, width: int, need: int, cap: float, value: float, p: float) -> float:
+    if p >= cap or need == 0:
+        return p
+    cnt = 0
+    for j in range(width):
+        if f[seen + j] >= value:
+            cnt += 1
+            if cnt >= need and (1 + cnt) / (width + 1) >= cap:
+                return cap
+    if cnt < need:
+        return p
+    return max(p, min((1 + cnt) / (width + 1), cap))
+
+
+@_jit
+def _calibrate_pass(
+    f: FloatArray, ints: IntArray, m: int, raw: FloatArray, p_out: FloatArray, z_out: FloatArray
+) -> None:
+    """Each raw score's rare-tail probability and largest ordinary z, then learn it.
+
+    ``p_out`` is min'ed and ``z_out`` max'ed into, so the members' outputs combine in place.
+    """
+    rawr, avg, avg_sq, pt, pt_sq, seen_avg, seen_pt = _offsets(ints, ints[_IH + _IM * m + M_LB])
+    hist, short, least = ints[I_HIST], ints[I_SHORT], ints[I_MINHIST]
+    need, cap, guard, min_std = ints[I_FAMC], f[F_FAMCAP], f[F_Z_GUARD], f[F_MIN_STD]
+    n, cur_s, cur, seen = ints[I_N], ints[I_POS_SHORT], ints[I_POS_BIG], ints[I_POS_SEEN]
+    for j in range(raw.shape[0]):
+        r = raw[j]
+        if n + 1 >= short:
+            start_s = cur_s + 2 - (short + 1) if cur_s + 2 > short else cur_s + 2
+            a = (f[rawr + cur_s] + r - f[rawr + start_s]) / short
+        else:
+            a = (f[rawr + cur_s] + r - f[rawr]) / (n + 1)
+        if n >= least:
+            if n >= hist:
+                h, start = hist, (cur + 1 if cur < hist else 0)
+            else:
+                h, start = n, 0
+            width = min(n, hist)
+            p = 1.0
+            z_top = z_out[j]
+            mean = (f[avg + cur] - f[avg + start]) / h
+            var = (f[avg_sq + cur] - f[avg_sq + start]) / h - mean * mean
+            z = (a - mean) / max(math.sqrt(max(var, 0.0)), min_std)
+            if z > guard:
+                p = _familiar(f, seen_avg, width, need, cap, a, 0.5 * math.erfc(z / _SQRT2))
+            else:
+                z_top = max(z_top, z)
+            mean = (f[pt + cur] - f[pt + start]) / h
+            var = (f[pt_sq + cur] - f[pt_sq + start]) / h - mean * mean
+            z = (r - mean) / max(math.sqrt(max(var, 0.0)), min_std)
+            if z > guard:
+                p = min(p, _familiar(f, seen_pt, width, need, cap, r, 0.5 * math.erfc(z / _SQRT2)))
+            else:
+                z_top = max(z_top, z)
+            p_out[j] = min(p_out[j], p)
+            z_out[j] = z_top
+        nxt_s = 0 if cur_s == short else cur_s + 1
+        nxt = 0 if cur == hist else cur + 1
+        f[rawr + nxt_s] = f[rawr + cur_s] + r
+        f[avg + nxt] = f[avg + cur] + a
+        f[avg_sq + nxt] = f[avg_sq + cur] + a * a
+        f[pt + nxt] = f[pt + cur] + r
+        f[pt_sq + nxt] = f[pt_sq + cur] + r * r
+        f[seen_avg + seen] = a
+        f[seen_pt + seen] = r
+        n += 1
+        cur_s, cur = nxt_s, nxt
+        seen = 0 if seen == hist - 1 else seen + 1
+
+
+# ---------------------------------------------------------------- rank
+
+
+@_inline
+def _count_below(w: FloatArray, size: int, x: float, right: bool) -> int:
+    """Values of sorted ``w[:size]`` below ``x`` (at or below it when ``right``).
+
+    Branch-free halving, as in the streaming path's block search.
+    """
+    if size == 0:
+        return 0
+    base, n = 0, size
+    while n > 1:
+        half = n >> 1
+        v = w[base + half - 1]
+        base = base + half if (v < x or (right and v == x)) else base
+        n -= half
+    v = w[base]
+    return base + 1 if (v < x or (right and v == x)) else base
+
+
+@_inline
+def _counts(w: FloatArray, size: int, tops: FloatArray, x: float) -> tuple[int, int]:
+    """Values of sorted ``w[:size]`` below ``x`` and at or below it, by counting, not searching.
+
+    Whole runs of ``_RUN`` values are counted by their last values (``tops``), then the
+    values of the run(s) ``x`` falls in. Counting compiles to vector compares with no chain
+    of dependent loads, where a binary search over thousands of values waits on a dozen
+    of them in turn.
+    """
+    runs_lt = runs_le = 0
+    for t in range(tops.shape[0]):
+        v = tops[t]
+        runs_lt += v < x
+        runs_le += v <= x
+    base_lt, base_le = runs_lt * _RUN, runs_le * _RUN
+    lt, le = base_lt, base_le
+    for i in range(base_lt, min(size, base_lt + _RUN)):
+        lt += w[i] < x
+    for i in range(base_le, min(size, base_le + _RUN)):
+        le += w[i] <= x
+    return lt, le
+
+
+@_jit
+def _gone(f: FloatArray, ints: IntArray, xs: FloatArray) -> FloatArray:
+    """The values that leave the window while ``xs`` is learned, oldest first."""
+    cap, order, size0, head0 = ints[I_RANK_SIZE], ints[I_RANK_ORDER], ints[I_RANK_LEN], ints[I_RANK_HEAD]
+    gone = np.empty(max(0, size0 + xs.shape[0] - cap))
+    for i in range(gone.shape[0]):
+        gone[i] = f[order + (head0 + i) % cap] if i < size0 else xs[i - size0]
+    return gone
+
+
+@_jit
+def _rank_pass(ints: IntArray, n: int, xs: FloatArray, gone: FloatArray, p_out: FloatArray, window: FloatArray) -> None:
+    """Each value's two-sided conformal rank p among the window before it (``n`` learned so far).
+
+    ``window`` holds the sorted window as the chunk starts; the values that entered since
+    are ``xs[:j]``, those that left the first of ``gone``.
+    """
+    cap, least, size0 = ints[I_RANK_SIZE], ints[I_RANK_MIN], ints[I_RANK_LEN]
+    tops = window[_RUN - 1 : size0 : _RUN].copy()
+    for j in range(xs.shape[0]):
+        x = xs[j]
+        if n + j < least:
+            p_out[j] = 1.0
+            continue
+        left = max(0, size0 + j - cap)
+        size = size0 + j - left
+        lt, le = _counts(window, size0, tops, x)
+        for i in range(j):
+            lt += xs[i] < x
+            le += xs[i] <= x
+        for i in range(left):
+            lt -= gone[i] < x
+            le -= gone[i] <= x
+        p_out[j] = min(1.0, 2.0 * (min(size - lt, le) + 1) / (size + 1))
+
+
+@_jit
+def _learn_rank(
+    f: FloatArray, ints: IntArray, xs: FloatArray, gone: FloatArray, window: FloatArray, out: FloatArray
+) -> None:
+    """Learn a chunk: the arrival ring, and into ``out`` the sorted window less ``gone``, with ``xs``."""
+    cap, order, size0, head = ints[I_RANK_SIZE], ints[I_RANK_ORDER], ints[I_RANK_LEN], ints[I_RANK_HEAD]
+    came = xs.copy()
+    came.sort()
+    _merge(window, size0, np.sort(gone), came, out)
+    size = size0
+    for j in range(xs.shape[0]):
+        if size == cap:
+            f[order + head] = xs[j]
+            head = head + 1 if head + 1 < cap else 0
+        else:
+            f[order + head + size] = xs[j]
+            size += 1
+    ints[I_RANK_LEN], ints[I_RANK_HEAD] = size, head
+
+
+@_jit
+def _merge(window: FloatArray, size0: int, gone: FloatArray, came: FloatArray, out: FloatArray) -> None:
+    """``out`` = sorted ``window[:size0]`` with sorted ``came``, less sorted ``gone`` (a multiset).
+
+    Values that came and went within the chunk (a window shorter than it) cancel too.
+    """
+    a = b = c = o = 0
+    left, k = gone.shape[0], came.shape[0]
+    while a < size0 or b < k:
+        take_window = b == k or (a < size0 and window[a] <= came[b])
+        v = window[a] if take_window else came[b]
+        if c < left and gone[c] == v:
+            c += 1
+        else:
+            out[o] = v
+            o += 1
+        if take_window:
+            a += 1
+        else:
+            b += 1
+
+
+@_jit
+def _sorted_window(f: FloatArray, ints: IntArray, window: FloatArray) -> None:
+    """The window's values in order, from the arrival ring."""
+    order, size, head, cap = ints[I_RANK_ORDER], ints[I_RANK_LEN], ints[I_RANK_HEAD], ints[I_RANK_SIZE]
+    for i in range(size):
+        window[i] = f[order + (head + i) % cap]
+    window[:size].sort()
+
+
+# ---------------------------------------------------------------- combination and hold
+
+
+@_jit
+def _combine(
+    f: FloatArray, ints: IntArray, n0: int, p_rare: FloatArray, z_top: FloatArray, p_rank: FloatArray, out: FloatArray
+) -> None:
+    """Combined score of each value and the hold after alarms (the streaming path's order)."""
+    members, least, rank = ints[I_NMEM], ints[I_MINHIST], ints[I_RANK_SIZE] > 0
+    alarm, escalate, decades, refract = f[F_ALARM], f[F_ESCALATE], f[F_DECADES], ints[I_REFRACT]
+    quiet, level = ints[I_QUIET], f[F_LEVEL]
+    for j in range(out.shape[0]):
+        p = 1.0
+        if n0 + j >= least:
+            p = min(1.0, members * min(1.0, 2.0 * min(p_rare[j], 0.5 * math.erfc(z_top[j] / _SQRT2))))
+        if rank:
+            p = math.sqrt(p * p_rank[j])
+        s = min(1.0, max(0.0, -math.log10(max(p, 1e-300)) / decades))
+        breaks = s >= alarm and s >= level + escalate
+        out[j] = s if quiet == 0 or breaks else 0.0
+        if (quiet == 0 and s >= alarm) or (quiet > 0 and breaks):
+            quiet, level = refract, s
+        elif quiet > 0:
+            quiet -= 1
+    ints[I_QUIET], f[F_LEVEL] = quiet, level
+
+
+@_jit
+def _advance_by(ints: IntArray, k: int) -> None:
+    n = ints[I_N] + k
+    ints[I_N] = n
+    ints[I_POS_SHORT] = n % (ints[I_SHORT] + 1)
+    ints[I_POS_BIG] = n % (ints[I_HIST] + 1)
+    ints[I_POS_SEEN] = n % ints[I_HIST]
+
+
+@_kernel
+def _batch(f: FloatArray, ints: IntArray, good: FloatArray) -> FloatArray:
+    total = good.shape[0]
+    out = np.empty(total)
+    raw, p_rare, z_top, p_rank = np.empty(_BLOCK), np.empty(_BLOCK), np.empty(_BLOCK), np.empty(_BLOCK)
+    window = np.empty(max(1, ints[I_RANK_SIZE]) + _CHUNK)
+    scratch = np.empty(window.shape[0])
+    rank = ints[I_RANK_SIZE] > 0
+    if rank:
+        _sorted_window(f, ints, window)
+    for lo in range(0, total, _BLOCK):
+        hi = min(total, lo + _BLOCK)
+        k = hi - lo
+        xs = good[lo:hi]
+        p_rare[:k] = 1.0
+        z_top[:k] = -math.inf
+        for m in range(ints[I_NMEM]):
+            mb = _IH + _IM * m
+            kind = ints[mb + M_KIND]
+            if kind == KIND_Z:
+                _z_pass(f, ints, mb, xs, raw)
+            elif kind == KIND_H:
+                _h_pass(f, ints, mb, xs, raw)
+            else:
+                _c_pass(f, ints, mb, xs, raw)
+            _calibrate_pass(f, ints, m, raw[:k], p_rare, z_top)
+        if rank:
+            for c0 in range(0, k, _CHUNK):
+                chunk = xs[c0 : min(k, c0 + _CHUNK)]
+                gone = _gone(f, ints, chunk)
+                _rank_pass(ints, ints[I_N] + c0, chunk, gone, p_rank[c0:], window)
+                _learn_rank(f, ints, chunk, gone, window, scratch)
+                window, scratch = scratch, window
+        _combine(f, ints, ints[I_N], p_rare, z_top, p_rank, out[lo:hi])
+        _advance_by(ints, k)
+    if rank:
+        _rb_layout(f, ints, window)
+    ints[I_CACHED] = 0
+    return out
+
+
+def score_many(fused: Fused, good: FloatArray) -> FloatArray:
+    """Score-then-learn finite values on the state of a :class:`~novacron.detectors._fused.Fused`."""
+    fused.flush()
+    clipped = np.clip(good, -VALUE_LIMIT, VALUE_LIMIT)
+    return np.asarray(_batch(fused.floats, fused.ints, clipped), dtype=np.float64)
