@@ -184,11 +184,14 @@ async def test_an_incident_whose_healer_died_is_taken_up_again_by_the_next_fault
         await real(incident, *args, **kwargs)
 
     rig.flow.healer.heal = dies_once  # type: ignore[method-assign]
-    rig.flow.health.process_exited("api", 0, 1, expected=False)
+
+    def failing_probe() -> None:
+        rig.flow.health.observe(Observation(TargetId("api"), "http:0", rig.clock.now(), False, replica=0))
+
+    failing_probe()
     await asyncio.sleep(0.1)
     assert rig.flow.healing == 0
-    now = rig.clock.now()
-    rig.flow.on_fault(Fault(FaultId("f-2"), TargetId("api"), FaultKind.UNHEALTHY, now, now, {"detail": "HTTP 500"}))
+    failing_probe()  # still failing: the next probe is the next fault signal
     assert await rig.flow.wait_idle(5.0)
     assert len(calls) == 2
     assert rig.resolved == ["api"]

@@ -21,7 +21,9 @@ ACTIONS = ["restart", "replace", "wait", "config_rollback"]
 
 def _row(n: int, incident: str, action: str, outcome: str, *, tried: tuple[str, ...] = ()) -> DecisionRow:
     ctx = FaultContext(kind="crash", detail="exited", tried=tried).to_dict()
-    return DecisionRow(f"d{n}", float(n), "dqn", "svc", incident, None, action, ctx, ACTIONS, 1.0, False, -2.0, outcome)
+    return DecisionRow(
+        f"d{n}", float(n), "dqn", "svc", incident, f"act-{n}", action, ctx, ACTIONS, 1.0, False, -2.0, outcome
+    )
 
 
 def test_an_incidents_steps_become_transitions_once_their_successor_is_known() -> None:
@@ -31,12 +33,15 @@ def test_an_incidents_steps_become_transitions_once_their_successor_is_known() -
         _row(3, "i2", "wait", "failed"),  # i2 is still open: its next step is to come
         _row(4, "i3", "replace", "failed"),  # i3 closed (a human took it): the episode ended
     ]
-    out = {t.decision_id: t for t in transitions(rows, ACTIONS, is_open=lambda i: i == "i2")}
+    marks = {"act-2": 20.0}  # an operator marked the restart good
+    out = {t.decision_id: t for t in transitions(rows, ACTIONS, is_open=lambda i: i == "i2", marks=marks)}
     assert set(out) == {"d1", "d2", "d4"}
     assert not out["d1"].done
     assert out["d1"].action == ACTIONS.index("wait")
     assert out["d1"].next_obs[1:].any(), "the next observation is the next step's context"
     assert out["d2"].done
+    assert out["d2"].reward == 18.0, "the step's reward plus the operator's mark"
+    assert out["d1"].reward == -2.0
     assert not out["d2"].next_obs.any()
     assert out["d4"].done
 

@@ -382,6 +382,7 @@ class HealingFlow:
             del self._healing[target]
         if not task.cancelled() and task.exception() is not None:
             self._crashed.add(target)  # its incident is picked up again by the target's next fault
+            self.health.rearm(target)  # which the next failing probe raises: it was raised only once
             self._log.error("healer failed", target=target, error=repr(task.exception()))
 
     def _on_recovered(self, target: TargetId) -> None:

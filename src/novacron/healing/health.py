@@ -104,6 +104,15 @@ class HealthTracker:
         rep.first_fail.clear()
         self._notify(target)
 
+    def rearm(self, target: str) -> None:
+        """Let ``target``'s next failing check raise a fault again, though it never recovered.
+
+        A fault is raised once per failure; when the work it started died (a healer that
+        failed on a store error), the target failing on is the signal to take it up again.
+        """
+        for rep in self._replicas.get(target, {}).values():
+            rep.faulted = False
+
     def process_exited(self, target: str, replica: int, code: int | None, *, expected: bool) -> None:
         """A replica's process exited; unexpected exits are faults."""
         rep = self._replicas.get(target, {}).get(replica)

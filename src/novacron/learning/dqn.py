@@ -7,8 +7,9 @@ context's features (:func:`~novacron.learning.context.features`) to one Q-value 
 action. :class:`DqnPolicy` keeps its weights as plain arrays, so the controller that uses
 a promoted DQN needs numpy only. It chooses the allowed action with the highest Q-value;
 exploring, it is epsilon-greedy *among the allowed actions*, and its propensities are
-exact. It does not learn online: ``update`` leaves the network as trained (the twin is
-where it learns; the bandit is the learner that keeps learning from real outcomes).
+exact. ``update`` leaves the network as it is: a controller keeps a DQN learning from real
+outcomes by training a new network on the decision log (:mod:`novacron.runtime.dqnonline`,
+the ``ml`` extra) and putting it in this one's place.
 """
 
 from __future__ import annotations
@@ -95,7 +96,7 @@ class DqnPolicy:
         return Choice(pick, probs[pick])
 
     def update(self, context: FaultContext, action: str, reward: float) -> None:
-        """No online learning: the network stays as the twin trained it."""
+        """Nothing per step: the network changes only by a new one trained on the log (runtime/dqnonline.py)."""
         if not np.isfinite(reward):
             raise InputError(f"reward must be finite, got {reward}", where="reward")
 

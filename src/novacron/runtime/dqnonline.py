@@ -11,14 +11,15 @@ replay buffer, and runs a few gradient steps of the DQN loss in a worker thread,
 event loop (inline under simulated time, where a thread's real time would pass as
 simulated time). The target network is the one from before each round. The new weights
 take the policy's place at once and are stored as a new promoted version
-(``source: online``), so a restarted controller starts from them.
+(``source: online``), so a restarted controller starts from them. An operator's mark on
+an action adds to its step's reward when the step enters the buffer.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -61,9 +62,16 @@ def _obs(context: dict[str, Any] | None) -> Obs:
 
 
 def transitions(
-    rows: Sequence[DecisionRow], actions: Sequence[str], is_open: Callable[[str], bool]
+    rows: Sequence[DecisionRow],
+    actions: Sequence[str],
+    is_open: Callable[[str], bool],
+    marks: Mapping[str, float] | None = None,
 ) -> list[Transition]:
-    """The complete transitions in ``rows`` (settled decisions): a step whose successor is not known yet waits."""
+    """The complete transitions in ``rows`` (settled decisions): a step whose successor is not known yet waits.
+
+    ``marks`` adds operators' feedback to the reward of the step that ran an action (by action id).
+    """
+    marks = marks or {}
     by_incident: dict[str, list[DecisionRow]] = {}
     for row in rows:
         if row.incident_id is not None and row.reward is not None and row.action in actions:
@@ -80,7 +88,8 @@ def transitions(
             else:
                 continue  # its next step is still to come
             assert row.reward is not None
-            out.append(Transition(row.id, _obs(row.context), actions.index(row.action), row.reward, _obs(nxt), done))
+            value = row.reward + marks.get(row.action_id or "", 0.0)
+            out.append(Transition(row.id, _obs(row.context), actions.index(row.action), value, _obs(nxt), done))
     return out
 
 
@@ -189,6 +198,14 @@ class DqnOnline:
             except Exception as exc:  # a failed round must not stop healing; the next one retries
                 self._log.warning("online dqn round failed", error=repr(exc))
 
+    def _marks(self) -> dict[str, float]:
+        """Operators' marks as reward (the bandit's ±``feedback``), summed per action."""
+        out: dict[str, float] = {}
+        for fb in self.chooser.log.feedback():
+            sign = 1.0 if fb.verdict == "good" else -1.0
+            out[fb.action_id] = out.get(fb.action_id, 0.0) + sign * self.chooser.weights.feedback
+        return out
+
     async def round(self) -> int | None:
         """Add the new transitions and, with enough of them, train; the stored version, if any."""
         policy = self.chooser.policy
@@ -198,7 +215,8 @@ class DqnOnline:
             self._learner = _Learner(policy, self.spec, self.chooser.spec.seed)
         learner = self._learner
         rows = self.chooser.log.decisions(limit=self.spec.buffer_size, settled=True, newest=True)
-        fresh = [t for t in transitions(rows, learner.actions, self.is_open) if t.decision_id not in self._seen]
+        marks = self._marks()
+        fresh = [t for t in transitions(rows, learner.actions, self.is_open, marks) if t.decision_id not in self._seen]
         learner.add(fresh)
         self._seen.update(t.decision_id for t in fresh)
         if not fresh or learner.stored < self.spec.min_transitions:
