@@ -111,6 +111,18 @@ def _summary(run: TwinRun) -> dict[str, Any]:
     }
 
 
+def _regressions(ladder: dict[str, Any], learned: dict[str, Any]) -> list[str]:
+    """Kinds where the learned policy heals less often, or its MTTR p50 is over 10 % slower."""
+    out = []
+    for kind in LEARNING_KINDS:
+        base, mine = ladder["kinds"][kind], learned["kinds"][kind]
+        worse = (mine["success"] or 0) < (base["success"] or 0)
+        slower = (mine["mttr_p50_s"] or 0) > 1.1 * (base["mttr_p50_s"] or 1e9)
+        if worse or slower:
+            out.append(kind)
+    return out
+
+
 def _fault_rewards(run: TwinRun) -> list[float]:
     """The summed step rewards of each incident, in the order the faults came."""
     by_incident: dict[str, float] = {}
@@ -219,12 +231,6 @@ def run_learning_bench(
     out_dqn: dict[str, Any] = _dqn(spec, learn_plans, eval_plans, actions) if dqn else {"skipped": "--no-dqn"}
     dp50: float | None = out_dqn["mttr_s"]["p50"] if "mttr_s" in out_dqn else None
     lp50, bp50 = out_ladder["mttr_s"]["p50"], out_bandit["mttr_s"]["p50"]
-    regressions = [
-        kind
-        for kind in LEARNING_KINDS
-        if (out_bandit["kinds"][kind]["success"] or 0) < (out_ladder["kinds"][kind]["success"] or 0)
-        or (out_bandit["kinds"][kind]["mttr_p50_s"] or 0) > 1.1 * (out_ladder["kinds"][kind]["mttr_p50_s"] or 1e9)
-    ]
     return {
         "actions": [str(a) for a in actions],
         "ladder": out_ladder,
@@ -233,7 +239,8 @@ def run_learning_bench(
         "mttr_reduction_vs_ladder": round(1.0 - bp50 / lp50, 3) if lp50 else None,
         "dqn_mttr_reduction_vs_ladder": round(1.0 - dp50 / lp50, 3) if lp50 and dp50 else None,
         "success_delta_vs_ladder": round(out_bandit["success"] - out_ladder["success"], 4),
-        "regressions": regressions,
+        "regressions": _regressions(out_ladder, out_bandit),
+        "dqn_regressions": _regressions(out_ladder, out_dqn) if "kinds" in out_dqn else None,
         "learning": {"faults": learn.times.injected, **_learning_speed(_fault_rewards(learn))},
         "ope": _ope(learn.policy_state, logged, greedy),
         "safety": _safety([learn, greedy, logged]),

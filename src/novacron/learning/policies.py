@@ -113,7 +113,7 @@ class ThompsonPolicy:
         *,
         ladder: Sequence[str] = ("restart", "replace"),
         prior_strength: float = 1.0,
-        noise: float = 3.0,
+        noise: float = 6.0,  # rewards spread over −1…−17 a step (−117 rolled back): 3 explored too little
         seed: int | None = None,
     ) -> None:
         if prior_strength <= 0 or noise <= 0:
@@ -217,7 +217,7 @@ class ThompsonPolicy:
             [],
             ladder=list(state.get("ladder", [])),
             prior_strength=float(state.get("prior_strength", 1.0)),
-            noise=float(state.get("noise", 3.0)),
+            noise=float(state.get("noise", 6.0)),
             seed=seed,
         )
         d = n_features()
