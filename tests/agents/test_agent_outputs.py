@@ -78,8 +78,10 @@ def test_psutil_readings_of_a_real_process(tmp_path: Path) -> None:
 
 def test_capacity_plans_and_proposes_a_scale_out() -> None:
     clock = FakeClock()
+    # Ten days growing 12 points a day to 179 of 200: the capacity is met within the lead time
+    # (scaled to 3.3 days by the short history) whichever forecasters are installed.
     obs = [
-        Observation(TargetId("api"), "metrics", clock.now() + i * 7200.0, metrics={"cpu_percent": 20.0 + i * 1.0})
+        Observation(TargetId("api"), "metrics", clock.now() + i * 7200.0, metrics={"cpu_percent": 60.0 + i * 1.0})
         for i in range(120)
     ]
     agent = CapacityAgent(lead_time_days=60)

@@ -10,9 +10,9 @@ from __future__ import annotations
 import numpy as np
 
 from novacron.actuators.qemu_hosts import HostBook
+from novacron.placement import Evacuee, Room, best_host, plan_evacuation
 from novacron.settings import VmHostSpec
 from novacron.twin import Simulator, Topology, VmStatus
-from novacron.twin.placement import Evacuee, Room, best_host, plan_evacuation
 
 
 def test_highest_priority_first_each_where_most_memory_is_free() -> None:

@@ -36,8 +36,8 @@ from novacron.actuators.qemu_vm import QemuProcess
 from novacron.clock import Clock
 from novacron.errors import ActuatorError, ConfigError
 from novacron.model import Action, ActionKind, Observation, Outcome, TargetId, TargetState
+from novacron.placement import Evacuee
 from novacron.settings import FleetSpec, HeartbeatCheck, TargetSpec, VmHostSpec, VmSpec
-from novacron.twin.placement import Evacuee
 
 __all__ = ["GUEST_FAULT_EVENTS", "QemuActuator"]
 

@@ -13,8 +13,8 @@ import math
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
+from novacron.placement import Room, best_host
 from novacron.settings import VmHostSpec
-from novacron.twin.placement import Room, best_host
 
 __all__ = ["HostBook", "HostUse"]
 

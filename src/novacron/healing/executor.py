@@ -9,7 +9,7 @@ restarts finds the key and never applies the same action twice.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, replace
 
 from novacron.actuators.base import Actuator, TargetAware, refusal_of
@@ -27,7 +27,7 @@ from novacron.store.leases import ClaimResult
 
 __all__ = ["ExecResult", "Executor", "Prover"]
 
-Prover = Callable[[Action, list[int] | None], str | None]
+Prover = Callable[[Action, list[int] | None], Awaitable[str | None]]
 """Proof that an action's own process serves the target: None when proven, else why not."""
 
 _BUDGET_POLL_S = 0.25  # how soon an action held back by the fleet-wide budget asks again
@@ -200,7 +200,9 @@ class Executor:
         ok, why = await self.health.wait_healthy(action.target, _replicas(action), self.gate.policy.verify_timeout_s)
         detail = f"{outcome.detail}; {why}"  # keep what the action did beside how it was judged
         replicas = _replicas(action)
-        unproven = None if self.prove is None else self.prove(action, None if replicas is None else list(replicas))
+        unproven = (
+            None if self.prove is None else await self.prove(action, None if replicas is None else list(replicas))
+        )
         if ok and unproven is None:
             return self._finish(action, ActionStatus.VERIFIED, detail, decision, outcome, incident, healthy=True)
         if unproven is not None:

@@ -459,7 +459,7 @@ class Controller:
         book = self.runbooks.select(incident, labels)
         return None if book is None else (book, labels)
 
-    def prove(self, action: Action, replicas: list[int] | None) -> str | None:
+    async def prove(self, action: Action, replicas: list[int] | None) -> str | None:
         """After a start or restart: is the process the action started alive and serving the target's port?
 
         None when proven. When another process holds the port, its pid and command are named.
@@ -467,19 +467,12 @@ class Controller:
         if action.kind not in _STARTS or all(t.name != action.target for t in self._local_spec.targets):
             return None  # only this node's own processes can be looked at
         tspec = self.actuator.spec_of(action.target)
-        for replica in replicas if replicas is not None else range(self.actuator.desired(action.target)):
-            port = replica_port(tspec, replica)
-            pid = self.actuator.pid_of(action.target, replica)
-            if pid is None:
-                holder = port_holder(port) if port is not None else None
-                held = f"; port {port} is held by {holder}" if holder else ""
-                return f"cannot start {action.target} replica {replica}: its process exited{held}"
-            if port is not None and not owns_port(pid, port) and (holder := port_holder(port)) is not None:
-                return (
-                    f"cannot start {action.target} replica {replica}: port {port} is held by {holder}, "
-                    f"not by the started process (pid {pid})"
-                )
-        return None
+        indexes = replicas if replicas is not None else range(self.actuator.desired(action.target))
+        started = [(i, replica_port(tspec, i), self.actuator.pid_of(action.target, i)) for i in indexes]
+        if self.twin is not None and self.twin.simulated_time:
+            return _unproven(action.target, started)  # a worker thread's real time would pass as simulated
+        # Reading every process's sockets takes tens of milliseconds: off the loop, which would stall every probe.
+        return await asyncio.to_thread(_unproven, action.target, started)
 
     def _log_path(self, target: str, replica: int) -> Path:
         return self.workdir / "logs" / f"{target}-{replica}.log"
@@ -684,6 +677,21 @@ class Controller:
     async def wait_idle(self, timeout: float) -> bool:
         """Wait until no healer is running (tests and benchmarks)."""
         return await self.flow.wait_idle(timeout)
+
+
+def _unproven(target: str, started: list[tuple[int, int | None, int | None]]) -> str | None:
+    """Why the started (replica, port, pid)s do not serve ``target``; None when each is alive on its port."""
+    for replica, port, pid in started:
+        if pid is None:
+            holder = port_holder(port) if port is not None else None
+            held = f"; port {port} is held by {holder}" if holder else ""
+            return f"cannot start {target} replica {replica}: its process exited{held}"
+        if port is not None and not owns_port(pid, port) and (holder := port_holder(port)) is not None:
+            return (
+                f"cannot start {target} replica {replica}: port {port} is held by {holder}, "
+                f"not by the started process (pid {pid})"
+            )
+    return None
 
 
 def _alive(pid: int) -> bool:

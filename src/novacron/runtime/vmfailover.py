@@ -10,7 +10,7 @@ A host fails in one of two ways, both watched while ``novacron run`` runs:
   (``controller.ha.node_stale_s``).
 
 The plan is the one the twin's host-failure model makes too
-(:func:`novacron.twin.placement.plan_evacuation`): the host's guests, highest priority
+(:func:`novacron.placement.plan_evacuation`): the host's guests, highest priority
 first, each on the healthy host with the most free memory that still fits it, the places
 taken before anything boots. Each guest then moves through the one executor as a
 ``vm_migrate`` — a cold migration, since its QEMU is gone — to its planned host, or fails
@@ -25,8 +25,8 @@ from typing import TYPE_CHECKING, Any
 
 from novacron.healing.executor import ExecResult
 from novacron.model import ActionKind, ActionStatus
+from novacron.placement import plan_evacuation
 from novacron.telemetry import get_logger
-from novacron.twin.placement import plan_evacuation
 
 if TYPE_CHECKING:
     from novacron.runtime.controller import Controller

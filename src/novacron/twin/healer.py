@@ -4,7 +4,7 @@ It sees only what a monitoring system would: the probe health vector, memory, di
 temperature arrays. It declares a fault after ``failure_threshold`` failed probes in a row,
 waits ``detection_delay_s`` (alerting/diagnosis pipeline), then diagnoses from host state:
 
-host down → evacuate by the shared host-failure plan (``twin/placement.py``: by priority,
+host down → evacuate by the shared host-failure plan (``placement.py``: by priority,
 onto hosts with room) and replace; host unreachable → reroute; disk full →
 cleanup; VM crashed or hung → restart (migrate after ``max_restarts``); host hot →
 live-evacuate and replace; host saturated → restart the runaway VM or move the biggest.

@@ -23,6 +23,7 @@ from collections.abc import Callable
 import numpy as np
 
 from novacron.errors import InputError
+from novacron.placement import Evacuee, Room, plan_evacuation
 from novacron.twin.faults import (
     HOST_ACTIONS,
     HOST_FAULTS,
@@ -38,7 +39,6 @@ from novacron.twin.faults import (
 )
 from novacron.twin.params import HealerParams, PhysicsParams
 from novacron.twin.physics import Physics
-from novacron.twin.placement import Evacuee, Room, plan_evacuation
 from novacron.twin.records import FaultRecord, RunSummary, summarise
 from novacron.twin.state import CPU, BoolArray, FleetState, VmStatus
 from novacron.twin.topology import Topology
@@ -310,7 +310,7 @@ class Simulator:
     def evacuate(self, host: int) -> list[tuple[int, int | None]]:
         """The twin's host-failure model: migrate every VM off ``host`` as the shared plan places it.
 
-        The plan (:func:`~novacron.twin.placement.plan_evacuation`, the one the real VM
+        The plan (:func:`~novacron.placement.plan_evacuation`, the one the real VM
         host failover uses) puts the VMs not already being acted on, highest priority
         first, on the healthy hosts with the most free memory that still fit them (memory
         and CPU of migrations in flight count as taken). Returns each VM with its new
