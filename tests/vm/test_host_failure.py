@@ -63,6 +63,13 @@ def _logged(run: Running, event: str) -> list[dict[str, Any]]:
     return [line for line in run.lines() if line.get("event") == event]
 
 
+@pytest.mark.xfail(
+    strict=False,
+    reason=(
+        "known defect (docs/vms.md): a probe can see a guest's port close before its QEMU's exit is "
+        "handled, and the per-guest restart then races the host failover for the same guest"
+    ),
+)
 def test_a_host_whose_qemus_all_die_fails_over_by_priority(tmp_path: Path, guest: Guest) -> None:
     ports = free_port_block(2)
     hi = guest_target("hi", ports, guest, host="a", priority=5)
@@ -73,7 +80,12 @@ def test_a_host_whose_qemus_all_die_fails_over_by_priority(tmp_path: Path, guest
         first = wait_for(lambda: _all_healthy(spec), "both guests healthy on host a", timeout=_BOOT_S)
         for view in first.values():
             os.kill(view["pid"], signal.SIGKILL)
-        moved = wait_for(lambda: len(_migrations(tmp_path / "n.db")) == 2 and _migrations(tmp_path / "n.db"), "2 moves")
+        # The higher priority's move is a cold boot on host b: under TCG on a busy machine, minutes.
+        moved = wait_for(
+            lambda: len(_migrations(tmp_path / "n.db")) == 2 and _migrations(tmp_path / "n.db"),
+            "2 moves",
+            timeout=_BOOT_S,
+        )
         by_target = {a.action.target: a for a in moved}
         assert by_target["hi"].status is ActionStatus.VERIFIED, by_target["hi"].detail
         assert "a → b" in (by_target["hi"].detail or "")

@@ -283,9 +283,26 @@ class QemuActuator:
                 await proc.quit()
         return f"stopped guests {self._selected(action)}", {}
 
+    def _left_to_failover(self, target: str, replica: int) -> None:
+        """Refuse to restart a guest whose host failed: the host failover moves it.
+
+        A probe can see a guest's port close before its QEMU's exit is handled, so a
+        restart may be asked while the whole host is going: it asks first whether the
+        host's QEMUs all ended (declaring the host failed if so) rather than booting the
+        guest somewhere in competition with the failover's plan.
+        """
+        proc = self._vms[target].get(replica)
+        if proc is None or (_lives(proc) and not proc.retired):
+            return
+        if not proc.expected_exit and not proc.retired:
+            self._host_down(proc.host)
+        if self.hosts.use(proc.host).failed:
+            raise ActuatorError(f"host {proc.host} failed: {target}#{replica} moves by the host failover")
+
     async def _do_restart(self, action: Action) -> tuple[str, dict[str, Any]]:
         how = []
         for replica in self._selected(action):
+            self._left_to_failover(action.target, replica)
             proc = self._vms[action.target].get(replica)
             if proc is not None and proc.alive and await self._warm_reset(action.target, replica, proc):
                 how.append(f"{replica}: system_reset")
@@ -296,6 +313,7 @@ class QemuActuator:
 
     async def _do_replace(self, action: Action) -> tuple[str, dict[str, Any]]:
         for replica in self._selected(action):
+            self._left_to_failover(action.target, replica)
             proc = self._vms[action.target].get(replica)
             if proc is not None:
                 await proc.kill()
