@@ -114,7 +114,7 @@ def supported(members: Sequence[Detector]) -> bool:
 # ---------------------------------------------------------------- members
 
 
-@_jit
+@_inline
 def _one_sided(d: float, side: int) -> float:
     if side == 1:
         return max(d, 0.0)
@@ -123,7 +123,7 @@ def _one_sided(d: float, side: int) -> float:
     return abs(d)
 
 
-@_jit
+@_inline
 def _finish(s: float) -> float:
     if math.isnan(s) or s < 0.0:
         return 0.0

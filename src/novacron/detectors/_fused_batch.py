@@ -96,10 +96,12 @@ from novacron.detectors._fused import (
     ZW,
     Fused,
     IntArray,
+    _finish,
     _inline,
     _jit,
     _kernel,
     _offsets,
+    _one_sided,
     _rb_layout,
 )
 from novacron.detectors.base import VALUE_LIMIT, FloatArray
@@ -118,22 +120,6 @@ _RUN = 64
 
 
 # ---------------------------------------------------------------- members: raw scores
-
-
-@_inline
-def _side(d: float, side: int) -> float:
-    if side == 1:
-        return max(d, 0.0)
-    if side == 2:
-        return max(-d, 0.0)
-    return abs(d)
-
-
-@_inline
-def _fin(s: float) -> float:
-    if math.isnan(s) or s < 0.0:
-        return 0.0
-    return min(s, _SCORE_LIMIT)
 
 
 @_jit
@@ -157,7 +143,7 @@ def _z_pass(f: FloatArray, ints: IntArray, mb: int, xs: FloatArray, raw: FloatAr
     n_came = n_gone = 0
     for j in range(xs.shape[0]):
         x = xs[j]
-        s = 0.0 if ready == 0 else min(_side(x - med, side) / scale, _SCORE_LIMIT)
+        s = 0.0 if ready == 0 else min(_one_sided(x - med, side) / scale, _SCORE_LIMIT)
         raw[j] = math.log1p(min(s, _RAW_CAP))
         slot = n % w
         if n >= w:
@@ -243,7 +229,7 @@ def _h_pass(f: FloatArray, ints: IntArray, mb: int, xs: FloatArray, raw: FloatAr
         if not (nres < warm or started == 0):
             r = x - level - season
             sc = max(math.sqrt(rvar), ms, rs * abs(level))
-            s = _fin(_side(r - rmean, side) / sc)
+            s = _finish(_one_sided(r - rmean, side) / sc)
         raw[j] = math.log1p(min(s, _RAW_CAP))
         if started == 0:
             level, started = x, 1
@@ -279,7 +265,7 @@ def _c_pass(f: FloatArray, ints: IntArray, mb: int, xs: FloatArray, raw: FloatAr
         up = max(0.0, up + z - k)
         down = max(0.0, down - z - k)
         stat = up if side == 1 else down if side == 2 else max(up, down)
-        raw[j] = math.log1p(min(_fin(stat), _RAW_CAP))
+        raw[j] = math.log1p(min(_finish(stat), _RAW_CAP))
         mean, var = _ew(mean, var, n, x, alpha)
         n += 1
     ints[mb + M_A] = n
