@@ -195,3 +195,24 @@ async def test_an_incident_whose_healer_died_is_taken_up_again_by_the_next_fault
     assert await rig.flow.wait_idle(5.0)
     assert len(calls) == 2
     assert rig.resolved == ["api"]
+
+
+async def test_a_healer_defers_to_the_owner_of_its_target_and_ends_with_the_owner_s_outcome(tmp_path: Path) -> None:
+    rig = _Rig(tmp_path)
+    rig.flow.gate.take_over("db", "failover:h1")  # e.g. db's host failed and its failover moves it
+    rig.flow.health.process_exited("db", 0, None, expected=False)
+    await asyncio.sleep(0.6)  # the healer's first step is asked, and deferred, a few times
+    assert rig.flow.healing == 1
+    incident = rig.flow.incidents.open_for("db")
+    assert incident is not None
+    # The owner could not repair db: it hands the incident to a human, then hands db back.
+    rig.flow.incidents.escalate(incident, "failover:h1 could not move db: no other host has room")
+    rig.flow.gate.hand_back("db", "failover:h1")
+    assert await rig.flow.wait_idle(5.0)
+    actuator = rig.flow.executor.actuator
+    assert isinstance(actuator, FakeActuator)
+    assert actuator.applied == []  # no step ran beside the owner, nor after it
+    assert rig.store.actions() == []
+    timeline = rig.timeline("db")
+    assert ("deferred", "db is repaired by failover:h1; waiting for its outcome") in timeline
+    assert next(i for i in rig.store.incidents() if i.target == "db").status is IncidentStatus.NEEDS_HUMAN
