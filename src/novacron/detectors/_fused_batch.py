@@ -146,6 +146,7 @@ def _z_pass(f: FloatArray, ints: IntArray, mb: int, xs: FloatArray, raw: FloatAr
     zs[:cnt] = np.sort(f[buf : buf + cnt])
     spare = np.empty(w)
     came, gone = np.empty(w), np.empty(w)
+    uncounted = np.empty(0, np.int64)  # the merge counts nothing here
     n_came = n_gone = 0
     slot, phase = n % w, n % ref
     for j in range(xs.shape[0]):
@@ -165,7 +166,7 @@ def _z_pass(f: FloatArray, ints: IntArray, mb: int, xs: FloatArray, raw: FloatAr
         if refresh or n_came == w:
             _sort(gone[:n_gone])
             _sort(came[:n_came])
-            _merge(zs, cnt, gone[:n_gone], came[:n_came], spare)
+            _merge(zs, cnt, gone[:n_gone], came[:n_came], spare, uncounted, uncounted, uncounted)
             cnt = min(n, w)
             zs, spare = spare, zs
             n_came = n_gone = 0
@@ -366,8 +367,15 @@ def _calibrate_pass(
 
 @_jit
 def _rank_chunk(
-    f: FloatArray, ints: IntArray, n: int, xs: FloatArray, p_out: FloatArray, window: FloatArray, out: FloatArray
-) -> None:
+    f: FloatArray,
+    ints: IntArray,
+    n: int,
+    xs: FloatArray,
+    p_out: FloatArray,
+    window: FloatArray,
+    out: FloatArray,
+    gone_sorted: FloatArray,
+) -> FloatArray:
     """Each value's two-sided conformal rank p among the window before it, then learn the chunk.
 
     ``window`` holds the sorted window as the chunk starts (``n`` values learned so far);
@@ -375,23 +383,19 @@ def _rank_chunk(
     sweep over the window counts, for all of them, the values below and at or below each
     (a pointer that only moves forward, where a search per value waits on a dozen
     dependent loads); each value's count is then corrected by the chunk's values before
-    it, which have entered the window, and by those that have left it.
+    it, which have entered the window, and by those that have left it. ``gone_sorted`` are
+    the values that leave, sorted, when the caller has them (empty: sorted here); the
+    chunk's values sorted are returned.
     """
     cap, least, size0 = ints[I_RANK_SIZE], ints[I_RANK_MIN], ints[I_RANK_LEN]
     k = xs.shape[0]
     gone = _gone(f, ints, xs)
     order = np.argsort(xs)
     came = xs[order]
+    if gone_sorted.shape[0] != gone.shape[0]:
+        gone_sorted = np.sort(gone)
     lt0, le0 = np.empty(k, np.int64), np.empty(k, np.int64)
-    a = c = 0
-    for b in range(k):
-        v = came[b]
-        while a < size0 and window[a] < v:
-            a += 1
-        c = max(c, a)
-        while c < size0 and window[c] <= v:
-            c += 1
-        lt0[order[b]], le0[order[b]] = a, c
+    _merge(window, size0, gone_sorted, came, out, order, lt0, le0)
     for j in range(k):
         x = xs[j]
         if n + j < least:
@@ -408,8 +412,6 @@ def _rank_chunk(
             lt += np.int64(xs[i] < x)
             le += np.int64(xs[i] <= x)
         p_out[j] = min(1.0, 2.0 * (min(size - lt, le) + 1) / (size + 1))
-    gone.sort()
-    _merge(window, size0, gone, came, out)
     order_at, head = ints[I_RANK_ORDER], ints[I_RANK_HEAD]
     size = size0
     for j in range(k):
@@ -420,6 +422,42 @@ def _rank_chunk(
             f[order_at + head + size] = xs[j]
             size += 1
     ints[I_RANK_LEN], ints[I_RANK_HEAD] = size, head
+    return came
+
+
+@_jit
+def _rank_all(f: FloatArray, ints: IntArray, xs: FloatArray, p_out: FloatArray) -> None:
+    """The rank p of every value of a batch, in chunks; the window is laid out in blocks after.
+
+    When the window's length is a multiple of the chunk length, chunks are cut at multiples
+    of it counted from the first value ever learned, so once the window is full the values
+    leaving during a chunk are exactly an earlier chunk's: its values, sorted when they
+    came, are kept and not sorted again.
+    """
+    cap, n0, total = ints[I_RANK_SIZE], ints[I_N], xs.shape[0]
+    chunks = (cap + _CHUNK - 1) // _CHUNK
+    reuse = cap % chunks == 0
+    c = cap // chunks if reuse else _CHUNK
+    window, scratch = np.empty(cap + c), np.empty(cap + c)
+    _sorted_window(f, ints, window)
+    kept = np.empty((chunks, c))
+    kept_id = np.full(chunks, -1, np.int64)
+    none = np.empty(0)
+    pos = 0
+    while pos < total:
+        g = (n0 + pos) // c
+        end = min(total, (g + 1) * c - n0)
+        full = reuse and end - pos == c
+        was = g - chunks
+        known = full and ints[I_RANK_LEN] == cap and was >= 0 and kept_id[was % chunks] == was
+        gone = kept[was % chunks] if known else none
+        came = _rank_chunk(f, ints, n0 + pos, xs[pos:end], p_out[pos:end], window, scratch, gone)
+        if full:
+            kept[g % chunks] = came
+            kept_id[g % chunks] = g
+        window, scratch = scratch, window
+        pos = end
+    _rb_layout(f, ints, window)
 
 
 @_jit
@@ -433,13 +471,24 @@ def _gone(f: FloatArray, ints: IntArray, xs: FloatArray) -> FloatArray:
 
 
 @_jit
-def _merge(window: FloatArray, size0: int, gone: FloatArray, came: FloatArray, out: FloatArray) -> None:
+def _merge(
+    window: FloatArray,
+    size0: int,
+    gone: FloatArray,
+    came: FloatArray,
+    out: FloatArray,
+    order: IntArray,
+    lt: IntArray,
+    le: IntArray,
+) -> None:
     """``out`` = sorted ``window[:size0]`` with sorted ``came``, less sorted ``gone`` (a multiset).
 
     Values that came and went within the chunk (a window shorter than it) cancel too.
+    With ``order`` (``came`` is ``xs[order]``) the same pass counts, for each ``xs[order[b]]``,
+    the window's values below it into ``lt`` and at or below it into ``le``.
     """
-    a = b = c = o = 0
-    left, k = gone.shape[0], came.shape[0]
+    a = b = c = o = below = 0
+    left, k, counting = gone.shape[0], came.shape[0], order.shape[0] > 0
     while a < size0 or b < k:
         take_window = b == k or (a < size0 and window[a] <= came[b])
         v = window[a] if take_window else came[b]
@@ -451,6 +500,10 @@ def _merge(window: FloatArray, size0: int, gone: FloatArray, came: FloatArray, o
         if take_window:
             a += 1
         else:
+            if counting:
+                while below < a and window[below] < v:
+                    below += 1
+                lt[order[b]], le[order[b]] = below, a
             b += 1
 
 
@@ -503,12 +556,11 @@ def _advance_by(ints: IntArray, k: int) -> None:
 def _batch(f: FloatArray, ints: IntArray, good: FloatArray) -> FloatArray:
     total = good.shape[0]
     out = np.empty(total)
-    raw, p_rare, z_top, p_rank = np.empty(_BLOCK), np.empty(_BLOCK), np.empty(_BLOCK), np.empty(_BLOCK)
-    window = np.empty(max(1, ints[I_RANK_SIZE]) + _CHUNK)
-    scratch = np.empty(window.shape[0])
+    raw, p_rare, z_top = np.empty(_BLOCK), np.empty(_BLOCK), np.empty(_BLOCK)
     rank = ints[I_RANK_SIZE] > 0
+    p_rank = np.empty(total if rank else 0)
     if rank:
-        _sorted_window(f, ints, window)
+        _rank_all(f, ints, good, p_rank)
     for lo in range(0, total, _BLOCK):
         hi = min(total, lo + _BLOCK)
         k = hi - lo
@@ -525,15 +577,8 @@ def _batch(f: FloatArray, ints: IntArray, good: FloatArray) -> FloatArray:
             else:
                 _c_pass(f, ints, mb, xs, raw)
             _calibrate_pass(f, ints, m, raw[:k], p_rare, z_top)
-        if rank:
-            for c0 in range(0, k, _CHUNK):
-                chunk = xs[c0 : min(k, c0 + _CHUNK)]
-                _rank_chunk(f, ints, ints[I_N] + c0, chunk, p_rank[c0:], window, scratch)
-                window, scratch = scratch, window
-        _combine(f, ints, ints[I_N], p_rare, z_top, p_rank, out[lo:hi])
+        _combine(f, ints, ints[I_N], p_rare, z_top, p_rank[lo:hi] if rank else p_rank, out[lo:hi])
         _advance_by(ints, k)
-    if rank:
-        _rb_layout(f, ints, window)
     ints[I_CACHED] = 0
     return out
 
