@@ -11,6 +11,7 @@ import pytest
 
 from novacron.api import create_app
 from novacron.demo.fleet import free_port_block
+from novacron.healing.approvals import Answer
 from novacron.healing.catalog import new_action
 from novacron.model import ActionKind, TargetId
 from novacron.runtime.controller import Controller
@@ -99,7 +100,7 @@ async def test_pending_approvals_are_listed_and_decided(
     assert [(a["id"], a["kind"], a["target"]) for a in listed] == [(action.id, "replace", "db")]
     r = await client.post(f"/approvals/{action.id}", json={"decision": "reject"}, headers=bearer(tokens[Role.OPERATOR]))
     assert r.json() == {"action_id": action.id, "decision": "reject", "by": "operator-1"}
-    assert await asyncio.wait_for(waiting, 1) == (False, "operator-1")
+    assert await asyncio.wait_for(waiting, 1) == Answer(False, "operator-1")
     bad = await client.post(
         f"/approvals/{action.id}", json={"decision": "maybe"}, headers=bearer(tokens[Role.OPERATOR])
     )
