@@ -130,6 +130,12 @@ def test_an_approval_is_decided_on_any_node_and_survives_its_owner(cluster: Clus
     assert [p["asked_by"] for p in _pending(cluster) if p["target"] == target] == [asker], "asked once"
     approved = cli("approval", "approve", request["id"], "--by", "alice", "--store", cluster.store_url)
     assert approved.returncode == 0, approved.stderr
+    store = Store.open(cluster.store_url)
+    try:
+        audited = {(e.actor, e.verb, e.subject, e.result) for e in store.audit_log()}
+    finally:
+        store.close()
+    assert ("alice", "cli.approval.approve", request["id"], "ok") in audited
     [act] = wait_for(lambda: _actions_on(remote, target), f"the approved action on {target}", timeout=60)
     assert act["fence"]["node"] == heir
     time.sleep(2)  # were it applied twice, the second would have come by now

@@ -70,14 +70,22 @@ def reject(action_id: ActionIdArg, by: ByOpt = None, config: ConfigOpt = None, s
 
 
 def _decide(action_id: str, yes: bool, by: str | None, config: ConfigOpt, store: StoreOpt) -> None:
+    """Write the decision, and audit it (also when refused) as the API does."""
+    from novacron.errors import ConflictError, NotFoundError
     from novacron.store import approvals
 
-    who = by or getpass.getuser()
+    who, verb = by or getpass.getuser(), f"cli.approval.{'approve' if yes else 'reject'}"
     db = open_store(store, config)
     try:
-        approvals.run_sync(
-            db, lambda conn: approvals.decide(conn, action_id, approve=yes, who=who, node="cli", now=time.time())
-        )
+        try:
+            approvals.run_sync(
+                db, lambda conn: approvals.decide(conn, action_id, approve=yes, who=who, node="cli", now=time.time())
+            )
+        except (NotFoundError, ConflictError) as exc:
+            result = "not_found" if isinstance(exc, NotFoundError) else "refused"
+            db.audit(now=time.time(), actor=who, verb=verb, subject=action_id, result=result, detail=str(exc))
+            raise
+        db.audit(now=time.time(), actor=who, verb=verb, subject=action_id, result="ok")
     finally:
         db.close()
     console().print(f"action {action_id} {'approved' if yes else 'rejected'} by {who}")
