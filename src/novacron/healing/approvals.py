@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -134,7 +135,10 @@ class Approvals:
             await self.clock.sleep(self.poll_s)
             assert self.store is not None
             try:
-                decided = await stored.run(self.store, lambda conn: stored.answers(conn, list(self._pending)))
+                # the ids are taken here: the read runs on the store's thread
+                decided = await stored.run(
+                    self.store, functools.partial(stored.answers, action_ids=list(self._pending))
+                )
                 for action_id, answer in decided.items():
                     self._resolve(action_id, answer)
                 for wait in self._recovered():
