@@ -16,16 +16,10 @@ import yaml
 from novacron.store import Store
 from novacron.store.nodes import node_views
 
-from .cluster import Cluster, Remote, cli, remote_server, remote_spec, wait_for
+from .cluster import Cluster, Remote, cli, remote_spec, wait_for
 
 N_TARGETS = 8
 NODES = ("n1", "n2", "n3")
-
-
-@pytest.fixture
-def remote() -> Iterator[Remote]:
-    with remote_server() as r:
-        yield r
 
 
 @pytest.fixture
