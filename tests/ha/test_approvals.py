@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy import Table, select
 
 from novacron.clock import FakeClock, MonotonicClock
-from novacron.errors import ConflictError, NotFoundError
+from novacron.errors import ConflictError, NotFoundError, StoreError
 from novacron.healing.approvals import Answer, Approvals
 from novacron.healing.catalog import new_action
 from novacron.healing.events import ActionEvent, ActionPhase
@@ -24,7 +24,7 @@ from novacron.model import Action, ActionKind, ActionStatus, TargetId
 from novacron.runtime.ha import HaMember
 from novacron.settings import HaSettings, Policy
 from novacron.store import tables as t
-from novacron.store.guard import GuardedStore
+from novacron.store.guard import GuardedStore, StoreCondition
 from novacron.store.ha_tables import ha_fence
 from novacron.telemetry import Metrics
 from novacron.testing import FakeActuator
@@ -208,3 +208,12 @@ async def test_without_a_store_requests_live_in_the_process() -> None:
     assert await waiting == Answer(True, "alice")
     with pytest.raises(NotFoundError):
         approvals.decide(action.id, approve=True, who="alice")
+
+
+async def test_no_decision_is_queued_behind_a_failing_store(fleet: tuple[FakeClock, Callable[[str], Node]]) -> None:
+    _clock, make = fleet
+    a = make("a")
+    a.store._set(StoreCondition(degraded=True, pending=3, failures=1, last_error="disk full"))
+    with pytest.raises(StoreError, match=r"the store is failing \(disk full\); nothing was decided"):
+        await a.approvals.decide_async("act-1", approve=True, who="alice")
+    a.store._set(StoreCondition(degraded=False, pending=0, failures=1))

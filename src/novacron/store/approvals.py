@@ -20,7 +20,7 @@ from typing import TypeVar
 
 from sqlalchemy import Connection, and_, exists, insert, select, update
 
-from novacron.errors import ConflictError, NotFoundError
+from novacron.errors import ConflictError, NotFoundError, StoreError
 from novacron.model import Action, ActionStatus
 from novacron.store import tables as t
 from novacron.store.guard import GuardedStore
@@ -122,6 +122,9 @@ def open_requests(conn: Connection) -> list[Request]:
 async def run(store: Store, fn: Callable[[Connection], T]) -> T:
     """Run ``fn(conn)`` in one transaction off the event loop (after the store's queued writes)."""
     if isinstance(store, GuardedStore):
+        failing = store.condition
+        if failing.degraded:  # queued behind writes that keep failing, it would land at some unknown later time
+            raise StoreError(f"the store is failing ({failing.last_error}); nothing was decided", delay=1.0)
         return await asyncio.wrap_future(store.call(fn))
     return await asyncio.to_thread(_in_transaction, store, fn)
 
