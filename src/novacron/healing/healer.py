@@ -360,6 +360,10 @@ class Healer:
             self.incidents.escalate(current, f"runbook {book.name} {ended.status}: {ended.detail}")
 
     def _stop_automation(self, incident: Incident, result: ExecResult) -> None:
+        asked = result.decision is not None and result.decision.verdict is Verdict.APPROVAL
+        if asked and self.executor.health.is_healthy(incident.target):  # recovered while a human was asked
+            self._resolve(incident, f"recovered without the action ({result.detail})")
+            return
         if result.status is ActionStatus.DRY_RUN:
             self.incidents.event(incident, "dry_run_end", "dry run: no action taken; the incident stays open")
             return
