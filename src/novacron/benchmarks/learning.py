@@ -91,8 +91,10 @@ def _with(
 def _success(results: Sequence[FaultResult]) -> float | None:
     """Healed by the controller, among the faults that opened an incident on their target.
 
-    A fault whose target's probes stayed healthy (a noisy neighbour on a host with room to
-    spare) needed no repair, so it is no failure to heal; ``no_incident`` counts them.
+    ``no_incident`` counts the others, which are not measured: the target's probes stayed
+    healthy (a noisy neighbour on a host with room to spare: nothing to heal), or it had an
+    incident open already when the fault struck (the driver times only incidents opened
+    after the injection).
     """
     struck = [r for r in results if r.incident_id is not None]
     return round(sum(r.mttr_s is not None for r in struck) / len(struck), 4) if struck else None
