@@ -50,6 +50,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import psutil
 import yaml
 
 from novacron.benchmarks import _hosts
@@ -440,10 +441,14 @@ class _Faulter(threading.Thread):
 
 
 def run_scale(controllers: int, targets: int, seconds: float, *, admin_url: str) -> dict[str, Any]:
-    """``targets`` remote targets at 1 s probes shared by ``controllers`` controllers: loop lag and balance."""
+    """``targets`` remote targets at 1 s probes shared by ``controllers`` controllers: loop lag and balance.
+
+    Over the measured window it also reads each controller's and the target server's CPU
+    (share of one core) and the load average, so a loaded machine shows in the figures.
+    """
     with (
         _database(admin_url) as url,
-        _remote("127.0.0.1") as remote,
+        _server("127.0.0.1") as (remote, server),
         tempfile.TemporaryDirectory(prefix="novacron-ha-scale-") as tmp,
     ):
         folder = Path(tmp)
@@ -455,15 +460,21 @@ def run_scale(controllers: int, targets: int, seconds: float, *, admin_url: str)
             _wait_owned(b, ids, targets, timeout=600)
             apis = {n: a for n, a in _apis(url).items() if n in ids and a}
             before = {n: _metrics(a) for n, a in apis.items()}
+            pids = {**{n: b.nodes[n].proc.pid for n in ids}, "server": server}
+            load_before, cpu_before, started = os.getloadavg()[0], _cpu(pids), time.monotonic()
             time.sleep(seconds)  # the steady state: start-up and take-over are not counted
+            cpu = _cpu_percent(cpu_before, _cpu(pids), time.monotonic() - started)
+            load_after = os.getloadavg()[0]
             owned = _owned(url)
             lags: dict[str, float | str | None] = {}
+            within: dict[str, float | None] = {}
             for node_id, api in apis.items():
                 after, first = _metrics(api), before[node_id]
                 if after is None or first is None:  # its loop did not get to answer
                     lags[node_id] = "no answer from /metrics within 30 s"
                     continue
-                lags[node_id] = _p99([(le, c - dict(first).get(le, 0.0)) for le, c in after])
+                window = [(le, c - dict(first).get(le, 0.0)) for le, c in after]
+                lags[node_id], within[node_id] = _p99_said(window), _share_within(window, 0.05)
         finally:
             b.stop_all()
     counts = [owned.get(n, 0) for n in ids]
@@ -475,7 +486,25 @@ def run_scale(controllers: int, targets: int, seconds: float, *, admin_url: str)
         "targets_per_controller": dict(zip(ids, counts, strict=True)),
         "imbalance": round(max(abs(c - mean) for c in counts) / mean, 3) if mean else None,
         "loop_lag_p99_ms": lags,
+        "loop_lag_within_50ms": within,
+        "cpu_percent": cpu,
+        "load_average": [round(load_before, 2), round(load_after, 2)],
     }
+
+
+def _cpu(pids: dict[str, int]) -> dict[str, float]:
+    """CPU seconds (user and system) each process has used so far."""
+    out: dict[str, float] = {}
+    for name, pid in pids.items():
+        with contextlib.suppress(psutil.Error):
+            times = psutil.Process(pid).cpu_times()
+            out[name] = times.user + times.system
+    return out
+
+
+def _cpu_percent(before: dict[str, float], after: dict[str, float], seconds: float) -> dict[str, float]:
+    """Each process's CPU over ``seconds`` of wall time, as a percentage of one core."""
+    return {n: round(100 * (after[n] - before[n]) / seconds, 1) for n in before if n in after and seconds > 0}
 
 
 def _wait_owned(b: _Bench, ids: list[str], targets: int, *, timeout: float) -> None:
@@ -524,6 +553,23 @@ def _p99(buckets: list[tuple[float, float]]) -> float | None:
         if count >= 0.99 * total:
             return bound * 1000
     return None
+
+
+def _p99_said(buckets: list[tuple[float, float]]) -> float | str | None:
+    """:func:`_p99`, or beyond the largest finite bound said in words (JSON has no infinity)."""
+    p99 = _p99(buckets)
+    if p99 is None or p99 != float("inf"):
+        return p99
+    top = max((le for le, _c in buckets if le != float("inf")), default=0.0)
+    return f"over {top * 1000:g} ms"
+
+
+def _share_within(buckets: list[tuple[float, float]], bound: float) -> float | None:
+    """The share of samples at or below ``bound`` seconds (a bucket bound)."""
+    if not buckets or buckets[-1][1] == 0:
+        return None
+    held = max((c for le, c in buckets if le <= bound), default=0.0)
+    return round(held / buckets[-1][1], 4)
 
 
 def _lag_p99(text: str) -> float | None:
@@ -736,12 +782,19 @@ def _database(admin_url: str) -> Iterator[str]:
 
 @contextlib.contextmanager
 def _remote(host: str) -> Iterator[str]:
+    with _server(host) as (url, _pid):
+        yield url
+
+
+@contextlib.contextmanager
+def _server(host: str) -> Iterator[tuple[str, int]]:
+    """The remote-target server in a process of its own: (its URL, its pid)."""
     proc = subprocess.Popen(
         [sys.executable, "-m", "novacron.demo.remote", "--host", host], stdout=subprocess.PIPE, text=True
     )
     try:
         assert proc.stdout is not None
-        yield f"http://{host}:{int(proc.stdout.readline())}"
+        yield f"http://{host}:{int(proc.stdout.readline())}", proc.pid
     finally:
         proc.kill()
         proc.wait()

@@ -83,6 +83,11 @@ def run(
     from novacron.runtime.controller import Controller
 
     controller = Controller(spec, store_url=store, spec_source=str(config))
+    from novacron.runtime.heap import Heap
+
+    controller.heap = Heap(controller.metrics)
+    controller.heap.watch()
+    controller.heap.settle()  # the modules and the spec: start-up's full collections skip them
     import asyncio
 
     asyncio.run(_serve(controller, listeners, spec_path=config.resolve()))
