@@ -31,6 +31,7 @@ def heap(metrics: Metrics) -> Iterator[Heap]:
     yield h
     h.close()
     gc.unfreeze()  # the rest of the test run keeps its collector as it was
+    gc.enable()
 
 
 def _full_collections(metrics: Metrics) -> float:
@@ -66,16 +67,32 @@ def test_watch_times_each_collection_by_generation(heap: Heap, metrics: Metrics)
     assert _full_collections(metrics) == before + 1  # no longer watching
 
 
-def test_settle_soon_settles_once_after_a_burst() -> None:
-    async def burst() -> int:
-        h = Heap(Metrics(), settle_after_s=0.01)
-        try:
-            for _ in range(5):
-                h.settle_soon()
-            await asyncio.sleep(0.05)  # the settle's timer is due first: ordering, not speed
-            return h.settled
-        finally:
-            h.close()
-            gc.unfreeze()
+def test_settle_soon_holds_the_collector_and_settles_once_after_a_burst(heap: Heap) -> None:
+    async def burst() -> tuple[bool, int, bool]:
+        for _ in range(5):
+            heap.settle_soon()
+        held = gc.isenabled()
+        await asyncio.sleep(0.05)  # the settle's timer is due first: ordering, not speed
+        return held, heap.settled, gc.isenabled()
 
-    assert asyncio.run(burst()) == 1
+    assert asyncio.run(burst()) == (False, 1, True)
+
+
+def test_a_collector_that_was_off_stays_off(heap: Heap) -> None:
+    async def burst() -> bool:
+        heap.settle_soon()
+        await asyncio.sleep(0.05)
+        return gc.isenabled()
+
+    gc.disable()
+    assert asyncio.run(burst()) is False
+
+
+def test_closing_gives_the_held_collector_back(heap: Heap) -> None:
+    async def held_then_closed() -> bool:
+        heap.settle_soon()
+        heap.close()
+        return gc.isenabled()
+
+    assert asyncio.run(held_then_closed()) is True
+    assert heap.settled == 0

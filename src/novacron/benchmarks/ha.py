@@ -444,7 +444,9 @@ def run_scale(controllers: int, targets: int, seconds: float, *, admin_url: str)
     """``targets`` remote targets at 1 s probes shared by ``controllers`` controllers: loop lag and balance.
 
     Over the measured window it also reads each controller's and the target server's CPU
-    (share of one core) and the load average, so a loaded machine shows in the figures.
+    (share of one core), how long their main threads were ready to run but waited for a
+    core (``runnable_waiting_percent``, from ``/proc/PID/schedstat``: the part of the loop
+    lag a busy machine causes), and the load average.
     """
     with (
         _database(admin_url) as url,
@@ -461,20 +463,27 @@ def run_scale(controllers: int, targets: int, seconds: float, *, admin_url: str)
             apis = {n: a for n, a in _apis(url).items() if n in ids and a}
             before = {n: _metrics(a) for n, a in apis.items()}
             pids = {**{n: b.nodes[n].proc.pid for n in ids}, "server": server}
-            load_before, cpu_before, started = os.getloadavg()[0], _cpu(pids), time.monotonic()
+            load_before, cpu_before, waits_before = os.getloadavg()[0], _cpu(pids), _run_delay(pids)
+            started = time.monotonic()
             time.sleep(seconds)  # the steady state: start-up and take-over are not counted
-            cpu = _cpu_percent(cpu_before, _cpu(pids), time.monotonic() - started)
+            elapsed = time.monotonic() - started
+            cpu = _cpu_percent(cpu_before, _cpu(pids), elapsed)
+            waits = _cpu_percent(waits_before, _run_delay(pids), elapsed)
             load_after = os.getloadavg()[0]
             owned = _owned(url)
             lags: dict[str, float | str | None] = {}
             within: dict[str, float | None] = {}
+            long_gc: dict[str, float | None] = {}
             for node_id, api in apis.items():
                 after, first = _metrics(api), before[node_id]
                 if after is None or first is None:  # its loop did not get to answer
                     lags[node_id] = "no answer from /metrics within 30 s"
                     continue
-                window = [(le, c - dict(first).get(le, 0.0)) for le, c in after]
+                earlier = dict(_lag_buckets(first))
+                window = [(le, c - earlier.get(le, 0.0)) for le, c in _lag_buckets(after)]
                 lags[node_id], within[node_id] = _p99_said(window), _share_within(window, 0.05)
+                gc_after, gc_first = _gc_pauses_over(after, 0.05), _gc_pauses_over(first, 0.05)
+                long_gc[node_id] = None if gc_after is None or gc_first is None else gc_after - gc_first
         finally:
             b.stop_all()
     counts = [owned.get(n, 0) for n in ids]
@@ -487,7 +496,9 @@ def run_scale(controllers: int, targets: int, seconds: float, *, admin_url: str)
         "imbalance": round(max(abs(c - mean) for c in counts) / mean, 3) if mean else None,
         "loop_lag_p99_ms": lags,
         "loop_lag_within_50ms": within,
+        "gc_pauses_over_50ms": long_gc,
         "cpu_percent": cpu,
+        "runnable_waiting_percent": waits,
         "load_average": [round(load_before, 2), round(load_after, 2)],
     }
 
@@ -499,6 +510,15 @@ def _cpu(pids: dict[str, int]) -> dict[str, float]:
         with contextlib.suppress(psutil.Error):
             times = psutil.Process(pid).cpu_times()
             out[name] = times.user + times.system
+    return out
+
+
+def _run_delay(pids: dict[str, int]) -> dict[str, float]:
+    """Seconds each process's main thread has waited, runnable, for a core (Linux schedstat)."""
+    out: dict[str, float] = {}
+    for name, pid in pids.items():
+        with contextlib.suppress(OSError, ValueError, IndexError):
+            out[name] = int(Path(f"/proc/{pid}/schedstat").read_text().split()[1]) / 1e9
     return out
 
 
@@ -527,11 +547,27 @@ def _wait_owned(b: _Bench, ids: list[str], targets: int, *, timeout: float) -> N
     raise RuntimeError(f"the controllers did not share the targets within {timeout:g}s")
 
 
-def _metrics(api: str) -> list[tuple[float, float]] | None:
+def _metrics(api: str) -> str | None:
     try:
-        return _lag_buckets(httpx.get(f"{api}/metrics", timeout=30).text)
+        return httpx.get(f"{api}/metrics", timeout=30).text
     except httpx.HTTPError:
         return None
+
+
+def _gc_pauses_over(text: str, bound: float) -> float | None:
+    """Collections that stopped the controller longer than ``bound`` (a bucket bound), all generations."""
+    total = within = 0.0
+    seen = False
+    for line in text.splitlines():
+        if not line.startswith("novacron_gc_pause_seconds_bucket"):
+            continue
+        seen = True
+        le, count = line.split('le="', 1)[1].split('"', 1)[0], float(line.rsplit(" ", 1)[1])
+        if le == "+Inf":
+            total += count
+        elif float(le) == bound:
+            within += count
+    return total - within if seen else None
 
 
 def _lag_buckets(text: str) -> list[tuple[float, float]]:
