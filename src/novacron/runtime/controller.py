@@ -182,6 +182,8 @@ class Controller:
             inline_writes=twin is not None,  # simulated time: no writer thread racing the clock
             learning=spec.learning,
             hosts=FleetHosts(spec, self.node_id, self.twin),
+            node_id=self.node_id,
+            approval_poll_s=spec.controller.ha.renew_s,  # another node's decision arrives within a heartbeat
         )
         self.store, self.gate, self.approvals, self.flow = parts.store, parts.gate, parts.approvals, parts.flow
         self.pager = parts.pager
@@ -321,6 +323,7 @@ class Controller:
         if self.dqn_online is not None:
             await self.dqn_online.stop()
         await self.flow.stop()
+        await self.approvals.close()
         if self._publishing is not None:
             self._publishing.cancel()
         if self.twin is not None:
