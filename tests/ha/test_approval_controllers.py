@@ -98,7 +98,7 @@ def test_an_approval_is_decided_on_any_node_and_survives_its_owner(cluster: Clus
     assert again.status_code == 409
     assert request["id"] in again.json()["detail"]
     missing = cli("approval", "approve", "act-nope", "--store", cluster.store_url)
-    assert missing.returncode == 1
+    assert missing.returncode == 2
     assert "no action 'act-nope' awaits approval" in missing.stderr
 
     # the owner of a step awaiting approval is killed: the new owner waits on the same request

@@ -71,7 +71,7 @@ def reject(action_id: ActionIdArg, by: ByOpt = None, config: ConfigOpt = None, s
 
 def _decide(action_id: str, yes: bool, by: str | None, config: ConfigOpt, store: StoreOpt) -> None:
     """Write the decision, and audit it (also when refused) as the API does."""
-    from novacron.errors import ConflictError, NotFoundError
+    from novacron.errors import ConflictError, InputError, NotFoundError
     from novacron.store import approvals
 
     who, verb = by or getpass.getuser(), f"cli.approval.{'approve' if yes else 'reject'}"
@@ -84,7 +84,8 @@ def _decide(action_id: str, yes: bool, by: str | None, config: ConfigOpt, store:
         except (NotFoundError, ConflictError) as exc:
             result = "not_found" if isinstance(exc, NotFoundError) else "refused"
             db.audit(now=time.time(), actor=who, verb=verb, subject=action_id, result=result, detail=str(exc))
-            raise
+            # Exit 2 as through the API (404/409): the action id given is not one awaiting a decision.
+            raise InputError(str(exc), where="ACTION_ID") from exc
         db.audit(now=time.time(), actor=who, verb=verb, subject=action_id, result="ok")
     finally:
         db.close()

@@ -66,6 +66,7 @@ from novacron.telemetry import Metrics, get_logger
 if TYPE_CHECKING:
     from novacron.runtime.dqnonline import DqnOnline
     from novacron.runtime.experiments import ExperimentRunner
+    from novacron.runtime.heap import Heap
     from novacron.runtime.twinfleet import SimFleet
     from novacron.twin.sim import Simulator
 
@@ -105,6 +106,9 @@ class Controller:
 
     dqn_online: DqnOnline | None = None  # a promoted DQN learning from real outcomes (ml extra)
     _publishing: asyncio.Task[None] | None = None  # the status publication under way, if any
+    # The process's heap, frozen after start-up and after take-overs (runtime/heap.py): set
+    # by `novacron run`, which has the process to itself; tests keep the collector as it is.
+    heap: Heap | None = None
 
     def __init__(
         self,
@@ -261,6 +265,8 @@ class Controller:
         self.ha.start()
         if self.agents is not None:
             self.agents.start()
+        if self.heap is not None:
+            self.heap.settle()
 
     def _start_online_learning(self) -> None:
         """learning.online: a promoted DQN keeps learning from the decision log (runtime/dqnonline.py)."""
@@ -403,6 +409,8 @@ class Controller:
                 start_within=start_within,
             )
         self.health.configure(tspec.name, replica, thresholds, tspec.start_timeout_s)
+        if start_within is not None and self.heap is not None:  # taken over: long-lived from now on
+            self.heap.settle_soon()
         if tspec.kind == "sim":
             self.health.process_started(tspec.name, replica)  # the twin's VMs are up when it starts
         if tspec.metrics is not None and tspec.kind == "process":
