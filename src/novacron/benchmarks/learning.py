@@ -89,15 +89,15 @@ def _with(
 
 
 def _success(results: Sequence[FaultResult]) -> float | None:
-    """Healed by the controller, among the faults that opened an incident on their target.
+    """Healed, and held through the settle after it, among the faults that opened an incident.
 
-    ``no_incident`` counts the others, which are not measured: the target's probes stayed
-    healthy (a noisy neighbour on a host with room to spare: nothing to heal), or it had an
-    incident open already when the fault struck (the driver times only incidents opened
-    after the injection).
+    ``no_incident`` counts the others: the target's probes stayed healthy (a noisy
+    neighbour on a host with room to spare: nothing to heal). The driver never strikes a
+    target with an incident open; an incident the fleet raised between faults is a
+    ``relapse``, counted against the fault before it (not held).
     """
     struck = [r for r in results if r.incident_id is not None]
-    return round(sum(r.mttr_s is not None for r in struck) / len(struck), 4) if struck else None
+    return round(sum(r.held for r in struck) / len(struck), 4) if struck else None
 
 
 def _summary(run: TwinRun) -> dict[str, Any]:
@@ -118,6 +118,7 @@ def _summary(run: TwinRun) -> dict[str, Any]:
     return {
         "faults": len(results),
         "no_incident": sum(r.incident_id is None for r in results),
+        "relapses": run.times.relapses,
         "mttr_s": {k: v for k, v in percentiles(mttr).items() if k != "p99"},
         "success": _success(results),
         "actions_per_fault": round(statistics.fmean(run.actions), 3) if run.actions else None,
@@ -126,13 +127,13 @@ def _summary(run: TwinRun) -> dict[str, Any]:
 
 
 def _same_faults(ladder: TwinRun, learned: TwinRun) -> dict[str, Any]:
-    """MTTR p50 of both policies on the faults both healed (the ladder never heals a bad configuration)."""
+    """MTTR p50 of both policies on the faults both healed for good (the ladder never heals a bad configuration)."""
     if len(ladder.times.results) != len(learned.times.results):
         return {"faults": 0, "why": "the runs did not take the same faults (one found the fleet busy)"}
     pairs = [
         (a.mttr_s, b.mttr_s)
         for a, b in zip(ladder.times.results, learned.times.results, strict=True)
-        if a.mttr_s is not None and b.mttr_s is not None
+        if a.held and b.held and a.mttr_s is not None and b.mttr_s is not None  # held: healed
     ]
     if not pairs:
         return {"faults": 0}
