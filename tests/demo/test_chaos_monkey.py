@@ -55,7 +55,8 @@ async def test_hang_stops_a_real_child_and_restore_resumes_it(services: Services
     svc = services.start("alpha")
     monkey = _monkey(svc)
     await monkey.inject(ChaosKind.HANG, "alpha")
-    assert _state(svc.proc.pid) == "T"
+    # SIGSTOP takes effect when the kernel next schedules the child, a moment after the kill.
+    wait_until(lambda: _state(svc.proc.pid) == "T", what="the child stopped", timeout=5.0)
     with pytest.raises(httpx.TimeoutException):
         await _get(svc.url + "/health", timeout=0.3)
     await monkey.aclose()
