@@ -635,6 +635,13 @@ class LearningSpec(_Frozen):
     seed: int | None = None
     policy_name: str = Field("default", min_length=1, max_length=64, description="The stored policy to load.")
     max_steps: int = Field(4, ge=1, le=20, description="Steps before a human is called.")
+    hold_s: float = Field(
+        300.0,
+        gt=0,
+        le=86_400,
+        description="A verified step is learned once its target has stayed free of faults this long; "
+        "a fault on it sooner is a repair that did not hold, learned as a failed step.",
+    )
     value_check: ValueCheckSpec = Field(default_factory=ValueCheckSpec)
     online: OnlineSpec = Field(default_factory=OnlineSpec)
 

@@ -56,6 +56,16 @@ _HOUR = 3600.0
 _SAVE_EVERY = 25  # online updates between stored snapshots (and one at stop)
 
 
+@dataclass(frozen=True, slots=True)
+class _Held:
+    """A verified step whose reward waits until its target has stayed well for the hold."""
+
+    decision: StepDecision
+    elapsed_s: float
+    outcome: str
+    until: float  # monotonic: learned as healed from then on
+
+
 @dataclass(slots=True)
 class StepDecision:
     """One choice of the policy, until its step has ended."""
@@ -101,6 +111,7 @@ class LearnedSteps:
         self.log = PolicyLog(store)
         self.max_steps = spec.max_steps
         self._recent: dict[str, deque[float]] = {}
+        self._holding: dict[str, _Held] = {}  # target → its last verified step, until it held
         self._unsaved = 0
         self._since_judged = 0
         self._log = get_logger(component="learning")
@@ -258,6 +269,7 @@ class LearnedSteps:
     # -- the healer's calls ------------------------------------------------------------
     def choose(self, incident: Incident, tried: Sequence[ActionKind]) -> StepDecision:
         """The next step (``escalate`` when nothing allowed is left)."""
+        self._learn_held(relapsed=incident.target if not tried else None)
         context = self.context(incident, tried)
         allowed = self.allowed(tried, incident.target)
         policy = self.acting
@@ -288,25 +300,61 @@ class LearnedSteps:
         self._recent_actions(action.target).append(self.clock.monotonic())
 
     def settle(self, decision: StepDecision, result: ExecResult, elapsed_s: float) -> float | None:
-        """Learn from the step's outcome; returns its reward (None when nothing was applied)."""
+        """Learn from the step's outcome; returns its reward (None when nothing was applied).
+
+        A verified step is learned only once it has held (``hold_s`` without a new fault on
+        its target); until then the policy learns nothing from it (the decision log shows
+        its provisional reward) and None is returned.
+        """
+        self._learn_held()
         if result.status in (ActionStatus.BLOCKED, ActionStatus.DRY_RUN) or result.replayed:
+            return None
+        if result.verified:
+            # A repair that lasts a second (more CPU beside a host's noisy neighbour, say)
+            # looks like the fastest fix of all; only one that holds is learned as one.
+            until = self.clock.monotonic() + self.spec.hold_s
+            self._holding[result.action.target] = _Held(decision, elapsed_s, str(result.status), until)
+            if decision.decision_id is not None:  # the log shows the verification now; a relapse rewrites it
+                healed = reward(elapsed_s, healed=True, weights=self.weights)
+                self.log.settle(decision.decision_id, reward=healed, outcome=str(result.status))
             return None
         # A step that did not heal and was cleanly undone by its inverse is a failed step,
         # like a restart that did not help: penalising the undo as harm made every
         # invertible action (the ones exploration prefers) cost ten times more to try.
         # Harm is a change that stays: its undo failed.
-        harmed = result.undo_failed
-        value = reward(elapsed_s, healed=result.verified, harmed=harmed, weights=self.weights)
+        value = reward(elapsed_s, healed=False, harmed=result.undo_failed, weights=self.weights)
+        self._learn(decision, value, str(result.status))
+        return value
+
+    def _learn_held(self, *, relapsed: str | None = None) -> None:
+        """Learn the held steps whose hold has passed, and ``relapsed``'s as a repair that did not hold."""
+        now = self.clock.monotonic()
+        for target, held in list(self._holding.items()):
+            if now >= held.until:
+                del self._holding[target]
+                self._learn(held.decision, reward(held.elapsed_s, healed=True, weights=self.weights), held.outcome)
+            elif target == relapsed:
+                del self._holding[target]
+                self._log.info("repair did not hold", target=target, action=str(held.decision.kind))
+                self._learn(held.decision, reward(held.elapsed_s, healed=False, weights=self.weights), "relapsed")
+
+    def end_holds(self) -> None:
+        """A fault from outside is about to strike (the twin's fault driver): every step held until now."""
+        for held in self._holding.values():
+            self._learn(held.decision, reward(held.elapsed_s, healed=True, weights=self.weights), held.outcome)
+        self._holding.clear()
+
+    def _learn(self, decision: StepDecision, value: float, outcome: str) -> None:
+        """Fold one step's final reward into the policy and the decision log."""
         self.policy.update(decision.context, str(decision.kind), value)
         if decision.decision_id is not None:
-            self.log.settle(decision.decision_id, reward=value, outcome=str(result.status))
+            self.log.settle(decision.decision_id, reward=value, outcome=outcome)
         self._unsaved += 1
         if self._unsaved >= _SAVE_EVERY:
             self.save()
         self._since_judged += 1
         if self._judged() and self._since_judged >= self.spec.value_check.every:
             self.judge()
-        return value
 
     def feedback(self, action_id: str, verdict: str) -> bool:
         """Fold an operator's mark into the policy; False when no policy chose that action."""

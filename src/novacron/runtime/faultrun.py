@@ -200,6 +200,10 @@ async def run_plan(
         if not await _settled(controller, settle_s + rng.uniform(0.0, jitter_s), timeout_s, poll_s, times, measured):
             continue
         since = controller.clock.now()
+        if controller.flow.chooser is not None:
+            # The next fault comes from outside: the repairs before it held until now, and
+            # what it breaks is no relapse of theirs.
+            controller.flow.chooser.end_holds()
         if not inject(plan.struck, plan.injected):
             continue
         times.injected += 1
