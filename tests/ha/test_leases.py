@@ -6,9 +6,11 @@ import asyncio
 import functools
 import socket
 import sys
+import threading
 import time
 from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 
 import psycopg
 import pytest
@@ -17,7 +19,16 @@ from sqlalchemy import delete, select
 from novacron.clock import FakeClock, MonotonicClock
 from novacron.errors import ConfigError
 from novacron.healing.catalog import new_action
-from novacron.model import ActionKind, ActionStatus, TargetId
+from novacron.model import (
+    ActionKind,
+    ActionStatus,
+    FaultKind,
+    Incident,
+    IncidentId,
+    IncidentStatus,
+    Priority,
+    TargetId,
+)
 from novacron.runtime.ha import HaMember
 from novacron.settings import HaSettings
 from novacron.store import Store, leases, nodes
@@ -359,3 +370,47 @@ async def test_a_step_goes_on_after_the_server_ended_the_controllers_sessions(
     action = new_action(ActionKind.RESTART, TargetId(target), key="after-terminate")
     assert await a.claim(action, ActionStatus.PLANNED, now=clock.now()) == "claimed"
     assert await a.may_apply(action, now=clock.now())
+
+
+async def test_a_claim_writes_its_incident_row_when_the_nodes_own_write_of_it_lags(pg_url: str) -> None:
+    # The incident's insert waits in the write-behind queue (behind the writes of a restart,
+    # or retried after the server ended the store's session); the claim that references it
+    # must neither fail on the reference nor wait for the queue, and the late insert must land.
+    clock = FakeClock()
+    store = GuardedStore.open(pg_url)
+    a = HaMember(store, SETTINGS, node_id="a", clock=clock, remote_targets=TARGETS, version="t")
+    a.register()
+    try:
+        await _round(a, a)
+        target = TargetId(next(t for t in TARGETS if a.owns(t)))
+        incident = Incident(
+            IncidentId("inc-lagging"),
+            target,
+            FaultKind.HANG,
+            IncidentStatus.OPEN,
+            Priority.P2,
+            clock.now(),
+            clock.now(),
+        )
+        lagging = threading.Event()
+        store.write("a write that lags", lambda _conn: lagging.wait(30))
+        store.insert_incident(incident)
+        action = new_action(ActionKind.RESTART, target, key="k-lagging", incident_id=incident.id)
+        claimed = await asyncio.wait_for(a.claim(action, ActionStatus.PLANNED, now=clock.now(), incident=incident), 5)
+        assert claimed == "claimed"
+        reader = Store.open(pg_url, create=False)
+        try:
+            assert reader.incident(incident.id).status is IncidentStatus.OPEN
+            rec = reader.action_by_key("k-lagging")
+            assert rec is not None
+            assert rec.action.incident_id == incident.id
+            store.update_incident(replace(incident, status=IncidentStatus.MITIGATING))
+            lagging.set()
+            assert store.flush(10.0)
+            assert store.condition.dropped == 0, store.condition.last_error
+            assert reader.incident(incident.id).status is IncidentStatus.MITIGATING
+        finally:
+            reader.close()
+    finally:
+        await a.stop()
+        store.close()

@@ -119,7 +119,7 @@ class Executor:
             status = ActionStatus.BLOCKED if decision.verdict is Verdict.DENY else ActionStatus.DRY_RUN
             return self._record_unapplied(action, status, decision, incident)
         self._emit(ActionPhase.GATED, action, incident, decision.reason, decision=decision)
-        claim = await self._claim(action)
+        claim = await self._claim(action, incident)
         if claim == "over_budget":  # several controllers: the fleet-wide blast radius, decided in the store
             reason = "fleet-wide blast radius: the cap of targets under remediation is reached; waiting"
             retry = Decision(
@@ -265,7 +265,7 @@ class Executor:
             return None
         return decision
 
-    async def _claim(self, action: Action) -> ClaimResult:
+    async def _claim(self, action: Action, incident: Incident | None) -> ClaimResult:
         """Claim the key (under the lease's epoch, within the fleet-wide budget, for a leased target)."""
         now = self.clock.now()
         fence = self._fence_for(action)
@@ -275,7 +275,7 @@ class Executor:
             if isinstance(self.store, GuardedStore):
                 await self.store.settle()  # the key is durable before the action (unless the store fails)
             return "claimed"
-        result = await fence.claim(action, ActionStatus.PLANNED, now=now)
+        result = await fence.claim(action, ActionStatus.PLANNED, now=now, incident=incident)
         if result == "fenced":
             raise FencedError(f"{action.kind} {action.target}: the target's lease is no longer this controller's")
         return result

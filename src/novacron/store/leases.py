@@ -35,7 +35,7 @@ from novacron.store import tables as t
 from novacron.store.db import PG_CONNECT_ARGS
 from novacron.store.guard import GuardedStore
 from novacron.store.ha_tables import ha_fence, ha_leases
-from novacron.store.repo import Store, action_row
+from novacron.store.repo import Store, action_row, incident_insert
 
 __all__ = [
     "BUDGET_ROW",
@@ -238,11 +238,17 @@ def fenced_claim(
     now: float,
     valid_until: float,
     budget: Budget | None = None,
+    incident: dict[str, Any] | None = None,
 ) -> ClaimResult:
     """Claim the action's key under the token.
 
     ``claimed``; ``taken`` (the key exists); ``fenced`` (the lease moved on); ``over_budget``
     (the fleet already has ``budget.cap`` other targets under remediation).
+
+    ``incident``: the row of the incident the action references, written first when it is
+    not in the store yet. The controller's own write of it may still be queued behind
+    others (a store that lagged after a restart or an ended session): the claim must not
+    fail on its reference, nor wait for that queue.
     """
     if _still_held(conn, token, valid_until=valid_until) is None:
         return "fenced"
@@ -253,6 +259,8 @@ def fenced_claim(
     key = t.actions.c.idempotency_key == action.idempotency_key
     if conn.execute(select(t.actions.c.id).where(key)).first() is not None:
         return "taken"
+    if incident is not None:
+        conn.execute(incident_insert(conn.dialect.name, incident))
     conn.execute(insert(t.actions).values(**action_row(action, status, now=now)))
     _log(conn, token, action, "claim", now)
     return "claimed"
