@@ -512,12 +512,14 @@ def attach(controller: Controller, *, version: str) -> HaMember:
         c.flow.take_over(targets)
 
     def lost(targets: list[str]) -> None:
+        stopped: list[asyncio.Task[None]] = []
         for name in targets:
             c.flow.hand_over(name)
             c.health.remove(name, 0)
-        task = asyncio.get_running_loop().create_task(_remove_probes(c, targets))
-        _pending.add(task)
-        task.add_done_callback(_pending.discard)
+            stopped += c.prober.stop(name, 0)  # now: the target may come back before a task would run
+        winding_down = asyncio.gather(*stopped, return_exceptions=True)
+        _pending.add(winding_down)
+        winding_down.add_done_callback(_pending.discard)
 
     def kill_switch(on: bool) -> None:  # thrown on any node's API: every node follows
         if c.gate.enabled != on:
@@ -529,12 +531,7 @@ def attach(controller: Controller, *, version: str) -> HaMember:
     return member
 
 
-_pending: set[asyncio.Task[None]] = set()  # probe removals in flight (a task needs a reference)
-
-
-async def _remove_probes(c: Controller, targets: list[str]) -> None:
-    for name in targets:
-        await c.prober.remove(name, 0)
+_pending: set[asyncio.Future[list[BaseException | None]]] = set()  # stopped probes winding down (kept referenced)
 
 
 def _pid_alive(pid: int) -> bool:
