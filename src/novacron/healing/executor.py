@@ -166,7 +166,7 @@ class Executor:
         The real state decides: if the target becomes healthy within the verification
         deadline the action counts as verified, otherwise as failed, and the caller moves on.
         """
-        ok, why = await self.health.wait_healthy(action.target, _replicas(action), self.gate.policy.verify_timeout_s)
+        ok, why = await self.health.wait_healthy(action.target, _replicas(action), self._verify_window(action))
         status = ActionStatus.VERIFIED if ok else ActionStatus.FAILED
         detail = f"reconciled after controller restart: {why}"
         self._set_status(action, status, finished_at=self.clock.now(), detail=detail)
@@ -197,7 +197,7 @@ class Executor:
         # too, so its success is the actuator's, and it is never rolled back in turn.
         if CATALOG[action.kind].verification == Verification.NONE or action.inverse_of is not None:
             return self._finish(action, ActionStatus.VERIFIED, outcome.detail, decision, outcome, incident)
-        ok, why = await self.health.wait_healthy(action.target, _replicas(action), self.gate.policy.verify_timeout_s)
+        ok, why = await self.health.wait_healthy(action.target, _replicas(action), self._verify_window(action))
         detail = f"{outcome.detail}; {why}"  # keep what the action did beside how it was judged
         replicas = _replicas(action)
         unproven = (
@@ -247,6 +247,9 @@ class Executor:
         self.store.set_action_status(action.id, status, detail=decision.reason)
         self._emit(ActionPhase.GATED, action, incident, decision.reason, status=status, decision=decision)
         return ExecResult(action, status, decision.reason, decision)
+
+    def _verify_window(self, action: Action) -> float:
+        return self.health.verify_window(action.target, self.gate.policy.verify_timeout_s)
 
     # -- fencing: the only place the executor knows of leases ---------------------------
     def _fence_for(self, action: Action) -> Fence | None:

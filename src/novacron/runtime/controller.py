@@ -399,7 +399,10 @@ class Controller:
                 failures=check.failures,
                 start_within=start_within,
             )
-        self.health.configure(tspec.name, replica, thresholds, tspec.start_timeout_s)
+        rounds = [c.interval_s + c.timeout_s for c in tspec.checks if not isinstance(c, HeartbeatCheck)]
+        self.health.configure(
+            tspec.name, replica, thresholds, tspec.start_timeout_s, probe_round_s=max(rounds, default=0.0)
+        )
         if tspec.kind == "sim":
             self.health.process_started(tspec.name, replica)  # the twin's VMs are up when it starts
         if tspec.metrics is not None and tspec.kind == "process":
