@@ -14,7 +14,7 @@ from dataclasses import replace
 
 import psycopg
 import pytest
-from sqlalchemy import delete, select
+from sqlalchemy import Connection, delete, select
 
 from novacron.clock import FakeClock, MonotonicClock
 from novacron.errors import ConfigError
@@ -35,6 +35,8 @@ from novacron.store import Store, leases, nodes
 from novacron.store.guard import GuardedStore
 from novacron.store.ha_tables import ha_leases
 from novacron.store.leases import FenceToken
+from novacron.store.records import incident_values
+from novacron.store.repo import incident_insert
 from tests.postgres import PG_ADMIN
 
 SETTINGS = HaSettings(lease_s=2.0, renew_s=0.25, shards=8, node_stale_s=2.0)
@@ -414,3 +416,47 @@ async def test_a_claim_writes_its_incident_row_when_the_nodes_own_write_of_it_la
     finally:
         await a.stop()
         store.close()
+
+
+async def test_a_claim_waiting_for_its_incident_row_holds_up_no_other_claim_and_no_heartbeat(pg_url: str) -> None:
+    # A's writer inserted the incident's row and its link was cut before the commit: the
+    # server keeps that row locked. A's claim of a step on it waits for that insert; it must
+    # wait holding nothing the fleet needs (the budget row, a lease row).
+    clock = FakeClock()
+    stores = [GuardedStore.open(pg_url), GuardedStore.open(pg_url)]
+    a, b = (
+        HaMember(s, SETTINGS, node_id=n, clock=clock, remote_targets=TARGETS, version="t")
+        for s, n in zip(stores, "ab", strict=True)
+    )
+    for m in (a, b):
+        m.register()
+        m.budget = leases.Budget(cap=10, horizon_s=30.0)
+    cut = threading.Event()
+    try:
+        await _round(a, b, a, b)
+        mine, theirs = (TargetId(next(t for t in TARGETS if m.owns(t))) for m in (a, b))
+        incident = Incident(
+            IncidentId("inc-cut"), mine, FaultKind.HANG, IncidentStatus.OPEN, Priority.P2, clock.now(), clock.now()
+        )
+
+        def insert_then_hang(conn: Connection) -> None:
+            conn.execute(incident_insert(conn.dialect.name, incident_values(incident)))
+            cut.wait(30)
+
+        stores[0].write("insert incidents", insert_then_hang)
+        await asyncio.sleep(0.2)
+        action = new_action(ActionKind.RESTART, mine, key="k-waits", incident_id=incident.id)
+        waiting = asyncio.create_task(a.claim(action, ActionStatus.PLANNED, now=clock.now(), incident=incident))
+        await asyncio.sleep(0.3)
+        assert not waiting.done()
+        other = new_action(ActionKind.RESTART, theirs, key="k-other")
+        assert await asyncio.wait_for(b.claim(other, ActionStatus.PLANNED, now=clock.now()), 5) == "claimed"
+        await asyncio.wait_for(a.tick(), 5)
+        assert mine in a.owned()
+        cut.set()
+        assert await asyncio.wait_for(waiting, 10) == "claimed"
+    finally:
+        cut.set()
+        for m, s in zip((a, b), stores, strict=True):
+            await m.stop()
+            s.close()

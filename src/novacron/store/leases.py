@@ -248,8 +248,13 @@ def fenced_claim(
     ``incident``: the row of the incident the action references, written first when it is
     not in the store yet. The controller's own write of it may still be queued behind
     others (a store that lagged after a restart or an ended session): the claim must not
-    fail on its reference, nor wait for that queue.
+    fail on its reference, nor wait for that queue. It is written before the lease row
+    and the budget row are locked: an insert of the same row by this node's writer, left
+    uncommitted by a link cut mid-transaction, makes it wait, and a claim waiting while
+    it holds them would stall every controller's claims and this node's heartbeat.
     """
+    if incident is not None:
+        conn.execute(incident_insert(conn.dialect.name, incident))
     if _still_held(conn, token, valid_until=valid_until) is None:
         return "fenced"
     if budget is not None and action.inverse_of is None and not _within_budget(conn, action, budget, now=now):
@@ -259,8 +264,6 @@ def fenced_claim(
     key = t.actions.c.idempotency_key == action.idempotency_key
     if conn.execute(select(t.actions.c.id).where(key)).first() is not None:
         return "taken"
-    if incident is not None:
-        conn.execute(incident_insert(conn.dialect.name, incident))
     conn.execute(insert(t.actions).values(**action_row(action, status, now=now)))
     _log(conn, token, action, "claim", now)
     return "claimed"
