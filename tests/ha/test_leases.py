@@ -460,3 +460,34 @@ async def test_a_claim_waiting_for_its_incident_row_holds_up_no_other_claim_and_
         for m, s in zip((a, b), stores, strict=True):
             await m.stop()
             s.close()
+
+
+async def test_a_claim_waiting_for_the_fleet_budget_lets_its_nodes_heartbeat_renew(pg_url: str) -> None:
+    # Another controller was paused in the middle of a claim: it holds the budget lock until
+    # the server ends its session. This node's claim waits for it, holding no lease row,
+    # so this node's heartbeat still renews its leases meanwhile.
+    clock = FakeClock()
+    store = GuardedStore.open(pg_url)
+    a = HaMember(store, SETTINGS, node_id="a", clock=clock, remote_targets=TARGETS, version="t")
+    a.register()
+    a.budget = leases.Budget(cap=10, horizon_s=30.0)
+    try:
+        await _round(a, a)
+        target = TargetId(next(t for t in TARGETS if a.owns(t)))
+        with psycopg.connect(pg_url.replace("postgresql+psycopg", "postgresql")) as paused:
+            paused.execute("UPDATE ha_leases SET epoch = epoch + 1 WHERE shard = %s", (leases.BUDGET_ROW,))
+            action = new_action(ActionKind.RESTART, target, key="k-budget-wait")
+            waiting = asyncio.create_task(a.claim(action, ActionStatus.PLANNED, now=clock.now()))
+            await asyncio.sleep(0.3)
+            assert not waiting.done()
+            clock.advance(SETTINGS.renew_s)
+            await asyncio.wait_for(a.tick(), 5)
+            paused.rollback()
+        assert await asyncio.wait_for(waiting, 10) == "claimed"
+        with store.engine.connect() as conn:
+            row = next(r for r in leases.leases(conn) if r.shard == leases.shard_of(target, SETTINGS.shards))
+        assert row.holder == "a"
+        assert row.expires_at == pytest.approx(clock.now() + SETTINGS.lease_s)
+    finally:
+        await a.stop()
+        store.close()
