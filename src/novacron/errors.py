@@ -60,6 +60,10 @@ class NotFoundError(PermanentError):
     """A named record (target, incident, action, token) does not exist."""
 
 
+class ConflictError(PermanentError):
+    """The record exists but its state refuses the request (an approval already decided)."""
+
+
 class MissingExtraError(PermanentError):
     """A feature needs an optional dependency that is not installed; ``extra`` names the extra to add."""
 

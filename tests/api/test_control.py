@@ -11,10 +11,11 @@ import pytest
 
 from novacron.api import create_app
 from novacron.demo.fleet import free_port_block
+from novacron.healing.approvals import Answer
 from novacron.healing.catalog import new_action
-from novacron.model import ActionKind, TargetId
+from novacron.model import ActionKind, ActionStatus, TargetId
 from novacron.runtime.controller import Controller
-from novacron.store import Store
+from novacron.store import Store, approvals
 from novacron.store.tokens import Role
 from novacron.testing import http_service_target
 
@@ -99,7 +100,7 @@ async def test_pending_approvals_are_listed_and_decided(
     assert [(a["id"], a["kind"], a["target"]) for a in listed] == [(action.id, "replace", "db")]
     r = await client.post(f"/approvals/{action.id}", json={"decision": "reject"}, headers=bearer(tokens[Role.OPERATOR]))
     assert r.json() == {"action_id": action.id, "decision": "reject", "by": "operator-1"}
-    assert await asyncio.wait_for(waiting, 1) == (False, "operator-1")
+    assert await asyncio.wait_for(waiting, 1) == Answer(False, "operator-1")
     bad = await client.post(
         f"/approvals/{action.id}", json={"decision": "maybe"}, headers=bearer(tokens[Role.OPERATOR])
     )
@@ -132,7 +133,7 @@ async def test_incident_detail_ack_and_postmortem(
     assert (await client.get("/incidents/inc-nope", headers=view)).status_code == 404
 
 
-async def test_the_api_alone_serves_reads_and_refuses_control_with_503(tmp_path: Path) -> None:
+async def test_the_api_alone_serves_reads_and_approvals_and_refuses_control_with_503(tmp_path: Path) -> None:
     c = await start_controller(tmp_path)
     tokens = make_tokens(c)
     transport = httpx.ASGITransport(app=create_app(c))
@@ -151,4 +152,21 @@ async def test_the_api_alone_serves_reads_and_refuses_control_with_503(tmp_path:
             r = await client.post(path, json=body, headers=bearer(tokens[Role.ADMIN]))
             assert r.status_code == 503
             assert "novacron run" in r.json()["detail"]
+        # approvals are stored: the API alone lists and decides them (the owner reads the decision)
+        action = new_action(ActionKind.REPLACE, TargetId("a"), key="inc-1/0/replace")
+        store.claim_action(action, ActionStatus.AWAITING_APPROVAL, now=1.0)
+        approvals.run_sync(store, lambda conn: approvals.ask(conn, action.id, node="n1", now=2.0))
+        listed = (await client.get("/approvals", headers=bearer(tokens[Role.VIEWER]))).json()
+        assert [(a["id"], a["asked_by"], a["asked_at"]) for a in listed] == [(action.id, "n1", 2.0)]
+        op = bearer(tokens[Role.OPERATOR])
+        assert (
+            await client.post(f"/approvals/{action.id}", json={"decision": "approve"}, headers=op)
+        ).status_code == 200
+        again = await client.post(f"/approvals/{action.id}", json={"decision": "reject"}, headers=op)
+        assert again.status_code == 409
+        assert (
+            again.json()["detail"]
+            == f"action {action.id!r} was already approved by operator-1 (on api); nothing changed"
+        )
+        assert (await client.get("/approvals", headers=bearer(tokens[Role.VIEWER]))).json() == []
     store.close()

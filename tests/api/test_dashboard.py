@@ -9,6 +9,7 @@ import pytest
 from playwright.sync_api import Page, Playwright, expect, sync_playwright
 
 from novacron.demo.fleet import free_port_block
+from novacron.healing.approvals import Answer
 from novacron.healing.catalog import new_action
 from novacron.model import ActionKind, TargetId
 from novacron.store.learning import PolicyLog
@@ -118,7 +119,7 @@ def test_the_dashboard_shows_the_fleet_and_steers_it(tmp_path: Path) -> None:
         expect(approvals).to_contain_text("replace")
         approvals.locator("button.approve").click()
         expect(approvals).to_have_count(0)
-        assert on_loop(c, decision.result) == (True, "admin-1")
+        assert on_loop(c, decision.result) == Answer(True, "admin-1")
 
         # The kill switch.
         expect(page.locator("#autonomous-state")).to_have_text("enabled")

@@ -117,6 +117,8 @@ def test_bench_detect_times_the_compiled_default_pipeline() -> None:
     report = json.loads(res.output)
     ensemble = report["detectors"]["ensemble"]
     assert ensemble["compiled"] is True
+    assert ensemble["path"] == "compiled"
+    assert isinstance(report["numba"], str)
     assert ensemble["streaming_points_measured"] == ensemble["batch_points_measured"] == 3000
     assert "compiled" not in report["detectors"]["zscore"]
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 
@@ -29,3 +30,17 @@ def test_lstm_forecast_error_flags_a_break_in_the_pattern() -> None:
     s = det.score_many(x)
     assert s[650] > det.default_threshold
     assert np.median(s[400:640]) < 2
+
+
+def test_bench_detect_says_it_timed_the_object_path_without_numba() -> None:
+    code = (
+        "import sys, json; sys.modules['numba'] = None; "  # as if the fast extra were not installed
+        "from novacron.benchmarks.detect import run; "
+        "print(json.dumps(run(points=2000, names=['ensemble'])))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=300)
+    report = json.loads(out.stdout)
+    assert report["numba"] is None
+    ensemble = report["detectors"]["ensemble"]
+    assert (ensemble["compiled"], ensemble["path"]) == (False, "object")
+    assert ensemble["batch_points_measured"] == 2000

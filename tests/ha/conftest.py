@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from novacron.demo.fleet import free_port_block
 from tests.postgres import pg_url  # noqa: F401 - a fixture
+
+from .cluster import Remote, remote_server
 
 
 @pytest.fixture
@@ -22,3 +25,10 @@ def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     if request.param == "sqlite":
         return f"sqlite:///{tmp_path / 'ha.db'}"
     return str(request.getfixturevalue("pg_url"))
+
+
+@pytest.fixture
+def remote() -> Iterator[Remote]:
+    """The remote-target server, for the tests of `novacron run` controllers sharing remote targets."""
+    with remote_server() as r:
+        yield r

@@ -13,15 +13,9 @@ import pytest
 from novacron.store import Store
 from novacron.store.nodes import NodeView, node_views
 
-from .cluster import Cluster, Remote, cli, remote_server, remote_spec, wait_for
+from .cluster import Cluster, Remote, cli, remote_spec, wait_for
 
 N_TARGETS = 8
-
-
-@pytest.fixture
-def remote() -> Iterator[Remote]:
-    with remote_server() as r:
-        yield r
 
 
 @pytest.fixture

@@ -61,17 +61,19 @@ class _Advisor:
 class _Rig:
     """A flow over SQLite and a fake actuator whose restarts and replaces heal the target."""
 
-    def __init__(self, tmp_path: Path, advisor: _Advisor | None = None) -> None:
+    def __init__(self, tmp_path: Path, advisor: _Advisor | None = None, *, policy: Policy | None = None) -> None:
         self.clock = MonotonicClock()
         self.store = Store.open(f"sqlite:///{tmp_path / 'flow.db'}")
         self.new: list[str] = []
         self.resolved: list[str] = []
+        self.actuator = FakeActuator(script=self._heal)
+        self.approvals = Approvals(self.store, node_id="n1", poll_s=0.02)
         self.flow = HealingFlow(
             graph={"db": [], "api": ["db"]},
             store=self.store,
-            actuator=FakeActuator(script=self._heal),
-            gate=SafetyGate(Policy(verify_timeout_s=1.0), self.clock, fleet_size=2, seed=0),
-            approvals=Approvals(),
+            actuator=self.actuator,
+            gate=SafetyGate(policy or Policy(verify_timeout_s=1.0), self.clock, fleet_size=2, seed=0),
+            approvals=self.approvals,
             metrics=Metrics(),
             clock=self.clock,
             advisor=advisor,
@@ -195,3 +197,46 @@ async def test_an_incident_whose_healer_died_is_taken_up_again_by_the_next_fault
     assert await rig.flow.wait_idle(5.0)
     assert len(calls) == 2
     assert rig.resolved == ["api"]
+
+
+async def test_a_healer_defers_to_the_owner_of_its_target_and_ends_with_the_owner_s_outcome(tmp_path: Path) -> None:
+    rig = _Rig(tmp_path)
+    rig.flow.gate.take_over("db", "failover:h1")  # e.g. db's host failed and its failover moves it
+    rig.flow.health.process_exited("db", 0, None, expected=False)
+    await asyncio.sleep(0.6)  # the healer's first step is asked, and deferred, a few times
+    assert rig.flow.healing == 1
+    incident = rig.flow.incidents.open_for("db")
+    assert incident is not None
+    # The owner could not repair db: it hands the incident to a human, then hands db back.
+    rig.flow.incidents.escalate(incident, "failover:h1 could not move db: no other host has room")
+    rig.flow.gate.hand_back("db", "failover:h1")
+    assert await rig.flow.wait_idle(5.0)
+    actuator = rig.flow.executor.actuator
+    assert isinstance(actuator, FakeActuator)
+    assert actuator.applied == []  # no step ran beside the owner, nor after it
+    assert rig.store.actions() == []
+    timeline = rig.timeline("db")
+    assert ("deferred", "db is repaired by failover:h1; waiting for its outcome") in timeline
+    assert next(i for i in rig.store.incidents() if i.target == "db").status is IncidentStatus.NEEDS_HUMAN
+
+
+async def test_a_step_awaiting_approval_is_withdrawn_when_its_target_recovers(tmp_path: Path) -> None:
+    rig = _Rig(tmp_path, policy=Policy(verify_timeout_s=0.3, approval_required=["low"]))
+    rig.flow.health.process_exited("api", 0, 1, expected=False)
+
+    def asked() -> bool:
+        return bool(rig.approvals.pending())
+
+    while not asked():
+        await asyncio.sleep(0.01)
+    rig._up("api")  # it came back on its own while a human was being asked
+    assert await rig.flow.wait_idle(5.0)
+    assert rig.actuator.applied == []
+    [action] = rig.store.actions()
+    assert action.status is ActionStatus.BLOCKED
+    assert action.detail == "controller: api recovered before a decision"
+    kinds = [k for k, _ in rig.timeline("api")]
+    assert kinds.index("approval_requested") < kinds.index("approval") < kinds.index("resolved")
+    assert "escalated" not in kinds
+    assert rig.resolved == ["api"]
+    await rig.approvals.close()

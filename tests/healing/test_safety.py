@@ -7,7 +7,7 @@ import pytest
 from novacron.clock import FakeClock
 from novacron.healing.catalog import new_action
 from novacron.healing.safety import SafetyGate, Verdict
-from novacron.model import ActionKind, TargetId
+from novacron.model import Action, ActionKind, TargetId
 from novacron.settings import BackoffPolicy, FlapPolicy, Policy
 
 
@@ -15,7 +15,7 @@ def _gate(clock: FakeClock, *, fleet_size: int = 4, **policy: object) -> SafetyG
     return SafetyGate(Policy.model_validate(policy), clock, fleet_size=fleet_size, seed=1)
 
 
-def _restart(target: str = "a", *, by: str = "controller", kind: ActionKind = ActionKind.RESTART) -> object:
+def _restart(target: str = "a", *, by: str = "controller", kind: ActionKind = ActionKind.RESTART) -> Action:
     return new_action(kind, TargetId(target), key=f"k-{target}-{kind}", requested_by=by)
 
 
@@ -114,3 +114,23 @@ def test_risky_actions_wait_for_approval() -> None:
     rollback = _restart(kind=ActionKind.CONFIG_ROLLBACK)
     assert gate.check(rollback).verdict is Verdict.APPROVAL
     assert gate.check(_restart()).verdict is Verdict.ALLOW
+
+
+def test_a_target_taken_over_defers_everyone_else_s_automation_until_handed_back() -> None:
+    clock = FakeClock()
+    gate = _gate(clock, backoff={"base_s": 30, "cap_s": 60})
+    gate.record_action(_restart())  # the healer's restart failed: the target backs off 30 s
+    gate.take_over("a", "failover:h1")
+    deferred = gate.check(_restart())
+    assert deferred.verdict is Verdict.DEFER
+    assert deferred.rail == "owner"
+    assert "failover:h1" in deferred.reason
+    # The owner's remedy is not one of the target's repeated repairs: no backoff for it.
+    assert gate.check(_restart(by="failover:h1", kind=ActionKind.VM_MIGRATE)).verdict is Verdict.ALLOW
+    assert gate.check(_restart(by="alice")).verdict is Verdict.ALLOW  # a human's action is the human's call
+    assert gate.check(_restart("b")).verdict is Verdict.ALLOW
+    gate.hand_back("a", "failover:h2")  # only the owner hands back
+    assert gate.owner_of("a") == "failover:h1"
+    gate.hand_back("a", "failover:h1")
+    assert gate.owner_of("a") is None
+    assert gate.check(_restart()).rail == "backoff"

@@ -224,7 +224,7 @@ class QemuActuator:
         gone and cold-starts it on its new host.
         """
         self.hosts.mark_failed(host)
-        guests = sorted(_split(key) for key in self.hosts.guests_on(host))
+        guests = self.guests_of(host)
         for target, replica in guests:
             proc = self.running(target, replica)
             if proc is not None:
@@ -233,6 +233,10 @@ class QemuActuator:
         return [
             Evacuee((t, r), self.vm_of(t).memory_mib, self.vm_of(t).cpus, self.vm_of(t).priority) for t, r in guests
         ]
+
+    def guests_of(self, host: str) -> list[tuple[str, int]]:
+        """The guests (target, replica) placed on ``host``."""
+        return sorted(_split(key) for key in self.hosts.guests_on(host))
 
     def take_places(self, plan: Iterable[tuple[tuple[str, int], str | None]]) -> None:
         """Hold each guest's planned host (none: it is placed nowhere), before any of them boots.

@@ -40,8 +40,8 @@ def create_app(
 ) -> FastAPI:
     """The API over a running controller (everything) or a store alone (read-only views).
 
-    Without a controller, calls that need one (kill switch, heal, rollback, approvals,
-    intake) answer 503 with the reason; reads, tokens and acknowledgements work.
+    Without a controller, calls that need one (kill switch, heal, rollback, intake) answer
+    503 with the reason; reads, tokens, acknowledgements and approvals (stored) work.
     """
     controller = source if isinstance(source, Controller) else None
     store = controller.store if controller is not None else source

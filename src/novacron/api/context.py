@@ -10,12 +10,13 @@ from fastapi import HTTPException, Request
 from prometheus_client import CollectorRegistry
 
 from novacron.clock import Clock, MonotonicClock
+from novacron.healing.approvals import Approvals
 from novacron.runtime.controller import Controller
 from novacron.sensors.alertmanager import AlertDeduplicator
 from novacron.store import Store
 from novacron.store.tokens import ApiToken, TokenStore
 
-__all__ = ["ApiContext", "get_ctx"]
+__all__ = ["ApiContext", "approvals_of", "get_ctx"]
 
 _TOKEN_CACHE_S = 5.0  # a revoked token stops working within this long
 
@@ -62,3 +63,10 @@ async def get_ctx(request: Request) -> ApiContext:
     ctx = request.app.state.ctx
     assert isinstance(ctx, ApiContext)
     return ctx
+
+
+def approvals_of(ctx: ApiContext) -> Approvals:
+    """The controller's approvals, or (the API alone on a store) the stored requests, decided as node ``api``."""
+    if ctx.controller is not None:
+        return ctx.controller.approvals
+    return Approvals(ctx.store, clock=ctx.clock, node_id="api")

@@ -14,7 +14,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Response
 
 from novacron.api.auth import Admin, Operator, Principal
-from novacron.api.context import ApiContext, get_ctx
+from novacron.api.context import ApiContext, approvals_of, get_ctx
 from novacron.api.errors import ERROR_RESPONSES, ApiError
 from novacron.api.schemas import (
     ApprovalIn,
@@ -27,7 +27,7 @@ from novacron.api.schemas import (
     RollbackActionIn,
     RollbackIn,
 )
-from novacron.errors import InputError, NotFoundError, NovacronError
+from novacron.errors import ConflictError, InputError, NotFoundError, NovacronError
 from novacron.healing.executor import ExecResult
 from novacron.model import ActionKind, IncidentId, TimelineEvent
 
@@ -183,12 +183,14 @@ async def acknowledge(incident_id: str, ctx: Ctx, who: Operator) -> OkOut:
 
 @router.post("/approvals/{action_id}", tags=["actions"])
 async def decide(action_id: str, body: ApprovalIn, ctx: Ctx, who: Operator) -> ApprovalOut:
-    """Approve or reject an action waiting for a human."""
-    c = ctx.live()
+    """Approve or reject an action waiting for a human, whichever node asked (stored once; a second decision is 409)."""
     try:
-        c.approvals.decide(action_id, approve=body.decision == "approve", who=who.name)
-    except NotFoundError:
+        await approvals_of(ctx).decide_async(action_id, approve=body.decision == "approve", who=who.name)
+    except NotFoundError as exc:
         _audit(ctx, who, f"api.approval.{body.decision}", action_id, "not_found")
-        raise ApiError(404, f"no action {action_id!r} awaits approval", "action_id") from None
+        raise ApiError(404, str(exc), "action_id") from None
+    except ConflictError as exc:
+        _audit(ctx, who, f"api.approval.{body.decision}", action_id, "refused", detail=str(exc))
+        raise ApiError(409, str(exc), "action_id") from None
     _audit(ctx, who, f"api.approval.{body.decision}", action_id, "ok")
     return ApprovalOut(action_id=action_id, decision=body.decision, by=who.name)

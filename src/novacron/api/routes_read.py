@@ -9,7 +9,7 @@ from fastapi.responses import Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from novacron.api.auth import Viewer
-from novacron.api.context import ApiContext, get_ctx
+from novacron.api.context import ApiContext, approvals_of, get_ctx
 from novacron.api.errors import ERROR_RESPONSES
 from novacron.api.schemas import (
     ActionOut,
@@ -164,10 +164,8 @@ async def actions(ctx: Ctx, _who: Viewer, incident_id: str | None = None, limit:
 
 @router.get("/approvals", tags=["actions"])
 async def approvals(ctx: Ctx, _who: Viewer) -> list[PendingApprovalOut]:
-    """Actions waiting for a human's approval (only a controller in this process has any)."""
-    if ctx.controller is None:
-        return []
-    return [PendingApprovalOut.of(a) for a in ctx.controller.approvals.pending()]
+    """Actions waiting for a human's approval, the whole fleet's, each with the node that asked."""
+    return [PendingApprovalOut.of(r) for r in await approvals_of(ctx).fleet_pending()]
 
 
 @router.get("/audit", tags=["audit"])

@@ -7,9 +7,10 @@ from typing import Annotated, Any, Literal, get_args
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictBool, StrictFloat, StrictInt, StrictStr
 
 from novacron.healing.executor import ExecResult
-from novacron.model import MANUAL_ACTIONS, Action, Incident, TimelineEvent
+from novacron.model import MANUAL_ACTIONS, Incident, TimelineEvent
 from novacron.resourcespec import Bytes, Cores
 from novacron.store import ActionRecord, AuditEntry
+from novacron.store.approvals import Request
 
 __all__ = [
     "ActionOut",
@@ -220,12 +221,22 @@ class PendingApprovalOut(BaseModel):
     risk: str
     incident_id: str | None
     reason: str
+    asked_by: str  # the node waiting on it (a node that took the target over waits on the same request)
+    asked_at: float | None  # None: asked on this node, not yet in the store
 
     @classmethod
-    def of(cls, a: Action) -> PendingApprovalOut:
-        """From the action."""
+    def of(cls, r: Request) -> PendingApprovalOut:
+        """From the stored request."""
+        a = r.action
         return cls(
-            id=a.id, kind=a.kind.value, target=a.target, risk=a.risk.label, incident_id=a.incident_id, reason=a.reason
+            id=a.id,
+            kind=a.kind.value,
+            target=a.target,
+            risk=a.risk.label,
+            incident_id=a.incident_id,
+            reason=a.reason,
+            asked_by=r.asked_by,
+            asked_at=r.asked_at,
         )
 
 

@@ -2,11 +2,15 @@
 
 Streaming is timed on the Python loop a controller would run; batch on ``score_many``.
 Slow detectors are stopped after ``budget_s`` seconds per mode and their rate is computed
-from the points actually processed, which the result reports next to the rate.
+from the points actually processed, which the result reports next to the rate. Rates are
+given per wall-clock second (``*_per_s``) and per CPU second of the timing thread
+(``*_per_cpu_s``). The report names the numba version the compiled kernels ran on
+(``null`` without the ``fast`` extra), and for the ensemble which path was timed.
 """
 
 from __future__ import annotations
 
+import importlib.metadata
 import os
 import time
 from collections.abc import Sequence
@@ -14,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from novacron.detectors import REGISTRY
+from novacron.detectors import REGISTRY, _fused
 from novacron.detectors.base import Detector, FloatArray
 from novacron.detectors.ensemble import Ensemble
 from novacron.detectors.pipeline import series_detector
@@ -112,4 +116,17 @@ def run(*, points: int = 1_000_000, names: Sequence[str] | None = None, budget_s
         det = series_detector(name, _STEP_S)
         if isinstance(det, Ensemble):
             out[name]["compiled"] = det.compiled
-    return {"points": points, "load_average_1m": round(os.getloadavg()[0], 2), "detectors": out}
+            out[name]["path"] = "compiled" if det.compiled else "object"
+    return {
+        "points": points,
+        "load_average_1m": round(os.getloadavg()[0], 2),
+        "numba": _numba_version(),
+        "detectors": out,
+    }
+
+
+def _numba_version() -> str | None:
+    """The numba the compiled kernels use, or ``None`` (the ``fast`` extra is not installed)."""
+    if not _fused.AVAILABLE:
+        return None
+    return importlib.metadata.version("numba")

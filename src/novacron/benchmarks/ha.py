@@ -50,6 +50,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import psutil
 import yaml
 
 from novacron.benchmarks import _hosts
@@ -440,10 +441,16 @@ class _Faulter(threading.Thread):
 
 
 def run_scale(controllers: int, targets: int, seconds: float, *, admin_url: str) -> dict[str, Any]:
-    """``targets`` remote targets at 1 s probes shared by ``controllers`` controllers: loop lag and balance."""
+    """``targets`` remote targets at 1 s probes shared by ``controllers`` controllers: loop lag and balance.
+
+    Over the measured window it also reads each controller's and the target server's CPU
+    (share of one core), how long their main threads were ready to run but waited for a
+    core (``runnable_waiting_percent``, from ``/proc/PID/schedstat``: the part of the loop
+    lag a busy machine causes), and the load average.
+    """
     with (
         _database(admin_url) as url,
-        _remote("127.0.0.1") as remote,
+        _server("127.0.0.1") as (remote, server),
         tempfile.TemporaryDirectory(prefix="novacron-ha-scale-") as tmp,
     ):
         folder = Path(tmp)
@@ -455,15 +462,28 @@ def run_scale(controllers: int, targets: int, seconds: float, *, admin_url: str)
             _wait_owned(b, ids, targets, timeout=600)
             apis = {n: a for n, a in _apis(url).items() if n in ids and a}
             before = {n: _metrics(a) for n, a in apis.items()}
+            pids = {**{n: b.nodes[n].proc.pid for n in ids}, "server": server}
+            load_before, cpu_before, waits_before = os.getloadavg()[0], _cpu(pids), _run_delay(pids)
+            started = time.monotonic()
             time.sleep(seconds)  # the steady state: start-up and take-over are not counted
+            elapsed = time.monotonic() - started
+            cpu = _cpu_percent(cpu_before, _cpu(pids), elapsed)
+            waits = _cpu_percent(waits_before, _run_delay(pids), elapsed)
+            load_after = os.getloadavg()[0]
             owned = _owned(url)
             lags: dict[str, float | str | None] = {}
+            within: dict[str, float | None] = {}
+            long_gc: dict[str, float | None] = {}
             for node_id, api in apis.items():
                 after, first = _metrics(api), before[node_id]
                 if after is None or first is None:  # its loop did not get to answer
                     lags[node_id] = "no answer from /metrics within 30 s"
                     continue
-                lags[node_id] = _p99([(le, c - dict(first).get(le, 0.0)) for le, c in after])
+                earlier = dict(_lag_buckets(first))
+                window = [(le, c - earlier.get(le, 0.0)) for le, c in _lag_buckets(after)]
+                lags[node_id], within[node_id] = _p99_said(window), _share_within(window, 0.05)
+                gc_after, gc_first = _gc_pauses_over(after, 0.05), _gc_pauses_over(first, 0.05)
+                long_gc[node_id] = None if gc_after is None or gc_first is None else gc_after - gc_first
         finally:
             b.stop_all()
     counts = [owned.get(n, 0) for n in ids]
@@ -475,7 +495,36 @@ def run_scale(controllers: int, targets: int, seconds: float, *, admin_url: str)
         "targets_per_controller": dict(zip(ids, counts, strict=True)),
         "imbalance": round(max(abs(c - mean) for c in counts) / mean, 3) if mean else None,
         "loop_lag_p99_ms": lags,
+        "loop_lag_within_50ms": within,
+        "gc_pauses_over_50ms": long_gc,
+        "cpu_percent": cpu,
+        "runnable_waiting_percent": waits,
+        "load_average": [round(load_before, 2), round(load_after, 2)],
     }
+
+
+def _cpu(pids: dict[str, int]) -> dict[str, float]:
+    """CPU seconds (user and system) each process has used so far."""
+    out: dict[str, float] = {}
+    for name, pid in pids.items():
+        with contextlib.suppress(psutil.Error):
+            times = psutil.Process(pid).cpu_times()
+            out[name] = times.user + times.system
+    return out
+
+
+def _run_delay(pids: dict[str, int]) -> dict[str, float]:
+    """Seconds each process's main thread has waited, runnable, for a core (Linux schedstat)."""
+    out: dict[str, float] = {}
+    for name, pid in pids.items():
+        with contextlib.suppress(OSError, ValueError, IndexError):
+            out[name] = int(Path(f"/proc/{pid}/schedstat").read_text().split()[1]) / 1e9
+    return out
+
+
+def _cpu_percent(before: dict[str, float], after: dict[str, float], seconds: float) -> dict[str, float]:
+    """Each process's CPU over ``seconds`` of wall time, as a percentage of one core."""
+    return {n: round(100 * (after[n] - before[n]) / seconds, 1) for n in before if n in after and seconds > 0}
 
 
 def _wait_owned(b: _Bench, ids: list[str], targets: int, *, timeout: float) -> None:
@@ -498,11 +547,27 @@ def _wait_owned(b: _Bench, ids: list[str], targets: int, *, timeout: float) -> N
     raise RuntimeError(f"the controllers did not share the targets within {timeout:g}s")
 
 
-def _metrics(api: str) -> list[tuple[float, float]] | None:
+def _metrics(api: str) -> str | None:
     try:
-        return _lag_buckets(httpx.get(f"{api}/metrics", timeout=30).text)
+        return httpx.get(f"{api}/metrics", timeout=30).text
     except httpx.HTTPError:
         return None
+
+
+def _gc_pauses_over(text: str, bound: float) -> float | None:
+    """Collections that stopped the controller longer than ``bound`` (a bucket bound), all generations."""
+    total = within = 0.0
+    seen = False
+    for line in text.splitlines():
+        if not line.startswith("novacron_gc_pause_seconds_bucket"):
+            continue
+        seen = True
+        le, count = line.split('le="', 1)[1].split('"', 1)[0], float(line.rsplit(" ", 1)[1])
+        if le == "+Inf":
+            total += count
+        elif float(le) == bound:
+            within += count
+    return total - within if seen else None
 
 
 def _lag_buckets(text: str) -> list[tuple[float, float]]:
@@ -524,6 +589,23 @@ def _p99(buckets: list[tuple[float, float]]) -> float | None:
         if count >= 0.99 * total:
             return bound * 1000
     return None
+
+
+def _p99_said(buckets: list[tuple[float, float]]) -> float | str | None:
+    """:func:`_p99`, or beyond the largest finite bound said in words (JSON has no infinity)."""
+    p99 = _p99(buckets)
+    if p99 is None or p99 != float("inf"):
+        return p99
+    top = max((le for le, _c in buckets if le != float("inf")), default=0.0)
+    return f"over {top * 1000:g} ms"
+
+
+def _share_within(buckets: list[tuple[float, float]], bound: float) -> float | None:
+    """The share of samples at or below ``bound`` seconds (a bucket bound)."""
+    if not buckets or buckets[-1][1] == 0:
+        return None
+    held = max((c for le, c in buckets if le <= bound), default=0.0)
+    return round(held / buckets[-1][1], 4)
 
 
 def _lag_p99(text: str) -> float | None:
@@ -736,12 +818,19 @@ def _database(admin_url: str) -> Iterator[str]:
 
 @contextlib.contextmanager
 def _remote(host: str) -> Iterator[str]:
+    with _server(host) as (url, _pid):
+        yield url
+
+
+@contextlib.contextmanager
+def _server(host: str) -> Iterator[tuple[str, int]]:
+    """The remote-target server in a process of its own: (its URL, its pid)."""
     proc = subprocess.Popen(
         [sys.executable, "-m", "novacron.demo.remote", "--host", host], stdout=subprocess.PIPE, text=True
     )
     try:
         assert proc.stdout is not None
-        yield f"http://{host}:{int(proc.stdout.readline())}"
+        yield f"http://{host}:{int(proc.stdout.readline())}", proc.pid
     finally:
         proc.kill()
         proc.wait()

@@ -4,6 +4,9 @@ Boots ``guests`` tiny guests (256 MiB each) on host ``a`` of three hosts, then m
 
 - ``restart_ms``: a guest's QEMU is SIGKILLed; time until the controller reports it healthy
   again on a new QEMU (detection, the restart action, the boot, the checks), per crash;
+  ``restart_phases_ms`` splits it (p50 of each, from the incident's timeline): ``detect``
+  (kill → incident), ``decide`` (→ restart applying), ``launch`` (→ the new QEMU's QMP
+  answers), ``boot`` (→ verified healthy: the guest's boot and its first passing checks);
 - ``migration``: live migrations of one guest back and forth between hosts ``a`` and ``b``
   while a client reads its health page every 100 ms: QEMU's total time and downtime, the
   forward hand-over, bytes sent, and the client's failed reads and longest gap — and the
@@ -68,6 +71,8 @@ def _spec(workdir: Path, guests: int) -> Any:
                 "verify_timeout_s": _BOOT_S,
                 "backoff": {"base_s": 0.05},
                 "max_actions_per_target_per_hour": 1000,
+                # Every kill is a crash on purpose: the fifth within 5 minutes must not quarantine the guest.
+                "flap": {"threshold": 1000},
             },
             "controller": {"store_url": f"sqlite:///{workdir / 'bench.db'}", "workdir": str(workdir)},
             "hosts": [{"name": h, "memory_mib": 4096, "cpus": 16} for h in ("a", "b", "c")],
@@ -95,14 +100,40 @@ def _quantiles(samples: list[float]) -> dict[str, float | int]:
     return {"p50": round(statistics.median(ordered), 1), "p95": round(p95, 1), "n": len(ordered)}
 
 
-async def _restarts(ctl: Controller, target: str, n: int) -> list[float]:
+# Where a crash → healthy goes, from the incident's timeline: kill → detected → restart
+# asked → QEMU up (its QMP answers) → verified healthy (the guest's boot and its checks).
+_PHASES = (("detect", "detected"), ("decide", "action_started"), ("launch", "action_finished"), ("boot", "verified"))
+
+
+async def _restarts(ctl: Controller, target: str, n: int) -> tuple[list[float], dict[str, list[float]]]:
     out = []
+    phases: dict[str, list[float]] = {name: [] for name, _kind in _PHASES}
     for _ in range(n):
         [pid] = ctl.actuator.pids(target)
-        started = time.monotonic()
+        started, killed = time.monotonic(), time.time()
         os.kill(pid, signal.SIGKILL)
         await _until(lambda p=pid: ctl.actuator.pids(target) not in ((), (p,)) and _healthy(ctl, [target]))  # type: ignore[misc]
         out.append((time.monotonic() - started) * 1000)
+        for name, ms in _phases(ctl, target, killed).items():
+            phases[name].append(ms)
+    return out, phases
+
+
+def _phases(ctl: Controller, target: str, killed: float) -> dict[str, float]:
+    """One restart's phases (ms), from the timeline of the incident the kill opened."""
+    incident = next((i for i in ctl.store.incidents() if i.target == target and i.opened_at >= killed), None)
+    if incident is None:
+        return {}
+    seen: dict[str, float] = {}
+    for event in ctl.store.timeline(incident.id):
+        seen.setdefault(event.kind, event.time)
+    out: dict[str, float] = {}
+    before = killed
+    for name, kind in _PHASES:
+        if kind not in seen:
+            return out
+        out[name] = (seen[kind] - before) * 1000
+        before = seen[kind]
     return out
 
 
@@ -225,7 +256,7 @@ async def _bench(workdir: Path, *, guests: int, restarts: int, migrations: int) 
     try:
         await _until(lambda: _healthy(ctl, names))
         boot_s = time.monotonic() - booted
-        restart = await _restarts(ctl, names[0], restarts)
+        restart, phases = await _restarts(ctl, names[0], restarts)
         migration = await _migrations(ctl, names[-1], migrations)
         await _until(lambda: _healthy(ctl, names))
         failover = await _failover(ctl, names)
@@ -239,6 +270,7 @@ async def _bench(workdir: Path, *, guests: int, restarts: int, migrations: int) 
         "memory_mib": _MEMORY_MIB,
         "first_boot_s": round(boot_s, 1),
         "restart_ms": _quantiles(restart),
+        "restart_phases_ms": {name: _quantiles(ms)["p50"] if ms else None for name, ms in phases.items()},
         "migration": migration,
         **failover,
     }

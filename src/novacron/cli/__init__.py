@@ -12,6 +12,7 @@ import sys
 from novacron.cli import (  # noqa: F401  (imported for their command registrations)
     agents,
     api,
+    approval,
     bench_chaos,
     bench_core,
     bench_ha,

@@ -245,6 +245,8 @@ def bench_detect(
     if json_out:
         typer.echo(json.dumps(result))
         return
+    typer.echo(f"load average {result['load_average_1m']}, numba {result['numba'] or 'not installed'}")
     for name, row in result["detectors"].items():
-        stream, batch = row["streaming_points_per_s"], row["batch_points_per_s"]
-        typer.echo(f"{name:14s} streaming {stream:>12,.0f}/s  batch {batch:>14,.0f}/s")
+        stream, batch = row["streaming_points_per_cpu_s"], row["batch_points_per_cpu_s"]
+        path = f"  ({row['path']} path)" if "path" in row else ""
+        typer.echo(f"{name:14s} streaming {stream:>12,.0f}/CPU s  batch {batch:>14,.0f}/CPU s{path}")

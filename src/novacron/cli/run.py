@@ -83,6 +83,11 @@ def run(
     from novacron.runtime.controller import Controller
 
     controller = Controller(spec, store_url=store, spec_source=str(config))
+    from novacron.runtime.heap import Heap
+
+    controller.heap = Heap(controller.metrics)
+    controller.heap.watch()
+    controller.heap.settle()  # the modules and the spec: start-up's full collections skip them
     import asyncio
 
     asyncio.run(_serve(controller, listeners, spec_path=config.resolve()))
@@ -138,6 +143,8 @@ async def _serve(controller: Controller, listeners: _Listeners, *, spec_path: Pa
     controller.ha.api_url = listeners.api_url  # other nodes' operators find this one's API
     await controller.start()
     servers, tasks = _start_servers(controller, listeners)
+    if controller.heap is not None:
+        controller.heap.settle()  # the API's modules and app, built just now, live as long as the process
     for task in tasks:
         task.add_done_callback(lambda _t: stop.set())  # a server that dies must not leave a headless controller
     targets = controller.spec.targets

@@ -130,12 +130,17 @@ def _finish(s: float) -> float:
     return min(s, _SCORE_LIMIT)
 
 
+@_inline
+def _ew(mean: float, var: float, n: int, x: float, alpha: float) -> tuple[float, float]:
+    """Exponentially weighted mean and variance after ``x`` (weight ``max(alpha, 1/(n+1))``)."""
+    a = alpha if alpha * (n + 1) >= 1.0 else 1.0 / (n + 1)
+    d = x - mean
+    return mean + a * d, (1.0 - a) * (var + a * d * d)
+
+
 @_jit
 def _ew_update(f: FloatArray, mean_at: int, n: int, x: float, alpha: float) -> None:
-    a = alpha if alpha * (n + 1) >= 1.0 else 1.0 / (n + 1)
-    d = x - f[mean_at]
-    f[mean_at] += a * d
-    f[mean_at + 1] = (1.0 - a) * (f[mean_at + 1] + a * d * d)
+    f[mean_at], f[mean_at + 1] = _ew(f[mean_at], f[mean_at + 1], n, x, alpha)
 
 
 @_jit
@@ -200,7 +205,7 @@ def _h_score(f: FloatArray, ints: IntArray, mb: int, fb: int, x: float) -> float
     return _finish(_one_sided(r - f[fb + HMEAN], int(f[fb + HSIDE])) / scale)
 
 
-@_jit
+@_inline
 def _h_smooth(f: FloatArray, at: int, e: float, g: float) -> None:
     old = f[at]
     f[at] = e if math.isnan(old) else old + g * (e - old)
@@ -312,25 +317,27 @@ def _tail(z: float) -> float:
     return 0.5 * math.erfc(z / _SQRT2)
 
 
-@_jit
-def _familiar(f: FloatArray, ints: IntArray, seen: int, value: float, p: float) -> float:
-    cap, need = f[F_FAMCAP], ints[I_FAMC]
+@_inline
+def _familiar(f: FloatArray, seen: int, width: int, need: int, cap: float, value: float, p: float) -> float:
+    """``p`` raised to the frequency of values as large as ``value`` among the ``width`` seen.
+
+    Only when at least ``need`` were, and never above ``cap``.
+    """
     if p >= cap or need == 0:
         return p
-    width = min(ints[I_N], ints[I_HIST])
     cnt = 0
     for j in range(width):
         if f[seen + j] >= value:
             cnt += 1
             # Enough to know the answer: familiar, and frequent enough to reach the cap.
             if cnt >= need and (1 + cnt) / (width + 1) >= cap:
-                return float(cap)
+                return cap
     if cnt < need:
         return p
-    return float(max(p, min((1 + cnt) / (width + 1), cap)))
+    return max(p, min((1 + cnt) / (width + 1), cap))
 
 
-@_jit
+@_inline
 def _offsets(ints: IntArray, lb: int) -> tuple[int, int, int, int, int, int, int]:
     """Ring offsets: raw, avg, avg², point, point², seen averages, seen points."""
     hist, short = ints[I_HIST], ints[I_SHORT]
@@ -349,17 +356,17 @@ def _member_p(f: FloatArray, ints: IntArray, m: int, r: float, z_top: float) -> 
     monotone in ``z``, so the ensemble computes one tail for all the ordinary looks.
     """
     raw, avg, avg_sq, pt, pt_sq, seen_avg, seen_pt = _offsets(ints, ints[_IH + _IM * m + M_LB])
-    guard = f[F_Z_GUARD]
+    guard, cap, need, width = f[F_Z_GUARD], f[F_FAMCAP], ints[I_FAMC], min(ints[I_N], ints[I_HIST])
     a = _short_avg(f, ints, raw, r)
     p = 1.0
     z_avg = _z(f, ints, avg, avg_sq, a)
     if z_avg > guard:
-        p = _familiar(f, ints, seen_avg, a, _tail(z_avg))
+        p = _familiar(f, seen_avg, width, need, cap, a, _tail(z_avg))
     else:
         z_top = max(z_top, z_avg)
     z_pt = _z(f, ints, pt, pt_sq, r)
     if z_pt > guard:
-        p = min(p, _familiar(f, ints, seen_pt, r, _tail(z_pt)))
+        p = min(p, _familiar(f, seen_pt, width, need, cap, r, _tail(z_pt)))
     else:
         z_top = max(z_top, z_pt)
     return p, z_top
@@ -367,11 +374,22 @@ def _member_p(f: FloatArray, ints: IntArray, m: int, r: float, z_top: float) -> 
 
 @_jit
 def _calibration_learn(f: FloatArray, ints: IntArray, m: int, r: float) -> None:
-    raw, avg, avg_sq, pt, pt_sq, seen_avg, seen_pt = _offsets(ints, ints[_IH + _IM * m + M_LB])
-    a = _short_avg(f, ints, raw, r)
-    cur_s, cur, seen = ints[I_POS_SHORT], ints[I_POS_BIG], ints[I_POS_SEEN]
+    raw = ints[_IH + _IM * m + M_LB]  # the short ring comes first
+    cur_s, cur = ints[I_POS_SHORT], ints[I_POS_BIG]
     nxt_s = 0 if cur_s == ints[I_SHORT] else cur_s + 1
     nxt = 0 if cur == ints[I_HIST] else cur + 1
+    _rings_learn(f, ints, m, (cur_s, nxt_s, cur, nxt, ints[I_POS_SEEN]), r, _short_avg(f, ints, raw, r))
+
+
+@_inline
+def _rings_learn(f: FloatArray, ints: IntArray, m: int, at: tuple[int, int, int, int, int], r: float, a: float) -> None:
+    """Add member ``m``'s raw score ``r`` and short average ``a`` to its calibration rings.
+
+    ``at``: the short ring's position and next, the long rings' position and next, and
+    the slot of the seen values.
+    """
+    raw, avg, avg_sq, pt, pt_sq, seen_avg, seen_pt = _offsets(ints, ints[_IH + _IM * m + M_LB])
+    cur_s, nxt_s, cur, nxt, seen = at
     f[raw + nxt_s] = f[raw + cur_s] + r
     f[avg + nxt] = f[avg + cur] + a
     f[avg_sq + nxt] = f[avg_sq + cur] + a * a

@@ -96,13 +96,18 @@ from novacron.detectors._fused import (
     ZW,
     Fused,
     IntArray,
+    _bisect,
+    _ew,
+    _familiar,
     _finish,
+    _h_smooth,
     _inline,
     _jit,
     _kernel,
     _offsets,
     _one_sided,
     _rb_layout,
+    _rings_learn,
 )
 from novacron.detectors.base import VALUE_LIMIT, FloatArray
 
@@ -111,12 +116,12 @@ __all__ = ["AVAILABLE", "score_many"]
 # Values per block: each part runs over a block in turn, and their outputs for a block
 # stay in the CPU cache.
 _BLOCK = 4096
+# Arrays up to this long are sorted by insertion.
+_SHORT_SORT = 48
 # Values per rank chunk: each value is counted against the sorted window as the chunk
 # began, corrected by up to this many values come and gone; the sorted window is merged
 # anew once per chunk.
 _CHUNK = 256
-# Values per run of the sorted window that one top value stands for when counting.
-_RUN = 64
 
 
 # ---------------------------------------------------------------- members: raw scores
@@ -128,7 +133,8 @@ def _z_pass(f: FloatArray, ints: IntArray, mb: int, xs: FloatArray, raw: FloatAr
 
     The window is also kept sorted here, brought up to date at each refresh by one merge
     of the values come and gone since, so a refresh reads its median instead of selecting
-    it (the streaming path selects twice per refresh, most of its cost).
+    it (the streaming path selects twice per refresh, most of its cost). The ring slot and
+    the refresh phase are counters, not a division per value.
     """
     fb = ints[mb + M_FB]
     w, ref, least, side = int(f[fb + ZW]), int(f[fb + ZREF]), int(f[fb + ZMIN]), int(f[fb + ZSIDE])
@@ -140,12 +146,13 @@ def _z_pass(f: FloatArray, ints: IntArray, mb: int, xs: FloatArray, raw: FloatAr
     zs[:cnt] = np.sort(f[buf : buf + cnt])
     spare = np.empty(w)
     came, gone = np.empty(w), np.empty(w)
+    uncounted = np.empty(0, np.int64)  # the merge counts nothing here
     n_came = n_gone = 0
+    slot, phase = n % w, n % ref
     for j in range(xs.shape[0]):
         x = xs[j]
         s = 0.0 if ready == 0 else min(_one_sided(x - med, side) / scale, _SCORE_LIMIT)
         raw[j] = math.log1p(min(s, _RAW_CAP))
-        slot = n % w
         if n >= w:
             gone[n_gone] = f[buf + slot]
             n_gone += 1
@@ -153,9 +160,13 @@ def _z_pass(f: FloatArray, ints: IntArray, mb: int, xs: FloatArray, raw: FloatAr
         n_came += 1
         f[buf + slot] = x
         n += 1
-        refresh = n % ref == 0 and n >= least
+        slot = 0 if slot == w - 1 else slot + 1
+        phase = 0 if phase == ref - 1 else phase + 1
+        refresh = phase == 0 and n >= least
         if refresh or n_came == w:
-            _merge(zs, cnt, np.sort(gone[:n_gone]), np.sort(came[:n_came]), spare)
+            _sort(gone[:n_gone])
+            _sort(came[:n_came])
+            _merge(zs, cnt, gone[:n_gone], came[:n_came], spare, uncounted, uncounted, uncounted)
             cnt = min(n, w)
             zs, spare = spare, zs
             n_came = n_gone = 0
@@ -165,14 +176,33 @@ def _z_pass(f: FloatArray, ints: IntArray, mb: int, xs: FloatArray, raw: FloatAr
     ints[mb + M_A], ints[mb + M_A + 1] = n, ready
 
 
+@_inline
+def _sort(a: FloatArray) -> None:
+    """Sort ``a`` in place: by insertion when short (a refresh's few values), else numba's sort.
+
+    On a few dozen values insertion costs about half of numba's quicksort.
+    """
+    if a.shape[0] > _SHORT_SORT:
+        a.sort()
+        return
+    for i in range(1, a.shape[0]):
+        v = a[i]
+        j = i - 1
+        while j >= 0 and a[j] > v:
+            a[j + 1] = a[j]
+            j -= 1
+        a[j + 1] = v
+
+
 @_jit
 def _z_baseline(f: FloatArray, fb: int, width: int, zs: FloatArray) -> tuple[float, float]:
     """The streaming refresh's median and floored scale, from the sorted window.
 
     The same values: the median of the sorted window is the selected one (numba's median
     averages the two middle values of an even count, as here), the deviations below the
-    median are ``med - v``, which is exactly ``|v - med|``, and they are merged outwards
-    from the median in order; the mean deviation is summed in the window's own order.
+    median are ``med - v``, which is exactly ``|v - med|``, and the middle deviations are
+    picked from the two sorted sides of the median; the mean deviation is summed in the
+    window's own order.
     """
     half = width >> 1
     med = (zs[half - 1] + zs[half]) / 2 if width % 2 == 0 else zs[half]
@@ -180,27 +210,30 @@ def _z_baseline(f: FloatArray, fb: int, width: int, zs: FloatArray) -> tuple[flo
     for j in range(width):
         total += abs(f[fb + ZBUF + j] - med)
     mean_s = _MEANAD_TO_STD * (total / width)
-    lo = _count_below(zs, width, med, False) - 1
-    hi = lo + 1
-    d_prev = d = 0.0
-    for _ in range(half + 1):
-        d_prev = d
-        if hi >= width or (lo >= 0 and med - zs[lo] <= zs[hi] - med):
-            d = med - zs[lo]
-            lo -= 1
-        else:
-            d = zs[hi] - med
-            hi += 1
-    mad = (d_prev + d) / 2 if width % 2 == 0 else d
+    below = _bisect(zs, 0, width, med, False)
+    d = _kth_deviation(zs, below, width, med, half)
+    mad = (_kth_deviation(zs, below, width, med, half - 1) + d) / 2 if width % 2 == 0 else d
     mad_s = _MAD_TO_STD * mad
     return med, max(mad_s, mean_s, f[fb + ZMS], f[fb + ZRS] * abs(med))
 
 
-@_inline
-def _ew(mean: float, var: float, n: int, x: float, alpha: float) -> tuple[float, float]:
-    a = alpha if alpha * (n + 1) >= 1.0 else 1.0 / (n + 1)
-    d = x - mean
-    return mean + a * d, (1.0 - a) * (var + a * d * d)
+@_jit
+def _kth_deviation(zs: FloatArray, below: int, width: int, med: float, k: int) -> float:
+    """The ``k``-th smallest (from 0) of the deviations ``|v - med|`` over sorted ``zs[:width]``.
+
+    The deviations of the ``below`` values under the median rise going down from it, those
+    of the others going up; the answer is found by halving how many of the first ``k + 1``
+    come from below, as in selecting from two sorted arrays, instead of walking ``k`` steps.
+    """
+    lo, hi = max(0, k + 1 - (width - below)), min(k + 1, below)
+    while lo < hi:
+        i = (lo + hi) >> 1
+        if med - zs[below - 1 - i] < zs[below + k - i] - med:
+            lo = i + 1
+        else:
+            hi = i
+    top = -math.inf if lo == 0 else med - zs[below - lo]
+    return max(top, -math.inf if lo == k + 1 else zs[below + k - lo] - med)
 
 
 @_jit
@@ -213,10 +246,11 @@ def _h_pass(f: FloatArray, ints: IntArray, mb: int, xs: FloatArray, raw: FloatAr
     t, nres, started = ints[mb + M_A], ints[mb + M_A + 1], ints[mb + M_A + 2]
     level, rmean, rvar = f[fb + HLEVEL], f[fb + HMEAN], f[fb + HVAR]
     prof = fb + HPROF
+    # The phases in each season are counters, not two divisions per value.
+    cd = t % pd if pd else -1
+    cw = t % pw if pw else -1
     for j in range(xs.shape[0]):
         x = xs[j]
-        cd = t % pd if pd else -1
-        cw = t % pw if pw else -1
         total, k = 0.0, 0
         if cd >= 0 and not math.isnan(f[prof + cd]):
             total += f[prof + cd]
@@ -237,13 +271,15 @@ def _h_pass(f: FloatArray, ints: IntArray, mb: int, xs: FloatArray, raw: FloatAr
         nres += 1
         e = x - level
         if cd >= 0:
-            old = f[prof + cd]
-            f[prof + cd] = e if math.isnan(old) else old + gamma * (e - old)
+            _h_smooth(f, prof + cd, e, gamma)
         if cw >= 0:
-            old = f[prof + pd + cw]
-            f[prof + pd + cw] = e if math.isnan(old) else old + gamma * (e - old)
+            _h_smooth(f, prof + pd + cw, e, gamma)
         level = level + alpha * (x - level)
         t += 1
+        if cd >= 0:
+            cd = 0 if cd == pd - 1 else cd + 1
+        if cw >= 0:
+            cw = 0 if cw == pw - 1 else cw + 1
     ints[mb + M_A], ints[mb + M_A + 1], ints[mb + M_A + 2] = t, nres, started
     f[fb + HLEVEL], f[fb + HMEAN], f[fb + HVAR] = level, rmean, rvar
 
@@ -273,21 +309,6 @@ def _c_pass(f: FloatArray, ints: IntArray, mb: int, xs: FloatArray, raw: FloatAr
 
 
 # ---------------------------------------------------------------- calibration
-
-
-@_inline
-def _familiar(f: FloatArray, seen: int, width: int, need: int, cap: float, value: float, p: float) -> float:
-    if p >= cap or need == 0:
-        return p
-    cnt = 0
-    for j in range(width):
-        if f[seen + j] >= value:
-            cnt += 1
-            if cnt >= need and (1 + cnt) / (width + 1) >= cap:
-                return cap
-    if cnt < need:
-        return p
-    return max(p, min((1 + cnt) / (width + 1), cap))
 
 
 @_jit
@@ -335,13 +356,7 @@ def _calibrate_pass(
             z_out[j] = z_top
         nxt_s = 0 if cur_s == short else cur_s + 1
         nxt = 0 if cur == hist else cur + 1
-        f[rawr + nxt_s] = f[rawr + cur_s] + r
-        f[avg + nxt] = f[avg + cur] + a
-        f[avg_sq + nxt] = f[avg_sq + cur] + a * a
-        f[pt + nxt] = f[pt + cur] + r
-        f[pt_sq + nxt] = f[pt_sq + cur] + r * r
-        f[seen_avg + seen] = a
-        f[seen_pt + seen] = r
+        _rings_learn(f, ints, m, (cur_s, nxt_s, cur, nxt, seen), r, a)
         n += 1
         cur_s, cur = nxt_s, nxt
         seen = 0 if seen == hist - 1 else seen + 1
@@ -350,45 +365,99 @@ def _calibrate_pass(
 # ---------------------------------------------------------------- rank
 
 
-@_inline
-def _count_below(w: FloatArray, size: int, x: float, right: bool) -> int:
-    """Values of sorted ``w[:size]`` below ``x`` (at or below it when ``right``).
+@_jit
+def _rank_chunk(
+    f: FloatArray,
+    ints: IntArray,
+    n: int,
+    xs: FloatArray,
+    p_out: FloatArray,
+    window: FloatArray,
+    out: FloatArray,
+    gone_sorted: FloatArray,
+) -> FloatArray:
+    """Each value's two-sided conformal rank p among the window before it, then learn the chunk.
 
-    Branch-free halving, as in the streaming path's block search.
+    ``window`` holds the sorted window as the chunk starts (``n`` values learned so far);
+    ``out`` receives it brought up to date. The chunk's values are sorted once, so one
+    sweep over the window counts, for all of them, the values below and at or below each
+    (a pointer that only moves forward, where a search per value waits on a dozen
+    dependent loads); each value's count is then corrected by the chunk's values before
+    it, which have entered the window, and by those that have left it. ``gone_sorted`` are
+    the values that leave, sorted, when the caller has them (empty: sorted here); the
+    chunk's values sorted are returned.
     """
-    if size == 0:
-        return 0
-    base, n = 0, size
-    while n > 1:
-        half = n >> 1
-        v = w[base + half - 1]
-        base = base + half if (v < x or (right and v == x)) else base
-        n -= half
-    v = w[base]
-    return base + 1 if (v < x or (right and v == x)) else base
+    cap, least, size0 = ints[I_RANK_SIZE], ints[I_RANK_MIN], ints[I_RANK_LEN]
+    k = xs.shape[0]
+    gone = _gone(f, ints, xs)
+    order = np.argsort(xs)
+    came = xs[order]
+    if gone_sorted.shape[0] != gone.shape[0]:
+        gone_sorted = np.sort(gone)
+    lt0, le0 = np.empty(k, np.int64), np.empty(k, np.int64)
+    _merge(window, size0, gone_sorted, came, out, order, lt0, le0)
+    for j in range(k):
+        x = xs[j]
+        if n + j < least:
+            p_out[j] = 1.0
+            continue
+        left = max(0, size0 + j - cap)
+        size = size0 + j - left
+        lt, le = lt0[j], le0[j]
+        # One loop over a value come and one gone, with integer counts: it vectorises.
+        for i in range(left):
+            lt += np.int64(xs[i] < x) - np.int64(gone[i] < x)
+            le += np.int64(xs[i] <= x) - np.int64(gone[i] <= x)
+        for i in range(left, j):
+            lt += np.int64(xs[i] < x)
+            le += np.int64(xs[i] <= x)
+        p_out[j] = min(1.0, 2.0 * (min(size - lt, le) + 1) / (size + 1))
+    order_at, head = ints[I_RANK_ORDER], ints[I_RANK_HEAD]
+    size = size0
+    for j in range(k):
+        if size == cap:
+            f[order_at + head] = xs[j]
+            head = head + 1 if head + 1 < cap else 0
+        else:
+            f[order_at + head + size] = xs[j]
+            size += 1
+    ints[I_RANK_LEN], ints[I_RANK_HEAD] = size, head
+    return came
 
 
-@_inline
-def _counts(w: FloatArray, size: int, tops: FloatArray, x: float) -> tuple[int, int]:
-    """Values of sorted ``w[:size]`` below ``x`` and at or below it, by counting, not searching.
+@_jit
+def _rank_all(f: FloatArray, ints: IntArray, xs: FloatArray, p_out: FloatArray) -> None:
+    """The rank p of every value of a batch, in chunks; the window is laid out in blocks after.
 
-    Whole runs of ``_RUN`` values are counted by their last values (``tops``), then the
-    values of the run(s) ``x`` falls in. Counting compiles to vector compares with no chain
-    of dependent loads, where a binary search over thousands of values waits on a dozen
-    of them in turn.
+    When the window's length is a multiple of the chunk length, chunks are cut at multiples
+    of it counted from the first value ever learned, so once the window is full the values
+    leaving during a chunk are exactly an earlier chunk's: its values, sorted when they
+    came, are kept and not sorted again.
     """
-    runs_lt = runs_le = 0
-    for t in range(tops.shape[0]):
-        v = tops[t]
-        runs_lt += v < x
-        runs_le += v <= x
-    base_lt, base_le = runs_lt * _RUN, runs_le * _RUN
-    lt, le = base_lt, base_le
-    for i in range(base_lt, min(size, base_lt + _RUN)):
-        lt += w[i] < x
-    for i in range(base_le, min(size, base_le + _RUN)):
-        le += w[i] <= x
-    return lt, le
+    cap, n0, total = ints[I_RANK_SIZE], ints[I_N], xs.shape[0]
+    chunks = (cap + _CHUNK - 1) // _CHUNK
+    reuse = cap % chunks == 0
+    c = cap // chunks if reuse else _CHUNK
+    window, scratch = np.empty(cap + c), np.empty(cap + c)
+    _sorted_window(f, ints, window)
+    kept = np.empty((chunks, c))
+    kept_id = np.full(chunks, -1, np.int64)
+    none = np.empty(0)
+    pos = 0
+    while pos < total:
+        g = (n0 + pos) // c
+        end = min(total, (g + 1) * c - n0)
+        full = reuse and end - pos == c
+        was = g - chunks
+        known = full and ints[I_RANK_LEN] == cap and was >= 0 and kept_id[was % chunks] == was
+        gone = kept[was % chunks] if known else none
+        came = _rank_chunk(f, ints, n0 + pos, xs[pos:end], p_out[pos:end], window, scratch, gone)
+        if full:
+            kept[g % chunks] = came
+            kept_id[g % chunks] = g
+        window, scratch = scratch, window
+        pos = end
+    _rb_layout(f, ints, window)
 
 
 @_jit
@@ -402,59 +471,24 @@ def _gone(f: FloatArray, ints: IntArray, xs: FloatArray) -> FloatArray:
 
 
 @_jit
-def _rank_pass(ints: IntArray, n: int, xs: FloatArray, gone: FloatArray, p_out: FloatArray, window: FloatArray) -> None:
-    """Each value's two-sided conformal rank p among the window before it (``n`` learned so far).
-
-    ``window`` holds the sorted window as the chunk starts; the values that entered since
-    are ``xs[:j]``, those that left the first of ``gone``.
-    """
-    cap, least, size0 = ints[I_RANK_SIZE], ints[I_RANK_MIN], ints[I_RANK_LEN]
-    tops = window[_RUN - 1 : size0 : _RUN].copy()
-    for j in range(xs.shape[0]):
-        x = xs[j]
-        if n + j < least:
-            p_out[j] = 1.0
-            continue
-        left = max(0, size0 + j - cap)
-        size = size0 + j - left
-        lt, le = _counts(window, size0, tops, x)
-        for i in range(j):
-            lt += xs[i] < x
-            le += xs[i] <= x
-        for i in range(left):
-            lt -= gone[i] < x
-            le -= gone[i] <= x
-        p_out[j] = min(1.0, 2.0 * (min(size - lt, le) + 1) / (size + 1))
-
-
-@_jit
-def _learn_rank(
-    f: FloatArray, ints: IntArray, xs: FloatArray, gone: FloatArray, window: FloatArray, out: FloatArray
+def _merge(
+    window: FloatArray,
+    size0: int,
+    gone: FloatArray,
+    came: FloatArray,
+    out: FloatArray,
+    order: IntArray,
+    lt: IntArray,
+    le: IntArray,
 ) -> None:
-    """Learn a chunk: the arrival ring, and into ``out`` the sorted window less ``gone``, with ``xs``."""
-    cap, order, size0, head = ints[I_RANK_SIZE], ints[I_RANK_ORDER], ints[I_RANK_LEN], ints[I_RANK_HEAD]
-    came = xs.copy()
-    came.sort()
-    _merge(window, size0, np.sort(gone), came, out)
-    size = size0
-    for j in range(xs.shape[0]):
-        if size == cap:
-            f[order + head] = xs[j]
-            head = head + 1 if head + 1 < cap else 0
-        else:
-            f[order + head + size] = xs[j]
-            size += 1
-    ints[I_RANK_LEN], ints[I_RANK_HEAD] = size, head
-
-
-@_jit
-def _merge(window: FloatArray, size0: int, gone: FloatArray, came: FloatArray, out: FloatArray) -> None:
     """``out`` = sorted ``window[:size0]`` with sorted ``came``, less sorted ``gone`` (a multiset).
 
     Values that came and went within the chunk (a window shorter than it) cancel too.
+    With ``order`` (``came`` is ``xs[order]``) the same pass counts, for each ``xs[order[b]]``,
+    the window's values below it into ``lt`` and at or below it into ``le``.
     """
-    a = b = c = o = 0
-    left, k = gone.shape[0], came.shape[0]
+    a = b = c = o = below = 0
+    left, k, counting = gone.shape[0], came.shape[0], order.shape[0] > 0
     while a < size0 or b < k:
         take_window = b == k or (a < size0 and window[a] <= came[b])
         v = window[a] if take_window else came[b]
@@ -466,6 +500,10 @@ def _merge(window: FloatArray, size0: int, gone: FloatArray, came: FloatArray, o
         if take_window:
             a += 1
         else:
+            if counting:
+                while below < a and window[below] < v:
+                    below += 1
+                lt[order[b]], le[order[b]] = below, a
             b += 1
 
 
@@ -518,12 +556,11 @@ def _advance_by(ints: IntArray, k: int) -> None:
 def _batch(f: FloatArray, ints: IntArray, good: FloatArray) -> FloatArray:
     total = good.shape[0]
     out = np.empty(total)
-    raw, p_rare, z_top, p_rank = np.empty(_BLOCK), np.empty(_BLOCK), np.empty(_BLOCK), np.empty(_BLOCK)
-    window = np.empty(max(1, ints[I_RANK_SIZE]) + _CHUNK)
-    scratch = np.empty(window.shape[0])
+    raw, p_rare, z_top = np.empty(_BLOCK), np.empty(_BLOCK), np.empty(_BLOCK)
     rank = ints[I_RANK_SIZE] > 0
+    p_rank = np.empty(total if rank else 0)
     if rank:
-        _sorted_window(f, ints, window)
+        _rank_all(f, ints, good, p_rank)
     for lo in range(0, total, _BLOCK):
         hi = min(total, lo + _BLOCK)
         k = hi - lo
@@ -540,17 +577,8 @@ def _batch(f: FloatArray, ints: IntArray, good: FloatArray) -> FloatArray:
             else:
                 _c_pass(f, ints, mb, xs, raw)
             _calibrate_pass(f, ints, m, raw[:k], p_rare, z_top)
-        if rank:
-            for c0 in range(0, k, _CHUNK):
-                chunk = xs[c0 : min(k, c0 + _CHUNK)]
-                gone = _gone(f, ints, chunk)
-                _rank_pass(ints, ints[I_N] + c0, chunk, gone, p_rank[c0:], window)
-                _learn_rank(f, ints, chunk, gone, window, scratch)
-                window, scratch = scratch, window
-        _combine(f, ints, ints[I_N], p_rare, z_top, p_rank, out[lo:hi])
+        _combine(f, ints, ints[I_N], p_rare, z_top, p_rank[lo:hi] if rank else p_rank, out[lo:hi])
         _advance_by(ints, k)
-    if rank:
-        _rb_layout(f, ints, window)
     ints[I_CACHED] = 0
     return out
 

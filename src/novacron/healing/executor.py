@@ -9,12 +9,13 @@ restarts finds the key and never applies the same action twice.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, replace
 
 from novacron.actuators.base import Actuator, TargetAware, refusal_of
 from novacron.clock import Clock
-from novacron.healing.approvals import Approvals
+from novacron.healing.approvals import Answer, Approvals
 from novacron.healing.catalog import CATALOG, Verification, inverse_of
 from novacron.healing.events import ActionEvent, ActionEventBus, ActionPhase
 from novacron.healing.fencing import Fence, FencedError
@@ -98,7 +99,8 @@ class Executor:
             if previous.status in _INFLIGHT:
                 adopted = await self._adopted(previous.action)
                 if adopted is not None:
-                    return await self._apply_and_verify(previous.action, adopted, incident)
+                    asked = previous.status is ActionStatus.AWAITING_APPROVAL  # wait on that request, not a new one
+                    return await self._decided(previous.action, adopted, incident, asked=asked)
                 return await self._reconcile(previous.action, incident)
             return ExecResult(previous.action, previous.status, previous.detail or "already recorded", replayed=True)
         unknown = self._unknown_target(action)
@@ -128,10 +130,7 @@ class Executor:
             return ExecResult(action, ActionStatus.PLANNED, reason, retry)
         if claim != "claimed":
             return await self.execute(action, incident=incident)  # lost a race: report the winner
-        if decision.verdict is Verdict.APPROVAL and not await self._approved(action, incident):
-            self._set_status(action, ActionStatus.BLOCKED, detail="rejected")
-            return ExecResult(action, ActionStatus.BLOCKED, "rejected by a human", decision)
-        return await self._apply_and_verify(action, decision, incident)
+        return await self._decided(action, decision, incident)
 
     async def recorded(self, key: str) -> ActionRecord | None:
         """The action already stored under idempotency key ``key``, read without blocking the loop."""
@@ -173,13 +172,38 @@ class Executor:
         self._emit(ActionPhase.RECONCILED, action, incident, detail, status=status, actor="controller")
         return ExecResult(action, status, detail, replayed=True)
 
-    async def _approved(self, action: Action, incident: Incident | None) -> bool:
-        self._set_status(action, ActionStatus.AWAITING_APPROVAL)
-        self._emit(ActionPhase.AWAITING_APPROVAL, action, incident, status=ActionStatus.AWAITING_APPROVAL)
-        approve, who = await self.approvals.request(action)
-        word = "approved" if approve else "rejected"
-        self._emit(ActionPhase.APPROVAL, action, incident, f"{word} by {who}", actor=who, data={"approved": approve})
-        return approve
+    async def _decided(
+        self, action: Action, decision: Decision, incident: Incident | None, *, asked: bool = False
+    ) -> ExecResult:
+        """Apply a claimed step, after a human's approval when the gate asks for one."""
+        if decision.verdict is Verdict.APPROVAL:
+            answer = await self._approved(action, incident, asked=asked)
+            if not answer.approve:
+                detail = answer.who if answer.withdrawn else "rejected"
+                self._set_status(action, ActionStatus.BLOCKED, detail=detail)
+                return ExecResult(
+                    action, ActionStatus.BLOCKED, detail if answer.withdrawn else "rejected by a human", decision
+                )
+        return await self._apply_and_verify(action, decision, incident)
+
+    async def _approved(self, action: Action, incident: Incident | None, *, asked: bool) -> Answer:
+        """Wait for the decision on the action's request; ``asked``: an earlier owner asked (nobody is asked again)."""
+        if not asked:
+            self._set_status(action, ActionStatus.AWAITING_APPROVAL)
+            self._emit(ActionPhase.AWAITING_APPROVAL, action, incident, status=ActionStatus.AWAITING_APPROVAL)
+        # A ladder step is withdrawn once its target stays healthy for a verification window.
+        recovered = None if incident is None else functools.partial(self.health.is_healthy, action.target)
+        waiting = self.approvals.request(
+            action, ask=not asked, recovered=recovered, settle_s=self.gate.policy.verify_timeout_s
+        )
+        try:
+            answer = await waiting
+        finally:
+            self.approvals.forget(action.id)  # handed over: the stored request waits for the next owner
+        word = "withdrawn" if answer.withdrawn else "approved" if answer.approve else "rejected"
+        data: dict[str, object] = {"approved": answer.approve, "withdrawn": answer.withdrawn}
+        self._emit(ActionPhase.APPROVAL, action, incident, f"{word} by {answer.who}", actor=answer.who, data=data)
+        return answer
 
     async def _apply_and_verify(self, action: Action, decision: Decision, incident: Incident | None) -> ExecResult:
         started = self.clock.now()
@@ -258,13 +282,16 @@ class Executor:
     async def _adopted(self, action: Action) -> Decision | None:
         """A leased target's step left claimed but never applied by an earlier holder: this one applies it.
 
-        The fence proves it in the store (no apply logged under any epoch); the gate still decides.
+        The fence proves it in the store (no apply logged under any epoch); the gate still
+        decides, and a step that needs approval waits on its stored request first.
         """
         fence = self._fence_for(action)
         if fence is None:
             return None
         decision = self.gate.check(action)
-        if decision.verdict is not Verdict.ALLOW or not await fence.adopt(action, now=self.clock.now()):
+        if decision.verdict not in (Verdict.ALLOW, Verdict.APPROVAL) or not await fence.adopt(
+            action, now=self.clock.now()
+        ):
             return None
         return decision
 

@@ -20,7 +20,7 @@ from novacron.clock import Clock
 from novacron.healing.advice import Advisor, Review, event_kind
 from novacron.healing.catalog import MITIGATIONS, inverse_of, new_action
 from novacron.healing.executor import ExecResult, Executor
-from novacron.healing.safety import SafetyGate, Verdict
+from novacron.healing.safety import OWNER_RAIL, SafetyGate, Verdict
 from novacron.incidents.lifecycle import IncidentManager
 from novacron.incidents.runbooks import Runbook, RunbookContext, RunbookResult
 from novacron.model import Action, ActionKind, ActionStatus, Incident, IncidentStatus, Outcome, Priority, TargetId
@@ -125,6 +125,8 @@ class Healer:
             if result.verified:
                 self._resolve(incident, f"{kind} verified on retry {attempt + 1}")
                 return
+            if result.status is ActionStatus.PLANNED:
+                return  # never decided: the incident was settled while the retry waited
             if result.status in (ActionStatus.BLOCKED, ActionStatus.DRY_RUN):
                 self.incidents.event(current, "retries_stopped", result.detail)
                 return
@@ -169,6 +171,9 @@ class Healer:
             reason = f"ladder step {step + 1}/{len(ladder)} for {incident.kind}"
             action = _step_action(incident, kind, str(step), params, reason)
             result = await self._step(action, current)
+            if result.status is ActionStatus.PLANNED:
+                await self._settled_meanwhile(shields, incident)
+                return False
             last = f"{kind}: {result.detail}"
             if result.verified and kind in MITIGATIONS:
                 shields.append(result.action)  # users are shielded; the repair goes on
@@ -208,6 +213,9 @@ class Healer:
             chooser.record(decision, action, current)
             started = self.clock.monotonic()
             result = await self._step(action, current)
+            if result.status is ActionStatus.PLANNED:
+                await self._settled_meanwhile(shields, incident)
+                return False
             shielded = result.verified and decision.kind in MITIGATIONS
             # A mitigation heals nothing: the policy learns it as a step that left the target down.
             learned = dataclasses.replace(result, status=ActionStatus.APPLIED) if shielded else result
@@ -229,6 +237,13 @@ class Healer:
         self._keep(shields, incident)
         self.incidents.escalate(incident, "no learned step healed the target", priority=Priority.P1)
         return True
+
+    async def _settled_meanwhile(self, shields: list[Action], incident: Incident) -> None:
+        """A step never decided: the incident was settled while it waited (resolved, or by its owner)."""
+        if self._recovered(incident):
+            await self._lift(shields, incident)
+        else:
+            self._keep(shields, incident)  # the owner handed it to a human: the shields stay for them
 
     async def _lift(self, shields: list[Action], incident: Incident) -> None:
         """Undo the mitigations of a repaired target (a drained replica serves again), newest first."""
@@ -269,14 +284,27 @@ class Healer:
         return result
 
     async def _until_decided(self, action: Action, incident: Incident) -> ExecResult:
-        """Execute, waiting out deferrals (backoff, blast radius) with the same action."""
+        """Execute, waiting out deferrals (backoff, blast radius, an owner) with the same action.
+
+        Returned still deferred (status ``planned``) when the step is no longer wanted: the
+        incident was resolved meanwhile, or the target's repair was taken over by an owner
+        (a host failover) that has finished — its outcome settled the incident (resolved,
+        or handed to a human), so the step is never applied after it.
+        """
+        waited_for: str | None = None
         while True:
             result = await self.executor.execute(action, incident=incident)
             if result.decision is None or result.decision.verdict is not Verdict.DEFER:
                 return result
+            if result.decision.rail == OWNER_RAIL and waited_for is None:
+                waited_for = self._gate.owner_of(action.target)
+                reason = result.decision.reason
+                self.incidents.event(incident, "deferred", reason, action_id=action.id, owner=waited_for)
             retry_at = result.decision.retry_at or (self.clock.monotonic() + _SLOT_POLL_S)
             await self.clock.sleep(max(0.0, retry_at - self.clock.monotonic()))
             if self._recovered(incident):
+                return result
+            if waited_for is not None and self._gate.owner_of(action.target) is None:
                 return result
 
     async def _run_book(self, incident: Incident, book: Runbook, labels: Mapping[str, str]) -> None:
@@ -300,6 +328,9 @@ class Healer:
                     action = gen.send(Outcome(action.id, True, now, now, "handed to a human"))
                     continue
                 result = await self._until_decided(action, current)
+                if result.status is ActionStatus.PLANNED:
+                    gen.close()  # never decided: the incident was settled while the step waited
+                    return
                 if result.status in (ActionStatus.BLOCKED, ActionStatus.DRY_RUN):
                     gen.close()
                     self._stop_automation(current, result)
@@ -329,6 +360,10 @@ class Healer:
             self.incidents.escalate(current, f"runbook {book.name} {ended.status}: {ended.detail}")
 
     def _stop_automation(self, incident: Incident, result: ExecResult) -> None:
+        asked = result.decision is not None and result.decision.verdict is Verdict.APPROVAL
+        if asked and self.executor.health.is_healthy(incident.target):  # recovered while a human was asked
+            self._resolve(incident, f"recovered without the action ({result.detail})")
+            return
         if result.status is ActionStatus.DRY_RUN:
             self.incidents.event(incident, "dry_run_end", "dry run: no action taken; the incident stays open")
             return

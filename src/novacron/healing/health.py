@@ -1,8 +1,8 @@
 """Per-replica health from observations: the source of faults and of verification.
 
 A replica is healthy when its process is alive and every check source has fewer
-consecutive failures than its threshold, and it has passed its checks at least once
-since it started. Transitions into failure produce a :class:`~novacron.model.Fault`
+consecutive failures than its threshold, and every one of its checks has passed at least
+once since it started. Transitions into failure produce a :class:`~novacron.model.Fault`
 (crash, hang, unhealthy, heartbeat lost, start failed); transitions back let waiters
 (the executor's verification) proceed.
 """
@@ -37,6 +37,7 @@ class ReplicaHealth:
     ever_healthy: bool = False
     failing: dict[str, int] = field(default_factory=dict)
     first_fail: dict[str, float] = field(default_factory=dict)
+    passed: set[str] = field(default_factory=set)  # sources that answered well since the start
     crashes: int = 0
     detail: str = ""
     faulted: bool = False
@@ -113,6 +114,7 @@ class HealthTracker:
         rep.alive, rep.started_at, rep.ever_healthy, rep.faulted = True, self._clock.monotonic(), False, False
         rep.failing.clear()
         rep.first_fail.clear()
+        rep.passed.clear()
         if not rep.thresholds:  # nothing to prove: alive is healthy
             rep.ever_healthy = True
         self._notify(target)
@@ -190,7 +192,10 @@ class HealthTracker:
             rep.answers.append(obs.latency_s)
         rep.failing[obs.source] = 0
         rep.first_fail.pop(obs.source, None)
-        if rep.checks_pass:
+        rep.passed.add(obs.source)
+        # Proven only when every check has answered well since the start: one passing
+        # heartbeat must not vouch for an HTTP check that has only failed so far.
+        if rep.checks_pass and rep.passed.issuperset(rep.thresholds):
             rep.ever_healthy = True
             rep.faulted = False
 

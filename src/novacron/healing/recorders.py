@@ -96,7 +96,7 @@ class AuditRecorder:
         if ev.phase is ActionPhase.GATED and ev.decision is not None:
             return ev.decision.verdict.value
         if ev.phase is ActionPhase.APPROVAL:
-            return "approved" if ev.data.get("approved") else "rejected"
+            return "withdrawn" if ev.data.get("withdrawn") else "approved" if ev.data.get("approved") else "rejected"
         if ev.phase is ActionPhase.VETOED:
             return "vetoed"
         if ev.phase is ActionPhase.REFUSED:

@@ -1,12 +1,15 @@
 """The safety gate: every action passes here before anything is touched.
 
-Rails, in the order they are checked: the global kill switch, flap quarantine, the
-per-target hourly rate limit, the fleet-wide blast-radius cap, per-target exponential
-backoff with jitter, approval for risky actions, and dry-run (decide and record, touch
-nothing). Automated actions face every rail; an operator's manual action is itself the
-human decision, so it skips the automation rails and only dry-run still applies, and so
-does the rollback of an action that already passed the gate. Automated means the
-controller itself, a runbook (``runbook:<name>``) or an agent (``agent:<name>``).
+Rails, in the order they are checked: the global kill switch, the target's owner (a
+repair that took the target over, such as a host failover, while it runs: the target's
+other automated actions wait for it), flap quarantine, the per-target hourly rate limit,
+the fleet-wide blast-radius cap, per-target exponential backoff with jitter, approval for
+risky actions, and dry-run (decide and record, touch nothing). Automated actions face
+every rail; an operator's manual action is itself the human decision, so it skips the
+automation rails and only dry-run still applies, and so does the rollback of an action
+that already passed the gate. Automated means the controller itself, a runbook
+(``runbook:<name>``), an agent (``agent:<name>``), an experiment or a host failover
+(``failover:<host>``).
 
 With a :class:`~novacron.store.rails.RailRepository` the rails' state (quarantines,
 rate-limit windows, flap counts, backoff) is written to the store as it changes and read
@@ -31,9 +34,10 @@ from novacron.settings import Policy
 from novacron.store.rails import BACKOFF, FLAP, QUARANTINE, RATE_LIMIT, RailRepository, RailRow
 from novacron.telemetry import get_logger
 
-__all__ = ["AUTOMATED_PREFIXES", "Decision", "SafetyGate", "Verdict", "is_automated"]
+__all__ = ["AUTOMATED_PREFIXES", "OWNER_RAIL", "Decision", "SafetyGate", "Verdict", "is_automated"]
 
 _HOUR = 3600.0
+OWNER_RAIL = "owner"  # the rail of a deferral to the actor that has taken a target's repair over
 # traffic: routing changes (circuits, canary steps, rollbacks, drains) are not remediations.
 # They face the kill switch, approval and dry-run, but never wait out or count towards a
 # target's rate limit, backoff, quarantine or blast radius: a canary's rollback or a broken
@@ -48,7 +52,8 @@ _TRAFFIC = frozenset(
         ActionKind.PROMOTE,
     }
 )
-AUTOMATED_PREFIXES = ("runbook:", "agent:", "experiment:")  # an experiment's canary steps and rollbacks too
+# An experiment's canary steps and rollbacks too, and a VM host's failover.
+AUTOMATED_PREFIXES = ("runbook:", "agent:", "experiment:", "failover:")
 
 
 def is_automated(actor: str) -> bool:
@@ -99,6 +104,7 @@ class SafetyGate:
         self._incidents: dict[str, deque[float]] = {}
         self._quarantine: dict[str, float] = {}
         self._remediating: set[str] = set()
+        self._owners: dict[str, str] = {}  # target → the actor that took its repair over
         self._rails = rails
         self._log = get_logger(component="safety")
         if rails is not None:
@@ -159,7 +165,10 @@ class SafetyGate:
                 Verdict.APPROVAL, f"{action.kind} proposed by {action.requested_by} needs approval", rail="approval"
             )
         if is_automated(action.requested_by) and action.inverse_of is None:
-            rails = [self._kill_switch, self._quarantined, self._rate_limit, self._blast_radius, self._backoff]
+            rails = [self._kill_switch, self._owned, self._quarantined, self._rate_limit, self._blast_radius]
+            if action.requested_by != self._owners.get(action.target):
+                # The backoff spaces a target's own repeated repairs; an owner's remedy is not one of them.
+                rails.append(self._backoff)
             if action.kind in _TRAFFIC:
                 rails = [self._kill_switch]
             for rail in rails:
@@ -183,6 +192,17 @@ class SafetyGate:
         if self.enabled:
             return None
         return Decision(Verdict.DENY, "autonomous healing is disabled (kill switch)", rail="kill_switch")
+
+    def _owned(self, action: Action) -> Decision | None:
+        owner = self._owners.get(action.target)
+        if owner is None or action.requested_by == owner:
+            return None
+        return Decision(
+            Verdict.DEFER,
+            f"{action.target} is repaired by {owner}; waiting for its outcome",
+            retry_at=self._clock.monotonic() + 0.25,
+            rail=OWNER_RAIL,
+        )
 
     def _quarantined(self, action: Action) -> Decision | None:
         until = self._quarantine.get(action.target, 0.0)
@@ -233,6 +253,26 @@ class SafetyGate:
     def release(self, target: str) -> None:
         """Give a target's blast-radius slot back."""
         self._remediating.discard(target)
+
+    def take_over(self, target: str, owner: str) -> None:
+        """``owner`` repairs ``target`` from now on: every other automated action on it waits.
+
+        The one place that decides who repairs a target while a repair bigger than the
+        target's own ladder runs (a host failover moving the guest): the healer's steps
+        are deferred here, not raced in the actuator. An action already applying ends
+        first (the actuator runs one action per target at a time); the owner's own then
+        finds the target as that one left it.
+        """
+        self._owners[target] = owner
+
+    def hand_back(self, target: str, owner: str) -> None:
+        """``owner`` is done with ``target`` (it has settled the target's incident)."""
+        if self._owners.get(target) == owner:
+            del self._owners[target]
+
+    def owner_of(self, target: str) -> str | None:
+        """The actor that has taken ``target``'s repair over, if any."""
+        return self._owners.get(target)
 
     @property
     def remediating(self) -> frozenset[str]:

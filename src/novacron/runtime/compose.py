@@ -78,6 +78,8 @@ def compose(
     inline_writes: bool = False,
     learning: LearningSpec | None = None,
     hosts: HostView | None = None,
+    node_id: str = "",
+    approval_poll_s: float = 0.25,
 ) -> Composition:
     """Open the store and build gate, approvals and the healing flow over ``graph``.
 
@@ -85,8 +87,9 @@ def compose(
     the blast-radius cap is taken from. With ``paging`` (and at least one channel) the
     flow's incidents are paged through the store's outbox; ``prove`` is the executor's proof
     that an action's own process serves its target; ``runbooks`` picks the runbook (if
-    any) that takes an incident instead of the built-in ladder. ``write_behind`` (the real
-    controller) takes the healing path's store writes off the event loop and keeps healing
+    any) that takes an incident instead of the built-in ladder. Approval requests are stored
+    as asked by ``node_id``, which reads decisions taken elsewhere every ``approval_poll_s``.
+    ``write_behind`` (the real controller) takes the healing path's store writes off the event loop and keeps healing
     through store faults (:mod:`novacron.runtime.storeguard`); with ``inline_writes`` (simulated
     time) its writes land on the loop's own thread, since a writer thread's real time would
     pass as simulated time (:mod:`novacron.store.guard`).
@@ -95,7 +98,7 @@ def compose(
     if isinstance(store, GuardedStore):
         StoreWatch(store, metrics)
     gate = SafetyGate(policy, clock, fleet_size=len(graph), seed=seed, rails=RailRepository(store))
-    approvals = Approvals()
+    approvals = Approvals(store, clock=clock, node_id=node_id, poll_s=approval_poll_s)
     flow = HealingFlow(
         graph=graph,
         store=store,

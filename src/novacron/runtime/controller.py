@@ -66,6 +66,7 @@ from novacron.telemetry import Metrics, get_logger
 if TYPE_CHECKING:
     from novacron.runtime.dqnonline import DqnOnline
     from novacron.runtime.experiments import ExperimentRunner
+    from novacron.runtime.heap import Heap
     from novacron.runtime.twinfleet import SimFleet
     from novacron.twin.sim import Simulator
 
@@ -105,6 +106,9 @@ class Controller:
 
     dqn_online: DqnOnline | None = None  # a promoted DQN learning from real outcomes (ml extra)
     _publishing: asyncio.Task[None] | None = None  # the status publication under way, if any
+    # The process's heap, frozen after start-up and after take-overs (runtime/heap.py): set
+    # by `novacron run`, which has the process to itself; tests keep the collector as it is.
+    heap: Heap | None = None
 
     def __init__(
         self,
@@ -178,6 +182,8 @@ class Controller:
             inline_writes=twin is not None,  # simulated time: no writer thread racing the clock
             learning=spec.learning,
             hosts=FleetHosts(spec, self.node_id, self.twin),
+            node_id=self.node_id,
+            approval_poll_s=spec.controller.ha.renew_s,  # another node's decision arrives within a heartbeat
         )
         self.store, self.gate, self.approvals, self.flow = parts.store, parts.gate, parts.approvals, parts.flow
         self.pager = parts.pager
@@ -259,6 +265,8 @@ class Controller:
         self.ha.start()
         if self.agents is not None:
             self.agents.start()
+        if self.heap is not None:
+            self.heap.settle()
 
     def _start_online_learning(self) -> None:
         """learning.online: a promoted DQN keeps learning from the decision log (runtime/dqnonline.py)."""
@@ -315,6 +323,7 @@ class Controller:
         if self.dqn_online is not None:
             await self.dqn_online.stop()
         await self.flow.stop()
+        await self.approvals.close()
         if self._publishing is not None:
             self._publishing.cancel()
         if self.twin is not None:
@@ -403,6 +412,8 @@ class Controller:
         self.health.configure(
             tspec.name, replica, thresholds, tspec.start_timeout_s, probe_round_s=max(rounds, default=0.0)
         )
+        if start_within is not None and self.heap is not None:  # taken over: long-lived from now on
+            self.heap.settle_soon()
         if tspec.kind == "sim":
             self.health.process_started(tspec.name, replica)  # the twin's VMs are up when it starts
         if tspec.metrics is not None and tspec.kind == "process":

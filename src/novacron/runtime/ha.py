@@ -521,8 +521,13 @@ def attach(controller: Controller, *, version: str) -> HaMember:
         _pending.add(winding_down)
         winding_down.add_done_callback(_pending.discard)
 
+    stored = [c.gate.enabled]
+
     def kill_switch(on: bool) -> None:  # thrown on any node's API: every node follows
-        if c.gate.enabled != on:
+        # Follow a change of the stored switch, not every round's value: a round read before
+        # this node's own switch landed would otherwise throw it back until the next round.
+        if stored[0] != on:
+            stored[0] = on
             c.gate.enabled = on
             c.metrics.autonomous.set(int(on))
 

@@ -14,57 +14,116 @@ The plan is the one the twin's host-failure model makes too
 first, each on the healthy host with the most free memory that still fits it, the places
 taken before anything boots. Each guest then moves through the one executor as a
 ``vm_migrate`` — a cold migration, since its QEMU is gone — to its planned host, or fails
-naming why (no host had room).
+naming why (no host had room). From the moment the host is found failed until each
+guest's move has ended, the failover owns that guest's repair: the safety gate defers
+the healer's steps on it (a probe may have opened the guest's incident first), and the
+move's outcome settles the incident — resolved when the guest is verified healthy on its
+new host, handed to a human naming why otherwise.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import uuid
 from typing import TYPE_CHECKING, Any
 
+from novacron.healing.catalog import new_action
 from novacron.healing.executor import ExecResult
-from novacron.model import ActionKind, ActionStatus
+from novacron.healing.safety import Verdict
+from novacron.model import ActionKind, Priority, TargetId
 from novacron.placement import plan_evacuation
 from novacron.telemetry import get_logger
 
 if TYPE_CHECKING:
     from novacron.runtime.controller import Controller
 
-__all__ = ["HostWatch", "fail_over_host"]
+__all__ = ["HostWatch", "fail_over_host", "failover_actor", "take_over_guests"]
 
-_RETRY_S = 0.5  # a move the gate refused (other guests' repairs fill the blast radius) is asked again
+_RETRY_S = 0.5  # a move the gate deferred (other guests' repairs fill the blast radius) is asked again
 _RETRY_FOR_S = 600.0
 
 
-async def fail_over_host(
-    controller: Controller, host: str, *, who: str = "controller", reason: str | None = None
-) -> list[ExecResult]:
-    """Mark ``host`` failed and restart its guests elsewhere, highest priority first."""
+async def fail_over_host(controller: Controller, host: str, *, reason: str | None = None) -> list[ExecResult]:
+    """Mark ``host`` failed and restart its guests elsewhere, highest priority first.
+
+    The failover owns its guests' repair until each has moved (:func:`take_over_guests`,
+    called when the host is found failed): the healer's steps on them wait in the gate,
+    and each guest's move settles its incident.
+    """
     vms = controller.actuator.vms
+    owner = failover_actor(host)
     guests = await vms.fail_host(host)
     plan = plan_evacuation(guests, vms.hosts.rooms(exclude=[host]))
     vms.take_places(plan)
     why = reason or f"host {host} failed"
     # The places were taken in priority order; the guests then boot side by side. One
     # without a place still goes through the executor, which records why it has none.
-    moves = []
+    by_target: dict[str, list[dict[str, Any]]] = {}
     for (target, replica), to in plan:
         params: dict[str, Any] = {"replica": replica, "reason": why, "from": host}
         if to is not None:
             params["to"] = to
-        moves.append(_move(controller, target, params, who))
-    return list(await asyncio.gather(*moves))
+        by_target.setdefault(target, []).append(params)
+    moved = await asyncio.gather(*(_move_target(controller, t, moves, owner) for t, moves in by_target.items()))
+    return [result for results in moved for result in results]
 
 
-async def _move(controller: Controller, target: str, params: dict[str, Any], who: str) -> ExecResult:
-    """One guest's move; refused by the gate for now (blast radius, rate), it is asked again."""
+def failover_actor(host: str) -> str:
+    """Who a failover of ``host`` acts as: the owner of its guests' repair while it runs."""
+    return f"failover:{host}"
+
+
+def take_over_guests(controller: Controller, host: str) -> None:
+    """The failover of ``host`` owns the repair of the host's guests from now on (decided in the gate)."""
+    for target in {target for target, _replica in controller.actuator.vms.guests_of(host)}:
+        controller.gate.take_over(target, failover_actor(host))
+
+
+async def _move_target(
+    controller: Controller, target: str, moves: list[dict[str, Any]], owner: str
+) -> list[ExecResult]:
+    """Move a target's guests off the host, settle its incident by the outcome, then hand its repair back."""
+    try:
+        results = list(await asyncio.gather(*(_move(controller, target, params, owner) for params in moves)))
+        _settle(controller, target, owner, results)
+        return results
+    finally:
+        controller.gate.hand_back(target, owner)
+
+
+async def _move(controller: Controller, target: str, params: dict[str, Any], owner: str) -> ExecResult:
+    """One guest's move; deferred by the gate for now (blast radius, rate), it is asked again."""
+    incident = controller.incidents.open_for(target)
+    action = new_action(
+        ActionKind.VM_MIGRATE,
+        TargetId(target),
+        key=f"{owner}/{target}#{params['replica']}/{uuid.uuid4().hex[:8]}",
+        incident_id=incident.id if incident else None,
+        params=params,
+        reason=str(params["reason"]),
+        requested_by=owner,
+    )
     deadline = controller.clock.monotonic() + _RETRY_FOR_S
     while True:
-        result = await controller.heal(target, ActionKind.VM_MIGRATE, who=who, params=params)
-        if result.status is not ActionStatus.BLOCKED or controller.clock.monotonic() > deadline:
+        result = await controller.executor.execute(action, incident=incident)
+        deferred = result.decision is not None and result.decision.verdict is Verdict.DEFER
+        if not deferred or controller.clock.monotonic() > deadline:
             return result
         await controller.clock.sleep(_RETRY_S)
+
+
+def _settle(controller: Controller, target: str, owner: str, results: list[ExecResult]) -> None:
+    """The target's incident (if its probes opened one) ends with the failover's outcome."""
+    incident = controller.incidents.open_for(target)
+    if incident is None:
+        return
+    failed = [r for r in results if not r.verified]
+    if not failed:
+        controller.incidents.resolve(incident, healed_by=f"vm_migrate verified ({owner})")
+        return
+    details = "; ".join(r.detail for r in failed)
+    controller.incidents.escalate(incident, f"{owner} could not move {target}: {details}", priority=Priority.P1)
 
 
 class HostWatch:
@@ -89,6 +148,7 @@ class HostWatch:
             return
         self.failed[host] = why
         self._log.warning("VM host failed; its guests restart on the other hosts", host=host, reason=why)
+        take_over_guests(self._controller, host)  # now, before any healer step on them is gated again
         task = asyncio.get_running_loop().create_task(fail_over_host(self._controller, host, reason=why))
         self._tasks.add(task)
         task.add_done_callback(self._done)

@@ -27,6 +27,7 @@ __all__ = [
     "actions",
     "agent_outputs",
     "api_tokens",
+    "approvals",
     "audit",
     "config_versions",
     "escalations",
@@ -349,4 +350,18 @@ experiment_looks = Table(
     Column("split", Float, nullable=False),
     Column("move", String(16), nullable=False),
     Column("data", JSON, nullable=False),
+)
+
+approvals = Table(
+    "approvals",
+    metadata,
+    # One row per approval request (the action's row says awaiting_approval): the node that
+    # asked, and the one decision any node may write while it is open (migration 0005).
+    Column("action_id", String(40), primary_key=True),
+    Column("asked_by", String(128), nullable=False),
+    Column("asked_at", Float, nullable=False),
+    Column("decision", String(12)),  # approve, reject, withdrawn; NULL while open
+    Column("decided_by", String(128)),
+    Column("decided_on", String(128)),  # the node whose API or CLI took the decision
+    Column("decided_at", Float),
 )

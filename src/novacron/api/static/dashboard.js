@@ -295,7 +295,7 @@ function renderApprovals(pending) {
           () => act("/approvals/" + encodeURIComponent(a.id), { decision })));
       }
     }
-    tr.append(cell(a.kind), cell(a.target), cell(a.risk), cell(a.reason, "", true), buttons);
+    tr.append(cell(a.kind), cell(a.target), cell(a.risk), cell(a.reason, "", true), cell(a.asked_by), buttons);
     return tr;
   });
 }

@@ -1,0 +1,53 @@
+"""After a start, a replica is healthy only once every one of its checks has passed."""
+
+from __future__ import annotations
+
+from novacron.clock import FakeClock
+from novacron.healing.health import HealthTracker
+from novacron.model import Fault, Observation, TargetId
+
+
+def _tracker(faults: list[Fault]) -> tuple[FakeClock, HealthTracker]:
+    clock = FakeClock()
+    health = HealthTracker(clock, on_fault=faults.append, on_recovered=lambda _t: None)
+    health.configure("vm", 0, {"http:0": 3, "heartbeat": 1}, start_timeout_s=30.0)
+    health.process_started("vm", 0)
+    return clock, health
+
+
+def _see(clock: FakeClock, health: HealthTracker, source: str, ok: bool) -> None:
+    health.observe(Observation(TargetId("vm"), source, clock.now(), ok, detail="" if ok else "timed out"))
+
+
+def test_a_heartbeat_alone_does_not_prove_a_check_that_has_only_failed() -> None:
+    faults: list[Fault] = []
+    clock, health = _tracker(faults)
+    _see(clock, health, "http:0", False)  # below its threshold of three
+    _see(clock, health, "heartbeat", True)
+    assert not health.is_healthy("vm")
+    assert health.health("vm").value == "starting"
+    _see(clock, health, "http:0", True)
+    assert health.is_healthy("vm")
+    assert faults == []
+
+
+def test_a_restart_asks_every_check_to_pass_again() -> None:
+    faults: list[Fault] = []
+    clock, health = _tracker(faults)
+    _see(clock, health, "http:0", True)
+    _see(clock, health, "heartbeat", True)
+    assert health.is_healthy("vm")
+    health.process_started("vm", 0)
+    _see(clock, health, "heartbeat", True)
+    assert not health.is_healthy("vm"), "the HTTP check has not answered since the restart"
+    _see(clock, health, "http:0", True)
+    assert health.is_healthy("vm")
+
+
+def test_a_check_that_never_passes_fails_the_start_at_its_timeout() -> None:
+    faults: list[Fault] = []
+    clock, health = _tracker(faults)
+    _see(clock, health, "heartbeat", True)
+    clock.advance(31.0)
+    health.check_start_timeouts()
+    assert [f.kind.value for f in faults] == ["start_failed"]
