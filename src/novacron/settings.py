@@ -620,7 +620,15 @@ class LearningSpec(_Frozen):
     enabled: bool = False
     learner: LearnerName = "bandit"
     actions: list[ActionKind] = Field(
-        default_factory=lambda: [ActionKind.RESTART, ActionKind.REPLACE, ActionKind.WAIT, ActionKind.CONFIG_ROLLBACK],
+        # reallocate is offered only where it can work (a writable cgroup, limits in the spec):
+        # elsewhere the actuator refuses it and the policy never sees it.
+        default_factory=lambda: [
+            ActionKind.RESTART,
+            ActionKind.REPLACE,
+            ActionKind.WAIT,
+            ActionKind.CONFIG_ROLLBACK,
+            ActionKind.REALLOCATE,
+        ],
         min_length=1,
     )
     explore: bool = Field(True, description="Thompson sampling; False: always the best estimate.")

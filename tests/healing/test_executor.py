@@ -104,8 +104,18 @@ async def test_unverified_scale_out_is_rolled_back(rig: Callable[..., Rig]) -> N
     r.health.observe(Observation(TargetId("a"), "http:0", 0.0, False, detail="HTTP 503"))
     result = await r.executor.execute(r.action(ActionKind.SCALE_OUT))
     assert result.status is ActionStatus.ROLLED_BACK
+    assert not result.undo_failed, "cleanly undone: the step failed, the fleet is as it was"
     assert [a.kind for a in r.actuator.applied] == [ActionKind.SCALE_OUT, ActionKind.SCALE_IN]
     assert r.actuator.applied[1].inverse_of == result.action.id
+
+
+async def test_an_undo_that_fails_leaves_the_change_and_says_so(rig: Callable[..., Rig]) -> None:
+    r = rig(heals=False)
+    r.actuator.script = lambda action: action.kind is not ActionKind.SCALE_IN
+    result = await r.executor.execute(r.action(ActionKind.SCALE_OUT))
+    assert result.status is ActionStatus.FAILED
+    assert result.undo_failed, "the scale-out stays in place: a learning policy's reward counts that as harm"
+    assert [a.kind for a in r.actuator.applied] == [ActionKind.SCALE_OUT, ActionKind.SCALE_IN]
 
 
 async def test_a_failed_restart_has_nothing_to_roll_back(rig: Callable[..., Rig]) -> None:
@@ -113,6 +123,7 @@ async def test_a_failed_restart_has_nothing_to_roll_back(rig: Callable[..., Rig]
     result = await r.executor.execute(r.action())
     assert result.status is ActionStatus.FAILED
     assert "not healthy within" in result.detail
+    assert not result.undo_failed
     assert len(r.actuator.applied) == 1
 
 

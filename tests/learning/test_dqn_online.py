@@ -68,7 +68,9 @@ def test_run_keeps_a_promoted_dqn_learning_from_real_outcomes(tmp_path: Path) ->
     pytest.importorskip("torch", reason="online DQN learning needs the ml extra")
     online = {"interval_s": 0.5, "min_transitions": 3, "batch_size": 4, "gradient_steps": 10}
     faults = [{"at_s": at, "target": "svc", "kind": "crash"} for at in (1.0, 3.0, 5.0, 7.0, 9.0)]
-    spec = one_target_spec(tmp_path, faults=faults, learning_extra={"learner": "dqn", "online": online})
+    spec = one_target_spec(
+        tmp_path, faults=faults, learning_extra={"learner": "dqn", "online": online, "actions": ACTIONS}
+    )
     db = tmp_path / "n.db"
     store = Store.open(f"sqlite:///{db}")
     try:

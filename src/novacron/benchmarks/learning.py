@@ -30,7 +30,7 @@ from novacron.benchmarks._stats import percentiles
 from novacron.errors import MissingExtraError
 from novacron.learning import FaultContext, Record, doubly_robust, ips, policy_from_state
 from novacron.model import ActionKind
-from novacron.runtime.faultrun import FaultPlan
+from novacron.runtime.faultrun import FaultPlan, FaultResult
 from novacron.runtime.training import LEARNING_KINDS, TwinRun, fault_plans, run_on_twin
 from novacron.settings import FleetSpec, LearnerName, LearningSpec, parse_spec
 
@@ -73,7 +73,7 @@ def learning_fleet() -> FleetSpec:
     )
 
 
-DEFAULT_ACTIONS = (ActionKind.RESTART, ActionKind.REPLACE, ActionKind.WAIT, ActionKind.CONFIG_ROLLBACK)
+DEFAULT_ACTIONS = tuple(LearningSpec().actions)  # the product's default
 
 
 def _with(
@@ -88,6 +88,18 @@ def _with(
     return spec.model_copy(update={"learning": learning})
 
 
+def _success(results: Sequence[FaultResult]) -> float | None:
+    """Healed, and held through the settle after it, among the faults that opened an incident.
+
+    ``no_incident`` counts the others: the target's probes stayed healthy (a noisy
+    neighbour on a host with room to spare: nothing to heal). The driver never strikes a
+    target with an incident open; an incident the fleet raised between faults is a
+    ``relapse``, counted against the fault before it (not held).
+    """
+    struck = [r for r in results if r.incident_id is not None]
+    return round(sum(r.held for r in struck) / len(struck), 4) if struck else None
+
+
 def _summary(run: TwinRun) -> dict[str, Any]:
     results = run.times.results
     mttr = [r.mttr_s for r in results if r.mttr_s is not None]
@@ -98,16 +110,39 @@ def _summary(run: TwinRun) -> dict[str, Any]:
         acts = [a for r, a in zip(results, run.actions, strict=True) if r.plan.kind == kind]
         per_kind[kind] = {
             "faults": len(mine),
-            "success": round(len(healed) / len(mine), 3) if mine else None,
+            "no_incident": sum(r.incident_id is None for r in mine),
+            "success": _success(mine),
             "mttr_p50_s": round(statistics.median(healed), 2) if healed else None,
             "actions_per_fault": round(statistics.fmean(acts), 2) if acts else None,
         }
     return {
         "faults": len(results),
+        "no_incident": sum(r.incident_id is None for r in results),
+        "relapses": run.times.relapses,
         "mttr_s": {k: v for k, v in percentiles(mttr).items() if k != "p99"},
-        "success": round(len(mttr) / len(results), 4) if results else None,
+        "success": _success(results),
         "actions_per_fault": round(statistics.fmean(run.actions), 3) if run.actions else None,
         "kinds": per_kind,
+    }
+
+
+def _same_faults(ladder: TwinRun, learned: TwinRun) -> dict[str, Any]:
+    """MTTR p50 of both policies on the faults both healed for good (the ladder never heals a bad configuration)."""
+    if len(ladder.times.results) != len(learned.times.results):
+        return {"faults": 0, "why": "the runs did not take the same faults (one found the fleet busy)"}
+    pairs = [
+        (a.mttr_s, b.mttr_s)
+        for a, b in zip(ladder.times.results, learned.times.results, strict=True)
+        if a.held and b.held and a.mttr_s is not None and b.mttr_s is not None  # held: healed
+    ]
+    if not pairs:
+        return {"faults": 0}
+    lp50, bp50 = statistics.median(a for a, _ in pairs), statistics.median(b for _, b in pairs)
+    return {
+        "faults": len(pairs),
+        "ladder_p50_s": round(lp50, 3),
+        "learned_p50_s": round(bp50, 3),
+        "reduction": round(1.0 - bp50 / lp50, 3),
     }
 
 
@@ -240,6 +275,9 @@ def run_learning_bench(
         "dqn_mttr_reduction_vs_ladder": round(1.0 - dp50 / lp50, 3) if lp50 and dp50 else None,
         "success_delta_vs_ladder": round(out_bandit["success"] - out_ladder["success"], 4),
         "regressions": _regressions(out_ladder, out_bandit),
+        "same_faults": _same_faults(ladder, greedy),
+        # What a controller with the default ``learning.explore: true`` does with the policy.
+        "bandit_exploring": _summary(logged),
         "dqn_regressions": _regressions(out_ladder, out_dqn) if "kinds" in out_dqn else None,
         "learning": {"faults": learn.times.injected, **_learning_speed(_fault_rewards(learn))},
         "ope": _ope(learn.policy_state, logged, greedy),

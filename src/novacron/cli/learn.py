@@ -128,7 +128,7 @@ def bench_learning(
     dqn: Annotated[bool, typer.Option("--dqn/--no-dqn", help="Also train and evaluate the DQN (ml extra).")] = True,
     actions: Annotated[
         str, typer.Option("--actions", help="Comma-separated steps the learners choose among (e.g. add reallocate).")
-    ] = "restart,replace,wait,config_rollback",
+    ] = "restart,replace,wait,config_rollback,reallocate",
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON (always JSON).")] = True,
 ) -> None:
     """The learned policy against the ladder on the twin: MTTR, success, regret, off-policy estimates."""

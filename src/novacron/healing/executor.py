@@ -52,6 +52,7 @@ class ExecResult:
     outcome: Outcome | None = None
     replayed: bool = False  # the key was already in the store: nothing was applied now
     rolled_back: bool = False
+    undo_failed: bool = False  # it did not heal, and its inverse could not undo it: the change stays
 
     @property
     def verified(self) -> bool:
@@ -236,7 +237,10 @@ class Executor:
             outcome = replace(outcome, ok=False, detail=f"{outcome.detail}; {unproven}")
         rolled_back = await self._roll_back(action, incident)
         status = ActionStatus.ROLLED_BACK if rolled_back else ActionStatus.FAILED
-        return self._finish(action, status, detail, decision, outcome, incident, rolled_back=rolled_back)
+        undo_failed = not rolled_back and inverse_of(action) is not None
+        return self._finish(
+            action, status, detail, decision, outcome, incident, rolled_back=rolled_back, undo_failed=undo_failed
+        )
 
     async def _roll_back(self, action: Action, incident: Incident | None) -> bool:
         undo = inverse_of(action)
@@ -255,6 +259,7 @@ class Executor:
         incident: Incident | None,
         *,
         rolled_back: bool = False,
+        undo_failed: bool = False,
         healthy: bool = False,
     ) -> ExecResult:
         self._set_status(action, status, finished_at=self.clock.now(), detail=detail)
@@ -262,7 +267,7 @@ class Executor:
             status, ActionPhase.FAILED
         )
         self._emit(phase, action, incident, detail, status=status, decision=decision, outcome=outcome, healthy=healthy)
-        return ExecResult(action, status, detail, decision, outcome, rolled_back=rolled_back)
+        return ExecResult(action, status, detail, decision, outcome, rolled_back=rolled_back, undo_failed=undo_failed)
 
     def _record_unapplied(
         self, action: Action, status: ActionStatus, decision: Decision, incident: Incident | None

@@ -291,7 +291,11 @@ class LearnedSteps:
         """Learn from the step's outcome; returns its reward (None when nothing was applied)."""
         if result.status in (ActionStatus.BLOCKED, ActionStatus.DRY_RUN) or result.replayed:
             return None
-        harmed = result.rolled_back or result.status is ActionStatus.ROLLED_BACK
+        # A step that did not heal and was cleanly undone by its inverse is a failed step,
+        # like a restart that did not help: penalising the undo as harm made every
+        # invertible action (the ones exploration prefers) cost ten times more to try.
+        # Harm is a change that stays: its undo failed.
+        harmed = result.undo_failed
         value = reward(elapsed_s, healed=result.verified, harmed=harmed, weights=self.weights)
         self.policy.update(decision.context, str(decision.kind), value)
         if decision.decision_id is not None:

@@ -13,7 +13,7 @@ class RewardWeights:
 
     action_cost: float = 1.0
     failure_penalty: float = 10.0  # the step did not heal: the next one starts from here
-    harm_penalty: float = 100.0  # the step made things worse or was rolled back
+    harm_penalty: float = 100.0  # the step made things worse: it did not heal and its undo failed
     feedback: float = 20.0  # an operator's good (+) or bad (−) mark
 
 

@@ -16,7 +16,7 @@ import os
 import random
 import signal
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from novacron.model import IncidentStatus
 from novacron.runtime.controller import Controller
@@ -26,6 +26,8 @@ __all__ = ["FAULT_KINDS", "FaultPlan", "FaultResult", "FaultTimes", "process_inj
 FAULT_KINDS = ("crash", "hang", "dependency")
 _SIGNALS = {"crash": signal.SIGKILL, "hang": signal.SIGSTOP}
 Injector = Callable[[str, str], bool]  # (target, crash|hang) → injected
+_SETTLE_TRIES = 5  # relapses waited out before a fault is skipped as striking a restless fleet
+_RECENT = 20  # newest incidents looked at for a relapse (a few open between two faults)
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,6 +53,14 @@ class FaultResult:
     mttd_s: float | None
     mttr_s: float | None  # None: not healed by the controller within the timeout
     incident_id: str | None
+    # The fleet raised an incident of its own in the settle after this fault was measured:
+    # a repair that did not hold (or left the fleet worse), whatever it reported.
+    relapsed: bool = False
+
+    @property
+    def held(self) -> bool:
+        """Healed, and the fleet stayed quiet through the settle that followed."""
+        return self.mttr_s is not None and not self.relapsed
 
 
 @dataclass
@@ -61,7 +71,14 @@ class FaultTimes:
     mttr: dict[str, list[float]] = field(default_factory=dict)
     injected: int = 0
     healed: int = 0
+    relapses: int = 0  # incidents the fleet raised with no fault injected (waited out, never struck over)
     results: list[FaultResult] = field(default_factory=list)
+
+    def relapse(self) -> None:
+        """Count an incident raised between faults against the last fault measured."""
+        self.relapses += 1
+        if self.results and not self.results[-1].relapsed:
+            self.results[-1] = replace(self.results[-1], relapsed=True)
 
 
 def process_injector(controller: Controller) -> Injector:
@@ -89,20 +106,49 @@ def twin_injector(controller: Controller) -> Injector:
     return inject
 
 
-async def _quiet(controller: Controller, timeout: float, poll_s: float) -> bool:
+def _is_quiet(controller: Controller) -> bool:
     """Every target healthy, no incident open, no healer running."""
+    return (
+        all(controller.health.is_healthy(t.name) for t in controller.spec.targets)
+        and not controller.incidents.open_incidents()
+        and not controller.flow.healing
+    )
+
+
+async def _quiet(controller: Controller, timeout: float, poll_s: float) -> bool:
+    """Wait until the fleet is quiet (:func:`_is_quiet`); False when it is not within ``timeout``."""
     loop = asyncio.get_running_loop()
     end = loop.time() + timeout
-    names = [t.name for t in controller.spec.targets]
     while loop.time() < end:
-        if (
-            all(controller.health.is_healthy(n) for n in names)
-            and not controller.incidents.open_incidents()
-            and not controller.flow.healing
-        ):
+        if _is_quiet(controller):
             return True
         await asyncio.sleep(poll_s)
     return False
+
+
+async def _settled(
+    controller: Controller, settle_s: float, timeout: float, poll_s: float, times: FaultTimes, since: float | None
+) -> bool:
+    """Quiet, and no incident opened since ``since`` (the last fault measured) through a settle.
+
+    An incident the fleet raises after a fault was measured and before the next one is a
+    relapse of that repair: counted against it and waited out, then the settle starts
+    again, so a fault never strikes a target that is already failing.
+    """
+    for _ in range(_SETTLE_TRIES):
+        if not await _quiet(controller, timeout, poll_s):
+            return False
+        await asyncio.sleep(settle_s)
+        if _is_quiet(controller) and (since is None or not _opened_since(controller, since)):
+            return True
+        times.relapse()
+        since = controller.clock.now()
+    return False
+
+
+def _opened_since(controller: Controller, since: float) -> bool:
+    """Whether any incident was opened at or after ``since`` (resolved ones included)."""
+    return any(i.opened_at >= since for i in controller.store.incidents(limit=_RECENT))
 
 
 async def _measure(controller: Controller, plan: FaultPlan, since: float, timeout: float, poll_s: float) -> FaultResult:
@@ -148,15 +194,17 @@ async def run_plan(
     """
     times = FaultTimes()
     rng = random.Random(seed)
+    measured: float | None = None  # when the last fault's measurement ended
     for plan in plans:
-        if not await _quiet(controller, timeout_s, poll_s):
+        # The settle puts the probes back in their normal rhythm before the next fault.
+        if not await _settled(controller, settle_s + rng.uniform(0.0, jitter_s), timeout_s, poll_s, times, measured):
             continue
-        await asyncio.sleep(settle_s + rng.uniform(0.0, jitter_s))  # probes back in their normal rhythm
         since = controller.clock.now()
         if not inject(plan.struck, plan.injected):
             continue
         times.injected += 1
         result = await _measure(controller, plan, since, timeout_s, poll_s)
+        measured = controller.clock.now()
         times.results.append(result)
         if after is not None:
             after(plan)

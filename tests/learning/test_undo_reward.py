@@ -1,0 +1,53 @@
+"""A step that did not heal and was cleanly undone is a failed step; harm is an undo that failed."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from novacron.clock import MonotonicClock
+from novacron.healing.catalog import new_action
+from novacron.healing.executor import ExecResult
+from novacron.healing.health import HealthTracker
+from novacron.healing.learned import LearnedSteps, StepDecision
+from novacron.healing.safety import SafetyGate
+from novacron.learning import FaultContext, reward
+from novacron.model import ActionKind, ActionStatus, TargetId
+from novacron.settings import LearningSpec, Policy
+from novacron.store import Store
+
+CONTEXT = FaultContext(kind="hang", detail="no_answer", host="busy")
+
+
+def _settle(tmp_path: Path, result: ExecResult) -> tuple[float | None, float]:
+    """The reward the step gets, and the policy's estimate for the same step afterwards."""
+    clock = MonotonicClock()
+    store = Store.open(f"sqlite:///{tmp_path / 'r.db'}")
+    try:
+        gate = SafetyGate(Policy(), clock, fleet_size=1, seed=0)
+        health = HealthTracker(clock, on_fault=lambda f: None, on_recovered=lambda t: None)
+        spec = LearningSpec(enabled=True, seed=1, value_check={"enabled": False})
+        steps = LearnedSteps(spec, store=store, gate=gate, health=health, graph={}, clock=clock)
+        decision = StepDecision(ActionKind.REALLOCATE, CONTEXT, ["restart", "reallocate"], 0.5, True, "test")
+        value = steps.settle(decision, result, 0.5)
+        return value, steps.policy.value(CONTEXT, "reallocate")
+    finally:
+        store.close()
+
+
+def test_a_cleanly_undone_step_costs_what_a_failed_step_costs(tmp_path: Path) -> None:
+    action = new_action(ActionKind.REALLOCATE, TargetId("svc"), key="k")
+    undone = ExecResult(action, ActionStatus.ROLLED_BACK, "not healthy within 4s", rolled_back=True)
+    value, _ = _settle(tmp_path, undone)
+    assert value == pytest.approx(reward(0.5, healed=False))
+    assert value is not None
+    assert value > -20, "not the harm penalty: the fleet is as it was before the step"
+
+
+def test_a_step_whose_undo_failed_is_harm(tmp_path: Path) -> None:
+    action = new_action(ActionKind.REALLOCATE, TargetId("svc"), key="k")
+    stuck = ExecResult(action, ActionStatus.FAILED, "not healthy; undo failed", undo_failed=True)
+    value, estimate = _settle(tmp_path, stuck)
+    assert value == pytest.approx(reward(0.5, healed=False, harmed=True))
+    assert estimate < reward(0.5, healed=False), "the policy learned the harm"
