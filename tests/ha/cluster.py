@@ -35,6 +35,11 @@ class Remote:
         """Make ``target`` fail its checks until an action heals it."""
         httpx.post(f"{self.base}/fault/{target}").raise_for_status()
 
+    def faulted(self) -> list[str]:
+        """The targets faulted now (an action heals them)."""
+        out: list[str] = httpx.get(f"{self.base}/faulted").json()
+        return out
+
     def actions(self) -> list[dict[str, Any]]:
         """Every action applied so far."""
         out: list[dict[str, Any]] = httpx.get(f"{self.base}/actions").json()

@@ -6,24 +6,37 @@ import asyncio
 import functools
 import socket
 import sys
+import threading
 import time
 from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 
 import psycopg
 import pytest
-from sqlalchemy import delete, select
+from sqlalchemy import Connection, delete, select
 
 from novacron.clock import FakeClock, MonotonicClock
 from novacron.errors import ConfigError
 from novacron.healing.catalog import new_action
-from novacron.model import ActionKind, ActionStatus, TargetId
+from novacron.model import (
+    ActionKind,
+    ActionStatus,
+    FaultKind,
+    Incident,
+    IncidentId,
+    IncidentStatus,
+    Priority,
+    TargetId,
+)
 from novacron.runtime.ha import HaMember
 from novacron.settings import HaSettings
 from novacron.store import Store, leases, nodes
 from novacron.store.guard import GuardedStore
 from novacron.store.ha_tables import ha_leases
 from novacron.store.leases import FenceToken
+from novacron.store.records import incident_values
+from novacron.store.repo import incident_insert
 from tests.postgres import PG_ADMIN
 
 SETTINGS = HaSettings(lease_s=2.0, renew_s=0.25, shards=8, node_stale_s=2.0)
@@ -359,3 +372,122 @@ async def test_a_step_goes_on_after_the_server_ended_the_controllers_sessions(
     action = new_action(ActionKind.RESTART, TargetId(target), key="after-terminate")
     assert await a.claim(action, ActionStatus.PLANNED, now=clock.now()) == "claimed"
     assert await a.may_apply(action, now=clock.now())
+
+
+async def test_a_claim_writes_its_incident_row_when_the_nodes_own_write_of_it_lags(pg_url: str) -> None:
+    # The incident's insert waits in the write-behind queue (behind the writes of a restart,
+    # or retried after the server ended the store's session); the claim that references it
+    # must neither fail on the reference nor wait for the queue, and the late insert must land.
+    clock = FakeClock()
+    store = GuardedStore.open(pg_url)
+    a = HaMember(store, SETTINGS, node_id="a", clock=clock, remote_targets=TARGETS, version="t")
+    a.register()
+    try:
+        await _round(a, a)
+        target = TargetId(next(t for t in TARGETS if a.owns(t)))
+        incident = Incident(
+            IncidentId("inc-lagging"),
+            target,
+            FaultKind.HANG,
+            IncidentStatus.OPEN,
+            Priority.P2,
+            clock.now(),
+            clock.now(),
+        )
+        lagging = threading.Event()
+        store.write("a write that lags", lambda _conn: lagging.wait(30))
+        store.insert_incident(incident)
+        action = new_action(ActionKind.RESTART, target, key="k-lagging", incident_id=incident.id)
+        claimed = await asyncio.wait_for(a.claim(action, ActionStatus.PLANNED, now=clock.now(), incident=incident), 5)
+        assert claimed == "claimed"
+        reader = Store.open(pg_url, create=False)
+        try:
+            assert reader.incident(incident.id).status is IncidentStatus.OPEN
+            rec = reader.action_by_key("k-lagging")
+            assert rec is not None
+            assert rec.action.incident_id == incident.id
+            store.update_incident(replace(incident, status=IncidentStatus.MITIGATING))
+            lagging.set()
+            assert store.flush(10.0)
+            assert store.condition.dropped == 0, store.condition.last_error
+            assert reader.incident(incident.id).status is IncidentStatus.MITIGATING
+        finally:
+            reader.close()
+    finally:
+        await a.stop()
+        store.close()
+
+
+async def test_a_claim_waiting_for_its_incident_row_holds_up_no_other_claim_and_no_heartbeat(pg_url: str) -> None:
+    # A's writer inserted the incident's row and its link was cut before the commit: the
+    # server keeps that row locked. A's claim of a step on it waits for that insert; it must
+    # wait holding nothing the fleet needs (the budget row, a lease row).
+    clock = FakeClock()
+    stores = [GuardedStore.open(pg_url), GuardedStore.open(pg_url)]
+    a, b = (
+        HaMember(s, SETTINGS, node_id=n, clock=clock, remote_targets=TARGETS, version="t")
+        for s, n in zip(stores, "ab", strict=True)
+    )
+    for m in (a, b):
+        m.register()
+        m.budget = leases.Budget(cap=10, horizon_s=30.0)
+    cut = threading.Event()
+    try:
+        await _round(a, b, a, b)
+        mine, theirs = (TargetId(next(t for t in TARGETS if m.owns(t))) for m in (a, b))
+        incident = Incident(
+            IncidentId("inc-cut"), mine, FaultKind.HANG, IncidentStatus.OPEN, Priority.P2, clock.now(), clock.now()
+        )
+
+        def insert_then_hang(conn: Connection) -> None:
+            conn.execute(incident_insert(conn.dialect.name, incident_values(incident)))
+            cut.wait(30)
+
+        stores[0].write("insert incidents", insert_then_hang)
+        await asyncio.sleep(0.2)
+        action = new_action(ActionKind.RESTART, mine, key="k-waits", incident_id=incident.id)
+        waiting = asyncio.create_task(a.claim(action, ActionStatus.PLANNED, now=clock.now(), incident=incident))
+        await asyncio.sleep(0.3)
+        assert not waiting.done()
+        other = new_action(ActionKind.RESTART, theirs, key="k-other")
+        assert await asyncio.wait_for(b.claim(other, ActionStatus.PLANNED, now=clock.now()), 5) == "claimed"
+        await asyncio.wait_for(a.tick(), 5)
+        assert mine in a.owned()
+        cut.set()
+        assert await asyncio.wait_for(waiting, 10) == "claimed"
+    finally:
+        cut.set()
+        for m, s in zip((a, b), stores, strict=True):
+            await m.stop()
+            s.close()
+
+
+async def test_a_claim_waiting_for_the_fleet_budget_lets_its_nodes_heartbeat_renew(pg_url: str) -> None:
+    # Another controller was paused in the middle of a claim: it holds the budget lock until
+    # the server ends its session. This node's claim waits for it, holding no lease row,
+    # so this node's heartbeat still renews its leases meanwhile.
+    clock = FakeClock()
+    store = GuardedStore.open(pg_url)
+    a = HaMember(store, SETTINGS, node_id="a", clock=clock, remote_targets=TARGETS, version="t")
+    a.register()
+    a.budget = leases.Budget(cap=10, horizon_s=30.0)
+    try:
+        await _round(a, a)
+        target = TargetId(next(t for t in TARGETS if a.owns(t)))
+        with psycopg.connect(pg_url.replace("postgresql+psycopg", "postgresql")) as paused:
+            paused.execute("UPDATE ha_leases SET epoch = epoch + 1 WHERE shard = %s", (leases.BUDGET_ROW,))
+            action = new_action(ActionKind.RESTART, target, key="k-budget-wait")
+            waiting = asyncio.create_task(a.claim(action, ActionStatus.PLANNED, now=clock.now()))
+            await asyncio.sleep(0.3)
+            assert not waiting.done()
+            clock.advance(SETTINGS.renew_s)
+            await asyncio.wait_for(a.tick(), 5)
+            paused.rollback()
+        assert await asyncio.wait_for(waiting, 10) == "claimed"
+        with store.engine.connect() as conn:
+            row = next(r for r in leases.leases(conn) if r.shard == leases.shard_of(target, SETTINGS.shards))
+        assert row.holder == "a"
+        assert row.expires_at == pytest.approx(clock.now() + SETTINGS.lease_s)
+    finally:
+        await a.stop()
+        store.close()

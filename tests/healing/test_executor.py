@@ -170,3 +170,15 @@ async def test_an_action_in_flight_at_a_crash_is_reconciled_not_repeated(rig: Ca
     assert result.status is ActionStatus.VERIFIED
     assert "reconciled" in r.store.action(action.id).detail
     assert r.actuator.applied == []
+
+
+async def test_verification_waits_for_a_couple_of_the_targets_probe_rounds(rig: Callable[..., Rig]) -> None:
+    # The policy allows 0.3 s, but the target's probes come every 0.3 s and may take 0.2 s:
+    # a repair that shows healthy at the next round but one is verified, not failed.
+    r = rig(heals=False)
+    r.health.configure("a", 0, {"http:0": 1}, start_timeout_s=5, probe_round_s=0.5)
+    r.health.process_started("a", 0)
+    healthy = Observation(TargetId("a"), "http:0", r.clock.now(), True)
+    asyncio.get_running_loop().call_later(0.6, r.health.observe, healthy)
+    result = await r.executor.execute(r.action())
+    assert result.verified, result.detail

@@ -122,7 +122,7 @@ class Executor:
             status = ActionStatus.BLOCKED if decision.verdict is Verdict.DENY else ActionStatus.DRY_RUN
             return self._record_unapplied(action, status, decision, incident)
         self._emit(ActionPhase.GATED, action, incident, decision.reason, decision=decision)
-        claim = await self._claim(action)
+        claim = await self._claim(action, incident)
         if claim == "over_budget":  # several controllers: the fleet-wide blast radius, decided in the store
             reason = "fleet-wide blast radius: the cap of targets under remediation is reached; waiting"
             retry = Decision(
@@ -166,7 +166,7 @@ class Executor:
         The real state decides: if the target becomes healthy within the verification
         deadline the action counts as verified, otherwise as failed, and the caller moves on.
         """
-        ok, why = await self.health.wait_healthy(action.target, _replicas(action), self.gate.policy.verify_timeout_s)
+        ok, why = await self.health.wait_healthy(action.target, _replicas(action), self._verify_window(action))
         status = ActionStatus.VERIFIED if ok else ActionStatus.FAILED
         detail = f"reconciled after controller restart: {why}"
         self._set_status(action, status, finished_at=self.clock.now(), detail=detail)
@@ -222,7 +222,7 @@ class Executor:
         # too, so its success is the actuator's, and it is never rolled back in turn.
         if CATALOG[action.kind].verification == Verification.NONE or action.inverse_of is not None:
             return self._finish(action, ActionStatus.VERIFIED, outcome.detail, decision, outcome, incident)
-        ok, why = await self.health.wait_healthy(action.target, _replicas(action), self.gate.policy.verify_timeout_s)
+        ok, why = await self.health.wait_healthy(action.target, _replicas(action), self._verify_window(action))
         detail = f"{outcome.detail}; {why}"  # keep what the action did beside how it was judged
         replicas = _replicas(action)
         unproven = (
@@ -277,6 +277,9 @@ class Executor:
         self._emit(ActionPhase.GATED, action, incident, decision.reason, status=status, decision=decision)
         return ExecResult(action, status, decision.reason, decision)
 
+    def _verify_window(self, action: Action) -> float:
+        return self.health.verify_window(action.target, self.gate.policy.verify_timeout_s)
+
     # -- fencing: the only place the executor knows of leases ---------------------------
     def _fence_for(self, action: Action) -> Fence | None:
         return self.fence if self.fence is not None and self.fence.guards(action.target) else None
@@ -297,7 +300,7 @@ class Executor:
             return None
         return decision
 
-    async def _claim(self, action: Action) -> ClaimResult:
+    async def _claim(self, action: Action, incident: Incident | None) -> ClaimResult:
         """Claim the key (under the lease's epoch, within the fleet-wide budget, for a leased target)."""
         now = self.clock.now()
         fence = self._fence_for(action)
@@ -307,7 +310,7 @@ class Executor:
             if isinstance(self.store, GuardedStore):
                 await self.store.settle()  # the key is durable before the action (unless the store fails)
             return "claimed"
-        result = await fence.claim(action, ActionStatus.PLANNED, now=now)
+        result = await fence.claim(action, ActionStatus.PLANNED, now=now, incident=incident)
         if result == "fenced":
             raise FencedError(f"{action.kind} {action.target}: the target's lease is no longer this controller's")
         return result

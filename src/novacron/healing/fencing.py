@@ -13,7 +13,7 @@ from __future__ import annotations
 from typing import Protocol
 
 from novacron.errors import NovacronError
-from novacron.model import Action, ActionStatus
+from novacron.model import Action, ActionStatus, Incident
 from novacron.store.leases import ClaimResult
 
 __all__ = ["ClaimResult", "Fence", "FencedError"]
@@ -30,8 +30,10 @@ class Fence(Protocol):
         """Whether ``target``'s steps are fenced (a sharded target), or free (host-bound)."""
         ...
 
-    async def claim(self, action: Action, status: ActionStatus, *, now: float) -> ClaimResult:
-        """Claim the action's key under the current epoch."""
+    async def claim(
+        self, action: Action, status: ActionStatus, *, now: float, incident: Incident | None = None
+    ) -> ClaimResult:
+        """Claim the action's key under the current epoch (writing ``incident``'s row first if it is missing)."""
         ...
 
     async def may_apply(self, action: Action, *, now: float) -> bool:

@@ -344,7 +344,9 @@ class HealingFlow:
             if self._recovered(incident):
                 return
             await self.clock.sleep(_UPSTREAM_POLL_S)
-        ok, why = await self.health.wait_healthy(target, None, self.gate.policy.verify_timeout_s)
+        ok, why = await self.health.wait_healthy(
+            target, None, self.health.verify_window(target, self.gate.policy.verify_timeout_s)
+        )
         if self._recovered(incident):
             return
         if ok:

@@ -19,9 +19,10 @@ from dataclasses import dataclass, field
 from novacron.clock import Clock
 from novacron.model import Fault, FaultId, FaultKind, Health, Observation, TargetId
 
-__all__ = ["HealthTracker", "ReplicaHealth"]
+__all__ = ["VERIFY_ROUNDS", "HealthTracker", "ReplicaHealth"]
 
 _ids = itertools.count(1)
+VERIFY_ROUNDS = 2  # probe rounds (interval + timeout) a verification allows at least
 _ANSWERS_KEPT = 16  # recent healthy answer times per replica (a fault's latency trend)
 
 
@@ -68,11 +69,34 @@ class HealthTracker:
         self._on_recovered = on_recovered
         self._replicas: dict[str, dict[int, ReplicaHealth]] = {}
         self._waiters: dict[str, set[asyncio.Event]] = {}
+        self._rounds: dict[str, float] = {}  # target → its slowest probe's interval + timeout
 
     # -- configuration -----------------------------------------------------------------
-    def configure(self, target: str, replica: int, thresholds: dict[str, int], start_timeout_s: float) -> None:
-        """Declare a replica and its check sources (source → consecutive failures allowed)."""
+    def configure(
+        self,
+        target: str,
+        replica: int,
+        thresholds: dict[str, int],
+        start_timeout_s: float,
+        *,
+        probe_round_s: float = 0.0,
+    ) -> None:
+        """Declare a replica and its check sources (source → consecutive failures allowed).
+
+        ``probe_round_s``: the slowest of its probes' interval plus timeout; verification
+        waits at least :data:`VERIFY_ROUNDS` of those (:meth:`verify_window`).
+        """
         self._replicas.setdefault(target, {})[replica] = ReplicaHealth(dict(thresholds), start_timeout_s)
+        self._rounds[target] = max(self._rounds.get(target, 0.0), probe_round_s)
+
+    def verify_window(self, target: str, policy_s: float) -> float:
+        """How long a repair of ``target`` may take to show healthy: the policy's window, or longer.
+
+        A target probed every 30 s, or whose probes may take their whole timeout on a
+        loaded host, cannot show healthy within a fixed window shorter than its probes;
+        a verification that never saw a probe would fail a repair that worked.
+        """
+        return max(policy_s, VERIFY_ROUNDS * self._rounds.get(target, 0.0))
 
     def remove(self, target: str, replica: int) -> None:
         """Forget a replica (scaled in)."""

@@ -408,7 +408,10 @@ class Controller:
                 failures=check.failures,
                 start_within=start_within,
             )
-        self.health.configure(tspec.name, replica, thresholds, tspec.start_timeout_s)
+        rounds = [c.interval_s + c.timeout_s for c in tspec.checks if not isinstance(c, HeartbeatCheck)]
+        self.health.configure(
+            tspec.name, replica, thresholds, tspec.start_timeout_s, probe_round_s=max(rounds, default=0.0)
+        )
         if start_within is not None and self.heap is not None:  # taken over: long-lived from now on
             self.heap.settle_soon()
         if tspec.kind == "sim":

@@ -36,7 +36,7 @@ from prometheus_client.registry import Collector
 from novacron.clock import Clock
 from novacron.errors import ConfigError, StoreError
 from novacron.healing.fencing import ClaimResult
-from novacron.model import Action, ActionStatus
+from novacron.model import Action, ActionStatus, Incident
 from novacron.runtime.looplag import LoopLag
 from novacron.settings import FleetSpec, HaSettings
 from novacron.store import leases, nodes
@@ -44,6 +44,7 @@ from novacron.store.guard import GuardedStore
 from novacron.store.leases import Budget, FenceToken, HaDb
 from novacron.store.nodes import NodeRow
 from novacron.store.rails import RailRepository
+from novacron.store.records import incident_values
 from novacron.telemetry import Metrics, get_logger
 
 if TYPE_CHECKING:
@@ -357,17 +358,26 @@ class HaMember(Collector):
         return FenceToken(self.node_id, self.incarnation, shard, epoch)
 
     # -- the Fence the executor asks -------------------------------------------------
-    async def claim(self, action: Action, status: ActionStatus, *, now: float) -> ClaimResult:
-        """Claim the key under the target's current epoch (refused when it is not ours)."""
+    async def claim(
+        self, action: Action, status: ActionStatus, *, now: float, incident: Incident | None = None
+    ) -> ClaimResult:
+        """Claim the key under the target's current epoch (refused when it is not ours).
+
+        The claim references its incident, whose row may still wait in this node's
+        write-behind queue (behind the writes of a restart, or retried after the server
+        ended the store's session): the claim writes the row itself when it is missing,
+        rather than fail on the reference or wait for the queue.
+        """
         token = self._token(action.target)
         if token is None:
             return self._refused(action, "claim")
-        # The claim references its incident, queued on the write-behind store: land that first.
-        await self._store.settle()
+        row = incident_values(incident) if incident is not None and incident.id == action.incident_id else None
+        if row is None and action.incident_id is not None:
+            await self._store.settle()  # the incident is not at hand: land what was queued first
         valid_until, budget = now + self.margin_s, self.budget
         result: ClaimResult = await self._db.run(
             lambda conn: leases.fenced_claim(
-                conn, token, action, status, now=now, valid_until=valid_until, budget=budget
+                conn, token, action, status, now=now, valid_until=valid_until, budget=budget, incident=row
             )
         )
         if result == "fenced":
@@ -502,12 +512,14 @@ def attach(controller: Controller, *, version: str) -> HaMember:
         c.flow.take_over(targets)
 
     def lost(targets: list[str]) -> None:
+        stopped: list[asyncio.Task[None]] = []
         for name in targets:
             c.flow.hand_over(name)
             c.health.remove(name, 0)
-        task = asyncio.get_running_loop().create_task(_remove_probes(c, targets))
-        _pending.add(task)
-        task.add_done_callback(_pending.discard)
+            stopped += c.prober.stop(name, 0)  # now: the target may come back before a task would run
+        winding_down = asyncio.gather(*stopped, return_exceptions=True)
+        _pending.add(winding_down)
+        winding_down.add_done_callback(_pending.discard)
 
     stored = [c.gate.enabled]
 
@@ -524,12 +536,7 @@ def attach(controller: Controller, *, version: str) -> HaMember:
     return member
 
 
-_pending: set[asyncio.Task[None]] = set()  # probe removals in flight (a task needs a reference)
-
-
-async def _remove_probes(c: Controller, targets: list[str]) -> None:
-    for name in targets:
-        await c.prober.remove(name, 0)
+_pending: set[asyncio.Future[list[BaseException | None]]] = set()  # stopped probes winding down (kept referenced)
 
 
 def _pid_alive(pid: int) -> bool:

@@ -194,8 +194,19 @@ class Prober:
 
     async def remove(self, target: str, replica: int) -> None:
         """Stop probing a replica (scaled in or target removed)."""
-        loops = self._loops.pop((target, replica), [])
-        await _cancel([lp.task for lp in loops if lp.task])
+        await _wind_down(self.stop(target, replica))
+
+    def stop(self, target: str, replica: int) -> list[asyncio.Task[None]]:
+        """Stop probing a replica now; the cancelled probe tasks, for the caller to await.
+
+        At once, not in a task of its own: a target handed over and taken back a moment
+        later (a lease that lapsed for one heartbeat) gets new probes, which a removal
+        still queued behind it would take away for good.
+        """
+        tasks = [lp.task for lp in self._loops.pop((target, replica), []) if lp.task]
+        for task in tasks:
+            task.cancel()
+        return tasks
 
     def expedite(self, target: str, replica: int, seconds: float) -> None:
         """Probe this replica every few milliseconds for ``seconds`` (after a restart)."""
@@ -233,7 +244,9 @@ class Prober:
         self._loops.clear()
         if self._looplag is not None:
             self._looplag.stop()
-        await _cancel(tasks)
+        for task in tasks:
+            task.cancel()
+        await _wind_down(tasks)
 
     def _mark(self) -> _Mark:
         return _Mark(self._clock.monotonic(), self._stalls.stalled())
@@ -390,7 +403,5 @@ def _settle(fut: asyncio.Future[bool]) -> None:
         fut.set_result(False)
 
 
-async def _cancel(tasks: list[asyncio.Task[None]]) -> None:
-    for task in tasks:
-        task.cancel()
+async def _wind_down(tasks: list[asyncio.Task[None]]) -> None:
     await asyncio.gather(*tasks, return_exceptions=True)

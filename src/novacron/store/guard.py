@@ -13,9 +13,10 @@ shows it in ``/health`` and ``novacron status``.
 Reads see the process's own writes: a read waits (briefly) for the queue to drain
 first, and idempotency keys this process claimed are answered from memory, so a
 claim made while the store is down still blocks a second application of the same key.
-The healing path does that wait off the loop: :meth:`GuardedStore.read_action_by_key`
-reads on a worker thread, and :meth:`GuardedStore.settle` awaits a barrier; a synchronous
-read on the loop would stall every probe for as long as the writes queued before it take.
+The healing path does not wait on the loop: :meth:`GuardedStore.read_action_by_key`
+reads on a worker thread (without waiting for the queue), and :meth:`GuardedStore.settle`
+awaits a barrier; a synchronous read on the loop would stall every probe for as long as
+the writes queued before it take.
 
 Under simulated time (the twin) the same store runs *inline* (``open(url, inline=True)``):
 writes keep their order, claims and retry-at-the-head, but are applied at once on the
@@ -36,12 +37,13 @@ from dataclasses import dataclass, replace
 from functools import partial
 from typing import Any, Self, TypeVar
 
-from sqlalchemy import Connection
+from sqlalchemy import Connection, select
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from novacron.errors import StoreError
 from novacron.model import Action, ActionId, ActionStatus, Fault, IncidentId
-from novacron.store.records import ActionRecord
+from novacron.store import tables as t
+from novacron.store.records import ActionRecord, action_from_row
 from novacron.store.repo import Store
 
 __all__ = ["GuardedStore", "StoreCondition"]
@@ -185,18 +187,25 @@ class GuardedStore(Store):
         return super().action_by_key(key)
 
     async def read_action_by_key(self, key: str) -> ActionRecord | None:
-        """:meth:`action_by_key` without blocking the event loop.
+        """:meth:`action_by_key` without blocking the event loop, and without waiting for the queue.
 
-        This process's claims are answered from memory. Any other key is read on a worker
-        thread, after the writes queued before the call have landed (so the read still sees
-        them): the loop goes on listening while they land instead of waiting behind them.
+        This process's claims are answered from memory; a fenced claim (several
+        controllers) was committed in its own transaction before anything was applied. So
+        any other key is read on a worker thread at once, not after the queued writes: on a
+        node that just took over many incidents, each healer's read waited up to 2 s for the
+        queue, and they queued for the worker threads behind one another, seconds before
+        the first action. Only a status change this node queued for a fenced action may not
+        be seen yet; an action still seen in flight is judged (reconciled), never applied
+        again (the fencing log shows it applied).
         """
         held = self._claims.get(key)
         if held is not None:
             return held
         if self.inline:  # simulated time: a worker thread's real time would pass as simulated
             return super().action_by_key(key)
-        return await asyncio.to_thread(Store.action_by_key, self, key)
+        stmt = select(t.actions).where(t.actions.c.idempotency_key == key)
+        rows = await asyncio.to_thread(Store._rows, self, stmt)
+        return action_from_row(rows[0]) if rows else None
 
     def set_action_status(
         self,

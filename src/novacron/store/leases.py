@@ -35,7 +35,7 @@ from novacron.store import tables as t
 from novacron.store.db import PG_CONNECT_ARGS
 from novacron.store.guard import GuardedStore
 from novacron.store.ha_tables import ha_fence, ha_leases
-from novacron.store.repo import Store, action_row
+from novacron.store.repo import Store, action_row, incident_insert
 
 __all__ = [
     "BUDGET_ROW",
@@ -238,15 +238,32 @@ def fenced_claim(
     now: float,
     valid_until: float,
     budget: Budget | None = None,
+    incident: dict[str, Any] | None = None,
 ) -> ClaimResult:
     """Claim the action's key under the token.
 
     ``claimed``; ``taken`` (the key exists); ``fenced`` (the lease moved on); ``over_budget``
     (the fleet already has ``budget.cap`` other targets under remediation).
+
+    ``incident``: the row of the incident the action references, written first when it is
+    not in the store yet. The controller's own write of it may still be queued behind
+    others (a store that lagged after a restart or an ended session): the claim must not
+    fail on its reference, nor wait for that queue. It is written before the lease row
+    and the budget row are locked: an insert of the same row by this node's writer, left
+    uncommitted by a link cut mid-transaction, makes it wait, and a claim waiting while
+    it holds them would stall every controller's claims and this node's heartbeat.
     """
+    if incident is not None:
+        conn.execute(incident_insert(conn.dialect.name, incident))
+    budgeted = budget if action.inverse_of is None else None
+    if budgeted is not None:
+        # The budget lock first, the lease row after: a claim waiting for the budget (held by
+        # a controller paused mid-claim until the server ends its session) holds no lease
+        # row, so its node's heartbeat still renews every lease meanwhile.
+        _lock_budget(conn)
     if _still_held(conn, token, valid_until=valid_until) is None:
         return "fenced"
-    if budget is not None and action.inverse_of is None and not _within_budget(conn, action, budget, now=now):
+    if budgeted is not None and not _within_budget(conn, action, budgeted, now=now):
         return "over_budget"
     # The lease row is locked now, and every claim of this key goes through it: a plain
     # look-up is race-free (no savepoint, which SQLite's driver handles badly).
@@ -258,11 +275,15 @@ def fenced_claim(
     return "claimed"
 
 
-def _within_budget(conn: Connection, action: Action, budget: Budget, *, now: float) -> bool:
-    """Count, under the fleet-wide budget lock, the other targets with an action in flight."""
+def _lock_budget(conn: Connection) -> None:
+    """Take the fleet-wide budget lock, held until the transaction ends."""
     # One row serialises every budget decision of every controller (a row lock on
     # PostgreSQL, the write lock on SQLite): two claims cannot both see the last slot.
     conn.execute(update(ha_leases).where(ha_leases.c.shard == BUDGET_ROW).values(epoch=ha_leases.c.epoch + 1))
+
+
+def _within_budget(conn: Connection, action: Action, budget: Budget, *, now: float) -> bool:
+    """Count, under the fleet-wide budget lock (:func:`_lock_budget`), the other targets with an action in flight."""
     busy = (
         select(func.count(func.distinct(t.actions.c.target)))
         .where(t.actions.c.status.in_(_INFLIGHT))
@@ -324,8 +345,13 @@ class HaDb:
 
             # A lease or fencing transaction takes milliseconds; one whose controller was
             # cut off or paused mid-way must not keep the lease rows locked past a lease.
+            # A fencing transaction (a claim) holds the fleet-wide budget lock, which every
+            # controller's claims wait for: ended after half of that, so a controller paused
+            # mid-claim delays the others' failovers by at most half a lease.
             self._async = create_async_engine(
-                url.set(drivername="postgresql+psycopg_async"), pool_pre_ping=True, connect_args=_idle(idle_s)
+                url.set(drivername="postgresql+psycopg_async"),
+                pool_pre_ping=True,
+                connect_args=_idle(idle_s / 2),
             )
             # the heartbeat thread's own connection (runtime/ha.py): never queued behind other work
             self._sync = create_engine(

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any, Self
 
 from sqlalchemy import Engine, delete, func, insert, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from novacron.errors import NotFoundError, StoreError
@@ -177,8 +178,8 @@ class Store:
 
     # -- incidents ---------------------------------------------------------------------
     def insert_incident(self, inc: Incident) -> None:
-        """Persist a new incident."""
-        self._exec(insert(t.incidents).values(**incident_values(inc)))
+        """Persist a new incident (a row already there is left alone: see :func:`incident_insert`)."""
+        self._exec(incident_insert(self.engine.dialect.name, incident_values(inc)))
 
     def update_incident(self, inc: Incident) -> None:
         """Persist an incident's new state."""
@@ -393,6 +394,20 @@ def _clip(table: Any, values: Mapping[str, str]) -> dict[str, str]:
         limit = getattr(table.c[name].type, "length", None)
         out[name] = value if limit is None or len(value) <= limit else value[: limit - 1] + "…"
     return out
+
+
+def incident_insert(dialect: str, values: dict[str, Any]) -> Any:
+    """An incident row's insert that does nothing when the row is already there.
+
+    With several controllers the claim of an incident's first action writes the row itself,
+    in the claim's transaction (the action references it), while the incident's own insert
+    may still wait in the write-behind queue; that insert then finds it and must not fail.
+    """
+    if dialect == "postgresql":
+        return postgresql.insert(t.incidents).values(**values).on_conflict_do_nothing(index_elements=["id"])
+    if dialect == "sqlite":
+        return sqlite.insert(t.incidents).values(**values).on_conflict_do_nothing(index_elements=["id"])
+    return insert(t.incidents).values(**values)
 
 
 def action_row(action: Action, status: ActionStatus, *, now: float) -> dict[str, Any]:
