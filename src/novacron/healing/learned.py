@@ -61,6 +61,7 @@ class _Held:
     """A verified step whose reward waits until its target has stayed well for the hold."""
 
     decision: StepDecision
+    target: str
     elapsed_s: float
     outcome: str
     until: float  # monotonic: learned as healed from then on
@@ -313,7 +314,8 @@ class LearnedSteps:
             # A repair that lasts a second (more CPU beside a host's noisy neighbour, say)
             # looks like the fastest fix of all; only one that holds is learned as one.
             until = self.clock.monotonic() + self.spec.hold_s
-            self._holding[result.action.target] = _Held(decision, elapsed_s, str(result.status), until)
+            target = result.action.target
+            self._holding[target] = _Held(decision, target, elapsed_s, str(result.status), until)
             if decision.decision_id is not None:  # the log shows the verification now; a relapse rewrites it
                 healed = reward(elapsed_s, healed=True, weights=self.weights)
                 self.log.settle(decision.decision_id, reward=healed, outcome=str(result.status))
@@ -330,19 +332,22 @@ class LearnedSteps:
         """Learn the held steps whose hold has passed, and ``relapsed``'s as a repair that did not hold."""
         now = self.clock.monotonic()
         for target, held in list(self._holding.items()):
-            if now >= held.until:
+            if now >= held.until or target == relapsed:
                 del self._holding[target]
-                self._learn(held.decision, reward(held.elapsed_s, healed=True, weights=self.weights), held.outcome)
-            elif target == relapsed:
-                del self._holding[target]
-                self._log.info("repair did not hold", target=target, action=str(held.decision.kind))
-                self._learn(held.decision, reward(held.elapsed_s, healed=False, weights=self.weights), "relapsed")
+                self._end_hold(held, held_up=now >= held.until)
 
     def end_holds(self) -> None:
         """A fault from outside is about to strike (the twin's fault driver): every step held until now."""
         for held in self._holding.values():
-            self._learn(held.decision, reward(held.elapsed_s, healed=True, weights=self.weights), held.outcome)
+            self._end_hold(held, held_up=True)
         self._holding.clear()
+
+    def _end_hold(self, held: _Held, *, held_up: bool) -> None:
+        """Learn a verified step as healed when it held, else as a step that did not heal."""
+        if not held_up:
+            self._log.info("repair did not hold", target=held.target, action=str(held.decision.kind))
+        value = reward(held.elapsed_s, healed=held_up, weights=self.weights)
+        self._learn(held.decision, value, held.outcome if held_up else "relapsed")
 
     def _learn(self, decision: StepDecision, value: float, outcome: str) -> None:
         """Fold one step's final reward into the policy and the decision log."""
