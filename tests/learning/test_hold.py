@@ -8,10 +8,7 @@ from pathlib import Path
 from novacron.clock import FakeClock
 from novacron.healing.catalog import new_action
 from novacron.healing.executor import ExecResult
-from novacron.healing.health import HealthTracker
-from novacron.healing.learned import LearnedSteps, StepDecision
-from novacron.healing.safety import SafetyGate
-from novacron.learning import FaultContext
+from novacron.healing.learned import LearnedSteps
 from novacron.model import (
     ActionKind,
     ActionStatus,
@@ -22,10 +19,9 @@ from novacron.model import (
     Priority,
     TargetId,
 )
-from novacron.settings import LearningSpec, Policy
 from novacron.store import Store
+from tests.learning.chooser import CONTEXT, chooser, reallocate_decision
 
-CONTEXT = FaultContext(kind="hang", detail="no_answer", host="busy")
 HOLD_S = 60.0
 Then = Callable[[LearnedSteps, FakeClock], None]
 
@@ -35,17 +31,14 @@ def _after_a_verified_reallocate(tmp_path: Path, then: Then) -> tuple[float, flo
     clock = FakeClock()
     store = Store.open(f"sqlite:///{tmp_path / 'h.db'}")
     try:
-        gate = SafetyGate(Policy(), clock, fleet_size=1, seed=0)
-        health = HealthTracker(clock, on_fault=lambda f: None, on_recovered=lambda t: None)
-        spec = LearningSpec(enabled=True, seed=1, hold_s=HOLD_S, value_check={"enabled": False})
-        chooser = LearnedSteps(spec, store=store, gate=gate, health=health, graph={}, clock=clock)
-        before = chooser.policy.value(CONTEXT, "reallocate")
-        decision = StepDecision(ActionKind.REALLOCATE, CONTEXT, ["restart", "reallocate"], 0.5, True, "test")
+        steps = chooser(store, clock, hold_s=HOLD_S)
+        before = steps.policy.value(CONTEXT, "reallocate")
+        decision = reallocate_decision()
         action = new_action(ActionKind.REALLOCATE, TargetId("svc"), key="k")
-        assert chooser.settle(decision, ExecResult(action, ActionStatus.VERIFIED, "healthy again"), 0.5) is None
-        assert chooser.policy.value(CONTEXT, "reallocate") == before, "nothing learned before it held"
-        then(chooser, clock)
-        return before, chooser.policy.value(CONTEXT, "reallocate")
+        assert steps.settle(decision, ExecResult(action, ActionStatus.VERIFIED, "healthy again"), 0.5) is None
+        assert steps.policy.value(CONTEXT, "reallocate") == before, "nothing learned before it held"
+        then(steps, clock)
+        return before, steps.policy.value(CONTEXT, "reallocate")
     finally:
         store.close()
 

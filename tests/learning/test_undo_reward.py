@@ -9,15 +9,10 @@ import pytest
 from novacron.clock import MonotonicClock
 from novacron.healing.catalog import new_action
 from novacron.healing.executor import ExecResult
-from novacron.healing.health import HealthTracker
-from novacron.healing.learned import LearnedSteps, StepDecision
-from novacron.healing.safety import SafetyGate
-from novacron.learning import FaultContext, reward
+from novacron.learning import reward
 from novacron.model import ActionKind, ActionStatus, TargetId
-from novacron.settings import LearningSpec, Policy
 from novacron.store import Store
-
-CONTEXT = FaultContext(kind="hang", detail="no_answer", host="busy")
+from tests.learning.chooser import CONTEXT, chooser, reallocate_decision
 
 
 def _settle(tmp_path: Path, result: ExecResult) -> tuple[float | None, float]:
@@ -25,12 +20,8 @@ def _settle(tmp_path: Path, result: ExecResult) -> tuple[float | None, float]:
     clock = MonotonicClock()
     store = Store.open(f"sqlite:///{tmp_path / 'r.db'}")
     try:
-        gate = SafetyGate(Policy(), clock, fleet_size=1, seed=0)
-        health = HealthTracker(clock, on_fault=lambda f: None, on_recovered=lambda t: None)
-        spec = LearningSpec(enabled=True, seed=1, value_check={"enabled": False})
-        steps = LearnedSteps(spec, store=store, gate=gate, health=health, graph={}, clock=clock)
-        decision = StepDecision(ActionKind.REALLOCATE, CONTEXT, ["restart", "reallocate"], 0.5, True, "test")
-        value = steps.settle(decision, result, 0.5)
+        steps = chooser(store, clock)
+        value = steps.settle(reallocate_decision(), result, 0.5)
         return value, steps.policy.value(CONTEXT, "reallocate")
     finally:
         store.close()
