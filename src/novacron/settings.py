@@ -157,11 +157,21 @@ class MetricWatch(_Frozen):
     ``type`` picks a default pipeline (latency, error_ratio, cpu, rss, open_files, threads,
     connections, heartbeat, generic); ``detector`` overrides it with an explicit one
     (``{detector: zscore, params: {window: 120}, threshold: 6}``), checked when the controller starts.
+    An alarm becomes a fault only once the value departs from the baseline by at least
+    ``min_change`` and ``min_ratio`` of it: a detector on a steady series scores a tenth of
+    a millisecond as surprising, which is no reason to restart anything. Unset, they come
+    from the type (latency: 1 ms and 20 %; cpu: 10 points; error_ratio: 0.01; rss: 10 %).
     """
 
     metric: str = Field(min_length=1)
     type: str = "generic"
     detector: dict[str, Any] | None = None
+    min_change: float | None = Field(
+        None, ge=0, description="Smallest departure from the baseline, in the metric's units, that is a fault."
+    )
+    min_ratio: float | None = Field(
+        None, ge=0, description="Smallest departure as a share of the baseline (0.2 = 20 %) that is a fault."
+    )
 
 
 class ResourceLimit(_Frozen):

@@ -59,6 +59,57 @@ def test_probe_latency_is_averaged_into_one_value_per_interval() -> None:
     assert [f.evidence["metric"] for f in faults] == [PROBE_LATENCY]
 
 
+def _steady_latency(judge: MetricJudge, clock: FakeClock, steps: int, rng: random.Random) -> None:
+    for _ in range(steps):
+        clock.advance(1)
+        judge.observe(_metrics(clock, **{PROBE_LATENCY: 0.00038 + rng.gauss(0, 0.000002)}))
+
+
+@pytest.mark.parametrize(("floor", "faulted"), [({}, False), ({"min_change": 0, "min_ratio": 0}, True)])
+def test_a_surprising_but_tiny_latency_change_is_no_fault(floor: dict[str, float], faulted: bool) -> None:
+    clock = FakeClock()
+    watch = MetricWatch(metric=PROBE_LATENCY, detector=FAST, **floor)
+    judge, faults = _judge(MetricsSpec(watch=[watch]), clock)
+    rng = random.Random(2)
+    _steady_latency(judge, clock, 200, rng)
+    for _ in range(20):  # 20 microseconds slower: ten deviations out, far under 1 ms
+        clock.advance(1)
+        judge.observe(_metrics(clock, **{PROBE_LATENCY: 0.0004}))
+    # The detector alarms either way (no floor: a fault); the default floor keeps it from one.
+    assert bool(faults) is faulted
+
+
+def test_a_creep_becomes_a_fault_when_it_crosses_the_floor_during_the_alarm() -> None:
+    clock = FakeClock()
+    judge, faults = _judge(MetricsSpec(watch=[MetricWatch(metric=PROBE_LATENCY, detector=FAST)]), clock)
+    rng = random.Random(3)
+    _steady_latency(judge, clock, 200, rng)
+    crossed = None
+    for step in range(60):
+        value = 0.0004 + 0.00005 * step  # alarms at once, passes 1.38 ms (baseline + 1 ms) at step 20
+        clock.advance(1)
+        judge.observe(_metrics(clock, **{PROBE_LATENCY: value}))
+        if faults and crossed is None:
+            crossed = step
+    [fault] = faults
+    assert crossed is not None
+    assert crossed >= 19
+    assert fault.evidence["value"] - fault.evidence["baseline"] >= 0.001
+
+
+def test_a_watch_states_its_own_floor() -> None:
+    clock = FakeClock()
+    watch = MetricWatch(metric="cpu_percent", detector=FAST, min_change=50)
+    judge, faults = _judge(MetricsSpec(watch=[watch]), clock)
+    rng = random.Random(4)
+    for level, steps in ((2.0, 300), (40.0, 20), (2.0, 100), (95.0, 20)):
+        for _ in range(steps):
+            clock.advance(1)
+            judge.observe(_metrics(clock, cpu_percent=abs(rng.gauss(level, 0.5))))
+    [fault] = faults  # the shift to 40 % stays under the 50-point floor; the one to 95 % does not
+    assert fault.evidence["value"] > 90
+
+
 def test_a_forecast_inside_the_lead_time_is_a_preventive_fault_with_its_remedy() -> None:
     clock = FakeClock()
     limit = ResourceLimit(metric="scratch_used_bytes", limit=1000, action=ActionKind.CLEANUP, lead_time_s=60)

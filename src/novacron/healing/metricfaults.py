@@ -14,6 +14,7 @@ exhaustion tracker; a forecast whose ETA falls inside the limit's lead time beco
 from __future__ import annotations
 
 import itertools
+import math
 import statistics
 from collections import deque
 from collections.abc import Callable, Mapping
@@ -23,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 from novacron.clock import Clock
 from novacron.errors import InputError, NovacronError
 from novacron.model import ActionKind, Fault, FaultId, FaultKind, Observation, Prediction, TargetId
-from novacron.settings import FleetSpec, MetricsSpec, TargetSpec
+from novacron.settings import FleetSpec, MetricsSpec, MetricWatch, TargetSpec
 
 if TYPE_CHECKING:
     from novacron.detectors.decision import Decision
@@ -36,11 +37,46 @@ _BASELINE_WINDOW = 120
 _ids = itertools.count(1)
 
 
+# The smallest departure from the baseline that is a fault, per metric type: (absolute in
+# the metric's units, share of the baseline). A detector on a steady series finds a tenth
+# of a millisecond surprising; an SRE does not restart a service for it.
+_MIN_EFFECT: dict[str, tuple[float, float]] = {
+    "latency": (0.001, 0.2),
+    "cpu": (10.0, 0.0),
+    "error_ratio": (0.01, 0.0),
+    "rss": (0.0, 0.1),
+}
+
+
+@dataclass(frozen=True)
+class _MinEffect:
+    change: float
+    ratio: float
+
+    def reached(self, value: float, baseline: float) -> bool:
+        """Whether ``value`` departs from ``baseline`` far enough to act on."""
+        if math.isnan(baseline):  # no normal value seen yet: nothing to measure against
+            return True
+        return abs(value - baseline) >= max(self.change, self.ratio * abs(baseline))
+
+
 @dataclass
 class _Watch:
     decision: Decision
     metric_type: str
     normal: deque[float] = field(default_factory=lambda: deque(maxlen=_BASELINE_WINDOW))
+    alarmed: bool = False  # the detector's alarm is on
+    reported: bool = False  # and this alarm has become a fault
+
+
+def _min_effect(watch: MetricWatch) -> _MinEffect:
+    # The probes' own latency is always a latency, whatever type the watch names.
+    kind = "latency" if watch.metric == PROBE_LATENCY else watch.type
+    change, ratio = _MIN_EFFECT.get(kind, (0.0, 0.0))
+    return _MinEffect(
+        change if watch.min_change is None else watch.min_change,
+        ratio if watch.min_ratio is None else watch.min_ratio,
+    )
 
 
 def _factory(tspec: TargetSpec, index: int) -> Callable[[float], Decision]:
@@ -86,12 +122,14 @@ class MetricJudge:
         self._on_fault = on_fault
         self._specs: dict[str, MetricsSpec] = {}
         self._factories: dict[tuple[str, str], tuple[str, Callable[[float], Decision]]] = {}
+        self._min_effects: dict[tuple[str, str], _MinEffect] = {}
         for tspec in spec.targets:
             if tspec.metrics is None:
                 continue
             self._specs[tspec.name] = tspec.metrics
             for i, watch in enumerate(tspec.metrics.watch):
                 self._factories[(tspec.name, watch.metric)] = (watch.type, _factory(tspec, i))
+                self._min_effects[(tspec.name, watch.metric)] = _min_effect(watch)
         self._watches: dict[tuple[str, int, str], _Watch] = {}
         self._exhaustion: ExhaustionMonitor | None = None  # built on the first resource-limit reading
         self._flagged: set[tuple[str, str]] = set()
@@ -139,7 +177,16 @@ class MetricJudge:
         if not verdict.anomalous:
             watch.normal.append(value)
         if verdict.started:
-            baseline = statistics.median(watch.normal) if watch.normal else float("nan")
+            watch.alarmed, watch.reported = True, False
+        elif not verdict.anomalous:
+            watch.alarmed = False
+        if not watch.alarmed or watch.reported:
+            return
+        # An alarm becomes a fault once the value has moved far enough from the baseline,
+        # at its start or later while it lasts (a creep crosses the floor after the alarm).
+        baseline = statistics.median(watch.normal) if watch.normal else float("nan")
+        if self._min_effects[(obs.target, metric)].reached(value, baseline):
+            watch.reported = True
             self._emit(
                 obs.target,
                 FaultKind.METRIC_ANOMALY,
