@@ -19,6 +19,7 @@ __all__ = [
     "PermanentError",
     "SafetyBlockedError",
     "StoreError",
+    "StoreUnreachableError",
     "TemporaryError",
 ]
 
@@ -86,3 +87,7 @@ class ActuatorError(TemporaryError):
 
 class StoreError(TemporaryError):
     """The store could not complete an operation."""
+
+
+class StoreUnreachableError(StoreError):
+    """The store refused or never answered a connection (the CLI's exit code 3)."""

@@ -88,3 +88,17 @@ def test_an_unknown_detector_is_refused_before_anything_starts(tmp_path: Path) -
     assert "targets[api].metrics.watch[0]" in res.stderr
     assert "crystal_ball" in res.stderr
     assert not (tmp_path / ".novacron").exists(), "not even the store is created"
+
+
+def test_run_on_a_store_that_refuses_connections_exits_3_naming_it(tmp_path: Path) -> None:
+    import socket
+
+    with socket.socket() as sock:  # a port nothing listens on: bound, never listening
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+        spec = tmp_path / "ok.yaml"
+        spec.write_text("targets: [{name: a, command: [sleep, '100']}]\n")
+        res = _run("run", "-c", str(spec), "--store", f"postgresql://novacron@127.0.0.1:{port}/x", cwd=tmp_path)
+    assert res.returncode == 3, res.stderr
+    assert f"cannot reach the store at postgresql+psycopg://novacron@127.0.0.1:{port}/x" in res.stderr
+    assert "Connection refused" in res.stderr

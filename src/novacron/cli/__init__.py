@@ -35,7 +35,7 @@ from novacron.cli import (  # noqa: F401  (imported for their command registrati
 )
 from novacron.cli._app import app
 from novacron.cli._client import EXIT_FAILED, EXIT_INPUT, EXIT_UNREACHABLE, UnreachableError
-from novacron.errors import InputError, NovacronError
+from novacron.errors import InputError, NovacronError, StoreUnreachableError
 
 __all__ = ["app", "main"]
 
@@ -47,7 +47,7 @@ def main() -> None:
     except InputError as exc:
         _say("error", exc)
         sys.exit(EXIT_INPUT)
-    except UnreachableError as exc:
+    except (UnreachableError, StoreUnreachableError) as exc:
         _say("not reachable", exc)
         sys.exit(EXIT_UNREACHABLE)
     except NovacronError as exc:

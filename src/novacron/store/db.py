@@ -15,7 +15,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 from sqlalchemy.pool import StaticPool
 
-from novacron.errors import ConfigError, StoreError
+from novacron.errors import ConfigError, StoreError, StoreUnreachableError
 
 __all__ = ["PG_CONNECT_ARGS", "make_engine", "migrate", "missing_database"]
 
@@ -173,7 +173,12 @@ def _heads() -> frozenset[str]:
 
 def _at_head(engine: Engine) -> bool:
     try:
-        with engine.connect() as conn:
+        conn = engine.connect()
+    except SQLAlchemyError as exc:
+        where = engine.url.render_as_string(hide_password=True)
+        raise StoreUnreachableError(f"cannot reach the store at {where}: {str(exc).splitlines()[0]}", delay=1.0) from exc
+    try:
+        with conn:
             current = {str(v) for v in conn.execute(text("SELECT version_num FROM alembic_version")).scalars()}
     except SQLAlchemyError:
         return False  # no version table yet: a new store
