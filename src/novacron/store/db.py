@@ -175,8 +175,8 @@ def _at_head(engine: Engine) -> bool:
     try:
         conn = engine.connect()
     except SQLAlchemyError as exc:
-        where = engine.url.render_as_string(hide_password=True)
-        raise StoreUnreachableError(f"cannot reach the store at {where}: {str(exc).splitlines()[0]}", delay=1.0) from exc
+        where, why = engine.url.render_as_string(hide_password=True), str(exc).splitlines()[0]
+        raise StoreUnreachableError(f"cannot reach the store at {where}: {why}", delay=1.0) from exc
     try:
         with conn:
             current = {str(v) for v in conn.execute(text("SELECT version_num FROM alembic_version")).scalars()}
