@@ -31,6 +31,17 @@ PG_CONNECT_ARGS: dict[str, int] = {
     "tcp_user_timeout": 5000,
 }
 
+# The store's own transactions take milliseconds. A controller paused (SIGSTOP, a frozen
+# VM) or cut off inside one keeps its row locks — a target's status row, an incident —
+# and every other controller writing that row waits behind it, its write queue with it:
+# a peer's failover would wait for the paused node to wake up. The server ends such a
+# session after this long; the write is retried on a fresh connection when it is live.
+_IDLE_IN_TRANSACTION_S = 2.0
+_PG_STORE_ARGS: dict[str, int | str] = {
+    **PG_CONNECT_ARGS,
+    "options": f"-c idle_in_transaction_session_timeout={int(_IDLE_IN_TRANSACTION_S * 1000)}",
+}
+
 _MIGRATIONS = Path(__file__).with_name("migrations")
 _MIGRATION_LOCK = 0x6E6F7661  # the transaction-scoped advisory lock that serialises migrations
 
@@ -63,7 +74,7 @@ def make_engine(url: str) -> Engine:
     if parsed.get_backend_name() == "postgresql" and parsed.drivername == "postgresql":
         parsed = parsed.set(drivername="postgresql+psycopg")
     try:
-        return create_engine(parsed, pool_pre_ping=True, connect_args=dict(PG_CONNECT_ARGS))
+        return create_engine(parsed, pool_pre_ping=True, connect_args=dict(_PG_STORE_ARGS))
     except (ArgumentError, ImportError) as exc:
         raise ConfigError(f"cannot use database URL {url!r}: {exc}", where="store_url") from exc
 
