@@ -21,7 +21,12 @@ def test_a_transaction_left_idle_is_ended_and_the_row_freed(pg_url: str) -> None
         conn.begin()
         conn.execute(delete(t.settings_kv).where(t.settings_kv.c.key == "kill_switch"))  # the row is locked
         wrote = threading.Event()
-        writer = threading.Thread(target=lambda: (peer.put_setting("kill_switch", True, now=2.0), wrote.set()))
+
+        def write() -> None:
+            peer.put_setting("kill_switch", True, now=2.0)
+            wrote.set()
+
+        writer = threading.Thread(target=write)
         writer.start()
         # The paused client never commits nor rolls back: the peer gets through only
         # because the server ends the idle session.

@@ -279,7 +279,14 @@ class _Trials:
             b.hosts.cut(node.host)
         else:
             os.kill(node.proc.pid, signal.SIGKILL if mode == "sigkill" else signal.SIGSTOP)
-        act = _first_action(self.http, target, after=t0, not_by=None if mode == "terminate_backend" else owner)
+        state = _state(node.proc.pid) if mode == "sigstop" else None
+        act = _first_action(
+            self.http,
+            target,
+            after=t0,
+            not_by=None if mode == "terminate_backend" else owner,
+            slow=self._print_sessions if self.progress else None,
+        )
         if mode == "sigstop":
             os.kill(node.proc.pid, signal.SIGCONT)  # woken: fenced until it holds a lease again
         elif mode == "link_cut":
@@ -296,7 +303,17 @@ class _Trials:
             self.failover.setdefault(mode, []).append(float(act["at"]) - t0)
         if self.progress:
             took = None if act is None else round(float(act["at"]) - t0, 2)
-            print(f"{mode} {owner} {target}: settled {settle_s:.1f}s, acted after {took}s", file=sys.stderr, flush=True)
+            print(
+                f"{time.strftime('%H:%M:%S', time.localtime(t0))}.{int(t0 * 1000) % 1000:03d} {mode} {owner}"
+                f" (pid {node.proc.pid}{'' if state is None else ', ' + state}) {target}:"
+                f" settled {settle_s:.1f}s, acted after {took}s",
+                file=sys.stderr,
+                flush=True,
+            )
+
+    def _print_sessions(self) -> None:
+        with contextlib.suppress(Exception):
+            print(f"no action after {_SLOW_S:g}s; the store's sessions:\n{_sessions(self.db.rows)}", file=sys.stderr)
 
     def _pick(self) -> tuple[str, str]:
         """A target that is healthy, not just faulted, and owned by a node; and that node."""
@@ -362,6 +379,18 @@ class _Trials:
         return count
 
 
+def _state(pid: int) -> str:
+    """The process's scheduler state a moment after a signal (``stopped`` once SIGSTOP took)."""
+    try:
+        proc = psutil.Process(pid)
+        deadline = time.monotonic() + 0.5
+        while proc.status() != psutil.STATUS_STOPPED and time.monotonic() < deadline:
+            time.sleep(0.01)
+        return str(proc.status())
+    except psutil.NoSuchProcess:
+        return "gone"
+
+
 def _cap(targets: int) -> int:
     return max(1, targets // 4)
 
@@ -372,15 +401,36 @@ def _shard(target: str) -> int:
     return shard_of(target, _SHARDS)
 
 
-def _first_action(http: httpx.Client, target: str, *, after: float, not_by: str | None) -> dict[str, Any] | None:
+def _first_action(
+    http: httpx.Client, target: str, *, after: float, not_by: str | None, slow: Callable[[], None] | None = None
+) -> dict[str, Any] | None:
+    """The first action on ``target`` after ``after`` by a node other than ``not_by`` (``slow()`` once at 5 s)."""
     deadline = time.monotonic() + _TRIAL_TIMEOUT_S
+    slow_at = time.monotonic() + _SLOW_S
     while time.monotonic() < deadline:
         for a in http.get(f"/actions/{target}").json():
             fence = a.get("fence") or {}
             if a["at"] > after and fence.get("node") != not_by:
                 return dict(a)
+        if slow is not None and time.monotonic() > slow_at:
+            slow()
+            slow = None
         time.sleep(0.05)
     return None
+
+
+_SLOW_S = 5.0  # a trial without an action by then is printed with the store's sessions (--progress)
+
+
+def _sessions(rows_of: Rows) -> str:
+    """The store's sessions that are in a transaction or waiting: who holds up whom."""
+    rows = rows_of(
+        "SELECT pid, client_addr, application_name, state, wait_event_type, wait_event,"
+        " round(extract(epoch FROM now() - xact_start)::numeric, 2), pg_blocking_pids(pid), left(query, 90)"
+        " FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        " AND (xact_start IS NOT NULL OR wait_event_type = 'Lock')"
+    )
+    return "\n".join("  " + " | ".join(str(c) for c in row) for row in rows) or "  (no session in a transaction)"
 
 
 _TRIAL_TIMEOUT_S = 20.0
