@@ -21,6 +21,7 @@ from __future__ import annotations
 import os
 import statistics
 import time
+from collections import Counter
 from collections.abc import Sequence
 from typing import Any
 
@@ -28,7 +29,7 @@ import numpy as np
 
 from novacron.benchmarks._stats import percentiles
 from novacron.errors import MissingExtraError
-from novacron.learning import FaultContext, Record, doubly_robust, ips, policy_from_state
+from novacron.learning import FaultContext, LadderPolicy, Record, doubly_robust, ips, policy_from_state
 from novacron.model import ActionKind
 from novacron.runtime.faultrun import FaultPlan, FaultResult
 from novacron.runtime.training import LEARNING_KINDS, TwinRun, fault_plans, run_on_twin
@@ -100,21 +101,29 @@ def _success(results: Sequence[FaultResult]) -> float | None:
     return round(sum(r.held for r in struck) / len(struck), 4) if struck else None
 
 
+def _kind_summary(run: TwinRun, kind: str) -> dict[str, Any]:
+    """One fault kind's figures in ``run``: MTTR p50/p95 of its healed faults, success, first steps."""
+    rows = [(r, n, f) for r, n, f in zip(run.times.results, run.actions, run.first_actions, strict=True)]
+    mine = [(r, n, f) for r, n, f in rows if r.plan.kind == kind]
+    healed = [r.mttr_s for r, _, _ in mine if r.mttr_s is not None]
+    acts = [n for _, n, _ in mine]
+    firsts = Counter(f for _, _, f in mine if f is not None)
+    return {
+        "faults": len(mine),
+        "no_incident": sum(r.incident_id is None for r, _, _ in mine),
+        "success": _success([r for r, _, _ in mine]),
+        "mttr_p50_s": round(statistics.median(healed), 2) if healed else None,
+        "mttr_p95_s": round(float(np.percentile(healed, 95)), 2) if healed else None,
+        "actions_per_fault": round(statistics.fmean(acts), 2) if acts else None,
+        "first_action": firsts.most_common(1)[0][0] if firsts else None,
+        "first_actions": dict(firsts.most_common()),
+    }
+
+
 def _summary(run: TwinRun) -> dict[str, Any]:
     results = run.times.results
     mttr = [r.mttr_s for r in results if r.mttr_s is not None]
-    per_kind: dict[str, Any] = {}
-    for kind in LEARNING_KINDS:
-        mine = [r for r in results if r.plan.kind == kind]
-        healed = [r.mttr_s for r in mine if r.mttr_s is not None]
-        acts = [a for r, a in zip(results, run.actions, strict=True) if r.plan.kind == kind]
-        per_kind[kind] = {
-            "faults": len(mine),
-            "no_incident": sum(r.incident_id is None for r in mine),
-            "success": _success(mine),
-            "mttr_p50_s": round(statistics.median(healed), 2) if healed else None,
-            "actions_per_fault": round(statistics.fmean(acts), 2) if acts else None,
-        }
+    per_kind = {kind: _kind_summary(run, kind) for kind in LEARNING_KINDS}
     return {
         "faults": len(results),
         "no_incident": sum(r.incident_id is None for r in results),
@@ -244,12 +253,97 @@ def _dqn(
     }
 
 
+def _fixed_first(spec: FleetSpec, plans: Sequence[FaultPlan], first: str, actions: Sequence[ActionKind]) -> TwinRun:
+    """Every fault's first step is ``first``, then the ladder's steps not tried yet (greedy, never learning)."""
+    ladder = [str(k) for k in spec.policy.ladder if k is not ActionKind.ESCALATE]
+    steps = [first, *(step for step in ladder if step != first)]
+    fixed = _with(spec, enabled=True, explore=False, learner="ladder", actions=actions)
+    return run_on_twin(fixed, plans, policy=LadderPolicy(steps))
+
+
+def _best_first(tried: dict[str, dict[str, Any]], *, by_success: bool) -> str:
+    """The first step whose kind heals most often (when ``by_success``), then fastest (MTTR p50)."""
+
+    def key(action: str) -> tuple[float, float]:
+        row = tried[action]
+        p50 = row["mttr_p50_s"] if row["mttr_p50_s"] is not None else float("inf")
+        return (-(row["success"] or 0.0) if by_success else 0.0, p50)
+
+    return min(tried, key=key)
+
+
+def _pooled(runs: dict[str, TwinRun], picks: dict[str, str], ladder_p50: float | None) -> dict[str, Any]:
+    """MTTR and success when each kind's faults take their picked first step (from that step's run)."""
+    mine = [r for kind, first in picks.items() for r in runs[first].times.results if r.plan.kind == kind]
+    mttr = [r.mttr_s for r in mine if r.mttr_s is not None]
+    p50 = percentiles(mttr)["p50"] if mttr else None
+    return {
+        "first_action": dict(picks),
+        "mttr_s": {k: v for k, v in percentiles(mttr).items() if k != "p99"},
+        "success": _success(mine),
+        "mttr_reduction_vs_ladder": round(1.0 - p50 / ladder_p50, 3) if ladder_p50 and p50 else None,
+    }
+
+
+def _oracle(
+    spec: FleetSpec, plans: Sequence[FaultPlan], actions: Sequence[ActionKind], ladder_p50: float | None
+) -> dict[str, Any]:
+    """The best fixed first step per kind, found by trying each allowed one on the evaluation faults.
+
+    Each candidate first step (then the ladder) takes all the evaluation faults; per kind
+    the step that heals most often, then fastest, is the oracle's. What the oracle reaches
+    bounds what any policy choosing among these steps can reach on this twin, with the kind
+    known exactly. ``fastest`` ignores success: each kind's fastest MTTR p50, held or not.
+    """
+    runs = {str(a): _fixed_first(spec, plans, str(a), actions) for a in actions}
+    tried = {kind: {a: _kind_summary(run, kind) for a, run in runs.items()} for kind in LEARNING_KINDS}
+    best = {kind: _best_first(rows, by_success=True) for kind, rows in tried.items()}
+    fastest = {kind: _best_first(rows, by_success=False) for kind, rows in tried.items()}
+    kinds = {
+        kind: {
+            **rows[best[kind]],
+            "tried": {
+                a: {k: row[k] for k in ("success", "mttr_p50_s", "mttr_p95_s", "actions_per_fault")}
+                for a, row in rows.items()
+            },
+        }
+        for kind, rows in tried.items()
+    }
+    return {
+        **_pooled(runs, best, ladder_p50),
+        "fastest": _pooled(runs, fastest, ladder_p50),
+        "kinds": kinds,
+        "safety": _safety(list(runs.values())),
+    }
+
+
+_BY_KIND_FIELDS = ("mttr_p50_s", "mttr_p95_s", "success", "first_action", "faults", "no_incident")
+
+
+def _by_kind(policies: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Per fault kind, each policy's MTTR p50/p95, success and most frequent first step, side by side."""
+    return {
+        kind: {
+            name: {k: out["kinds"][kind][k] for k in _BY_KIND_FIELDS}
+            for name, out in policies.items()
+            if "kinds" in out
+        }
+        for kind in LEARNING_KINDS
+    }
+
+
 def run_learning_bench(
-    *, faults: int = 2000, eval_faults: int = 600, dqn: bool = True, actions: Sequence[ActionKind] = DEFAULT_ACTIONS
+    *,
+    faults: int = 2000,
+    eval_faults: int = 600,
+    dqn: bool = True,
+    oracle: bool = True,
+    actions: Sequence[ActionKind] = DEFAULT_ACTIONS,
 ) -> dict[str, Any]:
     """Learn on one seed, evaluate the ladder and the learned policies on another; JSON-ready.
 
-    ``actions`` are the steps the learners may choose among (the ladder keeps its own).
+    ``actions`` are the steps the learners may choose among (the ladder keeps its own);
+    ``oracle`` also runs every one of them as the fixed first step on the evaluation faults.
     """
     started, load_before = time.monotonic(), os.getloadavg()[0]
     spec = learning_fleet()
@@ -266,6 +360,7 @@ def run_learning_bench(
     out_dqn: dict[str, Any] = _dqn(spec, learn_plans, eval_plans, actions) if dqn else {"skipped": "--no-dqn"}
     dp50: float | None = out_dqn["mttr_s"]["p50"] if "mttr_s" in out_dqn else None
     lp50, bp50 = out_ladder["mttr_s"]["p50"], out_bandit["mttr_s"]["p50"]
+    out_oracle = _oracle(spec, eval_plans, actions, lp50) if oracle else {"skipped": "--no-oracle"}
     return {
         "actions": [str(a) for a in actions],
         "ladder": out_ladder,
@@ -279,6 +374,8 @@ def run_learning_bench(
         # What a controller with the default ``learning.explore: true`` does with the policy.
         "bandit_exploring": _summary(logged),
         "dqn_regressions": _regressions(out_ladder, out_dqn) if "kinds" in out_dqn else None,
+        "oracle": out_oracle,
+        "by_kind": _by_kind({"ladder": out_ladder, "bandit": out_bandit, "dqn": out_dqn, "oracle": out_oracle}),
         "learning": {"faults": learn.times.injected, **_learning_speed(_fault_rewards(learn))},
         "ope": _ope(learn.policy_state, logged, greedy),
         "safety": _safety([learn, greedy, logged]),

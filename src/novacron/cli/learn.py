@@ -126,6 +126,9 @@ def bench_learning(
     faults: Annotated[int, typer.Option("--faults", help="Faults the bandit learns from.")] = 2000,
     eval_faults: Annotated[int, typer.Option("--eval-faults", help="Faults in each evaluation run.")] = 600,
     dqn: Annotated[bool, typer.Option("--dqn/--no-dqn", help="Also train and evaluate the DQN (ml extra).")] = True,
+    oracle: Annotated[
+        bool, typer.Option("--oracle/--no-oracle", help="Also try every allowed first step per fault kind (the bound).")
+    ] = True,
     actions: Annotated[
         str, typer.Option("--actions", help="Comma-separated steps the learners choose among (e.g. add reallocate).")
     ] = "restart,replace,wait,config_rollback,reallocate",
@@ -140,7 +143,9 @@ def bench_learning(
     configure_logging(level=logging.ERROR)  # the twin's controllers are chatty; the JSON is the output
     if faults < 10 or eval_faults < 10:
         raise InputError("must be >= 10", where="--faults/--eval-faults")
-    result = run_learning_bench(faults=faults, eval_faults=eval_faults, dqn=dqn, actions=_actions(actions))
+    result = run_learning_bench(
+        faults=faults, eval_faults=eval_faults, dqn=dqn, oracle=oracle, actions=_actions(actions)
+    )
     print(json.dumps(result, indent=None if as_json else 2))
 
 

@@ -47,6 +47,7 @@ class TwinRun:
     policy_state: dict[str, Any] | None
     decisions: list[DecisionRow]
     actions: list[int]  # actions taken per fault, in injection order
+    first_actions: list[str | None]  # the first step taken for each fault (None: no action), in injection order
 
 
 def fault_plans(spec: FleetSpec, count: int, *, seed: int, kinds: Sequence[str] = LEARNING_KINDS) -> list[FaultPlan]:
@@ -123,14 +124,16 @@ def run_on_twin(
             )
             chooser = controller.flow.chooser
             state = chooser.policy.state() if chooser is not None else None
-            actions = [
-                len(controller.store.actions(incident_id=r.incident_id, limit=1000)) if r.incident_id else 0
+            taken = [
+                controller.store.actions(incident_id=r.incident_id, limit=1000) if r.incident_id else []
                 for r in times.results
             ]
+            actions = [len(t) for t in taken]
+            firsts = [str(min(t, key=lambda a: a.created_at).action.kind) if t else None for t in taken]
             decisions = PolicyLog(controller.store).decisions(limit=10_000_000)
         finally:
             await controller.stop()
-        return TwinRun(times, state, decisions, actions)
+        return TwinRun(times, state, decisions, actions, firsts)
 
     try:
         return run_simulated(main(), clock)
