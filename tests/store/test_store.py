@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -90,6 +91,19 @@ def test_incidents_and_timelines_round_trip(store: Store) -> None:
     assert store.timeline(inc.id)[0].data == {"mttd_ms": 1.5}
     with pytest.raises(NotFoundError):
         store.incident("inc-nope")
+
+
+def test_a_late_write_never_reopens_a_resolved_incident(store: Store) -> None:
+    inc = _incident()
+    store.insert_incident(inc)
+    escalated = replace(inc, status=IncidentStatus.NEEDS_HUMAN, priority=Priority.P1)
+    resolved = replace(inc, status=IncidentStatus.RESOLVED, resolved_at=105.0)
+    store.update_incident(resolved)  # the new owner resolved it
+    store.update_incident(escalated)  # the old owner's escalation, still queued, lands after
+    assert store.incident(inc.id) == resolved
+    assert store.open_incidents() == []
+    store.update_incident(replace(resolved, priority=Priority.P3))  # a resolved incident still takes edits
+    assert store.incident(inc.id).priority is Priority.P3
 
 
 def test_config_versions_are_kept_and_deduplicated(store: Store) -> None:

@@ -185,7 +185,14 @@ class Store:
         """Persist an incident's new state."""
         values = incident_values(inc)
         del values["id"]
-        self._exec(update(t.incidents).where(t.incidents.c.id == inc.id).values(**values))
+        stmt = update(t.incidents).where(t.incidents.c.id == inc.id)
+        if inc.status is not IncidentStatus.RESOLVED:
+            # A resolved incident is final. With several controllers a late write from one
+            # that has lost the target (an escalation still in its write queue) would
+            # otherwise reopen what the new owner resolved, and the next fault on the
+            # target would be folded into an incident nobody is healing.
+            stmt = stmt.where(t.incidents.c.status != IncidentStatus.RESOLVED.value)
+        self._exec(stmt.values(**values))
 
     def incident(self, incident_id: str) -> Incident:
         """The incident called ``incident_id``."""
