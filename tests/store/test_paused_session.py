@@ -1,4 +1,4 @@
-"""A client paused inside a store transaction (SIGSTOP, a frozen VM) does not hold its row locks for long."""
+"""Controllers sharing one PostgreSQL store: a paused session frees its rows; one row written at once by two."""
 
 from __future__ import annotations
 
@@ -40,3 +40,27 @@ def test_a_transaction_left_idle_is_ended_and_the_row_freed(pg_url: str) -> None
     finally:
         paused.close()
         peer.close()
+
+
+def test_two_stores_writing_one_row_at_once_never_collide_on_its_key(pg_url: str) -> None:  # noqa: F811
+    stores = [Store.open(pg_url), Store.open(pg_url)]
+    errors: list[Exception] = []
+
+    def write(store: Store, value: int) -> None:
+        for i in range(150):
+            try:
+                store.put_setting("kill_switch", value * 1000 + i, now=float(i))
+            except Exception as exc:  # every failure is the finding
+                errors.append(exc)
+
+    try:
+        threads = [threading.Thread(target=write, args=(s, n)) for n, s in enumerate(stores)]
+        for th in threads:
+            th.start()
+        for th in threads:
+            th.join()
+        assert errors == []
+        assert stores[0].get_setting("kill_switch") in {149, 1149}
+    finally:
+        for s in stores:
+            s.close()

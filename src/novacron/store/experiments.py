@@ -24,7 +24,7 @@ class ExperimentStore:
 
     def save(self, row: Mapping[str, Any]) -> None:
         """Insert or replace one experiment."""
-        self.store._replace(t.experiments, t.experiments.c.name == row["name"], {c: _jsonable(row[c]) for c in _COLS})
+        self.store._upsert(t.experiments, {c: _jsonable(row[c]) for c in _COLS})
 
     def get(self, name: str) -> dict[str, Any]:
         """One experiment (NotFoundError if absent)."""

@@ -258,12 +258,6 @@ class GuardedStore(Store):
         self._submit(f"{stmt.__visit_name__} {getattr(table, 'name', '')}".strip(), partial(Store._exec, self, stmt))
         return None
 
-    def _replace(self, table: Any, where: Any, values: dict[str, Any]) -> None:
-        if self._on_writer():
-            super()._replace(table, where, values)
-            return
-        self._submit(f"replace {table.name}", partial(Store._replace, self, table, where, values))
-
     def add_fault(self, fault: Fault, incident_id: IncidentId) -> None:
         """Queue a fault (the same fault filed twice is still one fault, and no error)."""
         self._submit("insert faults", partial(Store.add_fault, self, fault, incident_id))

@@ -63,7 +63,7 @@ class PagingRepository:
             "acked_at": row.acked_at,
             "updated_at": now,
         }
-        self._store._replace(t.escalations, t.escalations.c.incident_id == row.incident_id, values)
+        self._store._upsert(t.escalations, values)
 
     def drop_escalation(self, incident_id: str) -> None:
         """Forget an incident's escalation (it was resolved)."""

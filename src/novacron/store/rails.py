@@ -45,9 +45,8 @@ class RailRepository:
 
     def put(self, target: str, rail: str, *, data: Mapping[str, Any], until: float | None, now: float) -> None:
         """Replace one target's rail state."""
-        where = (t.safety_rails.c.target == target) & (t.safety_rails.c.rail == rail)
         values = {"target": target, "rail": rail, "until": until, "data": dict(data), "updated_at": now}
-        self._store._replace(t.safety_rails, where, values)
+        self._store._upsert(t.safety_rails, values)
 
     def drop(self, target: str, rail: str | None = None) -> None:
         """Forget one rail of a target (or all of them)."""

@@ -331,8 +331,7 @@ class Store:
     # -- processes and target status ---------------------------------------------------
     def set_process(self, rec: ProcessRecord) -> None:
         """Remember a started process (replacing the replica's previous one)."""
-        where = (t.processes.c.target == rec.target) & (t.processes.c.replica == rec.replica)
-        self._replace(t.processes, where, dataclasses.asdict(rec))
+        self._upsert(t.processes, dataclasses.asdict(rec))
 
     def remove_process(self, target: str, replica: int) -> None:
         """Forget a replica's process."""
@@ -348,7 +347,7 @@ class Store:
         """Upsert a target's status line."""
         values = dataclasses.asdict(row)
         values["last_fault"] = None if row.last_fault is None else _jsonable(row.last_fault)
-        self._replace(t.target_status, t.target_status.c.target == row.target, values)
+        self._upsert(t.target_status, values)
 
     def target_statuses(self) -> list[TargetStatusRow]:
         """Every target's latest status line."""
@@ -358,7 +357,7 @@ class Store:
     def save_agent_output(self, out: Mapping[str, Any]) -> None:
         """Insert or replace one agent output (its proposals' statuses change as they are routed)."""
         cols = ("id", "agent", "run_at", "targets", "findings", "proposals", "applied", "dry_run", "summary")
-        self._replace(t.agent_outputs, t.agent_outputs.c.id == out["id"], {c: _jsonable(out[c]) for c in cols})
+        self._upsert(t.agent_outputs, {c: _jsonable(out[c]) for c in cols})
 
     def agent_outputs(self, *, agent: str | None = None, limit: int = 100) -> list[dict[str, Any]]:
         """Agent outputs, newest first."""
@@ -375,16 +374,19 @@ class Store:
 
     def put_setting(self, key: str, value: Any, *, now: float) -> None:
         """Persist a controller setting."""
-        self._replace(t.settings_kv, t.settings_kv.c.key == key, {"key": key, "value": value, "updated_at": now})
+        self._upsert(t.settings_kv, {"key": key, "value": value, "updated_at": now})
 
-    def _replace(self, table: Any, where: Any, values: dict[str, Any]) -> None:
-        """Delete-then-insert in one transaction: a portable upsert for SQLite and PostgreSQL."""
-        try:
-            with self.engine.begin() as conn:
-                conn.execute(delete(table).where(where))
-                conn.execute(insert(table).values(**values))
-        except SQLAlchemyError as exc:
-            raise StoreError(f"store write failed: {_reason(exc)}", delay=0.5) from exc
+    def _upsert(self, table: Any, values: dict[str, Any]) -> None:
+        """Insert the row, or update the one with its primary key, in one statement.
+
+        Not delete-then-insert: two controllers writing one row at once (a target's status
+        across a hand-over) would both delete, both insert, and one fail on the key.
+        """
+        keys = [c.name for c in table.primary_key.columns]
+        ins = (postgresql.insert if self.engine.dialect.name == "postgresql" else sqlite.insert)(table).values(**values)
+        self._exec(
+            ins.on_conflict_do_update(index_elements=keys, set_={k: ins.excluded[k] for k in values if k not in keys})
+        )
 
 
 def _reason(exc: SQLAlchemyError) -> str:

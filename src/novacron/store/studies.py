@@ -102,8 +102,7 @@ class StudyStore:
 
     def put_trial(self, row: TrialRow) -> None:
         """Insert or replace one trial."""
-        where = (t.tune_trials.c.study == row.study) & (t.tune_trials.c.number == row.number)
-        self.store._replace(t.tune_trials, where, _values(row))
+        self.store._upsert(t.tune_trials, _values(row))
 
     def claim_trial(self, row: TrialRow) -> bool:
         """Insert a new trial; False when another worker of the study took that number first.
