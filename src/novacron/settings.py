@@ -242,11 +242,30 @@ class VmSpec(_Frozen):
     forwards: list[VmForward] = Field(default_factory=list)
     accel: Literal["auto", "kvm", "tcg"] = "auto"
     machine: str = Field("pc", description="The QEMU machine type.")
+    image_readonly: bool = Field(
+        False, description="Attach the image read-only (readonly=on) instead of with throw-away writes (snapshot=on)."
+    )
+    restart: Literal["cold", "warm"] = Field(
+        "cold",
+        description=(
+            "How a crashed guest comes back: cold boots it; warm resumes it from the state saved once it was "
+            "first healthy (a guest without writable state only: no image, or image_readonly)."
+        ),
+    )
 
     @model_validator(mode="after")
     def _boot_source(self) -> VmSpec:
         if (self.kernel is None) == (self.image is None):
             raise ValueError("name exactly one of kernel or image")
+        if self.restart == "warm" and self.image is not None and not self.image_readonly:
+            # Restored memory over a disk that moved on since the save (here: snapshot=on
+            # writes, which die with the QEMU that made them) is a corrupt file system.
+            raise ValueError(
+                "restart: warm needs a guest without writable state, and image "
+                f"{self.image} is writable by the guest (snapshot=on); set image_readonly: true or restart: cold"
+            )
+        if self.image_readonly and self.image is None:
+            raise ValueError("image_readonly needs an image")
         if self.initrd is not None and self.kernel is None:
             raise ValueError("initrd needs a kernel")
         if self.max_cpus is not None and self.max_cpus < self.cpus:
@@ -427,6 +446,9 @@ class TargetSpec(_Frozen):
                 raise ValueError(
                     f"vm.forwards[{i}].host: give a host port (only the first defaults to the target's port)"
                 )
+        if self.vm is not None and self.vm.restart == "warm" and not self.checks:
+            # The state is saved once the guest is proven healthy: without checks nothing proves it.
+            raise ValueError("vm.restart: warm needs at least one check (its state is saved once they pass)")
         if self.replicas > self.max_replicas:
             raise ValueError(f"replicas ({self.replicas}) exceeds max_replicas ({self.max_replicas})")
         return self

@@ -5,9 +5,12 @@ QMP. Its start and exit are reported to the same listener as local processes (th
 controller), so health, faults and verification work unchanged; QMP events a process
 exit cannot show — the guest powering off, resetting or panicking by itself, a pause we
 did not ask for, a disk I/O error, a watchdog — become failed ``qmp`` observations at
-once. A restart is a warm ``system_reset`` while QEMU runs (the ladder's ``replace``
-is the cold restart when the guest does not come back); migrations, snapshots and
-rollbacks hand the guest's port forwards from the old QEMU to the new one.
+once. A restart is a ``system_reset`` while QEMU runs, a cold start when QEMU is gone —
+or, for a guest with ``vm.restart: warm``, a new QEMU resuming the state saved once the
+guest was first healthy (``qemu_warm.py``; a cold start with the reason when it cannot).
+The ladder's ``replace`` is the cold restart when the guest does not come back;
+migrations, snapshots and rollbacks hand the guest's port forwards from the old QEMU to
+the new one.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ import re
 import shutil
 import signal
 import tempfile
+import time
 import uuid
 from collections.abc import Awaitable, Callable, Collection, Iterable, Iterator, Mapping
 from pathlib import Path
@@ -33,6 +37,7 @@ from novacron.actuators.qemu_hosts import HostBook
 from novacron.actuators.qemu_ops import GuestOps
 from novacron.actuators.qemu_qmp import QmpError
 from novacron.actuators.qemu_vm import QemuProcess
+from novacron.actuators.qemu_warm import WarmRestore, WarmRestoreError
 from novacron.clock import Clock
 from novacron.errors import ActuatorError, ConfigError
 from novacron.model import Action, ActionKind, Observation, Outcome, TargetId, TargetState
@@ -86,6 +91,7 @@ class QemuActuator:
         self._generation = 0
         self._paused_by_us: set[int] = set()  # pids we pause on purpose (migration, snapshot)
         self.ops = GuestOps(self, log_dir.parent / "snapshots")
+        self.warm = WarmRestore(self, log_dir.parent / "warm")
         self._locks: dict[str, asyncio.Lock] = {}
         self._journal: SpawnJournal | None = None
         self._fleet_id = ""
@@ -119,7 +125,7 @@ class QemuActuator:
             return Outcome(action.id, False, started, self._clock.now(), f"vm targets cannot {action.kind}")
         try:
             # One action at a time per target: a restart must not race a migration's hand-over.
-            async with self._locks.setdefault(action.target, asyncio.Lock()):
+            async with self.lock(action.target):
                 detail, data = await handler(action)
         except (ActuatorError, ConfigError, OSError, ValueError, KeyError) as exc:
             return Outcome(action.id, False, started, self._clock.now(), f"{action.kind} failed: {exc}")
@@ -132,6 +138,19 @@ class QemuActuator:
         return TargetState(target, running=len(pids), desired=self._desired.get(target, 0), pids=pids)
 
     # -- queries -----------------------------------------------------------------------
+    @property
+    def binary(self) -> str:
+        """The QEMU binary guests run on."""
+        return self._binary
+
+    def warm_targets(self) -> set[str]:
+        """The targets whose guests restart warm (``vm.restart: warm``)."""
+        return {name for name, t in self._specs.items() if t.vm is not None and t.vm.restart == "warm"}
+
+    def lock(self, target: str) -> asyncio.Lock:
+        """The target's action lock: one action (or a warm save) at a time per target."""
+        return self._locks.setdefault(target, asyncio.Lock())
+
     def pids(self, target: str) -> tuple[int, ...]:
         """The QEMU pids of the target's running guests."""
         return tuple(p.pid for p in self._vms.get(target, {}).values() if p.pid is not None and p.alive)
@@ -150,7 +169,13 @@ class QemuActuator:
         return self._specs[target]
 
     def set_target_spec(self, tspec: TargetSpec) -> None:
-        """Run ``tspec`` from the next cold start of the target's guests on."""
+        """Run ``tspec`` from the next cold start of the target's guests on.
+
+        A changed vm block drops the target's saved warm state: it was saved for the old one.
+        """
+        old = self._specs.get(tspec.name)
+        if old is not None and old.vm != tspec.vm:
+            self.warm.forget(tspec.name, why="the vm spec changed")
         self._specs[tspec.name] = tspec
         self._vms.setdefault(tspec.name, {})
         self._desired.setdefault(tspec.name, tspec.replicas)
@@ -304,25 +329,50 @@ class QemuActuator:
             raise ActuatorError(f"host {proc.host} failed: {target}#{replica} moves by the host failover")
 
     async def _do_restart(self, action: Action) -> tuple[str, dict[str, Any]]:
-        how = []
+        how, kinds = [], {}
         for replica in self._selected(action):
             self._left_to_failover(action.target, replica)
             proc = self._vms[action.target].get(replica)
-            if proc is not None and proc.alive and await self._warm_reset(action.target, replica, proc):
+            if self.warm.enabled(action.target):
+                line, kinds[str(replica)] = await self._warm_restart(action.target, replica, proc)
+                how.append(f"{replica}: {line}")
+            elif proc is not None and proc.alive and await self._reset(action.target, replica, proc):
                 how.append(f"{replica}: system_reset")
+                kinds[str(replica)] = {"kind": "reset"}
             else:
                 await self.cold_start(action.target, replica)
                 how.append(f"{replica}: cold start")
-        return f"restarted guests ({', '.join(how)})", {}
+                kinds[str(replica)] = {"kind": "cold"}
+        return f"restarted guests ({', '.join(how)})", {"restarts": kinds}
+
+    async def _warm_restart(self, target: str, replica: int, proc: QemuProcess | None) -> tuple[str, dict[str, Any]]:
+        """Resume the guest from its saved state (its QEMU ended first); a cold start, with the reason, if it cannot."""
+        if proc is not None and proc.alive:
+            await proc.kill()  # a hung guest: its QEMU goes, the saved state comes back
+        self.warm.check_last_restore(target, replica)
+        try:
+            done = await self.warm.restore(target, replica, self._home(target, replica))
+        except WarmRestoreError as exc:
+            await self.cold_start(target, replica)
+            return f"cold start (warm restore not possible: {exc})", {"kind": "cold", "fallback": str(exc)}
+        age = time.time() - done.state.saved_at
+        line = (
+            f"warm restore from the state saved {age:.0f}s ago ({done.state.bytes} bytes; QEMU up in "
+            f"{done.launch_ms:.0f} ms, state loaded in {done.load_ms:.0f} ms)"
+        )
+        figures = {"launch_ms": done.launch_ms, "load_ms": done.load_ms, "state_bytes": done.state.bytes}
+        return line, {"kind": "warm", "state_age_s": round(age, 1), **figures}
 
     async def _do_replace(self, action: Action) -> tuple[str, dict[str, Any]]:
         for replica in self._selected(action):
             self._left_to_failover(action.target, replica)
+            self.warm.check_last_restore(action.target, replica)
             proc = self._vms[action.target].get(replica)
             if proc is not None:
                 await proc.kill()
             await self.cold_start(action.target, replica)
-        return f"cold-restarted guests {self._selected(action)}", {}
+        kinds = {str(r): {"kind": "cold"} for r in self._selected(action)}
+        return f"cold-restarted guests {self._selected(action)}", {"restarts": kinds}
 
     async def _do_config_rollback(self, action: Action) -> tuple[str, dict[str, Any]]:
         self.set_target_spec(TargetSpec.model_validate(action.params["target_spec"]))
@@ -330,7 +380,7 @@ class QemuActuator:
         return f"running config version {action.params.get('version', '?')}", {}
 
     # -- mechanics ---------------------------------------------------------------------
-    async def _warm_reset(self, target: str, replica: int, proc: QemuProcess) -> bool:
+    async def _reset(self, target: str, replica: int, proc: QemuProcess) -> bool:
         """``system_reset`` (and ``cont`` if paused); False when QMP no longer answers."""
         try:
             await proc.execute("system_reset")
@@ -395,14 +445,17 @@ class QemuActuator:
         interval = max(0.05, beat.expected_interval_s / 2)  # twice per expected interval: one loss is no suspicion
         return f"console=ttyS0 novacron.name={tspec.name}#{replica} novacron.hbi={interval:g}"
 
-    async def launch(self, target: str, replica: int, host: str, *, incoming: str | None = None) -> QemuProcess:
-        """Start a QEMU for the guest on ``host``; it becomes the guest's only once installed."""
+    async def launch(
+        self, target: str, replica: int, host: str, *, incoming: str | None = None, plan: LaunchPlan | None = None
+    ) -> QemuProcess:
+        """Start a QEMU for the guest on ``host`` (as ``plan`` says, if given); the guest's only once installed."""
         tspec = self._specs[target]
         assert tspec.vm is not None
         why = self.hosts.why_not(host, tspec.vm.memory_mib, tspec.vm.cpus, guest=_key(target, replica))
         if why is not None:
             raise ActuatorError(why)
-        proc = QemuProcess(f"{target}#{replica}", tspec.vm, self.plan_for(target, replica, incoming=incoming), host)
+        plan = plan or self.plan_for(target, replica, incoming=incoming)
+        proc = QemuProcess(f"{target}#{replica}", tspec.vm, plan, host)
 
         def on_event(p: QemuProcess, event: str, data: Mapping[str, Any]) -> None:
             self._on_event(target, replica, p, event, data)

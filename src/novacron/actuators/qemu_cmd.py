@@ -100,7 +100,8 @@ def qemu_argv(binary: str, vm: VmSpec, plan: LaunchPlan) -> list[str]:
             argv += ["-initrd", vm.initrd]
     else:
         assert vm.image is not None
-        argv += ["-drive", f"file={vm.image},if=virtio,snapshot=on"]
+        mode = "readonly=on" if vm.image_readonly else "snapshot=on"
+        argv += ["-drive", f"file={vm.image},if=virtio,{mode}"]
     if plan.incoming is not None:
         argv += ["-incoming", plan.incoming]
     return argv

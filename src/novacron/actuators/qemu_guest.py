@@ -2,8 +2,9 @@
 
 The initramfs holds busybox, the kernel's own virtio-net, virtio console and balloon drivers
 (with the modules they depend on) and an ``/init`` that brings up user-mode networking,
-serves HTTP on port 80 (``/health``, and ``/cgi-bin/boot`` for the boot id, which a
-live migration or a rollback keeps and a reboot changes) and, when QEMU gives it a heartbeat port
+serves HTTP on port 80 (``/health``, ``/cgi-bin/clock`` for its clock and uptime, and
+``/cgi-bin/boot`` for the boot id, which a live migration, a rollback or a warm restore
+keeps and a reboot changes) and, when QEMU gives it a heartbeat port
 (a virtio console port, ``/dev/hvc0``, that QEMU sends on as UDP datagrams to the controller), writes its
 name there every ``novacron.hbi`` seconds (``novacron.name=TARGET#REPLICA`` on the kernel
 command line). Nothing is downloaded: the guest is assembled from the files of the
@@ -89,6 +90,14 @@ echo
 cat /proc/sys/kernel/random/boot_id
 """
 
+# The guest's wall clock (seconds since the epoch) and its uptime: a guest resumed from a
+# saved state keeps its uptime running on from the save, and its clock lags by the time since.
+_CLOCK_CGI = """#!/bin/sh
+echo "Content-Type: text/plain"
+echo
+echo "$(date +%s) $(cut -d' ' -f1 /proc/uptime)"
+"""
+
 
 @dataclass(frozen=True, slots=True)
 class Guest:
@@ -166,7 +175,7 @@ def build_guest(root: Path | None = None) -> Guest:
     for part in (kernel, *modules, busybox):
         st = part.stat()
         key.update(f"{part}:{st.st_size}:{st.st_mtime_ns}".encode())
-    key.update((_LAYOUT + _INIT + _BOOT_CGI).encode())
+    key.update((_LAYOUT + _INIT + _BOOT_CGI + _CLOCK_CGI).encode())
     out = (root or cache_dir()) / key.hexdigest()[:16]
     guest = Guest(out / "vmlinux", out / "initrd.gz", guest_append())
     if guest.kernel.exists() and guest.initrd.exists():
@@ -295,6 +304,7 @@ def _initramfs(busybox: Path, modules: list[Path]) -> bytes:
         ("www/health", stat.S_IFREG | 0o644, b"ok\n", 0),
         ("www/index.html", stat.S_IFREG | 0o644, b"novacron guest\n", 0),
         ("www/cgi-bin/boot", stat.S_IFREG | 0o755, _BOOT_CGI.encode(), 0),
+        ("www/cgi-bin/clock", stat.S_IFREG | 0o755, _CLOCK_CGI.encode(), 0),
     ]
     for name, mode, data, rdev in entries:
         _cpio_entry(out, name, mode, data, ino, rdev)

@@ -125,11 +125,11 @@ class GuestOps:
             if src.alive:
                 self._vms.reinstate(target, replica, src)
             raise
-        handover_ms, handed = await self._take_over(target, replica, src, dest)
+        handover_ms, handed = await self.take_over(target, replica, src, dest)
         # The switch-over: from the guest's last pause until its ports lead to the running destination.
         return {**stats.as_dict(), "handover_ms": handover_ms, "switch_window_monotonic": [round(paused_at, 3), handed]}
 
-    async def _take_over(
+    async def take_over(
         self, target: str, replica: int, old: QemuProcess | None, new: QemuProcess
     ) -> tuple[float, float]:
         """Run the new QEMU, give it the old one's port forwards, end the old one, announce the new one.
@@ -214,7 +214,7 @@ class GuestOps:
         except QmpError:
             await new.kill()
             raise
-        handover_ms, _handed = await self._take_over(target, replica, self._vms.running(target, replica), new)
+        handover_ms, _handed = await self.take_over(target, replica, self._vms.running(target, replica), new)
         return f"rolled {key} back to snapshot {snap.name}", {"snapshot": snap.name, "handover_ms": handover_ms}
 
     # -- resize ----------------------------------------------------------------------------

@@ -70,6 +70,8 @@ class HealthTracker:
         self._replicas: dict[str, dict[int, ReplicaHealth]] = {}
         self._waiters: dict[str, set[asyncio.Event]] = {}
         self._rounds: dict[str, float] = {}  # target → its slowest probe's interval + timeout
+        # Told when a replica is first proven healthy after a start (target, replica).
+        self.on_proven: Callable[[str, int], None] = lambda _target, _replica: None
 
     # -- configuration -----------------------------------------------------------------
     def configure(
@@ -196,8 +198,11 @@ class HealthTracker:
         # Proven only when every check has answered well since the start: one passing
         # heartbeat must not vouch for an HTTP check that has only failed so far.
         if rep.checks_pass and rep.passed.issuperset(rep.thresholds):
+            proven_now = not rep.ever_healthy
             rep.ever_healthy = True
             rep.faulted = False
+            if proven_now:
+                self.on_proven(str(obs.target), obs.replica)
 
     def _failed(self, obs: Observation, rep: ReplicaHealth) -> None:
         rep.failing[obs.source] = rep.failing.get(obs.source, 0) + 1

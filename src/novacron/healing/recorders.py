@@ -49,6 +49,9 @@ class TimelineRecorder:
         if ev.phase is ActionPhase.APPLYING:
             return "action_started", f"{a.kind} {a.target}", ref
         if ev.phase is ActionPhase.APPLIED:
+            if ev.outcome is not None and "restarts" in ev.outcome.data:
+                # How each replica came back (a guest: warm restore, cold start or reset), kept on the timeline.
+                return "action_finished", ev.detail, {**ref, "restarts": ev.outcome.data["restarts"]}
             return "action_finished", ev.detail, ref
         if ev.phase is ActionPhase.RECONCILED:
             return "reconciled", f"{a.kind} {a.id}: {ev.detail}", ref

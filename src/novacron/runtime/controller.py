@@ -224,6 +224,7 @@ class Controller:
     # -- lifecycle ---------------------------------------------------------------------
     async def start(self) -> None:
         """Recover, start sensors and every missing replica."""
+        self.health.on_proven = self._proven  # a warm guest's state is saved once it is proven healthy
         cfg = self.store.save_config(spec_to_yaml(self.spec), source=self._spec_source, now=self.clock.now())
         self.config_version = cfg.version
         self.gate.enabled = bool(self.store.get_setting(_KILL_SWITCH_KEY, True))
@@ -490,6 +491,11 @@ class Controller:
 
     def _log_path(self, target: str, replica: int) -> Path:
         return self.workdir / "logs" / f"{target}-{replica}.log"
+
+    def _proven(self, target: str, replica: int) -> None:
+        """A replica proved itself healthy after a start: a warm guest's state is saved then."""
+        if target in self.actuator.vms.warm_targets():
+            self.actuator.vms.warm.proven(target, replica)
 
     def on_spawn_failed(self, target: str, replica: int, error: str) -> None:
         """A replica could not be spawned: a start failure, handled like any fault."""

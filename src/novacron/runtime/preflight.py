@@ -42,7 +42,7 @@ def check_binaries(spec: FleetSpec) -> None:
     problems = [
         f"targets[{i}].command[0]: {why}"
         for i, t in enumerate(spec.targets)
-        if (why := _program_problem(t)) is not None
+        if t.kind == "process" and (why := _program_problem(t)) is not None  # others run no command here
     ]
     if problems:
         raise ConfigError("; ".join(problems), where="spec")

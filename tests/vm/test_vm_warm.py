@@ -1,0 +1,240 @@
+"""Warm restart (``vm.restart: warm``): a crashed guest resumes from the state saved once it was healthy.
+
+The tests with real guests boot the tiny guest under QEMU (TCG where KVM is not usable);
+the deadlines allow for a TCG boot on a busy machine. A restore is told from a boot by the
+guest's boot id (a boot draws a new one) and by its serial console (each QEMU starts the
+console file afresh: a boot prints its "ready" line there, a restore prints nothing).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+from pathlib import Path
+from typing import Any
+
+import httpx
+import yaml
+
+from novacron.actuators.qemu_cmd import LaunchPlan
+from novacron.actuators.qemu_guest import Guest, guest_target
+from novacron.actuators.qemu_warm import fingerprint, state_digest
+from novacron.demo.fleet import free_port_block
+from novacron.runtime.controller import Controller
+from novacron.settings import TargetSpec, VmSpec, parse_spec
+from tests.cli.runner import cli, cli_json, controller, wait_for
+
+_BOOT_S = 240.0
+
+
+def _spec(tmp_path: Path, guest: Guest, **vm: Any) -> dict[str, Any]:
+    target = guest_target("web", free_port_block(1), guest, host="a", restart="warm", **vm)
+    return {
+        "name": "vm-warm",
+        "hosts": [{"name": "a", "memory_mib": 1024}],
+        "policy": {"verify_timeout_s": _BOOT_S, "backoff": {"base_s": 0.1}},
+        "controller": {"store_url": f"sqlite:///{tmp_path / 'n.db'}", "workdir": str(tmp_path / "work")},
+        "targets": [target.model_dump(mode="json")],
+    }
+
+
+def _healthy(spec: Path, *, not_pid: int | None = None) -> dict[str, Any] | None:
+    [web] = cli_json("status", "-c", str(spec))["targets"]
+    ok = web["state"] == "healthy" and web["pid"] is not None and web["pid"] != not_pid
+    return dict(web) if ok else None
+
+
+def _boots(workdir: Path) -> int:
+    """How many times the guest printed its "ready" line on its QEMU's console (once per boot)."""
+    return (workdir / "logs" / "web-0.serial").read_text(errors="replace").count("novacron-guest ready")
+
+
+def _get(port: int, path: str) -> str:
+    return httpx.get(f"http://127.0.0.1:{port}{path}", timeout=5).text
+
+
+async def _aget(port: int, path: str) -> str:
+    """A read from the guest that leaves the controller's loop running (it may be saving the guest)."""
+    async with httpx.AsyncClient(timeout=10) as client:
+        return (await client.get(f"http://127.0.0.1:{port}{path}")).text
+
+
+def test_run_resumes_a_warm_guest_from_its_saved_state_when_its_qemu_is_killed(tmp_path: Path, guest: Guest) -> None:
+    path = tmp_path / "fleet.yaml"
+    data = _spec(tmp_path, guest)
+    path.write_text(yaml.safe_dump(data))
+    port, workdir = data["targets"][0]["port"], tmp_path / "work"
+    saved = workdir / "warm" / "web-0.json"
+    with controller(path):
+        first = wait_for(lambda: _healthy(path), "the guest healthy", timeout=_BOOT_S)
+        wait_for(saved.is_file, "the guest's state saved", timeout=120)
+        boot = _get(port, "/cgi-bin/boot")
+        assert _boots(workdir) == 1
+        os.kill(first["pid"], signal.SIGKILL)
+        again = wait_for(lambda: _healthy(path, not_pid=first["pid"]), "the guest healthy again", timeout=_BOOT_S)
+        assert again["restarts"] >= 1
+        assert _get(port, "/cgi-bin/boot") == boot, "the same boot: resumed, not booted"
+        assert _boots(workdir) == 0, "no boot on the new QEMU's console"
+        assert _get(port, "/health") == "ok\n"
+        [incident] = cli_json("incidents", "list", "--json", "-c", str(path))
+        shown = cli_json("incidents", "show", incident["id"], "--json", "-c", str(path))
+        [restart] = [a for a in shown["actions"] if a["kind"] == "restart"]
+        assert restart["status"] == "verified"
+        assert "0: warm restore from the state saved" in restart["detail"]
+        finished = [e for e in shown["timeline"] if e["kind"] == "action_finished"]
+        assert finished[0]["data"]["restarts"]["0"]["kind"] == "warm"
+
+
+async def _until(pred: Any, what: str, timeout: float = _BOOT_S) -> None:
+    try:
+        async with asyncio.timeout(timeout):
+            while not pred():
+                await asyncio.sleep(0.1)
+    except TimeoutError:
+        raise AssertionError(f"timed out waiting for {what}") from None
+
+
+async def _crash_and_restart(ctl: Controller) -> tuple[dict[str, Any], str]:
+    """SIGKILL the guest's QEMU; once it is healthy again, the restart's kind and its detail."""
+    [pid] = ctl.actuator.pids("web")
+    before = len([a for a in ctl.store.actions() if a.action.kind == "restart"])
+    os.kill(pid, signal.SIGKILL)
+
+    def back() -> bool:
+        view = ctl.status()[0]
+        return ctl.actuator.pids("web") not in ((), (pid,)) and view.state == "healthy" and view.incident is None
+
+    await _until(back, "the guest healthy again")
+    restarts = sorted((a for a in ctl.store.actions() if a.action.kind == "restart"), key=lambda a: a.created_at)
+    assert len(restarts) == before + 1
+    finished = [e for e in ctl.store.timeline(restarts[-1].action.incident_id or "") if e.kind == "action_finished"]
+    return dict(finished[-1].data["restarts"]["0"]), restarts[-1].detail or ""
+
+
+async def test_a_warm_guest_boots_cold_naming_why_when_its_saved_state_is_missing_corrupt_or_refused(
+    tmp_path: Path, guest: Guest
+) -> None:
+    data = _spec(tmp_path, guest)
+    port, workdir = data["targets"][0]["port"], tmp_path / "work"
+    state = workdir / "warm" / "web-0.state"
+    ctl = Controller(parse_spec(data))
+    await ctl.start()
+    try:
+        await _until(lambda: ctl.status()[0].health.value == "healthy", "healthy")
+        assert await ctl.actuator.vms.warm.wait_saved("web") is not None
+        boot = await _aget(port, "/cgi-bin/boot")
+
+        # Missing: the state file removed.
+        state.unlink()
+        kind, detail = await _crash_and_restart(ctl)
+        assert kind["kind"] == "cold"
+        assert "is missing" in kind["fallback"]
+        assert "cold start (warm restore not possible: the saved state" in detail
+        assert await _aget(port, "/cgi-bin/boot") != boot, "booted afresh"
+        assert _boots(workdir) == 1
+
+        # Corrupt: bytes overwritten in the middle; the digest no longer matches.
+        saved = await _saved_again(ctl)
+        with state.open("r+b") as f:
+            f.seek(saved.bytes // 2)
+            f.write(os.urandom(4096))
+        kind, _detail = await _crash_and_restart(ctl)
+        assert kind["kind"] == "cold"
+        assert "unreadable or corrupt" in kind["fallback"]
+        assert _boots(workdir) == 1
+
+        # Refused by QEMU: a stream that is not a guest's state, with a digest that matches it.
+        saved = await _saved_again(ctl)
+        state.write_bytes(os.urandom(1 << 16))
+        meta = workdir / "warm" / "web-0.json"
+        doc = json.loads(meta.read_text())
+        meta.write_text(json.dumps({**doc, "digest": state_digest(state)}))
+        kind, _detail = await _crash_and_restart(ctl)
+        assert kind["kind"] == "cold"
+        assert "QEMU did not load the saved state" in kind["fallback"]
+        assert _boots(workdir) == 1
+
+        # And a good state saved again restores warm.
+        await _saved_again(ctl)
+        boot = await _aget(port, "/cgi-bin/boot")
+        kind, _detail = await _crash_and_restart(ctl)
+        assert kind["kind"] == "warm", kind
+        assert await _aget(port, "/cgi-bin/boot") == boot
+        assert _boots(workdir) == 0
+    finally:
+        await ctl.stop()
+
+
+async def _saved_again(ctl: Controller) -> Any:
+    """The state the cold-booted guest saved once it was healthy again."""
+    await _until(lambda: ctl.actuator.vms.warm.saved("web") is not None, "the state saved again", timeout=120)
+    saved = await ctl.actuator.vms.warm.wait_saved("web")
+    assert saved is not None
+    return saved
+
+
+def test_warm_restart_is_refused_at_load_for_a_writable_disk_and_without_checks(tmp_path: Path) -> None:
+    image = tmp_path / "disk.qcow2"
+    image.write_bytes(b"\0" * 512)
+    target: dict[str, Any] = {
+        "name": "db",
+        "kind": "vm",
+        "port": 18090,
+        "vm": {"image": str(image), "restart": "warm", "forwards": [{"guest": 80}]},
+        "checks": [{"type": "tcp", "port": 18090}],
+    }
+    path = tmp_path / "fleet.yaml"
+    path.write_text(yaml.safe_dump({"name": "f", "targets": [target]}))
+    for command in ("validate", "run"):
+        out = cli(command, "-c", str(path))
+        assert out.returncode == 2, out
+        assert "targets[0].vm" in out.stderr
+        assert "restart: warm needs a guest without writable state" in out.stderr
+        assert "image_readonly" in out.stderr
+    target["vm"]["image_readonly"] = True
+    path.write_text(yaml.safe_dump({"name": "f", "targets": [target]}))
+    assert cli("validate", "-c", str(path)).returncode == 0
+    target["checks"] = []
+    path.write_text(yaml.safe_dump({"name": "f", "targets": [target]}))
+    out = cli("validate", "-c", str(path))
+    assert out.returncode == 2
+    assert "vm.restart: warm needs at least one check" in out.stderr
+
+
+def test_the_saved_state_fits_only_the_config_it_was_saved_for(tmp_path: Path) -> None:
+    kernel, initrd = tmp_path / "vmlinux", tmp_path / "initrd"
+    kernel.write_bytes(b"k")
+    initrd.write_bytes(b"i")
+    vm = VmSpec(kernel=str(kernel), initrd=str(initrd), append="quiet", restart="warm")
+    plan = LaunchPlan(tmp_path / "a.qmp", tmp_path / "a.serial", "tcg", ((18080, 80),), "console=ttyS0", 4000)
+    base = fingerprint("/bin/sh", vm, plan)
+    # What differs between two launches of one guest does not count.
+    relaunch = LaunchPlan(tmp_path / "b.qmp", tmp_path / "b.serial", "tcg", ((18081, 80),), "console=ttyS0", 4001)
+    assert fingerprint("/bin/sh", vm, relaunch) == base
+    for changed in ({"memory_mib": 128}, {"cpus": 2}, {"append": "loud"}, {"machine": "q35"}):
+        assert fingerprint("/bin/sh", vm.model_copy(update=changed), plan) != base, changed
+    assert fingerprint("/bin/sh", vm, LaunchPlan(plan.qmp_socket, plan.serial_log, "kvm", (), "console=ttyS0")) != base
+    assert fingerprint("/bin/bash", vm, plan) != base, "another QEMU binary"
+    kernel.write_bytes(b"another kernel")
+    assert fingerprint("/bin/sh", vm, plan) != base, "the kernel file changed"
+
+
+def test_a_changed_vm_spec_drops_the_saved_state(tmp_path: Path, guest: Guest) -> None:
+    data = _spec(tmp_path, guest)
+    data["targets"][0]["vm"]["accel"] = "tcg"
+    ctl = Controller(parse_spec(data))
+    warm = tmp_path / "work" / "warm"
+    warm.mkdir(parents=True)
+    for name in ("web-0.state", "web-0.json"):
+        (warm / name).write_text("saved")
+    tspec = ctl.actuator.vms.spec_of("web")
+    ctl.actuator.vms.set_target_spec(tspec)  # the same spec: kept
+    assert (warm / "web-0.state").is_file()
+    assert tspec.vm is not None
+    changed = tspec.model_copy(update={"vm": tspec.vm.model_copy(update={"memory_mib": 192})})
+    ctl.actuator.vms.set_target_spec(TargetSpec.model_validate(changed.model_dump()))
+    assert not (warm / "web-0.state").exists()
+    assert not (warm / "web-0.json").exists()
+    ctl.store.close()
