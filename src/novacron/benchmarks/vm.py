@@ -7,6 +7,14 @@ Boots ``guests`` tiny guests (256 MiB each) on host ``a`` of three hosts, then m
   ``restart_phases_ms`` splits it (p50 of each, from the incident's timeline): ``detect``
   (kill → incident), ``decide`` (→ restart applying), ``launch`` (→ the new QEMU's QMP
   answers), ``boot`` (→ verified healthy: the guest's boot and its first passing checks);
+- ``warm_restart_ms``: the same for one more guest, ``w0`` on host ``b``, with
+  ``vm.restart: warm``: its QEMU is SIGKILLed once its state is saved, and a new QEMU
+  resumes it from that state. Only restarts that were warm restores count there (the
+  action's recorded kind); any that fell back to a cold boot are listed with their reason
+  in ``warm_restart_fallbacks``. ``warm_restart_phases_ms``: ``detect``, ``decide``,
+  ``restore`` (→ the restore applied: QEMU started, the state loaded, the ports taken;
+  split into ``launch`` and ``load`` as the action measured them) and ``checks`` (→
+  verified healthy: the resumed guest's first passing checks);
 - ``migration``: live migrations of one guest back and forth between hosts ``a`` and ``b``
   while a client reads its health page every 100 ms: QEMU's total time and downtime, the
   forward hand-over, bytes sent, and the client's failed reads and longest gap — and the
@@ -28,6 +36,7 @@ import statistics
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +50,7 @@ from novacron.settings import parse_spec
 __all__ = ["run_vm_bench"]
 
 _BOOT_S = 600.0
+WARM_GUEST = "w0"  # the guest whose crashes are restored warm
 _MEMORY_MIB = 256
 _SLACK_S = 0.05
 
@@ -60,10 +70,12 @@ def _free_ports(n: int) -> list[int]:
 
 def _spec(workdir: Path, guests: int) -> Any:
     guest = build_guest()
+    *ports, warm_port = _free_ports(guests + 1)
     targets = [
         guest_target(f"g{i}", port, guest, host="a", memory_mib=_MEMORY_MIB, priority=guests - i)
-        for i, port in enumerate(_free_ports(guests))
+        for i, port in enumerate(ports)
     ]
+    targets.append(guest_target(WARM_GUEST, warm_port, guest, host="b", memory_mib=_MEMORY_MIB, restart="warm"))
     return parse_spec(
         {
             "name": "bench-vm",
@@ -109,27 +121,73 @@ async def _restarts(ctl: Controller, target: str, n: int) -> tuple[list[float], 
     out = []
     phases: dict[str, list[float]] = {name: [] for name, _kind in _PHASES}
     for _ in range(n):
-        [pid] = ctl.actuator.pids(target)
-        started, killed = time.monotonic(), time.time()
-        os.kill(pid, signal.SIGKILL)
-        await _until(lambda p=pid: ctl.actuator.pids(target) not in ((), (p,)) and _healthy(ctl, [target]))  # type: ignore[misc]
-        out.append((time.monotonic() - started) * 1000)
-        for name, ms in _phases(ctl, target, killed).items():
-            phases[name].append(ms)
+        ms, timeline = await _crash(ctl, target)
+        out.append(ms)
+        for name, value in _phases(timeline, _PHASES, ms).items():
+            phases[name].append(value)
     return out, phases
 
 
-def _phases(ctl: Controller, target: str, killed: float) -> dict[str, float]:
-    """One restart's phases (ms), from the timeline of the incident the kill opened."""
+# A warm restore's phases: kill → detected → restart asked → restored (QEMU up, state
+# loaded, ports taken) → verified healthy (the resumed guest's first passing checks).
+_WARM_PHASES = (
+    ("detect", "detected"),
+    ("decide", "action_started"),
+    ("restore", "action_finished"),
+    ("checks", "verified"),
+)
+
+
+async def _warm_restarts(ctl: Controller, target: str, n: int) -> dict[str, Any]:
+    """Crash → healthy for a warm guest: only the restarts that were warm restores are timed as such."""
+    await _until(lambda: ctl.actuator.vms.warm.saved(target) is not None, timeout=120)
+    saved = await ctl.actuator.vms.warm.wait_saved(target)
+    out: list[float] = []
+    phases: dict[str, list[float]] = {name: [] for name, _kind in (*_WARM_PHASES, ("launch", ""), ("load", ""))}
+    fallbacks: list[dict[str, Any]] = []
+    for _ in range(n):
+        ms, timeline = await _crash(ctl, target)
+        finished = next((e for e in timeline if e.kind == "action_finished"), None)
+        how = dict((finished.data.get("restarts") or {}).get("0", {})) if finished is not None else {}
+        if how.get("kind") != "warm":
+            fallbacks.append({"ms": round(ms, 1), "kind": how.get("kind"), "reason": how.get("fallback")})
+            # A cold boot saves the state again once healthy: wait for it before the next kill.
+            await _until(lambda: ctl.actuator.vms.warm.saved(target) is not None, timeout=120)
+            continue
+        out.append(ms)
+        for name, value in _phases(timeline, _WARM_PHASES, ms).items():
+            phases[name].append(value)
+        phases["launch"].append(float(how["launch_ms"]))
+        phases["load"].append(float(how["load_ms"]))
+    return {
+        "warm_restart_ms": _quantiles(out),
+        "warm_restart_phases_ms": {name: _quantiles(ms)["p50"] if ms else None for name, ms in phases.items()},
+        "warm_restart_fallbacks": fallbacks,
+        "warm_state_bytes": saved.bytes if saved is not None else None,
+        "warm_state_save_ms": saved.save_ms if saved is not None else None,
+    }
+
+
+async def _crash(ctl: Controller, target: str) -> tuple[float, list[Any]]:
+    """SIGKILL the guest's QEMU; the time until it is healthy again (ms) and the incident's timeline."""
+    [pid] = ctl.actuator.pids(target)
+    started, killed = time.monotonic(), time.time()
+    os.kill(pid, signal.SIGKILL)
+    await _until(lambda p=pid: ctl.actuator.pids(target) not in ((), (p,)) and _healthy(ctl, [target]))  # type: ignore[misc]
+    ms = (time.monotonic() - started) * 1000
     incident = next((i for i in ctl.store.incidents() if i.target == target and i.opened_at >= killed), None)
-    if incident is None:
-        return {}
+    timeline = list(ctl.store.timeline(incident.id)) if incident is not None else []
+    return ms, [replace(e, time=e.time - killed) for e in timeline]
+
+
+def _phases(timeline: list[Any], steps: tuple[tuple[str, str], ...], total_ms: float) -> dict[str, float]:
+    """One restart's phases (ms) from its incident's timeline (times from the kill)."""
     seen: dict[str, float] = {}
-    for event in ctl.store.timeline(incident.id):
+    for event in timeline:
         seen.setdefault(event.kind, event.time)
     out: dict[str, float] = {}
-    before = killed
-    for name, kind in _PHASES:
+    before = 0.0
+    for name, kind in steps:
         if kind not in seen:
             return out
         out[name] = (seen[kind] - before) * 1000
@@ -251,13 +309,15 @@ def _wall(monotonic: float) -> float:
 async def _bench(workdir: Path, *, guests: int, restarts: int, migrations: int) -> dict[str, Any]:
     ctl = Controller(_spec(workdir, guests))
     names = [t.name for t in ctl.spec.targets]
+    cold = [n for n in names if n != WARM_GUEST]
     booted = time.monotonic()
     await ctl.start()
     try:
         await _until(lambda: _healthy(ctl, names))
         boot_s = time.monotonic() - booted
         restart, phases = await _restarts(ctl, names[0], restarts)
-        migration = await _migrations(ctl, names[-1], migrations)
+        warm = await _warm_restarts(ctl, WARM_GUEST, restarts)
+        migration = await _migrations(ctl, cold[-1], migrations)
         await _until(lambda: _healthy(ctl, names))
         failover = await _failover(ctl, names)
         accel = ctl.actuator.vms.accel[names[0]]
@@ -271,6 +331,7 @@ async def _bench(workdir: Path, *, guests: int, restarts: int, migrations: int) 
         "first_boot_s": round(boot_s, 1),
         "restart_ms": _quantiles(restart),
         "restart_phases_ms": {name: _quantiles(ms)["p50"] if ms else None for name, ms in phases.items()},
+        **warm,
         "migration": migration,
         **failover,
     }
