@@ -232,6 +232,7 @@ class QemuActuator:
 
     async def stop_all(self) -> None:
         """Stop every guest (QMP quit, then SIGKILL) and remove the QMP sockets."""
+        await self.warm.close()
         for target, reps in self._vms.items():
             for replica, proc in list(reps.items()):
                 await proc.quit()

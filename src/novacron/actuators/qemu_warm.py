@@ -8,7 +8,7 @@ restart, a new QEMU starts with ``-incoming defer`` and loads that file instead 
 The saved state is used only when it still fits the guest. Beside the stream a JSON file
 holds its fingerprint — the QEMU command line the guest would be launched with (launch
 paths and ports left out), and the identity (path, size, modification time) of the QEMU
-binary and of the kernel, initrd and image — and a digest of the stream. A restore is
+binary and of the kernel, initrd and image — and a CRC-32 of the stream. A restore is
 refused, and the caller boots the guest cold with the reason, when the state is missing
 or unreadable, its fingerprint differs (another QEMU, memory, vCPUs, kernel, initrd,
 command line, machine, accelerator or devices), its digest does not match (a corrupt
@@ -19,10 +19,10 @@ A spec change drops it at once.
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import json
 import os
 import time
+import zlib
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -42,7 +42,7 @@ __all__ = ["Restored", "SavedState", "WarmRestore", "WarmRestoreError", "fingerp
 
 _SAVE_TIMEOUT_S = 120.0
 _LOAD_TIMEOUT_S = 60.0
-_CHUNK = 1 << 20
+_CHUNK = 4 << 20
 
 
 class WarmRestoreError(ActuatorError):
@@ -115,12 +115,17 @@ def _differs(saved: dict[str, Any], now: dict[str, Any]) -> str:
 
 
 def state_digest(path: Path) -> str:
-    """The digest a saved state is checked against before QEMU loads it (BLAKE2b, 160 bits)."""
-    h = hashlib.blake2b(digest_size=20)
+    """The checksum a saved state is checked against before QEMU loads it (CRC-32 of the stream).
+
+    It guards against a file damaged or replaced on disk, not against a forger: the state
+    directory is the controller's own. CRC-32 because it is checked on the way back to
+    healthy: 68 MB take 0.04 s of CPU against 0.24 s for BLAKE2b (measured at load 7).
+    """
+    crc = 0
     with path.open("rb") as f:
         while chunk := f.read(_CHUNK):
-            h.update(chunk)
-    return h.hexdigest()
+            crc = zlib.crc32(chunk, crc)
+    return f"crc32:{crc:08x}"
 
 
 class WarmRestore:
@@ -152,6 +157,14 @@ class WarmRestore:
         self._saving[key] = task
         task.add_done_callback(lambda _t: self._saving.pop(key, None))
 
+    async def close(self) -> None:
+        """Stop the saves under way (the controller stops); what they wrote so far is removed."""
+        tasks = list(self._saving.values())
+        for task in tasks:
+            task.cancel()
+        if tasks:
+            await asyncio.wait(tasks)
+
     async def wait_saved(self, target: str, replica: int = 0) -> SavedState | None:
         """Wait for a save under way (if any); the guest's saved state."""
         task = self._saving.get(f"{target}#{replica}")
@@ -181,11 +194,15 @@ class WarmRestore:
         self._dir.mkdir(parents=True, exist_ok=True)
         self.forget(target, replica)
         part = path.with_suffix(".part")
-        with self._vms.pausing(proc):
-            stats = await migrate(proc, file_uri(part), timeout=_SAVE_TIMEOUT_S)
-            if await proc.status() != "running":
-                await proc.execute("cont")
-        digest = await asyncio.to_thread(state_digest, part)
+        try:
+            with self._vms.pausing(proc):
+                stats = await migrate(proc, file_uri(part), timeout=_SAVE_TIMEOUT_S)
+                if await proc.status() != "running":
+                    await proc.execute("cont")
+            digest = await asyncio.to_thread(state_digest, part)
+        except BaseException:
+            part.unlink(missing_ok=True)  # half a stream is no state
+            raise
         part.replace(path)
         state = SavedState(path, current, digest, path.stat().st_size, time.time(), stats.total_ms)
         doc = {"fingerprint": current, "digest": digest, "bytes": state.bytes, "saved_at": state.saved_at}
