@@ -24,7 +24,7 @@ from novacron.actuators.qemu_warm import fingerprint, state_digest
 from novacron.demo.fleet import free_port_block
 from novacron.runtime.controller import Controller
 from novacron.settings import TargetSpec, VmSpec, parse_spec
-from tests.cli.runner import cli, cli_json, controller, wait_for
+from tests.cli.runner import cli, cli_json, spawn, stop, wait_for
 
 _BOOT_S = 240.0
 
@@ -67,7 +67,8 @@ def test_run_resumes_a_warm_guest_from_its_saved_state_when_its_qemu_is_killed(t
     path.write_text(yaml.safe_dump(data))
     port, workdir = data["targets"][0]["port"], tmp_path / "work"
     saved = workdir / "warm" / "web-0.json"
-    with controller(path):
+    run = spawn(path)
+    try:
         first = wait_for(lambda: _healthy(path), "the guest healthy", timeout=_BOOT_S)
         wait_for(saved.is_file, "the guest's state saved", timeout=120)
         boot = _get(port, "/cgi-bin/boot")
@@ -85,6 +86,24 @@ def test_run_resumes_a_warm_guest_from_its_saved_state_when_its_qemu_is_killed(t
         assert "0: warm restore from the state saved" in restart["detail"]
         finished = [e for e in shown["timeline"] if e["kind"] == "action_finished"]
         assert finished[0]["data"]["restarts"]["0"]["kind"] == "warm"
+
+        # A controller killed and started again adopts the restored guest, and its saved
+        # state still fits the guest: the next crash is restored warm too.
+        run.proc.kill()
+        run.proc.wait()
+        run = spawn(path)
+        adopted = wait_for(lambda: _healthy(path), "the guest adopted", timeout=_BOOT_S)
+        assert adopted["pid"] == again["pid"]
+        os.kill(adopted["pid"], signal.SIGKILL)
+        wait_for(lambda: _healthy(path, not_pid=adopted["pid"]), "the guest healthy again", timeout=_BOOT_S)
+        assert _get(port, "/cgi-bin/boot") == boot, "resumed again, not booted"
+        incidents = cli_json("incidents", "list", "--json", "-c", str(path))
+        latest = max(incidents, key=lambda i: i["opened_at"])
+        shown = cli_json("incidents", "show", latest["id"], "--json", "-c", str(path))
+        [restart] = [a for a in shown["actions"] if a["kind"] == "restart"]
+        assert "0: warm restore from the state saved" in restart["detail"], restart["detail"]
+    finally:
+        stop(run)
 
 
 async def _until(pred: Any, what: str, timeout: float = _BOOT_S) -> None:

@@ -526,7 +526,8 @@ class QemuActuator:
             serial_log=Path(serial.removeprefix("file:")),
             accel="kvm" if "accel=kvm" in args.get("-machine", "") else "tcg",
             forwards=resolve_forwards(tspec.vm.forwards, tspec.port, replica),
-            append=args.get("-append", ""),
+            # The launch's own part: qemu_argv puts the spec's command line ahead of it.
+            append=args.get("-append", "").removeprefix(tspec.vm.append).strip(),
             heartbeat_port=int(beat.group(1)) if beat else None,
             memory_mib=memory,
             cpus=cpus,
