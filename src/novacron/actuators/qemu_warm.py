@@ -11,7 +11,7 @@ paths and ports left out), and the identity (path, size, modification time) of t
 binary and of the kernel, initrd and image — and a CRC-32 of the stream. A restore is
 refused, and the caller boots the guest cold with the reason, when the state is missing
 or unreadable, its fingerprint differs (another QEMU, memory, vCPUs, kernel, initrd,
-command line, machine, accelerator or devices), its digest does not match (a corrupt
+command line, machine, accelerator or devices), its CRC-32 does not match (a corrupt
 file), QEMU does not load it, or the guest last restored from it never became healthy.
 A spec change drops it at once.
 """
