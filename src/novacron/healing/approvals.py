@@ -15,6 +15,7 @@ import contextlib
 import functools
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from novacron.clock import Clock, MonotonicClock
 from novacron.errors import NotFoundError, StoreError
@@ -23,6 +24,9 @@ from novacron.store import Store
 from novacron.store import approvals as stored
 from novacron.store.approvals import Answer, Request
 from novacron.telemetry import get_logger
+
+if TYPE_CHECKING:
+    from sqlalchemy import Connection
 
 __all__ = ["Answer", "Approvals", "Request"]
 
@@ -73,10 +77,7 @@ class Approvals:
     def decide(self, action_id: str, *, approve: bool, who: str) -> None:
         """Approve or reject a request (blocking on the store's transaction; the API uses :meth:`decide_async`)."""
         if self.store is not None:
-            store, node, now = self.store, self.node_id, self.clock.now()
-            stored.run_sync(
-                store, lambda conn: stored.decide(conn, action_id, approve=approve, who=who, node=node, now=now)
-            )
+            stored.run_sync(self.store, self._decision(action_id, approve=approve, who=who))
         elif action_id not in self._pending:
             raise NotFoundError(f"no action {action_id!r} awaits approval")
         self._resolve(action_id, Answer(approve, who))
@@ -86,11 +87,13 @@ class Approvals:
         if self.store is None:
             self.decide(action_id, approve=approve, who=who)
             return
-        node, now = self.node_id, self.clock.now()
-        await stored.run(
-            self.store, lambda conn: stored.decide(conn, action_id, approve=approve, who=who, node=node, now=now)
-        )
+        await stored.run(self.store, self._decision(action_id, approve=approve, who=who))
         self._resolve(action_id, Answer(approve, who))
+
+    def _decision(self, action_id: str, *, approve: bool, who: str) -> Callable[[Connection], None]:
+        """The one transaction that stores a decision, taken by this node now."""
+        node, now = self.node_id, self.clock.now()
+        return functools.partial(stored.decide, action_id=action_id, approve=approve, who=who, node=node, now=now)
 
     def pending(self) -> list[Action]:
         """Actions waiting for a decision on this node."""
