@@ -15,7 +15,6 @@ import contextlib
 import functools
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 
 from novacron.clock import Clock, MonotonicClock
 from novacron.errors import NotFoundError, StoreError
@@ -24,9 +23,6 @@ from novacron.store import Store
 from novacron.store import approvals as stored
 from novacron.store.approvals import Answer, Request
 from novacron.telemetry import get_logger
-
-if TYPE_CHECKING:
-    from sqlalchemy import Connection
 
 __all__ = ["Answer", "Approvals", "Request"]
 
@@ -90,7 +86,7 @@ class Approvals:
         await stored.run(self.store, self._decision(action_id, approve=approve, who=who))
         self._resolve(action_id, Answer(approve, who))
 
-    def _decision(self, action_id: str, *, approve: bool, who: str) -> Callable[[Connection], None]:
+    def _decision(self, action_id: str, *, approve: bool, who: str) -> functools.partial[None]:
         """The one transaction that stores a decision, taken by this node now."""
         node, now = self.node_id, self.clock.now()
         return functools.partial(stored.decide, action_id=action_id, approve=approve, who=who, node=node, now=now)
