@@ -12,6 +12,7 @@ import asyncio
 import json
 import os
 import signal
+import socket
 from pathlib import Path
 from typing import Any
 
@@ -183,6 +184,45 @@ async def test_a_warm_guest_boots_cold_naming_why_when_its_saved_state_is_missin
         assert await _aget(port, "/cgi-bin/boot") == boot
         assert _boots(workdir) == 0
     finally:
+        await ctl.stop()
+
+
+async def test_a_restored_guest_that_does_not_become_healthy_is_booted_cold_and_its_state_saved_anew(
+    tmp_path: Path, guest: Guest
+) -> None:
+    data = _spec(tmp_path, guest)
+    data["policy"]["verify_timeout_s"] = 30.0  # the failed verification of the restore ends after this long
+    ctl = Controller(parse_spec(data))
+    await ctl.start()
+    sink = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)  # heartbeats sent here reach nobody
+    sink.bind(("127.0.0.1", 0))
+    try:
+        await _until(lambda: ctl.status()[0].health.value == "healthy", "healthy")
+        first = await ctl.actuator.vms.warm.wait_saved("web")
+        assert first is not None
+        vms = ctl.actuator.vms
+        live = vms._heartbeat_port
+        # The restored guest's heartbeats go astray: it never proves itself healthy.
+        vms._heartbeat_port = lambda: int(sink.getsockname()[1])
+        [pid] = ctl.actuator.pids("web")
+        os.kill(pid, signal.SIGKILL)
+
+        def restart_applied() -> bool:
+            return any(a.action.kind == "restart" and a.status.value != "applying" for a in ctl.store.actions())
+
+        await _until(restart_applied, "the restore applied", timeout=60)
+        vms._heartbeat_port = live  # the cold boot that follows beats to the controller again
+        await _until(lambda: ctl.status()[0].state == "healthy" and ctl.status()[0].incident is None, "healed")
+        [restart] = [a for a in ctl.store.actions() if a.action.kind == "restart"]
+        assert "warm restore" in restart.detail
+        assert restart.status.value != "verified", restart.detail
+        replaced = [a for a in ctl.store.actions() if a.action.kind == "replace"]
+        assert [a.status.value for a in replaced] == ["verified"], [a.detail for a in replaced]
+        # The state the bad restore came from was dropped; the cold-booted guest saved a new one.
+        again = await _saved_again(ctl)
+        assert again.saved_at > first.saved_at
+    finally:
+        sink.close()
         await ctl.stop()
 
 
