@@ -37,3 +37,13 @@ def _root(
 
     Exit codes: 0 ok, 1 failed, 2 bad input, 3 controller (or its store) not reachable.
     """
+
+
+@bench_app.callback()
+def _bench() -> None:
+    """Benchmarks; each prints one JSON object on stdout."""
+    from novacron.telemetry import configure_logging
+
+    # The controllers a bench runs in this process log as they heal; unconfigured, those
+    # lines would go to stdout ahead of the one JSON object a bench promises there.
+    configure_logging()
