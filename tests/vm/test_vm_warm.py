@@ -8,7 +8,6 @@ console file afresh: a boot prints its "ready" line there, a restore prints noth
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import signal
@@ -20,31 +19,12 @@ import httpx
 import yaml
 
 from novacron.actuators.qemu_cmd import LaunchPlan
-from novacron.actuators.qemu_guest import Guest, guest_target
+from novacron.actuators.qemu_guest import Guest
 from novacron.actuators.qemu_warm import fingerprint, state_digest
-from novacron.demo.fleet import free_port_block
 from novacron.runtime.controller import Controller
 from novacron.settings import TargetSpec, VmSpec, parse_spec
 from tests.cli.runner import cli, cli_json, spawn, stop, wait_for
-
-_BOOT_S = 240.0
-
-
-def _spec(tmp_path: Path, guest: Guest, **vm: Any) -> dict[str, Any]:
-    target = guest_target("web", free_port_block(1), guest, host="a", restart="warm", **vm)
-    return {
-        "name": "vm-warm",
-        "hosts": [{"name": "a", "memory_mib": 1024}],
-        "policy": {"verify_timeout_s": _BOOT_S, "backoff": {"base_s": 0.1}},
-        "controller": {"store_url": f"sqlite:///{tmp_path / 'n.db'}", "workdir": str(tmp_path / "work")},
-        "targets": [target.model_dump(mode="json")],
-    }
-
-
-def _healthy(spec: Path, *, not_pid: int | None = None) -> dict[str, Any] | None:
-    [web] = cli_json("status", "-c", str(spec))["targets"]
-    ok = web["state"] == "healthy" and web["pid"] is not None and web["pid"] != not_pid
-    return dict(web) if ok else None
+from tests.vm.fleet import BOOT_S, healthy, until, vm_spec
 
 
 def _boots(workdir: Path) -> int:
@@ -64,18 +44,18 @@ async def _aget(port: int, path: str) -> str:
 
 def test_run_resumes_a_warm_guest_from_its_saved_state_when_its_qemu_is_killed(tmp_path: Path, guest: Guest) -> None:
     path = tmp_path / "fleet.yaml"
-    data = _spec(tmp_path, guest)
+    data = vm_spec(tmp_path, guest, name="vm-warm", restart="warm")
     path.write_text(yaml.safe_dump(data))
     port, workdir = data["targets"][0]["port"], tmp_path / "work"
     saved = workdir / "warm" / "web-0.json"
     run = spawn(path)
     try:
-        first = wait_for(lambda: _healthy(path), "the guest healthy", timeout=_BOOT_S)
+        first = wait_for(lambda: healthy(path), "the guest healthy", timeout=BOOT_S)
         wait_for(saved.is_file, "the guest's state saved", timeout=120)
         boot = _get(port, "/cgi-bin/boot")
         assert _boots(workdir) == 1
         os.kill(first["pid"], signal.SIGKILL)
-        again = wait_for(lambda: _healthy(path, not_pid=first["pid"]), "the guest healthy again", timeout=_BOOT_S)
+        again = wait_for(lambda: healthy(path, not_pid=first["pid"]), "the guest healthy again", timeout=BOOT_S)
         assert again["restarts"] >= 1
         assert _get(port, "/cgi-bin/boot") == boot, "the same boot: resumed, not booted"
         assert _boots(workdir) == 0, "no boot on the new QEMU's console"
@@ -93,10 +73,10 @@ def test_run_resumes_a_warm_guest_from_its_saved_state_when_its_qemu_is_killed(t
         run.proc.kill()
         run.proc.wait()
         run = spawn(path)
-        adopted = wait_for(lambda: _healthy(path), "the guest adopted", timeout=_BOOT_S)
+        adopted = wait_for(lambda: healthy(path), "the guest adopted", timeout=BOOT_S)
         assert adopted["pid"] == again["pid"]
         os.kill(adopted["pid"], signal.SIGKILL)
-        wait_for(lambda: _healthy(path, not_pid=adopted["pid"]), "the guest healthy again", timeout=_BOOT_S)
+        wait_for(lambda: healthy(path, not_pid=adopted["pid"]), "the guest healthy again", timeout=BOOT_S)
         assert _get(port, "/cgi-bin/boot") == boot, "resumed again, not booted"
         incidents = cli_json("incidents", "list", "--json", "-c", str(path))
         latest = max(incidents, key=lambda i: i["opened_at"])
@@ -105,15 +85,6 @@ def test_run_resumes_a_warm_guest_from_its_saved_state_when_its_qemu_is_killed(t
         assert "0: warm restore from the state saved" in restart["detail"], restart["detail"]
     finally:
         stop(run)
-
-
-async def _until(pred: Any, what: str, timeout: float = _BOOT_S) -> None:
-    try:
-        async with asyncio.timeout(timeout):
-            while not pred():
-                await asyncio.sleep(0.1)
-    except TimeoutError:
-        raise AssertionError(f"timed out waiting for {what}") from None
 
 
 async def _crash_and_restart(ctl: Controller) -> tuple[dict[str, Any], str]:
@@ -126,7 +97,7 @@ async def _crash_and_restart(ctl: Controller) -> tuple[dict[str, Any], str]:
         view = ctl.status()[0]
         return ctl.actuator.pids("web") not in ((), (pid,)) and view.state == "healthy" and view.incident is None
 
-    await _until(back, "the guest healthy again")
+    await until(back, "the guest healthy again")
     restarts = sorted((a for a in ctl.store.actions() if a.action.kind == "restart"), key=lambda a: a.created_at)
     assert len(restarts) == before + 1
     finished = [e for e in ctl.store.timeline(restarts[-1].action.incident_id or "") if e.kind == "action_finished"]
@@ -136,13 +107,13 @@ async def _crash_and_restart(ctl: Controller) -> tuple[dict[str, Any], str]:
 async def test_a_warm_guest_boots_cold_naming_why_when_its_saved_state_is_missing_corrupt_or_refused(
     tmp_path: Path, guest: Guest
 ) -> None:
-    data = _spec(tmp_path, guest)
+    data = vm_spec(tmp_path, guest, name="vm-warm", restart="warm")
     port, workdir = data["targets"][0]["port"], tmp_path / "work"
     state = workdir / "warm" / "web-0.state"
     ctl = Controller(parse_spec(data))
     await ctl.start()
     try:
-        await _until(lambda: ctl.status()[0].health.value == "healthy", "healthy")
+        await until(lambda: ctl.status()[0].health.value == "healthy", "healthy")
         assert await ctl.actuator.vms.warm.wait_saved("web") is not None
         boot = await _aget(port, "/cgi-bin/boot")
 
@@ -190,14 +161,14 @@ async def test_a_warm_guest_boots_cold_naming_why_when_its_saved_state_is_missin
 async def test_a_restored_guest_that_does_not_become_healthy_is_booted_cold_and_its_state_saved_anew(
     tmp_path: Path, guest: Guest
 ) -> None:
-    data = _spec(tmp_path, guest)
+    data = vm_spec(tmp_path, guest, name="vm-warm", restart="warm")
     data["policy"]["verify_timeout_s"] = 30.0  # the failed verification of the restore ends after this long
     ctl = Controller(parse_spec(data))
     await ctl.start()
     sink = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)  # heartbeats sent here reach nobody
     sink.bind(("127.0.0.1", 0))
     try:
-        await _until(lambda: ctl.status()[0].health.value == "healthy", "healthy")
+        await until(lambda: ctl.status()[0].health.value == "healthy", "healthy")
         first = await ctl.actuator.vms.warm.wait_saved("web")
         assert first is not None
         vms = ctl.actuator.vms
@@ -210,9 +181,9 @@ async def test_a_restored_guest_that_does_not_become_healthy_is_booted_cold_and_
         def restart_applied() -> bool:
             return any(a.action.kind == "restart" and a.status.value != "applying" for a in ctl.store.actions())
 
-        await _until(restart_applied, "the restore applied", timeout=60)
+        await until(restart_applied, "the restore applied", timeout=60)
         vms._heartbeat_port = live  # the cold boot that follows beats to the controller again
-        await _until(lambda: ctl.status()[0].state == "healthy" and ctl.status()[0].incident is None, "healed")
+        await until(lambda: ctl.status()[0].state == "healthy" and ctl.status()[0].incident is None, "healed")
         [restart] = [a for a in ctl.store.actions() if a.action.kind == "restart"]
         assert "warm restore" in restart.detail
         assert restart.status.value != "verified", restart.detail
@@ -228,7 +199,7 @@ async def test_a_restored_guest_that_does_not_become_healthy_is_booted_cold_and_
 
 async def _saved_again(ctl: Controller) -> Any:
     """The state the cold-booted guest saved once it was healthy again."""
-    await _until(lambda: ctl.actuator.vms.warm.saved("web") is not None, "the state saved again", timeout=120)
+    await until(lambda: ctl.actuator.vms.warm.saved("web") is not None, "the state saved again", timeout=120)
     saved = await ctl.actuator.vms.warm.wait_saved("web")
     assert saved is not None
     return saved
@@ -281,7 +252,7 @@ def test_the_saved_state_fits_only_the_config_it_was_saved_for(tmp_path: Path) -
 
 
 def test_a_changed_vm_spec_drops_the_saved_state(tmp_path: Path, guest: Guest) -> None:
-    data = _spec(tmp_path, guest)
+    data = vm_spec(tmp_path, guest, name="vm-warm", restart="warm")
     data["targets"][0]["vm"]["accel"] = "tcg"
     ctl = Controller(parse_spec(data))
     warm = tmp_path / "work" / "warm"
