@@ -142,11 +142,12 @@ def _z_pass(f: FloatArray, ints: IntArray, mb: int, xs: FloatArray, raw: FloatAr
     med, scale = f[fb + ZMED], f[fb + ZSCALE]
     buf = fb + ZBUF
     cnt = min(n, w)
-    zs = np.empty(w)
+    # One spare slot each for the merge's end markers.
+    zs = np.empty(w + 1)
     zs[:cnt] = np.sort(f[buf : buf + cnt])
-    spare = np.empty(w)
-    came, gone = np.empty(w), np.empty(w)
-    uncounted = np.empty(0, np.int64)  # the merge counts nothing here
+    spare = np.empty(w + 1)
+    came, gone = np.empty(w + 1), np.empty(w + 1)
+    at = np.empty(w + 1, np.int64)  # the merge's counts, unused here
     n_came = n_gone = 0
     slot, phase = n % w, n % ref
     for j in range(xs.shape[0]):
@@ -166,7 +167,7 @@ def _z_pass(f: FloatArray, ints: IntArray, mb: int, xs: FloatArray, raw: FloatAr
         if refresh or n_came == w:
             _sort(gone[:n_gone])
             _sort(came[:n_came])
-            _merge(zs, cnt, gone[:n_gone], came[:n_came], spare, uncounted, uncounted, uncounted)
+            _merge(zs, cnt, gone, n_gone, came, n_came, spare, at)
             cnt = min(n, w)
             zs, spare = spare, zs
             n_came = n_gone = 0
@@ -371,6 +372,7 @@ def _rank_chunk(
     ints: IntArray,
     n: int,
     xs: FloatArray,
+    order: IntArray,
     p_out: FloatArray,
     window: FloatArray,
     out: FloatArray,
@@ -379,23 +381,31 @@ def _rank_chunk(
     """Each value's two-sided conformal rank p among the window before it, then learn the chunk.
 
     ``window`` holds the sorted window as the chunk starts (``n`` values learned so far);
-    ``out`` receives it brought up to date. The chunk's values are sorted once, so one
-    sweep over the window counts, for all of them, the values below and at or below each
-    (a pointer that only moves forward, where a search per value waits on a dozen
-    dependent loads); each value's count is then corrected by the chunk's values before
-    it, which have entered the window, and by those that have left it. ``gone_sorted`` are
-    the values that leave, sorted, when the caller has them (empty: sorted here); the
-    chunk's values sorted are returned.
+    ``out`` receives it brought up to date. ``order`` sorts the chunk's values (numpy's
+    sort, before the kernel), so one merge of them into the window counts, for all of them,
+    the window's values at or below each; each count is then corrected by the chunk's
+    values before it, which have entered the window, and by those that have left it.
+    ``gone_sorted`` are the values that leave, sorted, when the caller has them (empty:
+    sorted here); the chunk's values sorted are returned (with one spare slot).
     """
     cap, least, size0 = ints[I_RANK_SIZE], ints[I_RANK_MIN], ints[I_RANK_LEN]
     k = xs.shape[0]
     gone = _gone(f, ints, xs)
-    order = np.argsort(xs)
-    came = xs[order]
-    if gone_sorted.shape[0] != gone.shape[0]:
-        gone_sorted = np.sort(gone)
+    left = gone.shape[0]
+    came = np.empty(k + 1)
+    for b in range(k):
+        came[b] = xs[order[b]]
+    if gone_sorted.shape[0] != left + 1:
+        gone_sorted = np.empty(left + 1)
+        gone_sorted[:left] = np.sort(gone)
+    at = np.empty(k + 1, np.int64)
+    _merge(window, size0, gone_sorted, left, came, k, out, at)
     lt0, le0 = np.empty(k, np.int64), np.empty(k, np.int64)
-    _merge(window, size0, gone_sorted, came, out, order, lt0, le0)
+    for b in range(k):
+        le = lt = at[b]
+        if le > 0 and window[le - 1] == came[b]:  # ties: the window's values below it
+            lt = _bisect(window, 0, le, came[b], False)
+        lt0[order[b]], le0[order[b]] = lt, le
     for j in range(k):
         x = xs[j]
         if n + j < least:
@@ -426,21 +436,54 @@ def _rank_chunk(
 
 
 @_jit
-def _rank_all(f: FloatArray, ints: IntArray, xs: FloatArray, p_out: FloatArray) -> None:
+def chunk_length(cap: int) -> tuple[int, bool]:
+    """The rank's chunk length for a window of ``cap``, and whether chunks tile the window.
+
+    When they do, chunks are cut at multiples of it counted from the first value ever
+    learned, so once the window is full the values leaving during a chunk are exactly an
+    earlier chunk's.
+    """
+    chunks = (cap + _CHUNK - 1) // _CHUNK
+    reuse = cap % chunks == 0
+    return (cap // chunks if reuse else _CHUNK), reuse
+
+
+def chunk_orders(xs: FloatArray, n0: int, cap: int) -> IntArray:
+    """For each rank chunk of a batch (the kernel's cuts), the order that sorts its values.
+
+    numpy's sort (vectorised on this hardware) sorts all the full chunks at once, about five
+    times faster than the compiled kernel's own sort of each.
+    """
+    total = xs.shape[0]
+    orders = np.empty(total, np.int64)
+    if cap == 0 or total == 0:
+        return orders
+    c = int(chunk_length(cap)[0])
+    first = min(total, c - n0 % c)
+    orders[:first] = np.argsort(xs[:first])
+    whole = (total - first) // c
+    rest = first + whole * c
+    if whole:
+        orders[first:rest] = np.argsort(xs[first:rest].reshape(whole, c), axis=1).ravel()
+    if rest < total:
+        orders[rest:] = np.argsort(xs[rest:])
+    return orders
+
+
+@_jit
+def _rank_all(f: FloatArray, ints: IntArray, xs: FloatArray, orders: IntArray, p_out: FloatArray) -> None:
     """The rank p of every value of a batch, in chunks; the window is laid out in blocks after.
 
-    When the window's length is a multiple of the chunk length, chunks are cut at multiples
-    of it counted from the first value ever learned, so once the window is full the values
-    leaving during a chunk are exactly an earlier chunk's: its values, sorted when they
-    came, are kept and not sorted again.
+    ``orders`` sorts each chunk (:func:`chunk_orders`). When chunks tile the window, a
+    leaving chunk's values, sorted when they came, are kept and not sorted again.
     """
     cap, n0, total = ints[I_RANK_SIZE], ints[I_N], xs.shape[0]
     chunks = (cap + _CHUNK - 1) // _CHUNK
-    reuse = cap % chunks == 0
-    c = cap // chunks if reuse else _CHUNK
-    window, scratch = np.empty(cap + c), np.empty(cap + c)
+    c, reuse = chunk_length(cap)
+    # One spare slot each for the merge's end markers.
+    window, scratch = np.empty(cap + c + 1), np.empty(cap + c + 1)
     _sorted_window(f, ints, window)
-    kept = np.empty((chunks, c))
+    kept = np.empty((chunks, c + 1))
     kept_id = np.full(chunks, -1, np.int64)
     none = np.empty(0)
     pos = 0
@@ -451,7 +494,7 @@ def _rank_all(f: FloatArray, ints: IntArray, xs: FloatArray, p_out: FloatArray) 
         was = g - chunks
         known = full and ints[I_RANK_LEN] == cap and was >= 0 and kept_id[was % chunks] == was
         gone = kept[was % chunks] if known else none
-        came = _rank_chunk(f, ints, n0 + pos, xs[pos:end], p_out[pos:end], window, scratch, gone)
+        came = _rank_chunk(f, ints, n0 + pos, xs[pos:end], orders[pos:end], p_out[pos:end], window, scratch, gone)
         if full:
             kept[g % chunks] = came
             kept_id[g % chunks] = g
@@ -475,36 +518,34 @@ def _merge(
     window: FloatArray,
     size0: int,
     gone: FloatArray,
+    left: int,
     came: FloatArray,
+    k: int,
     out: FloatArray,
-    order: IntArray,
-    lt: IntArray,
-    le: IntArray,
+    at: IntArray,
 ) -> None:
-    """``out`` = sorted ``window[:size0]`` with sorted ``came``, less sorted ``gone`` (a multiset).
+    """``out`` = sorted ``window[:size0]`` with sorted ``came[:k]``, less sorted ``gone[:left]``.
 
-    Values that came and went within the chunk (a window shorter than it) cancel too.
-    With ``order`` (``came`` is ``xs[order]``) the same pass counts, for each ``xs[order[b]]``,
-    the window's values below it into ``lt`` and at or below it into ``le``.
+    ``at[b]`` receives how many of the window's values are at or below ``came[b]``. Each
+    array has one spare slot past its values for an end marker (infinity after the window
+    and after ``came``, NaN, equal to nothing, after ``gone``), so the loop runs exactly
+    once per value with no test of which side is exhausted, and picks each side by a
+    comparison used as a number, not a branch (on values in random order, a branchy merge
+    mispredicts at every switch of side). Values are finite (clipped before the kernel).
     """
-    a = b = c = o = below = 0
-    left, k, counting = gone.shape[0], came.shape[0], order.shape[0] > 0
-    while a < size0 or b < k:
-        take_window = b == k or (a < size0 and window[a] <= came[b])
-        v = window[a] if take_window else came[b]
-        if c < left and gone[c] == v:
-            c += 1
-        else:
-            out[o] = v
-            o += 1
-        if take_window:
-            a += 1
-        else:
-            if counting:
-                while below < a and window[below] < v:
-                    below += 1
-                lt[order[b]], le[order[b]] = below, a
-            b += 1
+    window[size0], came[k], gone[left] = math.inf, math.inf, math.nan
+    a = b = c = o = 0
+    for _ in range(size0 + k):
+        wa, cb = window[a], came[b]
+        take = int(wa <= cb)
+        v = wa if take else cb
+        out[o] = v
+        at[b] = a  # final once came[b] is taken: every window value at or below it is out
+        skip = int(gone[c] == v)
+        o += 1 - skip
+        c += skip
+        a += take
+        b += 1 - take
 
 
 @_jit
@@ -553,14 +594,14 @@ def _advance_by(ints: IntArray, k: int) -> None:
 
 
 @_kernel
-def _batch(f: FloatArray, ints: IntArray, good: FloatArray) -> FloatArray:
+def _batch(f: FloatArray, ints: IntArray, good: FloatArray, orders: IntArray) -> FloatArray:
     total = good.shape[0]
     out = np.empty(total)
     raw, p_rare, z_top = np.empty(_BLOCK), np.empty(_BLOCK), np.empty(_BLOCK)
     rank = ints[I_RANK_SIZE] > 0
     p_rank = np.empty(total if rank else 0)
     if rank:
-        _rank_all(f, ints, good, p_rank)
+        _rank_all(f, ints, good, orders, p_rank)
     for lo in range(0, total, _BLOCK):
         hi = min(total, lo + _BLOCK)
         k = hi - lo
@@ -587,4 +628,5 @@ def score_many(fused: Fused, good: FloatArray) -> FloatArray:
     """Score-then-learn finite values on the state of a :class:`~novacron.detectors._fused.Fused`."""
     fused.flush()
     clipped = np.clip(good, -VALUE_LIMIT, VALUE_LIMIT)
-    return np.asarray(_batch(fused.floats, fused.ints, clipped), dtype=np.float64)
+    orders = chunk_orders(clipped, int(fused.ints[I_N]), int(fused.ints[I_RANK_SIZE]))
+    return np.asarray(_batch(fused.floats, fused.ints, clipped, orders), dtype=np.float64)
