@@ -142,12 +142,12 @@ def _z_pass(f: FloatArray, ints: IntArray, mb: int, xs: FloatArray, raw: FloatAr
     med, scale = f[fb + ZMED], f[fb + ZSCALE]
     buf = fb + ZBUF
     cnt = min(n, w)
-    # One spare slot each for the merge's end markers.
-    zs = np.empty(w + 1)
+    # Two spare slots each for the merge's end markers.
+    zs = np.empty(w + 2)
     zs[:cnt] = np.sort(f[buf : buf + cnt])
-    spare = np.empty(w + 1)
-    came, gone = np.empty(w + 1), np.empty(w + 1)
-    at = np.empty(w + 1, np.int64)  # the merge's counts, unused here
+    spare = np.empty(w + 2)
+    came, gone = np.empty(w + 2), np.empty(w + 2)
+    at = np.empty(w + 2, np.int64)  # the merge's counts, unused here
     n_came = n_gone = 0
     slot, phase = n % w, n % ref
     for j in range(xs.shape[0]):
@@ -386,19 +386,19 @@ def _rank_chunk(
     the window's values at or below each; each count is then corrected by the chunk's
     values before it, which have entered the window, and by those that have left it.
     ``gone_sorted`` are the values that leave, sorted, when the caller has them (empty:
-    sorted here); the chunk's values sorted are returned (with one spare slot).
+    sorted here); the chunk's values sorted are returned (with the merge's two spare slots).
     """
     cap, least, size0 = ints[I_RANK_SIZE], ints[I_RANK_MIN], ints[I_RANK_LEN]
     k = xs.shape[0]
     gone = _gone(f, ints, xs)
     left = gone.shape[0]
-    came = np.empty(k + 1)
+    came = np.empty(k + 2)
     for b in range(k):
         came[b] = xs[order[b]]
-    if gone_sorted.shape[0] != left + 1:
-        gone_sorted = np.empty(left + 1)
+    if gone_sorted.shape[0] != left + 2:
+        gone_sorted = np.empty(left + 2)
         gone_sorted[:left] = np.sort(gone)
-    at = np.empty(k + 1, np.int64)
+    at = np.empty(k + 2, np.int64)
     _merge(window, size0, gone_sorted, left, came, k, out, at)
     lt0, le0 = np.empty(k, np.int64), np.empty(k, np.int64)
     for b in range(k):
@@ -480,10 +480,10 @@ def _rank_all(f: FloatArray, ints: IntArray, xs: FloatArray, orders: IntArray, p
     cap, n0, total = ints[I_RANK_SIZE], ints[I_N], xs.shape[0]
     chunks = (cap + _CHUNK - 1) // _CHUNK
     c, reuse = chunk_length(cap)
-    # One spare slot each for the merge's end markers.
-    window, scratch = np.empty(cap + c + 1), np.empty(cap + c + 1)
+    # Two spare slots each for the merge's end markers.
+    window, scratch = np.empty(cap + c + 2), np.empty(cap + c + 2)
     _sorted_window(f, ints, window)
-    kept = np.empty((chunks, c + 1))
+    kept = np.empty((chunks, c + 2))
     kept_id = np.full(chunks, -1, np.int64)
     none = np.empty(0)
     pos = 0
@@ -526,26 +526,54 @@ def _merge(
 ) -> None:
     """``out`` = sorted ``window[:size0]`` with sorted ``came[:k]``, less sorted ``gone[:left]``.
 
-    ``at[b]`` receives how many of the window's values are at or below ``came[b]``. Each
-    array has one spare slot past its values for an end marker (infinity after the window
-    and after ``came``, NaN, equal to nothing, after ``gone``), so the loop runs exactly
-    once per value with no test of which side is exhausted, and picks each side by a
-    comparison used as a number, not a branch (on values in random order, a branchy merge
-    mispredicts at every switch of side). Values are finite (clipped before the kernel).
+    ``at[b]`` receives how many of the window's values are at or below ``came[b]``. The
+    merge runs from both ends at once, the smaller half of the values from the front and
+    the larger from the back: two independent chains of loads and compares, which the
+    processor overlaps (one chain waits on each step's load). Each side is picked by a
+    comparison used as a number, not a branch (on values in random order a branchy merge
+    mispredicts at every switch of side), and the ends are marked so that no step tests
+    which side is exhausted: infinity after the window's and ``came``'s values, minus
+    infinity in their last slot (index -1, where the back pass ends), NaN (equal to
+    nothing) after ``gone``'s values and in its last slot. So ``window``, ``came``,
+    ``gone``, ``at`` and ``out`` each need two spare slots (``at``'s and ``out``'s last
+    receive the writes of steps that have nothing to write). Values are finite (clipped before the
+    kernel). Equal values: the window's come first, at both ends.
     """
-    window[size0], came[k], gone[left] = math.inf, math.inf, math.nan
+    window[size0], window[window.shape[0] - 1] = math.inf, -math.inf
+    came[k], came[came.shape[0] - 1] = math.inf, -math.inf
+    gone[left], gone[gone.shape[0] - 1] = math.nan, math.nan
+    total = size0 + k
+    front = total >> 1
+    junk = at.shape[0] - 1  # where a count for no value of ``came`` goes
+    junk_out = out.shape[0] - 1  # where a value taken out goes
     a = b = c = o = 0
-    for _ in range(size0 + k):
-        wa, cb = window[a], came[b]
-        take = int(wa <= cb)
-        v = wa if take else cb
-        out[o] = v
-        at[b] = a  # final once came[b] is taken: every window value at or below it is out
-        skip = int(gone[c] == v)
-        o += 1 - skip
-        c += skip
-        a += take
-        b += 1 - take
+    a2, b2, c2, o2 = size0 - 1, k - 1, left - 1, total - left - 1
+    for step in range(total - front):
+        if step < front:
+            wa, cb = window[a], came[b]
+            take = int(wa <= cb)
+            v = wa if take else cb
+            skip = int(gone[c] == v)
+            out[junk_out if skip else o] = v
+            at[junk if take else b] = a  # every window value at or below came[b] is out
+            o += 1 - skip
+            c += skip
+            a += take
+            b += 1 - take
+        wa2, cb2 = window[a2], came[b2]
+        take2 = int(cb2 >= wa2)
+        v2 = cb2 if take2 else wa2
+        skip2 = int(gone[c2] == v2)
+        out[junk_out if skip2 else o2] = v2
+        at[b2 if take2 else junk] = a2 + 1  # the window values left are at or below it
+        o2 -= 1 - skip2
+        c2 -= skip2
+        b2 -= take2
+        a2 -= 1 - take2
+    # Copies of the value where the halves meet that both took out of the same gone
+    # values: put back once.
+    for i in range(c - c2 - 1):
+        out[o + i] = gone[c - 1]
 
 
 @_jit
