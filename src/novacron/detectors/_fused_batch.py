@@ -134,7 +134,9 @@ def _z_pass(f: FloatArray, ints: IntArray, mb: int, xs: FloatArray, raw: FloatAr
     The window is also kept sorted here, brought up to date at each refresh by one merge
     of the values come and gone since, so a refresh reads its median instead of selecting
     it (the streaming path selects twice per refresh, most of its cost). The ring slot and
-    the refresh phase are counters, not a division per value.
+    the refresh phase are counters, not a division per value. When refreshes tile the
+    window, the values leaving at a refresh are the ones that came ``window / refresh``
+    refreshes before, sorted then: they are kept and not sorted again.
     """
     fb = ints[mb + M_FB]
     w, ref, least, side = int(f[fb + ZW]), int(f[fb + ZREF]), int(f[fb + ZMIN]), int(f[fb + ZSIDE])
@@ -148,6 +150,9 @@ def _z_pass(f: FloatArray, ints: IntArray, mb: int, xs: FloatArray, raw: FloatAr
     spare = np.empty(w + 2)
     came, gone = np.empty(w + 2), np.empty(w + 2)
     at = np.empty(w + 2, np.int64)  # the merge's counts, unused here
+    groups = w // ref if w % ref == 0 else 0  # refreshes per window, when they tile it
+    kept = np.empty((max(groups, 1), ref + 2))
+    kept_id = np.full(max(groups, 1), -1, np.int64)
     n_came = n_gone = 0
     slot, phase = n % w, n % ref
     for j in range(xs.shape[0]):
@@ -165,9 +170,18 @@ def _z_pass(f: FloatArray, ints: IntArray, mb: int, xs: FloatArray, raw: FloatAr
         phase = 0 if phase == ref - 1 else phase + 1
         refresh = phase == 0 and n >= least
         if refresh or n_came == w:
-            _sort(gone[:n_gone])
             _sort(came[:n_came])
-            _merge(zs, cnt, gone, n_gone, came, n_came, spare, at)
+            g = n // ref - 1  # the refresh group that came, when it is one whole group
+            whole = groups > 0 and phase == 0 and n_came == ref
+            was = (g - groups) % groups if whole else 0
+            if whole and n_gone == ref and kept_id[was] == g - groups:
+                _merge(zs, cnt, kept[was], n_gone, came, n_came, spare, at)
+            else:
+                _sort(gone[:n_gone])
+                _merge(zs, cnt, gone, n_gone, came, n_came, spare, at)
+            if whole:
+                kept[g % groups, :ref] = came[:ref]
+                kept_id[g % groups] = g
             cnt = min(n, w)
             zs, spare = spare, zs
             n_came = n_gone = 0
