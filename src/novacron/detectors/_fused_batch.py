@@ -128,7 +128,7 @@ _CHUNK = 256
 
 
 @_jit
-def _z_pass(f: FloatArray, ints: IntArray, mb: int, xs: FloatArray, raw: FloatArray) -> None:
+def _z_pass(f: FloatArray, ints: IntArray, mb: int, xs: FloatArray, raw: FloatArray, pre: FloatArray) -> None:
     """Robust z-score: raw score of each value, then learn it (refreshing every ``refresh``).
 
     The window is also kept sorted here, brought up to date at each refresh by one merge
@@ -136,7 +136,9 @@ def _z_pass(f: FloatArray, ints: IntArray, mb: int, xs: FloatArray, raw: FloatAr
     it (the streaming path selects twice per refresh, most of its cost). The ring slot and
     the refresh phase are counters, not a division per value. When refreshes tile the
     window, the values leaving at a refresh are the ones that came ``window / refresh``
-    refreshes before, sorted then: they are kept and not sorted again.
+    refreshes before, sorted then: they are kept and not sorted again. ``pre`` holds the
+    block's values with each whole refresh group sorted (:func:`group_sorted`, numpy's
+    sort before the kernel; empty: sorted here).
     """
     fb = ints[mb + M_FB]
     w, ref, least, side = int(f[fb + ZW]), int(f[fb + ZREF]), int(f[fb + ZMIN]), int(f[fb + ZSIDE])
@@ -170,18 +172,10 @@ def _z_pass(f: FloatArray, ints: IntArray, mb: int, xs: FloatArray, raw: FloatAr
         phase = 0 if phase == ref - 1 else phase + 1
         refresh = phase == 0 and n >= least
         if refresh or n_came == w:
-            _sort(came[:n_came])
-            g = n // ref - 1  # the refresh group that came, when it is one whole group
+            # A whole refresh group came when it ends at a refresh, ``ref`` values after the last.
             whole = groups > 0 and phase == 0 and n_came == ref
-            was = (g - groups) % groups if whole else 0
-            if whole and n_gone == ref and kept_id[was] == g - groups:
-                _merge(zs, cnt, kept[was], n_gone, came, n_came, spare, at)
-            else:
-                _sort(gone[:n_gone])
-                _merge(zs, cnt, gone, n_gone, came, n_came, spare, at)
-            if whole:
-                kept[g % groups, :ref] = came[:ref]
-                kept_id[g % groups] = g
+            _z_sorted(came, n_came, gone, n_gone, kept, kept_id, pre[: j + 1] if whole else pre[:0], n)
+            _merge(zs, cnt, gone, n_gone, came, n_came, spare, at)
             cnt = min(n, w)
             zs, spare = spare, zs
             n_came = n_gone = 0
@@ -189,6 +183,43 @@ def _z_pass(f: FloatArray, ints: IntArray, mb: int, xs: FloatArray, raw: FloatAr
             med, scale = _z_baseline(f, fb, cnt, zs)
             f[fb + ZMED], f[fb + ZSCALE], ready = med, scale, 1
     ints[mb + M_A], ints[mb + M_A + 1] = n, ready
+
+
+@_inline
+def _z_sorted(
+    came: FloatArray,
+    n_came: int,
+    gone: FloatArray,
+    n_gone: int,
+    kept: FloatArray,
+    kept_id: IntArray,
+    pre: FloatArray,
+    n: int,
+) -> None:
+    """Sort the values come since the last merge and those gone, in place.
+
+    ``pre`` is non-empty when they are one whole refresh group (ending at ``pre``'s end,
+    ``n`` values learned): then they are read sorted from it when it holds the whole
+    group, and kept; the values gone are the group that came ``len(kept)`` refreshes
+    before, when it is kept.
+    """
+    ref, groups = kept.shape[1] - 2, kept.shape[0]
+    end = pre.shape[0]
+    if end >= ref:
+        came[:ref] = pre[end - ref : end]
+    else:
+        _sort(came[:n_came])
+    if end == 0:
+        _sort(gone[:n_gone])
+        return
+    g = n // ref - 1
+    row = g % groups  # the group leaving now came into this row ``groups`` refreshes ago
+    if n_gone == ref and kept_id[row] == g - groups:
+        gone[:ref] = kept[row, :ref]
+    else:
+        _sort(gone[:n_gone])
+    kept[row, :ref] = came[:ref]
+    kept_id[row] = g
 
 
 @_inline
@@ -636,7 +667,7 @@ def _advance_by(ints: IntArray, k: int) -> None:
 
 
 @_kernel
-def _batch(f: FloatArray, ints: IntArray, good: FloatArray, orders: IntArray) -> FloatArray:
+def _batch(f: FloatArray, ints: IntArray, good: FloatArray, orders: IntArray, pre: FloatArray) -> FloatArray:
     total = good.shape[0]
     out = np.empty(total)
     raw, p_rare, z_top = np.empty(_BLOCK), np.empty(_BLOCK), np.empty(_BLOCK)
@@ -654,7 +685,7 @@ def _batch(f: FloatArray, ints: IntArray, good: FloatArray, orders: IntArray) ->
             mb = _IH + _IM * m
             kind = ints[mb + M_KIND]
             if kind == KIND_Z:
-                _z_pass(f, ints, mb, xs, raw)
+                _z_pass(f, ints, mb, xs, raw, pre[m, lo:hi])
             elif kind == KIND_H:
                 _h_pass(f, ints, mb, xs, raw)
             else:
@@ -670,5 +701,27 @@ def score_many(fused: Fused, good: FloatArray) -> FloatArray:
     """Score-then-learn finite values on the state of a :class:`~novacron.detectors._fused.Fused`."""
     fused.flush()
     clipped = np.clip(good, -VALUE_LIMIT, VALUE_LIMIT)
-    orders = chunk_orders(clipped, int(fused.ints[I_N]), int(fused.ints[I_RANK_SIZE]))
-    return np.asarray(_batch(fused.floats, fused.ints, clipped, orders), dtype=np.float64)
+    f, ints = fused.floats, fused.ints
+    orders = chunk_orders(clipped, int(ints[I_N]), int(ints[I_RANK_SIZE]))
+    pre = np.empty((int(ints[I_NMEM]), clipped.shape[0]))
+    for m in range(pre.shape[0]):
+        mb = _IH + _IM * m
+        if ints[mb + M_KIND] == KIND_Z:
+            fb = int(ints[mb + M_FB])
+            pre[m] = group_sorted(clipped, int(ints[mb + M_A]), int(f[fb + ZREF]))
+    return np.asarray(_batch(f, ints, clipped, orders, pre), dtype=np.float64)
+
+
+def group_sorted(xs: FloatArray, n0: int, ref: int) -> FloatArray:
+    """``xs`` with each whole group of ``ref`` values between z-score refreshes sorted.
+
+    Refreshes fall where the member's count is a multiple of ``ref`` (``n0`` before the
+    batch); values outside whole groups are left as they are (the kernel sorts those).
+    """
+    out = xs.copy()
+    first = min(xs.shape[0], (ref - n0 % ref) % ref)
+    whole = (xs.shape[0] - first) // ref
+    if whole:
+        rest = first + whole * ref
+        out[first:rest] = np.sort(xs[first:rest].reshape(whole, ref), axis=1).ravel()
+    return out
