@@ -9,7 +9,7 @@ import pickle
 import numpy as np
 import pytest
 
-from novacron.detectors import _fused
+from novacron.detectors import _fused, _fused_batch
 from novacron.detectors.changepoint import CUSUM, PageHinkley
 from novacron.detectors.ensemble import Ensemble
 from novacron.detectors.pipeline import general_ensemble, member_set
@@ -197,3 +197,23 @@ def test_default_pipeline_batch_equals_streaming_across_calls() -> None:
         lo += 50
     parts.append(batch.score_many(xs[lo:]))
     np.testing.assert_array_equal(np.concatenate(parts), _stream(stream, xs))
+
+
+@pytest.mark.parametrize("tied", [False, True])
+def test_batch_merge_from_both_ends_keeps_the_multiset_sorted(tied: bool) -> None:
+    """Window plus values come, less values gone (ties at the halves' meeting point too)."""
+    rng = np.random.default_rng(11)
+    for _ in range(300):
+        size, k = int(rng.integers(0, 60)), int(rng.integers(1, 30))
+        draw = (lambda n: rng.integers(0, 5, n).astype(float)) if tied else (lambda n: rng.normal(size=n))
+        values, came = np.sort(draw(size)), np.sort(draw(k))
+        left = int(rng.integers(0, min(size, k) + 1))
+        gone = np.sort(rng.choice(values, left, replace=False))
+        window, came2, gone2 = (np.concatenate([a, [0.0, 0.0]]) for a in (values, came, gone))
+        out, at = np.empty(size + k + 2), np.empty(k + 2, np.int64)
+        _fused_batch._merge(window, size, gone2, left, came2, k, out, at)
+        kept = np.concatenate([values, came])
+        for g in gone:
+            kept = np.delete(kept, np.flatnonzero(kept == g)[0])
+        np.testing.assert_array_equal(out[: size + k - left], np.sort(kept))
+        np.testing.assert_array_equal(at[:k], np.searchsorted(values, came, side="right"))
