@@ -107,7 +107,6 @@ from novacron.detectors._fused import (
     _offsets,
     _one_sided,
     _rb_layout,
-    _rings_learn,
 )
 from novacron.detectors.base import VALUE_LIMIT, FloatArray
 
@@ -359,16 +358,50 @@ def _c_pass(f: FloatArray, ints: IntArray, mb: int, xs: FloatArray, raw: FloatAr
 
 @_jit
 def _calibrate_pass(
-    f: FloatArray, ints: IntArray, m: int, raw: FloatArray, p_out: FloatArray, z_out: FloatArray
+    f: FloatArray, ints: IntArray, m: int, raw: FloatArray, p_out: FloatArray, z_out: FloatArray, tmp: FloatArray
 ) -> None:
     """Each raw score's rare-tail probability and largest ordinary z, then learn it.
 
     ``p_out`` is min'ed and ``z_out`` max'ed into, so the members' outputs combine in place.
+    In three loops over the block, the streaming path's operations on the same values: the
+    prefix-sum rings first (each point's window sums read before its own are added), then
+    the two looks' standardised distances, which depend on nothing before them, so their
+    six divisions and two square roots per value run several values to a vector
+    instruction, then the familiarity of the rare looks and the seen values' rings in
+    order (a familiarity count reads the seen values as they were at its point).
+    ``tmp``: scratch of at least 7 rows of the block's length.
     """
-    rawr, avg, avg_sq, pt, pt_sq, seen_avg, seen_pt = _offsets(ints, ints[_IH + _IM * m + M_LB])
-    hist, short, least = ints[I_HIST], ints[I_SHORT], ints[I_MINHIST]
-    need, cap, guard, min_std = ints[I_FAMC], f[F_FAMCAP], f[F_Z_GUARD], f[F_MIN_STD]
-    n, cur_s, cur, seen = ints[I_N], ints[I_POS_SHORT], ints[I_POS_BIG], ints[I_POS_SEEN]
+    k = raw.shape[0]
+    a, d_avg, q_avg, d_pt, q_pt, z_avg, z_pt = tmp[0], tmp[1], tmp[2], tmp[3], tmp[4], tmp[5], tmp[6]
+    _calibrate_sums(f, ints, m, raw, a, d_avg, q_avg, d_pt, q_pt)
+    n0, hist, min_std = ints[I_N], ints[I_HIST], f[F_MIN_STD]
+    for j in range(k):
+        h = min(n0 + j, hist)
+        mean = d_avg[j] / h
+        var = q_avg[j] / h - mean * mean
+        z_avg[j] = (a[j] - mean) / max(math.sqrt(max(var, 0.0)), min_std)
+        mean = d_pt[j] / h
+        var = q_pt[j] / h - mean * mean
+        z_pt[j] = (raw[j] - mean) / max(math.sqrt(max(var, 0.0)), min_std)
+    _calibrate_rare(f, ints, m, raw, a, z_avg, z_pt, p_out, z_out)
+
+
+@_inline
+def _calibrate_sums(
+    f: FloatArray,
+    ints: IntArray,
+    m: int,
+    raw: FloatArray,
+    a_out: FloatArray,
+    d_avg: FloatArray,
+    q_avg: FloatArray,
+    d_pt: FloatArray,
+    q_pt: FloatArray,
+) -> None:
+    """Short averages, each point's window sums (before it is added) and the sum rings."""
+    rawr, avg, avg_sq, pt, pt_sq, _, _ = _offsets(ints, ints[_IH + _IM * m + M_LB])
+    hist, short = ints[I_HIST], ints[I_SHORT]
+    n, cur_s, cur = ints[I_N], ints[I_POS_SHORT], ints[I_POS_BIG]
     for j in range(raw.shape[0]):
         r = raw[j]
         if n + 1 >= short:
@@ -376,35 +409,60 @@ def _calibrate_pass(
             a = (f[rawr + cur_s] + r - f[rawr + start_s]) / short
         else:
             a = (f[rawr + cur_s] + r - f[rawr]) / (n + 1)
+        a_out[j] = a
+        start = (cur + 1 if cur < hist else 0) if n >= hist else 0
+        d_avg[j] = f[avg + cur] - f[avg + start]
+        q_avg[j] = f[avg_sq + cur] - f[avg_sq + start]
+        d_pt[j] = f[pt + cur] - f[pt + start]
+        q_pt[j] = f[pt_sq + cur] - f[pt_sq + start]
+        nxt_s = 0 if cur_s == short else cur_s + 1
+        nxt = 0 if cur == hist else cur + 1
+        f[rawr + nxt_s] = f[rawr + cur_s] + r
+        f[avg + nxt] = f[avg + cur] + a
+        f[avg_sq + nxt] = f[avg_sq + cur] + a * a
+        f[pt + nxt] = f[pt + cur] + r
+        f[pt_sq + nxt] = f[pt_sq + cur] + r * r
+        n += 1
+        cur_s, cur = nxt_s, nxt
+
+
+@_inline
+def _calibrate_rare(
+    f: FloatArray,
+    ints: IntArray,
+    m: int,
+    raw: FloatArray,
+    a: FloatArray,
+    z_avg: FloatArray,
+    z_pt: FloatArray,
+    p_out: FloatArray,
+    z_out: FloatArray,
+) -> None:
+    """Rare looks' familiar tail probabilities, ordinary looks' largest z; the seen rings."""
+    _, _, _, _, _, seen_avg, seen_pt = _offsets(ints, ints[_IH + _IM * m + M_LB])
+    hist, least = ints[I_HIST], ints[I_MINHIST]
+    need, cap, guard = ints[I_FAMC], f[F_FAMCAP], f[F_Z_GUARD]
+    n, seen = ints[I_N], ints[I_POS_SEEN]
+    for j in range(raw.shape[0]):
         if n >= least:
-            if n >= hist:
-                h, start = hist, (cur + 1 if cur < hist else 0)
-            else:
-                h, start = n, 0
             width = min(n, hist)
             p = 1.0
             z_top = z_out[j]
-            mean = (f[avg + cur] - f[avg + start]) / h
-            var = (f[avg_sq + cur] - f[avg_sq + start]) / h - mean * mean
-            z = (a - mean) / max(math.sqrt(max(var, 0.0)), min_std)
+            z = z_avg[j]
             if z > guard:
-                p = _familiar(f, seen_avg, width, need, cap, a, 0.5 * math.erfc(z / _SQRT2))
+                p = _familiar(f, seen_avg, width, need, cap, a[j], 0.5 * math.erfc(z / _SQRT2))
             else:
                 z_top = max(z_top, z)
-            mean = (f[pt + cur] - f[pt + start]) / h
-            var = (f[pt_sq + cur] - f[pt_sq + start]) / h - mean * mean
-            z = (r - mean) / max(math.sqrt(max(var, 0.0)), min_std)
+            z = z_pt[j]
             if z > guard:
-                p = min(p, _familiar(f, seen_pt, width, need, cap, r, 0.5 * math.erfc(z / _SQRT2)))
+                p = min(p, _familiar(f, seen_pt, width, need, cap, raw[j], 0.5 * math.erfc(z / _SQRT2)))
             else:
                 z_top = max(z_top, z)
             p_out[j] = min(p_out[j], p)
             z_out[j] = z_top
-        nxt_s = 0 if cur_s == short else cur_s + 1
-        nxt = 0 if cur == hist else cur + 1
-        _rings_learn(f, ints, m, (cur_s, nxt_s, cur, nxt, seen), r, a)
+        f[seen_avg + seen] = a[j]
+        f[seen_pt + seen] = raw[j]
         n += 1
-        cur_s, cur = nxt_s, nxt
         seen = 0 if seen == hist - 1 else seen + 1
 
 
@@ -671,6 +729,7 @@ def _batch(f: FloatArray, ints: IntArray, good: FloatArray, orders: IntArray, pr
     total = good.shape[0]
     out = np.empty(total)
     raw, p_rare, z_top = np.empty(_BLOCK), np.empty(_BLOCK), np.empty(_BLOCK)
+    tmp = np.empty((7, _BLOCK))  # the calibrations' scratch
     rank = ints[I_RANK_SIZE] > 0
     p_rank = np.empty(total if rank else 0)
     if rank:
@@ -690,7 +749,7 @@ def _batch(f: FloatArray, ints: IntArray, good: FloatArray, orders: IntArray, pr
                 _h_pass(f, ints, mb, xs, raw)
             else:
                 _c_pass(f, ints, mb, xs, raw)
-            _calibrate_pass(f, ints, m, raw[:k], p_rare, z_top)
+            _calibrate_pass(f, ints, m, raw[:k], p_rare, z_top, tmp)
         _combine(f, ints, ints[I_N], p_rare, z_top, p_rank[lo:hi] if rank else p_rank, out[lo:hi])
         _advance_by(ints, k)
     ints[I_CACHED] = 0
