@@ -217,3 +217,16 @@ def test_batch_merge_from_both_ends_keeps_the_multiset_sorted(tied: bool) -> Non
             kept = np.delete(kept, np.flatnonzero(kept == g)[0])
         np.testing.assert_array_equal(out[: size + k - left], np.sort(kept))
         np.testing.assert_array_equal(at[:k], np.searchsorted(values, came, side="right"))
+
+
+def test_two_z_score_members_batch_equals_streaming() -> None:
+    """Each z-score member reads its own refresh groups, sorted before the kernel."""
+
+    def build() -> Ensemble:
+        members = (RobustZScore(window=64, refresh=16), *member_set("h", 300.0), RobustZScore(window=96, refresh=8))
+        return Ensemble(members=members, alarm=0.3, rank_history=300, history=250, min_history=30)
+
+    xs = _long(6000)
+    batch = build()
+    parts = [batch.score_many(xs[lo : lo + size]) for lo, size in ((0, 1000), (1000, 37), (1037, 4963))]
+    np.testing.assert_array_equal(np.concatenate(parts), _stream(build(), xs))

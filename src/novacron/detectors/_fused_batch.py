@@ -740,11 +740,13 @@ def _batch(f: FloatArray, ints: IntArray, good: FloatArray, orders: IntArray, pr
         xs = good[lo:hi]
         p_rare[:k] = 1.0
         z_top[:k] = -math.inf
+        z_row = 0  # ``pre`` has a row per z-score member, in member order
         for m in range(ints[I_NMEM]):
             mb = _IH + _IM * m
             kind = ints[mb + M_KIND]
             if kind == KIND_Z:
-                _z_pass(f, ints, mb, xs, raw, pre[m, lo:hi])
+                _z_pass(f, ints, mb, xs, raw, pre[z_row, lo:hi])
+                z_row += 1
             elif kind == KIND_H:
                 _h_pass(f, ints, mb, xs, raw)
             else:
@@ -762,12 +764,12 @@ def score_many(fused: Fused, good: FloatArray) -> FloatArray:
     clipped = np.clip(good, -VALUE_LIMIT, VALUE_LIMIT)
     f, ints = fused.floats, fused.ints
     orders = chunk_orders(clipped, int(ints[I_N]), int(ints[I_RANK_SIZE]))
-    pre = np.empty((int(ints[I_NMEM]), clipped.shape[0]))
-    for m in range(pre.shape[0]):
+    z_members = [m for m in range(int(ints[I_NMEM])) if ints[_IH + _IM * m + M_KIND] == KIND_Z]
+    # One row per z-score member (a row per member would cost a copy of the batch each).
+    pre = np.empty((len(z_members), clipped.shape[0]))
+    for row, m in enumerate(z_members):
         mb = _IH + _IM * m
-        if ints[mb + M_KIND] == KIND_Z:
-            fb = int(ints[mb + M_FB])
-            pre[m] = group_sorted(clipped, int(ints[mb + M_A]), int(f[fb + ZREF]))
+        pre[row] = group_sorted(clipped, int(ints[mb + M_A]), int(f[int(ints[mb + M_FB]) + ZREF]))
     return np.asarray(_batch(f, ints, clipped, orders, pre), dtype=np.float64)
 
 
