@@ -335,12 +335,13 @@ class _Trials:
         raise RuntimeError("no healthy owned target to fault within 30s")
 
     def _settled(self, *, timeout: float, balanced: bool = False) -> None:
-        """Every shard validly held by a node, and every node holding one (``balanced``: its own share).
+        """Every shard validly held, by at least two nodes (``balanced``: each by the node it belongs to).
 
-        Between trials a restarted or woken node may still be taking its share back, which
-        the next trial may run beside; but it must hold a shard, which proves it is up: on
-        a loaded machine a restarted controller takes seconds to start, and a trial that
-        disrupted the one node running would leave no peer to fail over to.
+        Between trials a restarted or woken node may still be joining: it takes its share
+        back while the next trial runs, which disrupts only nodes that hold shards. But two
+        nodes must hold shards, which proves a peer is up: on a loaded machine a restarted
+        controller takes seconds to start, and a trial that disrupted the one node holding
+        every shard would leave no peer to fail over to.
         """
         from novacron.store.leases import assignment
 
@@ -355,7 +356,8 @@ class _Trials:
                 rows = self.db.rows("SELECT shard, holder, expires_at FROM ha_leases WHERE shard >= 0")
                 if (
                     len(rows) == _SHARDS
-                    and {h for _, h, _ in rows} == set(self.ids)
+                    and len({h for _, h, _ in rows}) >= 2
+                    and all(h in self.ids for _, h, _ in rows)
                     and all(
                         (not balanced or h == assignment(_SHARDS, tuple(self.ids))[s]) and e > now + 0.5
                         for s, h, e in rows
