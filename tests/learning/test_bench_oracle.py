@@ -1,4 +1,4 @@
-"""``novacron bench learning``: the per-kind table and the oracle bound, on a small run."""
+"""``novacron bench learning``: the per-kind table and the oracle reference, on a small run."""
 
 from __future__ import annotations
 

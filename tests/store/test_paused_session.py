@@ -1,15 +1,18 @@
-"""Controllers sharing one PostgreSQL store: a paused session frees its rows; one row written at once by two."""
+"""One PostgreSQL store shared: a paused session frees its rows, one row written by two, a slow migration lives."""
 
 from __future__ import annotations
 
 import threading
+import time
 
 import pytest
+from alembic.config import Config
 from sqlalchemy import delete, select
 from sqlalchemy.exc import DBAPIError
 
 from novacron.store import Store
 from novacron.store import tables as t
+from novacron.store.db import _IDLE_IN_TRANSACTION_S
 from tests.postgres import pg_url  # noqa: F401 - a fixture
 
 
@@ -64,3 +67,23 @@ def test_two_stores_writing_one_row_at_once_never_collide_on_its_key(pg_url: str
     finally:
         for s in stores:
             s.close()
+
+
+def test_a_migration_slow_between_its_statements_is_not_ended(pg_url: str, monkeypatch: pytest.MonkeyPatch) -> None:  # noqa: F811
+    from alembic import command
+
+    upgrade = command.upgrade
+
+    def slow_upgrade(cfg: Config, revision: str) -> None:
+        # The migration's transaction holds its lock and sits idle past the store's limit
+        # (as Alembic loading its scripts on a busy machine does) before the first DDL.
+        time.sleep(_IDLE_IN_TRANSACTION_S + 1.0)
+        upgrade(cfg, revision)
+
+    monkeypatch.setattr(command, "upgrade", slow_upgrade)
+    store = Store.open(pg_url)
+    try:
+        store.put_setting("kill_switch", True, now=1.0)
+        assert store.get_setting("kill_switch") is True
+    finally:
+        store.close()

@@ -143,8 +143,10 @@ class WarmRestore:
         return self._vms.vm_of(target).restart == "warm"
 
     def _paths(self, target: str, replica: int) -> tuple[Path, Path]:
-        base = self._dir / f"{target}-{replica}"
-        return base.with_suffix(".state"), base.with_suffix(".json")
+        # Appended, not ``with_suffix``: a target name may hold a dot ("api.v1"), which
+        # ``with_suffix`` would take for the suffix and replace, the replica number with it.
+        base = f"{target}-{replica}"
+        return self._dir / f"{base}.state", self._dir / f"{base}.json"
 
     # -- saving ----------------------------------------------------------------------------
     def proven(self, target: str, replica: int) -> None:

@@ -291,9 +291,11 @@ def _oracle(
     """The best fixed first step per kind, found by trying each allowed one on the evaluation faults.
 
     Each candidate first step (then the ladder) takes all the evaluation faults; per kind
-    the step that heals most often, then fastest, is the oracle's. What the oracle reaches
-    bounds what any policy choosing among these steps can reach on this twin, with the kind
-    known exactly. ``fastest`` ignores success: each kind's fastest MTTR p50, held or not.
+    the step that heals most often, then fastest, is the oracle's. It is a reference for the
+    first step, not a ceiling: it knows each fault's kind, is picked on these very faults and
+    follows the ladder after its first step, so a policy choosing by more than the kind (or
+    its later steps otherwise) can beat it. ``fastest`` ignores success: each kind's fastest
+    MTTR p50, held or not.
     """
     runs = {str(a): _fixed_first(spec, plans, str(a), actions) for a in actions}
     tried = {kind: {a: _kind_summary(run, kind) for a, run in runs.items()} for kind in LEARNING_KINDS}

@@ -127,7 +127,7 @@ def bench_learning(
     eval_faults: Annotated[int, typer.Option("--eval-faults", help="Faults in each evaluation run.")] = 600,
     dqn: Annotated[bool, typer.Option("--dqn/--no-dqn", help="Also train and evaluate the DQN (ml extra).")] = True,
     oracle: Annotated[
-        bool, typer.Option("--oracle/--no-oracle", help="Also try every allowed first step per fault kind (the bound).")
+        bool, typer.Option("--oracle/--no-oracle", help="Also try each allowed first step per fault kind (reference).")
     ] = True,
     actions: Annotated[
         str, typer.Option("--actions", help="Comma-separated steps the learners choose among (e.g. add reallocate).")

@@ -17,7 +17,7 @@ from sqlalchemy.pool import StaticPool
 
 from novacron.errors import ConfigError, StoreError, StoreUnreachableError
 
-__all__ = ["PG_CONNECT_ARGS", "make_engine", "migrate", "missing_database"]
+__all__ = ["PG_CONNECT_ARGS", "make_engine", "migrate", "missing_database", "pg_connect_args"]
 
 # A controller cut off from PostgreSQL (a pulled link, a paused peer) must notice within
 # seconds rather than after the kernel's 15-minute retransmission timeout: keepalives
@@ -37,10 +37,14 @@ PG_CONNECT_ARGS: dict[str, int] = {
 # a peer's failover would wait for the paused node to wake up. The server ends such a
 # session after this long; the write is retried on a fresh connection when it is live.
 _IDLE_IN_TRANSACTION_S = 2.0
-_PG_STORE_ARGS: dict[str, int | str] = {
-    **PG_CONNECT_ARGS,
-    "options": f"-c idle_in_transaction_session_timeout={int(_IDLE_IN_TRANSACTION_S * 1000)}",
-}
+
+
+def pg_connect_args(idle_in_transaction_s: float) -> dict[str, int | str]:
+    """:data:`PG_CONNECT_ARGS`, and the server ends a session idle inside a transaction this long."""
+    return {**PG_CONNECT_ARGS, "options": f"-c idle_in_transaction_session_timeout={int(idle_in_transaction_s * 1000)}"}
+
+
+_PG_STORE_ARGS = pg_connect_args(_IDLE_IN_TRANSACTION_S)
 
 _MIGRATIONS = Path(__file__).with_name("migrations")
 _MIGRATION_LOCK = 0x6E6F7661  # the transaction-scoped advisory lock that serialises migrations
@@ -156,6 +160,10 @@ def _upgrade(engine: Engine) -> None:
                 # Several controllers starting at once on a new database: one migrates, the
                 # others wait for its transaction and then find the schema at head.
                 conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _MIGRATION_LOCK})
+                # Alembic loads its scripts between statements of this one transaction, and a
+                # data migration may work on rows in Python: the store's 2 s limit on an idle
+                # transaction is for controllers' writes, not for the schema's upgrade.
+                conn.execute(text("SET LOCAL idle_in_transaction_session_timeout = 0"))
             cfg.attributes["connection"] = conn
             command.upgrade(cfg, "head")
     except CommandError as exc:  # e.g. a revision this version does not know: a newer schema

@@ -32,7 +32,7 @@ from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 from novacron.errors import StoreError
 from novacron.model import Action, ActionId, ActionStatus
 from novacron.store import tables as t
-from novacron.store.db import PG_CONNECT_ARGS
+from novacron.store.db import pg_connect_args
 from novacron.store.guard import GuardedStore
 from novacron.store.ha_tables import ha_fence, ha_leases
 from novacron.store.repo import Store, action_row, incident_insert
@@ -327,11 +327,6 @@ def fenced_status(conn: Connection, token: FenceToken, action_id: ActionId, valu
     return bool(conn.execute(stmt).rowcount == 1)
 
 
-def _idle(seconds: float) -> dict[str, Any]:
-    """Connection options: the server ends a session left idle inside a transaction this long."""
-    return {**PG_CONNECT_ARGS, "options": f"-c idle_in_transaction_session_timeout={int(seconds * 1000)}"}
-
-
 class HaDb:
     """Runs lease and fencing transactions off the event loop."""
 
@@ -351,7 +346,7 @@ class HaDb:
             self._async = create_async_engine(
                 url.set(drivername="postgresql+psycopg_async"),
                 pool_pre_ping=True,
-                connect_args=_idle(idle_s / 2),
+                connect_args=pg_connect_args(idle_s / 2),
             )
             # the heartbeat thread's own connection (runtime/ha.py): never queued behind other work
             self._sync = create_engine(
@@ -359,7 +354,7 @@ class HaDb:
                 pool_size=1,
                 max_overflow=0,
                 pool_pre_ping=True,
-                connect_args=_idle(idle_s),
+                connect_args=pg_connect_args(idle_s),
             )
 
     async def run(self, fn: Callable[[Connection], T]) -> T:
