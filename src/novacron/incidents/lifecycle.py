@@ -126,11 +126,23 @@ class IncidentManager:
             self._on_change(incident, ev)
 
     def set_status(self, incident: Incident, status: IncidentStatus, *, priority: Priority | None = None) -> Incident:
-        """Move an open incident to ``status`` (and priority)."""
-        current = self._open.get(incident.target, incident)
+        """Move an open incident to ``status`` (and priority); one no longer open here is left as it is."""
+        current = self._tracked(incident)
+        if current is None:
+            return incident
         updated = replace(current, status=status, priority=current.priority if priority is None else priority)
         self._save(updated)
         return updated
+
+    def _tracked(self, incident: Incident) -> Incident | None:
+        """This controller's current copy of ``incident``, or None once it was resolved or handed over.
+
+        A repair still running when its incident was resolved (the target recovered) or its
+        target handed to another controller must not write it back: in memory it would
+        reopen here, and in the store it would overwrite what the new owner wrote.
+        """
+        current = self._open.get(incident.target)
+        return current if current is not None and current.id == incident.id else None
 
     def resolve(self, incident: Incident, *, healed_by: str, at: float | None = None) -> Incident:
         """Close the incident as recovered (verified healthy)."""
@@ -144,24 +156,28 @@ class IncidentManager:
         return resolved
 
     def escalate(self, incident: Incident, reason: str, *, priority: Priority = Priority.P1) -> Incident:
-        """Hand the incident to a human: marked needs-human, priority raised."""
-        current = self._open.get(incident.target, incident)
+        """Hand the incident to a human: marked needs-human, priority raised (if it is still open here)."""
+        current = self._tracked(incident)
+        if current is None:
+            return incident
         updated = self.set_status(current, IncidentStatus.NEEDS_HUMAN, priority=min(priority, current.priority))
         self.event(updated, "escalated", reason, priority=f"P{int(updated.priority)}")
         return updated
 
     def raise_priority(self, incident: Incident, priority: Priority, reason: str) -> Incident:
         """Raise (never lower) an open incident's priority, with a timeline note."""
-        current = self._open.get(incident.target, incident)
-        if priority >= current.priority:
-            return current
+        current = self._tracked(incident)
+        if current is None or priority >= current.priority:
+            return current or incident
         updated = self.set_status(current, current.status, priority=priority)
         self.event(updated, "priority", reason, priority=f"P{int(priority)}")
         return updated
 
     def set_priority(self, incident: Incident, priority: Priority, reason: str, **data: Any) -> Incident:
         """Set an open incident's priority (up or down) with a timeline note saying why."""
-        current = self._open.get(incident.target, incident)
+        current = self._tracked(incident)
+        if current is None:
+            return incident
         updated = self.set_status(current, current.status, priority=priority)
         self.event(updated, "priority", reason, priority=f"P{int(priority)}", **data)
         return updated
