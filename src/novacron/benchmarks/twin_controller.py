@@ -137,6 +137,6 @@ def _summarise(ctl: SimController, sim: Simulator, run: ControllerRun, wall: flo
     }
 
 
-def _quantiles(values: list[float]) -> dict[str, float]:
+def _quantiles(values: list[float]) -> dict[str, float | None]:
     """p50/p90/p99, or nothing when there is nothing to summarise (JSON has no NaN)."""
     return percentiles(values, (50, 90, 99)) if values else {}

@@ -15,7 +15,6 @@
 from __future__ import annotations
 
 import asyncio
-import math
 import os
 import shutil
 import statistics
@@ -164,8 +163,8 @@ def _calibrate(per_kind: int, compared: Callable[[], FaultTimes]) -> tuple[TwinT
     return timings, measured
 
 
-def _rel(predicted: float, measured: float) -> float | None:
-    if not (math.isfinite(predicted) and math.isfinite(measured)) or measured <= 0:
+def _rel(predicted: float | None, measured: float | None) -> float | None:
+    if predicted is None or measured is None or measured <= 0:
         return None
     return round((predicted - measured) / measured, 3)
 
