@@ -5,24 +5,27 @@ from __future__ import annotations
 import inspect
 import math
 import pickle
+from collections.abc import Iterable
 
 import numpy as np
+import numpy.typing as npt
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from novacron.detectors import REGISTRY
+from novacron.detectors.base import Detector
 from novacron.errors import InputError
 
 from .support import make, sample_series
 
 
-def _stream(det, xs):  # type: ignore[no-untyped-def]
-    out = []
+def _stream(det: Detector, xs: Iterable[float]) -> npt.NDArray[np.float64]:
+    out: list[float] = []
     for x in xs:
         out.append(det.score_one(float(x)))
         det.learn_one(float(x))
-    return np.array(out)
+    return np.array(out, dtype=np.float64)
 
 
 def test_params_round_trip_and_clone_is_fresh(name: str) -> None:

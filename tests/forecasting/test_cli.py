@@ -30,7 +30,8 @@ def _csv(path: Path, values: np.ndarray, step: float = 300.0) -> Path:
 
 def _seasonal(days: int) -> np.ndarray:
     x = np.arange(days * 24)
-    return 40 + 0.5 * x / 24 + 5 * np.sin(2 * np.pi * x / 24) + np.random.default_rng(0).normal(0, 1, x.size)
+    noise = np.random.default_rng(0).normal(0, 1, x.size)
+    return np.asarray(40 + 0.5 * x / 24 + 5 * np.sin(2 * np.pi * x / 24) + noise, dtype=np.float64)
 
 
 def test_capacity_prints_a_table_and_writes_a_png(tmp_path: Path) -> None:

@@ -39,7 +39,9 @@ def test_sawtooth_uses_tooth_floors() -> None:
     verdict = assess_exhaustion(s.t[:400], s.y[:400], s.limit)
     assert verdict.leak
     assert verdict.mode == "floors"
-    assert verdict.evidence["tooth_height"] > 0
+    height = verdict.evidence["tooth_height"]
+    assert isinstance(height, float)
+    assert height > 0
 
 
 def test_trend_restarts_after_a_drop() -> None:

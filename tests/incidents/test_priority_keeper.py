@@ -10,7 +10,7 @@ import pytest
 from novacron.clock import FakeClock
 from novacron.incidents.impact import PriorityKeeper
 from novacron.incidents.lifecycle import IncidentManager
-from novacron.model import Fault, FaultId, FaultKind, Priority, TargetId
+from novacron.model import Fault, FaultId, FaultKind, Incident, Priority, TargetId
 from novacron.store import Store
 from novacron.telemetry import Metrics
 
@@ -32,37 +32,43 @@ def _fault(target: str, n: int = 0) -> Fault:
     return Fault(FaultId(f"f-{target}-{n}"), TargetId(target), FaultKind.CRASH, 1_700_000_000.0, 1_700_000_000.0)
 
 
+def _open(mgr: IncidentManager, target: str) -> Incident:
+    """The open incident of ``target``; the test fails if there is none."""
+    inc = mgr.open_for(target)
+    assert inc is not None, f"no open incident for {target}"
+    return inc
+
+
 def _priorities(mgr: IncidentManager, store_target: str) -> list[str]:
-    inc = mgr.open_for(store_target)
-    assert inc is not None
+    inc = _open(mgr, store_target)
     return [e.data["priority"] for e in mgr._store.timeline(inc.id) if e.kind == "priority"]
 
 
 def test_a_leaf_alone_is_p3_and_the_share_raises_everyone(manager: IncidentManager) -> None:
     leaf, _ = manager.on_fault(_fault("cache"))
-    assert manager.open_for("cache").priority is Priority.P3  # type: ignore[union-attr]
+    assert _open(manager, "cache").priority is Priority.P3
     for name in ("mail", "jobs", "logs"):
         manager.on_fault(_fault(name))
     # Half the fleet down: every open incident is re-assessed upwards, each change on its timeline.
-    assert manager.open_for("cache").priority is Priority.P2  # type: ignore[union-attr]
+    assert _open(manager, "cache").priority is Priority.P2
     assert _priorities(manager, "cache") == ["P3", "P2"]
-    manager.resolve(manager.open_for("mail"), healed_by="test")  # type: ignore[arg-type]
-    assert manager.open_for("cache").priority is Priority.P3  # type: ignore[union-attr]
-    assert leaf.id == manager.open_for("cache").id  # type: ignore[union-attr]
+    manager.resolve(_open(manager, "mail"), healed_by="test")
+    assert _open(manager, "cache").priority is Priority.P3
+    assert leaf.id == _open(manager, "cache").id
 
 
 def test_a_failed_repair_raises_and_needs_human_is_never_below_p1(manager: IncidentManager) -> None:
     inc, _ = manager.on_fault(_fault("db"))
-    assert manager.open_for("db").priority is Priority.P3  # type: ignore[union-attr]  # three dependents, 1/8 down
+    assert _open(manager, "db").priority is Priority.P3  # three dependents, 1/8 down
     manager.event(inc, "verification_failed", "restart: not healthy")
-    assert manager.open_for("db").priority is Priority.P1  # type: ignore[union-attr]
-    manager.escalate(manager.open_for("db"), "ladder exhausted", priority=Priority.P1)  # type: ignore[arg-type]
+    assert _open(manager, "db").priority is Priority.P1
+    manager.escalate(_open(manager, "db"), "ladder exhausted", priority=Priority.P1)
     manager.on_fault(_fault("cache"))  # re-assessment of everyone must not lower the human's incident
-    assert manager.open_for("db").priority <= Priority.P1  # type: ignore[operator,union-attr]
+    assert _open(manager, "db").priority <= Priority.P1
 
 
 def test_a_rail_that_raised_p0_is_not_lowered(manager: IncidentManager) -> None:
     inc, _ = manager.on_fault(_fault("cache"))
     manager.raise_priority(inc, Priority.P0, "blast radius")
     manager.on_fault(_fault("mail"))
-    assert manager.open_for("cache").priority is Priority.P0  # type: ignore[union-attr]
+    assert _open(manager, "cache").priority is Priority.P0

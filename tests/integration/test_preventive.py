@@ -14,7 +14,7 @@ from .conftest import Factory, eventually, incidents_of
 MB = 2**20
 
 
-def _service(name: str, port: int, *extra: str, limit: ResourceLimit) -> object:
+def _service(name: str, port: int, *extra: str, limit: ResourceLimit) -> tuple[list[str], MetricsSpec]:
     command = [sys.executable, "-m", "novacron.demo.service", "--name", name, "--port", str(port), *extra]
     metrics = MetricsSpec(interval_s=0.5, url=f"http://127.0.0.1:{port}/metrics", limits=[limit])
     return command, metrics

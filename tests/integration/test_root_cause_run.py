@@ -11,6 +11,7 @@ from typing import Any
 import yaml
 
 from novacron.demo.fleet import free_port_block
+from novacron.model import Incident
 from novacron.store import Store
 from tests.cli.runner import controller, wait_for
 
@@ -80,7 +81,7 @@ def test_killing_the_database_yields_one_root_incident_and_no_action_on_dependen
             os.killpg(db.pid, signal.SIGKILL)
             wait_for(lambda: len(store.incidents()) >= 3, "incidents on the database and its dependents")
             wait_for(lambda: store.open_incidents() == [] and len(store.incidents()) >= 3, "every incident resolved")
-        incidents = {i.target: i for i in store.incidents()}
+        incidents: dict[str, Incident] = {i.target: i for i in store.incidents()}
         assert sorted(incidents) == ["auth", "db", "worker"]
         root = incidents["db"]
         root_events = store.timeline(root.id)

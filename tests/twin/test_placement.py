@@ -8,6 +8,7 @@ highest priority first, each on the host with the most free memory that still fi
 from __future__ import annotations
 
 import numpy as np
+import numpy.typing as npt
 
 from novacron.actuators.qemu_hosts import HostBook
 from novacron.placement import Evacuee, Room, best_host, plan_evacuation
@@ -41,7 +42,7 @@ def test_the_real_host_book_offers_its_healthy_hosts_free_room() -> None:
 
 
 def _topology(priority: list[int]) -> Topology:
-    hosts = {
+    hosts: dict[str, npt.ArrayLike] = {
         "cores": [8.0, 8.0, 8.0],
         "mem_gb": [64.0, 30.0, 25.0],
         "iops": [1e5] * 3,
@@ -49,7 +50,7 @@ def _topology(priority: list[int]) -> Topology:
         "net_gbps": [10.0] * 3,
     }
     n = len(priority)
-    vms = {
+    vms: dict[str, npt.ArrayLike] = {
         "host": [0] * n,
         "cpu": [1.0] * n,
         "mem_gb": [20.0] * n,

@@ -70,7 +70,9 @@ def test_crash_and_hang_are_healed_by_restarts_through_the_executor() -> None:
     actions = out["actions"]
     assert isinstance(actions, list)
     assert {(a.action.kind, a.status) for a in actions} == {(ActionKind.RESTART, ActionStatus.VERIFIED)}
-    assert {"detected", "diagnosed", "action_started", "verified", "resolved"} <= set(out["timeline"])  # type: ignore[arg-type]
+    timeline = out["timeline"]
+    assert isinstance(timeline, list)
+    assert {"detected", "diagnosed", "action_started", "verified", "resolved"} <= set(timeline)
     assert all(r.t_recover is not None for r in sim.records)
     # The crash is seen as an exit (at once); the hang needs two probes that time out.
     crash, hang = sorted(incidents, key=lambda i: i.target)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Mapping, Sequence
 
 import pytest
 
@@ -20,7 +21,12 @@ from novacron.twin import HealerParams, SimClock, Simulator, VmStatus, build_fle
 def _run(check_at: float = 60.0) -> tuple[TwinMirror, dict[str, float]]:
     sim = Simulator(build_fleet(2, 4, seed=1, n_groups=1), healer=HealerParams(enabled=False, probe_interval_s=1.0))
     clock = SimClock(sim)
-    topology = {sim_target(0): [], sim_target(1): [sim_target(0)], sim_target(2): [], sim_target(3): []}
+    topology: Mapping[str, Sequence[str]] = {
+        sim_target(0): [],
+        sim_target(1): [sim_target(0)],
+        sim_target(2): [],
+        sim_target(3): [],
+    }
     targets = SimTargets(targets_for(range(4)), depends_on=topology, probe_interval_s=1.0, probe_timeout_s=0.5)
     sim.schedule_fault(10.0, 1, "crash")
     marks: dict[str, float] = {}

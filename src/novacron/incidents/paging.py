@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from novacron.clock import Clock
@@ -108,7 +108,7 @@ class Pager:
         self,
         *,
         policies: list[EscalationPolicy],
-        channels: list[Channel],
+        channels: Sequence[Channel],
         store: Store,
         clock: Clock,
         record: Record,

@@ -14,7 +14,7 @@ from :class:`~novacron.sensors.sim.SimSensor`, actions land in
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -38,7 +38,7 @@ class SimTargets:
     """How the controller watches the sim fleet (the part of a TargetSpec that matters here)."""
 
     vms: Mapping[str, int]  # target name → twin VM
-    depends_on: Mapping[str, list[str]] = field(default_factory=dict)
+    depends_on: Mapping[str, Sequence[str]] = field(default_factory=dict)
     probe_interval_s: float = 5.0
     probe_timeout_s: float = 1.0
     failures: int = 2
