@@ -8,11 +8,12 @@ never disagree with what ``novacron status`` shows.
 
 from __future__ import annotations
 
+import io
 import logging
 import sys
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Literal, TextIO
+from typing import Any, Literal, TextIO, cast
 
 import structlog
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, disable_created_metrics
@@ -181,11 +182,29 @@ def _version() -> str:
         return "unknown"
 
 
+class _Stderr(io.TextIOBase):
+    """``sys.stderr`` as it is when a line is written, not as it was when logging was set up.
+
+    A command run inside another program (a test runner's CLI invoker) gets a stderr of
+    its own that is closed when the command returns; loggers bound to that object would
+    fail on every later line.
+    """
+
+    def write(self, text: str) -> int:
+        return sys.stderr.write(text)
+
+    def flush(self) -> None:
+        sys.stderr.flush()
+
+    def isatty(self) -> bool:
+        return sys.stderr.isatty()
+
+
 def configure_logging(
     *, stream: TextIO | None = None, level: int = logging.INFO, fmt: Literal["json", "console"] = "json"
 ) -> None:
     """Log lines to ``stream`` (stderr by default): JSON with ISO timestamps, or a console renderer."""
-    out = stream or sys.stderr
+    out = stream or cast(TextIO, _Stderr())
     processors: list[Any] = [
         structlog.contextvars.merge_contextvars,
         structlog.processors.add_log_level,
