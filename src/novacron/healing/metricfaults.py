@@ -65,8 +65,7 @@ class _Watch:
     decision: Decision
     metric_type: str
     normal: deque[float] = field(default_factory=lambda: deque(maxlen=_BASELINE_WINDOW))
-    alarmed: bool = False  # the detector's alarm is on
-    reported: bool = False  # and this alarm has become a fault
+    reported: bool = False  # the detector's current alarm has become a fault
 
 
 def _min_effect(watch: MetricWatch) -> _MinEffect:
@@ -177,10 +176,8 @@ class MetricJudge:
         if not verdict.anomalous:
             watch.normal.append(value)
         if verdict.started:
-            watch.alarmed, watch.reported = True, False
-        elif not verdict.anomalous:
-            watch.alarmed = False
-        if not watch.alarmed or watch.reported:
+            watch.reported = False
+        if not verdict.anomalous or watch.reported:
             return
         # An alarm becomes a fault once the value has moved far enough from the baseline,
         # at its start or later while it lasts (a creep crosses the floor after the alarm).
