@@ -14,7 +14,7 @@ from novacron.model import ActionStatus
 from novacron.store import Store
 from tests.cli.runner import cli_json, kill_fleet, spawn, steady_service, stop, wait_for, write_spec
 
-QUARANTINE_S = 60.0  # long enough for a slow, busy machine to restart the controller inside it
+QUARANTINE_S = 30.0  # long enough for a slow, busy machine to restart the controller inside it (a few seconds)
 
 
 def _web(spec: Path, expect: int = 0) -> dict[str, Any]:
