@@ -32,7 +32,7 @@ import psutil
 
 from novacron.actuators.process import ENV_FLEET, ENV_NONCE, ProcessListener, SpawnJournal
 from novacron.actuators.qemu_accel import Accel, qemu_binary, resolve_accel
-from novacron.actuators.qemu_cmd import LaunchPlan, resolve_forwards
+from novacron.actuators.qemu_cmd import LaunchPlan, console_log, resolve_forwards
 from novacron.actuators.qemu_hosts import HostBook
 from novacron.actuators.qemu_ops import GuestOps
 from novacron.actuators.qemu_qmp import QmpError
@@ -513,8 +513,8 @@ class QemuActuator:
         """The launch plan a running QEMU was started with, from its command line."""
         assert tspec.vm is not None
         args = dict(zip(argv, [*argv[1:], ""], strict=True))
-        qmp, serial = args.get("-qmp", ""), args.get("-serial", "")
-        if not qmp.startswith("unix:") or not serial.startswith("file:"):
+        qmp, serial = args.get("-qmp", ""), console_log(argv)
+        if not qmp.startswith("unix:") or serial is None:
             return None
         beat = re.search(r"udp,id=hb0,host=[^,]*,port=(\d+)", " ".join(argv))
         try:
@@ -523,7 +523,7 @@ class QemuActuator:
             return None
         return LaunchPlan(
             qmp_socket=Path(qmp.removeprefix("unix:").split(",")[0]),
-            serial_log=Path(serial.removeprefix("file:")),
+            serial_log=serial,
             accel="kvm" if "accel=kvm" in args.get("-machine", "") else "tcg",
             forwards=resolve_forwards(tspec.vm.forwards, tspec.port, replica),
             # The launch's own part: qemu_argv puts the spec's command line ahead of it.
