@@ -10,12 +10,15 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import socket
 from pathlib import Path
 from typing import Any
 
 import httpx
+import psutil
+import pytest
 import yaml
 
 from novacron.actuators.qemu_cmd import LaunchPlan
@@ -268,3 +271,67 @@ def test_a_changed_vm_spec_drops_the_saved_state(tmp_path: Path, guest: Guest) -
     assert not (warm / "web-0.state").exists()
     assert not (warm / "web-0.json").exists()
     ctl.store.close()
+
+
+def _guest_processes(workdir: Path) -> list[psutil.Process]:
+    """Every live process started for the fleet's guests (QEMU and what QEMU ran), by its command line."""
+    found = []
+    for p in psutil.process_iter(["cmdline", "status"]):
+        if p.info["status"] != psutil.STATUS_ZOMBIE and str(workdir) in " ".join(p.info["cmdline"] or []):
+            found.append(p)
+    return found
+
+
+def _hold_restores(held: str, hold: Path, bindir: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Make a warm restore wait at ``held`` while ``hold`` exists; the program that waits.
+
+    ``starting``: QEMU itself, through a wrapper that waits before it runs the real one for
+    a ``-incoming`` launch, so its QMP does not answer yet. ``loading``: the ``cat`` QEMU
+    reads the saved state through, so QEMU runs and answers but is not yet the guest's.
+    """
+    wait = f"while [ -e {hold} ]; do sleep 0.05; done\n"
+    bindir.mkdir()
+    if held == "starting":
+        real = shutil.which("qemu-system-x86_64")
+        program = bindir / "qemu-system-x86_64"
+        program.write_text(f'#!/bin/sh\ncase " $* " in *" -incoming "*) {wait};; esac\nexec {real} "$@"\n')
+        monkeypatch.setenv("NOVACRON_QEMU", str(program))
+    else:
+        program = bindir / "cat"
+        program.write_text(f'#!/bin/sh\n{wait}exec /bin/cat "$@"\n')
+        monkeypatch.setenv("PATH", f"{bindir}:{os.environ['PATH']}")
+    program.chmod(0o755)
+    return program
+
+
+@pytest.mark.parametrize("held", ["starting", "loading"])
+async def test_a_controller_stopped_during_a_warm_restore_leaves_no_qemu_of_it_running(
+    tmp_path: Path, guest: Guest, monkeypatch: pytest.MonkeyPatch, held: str
+) -> None:
+    hold, workdir = tmp_path / "hold", tmp_path / "work"
+    program = _hold_restores(held, hold, tmp_path / "bin", monkeypatch)
+    ctl = Controller(parse_spec(vm_spec(tmp_path, guest, name="vm-warm", restart="warm")))
+    await ctl.start()
+    running = True
+    try:
+        await until(lambda: ctl.status()[0].health.value == "healthy", "healthy")
+        assert await ctl.actuator.vms.warm.wait_saved("web") is not None
+        [pid] = ctl.actuator.pids("web")
+        hold.touch()
+        os.kill(pid, signal.SIGKILL)
+
+        def waiting() -> bool:
+            return any(str(program) in " ".join(p.info["cmdline"]) for p in _guest_processes(workdir))
+
+        await until(waiting, f"the restore's QEMU {held}", timeout=60)
+        [restoring] = [p for p in _guest_processes(workdir) if "-incoming" in p.info["cmdline"]]
+        running = False
+        await ctl.stop()  # cancels the restart action midway through the restore
+        await until(lambda: not _guest_processes(workdir), "no process of the guest left", timeout=10)
+        assert not restoring.is_running() or restoring.status() == psutil.STATUS_ZOMBIE
+    finally:
+        hold.unlink(missing_ok=True)
+        for p in _guest_processes(workdir):  # what the controller left behind, so no test inherits it
+            p.kill()
+        if running:
+            await ctl.stop()
