@@ -18,6 +18,7 @@ __all__ = [
     "NovacronError",
     "PermanentError",
     "SafetyBlockedError",
+    "StoreConstraintError",
     "StoreError",
     "StoreUnreachableError",
     "TemporaryError",
@@ -91,3 +92,11 @@ class StoreError(TemporaryError):
 
 class StoreUnreachableError(StoreError):
     """The store refused or never answered a connection (the CLI's exit code 3)."""
+
+
+class StoreConstraintError(PermanentError):
+    """The store refused a write that breaks one of its rules (a row whose parent is gone, a duplicate key).
+
+    Not a :class:`StoreError`: writing the same row again fails the same way, so it is
+    never retried. The message names the table, the row's key and what it refers to.
+    """

@@ -51,3 +51,22 @@ def test_a_check_that_never_passes_fails_the_start_at_its_timeout() -> None:
     clock.advance(31.0)
     health.check_start_timeouts()
     assert [f.kind.value for f in faults] == ["start_failed"]
+
+
+async def test_a_verification_names_what_fails_since_the_restart_not_before_it() -> None:
+    faults: list[Fault] = []
+    clock, health = _tracker(faults)
+    _see(clock, health, "http:0", True)
+    _see(clock, health, "heartbeat", True)
+    for _ in range(3):
+        _see(clock, health, "http:0", False)
+    assert [f.kind.value for f in faults] == ["unhealthy"]
+    health.process_started("vm", 0)
+    _, why = await health.wait_healthy("vm", None, timeout=0)
+    assert why == "not healthy within 0s: heartbeat: no result since the start; http:0: no result since the start"
+    _see(clock, health, "http:0", False)  # fails once since the restart (under its threshold), then passes
+    _, why = await health.wait_healthy("vm", None, timeout=0)
+    assert why == "not healthy within 0s: heartbeat: no result since the start; http:0: timed out"
+    _see(clock, health, "http:0", True)
+    _, why = await health.wait_healthy("vm", None, timeout=0)
+    assert why == "not healthy within 0s: heartbeat: no result since the start"

@@ -11,7 +11,7 @@ import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 
-from novacron.errors import ConfigError, NotFoundError
+from novacron.errors import ConfigError, NotFoundError, StoreConstraintError, StoreError
 from novacron.healing.catalog import new_action
 from novacron.model import (
     ActionKind,
@@ -25,6 +25,7 @@ from novacron.model import (
     TimelineEvent,
 )
 from novacron.store import Store
+from novacron.store.studies import StudyStore, TrialRow
 from novacron.store.tables import metadata
 from tests.postgres import pg_url  # noqa: F401 - a fixture
 
@@ -119,6 +120,16 @@ def test_settings_persist(store: Store) -> None:
     assert store.get_setting("autonomous_enabled", True) is True
     store.put_setting("autonomous_enabled", False, now=1.0)
     assert store.get_setting("autonomous_enabled", True) is False
+
+
+def test_a_row_the_store_refuses_is_named_by_its_table_and_key(store: Store) -> None:
+    with pytest.raises(StoreConstraintError) as refused:
+        StudyStore(store).put_trial(TrialRow("gone", 3, "complete", {"x": 1.0}, value=2.0))
+    message = str(refused.value)
+    assert message.startswith("cannot write tune_trials (study='gone', number=3): "), message
+    assert message.endswith("it refers to tune_studies.name='gone', which must exist"), message
+    assert not isinstance(refused.value, StoreError), "writing it again fails the same way: never retried"
+    assert StudyStore(store).trials("gone") == []
 
 
 def test_a_bad_url_is_a_config_error() -> None:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
+import sqlite3
 import subprocess
 import time
 from pathlib import Path
@@ -167,6 +169,24 @@ def test_evolve_prints_a_front_and_draws_it(tmp_path: Path, spec_file: Path) -> 
     res = cli("evolve", "-c", str(spec_file), "--workers", "1", "--study", "e1", "--json", timeout=180)
     assert res.returncode == 2
     assert "already exists" in res.stderr
+
+
+def test_a_study_removed_while_evolve_writes_its_trials_fails_naming_the_row(tmp_path: Path, spec_file: Path) -> None:
+    # The study goes (as if deleted from another session) as soon as its first trial is
+    # written: a trigger in the store itself, so it happens at that moment every time.
+    Store.open(f"sqlite:///{tmp_path / 'n.db'}").close()  # the tables, before the trigger on them
+    with contextlib.closing(sqlite3.connect(tmp_path / "n.db")) as db:
+        db.execute(
+            "CREATE TRIGGER study_removed AFTER INSERT ON tune_trials WHEN NEW.number = 0 "
+            "BEGIN DELETE FROM tune_studies WHERE name = NEW.study; END"
+        )
+        db.commit()
+    res = cli("evolve", "-c", str(spec_file), "--workers", "1", "--study", "e1", timeout=180)
+    assert res.returncode == 1, res.stderr
+    assert "Traceback" not in res.stderr, res.stderr
+    assert "sqlalchemy" not in res.stderr, res.stderr
+    assert "tune_trials (study='e1', number=1)" in res.stderr, res.stderr
+    assert "tune_studies.name='e1'" in res.stderr, res.stderr  # the row it needs, which is gone
 
 
 def test_the_shipped_example_is_a_valid_tuning_problem() -> None:

@@ -33,6 +33,9 @@ def test_run_boots_a_guest_and_restarts_it_when_its_qemu_is_killed(tmp_path: Pat
         again = wait_for(lambda: healthy(path, not_pid=first["pid"]), "the guest healthy again", timeout=BOOT_S)
         assert again["restarts"] >= 1
         assert httpx.get(f"http://127.0.0.1:{port}/health", timeout=5).text == "ok\n"
+        # The new QEMU appended to the console: the killed one's boot is still there to read.
+        console = (tmp_path / "work" / "logs" / "web-0.serial").read_text(errors="replace")
+        assert console.count("novacron-guest ready") == 2, console[-2000:]
         # An operator moves it, naming the destination host.
         moved = cli_json("heal", "web", "--action", "vm_migrate", "--param", "to=b", "--wait", "120", "-c", str(path))
         assert moved["status"] == "verified", moved

@@ -2,20 +2,23 @@
 
 The tests with real guests boot the tiny guest under QEMU (TCG where KVM is not usable);
 the deadlines allow for a TCG boot on a busy machine. A restore is told from a boot by the
-guest's boot id (a boot draws a new one) and by its serial console (each QEMU starts the
-console file afresh: a boot prints its "ready" line there, a restore prints nothing).
+guest's boot id (a boot draws a new one) and by its serial console (every QEMU of the
+guest appends to one console file: a boot adds a "ready" line there, a restore none).
 """
 
 from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import socket
 from pathlib import Path
 from typing import Any
 
 import httpx
+import psutil
+import pytest
 import yaml
 
 from novacron.actuators.qemu_cmd import LaunchPlan
@@ -28,7 +31,7 @@ from tests.vm.fleet import BOOT_S, healthy, until, vm_spec
 
 
 def _boots(workdir: Path) -> int:
-    """How many times the guest printed its "ready" line on its QEMU's console (once per boot)."""
+    """How many times the guest printed its "ready" line on its consoles (once per boot, all QEMUs)."""
     return (workdir / "logs" / "web-0.serial").read_text(errors="replace").count("novacron-guest ready")
 
 
@@ -58,7 +61,7 @@ def test_run_resumes_a_warm_guest_from_its_saved_state_when_its_qemu_is_killed(t
         again = wait_for(lambda: healthy(path, not_pid=first["pid"]), "the guest healthy again", timeout=BOOT_S)
         assert again["restarts"] >= 1
         assert _get(port, "/cgi-bin/boot") == boot, "the same boot: resumed, not booted"
-        assert _boots(workdir) == 0, "no boot on the new QEMU's console"
+        assert _boots(workdir) == 1, "no boot on the new QEMU's console, the first boot's kept"
         assert _get(port, "/health") == "ok\n"
         [incident] = cli_json("incidents", "list", "--json", "-c", str(path))
         shown = cli_json("incidents", "show", incident["id"], "--json", "-c", str(path))
@@ -124,7 +127,7 @@ async def test_a_warm_guest_boots_cold_naming_why_when_its_saved_state_is_missin
         assert "is missing" in kind["fallback"]
         assert "cold start (warm restore not possible: the saved state" in detail
         assert await _aget(port, "/cgi-bin/boot") != boot, "booted afresh"
-        assert _boots(workdir) == 1
+        assert _boots(workdir) == 2
 
         # Corrupt: bytes overwritten in the middle; the digest no longer matches.
         saved = await _saved_again(ctl)
@@ -134,7 +137,7 @@ async def test_a_warm_guest_boots_cold_naming_why_when_its_saved_state_is_missin
         kind, _detail = await _crash_and_restart(ctl)
         assert kind["kind"] == "cold"
         assert "unreadable or corrupt" in kind["fallback"]
-        assert _boots(workdir) == 1
+        assert _boots(workdir) == 3
 
         # Refused by QEMU: a stream that is not a guest's state, with a digest that matches it.
         saved = await _saved_again(ctl)
@@ -145,7 +148,7 @@ async def test_a_warm_guest_boots_cold_naming_why_when_its_saved_state_is_missin
         kind, _detail = await _crash_and_restart(ctl)
         assert kind["kind"] == "cold"
         assert "QEMU did not load the saved state" in kind["fallback"]
-        assert _boots(workdir) == 1
+        assert _boots(workdir) == 4
 
         # And a good state saved again restores warm.
         await _saved_again(ctl)
@@ -153,7 +156,7 @@ async def test_a_warm_guest_boots_cold_naming_why_when_its_saved_state_is_missin
         kind, _detail = await _crash_and_restart(ctl)
         assert kind["kind"] == "warm", kind
         assert await _aget(port, "/cgi-bin/boot") == boot
-        assert _boots(workdir) == 0
+        assert _boots(workdir) == 4, "restored: no boot added to the console"
     finally:
         await ctl.stop()
 
@@ -268,3 +271,67 @@ def test_a_changed_vm_spec_drops_the_saved_state(tmp_path: Path, guest: Guest) -
     assert not (warm / "web-0.state").exists()
     assert not (warm / "web-0.json").exists()
     ctl.store.close()
+
+
+def _guest_processes(workdir: Path) -> list[psutil.Process]:
+    """Every live process started for the fleet's guests (QEMU and what QEMU ran), by its command line."""
+    found = []
+    for p in psutil.process_iter(["cmdline", "status"]):
+        if p.info["status"] != psutil.STATUS_ZOMBIE and str(workdir) in " ".join(p.info["cmdline"] or []):
+            found.append(p)
+    return found
+
+
+def _hold_restores(held: str, hold: Path, bindir: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Make a warm restore wait at ``held`` while ``hold`` exists; the program that waits.
+
+    ``starting``: QEMU itself, through a wrapper that waits before it runs the real one for
+    a ``-incoming`` launch, so its QMP does not answer yet. ``loading``: the ``cat`` QEMU
+    reads the saved state through, so QEMU runs and answers but is not yet the guest's.
+    """
+    wait = f"while [ -e {hold} ]; do sleep 0.05; done\n"
+    bindir.mkdir()
+    if held == "starting":
+        real = shutil.which("qemu-system-x86_64")
+        program = bindir / "qemu-system-x86_64"
+        program.write_text(f'#!/bin/sh\ncase " $* " in *" -incoming "*) {wait};; esac\nexec {real} "$@"\n')
+        monkeypatch.setenv("NOVACRON_QEMU", str(program))
+    else:
+        program = bindir / "cat"
+        program.write_text(f'#!/bin/sh\n{wait}exec /bin/cat "$@"\n')
+        monkeypatch.setenv("PATH", f"{bindir}:{os.environ['PATH']}")
+    program.chmod(0o755)
+    return program
+
+
+@pytest.mark.parametrize("held", ["starting", "loading"])
+async def test_a_controller_stopped_during_a_warm_restore_leaves_no_qemu_of_it_running(
+    tmp_path: Path, guest: Guest, monkeypatch: pytest.MonkeyPatch, held: str
+) -> None:
+    hold, workdir = tmp_path / "hold", tmp_path / "work"
+    program = _hold_restores(held, hold, tmp_path / "bin", monkeypatch)
+    ctl = Controller(parse_spec(vm_spec(tmp_path, guest, name="vm-warm", restart="warm")))
+    await ctl.start()
+    running = True
+    try:
+        await until(lambda: ctl.status()[0].health.value == "healthy", "healthy")
+        assert await ctl.actuator.vms.warm.wait_saved("web") is not None
+        [pid] = ctl.actuator.pids("web")
+        hold.touch()
+        os.kill(pid, signal.SIGKILL)
+
+        def waiting() -> bool:
+            return any(str(program) in " ".join(p.info["cmdline"]) for p in _guest_processes(workdir))
+
+        await until(waiting, f"the restore's QEMU {held}", timeout=60)
+        [restoring] = [p for p in _guest_processes(workdir) if "-incoming" in p.info["cmdline"]]
+        running = False
+        await ctl.stop()  # cancels the restart action midway through the restore
+        await until(lambda: not _guest_processes(workdir), "no process of the guest left", timeout=10)
+        assert not restoring.is_running() or restoring.status() == psutil.STATUS_ZOMBIE
+    finally:
+        hold.unlink(missing_ok=True)
+        for p in _guest_processes(workdir):  # what the controller left behind, so no test inherits it
+            p.kill()
+        if running:
+            await ctl.stop()

@@ -32,7 +32,7 @@ import psutil
 
 from novacron.actuators.process import ENV_FLEET, ENV_NONCE, ProcessListener, SpawnJournal
 from novacron.actuators.qemu_accel import Accel, qemu_binary, resolve_accel
-from novacron.actuators.qemu_cmd import LaunchPlan, resolve_forwards
+from novacron.actuators.qemu_cmd import LaunchPlan, console_log, resolve_forwards
 from novacron.actuators.qemu_hosts import HostBook
 from novacron.actuators.qemu_ops import GuestOps
 from novacron.actuators.qemu_qmp import QmpError
@@ -86,6 +86,9 @@ class QemuActuator:
             if t.vm is not None
         }
         self._vms: dict[str, dict[int, QemuProcess]] = {name: {} for name in self._specs}
+        # QEMUs launched and not (yet) a guest's, per target: the action that launched one (a
+        # restore, a migration's destination) ends it if it ends first, cancelled or failed.
+        self._loose: dict[str, set[QemuProcess]] = {}
         self._desired = {name: t.replicas for name, t in self._specs.items()}
         self._sockets = Path(tempfile.mkdtemp(prefix="novacron-qmp-")) if self._specs else Path()
         self._generation = 0
@@ -126,7 +129,10 @@ class QemuActuator:
         try:
             # One action at a time per target: a restart must not race a migration's hand-over.
             async with self.lock(action.target):
-                detail, data = await handler(action)
+                try:
+                    detail, data = await handler(action)
+                finally:
+                    self._end_loose(action.target)
         except (ActuatorError, ConfigError, OSError, ValueError, KeyError) as exc:
             return Outcome(action.id, False, started, self._clock.now(), f"{action.kind} failed: {exc}")
         data = {"pids": list(self.pids(action.target)), **data}
@@ -227,12 +233,16 @@ class QemuActuator:
             if name in skip:
                 continue
             for replica in range(self._desired[name]):
-                if self.pid_of(name, replica) is None:
-                    await self._start_reporting(name, replica)
+                # Under the target's lock, as actions: a launch is never another's loose QEMU.
+                async with self.lock(name):
+                    if self.pid_of(name, replica) is None:
+                        await self._start_reporting(name, replica)
 
     async def stop_all(self) -> None:
         """Stop every guest (QMP quit, then SIGKILL) and remove the QMP sockets."""
         await self.warm.close()
+        for target in list(self._loose):
+            self._end_loose(target)
         for target, reps in self._vms.items():
             for replica, proc in list(reps.items()):
                 await proc.quit()
@@ -466,8 +476,19 @@ class QemuActuator:
 
         env = {ENV_NONCE: uuid.uuid4().hex, ENV_FLEET: self._fleet_id, ENV_VM_HOST: host} if self._fleet_id else {}
         proc.nonce = env.get(ENV_NONCE, "")
-        await proc.launch(self._binary, on_event, on_exit, env=env, timeout=_START_TIMEOUT_S)
+        loose = self._loose.setdefault(target, set())
+        loose.add(proc)  # before the first await: a cancelled caller never leaves it running unseen
+        try:
+            await proc.launch(self._binary, on_event, on_exit, env=env, timeout=_START_TIMEOUT_S)
+        except BaseException:
+            loose.discard(proc)  # it ended with its launch
+            raise
         return proc
+
+    def _end_loose(self, target: str) -> None:
+        """SIGKILL the target's QEMUs launched and never made a guest's (their action ended without them)."""
+        for proc in self._loose.pop(target, set()):
+            proc.kill_now()
 
     async def adopt(self, target: str, replica: int, pid: int) -> bool:
         """Take over the guest's QEMU a previous controller left running, instead of booting a second one.
@@ -513,8 +534,8 @@ class QemuActuator:
         """The launch plan a running QEMU was started with, from its command line."""
         assert tspec.vm is not None
         args = dict(zip(argv, [*argv[1:], ""], strict=True))
-        qmp, serial = args.get("-qmp", ""), args.get("-serial", "")
-        if not qmp.startswith("unix:") or not serial.startswith("file:"):
+        qmp, serial = args.get("-qmp", ""), console_log(argv)
+        if not qmp.startswith("unix:") or serial is None:
             return None
         beat = re.search(r"udp,id=hb0,host=[^,]*,port=(\d+)", " ".join(argv))
         try:
@@ -523,7 +544,7 @@ class QemuActuator:
             return None
         return LaunchPlan(
             qmp_socket=Path(qmp.removeprefix("unix:").split(",")[0]),
-            serial_log=Path(serial.removeprefix("file:")),
+            serial_log=serial,
             accel="kvm" if "accel=kvm" in args.get("-machine", "") else "tcg",
             forwards=resolve_forwards(tspec.vm.forwards, tspec.port, replica),
             # The launch's own part: qemu_argv puts the spec's command line ahead of it.
@@ -538,6 +559,7 @@ class QemuActuator:
         tspec = self._specs[target]
         assert tspec.vm is not None
         self._vms[target][replica] = proc
+        self._loose.get(target, set()).discard(proc)
         self.hosts.place(_key(target, replica), proc.host, tspec.vm.memory_mib, tspec.vm.cpus)
         self._announce(target, replica, proc)
 

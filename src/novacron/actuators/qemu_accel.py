@@ -122,6 +122,8 @@ class _Boot:
         self.accel = accel
         self.console = workdir / f"{accel}.serial"
         argv = [binary, "-accel", accel, "-M", "pc", "-m", "128", "-nodefaults", "-no-user-config"]
+        # Truncated at launch, unlike a guest's console: the file is this boot's alone (a fresh
+        # temporary directory per probe), and the verdict reads it for this boot's panic.
         argv += ["-display", "none", "-no-reboot", "-serial", f"file:{self.console}"]
         argv += ["-kernel", kernel, "-append", "console=ttyS0 quiet panic=-1"]
         self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)

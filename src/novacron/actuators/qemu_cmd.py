@@ -1,6 +1,7 @@
 """The QEMU command line for one guest, from its ``vm`` spec block.
 
-Every guest gets a QMP socket, its serial console in a log file, user-mode networking
+Every guest gets a QMP socket, its serial console appended to a log file (a restart keeps
+the previous boot's console, the evidence of a crash), user-mode networking
 with its port forwards on 127.0.0.1 and ``-no-shutdown`` (a guest that powers off stays
 visible to QMP as a fault instead of vanishing). A migration destination is the same
 machine started with ``-incoming`` and without the forwards, which it takes over from
@@ -10,11 +11,14 @@ the source once the source has let go of the ports.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from itertools import pairwise
 from pathlib import Path
 
 from novacron.settings import VmForward, VmSpec
 
-__all__ = ["LaunchPlan", "forward_rule", "qemu_argv", "resolve_forwards"]
+__all__ = ["LaunchPlan", "console_log", "forward_rule", "qemu_argv", "resolve_forwards"]
+
+_CONSOLE_ID = "console0"
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,8 +76,11 @@ def qemu_argv(binary: str, vm: VmSpec, plan: LaunchPlan) -> list[str]:
         "-no-shutdown",
         "-qmp",
         f"unix:{plan.qmp_socket},server=on,wait=off",
+        # A chardev rather than ``-serial file:``, which truncates the file at every launch.
+        "-chardev",
+        f"file,id={_CONSOLE_ID},path={_opt_escape(str(plan.serial_log))},append=on",
         "-serial",
-        f"file:{plan.serial_log}",
+        f"chardev:{_CONSOLE_ID}",
         "-netdev",
         netdev,
         "-device",
@@ -105,3 +112,42 @@ def qemu_argv(binary: str, vm: VmSpec, plan: LaunchPlan) -> list[str]:
     if plan.incoming is not None:
         argv += ["-incoming", plan.incoming]
     return argv
+
+
+def console_log(argv: list[str]) -> Path | None:
+    """The serial console's log file of a QEMU launched with ``argv``, or None without one.
+
+    Reads both forms: ``-chardev file,…,path=P -serial chardev:ID`` (what :func:`qemu_argv`
+    writes) and ``-serial file:P`` (what guests launched by earlier versions still run with).
+    """
+    pairs = list(pairwise(argv))
+    serial = next((value for flag, value in pairs if flag == "-serial"), None)
+    if serial is None:
+        return None
+    if serial.startswith("file:"):
+        return Path(serial.removeprefix("file:"))
+    if not serial.startswith("chardev:"):
+        return None
+    wanted = serial.removeprefix("chardev:")
+    for flag, value in pairs:
+        if flag != "-chardev":
+            continue
+        backend, opts = _opt_split(value)
+        if backend == "file" and opts.get("id") == wanted and "path" in opts:
+            return Path(opts["path"])
+    return None
+
+
+def _opt_escape(value: str) -> str:
+    """A value inside a QEMU option list, where a comma is written twice."""
+    return value.replace(",", ",,")
+
+
+def _opt_split(text: str) -> tuple[str, dict[str, str]]:
+    """``backend,key=value,…`` (a doubled comma is a comma) as the backend and its options."""
+    parts = [part.replace("\0", ",") for part in text.replace(",,", "\0").split(",")]
+    options = {}
+    for part in parts[1:]:
+        key, _, value = part.partition("=")
+        options[key] = value
+    return parts[0], options

@@ -76,7 +76,15 @@ class QemuProcess:
         self.qmp = QmpSession(self.name, lambda event, data: on_event(self, event, data))
         connect = asyncio.ensure_future(self.qmp.connect(self.plan.qmp_socket, timeout=timeout))
         died = asyncio.ensure_future(self._proc.wait())
-        await asyncio.wait({connect, died}, return_when=asyncio.FIRST_COMPLETED)
+        try:
+            await asyncio.wait({connect, died}, return_when=asyncio.FIRST_COMPLETED)
+        except BaseException:
+            # Cancelled (the controller stops) before anyone holds this QEMU: it must not run on.
+            connect.cancel()
+            died.cancel()
+            self.kill_now()
+            self.pid = None
+            raise
         if died.done():
             connect.cancel()
             with contextlib.suppress(asyncio.CancelledError, QmpError):
@@ -194,13 +202,20 @@ class QemuProcess:
         except TimeoutError:
             await self.kill()
 
+    def kill_now(self) -> None:
+        """SIGKILL the QEMU process group at once, without waiting (safe where awaiting is not)."""
+        if self.pid is None or self.gone.is_set():
+            return  # never started, or its end seen: its pid may be another process's by now
+        self.expected_exit = True
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(self.pid, signal.SIGKILL)
+
     async def kill(self) -> None:
         """SIGKILL the QEMU process group (expected) and wait until reported."""
         if self.pid is None:
             return
         self.expected_exit = True
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(self.pid, signal.SIGKILL)
+        self.kill_now()
         if self._waiter is None:  # never fully started: nobody else reaps it
             if self._proc is not None:
                 await self._proc.wait()

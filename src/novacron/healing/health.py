@@ -38,8 +38,9 @@ class ReplicaHealth:
     failing: dict[str, int] = field(default_factory=dict)
     first_fail: dict[str, float] = field(default_factory=dict)
     passed: set[str] = field(default_factory=set)  # sources that answered well since the start
+    failures: dict[str, str] = field(default_factory=dict)  # source → its latest failure since the start
     crashes: int = 0
-    detail: str = ""
+    detail: str = ""  # why the process is not running (it could not start, it was found dead)
     faulted: bool = False
     answers: deque[float] = field(default_factory=lambda: deque(maxlen=_ANSWERS_KEPT))
 
@@ -52,6 +53,24 @@ class ReplicaHealth:
     def healthy(self) -> bool:
         """Alive, passing, and proven since the last start."""
         return self.alive and self.ever_healthy and self.checks_pass
+
+    def blocking(self) -> list[str]:
+        """What keeps the replica from being healthy now, per check, as seen since its last start.
+
+        Never a failure from before the start: a check that has not answered since then
+        says so, rather than repeating what it said about the process before.
+        """
+        if not self.alive:
+            return [self.detail or "not running"]
+        out = []
+        for source in sorted(self.thresholds):
+            if self.failing.get(source, 0) < self.thresholds[source] and source in self.passed:
+                continue
+            if source in self.failures:
+                out.append(f"{source}: {self.failures[source] or 'failed'}")
+            else:
+                out.append(f"{source}: no result since the start")
+        return out or ["unproven"]
 
 
 class HealthTracker:
@@ -114,8 +133,10 @@ class HealthTracker:
         """A replica's process was (re)started: it must prove itself healthy again."""
         rep = self._replicas[target][replica]
         rep.alive, rep.started_at, rep.ever_healthy, rep.faulted = True, self._clock.monotonic(), False, False
+        rep.detail = ""
         rep.failing.clear()
         rep.first_fail.clear()
+        rep.failures.clear()
         rep.passed.clear()
         if not rep.thresholds:  # nothing to prove: alive is healthy
             rep.ever_healthy = True
@@ -128,8 +149,10 @@ class HealthTracker:
         """
         rep = self._replicas[target][replica]
         rep.alive, rep.started_at, rep.ever_healthy, rep.faulted = True, self._clock.monotonic(), True, False
+        rep.detail = ""
         rep.failing.clear()
         rep.first_fail.clear()
+        rep.failures.clear()
         self._notify(target)
 
     def rearm(self, target: str) -> None:
@@ -194,6 +217,7 @@ class HealthTracker:
             rep.answers.append(obs.latency_s)
         rep.failing[obs.source] = 0
         rep.first_fail.pop(obs.source, None)
+        rep.failures.pop(obs.source, None)
         rep.passed.add(obs.source)
         # Proven only when every check has answered well since the start: one passing
         # heartbeat must not vouch for an HTTP check that has only failed so far.
@@ -207,7 +231,7 @@ class HealthTracker:
     def _failed(self, obs: Observation, rep: ReplicaHealth) -> None:
         rep.failing[obs.source] = rep.failing.get(obs.source, 0) + 1
         rep.first_fail.setdefault(obs.source, obs.time - (obs.latency_s or 0.0))
-        rep.detail = f"{obs.source}: {obs.detail}"
+        rep.failures[obs.source] = obs.detail
         threshold = rep.thresholds.get(obs.source, 1)
         if obs.suspected:  # an adaptive timeout needs a confirming failure behind it
             threshold = max(threshold, 2)
@@ -227,7 +251,7 @@ class HealthTracker:
             for index, rep in reps.items():
                 overdue = now - rep.started_at > rep.start_timeout_s
                 if rep.alive and not rep.ever_healthy and overdue and not rep.faulted:
-                    evidence = {"start_timeout_s": rep.start_timeout_s, "detail": rep.detail}
+                    evidence = {"start_timeout_s": rep.start_timeout_s, "detail": "; ".join(rep.blocking())}
                     self._fault(target, index, rep, FaultKind.START_FAILED, self._clock.now(), evidence)
 
     # -- queries -----------------------------------------------------------------------
@@ -299,8 +323,10 @@ class HealthTracker:
         return [reps[i] for i in (reps if chosen is None else chosen) if i in reps]
 
     def _detail(self, target: str, chosen: list[int] | None) -> str:
-        bad = [r.detail or ("not running" if not r.alive else "unproven") for r in self._selected(target, chosen)]
-        return "; ".join(sorted(set(bad))) or "no replicas"
+        """Why the selected replicas are not healthy: each unhealthy one's blocking checks."""
+        reps = self._selected(target, chosen)
+        bad = {why for r in reps if not r.healthy for why in r.blocking()}
+        return "; ".join(sorted(bad)) or ("no replicas" if not reps else "healthy")
 
     def _fault(
         self,

@@ -40,7 +40,7 @@ from typing import Any, Self, TypeVar
 from sqlalchemy import Connection, select
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
-from novacron.errors import StoreError
+from novacron.errors import StoreConstraintError, StoreError
 from novacron.model import Action, ActionId, ActionStatus, Fault, IncidentId
 from novacron.store import tables as t
 from novacron.store.records import ActionRecord, action_from_row
@@ -376,7 +376,7 @@ class GuardedStore(Store):
             return True
         try:
             item.apply()
-        except IntegrityError as exc:  # a constraint refused it: retrying cannot help
+        except (IntegrityError, StoreConstraintError) as exc:  # a constraint refused it: retrying cannot help
             c = self._condition
             self._set(replace(c, dropped=c.dropped + 1, last_error=f"{item.verb} refused: {_first_line(exc)}"))
         except StoreError as exc:

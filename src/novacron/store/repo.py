@@ -18,7 +18,7 @@ from sqlalchemy import Engine, delete, func, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
-from novacron.errors import NotFoundError, StoreError
+from novacron.errors import NotFoundError, StoreConstraintError, StoreError
 from novacron.model import (
     Action,
     ActionId,
@@ -384,9 +384,11 @@ class Store:
         """
         keys = [c.name for c in table.primary_key.columns]
         ins = (postgresql.insert if self.engine.dialect.name == "postgresql" else sqlite.insert)(table).values(**values)
-        self._exec(
-            ins.on_conflict_do_update(index_elements=keys, set_={k: ins.excluded[k] for k in values if k not in keys})
-        )
+        updates = {k: ins.excluded[k] for k in values if k not in keys}
+        try:
+            self._exec(ins.on_conflict_do_update(index_elements=keys, set_=updates))
+        except IntegrityError as exc:
+            raise StoreConstraintError(_refused(table, keys, values, exc)) from exc
 
 
 def _reason(exc: SQLAlchemyError) -> str:
@@ -394,6 +396,18 @@ def _reason(exc: SQLAlchemyError) -> str:
     orig = getattr(exc, "orig", None)
     text = str(orig) if orig is not None else type(exc).__name__
     return text.strip().splitlines()[0] if text.strip() else type(exc).__name__
+
+
+def _refused(table: Any, keys: list[str], values: Mapping[str, Any], exc: IntegrityError) -> str:
+    """Which row the store refused and why: its table and key, the rows it refers to, the database's reason."""
+    key = ", ".join(f"{k}={values.get(k)!r}" for k in keys)
+    refs = [
+        f"{fk.column.table.name}.{fk.column.name}={values[fk.parent.name]!r}"
+        for fk in sorted(table.foreign_keys, key=lambda fk: fk.parent.name)
+        if values.get(fk.parent.name) is not None
+    ]
+    where = f"; it refers to {', '.join(refs)}, which must exist" if refs else ""
+    return f"cannot write {table.name} ({key}): {_reason(exc)}{where}"
 
 
 def _clip(table: Any, values: Mapping[str, str]) -> dict[str, str]:
