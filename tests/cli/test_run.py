@@ -42,6 +42,24 @@ def test_a_taken_port_exits_2_naming_it_and_its_holder_before_any_target_starts(
     assert not (tmp_path / "n.db").exists(), "not even the store is opened"
 
 
+@pytest.mark.parametrize(
+    ("flag", "host", "port_flag"),
+    [
+        ("--api-host", "999.1.1.1", None),  # not an address at all
+        ("--metrics-host", "192.0.2.7", "--metrics-port"),  # TEST-NET-1: an address this machine does not have
+    ],
+)
+def test_an_address_that_cannot_be_listened_on_names_the_host_flag(
+    tmp_path: Path, flag: str, host: str, port_flag: str | None
+) -> None:
+    spec, marker = _spec_with_marker(tmp_path)
+    res = cli("run", "-c", str(spec), flag, host, *([port_flag, "0"] if port_flag else []))
+    assert res.returncode == 2, res.stderr
+    assert f"error: {flag}: cannot listen on {host}:" in res.stderr
+    assert "Traceback" not in res.stderr
+    assert not marker.exists()
+
+
 def test_console_log_format_start_and_stop_lines(tmp_path: Path) -> None:
     spec = tmp_path / "fleet.yaml"
     store = f"sqlite:///{tmp_path / 'n.db'}"

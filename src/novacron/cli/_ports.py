@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import socket
 
 from novacron.errors import InputError
@@ -17,8 +18,12 @@ def holder_of(port: int) -> str:
     return port_holder(port)
 
 
-def bind_listener(host: str, port: int, *, flag: str) -> socket.socket:
-    """A listening TCP socket on ``host:port`` (0 picks a free port), or InputError naming the holder."""
+def bind_listener(host: str, port: int, *, flag: str, host_flag: str) -> socket.socket:
+    """A listening TCP socket on ``host:port`` (0 picks a free port), or InputError naming the holder.
+
+    The error names ``flag`` (the port's option) when the port is the trouble, ``host_flag``
+    when the address is: a name that does not resolve, or an address this machine does not have.
+    """
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
     try:
@@ -27,8 +32,10 @@ def bind_listener(host: str, port: int, *, flag: str) -> socket.socket:
         sock.listen(2048)
     except OSError as exc:
         sock.close()
-        if exc.errno == 98:  # EADDRINUSE
+        if exc.errno == errno.EADDRINUSE:
             raise InputError(f"port {port} on {host} is taken by {holder_of(port)}", where=flag) from exc
+        if isinstance(exc, socket.gaierror) or exc.errno == errno.EADDRNOTAVAIL:
+            raise InputError(f"cannot listen on {host}: {exc.strerror}", where=host_flag) from exc
         raise InputError(f"cannot listen on {host}:{port}: {exc.strerror}", where=flag) from exc
     sock.set_inheritable(False)
     return sock

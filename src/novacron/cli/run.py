@@ -108,11 +108,11 @@ def _with_node_id(spec: Any, node_id: str) -> Any:
 
 
 def _claim(api_host: str, api_port: int, metrics_host: str, metrics_port: int | None) -> _Listeners:
-    api = bind_listener(api_host, api_port, flag="--api-port")
+    api = bind_listener(api_host, api_port, flag="--api-port", host_flag="--api-host")
     out = _Listeners(api, f"http://{url_host(api_host)}:{api.getsockname()[1]}")
     if metrics_port is not None:
         try:
-            out.metrics = bind_listener(metrics_host, metrics_port, flag="--metrics-port")
+            out.metrics = bind_listener(metrics_host, metrics_port, flag="--metrics-port", host_flag="--metrics-host")
         except BaseException:
             api.close()
             raise
