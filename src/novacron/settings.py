@@ -128,6 +128,15 @@ class TcpCheck(_Probe):
     host: str = "127.0.0.1"
     port: int | str = Field(description="Port number, or '{port}' for the replica's port.")
 
+    @field_validator("port")
+    @classmethod
+    def _a_port(cls, v: int | str) -> int | str:
+        # Filled per replica and read as a number at run time: a typo such as '{prot}' must stop here.
+        sample = str(v).replace("{port}", "1").replace("{replica}", "0")
+        if not sample.isdigit() or not 1 <= int(sample) <= _MAX_PORT:
+            raise ValueError(f"{v!r} is not a port number or '{{port}}'")
+        return v
+
 
 class ExecCheck(_Probe):
     """Run ``command``; healthy on exit status 0."""
@@ -451,7 +460,30 @@ class TargetSpec(_Frozen):
             raise ValueError("vm.restart: warm needs at least one check (its state is saved once they pass)")
         if self.replicas > self.max_replicas:
             raise ValueError(f"replicas ({self.replicas}) exceeds max_replicas ({self.max_replicas})")
+        if self.port is None and self.kind != "sim":  # a sim target's checks are answered by the twin
+            for where, text in self._filled_fields():
+                if "{port}" in text:
+                    raise ValueError(f"{where}: '{{port}}' is the target's port, and it has none (give it a port:)")
         return self
+
+    def _filled_fields(self) -> Iterator[tuple[str, str]]:
+        """Every field whose ``{port}`` and ``{replica}`` are filled per replica, with its path."""
+        for i, arg in enumerate(self.command):
+            yield f"command[{i}]", arg
+        for key, value in self.env.items():
+            yield f"env.{key}", value
+        if self.cwd is not None:
+            yield "cwd", self.cwd
+        for i, check in enumerate(self.checks):
+            if isinstance(check, HttpCheck):
+                yield f"checks[{i}].url", check.url
+            elif isinstance(check, TcpCheck):
+                yield f"checks[{i}].host", check.host
+                yield f"checks[{i}].port", str(check.port)
+            elif isinstance(check, ExecCheck):
+                yield from ((f"checks[{i}].command[{j}]", arg) for j, arg in enumerate(check.command))
+        if self.metrics is not None and self.metrics.url is not None:
+            yield "metrics.url", self.metrics.url
 
 
 class BackoffPolicy(_Frozen):

@@ -33,6 +33,39 @@ def test_an_invalid_spec_exits_2_with_the_field_path(tmp_path: Path, command: st
     assert not (tmp_path / ".novacron").exists(), "nothing is started from an invalid spec"
 
 
+@pytest.mark.parametrize("command", ["validate", "run"])
+@pytest.mark.parametrize(
+    ("target", "where", "reason"),
+    [
+        (
+            "{name: a, command: [sleep, '100'], port: 28999, checks: [{type: tcp, port: '{prot}'}]}",
+            "targets[0].checks[0].port",
+            "'{prot}' is not a port number or '{port}'",
+        ),
+        (
+            "{name: a, command: [sleep, '100'], checks: [{type: http, url: 'http://127.0.0.1:{port}/'}]}",
+            "targets[0]: checks[0].url",
+            "'{port}' is the target's port, and it has none",
+        ),
+        (
+            "{name: a, command: [sleep, '{port}']}",
+            "targets[0]: command[1]",
+            "'{port}' is the target's port, and it has none",
+        ),
+    ],
+)
+def test_a_port_placeholder_that_cannot_be_filled_exits_2_naming_it(
+    tmp_path: Path, command: str, target: str, where: str, reason: str
+) -> None:
+    spec = tmp_path / "bad.yaml"
+    spec.write_text(f"targets: [{target}]\n")
+    res = _run(command, "-c", str(spec), cwd=tmp_path)
+    assert res.returncode == 2, res.stderr
+    assert f"{where}: {reason}" in res.stderr
+    assert "Traceback" not in res.stderr
+    assert not (tmp_path / ".novacron").exists(), "nothing is started from an invalid spec"
+
+
 def test_a_missing_spec_file_is_named(tmp_path: Path) -> None:
     res = _run("validate", "-c", str(tmp_path / "absent.yaml"))
     assert res.returncode == 2
