@@ -102,6 +102,11 @@ def test_incidents_postmortem_writes_markdown(tmp_path: Path) -> None:
     missing = _cli("incidents", "postmortem", "inc-nope", "--store", url)
     assert missing.returncode == 2
     assert "incident id" in missing.stderr
+    for bad, reason in ((tmp_path / "absent" / "pm.md", "No such file or directory"), (tmp_path, "Is a directory")):
+        unwritable = _cli("incidents", "postmortem", inc.id, "-o", str(bad), "--store", url)
+        assert unwritable.returncode == 2, unwritable.stderr
+        assert f"error: --output {bad}: cannot write: {reason}" in unwritable.stderr
+        assert "Traceback" not in unwritable.stderr
 
 
 def test_run_serves_the_api_beside_the_controller_and_api_serves_it_alone(tmp_path: Path) -> None:

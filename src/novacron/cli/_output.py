@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import sys
+from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
@@ -17,7 +18,7 @@ import typer
 if TYPE_CHECKING:
     from rich.console import Console
 
-__all__ = ["JsonOpt", "console", "emit_json", "err_console"]
+__all__ = ["JsonOpt", "console", "emit_json", "err_console", "write_file"]
 
 _PIPE_WIDTH = 100_000  # off a terminal nothing is cut: one table row is one line
 
@@ -41,3 +42,13 @@ def err_console() -> Console:
 def emit_json(data: Any) -> None:
     """Print ``data`` as one line of JSON on stdout."""
     sys.stdout.write(json.dumps(data, separators=(",", ":"), default=str) + "\n")
+
+
+def write_file(path: Path, text: str, *, flag: str) -> None:
+    """Write ``text`` to ``path``; a path that cannot be written is bad input naming ``flag`` and the path."""
+    from novacron.errors import InputError
+
+    try:
+        path.write_text(text, encoding="utf-8")
+    except OSError as exc:
+        raise InputError(f"cannot write: {exc.strerror}", where=f"{flag} {path}") from exc

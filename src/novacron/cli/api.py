@@ -10,7 +10,7 @@ import typer
 
 from novacron.cli._app import app, bench_app
 from novacron.cli._client import open_store
-from novacron.cli._output import JsonOpt, console, emit_json
+from novacron.cli._output import JsonOpt, console, emit_json, write_file
 from novacron.cli.core import StoreOpt, incidents_app, store_url_for
 from novacron.errors import InputError, NotFoundError
 
@@ -152,7 +152,7 @@ def incidents_postmortem(
     if output is None:
         typer.echo(text)
     else:
-        output.write_text(text, encoding="utf-8")
+        write_file(output, text, flag="--output")
         Console(stderr=True).print(f"wrote {output}")
 
 

@@ -16,7 +16,7 @@ import typer
 
 from novacron.cli._app import app, bench_app
 from novacron.cli._client import ApiOpt, ConfigOpt, StoreOpt, TokenFileOpt, controller_api, open_store
-from novacron.cli._output import JsonOpt, console, emit_json
+from novacron.cli._output import JsonOpt, console, emit_json, write_file
 from novacron.cli.twin import twin_app
 from novacron.errors import InputError
 from novacron.model import ActionKind
@@ -48,7 +48,7 @@ def build(
     finally:
         db.close()
     twin = twin_of(real, timings, store_url=twin_store, seed=seed)
-    out.write_text(spec_to_yaml(twin), encoding="utf-8")
+    write_file(out, spec_to_yaml(twin), flag="--out")
     summary = {
         "out": str(out),
         "targets": len(twin.targets),

@@ -8,6 +8,7 @@ from typing import Annotated, Any
 import typer
 
 from novacron.cli._app import app
+from novacron.cli._output import write_file
 
 __all__ = ["fleet_schema"]
 
@@ -38,10 +39,5 @@ def schema(
     if output is None:
         typer.echo(text, nl=False)
     else:
-        try:
-            output.write_text(text, encoding="utf-8")
-        except OSError as exc:
-            from novacron.errors import InputError
-
-            raise InputError(f"cannot write: {exc.strerror}", where=f"--output {output}") from exc
+        write_file(output, text, flag="--output")
         typer.echo(f"wrote {output}", err=True)
