@@ -141,3 +141,22 @@ def test_operator_commands_steer_the_controller_through_its_api(tmp_path: Path) 
     assert gone.returncode == 3
     assert "stopped" in gone.stderr
     assert cli_json("status", "-c", str(spec), expect=3)["controller"]["state"] == "stopped"
+
+
+@pytest.mark.timeout(300)
+def test_heal_config_rollback_runs_the_previous_spec_version(tmp_path: Path) -> None:
+    first = steady_service("api")
+    spec = write_spec(tmp_path, first)
+    where = ["-c", str(spec)]
+    with controller(spec) as run:
+        wait_for(lambda: _target(_live(run))["state"] == "healthy", "api healthy")
+        nothing = cli("heal", "api", "--action", "config_rollback", *where)
+        assert nothing.returncode == 2, nothing.stderr
+        assert "there is no earlier spec version to roll back to" in nothing.stderr
+    # The operator edits the spec and restarts the controller: spec version 2.
+    write_spec(tmp_path, first.model_copy(update={"env": {"RELEASE": "2"}}))
+    with controller(spec) as run:
+        wait_for(lambda: _target(_live(run))["state"] == "healthy", "api healthy on version 2")
+        back = cli_json("heal", "api", "--action", "config_rollback", *where)
+        assert back["status"] == "verified", back
+        assert "running config version 1" in back["detail"]

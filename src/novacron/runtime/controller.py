@@ -623,6 +623,9 @@ class Controller:
             raise NotFoundError(f"no target {target!r}")
         if kind is ActionKind.ESCALATE:
             raise InputError("escalate is not an action a human requests", where="action")
+        if kind is ActionKind.CONFIG_ROLLBACK and "target_spec" not in (params or {}):
+            # A config rollback asked for by name goes to the previous spec version, as a rollback does.
+            params = {**(params or {}), **self._previous_config(target)}
         incident = self.incidents.open_for(target)
         action = new_action(
             kind,
