@@ -66,6 +66,26 @@ def test_a_port_placeholder_that_cannot_be_filled_exits_2_naming_it(
     assert not (tmp_path / ".novacron").exists(), "nothing is started from an invalid spec"
 
 
+@pytest.mark.parametrize("command", ["validate", "run"])
+@pytest.mark.parametrize(
+    ("url", "reason"),
+    [
+        ("mysql://db.example/fleet", "cannot use database URL 'mysql://db.example/fleet': No module named 'MySQLdb'"),
+        ("nosuch://x", "cannot use database URL 'nosuch://x': Can't load plugin: sqlalchemy.dialects:nosuch"),
+        ("fleet.db", "not a database URL: 'fleet.db'"),
+    ],
+)
+def test_a_store_url_run_cannot_open_is_refused_by_validate_too(
+    tmp_path: Path, command: str, url: str, reason: str
+) -> None:
+    spec = tmp_path / "fleet.yaml"
+    spec.write_text(f"controller: {{store_url: '{url}'}}\ntargets: [{{name: a, command: [sleep, '100']}}]\n")
+    res = _run(command, "-c", str(spec), cwd=tmp_path)
+    assert res.returncode == 2, res.stderr
+    assert f"error: store_url: {reason}" in res.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["fleet.yaml"], "nothing is made for a store it cannot open"
+
+
 def test_a_missing_spec_file_is_named(tmp_path: Path) -> None:
     res = _run("validate", "-c", str(tmp_path / "absent.yaml"))
     assert res.returncode == 2

@@ -36,8 +36,10 @@ def validate(
     from novacron.incidents.runbooks.sources import load_sources
     from novacron.runtime.preflight import check_binaries, held_ports
     from novacron.settings import load_spec
+    from novacron.store.db import check_url
 
     spec = load_spec(config)
+    check_url(spec.controller.store_url)  # its form and its driver: what `run` opens it with
     build_channels(spec.notify, os.environ)  # every channel's secret is in the environment
     MetricJudge(spec, MonotonicClock(), lambda _fault: None)  # builds every detector, as `run` does
     check_binaries(spec)

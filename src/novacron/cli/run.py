@@ -69,9 +69,11 @@ def run(
 ) -> None:
     """Supervise and heal the fleet in the spec until interrupted (SIGINT/SIGTERM)."""
     from novacron.settings import load_spec
+    from novacron.store.db import check_url
     from novacron.telemetry import configure_logging
 
     spec = load_spec(config)
+    check_url(store or spec.controller.store_url)  # a store it cannot open: refused before anything is made
     if dry_run:
         spec = spec.model_copy(update={"policy": spec.policy.model_copy(update={"dry_run": True})})
     if node_id is not None:

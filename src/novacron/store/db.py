@@ -11,13 +11,13 @@ from functools import cache
 from pathlib import Path
 
 from sqlalchemy import Engine, create_engine, event, text
-from sqlalchemy.engine import make_url
+from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 from sqlalchemy.pool import StaticPool
 
 from novacron.errors import ConfigError, StoreError, StoreUnreachableError
 
-__all__ = ["PG_CONNECT_ARGS", "make_engine", "migrate", "missing_database", "pg_connect_args"]
+__all__ = ["PG_CONNECT_ARGS", "check_url", "make_engine", "migrate", "missing_database", "pg_connect_args"]
 
 # A controller cut off from PostgreSQL (a pulled link, a paused peer) must notice within
 # seconds rather than after the kernel's 15-minute retransmission timeout: keepalives
@@ -61,12 +61,31 @@ def _sqlite_pragmas(dbapi_conn: object, _record: object) -> None:
     cur.close()
 
 
-def make_engine(url: str) -> Engine:
-    """Create an engine for ``url`` (``sqlite:///path`` or ``postgresql+psycopg://…``)."""
+def _parse(url: str) -> URL:
+    """``url`` parsed; a bare ``postgresql://`` means psycopg (3), the driver the store ships with."""
     try:
         parsed = make_url(url)
     except ArgumentError as exc:
         raise ConfigError(f"not a database URL: {url!r}", where="store_url") from exc
+    if parsed.get_backend_name() == "postgresql" and parsed.drivername == "postgresql":
+        return parsed.set(drivername="postgresql+psycopg")
+    return parsed
+
+
+def check_url(url: str) -> None:
+    """Refuse a URL :func:`make_engine` would refuse (its form, its database's driver), touching nothing."""
+    parsed = _parse(url)
+    if parsed.get_backend_name() == "sqlite":
+        return
+    try:
+        parsed.get_dialect().import_dbapi()
+    except (ArgumentError, ImportError) as exc:
+        raise ConfigError(f"cannot use database URL {url!r}: {exc}", where="store_url") from exc
+
+
+def make_engine(url: str) -> Engine:
+    """Create an engine for ``url`` (``sqlite:///path`` or ``postgresql+psycopg://…``)."""
+    parsed = _parse(url)
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:":
             _private_file(Path(parsed.database).expanduser())
@@ -75,8 +94,6 @@ def make_engine(url: str) -> Engine:
             engine = create_engine(parsed, connect_args={"check_same_thread": False}, poolclass=StaticPool)
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
-    if parsed.get_backend_name() == "postgresql" and parsed.drivername == "postgresql":
-        parsed = parsed.set(drivername="postgresql+psycopg")
     try:
         return create_engine(parsed, pool_pre_ping=True, connect_args=dict(_PG_STORE_ARGS))
     except (ArgumentError, ImportError) as exc:
