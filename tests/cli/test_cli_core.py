@@ -107,6 +107,22 @@ def test_an_unknown_incident_exits_2(tmp_path: Path) -> None:
     assert "inc-nope" in res.stderr
 
 
+@pytest.mark.parametrize(
+    ("action", "reason"),
+    [
+        ("escalate", "'escalate' is taken only by automation (a human requests one of restart,"),
+        ("open_circuit", "'open_circuit' is taken only by automation"),
+        ("teleport", "unknown action 'teleport' (one of restart,"),
+    ],
+)
+def test_heal_names_why_an_action_is_refused_before_reaching_the_controller(
+    tmp_path: Path, action: str, reason: str
+) -> None:
+    res = _run("heal", "api", "--action", action, cwd=tmp_path)
+    assert res.returncode == 2, res.stderr
+    assert f"error: --action: {reason}" in res.stderr
+
+
 def test_a_bad_benchmark_kind_exits_2() -> None:
     res = _run("bench", "healing", "--faults", "2", "--kinds", "crash,meteor")
     assert res.returncode == 2

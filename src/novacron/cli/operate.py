@@ -16,7 +16,7 @@ from novacron.cli._app import app
 from novacron.cli._client import EXIT_FAILED, ApiOpt, ConfigOpt, ControllerApi, StoreOpt, TokenFileOpt, controller_api
 from novacron.cli._output import JsonOpt, console, emit_json
 from novacron.cli.core import incidents_app
-from novacron.model import MANUAL_ACTIONS
+from novacron.model import MANUAL_ACTIONS, ActionKind
 
 __all__: list[str] = []
 
@@ -90,7 +90,12 @@ def heal(
     if action not in MANUAL_ACTIONS:
         from novacron.errors import InputError
 
-        raise InputError(f"unknown action {action!r} (one of {', '.join(MANUAL_ACTIONS)})", where="--action")
+        allowed = ", ".join(MANUAL_ACTIONS)
+        if action in {k.value for k in ActionKind}:  # in the catalog, but not for a human to request
+            raise InputError(
+                f"{action!r} is taken only by automation (a human requests one of {allowed})", where="--action"
+            )
+        raise InputError(f"unknown action {action!r} (one of {allowed})", where="--action")
     params = _params(param or [])
     _act(controller_api(config, store, api, token_file), target, action, wait, as_json, params)
 
