@@ -123,6 +123,14 @@ def test_heal_names_why_an_action_is_refused_before_reaching_the_controller(
     assert f"error: --action: {reason}" in res.stderr
 
 
+def test_feedback_help_points_at_a_command_that_lists_action_ids() -> None:
+    res = _run("feedback", "--help")
+    assert res.returncode == 0, res.stderr
+    text = " ".join(res.stdout.replace("│", " ").split())  # the help's box folds lines at the terminal's width
+    assert "novacron incidents show" in text
+    assert "novacron actions" not in text, "there is no such command"
+
+
 def test_a_bad_benchmark_kind_exits_2() -> None:
     res = _run("bench", "healing", "--faults", "2", "--kinds", "crash,meteor")
     assert res.returncode == 2

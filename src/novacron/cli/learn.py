@@ -100,7 +100,9 @@ def learn(
 
 @app.command()
 def feedback(
-    action_id: Annotated[str, typer.Argument(help="The action to mark (as in `novacron actions`).")],
+    action_id: Annotated[
+        str, typer.Argument(help="The action to mark (act-…, as `novacron incidents show` lists them).")
+    ],
     verdict: Annotated[str, typer.Argument(help="good or bad.")],
     note: Annotated[str, typer.Option("--note", help="Why (kept in the audit trail).")] = "",
     as_json: JsonOpt = False,
