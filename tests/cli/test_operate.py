@@ -160,3 +160,12 @@ def test_heal_config_rollback_runs_the_previous_spec_version(tmp_path: Path) -> 
         back = cli_json("heal", "api", "--action", "config_rollback", *where)
         assert back["status"] == "verified", back
         assert "running config version 1" in back["detail"]
+
+
+def test_cleanup_on_a_target_without_cleanup_paths_is_refused_naming_why(tmp_path: Path) -> None:
+    spec = write_spec(tmp_path, steady_service("api"))
+    with controller(spec) as run:
+        wait_for(lambda: _target(_live(run))["state"] == "healthy", "api healthy")
+        res = cli_json("heal", "api", "--action", "cleanup", "-c", str(spec), expect=1)
+        assert res["status"] == "failed"
+        assert res["detail"] == "refused: api declares no cleanup_paths: there is no folder it may empty"

@@ -172,6 +172,8 @@ class ProcessActuator:
         """Why ``kind`` cannot be carried out on ``target`` here (None when it can be tried)."""
         if kind is ActionKind.REALLOCATE and target in self._specs:
             return self.limits.refusal(self._specs[target], params)
+        if kind is ActionKind.CLEANUP and target in self._specs and not self._specs[target].cleanup_paths:
+            return f"{target} declares no cleanup_paths: there is no folder it may empty"
         return None
 
     async def observe(self, target: TargetId) -> TargetState:
