@@ -91,7 +91,15 @@ def test_operator_commands_steer_the_controller_through_its_api(tmp_path: Path) 
         assert "quarantine of api lifted" in lifted.stdout
         assert "was not quarantined" in cli("unquarantine", "api", *where).stdout
         assert cli("unquarantine", "nope", *where).returncode == 2
-        assert cli_json("start", "api", *where)["status"] == "verified"
+        # Lifted, a target still down is healed at once, as when its quarantine runs out.
+        wait_for(lambda: (t := _target(_live(run)))["state"] == "healthy" and t["incident"] is None, "healed")
+        after_lift = cli_json("incidents", "show", escalated["id"], *where)
+        assert after_lift["incident"]["status"] == "resolved", after_lift["timeline"]
+        assert any(
+            e["kind"] == "quarantine_ended"
+            and e["detail"] == "quarantine of api lifted by local-admin; still down, healing"
+            for e in after_lift["timeline"]
+        ), after_lift["timeline"]
         assert cli("ack", escalated["id"], *where).returncode == 0
         shown = cli_json("incidents", "show", escalated["id"], *where)
         assert shown["acknowledged_by"] == "local-admin"

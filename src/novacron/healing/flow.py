@@ -400,22 +400,22 @@ class HealingFlow:
         for listener in self.listeners:
             listener(incident, event)
 
-    def _quarantine_ended(self, target: str) -> None:
-        """A quarantine ran out: re-check the target and heal it if it is still down."""
+    def quarantine_ended(self, target: str, *, how: str = "ended") -> None:
+        """A quarantine ran out (or a human lifted it, ``how``): re-check the target and heal it if still down."""
         incident = self.incidents.open_for(target)
         if incident is None:
             return
         if self.health.is_healthy(target):
-            self.incidents.resolve(incident, healed_by="healthy when its quarantine ended")
+            self.incidents.resolve(incident, healed_by=f"healthy when its quarantine {how}")
             return
-        self.incidents.event(incident, "quarantine_ended", f"quarantine of {target} ended; still down, healing")
+        self.incidents.event(incident, "quarantine_ended", f"quarantine of {target} {how}; still down, healing")
         self._spawn_healer(incident)
 
     async def _housekeeping(self, tick: Callable[[], None] | None) -> None:
         while True:
             self.health.check_start_timeouts()
             for target in self.gate.ended_quarantines():
-                self._quarantine_ended(target)
+                self.quarantine_ended(target)
             if tick is not None:
                 tick()
             await self.clock.sleep(HOUSEKEEPING_S)

@@ -671,10 +671,15 @@ class Controller:
         }
 
     def unquarantine(self, target: str, *, who: str) -> bool:
-        """Lift a target's flap quarantine (audited); False when it was not quarantined."""
+        """Lift a target's flap quarantine (audited); False when it was not quarantined.
+
+        As when a quarantine runs out, a target still down is healed now: automation acts on it again.
+        """
         if target not in self.flow.graph:
             raise NotFoundError(f"no target {target!r}")
         lifted = self.gate.lift_quarantine(target)
+        if lifted:
+            self.flow.quarantine_ended(target, how=f"lifted by {who}")
         self.store.audit(
             now=self.clock.now(),
             actor=who,
