@@ -177,3 +177,19 @@ def test_cleanup_on_a_target_without_cleanup_paths_is_refused_naming_why(tmp_pat
         res = cli_json("heal", "api", "--action", "cleanup", "-c", str(spec), expect=1)
         assert res["status"] == "failed"
         assert res["detail"] == "refused: api declares no cleanup_paths: there is no folder it may empty"
+
+
+def test_a_human_start_is_credited_with_the_recovery_it_brings(tmp_path: Path) -> None:
+    spec = write_spec(tmp_path, steady_service("api"))
+    where = ["-c", str(spec)]
+    with controller(spec) as run:
+        pid = wait_for(lambda: (t := _target(_live(run)))["state"] == "healthy" and t["pid"], "api healthy")
+        assert cli("disable", *where).returncode == 0
+        os.kill(pid, signal.SIGKILL)
+        incident = wait_for(
+            lambda: (t := _target(_live(run)))["incident_status"] == "needs_human" and t["incident"], "escalated"
+        )
+        assert cli_json("start", "api", *where)["status"] == "verified"
+        shown = cli_json("incidents", "show", incident, *where)
+        resolved = [e["detail"] for e in shown["timeline"] if e["kind"] == "resolved"]
+        assert resolved == ["healthy again (manual start by local-admin)"], shown["timeline"]

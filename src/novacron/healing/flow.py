@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Callable, Coroutine, Mapping, Sequence
+from collections.abc import Callable, Coroutine, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from novacron.actuators.base import Actuator, refusal_of
@@ -154,6 +154,7 @@ class HealingFlow:
         self._replica_faults: dict[str, set[int]] = {}
         self._healing: dict[str, asyncio.Task[None]] = {}
         self._crashed: set[str] = set()  # targets whose healer died with an error
+        self._manual: dict[str, int] = {}  # targets a human's action works on: its outcome settles the incident
         self._tasks: list[asyncio.Task[None]] = []
         self._crashes: dict[str, CrashReport] = {}
         self._recently_resolved: dict[str, Incident] = {}
@@ -387,9 +388,25 @@ class HealingFlow:
             self.health.rearm(target)  # which the next failing probe raises: it was raised only once
             self._log.error("healer failed", target=target, error=repr(task.exception()))
 
+    @contextlib.contextmanager
+    def manual_action(self, target: str) -> Iterator[None]:
+        """A human's action works on ``target`` for the block: a recovery meanwhile is its result to claim."""
+        self._manual[target] = self._manual.get(target, 0) + 1
+        try:
+            yield
+        finally:
+            self._manual[target] -= 1
+            if not self._manual[target]:
+                del self._manual[target]
+
+    def settle_after_manual(self, target: str) -> None:
+        """A human's action ended without verifying: a target healthy anyway recovered on its own."""
+        if target not in self._manual and self.health.is_healthy(target):
+            self._on_recovered(TargetId(target))
+
     def _on_recovered(self, target: TargetId) -> None:
         incident = self.incidents.open_for(target)
-        if incident is not None and target not in self._healing:
+        if incident is not None and target not in self._healing and target not in self._manual:
             self.incidents.resolve(incident, healed_by="recovered without further action")
 
     def _on_incident_change(self, incident: Incident, event: TimelineEvent) -> None:

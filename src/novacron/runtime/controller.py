@@ -636,9 +636,12 @@ class Controller:
             reason=f"requested by {who}",
             requested_by=who,
         )
-        result = await self.executor.execute(action, incident=incident)
+        with self.flow.manual_action(target):
+            result = await self.executor.execute(action, incident=incident)
         if result.verified and incident is not None and self.incidents.open_for(target) is incident:
             self.incidents.resolve(incident, healed_by=f"manual {kind} by {who}")
+        else:
+            self.flow.settle_after_manual(target)
         return result
 
     async def rollback(self, *, who: str, target: str | None = None, action_id: str | None = None) -> ExecResult:
