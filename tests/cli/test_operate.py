@@ -193,3 +193,19 @@ def test_a_human_start_is_credited_with_the_recovery_it_brings(tmp_path: Path) -
         shown = cli_json("incidents", "show", incident, *where)
         resolved = [e["detail"] for e in shown["timeline"] if e["kind"] == "resolved"]
         assert resolved == ["healthy again (manual start by local-admin)"], shown["timeline"]
+
+
+def test_a_dry_run_does_not_show_a_target_as_healing_after_deciding(tmp_path: Path) -> None:
+    spec = write_spec(tmp_path, steady_service("api"))
+    with controller(spec, "--dry-run") as run:
+        pid = wait_for(lambda: (t := _target(_live(run)))["state"] == "healthy" and t["pid"], "api healthy")
+        os.kill(pid, signal.SIGKILL)
+        incident = wait_for(lambda: _target(_live(run))["incident"], "an incident")
+        wait_for(
+            lambda: any(
+                e["kind"] == "dry_run_end" for e in cli_json("incidents", "show", incident, "-c", str(spec))["timeline"]
+            ),
+            "the dry run's decision",
+        )
+        api = _target(_live(run))
+        assert (api["state"], api["incident_status"]) == ("stopped", "open"), api

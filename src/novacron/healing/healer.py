@@ -365,7 +365,9 @@ class Healer:
             self._resolve(incident, f"recovered without the action ({result.detail})")
             return
         if result.status is ActionStatus.DRY_RUN:
-            self.incidents.event(incident, "dry_run_end", "dry run: no action taken; the incident stays open")
+            # Nothing works on it: open, not mitigating, or status would show it "healing" for good.
+            current = self.incidents.set_status(incident, IncidentStatus.OPEN)
+            self.incidents.event(current, "dry_run_end", "dry run: no action taken; the incident stays open")
             return
         self.incidents.escalate(incident, f"automation stopped: {result.detail}", priority=Priority.P1)
 
