@@ -209,3 +209,7 @@ def test_a_dry_run_does_not_show_a_target_as_healing_after_deciding(tmp_path: Pa
         )
         api = _target(_live(run))
         assert (api["state"], api["incident_status"]) == ("stopped", "open"), api
+        # Status says the controller only decides: "autonomous healing on" alone would promise repairs.
+        assert cli_json("status", "-c", str(spec))["controller"]["dry_run"] is True
+        text = cli("status", "-c", str(spec)).stdout
+        assert "autonomous healing on · dry run: decisions are recorded, nothing is touched" in text

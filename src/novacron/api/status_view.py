@@ -60,6 +60,7 @@ class ControllerOut(BaseModel):
     last_write_at: float | None = None
     last_write_s_ago: float | None = None
     autonomous: bool = True
+    dry_run: bool = False
     store: StoreConditionOut | None = None  # from the live controller (the API inside `novacron run`)
 
 
@@ -228,6 +229,7 @@ def _controller(p: Presence, *, now: float, here: str) -> ControllerOut:
         stopped_at=rec.stopped_at,
         last_write_at=p.last_write,
         last_write_s_ago=None if age is None else round(age, 1),
+        dry_run=rec.dry_run,
     )
 
 

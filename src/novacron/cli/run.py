@@ -222,6 +222,7 @@ def _record(controller: Controller, listeners: _Listeners, spec_path: Path, toke
         api_url=listeners.api_url,
         metrics_url=listeners.metrics_url,
         token_file=token_file,
+        dry_run=controller.spec.policy.dry_run,
     )
 
 

@@ -99,6 +99,8 @@ def _controller_line(c: object) -> str:
     seen = f"last write {duration(c.last_write_s_ago)} ago"
     if c.state == "running":
         auto = "on" if c.autonomous else "[red]off (kill switch)[/]"
+        if c.dry_run:
+            auto += " · [yellow]dry run: decisions are recorded, nothing is touched[/]"
         return (
             f"[green]controller: running[/] pid {c.pid} · up {duration(c.uptime_s)} · {seen} · "
             f"API {c.api_url} · autonomous healing {auto}"

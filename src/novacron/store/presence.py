@@ -56,6 +56,7 @@ class ControllerRecord:
     metrics_url: str | None = None
     token_file: str | None = None
     stopped_at: float | None = None
+    dry_run: bool = False  # decides and records, touches nothing
 
     @classmethod
     def of(cls, data: Any) -> ControllerRecord | None:
