@@ -86,6 +86,20 @@ def test_a_store_url_run_cannot_open_is_refused_by_validate_too(
     assert sorted(p.name for p in tmp_path.iterdir()) == ["fleet.yaml"], "nothing is made for a store it cannot open"
 
 
+@pytest.mark.parametrize("command", ["validate", "run"])
+def test_a_missing_program_is_named_by_file_and_entry(tmp_path: Path, command: str) -> None:
+    spec = tmp_path / "fleet.yaml"
+    # The first target is another node's: this one starts only b, which is still targets[1] in the file.
+    spec.write_text(
+        "targets:\n  - {name: a, command: [sleep, '100'], host: elsewhere}\n"
+        "  - {name: b, command: [/no/such/program]}\n"
+    )
+    res = _run(command, "-c", str(spec), cwd=tmp_path)
+    assert res.returncode == 2, res.stderr
+    assert f"error: {spec}: targets[1].command[0]: /no/such/program: no such file" in res.stderr
+    assert not (tmp_path / ".novacron").exists()
+
+
 def test_a_missing_spec_file_is_named(tmp_path: Path) -> None:
     res = _run("validate", "-c", str(tmp_path / "absent.yaml"))
     assert res.returncode == 2

@@ -42,7 +42,7 @@ def validate(
     check_url(spec.controller.store_url)  # its form and its driver: what `run` opens it with
     build_channels(spec.notify, os.environ)  # every channel's secret is in the environment
     MetricJudge(spec, MonotonicClock(), lambda _fault: None)  # builds every detector, as `run` does
-    check_binaries(spec)
+    check_binaries(spec, source=str(config))
     books = load_sources(spec.runbooks, config.resolve().parent)
     for held in held_ports(spec):  # a running fleet holds its own ports: said, not refused
         console().print(f"[yellow]note[/]: {held}", highlight=False)

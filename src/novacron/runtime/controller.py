@@ -141,7 +141,7 @@ class Controller:
         local_kinds = ("sim", "vm")
         self._local = {t.name for t in local.targets} | {t.name for t in spec.targets if t.kind in local_kinds}
         self._local_spec = local
-        check_binaries(local)  # the programs this node starts
+        check_binaries(spec, source=spec_source, only={t.name for t in local.targets})  # what this node starts
         base = Path(spec_source).parent if Path(spec_source).is_file() else Path.cwd()
         self.runbooks = load_sources(spec.runbooks, base)
         self.actuator = LocalActuator(

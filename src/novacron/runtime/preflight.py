@@ -37,15 +37,21 @@ def _program_problem(tspec: TargetSpec) -> str | None:
     return None if shutil.which(program, path=search) else f"{program}: not found in PATH"
 
 
-def check_binaries(spec: FleetSpec) -> None:
-    """Raise a :class:`ConfigError` naming ``targets[i].command[0]`` for every program that cannot run."""
+def check_binaries(spec: FleetSpec, *, source: str = "spec", only: Collection[str] | None = None) -> None:
+    """Raise a :class:`ConfigError` naming ``targets[i].command[0]`` for every program that cannot run.
+
+    ``only``: the targets to check (those this node starts), still numbered as in the whole
+    spec, so the path points at the right entry of the file ``source`` names.
+    """
     problems = [
         f"targets[{i}].command[0]: {why}"
         for i, t in enumerate(spec.targets)
-        if t.kind == "process" and (why := _program_problem(t)) is not None  # others run no command here
+        if (only is None or t.name in only)
+        and t.kind == "process"  # others run no command here
+        and (why := _program_problem(t)) is not None
     ]
     if problems:
-        raise ConfigError("; ".join(problems), where="spec")
+        raise ConfigError("; ".join(problems), where=source)
 
 
 def held_ports(spec: FleetSpec, *, ours: Collection[str] = ()) -> list[str]:
