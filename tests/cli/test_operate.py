@@ -213,3 +213,20 @@ def test_a_dry_run_does_not_show_a_target_as_healing_after_deciding(tmp_path: Pa
         assert cli_json("status", "-c", str(spec))["controller"]["dry_run"] is True
         text = cli("status", "-c", str(spec)).stdout
         assert "autonomous healing on · dry run: decisions are recorded, nothing is touched" in text
+
+
+@pytest.mark.timeout(120)
+def test_a_request_a_hung_controller_did_not_answer_is_not_called_unsent(tmp_path: Path) -> None:
+    spec = write_spec(tmp_path, steady_service("api"))
+    with controller(spec) as run:
+        wait_for(lambda: _target(_live(run))["state"] == "healthy", "api healthy")
+        run.proc.send_signal(signal.SIGSTOP)  # hung: the kernel still accepts the connection
+        try:
+            res = cli("restart", "api", "--wait", "0", "-c", str(spec))
+        finally:
+            run.proc.send_signal(signal.SIGCONT)
+        assert res.returncode == 3, res.stderr
+        assert f"controller at {run.started['api']} did not answer" in res.stderr
+        assert "the request was sent and may still be carried out if it resumes" in res.stderr
+        # It was: the resumed controller restarts api, which the message warned of.
+        wait_for(lambda: _target(_live(run))["restarts"] == 1, "the restart carried out after all")

@@ -124,8 +124,18 @@ class ControllerApi:
                 headers={"Authorization": f"Bearer {self.token}"},
                 timeout=httpx.Timeout(wait_s + 10.0, connect=3.0),
             )
-        except httpx.TransportError as exc:
+        except (httpx.ConnectError, httpx.ConnectTimeout) as exc:  # nothing was sent
             raise UnreachableError(f"controller not reachable at {self.url}: {exc}") from exc
+        except httpx.TransportError as exc:
+            if method == "GET":
+                raise UnreachableError(f"controller not reachable at {self.url}: {exc}") from exc
+            # Sent, unanswered: a hung controller that resumes still carries it out, so "nothing
+            # happened" would invite a second, duplicate request.
+            raise UnreachableError(
+                f"controller at {self.url} did not answer ({exc or type(exc).__name__}); the request was sent "
+                "and may still be carried out if it resumes: check `novacron status` and GET /audit "
+                "before repeating it"
+            ) from exc
         if res.status_code < 300:
             return res.json()
         raise _error(res.status_code, _detail(res), self.token_source)
