@@ -30,7 +30,7 @@ import math
 import os
 import threading
 from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 
 import numpy as np
 
@@ -140,10 +140,11 @@ _CHUNK = 256
 PARALLEL_MIN = 20_000
 # The environment variable that sets how many threads a batch may use (1 or 2).
 THREADS_ENV = "NOVACRON_BATCH_THREADS"
-# CPU per value of each part, in ns (each member with its calibration), measured alone on
-# the bench's series: to balance the two sides of a batch on two threads.
-_COST_RANK = 135
+# CPU per value of each part, in ns (each member with its calibration; the rank's kernel,
+# and the sorting of its chunks, which the first side does), measured alone on the bench's
+# series: to balance the two sides of a batch on two threads.
 _COST = {KIND_Z: 100, KIND_H: 50, KIND_C: 37}
+_COST_RANK, _COST_RANK_SORT = 125, 10
 
 
 # ---------------------------------------------------------------- members: raw scores
@@ -858,24 +859,34 @@ def score_many(fused: Fused, good: FloatArray, threads: int = 1) -> FloatArray:
     parts = np.empty((4 if split < members else 2, total))
     pre = np.empty((_z_members(ints, 0, members), total))
     out = np.empty(total)
+    orders: Future[IntArray] = Future()  # the rank chunks' orders, sorted on the first side
 
     def members_side(first: int, last: int, rows: FloatArray) -> None:
         _presort(xs, f, ints, first, last, pre)
         _members_all(f, ints, n0, first, last, xs, pre, rows[0], rows[1])
 
+    def first_side() -> None:
+        try:
+            orders.set_result(chunk_orders(xs, n0, cap))
+        finally:
+            if not orders.done():  # failed: the rank side must not wait for ever
+                orders.cancel()
+        members_side(0, split, parts[:2])
+
     def rank_side() -> None:
-        if cap:
-            _rank_all(f, ints, n0, xs, chunk_orders(xs, n0, cap), p_rank)
+        # Its members first, while the other side sorts the chunks.
         if split < members:
             members_side(split, members, parts[2:])
+        if cap:
+            _rank_all(f, ints, n0, xs, orders.result(), p_rank)
 
     if not two:
+        first_side()
         rank_side()
-        members_side(0, split, parts[:2])
         _combine(f, ints, n0, 0, total, parts, p_rank, out)
     else:
         pool = _pool()
-        _together(pool.submit(rank_side), lambda: members_side(0, split, parts[:2]))
+        _together(pool.submit(rank_side), first_side)
         half = total // 2
         _together(
             pool.submit(_combine, f, ints, n0, 0, half, parts, p_rank, out),
@@ -888,12 +899,14 @@ def score_many(fused: Fused, good: FloatArray, threads: int = 1) -> FloatArray:
 def _together(worker: Future[None], here: Callable[[], None]) -> None:
     """Run ``here`` while ``worker`` runs on the other thread; return when both are done.
 
-    The worker is waited for even when ``here`` fails: it writes into the same state.
+    The worker is waited for even when ``here`` fails (whose error is then the one
+    raised): it writes into the same state.
     """
     try:
         here()
     finally:
-        worker.result()
+        wait([worker])
+    worker.result()
 
 
 def _split(ints: IntArray) -> int:
@@ -902,10 +915,10 @@ def _split(ints: IntArray) -> int:
     The split that best balances the two sides' estimated cost; at least one member stays.
     """
     costs = [_COST[int(ints[_IH + _IM * m + M_KIND])] for m in range(int(ints[I_NMEM]))]
-    rank = _COST_RANK if ints[I_RANK_SIZE] > 0 else 0
+    rank, sort = (_COST_RANK, _COST_RANK_SORT) if ints[I_RANK_SIZE] > 0 else (0, 0)
     best, best_cost = len(costs), math.inf
     for split in range(len(costs), 0, -1):
-        cost = max(sum(costs[:split]), rank + sum(costs[split:]))
+        cost = max(sort + sum(costs[:split]), rank + sum(costs[split:]))
         if cost < best_cost:
             best, best_cost = split, cost
     return best
