@@ -935,7 +935,7 @@ def _presort(xs: FloatArray, f: FloatArray, ints: IntArray, first: int, last: in
     for m in range(first, last):
         mb = _IH + _IM * m
         if ints[mb + M_KIND] == KIND_Z:
-            pre[row] = group_sorted(xs, int(ints[mb + M_A]), int(f[int(ints[mb + M_FB]) + ZREF]))
+            group_sorted(xs, int(ints[mb + M_A]), int(f[int(ints[mb + M_FB]) + ZREF]), pre[row])
             row += 1
 
 
@@ -969,16 +969,15 @@ def _pool() -> ThreadPoolExecutor:
         return _pools[0]
 
 
-def group_sorted(xs: FloatArray, n0: int, ref: int) -> FloatArray:
-    """``xs`` with each whole group of ``ref`` values between z-score refreshes sorted.
+def group_sorted(xs: FloatArray, n0: int, ref: int, out: FloatArray) -> None:
+    """``out`` = ``xs`` with each whole group of ``ref`` values between z-score refreshes sorted.
 
     Refreshes fall where the member's count is a multiple of ``ref`` (``n0`` before the
-    batch); values outside whole groups are left as they are (the kernel sorts those).
+    batch); values outside whole groups are left as they are (the kernel sorts those). One
+    copy, then the groups sorted in place.
     """
-    out = xs.copy()
+    out[:] = xs
     first = min(xs.shape[0], (ref - n0 % ref) % ref)
     whole = (xs.shape[0] - first) // ref
     if whole:
-        rest = first + whole * ref
-        out[first:rest] = np.sort(xs[first:rest].reshape(whole, ref), axis=1).ravel()
-    return out
+        out[first : first + whole * ref].reshape(whole, ref).sort(axis=1)
