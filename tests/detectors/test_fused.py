@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import json
 import math
+import multiprocessing
 import os
 import pickle
 import subprocess
 import sys
+from typing import Any
 
 import numpy as np
 import pytest
@@ -312,3 +314,29 @@ def test_batch_threads_setting(monkeypatch: pytest.MonkeyPatch) -> None:
             general_ensemble(300.0).score_many(np.arange(10.0))
     with pytest.raises(InputError, match="batch_threads"):
         Ensemble(batch_threads=-1)
+
+
+def _score_in_child(xs: np.ndarray, out: Any) -> None:
+    det = general_ensemble(300.0)
+    det.batch_threads = 2
+    out.put(det.score_many(xs).tolist())
+
+
+def test_a_forked_child_runs_two_thread_batches_too() -> None:
+    """The parent's second thread is not in a forked child: the child starts its own."""
+    xs = _long(_fused_batch.PARALLEL_MIN + 1000)
+    parent = general_ensemble(300.0)
+    parent.batch_threads = 2
+    expected = parent.score_many(xs)  # the parent's second thread is running now
+    ctx = multiprocessing.get_context("fork")
+    results = ctx.Queue()
+    child = ctx.Process(target=_score_in_child, args=(xs, results), daemon=True)
+    child.start()
+    try:
+        got = results.get(timeout=120)  # the kernels are compiled already: seconds
+    finally:
+        child.join(timeout=30)
+        if child.is_alive():
+            child.kill()
+    assert child.exitcode == 0
+    np.testing.assert_array_equal(np.array(got), expected)

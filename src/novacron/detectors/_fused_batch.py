@@ -958,15 +958,20 @@ def batch_threads(setting: int = 0) -> int:
 
 
 _pool_lock = threading.Lock()
-_pools: list[ThreadPoolExecutor] = []
+_pools: dict[int, ThreadPoolExecutor] = {}
 
 
 def _pool() -> ThreadPoolExecutor:
-    """The batches' second thread, started once (a thread started per batch costs ~0.1 ms)."""
+    """The batches' second thread, started once per process (a thread per batch costs ~0.1 ms).
+
+    Keyed by process: a child forked after it started does not have the thread, so it
+    starts its own.
+    """
     with _pool_lock:
-        if not _pools:
-            _pools.append(ThreadPoolExecutor(max_workers=1, thread_name_prefix="novacron-batch"))
-        return _pools[0]
+        pid = os.getpid()
+        if pid not in _pools:
+            _pools[pid] = ThreadPoolExecutor(max_workers=1, thread_name_prefix="novacron-batch")
+        return _pools[pid]
 
 
 def group_sorted(xs: FloatArray, n0: int, ref: int, out: FloatArray) -> None:
