@@ -962,7 +962,7 @@ _pools: dict[int, ThreadPoolExecutor] = {}
 
 
 def _pool() -> ThreadPoolExecutor:
-    """The batches' second thread, started once per process (a thread per batch costs ~0.1 ms).
+    """The batches' second thread, started once per process and kept (starting one costs 0.1–0.3 ms).
 
     Keyed by process: a child forked after it started does not have the thread, so it
     starts its own.
