@@ -4,12 +4,18 @@ from __future__ import annotations
 
 import json
 import math
+import multiprocessing
+import os
 import pickle
+import subprocess
+import sys
+from typing import Any
 
 import numpy as np
 import pytest
 
 from novacron.detectors import _fused, _fused_batch
+from novacron.detectors.base import Detector
 from novacron.detectors.changepoint import CUSUM, PageHinkley
 from novacron.detectors.ensemble import Ensemble
 from novacron.detectors.pipeline import general_ensemble, member_set
@@ -107,20 +113,34 @@ def test_unknown_kernel_is_named() -> None:
         Ensemble(kernel="gpu")
 
 
-def test_bench_detect_times_the_compiled_default_pipeline() -> None:
+def test_bench_detect_times_the_compiled_default_pipeline(monkeypatch: pytest.MonkeyPatch) -> None:
     from typer.testing import CliRunner
 
     from novacron.cli import app
 
+    monkeypatch.setenv(_fused_batch.THREADS_ENV, "1")
     res = CliRunner().invoke(app, ["bench", "detect", "--json", "--points", "3000", "--only", "ensemble,zscore"])
     assert res.exit_code == 0, res.output
     report = json.loads(res.output)
     ensemble = report["detectors"]["ensemble"]
     assert ensemble["compiled"] is True
     assert ensemble["path"] == "compiled"
+    assert ensemble["batch_threads"] == 1
     assert isinstance(report["numba"], str)
     assert ensemble["streaming_points_measured"] == ensemble["batch_points_measured"] == 3000
     assert "compiled" not in report["detectors"]["zscore"]
+
+
+def test_bench_detect_names_a_bad_thread_setting() -> None:
+    res = subprocess.run(
+        [sys.executable, "-m", "novacron.cli", "bench", "detect", "--points", "3000", "--only", "ensemble"],
+        capture_output=True,
+        text=True,
+        check=False,
+        env={**os.environ, _fused_batch.THREADS_ENV: "many"},
+    )
+    assert res.returncode == 2, res.stderr
+    assert f"{_fused_batch.THREADS_ENV}: must be a whole number >= 1, got 'many'" in res.stderr
 
 
 def test_controller_pipelines_keep_the_object_path() -> None:
@@ -230,3 +250,93 @@ def test_two_z_score_members_batch_equals_streaming() -> None:
     batch = build()
     parts = [batch.score_many(xs[lo : lo + size]) for lo, size in ((0, 1000), (1000, 37), (1037, 4963))]
     np.testing.assert_array_equal(np.concatenate(parts), _stream(build(), xs))
+
+
+def _threaded(members: tuple[Detector, ...] | None = None, threads: int = 2, **params: object) -> Ensemble:
+    return Ensemble(members=members, alarm=0.24, refractory=100, batch_threads=threads, **params)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("members", "params"),
+    [
+        ("zhc", {"rank_history": 4000}),  # the default pipeline's members and window: CUSUM joins the rank
+        ("zhzz", {"rank_history": 300, "history": 250, "min_history": 30}),  # a z-score joins the rank
+        ("hcz", {"rank_history": 0}),  # no rank: the members alone are split
+        ("zhc", {"rank_history": 3, "history": 50, "min_history": 5}),  # a window shorter than a chunk
+    ],
+)
+def test_batches_on_two_threads_equal_streaming(members: str, params: dict[str, int]) -> None:
+    """Batches above and below the two-thread size, between streamed points, with gaps."""
+
+    def build(threads: int) -> Ensemble:
+        z_scores = iter([RobustZScore(window=255, refresh=7), RobustZScore(window=96, refresh=8), RobustZScore()])
+        chosen = tuple(next(z_scores) if m == "z" else member_set(m, 300.0)[0] for m in members)
+        return _threaded(chosen, threads, **params)
+
+    xs = _long(3 * _fused_batch.PARALLEL_MIN + 9000)
+    xs[_fused_batch.PARALLEL_MIN + 17 : _fused_batch.PARALLEL_MIN + 40] = np.nan  # a gap inside a threaded batch
+    two, one = build(2), build(1)
+    parts, lo = [], 0
+    for size in (_fused_batch.PARALLEL_MIN + 4097, 1, 4095, _fused_batch.PARALLEL_MIN, 300):
+        assert size < _fused_batch.PARALLEL_MIN or np.isfinite(xs[lo : lo + size]).sum() >= _fused_batch.PARALLEL_MIN
+        parts.append(two.score_many(xs[lo : lo + size]))
+        lo += size
+        parts.append(_stream(two, xs[lo : lo + 50]))
+        lo += 50
+    parts.append(two.score_many(xs[lo:]))
+    np.testing.assert_array_equal(np.concatenate(parts), _stream(build(1), xs))
+    np.testing.assert_array_equal(one.score_many(xs), _stream(build(2), xs))
+
+
+def test_two_threads_leave_the_state_one_thread_leaves() -> None:
+    one, two = general_ensemble(300.0), general_ensemble(300.0)
+    one.batch_threads, two.batch_threads = 1, 2
+    xs = _long(_fused_batch.PARALLEL_MIN + 5000)
+    np.testing.assert_array_equal(two.score_many(xs), one.score_many(xs))
+    a, b = one._compiled(), two._compiled()
+    assert a is not None
+    assert b is not None
+    np.testing.assert_array_equal(a.floats, b.floats)
+    np.testing.assert_array_equal(a.ints, b.ints)
+
+
+def test_batch_threads_setting(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv(_fused_batch.THREADS_ENV, raising=False)
+    assert _fused_batch.batch_threads(1) == 1
+    assert _fused_batch.batch_threads(8) == 2  # a batch has two sides
+    assert _fused_batch.batch_threads() == (2 if (os.cpu_count() or 1) > 1 else 1)
+    monkeypatch.setenv(_fused_batch.THREADS_ENV, "1")
+    assert _fused_batch.batch_threads() == 1
+    assert _fused_batch.batch_threads(2) == 2  # the detector's own setting comes first
+    for bad in ("0", "two", "-1"):
+        monkeypatch.setenv(_fused_batch.THREADS_ENV, bad)
+        with pytest.raises(InputError, match=_fused_batch.THREADS_ENV):
+            general_ensemble(300.0).score_many(np.arange(10.0))
+    with pytest.raises(InputError, match="batch_threads"):
+        Ensemble(batch_threads=-1)
+
+
+def _score_in_child(xs: np.ndarray, out: Any) -> None:
+    det = general_ensemble(300.0)
+    det.batch_threads = 2
+    out.put(det.score_many(xs).tolist())
+
+
+def test_a_forked_child_runs_two_thread_batches_too() -> None:
+    """The parent's second thread is not in a forked child: the child starts its own."""
+    xs = _long(_fused_batch.PARALLEL_MIN + 1000)
+    parent = general_ensemble(300.0)
+    parent.batch_threads = 2
+    expected = parent.score_many(xs)  # the parent's second thread is running now
+    ctx = multiprocessing.get_context("fork")
+    results = ctx.Queue()
+    child = ctx.Process(target=_score_in_child, args=(xs, results), daemon=True)
+    child.start()
+    try:
+        got = results.get(timeout=120)  # the kernels are compiled already: seconds
+    finally:
+        child.join(timeout=30)
+        if child.is_alive():
+            child.kill()
+    assert child.exitcode == 0
+    np.testing.assert_array_equal(np.array(got), expected)

@@ -42,5 +42,5 @@ def test_bench_detect_says_it_timed_the_object_path_without_numba() -> None:
     report = json.loads(out.stdout)
     assert report["numba"] is None
     ensemble = report["detectors"]["ensemble"]
-    assert (ensemble["compiled"], ensemble["path"]) == (False, "object")
+    assert (ensemble["compiled"], ensemble["path"], ensemble["batch_threads"]) == (False, "object", 1)
     assert ensemble["batch_points_measured"] == 2000

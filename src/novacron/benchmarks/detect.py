@@ -3,9 +3,12 @@
 Streaming is timed on the Python loop a controller would run; batch on ``score_many``.
 Slow detectors are stopped after ``budget_s`` seconds per mode and their rate is computed
 from the points actually processed, which the result reports next to the rate. Rates are
-given per wall-clock second (``*_per_s``) and per CPU second of the timing thread
-(``*_per_cpu_s``). The report names the numba version the compiled kernels ran on
-(``null`` without the ``fast`` extra), and for the ensemble which path was timed.
+given per wall-clock second (``*_per_s``) and per CPU second (``*_per_cpu_s``): streaming
+runs on the timing thread, so its CPU time is that thread's; a batch may run on two
+threads (the compiled ensemble's), so its CPU time is the whole process's, across threads.
+The report names the numba version the compiled kernels ran on (``null`` without the
+``fast`` extra), and for the ensemble which path was timed and how many threads its
+batches may use (``batch_threads``).
 """
 
 from __future__ import annotations
@@ -13,12 +16,12 @@ from __future__ import annotations
 import importlib.metadata
 import os
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
 
-from novacron.detectors import REGISTRY, _fused
+from novacron.detectors import REGISTRY, _fused, _fused_batch
 from novacron.detectors.base import Detector, FloatArray
 from novacron.detectors.ensemble import Ensemble
 from novacron.detectors.pipeline import series_detector
@@ -54,27 +57,28 @@ def _warm(name: str, data: FloatArray) -> Detector:
 
 
 class _Rates:
-    """Points per wall-clock second and per CPU second of the timing thread.
+    """Points per wall-clock second and per CPU second (``cpu``: a clock of CPU time).
 
     On a shared machine the wall-clock rate says how busy the machine was as much as how
-    fast the code is; the CPU rate is the per-core figure (the thread never waits on I/O).
+    fast the code is; the CPU rate is the per-core figure (the work never waits on I/O).
     """
 
-    def __init__(self) -> None:
+    def __init__(self, cpu: Callable[[], float]) -> None:
+        self.clock = cpu
         self.wall = time.perf_counter()
-        self.cpu = time.thread_time()
+        self.cpu = cpu()
 
     def elapsed(self) -> float:
         return time.perf_counter() - self.wall
 
     def result(self, done: int) -> tuple[float, float, int]:
-        return done / self.elapsed(), done / max(time.thread_time() - self.cpu, 1e-9), done
+        return done / self.elapsed(), done / max(self.clock() - self.cpu, 1e-9), done
 
 
 def _streaming(det: Detector, data: FloatArray, budget_s: float) -> tuple[float, float, int]:
     score, learn = det.score_one, det.learn_one
     done = 0
-    clock = _Rates()
+    clock = _Rates(time.thread_time)
     for lo in range(0, data.shape[0], _CHUNK):
         for x in data[lo : lo + _CHUNK].tolist():
             score(x)
@@ -88,7 +92,7 @@ def _streaming(det: Detector, data: FloatArray, budget_s: float) -> tuple[float,
 def _batch(det: Detector, data: FloatArray, budget_s: float) -> tuple[float, float, int]:
     done = 0
     step = max(_CHUNK, data.shape[0] // 10)
-    clock = _Rates()
+    clock = _Rates(time.process_time)  # every thread of the process: a batch may use two
     for lo in range(0, data.shape[0], step):
         det.score_many(data[lo : lo + step])
         done = min(lo + step, data.shape[0])
@@ -117,6 +121,7 @@ def run(*, points: int = 1_000_000, names: Sequence[str] | None = None, budget_s
         if isinstance(det, Ensemble):
             out[name]["compiled"] = det.compiled
             out[name]["path"] = "compiled" if det.compiled else "object"
+            out[name]["batch_threads"] = _fused_batch.batch_threads(det.batch_threads) if det.compiled else 1
     return {
         "points": points,
         "load_average_1m": round(os.getloadavg()[0], 2),

@@ -248,5 +248,8 @@ def bench_detect(
     typer.echo(f"load average {result['load_average_1m']}, numba {result['numba'] or 'not installed'}")
     for name, row in result["detectors"].items():
         stream, batch = row["streaming_points_per_cpu_s"], row["batch_points_per_cpu_s"]
-        path = f"  ({row['path']} path)" if "path" in row else ""
-        typer.echo(f"{name:14s} streaming {stream:>12,.0f}/CPU s  batch {batch:>14,.0f}/CPU s{path}")
+        path = f"  ({row['path']} path, batch on {row['batch_threads']} threads)" if "path" in row else ""
+        typer.echo(
+            f"{name:14s} streaming {stream:>12,.0f}/CPU s  "
+            f"batch {row['batch_points_per_s']:>14,.0f}/s {batch:>14,.0f}/CPU s{path}"
+        )

@@ -14,11 +14,23 @@ behind is the one streaming would have left: streaming and batch calls can alter
 The rank window is counted against a sorted copy of the window taken at the start of each
 chunk, corrected for the values that entered and left it since (the same exact counts as
 the blocked window of the streaming path), and laid out in blocks again at the end.
+
+The parts also touch disjoint state: the rank only its window, a member and its
+calibration only their own values (the calibrations' ring positions follow from the count
+learned before the batch, which moves only at the end). So a long batch runs the rank,
+with the last members when that balances the work, on a second thread while the calling
+thread runs the other members; the kernels release the GIL. The combination is split
+between the two threads by values, and the hold, which carries from value to value, runs
+last on one.
 """
 
 from __future__ import annotations
 
 import math
+import os
+import threading
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 
 import numpy as np
 
@@ -79,6 +91,7 @@ from novacron.detectors._fused import (
     I_RANK_SIZE,
     I_REFRACT,
     I_SHORT,
+    KIND_C,
     KIND_H,
     KIND_Z,
     M_A,
@@ -109,8 +122,9 @@ from novacron.detectors._fused import (
     _rb_layout,
 )
 from novacron.detectors.base import VALUE_LIMIT, FloatArray
+from novacron.errors import InputError
 
-__all__ = ["AVAILABLE", "score_many"]
+__all__ = ["AVAILABLE", "PARALLEL_MIN", "THREADS_ENV", "batch_threads", "score_many"]
 
 # Values per block: each part runs over a block in turn, and their outputs for a block
 # stay in the CPU cache.
@@ -121,6 +135,16 @@ _SHORT_SORT = 48
 # began, corrected by up to this many values come and gone; the sorted window is merged
 # anew once per chunk.
 _CHUNK = 256
+# Batches of at least this many values run on two threads (when allowed): below it the
+# hand-over to the second thread and back (~50 us) is more than a few percent.
+PARALLEL_MIN = 20_000
+# The environment variable that sets how many threads a batch may use (1 or 2).
+THREADS_ENV = "NOVACRON_BATCH_THREADS"
+# CPU per value of each part, in ns (each member with its calibration; the rank's kernel,
+# and the sorting of its chunks, which the first side does), measured alone on the bench's
+# series: to balance the two sides of a batch on two threads.
+_COST = {KIND_Z: 100, KIND_H: 50, KIND_C: 37}
+_COST_RANK, _COST_RANK_SORT = 125, 10
 
 
 # ---------------------------------------------------------------- members: raw scores
@@ -358,9 +382,19 @@ def _c_pass(f: FloatArray, ints: IntArray, mb: int, xs: FloatArray, raw: FloatAr
 
 @_jit
 def _calibrate_pass(
-    f: FloatArray, ints: IntArray, m: int, raw: FloatArray, p_out: FloatArray, z_out: FloatArray, tmp: FloatArray
+    f: FloatArray,
+    ints: IntArray,
+    m: int,
+    n0: int,
+    raw: FloatArray,
+    p_out: FloatArray,
+    z_out: FloatArray,
+    tmp: FloatArray,
 ) -> None:
     """Each raw score's rare-tail probability and largest ordinary z, then learn it.
+
+    ``n0``: values learned before ``raw``'s first; the ring positions follow from it (the
+    header's ``I_N`` and ``I_POS_*`` move only once the whole batch is learned).
 
     ``p_out`` is min'ed and ``z_out`` max'ed into, so the members' outputs combine in place.
     In three loops over the block, the streaming path's operations on the same values: the
@@ -373,8 +407,8 @@ def _calibrate_pass(
     """
     k = raw.shape[0]
     a, d_avg, q_avg, d_pt, q_pt, z_avg, z_pt = tmp[0], tmp[1], tmp[2], tmp[3], tmp[4], tmp[5], tmp[6]
-    _calibrate_sums(f, ints, m, raw, a, d_avg, q_avg, d_pt, q_pt)
-    n0, hist, min_std = ints[I_N], ints[I_HIST], f[F_MIN_STD]
+    _calibrate_sums(f, ints, m, n0, raw, a, d_avg, q_avg, d_pt, q_pt)
+    hist, min_std = ints[I_HIST], f[F_MIN_STD]
     for j in range(k):
         h = min(n0 + j, hist)
         mean = d_avg[j] / h
@@ -383,7 +417,7 @@ def _calibrate_pass(
         mean = d_pt[j] / h
         var = q_pt[j] / h - mean * mean
         z_pt[j] = (raw[j] - mean) / max(math.sqrt(max(var, 0.0)), min_std)
-    _calibrate_rare(f, ints, m, raw, a, z_avg, z_pt, p_out, z_out)
+    _calibrate_rare(f, ints, m, n0, raw, a, z_avg, z_pt, p_out, z_out)
 
 
 @_inline
@@ -391,6 +425,7 @@ def _calibrate_sums(
     f: FloatArray,
     ints: IntArray,
     m: int,
+    n: int,
     raw: FloatArray,
     a_out: FloatArray,
     d_avg: FloatArray,
@@ -401,7 +436,7 @@ def _calibrate_sums(
     """Short averages, each point's window sums (before it is added) and the sum rings."""
     rawr, avg, avg_sq, pt, pt_sq, _, _ = _offsets(ints, ints[_IH + _IM * m + M_LB])
     hist, short = ints[I_HIST], ints[I_SHORT]
-    n, cur_s, cur = ints[I_N], ints[I_POS_SHORT], ints[I_POS_BIG]
+    cur_s, cur = n % (short + 1), n % (hist + 1)
     for j in range(raw.shape[0]):
         r = raw[j]
         if n + 1 >= short:
@@ -431,6 +466,7 @@ def _calibrate_rare(
     f: FloatArray,
     ints: IntArray,
     m: int,
+    n: int,
     raw: FloatArray,
     a: FloatArray,
     z_avg: FloatArray,
@@ -442,7 +478,7 @@ def _calibrate_rare(
     _, _, _, _, _, seen_avg, seen_pt = _offsets(ints, ints[_IH + _IM * m + M_LB])
     hist, least = ints[I_HIST], ints[I_MINHIST]
     need, cap, guard = ints[I_FAMC], f[F_FAMCAP], f[F_Z_GUARD]
-    n, seen = ints[I_N], ints[I_POS_SEEN]
+    seen = n % hist
     for j in range(raw.shape[0]):
         if n >= least:
             width = min(n, hist)
@@ -573,14 +609,16 @@ def chunk_orders(xs: FloatArray, n0: int, cap: int) -> IntArray:
     return orders
 
 
-@_jit
-def _rank_all(f: FloatArray, ints: IntArray, xs: FloatArray, orders: IntArray, p_out: FloatArray) -> None:
+@_kernel
+def _rank_all(f: FloatArray, ints: IntArray, n0: int, xs: FloatArray, orders: IntArray, p_out: FloatArray) -> None:
     """The rank p of every value of a batch, in chunks; the window is laid out in blocks after.
 
-    ``orders`` sorts each chunk (:func:`chunk_orders`). When chunks tile the window, a
-    leaving chunk's values, sorted when they came, are kept and not sorted again.
+    ``n0``: values learned before the batch (the header's count moves only once the whole
+    batch is learned). ``orders`` sorts each chunk (:func:`chunk_orders`).
+    When chunks tile the window, a leaving chunk's values, sorted when they came, are kept
+    and not sorted again. Reads and writes only the rank's own state.
     """
-    cap, n0, total = ints[I_RANK_SIZE], ints[I_N], xs.shape[0]
+    cap, total = ints[I_RANK_SIZE], xs.shape[0]
     chunks = (cap + _CHUNK - 1) // _CHUNK
     c, reuse = chunk_length(cap)
     # Two spare slots each for the merge's end markers.
@@ -688,24 +726,101 @@ def _sorted_window(f: FloatArray, ints: IntArray, window: FloatArray) -> None:
     window[:size].sort()
 
 
+# ---------------------------------------------------------------- members over a batch
+
+
+@_kernel
+def _members_all(
+    f: FloatArray,
+    ints: IntArray,
+    n0: int,
+    first: int,
+    last: int,
+    xs: FloatArray,
+    pre: FloatArray,
+    p_rare: FloatArray,
+    z_top: FloatArray,
+) -> None:
+    """Members ``first`` to ``last - 1`` over a batch: each one's raw scores, then their calibration.
+
+    Block by block, each member in member order: ``p_rare`` receives the smallest rare-tail
+    probability of each value, ``z_top`` the largest ordinary z (1 and minus infinity when
+    none). ``n0``: values learned before the batch (the calibrations' ring positions follow
+    from it; the header's count is advanced by the caller once the batch is done). Reads
+    and writes only these members' state. ``pre``: a row per z-score member of the
+    ensemble, in member order (:func:`group_sorted`; rows of other members are not read).
+    """
+    total = xs.shape[0]
+    raw = np.empty(_BLOCK)
+    tmp = np.empty((7, _BLOCK))  # the calibrations' scratch
+    z_first = 0  # the row in ``pre`` of the first z-score member from ``first`` on
+    for m in range(first):
+        z_first += int(ints[_IH + _IM * m + M_KIND] == KIND_Z)
+    for lo in range(0, total, _BLOCK):
+        hi = min(total, lo + _BLOCK)
+        k = hi - lo
+        block = xs[lo:hi]
+        p_rare[lo:hi] = 1.0
+        z_top[lo:hi] = -math.inf
+        z_row = z_first
+        for m in range(first, last):
+            mb = _IH + _IM * m
+            kind = ints[mb + M_KIND]
+            if kind == KIND_Z:
+                _z_pass(f, ints, mb, block, raw, pre[z_row, lo:hi])
+                z_row += 1
+            elif kind == KIND_H:
+                _h_pass(f, ints, mb, block, raw)
+            else:
+                _c_pass(f, ints, mb, block, raw)
+            _calibrate_pass(f, ints, m, n0 + lo, raw[:k], p_rare[lo:hi], z_top[lo:hi], tmp)
+
+
 # ---------------------------------------------------------------- combination and hold
 
 
-@_jit
+@_kernel
 def _combine(
-    f: FloatArray, ints: IntArray, n0: int, p_rare: FloatArray, z_top: FloatArray, p_rank: FloatArray, out: FloatArray
+    f: FloatArray,
+    ints: IntArray,
+    n0: int,
+    lo: int,
+    hi: int,
+    parts: FloatArray,
+    p_rank: FloatArray,
+    out: FloatArray,
 ) -> None:
-    """Combined score of each value and the hold after alarms (the streaming path's order)."""
-    members, least, rank = ints[I_NMEM], ints[I_MINHIST], ints[I_RANK_SIZE] > 0
-    alarm, escalate, decades, refract = f[F_ALARM], f[F_ESCALATE], f[F_DECADES], ints[I_REFRACT]
-    quiet, level = ints[I_QUIET], f[F_LEVEL]
-    for j in range(out.shape[0]):
+    """Combined score (before the hold) of values ``lo`` to ``hi - 1`` of the batch.
+
+    ``parts``: rows of (smallest rare p, largest ordinary z) of the members' sides, the
+    side with the first members first. The members' chain of minima and maxima, split
+    between sides and joined here, gives the same value: the probabilities are never NaN,
+    and a maximum chained from minus infinity never takes a NaN (numba's ``max(a, nan)`` is
+    ``a``), so it is the largest of the others whichever way it is grouped (a zero's sign
+    aside, which the tail ignores).
+    """
+    members, least, rank, decades = ints[I_NMEM], ints[I_MINHIST], ints[I_RANK_SIZE] > 0, f[F_DECADES]
+    sides = parts.shape[0] // 2
+    for j in range(lo, hi):
         p = 1.0
         if n0 + j >= least:
-            p = min(1.0, members * min(1.0, 2.0 * min(p_rare[j], 0.5 * math.erfc(z_top[j] / _SQRT2))))
+            p_rare, z_top = parts[0, j], parts[1, j]
+            for side in range(1, sides):
+                p_rare = min(p_rare, parts[2 * side, j])
+                z_top = max(z_top, parts[2 * side + 1, j])
+            p = min(1.0, members * min(1.0, 2.0 * min(p_rare, 0.5 * math.erfc(z_top / _SQRT2))))
         if rank:
             p = math.sqrt(p * p_rank[j])
-        s = min(1.0, max(0.0, -math.log10(max(p, 1e-300)) / decades))
+        out[j] = min(1.0, max(0.0, -math.log10(max(p, 1e-300)) / decades))
+
+
+@_kernel
+def _hold(f: FloatArray, ints: IntArray, out: FloatArray) -> None:
+    """The hold after alarms over combined scores ``out`` (in place); the batch is learned."""
+    alarm, escalate, refract = f[F_ALARM], f[F_ESCALATE], ints[I_REFRACT]
+    quiet, level = ints[I_QUIET], f[F_LEVEL]
+    for j in range(out.shape[0]):
+        s = out[j]
         breaks = s >= alarm and s >= level + escalate
         out[j] = s if quiet == 0 or breaks else 0.0
         if (quiet == 0 and s >= alarm) or (quiet > 0 and breaks):
@@ -713,76 +828,161 @@ def _combine(
         elif quiet > 0:
             quiet -= 1
     ints[I_QUIET], f[F_LEVEL] = quiet, level
-
-
-@_jit
-def _advance_by(ints: IntArray, k: int) -> None:
-    n = ints[I_N] + k
+    n = ints[I_N] + out.shape[0]
     ints[I_N] = n
     ints[I_POS_SHORT] = n % (ints[I_SHORT] + 1)
     ints[I_POS_BIG] = n % (ints[I_HIST] + 1)
     ints[I_POS_SEEN] = n % ints[I_HIST]
-
-
-@_kernel
-def _batch(f: FloatArray, ints: IntArray, good: FloatArray, orders: IntArray, pre: FloatArray) -> FloatArray:
-    total = good.shape[0]
-    out = np.empty(total)
-    raw, p_rare, z_top = np.empty(_BLOCK), np.empty(_BLOCK), np.empty(_BLOCK)
-    tmp = np.empty((7, _BLOCK))  # the calibrations' scratch
-    rank = ints[I_RANK_SIZE] > 0
-    p_rank = np.empty(total if rank else 0)
-    if rank:
-        _rank_all(f, ints, good, orders, p_rank)
-    for lo in range(0, total, _BLOCK):
-        hi = min(total, lo + _BLOCK)
-        k = hi - lo
-        xs = good[lo:hi]
-        p_rare[:k] = 1.0
-        z_top[:k] = -math.inf
-        z_row = 0  # ``pre`` has a row per z-score member, in member order
-        for m in range(ints[I_NMEM]):
-            mb = _IH + _IM * m
-            kind = ints[mb + M_KIND]
-            if kind == KIND_Z:
-                _z_pass(f, ints, mb, xs, raw, pre[z_row, lo:hi])
-                z_row += 1
-            elif kind == KIND_H:
-                _h_pass(f, ints, mb, xs, raw)
-            else:
-                _c_pass(f, ints, mb, xs, raw)
-            _calibrate_pass(f, ints, m, raw[:k], p_rare, z_top, tmp)
-        _combine(f, ints, ints[I_N], p_rare, z_top, p_rank[lo:hi] if rank else p_rank, out[lo:hi])
-        _advance_by(ints, k)
     ints[I_CACHED] = 0
+
+
+# ---------------------------------------------------------------- the batch, on one or two threads
+
+
+def score_many(fused: Fused, good: FloatArray, threads: int = 1) -> FloatArray:
+    """Score-then-learn finite values on the state of a :class:`~novacron.detectors._fused.Fused`.
+
+    With ``threads`` > 1 and at least :data:`PARALLEL_MIN` values, the rank opinion (with
+    the last members, when that balances the work) runs on a second thread while this one
+    runs the other members; the combination is then split between the two. The parts
+    touch disjoint state, so the scores and the state left are the same as on one thread.
+    """
+    fused.flush()
+    xs = np.clip(good, -VALUE_LIMIT, VALUE_LIMIT)
+    f, ints = fused.floats, fused.ints
+    n0, total, members = int(ints[I_N]), xs.shape[0], int(ints[I_NMEM])
+    cap = int(ints[I_RANK_SIZE])
+    parallel = threads > 1 and total >= PARALLEL_MIN
+    split = _split(ints) if parallel else members  # members from ``split`` on go with the rank
+    two = parallel and (cap > 0 or split < members)
+    p_rank = np.empty(total if cap else 0)
+    parts = np.empty((4 if split < members else 2, total))
+    pre = np.empty((_z_members(ints, 0, members), total))
+    out = np.empty(total)
+    orders: Future[IntArray] = Future()  # the rank chunks' orders, sorted on the first side
+
+    def members_side(first: int, last: int, rows: FloatArray) -> None:
+        _presort(xs, f, ints, first, last, pre)
+        _members_all(f, ints, n0, first, last, xs, pre, rows[0], rows[1])
+
+    def first_side() -> None:
+        try:
+            orders.set_result(chunk_orders(xs, n0, cap))
+        finally:
+            if not orders.done():  # failed: the rank side must not wait for ever
+                orders.cancel()
+        members_side(0, split, parts[:2])
+
+    def rank_side() -> None:
+        # Its members first, while the other side sorts the chunks.
+        if split < members:
+            members_side(split, members, parts[2:])
+        if cap:
+            _rank_all(f, ints, n0, xs, orders.result(), p_rank)
+
+    if not two:
+        first_side()
+        rank_side()
+        _combine(f, ints, n0, 0, total, parts, p_rank, out)
+    else:
+        pool = _pool()
+        _together(pool.submit(rank_side), first_side)
+        half = total // 2
+        _together(
+            pool.submit(_combine, f, ints, n0, 0, half, parts, p_rank, out),
+            lambda: _combine(f, ints, n0, half, total, parts, p_rank, out),
+        )
+    _hold(f, ints, out)
     return out
 
 
-def score_many(fused: Fused, good: FloatArray) -> FloatArray:
-    """Score-then-learn finite values on the state of a :class:`~novacron.detectors._fused.Fused`."""
-    fused.flush()
-    clipped = np.clip(good, -VALUE_LIMIT, VALUE_LIMIT)
-    f, ints = fused.floats, fused.ints
-    orders = chunk_orders(clipped, int(ints[I_N]), int(ints[I_RANK_SIZE]))
-    z_members = [m for m in range(int(ints[I_NMEM])) if ints[_IH + _IM * m + M_KIND] == KIND_Z]
-    # One row per z-score member (a row per member would cost a copy of the batch each).
-    pre = np.empty((len(z_members), clipped.shape[0]))
-    for row, m in enumerate(z_members):
+def _together(worker: Future[None], here: Callable[[], None]) -> None:
+    """Run ``here`` while ``worker`` runs on the other thread; return when both are done.
+
+    The worker is waited for even when ``here`` fails (whose error is then the one
+    raised): it writes into the same state.
+    """
+    try:
+        here()
+    finally:
+        wait([worker])
+    worker.result()
+
+
+def _split(ints: IntArray) -> int:
+    """How many members (the first ones) stay on the calling thread; the rest join the rank.
+
+    The split that best balances the two sides' estimated cost; at least one member stays.
+    """
+    costs = [_COST[int(ints[_IH + _IM * m + M_KIND])] for m in range(int(ints[I_NMEM]))]
+    rank, sort = (_COST_RANK, _COST_RANK_SORT) if ints[I_RANK_SIZE] > 0 else (0, 0)
+    best, best_cost = len(costs), math.inf
+    for split in range(len(costs), 0, -1):
+        cost = max(sort + sum(costs[:split]), rank + sum(costs[split:]))
+        if cost < best_cost:
+            best, best_cost = split, cost
+    return best
+
+
+def _z_members(ints: IntArray, first: int, last: int) -> int:
+    """How many of members ``first`` to ``last - 1`` are robust z-scores."""
+    return sum(int(ints[_IH + _IM * m + M_KIND]) == KIND_Z for m in range(first, last))
+
+
+def _presort(xs: FloatArray, f: FloatArray, ints: IntArray, first: int, last: int, pre: FloatArray) -> None:
+    """Fill the rows of ``pre`` of members ``first`` to ``last - 1`` (z-scores only)."""
+    row = _z_members(ints, 0, first)
+    for m in range(first, last):
         mb = _IH + _IM * m
-        pre[row] = group_sorted(clipped, int(ints[mb + M_A]), int(f[int(ints[mb + M_FB]) + ZREF]))
-    return np.asarray(_batch(f, ints, clipped, orders, pre), dtype=np.float64)
+        if ints[mb + M_KIND] == KIND_Z:
+            group_sorted(xs, int(ints[mb + M_A]), int(f[int(ints[mb + M_FB]) + ZREF]), pre[row])
+            row += 1
 
 
-def group_sorted(xs: FloatArray, n0: int, ref: int) -> FloatArray:
-    """``xs`` with each whole group of ``ref`` values between z-score refreshes sorted.
+def batch_threads(setting: int = 0) -> int:
+    """Threads a batch runs on: ``setting`` when positive, else ``$NOVACRON_BATCH_THREADS``, else
+    2 when the machine has more than one CPU. A batch has two sides, so more than 2 is 2.
+    """
+    if setting <= 0:
+        raw = os.environ.get(THREADS_ENV, "").strip()
+        if raw:
+            try:
+                setting = int(raw)
+            except ValueError:
+                setting = 0
+            if setting < 1:
+                raise InputError(f"must be a whole number >= 1, got {raw!r}", where=THREADS_ENV)
+        else:
+            setting = 2 if (os.cpu_count() or 1) > 1 else 1
+    return min(setting, 2)
+
+
+_pool_lock = threading.Lock()
+_pools: dict[int, ThreadPoolExecutor] = {}
+
+
+def _pool() -> ThreadPoolExecutor:
+    """The batches' second thread, started once per process and kept (starting one costs 0.1–0.3 ms).
+
+    Keyed by process: a child forked after it started does not have the thread, so it
+    starts its own.
+    """
+    with _pool_lock:
+        pid = os.getpid()
+        if pid not in _pools:
+            _pools[pid] = ThreadPoolExecutor(max_workers=1, thread_name_prefix="novacron-batch")
+        return _pools[pid]
+
+
+def group_sorted(xs: FloatArray, n0: int, ref: int, out: FloatArray) -> None:
+    """``out`` = ``xs`` with each whole group of ``ref`` values between z-score refreshes sorted.
 
     Refreshes fall where the member's count is a multiple of ``ref`` (``n0`` before the
-    batch); values outside whole groups are left as they are (the kernel sorts those).
+    batch); values outside whole groups are left as they are (the kernel sorts those). One
+    copy, then the groups sorted in place.
     """
-    out = xs.copy()
+    out[:] = xs
     first = min(xs.shape[0], (ref - n0 % ref) % ref)
     whole = (xs.shape[0] - first) // ref
     if whole:
-        rest = first + whole * ref
-        out[first:rest] = np.sort(xs[first:rest].reshape(whole, ref), axis=1).ravel()
-    return out
+        out[first : first + whole * ref].reshape(whole, ref).sort(axis=1)

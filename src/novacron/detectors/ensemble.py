@@ -19,7 +19,9 @@ it removed most false alarms on metrics with recurring spikes.
 With ``kernel="auto"`` (the default) and numba installed (the ``fast`` extra), an
 ensemble of robust z-score, Holt-Winters and CUSUM members runs as compiled kernels over
 numpy state (:mod:`novacron.detectors._fused`) with the same arithmetic;
-``kernel="python"`` keeps the object path.
+``kernel="python"`` keeps the object path. A long compiled batch runs its parts on two
+threads (``batch_threads``: 0 = ``$NOVACRON_BATCH_THREADS`` or, unset, two when the
+machine has more than one CPU; 1 = one thread), with the same scores.
 """
 
 from __future__ import annotations
@@ -80,6 +82,7 @@ class Ensemble(Detector):
         escalate: float = 0.3,
         rank_history: int = 0,
         kernel: str = "auto",
+        batch_threads: int = 0,
     ) -> None:
         if members is not None and not all(isinstance(m, Detector) for m in members):
             raise InputError("members must be detectors", where="members")
@@ -92,6 +95,8 @@ class Ensemble(Detector):
             raise InputError(f"must be >= 0 (0 = off), got {rank_history!r}", where="rank_history")
         if kernel not in _KERNELS:
             raise InputError(f"must be one of {_KERNELS}, got {kernel!r}", where="kernel")
+        if batch_threads < 0:
+            raise InputError(f"must be >= 0 (0 = automatic), got {batch_threads!r}", where="batch_threads")
         self.members = tuple(members) if members is not None else None
         self.history = history
         self.short = short
@@ -105,6 +110,7 @@ class Ensemble(Detector):
         self.escalate = escalate
         self.rank_history = int(rank_history)
         self.kernel = kernel
+        self.batch_threads = int(batch_threads)
         self.default_threshold = alarm
         self._calibrated: list[Likelihood] | None = None
         self._rank: ValueRank | None = None
@@ -210,7 +216,7 @@ class Ensemble(Detector):
         fused = self._compiled()
         if fused is not None:
             out = np.zeros(vals.shape[0])
-            out[ok] = _fused_batch.score_many(fused, good)
+            out[ok] = _fused_batch.score_many(fused, good, _fused_batch.batch_threads(self.batch_threads))
             return finish_scores(out)
         self._cache = None
         cals = self._state()
