@@ -11,6 +11,7 @@ from __future__ import annotations
 __all__ = [
     "ActuatorError",
     "ConfigError",
+    "ConflictError",
     "InputError",
     "MissingExtraError",
     "NotEnoughDataError",
