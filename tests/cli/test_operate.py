@@ -230,3 +230,23 @@ def test_a_request_a_hung_controller_did_not_answer_is_not_called_unsent(tmp_pat
         assert "the request was sent and may still be carried out if it resumes" in res.stderr
         # It was: the resumed controller restarts api, which the message warned of.
         wait_for(lambda: _target(_live(run))["restarts"] == 1, "the restart carried out after all")
+
+
+@pytest.mark.timeout(120)
+def test_sighup_is_logged_and_ignored_and_the_controller_goes_on_healing(tmp_path: Path) -> None:
+    spec = write_spec(tmp_path, steady_service("api"))
+    with controller(spec) as run:
+        pid = wait_for(lambda: (t := _target(_live(run)))["state"] == "healthy" and t["pid"], "api healthy")
+        run.proc.send_signal(signal.SIGHUP)
+        warned = wait_for(
+            lambda: [line for line in run.lines() if line.get("signal") == "SIGHUP"], "the SIGHUP warning"
+        )
+        assert warned[0]["level"] == "warning", warned
+        assert warned[0]["event"] == (
+            "SIGHUP ignored: novacron run does not reload its spec; restart it to apply a changed spec"
+        )
+        assert run.proc.poll() is None, "SIGHUP must not end the controller"
+        assert cli_json("status", "-c", str(spec))["controller"]["state"] == "running"
+        os.kill(pid, signal.SIGKILL)
+        wait_for(lambda: _healed_again(run, pid), "healed after the SIGHUP")
+        assert not [line for line in run.lines() if line.get("event") == "novacron stopped"]
