@@ -250,3 +250,19 @@ def test_sighup_is_logged_and_ignored_and_the_controller_goes_on_healing(tmp_pat
         os.kill(pid, signal.SIGKILL)
         wait_for(lambda: _healed_again(run, pid), "healed after the SIGHUP")
         assert not [line for line in run.lines() if line.get("event") == "novacron stopped"]
+
+
+def test_restart_and_start_exit_1_unless_verified_printing_the_outcome(tmp_path: Path) -> None:
+    spec = write_spec(tmp_path, steady_service("api"))
+    where = ["-c", str(spec)]
+    with controller(spec, "--dry-run") as run:
+        wait_for(lambda: _target(_live(run))["state"] == "healthy", "api healthy")
+        for verb in ("restart", "start"):
+            decided = cli(verb, "api", *where)
+            assert decided.returncode == 1, decided.stdout + decided.stderr
+            assert f"{verb} api: dry_run" in decided.stdout
+            assert "dry-run controller: decided and recorded, nothing touched" in decided.stdout
+            assert cli_json(verb, "api", *where, expect=1)["status"] == "dry_run"
+        unfinished = cli("restart", "api", "--wait", "0", *where)
+        assert unfinished.returncode == 1, unfinished.stdout + unfinished.stderr
+        assert "restart api: running — still running after 0s; it carries on and is audited" in unfinished.stdout
