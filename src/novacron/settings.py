@@ -71,6 +71,7 @@ __all__ = [
     "load_spec",
     "parse_spec",
     "spec_to_yaml",
+    "yaml_problem",
 ]
 
 
@@ -1031,10 +1032,30 @@ def load_spec(text_or_path: str | Path) -> FleetSpec:
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
-        raise ConfigError(f"not valid YAML: {exc}", where=source) from exc
+        raise ConfigError(yaml_problem(exc), where=source) from exc
     except RecursionError:
         raise ConfigError("nested too deeply to be a fleet spec", where=source) from None
     return parse_spec(data, source=source)
+
+
+def yaml_problem(exc: yaml.YAMLError) -> str:
+    """A YAML syntax error as one line with its line and column, for a message that names the file.
+
+    PyYAML's own text names the stream it parsed, ``"<unicode string>"`` for text already read,
+    and spreads over several lines.
+    """
+    if not isinstance(exc, yaml.MarkedYAMLError) or exc.problem_mark is None:
+        return f"not valid YAML: {exc}"
+    at = _at(exc.problem_mark)
+    context = ""
+    if exc.context is not None:
+        since = f" {_at(exc.context_mark)}" if exc.context_mark is not None else ""
+        context = f" ({exc.context}{since})"
+    return f"not valid YAML {at}: {exc.problem}{context}"
+
+
+def _at(mark: Any) -> str:
+    return f"at line {mark.line + 1}, column {mark.column + 1}"  # marks count from 0, editors from 1
 
 
 def spec_to_yaml(spec: FleetSpec) -> str:

@@ -135,6 +135,15 @@ def test_run_serves_the_api_beside_the_controller_and_api_serves_it_alone(tmp_pa
     assert (tmp_path / "n.db").exists()
 
 
+def test_api_refuses_a_store_that_does_not_exist_instead_of_serving_a_new_empty_one(tmp_path: Path) -> None:
+    missing = tmp_path / "mistyped" / "x.db"
+    res = _cli("api", "--store", f"sqlite:///{missing}", "--port", str(free_port()))
+    assert res.returncode == 3, res.stderr
+    assert f"no store at {missing}: no controller has run here" in res.stderr
+    assert "-c/--store" in res.stderr
+    assert not missing.parent.exists(), "neither the folder nor a store is created"
+
+
 def test_run_stops_with_a_clear_error_when_the_api_port_is_taken(tmp_path: Path) -> None:
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))

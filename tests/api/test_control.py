@@ -113,6 +113,9 @@ async def test_incident_detail_ack_and_postmortem(
     op, view = bearer(tokens[Role.OPERATOR]), bearer(tokens[Role.VIEWER])
     [inc_id] = (await client.post("/webhooks/alertmanager", json=webhook(alert()), headers=op)).json()["opened"]
     assert (await client.post(f"/incidents/{inc_id}/ack", headers=op)).status_code == 200
+    again = await client.post(f"/incidents/{inc_id}/ack", headers=op)
+    assert again.status_code == 200
+    assert again.json()["detail"].startswith("already acknowledged by operator-1 at ")
     detail = (await client.get(f"/incidents/{inc_id}", headers=view)).json()
     assert detail["acknowledged_by"] == "operator-1"
     assert [e["kind"] for e in detail["timeline"]] == ["detected", "acknowledged"]

@@ -100,6 +100,19 @@ def test_a_missing_program_is_named_by_file_and_entry(tmp_path: Path, command: s
     assert not (tmp_path / ".novacron").exists()
 
 
+@pytest.mark.parametrize("command", ["validate", "run"])
+def test_a_yaml_syntax_error_is_named_by_file_line_and_column(tmp_path: Path, command: str) -> None:
+    spec = tmp_path / "fleet.yaml"
+    spec.write_text("targets:\n  - name: a\n    command: [sleep, '100'\n")
+    res = _run(command, "-c", str(spec), cwd=tmp_path)
+    assert res.returncode == 2, res.stderr
+    assert res.stderr.strip() == (
+        f"error: {spec}: not valid YAML at line 4, column 1: expected ',' or ']', but got '<stream end>' "
+        "(while parsing a flow sequence at line 3, column 14)"
+    )
+    assert "<unicode string>" not in res.stderr
+
+
 def test_a_missing_spec_file_is_named(tmp_path: Path) -> None:
     res = _run("validate", "-c", str(tmp_path / "absent.yaml"))
     assert res.returncode == 2

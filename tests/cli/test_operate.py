@@ -100,9 +100,10 @@ def test_operator_commands_steer_the_controller_through_its_api(tmp_path: Path) 
             and e["detail"] == "quarantine of api lifted by local-admin; still down, healing"
             for e in after_lift["timeline"]
         ), after_lift["timeline"]
-        assert cli("ack", escalated["id"], *where).returncode == 0
-        shown = cli_json("incidents", "show", escalated["id"], *where)
-        assert shown["acknowledged_by"] == "local-admin"
+        late = cli("ack", escalated["id"], *where)  # resolved: nobody needs to own it any more
+        assert late.returncode == 2, late.stderr
+        assert "is resolved: there is nothing to acknowledge" in late.stderr
+        assert cli_json("incidents", "show", escalated["id"], *where)["acknowledged_by"] is None
         assert cli("ack", "inc-nope", *where).returncode == 2
 
         # The kill switch, admin only: the local token is the controller's admin token.
@@ -230,3 +231,67 @@ def test_a_request_a_hung_controller_did_not_answer_is_not_called_unsent(tmp_pat
         assert "the request was sent and may still be carried out if it resumes" in res.stderr
         # It was: the resumed controller restarts api, which the message warned of.
         wait_for(lambda: _target(_live(run))["restarts"] == 1, "the restart carried out after all")
+
+
+@pytest.mark.timeout(120)
+def test_sighup_is_logged_and_ignored_and_the_controller_goes_on_healing(tmp_path: Path) -> None:
+    spec = write_spec(tmp_path, steady_service("api"))
+    with controller(spec) as run:
+        pid = wait_for(lambda: (t := _target(_live(run)))["state"] == "healthy" and t["pid"], "api healthy")
+        run.proc.send_signal(signal.SIGHUP)
+        warned = wait_for(
+            lambda: [line for line in run.lines() if line.get("signal") == "SIGHUP"], "the SIGHUP warning"
+        )
+        assert warned[0]["level"] == "warning", warned
+        assert warned[0]["event"] == (
+            "SIGHUP ignored: novacron run does not reload its spec; restart it to apply a changed spec"
+        )
+        assert run.proc.poll() is None, "SIGHUP must not end the controller"
+        assert cli_json("status", "-c", str(spec))["controller"]["state"] == "running"
+        os.kill(pid, signal.SIGKILL)
+        wait_for(lambda: _healed_again(run, pid), "healed after the SIGHUP")
+        assert not [line for line in run.lines() if line.get("event") == "novacron stopped"]
+
+
+def test_restart_and_start_exit_1_unless_verified_printing_the_outcome(tmp_path: Path) -> None:
+    spec = write_spec(tmp_path, steady_service("api"))
+    where = ["-c", str(spec)]
+    with controller(spec, "--dry-run") as run:
+        wait_for(lambda: _target(_live(run))["state"] == "healthy", "api healthy")
+        for verb in ("restart", "start"):
+            decided = cli(verb, "api", *where)
+            assert decided.returncode == 1, decided.stdout + decided.stderr
+            assert f"{verb} api: dry_run" in decided.stdout
+            assert "dry-run controller: decided and recorded, nothing touched" in decided.stdout
+            assert cli_json(verb, "api", *where, expect=1)["status"] == "dry_run"
+        unfinished = cli("restart", "api", "--wait", "0", *where)
+        assert unfinished.returncode == 1, unfinished.stdout + unfinished.stderr
+        assert "restart api: running — still running after 0s; it carries on and is audited" in unfinished.stdout
+
+
+def test_ack_twice_says_who_already_did_and_a_resolved_incident_is_refused(tmp_path: Path) -> None:
+    spec = write_spec(tmp_path, steady_service("api"))
+    where = ["-c", str(spec)]
+    with controller(spec) as run:
+        pid = wait_for(lambda: (t := _target(_live(run)))["state"] == "healthy" and t["pid"], "api healthy")
+        assert cli("disable", *where).returncode == 0
+        os.kill(pid, signal.SIGKILL)
+        incident = wait_for(
+            lambda: (t := _target(_live(run)))["incident_status"] == "needs_human" and t["incident"], "escalated"
+        )
+        first = cli("incidents", "ack", incident, *where)
+        assert (first.returncode, first.stdout.strip()) == (0, "acknowledged by local-admin"), first.stderr
+        again = cli("incidents", "ack", incident, *where)
+        assert again.returncode == 0, again.stderr
+        assert again.stdout.startswith("already acknowledged by local-admin at "), again.stdout
+        shown = cli_json("incidents", "show", incident, *where)
+        assert shown["acknowledged_by"] == "local-admin"
+        assert [e["kind"] for e in shown["timeline"]].count("acknowledged") == 1, "the second ack records nothing"
+        assert cli_json("start", "api", *where)["status"] == "verified"
+        resolved = cli("ack", incident, *where)
+        assert resolved.returncode == 2, resolved.stdout + resolved.stderr
+        assert f"incident {incident} is resolved: there is nothing to acknowledge" in resolved.stderr
+        # The API says the same: 200 naming the earlier ack, 409 for a resolved incident.
+        token = Path(run.started["token_file"]).read_text().strip()
+        res = httpx.post(f"{run.started['api']}/incidents/{incident}/ack", headers={"Authorization": f"Bearer {token}"})
+        assert (res.status_code, res.json()["field"]) == (409, "incident_id"), res.text

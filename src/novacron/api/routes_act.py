@@ -8,6 +8,7 @@ safety gate; the API never touches a target itself.
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Coroutine
 from typing import Annotated, Any
 
@@ -27,9 +28,10 @@ from novacron.api.schemas import (
     RollbackActionIn,
     RollbackIn,
 )
+from novacron.api.views import acknowledgement
 from novacron.errors import ConflictError, InputError, NotFoundError, NovacronError
 from novacron.healing.executor import ExecResult
-from novacron.model import ActionKind, IncidentId, TimelineEvent
+from novacron.model import ActionKind, IncidentId, IncidentStatus, TimelineEvent
 
 __all__ = ["router"]
 
@@ -164,12 +166,24 @@ async def unquarantine(target: str, ctx: Ctx, who: Operator) -> OkOut:
 
 @router.post("/incidents/{incident_id}/ack", tags=["incidents"])
 async def acknowledge(incident_id: str, ctx: Ctx, who: Operator) -> OkOut:
-    """Acknowledge an incident: a human owns it now (recorded on its timeline)."""
+    """Acknowledge an incident: a human owns it now (recorded on its timeline).
+
+    A second acknowledgement answers who already did and when (200, nothing recorded again);
+    a resolved incident has nothing to acknowledge (409).
+    """
     try:
         inc = ctx.store.incident(incident_id)
     except NotFoundError:
         _audit(ctx, who, "api.incident.ack", incident_id, "not_found")
         raise ApiError(404, f"no incident {incident_id!r}", "incident_id") from None
+    if inc.status is IncidentStatus.RESOLVED:
+        _audit(ctx, who, "api.incident.ack", incident_id, "refused", detail="resolved")
+        raise ApiError(409, f"incident {incident_id} is resolved: there is nothing to acknowledge", "incident_id")
+    earlier = acknowledgement(ctx.store, incident_id)
+    if earlier is not None:  # one owner: a second ack neither re-records nor re-notifies
+        _audit(ctx, who, "api.incident.ack", incident_id, "already_acknowledged")
+        when = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(earlier.time))
+        return OkOut(detail=f"already acknowledged by {earlier.data.get('by', '?')} at {when}")
     detail = f"acknowledged by {who.name}"
     if ctx.controller is not None:
         ctx.controller.incidents.event(inc, "acknowledged", detail, by=who.name)

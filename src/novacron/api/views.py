@@ -11,7 +11,7 @@ from novacron.model import ActionStatus, Incident, Outcome, TimelineEvent
 from novacron.settings import FlapPolicy, load_spec
 from novacron.store import ActionRecord, Store
 
-__all__ = ["acknowledged_by", "postmortem_for"]
+__all__ = ["acknowledged_by", "acknowledgement", "postmortem_for"]
 
 _WORKED = (ActionStatus.VERIFIED, ActionStatus.APPLIED)
 
@@ -57,9 +57,15 @@ def _flap(store: Store, incident: Incident, timeline: list[TimelineEvent]) -> li
     return sorted(earlier, key=lambda i: i.opened_at)
 
 
-def acknowledged_by(store: Store, incident_id: str) -> str | None:
-    """Who last acknowledged the incident, from its timeline."""
+def acknowledgement(store: Store, incident_id: str) -> TimelineEvent | None:
+    """The incident's last acknowledgement on its timeline, if it has one."""
     for ev in reversed(store.timeline(incident_id)):
         if ev.kind == "acknowledged":
-            return str(ev.data.get("by", "")) or None
+            return ev
     return None
+
+
+def acknowledged_by(store: Store, incident_id: str) -> str | None:
+    """Who last acknowledged the incident, from its timeline."""
+    ev = acknowledgement(store, incident_id)
+    return None if ev is None else str(ev.data.get("by", "")) or None

@@ -31,17 +31,18 @@ def api(
     """Serve the API and dashboard over a store, without a controller (read-only views and tokens).
 
     Calls that steer the controller (kill switch, heal, rollback, approvals, intake) answer
-    503 here; `novacron run --api-port P` serves them beside the controller.
+    503 here; `novacron run --api-port P` serves them beside the controller. A store that does
+    not exist is refused as `status` refuses it (exit 3): serving a new, empty one would hide a
+    mistyped path.
     """
     import asyncio
 
     from novacron.api import create_app
     from novacron.api.serve import make_server
-    from novacron.store import Store
     from novacron.telemetry import configure_logging
 
+    db = open_store(store, config)
     configure_logging()
-    db = Store.open(store_url_for(store, config))
     try:
         asyncio.run(make_server(create_app(db), host=host, port=port).serve())
     finally:

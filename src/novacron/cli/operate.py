@@ -23,7 +23,11 @@ __all__: list[str] = []
 WaitOpt = Annotated[
     float, typer.Option("--wait", min=0, max=120, help="Seconds to wait for the verified result (then it carries on).")
 ]
-_GOOD = {"verified", "applied", "dry_run", "running"}
+# Exit 0 only for what the executor calls success. A dry run's answer (decided, nothing
+# touched) and an action still running after --wait are not a verified heal: a script that
+# reads exit 0 as "healthy" must not be told so; the outcome is printed either way.
+_GOOD = {"verified", "applied"}
+_PENDING = {"dry_run", "running"}
 _PANEL = "Steer the running controller"
 
 
@@ -38,12 +42,21 @@ def _act(
         emit_json(res)
     else:
         status = str(res["status"])
-        colour = "green" if status in _GOOD else "red"
-        note = f"still running after {wait:g}s; it carries on and is audited" if status == "running" else res["detail"]
+        colour = "green" if status in _GOOD else "yellow" if status in _PENDING else "red"
+        note = _note(status, str(res["detail"]), wait)
         ident = f" ({res['action_id']})" if res.get("action_id") else ""
         console().print(f"{action} {target}: [{colour}]{status}[/] — {note}{ident}", highlight=False)
     if res["status"] not in _GOOD:
         raise typer.Exit(EXIT_FAILED)
+
+
+def _note(status: str, detail: str, wait: float) -> str:
+    """What the result means for the operator, beside the controller's own detail."""
+    if status == "running":
+        return f"still running after {wait:g}s; it carries on and is audited (not verified yet: exit 1)"
+    if status == "dry_run":
+        return f"{detail} (dry-run controller: decided and recorded, nothing touched: exit 1)"
+    return detail
 
 
 def _target_command(action: str, doc: str) -> None:
@@ -65,7 +78,9 @@ def _target_command(action: str, doc: str) -> None:
 
 
 _target_command("restart", "Restart a target's replicas through the executor; exit 1 unless verified healthy.")
-_target_command("stop", "Stop a target's replicas (SIGTERM, then SIGKILL after its stop timeout).")
+_target_command(
+    "stop", "Stop a target's replicas (SIGTERM, then SIGKILL after its stop timeout); exit 1 unless it is done."
+)
 _target_command("start", "Start a target's missing replicas; exit 1 unless verified healthy.")
 
 
@@ -86,7 +101,7 @@ def heal(
     api: ApiOpt = None,
     token_file: TokenFileOpt = None,
 ) -> None:
-    """Any catalog action on a target, through the executor and safety gate (default: restart)."""
+    """Any catalog action on a target through the executor and safety gate (default restart); exit 1 unless verified."""
     if action not in MANUAL_ACTIONS:
         from novacron.errors import InputError
 

@@ -1,5 +1,9 @@
 """``novacron run``: supervise and heal a fleet until SIGINT/SIGTERM, speaking like a daemon.
 
+SIGHUP does not reload the spec (the controller's targets, probes and policy are built from it
+once): it logs one warning saying so and carries on, where Python's default would end the
+process without a stop line and leave its services unsupervised.
+
 It logs one start line (spec, store, targets, API and metrics addresses) and one stop
 line (the signal, uptime), at levels that match meaning. Its listening ports are claimed
 before any target starts: a taken port exits 2 naming the port and the process holding
@@ -134,6 +138,7 @@ async def _serve(controller: Controller, listeners: _Listeners, *, spec_path: Pa
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, _on_signal, sig, received, stop)
+    loop.add_signal_handler(signal.SIGHUP, _on_hangup, log)
     controller.ha.register()  # a node id a live controller holds: refused before anything is written
     now = controller.clock.now()
     token_file = ensure_local_token(
@@ -207,6 +212,13 @@ def _start_servers(controller: Controller, listeners: _Listeners) -> tuple[list[
 def _on_signal(sig: signal.Signals, received: list[str], stop: asyncio.Event) -> None:
     received.append(sig.name)
     stop.set()
+
+
+def _on_hangup(log: Any) -> None:
+    log.warning(
+        "SIGHUP ignored: novacron run does not reload its spec; restart it to apply a changed spec",
+        signal="SIGHUP",
+    )
 
 
 def _record(controller: Controller, listeners: _Listeners, spec_path: Path, token_file: str) -> Any:

@@ -19,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from novacron.errors import ConfigError
 from novacron.model import ActionKind, FaultKind, RiskLevel
+from novacron.settings import yaml_problem
 
 __all__ = [
     "END",
@@ -265,7 +266,7 @@ def parse_runbook_specs(text: str, *, source: str = "runbook") -> list[RunbookSp
     try:
         docs = [d for d in yaml.safe_load_all(text) if d is not None]
     except yaml.YAMLError as exc:
-        raise ConfigError(f"not valid YAML: {exc}", where=source) from exc
+        raise ConfigError(yaml_problem(exc), where=source) from exc
     raws: list[Any] = []
     for doc in docs:
         raws.extend(doc if isinstance(doc, list) else [doc])
