@@ -56,6 +56,16 @@ def _serving(args: list[str], port: int) -> Iterator[str]:
             pytest.fail("server did not stop on SIGTERM")
 
 
+@pytest.mark.parametrize("blank", ["", "   "])
+def test_tokens_create_refuses_an_empty_name_and_creates_nothing(tmp_path: Path, blank: str) -> None:
+    url = f"sqlite:///{tmp_path / 'n.db'}"
+    r = _cli("tokens", "create", "--role", "operator", "--name", blank, "--store", url)
+    assert r.returncode == 2, r.stderr
+    assert "error: --name: a token's name cannot be empty" in r.stderr
+    assert r.stdout == "", "no secret is printed"
+    assert not (tmp_path / "n.db").exists(), "not even the store is opened"
+
+
 def test_tokens_create_prints_the_secret_once_and_stores_its_hash(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'n.db'}"
     r = _cli("tokens", "create", "--role", "operator", "--name", "ci-bot", "--store", url)

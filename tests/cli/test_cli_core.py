@@ -206,3 +206,47 @@ def test_run_on_a_store_that_refuses_connections_exits_3_naming_it(tmp_path: Pat
     assert res.returncode == 3, res.stderr
     assert f"cannot reach the store at postgresql+psycopg://novacron@127.0.0.1:{port}/x" in res.stderr
     assert "Connection refused" in res.stderr
+
+
+def _store_with_one_incident_per_status(tmp_path: Path) -> str:
+    from novacron.model import FaultKind, Incident, IncidentId, IncidentStatus, Priority, TargetId
+    from novacron.store import Store
+
+    url = f"sqlite:///{tmp_path / 'n.db'}"
+    store = Store.open(url)
+    try:
+        for n, status in enumerate(IncidentStatus):
+            store.insert_incident(
+                Incident(
+                    id=IncidentId(f"inc-{status.value}"),
+                    target=TargetId(f"t{n}"),
+                    kind=FaultKind.CRASH,
+                    status=status,
+                    priority=Priority.P2,
+                    opened_at=100.0 + n,
+                    since=99.0 + n,
+                )
+            )
+    finally:
+        store.close()
+    return url
+
+
+@pytest.mark.parametrize("status", ["open", "mitigating", "resolved", "needs_human"])
+def test_incidents_list_filters_by_status_as_the_api_does(tmp_path: Path, status: str) -> None:
+    import json
+
+    url = _store_with_one_incident_per_status(tmp_path)
+    res = _run("incidents", "list", "--status", status, "--store", url, "--json")
+    assert res.returncode == 0, res.stderr
+    assert [(i["id"], i["status"]) for i in json.loads(res.stdout)] == [(f"inc-{status}", status)]
+
+
+def test_incidents_list_refuses_an_unknown_status_naming_the_allowed_ones(tmp_path: Path) -> None:
+    url = _store_with_one_incident_per_status(tmp_path)
+    res = _run("incidents", "list", "--status", "closed", "--store", url)
+    assert res.returncode == 2
+    assert "error: --status: unknown status 'closed' (one of open, mitigating, resolved, needs_human)" in res.stderr
+    contradiction = _run("incidents", "list", "--open", "--status", "resolved", "--store", url)
+    assert contradiction.returncode == 2
+    assert "--status" in contradiction.stderr

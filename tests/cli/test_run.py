@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from .runner import NOVACRON, cli
+from .runner import NOVACRON, cli, controller
 
 
 def _spec_with_marker(tmp_path: Path) -> tuple[Path, Path]:
@@ -84,6 +84,20 @@ def test_console_log_format_start_and_stop_lines(tmp_path: Path) -> None:
     assert proc.returncode == 0
     assert "novacron stopped" in rest
     assert "reason=SIGINT" in rest
+
+
+def test_a_second_run_of_the_same_spec_says_a_controller_is_already_running(tmp_path: Path) -> None:
+    spec, _marker = _spec_with_marker(tmp_path)
+    with controller(spec) as first:
+        pid = first.started["pid"]
+        res = cli("run", "-c", str(spec))
+        assert first.proc.poll() is None, "the running controller is left alone"
+    assert res.returncode == 2, res.stderr
+    assert f"a controller is already running for this spec on this host (pid {pid}" in res.stderr
+    assert "novacron status" in res.stderr
+    assert f"kill {pid}" in res.stderr
+    assert "--node-id" not in res.stderr, "another node id is not the fix for a spec of this host's own targets"
+    assert "Traceback" not in res.stderr
 
 
 def test_a_bad_log_format_is_bad_input(tmp_path: Path) -> None:

@@ -24,7 +24,7 @@ def test_levels_follow_meaning_and_exit_codes_read_as_signals(tmp_path: Path) ->
         manager.escalate(inc, "ladder exhausted")
     store.close()
     levels = {entry["event"]: entry["log_level"] for entry in logs}
-    assert levels == {"detected": "warning", "diagnosed": "info", "escalated": "error"}
+    assert levels == {"detected": "warning", "diagnosed": "info", "escalated": "error", "priority": "warning"}
     assert inc.summary == "crash on api: killed by SIGKILL"
     assert describe_exit(-15) == "killed by SIGTERM"
     assert describe_exit(3) == "exited with 3"

@@ -64,10 +64,12 @@ def tokens_create(
     from novacron.store import Store
     from novacron.store.tokens import TokenStore
 
+    if name is not None and not name.strip():  # refused before the store is opened: nothing is created
+        raise InputError("a token's name cannot be empty (leave --name out for role-<time>)", where="--name")
     db = Store.open(store_url_for(store, config))
     try:
         now = time.time()
-        record, secret = TokenStore(db).create(name or f"{role}-{int(now)}", role, now=now)
+        record, secret = TokenStore(db).create(f"{role}-{int(now)}" if name is None else name, role, now=now)
         db.audit(now=now, actor="cli", verb="tokens.create", subject=record.name, result="ok", role=record.role.value)
     finally:
         db.close()

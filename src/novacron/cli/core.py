@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -12,6 +12,9 @@ from novacron.cli._app import app
 from novacron.cli._client import ConfigOpt, StoreOpt, open_store, store_url_for
 from novacron.cli._output import JsonOpt, console, emit_json
 from novacron.errors import InputError
+
+if TYPE_CHECKING:
+    from novacron.model import IncidentStatus
 
 __all__ = ["ConfigOpt", "StoreOpt", "incidents_app", "store_url_for"]
 
@@ -58,6 +61,10 @@ def incidents_list(
     config: ConfigOpt = None,
     store: StoreOpt = None,
     open_only: Annotated[bool, typer.Option("--open", help="Only unresolved incidents.")] = False,
+    status: Annotated[
+        str | None,
+        typer.Option("--status", help="Only incidents in this state: open, mitigating, resolved or needs_human."),
+    ] = None,
     limit: Annotated[int, typer.Option(min=1, max=10_000)] = 50,
     as_json: JsonOpt = False,
 ) -> None:
@@ -66,9 +73,13 @@ def incidents_list(
 
     from novacron.api.schemas import IncidentOut
 
+    wanted = _status_filter(status, open_only=open_only)  # bad input is refused before the store is opened
     db = open_store(store, config)
     try:
-        incidents = db.open_incidents()[::-1][:limit] if open_only else db.incidents(limit=limit)
+        if wanted is not None:
+            incidents = db.incidents(status=wanted, limit=limit)
+        else:
+            incidents = db.open_incidents()[::-1][:limit] if open_only else db.incidents(limit=limit)
     finally:
         db.close()
     if as_json:
@@ -91,6 +102,22 @@ def incidents_list(
             "-" if mttr is None else f"{mttr * 1000:.0f}",
         )
     console().print(table)
+
+
+def _status_filter(status: str | None, *, open_only: bool) -> IncidentStatus | None:
+    """``--status`` as an incident state (the values of ``GET /incidents?status=``); exit 2 naming them."""
+    from novacron.model import IncidentStatus
+
+    if status is None:
+        return None
+    allowed = ", ".join(s.value for s in IncidentStatus)
+    try:
+        wanted = IncidentStatus(status)
+    except ValueError:
+        raise InputError(f"unknown status {status!r} (one of {allowed})", where="--status") from None
+    if open_only and wanted is IncidentStatus.RESOLVED:
+        raise InputError("resolved incidents are not open: give --open or --status resolved", where="--status")
+    return wanted
 
 
 @incidents_app.command("show")

@@ -28,4 +28,6 @@ def demo(
 
     result = asyncio.run(run_demo(duration_s=duration, seed=seed, console=console, rate_per_s=rate, vms=vms))
     console.print(result.summary())
-    console.print(f"inspect: novacron incidents list --store sqlite:///{result.workdir / 'novacron.db'}")
+    # one line, however narrow the console: a command to copy and paste
+    store = f"sqlite:///{result.workdir / 'novacron.db'}"
+    console.print(f"inspect: novacron incidents list --store {store}", soft_wrap=True)

@@ -198,6 +198,9 @@ async def _run(
                     for v in controller.status()
                     if controller.spec.target(v.target).kind == "vm"
                 }
+        if not console.is_terminal:
+            # Live ends its last frame mid-line off a terminal (on one it moves to a new line itself)
+            console.line()
     finally:
         for task in (chaos, metric_chaos):
             task.cancel()

@@ -43,7 +43,8 @@ class PriorityKeeper:
         if event.kind == "detected":
             if _slo_breached(event.data.get("evidence")):
                 self._slo.add(incident.id)
-            self.reassess_all(f"{incident.target} opened an incident")
+            self.reassess(incident, "assessed at open", first=True)
+            self.reassess_all(f"{incident.target} opened an incident", skip=incident.id)
         elif event.kind == "resolved":
             for name in (self._failed, self._slo):
                 name.discard(incident.id)
@@ -58,8 +59,8 @@ class PriorityKeeper:
             if event.kind == "escalated":
                 self._failed.add(incident.id)
 
-    def reassess_all(self, why: str) -> None:
-        """Re-assess every open incident (the fleet's share down changed).
+    def reassess_all(self, why: str, *, skip: str | None = None) -> None:
+        """Re-assess every open incident but ``skip`` (the fleet's share down changed).
 
         The share down is counted once for all of them: a burst of failures on a large
         fleet opens hundreds of incidents, each re-assessing every other one, and counting
@@ -68,10 +69,17 @@ class PriorityKeeper:
         incidents = self._incidents.open_incidents()
         opened = self._opened(incidents)
         for incident in incidents:
-            self.reassess(incident, why, opened=opened)
+            if incident.id != skip:
+                self.reassess(incident, why, opened=opened)
 
-    def reassess(self, incident: Incident, why: str, *, opened: frozenset[str] | None = None) -> Incident:
-        """Assess ``incident`` now and record a change of priority, with its reasons."""
+    def reassess(
+        self, incident: Incident, why: str, *, opened: frozenset[str] | None = None, first: bool = False
+    ) -> Incident:
+        """Assess ``incident`` now and record a change of priority, with its reasons.
+
+        The ``first`` assessment (at open) is always recorded, as the incident's priority: the
+        default it was filed with was never assessed, so it is no priority to change from.
+        """
         current = self._incidents.open_for(incident.target)
         if current is None or current.id != incident.id:
             return incident
@@ -79,9 +87,12 @@ class PriorityKeeper:
         priority = min(decision.priority, self._floor.get(current.id, Priority.P4))
         if current.status is IncidentStatus.NEEDS_HUMAN:
             priority = min(priority, Priority.P1)
-        if priority == current.priority:
+        if first:
+            detail = f"P{int(priority)} ({why}): {'; '.join(decision.reasons)}"
+        elif priority == current.priority:
             return current
-        detail = f"P{int(current.priority)} → P{int(priority)} ({why}): {'; '.join(decision.reasons)}"
+        else:
+            detail = f"P{int(current.priority)} → P{int(priority)} ({why}): {'; '.join(decision.reasons)}"
         return self._incidents.set_priority(current, priority, detail, score=decision.score, **{_OWN: True})
 
     def decide(self, incident: Incident, *, opened: frozenset[str] | None = None) -> PriorityDecision:

@@ -162,6 +162,9 @@ class IncidentManager:
             return incident
         updated = self.set_status(current, IncidentStatus.NEEDS_HUMAN, priority=min(priority, current.priority))
         self.event(updated, "escalated", reason, priority=f"P{int(updated.priority)}")
+        if updated.priority != current.priority:  # every priority change is a priority line, with its reason
+            before, after = f"P{int(current.priority)}", f"P{int(updated.priority)}"
+            self.event(updated, "priority", f"{before} → {after} (escalated to a human): {reason}", priority=after)
         return updated
 
     def raise_priority(self, incident: Incident, priority: Priority, reason: str) -> Incident:

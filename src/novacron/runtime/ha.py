@@ -145,7 +145,10 @@ class HaMember(Collector):
         )
 
         def step(conn: Any) -> None:
-            nodes.register(conn, row, stale_s=self.settings.node_stale_s, pid_alive=_pid_alive)
+            try:
+                nodes.register(conn, row, stale_s=self.settings.node_stale_s, pid_alive=_pid_alive)
+            except nodes.NodeIdTakenError as exc:
+                raise self._already_running(exc, row) from None
             if self.unbound:
                 self._refuse_unbound(conn, now)
             leases.ensure_shards(conn, self.settings.shards)
@@ -160,6 +163,22 @@ class HaMember(Collector):
                 time.sleep(0.5)
             else:
                 return
+
+    def _already_running(self, exc: nodes.NodeIdTakenError, row: NodeRow) -> ConfigError:
+        """What to tell the user whose node id a live controller holds.
+
+        With process targets of its own (no ``host:``) the spec is not a multi-node one: a
+        second node id would be refused beside the first, so the fix is not ``--node-id``
+        but the controller already running here.
+        """
+        held = exc.holder
+        if not self.unbound or held.host != row.host:
+            return exc
+        return ConfigError(
+            f"a controller is already running for this spec on this host (pid {held.pid}, node {held.node_id!r}, "
+            f"heartbeat {row.started_at - held.heartbeat_at:.1f}s ago); see it with `novacron status`, "
+            f"stop it with `kill {held.pid}` (SIGTERM) before starting another"
+        )
 
     def _refuse_unbound(self, conn: Any, now: float) -> None:
         """Process targets without ``host:`` are this controller's own: refused when others share the store.

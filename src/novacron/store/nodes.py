@@ -20,6 +20,7 @@ from novacron.store.repo import Store
 from novacron.store.tables import settings_kv
 
 __all__ = [
+    "NodeIdTakenError",
     "NodeRow",
     "NodeState",
     "NodeView",
@@ -57,6 +58,18 @@ class NodeRow:
         return self.state != "stopped" and now - self.heartbeat_at <= stale_s
 
 
+class NodeIdTakenError(ConfigError):
+    """A node id held by a live controller; ``holder`` is its row (where it runs, its pid)."""
+
+    def __init__(self, node_id: str, holder: NodeRow, *, now: float) -> None:
+        super().__init__(
+            f"node id {node_id!r} is in use by a live controller (pid {holder.pid} on {holder.host}, "
+            f"heartbeat {now - holder.heartbeat_at:.1f}s ago); give each controller its own --node-id",
+            where="--node-id",
+        )
+        self.holder = holder
+
+
 def register(
     conn: Connection, row: NodeRow, *, stale_s: float, pid_alive: Callable[[int], bool] = lambda _pid: True
 ) -> None:
@@ -71,11 +84,7 @@ def register(
         old = NodeRow(**found._mapping)
         gone = old.host == row.host and not pid_alive(old.pid)
         if old.incarnation != row.incarnation and old.live(row.started_at, stale_s) and not gone:
-            raise ConfigError(
-                f"node id {row.node_id!r} is in use by a live controller (pid {old.pid} on {old.host}, "
-                f"heartbeat {row.started_at - old.heartbeat_at:.1f}s ago); give each controller its own --node-id",
-                where="--node-id",
-            )
+            raise NodeIdTakenError(row.node_id, old, now=row.started_at)
         conn.execute(update(ha_nodes).where(ha_nodes.c.node_id == row.node_id).values(**_values(row)))
         return
     conn.execute(ha_nodes.insert().values(**_values(row)))
