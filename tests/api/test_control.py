@@ -118,7 +118,7 @@ async def test_incident_detail_ack_and_postmortem(
     assert again.json()["detail"].startswith("already acknowledged by operator-1 at ")
     detail = (await client.get(f"/incidents/{inc_id}", headers=view)).json()
     assert detail["acknowledged_by"] == "operator-1"
-    assert [e["kind"] for e in detail["timeline"]] == ["detected", "acknowledged"]
+    assert [e["kind"] for e in detail["timeline"]] == ["detected", "priority", "acknowledged"]
     assert detail["postmortem_url"] == f"/incidents/{inc_id}/postmortem"
     md = await client.get(detail["postmortem_url"], headers=view)
     assert md.headers["content-type"].startswith("text/markdown")
