@@ -312,7 +312,11 @@ class HealingFlow:
         hint: CrashHint = "none" if crash is None else ("local" if crash.local else "none")
         if crash is not None and crash.crash_class == "dependency_refused":
             hint = "dependency"
-        return rank_root_causes(incident.target, self.graph, failing, first_failed=first_failed, crash=hint)
+        # Not healthy only because still within its start timeout: said so, not called failing.
+        starting = {name for name in failing - set(first_failed) if self.health.health(name) is Health.STARTING}
+        return rank_root_causes(
+            incident.target, self.graph, failing, first_failed=first_failed, crash=hint, starting=starting
+        )
 
     def _diagnose(self, incident: Incident, crash: CrashReport | None) -> str:
         """Write the diagnosis on the timeline; the root cause's target (the incident's own when local)."""
