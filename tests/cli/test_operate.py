@@ -196,6 +196,30 @@ def test_a_human_start_is_credited_with_the_recovery_it_brings(tmp_path: Path) -
         assert resolved == ["healthy again (manual start by local-admin)"], shown["timeline"]
 
 
+def test_enable_heals_a_target_the_kill_switch_left_down(tmp_path: Path) -> None:
+    spec = write_spec(tmp_path, steady_service("api"))
+    where = ["-c", str(spec)]
+    with controller(spec) as run:
+        pid = wait_for(lambda: (t := _target(_live(run)))["state"] == "healthy" and t["pid"], "api healthy")
+        assert cli("disable", *where).returncode == 0
+        os.kill(pid, signal.SIGKILL)
+        incident = wait_for(
+            lambda: (t := _target(_live(run)))["incident_status"] == "needs_human" and t["incident"], "escalated"
+        )
+        held = cli_json("incidents", "show", incident, *where)["timeline"]
+        assert any(e["kind"] == "blocked" and e["data"]["rail"] == "kill_switch" for e in held), held
+        assert _target(_live(run))["state"] != "healthy"  # escalated: nothing acts on it while disabled
+
+        assert cli_json("enable", *where)["autonomous"] is True
+        wait_for(lambda: _healed_again(run, pid), "healed and resolved after enable")
+        shown = cli_json("incidents", "show", incident, *where)
+        assert shown["incident"]["status"] == "resolved", shown["timeline"]
+        resumed = [e["detail"] for e in shown["timeline"] if e["kind"] == "autonomy_resumed"]
+        assert resumed == ["autonomous healing enabled by local-admin; still down, healing"], shown["timeline"]
+        verified = [e for e in shown["timeline"] if e["kind"] == "verified"]
+        assert verified, shown["timeline"]
+
+
 def test_a_dry_run_does_not_show_a_target_as_healing_after_deciding(tmp_path: Path) -> None:
     spec = write_spec(tmp_path, steady_service("api"))
     with controller(spec, "--dry-run") as run:

@@ -42,6 +42,17 @@ def test_a_refused_dependency_points_upstream() -> None:
     assert "refused" in causes[0].reason
 
 
+def test_a_dependency_still_starting_is_called_starting_not_failing() -> None:
+    causes = rank_root_causes("api", GRAPH, {"db", "auth", "api"}, starting={"db"})
+    assert causes[0].target == "db"  # ranked as a failing one would be
+    assert causes[0].reason.startswith("db is still starting (not yet healthy since its start) with healthy")
+    by_target = {c.target: c.reason for c in causes}
+    assert by_target["api"] == (
+        "api fails, but so do its dependencies ['auth'], "
+        "and its dependencies ['db'] are still starting (not yet healthy since their start)"
+    )
+
+
 @pytest.mark.parametrize(
     ("code", "tail", "name", "local"),
     [

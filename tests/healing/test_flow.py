@@ -240,3 +240,15 @@ async def test_a_step_awaiting_approval_is_withdrawn_when_its_target_recovers(tm
     assert "escalated" not in kinds
     assert rig.resolved == ["api"]
     await rig.approvals.close()
+
+
+async def test_a_dependency_still_starting_is_diagnosed_as_starting_not_failing(tmp_path: Path) -> None:
+    rig = _Rig(tmp_path)
+    rig.flow.health.process_started("db", 0)  # started again: not healthy yet, well within its start timeout
+    rig.flow.health.process_exited("api", 0, 1, expected=False)
+    diagnosed = [d for k, d in rig.timeline("api") if k == "diagnosed"]
+    assert diagnosed == [
+        "db is still starting (not yet healthy since its start) "
+        "with healthy dependencies and explains 1 failing dependent(s)"
+    ]
+    await rig.flow.stop()

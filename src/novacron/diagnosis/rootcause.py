@@ -55,29 +55,46 @@ def rank_root_causes(
     *,
     first_failed: Mapping[str, float] | None = None,
     crash: CrashHint = "none",
+    starting: Set[str] = frozenset(),
 ) -> list[Cause]:
     """Rank the failing target itself and its failing upstreams as causes, best first.
 
     ``first_failed`` maps targets to the time of their first failing observation;
-    ``crash`` is what the target's own crash suggests.
+    ``crash`` is what the target's own crash suggests. ``starting``: the failing targets
+    that are not healthy only because they are still within their start timeout; they
+    rank as failing ones do, but the reasons say they are starting.
     """
     candidates = [u for u in _upstream(target, graph) if u in failing]
     causes = []
     for cand in [target, *candidates]:
         explained = len(dependents(cand, graph) & failing)
         failing_up = _upstream(cand, graph) & failing
+        state = _state(cand, starting)
         if failing_up:
-            reason = f"{cand} fails, but so do its dependencies {sorted(failing_up)}"
+            reason = f"{cand} {state}, but {_dependencies(failing_up, starting)}"
             score = 0.1 * (1 + explained)
         elif cand == target:
-            reason = f"{cand} fails while all its dependencies are healthy: a local fault"
+            reason = f"{cand} {state} while all its dependencies are healthy: a local fault"
             score = 1.0 + explained
         else:
-            reason = f"{cand} fails with healthy dependencies and explains {explained} failing dependent(s)"
+            reason = f"{cand} {state} with healthy dependencies and explains {explained} failing dependent(s)"
             score = 1.0 + explained
         score, reason = _weigh(cand, target, score, reason, first_failed or {}, crash)
         causes.append(Cause(cand, score, reason))
     return sorted(causes, key=lambda c: (-c.score, c.target))
+
+
+def _state(name: str, starting: Set[str]) -> str:
+    return "is still starting (not yet healthy since its start)" if name in starting else "fails"
+
+
+def _dependencies(deps: Set[str], starting: Set[str]) -> str:
+    """The clause naming a candidate's unhealthy dependencies: those failing, then those still starting."""
+    down, up = sorted(deps - starting), sorted(deps & starting)
+    clauses = [f"so do its dependencies {down}"] if down else []
+    if up:
+        clauses.append(f"its dependencies {up} are still starting (not yet healthy since their start)")
+    return ", and ".join(clauses)
 
 
 def _weigh(

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 from collections.abc import Callable, Coroutine, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -59,6 +60,11 @@ _UPSTREAM_POLL_S = 0.1
 _RECENT_S = 10.0
 
 RemedyPlan = tuple[list[ActionKind], dict[str, Any]]
+
+
+def _rerun(resumed: int) -> str:
+    """The ladder run the ``resumed``-th enable of the kill switch started on an incident."""
+    return f"resumed-{resumed}"
 
 
 def _healable(incident: Incident, graph: Mapping[str, Sequence[str]]) -> bool:
@@ -112,6 +118,7 @@ class HealingFlow:
         ``hosts`` gives it the host evidence of its contexts.
         """
         self.graph = dict(graph)
+        self.store = store
         self.clock = clock
         self.gate = gate
         self.health = HealthTracker(clock, on_fault=self.on_fault, on_recovered=self._on_recovered)
@@ -177,6 +184,10 @@ class HealingFlow:
                 continue  # healed (or resolved) when its quarantine ends, not before
             if not _healable(incident, self.graph):
                 continue  # an alert's incident: tracked until the alert resolves, never healed by it
+            resumed = self._held_by_kill_switch(incident) if self.gate.enabled else None
+            if resumed:  # the run an enable started goes on at its step, not at the blocked first run's
+                self._spawn_healer(incident, rerun=_rerun(resumed))
+                continue
             self._log.info("resuming incident", incident=incident.id, target=incident.target)
             root = self._rank(incident)[0].target
             if root != incident.target and self._upstream_failing(root):
@@ -301,7 +312,11 @@ class HealingFlow:
         hint: CrashHint = "none" if crash is None else ("local" if crash.local else "none")
         if crash is not None and crash.crash_class == "dependency_refused":
             hint = "dependency"
-        return rank_root_causes(incident.target, self.graph, failing, first_failed=first_failed, crash=hint)
+        # Not healthy only because still within its start timeout: said so, not called failing.
+        starting = {name for name in failing - set(first_failed) if self.health.health(name) is Health.STARTING}
+        return rank_root_causes(
+            incident.target, self.graph, failing, first_failed=first_failed, crash=hint, starting=starting
+        )
 
     def _diagnose(self, incident: Incident, crash: CrashReport | None) -> str:
         """Write the diagnosis on the timeline; the root cause's target (the incident's own when local)."""
@@ -364,12 +379,12 @@ class HealingFlow:
         return current is None or current.id != incident.id
 
     # -- healers -----------------------------------------------------------------------
-    def _spawn_healer(self, incident: Incident) -> None:
+    def _spawn_healer(self, incident: Incident, *, rerun: str | None = None) -> None:
         if incident.target in self._healing:
             return
         replicas = sorted(self._replica_faults.pop(incident.target, set())) or None
         ladder, params = self._plans.pop(incident.target, (None, None))
-        self._spawn(incident, self.healer.heal(incident, replicas, ladder=ladder, params=params))
+        self._spawn(incident, self.healer.heal(incident, replicas, ladder=ladder, params=params, rerun=rerun))
 
     def _spawn(self, incident: Incident, work: Coroutine[Any, Any, None]) -> None:
         """Run ``work`` as the one task that handles ``incident``'s target now."""
@@ -420,13 +435,53 @@ class HealingFlow:
     def quarantine_ended(self, target: str, *, how: str = "ended") -> None:
         """A quarantine ran out (or a human lifted it, ``how``): re-check the target and heal it if still down."""
         incident = self.incidents.open_for(target)
-        if incident is None:
+        if incident is not None:
+            self._recheck(incident, "quarantine_ended", f"its quarantine {how}", f"quarantine of {target} {how}")
+
+    def autonomy_enabled(self, *, how: str = "enabled") -> None:
+        """The kill switch was turned back on (``how``): re-check and heal what it alone handed to a human.
+
+        Only incidents whose latest escalation the kill switch made; a quarantined target
+        waits for its quarantine's end, and an approval asked for or a ladder that failed
+        stays with its human.
+        """
+        for incident in self.incidents.open_incidents():
+            resumed = self._held_by_kill_switch(incident)
+            if resumed is None or incident.target in self._healing or self.gate.is_quarantined(incident.target):
+                continue
+            self._recheck(
+                incident,
+                "autonomy_resumed",
+                f"autonomous healing was {how}",
+                f"autonomous healing {how}",
+                rerun=_rerun(resumed + 1),
+            )
+
+    def _recheck(self, incident: Incident, kind: str, healthy_when: str, why: str, *, rerun: str | None = None) -> None:
+        """Automation may act on ``incident``'s target again: resolve it if healthy, else heal it now."""
+        if self.health.is_healthy(incident.target):
+            self.incidents.resolve(incident, healed_by=f"healthy when {healthy_when}")
             return
-        if self.health.is_healthy(target):
-            self.incidents.resolve(incident, healed_by=f"healthy when its quarantine {how}")
-            return
-        self.incidents.event(incident, "quarantine_ended", f"quarantine of {target} {how}; still down, healing")
-        self._spawn_healer(incident)
+        self.incidents.event(incident, kind, f"{why}; still down, healing")
+        self._spawn_healer(incident, rerun=rerun)
+
+    def _held_by_kill_switch(self, incident: Incident) -> int | None:
+        """How often an enable resumed ``incident``, if the kill switch alone handed it to a human; else None.
+
+        Held: its latest escalation is the kill switch's, or repeats one that was (a ladder
+        resumed at a controller's start replays the blocked step and escalates again).
+        """
+        if incident.status is not IncidentStatus.NEEDS_HUMAN or incident.target not in self.graph:
+            return None
+        timeline = self.store.timeline(incident.id)
+        escalations = [e for e in timeline if e.kind == "escalated"]
+        if not escalations:
+            return None
+        latest = escalations[-1].detail
+        same = itertools.takewhile(lambda e: e.detail == latest, reversed(escalations))
+        if not any(e.data.get("rail") == "kill_switch" for e in same):
+            return None
+        return sum(e.kind == "autonomy_resumed" for e in timeline)
 
     async def _housekeeping(self, tick: Callable[[], None] | None) -> None:
         while True:

@@ -69,11 +69,14 @@ class Healer:
         *,
         ladder: list[ActionKind] | None = None,
         params: dict[str, Any] | None = None,
+        rerun: str | None = None,
     ) -> None:
         """Drive ``incident`` to resolution or to a human.
 
         ``ladder`` overrides the policy's (a predicted fault brings its own remedy) and
-        ``params`` are passed to every step.
+        ``params`` are passed to every step. ``rerun`` names a later run of the steps on the
+        same incident (automation resumed after the kill switch): its steps get keys of their
+        own (``<incident>/<rerun>/<step>/<kind>``) where the first run's would be replayed.
         """
         chosen = self.runbooks(incident) if self.runbooks is not None and ladder is None else None
         if chosen is not None:
@@ -89,9 +92,9 @@ class Healer:
             return
         try:
             if self.chooser is not None and ladder is None:  # learned steps; a predicted remedy keeps its own
-                exhausted = await self._learned(incident, replicas, params or {}, self.chooser)
+                exhausted = await self._learned(incident, replicas, params or {}, self.chooser, rerun)
             else:
-                exhausted = await self._ladder(incident, replicas, steps, params or {})
+                exhausted = await self._ladder(incident, replicas, steps, params or {}, rerun)
         finally:
             self._gate.release(incident.target)
         cheapest = next((k for k in steps if k not in MITIGATIONS), ActionKind.ESCALATE)  # a drain repairs nothing
@@ -153,7 +156,12 @@ class Healer:
         return current is None or current.id != incident.id
 
     async def _ladder(
-        self, incident: Incident, replicas: list[int] | None, ladder: list[ActionKind], extra: dict[str, Any]
+        self,
+        incident: Incident,
+        replicas: list[int] | None,
+        ladder: list[ActionKind],
+        extra: dict[str, Any],
+        rerun: str | None,
     ) -> bool:
         """Walk the ladder; True when every step failed and the incident was escalated."""
         params = {**extra, **({"replicas": replicas} if replicas else {})}
@@ -169,7 +177,7 @@ class Healer:
             if step == 0 and current.status is IncidentStatus.OPEN:
                 current = self.incidents.set_status(current, IncidentStatus.MITIGATING)
             reason = f"ladder step {step + 1}/{len(ladder)} for {incident.kind}"
-            action = _step_action(incident, kind, str(step), params, reason)
+            action = _step_action(incident, kind, _step_name(rerun, step), params, reason)
             result = await self._step(action, current)
             if result.status is ActionStatus.PLANNED:
                 await self._settled_meanwhile(shields, incident)
@@ -193,7 +201,12 @@ class Healer:
         return True
 
     async def _learned(
-        self, incident: Incident, replicas: list[int] | None, extra: dict[str, Any], chooser: LearnedSteps
+        self,
+        incident: Incident,
+        replicas: list[int] | None,
+        extra: dict[str, Any],
+        chooser: LearnedSteps,
+        rerun: str | None,
     ) -> bool:
         """Steps chosen one at a time by the learning policy; True when it ran out and escalated."""
         params = {**extra, **({"replicas": replicas} if replicas else {})}
@@ -209,7 +222,7 @@ class Healer:
                 break
             if step == 0 and current.status is IncidentStatus.OPEN:
                 current = self.incidents.set_status(current, IncidentStatus.MITIGATING)
-            action = _step_action(incident, decision.kind, str(step), params, decision.reason)
+            action = _step_action(incident, decision.kind, _step_name(rerun, step), params, decision.reason)
             chooser.record(decision, action, current)
             started = self.clock.monotonic()
             result = await self._step(action, current)
@@ -369,11 +382,17 @@ class Healer:
             current = self.incidents.set_status(incident, IncidentStatus.OPEN)
             self.incidents.event(current, "dry_run_end", "dry run: no action taken; the incident stays open")
             return
-        self.incidents.escalate(incident, f"automation stopped: {result.detail}", priority=Priority.P1)
+        rail = (result.decision.rail or None) if result.decision is not None else None
+        self.incidents.escalate(incident, f"automation stopped: {result.detail}", priority=Priority.P1, rail=rail)
 
     def _resolve(self, incident: Incident, how: str) -> None:
         if not self._recovered(incident):
             self.incidents.resolve(incident, healed_by=how)
+
+
+def _step_name(rerun: str | None, step: int) -> str:
+    """A step's place in its key: its index, under the rerun's name for a later run."""
+    return str(step) if rerun is None else f"{rerun}/{step}"
 
 
 def _step_action(incident: Incident, kind: ActionKind, step: str, params: dict[str, Any], reason: str) -> Action:

@@ -155,13 +155,19 @@ class IncidentManager:
         self.event(resolved, "resolved", f"healthy again ({healed_by})", mttr_ms=round(mttr * 1000, 1))
         return resolved
 
-    def escalate(self, incident: Incident, reason: str, *, priority: Priority = Priority.P1) -> Incident:
-        """Hand the incident to a human: marked needs-human, priority raised (if it is still open here)."""
+    def escalate(
+        self, incident: Incident, reason: str, *, priority: Priority = Priority.P1, rail: str | None = None
+    ) -> Incident:
+        """Hand the incident to a human: marked needs-human, priority raised (if it is still open here).
+
+        ``rail``: the safety rail that stopped automation, kept on the escalation's timeline line.
+        """
         current = self._tracked(incident)
         if current is None:
             return incident
         updated = self.set_status(current, IncidentStatus.NEEDS_HUMAN, priority=min(priority, current.priority))
-        self.event(updated, "escalated", reason, priority=f"P{int(updated.priority)}")
+        held = {} if rail is None else {"rail": rail}
+        self.event(updated, "escalated", reason, priority=f"P{int(updated.priority)}", **held)
         if updated.priority != current.priority:  # every priority change is a priority line, with its reason
             before, after = f"P{int(current.priority)}", f"P{int(updated.priority)}"
             self.event(updated, "priority", f"{before} → {after} (escalated to a human): {reason}", priority=after)

@@ -693,7 +693,10 @@ class Controller:
         return lifted
 
     def set_autonomous(self, enabled: bool, *, who: str) -> None:
-        """The global kill switch (persisted, audited)."""
+        """The global kill switch (persisted, audited).
+
+        Enabled, a target still down whose incident the switch alone handed to a human is healed now.
+        """
         self.gate.enabled = enabled
         self.metrics.autonomous.set(int(enabled))
         self.store.put_setting(_KILL_SWITCH_KEY, enabled, now=self.clock.now())
@@ -704,6 +707,8 @@ class Controller:
             subject="fleet",
             result="ok",
         )
+        if enabled:
+            self.flow.autonomy_enabled(how=f"enabled by {who}")
 
     async def wait_idle(self, timeout: float) -> bool:
         """Wait until no healer is running (tests and benchmarks)."""
