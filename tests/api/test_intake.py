@@ -44,7 +44,7 @@ async def test_a_resolved_alert_closes_its_incident(
     assert r.json()["resolved"] == opened
     inc = controller.store.incident(opened[0])
     assert inc.status is IncidentStatus.RESOLVED
-    assert [e.kind for e in controller.store.timeline(inc.id)] == ["detected", "resolved"]
+    assert [e.kind for e in controller.store.timeline(inc.id)] == ["detected", "priority", "resolved"]
     # A late duplicate of the firing notification does not reopen it.
     again = await client.post("/webhooks/alertmanager", json=webhook(alert()), headers=h)
     assert again.json()["opened"] == []

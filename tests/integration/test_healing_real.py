@@ -29,7 +29,7 @@ async def test_a_crash_is_healed_and_verified(controller: Factory, ports: int) -
     assert inc.kind is FaultKind.CRASH
     assert c.actuator.pids("api")
     assert c.actuator.pids("api")[0] != old
-    assert _events(c, inc.id)[:2] == ["detected", "diagnosed"]
+    assert _events(c, inc.id)[:3] == ["detected", "priority", "diagnosed"]
     assert {"action_started", "action_finished", "verified", "resolved"} <= set(_events(c, inc.id))
     assert inc.mttr_s is not None
     assert inc.mttd_s <= inc.mttr_s
