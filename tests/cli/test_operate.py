@@ -180,16 +180,22 @@ def test_cleanup_on_a_target_without_cleanup_paths_is_refused_naming_why(tmp_pat
         assert res["detail"] == "refused: api declares no cleanup_paths: there is no folder it may empty"
 
 
+def _crash_while_disabled(run: Running, where: list[str]) -> tuple[int, str]:
+    """Turn healing off (kill switch), SIGKILL ``api`` and wait for its escalation: its old pid and incident."""
+    pid = wait_for(lambda: (t := _target(_live(run)))["state"] == "healthy" and t["pid"], "api healthy")
+    assert cli("disable", *where).returncode == 0
+    os.kill(pid, signal.SIGKILL)
+    incident = wait_for(
+        lambda: (t := _target(_live(run)))["incident_status"] == "needs_human" and t["incident"], "escalated"
+    )
+    return int(pid), str(incident)
+
+
 def test_a_human_start_is_credited_with_the_recovery_it_brings(tmp_path: Path) -> None:
     spec = write_spec(tmp_path, steady_service("api"))
     where = ["-c", str(spec)]
     with controller(spec) as run:
-        pid = wait_for(lambda: (t := _target(_live(run)))["state"] == "healthy" and t["pid"], "api healthy")
-        assert cli("disable", *where).returncode == 0
-        os.kill(pid, signal.SIGKILL)
-        incident = wait_for(
-            lambda: (t := _target(_live(run)))["incident_status"] == "needs_human" and t["incident"], "escalated"
-        )
+        _, incident = _crash_while_disabled(run, where)
         assert cli_json("start", "api", *where)["status"] == "verified"
         shown = cli_json("incidents", "show", incident, *where)
         resolved = [e["detail"] for e in shown["timeline"] if e["kind"] == "resolved"]
@@ -200,12 +206,7 @@ def test_enable_heals_a_target_the_kill_switch_left_down(tmp_path: Path) -> None
     spec = write_spec(tmp_path, steady_service("api"))
     where = ["-c", str(spec)]
     with controller(spec) as run:
-        pid = wait_for(lambda: (t := _target(_live(run)))["state"] == "healthy" and t["pid"], "api healthy")
-        assert cli("disable", *where).returncode == 0
-        os.kill(pid, signal.SIGKILL)
-        incident = wait_for(
-            lambda: (t := _target(_live(run)))["incident_status"] == "needs_human" and t["incident"], "escalated"
-        )
+        pid, incident = _crash_while_disabled(run, where)
         held = cli_json("incidents", "show", incident, *where)["timeline"]
         assert any(e["kind"] == "blocked" and e["data"]["rail"] == "kill_switch" for e in held), held
         assert _target(_live(run))["state"] != "healthy"  # escalated: nothing acts on it while disabled
@@ -297,12 +298,7 @@ def test_ack_twice_says_who_already_did_and_a_resolved_incident_is_refused(tmp_p
     spec = write_spec(tmp_path, steady_service("api"))
     where = ["-c", str(spec)]
     with controller(spec) as run:
-        pid = wait_for(lambda: (t := _target(_live(run)))["state"] == "healthy" and t["pid"], "api healthy")
-        assert cli("disable", *where).returncode == 0
-        os.kill(pid, signal.SIGKILL)
-        incident = wait_for(
-            lambda: (t := _target(_live(run)))["incident_status"] == "needs_human" and t["incident"], "escalated"
-        )
+        _, incident = _crash_while_disabled(run, where)
         first = cli("incidents", "ack", incident, *where)
         assert (first.returncode, first.stdout.strip()) == (0, "acknowledged by local-admin"), first.stderr
         again = cli("incidents", "ack", incident, *where)
