@@ -68,7 +68,14 @@ def test_tokens_create_refuses_an_empty_name_and_creates_nothing(tmp_path: Path,
 
 def test_tokens_create_prints_the_secret_once_and_stores_its_hash(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'n.db'}"
-    r = _cli("tokens", "create", "--role", "operator", "--name", "ci-bot", "--store", url)
+    typo = tmp_path / "n.bd"
+    refused = _cli("tokens", "create", "--role", "operator", "--store", f"sqlite:///{typo}")
+    assert refused.returncode == 2, refused.stderr
+    assert f"error: --store: no store at {typo}" in refused.stderr
+    assert "--create-store" in refused.stderr
+    assert refused.stdout == "", "no secret is printed"
+    assert not typo.exists(), "a mistyped store is not created"
+    r = _cli("tokens", "create", "--role", "operator", "--name", "ci-bot", "--store", url, "--create-store")
     assert r.returncode == 0, r.stderr
     secret = r.stdout.strip()
     assert secret.startswith("nvc_")
@@ -124,7 +131,7 @@ def test_run_serves_the_api_beside_the_controller_and_api_serves_it_alone(tmp_pa
     port = free_port()
     spec = {"name": "t", "controller": {"store_url": url, "workdir": str(tmp_path), "api_port": port}, "targets": []}
     (tmp_path / "fleet.yaml").write_text(yaml.safe_dump(spec))
-    token = _cli("tokens", "create", "--role", "admin", "--store", url).stdout.strip()
+    token = _cli("tokens", "create", "--role", "admin", "--store", url, "--create-store").stdout.strip()
     with _serving(["run", "-c", str(tmp_path / "fleet.yaml")], port) as base:
         assert httpx.get(f"{base}/health").json()["controller"] is True
         r = httpx.post(f"{base}/webhooks/alertmanager", json=webhook(alert()), headers=bearer(token))

@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import re
-import shutil
 from pathlib import Path
 
 from .runner import cli
 
 
-def test_in_a_pipe_the_summary_starts_on_its_own_line_and_the_inspect_command_is_one_line() -> None:
-    res = cli("demo", "--duration", "1", timeout=120)
+def test_in_a_pipe_the_summary_starts_on_its_own_line_and_the_inspect_command_is_one_line(tmp_path: Path) -> None:
+    # The demo keeps its folder for inspection, in $TMPDIR: here the test's own folder, removed with it.
+    res = cli("demo", "--duration", "1", env={"TMPDIR": str(tmp_path)}, timeout=120)
     assert res.returncode == 0, res.stderr
     lines = res.stdout.splitlines()
     title = next(i for i, line in enumerate(lines) if "demo summary" in line)
@@ -21,4 +21,4 @@ def test_in_a_pipe_the_summary_starts_on_its_own_line_and_the_inspect_command_is
     found = re.fullmatch(r"inspect: novacron incidents list --store sqlite:///(\S+/novacron\.db)", inspect[0])
     assert found, f"not one copyable line: {inspect[0]!r}"
     assert lines[-1] == inspect[0], "nothing of the command is wrapped onto a next line"
-    shutil.rmtree(Path(found[1]).parent, ignore_errors=True)
+    assert Path(found[1]).parent.parent == tmp_path, "the demo's folder is made in $TMPDIR"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 
 import numpy as np
@@ -101,6 +102,8 @@ def test_msprt_rejects_a_clear_regression_and_reports_an_interval_that_holds_it(
     assert res.ci[0] > 0
     assert res.ci[0] < 0.04 < res.ci[1]
     assert res.p_value < 0.05
+    # a JSON boolean (a numpy bool reached `experiment status --json` as the string "False")
+    assert json.loads(json.dumps(res.to_json()))["significant"] is True
     empty = msprt(0.0, 0.0, 0, 0.5, 0.25, 10, taus=(0.1,), alpha=0.05)
     assert not empty.significant
     assert empty.p_value == 1.0

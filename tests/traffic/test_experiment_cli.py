@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import shlex
+import socket
 import sys
 from pathlib import Path
 
 import httpx
 import pytest
+import yaml
 
 from novacron.demo.fleet import free_port_block
 from novacron.settings import FrontendSpec
@@ -23,6 +25,11 @@ def test_experiment_commands_start_watch_and_stop_a_canary(tmp_path: Path) -> No
     listen = free_port_block(1)
     web = service("web", replicas=1, frontend=FrontendSpec(listen=f"127.0.0.1:{listen}"))
     spec = write_spec(tmp_path, web)
+    # A workdir relative to where `run` starts, as in examples/canary.yaml: HAProxy's admin socket
+    # must still be a path (a relative one was read as host:port and HAProxy refused to start).
+    relative = yaml.safe_load(spec.read_text())
+    relative["controller"]["workdir"] = "work"
+    spec.write_text(yaml.safe_dump(relative))
     variant = shlex.join([sys.executable, "-m", "novacron.demo.service", "--name", "web-b", "--port", "{port}"])
     with controller(spec):
         where = ["-c", str(spec)]
@@ -37,6 +44,7 @@ def test_experiment_commands_start_watch_and_stop_a_canary(tmp_path: Path) -> No
         status = cli_json("experiment", "status", "web-b", *where)
         assert status["arms"]["b"]["requests"] > 0
         assert status["looks"]
+        assert {type(t["significant"]) for look in status["looks"] for t in look["tests"].values()} == {bool}
         listed = cli_json("experiment", "list", *where)
         assert [e["name"] for e in listed] == ["web-b"]
         stopped = cli_json("experiment", "stop", "web-b", *where)
@@ -52,3 +60,22 @@ def test_experiment_commands_start_watch_and_stop_a_canary(tmp_path: Path) -> No
         assert again.returncode == 2
         assert "not running" in again.stderr
         assert [e["name"] for e in cli_json("experiment", "list", *where)] == ["web-b"]
+
+
+def test_a_configuration_haproxy_refuses_stops_run_with_its_reason_before_any_target_starts(tmp_path: Path) -> None:
+    require("haproxy", package="haproxy")
+    web = service("web", replicas=1, frontend=FrontendSpec(listen=f"127.0.0.1:{free_port_block(1)}"))
+    spec = write_spec(tmp_path, web)
+    # HAProxy's admin socket lives in the workdir; a path this long is one it refuses.
+    deep = yaml.safe_load(spec.read_text())
+    deep["controller"]["workdir"] = str(tmp_path / ("w" * 100))
+    spec.write_text(yaml.safe_dump(deep))
+    res = cli("run", "-c", str(spec), timeout=60)
+    assert res.returncode == 2, res.stderr
+    assert "HAProxy refused the configuration: " in res.stderr
+    assert "too long (max " in res.stderr, "HAProxy's own reason is shown"
+    assert "Traceback" not in res.stderr
+    port = web.port
+    assert port is not None
+    with socket.socket() as probe:
+        assert probe.connect_ex(("127.0.0.1", port)) != 0, "no replica was started"

@@ -51,14 +51,26 @@ _DRAIN_BITS = 0x08 | 0x10
 RequestListener = Callable[[str, str, int, float], None]  # target, server, status, seconds
 
 
+# The closing ALERT lines of every refusal: they say that it failed, not why.
+_SUMMARY_ALERTS = ("Error(s) found in configuration file", "Fatal errors found in configuration")
+
+
+def _alerts(output: str) -> str:
+    """HAProxy's reasons for refusing a configuration (its ALERT lines), else the tail of what it said."""
+    alerts = [line.split(" : ", 2)[-1].strip() for line in output.splitlines() if line.startswith("[ALERT]")]
+    reasons = [a for a in alerts if a and not a.startswith(_SUMMARY_ALERTS)]
+    return "; ".join(reasons) or output.strip()[-500:] or "(HAProxy said nothing)"
+
+
 class HaproxyActuator:
     """Runs HAProxy for the fleet's frontends and carries out traffic actions on it."""
 
     def __init__(self, spec: FleetSpec, *, workdir: Path, clock: Clock, binary: str | None = None) -> None:
         self.spec = spec
         self._clock = clock
-        self._dir = workdir
-        self.socket_path = workdir / "haproxy.sock"
+        # Absolute: HAProxy reads a socket path without a "/" as host:port (a relative workdir broke it).
+        self._dir = workdir.absolute()
+        self.socket_path = self._dir / "haproxy.sock"
         self._binary = binary
         self._proc: asyncio.subprocess.Process | None = None
         self._reader: asyncio.Task[None] | None = None
@@ -78,23 +90,32 @@ class HaproxyActuator:
         return backend_name(target) in self._targets
 
     # -- lifecycle ---------------------------------------------------------------------
-    async def start(self) -> None:
-        """Write the configuration, start HAProxy and wait for its admin socket."""
+    async def check(self) -> tuple[str, Path]:
+        """Write the configuration and have HAProxy check it; its binary and the file.
+
+        A refusal is a :class:`ConfigError` with HAProxy's reasons. The controller checks
+        before any target starts, so a spec HAProxy refuses leaves nothing running.
+        """
         binary = self._binary or shutil.which("haproxy")
         if binary is None:
             raise ConfigError("a frontend needs HAProxy, which is not installed (Debian: haproxy)", where="frontend")
         self._dir.mkdir(parents=True, exist_ok=True)
-        self.socket_path.unlink(missing_ok=True)
         cfg = self._dir / "haproxy.cfg"
         cfg.write_text(render_config(self.spec, self.socket_path), encoding="utf-8")
         check = await asyncio.create_subprocess_exec(
-            binary, "-c", "-q", "-f", str(cfg), stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT
+            binary, "-c", "-f", str(cfg), stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT
         )
         out, _ = await check.communicate()
         if check.returncode != 0:
             raise ConfigError(
-                f"HAProxy refused the configuration: {out.decode(errors='replace')[-500:]}", where=str(cfg)
+                f"HAProxy refused the configuration: {_alerts(out.decode(errors='replace'))}", where=str(cfg)
             )
+        return binary, cfg
+
+    async def start(self) -> None:
+        """Write and check the configuration, start HAProxy and wait for its admin socket."""
+        binary, cfg = await self.check()
+        self.socket_path.unlink(missing_ok=True)
         err = (self._dir / "haproxy.log").open("ab")
         try:
             self._proc = await asyncio.create_subprocess_exec(

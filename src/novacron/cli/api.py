@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -13,6 +13,9 @@ from novacron.cli._client import open_store
 from novacron.cli._output import JsonOpt, console, emit_json, write_file
 from novacron.cli.core import StoreOpt, incidents_app, store_url_for
 from novacron.errors import InputError, NotFoundError
+
+if TYPE_CHECKING:
+    from novacron.store import Store
 
 __all__: list[str] = []
 
@@ -57,16 +60,25 @@ def tokens_create(
     ] = None,
     config: OptionalConfig = None,
     store: StoreOpt = None,
+    create_store: Annotated[
+        bool,
+        typer.Option(
+            "--create-store", help="Create the store if it does not exist yet (a token before the first `run`)."
+        ),
+    ] = False,
 ) -> None:
-    """Create a token and print it once; only its hash is stored."""
+    """Create a token and print it once; only its hash is stored.
+
+    A store that does not exist is refused (exit 2) unless --create-store says to create it:
+    a token written to a new store at a mistyped path would never be accepted by the API.
+    """
     from rich.console import Console
 
-    from novacron.store import Store
     from novacron.store.tokens import TokenStore
 
     if name is not None and not name.strip():  # refused before the store is opened: nothing is created
         raise InputError("a token's name cannot be empty (leave --name out for role-<time>)", where="--name")
-    db = Store.open(store_url_for(store, config))
+    db = _token_store(store, config, create=create_store)
     try:
         now = time.time()
         record, secret = TokenStore(db).create(f"{role}-{int(now)}" if name is None else name, role, now=now)
@@ -76,6 +88,20 @@ def tokens_create(
     err = Console(stderr=True)
     err.print(f"created token [bold]{record.name}[/] ({record.role}); it is shown only this once:")
     typer.echo(secret)
+
+
+def _token_store(store: str | None, config: Path | None, *, create: bool) -> Store:
+    """The store tokens are written to; a missing one only with ``create`` (bad input otherwise)."""
+    from novacron.store import Store
+
+    try:
+        return Store.open(store_url_for(store, config), create=create)
+    except NotFoundError as exc:
+        where = "--config" if config is not None and not store else "--store"
+        raise InputError(
+            f"{exc}: check the path, or pass --create-store to create it (before the first `novacron run`)",
+            where=where,
+        ) from exc
 
 
 @tokens_app.command("list")

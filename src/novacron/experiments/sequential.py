@@ -140,4 +140,5 @@ def msprt(
     log_lr = float(log_mixture_ratio(diff, s2, taus))
     radius = confidence_radius(s2, taus, alpha)
     p = float(min(1.0, np.exp(-log_lr)))
-    return SequentialResult(diff, log_lr, p, (diff - radius, diff + radius), log_lr >= np.log(1.0 / alpha))
+    significant = bool(log_lr >= np.log(1.0 / alpha))  # a numpy bool would reach JSON as the string "False"
+    return SequentialResult(diff, log_lr, p, (diff - radius, diff + radius), significant)

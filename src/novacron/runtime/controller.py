@@ -225,6 +225,8 @@ class Controller:
     async def start(self) -> None:
         """Recover, start sensors and every missing replica."""
         self.health.on_proven = self._proven  # a warm guest's state is saved once it is proven healthy
+        if self.traffic is not None:  # a configuration HAProxy refuses stops us before any target starts
+            await self.traffic.check()
         cfg = self.store.save_config(spec_to_yaml(self.spec), source=self._spec_source, now=self.clock.now())
         self.config_version = cfg.version
         self.gate.enabled = bool(self.store.get_setting(_KILL_SWITCH_KEY, True))
