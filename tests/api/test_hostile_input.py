@@ -49,6 +49,10 @@ def _nested(depth: int) -> dict[str, Any]:
         ({"replica": True}, "replica"),
         ({"replicas": [0, "1"]}, "replicas"),
         ({"count": 0}, "count"),
+        ({"weights": "r0"}, "weights"),  # was a 500: the actuator took a string for a mapping
+        ({"weights": {"r0": 257}}, "weights"),
+        ({"weights": {}}, "weights"),
+        ({"server": 0}, "server"),
         (_nested(500), "x"),
     ],
 )

@@ -60,6 +60,16 @@ def test_experiment_commands_start_watch_and_stop_a_canary(tmp_path: Path) -> No
         assert again.returncode == 2
         assert "not running" in again.stderr
         assert [e["name"] for e in cli_json("experiment", "list", *where)] == ["web-b"]
+        # traffic actions by hand: a mapping as JSON; a server the backend lacks is refused, named
+        rerouted = cli("heal", "web", "-a", "reroute", "-p", 'weights={"r0": 200}', *where)
+        assert rerouted.returncode == 0, rerouted.stderr
+        assert "weights r0=200" in rerouted.stdout
+        unknown = cli("heal", "web", "-a", "drain", "-p", "server=r9", *where)
+        assert unknown.returncode == 2
+        assert "error: params.server: web has no server 'r9' (its servers: r0)" in unknown.stderr
+        not_json = cli("heal", "web", "-a", "reroute", "-p", 'weights={"r0": 200', *where)
+        assert not_json.returncode == 2
+        assert "error: --param: weights: " in not_json.stderr
 
 
 def test_a_configuration_haproxy_refuses_stops_run_with_its_reason_before_any_target_starts(tmp_path: Path) -> None:

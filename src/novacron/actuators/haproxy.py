@@ -250,7 +250,7 @@ class HaproxyActuator:
         raise InputError(f"{action.kind} is not a traffic action", where="action")
 
     async def _set_weights(self, target: str, weights: Mapping[str, Any] | None) -> str:
-        if not weights:
+        if not weights or not isinstance(weights, Mapping):
             raise InputError("reroute needs 'weights': {server: weight}", where="params.weights")
         known = await self.servers(target)
         for server, weight in weights.items():

@@ -112,6 +112,7 @@ async def heal(body: HealIn, ctx: Ctx, who: Operator, response: Response) -> Exe
         raise ApiError(404, f"no target {body.target!r} in the fleet", "target")
     params = body.params.model_dump(exclude_none=True)
     _check_replicas(ctx, who, body, params)
+    await _check_servers(ctx, who, body, params)
     job = c.heal(body.target, ActionKind(body.action), who=who.name, params=params)
     return await _settle(
         ctx, who, job, verb=f"api.heal.{body.action}", subject=body.target, wait_s=body.wait_s, response=response
@@ -130,6 +131,24 @@ def _check_replicas(ctx: ApiContext, who: Principal, body: HealIn, params: dict[
             reason = f"replica {bad[0]} does not exist: {body.target} runs replicas 0..{desired - 1}"
             _audit(ctx, who, f"api.heal.{body.action}", body.target, "refused", detail=reason)
             raise ApiError(422, reason, f"params.{field}")
+
+
+async def _check_servers(ctx: ApiContext, who: Principal, body: HealIn, params: dict[str, Any]) -> None:
+    """HAProxy servers a traffic action names exist in the target's backend (a 422 otherwise)."""
+    traffic = ctx.live().traffic
+    named = {"params.weights": sorted(params.get("weights") or {}), "params.server": [params.get("server")]}
+    if traffic is None or not traffic.fronted(body.target) or not any(n for ns in named.values() for n in ns):
+        return  # the actuator answers for a target without a frontend
+    try:
+        known = await traffic.servers(body.target)
+    except OSError:
+        return  # HAProxy not answering: the action fails there, on the record
+    for field, names in named.items():
+        unknown = [n for n in names if n is not None and n not in known]
+        if unknown:
+            reason = f"{body.target} has no server {unknown[0]!r} (its servers: {', '.join(sorted(known))})"
+            _audit(ctx, who, f"api.heal.{body.action}", body.target, "refused", detail=reason)
+            raise ApiError(422, reason, field)
 
 
 @router.post("/autonomous/rollback", tags=["control"], responses=_ACCEPTED)

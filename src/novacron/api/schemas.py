@@ -267,6 +267,8 @@ assert get_args(ManualAction) == MANUAL_ACTIONS
 
 
 _Replica = Annotated[StrictInt, Field(ge=0, le=_MAX_REPLICA)]
+_Server = Annotated[StrictStr, Field(min_length=1, max_length=64)]
+_Weights = dict[_Server, Annotated[StrictInt, Field(ge=0, le=256)]]
 _Scalar = StrictInt | StrictFloat | StrictStr | StrictBool | None
 
 
@@ -301,6 +303,9 @@ class HealParams(BaseModel):
     cpu_weight: int | None = Field(None, ge=1, le=10_000, description="reallocate: the CPU share under contention.")
     memory: Bytes | None = Field(None, description="reallocate: the hard memory limit (bytes or '512Mi').")
     memory_high: Bytes | None = Field(None, description="reallocate: where memory reclaim starts.")
+    weights: _Weights | None = Field(None, min_length=1, description="reroute: {HAProxy server: weight 0..256}.")
+    from_weights: _Weights | None = Field(None, description="reroute: the weights its inverse restores.")
+    server: _Server | None = Field(None, description="drain, undrain: the HAProxy server (r<i>, v_<arm>).")
 
 
 class HealIn(_In):

@@ -91,7 +91,10 @@ def heal(
     param: Annotated[
         list[str] | None,
         typer.Option(
-            "--param", "-p", help="An action parameter KEY=VALUE, repeatable (e.g. to=b for vm_migrate, replica=0)."
+            "--param",
+            "-p",
+            help="An action parameter KEY=VALUE, repeatable (e.g. to=b for vm_migrate, replica=0); "
+            "a JSON object or list for a mapping (weights='{\"r0\": 0}' for reroute).",
         ),
     ] = None,
     wait: WaitOpt = 15.0,
@@ -116,7 +119,12 @@ def heal(
 
 
 def _params(items: list[str]) -> dict[str, Any]:
-    """``KEY=VALUE`` pairs; a value that reads as an integer, a number or true/false is one."""
+    """``KEY=VALUE`` pairs; a value that reads as an integer, a number or true/false is one.
+
+    A value starting with ``{`` or ``[`` is JSON: reroute's weights are a mapping.
+    """
+    import json
+
     from novacron.errors import InputError
 
     out: dict[str, Any] = {}
@@ -124,7 +132,14 @@ def _params(items: list[str]) -> dict[str, Any]:
         key, sep, text = item.partition("=")
         if not sep or not key.strip():
             raise InputError(f"{item!r} is not KEY=VALUE", where="--param")
-        out[key.strip()] = _scalar(text.strip())
+        text = text.strip()
+        if text.startswith(("{", "[")):
+            try:
+                out[key.strip()] = json.loads(text)
+            except ValueError as exc:
+                raise InputError(f"{key.strip()}: {text!r} is not JSON ({exc})", where="--param") from None
+        else:
+            out[key.strip()] = _scalar(text)
     return out
 
 
