@@ -72,7 +72,7 @@ def test_a_dirty_work_tree_is_refused_and_left_alone(tmp_path: Path) -> None:
     (repo / "users.py").write_text("# my unsaved work\n", encoding="utf-8")
     proc = fix(repo)
     assert proc.returncode == 2
-    assert "uncommitted changes" in proc.stderr
+    assert "error: --repo: the work tree has uncommitted changes (users.py …)" in proc.stderr
     assert (repo / "users.py").read_text(encoding="utf-8") == "# my unsaved work\n"
     assert git(repo, "branch", "--list", "novacron/*") == ""
 

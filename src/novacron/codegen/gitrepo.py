@@ -61,9 +61,11 @@ class GitRepo:
 
     def ensure_clean(self) -> None:
         """Refuse a work tree with uncommitted changes to tracked files."""
-        dirty = self.git("status", "--porcelain", "--untracked-files=no").strip()
+        # Each line is "XY PATH"; X is a space for a change not yet staged, so nothing is stripped
+        # before the path is cut out (a stripped " M users.py" named "sers.py").
+        dirty = [line for line in self.git("status", "--porcelain", "--untracked-files=no").splitlines() if line]
         if dirty:
-            first = dirty.splitlines()[0][3:]
+            first = dirty[0][3:]
             raise InputError(f"the work tree has uncommitted changes ({first} …); commit or stash them", where="--repo")
 
     def head(self) -> str:
