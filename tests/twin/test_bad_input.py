@@ -123,6 +123,15 @@ def test_random_faults_need_a_sane_rate() -> None:
         (["twin", "run", "--duration", "0h"], "--duration"),
         (["twin", "run", "--hosts", "0"], "--hosts"),
         (["twin", "forecast", "--hours", "-3"], "--hours"),
+        (["twin", "run", "--fault-rate", "nan"], "error: --fault-rate: must be a finite number >= 0"),
+        (["twin", "run", "--probe-interval", "0"], "error: --probe-interval: must be a finite number > 0"),
+        (["twin", "run", "--controller", "--fault-rate", "-1"], "error: --fault-rate: "),
+        (["twin", "forecast", "--vms", "50", "--inject", "disk_fill:50"], "error: --inject: 'disk_fill:50': 50 is not"),
+        (["twin", "what-if", "--fault", "host_failure:x"], "error: --fault: expected KIND:VM (e.g. disk_fill:12)"),
+        (["twin", "what-if", "--fault", "bogus:1"], "error: --fault: unknown fault kind 'bogus'"),
+        (["twin", "what-if", "--plan", "migrate"], "error: --plan: expected KIND:VM (e.g. migrate:12)"),
+        (["twin", "what-if", "--plan", "migrate:1,crash:2"], "error: --plan: unknown action kind 'crash'"),
+        (["twin", "what-if", "--vms", "100", "--plan", "migrate:100"], "error: --plan: 'migrate:100': 100 is not"),
     ],
 )
 def test_cli_exits_2_naming_the_option(args: list[str], needle: str) -> None:

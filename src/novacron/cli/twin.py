@@ -75,6 +75,14 @@ def _check_sizes(hosts: int, vms: int) -> None:
         raise InputError(f"must be >= 0, got {vms}", where="--vms")
 
 
+def _check_number(value: float, flag: str, *, positive: bool) -> None:
+    """A finite number >= 0 (> 0 with ``positive``), refused under its flag's name."""
+    import math
+
+    if not math.isfinite(value) or value < 0 or (positive and value == 0):
+        raise InputError(f"must be a finite number {'>' if positive else '>='} 0, got {value}", where=flag)
+
+
 def _workload(trace: Path | None, column: str | None, groups: int) -> Any:
     from novacron.twin import SyntheticWorkload, TraceWorkload
 
@@ -117,6 +125,8 @@ def run(
     from novacron.twin import HealerParams, Simulator, build_fleet, burst_arrivals, with_healer
 
     _check_sizes(hosts, vms)
+    _check_number(fault_rate, "--fault-rate", positive=False)
+    _check_number(probe_interval, "--probe-interval", positive=True)
     horizon = parse_duration(duration, where="--duration")
     if controller:
         if trace is not None:
@@ -176,10 +186,20 @@ def bench_twin(
     print(json.dumps(result, indent=None if as_json else 2))
 
 
-def _parse_injection(text: str) -> tuple[str, int]:
+def _parse_injection(text: str, *, flag: str, n_vms: int, action: bool = False) -> tuple[str, int]:
+    """``KIND:VM`` of a fault (or, with ``action``, of a planned action), refused under ``flag``."""
+    from novacron.twin.faults import parse_action, parse_fault
+
     kind, sep, vm = text.partition(":")
+    example = "migrate:12" if action else "disk_fill:12"
     if not sep or not vm.strip().isdigit():
-        raise InputError(f"expected KIND:VM (e.g. disk_fill:12), got {text!r}", where="--inject")
+        raise InputError(f"expected KIND:VM (e.g. {example}), got {text!r}", where=flag)
+    try:
+        (parse_action if action else parse_fault)(kind.strip())
+    except InputError as exc:
+        raise InputError(exc.reason, where=flag) from None
+    if int(vm) >= n_vms:
+        raise InputError(f"{text!r}: {int(vm)} is not a VM (0..{n_vms - 1})", where=flag)
     return kind.strip(), int(vm)
 
 
@@ -210,7 +230,7 @@ def forecast_cmd(
     if not (hours > 0 and math.isfinite(hours)):
         raise InputError(f"must be > 0, got {hours}", where="--hours")
     _check_sizes(hosts, vms)
-    injections = [_parse_injection(x) for x in inject or []]
+    injections = [_parse_injection(x, flag="--inject", n_vms=vms) for x in inject or []]
     workload = _workload(trace, column, 8)
     is_trace = isinstance(workload, TraceWorkload)
     default_now = workload.span_s if is_trace else 0.0
@@ -272,14 +292,15 @@ def what_if_cmd(
 
     _check_sizes(hosts, vms)
     horizon_s = parse_duration(horizon, where="--horizon")
-    sim = Simulator(build_fleet(hosts, vms, seed=seed), healer=HealerParams(enabled=False), seed=seed)
-    sim.advance_to(600.0)  # let temperatures and queues settle
-    for kind, vm in (_parse_injection(x) for x in fault or []):
-        sim.inject_fault(vm, kind)
+    faults = [_parse_injection(x, flag="--fault", n_vms=vms) for x in fault or []]
     plans: list[list[PlannedAction]] = [[]]
     for text in plan or []:
-        steps = [_parse_injection(part) for part in text.split(",") if part.strip()]
+        steps = [_parse_injection(p, flag="--plan", n_vms=vms, action=True) for p in text.split(",") if p.strip()]
         plans.append([PlannedAction(kind, vm) for kind, vm in steps])
+    sim = Simulator(build_fleet(hosts, vms, seed=seed), healer=HealerParams(enabled=False), seed=seed)
+    sim.advance_to(600.0)  # let temperatures and queues settle
+    for kind, vm in faults:
+        sim.inject_fault(vm, kind)
     ranked = rank_actions(sim, plans, horizon_s, dt_s=5.0)
     table = Table(title=f"What-if over {horizon}: best first")
     for head in ("plan", "SLO", "avail", "p95 ms", "peak", "down", "cost", "risk"):
