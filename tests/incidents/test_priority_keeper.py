@@ -67,8 +67,13 @@ def test_a_failed_repair_raises_and_needs_human_is_never_below_p1(manager: Incid
     assert _open(manager, "db").priority <= Priority.P1
 
 
-def test_a_rail_that_raised_p0_is_not_lowered(manager: IncidentManager) -> None:
+def test_a_rail_that_raised_p0_is_not_lowered(manager: IncidentManager, tmp_path: Path) -> None:
     inc, _ = manager.on_fault(_fault("cache"))
-    manager.raise_priority(inc, Priority.P0, "blast radius")
+    before = _open(manager, "cache").priority
+    manager.raise_priority(inc, Priority.P0, "blast radius: 1 targets under remediation, cap 1; waiting")
     manager.on_fault(_fault("mail"))
     assert _open(manager, "cache").priority is Priority.P0
+    reader = Store.open(f"sqlite:///{tmp_path / 'n.db'}", create=False)
+    [line] = [e for e in reader.timeline(inc.id) if e.data.get("priority") == "P0"]
+    reader.close()
+    assert line.detail == f"P{int(before)} → P0: blast radius: 1 targets under remediation, cap 1; waiting"

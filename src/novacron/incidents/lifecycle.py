@@ -179,7 +179,9 @@ class IncidentManager:
         if current is None or priority >= current.priority:
             return current or incident
         updated = self.set_status(current, current.status, priority=priority)
-        self.event(updated, "priority", reason, priority=f"P{int(priority)}")
+        # Like every other priority line, it says from what to what (the header showed P0, the line only why).
+        change = f"P{int(current.priority)} → P{int(priority)}"
+        self.event(updated, "priority", f"{change}: {reason}", priority=f"P{int(priority)}")
         return updated
 
     def set_priority(self, incident: Incident, priority: Priority, reason: str, **data: Any) -> Incident:
