@@ -43,15 +43,19 @@ def agents_run(
     from novacron.agents.coordinator import Coordinator
     from novacron.agents.registry import default_registry
     from novacron.agents.wiring import read_logs
+    from novacron.cli._client import open_store
     from novacron.clock import MonotonicClock
+    from novacron.errors import InputError
     from novacron.settings import load_spec
-    from novacron.store import Store
 
     spec = load_spec(config)
     registry = default_registry()
     if name is not None:
         registry.create(name)  # a clear error naming the agent if unknown
-    store = Store.open(spec.controller.store_url)
+        if name in spec.agents.agents and not spec.agents.agents[name].enabled:  # it would run nothing, silently
+            raise InputError(f"{name!r} is disabled in the spec (agents.agents.{name}.enabled: false)", where="NAME")
+    # The agents read what a controller recorded: a store that does not exist is refused (exit 3), not created.
+    store = open_store(None, config)
     workdir = Path(spec.controller.workdir)
     pids: dict[str, list[int]] = {}
     for rec in store.processes():
