@@ -47,7 +47,10 @@ app.add_typer(experiment_app, name="experiment")
 def _variant(text: str) -> tuple[str, list[str]]:
     """``ARM=COMMAND`` → (arm, argv)."""
     arm, sep, command = text.partition("=")
-    argv = shlex.split(command)
+    try:
+        argv = shlex.split(command)
+    except ValueError as exc:  # an unclosed quote: the shell's words cannot be told apart
+        raise InputError(f"{command!r} is not a command line: {exc}", where="--variant") from None
     if not sep or not arm.strip() or not argv:
         raise InputError("expected ARM=COMMAND, e.g. b='python -m app --port {port}'", where="--variant")
     return arm.strip().lower(), argv
