@@ -128,7 +128,7 @@ def test_an_unknown_flag_exits_2() -> None:
 def test_a_variant_command_with_an_unclosed_quote_exits_2_before_any_controller_is_asked(tmp_path: Path) -> None:
     res = _run("experiment", "start", "--target", "web", "--variant", "b=python3 'app", cwd=tmp_path)
     assert res.returncode == 2, res.stderr
-    assert "error: --variant: \"python3 'app\" is not a command line: No closing quotation" in res.stderr
+    assert 'error: --variant: "python3 \'app" is not a command line: No closing quotation' in res.stderr
     assert "Traceback" not in res.stderr
 
 
