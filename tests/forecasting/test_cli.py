@@ -129,3 +129,31 @@ def test_command_line_exits_2_with_the_reason(tmp_path: Path) -> None:
     )
     assert proc.returncode == 2
     assert "already exhausted" in proc.stderr
+
+
+@pytest.mark.parametrize(
+    ("command", "flags", "message"),
+    [
+        ("capacity", ["--capacity", "0"], "--capacity: must be a finite number > 0, got 0.0"),
+        ("capacity", ["--capacity", "9", "--cost-per-unit", "-5"], "--cost-per-unit: must be a finite number >= 0"),
+        ("capacity", ["--capacity", "9", "--interval-s", "nan"], "--interval-s: must be a finite number > 0, got nan"),
+        ("exhaustion", ["--limit", "inf"], "--limit: must be a finite number > 0, got inf"),
+        ("exhaustion", ["--limit", "9", "--min-window-s", "-5"], "--min-window-s: must be a finite number >= 0"),
+    ],
+)
+def test_a_bad_number_is_named_by_its_flag(tmp_path: Path, command: str, flags: list[str], message: str) -> None:
+    csv = _csv(tmp_path / "x.csv", np.linspace(1, 2, 10))
+    result = runner.invoke(app, ["forecast", command, "--csv", str(csv), "--column", "used", *flags])
+    assert isinstance(result.exception, InputError)
+    assert str(result.exception).startswith(message)
+
+
+def test_failures_checks_its_flags_before_reading_the_data(tmp_path: Path) -> None:
+    absent = str(tmp_path / "absent.csv")
+    for flags, message in (
+        (["--split", "random"], "--split: must be 'time' or 'drive', got 'random'"),
+        (["--horizon-h", "0"], "--horizon-h: must be a finite number > 0, got 0.0"),
+    ):
+        result = runner.invoke(app, ["forecast", "failures", "--data", absent, *flags])
+        assert isinstance(result.exception, InputError)
+        assert str(result.exception) == message

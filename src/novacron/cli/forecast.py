@@ -9,6 +9,7 @@ from typing import Annotated, Any
 import typer
 
 from novacron.cli._app import app, bench_app
+from novacron.cli._numbers import check_number
 from novacron.errors import InputError
 
 forecast_app = typer.Typer(help="Predict exhaustion, capacity needs and component failures.", no_args_is_help=True)
@@ -51,6 +52,9 @@ def capacity(
     from novacron.benchmarks.forecast_figures import capacity_figure
     from novacron.forecasting.capacity import CostModel, plan_capacity
 
+    check_number(capacity, "--capacity", positive=True)
+    check_number(interval_s, "--interval-s", positive=True)
+    check_number(cost_per_unit, "--cost-per-unit", positive=False)
     _, values = read_series(csv, column)
     plan = plan_capacity(
         values,
@@ -101,6 +105,9 @@ def exhaustion(
     from novacron.benchmarks.forecast_data import read_series
     from novacron.forecasting.exhaustion import ExhaustionConfig, time_to_exhaustion
 
+    check_number(limit, "--limit", positive=True)
+    check_number(interval_s, "--interval-s", positive=True)
+    check_number(min_window_s, "--min-window-s", positive=False)
     times, values = read_series(csv, column)
     missing = np.flatnonzero(np.isnan(values))
     if missing.size:
@@ -148,6 +155,9 @@ def failures(
     from novacron.benchmarks.forecast_data import read_drive_days
     from novacron.forecasting.failure import evaluate_failure
 
+    check_number(horizon_h, "--horizon-h", positive=True)
+    if split not in ("time", "drive"):  # before the (large) file is read
+        raise InputError(f"must be 'time' or 'drive', got {split!r}", where="--split")
     report = evaluate_failure(read_drive_days(data), horizon_h=horizon_h, split=split)
     table = Table(title=f"fails within {horizon_h:g} h — split by {split}, {report.test_failures} test failures")
     for name in ("", "precision", "recall (failures)", "recall (drive-days)", "AUC-PR", "alarms"):

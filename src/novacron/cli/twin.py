@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from novacron.cli._app import app, bench_app
+from novacron.cli._numbers import check_number
 from novacron.cli._twin_output import print_summary
 from novacron.errors import InputError
 
@@ -75,14 +76,6 @@ def _check_sizes(hosts: int, vms: int) -> None:
         raise InputError(f"must be >= 0, got {vms}", where="--vms")
 
 
-def _check_number(value: float, flag: str, *, positive: bool) -> None:
-    """A finite number >= 0 (> 0 with ``positive``), refused under its flag's name."""
-    import math
-
-    if not math.isfinite(value) or value < 0 or (positive and value == 0):
-        raise InputError(f"must be a finite number {'>' if positive else '>='} 0, got {value}", where=flag)
-
-
 def _workload(trace: Path | None, column: str | None, groups: int) -> Any:
     from novacron.twin import SyntheticWorkload, TraceWorkload
 
@@ -125,8 +118,8 @@ def run(
     from novacron.twin import HealerParams, Simulator, build_fleet, burst_arrivals, with_healer
 
     _check_sizes(hosts, vms)
-    _check_number(fault_rate, "--fault-rate", positive=False)
-    _check_number(probe_interval, "--probe-interval", positive=True)
+    check_number(fault_rate, "--fault-rate", positive=False)
+    check_number(probe_interval, "--probe-interval", positive=True)
     horizon = parse_duration(duration, where="--duration")
     if controller:
         if trace is not None:
