@@ -157,3 +157,18 @@ def test_failures_checks_its_flags_before_reading_the_data(tmp_path: Path) -> No
         result = runner.invoke(app, ["forecast", "failures", "--data", absent, *flags])
         assert isinstance(result.exception, InputError)
         assert str(result.exception) == message
+
+
+def test_the_figure_goes_exactly_where_out_says_and_a_path_it_cannot_take_is_refused_first(tmp_path: Path) -> None:
+    csv = _csv(tmp_path / "x.csv", np.linspace(50, 90, 300), step=60)
+    base = ["forecast", "exhaustion", "--csv", str(csv), "--column", "used", "--limit", "100", "--out"]
+    for bad, reason in ((tmp_path / "absent" / "leak.png", "No such file or directory"), (tmp_path, "Is a directory")):
+        result = runner.invoke(app, [*base, str(bad)])
+        assert isinstance(result.exception, InputError)
+        assert str(result.exception) == f"--out {bad}: cannot write: {reason}"
+    assert not (tmp_path / "absent").exists(), "a mistyped folder is not created"
+    plain = tmp_path / "leak"  # no extension: written there, not to leak.png beside it
+    result = runner.invoke(app, [*base, str(plain)])
+    assert result.exit_code == 0, result.output
+    assert plain.read_bytes().startswith(b"\x89PNG")
+    assert not plain.with_suffix(".png").exists()

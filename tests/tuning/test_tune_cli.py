@@ -153,7 +153,17 @@ def test_failed_evaluations_are_recorded_failed_never_scored(tmp_path: Path) -> 
 
 
 def test_evolve_prints_a_front_and_draws_it(tmp_path: Path, spec_file: Path) -> None:
-    png = tmp_path / "front.png"
+    # A plot path that cannot be written is refused before the search, not after it.
+    absent = tmp_path / "absent" / "front.png"
+    refused = cli("evolve", "-c", str(spec_file), "--workers", "1", "--study", "e0", "--plot", str(absent))
+    assert refused.returncode == 2
+    assert f"error: --plot {absent}: cannot write: No such file or directory" in refused.stderr
+    before = _studies(tmp_path)
+    try:
+        assert "e0" not in {row.name for row in before.studies()}, "nothing was searched"
+    finally:
+        before.store.close()
+    png = tmp_path / "front"  # no extension: drawn at this path
     out = cli_json("evolve", "-c", str(spec_file), "--workers", "1", "--study", "e1", "--plot", str(png))
     assert out["generations"] == 2
     assert len(out["hv_by_gen"]) == 2

@@ -51,7 +51,7 @@ def capacity_figure(plan: CapacityPlan, path: Path, title: str) -> Path:
     ax.legend(loc="upper left", fontsize=8)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
+    fig.savefig(path, dpi=110, format="png")  # at this very path: no ".png" added to it
     plt.close(fig)
     return path
 
@@ -103,7 +103,7 @@ def exhaustion_figure(
     ax.legend(loc="upper left", fontsize=8)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
+    fig.savefig(path, dpi=110, format="png")  # at this very path: no ".png" added to it
     plt.close(fig)
     return path
 

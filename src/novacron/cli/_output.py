@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -18,7 +20,7 @@ import typer
 if TYPE_CHECKING:
     from rich.console import Console
 
-__all__ = ["JsonOpt", "console", "emit_json", "err_console", "write_file"]
+__all__ = ["JsonOpt", "check_output", "console", "emit_json", "err_console", "write_file", "writing"]
 
 _PIPE_WIDTH = 100_000  # off a terminal nothing is cut: one table row is one line
 
@@ -52,3 +54,24 @@ def write_file(path: Path, text: str, *, flag: str) -> None:
         path.write_text(text, encoding="utf-8")
     except OSError as exc:
         raise InputError(f"cannot write: {exc.strerror}", where=f"{flag} {path}") from exc
+
+
+def check_output(path: Path, *, flag: str) -> None:
+    """Refuse, before any work is done, an output path that cannot be a file (as :func:`write_file` would)."""
+    from novacron.errors import InputError
+
+    if path.is_dir():
+        raise InputError("cannot write: Is a directory", where=f"{flag} {path}")
+    if not path.parent.is_dir():
+        raise InputError("cannot write: No such file or directory", where=f"{flag} {path}")
+
+
+@contextmanager
+def writing(path: Path, *, flag: str) -> Iterator[None]:
+    """Around a write to ``path``: an OSError is bad input naming ``flag`` and the path, not a traceback."""
+    from novacron.errors import InputError
+
+    try:
+        yield
+    except OSError as exc:
+        raise InputError(f"cannot write: {exc.strerror or exc}", where=f"{flag} {path}") from exc

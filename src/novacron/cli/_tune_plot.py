@@ -31,5 +31,5 @@ def plot_front(result: dict[str, Any], path: Path) -> None:
     ax.set_title(f"Pareto front: {len(front)} layouts after {result['generations']} generations")
     ax.grid(alpha=0.3)
     fig.tight_layout()
-    fig.savefig(path)
+    fig.savefig(path, format="png")  # at this very path: no ".png" added to it
     plt.close(fig)

@@ -10,6 +10,7 @@ import typer
 
 from novacron.cli._app import app, bench_app
 from novacron.cli._numbers import check_number
+from novacron.cli._output import check_output, writing
 from novacron.errors import InputError
 
 forecast_app = typer.Typer(help="Predict exhaustion, capacity needs and component failures.", no_args_is_help=True)
@@ -55,6 +56,8 @@ def capacity(
     check_number(capacity, "--capacity", positive=True)
     check_number(interval_s, "--interval-s", positive=True)
     check_number(cost_per_unit, "--cost-per-unit", positive=False)
+    png_path = out or csv.with_suffix(f".{column}.capacity.png")
+    check_output(png_path, flag="--out")
     _, values = read_series(csv, column)
     plan = plan_capacity(
         values,
@@ -83,7 +86,8 @@ def capacity(
         f"{plan.history_days:.1f} days of history; current {plan.current:.4g}; "
         f"growth {plan.growth_per_day:+.4g}/day ({plan.growth_pct_per_30d:+.1f} % per 30 days); {plan.note}"
     )
-    png = capacity_figure(plan, out or csv.with_suffix(f".{column}.capacity.png"), f"{csv.name}:{column}")
+    with writing(png_path, flag="--out"):
+        png = capacity_figure(plan, png_path, f"{csv.name}:{column}")
     console.print(f"figure: {png}")
 
 
@@ -108,6 +112,8 @@ def exhaustion(
     check_number(limit, "--limit", positive=True)
     check_number(interval_s, "--interval-s", positive=True)
     check_number(min_window_s, "--min-window-s", positive=False)
+    if out is not None:
+        check_output(out, flag="--out")
     times, values = read_series(csv, column)
     missing = np.flatnonzero(np.isnan(values))
     if missing.size:
@@ -132,7 +138,9 @@ def exhaustion(
     if out is not None:
         from novacron.benchmarks.forecast_figures import exhaustion_figure
 
-        console.print(f"figure: {exhaustion_figure(t, values, verdict, out, f'{csv.name}:{column}')}")
+        with writing(out, flag="--out"):
+            png = exhaustion_figure(t, values, verdict, out, f"{csv.name}:{column}")
+        console.print(f"figure: {png}")
 
 
 def _duration(seconds: float) -> str:

@@ -11,7 +11,7 @@ import typer
 
 from novacron.cli._app import app
 from novacron.cli._client import StoreOpt
-from novacron.cli._output import JsonOpt, console, emit_json, err_console
+from novacron.cli._output import JsonOpt, check_output, console, emit_json, err_console, writing
 
 if TYPE_CHECKING:
     from novacron.runtime.tunebackend import Backend
@@ -245,6 +245,8 @@ def evolve(
     spec = load_spec(spec_path)
     if spec.tuning is None:
         raise InputError("the spec has no tuning: block", where="tuning")
+    if plot is not None:  # before the search, not after it
+        check_output(plot, flag="--plot")
     name = study or f"{spec.name}-evolve-{time.strftime('%Y%m%d-%H%M%S')}"
     studies = _store(spec, store)
     backend = _backend(workers, dask)
@@ -272,7 +274,8 @@ def evolve(
     if plot is not None:
         from novacron.cli._tune_plot import plot_front
 
-        plot_front(result, plot)
+        with writing(plot, flag="--plot"):
+            plot_front(result, plot)
         result["plot"] = str(plot)
     if as_json:
         emit_json(result)
