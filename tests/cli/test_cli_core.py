@@ -132,6 +132,16 @@ def test_a_variant_command_with_an_unclosed_quote_exits_2_before_any_controller_
     assert "Traceback" not in res.stderr
 
 
+def test_an_unknown_node_exits_2(tmp_path: Path) -> None:
+    from novacron.store import Store
+
+    Store.open(f"sqlite:///{tmp_path / 'n.db'}").close()
+    for verb in ("drain", "undrain"):
+        res = _run("node", verb, "nope", "--store", f"sqlite:///{tmp_path / 'n.db'}")
+        assert res.returncode == 2, res.stderr
+        assert "error: NODE_ID: no node 'nope' on this store (see `novacron node list`)" in res.stderr
+
+
 def test_an_unknown_incident_exits_2(tmp_path: Path) -> None:
     from novacron.store import Store
 

@@ -114,8 +114,8 @@ def test_three_controllers_fail_over_fence_drain_and_refuse_a_twin(cluster: Clus
     assert cli("node", "undrain", drained, "--store", cluster.store_url).returncode == 0
     _spread(cluster, live)
     missing = cli("node", "drain", "nope", "--store", cluster.store_url)
-    assert missing.returncode == 1
-    assert "no node 'nope'" in missing.stderr
+    assert missing.returncode == 2
+    assert "error: NODE_ID: no node 'nope'" in missing.stderr
 
     # a second controller with a live node's id is refused, naming it
     res = cli("run", "-c", str(cluster.spec), "--store", cluster.store_url, "--node-id", other, cwd=cluster.folder)

@@ -16,7 +16,7 @@ import typer
 from novacron.cli._app import app
 from novacron.cli._client import ConfigOpt, StoreOpt, open_store
 from novacron.cli._output import JsonOpt, console, emit_json
-from novacron.errors import NotFoundError
+from novacron.errors import InputError
 
 if TYPE_CHECKING:
     from rich.table import Table
@@ -92,4 +92,5 @@ def _mark(node_id: str, config: ConfigOpt, store: StoreOpt, *, drain: bool) -> N
     finally:
         db.close()
     if not done:
-        raise NotFoundError(f"no node {node_id!r} on this store (see `novacron node list`)")
+        # an id nobody has is bad input (exit 2), as an unknown incident or approval is
+        raise InputError(f"no node {node_id!r} on this store (see `novacron node list`)", where="NODE_ID")
