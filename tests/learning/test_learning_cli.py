@@ -123,3 +123,16 @@ def test_an_unknown_learner_is_refused_naming_the_field(tmp_path: Path) -> None:
     res = cli("run", "-c", str(spec))
     assert res.returncode == 2
     assert "learning.learner" in res.stderr
+
+
+def test_learning_for_a_real_fleet_that_never_ran_says_so(tmp_path: Path) -> None:
+    # A process fleet's twin is timed from its store: without one there is nothing to time it by.
+    spec = one_target_spec(tmp_path, faults=[])
+    data = yaml.safe_load(spec.read_text())
+    data["targets"] = [{"name": "svc", "command": ["sleep", "60"]}]
+    del data["twin"]
+    spec.write_text(yaml.safe_dump(data))
+    res = cli("learn", "-c", str(spec), "--episodes", "5")
+    assert res.returncode == 3, res.stderr
+    assert f"no store at {tmp_path / 'n.db'}: no controller has run here" in res.stderr
+    assert not (tmp_path / "n.db").exists()

@@ -34,6 +34,7 @@ __all__ = [
     "StoreOpt",
     "TokenFileOpt",
     "UnreachableError",
+    "no_store",
     "open_store",
     "store_url_for",
 ]
@@ -79,10 +80,15 @@ def open_store(store: str | None, config: Path | None) -> Store:
     try:
         return Store.open(url, create=False)
     except NotFoundError as exc:
-        raise UnreachableError(
-            f"{exc}: no controller has run here (start one with `novacron run -c fleet.yaml`, "
-            "or point at its store with -c/--store)"
-        ) from exc
+        raise no_store(exc) from exc
+
+
+def no_store(exc: NotFoundError) -> UnreachableError:
+    """The error (exit 3) for a store that does not exist, saying what to do about it."""
+    return UnreachableError(
+        f"{exc}: no controller has run here (start one with `novacron run -c fleet.yaml`, "
+        "or point at its store with -c/--store)"
+    )
 
 
 @dataclass(frozen=True, slots=True)

@@ -15,10 +15,10 @@ from typing import Annotated, Any
 import typer
 
 from novacron.cli._app import app, bench_app
-from novacron.cli._client import ApiOpt, ConfigOpt, StoreOpt, TokenFileOpt, controller_api, open_store
+from novacron.cli._client import ApiOpt, ConfigOpt, StoreOpt, TokenFileOpt, controller_api, no_store, open_store
 from novacron.cli._output import JsonOpt, console, emit_json, write_file
 from novacron.cli.twin import twin_app
-from novacron.errors import InputError
+from novacron.errors import InputError, NotFoundError
 from novacron.model import ActionKind
 
 __all__: list[str] = []
@@ -87,7 +87,10 @@ def learn(
     if not 1 <= episodes <= 100_000:
         raise InputError(f"must be between 1 and 100000, got {episodes}", where="--episodes")
     fleet = load_spec(spec)
-    result = train_on_twin(fleet, episodes=episodes, seed=seed, store_url=store or fleet.controller.store_url)
+    try:
+        result = train_on_twin(fleet, episodes=episodes, seed=seed, store_url=store or fleet.controller.store_url)
+    except NotFoundError as exc:  # a real fleet's twin is timed from its store: none there yet
+        raise no_store(exc) from exc
     if as_json:
         emit_json(result)
         return
