@@ -10,12 +10,14 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import psutil
 import pytest
+import yaml
 
 from novacron.store import Store
 from novacron.store.tokens import Role, TokenStore
 
-from .runner import Running, cli, cli_json, controller, steady_service, wait_for, write_spec
+from .runner import Running, cli, cli_json, controller, spawn, steady_service, wait_for, write_spec
 
 
 def _target(status: dict[str, Any], name: str = "api") -> dict[str, Any]:
@@ -39,10 +41,14 @@ def _viewer_token(tmp_path: Path) -> str:
 
 def _live(run: Running) -> dict[str, Any]:
     """``GET /status`` (the same document as ``status --json``): cheap enough to poll."""
+    return dict(_get(run, "/status"))
+
+
+def _get(run: Running, path: str) -> Any:
     token = Path(run.started["token_file"]).read_text().strip()
-    res = httpx.get(f"{run.started['api']}/status", headers={"Authorization": f"Bearer {token}"}, timeout=5)
+    res = httpx.get(f"{run.started['api']}{path}", headers={"Authorization": f"Bearer {token}"}, timeout=5)
     res.raise_for_status()
-    return dict(res.json())
+    return res.json()
 
 
 @pytest.mark.timeout(300)  # twenty-odd commands, each a fresh Python process; slower on a busy machine
@@ -258,24 +264,137 @@ def test_a_request_a_hung_controller_did_not_answer_is_not_called_unsent(tmp_pat
         wait_for(lambda: _target(_live(run))["restarts"] == 1, "the restart carried out after all")
 
 
-@pytest.mark.timeout(120)
-def test_sighup_is_logged_and_ignored_and_the_controller_goes_on_healing(tmp_path: Path) -> None:
-    spec = write_spec(tmp_path, steady_service("api"))
+def _pids(run: Running) -> dict[str, int | None]:
+    return {t["name"]: t["pid"] for t in _live(run)["targets"]}
+
+
+def _all_healthy(run: Running, names: set[str]) -> dict[str, int] | None:
+    targets = {t["name"]: t for t in _live(run)["targets"]}
+    if set(targets) != names or any(t["state"] != "healthy" or t["pid"] is None for t in targets.values()):
+        return None
+    return {name: int(t["pid"]) for name, t in targets.items()}
+
+
+def _refusals(run: Running) -> list[tuple[str, str]]:
+    refused = [x for x in run.lines() if x.get("event") == "spec reload refused; the running spec is unchanged"]
+    return [(x["level"], x["error"]) for x in refused]
+
+
+def _edit(spec: Path, change: Any) -> None:
+    doc = yaml.safe_load(spec.read_text())
+    change(doc)
+    spec.write_text(yaml.safe_dump(doc))
+
+
+@pytest.mark.timeout(180)
+def test_sighup_and_novacron_reload_apply_a_changed_spec_in_place(tmp_path: Path) -> None:
+    api, keep, gone, new = (steady_service(n) for n in ("api", "keep", "gone", "new"))
+    spec = write_spec(tmp_path, api, keep, gone)
+    where = ["-c", str(spec)]
     with controller(spec) as run:
-        pid = wait_for(lambda: (t := _target(_live(run)))["state"] == "healthy" and t["pid"], "api healthy")
+        before = wait_for(lambda: _all_healthy(run, {"api", "keep", "gone"}), "the fleet healthy")
+        # An open incident on a target about to be removed: held for a human by the kill switch.
+        assert cli_json("disable", *where)["autonomous"] is False
+        os.kill(before["gone"], signal.SIGKILL)
+        incident = wait_for(lambda: _target(_live(run), "gone")["incident"], "gone's incident")
+
+        # SIGHUP: gone removed, new added, api's command changed, keep untouched, the policy changed.
+        changed_api = api.model_copy(update={"command": [*api.command, "--name", "api-v2"]})
+        write_spec(tmp_path, changed_api, keep, new, max_actions_per_target_per_hour=7)
         run.proc.send_signal(signal.SIGHUP)
-        warned = wait_for(
-            lambda: [line for line in run.lines() if line.get("signal") == "SIGHUP"], "the SIGHUP warning"
-        )
-        assert warned[0]["level"] == "warning", warned
-        assert warned[0]["event"] == (
-            "SIGHUP ignored: novacron run does not reload its spec; restart it to apply a changed spec"
-        )
-        assert run.proc.poll() is None, "SIGHUP must not end the controller"
-        assert cli_json("status", "-c", str(spec))["controller"]["state"] == "running"
-        os.kill(pid, signal.SIGKILL)
-        wait_for(lambda: _healed_again(run, pid), "healed after the SIGHUP")
-        assert not [line for line in run.lines() if line.get("event") == "novacron stopped"]
+        after = wait_for(lambda: _all_healthy(run, {"api", "keep", "new"}), "the reloaded fleet healthy")
+        [line] = wait_for(lambda: [x for x in run.lines() if x.get("event") == "spec reloaded"], "the reload line")
+        assert (line["who"], line["added"], line["removed"], line["changed"]) == ("SIGHUP", ["new"], ["gone"], ["api"])
+        assert line["unchanged"] == ["keep"]
+        assert line["policy_changed"] is True
+        assert line["failed"] == {}
+        assert after["keep"] == before["keep"], "an unchanged target keeps running untouched"
+        assert _target(_live(run), "keep")["restarts"] == 0
+        assert after["api"] != before["api"]
+        assert psutil.Process(after["api"]).cmdline()[-2:] == ["--name", "api-v2"]
+        assert not psutil.pid_exists(before["gone"])
+        assert cli_json("enable", *where)["autonomous"] is True
+        closed = cli_json("incidents", "show", incident, *where)
+        assert closed["incident"]["status"] == "resolved"
+        assert any(
+            e["kind"] == "closed"
+            and e["detail"] == "gone was removed from the spec (reload by SIGHUP); closed unhealed"
+            for e in closed["timeline"]
+        ), closed["timeline"]
+        # A file that is not YAML: SIGHUP logs it (naming file, line and column), the command says the same.
+        good = spec.read_text()
+        spec.write_text("targets: [\n")
+        run.proc.send_signal(signal.SIGHUP)
+        refused = wait_for(lambda: _refusals(run), "the refused SIGHUP")
+        [(level, said)] = refused
+        assert level == "error"
+        assert said.startswith(f"{spec}: not valid YAML at line 2, column 1: "), said
+        not_yaml = cli("reload", *where)
+        assert not_yaml.returncode == 2, not_yaml.stdout + not_yaml.stderr
+        assert said in " ".join(not_yaml.stderr.split())
+        # A spec that does not validate: exit 2 naming file and field; the controller logs it and applies nothing.
+        spec.write_text(good)
+        _edit(spec, lambda doc: doc["targets"][0].update(replicas=-1))
+        bad = cli("reload", *where)
+        assert bad.returncode == 2, bad.stdout + bad.stderr
+        assert f"{spec}: targets[0].replicas: Input should be greater than or equal to 0" in bad.stderr, bad.stderr
+        assert _refusals(run)[1:] == [
+            ("error", f"{spec}: targets[0].replicas: Input should be greater than or equal to 0")
+        ]
+
+        # A field that cannot change in place, beside a change that could: refused by name, nothing applied.
+        spec.write_text(good)
+        _edit(spec, lambda doc: (doc["controller"].update(api_port=1), doc["targets"].pop()))
+        fixed = cli("reload", *where)
+        assert fixed.returncode == 2, fixed.stdout + fixed.stderr
+        assert "cannot change in place: controller.api_port" in fixed.stderr
+        assert "nothing was applied" in fixed.stderr
+        assert _pids(run) == after
+
+        # The command: applies the file as it is now and reports it; the new policy is in force at once.
+        spec.write_text(good)
+        _edit(spec, lambda doc: doc["policy"].update(dry_run=True))
+        done = cli_json("reload", *where)
+        assert (done["policy_changed"], done["added"], done["removed"], done["changed"]) == (True, [], [], [])
+        assert done["by"] == "local-admin"
+        assert sorted(done["unchanged"]) == ["api", "keep", "new"]
+        assert _pids(run) == after
+        decided = cli("restart", "keep", *where)  # a dry run decides and touches nothing
+        assert decided.returncode == 1, decided.stdout + decided.stderr
+        assert "dry_run" in decided.stdout
+        audit = [e for e in _get(run, "/audit") if e["verb"] == "spec.reload"]
+        assert [(e["actor"], e["result"]) for e in audit] == [
+            ("local-admin", "ok"),
+            ("local-admin", "refused"),
+            ("local-admin", "refused"),
+            ("SIGHUP", "refused"),
+            ("SIGHUP", "ok"),
+        ], audit
+        assert run.proc.poll() is None
+
+
+@pytest.mark.timeout(120)
+def test_a_controller_killed_mid_reload_restarts_what_it_was_restarting_from_the_spec_on_disk(tmp_path: Path) -> None:
+    api, keep = steady_service("api"), steady_service("keep")
+    spec = write_spec(tmp_path, api, keep)
+    run = spawn(spec, "--node-id", "n1")
+    try:
+        before = wait_for(lambda: _all_healthy(run, {"api", "keep"}), "the fleet healthy")
+    finally:
+        run.proc.kill()  # its targets run on, unwatched
+        run.proc.wait()
+    # Killed after a reload recorded its intent (restart api) and before it acted: the file is the new spec.
+    write_spec(tmp_path, api.model_copy(update={"command": [*api.command, "--name", "api-v2"]}), keep)
+    store = Store.open(f"sqlite:///{tmp_path / 'n.db'}")
+    try:
+        store.put_setting("reload_restarting:n1", ["api"], now=time.time())
+    finally:
+        store.close()
+    with controller(spec, "--node-id", "n1") as again:
+        after = wait_for(lambda: _all_healthy(again, {"api", "keep"}), "the fleet healthy again")
+        assert after["keep"] == before["keep"], "a target the reload was not restarting is adopted"
+        assert not psutil.pid_exists(before["api"]), "the old definition's process is ended"
+        assert psutil.Process(after["api"]).cmdline()[-2:] == ["--name", "api-v2"]
 
 
 def test_restart_and_start_exit_1_unless_verified_printing_the_outcome(tmp_path: Path) -> None:

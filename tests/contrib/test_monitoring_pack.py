@@ -138,6 +138,7 @@ def test_the_systemd_unit_passes_systemd_analyze_verify(tmp_path: Path) -> None:
     analyze = require("systemd-analyze", package="systemd")
     unit = (CONTRIB / "systemd" / "novacron.service").read_text()
     assert "ExecStart=/opt/novacron/bin/novacron run -c /etc/novacron/fleet.yaml" in unit
+    assert "ExecReload=/bin/kill -HUP $MAINPID" in unit  # SIGHUP reloads the spec in place
     # verify checks that ExecStart exists: point it at this environment's novacron.
     local = tmp_path / "novacron.service"
     script = Path(sys.executable).with_name("novacron")

@@ -284,8 +284,12 @@ async def test_a_process_target_without_host_is_refused_beside_another_live_node
         with pytest.raises(ConfigError, match="process target 'api' has no `host:`, but controller node") as err:
             b.register()
         assert err.value.where == "targets.api.host"
+        with pytest.raises(ConfigError, match="process target 'web' has no `host:`, but controller node") as added:
+            await b.check_unbound(["web"])  # a reloaded spec adding one is refused the same way
+        assert added.value.where == "targets.web.host"
         clock.advance(SETTINGS.node_stale_s + 1)  # a went quiet: b runs its own process targets alone
         b.register()
+        await b.check_unbound(["web"])
     finally:
         await b.stop()
         store.close()

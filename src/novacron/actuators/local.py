@@ -88,10 +88,18 @@ class LocalActuator:
         """The target spec currently run."""
         return self._one(target).spec_of(target)
 
-    def set_target_spec(self, tspec: TargetSpec) -> None:
-        """Run ``tspec`` from the next (re)start on."""
+    def set_target_spec(self, tspec: TargetSpec, *, resize: bool = False) -> None:
+        """Run ``tspec`` from the next (re)start on (``resize``: a process target's replicas too)."""
         self._kinds[tspec.name] = tspec.kind
-        self._one(tspec.name).set_target_spec(tspec)
+        if resize and tspec.kind == "process":
+            self.processes.set_target_spec(tspec, resize=True)
+        else:
+            self._one(tspec.name).set_target_spec(tspec)
+
+    def remove_target(self, target: str) -> None:
+        """Forget a process target whose replicas are stopped (removed from the spec)."""
+        self.processes.remove_target(target)
+        self._kinds.pop(target, None)
 
     def use_journal(self, journal: SpawnJournal, *, fleet_id: str) -> None:
         """Journal every spawn (processes and QEMU) and mark children with ``fleet_id``."""

@@ -186,11 +186,26 @@ class ProcessActuator:
         """The target spec the actuator currently runs."""
         return self._specs[target]
 
-    def set_target_spec(self, tspec: TargetSpec) -> None:
-        """Run ``tspec`` from the next (re)start of the target's replicas on."""
+    def set_target_spec(self, tspec: TargetSpec, *, resize: bool = False) -> None:
+        """Run ``tspec`` from the next (re)start of the target's replicas on.
+
+        ``resize`` (a reloaded spec): its replica count becomes the desired one; otherwise a
+        target already run keeps its count (a rollback does not undo a scale-out).
+        """
         self._specs[tspec.name] = tspec
         self._replicas.setdefault(tspec.name, {})
-        self._desired.setdefault(tspec.name, tspec.replicas)
+        if resize:
+            self._desired[tspec.name] = tspec.replicas
+        else:
+            self._desired.setdefault(tspec.name, tspec.replicas)
+
+    def remove_target(self, target: str) -> None:
+        """Forget a target whose replicas were stopped (removed from the spec), and their journal rows."""
+        for index, rep in self._replicas.pop(target, {}).items():
+            if rep.pid is None:
+                self._journal.forget(target, index)
+        self._specs.pop(target, None)
+        self._desired.pop(target, None)
 
     def pids(self, target: str) -> tuple[int, ...]:
         """Pids of the target's live replicas."""

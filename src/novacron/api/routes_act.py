@@ -25,6 +25,7 @@ from novacron.api.schemas import (
     HealIn,
     KillSwitchOut,
     OkOut,
+    ReloadOut,
     RollbackActionIn,
     RollbackIn,
 )
@@ -59,6 +60,19 @@ async def enable(ctx: Ctx, who: Admin) -> KillSwitchOut:
     """Turn automated healing back on. Admin only."""
     ctx.live().set_autonomous(True, who=who.name)
     return KillSwitchOut(autonomous=True, by=who.name)
+
+
+@router.post("/reload", tags=["control"])
+async def reload(ctx: Ctx, who: Admin) -> ReloadOut:
+    """Re-read the controller's spec file and apply the difference in place. Admin only.
+
+    Added targets start, removed ones stop, changed ones restart with their new definition,
+    the rest keep running untouched; the policy takes effect. A spec that does not load, or
+    changes what cannot change in place, is refused (400, naming the file and field) and
+    nothing is applied. The controller audits every reload itself.
+    """
+    report = await ctx.live().reload(who=who.name)
+    return ReloadOut(**report.as_dict(), by=who.name)
 
 
 async def _settle(

@@ -378,6 +378,19 @@ class KillSwitchOut(BaseModel):
     by: str
 
 
+class ReloadOut(BaseModel):
+    """A reload of the spec file: the version now in force and what happened to each target."""
+
+    version: int
+    added: list[str]
+    removed: list[str]
+    changed: list[str] = Field(description="Restarted with their new definition.")
+    unchanged: list[str] = Field(description="Left running untouched.")
+    policy_changed: bool
+    failed: dict[str, str] = Field(description="Targets whose start or restart was not verified, and why.")
+    by: str
+
+
 class OkOut(BaseModel):
     """A plain acknowledgement."""
 

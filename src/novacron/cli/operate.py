@@ -1,4 +1,4 @@
-"""Steering the running controller: restart, stop, start, heal, ack, unquarantine, disable, enable.
+"""Steering the running controller: restart, stop, start, heal, ack, unquarantine, disable, enable, reload.
 
 Every command goes through the controller's API, so it takes the one executor and safety
 gate like any other caller and lands in the audit trail under the token's name. The
@@ -8,6 +8,7 @@ controller is found from the store (``-c fleet.yaml`` or ``--store``) or ``--api
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
@@ -16,7 +17,9 @@ from novacron.cli._app import app
 from novacron.cli._client import EXIT_FAILED, ApiOpt, ConfigOpt, ControllerApi, StoreOpt, TokenFileOpt, controller_api
 from novacron.cli._output import JsonOpt, console, emit_json
 from novacron.cli.core import incidents_app
+from novacron.errors import ConfigError
 from novacron.model import MANUAL_ACTIONS, ActionKind
+from novacron.settings import ControllerSettings
 
 __all__: list[str] = []
 
@@ -214,6 +217,70 @@ _switch_command(
     "disable", False, "The kill switch: stop all automated healing (manual commands still work). Needs an admin token."
 )
 _switch_command("enable", True, "Turn automated healing back on. Needs an admin token.")
+
+
+_RELOAD_WAIT_S = 300.0  # restarts are verified before the answer: each may take its start timeout
+
+
+@app.command(rich_help_panel=_PANEL)
+def reload(
+    as_json: JsonOpt = False,
+    config: ConfigOpt = None,
+    store: StoreOpt = None,
+    api: ApiOpt = None,
+    token_file: TokenFileOpt = None,
+) -> None:
+    """Apply the running controller's changed spec file in place, as SIGHUP does. Needs an admin token.
+
+    A spec that does not load, or changes a field that cannot change in place, exits 2 naming it
+    and nothing is applied; exit 1 when a started or restarted target was not verified healthy.
+    """
+    res = _controller_of(config, store, api, token_file).call("POST", "/reload", wait_s=_RELOAD_WAIT_S)
+    if as_json:
+        emit_json(res)
+    else:
+        console().print(_reload_line(res), highlight=False)
+    if res["failed"]:
+        raise typer.Exit(EXIT_FAILED)
+
+
+def _controller_of(config: Path | None, store: str | None, api: str | None, token_file: Path | None) -> ControllerApi:
+    """The controller, found through the spec's store even when the edited spec is not valid.
+
+    The controller is the one to judge it (it logs and audits the refusal); only a file
+    that is not even YAML leaves no store to find it by.
+    """
+    try:
+        return controller_api(config, store, api, token_file)
+    except ConfigError:
+        url = _store_url_as_written(config) if config is not None and store is None and api is None else None
+        if url is None:
+            raise
+        return controller_api(None, url, None, token_file)
+
+
+def _store_url_as_written(config: Path) -> str | None:
+    import yaml
+
+    try:
+        data = yaml.safe_load(config.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, yaml.YAMLError):
+        return None
+    ctl = data.get("controller") if isinstance(data, dict) else None
+    url = ctl.get("store_url") if isinstance(ctl, dict) else None
+    return url if isinstance(url, str) else ControllerSettings().store_url if ctl is None else None
+
+
+def _reload_line(res: dict[str, Any]) -> str:
+    parts = [f"{word} {', '.join(res[key])}" for key, word in _RELOAD_WORDS if res[key]]
+    if res["policy_changed"]:
+        parts.append("policy changed")
+    parts.append(f"{len(res['unchanged'])} unchanged")
+    failed = "".join(f"\n{name} not verified: {why}" for name, why in res["failed"].items())
+    return f"spec version {res['version']} in force (reloaded by {res['by']}): {'; '.join(parts)}{failed}"
+
+
+_RELOAD_WORDS = (("added", "added"), ("removed", "removed"), ("changed", "restarted"))
 
 
 def _done(res: dict[str, Any], as_json: bool) -> None:

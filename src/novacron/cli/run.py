@@ -1,8 +1,8 @@
 """``novacron run``: supervise and heal a fleet until SIGINT/SIGTERM, speaking like a daemon.
 
-SIGHUP does not reload the spec (the controller's targets, probes and policy are built from it
-once): it logs one warning saying so and carries on, where Python's default would end the
-process without a stop line and leave its services unsupervised.
+SIGHUP re-reads the spec file and applies the difference in place, as ``novacron reload``
+does (:mod:`novacron.runtime.reload`): a spec that does not load or changes what cannot
+change in place is logged as an error and leaves the running spec untouched.
 
 It logs one start line (spec, store, targets, API and metrics addresses) and one stop
 line (the signal, uptime), at levels that match meaning. Its listening ports are claimed
@@ -14,6 +14,7 @@ operator commands find it without setup.
 
 from __future__ import annotations
 
+import functools
 import os
 import signal
 import socket
@@ -76,12 +77,10 @@ def run(
     from novacron.store.db import check_url
     from novacron.telemetry import configure_logging
 
+    overrides = functools.partial(_overrides, dry_run=dry_run, node_id=node_id)
     spec = load_spec(config)
     check_url(store or spec.controller.store_url)  # a store it cannot open: refused before anything is made
-    if dry_run:
-        spec = spec.model_copy(update={"policy": spec.policy.model_copy(update={"dry_run": True})})
-    if node_id is not None:
-        spec = _with_node_id(spec, node_id)
+    spec = overrides(spec)
     configure_logging(fmt=log_format or ("console" if sys.stderr.isatty() else "json"))
     mport = metrics_port if metrics_port is not None else spec.controller.metrics_port
     aport = api_port if api_port is not None else (spec.controller.api_port or 0)
@@ -89,6 +88,7 @@ def run(
     from novacron.runtime.controller import Controller
 
     controller = Controller(spec, store_url=store, spec_source=str(config))
+    controller.spec_overrides = overrides  # a reloaded spec gets the flags too
     from novacron.runtime.heap import Heap
 
     controller.heap = Heap(controller.metrics)
@@ -97,6 +97,13 @@ def run(
     import asyncio
 
     asyncio.run(_serve(controller, listeners, spec_path=config.resolve()))
+
+
+def _overrides(spec: Any, *, dry_run: bool, node_id: str | None) -> Any:
+    """The spec with what the command line says over it (--dry-run, --node-id)."""
+    if dry_run:
+        spec = spec.model_copy(update={"policy": spec.policy.model_copy(update={"dry_run": True})})
+    return spec if node_id is None else _with_node_id(spec, node_id)
 
 
 def _with_node_id(spec: Any, node_id: str) -> Any:
@@ -138,7 +145,9 @@ async def _serve(controller: Controller, listeners: _Listeners, *, spec_path: Pa
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, _on_signal, sig, received, stop)
-    loop.add_signal_handler(signal.SIGHUP, _on_hangup, log)
+    running = asyncio.Event()  # a SIGHUP during start-up is applied once the controller runs
+    reloads: set[asyncio.Task[None]] = set()  # SIGHUPs being applied (held: a task nobody holds may vanish)
+    loop.add_signal_handler(signal.SIGHUP, _on_hangup, controller, reloads, running)
     controller.ha.register()  # a node id a live controller holds: refused before anything is written
     now = controller.clock.now()
     token_file = ensure_local_token(
@@ -154,6 +163,7 @@ async def _serve(controller: Controller, listeners: _Listeners, *, spec_path: Pa
         controller.heap.settle()  # the API's modules and app, built just now, live as long as the process
     for task in tasks:
         task.add_done_callback(lambda _t: stop.set())  # a server that dies must not leave a headless controller
+    running.set()
     targets = controller.spec.targets
     log.info(
         "novacron started",
@@ -175,7 +185,7 @@ async def _serve(controller: Controller, listeners: _Listeners, *, spec_path: Pa
     finally:
         for server in servers:
             server.should_exit = True
-        await asyncio.gather(*tasks, return_exceptions=True)
+        await asyncio.gather(*tasks, *reloads, return_exceptions=True)
         await controller.stop()
     reason = received[0] if received else "a server stopped"
     failed = [t for t in tasks if not t.cancelled() and t.exception() is not None]
@@ -214,11 +224,26 @@ def _on_signal(sig: signal.Signals, received: list[str], stop: asyncio.Event) ->
     stop.set()
 
 
-def _on_hangup(log: Any) -> None:
-    log.warning(
-        "SIGHUP ignored: novacron run does not reload its spec; restart it to apply a changed spec",
-        signal="SIGHUP",
-    )
+def _on_hangup(controller: Controller, reloads: set[asyncio.Task[None]], started: asyncio.Event) -> None:
+    import asyncio
+
+    task = asyncio.get_running_loop().create_task(_reload(controller, started), name="reload")
+    reloads.add(task)
+    task.add_done_callback(reloads.discard)
+
+
+async def _reload(controller: Controller, started: asyncio.Event) -> None:
+    """Apply the spec file as it is now; what refuses it is logged and audited by the controller."""
+    from novacron.errors import InputError, StoreError
+    from novacron.telemetry import get_logger
+
+    await started.wait()
+    try:
+        await controller.reload(who="SIGHUP")
+    except (InputError, StoreError):
+        pass  # logged (naming the file and field) and audited; the running spec is unchanged
+    except Exception as exc:  # a failed reload must not end the controller
+        get_logger(component="run").error("spec reload failed", who="SIGHUP", error=repr(exc))
 
 
 def _record(controller: Controller, listeners: _Listeners, spec_path: Path, token_file: str) -> Any:

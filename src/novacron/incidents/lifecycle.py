@@ -155,6 +155,15 @@ class IncidentManager:
         self.event(resolved, "resolved", f"healthy again ({healed_by})", mttr_ms=round(mttr * 1000, 1))
         return resolved
 
+    def withdraw(self, incident: Incident, reason: str) -> Incident:
+        """Close the incident unhealed: its target is gone (removed from the spec), there is nothing to heal."""
+        current = self._open.pop(incident.target, incident)
+        closed = replace(current, status=IncidentStatus.RESOLVED, resolved_at=self._clock.now())
+        self._store.update_incident(closed)
+        self._metrics.open_incidents.set(len(self._open))
+        self.event(closed, "closed", reason)
+        return closed
+
     def escalate(
         self, incident: Incident, reason: str, *, priority: Priority = Priority.P1, rail: str | None = None
     ) -> Incident:

@@ -30,7 +30,7 @@ from novacron.actuators.remote import RemoteActuator
 from novacron.agents.wiring import coordinator_for
 from novacron.clock import Clock, MonotonicClock
 from novacron.diagnosis.crashlog import classify_crash, read_tail
-from novacron.errors import InputError, NotFoundError
+from novacron.errors import InputError, NotFoundError, StoreError
 from novacron.extras import require
 from novacron.healing.catalog import inverse_of, new_action
 from novacron.healing.executor import ExecResult
@@ -44,6 +44,7 @@ from novacron.runtime.compose import Paging, compose, observe_proving
 from novacron.runtime.hostview import FleetHosts
 from novacron.runtime.ledger import TargetLedger, fleet_sample, state_word
 from novacron.runtime.preflight import check_binaries, held_ports
+from novacron.runtime.reload import ReloadPlan, ReloadReport, plan_reload
 from novacron.runtime.traffic import haproxy_for, runner_for, with_traffic
 from novacron.runtime.traffic_metrics import TrafficCollector
 from novacron.runtime.vmfailover import HostWatch
@@ -75,6 +76,7 @@ ProbeCheck = HttpCheck | TcpCheck | ExecCheck
 __all__ = ["Controller", "TargetView"]
 
 _KILL_SWITCH_KEY = "autonomous_enabled"
+_RELOAD_KEY = "reload_restarting"  # per node: targets a reload is restarting (redone at start if it died)
 _HEARTBEAT_PORT_KEY = "heartbeat_udp_port"  # per node: the port guests left running send to
 _ALERT_PROBE_S = 1.0  # an alert about a fleet target: its replicas are probed closely this long
 # Statuses built between two turns of the loop: a thousand targets' in one piece blocked the
@@ -109,6 +111,8 @@ class Controller:
     # The process's heap, frozen after start-up and after take-overs (runtime/heap.py): set
     # by `novacron run`, which has the process to itself; tests keep the collector as it is.
     heap: Heap | None = None
+    # What `novacron run` changed in the spec it read (--dry-run, --node-id): a reload does the same.
+    spec_overrides: Callable[[FleetSpec], FleetSpec]
 
     def __init__(
         self,
@@ -170,7 +174,8 @@ class Controller:
             graph={t.name: t.depends_on for t in spec.targets},
             policy=spec.policy,
             store_url=store_url or spec.controller.store_url,
-            actuator=with_traffic(ActuatorRouter(lambda t: spec.target(t).kind, actuators), self.traffic),
+            # The spec in force, not this one: a reload adds targets (runtime/reload.py).
+            actuator=with_traffic(ActuatorRouter(lambda t: self.spec.target(t).kind, actuators), self.traffic),
             clock=self.clock,
             metrics=self.metrics,
             seed=seed,
@@ -206,11 +211,12 @@ class Controller:
         self.metrics.watch_fleet(
             lambda: fleet_sample(
                 self.status(),
-                (t.name for t in spec.targets if self.gate.is_quarantined(t.name)),
+                (t.name for t in self.spec.targets if self.gate.is_quarantined(t.name)),
                 self.incidents.open_incidents(),
             )
         )
-        self.config_version = 0
+        # A SIGHUP and a `novacron reload` at once: one after the other (under the lock).
+        self.config_version, self._reloading, self.spec_overrides = 0, asyncio.Lock(), _as_read
         self._log = get_logger(component="controller")
         self.agents = coordinator_for(self)  # None unless the spec enables `agents:`
         self._note_held_ports()
@@ -244,6 +250,10 @@ class Controller:
             fleet = f"{fleet}:{self.node_id}"
         self.actuator.use_journal(adoption.StoreJournal(self.store), fleet_id=fleet)
         mine = {t.name: t.replicas for t in self.spec.targets if t.name in self._local and t.kind == "process"}
+        # A reload that died restarting targets: their replicas may run the old definition.
+        # Left out of adoption they are ended as strays and started afresh from the spec read now.
+        for name in self._interrupted_reload():
+            mine.pop(name, None)
         guests = {t.name: t.replicas for t in self.spec.targets if t.kind == "vm"}
         found = adoption.reconcile(
             self.store, self.actuator.processes, mine, fleet, theirs=self._others_process, guests=guests
@@ -264,6 +274,7 @@ class Controller:
             self.twin.start()
         await self._start_traffic()
         self.flow.start(tick=self._tick)
+        self.store.put_setting(self._reload_key, [], now=self.clock.now())
         self._start_online_learning()
         self.ha.start()
         if self.agents is not None:
@@ -543,7 +554,10 @@ class Controller:
         for start in range(0, len(targets), _PUBLISH_CHUNK):
             if start:
                 await asyncio.sleep(0)
-            self._publish(targets[start : start + _PUBLISH_CHUNK], force=False)
+            chunk = targets[start : start + _PUBLISH_CHUNK]
+            if start:  # a reload between two turns may have removed some
+                chunk = [t for t in chunk if t.name in self.flow.graph]
+            self._publish(chunk, force=False)
         self._beat_presence()
 
     def _publish_status(self, *, force: bool = False) -> None:
@@ -585,6 +599,120 @@ class Controller:
         if (deadline := self.ha.deadline_of(action)) is not None:
             doc["valid_until"] = deadline  # a request arriving later (a paused sender) is stale
         return doc
+
+    # -- reloading the spec (runtime/reload.py) ------------------------------------------
+    @property
+    def _reload_key(self) -> str:
+        return f"{_RELOAD_KEY}:{self.node_id}"
+
+    def _interrupted_reload(self) -> list[str]:
+        """The targets a reload was restarting when the previous controller of this node died."""
+        names = self.store.get_setting(self._reload_key, [])
+        return [n for n in names if isinstance(n, str)] if isinstance(names, list) else []
+
+    async def reload(self, *, who: str) -> ReloadReport:
+        """Re-read the spec file and apply the difference in place; audited as ``who``.
+
+        A spec that does not load, or changes what cannot change in place, raises InputError
+        naming the file and field, and nothing is applied.
+        """
+        async with self._reloading:
+            try:
+                plan = self._plan_reload()
+                # As at start: a process target without host: is refused while other nodes are live.
+                await self.ha.check_unbound([t.name for t in plan.added if t.kind == "process" and t.host is None])
+            except (InputError, StoreError) as exc:
+                self._log.error("spec reload refused; the running spec is unchanged", who=who, error=str(exc))
+                self._audit_reload(who, "refused", error=str(exc))
+                raise
+            if plan.empty:
+                report = ReloadReport.of(plan, self.config_version)
+            else:
+                report = await self._apply_reload(plan, who=who)
+            level = "warning" if report.failed else "info"
+            getattr(self._log, level)("spec reloaded", who=who, **report.as_dict())
+            self._audit_reload(who, "partial" if report.failed else "ok", **report.as_dict())
+            return report
+
+    def _plan_reload(self) -> ReloadPlan:
+        path = Path(self._spec_source)
+        if not path.is_file():
+            raise InputError("this controller was not started from a spec file: there is none to re-read", where="spec")
+        plan = plan_reload(self.spec, self.spec_overrides(load_spec(path)), source=self._spec_source)
+        mine = {t.name for t in ha.local_spec(plan.spec, self.node_id).targets}
+        starts = {t.name for t in [*plan.added, *plan.changed]} & mine
+        check_binaries(plan.spec, source=self._spec_source, only=starts)
+        return plan
+
+    def _audit_reload(self, who: str, result: str, **detail: Any) -> None:
+        now = self.clock.now()
+        self.store.audit(now=now, actor=who, verb="spec.reload", subject=self._spec_source, result=result, **detail)
+
+    async def _apply_reload(self, plan: ReloadPlan, *, who: str) -> ReloadReport:
+        """Stop the removed targets, take the new spec, restart the changed and start the added."""
+        local = ha.local_spec(plan.spec, self.node_id)
+        mine = {t.name for t in local.targets}
+        now = self.clock.now()
+        version = self.store.save_config(spec_to_yaml(plan.spec), source=self._spec_source, now=now).version
+        # The intent, durable before anything is touched: a controller that dies mid-way restarts these at start.
+        self.store.put_setting(self._reload_key, [t.name for t in plan.changed if t.name in mine], now=now)
+        await adoption.StoreJournal(self.store).settle()
+        for tspec in plan.removed:
+            await self._stop_removed(tspec.name, who=who)
+        self._take_spec(plan, local, version)
+        jobs = [self.heal(t.name, ActionKind.START, who=who) for t in plan.added if t.name in mine]
+        jobs += [self._restart_changed(t, who=who) for t in plan.changed if t.name in mine]
+        results = await asyncio.gather(*jobs)
+        self.store.put_setting(self._reload_key, [], now=self.clock.now())
+        self._publish_status(force=True)
+        return ReloadReport.of(plan, version, failed={r.action.target: r.detail for r in results if not r.verified})
+
+    def _take_spec(self, plan: ReloadPlan, local: FleetSpec, version: int) -> None:
+        """The new spec in force, in one step on the loop: no status or API call sees half of it."""
+        self.spec, self._local_spec, self.config_version = plan.spec, local, version
+        self._local = {t.name for t in local.targets} | {t.name for t in plan.spec.targets if t.kind in ("sim", "vm")}
+        self.gate.policy, self.gate.fleet_size = plan.spec.policy, len(plan.spec.targets)
+        for tspec in plan.removed:
+            self.flow.graph.pop(tspec.name, None)
+            self.store.remove_target_status(tspec.name)
+            self._published.pop(tspec.name, None)
+            self.actuator.remove_target(tspec.name)
+        self.flow.graph.update({t.name: t.depends_on for t in plan.spec.targets})
+        self.ha.unbound = [t.name for t in plan.spec.targets if t.kind == "process" and t.host is None]
+        self.ledger.add(t.name for t in plan.added)
+        for tspec in plan.added:
+            if tspec.name in self._local:
+                self.actuator.set_target_spec(tspec)
+                for replica in range(tspec.replicas):
+                    self._configure_replica(tspec, replica)
+
+    async def _stop_removed(self, name: str, *, who: str) -> None:
+        """Close its incident and stop its replicas (through the executor) and their checks."""
+        incident = self.incidents.open_for(name)
+        self.flow.hand_over(name)  # no healer works on it any more
+        if incident is not None:
+            self.incidents.withdraw(incident, f"{name} was removed from the spec (reload by {who}); closed unhealed")
+        if name not in self._local:
+            return
+        await self.heal(name, ActionKind.STOP, who=who)
+        for replica in list(self.health.replicas(name)):
+            self.heartbeats.unregister(name, replica)
+            await self.prober.remove(name, replica)
+            self.health.remove(name, replica)
+
+    async def _restart_changed(self, tspec: TargetSpec, *, who: str) -> ExecResult:
+        """Run the new definition: fewer replicas scaled in, then a restart (stopped, started, verified)."""
+        name, before = tspec.name, self.actuator.desired(tspec.name)
+        if 0 < tspec.replicas < before:
+            await self.heal(name, ActionKind.SCALE_IN, who=who, params={"count": before - tspec.replicas})
+        self.actuator.set_target_spec(tspec, resize=True)
+        for replica in [r for r in self.health.replicas(name) if r < tspec.replicas]:  # its checks anew
+            self.heartbeats.unregister(name, replica)
+            await self.prober.remove(name, replica)
+            self.health.remove(name, replica)
+        for replica in range(tspec.replicas):
+            self._configure_replica(tspec, replica)
+        return await self.heal(name, ActionKind.RESTART, who=who)
 
     # -- queries and human overrides ---------------------------------------------------
     def status(self) -> list[TargetView]:
@@ -715,6 +843,10 @@ class Controller:
     async def wait_idle(self, timeout: float) -> bool:
         """Wait until no healer is running (tests and benchmarks)."""
         return await self.flow.wait_idle(timeout)
+
+
+def _as_read(spec: FleetSpec) -> FleetSpec:
+    return spec
 
 
 def _unproven(target: str, started: list[tuple[int, int | None, int | None]]) -> str | None:

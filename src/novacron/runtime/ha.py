@@ -150,7 +150,7 @@ class HaMember(Collector):
             except nodes.NodeIdTakenError as exc:
                 raise self._already_running(exc, row) from None
             if self.unbound:
-                self._refuse_unbound(conn, now)
+                self._refuse_unbound(conn, now, self.unbound)
             leases.ensure_shards(conn, self.settings.shards)
 
         for attempt in range(_REGISTER_TRIES):  # a store restarting, or a session ended under us
@@ -180,7 +180,22 @@ class HaMember(Collector):
             f"stop it with `kill {held.pid}` (SIGTERM) before starting another"
         )
 
-    def _refuse_unbound(self, conn: Any, now: float) -> None:
+    async def check_unbound(self, names: list[str]) -> None:
+        """Refuse process targets without ``host:`` (a reloaded spec's new ones) while other nodes are live.
+
+        A store that does not answer within a lease refuses the reload (StoreError) rather
+        than let it start a target that may be another node's.
+        """
+        if not names:
+            return
+        now = self.clock.now()
+        try:
+            async with asyncio.timeout(self.settings.lease_s):
+                await self._db.run(lambda conn: self._refuse_unbound(conn, now, names))
+        except TimeoutError:
+            raise StoreError("the store did not answer which nodes are live; nothing was applied") from None
+
+    def _refuse_unbound(self, conn: Any, now: float, unbound: list[str]) -> None:
         """Process targets without ``host:`` are this controller's own: refused when others share the store.
 
         Two controllers with the same spec would both run the same process target under one
@@ -193,7 +208,7 @@ class HaMember(Collector):
             if n.node_id != self.node_id and n.live(now, self.settings.node_stale_s)
         )
         if others:
-            name = self.unbound[0]
+            name = unbound[0]
             raise ConfigError(
                 f"process target {name!r} has no `host:`, but controller node(s) {', '.join(others)} share this "
                 f"store; give every process target host: NODE_ID (the node that runs it)",

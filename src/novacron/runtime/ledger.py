@@ -37,6 +37,10 @@ class TargetLedger:
             if row.last_fault is not None:
                 self._last_fault[row.target] = dict(row.last_fault)
 
+    def add(self, targets: Iterable[str]) -> None:
+        """Targets a reloaded spec added: their faults are remembered too."""
+        self._targets.update(targets)
+
     def adopted(self, target: str, replica: int) -> None:
         """A replica a previous controller started: its next start is a restart."""
         self._started.add((target, replica))

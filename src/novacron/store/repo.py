@@ -349,6 +349,10 @@ class Store:
         values["last_fault"] = None if row.last_fault is None else _jsonable(row.last_fault)
         self._upsert(t.target_status, values)
 
+    def remove_target_status(self, target: str) -> None:
+        """Forget a target's status row (removed from the spec)."""
+        self._exec(delete(t.target_status).where(t.target_status.c.target == target))
+
     def target_statuses(self) -> list[TargetStatusRow]:
         """Every target's latest status line."""
         return [TargetStatusRow(**r) for r in self._rows(select(t.target_status).order_by("target"))]
