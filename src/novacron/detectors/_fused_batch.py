@@ -134,7 +134,7 @@ _SHORT_SORT = 48
 # Values per rank chunk: each value is counted against the sorted window as the chunk
 # began, corrected by up to this many values come and gone; the sorted window is merged
 # anew once per chunk.
-_CHUNK = 256
+_CHUNK = 400
 # Batches of at least this many values run on two threads (when allowed): below it the
 # hand-over to the second thread and back (~50 us) is more than a few percent.
 PARALLEL_MIN = 20_000
@@ -437,26 +437,30 @@ def _calibrate_sums(
     rawr, avg, avg_sq, pt, pt_sq, _, _ = _offsets(ints, ints[_IH + _IM * m + M_LB])
     hist, short = ints[I_HIST], ints[I_SHORT]
     cur_s, cur = n % (short + 1), n % (hist + 1)
+    # The sums at the current positions, carried in registers: each is the one just
+    # written to its ring (reading it back would wait on the store).
+    s_raw, s_avg, s_avg_sq, s_pt, s_pt_sq = f[rawr + cur_s], f[avg + cur], f[avg_sq + cur], f[pt + cur], f[pt_sq + cur]
     for j in range(raw.shape[0]):
         r = raw[j]
         if n + 1 >= short:
             start_s = cur_s + 2 - (short + 1) if cur_s + 2 > short else cur_s + 2
-            a = (f[rawr + cur_s] + r - f[rawr + start_s]) / short
+            a = (s_raw + r - f[rawr + start_s]) / short
         else:
-            a = (f[rawr + cur_s] + r - f[rawr]) / (n + 1)
+            a = (s_raw + r - f[rawr]) / (n + 1)
         a_out[j] = a
         start = (cur + 1 if cur < hist else 0) if n >= hist else 0
-        d_avg[j] = f[avg + cur] - f[avg + start]
-        q_avg[j] = f[avg_sq + cur] - f[avg_sq + start]
-        d_pt[j] = f[pt + cur] - f[pt + start]
-        q_pt[j] = f[pt_sq + cur] - f[pt_sq + start]
+        d_avg[j] = s_avg - f[avg + start]
+        q_avg[j] = s_avg_sq - f[avg_sq + start]
+        d_pt[j] = s_pt - f[pt + start]
+        q_pt[j] = s_pt_sq - f[pt_sq + start]
         nxt_s = 0 if cur_s == short else cur_s + 1
         nxt = 0 if cur == hist else cur + 1
-        f[rawr + nxt_s] = f[rawr + cur_s] + r
-        f[avg + nxt] = f[avg + cur] + a
-        f[avg_sq + nxt] = f[avg_sq + cur] + a * a
-        f[pt + nxt] = f[pt + cur] + r
-        f[pt_sq + nxt] = f[pt_sq + cur] + r * r
+        s_raw, s_avg, s_avg_sq, s_pt, s_pt_sq = s_raw + r, s_avg + a, s_avg_sq + a * a, s_pt + r, s_pt_sq + r * r
+        f[rawr + nxt_s] = s_raw
+        f[avg + nxt] = s_avg
+        f[avg_sq + nxt] = s_avg_sq
+        f[pt + nxt] = s_pt
+        f[pt_sq + nxt] = s_pt_sq
         n += 1
         cur_s, cur = nxt_s, nxt
 
@@ -540,10 +544,15 @@ def _rank_chunk(
     at = np.empty(k + 2, np.int64)
     _merge(window, size0, gone_sorted, left, came, k, out, at)
     lt0, le0 = np.empty(k, np.int64), np.empty(k, np.int64)
+    # Whether a value of the chunk equals another or one of the window (so maybe one
+    # leaving): if none does, ``<`` and ``<=`` count the same values come and gone.
+    tied = False
     for b in range(k):
         le = lt = at[b]
         if le > 0 and window[le - 1] == came[b]:  # ties: the window's values below it
             lt = _bisect(window, 0, le, came[b], False)
+            tied = True
+        tied = tied or (b > 0 and came[b - 1] == came[b])
         lt0[order[b]], le0[order[b]] = lt, le
     for j in range(k):
         x = xs[j]
@@ -554,12 +563,21 @@ def _rank_chunk(
         size = size0 + j - left
         lt, le = lt0[j], le0[j]
         # One loop over a value come and one gone, with integer counts: it vectorises.
-        for i in range(left):
-            lt += np.int64(xs[i] < x) - np.int64(gone[i] < x)
-            le += np.int64(xs[i] <= x) - np.int64(gone[i] <= x)
-        for i in range(left, j):
-            lt += np.int64(xs[i] < x)
-            le += np.int64(xs[i] <= x)
+        if tied:
+            for i in range(left):
+                lt += np.int64(xs[i] < x) - np.int64(gone[i] < x)
+                le += np.int64(xs[i] <= x) - np.int64(gone[i] <= x)
+            for i in range(left, j):
+                lt += np.int64(xs[i] < x)
+                le += np.int64(xs[i] <= x)
+        else:
+            d = 0
+            for i in range(left):
+                d += np.int64(xs[i] < x) - np.int64(gone[i] < x)
+            for i in range(left, j):
+                d += np.int64(xs[i] < x)
+            lt += d
+            le += d
         p_out[j] = min(1.0, 2.0 * (min(size - lt, le) + 1) / (size + 1))
     order_at, head = ints[I_RANK_ORDER], ints[I_RANK_HEAD]
     size = size0
