@@ -60,6 +60,7 @@ from novacron.detectors._fused import (
     F_FAMCAP,
     F_LEVEL,
     F_MIN_STD,
+    F_TAIL_GUARD,
     F_Z_GUARD,
     HA,
     HB,
@@ -143,8 +144,8 @@ THREADS_ENV = "NOVACRON_BATCH_THREADS"
 # CPU per value of each part, in ns (each member with its calibration; the rank with the
 # sorting of its chunks), measured alone on the bench's series: to balance the two sides
 # of a batch on two threads.
-_COST = {KIND_Z: 105, KIND_H: 60, KIND_C: 47}
-_COST_RANK = 100
+_COST = {KIND_Z: 103, KIND_H: 56, KIND_C: 43}
+_COST_RANK = 86
 
 
 # ---------------------------------------------------------------- members: raw scores
@@ -837,23 +838,39 @@ def _combine(
 ) -> None:
     """Combined score (before the hold) of values ``lo`` to ``hi - 1`` of the batch.
 
-    ``parts``: rows of (smallest rare p, largest ordinary z) of the members' sides, the
-    side with the first members first. The members' chain of minima and maxima, split
-    between sides and joined here, gives the same value: the probabilities are never NaN,
-    and a maximum chained from minus infinity never takes a NaN (numba's ``max(a, nan)`` is
-    ``a``), so it is the largest of the others whichever way it is grouped (a zero's sign
-    aside, which the tail ignores).
+    ``parts``: rows of (smallest rare p, largest ordinary z) of each side's members. The
+    members' chain of minima and maxima, split between sides and joined here, gives the
+    same value: the probabilities are never NaN, and a maximum chained from minus infinity
+    never takes a NaN (numba's ``max(a, nan)`` is ``a``), so it is the largest of the
+    others whichever way it is grouped (a zero's sign aside, which the tail ignores).
+
+    The ordinary looks' tail (a call to ``erfc``) is computed only for the values where
+    it may bring the members' probability below 1: where the largest z is at most the
+    tail guard and the smallest rare probability at least ``1/(2k)`` (with a margin), the
+    product is at least 1, so the probability is exactly 1 either way. The values that
+    need the tail are listed first and visited after, so no branch guesses at each value.
     """
     members, least, rank, decades = ints[I_NMEM], ints[I_MINHIST], ints[I_RANK_SIZE] > 0, f[F_DECADES]
+    guard, floor = f[F_TAIL_GUARD], (1.0 + 1e-9) / (2.0 * members)
     sides = parts.shape[0] // 2
+    k = hi - lo
+    p_members, z_tops, p_rares = np.ones(k), np.empty(k), np.empty(k)
+    todo = np.empty(k, np.int64)
+    count = 0
     for j in range(lo, hi):
-        p = 1.0
-        if n0 + j >= least:
-            p_rare, z_top = parts[0, j], parts[1, j]
-            for side in range(1, sides):
-                p_rare = min(p_rare, parts[2 * side, j])
-                z_top = max(z_top, parts[2 * side + 1, j])
-            p = min(1.0, members * min(1.0, 2.0 * min(p_rare, 0.5 * math.erfc(z_top / _SQRT2))))
+        p_rare, z_top = parts[0, j], parts[1, j]
+        for side in range(1, sides):
+            p_rare = min(p_rare, parts[2 * side, j])
+            z_top = max(z_top, parts[2 * side + 1, j])
+        p_rares[j - lo], z_tops[j - lo] = p_rare, z_top
+        todo[count] = j - lo
+        count += int(n0 + j >= least and (z_top > guard or p_rare < floor))
+    for t in range(count):
+        i = todo[t]
+        tail = 0.5 * math.erfc(z_tops[i] / _SQRT2)
+        p_members[i] = min(1.0, members * min(1.0, 2.0 * min(p_rares[i], tail)))
+    for j in range(lo, hi):
+        p = p_members[j - lo]
         if rank:
             p = math.sqrt(p * p_rank[j])
         out[j] = min(1.0, max(0.0, -math.log10(max(p, 1e-300)) / decades))
