@@ -328,7 +328,8 @@ def _h_pass(f: FloatArray, ints: IntArray, mb: int, xs: FloatArray, raw: FloatAr
         if cw >= 0 and not math.isnan(f[prof + pd + cw]):
             total += f[prof + pd + cw]
             k += 1
-        season = total / k if k else 0.0
+        # total / k for k = 1 or 2, without a division: halving is exact either way.
+        season = total if k == 1 else total * 0.5 if k == 2 else 0.0
         s = 0.0
         if not (nres < warm or started == 0):
             r = x - level - season
