@@ -573,7 +573,7 @@ def _rank_chunk(
                 lt += np.int64(xs[i] < x)
                 le += np.int64(xs[i] <= x)
         else:
-            d = 0
+            d = np.int64(0)
             for i in range(left):
                 d += np.int64(xs[i] < x) - np.int64(gone[i] < x)
             for i in range(left, j):
