@@ -220,8 +220,8 @@ def test_default_pipeline_batch_equals_streaming_across_calls() -> None:
 
 
 @pytest.mark.parametrize("tied", [False, True])
-def test_batch_merge_from_both_ends_keeps_the_multiset_sorted(tied: bool) -> None:
-    """Window plus values come, less values gone (ties at the halves' meeting point too)."""
+def test_batch_merge_by_ranges_keeps_the_multiset_sorted(tied: bool) -> None:
+    """Window plus values come, less values gone (ties at the ranges' cuts too)."""
     rng = np.random.default_rng(11)
     for _ in range(300):
         size, k = int(rng.integers(0, 60)), int(rng.integers(1, 30))

@@ -82,6 +82,7 @@ _IH = 24
 _RB = 128
 # Float header.
 F_MIN_STD, F_DECADES, F_FAMCAP, F_ALARM, F_ESCALATE, F_LEVEL, F_CACHE_X, F_CACHE_S, F_Z_GUARD = range(9)
+F_TAIL_GUARD = 9
 _FH = 10
 # Per member ints: kind, float block, calibration rings, then four state counters.
 _IM = 8
@@ -684,6 +685,9 @@ class Fused:
         # Below this z a Gaussian tail is surely above the familiarity cap (ndtri is exact
         # to far better than the margin), so familiarity cannot apply there.
         floats[F_Z_GUARD] = float(-ndtri(calib["familiar_cap"])) - 0.01
+        # At or below this z the ordinary looks' tail is surely above 1/(2k) for k
+        # members, so it cannot bring the combined probability below 1.
+        floats[F_TAIL_GUARD] = float(-ndtri(0.5 / len(members))) - 0.01
         rings = (short + 1) + 4 * (hist + 1) + 2 * hist
         for m in members:
             kind, block = _member_block(m)

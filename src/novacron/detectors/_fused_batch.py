@@ -18,7 +18,7 @@ the blocked window of the streaming path), and laid out in blocks again at the e
 The parts also touch disjoint state: the rank only its window, a member and its
 calibration only their own values (the calibrations' ring positions follow from the count
 learned before the batch, which moves only at the end). So a long batch runs the rank,
-with the last members when that balances the work, on a second thread while the calling
+with the members that balance the work, on a second thread while the calling
 thread runs the other members; the kernels release the GIL. The combination is split
 between the two threads by values, and the hold, which carries from value to value, runs
 last on one.
@@ -29,7 +29,7 @@ from __future__ import annotations
 import math
 import os
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 
 import numpy as np
@@ -60,6 +60,7 @@ from novacron.detectors._fused import (
     F_FAMCAP,
     F_LEVEL,
     F_MIN_STD,
+    F_TAIL_GUARD,
     F_Z_GUARD,
     HA,
     HB,
@@ -134,17 +135,17 @@ _SHORT_SORT = 48
 # Values per rank chunk: each value is counted against the sorted window as the chunk
 # began, corrected by up to this many values come and gone; the sorted window is merged
 # anew once per chunk.
-_CHUNK = 256
+_CHUNK = 400
 # Batches of at least this many values run on two threads (when allowed): below it the
 # hand-over to the second thread and back (~50 us) is more than a few percent.
 PARALLEL_MIN = 20_000
 # The environment variable that sets how many threads a batch may use (1 or 2).
 THREADS_ENV = "NOVACRON_BATCH_THREADS"
-# CPU per value of each part, in ns (each member with its calibration; the rank's kernel,
-# and the sorting of its chunks, which the first side does), measured alone on the bench's
-# series: to balance the two sides of a batch on two threads.
-_COST = {KIND_Z: 100, KIND_H: 50, KIND_C: 37}
-_COST_RANK, _COST_RANK_SORT = 125, 10
+# CPU per value of each part, in ns (each member with its calibration; the rank with the
+# sorting of its chunks), measured alone on the bench's series: to balance the two sides
+# of a batch on two threads.
+_COST = {KIND_Z: 103, KIND_H: 56, KIND_C: 43}
+_COST_RANK = 86
 
 
 # ---------------------------------------------------------------- members: raw scores
@@ -327,7 +328,8 @@ def _h_pass(f: FloatArray, ints: IntArray, mb: int, xs: FloatArray, raw: FloatAr
         if cw >= 0 and not math.isnan(f[prof + pd + cw]):
             total += f[prof + pd + cw]
             k += 1
-        season = total / k if k else 0.0
+        # total / k for k = 1 or 2, without a division: halving is exact either way.
+        season = total if k == 1 else total * 0.5 if k == 2 else 0.0
         s = 0.0
         if not (nres < warm or started == 0):
             r = x - level - season
@@ -437,26 +439,30 @@ def _calibrate_sums(
     rawr, avg, avg_sq, pt, pt_sq, _, _ = _offsets(ints, ints[_IH + _IM * m + M_LB])
     hist, short = ints[I_HIST], ints[I_SHORT]
     cur_s, cur = n % (short + 1), n % (hist + 1)
+    # The sums at the current positions, carried in registers: each is the one just
+    # written to its ring (reading it back would wait on the store).
+    s_raw, s_avg, s_avg_sq, s_pt, s_pt_sq = f[rawr + cur_s], f[avg + cur], f[avg_sq + cur], f[pt + cur], f[pt_sq + cur]
     for j in range(raw.shape[0]):
         r = raw[j]
         if n + 1 >= short:
             start_s = cur_s + 2 - (short + 1) if cur_s + 2 > short else cur_s + 2
-            a = (f[rawr + cur_s] + r - f[rawr + start_s]) / short
+            a = (s_raw + r - f[rawr + start_s]) / short
         else:
-            a = (f[rawr + cur_s] + r - f[rawr]) / (n + 1)
+            a = (s_raw + r - f[rawr]) / (n + 1)
         a_out[j] = a
         start = (cur + 1 if cur < hist else 0) if n >= hist else 0
-        d_avg[j] = f[avg + cur] - f[avg + start]
-        q_avg[j] = f[avg_sq + cur] - f[avg_sq + start]
-        d_pt[j] = f[pt + cur] - f[pt + start]
-        q_pt[j] = f[pt_sq + cur] - f[pt_sq + start]
+        d_avg[j] = s_avg - f[avg + start]
+        q_avg[j] = s_avg_sq - f[avg_sq + start]
+        d_pt[j] = s_pt - f[pt + start]
+        q_pt[j] = s_pt_sq - f[pt_sq + start]
         nxt_s = 0 if cur_s == short else cur_s + 1
         nxt = 0 if cur == hist else cur + 1
-        f[rawr + nxt_s] = f[rawr + cur_s] + r
-        f[avg + nxt] = f[avg + cur] + a
-        f[avg_sq + nxt] = f[avg_sq + cur] + a * a
-        f[pt + nxt] = f[pt + cur] + r
-        f[pt_sq + nxt] = f[pt_sq + cur] + r * r
+        s_raw, s_avg, s_avg_sq, s_pt, s_pt_sq = s_raw + r, s_avg + a, s_avg_sq + a * a, s_pt + r, s_pt_sq + r * r
+        f[rawr + nxt_s] = s_raw
+        f[avg + nxt] = s_avg
+        f[avg_sq + nxt] = s_avg_sq
+        f[pt + nxt] = s_pt
+        f[pt_sq + nxt] = s_pt_sq
         n += 1
         cur_s, cur = nxt_s, nxt
 
@@ -540,10 +546,15 @@ def _rank_chunk(
     at = np.empty(k + 2, np.int64)
     _merge(window, size0, gone_sorted, left, came, k, out, at)
     lt0, le0 = np.empty(k, np.int64), np.empty(k, np.int64)
+    # Whether a value of the chunk equals another or one of the window (so maybe one
+    # leaving): if none does, ``<`` and ``<=`` count the same values come and gone.
+    tied = False
     for b in range(k):
         le = lt = at[b]
         if le > 0 and window[le - 1] == came[b]:  # ties: the window's values below it
             lt = _bisect(window, 0, le, came[b], False)
+            tied = True
+        tied = tied or (b > 0 and came[b - 1] == came[b])
         lt0[order[b]], le0[order[b]] = lt, le
     for j in range(k):
         x = xs[j]
@@ -554,12 +565,21 @@ def _rank_chunk(
         size = size0 + j - left
         lt, le = lt0[j], le0[j]
         # One loop over a value come and one gone, with integer counts: it vectorises.
-        for i in range(left):
-            lt += np.int64(xs[i] < x) - np.int64(gone[i] < x)
-            le += np.int64(xs[i] <= x) - np.int64(gone[i] <= x)
-        for i in range(left, j):
-            lt += np.int64(xs[i] < x)
-            le += np.int64(xs[i] <= x)
+        if tied:
+            for i in range(left):
+                lt += np.int64(xs[i] < x) - np.int64(gone[i] < x)
+                le += np.int64(xs[i] <= x) - np.int64(gone[i] <= x)
+            for i in range(left, j):
+                lt += np.int64(xs[i] < x)
+                le += np.int64(xs[i] <= x)
+        else:
+            d = np.int64(0)
+            for i in range(left):
+                d += np.int64(xs[i] < x) - np.int64(gone[i] < x)
+            for i in range(left, j):
+                d += np.int64(xs[i] < x)
+            lt += d
+            le += d
         p_out[j] = min(1.0, 2.0 * (min(size - lt, le) + 1) / (size + 1))
     order_at, head = ints[I_RANK_ORDER], ints[I_RANK_HEAD]
     size = size0
@@ -668,53 +688,83 @@ def _merge(
     """``out`` = sorted ``window[:size0]`` with sorted ``came[:k]``, less sorted ``gone[:left]``.
 
     ``at[b]`` receives how many of the window's values are at or below ``came[b]``. The
-    merge runs from both ends at once, the smaller half of the values from the front and
-    the larger from the back: two independent chains of loads and compares, which the
-    processor overlaps (one chain waits on each step's load). Each side is picked by a
-    comparison used as a number, not a branch (on values in random order a branchy merge
-    mispredicts at every switch of side), and the ends are marked so that no step tests
-    which side is exhausted: infinity after the window's and ``came``'s values, minus
-    infinity in their last slot (index -1, where the back pass ends), NaN (equal to
-    nothing) after ``gone``'s values and in its last slot. So ``window``, ``came``,
-    ``gone``, ``at`` and ``out`` each need two spare slots (``at``'s and ``out``'s last
-    receive the writes of steps that have nothing to write). Values are finite (clipped before the
-    kernel). Equal values: the window's come first, at both ends.
+    values are cut at three of the window's quartile values into four ranges, each merged
+    forward on its own: four independent chains of loads and compares, which the processor
+    overlaps (one chain waits on each step's load), interleaved in one loop. A range starts
+    after the values below its lower cut (counted by bisection in each array) and needs no
+    end marker: the first value past it in any array is at least its upper cut, so above
+    every value of the range, and equal to none. Each side is picked by a comparison used
+    as a number, not a branch (on values in random order a branchy merge mispredicts at
+    every switch of side), and the indices are unsigned, so numba reads the arrays without
+    the check for negative indices. After the last range's values come infinity in the
+    window and in ``came`` and NaN (equal to nothing) in ``gone``: each needs a spare slot
+    after its values, as do ``at`` and ``out``, whose last slot receives the writes of
+    steps that have nothing to write. Values are finite (clipped before the kernel). Equal
+    values: the window's come first, and a value gone removes the first equal one.
     """
-    window[size0], window[window.shape[0] - 1] = math.inf, -math.inf
-    came[k], came[came.shape[0] - 1] = math.inf, -math.inf
-    gone[left], gone[gone.shape[0] - 1] = math.nan, math.nan
-    total = size0 + k
-    front = total >> 1
-    junk = at.shape[0] - 1  # where a count for no value of ``came`` goes
-    junk_out = out.shape[0] - 1  # where a value taken out goes
-    a = b = c = o = 0
-    a2, b2, c2, o2 = size0 - 1, k - 1, left - 1, total - left - 1
-    for step in range(total - front):
-        if step < front:
-            wa, cb = window[a], came[b]
-            take = int(wa <= cb)
-            v = wa if take else cb
-            skip = int(gone[c] == v)
-            out[junk_out if skip else o] = v
-            at[junk if take else b] = a  # every window value at or below came[b] is out
-            o += 1 - skip
-            c += skip
-            a += take
-            b += 1 - take
-        wa2, cb2 = window[a2], came[b2]
-        take2 = int(cb2 >= wa2)
-        v2 = cb2 if take2 else wa2
-        skip2 = int(gone[c2] == v2)
-        out[junk_out if skip2 else o2] = v2
-        at[b2 if take2 else junk] = a2 + 1  # the window values left are at or below it
-        o2 -= 1 - skip2
-        c2 -= skip2
-        b2 -= take2
-        a2 -= 1 - take2
-    # Copies of the value where the halves meet that both took out of the same gone
-    # values: put back once.
-    for i in range(c - c2 - 1):
-        out[o + i] = gone[c - 1]
+    window[size0], came[k], gone[left] = math.inf, math.inf, math.nan
+    # Where each range starts: how many values of each array are below its lower cut.
+    a1, b1, c1 = _range_start(window, size0 >> 2, came, k, gone, left)
+    a2, b2, c2 = _range_start(window, size0 >> 1, came, k, gone, left)
+    a3, b3, c3 = _range_start(window, (3 * size0) >> 2, came, k, gone, left)
+    steps = (a1 + b1, a2 + b2 - a1 - b1, a3 + b3 - a2 - b2, size0 + k - a3 - b3)
+    together = min(steps[0], steps[1], steps[2], steps[3])
+    u = np.uint64
+    junk, junk_out = u(at.shape[0] - 1), u(out.shape[0] - 1)
+    s0 = (u(0), u(0), u(0), u(0))
+    s1 = (u(a1), u(b1), u(c1), u(a1 + b1 - c1))
+    s2 = (u(a2), u(b2), u(c2), u(a2 + b2 - c2))
+    s3 = (u(a3), u(b3), u(c3), u(a3 + b3 - c3))
+    for _ in range(together):
+        s0 = _merge_step(window, came, gone, out, at, s0, junk, junk_out)
+        s1 = _merge_step(window, came, gone, out, at, s1, junk, junk_out)
+        s2 = _merge_step(window, came, gone, out, at, s2, junk, junk_out)
+        s3 = _merge_step(window, came, gone, out, at, s3, junk, junk_out)
+    for _ in range(steps[0] - together):
+        s0 = _merge_step(window, came, gone, out, at, s0, junk, junk_out)
+    for _ in range(steps[1] - together):
+        s1 = _merge_step(window, came, gone, out, at, s1, junk, junk_out)
+    for _ in range(steps[2] - together):
+        s2 = _merge_step(window, came, gone, out, at, s2, junk, junk_out)
+    for _ in range(steps[3] - together):
+        s3 = _merge_step(window, came, gone, out, at, s3, junk, junk_out)
+
+
+@_inline
+def _range_start(
+    window: FloatArray, i: int, came: FloatArray, k: int, gone: FloatArray, left: int
+) -> tuple[int, int, int]:
+    """Where the merge's range cut at ``window[i]`` starts: the values below it in each array.
+
+    The cut value may repeat: the window's count is found by stepping back over its copies.
+    """
+    cut = window[i]
+    while i > 0 and window[i - 1] == cut:
+        i -= 1
+    return i, _bisect(came, 0, k, cut, False), _bisect(gone, 0, left, cut, False)
+
+
+@_inline
+def _merge_step(
+    window: FloatArray,
+    came: FloatArray,
+    gone: FloatArray,
+    out: FloatArray,
+    at: IntArray,
+    state: tuple[np.uint64, np.uint64, np.uint64, np.uint64],
+    junk: np.uint64,
+    junk_out: np.uint64,
+) -> tuple[np.uint64, np.uint64, np.uint64, np.uint64]:
+    """One value of a forward merge; ``state``: next index in window, came, gone and out."""
+    a, b, c, o = state
+    one = np.uint64(1)
+    wa, cb = window[a], came[b]
+    take = np.uint64(wa <= cb)
+    v = wa if wa <= cb else cb
+    skip = np.uint64(gone[c] == v)
+    out[junk_out if skip else o] = v
+    at[junk if take else b] = np.int64(a)  # every window value at or below came[b] is out
+    return a + take, b + one - take, c + skip, o + one - skip
 
 
 @_jit
@@ -734,16 +784,15 @@ def _members_all(
     f: FloatArray,
     ints: IntArray,
     n0: int,
-    first: int,
-    last: int,
+    which: IntArray,
     xs: FloatArray,
     pre: FloatArray,
     p_rare: FloatArray,
     z_top: FloatArray,
 ) -> None:
-    """Members ``first`` to ``last - 1`` over a batch: each one's raw scores, then their calibration.
+    """Members ``which`` (indices, ascending) over a batch: each one's raw scores, then their calibration.
 
-    Block by block, each member in member order: ``p_rare`` receives the smallest rare-tail
+    Block by block, each member in turn: ``p_rare`` receives the smallest rare-tail
     probability of each value, ``z_top`` the largest ordinary z (1 and minus infinity when
     none). ``n0``: values learned before the batch (the calibrations' ring positions follow
     from it; the header's count is advanced by the caller once the batch is done). Reads
@@ -753,22 +802,20 @@ def _members_all(
     total = xs.shape[0]
     raw = np.empty(_BLOCK)
     tmp = np.empty((7, _BLOCK))  # the calibrations' scratch
-    z_first = 0  # the row in ``pre`` of the first z-score member from ``first`` on
-    for m in range(first):
-        z_first += int(ints[_IH + _IM * m + M_KIND] == KIND_Z)
     for lo in range(0, total, _BLOCK):
         hi = min(total, lo + _BLOCK)
         k = hi - lo
         block = xs[lo:hi]
         p_rare[lo:hi] = 1.0
         z_top[lo:hi] = -math.inf
-        z_row = z_first
-        for m in range(first, last):
+        for m in which:
             mb = _IH + _IM * m
             kind = ints[mb + M_KIND]
             if kind == KIND_Z:
+                z_row = 0  # z-score members before this one
+                for before in range(m):
+                    z_row += int(ints[_IH + _IM * before + M_KIND] == KIND_Z)
                 _z_pass(f, ints, mb, block, raw, pre[z_row, lo:hi])
-                z_row += 1
             elif kind == KIND_H:
                 _h_pass(f, ints, mb, block, raw)
             else:
@@ -792,23 +839,39 @@ def _combine(
 ) -> None:
     """Combined score (before the hold) of values ``lo`` to ``hi - 1`` of the batch.
 
-    ``parts``: rows of (smallest rare p, largest ordinary z) of the members' sides, the
-    side with the first members first. The members' chain of minima and maxima, split
-    between sides and joined here, gives the same value: the probabilities are never NaN,
-    and a maximum chained from minus infinity never takes a NaN (numba's ``max(a, nan)`` is
-    ``a``), so it is the largest of the others whichever way it is grouped (a zero's sign
-    aside, which the tail ignores).
+    ``parts``: rows of (smallest rare p, largest ordinary z) of each side's members. The
+    members' chain of minima and maxima, split between sides and joined here, gives the
+    same value: the probabilities are never NaN, and a maximum chained from minus infinity
+    never takes a NaN (numba's ``max(a, nan)`` is ``a``), so it is the largest of the
+    others whichever way it is grouped (a zero's sign aside, which the tail ignores).
+
+    The ordinary looks' tail (a call to ``erfc``) is computed only for the values where
+    it may bring the members' probability below 1: where the largest z is at most the
+    tail guard and the smallest rare probability at least ``1/(2k)`` (with a margin), the
+    product is at least 1, so the probability is exactly 1 either way. The values that
+    need the tail are listed first and visited after, so no branch guesses at each value.
     """
     members, least, rank, decades = ints[I_NMEM], ints[I_MINHIST], ints[I_RANK_SIZE] > 0, f[F_DECADES]
+    guard, floor = f[F_TAIL_GUARD], (1.0 + 1e-9) / (2.0 * members)
     sides = parts.shape[0] // 2
+    k = hi - lo
+    p_members, z_tops, p_rares = np.ones(k), np.empty(k), np.empty(k)
+    todo = np.empty(k, np.int64)
+    count = 0
     for j in range(lo, hi):
-        p = 1.0
-        if n0 + j >= least:
-            p_rare, z_top = parts[0, j], parts[1, j]
-            for side in range(1, sides):
-                p_rare = min(p_rare, parts[2 * side, j])
-                z_top = max(z_top, parts[2 * side + 1, j])
-            p = min(1.0, members * min(1.0, 2.0 * min(p_rare, 0.5 * math.erfc(z_top / _SQRT2))))
+        p_rare, z_top = parts[0, j], parts[1, j]
+        for side in range(1, sides):
+            p_rare = min(p_rare, parts[2 * side, j])
+            z_top = max(z_top, parts[2 * side + 1, j])
+        p_rares[j - lo], z_tops[j - lo] = p_rare, z_top
+        todo[count] = j - lo
+        count += int(n0 + j >= least and (z_top > guard or p_rare < floor))
+    for t in range(count):
+        i = todo[t]
+        tail = 0.5 * math.erfc(z_tops[i] / _SQRT2)
+        p_members[i] = min(1.0, members * min(1.0, 2.0 * min(p_rares[i], tail)))
+    for j in range(lo, hi):
+        p = p_members[j - lo]
         if rank:
             p = math.sqrt(p * p_rank[j])
         out[j] = min(1.0, max(0.0, -math.log10(max(p, 1e-300)) / decades))
@@ -843,9 +906,9 @@ def score_many(fused: Fused, good: FloatArray, threads: int = 1) -> FloatArray:
     """Score-then-learn finite values on the state of a :class:`~novacron.detectors._fused.Fused`.
 
     With ``threads`` > 1 and at least :data:`PARALLEL_MIN` values, the rank opinion (with
-    the last members, when that balances the work) runs on a second thread while this one
-    runs the other members; the combination is then split between the two. The parts
-    touch disjoint state, so the scores and the state left are the same as on one thread.
+    the members that balance the work) runs on a second thread while this one runs the
+    other members; the combination is then split between the two. The parts touch
+    disjoint state, so the scores and the state left are the same as on one thread.
     """
     fused.flush()
     xs = np.clip(good, -VALUE_LIMIT, VALUE_LIMIT)
@@ -853,40 +916,30 @@ def score_many(fused: Fused, good: FloatArray, threads: int = 1) -> FloatArray:
     n0, total, members = int(ints[I_N]), xs.shape[0], int(ints[I_NMEM])
     cap = int(ints[I_RANK_SIZE])
     parallel = threads > 1 and total >= PARALLEL_MIN
-    split = _split(ints) if parallel else members  # members from ``split`` on go with the rank
-    two = parallel and (cap > 0 or split < members)
+    here, there = _sides(ints) if parallel else (list(range(members)), [])
+    two = parallel and (cap > 0 or len(there) > 0)
     p_rank = np.empty(total if cap else 0)
-    parts = np.empty((4 if split < members else 2, total))
-    pre = np.empty((_z_members(ints, 0, members), total))
+    parts = np.empty((4 if there else 2, total))
+    pre = np.empty((_z_members(ints, range(members)), total))
     out = np.empty(total)
-    orders: Future[IntArray] = Future()  # the rank chunks' orders, sorted on the first side
 
-    def members_side(first: int, last: int, rows: FloatArray) -> None:
-        _presort(xs, f, ints, first, last, pre)
-        _members_all(f, ints, n0, first, last, xs, pre, rows[0], rows[1])
-
-    def first_side() -> None:
-        try:
-            orders.set_result(chunk_orders(xs, n0, cap))
-        finally:
-            if not orders.done():  # failed: the rank side must not wait for ever
-                orders.cancel()
-        members_side(0, split, parts[:2])
+    def members_side(which: list[int], rows: FloatArray) -> None:
+        _presort(xs, f, ints, which, pre)
+        _members_all(f, ints, n0, np.asarray(which, np.int64), xs, pre, rows[0], rows[1])
 
     def rank_side() -> None:
-        # Its members first, while the other side sorts the chunks.
-        if split < members:
-            members_side(split, members, parts[2:])
+        if there:
+            members_side(there, parts[2:])
         if cap:
-            _rank_all(f, ints, n0, xs, orders.result(), p_rank)
+            _rank_all(f, ints, n0, xs, chunk_orders(xs, n0, cap), p_rank)
 
     if not two:
-        first_side()
+        members_side(here, parts[:2])
         rank_side()
         _combine(f, ints, n0, 0, total, parts, p_rank, out)
     else:
         pool = _pool()
-        _together(pool.submit(rank_side), first_side)
+        _together(pool.submit(rank_side), lambda: members_side(here, parts[:2]))
         half = total // 2
         _together(
             pool.submit(_combine, f, ints, n0, 0, half, parts, p_rank, out),
@@ -909,34 +962,36 @@ def _together(worker: Future[None], here: Callable[[], None]) -> None:
     worker.result()
 
 
-def _split(ints: IntArray) -> int:
-    """How many members (the first ones) stay on the calling thread; the rest join the rank.
+def _sides(ints: IntArray) -> tuple[list[int], list[int]]:
+    """Which members run on the calling thread and which join the rank on the second.
 
-    The split that best balances the two sides' estimated cost; at least one member stays.
+    Each member, the costliest first, goes to the side with less estimated work so far
+    (the calling thread's on a tie, so it always has one); the rank side starts with the
+    rank's cost.
     """
-    costs = [_COST[int(ints[_IH + _IM * m + M_KIND])] for m in range(int(ints[I_NMEM]))]
-    rank, sort = (_COST_RANK, _COST_RANK_SORT) if ints[I_RANK_SIZE] > 0 else (0, 0)
-    best, best_cost = len(costs), math.inf
-    for split in range(len(costs), 0, -1):
-        cost = max(sort + sum(costs[:split]), rank + sum(costs[split:]))
-        if cost < best_cost:
-            best, best_cost = split, cost
-    return best
+    members = range(int(ints[I_NMEM]))
+    cost = {m: _COST[int(ints[_IH + _IM * m + M_KIND])] for m in members}
+    load = [0, _COST_RANK if ints[I_RANK_SIZE] > 0 else 0]
+    sides: tuple[list[int], list[int]] = ([], [])
+    for m in sorted(members, key=lambda m: -cost[m]):
+        side = 0 if load[0] <= load[1] else 1
+        sides[side].append(m)
+        load[side] += cost[m]
+    return sorted(sides[0]), sorted(sides[1])
 
 
-def _z_members(ints: IntArray, first: int, last: int) -> int:
-    """How many of members ``first`` to ``last - 1`` are robust z-scores."""
-    return sum(int(ints[_IH + _IM * m + M_KIND]) == KIND_Z for m in range(first, last))
+def _z_members(ints: IntArray, which: Iterable[int]) -> int:
+    """How many of members ``which`` are robust z-scores."""
+    return sum(int(ints[_IH + _IM * m + M_KIND]) == KIND_Z for m in which)
 
 
-def _presort(xs: FloatArray, f: FloatArray, ints: IntArray, first: int, last: int, pre: FloatArray) -> None:
-    """Fill the rows of ``pre`` of members ``first`` to ``last - 1`` (z-scores only)."""
-    row = _z_members(ints, 0, first)
-    for m in range(first, last):
+def _presort(xs: FloatArray, f: FloatArray, ints: IntArray, which: list[int], pre: FloatArray) -> None:
+    """Fill the rows of ``pre`` of members ``which`` (z-scores only; a row per z-score member)."""
+    for m in which:
         mb = _IH + _IM * m
         if ints[mb + M_KIND] == KIND_Z:
+            row = _z_members(ints, range(m))
             group_sorted(xs, int(ints[mb + M_A]), int(f[int(ints[mb + M_FB]) + ZREF]), pre[row])
-            row += 1
 
 
 def batch_threads(setting: int = 0) -> int:

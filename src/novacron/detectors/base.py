@@ -54,8 +54,10 @@ def sanitize_batch(xs: npt.ArrayLike) -> tuple[FloatArray, npt.NDArray[np.bool_]
     """Return ``(clipped values, finite mask)`` for a batch; non-finite entries become 0."""
     arr = np.asarray(xs, dtype=np.float64).reshape(-1)
     ok = np.isfinite(arr)
-    clean = np.where(ok, np.clip(arr, -VALUE_LIMIT, VALUE_LIMIT), 0.0)
-    return clean, ok
+    clipped = np.clip(arr, -VALUE_LIMIT, VALUE_LIMIT)
+    if ok.all():  # the usual batch: no third pass over it
+        return clipped, ok
+    return np.where(ok, clipped, 0.0), ok
 
 
 def finish_scores(scores: FloatArray) -> FloatArray:

@@ -212,11 +212,15 @@ class Ensemble(Detector):
     def score_many(self, xs: npt.ArrayLike) -> FloatArray:
         """Vectorised members; the refractory pass only visits candidate alarms."""
         vals, ok = sanitize_batch(xs)
-        good = vals[ok]
+        every = bool(ok.all())
+        good = vals if every else vals[ok]
         fused = self._compiled()
         if fused is not None:
+            scores = _fused_batch.score_many(fused, good, _fused_batch.batch_threads(self.batch_threads))
+            if every:  # the usual batch: no copy into a masked array
+                return finish_scores(scores)
             out = np.zeros(vals.shape[0])
-            out[ok] = _fused_batch.score_many(fused, good, _fused_batch.batch_threads(self.batch_threads))
+            out[ok] = scores
             return finish_scores(out)
         self._cache = None
         cals = self._state()
