@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import signal
 import sys
 import time
 from collections.abc import Iterator
@@ -14,7 +15,8 @@ import yaml
 
 from novacron.notify import SIGNATURE_HEADER, verify_signature
 from novacron.store import Store
-from tests.cli.runner import cli, controller, service, write_spec
+from novacron.store.paging import EscalationRow, OutboxRow, PagingRepository
+from tests.cli.runner import Running, cli, controller, kill_fleet, service, spawn, stop, write_spec
 from tests.incidents.loopback_receiver import Receiver, start_receiver, stop_receiver
 
 SECRET = "s3cret-for-the-test"  # noqa: S105 - the receiver's key in this test
@@ -134,3 +136,62 @@ def test_bad_paging_blocks_exit_2_naming_the_field_and_start_nothing(
         assert res.returncode == 2, res.stderr
         assert field in res.stderr
     assert not (tmp_path / "n.db").exists()  # nothing started, not even the store
+
+
+def _kill(run: Running) -> float:
+    """SIGKILL the controller (no shutdown of any kind); when it died."""
+    run.proc.send_signal(signal.SIGKILL)
+    run.proc.wait(10)
+    kill_fleet(run.spec.parent)
+    return time.time()
+
+
+def _delivered(tmp_path: Path) -> list[OutboxRow]:
+    store = Store.open(f"sqlite:///{tmp_path / 'n.db'}")
+    try:
+        return [m for m in PagingRepository(store).messages() if m.state == "delivered"]
+    finally:
+        store.close()
+
+
+def _escalation_row(tmp_path: Path) -> EscalationRow | None:
+    store = Store.open(f"sqlite:///{tmp_path / 'n.db'}")
+    try:
+        rows = PagingRepository(store).escalations()
+        return rows[0] if rows else None
+    finally:
+        store.close()
+
+
+def test_a_controller_killed_mid_escalation_keeps_the_schedule_and_pages_each_step_once(
+    tmp_path: Path, receiver: Receiver, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("NOVACRON_HOOK_KEY", SECRET)
+    spec = _paging_spec(tmp_path, receiver, broken=True)
+    data = yaml.safe_load(spec.read_text())
+    data["escalation"][0]["levels"] = [{"notify": ["ops"], "after_s": 3.0, "repeat_every_s": 2.5, "max_repeats": 5}]
+    spec.write_text(yaml.safe_dump(data))
+    run = spawn(spec)
+    try:
+        # Killed after the incident called for a human but before its first page fell due.
+        _wait(lambda: _escalation_row(tmp_path), "the escalation's start stored", timeout=30)
+        time.sleep(0.5)
+        first_kill = _kill(run)
+        assert not _messages(receiver, "trigger")
+        run = spawn(spec)
+        first = _wait(lambda: _messages(receiver, "trigger"), "the first page after the restart")
+        row = _escalation_row(tmp_path)
+        assert row is not None
+        assert row.started_at < first_kill  # the schedule runs from its stored start, not from the restart
+        # Killed again once the first page was recorded delivered: the restart must not page it again.
+        _wait(lambda: _delivered(tmp_path), "the first page recorded as delivered")
+        _kill(run)
+        run = spawn(spec)
+        _wait(lambda: len(_messages(receiver, "trigger")) >= 2, "the first repeat after the second restart")
+    finally:
+        stop(run)
+    pages = [(body["details"]["level"], body["details"]["repeat"]) for body, _ in _messages(receiver, "trigger")]
+    assert pages[:2] == [(0, 0), (0, 1)], pages
+    assert len(pages) == len(set(pages)), pages  # every page of the schedule exactly once
+    incident = first[0][0]["details"]["incident"]
+    assert first[0][0]["key"] == f"{incident}/oncall/page/0.0"  # the receiver's key to drop a redelivery

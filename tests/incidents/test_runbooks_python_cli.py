@@ -62,7 +62,7 @@ def test_python_runbook_registers_matches_and_adapts_to_outcomes() -> None:
     assert [a.kind for a in plan.actions] == [ActionKind.RESTART, ActionKind.SCALE_OUT]
     assert plan.result.status == "succeeded"
     assert plan.actions[1].requested_by == "runbook:unstick"
-    assert plan.actions[1].id == "inc-1:unstick:2:scale"
+    assert plan.actions[1].idempotency_key == "inc-1/runbook/unstick/2/scale"
 
 
 def run_cli(*args: str) -> tuple[int, str]:

@@ -101,7 +101,11 @@ def test_success_path_stops_at_goto_end() -> None:
     assert a.params["note"] == "incident inc-7 on web-1"
     assert a.params["timeout_s"] == 20
     assert a.params["check"] == {"expect": {"healthy": True}}
-    assert a.idempotency_key == a.id
+    # Keyed like a ladder step (journaled before it acts); the id follows from the key.
+    assert a.idempotency_key == "inc-7/runbook/web-recover/1/restart"
+    assert a.id == drive(WEB, [{"healthy": True}])[0][0].id
+    assert a.id.startswith("act-")
+    assert len(a.id) == 16
     assert result.status == "succeeded"  # type: ignore[attr-defined]
 
 

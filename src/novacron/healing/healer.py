@@ -1,8 +1,9 @@
 """The escalation ladder: cheapest action first, verified, then the next, then a human.
 
 One :meth:`Healer.heal` task runs per open incident. Steps have deterministic idempotency
-keys (``<incident>/<step>/<kind>``), so after a controller restart the ladder resumes at
-the step it had reached and a step that already ran is never applied again.
+keys (``<incident>/<step>/<kind>``; a runbook's ``<incident>/runbook/<name>/<n>/<step>``),
+so after a controller restart the ladder or runbook resumes at the step it had reached and
+a step that already ran is never applied again.
 
 An optional :class:`~novacron.healing.advice.Advisor` reviews each new step before it
 runs (a veto skips it) and is held to account after it ran; every review, veto and
@@ -83,7 +84,7 @@ class Healer:
             if not await self._take_slot(incident):
                 return
             try:
-                await self._run_book(incident, *chosen)
+                await self._run_book(incident, *chosen, rerun=rerun)
             finally:
                 self._gate.release(incident.target)
             return
@@ -320,13 +321,19 @@ class Healer:
             if waited_for is not None and self._gate.owner_of(action.target) is None:
                 return result
 
-    async def _run_book(self, incident: Incident, book: Runbook, labels: Mapping[str, str]) -> None:
-        """Drive a runbook through the one executor: each action it yields, its outcome sent back."""
+    async def _run_book(
+        self, incident: Incident, book: Runbook, labels: Mapping[str, str], *, rerun: str | None = None
+    ) -> None:
+        """Drive a runbook through the one executor: each action it yields, its outcome sent back.
+
+        Its steps' keys are journaled before they act, as the ladder's are: re-driven after a
+        restart, it replays finished steps and reconciles the one in flight; a ``rerun`` acts anew.
+        """
         current = self.incidents.open_for(incident.target) or incident
         if current.status is IncidentStatus.OPEN:
             current = self.incidents.set_status(current, IncidentStatus.MITIGATING)
         self.incidents.event(current, "runbook_started", f"runbook {book.name} takes the incident", runbook=book.name)
-        gen = book.start(RunbookContext(incident=incident, labels=labels))
+        gen = book.start(RunbookContext(incident=incident, labels=labels, run=rerun or ""))
         try:
             action = next(gen)
             while True:

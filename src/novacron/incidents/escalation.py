@@ -160,7 +160,8 @@ class Escalator:
         for page in new:
             state.sent.add(page.key)
             state.paged.update(page.receivers)
-            self._send(incident, "trigger", page.receivers, now, {"level": page.level, "repeat": page.repeat})
+            extra = {"level": page.level, "repeat": page.repeat}
+            self._send(incident, "trigger", page.receivers, now, extra, key=f"page/{page.key}")
         return new
 
     def acknowledge(self, incident: Incident, now: float, by: str = "") -> list[str]:
@@ -173,7 +174,7 @@ class Escalator:
             return []
         state.acked_at = now
         receivers = sorted(state.paged)
-        self._send(incident, "acknowledge", tuple(receivers), now, {"by": by} if by else {})
+        self._send(incident, "acknowledge", tuple(receivers), now, {"by": by} if by else {}, key="acknowledge")
         return receivers
 
     def resolve(self, incident: Incident, now: float) -> list[str]:
@@ -182,7 +183,7 @@ class Escalator:
         if state is None:
             return []
         receivers = sorted(state.paged)
-        self._send(incident, "resolve", tuple(receivers), now, {})
+        self._send(incident, "resolve", tuple(receivers), now, {}, key="resolve")
         return receivers
 
     def _send(
@@ -192,7 +193,11 @@ class Escalator:
         receivers: tuple[str, ...],
         now: float,
         extra: Mapping[str, Any],
+        *,
+        key: str,
     ) -> None:
+        """Queue one message; its ``key`` (incident, policy, which page) is the same in every run,
+        so a page queued just before a crash is not queued again after the restart."""
         if self.notifier is None or not receivers:
             return
         note = Notification(
@@ -203,5 +208,6 @@ class Escalator:
             time=now,
             severity=severity_for(incident.priority),
             details={"incident": incident.id, "priority": incident.priority.name, **extra},
+            key=f"{incident.id}/{self.policy.name}/{key}",
         )
         self.notifier.notify(note, list(receivers))

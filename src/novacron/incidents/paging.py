@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -77,6 +78,11 @@ def _secret(spec: ChannelSpec, environ: Mapping[str, str], where: str) -> str | 
     return value
 
 
+def _item_id(channel: str, key: str) -> str:
+    """The outbox id of message ``key`` for ``channel``: the same in every run of the controller."""
+    return hashlib.sha256(f"{channel}\n{key}".encode()).hexdigest()[:32]
+
+
 class StoreOutbox:
     """The notifier's outbox in the store: a message survives any restart until delivered."""
 
@@ -85,9 +91,10 @@ class StoreOutbox:
         self._clock = clock
 
     def put(self, channel: str, notification: Notification, *, now: float) -> OutboxItem:
-        """Queue ``notification`` for ``channel``."""
-        row = self._repo.enqueue(channel, notification.to_json(), now=now)
-        return OutboxItem(row.id, channel, notification, now)
+        """Queue ``notification`` for ``channel``; a keyed message already queued is not queued again."""
+        item_id = _item_id(channel, notification.key) if notification.key else None
+        row = self._repo.enqueue(channel, notification.to_json(), now=now, item_id=item_id)
+        return OutboxItem(row.id, channel, notification, row.queued_at)
 
     def pending(self) -> list[OutboxItem]:
         """Messages not yet taken, oldest first."""
@@ -170,11 +177,14 @@ class Pager:
             self._log.warning("paging deferred: the store failed", incident=incident.id, error=str(exc))
 
     def tick(self, incidents: list[Incident]) -> None:
-        """Send the repeats that fell due (called twice a second)."""
+        """Send the pages that fell due (called twice a second).
+
+        Every open incident is polled, not only those already paged: one that called for a
+        human just before a restart is paged by the schedule, not by its next event.
+        """
         try:
             for incident in incidents:
-                if incident.id in self._policy_of:
-                    self.poll(incident)
+                self.poll(incident)
         except StoreError as exc:
             self._log.warning("paging deferred: the store failed", error=str(exc))
 
@@ -192,10 +202,12 @@ class Pager:
         if escalator is None:
             return
         now = self._clock.now()
+        new = escalator.state(incident.id) is None
         pages = escalator.poll(incident, now)
-        if not pages:
+        started = new and escalator.state(incident.id) is not None
+        if not pages and not started:
             return
-        self._save(incident.id, escalator)
+        self._save(incident.id, escalator)  # a schedule's start too: a restart before its first page keeps it
         for page in pages:
             self._record(
                 incident,

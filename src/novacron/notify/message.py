@@ -22,7 +22,9 @@ class Notification:
     """One thing to tell humans about an incident.
 
     ``dedup_key`` ties trigger, acknowledge and resolve of the same incident together (it
-    becomes PagerDuty's ``dedup_key``); ``time`` is seconds since the epoch.
+    becomes PagerDuty's ``dedup_key``); ``time`` is seconds since the epoch. ``key``, when
+    set, names this one message and stays the same across controller restarts: an outbox
+    queues a key once per channel, and webhook receivers get it to drop a redelivery.
     """
 
     dedup_key: str
@@ -33,6 +35,7 @@ class Notification:
     severity: Severity = "error"
     details: Mapping[str, Any] = field(default_factory=lambda: EMPTY)
     links: tuple[tuple[str, str], ...] = ()  # (href, text)
+    key: str = ""
 
     def __post_init__(self) -> None:
         if not self.dedup_key:
@@ -53,6 +56,7 @@ class Notification:
             "severity": self.severity,
             "details": dict(self.details),
             "links": [{"href": href, "text": text} for href, text in self.links],
+            "key": self.key,
         }
 
     @classmethod
@@ -68,6 +72,7 @@ class Notification:
                 severity=data.get("severity", "error"),
                 details=dict(data.get("details", {})),
                 links=tuple((str(link["href"]), str(link.get("text", ""))) for link in data.get("links", [])),
+                key=str(data.get("key", "")),
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise InputError(f"not a notification record: {exc}", where="notification") from exc

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import delete, select, update
+from sqlalchemy.exc import IntegrityError
 
 from novacron.store import tables as t
 from novacron.store.repo import Store
@@ -80,15 +81,33 @@ class PagingRepository:
         ]
 
     # -- outbox ------------------------------------------------------------------------
-    def enqueue(self, channel: str, notification: Mapping[str, Any], *, now: float) -> OutboxRow:
-        """Queue a message for a channel (committed before the call returns)."""
-        row = OutboxRow(uuid.uuid4().hex, channel, now, dict(notification), "pending")
-        self._store._exec(
-            t.outbox.insert().values(
-                id=row.id, channel=channel, queued_at=now, notification=row.notification, state="pending", detail=""
+    def enqueue(
+        self, channel: str, notification: Mapping[str, Any], *, now: float, item_id: str | None = None
+    ) -> OutboxRow:
+        """Queue a message for a channel (committed before the call returns).
+
+        With ``item_id`` the message is queued at most once: a message already stored under
+        that id (pending, delivered or dead) is returned as it is, not queued again.
+        """
+        if item_id is not None and (known := self._message(item_id)) is not None:
+            return known
+        row = OutboxRow(item_id or uuid.uuid4().hex, channel, now, dict(notification), "pending")
+        try:
+            self._store._exec(
+                t.outbox.insert().values(
+                    id=row.id, channel=channel, queued_at=now, notification=row.notification, state="pending", detail=""
+                )
             )
-        )
+        except IntegrityError:  # another writer queued the same message first
+            known = None if item_id is None else self._message(item_id)
+            if known is None:
+                raise
+            return known
         return row
+
+    def _message(self, item_id: str) -> OutboxRow | None:
+        rows = self._store._rows(select(t.outbox).where(t.outbox.c.id == item_id))
+        return _outbox_row(rows[0]) if rows else None
 
     def pending(self) -> list[OutboxRow]:
         """Messages not yet taken by their channel, oldest first."""

@@ -113,7 +113,7 @@ faults = Table(
 actions = Table(
     "actions",
     metadata,
-    Column("id", String(KEY_LENGTH), primary_key=True),  # a runbook step's id is its key
+    Column("id", String(KEY_LENGTH), primary_key=True),  # a runbook step's id is derived from its key
     # Persisted before the action is applied: a restarted controller that finds the key
     # knows the action already ran (or may have) and never applies it a second time.
     Column("idempotency_key", String(KEY_LENGTH), nullable=False, unique=True),

@@ -19,6 +19,7 @@ has seen, which is what makes dry-runs and simulation exact.
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 from collections.abc import Callable, Generator, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -58,18 +59,25 @@ class RunbookContext:
     """What a runbook knows when it starts: the incident and its target's labels.
 
     :meth:`action` builds actions with ids and idempotency keys that are deterministic
-    per incident, runbook and position, so a re-driven runbook repeats the same keys and
-    the executor can refuse to apply one twice.
+    per incident, runbook and position, the key in the ladder's form
+    ``<incident>/runbook/<runbook>/<n>/<step>`` (the id ``act-`` and 12 hex digits of its hash):
+    a runbook re-driven after a controller restart repeats the same keys, so the executor
+    replays the steps that finished and reconciles the one in flight instead of applying
+    any of them twice. ``run`` names a
+    later run on the same incident (automation resumed after the kill switch), whose keys
+    are its own (``<incident>/<run>/runbook/...``) so its steps act instead of replaying
+    the first run's.
     """
 
     incident: Incident
     labels: Mapping[str, str] = field(default_factory=lambda: EMPTY)
     runbook: str = "runbook"
+    run: str = ""
     _seq: Iterator[int] = field(default_factory=lambda: itertools.count(1), repr=False, compare=False)
 
     def for_runbook(self, name: str) -> RunbookContext:
         """A fresh context for the runbook called ``name`` (restarts the action sequence)."""
-        return RunbookContext(incident=self.incident, labels=self.labels, runbook=name)
+        return RunbookContext(incident=self.incident, labels=self.labels, runbook=name, run=self.run)
 
     def fill(self, text: str) -> str:
         """Replace ``{target}`` and ``{incident}`` in a template string."""
@@ -87,10 +95,14 @@ class RunbookContext:
         inverse_of: ActionId | None = None,
     ) -> Action:
         """A new action for this incident, tagged with the runbook and step that asked for it."""
-        key = f"{self.incident.id}:{self.runbook}:{next(self._seq)}:{step}"
+        run = [self.run] if self.run else []
+        parts = [self.incident.id, *run, "runbook", self.runbook, str(next(self._seq)), step]
+        key = "/".join(parts)
         full = {**(params or {}), "runbook": self.runbook, "step": step}
         return Action(
-            id=ActionId(key),
+            # As deterministic as the key (a rollback names its forward step by id), shaped like
+            # every other action id: short for the 40-character id columns, safe in URL paths.
+            id=ActionId("act-" + hashlib.sha256(key.encode()).hexdigest()[:12]),
             kind=kind,
             target=TargetId(target if target is not None else self.incident.target),
             risk=risk,
