@@ -17,6 +17,7 @@ from typing import Any, NewType
 
 __all__ = [
     "EMPTY",
+    "ENDING_EVENTS",
     "Action",
     "ActionId",
     "ActionKind",
@@ -155,6 +156,11 @@ class IncidentStatus(enum.StrEnum):
     MITIGATING = "mitigating"
     RESOLVED = "resolved"
     NEEDS_HUMAN = "needs_human"
+
+
+# Timeline kinds that end an incident: healed ("resolved"), or closed unhealed because its
+# target left the spec ("closed"). Whatever follows an open incident stops at either.
+ENDING_EVENTS = frozenset({"resolved", "closed"})
 
 
 class Priority(enum.IntEnum):

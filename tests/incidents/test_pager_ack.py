@@ -64,3 +64,18 @@ def test_an_acknowledgement_on_the_timeline_holds_for_a_restarted_controller(sto
     clock.advance(600)
     pager.tick([p1])
     assert _pages(store) == 0
+
+
+def test_an_incident_closed_because_its_target_left_the_spec_stops_paging(store: Store) -> None:
+    clock = FakeClock(start=100.0)
+    pager = _pager(store, clock)
+    p1 = dataclasses.replace(P3, priority=Priority.P1, status=IncidentStatus.NEEDS_HUMAN)
+    store.insert_incident(p1)
+    pager.on_event(p1, TimelineEvent(clock.now(), "escalated", "every step failed", {"priority": "P1"}))
+    assert _pages(store) == 1
+    closed = dataclasses.replace(p1, status=IncidentStatus.RESOLVED, resolved_at=clock.now())
+    pager.on_event(closed, TimelineEvent(clock.now(), "closed", "api was removed from the spec", {}))
+    clock.advance(600)  # ten repeats' worth
+    pager.tick([])
+    assert _pages(store) == 1
+    assert [e.kind for e in store.timeline(P3.id)].count("page_resolved") == 1

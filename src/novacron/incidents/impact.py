@@ -16,7 +16,7 @@ from collections.abc import Mapping, Sequence
 
 from novacron.incidents.lifecycle import IncidentManager
 from novacron.incidents.priority import ImpactInput, PriorityDecision, assess, transitive_dependents
-from novacron.model import Incident, IncidentStatus, Priority, TimelineEvent
+from novacron.model import ENDING_EVENTS, Incident, IncidentStatus, Priority, TimelineEvent
 
 __all__ = ["PriorityKeeper"]
 
@@ -45,11 +45,12 @@ class PriorityKeeper:
                 self._slo.add(incident.id)
             self.reassess(incident, "assessed at open", first=True)
             self.reassess_all(f"{incident.target} opened an incident", skip=incident.id)
-        elif event.kind == "resolved":
+        elif event.kind in ENDING_EVENTS:
             for name in (self._failed, self._slo):
                 name.discard(incident.id)
             self._floor.pop(incident.id, None)
-            self.reassess_all(f"{incident.target} recovered")
+            ended = "recovered" if event.kind == "resolved" else "left the spec"
+            self.reassess_all(f"{incident.target} {ended}")
         elif event.kind in _FAILED:
             self._failed.add(incident.id)
             self.reassess(incident, "automated repair failed")

@@ -19,7 +19,7 @@ from typing import Any
 from novacron.clock import Clock
 from novacron.errors import ConfigError, StoreError
 from novacron.incidents.escalation import EscalationState, Escalator, applies
-from novacron.model import Incident, TimelineEvent
+from novacron.model import ENDING_EVENTS, Incident, TimelineEvent
 from novacron.notify import (
     PAGERDUTY_EVENTS_URL,
     Channel,
@@ -191,7 +191,7 @@ class Pager:
     def _on_event(self, incident: Incident, event: TimelineEvent) -> None:
         if event.kind == "acknowledged":
             self.acknowledge(incident, by=str(event.data.get("by", "")))
-        elif event.kind == "resolved":
+        elif event.kind in ENDING_EVENTS:
             self._resolve(incident)
         else:
             self.poll(incident)
