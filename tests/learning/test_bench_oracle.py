@@ -35,6 +35,9 @@ def test_bench_learning_reports_each_kind_and_the_best_fixed_first_step() -> Non
     lp50 = out["ladder"]["mttr_s"]["p50"]
     assert oracle["mttr_reduction_vs_ladder"] == round(1.0 - oracle["mttr_s"]["p50"] / lp50, 3)
     assert oracle["success"] >= out["ladder"]["success"]
+    # The mean beside it, same definition.
+    lmean, bmean = out["ladder"]["mttr_s"]["mean"], out["bandit"]["mttr_s"]["mean"]
+    assert out["mttr_mean_reduction_vs_ladder"] == round(1.0 - bmean / lmean, 3)
     assert oracle["safety"]["outside_allowed"] == 0
 
 
