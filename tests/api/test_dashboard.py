@@ -52,6 +52,8 @@ def test_the_dashboard_shows_the_fleet_and_steers_it(tmp_path: Path) -> None:
         decision = on_loop(c, lambda: c.approvals.request(action))
 
         page = _browser_page(pw)
+        errors: list[str] = []
+        page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
         page.goto(f"{base}/")
         expect(page).to_have_url(f"{base}/dashboard")
         # Without a token: a sign-in state, not empty tables that claim there is nothing open.
@@ -139,6 +141,9 @@ def test_the_dashboard_shows_the_fleet_and_steers_it(tmp_path: Path) -> None:
             ("admin-1", "api.approval.approve"),
             ("admin-1", "autonomous.disable"),
         } <= verbs
+        # The bad token's 401 is the page's only error (no /favicon.ico 404 on every load).
+        assert errors, "the bad token's 401 shows in the console"
+        assert all("401" in e for e in errors), errors
 
 
 def test_an_operator_marks_an_action_good_or_bad_with_a_note_from_the_dashboard(tmp_path: Path) -> None:

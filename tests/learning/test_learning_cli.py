@@ -102,6 +102,9 @@ def test_operator_feedback_changes_the_next_choice(tmp_path: Path) -> None:
 def test_feedback_on_an_unknown_action_or_verdict_is_bad_input(tmp_path: Path) -> None:
     spec = one_target_spec(tmp_path, faults=[])
     with controller(spec):
+        # A healthy sim target counts its VM as running (it has no process to count: it showed 0/1).
+        wait_for(lambda: _svc(spec)["state"] == "healthy", "svc healthy")
+        assert (_svc(spec)["running"], _svc(spec)["desired"]) == (1, 1)
         res = cli("feedback", "act-nope", "bad", "-c", str(spec))
         assert res.returncode == 2
         assert "act-nope" in res.stderr
@@ -113,6 +116,13 @@ def test_feedback_on_an_unknown_action_or_verdict_is_bad_input(tmp_path: Path) -
         assert PolicyLog(store).feedback() == [], "nothing written for a refused mark"
     finally:
         store.close()
+
+
+def _svc(spec: Path) -> dict[str, Any]:
+    """The sim target's row of `novacron status --json`."""
+    res = cli("status", "-c", str(spec), "--json")
+    [row] = [t for t in json.loads(res.stdout)["targets"] if t["name"] == "svc"]
+    return dict(row)
 
 
 def test_an_unknown_learner_is_refused_naming_the_field(tmp_path: Path) -> None:

@@ -36,6 +36,9 @@ def test_api_starts_shows_and_stops_an_experiment_and_the_dashboard_draws_it(tmp
         unknown = httpx.post(f"{base}/experiments", json={**body, "settings": {"mde": -1}}, headers=op, timeout=30)
         assert unknown.status_code == 400
         assert unknown.json()["field"] == "mde"
+        baseline = httpx.post(f"{base}/experiments", json={**body, "arm": "a"}, headers=op, timeout=30)
+        assert baseline.status_code == 400
+        assert baseline.json() == {"detail": "arm names must be distinct and not 'a' (the baseline)", "field": "arms"}
         started = httpx.post(f"{base}/experiments", json=body, headers=op, timeout=30)
         assert started.status_code == 201, started.text
         assert started.json()["split"] == 50.0

@@ -14,7 +14,7 @@ import yaml
 from novacron.demo.fleet import free_port_block
 from novacron.settings import FrontendSpec
 from tests.binaries import require
-from tests.cli.runner import cli, cli_json, controller, service, write_spec
+from tests.cli.runner import cli, cli_json, controller, kill_fleet, service, write_spec
 
 pytestmark = pytest.mark.slow
 
@@ -89,3 +89,26 @@ def test_a_configuration_haproxy_refuses_stops_run_with_its_reason_before_any_ta
     assert port is not None
     with socket.socket() as probe:
         assert probe.connect_ex(("127.0.0.1", port)) != 0, "no replica was started"
+
+
+def test_a_spec_canary_whose_variant_will_not_run_stops_run_and_leaves_nothing_running(tmp_path: Path) -> None:
+    require("haproxy", package="haproxy")
+    listen = free_port_block(1)
+    web = service("web", replicas=1, frontend=FrontendSpec(listen=f"127.0.0.1:{listen}"))
+    spec = write_spec(tmp_path, web)
+    data = yaml.safe_load(spec.read_text())
+    failing = [sys.executable, "-c", "import sys; sys.exit(3)"]
+    data["experiments"] = [{"name": "web-v2", "target": "web", "arm": "b", "command": failing}]
+    spec.write_text(yaml.safe_dump(data))
+    try:
+        res = cli("run", "-c", str(spec), timeout=90)
+        assert res.returncode == 2, res.stderr
+        assert "error: experiments[0].command: variant command exited with 3" in res.stderr
+        # The replicas and HAProxy it had started are stopped again, as on any exit of `run`.
+        assert web.port is not None
+        for port in (web.port, listen):
+            with socket.socket() as probe:
+                assert probe.connect_ex(("127.0.0.1", port)) != 0, f"something still listens on {port}"
+        assert "controller: stopped" in cli("status", "-c", str(spec)).stdout
+    finally:
+        kill_fleet(tmp_path)  # a failure above must not leave replicas behind

@@ -83,6 +83,7 @@ class Coordinator:
         self._obs: dict[str, deque[Observation]] = defaultdict(lambda: deque(maxlen=5000))
         self._inflight: set[tuple[str, str]] = set()
         self._recent: dict[tuple[str, str], tuple[str, float]] = {}
+        self._quiet: dict[str, tuple[str, str]] = {}  # agent → (row id, summary) of its current quiet streak
         self._tasks: set[asyncio.Task[None]] = set()
         self._loop_task: asyncio.Task[None] | None = None
         self._log = get_logger(component="agents")
@@ -136,9 +137,26 @@ class Coordinator:
             return None
         out = replace(out, findings=self._dedup_findings(out))
         out = await self._route(out)
+        out = self._fold_quiet_repeat(out)
         self.store.save_agent_output(out.to_json())
         if self.metrics is not None:
             self.metrics.record(out)
+        return out
+
+    def _fold_quiet_repeat(self, out: AgentOutput) -> AgentOutput:
+        """A run that finds and proposes nothing, saying what the agent's last stored run said, takes its row.
+
+        The circuit agent runs every 0.1 s: one stored row per quiet run grew the store by
+        36,000 rows an hour and filled the dashboard's table with "0 open circuit(s)". A quiet
+        streak is one row whose ``run_at`` is the latest run; anything new starts a row.
+        """
+        last = self._quiet.get(out.agent)
+        if out.findings or out.proposals:
+            self._quiet.pop(out.agent, None)
+            return out
+        if last is not None and last[1] == out.summary:
+            out = replace(out, id=last[0])
+        self._quiet[out.agent] = (out.id, out.summary)
         return out
 
     def _dedup_findings(self, out: AgentOutput) -> tuple[Finding, ...]:

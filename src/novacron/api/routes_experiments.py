@@ -52,7 +52,11 @@ class ExperimentIn(BaseModel):
         except ValidationError as exc:
             err = exc.errors()[0]
             field = ".".join(str(p) for p in err["loc"])
-            raise InputError(str(err["msg"]).removeprefix("Value error, "), where=field) from exc
+            message = str(err["msg"]).removeprefix("Value error, ")
+            if not field:  # a check across fields names its field first ("arms: …"): keep that as the field
+                named, sep, rest = message.partition(": ")
+                field, message = (named, rest) if sep and named.isidentifier() else (field, message)
+            raise InputError(message, where=field) from exc
 
 
 def _audit(ctx: ApiContext, who: Principal, verb: str, subject: str, result: str, **detail: Any) -> None:

@@ -151,7 +151,8 @@ def fleet_status(store: Store, *, now: float, in_process: bool = False) -> Statu
     targets = []
     for row in store.target_statuses():
         live = [p for p in procs.get(row.target, []) if not local or _alive(p.pid, p.create_time)]
-        out = _target(row, live, open_by_target.get(row.target), ctl.state, local=local, now=now)
+        counted = row.target in procs  # the target runs local processes the store records
+        out = _target(row, live, open_by_target.get(row.target), ctl.state, local=local, counted=counted, now=now)
         if row.target in quarantines:  # in force whether or not a controller runs
             out = out.model_copy(update={"state": "quarantined", "quarantined_until": quarantines[row.target]})
         targets.append(out)
@@ -240,6 +241,7 @@ def _target(
     controller: ControllerState,
     *,
     local: bool,
+    counted: bool,
     now: float,
 ) -> TargetStatusOut:
     supervised = controller == "running"
@@ -257,7 +259,9 @@ def _target(
         pids=pids,
         uptime_s=round(now - min(p.create_time for p in live), 1) if live else None,
         restarts=row.restarts,
-        running=len(live) if local else row.running,
+        # Counted from live processes where there are any to count: a sim target (a twin VM) or a
+        # guest has none, and showed "healthy 0/1"; its count is the controller's own.
+        running=len(live) if local and (counted or not supervised) else row.running,
         desired=row.desired,
         last_fault=None
         if not fault

@@ -157,7 +157,16 @@ async def _serve(controller: Controller, listeners: _Listeners, *, spec_path: Pa
     # Targets and probes first; the API's sockets are already bound, so early callers just
     # wait in the backlog for the few hundred milliseconds FastAPI takes to load.
     controller.ha.api_url = listeners.api_url  # other nodes' operators find this one's API
-    await controller.start()
+    try:
+        await controller.start()
+    except BaseException:
+        # A start that fails part-way (a canary's variant that will not run, …) stops what it had
+        # started, as a stopping controller does: no replicas or HAProxy left behind unsupervised.
+        try:
+            await controller.stop()
+        except Exception as undo:  # the start's own error is the one to report
+            log.warning("stopping after a failed start failed", error=repr(undo))
+        raise
     servers, tasks = _start_servers(controller, listeners)
     if controller.heap is not None:
         controller.heap.settle()  # the API's modules and app, built just now, live as long as the process

@@ -107,9 +107,12 @@ class ExperimentRunner:
                     await self._resume(row)
                 except InputError as exc:
                     self._log.warning("experiment not resumed", experiment=row["name"], error=str(exc))
-        for espec in self.spec.experiments:
+        for i, espec in enumerate(self.spec.experiments):
             if espec.name not in stored:
-                await self.start(espec, who="spec")
+                try:
+                    await self.start(espec, who="spec")
+                except InputError as exc:  # named by its place in the spec, not as an API field
+                    raise InputError(exc.reason, where=f"experiments[{i}].{exc.where or 'name'}") from exc
 
     async def close(self) -> None:
         """Stop looking and stop the variants; the store keeps each experiment's state for the next controller."""
