@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -139,3 +140,13 @@ def test_cli_exits_2_naming_the_option(args: list[str], needle: str) -> None:
     proc = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, check=False)
     assert proc.returncode == 2, proc.stderr
     assert needle in proc.stderr
+
+
+def test_forecast_at_a_time_past_the_trace_is_refused(tmp_path: Path) -> None:
+    trace = tmp_path / "day.csv"  # one day of 5-minute rows
+    trace.write_text("cpu\n" + "".join(f"{50 + i % 10}\n" for i in range(288)))
+    code = "import sys; from novacron.cli import main; sys.argv = ['novacron', *sys.argv[1:]]; main()"
+    args = ["twin", "forecast", "--hours", "1", "--hosts", "2", "--vms", "4", "--trace", str(trace), "--at", "3d"]
+    proc = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, check=False)
+    assert proc.returncode == 2, proc.stderr
+    assert "error: --at: '3d' is past the end of the trace (1 d)" in proc.stderr

@@ -228,6 +228,8 @@ def forecast_cmd(
     is_trace = isinstance(workload, TraceWorkload)
     default_now = workload.span_s if is_trace else 0.0
     now = parse_duration(at, where="--at") if at is not None else default_now
+    if is_trace and now > workload.span_s:  # the trace would wrap round: "now" would be a day it never saw
+        raise InputError(f"{at!r} is past the end of the trace ({workload.span_s / 86_400:.3g} d)", where="--at")
     topo = build_fleet(hosts, vms, seed=seed)
     sim = Simulator(topo, workload=workload, healer=HealerParams(enabled=False), seed=seed, t0=now - 3600.0)
     sim.fork(dt_s=60.0)  # validates the step before the warm-up
