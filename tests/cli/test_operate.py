@@ -177,15 +177,6 @@ def test_heal_config_rollback_runs_the_previous_spec_version(tmp_path: Path) -> 
         assert "running config version 1" in back["detail"]
 
 
-def test_cleanup_on_a_target_without_cleanup_paths_is_refused_naming_why(tmp_path: Path) -> None:
-    spec = write_spec(tmp_path, steady_service("api"))
-    with controller(spec) as run:
-        wait_for(lambda: _target(_live(run))["state"] == "healthy", "api healthy")
-        res = cli_json("heal", "api", "--action", "cleanup", "-c", str(spec), expect=1)
-        assert res["status"] == "failed"
-        assert res["detail"] == "refused: api declares no cleanup_paths: there is no folder it may empty"
-
-
 def _crash_while_disabled(run: Running, where: list[str]) -> tuple[int, str]:
     """Turn healing off (kill switch), SIGKILL ``api`` and wait for its escalation: its old pid and incident."""
     pid = wait_for(lambda: (t := _target(_live(run)))["state"] == "healthy" and t["pid"], "api healthy")
@@ -197,21 +188,20 @@ def _crash_while_disabled(run: Running, where: list[str]) -> tuple[int, str]:
     return int(pid), str(incident)
 
 
-def test_a_human_start_is_credited_with_the_recovery_it_brings(tmp_path: Path) -> None:
+def test_cleanup_is_refused_the_kill_switch_holds_a_crash_enable_heals_it_and_a_human_start_is_credited(
+    tmp_path: Path,
+) -> None:
+    # One controller for four operator paths (each used to start its own).
     spec = write_spec(tmp_path, steady_service("api"))
     where = ["-c", str(spec)]
     with controller(spec) as run:
-        _, incident = _crash_while_disabled(run, where)
-        assert cli_json("start", "api", *where)["status"] == "verified"
-        shown = cli_json("incidents", "show", incident, *where)
-        resolved = [e["detail"] for e in shown["timeline"] if e["kind"] == "resolved"]
-        assert resolved == ["healthy again (manual start by local-admin)"], shown["timeline"]
+        # Cleanup on a target without cleanup_paths is refused, naming why.
+        wait_for(lambda: _target(_live(run))["state"] == "healthy", "api healthy")
+        res = cli_json("heal", "api", "--action", "cleanup", *where, expect=1)
+        assert res["status"] == "failed"
+        assert res["detail"] == "refused: api declares no cleanup_paths: there is no folder it may empty"
 
-
-def test_enable_heals_a_target_the_kill_switch_left_down(tmp_path: Path) -> None:
-    spec = write_spec(tmp_path, steady_service("api"))
-    where = ["-c", str(spec)]
-    with controller(spec) as run:
+        # Enable heals a target the kill switch left down.
         pid, incident = _crash_while_disabled(run, where)
         held = cli_json("incidents", "show", incident, *where)["timeline"]
         assert any(e["kind"] == "blocked" and e["data"]["rail"] == "kill_switch" for e in held), held
@@ -226,24 +216,62 @@ def test_enable_heals_a_target_the_kill_switch_left_down(tmp_path: Path) -> None
         verified = [e for e in shown["timeline"] if e["kind"] == "verified"]
         assert verified, shown["timeline"]
 
+        # Ack twice says who already did; a human start is credited with the recovery it brings.
+        _, incident = _crash_while_disabled(run, where)
+        first = cli("incidents", "ack", incident, *where)
+        assert (first.returncode, first.stdout.strip()) == (0, "acknowledged by local-admin"), first.stderr
+        again = cli("incidents", "ack", incident, *where)
+        assert again.returncode == 0, again.stderr
+        assert again.stdout.startswith("already acknowledged by local-admin at "), again.stdout
+        shown = cli_json("incidents", "show", incident, *where)
+        assert shown["acknowledged_by"] == "local-admin"
+        assert [e["kind"] for e in shown["timeline"]].count("acknowledged") == 1, "the second ack records nothing"
+        assert cli_json("start", "api", *where)["status"] == "verified"
+        shown = cli_json("incidents", "show", incident, *where)
+        resolved_by = [e["detail"] for e in shown["timeline"] if e["kind"] == "resolved"]
+        assert resolved_by == ["healthy again (manual start by local-admin)"], shown["timeline"]
 
-def test_a_dry_run_does_not_show_a_target_as_healing_after_deciding(tmp_path: Path) -> None:
+        # A resolved incident is refused: exit 2 on the CLI, 409 from the API.
+        resolved = cli("ack", incident, *where)
+        assert resolved.returncode == 2, resolved.stdout + resolved.stderr
+        assert f"incident {incident} is resolved: there is nothing to acknowledge" in resolved.stderr
+        token = Path(run.started["token_file"]).read_text().strip()
+        res = httpx.post(f"{run.started['api']}/incidents/{incident}/ack", headers={"Authorization": f"Bearer {token}"})
+        assert (res.status_code, res.json()["field"]) == (409, "incident_id"), res.text
+
+
+def test_a_dry_run_controller_decides_without_acting_and_says_so(tmp_path: Path) -> None:
+    # One dry-run controller for both checks (each used to start its own).
     spec = write_spec(tmp_path, steady_service("api"))
+    where = ["-c", str(spec)]
     with controller(spec, "--dry-run") as run:
         pid = wait_for(lambda: (t := _target(_live(run)))["state"] == "healthy" and t["pid"], "api healthy")
+        # restart and start exit 1 unless verified, printing the outcome.
+        for verb in ("restart", "start"):
+            decided = cli(verb, "api", *where)
+            assert decided.returncode == 1, decided.stdout + decided.stderr
+            assert f"{verb} api: dry_run" in decided.stdout
+            assert "dry-run controller: decided and recorded, nothing touched" in decided.stdout
+            assert cli_json(verb, "api", *where, expect=1)["status"] == "dry_run"
+        unfinished = cli("restart", "api", "--wait", "0", *where)
+        assert unfinished.returncode == 1, unfinished.stdout + unfinished.stderr
+        assert "restart api: running — still running after 0s; it carries on and is audited" in unfinished.stdout
+        assert _target(_live(run))["pid"] == pid, "a dry run touches nothing"
+
+        # A crash: the dry run decides, and does not show the target as healing after deciding.
         os.kill(pid, signal.SIGKILL)
         incident = wait_for(lambda: _target(_live(run))["incident"], "an incident")
         wait_for(
             lambda: any(
-                e["kind"] == "dry_run_end" for e in cli_json("incidents", "show", incident, "-c", str(spec))["timeline"]
+                e["kind"] == "dry_run_end" for e in cli_json("incidents", "show", incident, *where)["timeline"]
             ),
             "the dry run's decision",
         )
         api = _target(_live(run))
         assert (api["state"], api["incident_status"]) == ("stopped", "open"), api
         # Status says the controller only decides: "autonomous healing on" alone would promise repairs.
-        assert cli_json("status", "-c", str(spec))["controller"]["dry_run"] is True
-        text = cli("status", "-c", str(spec)).stdout
+        assert cli_json("status", *where)["controller"]["dry_run"] is True
+        text = cli("status", *where).stdout
         assert "autonomous healing on · dry run: decisions are recorded, nothing is touched" in text
 
 
@@ -395,42 +423,3 @@ def test_a_controller_killed_mid_reload_restarts_what_it_was_restarting_from_the
         assert after["keep"] == before["keep"], "a target the reload was not restarting is adopted"
         assert not psutil.pid_exists(before["api"]), "the old definition's process is ended"
         assert psutil.Process(after["api"]).cmdline()[-2:] == ["--name", "api-v2"]
-
-
-def test_restart_and_start_exit_1_unless_verified_printing_the_outcome(tmp_path: Path) -> None:
-    spec = write_spec(tmp_path, steady_service("api"))
-    where = ["-c", str(spec)]
-    with controller(spec, "--dry-run") as run:
-        wait_for(lambda: _target(_live(run))["state"] == "healthy", "api healthy")
-        for verb in ("restart", "start"):
-            decided = cli(verb, "api", *where)
-            assert decided.returncode == 1, decided.stdout + decided.stderr
-            assert f"{verb} api: dry_run" in decided.stdout
-            assert "dry-run controller: decided and recorded, nothing touched" in decided.stdout
-            assert cli_json(verb, "api", *where, expect=1)["status"] == "dry_run"
-        unfinished = cli("restart", "api", "--wait", "0", *where)
-        assert unfinished.returncode == 1, unfinished.stdout + unfinished.stderr
-        assert "restart api: running — still running after 0s; it carries on and is audited" in unfinished.stdout
-
-
-def test_ack_twice_says_who_already_did_and_a_resolved_incident_is_refused(tmp_path: Path) -> None:
-    spec = write_spec(tmp_path, steady_service("api"))
-    where = ["-c", str(spec)]
-    with controller(spec) as run:
-        _, incident = _crash_while_disabled(run, where)
-        first = cli("incidents", "ack", incident, *where)
-        assert (first.returncode, first.stdout.strip()) == (0, "acknowledged by local-admin"), first.stderr
-        again = cli("incidents", "ack", incident, *where)
-        assert again.returncode == 0, again.stderr
-        assert again.stdout.startswith("already acknowledged by local-admin at "), again.stdout
-        shown = cli_json("incidents", "show", incident, *where)
-        assert shown["acknowledged_by"] == "local-admin"
-        assert [e["kind"] for e in shown["timeline"]].count("acknowledged") == 1, "the second ack records nothing"
-        assert cli_json("start", "api", *where)["status"] == "verified"
-        resolved = cli("ack", incident, *where)
-        assert resolved.returncode == 2, resolved.stdout + resolved.stderr
-        assert f"incident {incident} is resolved: there is nothing to acknowledge" in resolved.stderr
-        # The API says the same: 200 naming the earlier ack, 409 for a resolved incident.
-        token = Path(run.started["token_file"]).read_text().strip()
-        res = httpx.post(f"{run.started['api']}/incidents/{incident}/ack", headers={"Authorization": f"Bearer {token}"})
-        assert (res.status_code, res.json()["field"]) == (409, "incident_id"), res.text

@@ -11,7 +11,7 @@ _STEPS = ["restart", "replace", "config_rollback"]
 
 
 def test_bench_learning_reports_each_kind_and_the_best_fixed_first_step() -> None:
-    argv = ["bench", "learning", "--faults", "12", "--eval-faults", "18", "--no-dqn", "--actions", ",".join(_STEPS)]
+    argv = ["bench", "learning", "--faults", "12", "--eval-faults", "12", "--no-dqn", "--actions", ",".join(_STEPS)]
     res = cli(*argv, "--json", timeout=600)
     assert res.returncode == 0, res.stderr
     out = json.loads(res.stdout)
