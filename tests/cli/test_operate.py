@@ -402,6 +402,33 @@ def test_sighup_and_novacron_reload_apply_a_changed_spec_in_place(tmp_path: Path
 
 
 @pytest.mark.timeout(120)
+def test_a_target_removed_and_added_again_by_reloads_starts_afresh(tmp_path: Path) -> None:
+    api, keep = steady_service("api"), steady_service("keep")
+    flap = {"flap": {"threshold": 2, "window_s": 300, "quarantine_s": 600}}
+    spec = write_spec(tmp_path, api, keep, **flap)
+    where = ["-c", str(spec)]
+    with controller(spec) as run:
+        pids = wait_for(lambda: _all_healthy(run, {"api", "keep"}), "the fleet healthy")
+        os.kill(pids["api"], signal.SIGKILL)  # healed: a restart, a last fault
+        pid = wait_for(lambda: _healed_again(run, pids["api"]), "api healed")
+        os.kill(pid, signal.SIGKILL)  # the second incident in the window: quarantined
+        wait_for(lambda: _target(_live(run))["state"] == "quarantined", "api quarantined")
+        write_spec(tmp_path, keep, **flap)
+        assert cli_json("reload", *where)["removed"] == ["api"]
+        write_spec(tmp_path, api, keep, **flap)
+        assert cli_json("reload", *where)["added"] == ["api"]
+        wait_for(lambda: _all_healthy(run, {"api", "keep"}), "api healthy again")
+        again = _target(_live(run))
+        # Its old life is gone with it: no quarantine held over, no restarts or fault it never had.
+        assert (again["state"], again["restarts"], again["last_fault"]) == ("healthy", 0, None), again
+        assert 'novacron_target_quarantined{target="api"} 0.0' in _metrics(run)
+
+
+def _metrics(run: Running) -> str:
+    return httpx.get(f"{run.started['api']}/metrics", timeout=5).text
+
+
+@pytest.mark.timeout(120)
 def test_a_controller_killed_mid_reload_restarts_what_it_was_restarting_from_the_spec_on_disk(tmp_path: Path) -> None:
     api, keep = steady_service("api"), steady_service("keep")
     spec = write_spec(tmp_path, api, keep)

@@ -326,6 +326,12 @@ class SafetyGate:
         self._drop(target, QUARANTINE, FLAP)
         return was
 
+    def forget(self, target: str) -> None:
+        """Drop every rail's state of a target removed from the spec: one added again under its name starts afresh."""
+        for state in (self._actions, self._attempts, self._not_before, self._incidents, self._quarantine):
+            state.pop(target, None)
+        self._drop(target, RATE_LIMIT, BACKOFF, FLAP, QUARANTINE)
+
     def is_quarantined(self, target: str) -> bool:
         """Whether the target is in flap quarantine now."""
         return self._clock.monotonic() < self._quarantine.get(target, 0.0)

@@ -677,6 +677,8 @@ class Controller:
             self.store.remove_target_status(tspec.name)
             self._published.pop(tspec.name, None)
             self.actuator.remove_target(tspec.name)
+            self.ledger.remove(tspec.name)
+            self.gate.forget(tspec.name)
         self.flow.graph.update({t.name: t.depends_on for t in plan.spec.targets})
         self.ha.unbound = [t.name for t in plan.spec.targets if t.kind == "process" and t.host is None]
         self.ledger.add(t.name for t in plan.added)

@@ -41,6 +41,13 @@ class TargetLedger:
         """Targets a reloaded spec added: their faults are remembered too."""
         self._targets.update(targets)
 
+    def remove(self, target: str) -> None:
+        """A target removed from the spec: one added again under its name has no restarts or faults yet."""
+        self._targets.discard(target)
+        self._started = {started for started in self._started if started[0] != target}
+        self._restarts.pop(target, None)
+        self._last_fault.pop(target, None)
+
     def adopted(self, target: str, replica: int) -> None:
         """A replica a previous controller started: its next start is a restart."""
         self._started.add((target, replica))
