@@ -142,7 +142,8 @@ def test_learning_for_a_real_fleet_that_never_ran_says_so(tmp_path: Path) -> Non
     data["targets"] = [{"name": "svc", "command": ["sleep", "60"]}]
     del data["twin"]
     spec.write_text(yaml.safe_dump(data))
-    res = cli("learn", "-c", str(spec), "--episodes", "5")
+    # --config as every other command names the spec (--spec and -c too).
+    res = cli("learn", "--config", str(spec), "--episodes", "5")
     assert res.returncode == 3, res.stderr
     assert f"no store at {tmp_path / 'n.db'}: no controller has run here" in res.stderr
     assert not (tmp_path / "n.db").exists()

@@ -124,6 +124,7 @@ def test_random_faults_need_a_sane_rate() -> None:
         (["twin", "run", "--duration", "0h"], "--duration"),
         (["twin", "run", "--hosts", "0"], "--hosts"),
         (["twin", "forecast", "--hours", "-3"], "--hours"),
+        (["twin", "forecast", "--hours", "100000"], "error: --hours: must be > 0 and at most 720"),
         (["twin", "run", "--fault-rate", "nan"], "error: --fault-rate: must be a finite number >= 0"),
         (["twin", "run", "--probe-interval", "0"], "error: --probe-interval: must be a finite number > 0"),
         (["twin", "run", "--controller", "--fault-rate", "-1"], "error: --fault-rate: "),

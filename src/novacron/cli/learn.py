@@ -23,7 +23,7 @@ from novacron.model import ActionKind
 
 __all__: list[str] = []
 
-SpecArg = Annotated[Path, typer.Option("--spec", "-c", help="Fleet spec (YAML).", dir_okay=False)]
+SpecArg = Annotated[Path, typer.Option("--spec", "--config", "-c", help="Fleet spec (YAML).", dir_okay=False)]
 
 
 @twin_app.command("build")

@@ -21,7 +21,7 @@ if TYPE_CHECKING:
 
 __all__: list[str] = []
 
-SpecOpt = Annotated[Path, typer.Option("--spec", "-c", help="The fleet spec with a tuning: block.")]
+SpecOpt = Annotated[Path, typer.Option("--spec", "--config", "-c", help="The fleet spec with a tuning: block.")]
 WorkersOpt = Annotated[int, typer.Option("--workers", min=1, help="Local worker processes evaluating candidates.")]
 DaskOpt = Annotated[
     str | None, typer.Option("--dask", help="A Dask scheduler address (tcp://host:port) to evaluate on instead.")

@@ -196,9 +196,14 @@ def _parse_injection(text: str, *, flag: str, n_vms: int, action: bool = False) 
     return kind.strip(), int(vm)
 
 
+# The twin steps a simulated fleet hour by hour (about 30 ms each at the default size):
+# 30 days is half a minute, and longer horizons are capacity planning's job.
+_MAX_FORECAST_H = 720.0
+
+
 @twin_app.command("forecast")
 def forecast_cmd(
-    hours: Annotated[float, typer.Option("--hours", help="Hours to look ahead.")] = 24.0,
+    hours: Annotated[float, typer.Option("--hours", help=f"Hours to look ahead (at most {_MAX_FORECAST_H:g}).")] = 24.0,
     hosts: HostsOpt = 1000,
     vms: VmsOpt = 10_000,
     seed: SeedOpt = 0,
@@ -212,7 +217,6 @@ def forecast_cmd(
 ) -> None:
     """Project fleet state hour by hour from now under a seasonal-naive workload forecast."""
     import dataclasses
-    import math
 
     from rich.console import Console
     from rich.table import Table
@@ -220,8 +224,12 @@ def forecast_cmd(
     from novacron.twin import HealerParams, Simulator, TraceWorkload, build_fleet
     from novacron.twin.forecast import forecast
 
-    if not (hours > 0 and math.isfinite(hours)):
-        raise InputError(f"must be > 0, got {hours}", where="--hours")
+    if not (0 < hours <= _MAX_FORECAST_H):
+        raise InputError(
+            f"must be > 0 and at most {_MAX_FORECAST_H:g} (30 days; `novacron forecast capacity` plans further), "
+            f"got {hours}",
+            where="--hours",
+        )
     _check_sizes(hosts, vms)
     injections = [_parse_injection(x, flag="--inject", n_vms=vms) for x in inject or []]
     workload = _workload(trace, column, 8)
