@@ -14,6 +14,7 @@ import psutil
 import pytest
 import yaml
 
+from novacron.settings import HttpCheck
 from novacron.store import Store
 from novacron.store.tokens import Role, TokenStore
 
@@ -374,7 +375,7 @@ def test_sighup_and_novacron_reload_apply_a_changed_spec_in_place(tmp_path: Path
 
 
 @pytest.mark.timeout(120)
-def test_a_target_removed_and_added_again_by_reloads_starts_afresh(tmp_path: Path) -> None:
+def test_reloads_start_a_re_added_target_afresh_and_re_arm_changed_checks_in_place(tmp_path: Path) -> None:
     api, keep = steady_service("api"), steady_service("keep")
     flap = {"flap": {"threshold": 2, "window_s": 300, "quarantine_s": 600}}
     spec = write_spec(tmp_path, api, keep, **flap)
@@ -394,6 +395,19 @@ def test_a_target_removed_and_added_again_by_reloads_starts_afresh(tmp_path: Pat
         # Its old life is gone with it: no quarantine held over, no restarts or fault it never had.
         assert (again["state"], again["restarts"], again["last_fault"]) == ("healthy", 0, None), again
         assert 'novacron_target_quarantined{target="api"} 0.0' in _metrics(run)
+
+        # Only how keep is watched changes: its checks are re-armed and it runs on, not restarted.
+        [check] = keep.checks
+        assert isinstance(check, HttpCheck)
+        missing = check.model_copy(update={"url": check.url.replace("/health", "/missing"), "interval_s": 0.3})
+        write_spec(tmp_path, api, keep.model_copy(update={"checks": [missing], "labels": {"tier": "db"}}), **flap)
+        done = cli("reload", *where)
+        assert done.returncode == 0, done.stdout + done.stderr
+        assert "checks re-armed without a restart keep" in done.stdout, done.stdout
+        assert _target(_live(run), "keep")["pid"] == pids["keep"]
+        fault = wait_for(lambda: _target(_live(run), "keep")["last_fault"], "the new check failing")
+        assert fault["kind"] == "unhealthy", fault
+        assert "404" in fault["detail"], fault
 
 
 def _metrics(run: Running) -> str:

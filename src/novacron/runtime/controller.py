@@ -396,11 +396,27 @@ class Controller:
     def _configure_replica(self, tspec: TargetSpec, replica: int, *, start_within: float | None = None) -> None:
         if replica in self.health.replicas(tspec.name):
             return
-        port = replica_port(tspec, replica)
+        fill = _filler(tspec, replica)
+        thresholds, round_s = self._arm_checks(tspec, replica, fill, start_within=start_within)
+        self.health.configure(tspec.name, replica, thresholds, tspec.start_timeout_s, probe_round_s=round_s)
+        if start_within is not None and self.heap is not None:  # taken over: long-lived from now on
+            self.heap.settle_soon()
+        if tspec.kind == "sim":
+            self.health.process_started(tspec.name, replica)  # the twin's VMs are up when it starts
+        if tspec.metrics is not None and tspec.kind == "process":
+            self.scraper.add(
+                TargetId(tspec.name),
+                replica,
+                url=fill(tspec.metrics.url) if tspec.metrics.url else None,
+                pid_of=lambda: self.actuator.pid_of(tspec.name, replica),
+                process=tspec.metrics.process,
+                interval_s=tspec.metrics.interval_s,
+            )
 
-        def fill(s: str) -> str:
-            return expand_target_vars(s, name=tspec.name, replica=replica, port=port)
-
+    def _arm_checks(
+        self, tspec: TargetSpec, replica: int, fill: Callable[[str], str], *, start_within: float | None = None
+    ) -> tuple[dict[str, int], float]:
+        """Register a replica's heartbeat and probes; its failure thresholds by source, and its slowest probe round."""
         thresholds: dict[str, int] = {}
         for i, check in enumerate(tspec.checks):
             if isinstance(check, HeartbeatCheck) and tspec.kind == "sim":
@@ -423,22 +439,7 @@ class Controller:
                 start_within=start_within,
             )
         rounds = [c.interval_s + c.timeout_s for c in tspec.checks if not isinstance(c, HeartbeatCheck)]
-        self.health.configure(
-            tspec.name, replica, thresholds, tspec.start_timeout_s, probe_round_s=max(rounds, default=0.0)
-        )
-        if start_within is not None and self.heap is not None:  # taken over: long-lived from now on
-            self.heap.settle_soon()
-        if tspec.kind == "sim":
-            self.health.process_started(tspec.name, replica)  # the twin's VMs are up when it starts
-        if tspec.metrics is not None and tspec.kind == "process":
-            self.scraper.add(
-                TargetId(tspec.name),
-                replica,
-                url=fill(tspec.metrics.url) if tspec.metrics.url else None,
-                pid_of=lambda: self.actuator.pid_of(tspec.name, replica),
-                process=tspec.metrics.process,
-                interval_s=tspec.metrics.interval_s,
-            )
+        return thresholds, max(rounds, default=0.0)
 
     def _probe_for(self, tspec: TargetSpec, check: ProbeCheck, fill: Callable[[str], str]) -> ProbeFn:
         if tspec.kind == "sim" and self.twin is not None:
@@ -662,6 +663,9 @@ class Controller:
         self._take_spec(plan, local, version)
         jobs = [self.heal(t.name, ActionKind.START, who=who) for t in plan.added if t.name in mine]
         jobs += [self._restart_changed(t, who=who) for t in plan.changed if t.name in mine]
+        for tspec in plan.rechecked:
+            if tspec.name in mine:
+                await self._recheck(tspec)
         results = await asyncio.gather(*jobs)
         self.store.put_setting(self._reload_key, [], now=self.clock.now())
         self._publish_status(force=True)
@@ -701,6 +705,16 @@ class Controller:
             self.heartbeats.unregister(name, replica)
             await self.prober.remove(name, replica)
             self.health.remove(name, replica)
+
+    async def _recheck(self, tspec: TargetSpec) -> None:
+        """Only how it is watched changed: new probes and thresholds, the replicas run on untouched."""
+        name = tspec.name
+        self.actuator.set_target_spec(tspec)
+        for replica in list(self.health.replicas(name)):
+            self.heartbeats.unregister(name, replica)
+            await self.prober.remove(name, replica)
+            thresholds, round_s = self._arm_checks(tspec, replica, _filler(tspec, replica))
+            self.health.reconfigure(name, replica, thresholds, tspec.start_timeout_s, probe_round_s=round_s)
 
     async def _restart_changed(self, tspec: TargetSpec, *, who: str) -> ExecResult:
         """Run the new definition: fewer replicas scaled in, then a restart (stopped, started, verified)."""
@@ -878,3 +892,13 @@ def _size(path: Path) -> int:
         return path.stat().st_size
     except OSError:
         return 0
+
+
+def _filler(tspec: TargetSpec, replica: int) -> Callable[[str], str]:
+    """Fills a replica's ``{name}``, ``{replica}`` and ``{port}`` into a check's or metrics' text."""
+    port = replica_port(tspec, replica)
+
+    def fill(s: str) -> str:
+        return expand_target_vars(s, name=tspec.name, replica=replica, port=port)
+
+    return fill
