@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import signal
 import stat
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -14,6 +15,7 @@ import psutil
 import pytest
 import yaml
 
+from novacron.demo.fleet import free_port_block
 from novacron.settings import HttpCheck
 from novacron.store import Store
 from novacron.store.tokens import Role, TokenStore
@@ -412,6 +414,39 @@ def test_reloads_start_a_re_added_target_afresh_and_re_arm_changed_checks_in_pla
 
 def _metrics(run: Running) -> str:
     return httpx.get(f"{run.started['api']}/metrics", timeout=5).text
+
+
+@pytest.mark.timeout(120)
+def test_a_target_a_reload_starts_is_healed_only_once_its_start_has_failed(tmp_path: Path) -> None:
+    keep = steady_service("keep")
+    spec = write_spec(tmp_path, keep, verify_timeout_s=3)
+    # Runs but never answers its check: the start fails verification, then the ladder takes over.
+    port = free_port_block(1)
+    mute = keep.model_copy(
+        update={
+            "name": "mute",
+            "port": port,
+            "command": [sys.executable, "-c", "import time; time.sleep(120)"],
+            "start_timeout_s": 1.0,
+            "checks": [HttpCheck(url=f"http://127.0.0.1:{port}/", interval_s=0.2, timeout_s=0.5, failures=2)],
+        }
+    )
+    with controller(spec) as run:
+        wait_for(lambda: _all_healthy(run, {"keep"}), "keep healthy")
+        write_spec(tmp_path, keep, mute, verify_timeout_s=3)
+        res = cli("reload", "-c", str(spec))
+        assert res.returncode == 1, res.stdout + res.stderr
+        assert "mute not verified: " in res.stdout, res.stdout
+        assert "process exited" not in res.stdout, res.stdout  # the reason is its check, not a healer's restart
+        actions = wait_for(
+            lambda: (a := [x for x in _get(run, "/actions") if x["target"] == "mute"]) and len(a) >= 3 and a,
+            "the ladder's restart after the start",
+        )
+        [start] = [a for a in actions if a["requested_by"] == "local-admin" and a["kind"] == "start"]
+        ladder = [a for a in actions if a["requested_by"] == "controller"]
+        assert ladder, actions
+        # The ladder acted after the start ended (and its rollback): not under it, to be undone by it.
+        assert all(a["created_at"] >= start["finished_at"] for a in ladder), actions
 
 
 @pytest.mark.timeout(120)
