@@ -398,6 +398,13 @@ def test_reloads_start_a_re_added_target_afresh_and_re_arm_changed_checks_in_pla
         assert (again["state"], again["restarts"], again["last_fault"]) == ("healthy", 0, None), again
         assert 'novacron_target_quarantined{target="api"} 0.0' in _metrics(run)
 
+        # replicas: 0 parks it: every replica stopped (a scale-in would keep one), none watched.
+        parked = wait_for(lambda: _target(_live(run))["pid"], "api's pid")
+        write_spec(tmp_path, api.model_copy(update={"replicas": 0}), keep, **flap)
+        assert cli_json("reload", *where)["changed"] == ["api"]
+        assert (_target(_live(run))["running"], _target(_live(run))["desired"]) == (0, 0)
+        assert not psutil.pid_exists(parked)
+
         # Only how keep is watched changes: its checks are re-armed and it runs on, not restarted.
         [check] = keep.checks
         assert isinstance(check, HttpCheck)
@@ -406,6 +413,8 @@ def test_reloads_start_a_re_added_target_afresh_and_re_arm_changed_checks_in_pla
         done = cli("reload", *where)
         assert done.returncode == 0, done.stdout + done.stderr
         assert "checks re-armed without a restart keep" in done.stdout, done.stdout
+        assert "restarted api" in done.stdout, done.stdout  # back to one replica
+        assert _target(_live(run))["state"] == "healthy"
         assert _target(_live(run), "keep")["pid"] == pids["keep"]
         fault = wait_for(lambda: _target(_live(run), "keep")["last_fault"], "the new check failing")
         assert fault["kind"] == "unhealthy", fault

@@ -706,6 +706,18 @@ class Controller:
             await self.prober.remove(name, replica)
             self.health.remove(name, replica)
 
+    async def _park(self, tspec: TargetSpec, *, who: str) -> ExecResult:
+        """``replicas: 0``: stop every replica (a scale-in keeps one) and watch none; the target stays in the spec."""
+        name = tspec.name
+        result = await self.heal(name, ActionKind.STOP, who=who)
+        self.actuator.remove_target(name)  # its stopped replicas and their journal rows
+        self.actuator.set_target_spec(tspec, resize=True)
+        for replica in list(self.health.replicas(name)):
+            self.heartbeats.unregister(name, replica)
+            await self.prober.remove(name, replica)
+            self.health.remove(name, replica)
+        return result
+
     async def _recheck(self, tspec: TargetSpec) -> None:
         """Only how it is watched changed: new probes and thresholds, the replicas run on untouched."""
         name = tspec.name
@@ -719,6 +731,8 @@ class Controller:
     async def _restart_changed(self, tspec: TargetSpec, *, who: str) -> ExecResult:
         """Run the new definition: fewer replicas scaled in, then a restart (stopped, started, verified)."""
         name, before = tspec.name, self.actuator.desired(tspec.name)
+        if tspec.replicas == 0:
+            return await self._park(tspec, who=who)
         if 0 < tspec.replicas < before:
             await self.heal(name, ActionKind.SCALE_IN, who=who, params={"count": before - tspec.replicas})
         self.actuator.set_target_spec(tspec, resize=True)
