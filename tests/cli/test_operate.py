@@ -353,6 +353,12 @@ def test_sighup_and_novacron_reload_apply_a_changed_spec_in_place(tmp_path: Path
         assert "cannot change in place: controller.api_port" in fixed.stderr
         assert "nothing was applied" in fixed.stderr
         assert _pids(run) == after
+        # The file moved away (an editor's or a deploy's rename): named as missing, not as never there.
+        moved = spec.rename(spec.with_name("fleet.yaml.old"))
+        unread = cli("reload", "-c", str(moved))
+        moved.rename(spec)
+        assert unread.returncode == 2, unread.stdout + unread.stderr
+        assert f"{spec}: cannot read spec: No such file or directory" in unread.stderr, unread.stderr
 
         # The command: applies the file as it is now and reports it; the new policy is in force at once.
         spec.write_text(good)
@@ -368,6 +374,7 @@ def test_sighup_and_novacron_reload_apply_a_changed_spec_in_place(tmp_path: Path
         audit = [e for e in _get(run, "/audit") if e["verb"] == "spec.reload"]
         assert [(e["actor"], e["result"]) for e in audit] == [
             ("local-admin", "ok"),
+            ("local-admin", "refused"),
             ("local-admin", "refused"),
             ("local-admin", "refused"),
             ("SIGHUP", "refused"),

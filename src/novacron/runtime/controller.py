@@ -134,7 +134,8 @@ class Controller:
         # Built first: it checks every detector named in the spec, and a bad one must stop
         # the controller before anything (even the store) is touched.
         self.judge = MetricJudge(spec, self.clock, lambda fault: self.flow.on_fault(fault))  # noqa: PLW0108 - flow comes later
-        self._spec_source = spec_source
+        # The file a reload re-reads: one moved or deleted since is named as missing, not as never there.
+        self._spec_source, self._spec_file = spec_source, Path(spec_source) if Path(spec_source).is_file() else None
         paging = Paging(build_channels(spec.notify, os.environ), spec.escalation_policies())  # secrets: env only
         # -- several controllers (runtime/ha.py): this node runs its own process targets,
         # and the remote targets whose shard leases it holds; kind: vm targets run here too
@@ -636,10 +637,9 @@ class Controller:
             return report
 
     def _plan_reload(self) -> ReloadPlan:
-        path = Path(self._spec_source)
-        if not path.is_file():
+        if self._spec_file is None:
             raise InputError("this controller was not started from a spec file: there is none to re-read", where="spec")
-        plan = plan_reload(self.spec, self.spec_overrides(load_spec(path)), source=self._spec_source)
+        plan = plan_reload(self.spec, self.spec_overrides(load_spec(self._spec_file)), source=self._spec_source)
         mine = {t.name for t in ha.local_spec(plan.spec, self.node_id).targets}
         starts = {t.name for t in [*plan.added, *plan.changed]} & mine
         check_binaries(plan.spec, source=self._spec_source, only=starts)
