@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import signal
 import stat
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -14,6 +15,8 @@ import psutil
 import pytest
 import yaml
 
+from novacron.demo.fleet import free_port_block
+from novacron.settings import HttpCheck
 from novacron.store import Store
 from novacron.store.tokens import Role, TokenStore
 
@@ -378,6 +381,12 @@ def test_sighup_and_novacron_reload_apply_a_changed_spec_in_place(tmp_path: Path
         assert "cannot change in place: controller.api_port" in fixed.stderr
         assert "nothing was applied" in fixed.stderr
         assert _pids(run) == after
+        # The file moved away (an editor's or a deploy's rename): named as missing, not as never there.
+        moved = spec.rename(spec.with_name("fleet.yaml.old"))
+        unread = cli("reload", "-c", str(moved))
+        moved.rename(spec)
+        assert unread.returncode == 2, unread.stdout + unread.stderr
+        assert f"{spec}: cannot read spec: No such file or directory" in unread.stderr, unread.stderr
 
         # The command: applies the file as it is now and reports it; the new policy is in force at once.
         spec.write_text(good)
@@ -395,6 +404,7 @@ def test_sighup_and_novacron_reload_apply_a_changed_spec_in_place(tmp_path: Path
             ("local-admin", "ok"),
             ("local-admin", "refused"),
             ("local-admin", "refused"),
+            ("local-admin", "refused"),
             ("SIGHUP", "refused"),
             ("SIGHUP", "ok"),
         ], audit
@@ -402,7 +412,7 @@ def test_sighup_and_novacron_reload_apply_a_changed_spec_in_place(tmp_path: Path
 
 
 @pytest.mark.timeout(120)
-def test_a_target_removed_and_added_again_by_reloads_starts_afresh(tmp_path: Path) -> None:
+def test_reloads_start_a_re_added_target_afresh_and_re_arm_changed_checks_in_place(tmp_path: Path) -> None:
     api, keep = steady_service("api"), steady_service("keep")
     flap = {"flap": {"threshold": 2, "window_s": 300, "quarantine_s": 600}}
     spec = write_spec(tmp_path, api, keep, **flap)
@@ -423,9 +433,64 @@ def test_a_target_removed_and_added_again_by_reloads_starts_afresh(tmp_path: Pat
         assert (again["state"], again["restarts"], again["last_fault"]) == ("healthy", 0, None), again
         assert 'novacron_target_quarantined{target="api"} 0.0' in _metrics(run)
 
+        # replicas: 0 parks it: every replica stopped (a scale-in would keep one), none watched.
+        parked = wait_for(lambda: _target(_live(run))["pid"], "api's pid")
+        write_spec(tmp_path, api.model_copy(update={"replicas": 0}), keep, **flap)
+        assert cli_json("reload", *where)["changed"] == ["api"]
+        assert (_target(_live(run))["running"], _target(_live(run))["desired"]) == (0, 0)
+        assert not psutil.pid_exists(parked)
+
+        # Only how keep is watched changes: its checks are re-armed and it runs on, not restarted.
+        [check] = keep.checks
+        assert isinstance(check, HttpCheck)
+        missing = check.model_copy(update={"url": check.url.replace("/health", "/missing"), "interval_s": 0.3})
+        write_spec(tmp_path, api, keep.model_copy(update={"checks": [missing], "labels": {"tier": "db"}}), **flap)
+        done = cli("reload", *where)
+        assert done.returncode == 0, done.stdout + done.stderr
+        assert "checks re-armed without a restart keep" in done.stdout, done.stdout
+        assert "restarted api" in done.stdout, done.stdout  # back to one replica
+        assert _target(_live(run))["state"] == "healthy"
+        assert _target(_live(run), "keep")["pid"] == pids["keep"]
+        fault = wait_for(lambda: _target(_live(run), "keep")["last_fault"], "the new check failing")
+        assert fault["kind"] == "unhealthy", fault
+        assert "404" in fault["detail"], fault
+
 
 def _metrics(run: Running) -> str:
     return httpx.get(f"{run.started['api']}/metrics", timeout=5).text
+
+
+@pytest.mark.timeout(120)
+def test_a_target_a_reload_starts_is_healed_only_once_its_start_has_failed(tmp_path: Path) -> None:
+    keep = steady_service("keep")
+    spec = write_spec(tmp_path, keep, verify_timeout_s=3)
+    # Runs but never answers its check: the start fails verification, then the ladder takes over.
+    port = free_port_block(1)
+    mute = keep.model_copy(
+        update={
+            "name": "mute",
+            "port": port,
+            "command": [sys.executable, "-c", "import time; time.sleep(120)"],
+            "start_timeout_s": 1.0,
+            "checks": [HttpCheck(url=f"http://127.0.0.1:{port}/", interval_s=0.2, timeout_s=0.5, failures=2)],
+        }
+    )
+    with controller(spec) as run:
+        wait_for(lambda: _all_healthy(run, {"keep"}), "keep healthy")
+        write_spec(tmp_path, keep, mute, verify_timeout_s=3)
+        res = cli("reload", "-c", str(spec))
+        assert res.returncode == 1, res.stdout + res.stderr
+        assert "mute not verified: " in res.stdout, res.stdout
+        assert "process exited" not in res.stdout, res.stdout  # the reason is its check, not a healer's restart
+        actions = wait_for(
+            lambda: (a := [x for x in _get(run, "/actions") if x["target"] == "mute"]) and len(a) >= 3 and a,
+            "the ladder's restart after the start",
+        )
+        [start] = [a for a in actions if a["requested_by"] == "local-admin" and a["kind"] == "start"]
+        ladder = [a for a in actions if a["requested_by"] == "controller"]
+        assert ladder, actions
+        # The ladder acted after the start ended (and its rollback): not under it, to be undone by it.
+        assert all(a["created_at"] >= start["finished_at"] for a in ladder), actions
 
 
 @pytest.mark.timeout(120)

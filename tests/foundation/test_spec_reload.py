@@ -41,6 +41,18 @@ def test_targets_added_removed_changed_and_unchanged_and_the_policy() -> None:
     assert plan_reload(base, load_spec(BASE), source="fleet.yaml").empty
 
 
+def test_a_change_to_only_how_a_target_is_watched_is_rechecked_not_restarted() -> None:
+    base = load_spec(BASE)
+    watched = base.target("api").model_copy(update={"depends_on": [], "labels": {"tier": "web"}, "start_timeout_s": 30})
+    run_anew = base.target("db").model_copy(update={"labels": {"tier": "db"}, "env": {"MODE": "fast"}})
+    targets = [run_anew, watched, base.target("old"), base.target("edge")]
+    plan = plan_reload(base, base.model_copy(update={"targets": targets}), source="fleet.yaml")
+    assert (plan.rechecked, plan.changed) == ([watched], [run_anew])
+    assert not plan.empty
+    # The order of the targets is not a change.
+    assert plan_reload(base, base.model_copy(update={"targets": base.targets[::-1]}), source="fleet.yaml").empty
+
+
 def _edited(section: str, **values: object) -> FleetSpec:
     doc = yaml.safe_load(BASE)
     if section == "targets":

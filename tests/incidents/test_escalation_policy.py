@@ -95,6 +95,17 @@ def test_state_survives_a_restart_without_repaging() -> None:
     assert second.state(inc.id) is None
 
 
+def test_repeats_missed_while_nobody_polled_are_one_page_the_newest_of_each_level() -> None:
+    esc = _escalator(MemoryOutbox())
+    inc = incident()
+    assert [p.key for p in esc.poll(inc, now=0.0)] == ["0.0"]
+    # Down from 10 s to 950 s: repeats 0.1 and 0.2 and level 1 fell due unpolled.
+    assert [p.key for p in esc.poll(inc, now=950.0)] == ["0.2", "1.0"]
+    state = esc.state(inc.id)
+    assert state is not None
+    assert state.sent == {"0.0", "0.1", "0.2", "1.0"}  # the repeat folded into 0.2 is never sent later
+
+
 def test_policy_channels_must_exist() -> None:
     with pytest.raises(ConfigError, match=r"levels\.1\.notify: unknown channel\(s\) pd-secondary, slack"):
         Escalator(POLICY, Notifier(MemoryOutbox(), [SlackChannel("pd-primary", "http://unused")]))

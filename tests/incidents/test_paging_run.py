@@ -186,12 +186,15 @@ def test_a_controller_killed_mid_escalation_keeps_the_schedule_and_pages_each_st
         # Killed again once the first page was recorded delivered: the restart must not page it again.
         _wait(lambda: _delivered(tmp_path), "the first page recorded as delivered")
         _kill(run)
+        time.sleep(5.5)  # down while two repeats fall due: the restart sends one page for them, the newest
         run = spawn(spec)
         _wait(lambda: len(_messages(receiver, "trigger")) >= 2, "the first repeat after the second restart")
     finally:
         stop(run)
     pages = [(body["details"]["level"], body["details"]["repeat"]) for body, _ in _messages(receiver, "trigger")]
-    assert pages[:2] == [(0, 0), (0, 1)], pages
+    assert pages[0] == (0, 0), pages
+    assert pages[1][1] >= 2, pages
+    assert (0, 1) not in pages, pages  # folded into the newest repeat due, never sent on its own
     assert len(pages) == len(set(pages)), pages  # every page of the schedule exactly once
     incident = first[0][0]["details"]["incident"]
     assert first[0][0]["key"] == f"{incident}/oncall/page/0.0"  # the receiver's key to drop a redelivery

@@ -385,6 +385,9 @@ class ReloadOut(BaseModel):
     added: list[str]
     removed: list[str]
     changed: list[str] = Field(description="Restarted with their new definition.")
+    rechecked: list[str] = Field(
+        description="Only their checks, dependencies, labels or start timeout changed: re-armed, the process ran on."
+    )
     unchanged: list[str] = Field(description="Left running untouched.")
     policy_changed: bool
     failed: dict[str, str] = Field(description="Targets whose start or restart was not verified, and why.")

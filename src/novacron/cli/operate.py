@@ -280,7 +280,12 @@ def _reload_line(res: dict[str, Any]) -> str:
     return f"spec version {res['version']} in force (reloaded by {res['by']}): {'; '.join(parts)}{failed}"
 
 
-_RELOAD_WORDS = (("added", "added"), ("removed", "removed"), ("changed", "restarted"))
+_RELOAD_WORDS = (
+    ("added", "added"),
+    ("removed", "removed"),
+    ("changed", "restarted"),
+    ("rechecked", "checks re-armed without a restart"),
+)
 
 
 def _done(res: dict[str, Any], as_json: bool) -> None:

@@ -162,6 +162,7 @@ class HealingFlow:
         self._healing: dict[str, asyncio.Task[None]] = {}
         self._crashed: set[str] = set()  # targets whose healer died with an error
         self._manual: dict[str, int] = {}  # targets a human's action works on: its outcome settles the incident
+        self._deferred: set[str] = set()  # targets whose healer waits for the human's action to end
         self._tasks: list[asyncio.Task[None]] = []
         self._crashes: dict[str, CrashReport] = {}
         self._recently_resolved: dict[str, Incident] = {}
@@ -382,6 +383,11 @@ class HealingFlow:
     def _spawn_healer(self, incident: Incident, *, rerun: str | None = None) -> None:
         if incident.target in self._healing:
             return
+        if incident.target in self._manual:
+            # A human's start or restart is still verifying: a healer acting now would have its
+            # work undone by that action's rollback. The action's outcome comes first.
+            self._deferred.add(incident.target)
+            return
         replicas = sorted(self._replica_faults.pop(incident.target, set())) or None
         ladder, params = self._plans.pop(incident.target, (None, None))
         self._spawn(incident, self.healer.heal(incident, replicas, ladder=ladder, params=params, rerun=rerun))
@@ -415,9 +421,19 @@ class HealingFlow:
                 del self._manual[target]
 
     def settle_after_manual(self, target: str) -> None:
-        """A human's action ended without verifying: a target healthy anyway recovered on its own."""
-        if target not in self._manual and self.health.is_healthy(target):
+        """A human's action ended without verifying: a target healthy anyway recovered on its own.
+
+        Otherwise a healer held back while the action ran takes the target's incident up now.
+        """
+        if target in self._manual:
+            return
+        deferred = target in self._deferred
+        self._deferred.discard(target)
+        incident = self.incidents.open_for(target)
+        if self.health.is_healthy(target):
             self._on_recovered(TargetId(target))
+        elif deferred and incident is not None and incident.status is IncidentStatus.OPEN:
+            self._spawn_healer(incident)
 
     def _on_recovered(self, target: TargetId) -> None:
         incident = self.incidents.open_for(target)

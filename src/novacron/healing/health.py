@@ -110,6 +110,28 @@ class HealthTracker:
         self._replicas.setdefault(target, {})[replica] = ReplicaHealth(dict(thresholds), start_timeout_s)
         self._rounds[target] = max(self._rounds.get(target, 0.0), probe_round_s)
 
+    def reconfigure(
+        self,
+        target: str,
+        replica: int,
+        thresholds: dict[str, int],
+        start_timeout_s: float,
+        *,
+        probe_round_s: float = 0.0,
+    ) -> None:
+        """New check sources for a replica that runs on (a reloaded spec): what it proved so far stands.
+
+        Only what is known of sources that are gone is dropped; a new source counts its failures from now.
+        """
+        rep = self._replicas[target][replica]
+        rep.thresholds, rep.start_timeout_s = dict(thresholds), start_timeout_s
+        for per_source in (rep.failing, rep.first_fail, rep.failures):
+            for source in [s for s in per_source if s not in thresholds]:
+                del per_source[source]
+        rep.passed &= set(thresholds)
+        self._rounds[target] = probe_round_s
+        self._notify(target)
+
     def verify_window(self, target: str, policy_s: float) -> float:
         """How long a repair of ``target`` may take to show healthy: the policy's window, or longer.
 

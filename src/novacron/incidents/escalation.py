@@ -156,9 +156,13 @@ class Escalator:
             # after a human owns the incident, nobody is paged about it again.
             return []
         due = pages_due(self.policy, started_at=state.started_at, now=now)
-        new = [p for p in due if p.key not in state.sent]
+        missed = [p for p in due if p.key not in state.sent]
+        state.sent.update(p.key for p in missed)
+        # Repeats of a level that fell due unpolled (a controller down, a stalled loop) are one
+        # page, the newest: a burst of the same page tells the receivers nothing more.
+        newest = {p.level: p for p in missed}  # pages_due is in time order: the last one wins
+        new = [p for p in missed if newest[p.level] is p]
         for page in new:
-            state.sent.add(page.key)
             state.paged.update(page.receivers)
             extra = {"level": page.level, "repeat": page.repeat}
             self._send(incident, "trigger", page.receivers, now, extra, key=f"page/{page.key}")

@@ -134,7 +134,8 @@ class Controller:
         # Built first: it checks every detector named in the spec, and a bad one must stop
         # the controller before anything (even the store) is touched.
         self.judge = MetricJudge(spec, self.clock, lambda fault: self.flow.on_fault(fault))  # noqa: PLW0108 - flow comes later
-        self._spec_source = spec_source
+        # The file a reload re-reads: one moved or deleted since is named as missing, not as never there.
+        self._spec_source, self._spec_file = spec_source, Path(spec_source) if Path(spec_source).is_file() else None
         paging = Paging(build_channels(spec.notify, os.environ), spec.escalation_policies())  # secrets: env only
         # -- several controllers (runtime/ha.py): this node runs its own process targets,
         # and the remote targets whose shard leases it holds; kind: vm targets run here too
@@ -396,11 +397,27 @@ class Controller:
     def _configure_replica(self, tspec: TargetSpec, replica: int, *, start_within: float | None = None) -> None:
         if replica in self.health.replicas(tspec.name):
             return
-        port = replica_port(tspec, replica)
+        fill = _filler(tspec, replica)
+        thresholds, round_s = self._arm_checks(tspec, replica, fill, start_within=start_within)
+        self.health.configure(tspec.name, replica, thresholds, tspec.start_timeout_s, probe_round_s=round_s)
+        if start_within is not None and self.heap is not None:  # taken over: long-lived from now on
+            self.heap.settle_soon()
+        if tspec.kind == "sim":
+            self.health.process_started(tspec.name, replica)  # the twin's VMs are up when it starts
+        if tspec.metrics is not None and tspec.kind == "process":
+            self.scraper.add(
+                TargetId(tspec.name),
+                replica,
+                url=fill(tspec.metrics.url) if tspec.metrics.url else None,
+                pid_of=lambda: self.actuator.pid_of(tspec.name, replica),
+                process=tspec.metrics.process,
+                interval_s=tspec.metrics.interval_s,
+            )
 
-        def fill(s: str) -> str:
-            return expand_target_vars(s, name=tspec.name, replica=replica, port=port)
-
+    def _arm_checks(
+        self, tspec: TargetSpec, replica: int, fill: Callable[[str], str], *, start_within: float | None = None
+    ) -> tuple[dict[str, int], float]:
+        """Register a replica's heartbeat and probes; its failure thresholds by source, and its slowest probe round."""
         thresholds: dict[str, int] = {}
         for i, check in enumerate(tspec.checks):
             if isinstance(check, HeartbeatCheck) and tspec.kind == "sim":
@@ -423,22 +440,7 @@ class Controller:
                 start_within=start_within,
             )
         rounds = [c.interval_s + c.timeout_s for c in tspec.checks if not isinstance(c, HeartbeatCheck)]
-        self.health.configure(
-            tspec.name, replica, thresholds, tspec.start_timeout_s, probe_round_s=max(rounds, default=0.0)
-        )
-        if start_within is not None and self.heap is not None:  # taken over: long-lived from now on
-            self.heap.settle_soon()
-        if tspec.kind == "sim":
-            self.health.process_started(tspec.name, replica)  # the twin's VMs are up when it starts
-        if tspec.metrics is not None and tspec.kind == "process":
-            self.scraper.add(
-                TargetId(tspec.name),
-                replica,
-                url=fill(tspec.metrics.url) if tspec.metrics.url else None,
-                pid_of=lambda: self.actuator.pid_of(tspec.name, replica),
-                process=tspec.metrics.process,
-                interval_s=tspec.metrics.interval_s,
-            )
+        return thresholds, max(rounds, default=0.0)
 
     def _probe_for(self, tspec: TargetSpec, check: ProbeCheck, fill: Callable[[str], str]) -> ProbeFn:
         if tspec.kind == "sim" and self.twin is not None:
@@ -635,10 +637,9 @@ class Controller:
             return report
 
     def _plan_reload(self) -> ReloadPlan:
-        path = Path(self._spec_source)
-        if not path.is_file():
+        if self._spec_file is None:
             raise InputError("this controller was not started from a spec file: there is none to re-read", where="spec")
-        plan = plan_reload(self.spec, self.spec_overrides(load_spec(path)), source=self._spec_source)
+        plan = plan_reload(self.spec, self.spec_overrides(load_spec(self._spec_file)), source=self._spec_source)
         mine = {t.name for t in ha.local_spec(plan.spec, self.node_id).targets}
         starts = {t.name for t in [*plan.added, *plan.changed]} & mine
         check_binaries(plan.spec, source=self._spec_source, only=starts)
@@ -662,6 +663,9 @@ class Controller:
         self._take_spec(plan, local, version)
         jobs = [self.heal(t.name, ActionKind.START, who=who) for t in plan.added if t.name in mine]
         jobs += [self._restart_changed(t, who=who) for t in plan.changed if t.name in mine]
+        for tspec in plan.rechecked:
+            if tspec.name in mine:
+                await self._recheck(tspec)
         results = await asyncio.gather(*jobs)
         self.store.put_setting(self._reload_key, [], now=self.clock.now())
         self._publish_status(force=True)
@@ -702,9 +706,33 @@ class Controller:
             await self.prober.remove(name, replica)
             self.health.remove(name, replica)
 
+    async def _park(self, tspec: TargetSpec, *, who: str) -> ExecResult:
+        """``replicas: 0``: stop every replica (a scale-in keeps one) and watch none; the target stays in the spec."""
+        name = tspec.name
+        result = await self.heal(name, ActionKind.STOP, who=who)
+        self.actuator.remove_target(name)  # its stopped replicas and their journal rows
+        self.actuator.set_target_spec(tspec, resize=True)
+        for replica in list(self.health.replicas(name)):
+            self.heartbeats.unregister(name, replica)
+            await self.prober.remove(name, replica)
+            self.health.remove(name, replica)
+        return result
+
+    async def _recheck(self, tspec: TargetSpec) -> None:
+        """Only how it is watched changed: new probes and thresholds, the replicas run on untouched."""
+        name = tspec.name
+        self.actuator.set_target_spec(tspec)
+        for replica in list(self.health.replicas(name)):
+            self.heartbeats.unregister(name, replica)
+            await self.prober.remove(name, replica)
+            thresholds, round_s = self._arm_checks(tspec, replica, _filler(tspec, replica))
+            self.health.reconfigure(name, replica, thresholds, tspec.start_timeout_s, probe_round_s=round_s)
+
     async def _restart_changed(self, tspec: TargetSpec, *, who: str) -> ExecResult:
         """Run the new definition: fewer replicas scaled in, then a restart (stopped, started, verified)."""
         name, before = tspec.name, self.actuator.desired(tspec.name)
+        if tspec.replicas == 0:
+            return await self._park(tspec, who=who)
         if 0 < tspec.replicas < before:
             await self.heal(name, ActionKind.SCALE_IN, who=who, params={"count": before - tspec.replicas})
         self.actuator.set_target_spec(tspec, resize=True)
@@ -878,3 +906,13 @@ def _size(path: Path) -> int:
         return path.stat().st_size
     except OSError:
         return 0
+
+
+def _filler(tspec: TargetSpec, replica: int) -> Callable[[str], str]:
+    """Fills a replica's ``{name}``, ``{replica}`` and ``{port}`` into a check's or metrics' text."""
+    port = replica_port(tspec, replica)
+
+    def fill(s: str) -> str:
+        return expand_target_vars(s, name=tspec.name, replica=replica, port=port)
+
+    return fill

@@ -2,8 +2,10 @@
 
 ``novacron run`` re-reads its spec file on SIGHUP or ``novacron reload``. This module
 compares the spec in force with the one read and says what to do: targets added (start
-them), removed (stop them), changed (restart them with the new definition), unchanged
-(leave them alone), and whether the policy (the safety rails) changed. It is pure: the
+them), removed (stop them), changed (restart them with the new definition), rechecked
+(only how the controller watches them changed: checks, dependencies, labels, start
+timeout; their processes keep running and the checks are re-armed), unchanged (leave
+them alone), and whether the policy (the safety rails) changed. It is pure: the
 controller applies the plan (:meth:`~novacron.runtime.controller.Controller.reload`).
 
 What a running controller cannot take in place is refused, naming each field, and then
@@ -26,6 +28,9 @@ __all__ = ["RELOADABLE", "ReloadPlan", "ReloadReport", "plan_reload"]
 RELOADABLE = ("targets", "policy")  # the top-level fields a reload applies; every other one is refused
 # Parts of a target whose machinery is built once at start (HAProxy, metric judges).
 _FIXED_TARGET_PARTS = ("frontend", "metrics")
+# Parts of a target only the controller reads (its checks, dependency graph, runbook labels,
+# how long a start may take): a change to them alone re-arms the checks, the process runs on.
+_SUPERVISION = ("checks", "depends_on", "labels", "start_timeout_s")
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,13 +41,14 @@ class ReloadPlan:
     added: list[TargetSpec] = field(default_factory=list)
     removed: list[TargetSpec] = field(default_factory=list)
     changed: list[TargetSpec] = field(default_factory=list)  # the new definitions
+    rechecked: list[TargetSpec] = field(default_factory=list)  # new definitions differing only in _SUPERVISION
     unchanged: list[str] = field(default_factory=list)
     policy_changed: bool = False
 
     @property
     def empty(self) -> bool:
         """Nothing to apply: the spec read is the one in force."""
-        return not (self.added or self.removed or self.changed or self.policy_changed)
+        return not (self.added or self.removed or self.changed or self.rechecked or self.policy_changed)
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,6 +59,7 @@ class ReloadReport:
     added: list[str]
     removed: list[str]
     changed: list[str]
+    rechecked: list[str]
     unchanged: list[str]
     policy_changed: bool
     failed: dict[str, str] = field(default_factory=dict)  # target → why its start or restart was not verified
@@ -65,6 +72,7 @@ class ReloadReport:
             added=[t.name for t in plan.added],
             removed=[t.name for t in plan.removed],
             changed=[t.name for t in plan.changed],
+            rechecked=[t.name for t in plan.rechecked],
             unchanged=list(plan.unchanged),
             policy_changed=plan.policy_changed,
             failed=dict(failed or {}),
@@ -77,6 +85,7 @@ class ReloadReport:
             "added": self.added,
             "removed": self.removed,
             "changed": self.changed,
+            "rechecked": self.rechecked,
             "unchanged": self.unchanged,
             "policy_changed": self.policy_changed,
             "failed": self.failed,
@@ -87,11 +96,13 @@ def plan_reload(current: FleetSpec, new: FleetSpec, *, source: str) -> ReloadPla
     """The difference between the spec in force and ``new``; InputError naming every field that cannot change."""
     old_targets = {t.name: t for t in current.targets}
     new_targets = {t.name: t for t in new.targets}
+    edited = [t for name, t in new_targets.items() if name in old_targets and old_targets[name] != t]
     plan = ReloadPlan(
         new,
         added=[t for name, t in new_targets.items() if name not in old_targets],
         removed=[t for name, t in old_targets.items() if name not in new_targets],
-        changed=[t for name, t in new_targets.items() if name in old_targets and old_targets[name] != t],
+        changed=[t for t in edited if not _supervision_only(old_targets[t.name], t)],
+        rechecked=[t for t in edited if _supervision_only(old_targets[t.name], t)],
         unchanged=[name for name, t in new_targets.items() if old_targets.get(name) == t],
         policy_changed=current.policy != new.policy,
     )
@@ -103,6 +114,11 @@ def plan_reload(current: FleetSpec, new: FleetSpec, *, source: str) -> ReloadPla
             where=source,
         )
     return plan
+
+
+def _supervision_only(old: TargetSpec, new: TargetSpec) -> bool:
+    """Whether ``new`` differs from ``old`` only in what the controller reads, not the process."""
+    return old.model_copy(update={f: getattr(new, f) for f in _SUPERVISION}) == new
 
 
 def _fixed_fields(current: FleetSpec, new: FleetSpec) -> list[str]:
@@ -122,7 +138,7 @@ def _fixed_fields(current: FleetSpec, new: FleetSpec) -> list[str]:
 def _fixed_targets(plan: ReloadPlan, old: dict[str, TargetSpec]) -> list[str]:
     """Targets added, removed or changed that a running controller cannot start, stop or rebuild."""
     out: list[str] = []
-    touched = [*plan.added, *plan.removed, *plan.changed]
+    touched = [*plan.added, *plan.removed, *plan.changed, *plan.rechecked]
     for tspec in touched:
         before = old.get(tspec.name)
         for version in (before, tspec) if before is not tspec else (tspec,):
