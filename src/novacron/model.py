@@ -17,6 +17,7 @@ from typing import Any, NewType
 
 __all__ = [
     "EMPTY",
+    "ENDED_STATUSES",
     "ENDING_EVENTS",
     "Action",
     "ActionId",
@@ -156,11 +157,15 @@ class IncidentStatus(enum.StrEnum):
     MITIGATING = "mitigating"
     RESOLVED = "resolved"
     NEEDS_HUMAN = "needs_human"
+    # Ended unhealed because its target left the spec (a reload): not a repair, so no MTTR.
+    CLOSED = "closed"
 
 
 # Timeline kinds that end an incident: healed ("resolved"), or closed unhealed because its
 # target left the spec ("closed"). Whatever follows an open incident stops at either.
 ENDING_EVENTS = frozenset({"resolved", "closed"})
+# The statuses of an ended incident (the others are open).
+ENDED_STATUSES = frozenset({IncidentStatus.RESOLVED, IncidentStatus.CLOSED})
 
 
 class Priority(enum.IntEnum):
@@ -292,8 +297,8 @@ class Incident:
 
     @property
     def is_open(self) -> bool:
-        """Not yet resolved."""
-        return self.status is not IncidentStatus.RESOLVED
+        """Not yet resolved (or closed)."""
+        return self.status not in ENDED_STATUSES
 
     @property
     def mttd_s(self) -> float:
@@ -302,5 +307,7 @@ class Incident:
 
     @property
     def mttr_s(self) -> float | None:
-        """Time from the fault's start to verified recovery, if recovered."""
-        return None if self.resolved_at is None else max(0.0, self.resolved_at - self.since)
+        """Time from the fault's start to verified recovery, if recovered (a closed one never was)."""
+        if self.resolved_at is None or self.status is IncidentStatus.CLOSED:
+            return None
+        return max(0.0, self.resolved_at - self.since)

@@ -249,7 +249,7 @@ def _store_with_one_incident_per_status(tmp_path: Path) -> str:
     return url
 
 
-@pytest.mark.parametrize("status", ["open", "mitigating", "resolved", "needs_human"])
+@pytest.mark.parametrize("status", ["open", "mitigating", "resolved", "needs_human", "closed"])
 def test_incidents_list_filters_by_status_as_the_api_does(tmp_path: Path, status: str) -> None:
     import json
 
@@ -261,9 +261,10 @@ def test_incidents_list_filters_by_status_as_the_api_does(tmp_path: Path, status
 
 def test_incidents_list_refuses_an_unknown_status_naming_the_allowed_ones(tmp_path: Path) -> None:
     url = _store_with_one_incident_per_status(tmp_path)
-    res = _run("incidents", "list", "--status", "closed", "--store", url)
+    res = _run("incidents", "list", "--status", "bogus", "--store", url)
     assert res.returncode == 2
-    assert "error: --status: unknown status 'closed' (one of open, mitigating, resolved, needs_human)" in res.stderr
+    allowed = "open, mitigating, resolved, needs_human, closed"
+    assert f"error: --status: unknown status 'bogus' (one of {allowed})" in res.stderr
     contradiction = _run("incidents", "list", "--open", "--status", "resolved", "--store", url)
     assert contradiction.returncode == 2
     assert "--status" in contradiction.stderr

@@ -32,7 +32,7 @@ from novacron.api.schemas import (
 from novacron.api.views import acknowledgement
 from novacron.errors import ConflictError, InputError, NotFoundError, NovacronError
 from novacron.healing.executor import ExecResult
-from novacron.model import ActionKind, IncidentId, IncidentStatus, TimelineEvent
+from novacron.model import ActionKind, IncidentId, TimelineEvent
 
 __all__ = ["router"]
 
@@ -209,9 +209,9 @@ async def acknowledge(incident_id: str, ctx: Ctx, who: Operator) -> OkOut:
     except NotFoundError:
         _audit(ctx, who, "api.incident.ack", incident_id, "not_found")
         raise ApiError(404, f"no incident {incident_id!r}", "incident_id") from None
-    if inc.status is IncidentStatus.RESOLVED:
-        _audit(ctx, who, "api.incident.ack", incident_id, "refused", detail="resolved")
-        raise ApiError(409, f"incident {incident_id} is resolved: there is nothing to acknowledge", "incident_id")
+    if not inc.is_open:
+        _audit(ctx, who, "api.incident.ack", incident_id, "refused", detail=inc.status.value)
+        raise ApiError(409, f"incident {incident_id} is {inc.status}: there is nothing to acknowledge", "incident_id")
     earlier = acknowledgement(ctx.store, incident_id)
     if earlier is not None:  # one owner: a second ack neither re-records nor re-notifies
         _audit(ctx, who, "api.incident.ack", incident_id, "already_acknowledged")

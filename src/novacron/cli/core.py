@@ -106,7 +106,7 @@ def incidents_list(
 
 def _status_filter(status: str | None, *, open_only: bool) -> IncidentStatus | None:
     """``--status`` as an incident state (the values of ``GET /incidents?status=``); exit 2 naming them."""
-    from novacron.model import IncidentStatus
+    from novacron.model import ENDED_STATUSES, IncidentStatus
 
     if status is None:
         return None
@@ -115,8 +115,8 @@ def _status_filter(status: str | None, *, open_only: bool) -> IncidentStatus | N
         wanted = IncidentStatus(status)
     except ValueError:
         raise InputError(f"unknown status {status!r} (one of {allowed})", where="--status") from None
-    if open_only and wanted is IncidentStatus.RESOLVED:
-        raise InputError("resolved incidents are not open: give --open or --status resolved", where="--status")
+    if open_only and wanted in ENDED_STATUSES:
+        raise InputError(f"{wanted} incidents are not open: give --open or --status {wanted}", where="--status")
     return wanted
 
 

@@ -19,7 +19,6 @@ from novacron.cli._output import JsonOpt, console, emit_json
 from novacron.cli.core import incidents_app
 from novacron.errors import ConfigError
 from novacron.model import MANUAL_ACTIONS, ActionKind
-from novacron.settings import ControllerSettings
 
 __all__: list[str] = []
 
@@ -261,6 +260,8 @@ def _controller_of(config: Path | None, store: str | None, api: str | None, toke
 
 def _store_url_as_written(config: Path) -> str | None:
     import yaml
+
+    from novacron.settings import ControllerSettings  # not at import: every command would load pydantic
 
     try:
         data = yaml.safe_load(config.read_text(encoding="utf-8"))

@@ -158,7 +158,7 @@ class IncidentManager:
     def withdraw(self, incident: Incident, reason: str) -> Incident:
         """Close the incident unhealed: its target is gone (removed from the spec), there is nothing to heal."""
         current = self._open.pop(incident.target, incident)
-        closed = replace(current, status=IncidentStatus.RESOLVED, resolved_at=self._clock.now())
+        closed = replace(current, status=IncidentStatus.CLOSED, resolved_at=self._clock.now())
         self._store.update_incident(closed)
         self._metrics.open_incidents.set(len(self._open))
         self.event(closed, "closed", reason)

@@ -73,7 +73,7 @@ def _kv(data: Mapping[str, Any]) -> str:
 
 
 def _summary(inc: Incident, actions: Sequence[ActionRecord], events: Sequence[TimelineEvent]) -> _Block:
-    state = "resolved" if inc.resolved_at is not None else f"still {inc.status.value}"
+    state = inc.status.value if not inc.is_open else f"still {inc.status.value}"
     worked = [a for a in actions if a.worked]
     resolved = [ev for ev in events if ev.kind == "resolved"]
     escalated = [ev for ev in events if ev.kind == "escalated"]

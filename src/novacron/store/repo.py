@@ -20,6 +20,7 @@ from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from novacron.errors import NotFoundError, StoreConstraintError, StoreError
 from novacron.model import (
+    ENDED_STATUSES,
     Action,
     ActionId,
     ActionStatus,
@@ -42,6 +43,8 @@ from novacron.store.records import (
 __all__ = ["AuditEntry", "ConfigVersion", "ProcessRecord", "Store", "TargetStatusRow"]
 
 _INFLIGHT = (ActionStatus.PLANNED.value, ActionStatus.APPLYING.value, ActionStatus.APPLIED.value)
+
+_ENDED = sorted(s.value for s in ENDED_STATUSES)  # the status column values of an ended incident
 
 
 @dataclass(frozen=True, slots=True)
@@ -186,12 +189,12 @@ class Store:
         values = incident_values(inc)
         del values["id"]
         stmt = update(t.incidents).where(t.incidents.c.id == inc.id)
-        if inc.status is not IncidentStatus.RESOLVED:
-            # A resolved incident is final. With several controllers a late write from one
+        if inc.status not in ENDED_STATUSES:
+            # A resolved (or closed) incident is final. With several controllers a late write from one
             # that has lost the target (an escalation still in its write queue) would
             # otherwise reopen what the new owner resolved, and the next fault on the
             # target would be folded into an incident nobody is healing.
-            stmt = stmt.where(t.incidents.c.status != IncidentStatus.RESOLVED.value)
+            stmt = stmt.where(t.incidents.c.status.notin_(_ENDED))
         self._exec(stmt.values(**values))
 
     def incident(self, incident_id: str) -> Incident:
@@ -209,8 +212,8 @@ class Store:
         return [incident_from_row(r) for r in self._rows(stmt)]
 
     def open_incidents(self) -> list[Incident]:
-        """Every incident not yet resolved."""
-        stmt = select(t.incidents).where(t.incidents.c.status != IncidentStatus.RESOLVED.value)
+        """Every incident not yet resolved (or closed)."""
+        stmt = select(t.incidents).where(t.incidents.c.status.notin_(_ENDED))
         return [incident_from_row(r) for r in self._rows(stmt.order_by(t.incidents.c.opened_at))]
 
     def add_event(self, incident_id: IncidentId, event: TimelineEvent) -> None:

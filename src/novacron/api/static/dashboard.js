@@ -191,7 +191,7 @@ function renderFleet(status) {
 }
 
 function renderIncidents(all) {
-  const open = all.filter((i) => i.status !== "resolved");
+  const open = all.filter((i) => i.status !== "resolved" && i.status !== "closed");
   $("no-incidents").hidden = open.length > 0;
   fillTable("incidents", open, (i) => {
     const tr = document.createElement("tr");
