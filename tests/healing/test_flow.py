@@ -252,3 +252,34 @@ async def test_a_dependency_still_starting_is_diagnosed_as_starting_not_failing(
         "with healthy dependencies and explains 1 failing dependent(s)"
     ]
     await rig.flow.stop()
+
+
+async def test_a_ladder_gives_its_slot_to_a_failing_upstream_and_goes_on_at_its_next_step(tmp_path: Path) -> None:
+    """api's restart fails while db goes down: db takes the only slot, then api's ladder goes on at replace."""
+    rig = _Rig(tmp_path, policy=Policy(verify_timeout_s=0.5))
+    db_down = asyncio.Event()
+
+    def script(action: Action) -> bool:
+        if action.target == "api" and action.kind is ActionKind.RESTART:
+            db_down.set()  # db fails while api's restart is in flight: the restart still ends
+            return True  # applied, but api stays down: its verification fails
+        rig._up(action.target)
+        return True
+
+    rig.actuator.script = script
+    rig.flow.health.process_exited("api", 0, 1, expected=False)
+    await db_down.wait()
+    rig.flow.health.process_exited("db", 0, 1, expected=False)
+    assert await rig.flow.wait_idle(10.0)
+    done = [(a.action.target, a.action.kind, a.status) for a in reversed(rig.store.actions())]
+    assert done == [
+        ("api", ActionKind.RESTART, ActionStatus.FAILED),
+        ("db", ActionKind.RESTART, ActionStatus.VERIFIED),
+        ("api", ActionKind.REPLACE, ActionStatus.VERIFIED),
+    ]
+    api = rig.timeline("api")
+    assert ("linked", "db fails upstream of api: the next step on api waits until db is healed") in api
+    kinds = [k for k, _ in api]
+    assert kinds.index("linked") < kinds.index("reverified")
+    assert api[-1] == ("resolved", "healthy again (replace verified)")
+    assert not any(i.status is not IncidentStatus.RESOLVED for i in rig.store.incidents())

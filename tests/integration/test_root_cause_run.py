@@ -100,3 +100,63 @@ def test_killing_the_database_yields_one_root_incident_and_no_action_on_dependen
         assert touched == {"db"}  # zero actions on the dependents
     finally:
         store.close()
+
+
+def _sim_spec(tmp_path: Path) -> Path:
+    """db ← api on the twin: api's probe notices db's hang first (faster, one failure), db's later."""
+    probe = {"type": "http", "url": "http://twin/health", "timeout_s": 0.25}
+    spec = {
+        "name": "rootslot",
+        "policy": {"verify_timeout_s": 1.0, "blast_radius": 0.5, "backoff": {"base_s": 0.05, "cap_s": 0.5}},
+        "controller": {"store_url": f"sqlite:///{tmp_path / 'n.db'}", "workdir": str(tmp_path / "work")},
+        "twin": {
+            "restart_s": 0.3,
+            "replace_s": 0.5,
+            "dt_s": 0.05,
+            "faults": [{"at_s": 1.0, "target": "db", "kind": "hang"}],
+        },
+        "targets": [
+            {
+                "name": "db",
+                "kind": "sim",
+                "checks": [{**probe, "interval_s": 0.5, "failures": 3}],
+                "start_timeout_s": 10,
+            },
+            {
+                "name": "api",
+                "kind": "sim",
+                "checks": [{**probe, "interval_s": 0.1, "failures": 1}],
+                "depends_on": ["db"],
+                "start_timeout_s": 10,
+            },
+        ],
+    }
+    path = tmp_path / "fleet.yaml"
+    path.write_text(yaml.safe_dump(spec))
+    return path
+
+
+def test_a_dependent_noticed_first_gives_the_only_slot_to_its_upstream(tmp_path: Path) -> None:
+    """The blast radius (one slot for two targets) never holds the root cause behind its dependent's ladder."""
+    store = Store.open(f"sqlite:///{tmp_path / 'n.db'}")
+    try:
+        with controller(_sim_spec(tmp_path)):
+            wait_for(lambda: len(store.incidents()) >= 2 and not store.open_incidents(), "both incidents resolved", 30)
+        incidents: dict[str, Incident] = {i.target: i for i in store.incidents()}
+        db, api = incidents["db"], incidents["api"]
+        assert [(a.action.kind.value, a.status.value) for a in store.actions(incident_id=db.id)] == [
+            ("restart", "verified")
+        ]
+        assert {e.data.get("dependent") for e in store.timeline(db.id) if e.kind == "linked"} == {"api"}
+        api_events = store.timeline(api.id)
+        linked = [e for e in api_events if e.kind == "linked"]
+        assert linked
+        assert all(e.data["root_cause"] == "db" and e.data["root_incident"] == db.id for e in linked)
+        assert api_events[-1].kind == "resolved"
+        assert "db recovered; api re-verified healthy" in api_events[-1].detail
+        # Whatever api's ladder had in flight when db was found failing, nothing more touched it:
+        # no later step (its replace) and no action on api once db's incident was open.
+        api_actions = store.actions(incident_id=api.id)
+        assert all(a.action.kind.value == "restart" and a.created_at < db.opened_at for a in api_actions)
+    finally:
+        store.close()

@@ -17,7 +17,7 @@ from collections.abc import Mapping, Sequence, Set
 from dataclasses import dataclass
 from typing import Literal
 
-__all__ = ["Cause", "CrashHint", "dependents", "rank_root_causes"]
+__all__ = ["Cause", "CrashHint", "dependents", "rank_root_causes", "upstreams"]
 
 CrashHint = Literal["local", "dependency", "none"]
 _LATE_S = 2.0  # an upstream whose first failure came this much after the target's is not its cause
@@ -32,7 +32,8 @@ class Cause:
     reason: str
 
 
-def _upstream(target: str, graph: Mapping[str, Sequence[str]]) -> set[str]:
+def upstreams(target: str, graph: Mapping[str, Sequence[str]]) -> set[str]:
+    """Every target ``target`` depends on, directly or transitively."""
     seen: set[str] = set()
     stack = list(graph.get(target, ()))
     while stack:
@@ -45,7 +46,7 @@ def _upstream(target: str, graph: Mapping[str, Sequence[str]]) -> set[str]:
 
 def dependents(target: str, graph: Mapping[str, Sequence[str]]) -> set[str]:
     """Every target that depends on ``target``, directly or transitively."""
-    return {t for t in graph if target in _upstream(t, graph)}
+    return {t for t in graph if target in upstreams(t, graph)}
 
 
 def rank_root_causes(
@@ -64,11 +65,11 @@ def rank_root_causes(
     that are not healthy only because they are still within their start timeout; they
     rank as failing ones do, but the reasons say they are starting.
     """
-    candidates = [u for u in _upstream(target, graph) if u in failing]
+    candidates = [u for u in upstreams(target, graph) if u in failing]
     causes = []
     for cand in [target, *candidates]:
         explained = len(dependents(cand, graph) & failing)
-        failing_up = _upstream(cand, graph) & failing
+        failing_up = upstreams(cand, graph) & failing
         state = _state(cand, starting)
         if failing_up:
             reason = f"{cand} {state}, but {_dependencies(failing_up, starting)}"

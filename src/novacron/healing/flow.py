@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 from novacron.actuators.base import Actuator, refusal_of
 from novacron.clock import Clock
 from novacron.diagnosis.crashlog import CrashReport
-from novacron.diagnosis.rootcause import Cause, CrashHint, rank_root_causes
+from novacron.diagnosis.rootcause import Cause, CrashHint, rank_root_causes, upstreams
 from novacron.healing.advice import Advisor
 from novacron.healing.approvals import Approvals
 from novacron.healing.executor import Executor, Prover
@@ -150,7 +150,13 @@ class HealingFlow:
                 hosts=hosts,
             )
         self.healer = Healer(
-            self.executor, self.incidents, clock, advisor=advisor, chooser=self.chooser, runbooks=runbooks
+            self.executor,
+            self.incidents,
+            clock,
+            advisor=advisor,
+            chooser=self.chooser,
+            runbooks=runbooks,
+            upstreams=self,
         )
         self.priorities = PriorityKeeper(self.incidents, self.graph)
         # First: every later listener (the pager above all) sees the re-assessed priority.
@@ -166,6 +172,7 @@ class HealingFlow:
         self._tasks: list[asyncio.Task[None]] = []
         self._crashes: dict[str, CrashReport] = {}
         self._recently_resolved: dict[str, Incident] = {}
+        self._own_crash: set[str] = set()  # incidents whose crash is their target's own: no upstream explains them
         self._log = get_logger(component=component)
 
     # -- lifecycle ---------------------------------------------------------------------
@@ -311,6 +318,8 @@ class HealingFlow:
         failing.add(incident.target)
         first_failed.setdefault(incident.target, incident.since)
         hint: CrashHint = "none" if crash is None else ("local" if crash.local else "none")
+        if hint == "local":
+            self._own_crash.add(incident.id)
         if crash is not None and crash.crash_class == "dependency_refused":
             hint = "dependency"
         # Not healthy only because still within its start timeout: said so, not called failing.
@@ -338,14 +347,59 @@ class HealingFlow:
     def _upstream_failing(self, root: str) -> bool:
         return not self.health.is_healthy(root) or self.incidents.open_for(root) is not None
 
+    def _fails(self, name: str) -> bool:
+        """Whether ``name`` is found failing: down, or with an open incident a ladder works on."""
+        incident = self.incidents.open_for(name)
+        if incident is not None and not incident.preventive and _healable(incident, self.graph):
+            return True
+        return self.health.health(name) in (Health.UNHEALTHY, Health.STOPPED)
+
+    def failing_upstream(self, incident: Incident) -> str | None:
+        """The failing upstream a target under repair waits for: the deepest one, else None.
+
+        A failing upstream explains its dependent better than a local diagnosis made before
+        it was noticed, so the dependent's ladder waits for it (:class:`~novacron.healing.healer.Upstreams`).
+        A crash classified as the target's own keeps it its own root cause.
+        """
+        if incident.preventive or incident.id in self._own_crash:
+            return None
+        failing = {name for name in upstreams(incident.target, self.graph) if self._fails(name)}
+        roots = sorted(name for name in failing if not upstreams(name, self.graph) & failing)
+        return roots[0] if roots else None
+
+    async def wait_for_upstream(self, incident: Incident, upstream: str) -> bool:
+        """A ladder's next step waits while ``upstream`` is healed; True when the target is still down after it."""
+        target = incident.target
+        return await self._wait_for(
+            incident,
+            upstream,
+            f"{upstream} fails upstream of {target}: the next step on {target} waits until {upstream} is healed",
+            healed=f"{upstream} recovered; {target} re-verified healthy, no further action",
+        )
+
     async def _await_upstream(self, incident: Incident, root: str) -> None:
         """A dependent's ladder waits while its root cause is healed, then re-verifies it first."""
+        target = incident.target
+        if await self._wait_for(
+            incident,
+            root,
+            f"{root} is the root cause; no action on {target} while {root} is healed",
+            healed=f"{root} recovered; {target} re-verified healthy, no action taken",
+        ):
+            replicas = sorted(self._replica_faults.pop(target, set())) or None
+            await self.healer.heal(incident, replicas)
+
+    async def _wait_for(self, incident: Incident, root: str, why: str, *, healed: str) -> bool:
+        """Link ``incident`` to ``root``'s, wait while ``root`` fails, then re-verify the target.
+
+        Resolved (``healed``) when the target is healthy again; True when it is still down.
+        """
         target = incident.target
         root_incident = self.incidents.open_for(root) or self._recently_resolved.get(root)
         self.incidents.event(
             incident,
             "linked",
-            f"{root} is the root cause; no action on {target} while {root} is healed",
+            why,
             root_cause=root,
             root_incident=root_incident.id if root_incident else None,
         )
@@ -359,21 +413,18 @@ class HealingFlow:
             )
         while self._upstream_failing(root):
             if self._recovered(incident):
-                return
+                return False
             await self.clock.sleep(_UPSTREAM_POLL_S)
         ok, why = await self.health.wait_healthy(
             target, None, self.health.verify_window(target, self.gate.policy.verify_timeout_s)
         )
         if self._recovered(incident):
-            return
+            return False
         if ok:
-            self.incidents.resolve(
-                incident, healed_by=f"{root} recovered; {target} re-verified healthy, no action taken"
-            )
-            return
+            self.incidents.resolve(incident, healed_by=healed)
+            return False
         self.incidents.event(incident, "reverified", f"{root} recovered but {target} is still down ({why}); healing it")
-        replicas = sorted(self._replica_faults.pop(target, set())) or None
-        await self.healer.heal(incident, replicas)
+        return True
 
     def _recovered(self, incident: Incident) -> bool:
         current = self.incidents.open_for(incident.target)
@@ -443,6 +494,8 @@ class HealingFlow:
     def _on_incident_change(self, incident: Incident, event: TimelineEvent) -> None:
         if event.kind == "resolved" and not incident.preventive:
             self._recently_resolved[incident.target] = incident
+        if event.kind == "resolved":
+            self._own_crash.discard(incident.id)
         if event.kind == "resolved" and self._on_resolved is not None:
             self._on_resolved(incident.target)
         for listener in self.listeners:

@@ -8,6 +8,12 @@ a step that already ran is never applied again.
 An optional :class:`~novacron.healing.advice.Advisor` reviews each new step before it
 runs (a veto skips it) and is held to account after it ran; every review, veto and
 comparison goes on the incident's timeline.
+
+With :class:`Upstreams` (the flow's dependency graph) a ladder never acts on a symptom:
+before each step, and while a step is deferred, an upstream of the target found failing
+(its own incident open) stops it. The blast-radius slot is given back between steps,
+so the upstream's repair can take it, and the step waits; once the upstream is healed
+the target is re-checked, resolved if healthy, or its ladder goes on at the same step.
 """
 
 from __future__ import annotations
@@ -15,7 +21,7 @@ from __future__ import annotations
 import dataclasses
 import itertools
 from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from novacron.clock import Clock
 from novacron.healing.advice import Advisor, Review, event_kind
@@ -29,12 +35,24 @@ from novacron.model import Action, ActionKind, ActionStatus, Incident, IncidentS
 if TYPE_CHECKING:
     from novacron.healing.learned import LearnedSteps
 
-__all__ = ["Healer", "RunbookChooser"]
+__all__ = ["Healer", "RunbookChooser", "Upstreams"]
 
 RunbookChooser = Callable[[Incident], tuple[Runbook, Mapping[str, str]] | None]
 """The runbook (and the target's labels) that takes an incident, or None for the ladder."""
 
 _SLOT_POLL_S = 0.1
+
+
+class Upstreams(Protocol):
+    """The dependency graph as a ladder sees it: a failing upstream of its target, and the wait for it."""
+
+    def failing_upstream(self, incident: Incident) -> str | None:
+        """The failing upstream that ``incident``'s target must wait for now, if any."""
+        ...
+
+    async def wait_for_upstream(self, incident: Incident, upstream: str) -> bool:
+        """Wait while ``upstream`` is healed; True when the target is still down and its ladder goes on."""
+        ...
 
 
 class Healer:
@@ -49,15 +67,18 @@ class Healer:
         advisor: Advisor[Any] | None = None,
         chooser: LearnedSteps | None = None,
         runbooks: RunbookChooser | None = None,
+        upstreams: Upstreams | None = None,
     ) -> None:
         """``chooser`` (the spec's ``learning`` block) picks each step instead of the ladder;
-        ``runbooks`` picks a runbook that takes an incident instead of either."""
+        ``runbooks`` picks a runbook that takes an incident instead of either; with
+        ``upstreams`` a failing upstream is healed before the next step on its dependent."""
         self.executor = executor
         self.incidents = incidents
         self.clock = clock
         self.advisor = advisor
         self.chooser = chooser
         self.runbooks = runbooks
+        self.upstreams = upstreams
 
     @property
     def _gate(self) -> SafetyGate:
@@ -136,9 +157,22 @@ class Healer:
                 return
 
     async def _take_slot(self, incident: Incident) -> bool:
-        """Wait for a blast-radius slot; escalate a P0 once while the fleet is over the cap."""
+        """Hold a blast-radius slot with no failing upstream ahead; False once the incident is settled.
+
+        Called before each step (never during one): a failing upstream gets the slot back
+        and is healed first, the target re-checked after it. While the fleet is over the
+        cap, the incident is raised to P0 once.
+        """
         warned = False
-        while not self._gate.acquire(incident.target):
+        while True:
+            upstream = self._failing_upstream(incident)
+            if upstream is not None and self.upstreams is not None:
+                self._gate.release(incident.target)
+                if not await self.upstreams.wait_for_upstream(incident, upstream):
+                    return False
+                continue
+            if self._gate.acquire(incident.target):
+                return True
             if not warned:
                 warned = True
                 cap = self._gate.blast_cap
@@ -150,7 +184,22 @@ class Healer:
             if self._recovered(incident):
                 return False
             await self.clock.sleep(_SLOT_POLL_S)
-        return True
+
+    def _failing_upstream(self, incident: Incident) -> str | None:
+        return None if self.upstreams is None else self.upstreams.failing_upstream(incident)
+
+    async def _act(self, action: Action, incident: Incident) -> ExecResult | None:
+        """One step, run once no failing upstream is ahead of it; None when the incident was settled meanwhile.
+
+        A step deferred (backoff, the cap) while an upstream is found failing is given up
+        unclaimed, so its key is still free: it runs, under that key, after the upstream.
+        """
+        while await self._take_slot(incident):
+            current = self.incidents.open_for(incident.target) or incident
+            result = await self._step(action, current)
+            if result.status is not ActionStatus.PLANNED or self._failing_upstream(incident) is None:
+                return result
+        return None
 
     def _recovered(self, incident: Incident) -> bool:
         current = self.incidents.open_for(incident.target)
@@ -179,10 +228,11 @@ class Healer:
                 current = self.incidents.set_status(current, IncidentStatus.MITIGATING)
             reason = f"ladder step {step + 1}/{len(ladder)} for {incident.kind}"
             action = _step_action(incident, kind, _step_name(rerun, step), params, reason)
-            result = await self._step(action, current)
-            if result.status is ActionStatus.PLANNED:
+            result = await self._act(action, incident)
+            if result is None or result.status is ActionStatus.PLANNED:
                 await self._settled_meanwhile(shields, incident)
                 return False
+            current = self.incidents.open_for(incident.target) or current  # as it is after any wait
             last = f"{kind}: {result.detail}"
             if result.verified and kind in MITIGATIONS:
                 shields.append(result.action)  # users are shielded; the repair goes on
@@ -226,10 +276,11 @@ class Healer:
             action = _step_action(incident, decision.kind, _step_name(rerun, step), params, decision.reason)
             chooser.record(decision, action, current)
             started = self.clock.monotonic()
-            result = await self._step(action, current)
-            if result.status is ActionStatus.PLANNED:
+            result = await self._act(action, incident)
+            if result is None or result.status is ActionStatus.PLANNED:
                 await self._settled_meanwhile(shields, incident)
                 return False
+            current = self.incidents.open_for(incident.target) or current  # as it is after any wait
             shielded = result.verified and decision.kind in MITIGATIONS
             # A mitigation heals nothing: the policy learns it as a step that left the target down.
             learned = dataclasses.replace(result, status=ActionStatus.APPLIED) if shielded else result
@@ -281,29 +332,30 @@ class Healer:
         advisor = self.advisor
         # A step already in the store is replayed or reconciled, not decided again.
         if advisor is None or await self.executor.recorded(action.idempotency_key) is not None:
-            return await self._until_decided(action, incident)
+            return await self._until_decided(action, incident, yields=True)
         review: Review | None = advisor.review(action, incident)
         if review is None:
-            return await self._until_decided(action, incident)
+            return await self._until_decided(action, incident, yields=True)
         self.incidents.event(incident, event_kind(advisor.name), review.reason, **review.data())
         if review.veto:
             detail = f"vetoed by {advisor.name}: {review.reason}"
             vetoed = self.executor.record_vetoed(action, by=advisor.name, detail=detail)
             self.incidents.event(incident, event_kind(advisor.name, "veto"), detail, action_id=action.id)
             return vetoed
-        result = await self._until_decided(action, incident)
+        result = await self._until_decided(action, incident, yields=True)
         if result.outcome is not None:  # applied: hold the review to account
             hindsight = advisor.settle(review, result, self.clock.now())
             self.incidents.event(incident, event_kind(advisor.name, "checked"), hindsight.detail, **hindsight.data)
         return result
 
-    async def _until_decided(self, action: Action, incident: Incident) -> ExecResult:
+    async def _until_decided(self, action: Action, incident: Incident, *, yields: bool = False) -> ExecResult:
         """Execute, waiting out deferrals (backoff, blast radius, an owner) with the same action.
 
         Returned still deferred (status ``planned``) when the step is no longer wanted: the
         incident was resolved meanwhile, or the target's repair was taken over by an owner
         (a host failover) that has finished — its outcome settled the incident (resolved,
-        or handed to a human), so the step is never applied after it.
+        or handed to a human), so the step is never applied after it. A ladder's step
+        (``yields``) is also returned deferred once an upstream of its target fails.
         """
         waited_for: str | None = None
         while True:
@@ -319,6 +371,8 @@ class Healer:
             if self._recovered(incident):
                 return result
             if waited_for is not None and self._gate.owner_of(action.target) is None:
+                return result
+            if yields and self._failing_upstream(incident) is not None:
                 return result
 
     async def _run_book(
