@@ -413,6 +413,12 @@ class TargetSpec(_Frozen):
     port: int | None = Field(None, ge=1, le=65535)
     start_timeout_s: float = Field(10.0, gt=0, le=3600)
     stop_timeout_s: float = Field(5.0, gt=0, le=600)
+    min_uptime_s: float = Field(
+        1.0,
+        ge=0,
+        le=3600,
+        description="A target without checks is proven healthy once its process has run this long (0: at once).",
+    )
     checks: list[CheckSpec] = Field(default_factory=list)
     depends_on: list[str] = Field(default_factory=list)
     labels: dict[str, str] = Field(default_factory=dict)
@@ -461,6 +467,11 @@ class TargetSpec(_Frozen):
             raise ValueError("vm.restart: warm needs at least one check (its state is saved once they pass)")
         if self.replicas > self.max_replicas:
             raise ValueError(f"replicas ({self.replicas}) exceeds max_replicas ({self.max_replicas})")
+        if not self.checks and self.min_uptime_s >= self.start_timeout_s:
+            raise ValueError(
+                f"min_uptime_s ({self.min_uptime_s:g}) must be below start_timeout_s ({self.start_timeout_s:g}): "
+                "a target without checks could never prove itself in time"
+            )
         if self.port is None and self.kind != "sim":  # a sim target's checks are answered by the twin
             for where, text in self._filled_fields():
                 if "{port}" in text:

@@ -70,3 +70,32 @@ async def test_a_verification_names_what_fails_since_the_restart_not_before_it()
     _see(clock, health, "http:0", True)
     _, why = await health.wait_healthy("vm", None, timeout=0)
     assert why == "not healthy within 0s: heartbeat: no result since the start"
+
+
+def test_without_checks_a_replica_is_proven_by_running_its_minimum_uptime() -> None:
+    faults: list[Fault] = []
+    recovered: list[str] = []
+    clock = FakeClock()
+    health = HealthTracker(clock, on_fault=faults.append, on_recovered=recovered.append)
+    health.configure("job", 0, {}, start_timeout_s=10.0, min_uptime_s=1.0)
+    assert health.verify_window("job", 0.5) >= 1.0, "a verification can outlast the uptime to prove"
+    health.process_started("job", 0)
+    health.check_start_timeouts()
+    assert health.health("job").value == "starting"
+    assert health.replicas("job")[0].blocking() == [
+        "no checks: running less than its min_uptime_s (1s) since its start"
+    ]
+    health.process_exited("job", 0, 1, expected=False)  # dies a moment after its start
+    assert [f.kind.value for f in faults] == ["start_failed"], "it never ran long enough to count as up"
+    health.process_started("job", 0)
+    clock.advance(1.0)
+    health.check_start_timeouts()
+    assert health.is_healthy("job")
+    assert recovered == ["job"]
+
+
+def test_without_checks_and_no_minimum_uptime_alive_is_healthy_at_once() -> None:
+    health = HealthTracker(FakeClock(), on_fault=lambda _f: None, on_recovered=lambda _t: None)
+    health.configure("job", 0, {}, start_timeout_s=10.0, min_uptime_s=0.0)
+    health.process_started("job", 0)
+    assert health.is_healthy("job")

@@ -122,3 +122,31 @@ def test_validate_and_run_name_a_missing_binary_and_validate_a_held_port(
         "the holder named",
     )
     assert "targets[0].port" in note.stdout
+
+
+def test_a_target_without_checks_that_dies_a_moment_after_its_start_is_never_verified(tmp_path: Path) -> None:
+    # Without checks, a replica proves itself by running min_uptime_s (0.3 s here): one that
+    # dies after 0.2 s fails every step of the ladder instead of verifying each restart.
+    steady = {"name": "steady", "command": ["sleep", "60"], "min_uptime_s": 0.3}
+    dies = {"name": "dies", "command": ["sh", "-c", "sleep 0.2; exit 1"], "min_uptime_s": 0.3, "stop_timeout_s": 1}
+    spec = {
+        "name": "uptime",
+        "policy": {"verify_timeout_s": 2, "backoff": {"base_s": 0.1, "cap_s": 1}, "flap": {"threshold": 50}},
+        "controller": {"store_url": f"sqlite:///{tmp_path / 'n.db'}", "workdir": str(tmp_path / "work")},
+        "targets": [steady, dies],
+    }
+    path = tmp_path / "fleet.yaml"
+    path.write_text(yaml.safe_dump(spec))
+    store = Store.open(f"sqlite:///{tmp_path / 'n.db'}")
+    try:
+        with controller(path):
+            escalated = wait_for(
+                lambda: [i for i in store.incidents() if i.target == "dies" and i.status.value == "needs_human"],
+                "the dying target escalated",
+            )
+            timeline = store.timeline(escalated[0].id)
+            assert "verified" not in [e.kind for e in timeline]
+            assert all(a.status is not ActionStatus.VERIFIED for a in store.actions() if a.action.target == "dies")
+            assert [i for i in store.incidents() if i.target == "steady"] == [], "a steady one proves itself"
+    finally:
+        store.close()

@@ -32,6 +32,7 @@ class ReplicaHealth:
 
     thresholds: dict[str, int]
     start_timeout_s: float
+    min_uptime_s: float = 0.0  # without checks: how long the process must run to be proven
     alive: bool = False
     started_at: float = 0.0
     ever_healthy: bool = False
@@ -62,6 +63,8 @@ class ReplicaHealth:
         """
         if not self.alive:
             return [self.detail or "not running"]
+        if not self.thresholds and not self.ever_healthy:
+            return [f"no checks: running less than its min_uptime_s ({self.min_uptime_s:g}s) since its start"]
         out = []
         for source in sorted(self.thresholds):
             if self.failing.get(source, 0) < self.thresholds[source] and source in self.passed:
@@ -101,14 +104,19 @@ class HealthTracker:
         start_timeout_s: float,
         *,
         probe_round_s: float = 0.0,
+        min_uptime_s: float = 0.0,
     ) -> None:
         """Declare a replica and its check sources (source → consecutive failures allowed).
 
         ``probe_round_s``: the slowest of its probes' interval plus timeout; verification
         waits at least :data:`VERIFY_ROUNDS` of those (:meth:`verify_window`).
+        ``min_uptime_s``: without checks, the replica is proven once its process has run
+        this long (a process that dies a moment after its start must not verify a repair).
         """
-        self._replicas.setdefault(target, {})[replica] = ReplicaHealth(dict(thresholds), start_timeout_s)
-        self._rounds[target] = max(self._rounds.get(target, 0.0), probe_round_s)
+        rep = ReplicaHealth(dict(thresholds), start_timeout_s, min_uptime_s=0.0 if thresholds else min_uptime_s)
+        self._replicas.setdefault(target, {})[replica] = rep
+        # Verification waits long enough to see the uptime proved at a housekeeping turn.
+        self._rounds[target] = max(self._rounds.get(target, 0.0), probe_round_s, rep.min_uptime_s)
 
     def reconfigure(
         self,
@@ -160,7 +168,7 @@ class HealthTracker:
         rep.first_fail.clear()
         rep.failures.clear()
         rep.passed.clear()
-        if not rep.thresholds:  # nothing to prove: alive is healthy
+        if not rep.thresholds and rep.min_uptime_s <= 0:  # nothing to prove: alive is healthy
             rep.ever_healthy = True
         self._notify(target)
 
@@ -267,14 +275,26 @@ class HealthTracker:
             self._fault(obs.target, obs.replica, rep, kind, rep.first_fail[obs.source], evidence)
 
     def check_start_timeouts(self) -> None:
-        """Raise START_FAILED for replicas alive but never healthy past their start timeout."""
+        """Prove replicas without checks that have run their minimum uptime; raise START_FAILED
+        for replicas alive but never healthy past their start timeout."""
         now = self._clock.monotonic()
         for target, reps in self._replicas.items():
             for index, rep in reps.items():
+                self._prove_uptime(target, index, rep, now)
                 overdue = now - rep.started_at > rep.start_timeout_s
                 if rep.alive and not rep.ever_healthy and overdue and not rep.faulted:
                     evidence = {"start_timeout_s": rep.start_timeout_s, "detail": "; ".join(rep.blocking())}
                     self._fault(target, index, rep, FaultKind.START_FAILED, self._clock.now(), evidence)
+
+    def _prove_uptime(self, target: str, replica: int, rep: ReplicaHealth, now: float) -> None:
+        """A replica without checks is proven healthy once alive for its minimum uptime."""
+        if rep.thresholds or rep.ever_healthy or not rep.alive or now - rep.started_at < rep.min_uptime_s:
+            return
+        rep.ever_healthy, rep.faulted = True, False
+        self.on_proven(target, replica)
+        self._notify(target)
+        if self.is_healthy(target):
+            self._on_recovered(TargetId(target))
 
     # -- queries -----------------------------------------------------------------------
     def is_healthy(self, target: str, replicas: Iterable[int] | None = None) -> bool:

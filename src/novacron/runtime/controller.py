@@ -399,7 +399,14 @@ class Controller:
             return
         fill = _filler(tspec, replica)
         thresholds, round_s = self._arm_checks(tspec, replica, fill, start_within=start_within)
-        self.health.configure(tspec.name, replica, thresholds, tspec.start_timeout_s, probe_round_s=round_s)
+        self.health.configure(
+            tspec.name,
+            replica,
+            thresholds,
+            tspec.start_timeout_s,
+            probe_round_s=round_s,
+            min_uptime_s=tspec.min_uptime_s,
+        )
         if start_within is not None and self.heap is not None:  # taken over: long-lived from now on
             self.heap.settle_soon()
         if tspec.kind == "sim":
