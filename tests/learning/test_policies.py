@@ -102,3 +102,10 @@ def test_reward_and_detail_classes() -> None:
     assert detail_class("HTTP 503: bad configuration") == "bad_config"
     assert detail_class("ConnectionRefusedError: connection refused") == "refused"
     assert detail_class("timeout after 250 ms") == "no_answer"
+
+
+def test_a_riskier_step_costs_more_so_the_gentler_of_two_equal_repairs_wins() -> None:
+    # A restart (low risk) and a configuration rollback (high) that heal a crash as fast:
+    # the rollback would undo a good change on a real fleet, and its reward says so.
+    assert reward(1.0, healed=True, risk=1) > reward(1.0, healed=True, risk=2) > reward(1.0, healed=True, risk=3)
+    assert reward(1.0, healed=True, risk=3) == pytest.approx(reward(1.0, healed=True) - 2.0)

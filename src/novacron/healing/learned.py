@@ -317,14 +317,14 @@ class LearnedSteps:
             target = result.action.target
             self._holding[target] = _Held(decision, target, elapsed_s, str(result.status), until)
             if decision.decision_id is not None:  # the log shows the verification now; a relapse rewrites it
-                healed = reward(elapsed_s, healed=True, weights=self.weights)
+                healed = reward(elapsed_s, healed=True, weights=self.weights, risk=_risk(decision))
                 self.log.settle(decision.decision_id, reward=healed, outcome=str(result.status))
             return None
         # A step that did not heal and was cleanly undone by its inverse is a failed step,
         # like a restart that did not help: penalising the undo as harm made every
         # invertible action (the ones exploration prefers) cost ten times more to try.
         # Harm is a change that stays: its undo failed.
-        value = reward(elapsed_s, healed=False, harmed=result.undo_failed, weights=self.weights)
+        value = reward(elapsed_s, healed=False, harmed=result.undo_failed, weights=self.weights, risk=_risk(decision))
         self._learn(decision, value, str(result.status))
         return value
 
@@ -346,7 +346,7 @@ class LearnedSteps:
         """Learn a verified step as healed when it held, else as a step that did not heal."""
         if not held_up:
             self._log.info("repair did not hold", target=held.target, action=str(held.decision.kind))
-        value = reward(held.elapsed_s, healed=held_up, weights=self.weights)
+        value = reward(held.elapsed_s, healed=held_up, weights=self.weights, risk=_risk(held.decision))
         self._learn(held.decision, value, held.outcome if held_up else "relapsed")
 
     def _learn(self, decision: StepDecision, value: float, outcome: str) -> None:
@@ -371,3 +371,8 @@ class LearnedSteps:
         self.policy.update(FaultContext.from_dict(row.context), row.action, value)
         self._unsaved += 1
         return True
+
+
+def _risk(decision: StepDecision) -> int:
+    """The catalog risk of the step chosen: its action costs that many units of the reward."""
+    return int(CATALOG[decision.kind].risk)
