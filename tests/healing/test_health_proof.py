@@ -99,3 +99,16 @@ def test_without_checks_and_no_minimum_uptime_alive_is_healthy_at_once() -> None
     health.configure("job", 0, {}, start_timeout_s=10.0, min_uptime_s=0.0)
     health.process_started("job", 0)
     assert health.is_healthy("job")
+
+
+def test_checks_removed_by_a_reload_leave_the_next_start_to_prove_its_uptime() -> None:
+    clock = FakeClock()
+    health = HealthTracker(clock, on_fault=lambda _f: None, on_recovered=lambda _t: None)
+    health.configure("job", 0, {"http:0": 1}, start_timeout_s=10.0, min_uptime_s=1.0)
+    health.process_started("job", 0)
+    health.reconfigure("job", 0, {}, start_timeout_s=10.0, min_uptime_s=1.0)  # its checks dropped in place
+    health.process_started("job", 0)
+    assert not health.is_healthy("job"), "without checks it has its uptime to prove"
+    clock.advance(1.0)
+    health.check_start_timeouts()
+    assert health.is_healthy("job")

@@ -113,10 +113,10 @@ class HealthTracker:
         ``min_uptime_s``: without checks, the replica is proven once its process has run
         this long (a process that dies a moment after its start must not verify a repair).
         """
-        rep = ReplicaHealth(dict(thresholds), start_timeout_s, min_uptime_s=0.0 if thresholds else min_uptime_s)
+        rep = ReplicaHealth({}, start_timeout_s)
         self._replicas.setdefault(target, {})[replica] = rep
-        # Verification waits long enough to see the uptime proved at a housekeeping turn.
-        self._rounds[target] = max(self._rounds.get(target, 0.0), probe_round_s, rep.min_uptime_s)
+        round_s = _settle_checks(rep, thresholds, start_timeout_s, probe_round_s, min_uptime_s)
+        self._rounds[target] = max(self._rounds.get(target, 0.0), round_s)
 
     def reconfigure(
         self,
@@ -126,18 +126,18 @@ class HealthTracker:
         start_timeout_s: float,
         *,
         probe_round_s: float = 0.0,
+        min_uptime_s: float = 0.0,
     ) -> None:
         """New check sources for a replica that runs on (a reloaded spec): what it proved so far stands.
 
         Only what is known of sources that are gone is dropped; a new source counts its failures from now.
         """
         rep = self._replicas[target][replica]
-        rep.thresholds, rep.start_timeout_s = dict(thresholds), start_timeout_s
+        self._rounds[target] = _settle_checks(rep, thresholds, start_timeout_s, probe_round_s, min_uptime_s)
         for per_source in (rep.failing, rep.first_fail, rep.failures):
             for source in [s for s in per_source if s not in thresholds]:
                 del per_source[source]
         rep.passed &= set(thresholds)
-        self._rounds[target] = probe_round_s
         self._notify(target)
 
     def verify_window(self, target: str, policy_s: float) -> float:
@@ -393,6 +393,19 @@ class HealthTracker:
     def _notify(self, target: str) -> None:
         for event in self._waiters.get(target, ()):
             event.set()
+
+
+def _settle_checks(
+    rep: ReplicaHealth, thresholds: dict[str, int], start_timeout_s: float, probe_round_s: float, min_uptime_s: float
+) -> float:
+    """Give ``rep`` its check sources and start rules; the least time a verification of it must allow.
+
+    The minimum uptime proves only a replica without checks, and a verification waits long
+    enough to see it proved at a housekeeping turn.
+    """
+    rep.thresholds, rep.start_timeout_s = dict(thresholds), start_timeout_s
+    rep.min_uptime_s = 0.0 if thresholds else min_uptime_s
+    return max(probe_round_s, rep.min_uptime_s)
 
 
 def _kind_of(obs: Observation) -> FaultKind:

@@ -733,7 +733,14 @@ class Controller:
             self.heartbeats.unregister(name, replica)
             await self.prober.remove(name, replica)
             thresholds, round_s = self._arm_checks(tspec, replica, _filler(tspec, replica))
-            self.health.reconfigure(name, replica, thresholds, tspec.start_timeout_s, probe_round_s=round_s)
+            self.health.reconfigure(
+                name,
+                replica,
+                thresholds,
+                tspec.start_timeout_s,
+                probe_round_s=round_s,
+                min_uptime_s=tspec.min_uptime_s,
+            )
 
     async def _restart_changed(self, tspec: TargetSpec, *, who: str) -> ExecResult:
         """Run the new definition: fewer replicas scaled in, then a restart (stopped, started, verified)."""
