@@ -33,6 +33,7 @@ from novacron.healing.safety import SafetyGate
 from novacron.incidents.impact import PriorityKeeper
 from novacron.incidents.lifecycle import IncidentManager
 from novacron.model import (
+    ENDING_EVENTS,
     ActionKind,
     Fault,
     FaultKind,
@@ -492,12 +493,13 @@ class HealingFlow:
             self.incidents.resolve(incident, healed_by="recovered without further action")
 
     def _on_incident_change(self, incident: Incident, event: TimelineEvent) -> None:
-        if event.kind == "resolved" and not incident.preventive:
-            self._recently_resolved[incident.target] = incident
-        if event.kind == "resolved":
+        if event.kind in ENDING_EVENTS:  # resolved, or closed because its target left the spec
             self._own_crash.discard(incident.id)
-        if event.kind == "resolved" and self._on_resolved is not None:
-            self._on_resolved(incident.target)
+        if event.kind == "resolved":
+            if not incident.preventive:
+                self._recently_resolved[incident.target] = incident
+            if self._on_resolved is not None:
+                self._on_resolved(incident.target)
         for listener in self.listeners:
             listener(incident, event)
 

@@ -709,9 +709,7 @@ class Controller:
             return
         await self.heal(name, ActionKind.STOP, who=who)
         for replica in list(self.health.replicas(name)):
-            self.heartbeats.unregister(name, replica)
-            await self.prober.remove(name, replica)
-            self.health.remove(name, replica)
+            await self._unwatch(name, replica)
 
     async def _park(self, tspec: TargetSpec, *, who: str) -> ExecResult:
         """``replicas: 0``: stop every replica (a scale-in keeps one) and watch none; the target stays in the spec."""
@@ -720,18 +718,22 @@ class Controller:
         self.actuator.remove_target(name)  # its stopped replicas and their journal rows
         self.actuator.set_target_spec(tspec, resize=True)
         for replica in list(self.health.replicas(name)):
-            self.heartbeats.unregister(name, replica)
-            await self.prober.remove(name, replica)
-            self.health.remove(name, replica)
+            await self._unwatch(name, replica)
         return result
+
+    async def _unwatch(self, name: str, replica: int, *, forget: bool = True) -> None:
+        """Stop a replica's heartbeats and probes; ``forget`` drops what its health tracker knows too."""
+        self.heartbeats.unregister(name, replica)
+        await self.prober.remove(name, replica)
+        if forget:
+            self.health.remove(name, replica)
 
     async def _recheck(self, tspec: TargetSpec) -> None:
         """Only how it is watched changed: new probes and thresholds, the replicas run on untouched."""
         name = tspec.name
         self.actuator.set_target_spec(tspec)
         for replica in list(self.health.replicas(name)):
-            self.heartbeats.unregister(name, replica)
-            await self.prober.remove(name, replica)
+            await self._unwatch(name, replica, forget=False)  # what it proved so far stands
             thresholds, round_s = self._arm_checks(tspec, replica, _filler(tspec, replica))
             self.health.reconfigure(
                 name,
@@ -751,9 +753,7 @@ class Controller:
             await self.heal(name, ActionKind.SCALE_IN, who=who, params={"count": before - tspec.replicas})
         self.actuator.set_target_spec(tspec, resize=True)
         for replica in [r for r in self.health.replicas(name) if r < tspec.replicas]:  # its checks anew
-            self.heartbeats.unregister(name, replica)
-            await self.prober.remove(name, replica)
-            self.health.remove(name, replica)
+            await self._unwatch(name, replica)
         for replica in range(tspec.replicas):
             self._configure_replica(tspec, replica)
         return await self.heal(name, ActionKind.RESTART, who=who)

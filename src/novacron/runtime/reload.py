@@ -17,6 +17,7 @@ targets, only ``kind: process`` ones without a ``frontend`` (HAProxy) or ``metri
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -80,16 +81,7 @@ class ReloadReport:
 
     def as_dict(self) -> dict[str, Any]:
         """As JSON (the API's answer, the audit entry, the log line)."""
-        return {
-            "version": self.version,
-            "added": self.added,
-            "removed": self.removed,
-            "changed": self.changed,
-            "rechecked": self.rechecked,
-            "unchanged": self.unchanged,
-            "policy_changed": self.policy_changed,
-            "failed": self.failed,
-        }
+        return dataclasses.asdict(self)
 
 
 def plan_reload(current: FleetSpec, new: FleetSpec, *, source: str) -> ReloadPlan:
@@ -97,12 +89,13 @@ def plan_reload(current: FleetSpec, new: FleetSpec, *, source: str) -> ReloadPla
     old_targets = {t.name: t for t in current.targets}
     new_targets = {t.name: t for t in new.targets}
     edited = [t for name, t in new_targets.items() if name in old_targets and old_targets[name] != t]
+    watched_only = {t.name for t in edited if _supervision_only(old_targets[t.name], t)}
     plan = ReloadPlan(
         new,
         added=[t for name, t in new_targets.items() if name not in old_targets],
         removed=[t for name, t in old_targets.items() if name not in new_targets],
-        changed=[t for t in edited if not _supervision_only(old_targets[t.name], t)],
-        rechecked=[t for t in edited if _supervision_only(old_targets[t.name], t)],
+        changed=[t for t in edited if t.name not in watched_only],
+        rechecked=[t for t in edited if t.name in watched_only],
         unchanged=[name for name, t in new_targets.items() if old_targets.get(name) == t],
         policy_changed=current.policy != new.policy,
     )
